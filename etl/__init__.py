@@ -1,0 +1,1 @@
+"""fraudgraph etl entry points."""

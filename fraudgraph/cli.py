@@ -1,0 +1,168 @@
+"""The ``fraudgraph`` command line: one subcommand per stage.
+
+Every subcommand takes ``--config FILE`` and ``--json`` (machine-readable
+summary on stdout; logs go to stderr).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from .config import ConfigError, Settings, load_settings
+from .logs import configure_logging
+
+
+class AppContext:
+    """Settings and output mode shared by the subcommands of one invocation."""
+
+    def __init__(self) -> None:
+        self.config_file: str | None = None
+        self.json_output = False
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_file)
+            configure_logging(self._settings.logging.level)
+        return self._settings
+
+    def emit(self, summary: dict[str, Any], human: Callable[[dict[str, Any]], str] | None = None) -> None:
+        if self.json_output:
+            click.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
+        else:
+            click.echo(human(summary) if human else json.dumps(summary, indent=2, default=str))
+
+
+pass_app = click.make_pass_decorator(AppContext, ensure=True)
+
+
+def common_options(fn: Callable) -> Callable:
+    """Add ``--config`` and ``--json`` to a subcommand (they also work before the subcommand)."""
+
+    @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+                  help="YAML file merged over conf/default.yaml.")
+    @click.option("--json", "json_output", is_flag=True, default=False,
+                  help="Print a machine-readable summary on stdout.")
+    @functools.wraps(fn)
+    def wrapper(*args: Any, config_file: str | None, json_output: bool, **kwargs: Any) -> Any:
+        app = click.get_current_context().ensure_object(AppContext)
+        if config_file:
+            app.config_file = config_file
+        app.json_output = app.json_output or json_output
+        try:
+            app.settings  # validate configuration at start
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@click.group()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="YAML file merged over conf/default.yaml.")
+@click.option("--json", "json_output", is_flag=True, default=False, help="Machine-readable output.")
+@click.version_option(package_name="fraudgraph")
+@click.pass_context
+def cli(ctx: click.Context, config_file: str | None, json_output: bool) -> None:
+    """fraudgraph: identity-graph fraud detection."""
+    app = ctx.ensure_object(AppContext)
+    app.config_file = config_file
+    app.json_output = json_output
+
+
+# --------------------------------------------------------------------- graph
+@cli.group()
+def graph() -> None:
+    """Inspect the identity graph."""
+
+
+def _stats_text(stats: dict[str, Any]) -> str:
+    lines = ["vertices:"]
+    lines += [f"  {k:<10} {v:>12,}" for k, v in stats["vertices"].items()]
+    lines.append("edges:")
+    lines += [f"  {k:<10} {v:>12,}" for k, v in stats["edges"].items()]
+    return "\n".join(lines)
+
+
+@graph.command("stats")
+@click.option("--graph", "graph_uri", default=None, help="Graph URI (default graph.uri).")
+@common_options
+@pass_app
+def graph_stats(app: AppContext, graph_uri: str | None) -> None:
+    """Vertex and edge counts per label."""
+    from .graph import open_graph
+
+    with open_graph(graph_uri, app.settings) as store:
+        app.emit(store.stats(), _stats_text)
+
+
+@graph.command("export")
+@click.option("--graph", "graph_uri", default=None, help="Graph URI (default graph.uri).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@common_options
+@pass_app
+def graph_export(app: AppContext, graph_uri: str | None, out_dir: str) -> None:
+    """Export vertices and edges as a Parquet snapshot."""
+    from .graph import open_graph
+
+    with open_graph(graph_uri, app.settings) as store:
+        paths = store.export(out_dir)
+    app.emit({k: str(v) for k, v in paths.items()})
+
+
+# ------------------------------------------------------------ gremlin-server
+@cli.command("gremlin-server")
+@click.argument("action", type=click.Choice(["start", "stop", "status"]))
+@click.option("--port", type=int, default=None, help="Port (default gremlin_server.port).")
+@click.option("--state-dir", default=None, help="State folder (default gremlin_server.state_dir).")
+@common_options
+@pass_app
+def gremlin_server(app: AppContext, action: str, port: int | None, state_dir: str | None) -> None:
+    """Start, stop or report a local Apache TinkerPop Gremlin Server on loopback."""
+    from .servers import GremlinServer, ServerError
+
+    server = GremlinServer(app.settings.gremlin_server, state_dir=state_dir, port=port)
+    try:
+        status = getattr(server, action)()
+    except ServerError as exc:
+        raise click.ClickException(str(exc)) from None
+    status["url"] = server.url
+    app.emit(status, lambda s: (f"gremlin-server: {'running' if s['running'] else 'stopped'}"
+                                f"{' and answering' if s['answering'] else ''} at {s['url']}"
+                                f"{' (pid %s)' % s['pid'] if s['pid'] else ''}"))
+    if action == "status" and not status["running"]:
+        sys.exit(3)
+
+
+# ---------------------------------------------------------------------- demo
+@cli.command()
+@click.option("--out", "out_dir", default="demo-out", type=click.Path(file_okay=False),
+              help="Report folder.")
+@common_options
+@pass_app
+def demo(app: AppContext, out_dir: str) -> None:
+    """The main job: every stage that exists, end to end, on the embedded default."""
+    from .demo import run_demo
+
+    report = run_demo(app.settings, Path(out_dir))
+    app.emit(report, lambda r: Path(r["report_md"]).read_text())
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="fraudgraph", standalone_mode=True)
+    except ConfigError as exc:  # raised before a subcommand could wrap it
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

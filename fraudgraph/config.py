@@ -1,0 +1,164 @@
+"""Typed, validated settings loaded from ``conf/default.yaml``.
+
+Precedence (lowest first): the packaged ``conf/default.yaml``, a ``--config``
+file (deep-merged), environment overrides ``FRAUDGRAPH_<SECTION>__<KEY>``.
+Unknown keys and wrong types fail at start with the dotted key path and the
+reason (:class:`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "FRAUDGRAPH_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# conf/ sits beside the package in a checkout; FRAUDGRAPH_CONF_DIR points elsewhere.
+CONF_DIR = Path(os.environ.get("FRAUDGRAPH_CONF_DIR", PROJECT_ROOT / "conf"))
+DEFAULT_CONFIG = CONF_DIR / "default.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown or invalid; the message names the key path."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SqliteSettings(_Section):
+    busy_timeout_ms: int = Field(60000, ge=0)
+    cache_size_mb: int = Field(64, ge=1)
+
+
+class GremlinSettings(_Section):
+    traversal_source: str = "g"
+    pool_size: int = Field(4, ge=1)
+    batch_size: int = Field(500, ge=1)
+    max_retries: int = Field(8, ge=0)
+    backoff_initial_s: float = Field(0.2, gt=0)
+    backoff_max_s: float = Field(10.0, gt=0)
+    request_timeout_s: float = Field(120, gt=0)
+
+
+class GraphSettings(_Section):
+    uri: str = "sqlite:///fraudgraph.db"
+    batch_size: int = Field(5000, ge=1)
+    neighbourhood_fanout_cap: int = Field(50, ge=1)
+    sqlite: SqliteSettings = SqliteSettings()
+    gremlin: GremlinSettings = GremlinSettings()
+
+
+class PrivacySettings(_Section):
+    pii_key: str | None = None
+    pii_key_file: str | None = None
+    hash_hex_chars: int = Field(32, ge=16, le=64)
+
+
+class GremlinServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8182, ge=1, le=65535)
+    tinkerpop_version: str = "3.7.3"
+    heap: str = "1g"
+    state_dir: str = ".servers/gremlin-server"
+    persist: bool = True
+    start_timeout_s: float = Field(180, gt=0)
+
+
+class LoggingSettings(_Section):
+    level: str = "INFO"
+
+
+class Settings(_Section):
+    """Every tunable of fraudgraph; one attribute per section of ``conf/default.yaml``."""
+
+    graph: GraphSettings = GraphSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    gremlin_server: GremlinServerSettings = GremlinServerSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path}: not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: top level must be a mapping of sections")
+    return data
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Nested dict from ``FRAUDGRAPH_SECTION__KEY[__SUBKEY]=value`` variables.
+
+    Only variables with a double underscore after the prefix are overrides;
+    ``FRAUDGRAPH_PII_KEY`` and similar single names are read where they are used.
+    Values are parsed as YAML (``8``, ``true``, ``[a, b]``, ``{"t": ["read"]}``).
+    """
+    out: dict[str, Any] = {}
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name[len(ENV_PREFIX):]:
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+        if any(not p for p in path):
+            raise ConfigError(f"environment variable {name}: empty key segment")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment variable {name}: conflicts with another override")
+        node[path[-1]] = value
+    return out
+
+
+def _format_validation_error(exc: ValidationError, origin: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"{loc}: {msg}")
+    return f"invalid configuration ({origin}): " + "; ".join(lines)
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Load defaults, then ``config_file``, then environment overrides, and validate.
+
+    Raises :class:`ConfigError` naming the dotted key path of every bad value.
+    """
+    environ = os.environ if environ is None else environ
+    data = _read_yaml(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else {}
+    origin = [str(DEFAULT_CONFIG)]
+    if config_file:
+        data = _deep_merge(data, _read_yaml(Path(config_file)))
+        origin.append(str(config_file))
+    overrides = env_overrides(environ)
+    if overrides:
+        data = _deep_merge(data, overrides)
+        origin.append("environment")
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, " + ".join(origin))) from None

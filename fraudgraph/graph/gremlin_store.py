@@ -1,0 +1,330 @@
+"""Identity graph on a Gremlin server (Apache TinkerPop Gremlin Server, Amazon Neptune, JanusGraph).
+
+Bytecode traversals through gremlinpython only: no script strings are built.
+Writes are batched ``mergeV``/``mergeE`` over an injected list of maps (one
+request per ``gremlin.batch_size`` elements), with caller-supplied ids so an
+upsert is a direct id lookup, as Neptune recommends:
+
+- customer vertex ``customer:<customer_id>``
+- identifier vertex ``<kind>:<value_hash>`` with property ``value_hash``
+- edge ``has_<kind>:<customer_id>:<value_hash>``
+
+Transient failures (connection reset or refused, server restart, Neptune's
+``ConcurrentModificationException``) are retried with exponential backoff on a
+fresh connection; because every write is an idempotent upsert, a retried
+request takes effect exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import defaultdict
+from typing import Any, Callable, Mapping, Sequence, TypeVar
+
+import pandas as pd
+
+from ..schema import COUNT_PROPERTY_BY_TYPE, CUSTOMER, EDGE_LABEL_BY_KIND, KIND_BY_EDGE_LABEL
+from .base import (
+    CustomerUpsert,
+    GraphStoreError,
+    IdentityGraph,
+    IdentityLink,
+    LinkedIdentifier,
+    Neighbourhood,
+    SharedIdentifier,
+    chunked,
+    customer_vertex_id,
+    empty_stats,
+    identifier_id,
+    validate_customers,
+    validate_links,
+)
+
+log = logging.getLogger(__name__)
+T_ = TypeVar("T_")
+
+_CUSTOMER_PREFIX = f"{CUSTOMER}:"
+_TRANSIENT_MARKERS = (
+    "ConcurrentModificationException",
+    "Connection was closed",
+    "Connection was already closed",
+    "Connection refused",
+    "is not configured on the server",  # server still binding `g` during start-up
+    "Connection reset",
+    "Cannot connect",
+    "Connect call failed",
+    "ServerDisconnected",
+    "Server disconnected",
+    "timed out",
+    "TimeoutError",
+    "Broken pipe",
+    "Session is closed",
+    "closed transport",
+    "Cannot write to closing transport",
+)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return True
+    text = f"{type(exc).__name__}: {exc}"
+    return any(marker.lower() in text.lower() for marker in _TRANSIENT_MARKERS)
+
+
+def _typed(value: Any) -> Any:
+    """Python ints as Gremlin Long: GraphBinary otherwise sends Int32 and overflows on epoch ms."""
+    from gremlin_python.statics import long
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        return long(value)
+    return value
+
+
+def _typed_map(props: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _typed(v) for k, v in props.items()}
+
+
+def _edge_id(link: IdentityLink) -> str:
+    return f"{link.edge_label}:{link.customer_id}:{link.value_hash}"
+
+
+class GremlinIdentityGraph(IdentityGraph):
+    """Identity graph behind a Gremlin endpoint ``ws://HOST:PORT/gremlin`` or ``wss://...``."""
+
+    def __init__(self, uri: str, *, traversal_source: str = "g", pool_size: int = 4, batch_size: int = 500,
+                 fanout_cap: int = 50, max_retries: int = 8, backoff_initial_s: float = 0.2,
+                 backoff_max_s: float = 10.0, request_timeout_s: float = 120):
+        if not uri.startswith(("ws://", "wss://")):
+            raise ValueError(f"graph URI {uri!r}: expected ws://HOST:PORT/gremlin or wss://...")
+        self.uri = uri
+        self.traversal_source = traversal_source
+        self.pool_size = pool_size
+        self.batch_size = batch_size
+        self.fanout_cap = fanout_cap
+        self.max_retries = max_retries
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.request_timeout_s = request_timeout_s
+        self._lock = threading.Lock()
+        self._conn = None
+        self._g = None
+        self.retries = 0  # transient failures retried so far (observability)
+
+    # ------------------------------------------------------------ connection
+    def _connect(self):
+        from gremlin_python.driver.driver_remote_connection import DriverRemoteConnection
+        from gremlin_python.process.anonymous_traversal import traversal
+
+        conn = DriverRemoteConnection(self.uri, self.traversal_source, pool_size=self.pool_size,
+                                      max_workers=self.pool_size)
+        return conn, traversal().with_remote(conn)
+
+    def _source(self):
+        with self._lock:
+            if self._g is None:
+                self._conn, self._g = self._connect()
+            return self._g
+
+    def _reset(self) -> None:
+        with self._lock:
+            conn, self._conn, self._g = self._conn, None, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - the connection is already broken
+                pass
+
+    def _run(self, what: str, fn: Callable[[Any], T_]) -> T_:
+        """Run ``fn(g)`` with retry and backoff on transient failures."""
+        delay = self.backoff_initial_s
+        for attempt in range(self.max_retries + 1):
+            try:
+                return fn(self._source())
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if not _is_transient(exc) or attempt == self.max_retries:
+                    raise GraphStoreError(f"gremlin {what} failed: {type(exc).__name__}: {exc}") from exc
+                self.retries += 1
+                log.warning("gremlin %s: transient failure (%s), retry %d/%d in %.1fs",
+                            what, type(exc).__name__, attempt + 1, self.max_retries, delay)
+                self._reset()
+                time.sleep(delay * (0.5 + random.random() / 2))
+                delay = min(delay * 2, self.backoff_max_s)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self._reset()
+
+    # ---------------------------------------------------------------- writes
+    def upsert_customers(self, customers: Sequence[CustomerUpsert]) -> int:
+        from gremlin_python.process.graph_traversal import __
+        from gremlin_python.process.traversal import Merge, T
+
+        customers = list(customers)
+        validate_customers(customers)
+        for chunk in chunked(customers, self.batch_size):
+            rows, drops = [], defaultdict(list)
+            for c in chunk:
+                vid = customer_vertex_id(c.customer_id)
+                props = {k: _typed(v) for k, v in c.properties.items() if v is not None}
+                removed = tuple(sorted(k for k, v in c.properties.items() if v is None))
+                if removed:
+                    drops[removed].append(vid)
+                rows.append({"k": {T.id: vid, T.label: CUSTOMER}, "p": props})
+
+            def write(g, rows=rows, drops=drops):
+                (g.inject(rows).unfold().as_("r")
+                 .merge_v(__.select("r").select("k"))
+                 .option(Merge.on_create, __.select("r").select("p"))
+                 .option(Merge.on_match, __.select("r").select("p"))
+                 .iterate())
+                for keys, ids in drops.items():
+                    g.V(*ids).properties(*keys).drop().iterate()
+
+            self._run("upsert_customers", write)
+        return len(customers)
+
+    def upsert_links(self, links: Sequence[IdentityLink]) -> int:
+        from gremlin_python.process.graph_traversal import __
+        from gremlin_python.process.traversal import Direction, Merge, T
+
+        links = list(links)
+        validate_links(links)
+        for chunk in chunked(links, self.batch_size):
+            customers = sorted({l.customer_id for l in chunk})
+            idents = sorted({(l.kind, l.value_hash) for l in chunk})
+            cust_rows = [{T.id: customer_vertex_id(c), T.label: CUSTOMER} for c in customers]
+            ident_rows = [
+                {"k": {T.id: identifier_id(k, h), T.label: k}, "p": {"value_hash": h}} for k, h in idents
+            ]
+            edge_rows = []
+            for l in chunk:
+                props = _typed_map(l.properties())
+                counts = {k: v for k, v in props.items() if k not in ("first_seen", "last_seen")}
+                edge_rows.append({
+                    "k": {T.id: _edge_id(l), T.label: l.edge_label,
+                          Direction.OUT: customer_vertex_id(l.customer_id),
+                          Direction.IN: identifier_id(l.kind, l.value_hash)},
+                    "p": props, "m": counts, "fs": props["first_seen"], "ls": props["last_seen"],
+                })
+
+            def write(g, cust_rows=cust_rows, ident_rows=ident_rows, edge_rows=edge_rows):
+                g.inject(cust_rows).unfold().merge_v().iterate()
+                (g.inject(ident_rows).unfold().as_("r")
+                 .merge_v(__.select("r").select("k"))
+                 .option(Merge.on_create, __.select("r").select("p"))
+                 .iterate())
+                (g.inject(edge_rows).unfold().as_("r")
+                 .merge_e(__.select("r").select("k"))
+                 .option(Merge.on_create, __.select("r").select("p"))
+                 .option(Merge.on_match, __.select("r").select("m"))
+                 .property("first_seen", __.union(__.values("first_seen"), __.select("r").select("fs")).min_())
+                 .property("last_seen", __.union(__.values("last_seen"), __.select("r").select("ls")).max_())
+                 .iterate())
+
+            self._run("upsert_links", write)
+        return len(links)
+
+    # ----------------------------------------------------------------- reads
+    @staticmethod
+    def _flatten(value_map: Mapping[Any, Any]) -> dict[str, Any]:
+        out = {}
+        for k, v in value_map.items():
+            if not isinstance(k, str):
+                continue
+            out[k] = v[0] if isinstance(v, list) and len(v) == 1 else v
+        return out
+
+    def customer(self, customer_id: str) -> dict | None:
+        rows = self._run("customer", lambda g: g.V(customer_vertex_id(customer_id)).value_map().to_list())
+        return self._flatten(rows[0]) if rows else None
+
+    def identity(self, customer_id: str) -> list[LinkedIdentifier]:
+        from gremlin_python.process.graph_traversal import __
+
+        rows = self._run("identity", lambda g: (
+            g.V(customer_vertex_id(customer_id)).out_e()
+            .project("label", "value_hash", "props", "degree")
+            .by(__.label()).by(__.in_v().values("value_hash")).by(__.value_map())
+            .by(__.in_v().in_e().count())
+            .to_list()))
+        out = [LinkedIdentifier(KIND_BY_EDGE_LABEL[r["label"]], r["value_hash"], self._link_props(r["props"]),
+                                int(r["degree"])) for r in rows]
+        return sorted(out, key=lambda x: (x.kind, x.value_hash))
+
+    @staticmethod
+    def _link_props(props: Mapping[str, Any]) -> dict[str, int]:
+        return {k: int(v) for k, v in props.items() if isinstance(k, str)}
+
+    def neighbourhood(self, customer_id: str, fanout_cap: int | None = None) -> Neighbourhood:
+        from gremlin_python.process.graph_traversal import __
+
+        cap = self.fanout_cap if fanout_cap is None else fanout_cap
+        centre = customer_vertex_id(customer_id)
+        rows = self._run("neighbourhood", lambda g: (
+            g.V(centre).out_e()
+            .project("label", "value_hash", "props", "degree", "customers")
+            .by(__.label()).by(__.in_v().values("value_hash")).by(__.value_map())
+            .by(__.in_v().in_e().count())
+            .by(__.in_v().in_().id_().order().limit(cap + 1).fold())
+            .to_list()))
+        out = []
+        for r in rows:
+            others = [cid[len(_CUSTOMER_PREFIX):] for cid in r["customers"] if cid != centre][:cap]
+            out.append(SharedIdentifier(KIND_BY_EDGE_LABEL[r["label"]], r["value_hash"], int(r["degree"]),
+                                        tuple(others), self._link_props(r["props"])))
+        out.sort(key=lambda x: (x.kind, x.value_hash))
+        return Neighbourhood(customer_id, tuple(out))
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        from gremlin_python.process.graph_traversal import __
+
+        def count(g):
+            return (g.V().group_count().by(__.label()).next(), g.E().group_count().by(__.label()).next())
+
+        vertices, edges = self._run("stats", count)
+        stats = empty_stats()
+        for label, n in vertices.items():
+            stats["vertices"][label] = int(n)
+        for label, n in edges.items():
+            stats["edges"][label] = int(n)
+        return stats
+
+    def customers_frame(self) -> pd.DataFrame:
+        from gremlin_python.process.traversal import T
+
+        rows = self._run("export customers",
+                         lambda g: g.V().has_label(CUSTOMER).value_map(True).to_list())
+        records = []
+        for r in rows:
+            rec = {"customer_id": str(r[T.id])[len(_CUSTOMER_PREFIX):]}
+            rec.update(self._flatten(r))
+            records.append(rec)
+        return pd.DataFrame.from_records(records, columns=None if records else ["customer_id"])
+
+    def links_frame(self) -> pd.DataFrame:
+        from gremlin_python.process.graph_traversal import __
+
+        rows = self._run("export links", lambda g: (
+            g.E().has_label(*EDGE_LABEL_BY_KIND.values())
+            .project("label", "customer", "value_hash", "props")
+            .by(__.label()).by(__.out_v().id_()).by(__.in_v().values("value_hash")).by(__.value_map())
+            .to_list()))
+        records = []
+        for r in rows:
+            rec = {"customer_id": str(r["customer"])[len(_CUSTOMER_PREFIX):],
+                   "kind": KIND_BY_EDGE_LABEL[r["label"]], "value_hash": r["value_hash"]}
+            rec.update(self._link_props(r["props"]))
+            records.append(rec)
+        cols = ["customer_id", "kind", "value_hash", "first_seen", "last_seen", "event_count"]
+        frame = pd.DataFrame.from_records(records, columns=None if records else cols)
+        for col in COUNT_PROPERTY_BY_TYPE.values():
+            if col in frame:
+                frame[col] = frame[col].fillna(0).astype("int64")
+        return frame
+
+    def clear(self) -> None:
+        """Drop every vertex and edge (tests and benchmarks only)."""
+        self._run("clear", lambda g: g.V().drop().iterate())

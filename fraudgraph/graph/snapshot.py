@@ -1,0 +1,125 @@
+"""The Parquet snapshot of the identity graph: what training reads without a graph server.
+
+A snapshot folder holds:
+
+- ``customers.parquet``: ``customer_id`` plus one column per customer property
+- ``identifiers.parquet``: ``identifier_id`` (``<kind>:<value_hash>``), ``kind``, ``value_hash``
+- ``links.parquet``: ``edge_label``, ``customer_id``, ``identifier_id``, ``kind``,
+  ``value_hash``, ``first_seen``, ``last_seen`` (epoch ms UTC), ``event_count`` and
+  ``count_<event_type>`` for every event type (0 where none)
+- ``manifest.json``: schema version and row counts
+
+The graph export and the Spark ETL write the same layout.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from ..schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND, SCHEMA_VERSION
+
+LINK_COLUMNS = [
+    "edge_label",
+    "customer_id",
+    "identifier_id",
+    "kind",
+    "value_hash",
+    "first_seen",
+    "last_seen",
+    "event_count",
+    *COUNT_PROPERTY_BY_TYPE.values(),
+]
+
+
+def normalise_links(links: pd.DataFrame) -> pd.DataFrame:
+    """Links with every snapshot column, integer counts, sorted by (customer, identifier)."""
+    df = links.copy()
+    if "identifier_id" not in df:
+        df["identifier_id"] = df["kind"] + ":" + df["value_hash"]
+    if "edge_label" not in df:
+        df["edge_label"] = df["kind"].map(EDGE_LABEL_BY_KIND)
+    for col in COUNT_PROPERTY_BY_TYPE.values():
+        df[col] = df[col].fillna(0).astype("int64") if col in df else 0
+    for col in ("first_seen", "last_seen", "event_count"):
+        df[col] = df[col].astype("int64")
+    df = df[LINK_COLUMNS]
+    return df.sort_values(["customer_id", "identifier_id"], kind="stable").reset_index(drop=True)
+
+
+def normalise_customers(customers: pd.DataFrame) -> pd.DataFrame:
+    df = customers.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    cols = ["customer_id", *sorted(c for c in df.columns if c != "customer_id")]
+    return df[cols]
+
+
+def identifiers_from_links(links: pd.DataFrame) -> pd.DataFrame:
+    ids = links[["identifier_id", "kind", "value_hash"]].drop_duplicates("identifier_id")
+    return ids.sort_values("identifier_id", kind="stable").reset_index(drop=True)
+
+
+def write_snapshot(customers: pd.DataFrame, links: pd.DataFrame, out_dir: str | Path) -> dict[str, Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    customers = normalise_customers(customers)
+    links = normalise_links(links)
+    identifiers = identifiers_from_links(links)
+    paths = {
+        "customers": out / "customers.parquet",
+        "identifiers": out / "identifiers.parquet",
+        "links": out / "links.parquet",
+        "manifest": out / "manifest.json",
+    }
+    customers.to_parquet(paths["customers"], index=False)
+    identifiers.to_parquet(paths["identifiers"], index=False)
+    links.to_parquet(paths["links"], index=False)
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "created_at_ms": int(time.time() * 1000),
+        "rows": {"customers": len(customers), "identifiers": len(identifiers), "links": len(links)},
+    }
+    paths["manifest"].write_text(json.dumps(manifest, indent=2))
+    return paths
+
+
+def read_snapshot(snapshot_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(customers, links)`` frames of a snapshot folder."""
+    d = Path(snapshot_dir)
+    for name in ("customers.parquet", "links.parquet"):
+        if not (d / name).exists():
+            raise FileNotFoundError(f"snapshot {d}: missing {name}")
+    return pd.read_parquet(d / "customers.parquet"), pd.read_parquet(d / "links.parquet")
+
+
+def _clean(value):
+    """Parquet/pandas scalar -> plain Python (NaN/None -> None)."""
+    if value is None:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def frames_to_elements(customers: pd.DataFrame, links: pd.DataFrame):
+    """Snapshot frames -> ``(list[CustomerUpsert], list[IdentityLink])`` for loading into a store."""
+    from ..schema import COUNT_PROPERTY_BY_TYPE as counts_by_type
+    from .base import CustomerUpsert, IdentityLink
+
+    prop_cols = [c for c in customers.columns if c != "customer_id"]
+    cust = []
+    for row in customers.itertuples(index=False):
+        rec = row._asdict()
+        props = {c: _clean(rec[c]) for c in prop_cols}
+        cust.append(CustomerUpsert(str(rec["customer_id"]), {k: v for k, v in props.items() if v is not None}))
+    out_links = []
+    for rec in links.to_dict("records"):
+        counts = {t: int(rec[p]) for t, p in counts_by_type.items() if p in rec and _clean(rec[p])}
+        out_links.append(IdentityLink(str(rec["customer_id"]), rec["kind"], rec["value_hash"],
+                                      int(rec["first_seen"]), int(rec["last_seen"]), int(rec["event_count"]),
+                                      counts))
+    return cust, out_links

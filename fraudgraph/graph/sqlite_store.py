@@ -1,0 +1,234 @@
+"""Embedded identity graph on plain SQLite (the default backend).
+
+WAL mode: one writer and many reader processes at once; concurrent writers
+queue on the database lock (``busy_timeout``). Each write batch is one
+``BEGIN IMMEDIATE`` transaction with ``executemany``: all of it or none of it.
+Customer properties are a JSON object merged with ``json_patch`` (a ``null``
+value removes a key).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import pandas as pd
+
+from ..schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND
+from .base import (
+    CustomerUpsert,
+    IdentityGraph,
+    IdentityLink,
+    LinkedIdentifier,
+    Neighbourhood,
+    SharedIdentifier,
+    chunked,
+    empty_stats,
+    validate_customers,
+    validate_links,
+)
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS customer (
+    id    TEXT PRIMARY KEY,
+    props TEXT NOT NULL DEFAULT '{}'
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS identifier (
+    kind       TEXT NOT NULL,
+    value_hash TEXT NOT NULL,
+    PRIMARY KEY (kind, value_hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS link (
+    customer_id TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    value_hash  TEXT NOT NULL,
+    first_seen  INTEGER NOT NULL,
+    last_seen   INTEGER NOT NULL,
+    event_count INTEGER NOT NULL,
+    counts      TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (customer_id, kind, value_hash)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS link_by_identifier ON link (kind, value_hash, customer_id);
+"""
+
+_UPSERT_CUSTOMER = (
+    "INSERT INTO customer (id, props) VALUES (?, ?) "
+    "ON CONFLICT(id) DO UPDATE SET props = json_patch(customer.props, excluded.props)"
+)
+_ENSURE_CUSTOMER = "INSERT OR IGNORE INTO customer (id, props) VALUES (?, '{}')"
+_ENSURE_IDENTIFIER = "INSERT OR IGNORE INTO identifier (kind, value_hash) VALUES (?, ?)"
+_UPSERT_LINK = (
+    "INSERT INTO link (customer_id, kind, value_hash, first_seen, last_seen, event_count, counts) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(customer_id, kind, value_hash) DO UPDATE SET "
+    "first_seen = min(link.first_seen, excluded.first_seen), "
+    "last_seen = max(link.last_seen, excluded.last_seen), "
+    "event_count = excluded.event_count, counts = excluded.counts"
+)
+
+
+def path_from_uri(uri: str) -> Path:
+    """``sqlite:///rel/path.db`` -> ``rel/path.db``; ``sqlite:////abs.db`` -> ``/abs.db``."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or len(uri) == len(prefix):
+        raise ValueError(f"graph URI {uri!r}: expected sqlite:///PATH")
+    return Path(uri[len(prefix):])
+
+
+def _link_props(first_seen: int, last_seen: int, event_count: int, counts_json: str) -> dict[str, int]:
+    props = {"first_seen": first_seen, "last_seen": last_seen, "event_count": event_count}
+    counts = json.loads(counts_json)
+    for etype, prop in COUNT_PROPERTY_BY_TYPE.items():
+        props[prop] = counts.get(etype, 0)
+    return props
+
+
+class SqliteIdentityGraph(IdentityGraph):
+    """Identity graph in one SQLite file. Safe to share between threads (calls serialise)."""
+
+    def __init__(self, uri: str, *, batch_size: int = 5000, fanout_cap: int = 50,
+                 busy_timeout_ms: int = 60000, cache_size_mb: int = 64):
+        self.uri = uri
+        self.path = path_from_uri(uri)
+        self.batch_size = batch_size
+        self.fanout_cap = fanout_cap
+        if self.path.parent and not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            str(self.path), timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute(f"PRAGMA cache_size = {-1024 * int(cache_size_mb)}")
+        with self._write():
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    self._db.execute(stmt)
+
+    # ------------------------------------------------------------------ utils
+    class _Txn:
+        def __init__(self, store: "SqliteIdentityGraph"):
+            self.store = store
+
+        def __enter__(self):
+            self.store._lock.acquire()
+            self.store._db.execute("BEGIN IMMEDIATE")
+            return self.store._db
+
+        def __exit__(self, exc_type, exc, tb):
+            try:
+                self.store._db.execute("ROLLBACK" if exc_type else "COMMIT")
+            finally:
+                self.store._lock.release()
+            return False
+
+    def _write(self) -> "_Txn":
+        return SqliteIdentityGraph._Txn(self)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ----------------------------------------------------------------- writes
+    def upsert_customers(self, customers: Sequence[CustomerUpsert]) -> int:
+        customers = list(customers)
+        validate_customers(customers)
+        for chunk in chunked(customers, self.batch_size):
+            rows = [(c.customer_id, json.dumps(dict(c.properties), separators=(",", ":"))) for c in chunk]
+            with self._write() as db:
+                db.executemany(_UPSERT_CUSTOMER, rows)
+        return len(customers)
+
+    def upsert_links(self, links: Sequence[IdentityLink]) -> int:
+        links = list(links)
+        validate_links(links)
+        for chunk in chunked(links, self.batch_size):
+            customers = sorted({(l.customer_id,) for l in chunk})
+            identifiers = sorted({(l.kind, l.value_hash) for l in chunk})
+            rows = [
+                (l.customer_id, l.kind, l.value_hash, int(l.first_seen), int(l.last_seen), int(l.event_count),
+                 json.dumps({k: int(v) for k, v in sorted(l.counts.items())}, separators=(",", ":")))
+                for l in chunk
+            ]
+            with self._write() as db:
+                db.executemany(_ENSURE_CUSTOMER, customers)
+                db.executemany(_ENSURE_IDENTIFIER, identifiers)
+                db.executemany(_UPSERT_LINK, rows)
+        return len(links)
+
+    # ------------------------------------------------------------------ reads
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def customer(self, customer_id: str) -> dict | None:
+        rows = self._query("SELECT props FROM customer WHERE id = ?", (customer_id,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def identity(self, customer_id: str) -> list[LinkedIdentifier]:
+        rows = self._query(
+            "SELECT l.kind, l.value_hash, l.first_seen, l.last_seen, l.event_count, l.counts, "
+            "(SELECT count(*) FROM link d WHERE d.kind = l.kind AND d.value_hash = l.value_hash) "
+            "FROM link l WHERE l.customer_id = ? ORDER BY l.kind, l.value_hash",
+            (customer_id,),
+        )
+        return [LinkedIdentifier(k, h, _link_props(fs, ls, n, c), deg) for k, h, fs, ls, n, c, deg in rows]
+
+    def neighbourhood(self, customer_id: str, fanout_cap: int | None = None) -> Neighbourhood:
+        cap = self.fanout_cap if fanout_cap is None else fanout_cap
+        out = []
+        with self._lock:
+            db = self._db
+            links = db.execute(
+                "SELECT kind, value_hash, first_seen, last_seen, event_count, counts FROM link "
+                "WHERE customer_id = ? ORDER BY kind, value_hash",
+                (customer_id,),
+            ).fetchall()
+            for kind, h, fs, ls, n, counts in links:
+                degree = db.execute(
+                    "SELECT count(*) FROM link WHERE kind = ? AND value_hash = ?", (kind, h)
+                ).fetchone()[0]
+                others = db.execute(
+                    "SELECT customer_id FROM link WHERE kind = ? AND value_hash = ? AND customer_id != ? "
+                    "ORDER BY customer_id LIMIT ?",
+                    (kind, h, customer_id, cap),
+                ).fetchall()
+                out.append(SharedIdentifier(kind, h, degree, tuple(r[0] for r in others),
+                                            _link_props(fs, ls, n, counts)))
+        return Neighbourhood(customer_id, tuple(out))
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        stats = empty_stats()
+        with self._lock:
+            stats["vertices"]["customer"] = self._db.execute("SELECT count(*) FROM customer").fetchone()[0]
+            for kind, n in self._db.execute("SELECT kind, count(*) FROM identifier GROUP BY kind"):
+                stats["vertices"][kind] = n
+            for kind, n in self._db.execute("SELECT kind, count(*) FROM link GROUP BY kind"):
+                stats["edges"][EDGE_LABEL_BY_KIND[kind]] = n
+        return stats
+
+    def customers_frame(self) -> pd.DataFrame:
+        rows = self._query("SELECT id, props FROM customer ORDER BY id")
+        records = [{"customer_id": cid, **json.loads(props)} for cid, props in rows]
+        return pd.DataFrame.from_records(records, columns=None if records else ["customer_id"])
+
+    def links_frame(self) -> pd.DataFrame:
+        rows = self._query(
+            "SELECT customer_id, kind, value_hash, first_seen, last_seen, event_count, counts FROM link "
+            "ORDER BY customer_id, kind, value_hash"
+        )
+        records = []
+        for cid, kind, h, fs, ls, n, counts in rows:
+            records.append({"customer_id": cid, "kind": kind, "value_hash": h,
+                            **_link_props(fs, ls, n, counts)})
+        cols = ["customer_id", "kind", "value_hash", "first_seen", "last_seen", "event_count"]
+        return pd.DataFrame.from_records(records, columns=None if records else cols)
+

@@ -1,0 +1,234 @@
+"""The identity-graph schema and the Event contract shared by every stage.
+
+Vertex labels: ``customer`` and one label per identifier kind. Edges run
+``customer -has_<kind>-> <kind>`` and carry ``first_seen``/``last_seen``
+(epoch milliseconds, UTC), ``event_count`` and one ``count_<event_type>``
+per event type seen on that link.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SCHEMA_VERSION = 1
+
+CUSTOMER = "customer"
+IDENTIFIER_KINDS: tuple[str, ...] = ("device", "ip", "email", "card")
+VERTEX_LABELS: tuple[str, ...] = (CUSTOMER, *IDENTIFIER_KINDS)
+EDGE_LABEL_BY_KIND: dict[str, str] = {kind: f"has_{kind}" for kind in IDENTIFIER_KINDS}
+EDGE_LABELS: tuple[str, ...] = tuple(EDGE_LABEL_BY_KIND.values())
+KIND_BY_EDGE_LABEL: dict[str, str] = {v: k for k, v in EDGE_LABEL_BY_KIND.items()}
+# Event field that carries each identifier kind.
+EVENT_FIELD_BY_KIND: dict[str, str] = {
+    "device": "device_id",
+    "ip": "ip",
+    "email": "email",
+    "card": "card_fingerprint",
+}
+
+EVENT_TYPES: tuple[str, ...] = (
+    "signup",
+    "login",
+    "payment",
+    "add_card",
+    "change_email",
+    "block",
+    "unblock",
+    "appeal",
+)
+EventType = Literal[
+    "signup", "login", "payment", "add_card", "change_email", "block", "unblock", "appeal"
+]
+COUNT_PROPERTY_BY_TYPE: dict[str, str] = {t: f"count_{t}" for t in EVENT_TYPES}
+LINK_TIME_PROPERTIES: tuple[str, ...] = ("first_seen", "last_seen")
+
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DIGITS_RE = re.compile(r"^[0-9 \-]+$")
+
+
+def luhn_valid(digits: str) -> bool:
+    """True when ``digits`` (only 0-9) passes the Luhn checksum."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def looks_like_card_number(value: str) -> bool:
+    """A 13-19 digit value (spaces and dashes ignored) passing Luhn: a raw card number (PAN)."""
+    if not _DIGITS_RE.match(value):
+        return False
+    digits = value.replace(" ", "").replace("-", "")
+    return 13 <= len(digits) <= 19 and luhn_valid(digits)
+
+
+def to_epoch_ms(value: Any) -> int:
+    """UTC epoch milliseconds from a datetime (naive means UTC), ISO-8601 string or number.
+
+    Numbers are taken as epoch milliseconds. Raises ``ValueError`` otherwise.
+    """
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a timestamp")
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise ValueError("empty timestamp")
+        if text.lstrip("-").isdigit():
+            return int(text)
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        value = dt.datetime.fromisoformat(text)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return int(value.timestamp() * 1000)
+    if hasattr(value, "to_pydatetime"):  # pandas Timestamp
+        return to_epoch_ms(value.to_pydatetime())
+    raise ValueError(f"unsupported timestamp type {type(value).__name__}")
+
+
+def from_epoch_ms(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
+
+
+class Event(BaseModel):
+    """One identity event: a historical row or a live message.
+
+    ``ts`` is normalised to a timezone-aware UTC datetime. Identifier fields hold
+    the raw values as received; they are normalised and hashed before they reach
+    the graph (:mod:`fraudgraph.identity`) and are never logged.
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+    event_id: str = Field(min_length=1, max_length=200)
+    event_type: EventType
+    ts: dt.datetime
+    customer_id: str = Field(min_length=1, max_length=200)
+    device_id: str | None = Field(None, max_length=500)
+    ip: str | None = None
+    email: str | None = Field(None, max_length=320)
+    card_fingerprint: str | None = Field(None, max_length=200)
+    amount: float | None = Field(None, ge=0)
+    currency: str | None = Field(None, max_length=8)
+    channel: str | None = Field(None, max_length=50)
+    country: str | None = Field(None, max_length=8)
+    block_source: Literal["manual", "rule"] | None = None
+    reason: str | None = Field(None, max_length=200)
+    outcome: str | None = Field(None, max_length=50)
+    lifetime_value: float | None = Field(None, ge=0)
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _parse_ts(cls, value: Any) -> dt.datetime:
+        if value is None:
+            raise ValueError("timestamp is required")
+        try:
+            return from_epoch_ms(to_epoch_ms(value))
+        except (ValueError, OverflowError, OSError) as exc:
+            raise ValueError(f"not a parseable timestamp ({exc})") from None
+
+    @field_validator("device_id", "email", "card_fingerprint", "ip", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, float) and value != value:  # NaN from a table
+            return None
+        return value
+
+    @field_validator("ip")
+    @classmethod
+    def _check_ip(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise ValueError("not a valid IPv4 or IPv6 address") from None
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _check_email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL_RE.match(value):
+            raise ValueError("not a valid email address")
+        return value
+
+    @field_validator("card_fingerprint")
+    @classmethod
+    def _check_card(cls, value: str | None) -> str | None:
+        if value is not None and looks_like_card_number(value):
+            raise ValueError(
+                "looks like a raw card number (13-19 digits passing Luhn); only card fingerprints are accepted"
+            )
+        return value
+
+    @property
+    def ts_ms(self) -> int:
+        return int(self.ts.timestamp() * 1000)
+
+    def identifiers(self) -> dict[str, str]:
+        """Raw identifier values present on this event, by kind."""
+        out = {}
+        for kind, field in EVENT_FIELD_BY_KIND.items():
+            value = getattr(self, field)
+            if value is not None:
+                out[kind] = value
+        return out
+
+
+class InvalidEvent(ValueError):
+    """An event failed validation. ``reasons`` is ``[(field, reason), ...]``."""
+
+    def __init__(self, event_id: str | None, reasons: list[tuple[str, str]]):
+        self.event_id = event_id
+        self.reasons = reasons
+        text = "; ".join(f"{f}: {r}" for f, r in reasons)
+        super().__init__(f"event {event_id or '<no event_id>'} rejected: {text}")
+
+    @property
+    def reason_code(self) -> str:
+        """Short machine-readable reason, e.g. ``ip:invalid`` (first failing field)."""
+        field, reason = self.reasons[0]
+        return f"{field}:{_REASON_CODES.get(reason.split(' (')[0], 'invalid')}"
+
+
+_REASON_CODES = {
+    "Field required": "missing",
+    "timestamp is required": "missing",
+    "Extra inputs are not permitted": "unknown_field",
+}
+
+
+def validate_event(record: dict[str, Any]) -> Event:
+    """Validate one raw record into an :class:`Event` or raise :class:`InvalidEvent`.
+
+    The error names each failing field and the reason; it never echoes the raw
+    identifier value, so it is safe to log.
+    """
+    try:
+        return Event.model_validate(record)
+    except ValidationError as exc:
+        reasons = []
+        for err in exc.errors(include_input=False, include_url=False):
+            field = ".".join(str(p) for p in err["loc"]) or "<event>"
+            msg = err["msg"]
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, "):]
+            if err["type"] == "literal_error" and field == "event_type":
+                msg = "unknown event type"
+            reasons.append((field, msg))
+        event_id = record.get("event_id") if isinstance(record, dict) else None
+        raise InvalidEvent(str(event_id) if event_id is not None else None, reasons) from None

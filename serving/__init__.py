@@ -1,0 +1,1 @@
+"""fraudgraph serving entry points."""

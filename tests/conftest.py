@@ -1,0 +1,79 @@
+"""Shared fixtures: a real Gremlin Server on loopback for the session, graph stores per backend."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from fraudgraph.config import load_settings
+
+# Tests never depend on a developer's environment overrides or real key.
+for _name in list(os.environ):
+    if _name.startswith("FRAUDGRAPH_") and _name not in ("FRAUDGRAPH_SERVERS_CACHE", "FRAUDGRAPH_CONF_DIR"):
+        del os.environ[_name]
+os.environ["FRAUDGRAPH_PII_KEY"] = "test-key-not-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def settings():
+    return load_settings(environ={})
+
+
+@pytest.fixture(scope="session")
+def gremlin_server(tmp_path_factory, settings):
+    """A real Apache TinkerPop Gremlin Server (TinkerGraph) on a free loopback port."""
+    from fraudgraph.servers import GremlinServer
+
+    state = tmp_path_factory.mktemp("gremlin-server")
+    server = GremlinServer(settings.gremlin_server, state_dir=state, port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+def make_store(kind: str, tmp_path: Path, settings, request):
+    from fraudgraph.graph import open_graph
+
+    if kind == "sqlite":
+        return open_graph(f"sqlite:///{tmp_path / 'graph.db'}", settings)
+    server = request.getfixturevalue("gremlin_server")
+    store = open_graph(server.url, settings)
+    store.clear()
+    return store
+
+
+@pytest.fixture(params=["sqlite", pytest.param("gremlin", marks=[pytest.mark.slow, pytest.mark.gremlin])])
+def store(request, tmp_path, settings):
+    """An empty identity graph on each backend."""
+    s = make_store(request.param, tmp_path, settings, request)
+    yield s
+    s.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("gremlin", marks=[pytest.mark.slow, pytest.mark.gremlin])])
+def store_factory(request, tmp_path, settings):
+    """Open a second, empty store of the same backend (for round trips)."""
+    opened = []
+
+    def factory(name: str = "other"):
+        if request.param == "sqlite":
+            from fraudgraph.graph import open_graph
+
+            s = open_graph(f"sqlite:///{tmp_path / (name + '.db')}", settings)
+        else:
+            s = make_store("gremlin", tmp_path, settings, request)
+        opened.append(s)
+        return s
+
+    yield factory
+    for s in opened:
+        s.close()

@@ -1,0 +1,49 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from fraudgraph.cli import cli
+from fraudgraph.graph import IdentityLink, open_graph
+
+
+def test_graph_stats_json_lists_every_label(tmp_path, settings):
+    uri = f"sqlite:///{tmp_path / 'g.db'}"
+    with open_graph(uri, settings) as g:
+        g.upsert_links([IdentityLink("c1", "email", "h", 1, 1, 1)])
+    result = CliRunner().invoke(cli, ["graph", "stats", "--graph", uri, "--json"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)
+    assert stats == {"vertices": {"customer": 1, "device": 0, "ip": 0, "email": 1, "card": 0},
+                     "edges": {"has_device": 0, "has_ip": 0, "has_email": 1, "has_card": 0}}
+
+
+def test_bad_config_fails_at_start_naming_the_key(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("graph:\n  fanout: 3\n")
+    result = CliRunner().invoke(cli, ["graph", "stats", "--config", str(cfg)])
+    assert result.exit_code != 0
+    assert "graph.fanout: unknown key" in result.output
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "fraudgraph.cli", "demo", "--out", str(out), "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert (out / "report.md").exists()
+    assert report["stages"]["graph_load"]["stats"]["vertices"]["customer"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.gremlin
+def test_gremlin_server_status_command(gremlin_server):
+    args = ["gremlin-server", "status", "--json", "--port", str(gremlin_server.port),
+            "--state-dir", str(gremlin_server.state_dir)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.stdout)
+    assert status["running"] and status["answering"] and status["url"] == gremlin_server.url

@@ -1,0 +1,163 @@
+"""One contract suite for every graph backend (embedded SQLite and a real Gremlin Server)."""
+
+from __future__ import annotations
+
+import random
+
+import networkx as nx
+import pandas as pd
+import pytest
+
+from fraudgraph.graph import CustomerUpsert, IdentityLink, InvalidElementError
+from fraudgraph.graph.snapshot import frames_to_elements, normalise_customers, normalise_links, read_snapshot
+
+
+def small_world(seed: int = 7, customers: int = 60):
+    """Customers with ~3 identifiers each, some shared, one hub IP on a third of them."""
+    rng = random.Random(seed)
+    cust = [CustomerUpsert(f"c{i:03d}", {"signup_ts": 1_700_000_000_000 + i * 1000,
+                                         "lifetime_value": round(rng.uniform(0, 500), 2),
+                                         "country": rng.choice(["AE", "SA", "PK"]),
+                                         "vip": i % 7 == 0})
+            for i in range(customers)]
+    links = []
+    for i in range(customers):
+        cid = f"c{i:03d}"
+        kinds = [("device", f"d{rng.randrange(customers // 2)}"), ("email", f"e{i}"),
+                 ("card", f"k{rng.randrange(customers)}")]
+        if i % 3 == 0:
+            kinds.append(("ip", "hub"))
+        for kind, value in kinds:
+            fs = 1_700_000_000_000 + rng.randrange(10**6)
+            n = rng.randrange(1, 9)
+            links.append(IdentityLink(cid, kind, value, fs, fs + rng.randrange(10**6), n,
+                                      {"login": n - 1, "signup": 1} if n > 1 else {"signup": 1}))
+    # de-duplicate (customer, kind, value): the world may draw the same card twice
+    uniq = {(l.customer_id, l.kind, l.value_hash): l for l in links}
+    return cust, list(uniq.values())
+
+
+def nx_reference(links):
+    g = nx.Graph()
+    for l in links:
+        g.add_edge(("c", l.customer_id), ("i", l.kind, l.value_hash))
+    return g
+
+
+def test_upsert_and_read_back(store):
+    cust, links = small_world()
+    store.upsert_customers(cust)
+    store.upsert_links(links)
+    got = store.customer("c007")
+    assert got == {"signup_ts": 1_700_000_007_000, "lifetime_value": cust[7].properties["lifetime_value"],
+                   "country": cust[7].properties["country"], "vip": True}
+    assert store.customer("nobody") is None
+    ident = store.identity("c000")
+    want = sorted((l for l in links if l.customer_id == "c000"), key=lambda l: (l.kind, l.value_hash))
+    assert [(i.kind, i.value_hash) for i in ident] == [(l.kind, l.value_hash) for l in want]
+    assert [i.properties for i in ident] == [l.properties() for l in want]
+    hub = next(i for i in ident if i.kind == "ip")
+    assert hub.degree == len([l for l in links if l.value_hash == "hub"])
+
+
+def test_same_batch_twice_is_idempotent(store):
+    cust, links = small_world()
+    store.upsert_customers(cust)
+    store.upsert_links(links)
+    stats1, cframe1, lframe1 = store.stats(), store.customers_frame(), store.links_frame()
+    store.upsert_customers(cust)
+    store.upsert_links(links)
+    assert store.stats() == stats1
+    pd.testing.assert_frame_equal(normalise_customers(store.customers_frame()), normalise_customers(cframe1))
+    pd.testing.assert_frame_equal(normalise_links(store.links_frame()), normalise_links(lframe1))
+    n_ident = len({(l.kind, l.value_hash) for l in links})
+    assert sum(stats1["vertices"].values()) == len(cust) + n_ident
+    assert sum(stats1["edges"].values()) == len(links)
+    assert set(stats1["vertices"]) == {"customer", "device", "ip", "email", "card"}
+
+
+def test_link_merge_semantics(store):
+    store.upsert_links([IdentityLink("a", "device", "d1", 1000, 2000, 3, {"login": 3})])
+    store.upsert_links([IdentityLink("a", "device", "d1", 1500, 1800, 5, {"login": 4, "payment": 1})])
+    store.upsert_links([IdentityLink("a", "device", "d1", 500, 2500, 6, {"signup": 1, "login": 5})])
+    (ident,) = store.identity("a")
+    assert ident.properties["first_seen"] == 500
+    assert ident.properties["last_seen"] == 2500
+    assert ident.properties["event_count"] == 6
+    assert ident.properties["count_login"] == 5
+    assert ident.properties["count_signup"] == 1
+    assert ident.properties["count_payment"] == 0  # replaced by the caller's absolute counts
+
+
+def test_customer_properties_merge_and_remove(store):
+    store.upsert_customers([CustomerUpsert("x", {"a": 1, "b": "two"})])
+    store.set_customer_properties({"x": {"b": None, "score": 0.25, "decision": "review"}})
+    assert store.customer("x") == {"a": 1, "score": 0.25, "decision": "review"}
+
+
+@pytest.mark.parametrize("cap", [3, 1000])
+def test_neighbourhood_matches_networkx(store, cap):
+    cust, links = small_world()
+    store.upsert_customers(cust)
+    store.upsert_links(links)
+    ref = nx_reference(links)
+    for cid in ["c000", "c001", "c013", "c042"]:
+        nb = store.neighbourhood(cid, fanout_cap=cap)
+        want_idents = sorted(n for n in ref.neighbors(("c", cid)))
+        assert [("i", s.kind, s.value_hash) for s in nb.identifiers] == want_idents
+        for s in nb.identifiers:
+            node = ("i", s.kind, s.value_hash)
+            others = sorted(c[1] for c in ref.neighbors(node) if c[1] != cid)
+            assert s.degree == ref.degree(node)  # true degree, never capped
+            assert list(s.customers) == others[:cap]
+            assert s.truncated == (len(others) > cap)
+        # uncapped, the union equals networkx's 2-hop customer set
+        if cap == 1000:
+            two_hop = {n[1] for i in ref.neighbors(("c", cid)) for n in ref.neighbors(i)} - {cid}
+            assert nb.customers == two_hop
+
+
+def test_fanout_cap_reports_true_degree(store):
+    links = [IdentityLink(f"u{i:04d}", "ip", "public-wifi", 1, 2, 1, {"login": 1}) for i in range(250)]
+    store.upsert_links(links)
+    nb = store.neighbourhood("u0100", fanout_cap=10)
+    (hub,) = nb.identifiers
+    assert hub.degree == 250
+    assert len(hub.customers) == 10 and hub.truncated
+    assert "u0100" not in hub.customers
+    assert list(hub.customers) == sorted(f"u{i:04d}" for i in range(250) if i != 100)[:10]
+
+
+def test_export_round_trips(store, store_factory, tmp_path):
+    cust, links = small_world()
+    store.upsert_customers(cust)
+    store.upsert_links(links)
+    stats = store.stats()
+    store.export(tmp_path / "snap")
+    customers_df, links_df = read_snapshot(tmp_path / "snap")
+    assert len(customers_df) == len(cust) and len(links_df) == len(links)
+    other = store_factory("copy")
+    c2, l2 = frames_to_elements(customers_df, links_df)
+    other.upsert_customers(c2)
+    other.upsert_links(l2)
+    assert other.stats() == stats
+    other.export(tmp_path / "snap2")
+    a, b = read_snapshot(tmp_path / "snap"), read_snapshot(tmp_path / "snap2")
+    pd.testing.assert_frame_equal(a[0], b[0])
+    pd.testing.assert_frame_equal(a[1], b[1])
+
+
+def test_invalid_element_rejects_whole_batch(store):
+    good = [CustomerUpsert(f"g{i}", {"v": i}) for i in range(5)]
+    bad = good[:3] + [CustomerUpsert("broken", {"tags": ["a", "b"]})] + good[3:]
+    with pytest.raises(InvalidElementError) as err:
+        store.upsert_customers(bad)
+    assert err.value.index == 3 and "broken" in str(err.value) and "tags" in str(err.value)
+    assert store.stats()["vertices"]["customer"] == 0  # nothing half-written
+
+    links = [IdentityLink("a", "device", "d", 1, 2, 1), IdentityLink("b", "phone", "p", 1, 2, 1)]
+    with pytest.raises(InvalidElementError, match="unknown identifier kind 'phone'"):
+        store.upsert_links(links)
+    with pytest.raises(InvalidElementError, match="first_seen is after last_seen"):
+        store.upsert_links([IdentityLink("a", "device", "d", 5, 2, 1)])
+    assert sum(store.stats()["edges"].values()) == 0

@@ -1,0 +1,63 @@
+import logging
+
+import pytest
+
+from fraudgraph.identity import DEMO_PII_KEY, IdentifierError, IdentifierHasher, normalise_identifier, resolve_pii_key
+from fraudgraph.schema import looks_like_card_number
+
+
+def test_normalisation():
+    assert normalise_identifier("email", "  Alice.Smith@Example.COM ") == "alice.smith@example.com"
+    assert normalise_identifier("ip", " 2001:0db8:0000:0000:0000:0000:0000:0001 ") == "2001:db8::1"
+    assert normalise_identifier("ip", "::ffff:203.0.113.7") == "203.0.113.7"
+    assert normalise_identifier("ip", "203.0.113.7") == "203.0.113.7"
+    assert normalise_identifier("device", "  dev-1  ") == "dev-1"
+
+
+@pytest.mark.parametrize("kind,value,reason", [
+    ("ip", "300.1.1.1", "ip: not a valid"),
+    ("email", "no-at-sign", "email: not a valid"),
+    ("card", "4111 1111 1111 1111", "raw card number"),
+    ("device", "   ", "empty"),
+    ("phone", "1", "unknown identifier kind"),
+])
+def test_bad_identifiers_are_rejected_with_reason(kind, value, reason):
+    with pytest.raises(IdentifierError, match=reason):
+        normalise_identifier(kind, value)
+
+
+def test_card_number_detection():
+    assert looks_like_card_number("4111111111111111")
+    assert looks_like_card_number("5500-0000-0000-0004")
+    assert not looks_like_card_number("4111111111111112")  # fails Luhn
+    assert not looks_like_card_number("fp_8c1e0b5d")
+    assert not looks_like_card_number("123456789012")  # too short
+
+
+def test_hash_is_keyed_normalised_and_not_reversible():
+    a, b = IdentifierHasher(b"key-a"), IdentifierHasher(b"key-b")
+    h = a.hash("email", "Bob@Example.com")
+    assert h == a.hash("email", " bob@example.com")
+    assert h != b.hash("email", "bob@example.com")
+    assert h != a.hash("device", "bob@example.com")  # kind is part of the message
+    assert len(h) == 32 and "bob" not in h
+
+
+def test_demo_key_warns(caplog, monkeypatch):
+    monkeypatch.delenv("FRAUDGRAPH_PII_KEY", raising=False)
+    key, demo = resolve_pii_key(None, None)
+    assert demo and key == DEMO_PII_KEY.encode()
+    with caplog.at_level(logging.WARNING):
+        IdentifierHasher(key, demo_key=demo)
+    assert "DEMO PII key" in caplog.text
+
+
+def test_key_resolution_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("FRAUDGRAPH_PII_KEY", "from-env")
+    assert resolve_pii_key(None, None) == (b"from-env", False)
+    f = tmp_path / "key"
+    f.write_text("from-file\n")
+    assert resolve_pii_key(None, str(f)) == (b"from-file", False)
+    assert resolve_pii_key("from-config", str(f)) == (b"from-config", False)
+    monkeypatch.delenv("FRAUDGRAPH_PII_KEY")
+    assert resolve_pii_key(None, None) == (DEMO_PII_KEY.encode(), True)

@@ -1,0 +1,1 @@
+"""fraudgraph training entry points."""
