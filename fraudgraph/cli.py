@@ -142,6 +142,29 @@ def gremlin_server(app: AppContext, action: str, port: int | None, state_dir: st
         sys.exit(3)
 
 
+# ------------------------------------------------------------------ generate
+@cli.command()
+@click.option("--customers", type=int, default=None, help="Number of customers (default world.customers).")
+@click.option("--seed", type=int, default=None, help="Random seed (default world.seed).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--describe/--no-describe", default=True, help="Read rates back from the output.")
+@common_options
+@pass_app
+def generate(app: AppContext, customers: int | None, seed: int | None, out_dir: str, describe: bool) -> None:
+    """Synthetic identity-fraud world: historical tables, live stream, ground truth."""
+    from .world import WorldGenerator
+    from .world_stats import describe_world
+
+    world = app.settings.world
+    update = {k: v for k, v in {"customers": customers, "seed": seed}.items() if v is not None}
+    world = world.model_copy(update=update)
+    summary = WorldGenerator(world).generate(out_dir, progress=not app.json_output)
+    if describe:
+        summary["rates"] = describe_world(out_dir)
+        Path(out_dir, "world_stats.json").write_text(json.dumps(summary["rates"], indent=2))
+    app.emit(summary)
+
+
 # ---------------------------------------------------------------------- demo
 @cli.command()
 @click.option("--out", "out_dir", default="demo-out", type=click.Path(file_okay=False),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -69,6 +69,59 @@ class GremlinServerSettings(_Section):
     start_timeout_s: float = Field(180, gt=0)
 
 
+class LegitWorldSettings(_Section):
+    household_share: float = Field(0.25, ge=0, le=1)
+    extra_device_rate: float = Field(0.35, ge=0, le=1)
+    carrier_ip_share: float = Field(0.55, ge=0, le=1)
+    carrier_ips: int = Field(400, ge=1)
+    public_wifi_ips: int = Field(60, ge=1)
+    public_wifi_share: float = Field(0.08, ge=0, le=1)
+    traveller_share: float = Field(0.03, ge=0, le=1)
+    card_rate: float = Field(0.7, ge=0, le=1)
+    shared_card_in_household: float = Field(0.3, ge=0, le=1)
+    email_change_rate: float = Field(0.03, ge=0, le=1)
+    logins_per_month: float = Field(1.0, ge=0)
+    payments_per_month: float = Field(0.4, ge=0)
+    lifetime_value_median: float = Field(60.0, gt=0)
+
+
+class FraudWorldSettings(_Section):
+    prevalence: float = Field(0.02, ge=0, le=0.5)
+    ring_share: float = Field(0.6, ge=0, le=1)
+    takeover_share: float = Field(0.2, ge=0, le=1)
+    ring_size_mean: int = Field(12, ge=2)
+    ring_generations: int = Field(3, ge=1)
+    ring_identifier_reuse: float = Field(0.5, ge=0, le=1)
+    ring_devices: int = Field(4, ge=1)
+    ring_cards: int = Field(4, ge=1)
+    takeover_min_account_age_days: float = Field(60, ge=0)
+
+
+class LabelNoiseSettings(_Section):
+    detect_rate: dict[Literal["ring", "account_takeover", "synthetic_identity"], float] = {
+        "ring": 0.65, "account_takeover": 0.5, "synthetic_identity": 0.35}
+    block_delay_median_days: float = Field(12, gt=0)
+    block_delay_sigma: float = Field(0.8, ge=0)
+    manual_block_share: float = Field(0.4, ge=0, le=1)
+    fraud_appeal_rate: float = Field(0.05, ge=0, le=1)
+    false_block_rate: float = Field(0.006, ge=0, le=1)
+    false_block_appeal_rate: float = Field(0.8, ge=0, le=1)
+    appeal_delay_median_days: float = Field(2, gt=0)
+    unblock_delay_days: float = Field(3, ge=0)
+
+
+class WorldSettings(_Section):
+    customers: int = Field(20000, ge=10)
+    seed: int = 42
+    start: str = "2025-01-01T00:00:00Z"
+    history_days: float = Field(365, gt=0)
+    live_days: float = Field(30, ge=0)
+    chunk_customers: int = Field(20000, ge=100)
+    legit: LegitWorldSettings = LegitWorldSettings()
+    fraud: FraudWorldSettings = FraudWorldSettings()
+    labels: LabelNoiseSettings = LabelNoiseSettings()
+
+
 class LoggingSettings(_Section):
     level: str = "INFO"
 
@@ -79,6 +132,7 @@ class Settings(_Section):
     graph: GraphSettings = GraphSettings()
     privacy: PrivacySettings = PrivacySettings()
     gremlin_server: GremlinServerSettings = GremlinServerSettings()
+    world: WorldSettings = WorldSettings()
     logging: LoggingSettings = LoggingSettings()
 
 

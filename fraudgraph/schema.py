@@ -72,6 +72,31 @@ def looks_like_card_number(value: str) -> bool:
     return 13 <= len(digits) <= 19 and luhn_valid(digits)
 
 
+def ip_problem(value: str) -> str | None:
+    """Why ``value`` is not an IP address, or None."""
+    try:
+        ipaddress.ip_address(value.strip())
+    except ValueError:
+        return "not a valid IPv4 or IPv6 address"
+    return None
+
+
+def email_problem(value: str) -> str | None:
+    """Why ``value`` is not an email address, or None."""
+    return None if _EMAIL_RE.match(value.strip()) else "not a valid email address"
+
+
+def card_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a card fingerprint (it is a raw card number), or None."""
+    if looks_like_card_number(value.strip()):
+        return "looks like a raw card number (13-19 digits passing Luhn); only card fingerprints are accepted"
+    return None
+
+
+# One checker per identifier field, shared by the Event model and the vectorised ETL validation.
+IDENTIFIER_PROBLEMS = {"ip": ip_problem, "email": email_problem, "card_fingerprint": card_problem}
+
+
 def to_epoch_ms(value: Any) -> int:
     """UTC epoch milliseconds from a datetime (naive means UTC), ISO-8601 string or number.
 
@@ -149,30 +174,13 @@ class Event(BaseModel):
             return None
         return value
 
-    @field_validator("ip")
+    @field_validator("ip", "email", "card_fingerprint")
     @classmethod
-    def _check_ip(cls, value: str | None) -> str | None:
+    def _check_identifier(cls, value: str | None, info) -> str | None:
         if value is not None:
-            try:
-                ipaddress.ip_address(value)
-            except ValueError:
-                raise ValueError("not a valid IPv4 or IPv6 address") from None
-        return value
-
-    @field_validator("email")
-    @classmethod
-    def _check_email(cls, value: str | None) -> str | None:
-        if value is not None and not _EMAIL_RE.match(value):
-            raise ValueError("not a valid email address")
-        return value
-
-    @field_validator("card_fingerprint")
-    @classmethod
-    def _check_card(cls, value: str | None) -> str | None:
-        if value is not None and looks_like_card_number(value):
-            raise ValueError(
-                "looks like a raw card number (13-19 digits passing Luhn); only card fingerprints are accepted"
-            )
+            problem = IDENTIFIER_PROBLEMS[info.field_name](value)
+            if problem:
+                raise ValueError(problem)
         return value
 
     @property

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -17,12 +16,6 @@ for _name in list(os.environ):
 os.environ["FRAUDGRAPH_PII_KEY"] = "test-key-not-secret"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def settings():
     return load_settings(environ={})
@@ -31,7 +24,7 @@ def settings():
 @pytest.fixture(scope="session")
 def gremlin_server(tmp_path_factory, settings):
     """A real Apache TinkerPop Gremlin Server (TinkerGraph) on a free loopback port."""
-    from fraudgraph.servers import GremlinServer
+    from fraudgraph.servers import GremlinServer, free_port
 
     state = tmp_path_factory.mktemp("gremlin-server")
     server = GremlinServer(settings.gremlin_server, state_dir=state, port=free_port())

@@ -22,6 +22,7 @@ import random
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import pandas as pd
@@ -53,6 +54,7 @@ _TRANSIENT_MARKERS = (
     "Connection was already closed",
     "Connection refused",
     "is not configured on the server",  # server still binding `g` during start-up
+    "already exists",  # two concurrent requests created the same id (TinkerGraph); the retry merges
     "Connection reset",
     "Cannot connect",
     "Connect call failed",
@@ -128,8 +130,11 @@ class GremlinIdentityGraph(IdentityGraph):
                 self._conn, self._g = self._connect()
             return self._g
 
-    def _reset(self) -> None:
+    def _reset(self, broken=None) -> None:
+        """Drop the connection; with ``broken``, only if it is still the current one."""
         with self._lock:
+            if broken is not None and broken is not self._g:
+                return  # another thread already reconnected
             conn, self._conn, self._g = self._conn, None, None
         if conn is not None:
             try:
@@ -141,15 +146,17 @@ class GremlinIdentityGraph(IdentityGraph):
         """Run ``fn(g)`` with retry and backoff on transient failures."""
         delay = self.backoff_initial_s
         for attempt in range(self.max_retries + 1):
+            g = None
             try:
-                return fn(self._source())
+                g = self._source()
+                return fn(g)
             except Exception as exc:  # noqa: BLE001 - classified below
                 if not _is_transient(exc) or attempt == self.max_retries:
                     raise GraphStoreError(f"gremlin {what} failed: {type(exc).__name__}: {exc}") from exc
                 self.retries += 1
                 log.warning("gremlin %s: transient failure (%s), retry %d/%d in %.1fs",
                             what, type(exc).__name__, attempt + 1, self.max_retries, delay)
-                self._reset()
+                self._reset(g)
                 time.sleep(delay * (0.5 + random.random() / 2))
                 delay = min(delay * 2, self.backoff_max_s)
         raise AssertionError("unreachable")
@@ -158,73 +165,93 @@ class GremlinIdentityGraph(IdentityGraph):
         self._reset()
 
     # ---------------------------------------------------------------- writes
+    def _write_chunks(self, what: str, write: Callable[[Any, Sequence[Any]], None], rows: Sequence[Any]) -> None:
+        """Send ``rows`` in chunks of ``batch_size``, up to ``pool_size`` requests in flight.
+
+        Chunks of one phase never depend on each other; a chunk that fails
+        transiently is retried on its own (idempotent upserts).
+        """
+        chunks = list(chunked(rows, self.batch_size))
+        if len(chunks) <= 1 or self.pool_size == 1:
+            for chunk in chunks:
+                self._run(what, lambda g, chunk=chunk: write(g, chunk))
+            return
+        with ThreadPoolExecutor(max_workers=self.pool_size, thread_name_prefix="gremlin-write") as pool:
+            futures = [pool.submit(self._run, what, lambda g, chunk=chunk: write(g, chunk)) for chunk in chunks]
+            for f in futures:
+                f.result()
+
     def upsert_customers(self, customers: Sequence[CustomerUpsert]) -> int:
         from gremlin_python.process.graph_traversal import __
         from gremlin_python.process.traversal import Merge, T
 
         customers = list(customers)
         validate_customers(customers)
-        for chunk in chunked(customers, self.batch_size):
-            rows, drops = [], defaultdict(list)
-            for c in chunk:
-                vid = customer_vertex_id(c.customer_id)
-                props = {k: _typed(v) for k, v in c.properties.items() if v is not None}
-                removed = tuple(sorted(k for k, v in c.properties.items() if v is None))
-                if removed:
-                    drops[removed].append(vid)
-                rows.append({"k": {T.id: vid, T.label: CUSTOMER}, "p": props})
+        rows, drops = [], defaultdict(list)
+        for c in customers:
+            vid = customer_vertex_id(c.customer_id)
+            props = {k: _typed(v) for k, v in c.properties.items() if v is not None}
+            removed = tuple(sorted(k for k, v in c.properties.items() if v is None))
+            if removed:
+                drops[removed].append(vid)
+            rows.append({"k": {T.id: vid, T.label: CUSTOMER}, "p": props})
 
-            def write(g, rows=rows, drops=drops):
-                (g.inject(rows).unfold().as_("r")
-                 .merge_v(__.select("r").select("k"))
-                 .option(Merge.on_create, __.select("r").select("p"))
-                 .option(Merge.on_match, __.select("r").select("p"))
-                 .iterate())
-                for keys, ids in drops.items():
-                    g.V(*ids).properties(*keys).drop().iterate()
+        def write(g, chunk):
+            (g.inject(list(chunk)).unfold().as_("r")
+             .merge_v(__.select("r").select("k"))
+             .option(Merge.on_create, __.select("r").select("p"))
+             .option(Merge.on_match, __.select("r").select("p"))
+             .iterate())
 
-            self._run("upsert_customers", write)
+        self._write_chunks("upsert_customers", write, rows)
+        for keys, ids in drops.items():  # a None value removes the property
+            self._write_chunks("remove_properties", lambda g, chunk, keys=keys: g.V(*chunk).properties(*keys)
+                               .drop().iterate(), ids)
         return len(customers)
 
     def upsert_links(self, links: Sequence[IdentityLink]) -> int:
+        """Three phases (customer vertices, identifier vertices, edges), each chunked and concurrent."""
         from gremlin_python.process.graph_traversal import __
         from gremlin_python.process.traversal import Direction, Merge, T
 
         links = list(links)
         validate_links(links)
-        for chunk in chunked(links, self.batch_size):
-            customers = sorted({l.customer_id for l in chunk})
-            idents = sorted({(l.kind, l.value_hash) for l in chunk})
-            cust_rows = [{T.id: customer_vertex_id(c), T.label: CUSTOMER} for c in customers]
-            ident_rows = [
-                {"k": {T.id: identifier_id(k, h), T.label: k}, "p": {"value_hash": h}} for k, h in idents
-            ]
-            edge_rows = []
-            for l in chunk:
-                props = _typed_map(l.properties())
-                counts = {k: v for k, v in props.items() if k not in ("first_seen", "last_seen")}
-                edge_rows.append({
-                    "k": {T.id: _edge_id(l), T.label: l.edge_label,
-                          Direction.OUT: customer_vertex_id(l.customer_id),
-                          Direction.IN: identifier_id(l.kind, l.value_hash)},
-                    "p": props, "m": counts, "fs": props["first_seen"], "ls": props["last_seen"],
-                })
+        cust_rows = [{T.id: customer_vertex_id(c), T.label: CUSTOMER}
+                     for c in sorted({l.customer_id for l in links})]
+        ident_rows = [{"k": {T.id: identifier_id(k, h), T.label: k}, "p": {"value_hash": h}}
+                      for k, h in sorted({(l.kind, l.value_hash) for l in links})]
+        edge_rows = []
+        for l in links:
+            props = _typed_map(l.properties())
+            counts = {k: v for k, v in props.items() if k not in ("first_seen", "last_seen")}
+            edge_rows.append({
+                "k": {T.id: _edge_id(l), T.label: l.edge_label,
+                      Direction.OUT: customer_vertex_id(l.customer_id),
+                      Direction.IN: identifier_id(l.kind, l.value_hash)},
+                "p": props, "m": counts, "fs": props["first_seen"], "ls": props["last_seen"],
+            })
 
-            def write(g, cust_rows=cust_rows, ident_rows=ident_rows, edge_rows=edge_rows):
-                g.inject(cust_rows).unfold().merge_v().iterate()
-                (g.inject(ident_rows).unfold().as_("r")
-                 .merge_v(__.select("r").select("k"))
-                 .option(Merge.on_create, __.select("r").select("p"))
-                 .iterate())
-                (g.inject(edge_rows).unfold().as_("r")
-                 .merge_e(__.select("r").select("k"))
-                 .option(Merge.on_create, __.select("r").select("p"))
-                 .option(Merge.on_match, __.select("r").select("m"))
-                 .property("first_seen", __.union(__.values("first_seen"), __.select("r").select("fs")).min_())
-                 .property("last_seen", __.union(__.values("last_seen"), __.select("r").select("ls")).max_())
-                 .iterate())
+        def write_customers(g, chunk):
+            g.inject(list(chunk)).unfold().merge_v().iterate()
 
-            self._run("upsert_links", write)
+        def write_identifiers(g, chunk):
+            (g.inject(list(chunk)).unfold().as_("r")
+             .merge_v(__.select("r").select("k"))
+             .option(Merge.on_create, __.select("r").select("p"))
+             .iterate())
+
+        def write_edges(g, chunk):
+            (g.inject(list(chunk)).unfold().as_("r")
+             .merge_e(__.select("r").select("k"))
+             .option(Merge.on_create, __.select("r").select("p"))
+             .option(Merge.on_match, __.select("r").select("m"))
+             .property("first_seen", __.union(__.values("first_seen"), __.select("r").select("fs")).min_())
+             .property("last_seen", __.union(__.values("last_seen"), __.select("r").select("ls")).max_())
+             .iterate())
+
+        self._write_chunks("upsert_links.customers", write_customers, cust_rows)
+        self._write_chunks("upsert_links.identifiers", write_identifiers, ident_rows)
+        self._write_chunks("upsert_links.edges", write_edges, edge_rows)
         return len(links)
 
     # ----------------------------------------------------------------- reads

@@ -1,0 +1,104 @@
+"""Validation and identifier hashing of event tables, vectorised for batch jobs.
+
+The Spark ETL applies :func:`validate_and_hash` to each partition (as a
+pandas function), and the pandas reference applies it to the whole table:
+one implementation of the Event contract's checks (the same per-field
+checkers as :class:`fraudgraph.schema.Event`) and of normalisation and keyed
+hashing (:class:`fraudgraph.identity.IdentifierHasher`).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .identity import IdentifierHasher
+from .schema import EVENT_FIELD_BY_KIND, EVENT_TYPES, IDENTIFIER_PROBLEMS, to_epoch_ms
+
+EVENT_COLUMNS = ["event_id", "event_type", "ts", "customer_id", "device_id", "ip", "email", "card_fingerprint",
+                 "amount"]
+HASH_COLUMN_BY_KIND = {kind: f"{kind}_hash" for kind in EVENT_FIELD_BY_KIND}
+# Columns of the validated, hashed event table (no raw identifier survives).
+HASHED_EVENT_COLUMNS = ["event_id", "event_type", "ts_ms", "customer_id", *HASH_COLUMN_BY_KIND.values(), "amount"]
+REJECT_COLUMNS = ["event_id", "customer_id", "event_type", "field", "reason", "record"]
+
+
+def _blank_to_none(s: pd.Series) -> pd.Series:
+    s = s.astype(object).where(s.notna(), None)
+    return s.map(lambda v: None if v is None or (isinstance(v, str) and not v.strip()) else
+                 (v.strip() if isinstance(v, str) else str(v)))
+
+
+def _timestamps_ms(s: pd.Series) -> pd.Series:
+    """Epoch ms (Int64, NA where unparseable) from datetimes, ISO strings or epoch-ms numbers."""
+    if pd.api.types.is_datetime64_any_dtype(s):
+        ts = s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
+        return ts.dt.as_unit("ms").astype("int64").astype("Int64").where(ts.notna(), pd.NA)
+
+    def one(v):
+        if v is None or (isinstance(v, float) and v != v):
+            return pd.NA
+        try:
+            return to_epoch_ms(v)
+        except (ValueError, TypeError, OverflowError, OSError):
+            return pd.NA
+
+    return s.map(one).astype("Int64")
+
+
+def validate_and_hash(frame: pd.DataFrame, hasher: IdentifierHasher) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split an event table into ``(valid hashed events, rejects)``.
+
+    ``frame`` has the Event columns (missing optional ones are treated as empty).
+    The first failing check of a row is its reason: ``"<field>: <reason>"``.
+    Valid rows come back with ``ts_ms`` (UTC epoch ms) and ``<kind>_hash``
+    columns instead of raw identifiers. Rejects keep the raw record as JSON (for
+    the dead-letter files only), with ``field`` and ``reason``.
+    """
+    df = frame.copy()
+    for col in EVENT_COLUMNS:
+        if col not in df:
+            df[col] = None
+    n = len(df)
+    field = pd.Series([None] * n, index=df.index, dtype=object)
+    reason = pd.Series([None] * n, index=df.index, dtype=object)
+
+    def flag(mask: pd.Series, fld: str, why) -> None:
+        mask = mask & field.isna()
+        if mask.any():
+            field[mask] = fld
+            reason[mask] = why if isinstance(why, str) else why[mask]
+
+    for col in ("event_id", "customer_id", "event_type", "device_id", "ip", "email", "card_fingerprint"):
+        df[col] = _blank_to_none(df[col])
+    flag(df["event_id"].isna(), "event_id", "missing")
+    flag(df["customer_id"].isna(), "customer_id", "missing")
+    flag(df["event_type"].isna(), "event_type", "missing")
+    flag(~df["event_type"].isin(EVENT_TYPES) & df["event_type"].notna(), "event_type", "unknown event type")
+    ts_ms = _timestamps_ms(df["ts"])
+    flag(df["ts"].isna(), "ts", "missing")
+    flag(ts_ms.isna(), "ts", "not a parseable timestamp")
+    for col, check in IDENTIFIER_PROBLEMS.items():
+        values = df[col].dropna().unique()
+        problems = {v: check(v) for v in values}
+        why = df[col].map(lambda v: problems.get(v) if v is not None else None)
+        flag(why.notna(), col, why)
+    amount = pd.to_numeric(df["amount"], errors="coerce")
+    flag(df["amount"].notna() & amount.isna(), "amount", "not a number")
+    flag(amount < 0, "amount", "must be greater than or equal to 0")
+
+    bad = field.notna()
+    rejects = pd.DataFrame({
+        "event_id": df.loc[bad, "event_id"], "customer_id": df.loc[bad, "customer_id"],
+        "event_type": df.loc[bad, "event_type"], "field": field[bad], "reason": reason[bad],
+        "record": (frame.loc[bad].to_json(orient="records", lines=True, date_format="iso", date_unit="ms")
+                   .splitlines() if bad.any() else []),
+    }, columns=REJECT_COLUMNS)
+    ok = df.loc[~bad]
+    out = pd.DataFrame({"event_id": ok["event_id"], "event_type": ok["event_type"],
+                        "ts_ms": ts_ms[~bad].astype("int64"), "customer_id": ok["customer_id"]})
+    for kind, col in EVENT_FIELD_BY_KIND.items():
+        values = ok[col].dropna().unique()
+        hashes = {v: hasher.hash(kind, v) for v in values}
+        out[HASH_COLUMN_BY_KIND[kind]] = ok[col].map(lambda v: hashes.get(v) if v is not None else None)
+    out["amount"] = amount[~bad].astype("float64")
+    return out.reset_index(drop=True), rejects.reset_index(drop=True)
