@@ -165,6 +165,31 @@ def generate(app: AppContext, customers: int | None, seed: int | None, out_dir: 
     app.emit(summary)
 
 
+# ----------------------------------------------------------------------- etl
+@cli.command()
+@click.option("--input", "input_source", required=True,
+              help="Folder with events/customers/blocks/appeals (Parquet or CSV), or hive:DATABASE.")
+@click.option("--graph", "graph_uri", default=None, help="Graph URI (default graph.uri).")
+@click.option("--snapshot", default=None, type=click.Path(file_okay=False), help="Write a Parquet snapshot here.")
+@click.option("--neptune-csv", default=None, type=click.Path(file_okay=False),
+              help="Write Neptune bulk-load CSV (Gremlin load-data format) here.")
+@click.option("--rejects", default=None, type=click.Path(file_okay=False), help="Write rejected rows here.")
+@click.option("--master", default=None, help="Spark master (default spark.master).")
+@common_options
+@pass_app
+def etl(app: AppContext, input_source: str, graph_uri: str | None, snapshot: str | None, neptune_csv: str | None,
+        rejects: str | None, master: str | None) -> None:
+    """Spark ETL of the historical tables into the identity graph."""
+    from etl.load_identity_graph import format_summary, run_etl
+
+    from .spark_session import build_spark_session
+
+    spark = build_spark_session(app.settings.spark, master)
+    summary = run_etl(spark, app.settings, input_source, graph_uri or app.settings.graph.uri,
+                      snapshot=snapshot, neptune_csv=neptune_csv, rejects=rejects)
+    app.emit(summary, format_summary)
+
+
 # ---------------------------------------------------------------------- demo
 @cli.command()
 @click.option("--out", "out_dir", default="demo-out", type=click.Path(file_okay=False),

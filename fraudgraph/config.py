@@ -122,6 +122,22 @@ class WorldSettings(_Section):
     labels: LabelNoiseSettings = LabelNoiseSettings()
 
 
+class SparkSettings(_Section):
+    master: str = "local[*]"
+    app_name: str = "fraudgraph-etl"
+    driver_memory: str = "2g"
+    shuffle_partitions: int = Field(4, ge=1)
+    ui_enabled: bool = False
+    bind_address: str = "127.0.0.1"
+    driver_java_options: str = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
+    conf: dict[str, str | int | float | bool] = {}
+
+
+class EtlSettings(_Section):
+    write_partitions: int = Field(2, ge=1)
+    write_batch_size: int = Field(5000, ge=1)
+
+
 class LoggingSettings(_Section):
     level: str = "INFO"
 
@@ -133,6 +149,8 @@ class Settings(_Section):
     privacy: PrivacySettings = PrivacySettings()
     gremlin_server: GremlinServerSettings = GremlinServerSettings()
     world: WorldSettings = WorldSettings()
+    spark: SparkSettings = SparkSettings()
+    etl: EtlSettings = EtlSettings()
     logging: LoggingSettings = LoggingSettings()
 
 

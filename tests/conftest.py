@@ -70,3 +70,25 @@ def store_factory(request, tmp_path, settings):
     yield factory
     for s in opened:
         s.close()
+
+
+@pytest.fixture(scope="session")
+def spark(settings):
+    """One local Spark session for the whole test run (UI off, 1 shuffle partition, loopback)."""
+    from fraudgraph.spark_session import build_spark_session
+
+    spark_settings = settings.spark.model_copy(update={"master": "local[2]", "shuffle_partitions": 1})
+    session = build_spark_session(spark_settings)
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory, settings):
+    """A generated world of 3,000 customers shared by the tests that only read it."""
+    from fraudgraph.world import WorldGenerator
+
+    out = tmp_path_factory.mktemp("small-world")
+    WorldGenerator(settings.world.model_copy(update={"customers": 3000, "chunk_customers": 1500})).generate(
+        out, progress=False)
+    return out

@@ -1,0 +1,77 @@
+"""Single-process pandas computation of the ETL's aggregates.
+
+The test suite compares the Spark job's snapshot with this, and
+``bench/etl.py`` times both on the same world. Same validation and hashing
+(:func:`fraudgraph.event_frames.validate_and_hash`), independent aggregation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fraudgraph.event_frames import HASH_COLUMN_BY_KIND, validate_and_hash
+from fraudgraph.identity import IdentifierHasher
+from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND, to_epoch_ms
+
+
+def _read(world: Path, name: str) -> pd.DataFrame:
+    for folder in (world / "historical", world):
+        if (folder / f"{name}.parquet").exists():
+            return pd.read_parquet(folder / f"{name}.parquet")
+        if (folder / f"{name}.csv").exists():
+            return pd.read_csv(folder / f"{name}.csv", dtype=str)
+    raise FileNotFoundError(f"{world}: no {name} table")
+
+
+def _ms(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s.dt.as_unit("ms").astype("int64").astype("Int64").where(s.notna(), pd.NA)
+    return s.map(lambda v: pd.NA if v is None or v != v else to_epoch_ms(v)).astype("Int64")
+
+
+def reference_links(events: pd.DataFrame, hasher: IdentifierHasher) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(links, rejects)`` from a raw events table."""
+    valid, rejects = validate_and_hash(events, hasher)
+    parts = []
+    for kind, col in HASH_COLUMN_BY_KIND.items():
+        p = valid.loc[valid[col].notna(), ["customer_id", col, "ts_ms", "event_type"]].rename(
+            columns={col: "value_hash"})
+        p.insert(1, "kind", kind)
+        parts.append(p)
+    x = pd.concat(parts, ignore_index=True)
+    for t, prop in COUNT_PROPERTY_BY_TYPE.items():
+        x[prop] = (x["event_type"] == t).astype("int64")
+    agg = {"first_seen": ("ts_ms", "min"), "last_seen": ("ts_ms", "max"), "event_count": ("ts_ms", "size"),
+           **{p: (p, "sum") for p in COUNT_PROPERTY_BY_TYPE.values()}}
+    links = x.groupby(["customer_id", "kind", "value_hash"], sort=False).agg(**agg).reset_index()
+    links["edge_label"] = links["kind"].map(EDGE_LABEL_BY_KIND)
+    links["identifier_id"] = links["kind"] + ":" + links["value_hash"]
+    return links, rejects
+
+
+def reference_customers(customers: pd.DataFrame, blocks: pd.DataFrame, appeals: pd.DataFrame) -> pd.DataFrame:
+    prof = pd.DataFrame({"customer_id": customers["customer_id"].astype(str), "signup_ts": _ms(customers["signup_ts"]),
+                         "country": customers["country"],
+                         "lifetime_value": pd.to_numeric(customers["lifetime_value"]).astype("float64")})
+    prof = prof.drop_duplicates("customer_id")
+    b = blocks.assign(blocked_at=_ms(blocks["blocked_at"])).sort_values("blocked_at")
+    b = b.groupby("customer_id").agg(blocked_at=("blocked_at", "last"), block_source=("source", "last"),
+                                     block_reason=("reason", "last")).reset_index()
+    a = appeals.assign(contacted_at=_ms(appeals["contacted_at"]), resolved_at=_ms(appeals["resolved_at"]))
+    a = a.sort_values("contacted_at")
+    a["unblock"] = a["resolved_at"].where(a["outcome"] == "unblocked")
+    a = a.groupby("customer_id").agg(appealed_at=("contacted_at", "last"), appeal_outcome=("outcome", "last"),
+                                     unblocked_at=("unblock", "max")).reset_index()
+    out = prof.merge(b, on="customer_id", how="left").merge(a, on="customer_id", how="left")
+    out["is_fraud"] = np.where(out["blocked_at"].notna(), 1, 0).astype("int32")
+    return out
+
+
+def reference_etl(world_dir: str | Path, hasher: IdentifierHasher) -> dict[str, pd.DataFrame]:
+    world = Path(world_dir)
+    links, rejects = reference_links(_read(world, "events"), hasher)
+    customers = reference_customers(_read(world, "customers"), _read(world, "blocks"), _read(world, "appeals"))
+    return {"links": links, "customers": customers, "rejects": rejects}
