@@ -190,6 +190,32 @@ def etl(app: AppContext, input_source: str, graph_uri: str | None, snapshot: str
     app.emit(summary, format_summary)
 
 
+# -------------------------------------------------------------------- labels
+@cli.command()
+@click.option("--graph", "graph_uri", default=None, help="Graph URI (default graph.uri).")
+@click.option("--as-of", "as_of", required=True, help="ISO-8601 time (UTC) or epoch ms: nothing later is visible.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--truth", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="Ground truth Parquet, for evaluation only.")
+@click.option("--no-write-back", is_flag=True, default=False, help="Do not write labels to the graph.")
+@common_options
+@pass_app
+def labels(app: AppContext, graph_uri: str | None, as_of: str, out_dir: str, truth: str | None,
+           no_write_back: bool) -> None:
+    """Mature and heuristically corrected labels as of a time, audited."""
+    from .graph import open_graph
+    from .label_stage import run_labels
+    from .schema import to_epoch_ms
+
+    try:
+        as_of_ms = to_epoch_ms(as_of)
+    except ValueError as exc:
+        raise click.BadParameter(f"not a timestamp: {exc}", param_hint="--as-of") from None
+    with open_graph(graph_uri, app.settings) as store:
+        report = run_labels(store, as_of_ms, out_dir, app.settings, truth, write_back=not no_write_back)
+    app.emit(report, lambda r: Path(out_dir, "report.md").read_text())
+
+
 # ---------------------------------------------------------------------- demo
 @cli.command()
 @click.option("--out", "out_dir", default="demo-out", type=click.Path(file_okay=False),

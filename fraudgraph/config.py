@@ -97,7 +97,7 @@ class FraudWorldSettings(_Section):
     takeover_min_account_age_days: float = Field(60, ge=0)
 
 
-class LabelNoiseSettings(_Section):
+class BlockingSettings(_Section):
     detect_rate: dict[Literal["ring", "account_takeover", "synthetic_identity"], float] = {
         "ring": 0.65, "account_takeover": 0.5, "synthetic_identity": 0.35}
     block_delay_median_days: float = Field(12, gt=0)
@@ -119,7 +119,7 @@ class WorldSettings(_Section):
     chunk_customers: int = Field(20000, ge=100)
     legit: LegitWorldSettings = LegitWorldSettings()
     fraud: FraudWorldSettings = FraudWorldSettings()
-    labels: LabelNoiseSettings = LabelNoiseSettings()
+    blocking: BlockingSettings = BlockingSettings()
 
 
 class SparkSettings(_Section):
@@ -138,6 +138,51 @@ class EtlSettings(_Section):
     write_batch_size: int = Field(5000, ge=1)
 
 
+class SharedCardRule(_Section):
+    enabled: bool = True
+    min_fraudsters: int = Field(2, ge=1)
+    max_card_degree: int = Field(20, ge=2)
+    confidence: float = Field(0.9, ge=0, le=1)
+
+
+class ComponentRule(_Section):
+    enabled: bool = True
+    kinds: list[Literal["device", "ip", "email", "card"]] = ["device", "card"]
+    max_identifier_degree: int = Field(20, ge=2)
+    min_size: int = Field(4, ge=2)
+    min_fraudsters: int = Field(2, ge=1)
+    min_fraud_share: float = Field(0.5, ge=0, le=1)
+    confidence: float = Field(0.9, ge=0, le=1)
+
+
+class BurstRule(_Section):
+    enabled: bool = True
+    min_accounts: int = Field(3, ge=2)
+    window_hours: float = Field(72, gt=0)
+    min_fraudsters: int = Field(1, ge=0)
+    confidence: float = Field(0.85, ge=0, le=1)
+
+
+class HeuristicSettings(_Section):
+    shared_card_with_fraudsters: SharedCardRule = SharedCardRule()
+    fraud_dominated_component: ComponentRule = ComponentRule()
+    device_signup_burst: BurstRule = BurstRule()
+
+
+class LabelConfidence(_Section):
+    analyst: float = Field(1.0, ge=0, le=1)
+    block_matured: float = Field(0.9, ge=0, le=1)
+    unblocked_after_appeal: float = Field(0.9, ge=0, le=1)
+    matured_no_block: float = Field(0.8, ge=0, le=1)
+
+
+class LabelSettings(_Section):
+    maturity_days: float = Field(30, ge=0)
+    appeal_window_days: float = Field(14, ge=0)
+    confidence: LabelConfidence = LabelConfidence()
+    heuristics: HeuristicSettings = HeuristicSettings()
+
+
 class LoggingSettings(_Section):
     level: str = "INFO"
 
@@ -151,6 +196,7 @@ class Settings(_Section):
     world: WorldSettings = WorldSettings()
     spark: SparkSettings = SparkSettings()
     etl: EtlSettings = EtlSettings()
+    labels: LabelSettings = LabelSettings()
     logging: LoggingSettings = LoggingSettings()
 
 

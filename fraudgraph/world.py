@@ -437,7 +437,7 @@ class WorldGenerator:
 
     # ---------------------------------------------------------------- labels
     def _label_history(self, c: _Customer, rng: random.Random, blocks: list, appeals: list) -> None:
-        lb = self.s.labels
+        lb = self.s.blocking
         if c.fraud_type != "none":
             if rng.random() >= lb.detect_rate[c.fraud_type]:
                 return  # never caught
@@ -474,13 +474,17 @@ class WorldGenerator:
 
     # ------------------------------------------------------------------ live
     def _write_live(self, tables: list[pa.Table], path: Path) -> None:
+        """One time-ordered JSONL stream (ISO-8601 UTC timestamps, absent fields omitted)."""
         table = pa.concat_tables(tables) if tables else LIVE_SCHEMA.empty_table()
         table = table.sort_by([("ts", "ascending"), ("event_id", "ascending")])
         with open(path, "w") as fh:
-            for batch in table.to_batches(max_chunksize=50_000):
-                for rec in batch.to_pylist():
-                    rec["ts"] = rec["ts"].strftime("%Y-%m-%dT%H:%M:%S.") + f"{rec['ts'].microsecond // 1000:03d}Z"
-                    fh.write(json.dumps({k: v for k, v in rec.items() if v is not None}, separators=(",", ":")))
+            for batch in table.to_batches(max_chunksize=100_000):
+                frame = batch.to_pandas()
+                frame["ts"] = frame["ts"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
+                records = frame.to_dict("records")
+                for rec in records:
+                    fh.write(json.dumps({k: v for k, v in rec.items() if v is not None and v == v},
+                                        separators=(",", ":")))
                     fh.write("\n")
 
 

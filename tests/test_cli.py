@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -28,14 +29,16 @@ def test_bad_config_fails_at_start_naming_the_key(tmp_path):
     assert "graph.fanout: unknown key" in result.output
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
     out = tmp_path / "demo"
+    env = {**os.environ, "FRAUDGRAPH_WORLD__CUSTOMERS": "2000"}
     proc = subprocess.run([sys.executable, "-m", "fraudgraph.cli", "demo", "--out", str(out), "--json"],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert (out / "report.md").exists()
-    assert report["stages"]["graph_load"]["stats"]["vertices"]["customer"] > 0
+    assert report["stages"]["etl"]["graph_stats"]["vertices"]["customer"] > 0
 
 
 @pytest.mark.slow

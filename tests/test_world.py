@@ -102,7 +102,7 @@ def test_every_event_passes_the_contract(world):
 
 def test_rates_read_back_within_tolerance(world, world_settings):
     r = describe_world(world)
-    f, lb = world_settings.fraud, world_settings.labels
+    f, lb = world_settings.fraud, world_settings.blocking
     assert r["prevalence"] == pytest.approx(f.prevalence, rel=0.15)
     assert r["prevalence_by_type"]["ring"] == pytest.approx(f.prevalence * f.ring_share, rel=0.2)
     assert r["prevalence_by_type"]["account_takeover"] == pytest.approx(f.prevalence * f.takeover_share, rel=0.3)
