@@ -242,7 +242,7 @@ def run_etl(spark, settings, input_source: str, graph_uri: str | None, *, snapsh
     customers = customer_properties(tables["customers"], tables["blocks"], tables["appeals"]) \
         .persist(StorageLevel.MEMORY_AND_DISK)
 
-    rows_read = {name: df.count() for name, df in tables.items()}
+    rows_read = {name: (processed if name == "events" else df).count() for name, df in tables.items()}
     rejected = {f"{r['reject_field']}: {r['reject_reason']}": r["count"]
                 for r in bad.groupBy("reject_field", "reject_reason").count().collect()}
     if rejects:
@@ -267,12 +267,15 @@ def run_etl(spark, settings, input_source: str, graph_uri: str | None, *, snapsh
         customers.repartition(n).foreachPartition(_write_partition(graph_uri, settings_json, "customers", batch))
         links.repartition(n, "value_hash").foreachPartition(_write_partition(graph_uri, settings_json, "links", batch))
 
-    link_counts = {r["edge_label"]: r["count"] for r in links.groupBy("edge_label").count().collect()}
-    ident_counts = {r["kind"]: r["count"] for r in
-                    links.select("kind", "value_hash").distinct().groupBy("kind").count().collect()}
+    per_kind = links.groupBy("kind", "edge_label").agg(F.count(F.lit(1)).alias("edges"),
+                                                       F.countDistinct("value_hash").alias("identifiers")).collect()
+    link_counts = {r["edge_label"]: r["edges"] for r in per_kind}
     vertices = {label: 0 for label in VERTEX_LABELS}
-    vertices["customer"] = customers.select("customer_id").union(links.select("customer_id")).distinct().count()
-    vertices.update(ident_counts)
+    vertices.update({r["kind"]: r["identifiers"] for r in per_kind})
+    n_customers = customers.count()
+    link_only = links.select("customer_id").distinct().join(customers.select("customer_id"), "customer_id",
+                                                              "left_anti").count()
+    vertices["customer"] = n_customers + link_only
     summary = {
         "input": input_source,
         "graph": graph_uri,
@@ -285,8 +288,8 @@ def run_etl(spark, settings, input_source: str, graph_uri: str | None, *, snapsh
     }
     if snapshot:
         manifest = {"schema_version": SCHEMA_VERSION, "created_at_ms": int(time.time() * 1000),
-                    "source": "etl", "rows": {"customers": customers.count(), "links": links.count(),
-                                              "identifiers": sum(ident_counts.values())}}
+                    "source": "etl", "rows": {"customers": n_customers, "links": sum(link_counts.values()),
+                                              "identifiers": sum(vertices.values()) - vertices["customer"]}}
         (Path(snapshot) / "manifest.json").write_text(json.dumps(manifest, indent=2))
     for df in (processed, links, customers):
         df.unpersist()

@@ -129,7 +129,7 @@ class SparkSettings(_Section):
     shuffle_partitions: int = Field(4, ge=1)
     ui_enabled: bool = False
     bind_address: str = "127.0.0.1"
-    driver_java_options: str = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
+    driver_java_options: str = "-XX:+UseSerialGC"
     conf: dict[str, str | int | float | bool] = {}
 
 
@@ -152,6 +152,7 @@ class ComponentRule(_Section):
     min_size: int = Field(4, ge=2)
     min_fraudsters: int = Field(2, ge=1)
     min_fraud_share: float = Field(0.5, ge=0, le=1)
+    min_direct_fraudsters: int = Field(2, ge=0)
     confidence: float = Field(0.9, ge=0, le=1)
 
 

@@ -188,11 +188,16 @@ class MissedFraudRules:
             known = members & labelled
             if len(fraudsters) < cfg.min_fraudsters or len(fraudsters) < cfg.min_fraud_share * len(known):
                 continue
-            shared = sorted(n for n in comp if not n.startswith("c:"))
+            fraud_nodes = {f"c:{f}" for f in fraudsters}
             for cid in sorted(members & correctable):
+                # identifiers this customer shares directly with a mature fraudster of the component
+                direct = sorted(i for i in g.neighbors(f"c:{cid}") if fraud_nodes & set(g.neighbors(i)))
+                direct_fraudsters = {f for i in direct for f in g.neighbors(i)} & fraud_nodes
+                if len(direct_fraudsters) < cfg.min_direct_fraudsters:
+                    continue  # e.g. the family of a hijacked account: linked, but only through the victim
                 out.append(Correction(cid, "fraud_dominated_component", cfg.confidence, {
                     "component_size": len(members), "labelled": len(known), "fraudsters": fraudsters[:20],
-                    "identifiers": shared[:20]}))
+                    "shared_with_fraudsters": direct[:20]}))
         return out
 
     def device_signup_burst(self, links, labels, customers) -> list[Correction]:

@@ -19,6 +19,7 @@ def build_spark_session(settings: SparkSettings, master: str | None = None):
     """
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", settings.bind_address)  # loopback only
     from pyspark.sql import SparkSession
 
     builder = (

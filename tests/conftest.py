@@ -77,7 +77,9 @@ def spark(settings):
     """One local Spark session for the whole test run (UI off, 1 shuffle partition, loopback)."""
     from fraudgraph.spark_session import build_spark_session
 
-    spark_settings = settings.spark.model_copy(update={"master": "local[2]", "shuffle_partitions": 1})
+    spark_settings = settings.spark.model_copy(update={
+        "master": "local[2]", "shuffle_partitions": 1,
+        "driver_java_options": settings.spark.driver_java_options + " -XX:TieredStopAtLevel=1"})
     session = build_spark_session(spark_settings)
     yield session
     session.stop()

@@ -111,20 +111,27 @@ def test_fraud_dominated_component_heuristic():
     old = T0 - 200 * DAY
     customers = frame([_fraudster("f1"), _fraudster("f2"), _fraudster("f3"),
                        {"customer_id": "ring_member", "signup_ts": old},
+                       # a hijacked account (blocked, mature) and its family on the home device
+                       _fraudster("victim"), *[{"customer_id": f"fam{i}", "signup_ts": old} for i in range(3)],
                        # a household: four legitimate members and one mature fraudster
                        *[{"customer_id": f"h{i}", "signup_ts": old} for i in range(4)], _fraudster("hf")])
-    chain = [("f1", "device", "D1"), ("f2", "device", "D1"), ("f2", "card", "K1"), ("f3", "card", "K1"),
-             ("f3", "device", "D2"), ("ring_member", "device", "D2")]
+    ring = [("f1", "device", "D1"), ("f2", "device", "D1"), ("f2", "card", "K1"), ("f3", "card", "K1"),
+            ("f3", "device", "D2"), ("ring_member", "device", "D1"), ("ring_member", "device", "D2"),
+            ("victim", "device", "D2")]
+    family = [(f"fam{i}", "device", "VICTIM_HOME") for i in range(3)] + [("victim", "device", "VICTIM_HOME")]
     house = [(f"h{i}", "device", "HOME") for i in range(4)] + [("hf", "device", "HOME")]
-    links = _links([(c, k, v, old, old, 1) for c, k, v in chain + house])
+    links = _links([(c, k, v, old, old, 1) for c, k, v in ring + family + house])
     only = S.model_copy(deep=True)
     only.heuristics.shared_card_with_fraudsters.enabled = False
     only.heuristics.device_signup_burst.enabled = False
     result = clean_labels(customers, links, T0, only)
     assert label_of(result.labels, "ring_member") == ("fraud", "fraud_dominated_component")
+    # linked to the ring only through one blocked relative: not enough
+    assert all(label_of(result.labels, f"fam{i}")[0] == "legit" for i in range(3))
     assert all(label_of(result.labels, f"h{i}")[0] == "legit" for i in range(4))
     ev = json.loads(result.audit.set_index("customer_id").loc["ring_member", "evidence"])
-    assert ev["component_size"] == 4 and ev["fraudsters"] == ["f1", "f2", "f3"]
+    assert ev["component_size"] == 8 and ev["fraudsters"] == ["f1", "f2", "f3", "victim"]
+    assert ev["shared_with_fraudsters"] == ["device:D1", "device:D2"]
 
 
 def test_device_signup_burst_heuristic():
@@ -175,3 +182,40 @@ def test_write_back_is_idempotent(store, tmp_path, settings):
     assert props["label_as_of"] == T0
     assert store.customer("n")["clean_label"] == "unknown"
     assert pd.read_parquet(tmp_path / "a" / "labels.parquet").equals(pd.read_parquet(tmp_path / "b" / "labels.parquet"))
+
+
+def test_labels_cli_on_a_generated_world(small_world, tmp_path, settings):
+    """Loads the small world (pandas reference aggregates), runs the CLI with --truth, reads the report."""
+    from click.testing import CliRunner
+
+    from etl.reference import reference_etl
+    from fraudgraph.cli import cli
+    from fraudgraph.graph import open_graph
+    from fraudgraph.graph.snapshot import frames_to_elements
+    from fraudgraph.identity import IdentifierHasher
+
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy))
+    uri = f"sqlite:///{tmp_path / 'g.db'}"
+    with open_graph(uri, settings) as store:
+        customers, links = frames_to_elements(ref["customers"], ref["links"])
+        store.upsert_customers(customers)
+        store.upsert_links(links)
+    cutoff = json.loads((small_world / "manifest.json").read_text())["cutoff"]
+    out = tmp_path / "labels"
+    result = CliRunner().invoke(cli, ["labels", "--graph", uri, "--as-of", cutoff, "--out", str(out),
+                                      "--truth", str(small_world / "truth" / "ground_truth.parquet"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["labels"]) == {"fraud", "legit", "unknown"}
+    assert report["clean_label_error_rate"] < report["raw_label_error_rate"]
+    assert set(report["heuristics"]) <= {"shared_card_with_fraudsters", "fraud_dominated_component",
+                                         "device_signup_burst"}
+    for rule, h in report["heuristics"].items():
+        assert h["corrections"] == 0 or h["precision"] >= 0.9, rule
+    assert report["evaluation"]["missed_fraud_recovered"] > 0
+    labels = pd.read_parquet(out / "labels.parquet")
+    audit = pd.read_parquet(out / "audit.parquet")
+    assert len(labels) == report["customers"] and len(audit) == report["audit_rows"]
+    assert (out / "report.md").read_text().startswith("# Label report")
+    bad = CliRunner().invoke(cli, ["labels", "--graph", uri, "--as-of", "someday", "--out", str(out)])
+    assert bad.exit_code != 0 and "--as-of" in bad.output

@@ -96,7 +96,7 @@ def read_snapshot(snapshot_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]
 
 def _clean(value):
     """Parquet/pandas scalar -> plain Python (NaN/None -> None)."""
-    if value is None:
+    if value is None or value is pd.NA or value is pd.NaT:
         return None
     if hasattr(value, "item"):
         value = value.item()
