@@ -41,6 +41,10 @@ def import_dgl():
     import os
 
     os.environ.setdefault("DGLBACKEND", "pytorch")
+    import warnings
+
     import dgl
 
+    # On CPU DGL's data loader advises CPU affinity on every iteration; we size threads ourselves.
+    warnings.filterwarnings("ignore", message="Dataloader CPU affinity opt is not enabled")
     return dgl

@@ -216,6 +216,58 @@ def labels(app: AppContext, graph_uri: str | None, as_of: str, out_dir: str, tru
     app.emit(report, lambda r: Path(out_dir, "report.md").read_text())
 
 
+# --------------------------------------------------------------------- train
+@cli.command()
+@click.option("--snapshot", default=None, type=click.Path(file_okay=False), help="ETL snapshot folder.")
+@click.option("--graph", "graph_uri", default=None, help="Export this graph first instead of --snapshot.")
+@click.option("--labels", "labels_dir", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--truth", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="Ground truth Parquet, for evaluation only.")
+@common_options
+@pass_app
+def train(app: AppContext, snapshot: str | None, graph_uri: str | None, labels_dir: str, out_dir: str,
+          truth: str | None) -> None:
+    """Train the edge-feature-aware RGCN and its baselines; write a model artifact."""
+    from training.train import run_training
+
+    if not snapshot and not graph_uri:
+        raise click.UsageError("give --snapshot DIR or --graph URI")
+    if graph_uri:
+        from .graph import open_graph
+
+        snapshot = str(Path(out_dir) / "snapshot")
+        with open_graph(graph_uri, app.settings) as store:
+            store.export(snapshot)
+    metrics = run_training(app.settings, snapshot, labels_dir, out_dir, truth)
+    app.emit(metrics, lambda m: Path(out_dir, "summary.md").read_text())
+
+
+# --------------------------------------------------------------------- score
+@cli.command()
+@click.option("--graph", "graph_uri", default=None, help="Graph URI (default graph.uri).")
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--as-of", "as_of", default=None, help="Score as of this time (default: the graph's latest activity).")
+@click.option("--no-write-back", is_flag=True, default=False, help="Do not write scores to the graph.")
+@common_options
+@pass_app
+def score(app: AppContext, graph_uri: str | None, model_dir: str, out_dir: str, as_of: str | None,
+          no_write_back: bool) -> None:
+    """Score every customer, apply the decision rules, write decisions.parquet and the vertices."""
+    from .batch_scoring import score_graph
+    from .graph import open_graph
+    from .schema import to_epoch_ms
+    from .scoring import ModelArtifact
+
+    artifact = ModelArtifact.load(model_dir)
+    with open_graph(graph_uri, app.settings) as store:
+        summary = score_graph(store, artifact, app.settings, out_dir, to_epoch_ms(as_of) if as_of else None,
+                              write_back=not no_write_back)
+    app.emit(summary, lambda s: (f"scored {s['customers']:,} customers with {s['model_version']}: "
+                                 + ", ".join(f"{k} {v:,}" for k, v in s["decisions"].items())))
+
+
 # ---------------------------------------------------------------------- demo
 @cli.command()
 @click.option("--out", "out_dir", default="demo-out", type=click.Path(file_okay=False),

@@ -184,6 +184,45 @@ class LabelSettings(_Section):
     heuristics: HeuristicSettings = HeuristicSettings()
 
 
+class SplitSettings(_Section):
+    val_days: float = Field(60, gt=0)
+    test_days: float = Field(60, gt=0)
+
+
+class GbdtSettings(_Section):
+    max_iter: int = Field(300, ge=1)
+    learning_rate: float = Field(0.1, gt=0)
+    max_leaf_nodes: int = Field(31, ge=2)
+
+
+class TrainingSettings(_Section):
+    seed: int = 7
+    hidden_dim: int = Field(64, ge=4)
+    edge_hidden_dim: int = Field(16, ge=1)
+    layers: int = Field(2, ge=1, le=4)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    learning_rate: float = Field(0.005, gt=0)
+    weight_decay: float = Field(0.0005, ge=0)
+    max_epochs: int = Field(80, ge=1)
+    patience: int = Field(12, ge=1)
+    mode: Literal["auto", "full", "minibatch"] = "auto"
+    full_graph_max_edges: int = Field(4_000_000, ge=0)
+    batch_size: int = Field(1024, ge=1)
+    fanouts: list[int] = [15, 10]
+    split: SplitSettings = SplitSettings()
+    pos_weight_max: float = Field(50.0, ge=1)
+    target_precision: float = Field(0.85, gt=0, lt=1)
+    gbdt: GbdtSettings = GbdtSettings()
+    threads: int = Field(2, ge=1)
+
+
+class RuleSettings(_Section):
+    threshold: float | None = Field(None, ge=0, le=1)
+    value_cut: float = Field(100.0, ge=0)
+    young_account_days: float = Field(7, ge=0)
+    hub_degree: int = Field(100, ge=2)
+
+
 class LoggingSettings(_Section):
     level: str = "INFO"
 
@@ -198,6 +237,8 @@ class Settings(_Section):
     spark: SparkSettings = SparkSettings()
     etl: EtlSettings = EtlSettings()
     labels: LabelSettings = LabelSettings()
+    training: TrainingSettings = TrainingSettings()
+    rules: RuleSettings = RuleSettings()
     logging: LoggingSettings = LoggingSettings()
 
 

@@ -1,0 +1,214 @@
+"""Identity features: the one place training and serving compute them (no train/serve skew).
+
+Input is plain data: a customer table and an identity-link table in the
+snapshot layout (:mod:`fraudgraph.graph.snapshot`), and the as-of time. Output
+is an :class:`IdentityGraphTensors`: a DGL heterograph with both edge
+directions and float32 feature matrices for every node and edge type.
+
+Features (all ``log1p`` of non-negative quantities, standardised later by
+:class:`FeatureScaler`):
+
+- customer (``CUSTOMER_FEATURES``): account age in days at as-of, identifiers
+  per kind, events, events per type. Never the customer's own label, block or
+  score, nor its lifetime value (the model uses identity data alone; value is
+  for the decision rules).
+- identifier (``IDENTIFIER_FEATURES``): degree (customers linked), age in days
+  since first seen, events, and the span in days between the first and the last
+  customer to appear on it (a burst of new accounts has a short span).
+- edge (``EDGE_FEATURES``, same on both directions): events, age = as-of -
+  first_seen, recency = as-of - last_seen, days between the customer's signup
+  and the link's first use, and the event-type mix.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._dgl_compat import import_dgl
+from .schema import COUNT_PROPERTY_BY_TYPE, CUSTOMER, EDGE_LABEL_BY_KIND, EVENT_TYPES, IDENTIFIER_KINDS
+
+DAY_MS = 86_400_000
+CUSTOMER_FEATURES = ["account_age_days", *(f"identifiers_{k}" for k in IDENTIFIER_KINDS), "events",
+                     *(f"events_{t}" for t in EVENT_TYPES)]
+IDENTIFIER_FEATURES = ["degree", "age_days", "events", "first_seen_span_days"]
+EDGE_FEATURES = ["events", "age_days", "recency_days", "days_after_signup", *(f"mix_{t}" for t in EVENT_TYPES)]
+REVERSE_PREFIX = "rev_"
+
+
+def relations() -> list[tuple[str, str, str]]:
+    """Canonical edge types: customer -has_<kind>-> kind and kind -rev_has_<kind>-> customer."""
+    out = []
+    for kind in IDENTIFIER_KINDS:
+        label = EDGE_LABEL_BY_KIND[kind]
+        out += [(CUSTOMER, label, kind), (kind, REVERSE_PREFIX + label, CUSTOMER)]
+    return out
+
+
+@dataclass
+class IdentityGraphTensors:
+    """A heterograph over customers and identifiers with raw (unscaled) features.
+
+    ``customer_ids[i]`` is the id of customer node ``i``; ``identifier_ids[kind][j]``
+    the value hash of identifier node ``j`` of that kind. ``node_features[ntype]``
+    is ``(num_nodes, n_features)``; ``edge_features[etype]`` ``(num_edges, n_edge_features)``.
+    """
+
+    graph: Any
+    customer_ids: np.ndarray
+    identifier_ids: dict[str, np.ndarray]
+    node_features: dict[str, np.ndarray]
+    edge_features: dict[str, np.ndarray]
+    as_of_ms: int
+    customer_index: dict[str, int] = field(default_factory=dict)
+
+    def index_of(self, customer_ids) -> np.ndarray:
+        if not self.customer_index:
+            self.customer_index = {c: i for i, c in enumerate(self.customer_ids)}
+        return np.array([self.customer_index[c] for c in customer_ids], dtype=np.int64)
+
+
+def _log1p_nonneg(x) -> np.ndarray:
+    return np.log1p(np.clip(np.asarray(x, dtype=np.float64), 0, None))
+
+
+def build_graph_tensors(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: int) -> IdentityGraphTensors:
+    """Build the heterograph and raw features of everything visible at ``as_of_ms``.
+
+    ``customers`` needs ``customer_id`` (``signup_ts`` in epoch ms where known);
+    ``links`` needs customer_id, kind, value_hash, first_seen, last_seen,
+    event_count and the ``count_<type>`` columns (missing ones count as 0).
+    Links first seen after as-of and customers who signed up after it are left out.
+    """
+    import torch
+
+    dgl = import_dgl()
+    links = links.loc[pd.to_numeric(links["first_seen"]) <= as_of_ms].copy()
+    for col in COUNT_PROPERTY_BY_TYPE.values():
+        links[col] = pd.to_numeric(links[col], errors="coerce").fillna(0) if col in links else 0.0
+    signup = pd.to_numeric(customers.get("signup_ts", pd.Series(np.nan, index=customers.index)), errors="coerce")
+    visible = customers.loc[signup.isna() | (signup <= as_of_ms), ["customer_id"]].assign(
+        signup_ts=signup[signup.isna() | (signup <= as_of_ms)])
+    ids = np.array(sorted(set(visible["customer_id"].astype(str)) | set(links["customer_id"].astype(str))),
+                   dtype=object)
+    cindex = pd.Index(ids)
+    n_cust = len(ids)
+    links["c"] = cindex.get_indexer(links["customer_id"].astype(str))
+
+    # --- customer features ------------------------------------------------------
+    signup_by = pd.Series(visible["signup_ts"].to_numpy(), index=visible["customer_id"].astype(str))
+    signup_ms = signup_by.reindex(ids).to_numpy(dtype=np.float64)
+    first_link = links.groupby("c")["first_seen"].min().reindex(range(n_cust)).to_numpy(dtype=np.float64)
+    start = np.where(np.isnan(signup_ms), first_link, signup_ms)
+    start = np.where(np.isnan(start), as_of_ms, start)
+    cust = {"account_age_days": (as_of_ms - start) / DAY_MS}
+    for kind in IDENTIFIER_KINDS:
+        cust[f"identifiers_{kind}"] = links.loc[links["kind"] == kind].groupby("c").size() \
+            .reindex(range(n_cust), fill_value=0).to_numpy()
+    cust["events"] = links.groupby("c")["event_count"].sum().reindex(range(n_cust), fill_value=0).to_numpy()
+    for t, col in COUNT_PROPERTY_BY_TYPE.items():
+        cust[f"events_{t}"] = links.groupby("c")[col].sum().reindex(range(n_cust), fill_value=0).to_numpy()
+    node_features = {CUSTOMER: np.stack([_log1p_nonneg(cust[f]) for f in CUSTOMER_FEATURES], 1).astype(np.float32)}
+
+    # --- identifiers, edges -----------------------------------------------------
+    graph_data, identifier_ids, edge_features = {}, {}, {}
+    first = links["first_seen"].to_numpy(dtype=np.float64)
+    last = links["last_seen"].to_numpy(dtype=np.float64)
+    events = links["event_count"].to_numpy(dtype=np.float64)
+    mix = np.stack([links[col].to_numpy(dtype=np.float64) for col in COUNT_PROPERTY_BY_TYPE.values()], 1)
+    link_start = start[links["c"].to_numpy()]
+    efeat_all = np.concatenate([
+        _log1p_nonneg(events)[:, None],
+        _log1p_nonneg((as_of_ms - first) / DAY_MS)[:, None],
+        _log1p_nonneg((as_of_ms - last) / DAY_MS)[:, None],
+        _log1p_nonneg((first - link_start) / DAY_MS)[:, None],
+        mix / np.maximum(events, 1)[:, None],
+    ], 1).astype(np.float32)
+    for kind in IDENTIFIER_KINDS:
+        mask = (links["kind"] == kind).to_numpy()
+        sub = links.loc[mask]
+        uniq, inverse = np.unique(sub["value_hash"].astype(str).to_numpy(), return_inverse=True)
+        identifier_ids[kind] = uniq.astype(object)
+        src = torch.as_tensor(sub["c"].to_numpy(), dtype=torch.int64)
+        dst = torch.as_tensor(inverse, dtype=torch.int64)
+        label = EDGE_LABEL_BY_KIND[kind]
+        graph_data[(CUSTOMER, label, kind)] = (src, dst)
+        graph_data[(kind, REVERSE_PREFIX + label, CUSTOMER)] = (dst, src)
+        edge_features[label] = edge_features[REVERSE_PREFIX + label] = efeat_all[mask]
+        n_ident = len(uniq)
+        degree = np.bincount(inverse, minlength=n_ident)
+        ident_first = np.full(n_ident, np.inf)
+        np.minimum.at(ident_first, inverse, first[mask])
+        ident_last_join = np.full(n_ident, -np.inf)
+        np.maximum.at(ident_last_join, inverse, first[mask])
+        ident_events = np.bincount(inverse, weights=events[mask], minlength=n_ident)
+        node_features[kind] = np.stack([
+            _log1p_nonneg(degree), _log1p_nonneg((as_of_ms - ident_first) / DAY_MS), _log1p_nonneg(ident_events),
+            _log1p_nonneg((ident_last_join - ident_first) / DAY_MS),
+        ], 1).astype(np.float32) if n_ident else np.zeros((0, len(IDENTIFIER_FEATURES)), np.float32)
+    num_nodes = {CUSTOMER: n_cust, **{k: len(v) for k, v in identifier_ids.items()}}
+    g = dgl.heterograph(graph_data, num_nodes_dict=num_nodes)
+    return IdentityGraphTensors(g, ids, identifier_ids, node_features, edge_features, int(as_of_ms))
+
+
+class FeatureScaler:
+    """Per node/edge type standardisation (mean 0, unit variance), saved with the model."""
+
+    def __init__(self, stats: dict[str, dict[str, list[float]]] | None = None):
+        self.stats = stats or {}
+
+    def fit(self, tensors: IdentityGraphTensors) -> "FeatureScaler":
+        for group, feats in (("node", tensors.node_features), ("edge", tensors.edge_features)):
+            for name, x in feats.items():
+                mean = x.mean(0) if len(x) else np.zeros(x.shape[1])
+                std = x.std(0) if len(x) else np.ones(x.shape[1])
+                self.stats[f"{group}:{name}"] = {"mean": mean.tolist(), "std": np.where(std > 1e-6, std, 1).tolist()}
+        return self
+
+    def transform(self, group: str, name: str, x: np.ndarray) -> np.ndarray:
+        s = self.stats[f"{group}:{name}"]
+        return ((x - np.asarray(s["mean"], np.float32)) / np.asarray(s["std"], np.float32)).astype(np.float32)
+
+    def scaled(self, tensors: IdentityGraphTensors) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Torch tensors of scaled node and edge features."""
+        import torch
+
+        nodes = {k: torch.from_numpy(self.transform("node", k, v)) for k, v in tensors.node_features.items()}
+        edges = {k: torch.from_numpy(self.transform("edge", k, v)) for k, v in tensors.edge_features.items()}
+        return nodes, edges
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.stats))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FeatureScaler":
+        return cls(json.loads(Path(path).read_text()))
+
+
+def one_hop_aggregates(tensors: IdentityGraphTensors) -> tuple[np.ndarray, list[str]]:
+    """Customer features plus aggregates over its identifiers (for the gradient-boosting baseline).
+
+    Per kind: max and mean identifier degree, max identifier events, mean edge recency.
+    Returns ``(matrix (n_customers, n_features), feature names)``.
+    """
+    n = len(tensors.customer_ids)
+    cols, names = [tensors.node_features[CUSTOMER]], list(CUSTOMER_FEATURES)
+    g = tensors.graph
+    for kind in IDENTIFIER_KINDS:
+        label = EDGE_LABEL_BY_KIND[kind]
+        src, dst = (t.numpy() for t in g.edges(etype=label))
+        ident = tensors.node_features[kind]
+        deg = ident[dst, 0] if len(dst) else np.zeros(0, np.float32)
+        ev = ident[dst, 2] if len(dst) else np.zeros(0, np.float32)
+        rec = tensors.edge_features[label][:, 2] if len(dst) else np.zeros(0, np.float32)
+        frame = pd.DataFrame({"c": src, "deg": deg, "ev": ev, "rec": rec})
+        agg = frame.groupby("c").agg(deg_max=("deg", "max"), deg_mean=("deg", "mean"), ev_max=("ev", "max"),
+                                     rec_mean=("rec", "mean")).reindex(range(n), fill_value=0.0)
+        cols.append(agg.to_numpy(np.float32))
+        names += [f"{kind}_{c}" for c in agg.columns]
+    return np.concatenate(cols, 1), names
