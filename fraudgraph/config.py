@@ -205,12 +205,13 @@ class TrainingSettings(_Section):
     weight_decay: float = Field(0.0005, ge=0)
     max_epochs: int = Field(80, ge=1)
     patience: int = Field(12, ge=1)
+    min_epochs: int = Field(25, ge=1)
     mode: Literal["auto", "full", "minibatch"] = "auto"
     full_graph_max_edges: int = Field(4_000_000, ge=0)
     batch_size: int = Field(1024, ge=1)
     fanouts: list[int] = [15, 10]
     split: SplitSettings = SplitSettings()
-    pos_weight_max: float = Field(50.0, ge=1)
+    pos_weight_max: float = Field(20.0, ge=1)
     target_precision: float = Field(0.85, gt=0, lt=1)
     gbdt: GbdtSettings = GbdtSettings()
     threads: int = Field(2, ge=1)

@@ -94,3 +94,25 @@ def small_world(tmp_path_factory, settings):
     WorldGenerator(settings.world.model_copy(update={"customers": 3000, "chunk_customers": 1500})).generate(
         out, progress=False)
     return out
+
+
+@pytest.fixture
+def small_world_graph(small_world, tmp_path, settings):
+    """The small world loaded into a fresh embedded graph (pandas reference aggregates, no Spark).
+
+    Returns ``(graph URI, cut-off ISO time)``.
+    """
+    import json
+
+    from etl.reference import reference_etl
+    from fraudgraph.graph import open_graph
+    from fraudgraph.graph.snapshot import frames_to_elements
+    from fraudgraph.identity import IdentifierHasher
+
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy))
+    uri = f"sqlite:///{tmp_path / 'small-world.db'}"
+    with open_graph(uri, settings) as store:
+        customers, links = frames_to_elements(ref["customers"], ref["links"])
+        store.upsert_customers(customers)
+        store.upsert_links(links)
+    return uri, json.loads((small_world / "manifest.json").read_text())["cutoff"]

@@ -184,23 +184,13 @@ def test_write_back_is_idempotent(store, tmp_path, settings):
     assert pd.read_parquet(tmp_path / "a" / "labels.parquet").equals(pd.read_parquet(tmp_path / "b" / "labels.parquet"))
 
 
-def test_labels_cli_on_a_generated_world(small_world, tmp_path, settings):
-    """Loads the small world (pandas reference aggregates), runs the CLI with --truth, reads the report."""
+def test_labels_cli_on_a_generated_world(small_world, small_world_graph, tmp_path):
+    """Runs the CLI with --truth on the small world and reads the report."""
     from click.testing import CliRunner
 
-    from etl.reference import reference_etl
     from fraudgraph.cli import cli
-    from fraudgraph.graph import open_graph
-    from fraudgraph.graph.snapshot import frames_to_elements
-    from fraudgraph.identity import IdentifierHasher
 
-    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy))
-    uri = f"sqlite:///{tmp_path / 'g.db'}"
-    with open_graph(uri, settings) as store:
-        customers, links = frames_to_elements(ref["customers"], ref["links"])
-        store.upsert_customers(customers)
-        store.upsert_links(links)
-    cutoff = json.loads((small_world / "manifest.json").read_text())["cutoff"]
+    uri, cutoff = small_world_graph
     out = tmp_path / "labels"
     result = CliRunner().invoke(cli, ["labels", "--graph", uri, "--as-of", cutoff, "--out", str(out),
                                       "--truth", str(small_world / "truth" / "ground_truth.parquet"), "--json"])

@@ -106,23 +106,14 @@ def test_artifact_round_trips_to_identical_scores(planted, tmp_path, settings):
 
 
 @pytest.mark.slow
-def test_train_and_score_commands_on_a_generated_world(small_world, tmp_path, settings):
+def test_train_and_score_commands_on_a_generated_world(small_world, small_world_graph, tmp_path, settings):
     """labels -> train (with truth) -> score on the small world, through the CLI."""
     from click.testing import CliRunner
 
-    from etl.reference import reference_etl
     from fraudgraph.cli import cli
     from fraudgraph.graph import open_graph
-    from fraudgraph.graph.snapshot import frames_to_elements
-    from fraudgraph.identity import IdentifierHasher
 
-    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy))
-    uri = f"sqlite:///{tmp_path / 'g.db'}"
-    with open_graph(uri, settings) as store:
-        c, l = frames_to_elements(ref["customers"], ref["links"])
-        store.upsert_customers(c)
-        store.upsert_links(l)
-    cutoff = json.loads((small_world / "manifest.json").read_text())["cutoff"]
+    uri, cutoff = small_world_graph
     truth = str(small_world / "truth" / "ground_truth.parquet")
     run = CliRunner()
     assert run.invoke(cli, ["labels", "--graph", uri, "--as-of", cutoff, "--out", str(tmp_path / "labels")]).exit_code == 0

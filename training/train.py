@@ -135,7 +135,7 @@ def fit_gnn(tensors: IdentityGraphTensors, scaler: FeatureScaler, y: np.ndarray,
         score = val["pr_auc"] if val["pr_auc"] is not None else -float(np.mean(losses))
         if score > best["pr_auc"]:
             best = {"pr_auc": score, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
-        elif epoch - best["epoch"] >= cfg.patience:
+        elif epoch - best["epoch"] >= cfg.patience and epoch + 1 >= cfg.min_epochs:
             break
     model.load_state_dict(best["state"])
     model.eval()
@@ -265,6 +265,22 @@ def run_training(settings: Settings, snapshot_dir: str | Path, labels_dir: str |
     return metrics
 
 
+def metrics_table(models: dict[str, Any]) -> list[str]:
+    """Markdown rows: every model against cleaned labels and (when present) ground truth."""
+    def f(v):
+        return "n/a" if v is None else f"{v:.3f}"
+
+    lines = ["| model | vs | PR-AUC | ROC-AUC | recall @ 85 % precision | precision @ 50 % recall |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for name, m in models.items():
+        for ref in ("labels", "truth"):
+            if ref in m:
+                s = m[ref]
+                lines.append(f"| {name} | {ref} | {f(s['pr_auc'])} | {f(s['roc_auc'])} | "
+                             f"{f(s['recall_at_precision_85'])} | {f(s['precision_at_recall_50'])} |")
+    return lines
+
+
 def render_summary(metrics: dict[str, Any]) -> str:
     lines = ["# Model summary", "",
              f"Main model `{metrics['main_model']}`; threshold {metrics['threshold']:.4f} chosen on validation "
@@ -274,17 +290,6 @@ def render_summary(metrics: dict[str, Any]) -> str:
              f"(fraud {metrics['split']['fraud']['train']}/{metrics['split']['fraud']['val']}/"
              f"{metrics['split']['fraud']['test']}); ground truth over {metrics['split']['test_all']:,} "
              "test-period customers.", "",
-             "| model | vs | PR-AUC | ROC-AUC | recall @ 85 % precision | precision @ 50 % recall |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
-
-    def f(v):
-        return "n/a" if v is None else f"{v:.3f}"
-
-    for name, m in metrics["models"].items():
-        for ref in ("labels", "truth"):
-            if ref in m:
-                s = m[ref]
-                lines.append(f"| {name} | {ref} | {f(s['pr_auc'])} | {f(s['roc_auc'])} | "
-                             f"{f(s['recall_at_precision_85'])} | {f(s['precision_at_recall_50'])} |")
+             *metrics_table(metrics["models"])]
     lines += ["", "![precision-recall curves](pr_curves.png)"]
     return "\n".join(lines) + "\n"
