@@ -262,6 +262,9 @@ def run_etl(spark, settings, input_source: str, graph_uri: str | None, *, snapsh
         write_neptune_csv(customers, links, neptune_csv)
     if graph_uri:
         log.info("writing to graph %s", graph_uri)
+        from fraudgraph.graph import open_graph
+
+        open_graph(graph_uri, settings).close()  # create the store once before the executors connect
         n = settings.etl.write_partitions
         batch = settings.etl.write_batch_size
         customers.repartition(n).foreachPartition(_write_partition(graph_uri, settings_json, "customers", batch))

@@ -87,3 +87,23 @@ def test_gremlin_server_restart_mid_run(gremlin_server, settings):
     store.upsert_links(batch)  # a replay changes nothing
     assert store.stats() == stats
     store.close()
+
+
+def _open_and_write(uri: str, worker: int) -> None:
+    from fraudgraph.config import load_settings
+
+    with open_graph(uri, load_settings(environ={})) as store:
+        store.upsert_customers([CustomerUpsert(f"p{worker}", {"w": worker})])
+
+
+def test_processes_creating_the_same_new_store_at_once(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_open_and_write, args=(uri, w)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    with open_graph(uri) as store:
+        assert store.stats()["vertices"]["customer"] == 4

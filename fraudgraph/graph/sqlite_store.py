@@ -13,6 +13,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -105,13 +106,28 @@ class SqliteIdentityGraph(IdentityGraph):
             str(self.path), timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
         )
         self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute(f"PRAGMA cache_size = {-1024 * int(cache_size_mb)}")
-        with self._write():
-            for stmt in _SCHEMA.split(";"):
-                if stmt.strip():
-                    self._db.execute(stmt)
+        self._create_schema(busy_timeout_ms / 1000)
+
+    def _create_schema(self, timeout_s: float) -> None:
+        """WAL mode and tables; retried because switching a new file to WAL ignores busy_timeout
+        when several processes open it at the same moment."""
+        deadline = time.monotonic() + timeout_s
+        delay = 0.02
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                with self._write():
+                    for stmt in _SCHEMA.split(";"):
+                        if stmt.strip():
+                            self._db.execute(stmt)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
     # ------------------------------------------------------------------ utils
     class _Txn:
