@@ -60,7 +60,7 @@ def main() -> None:
         customers, links = read_snapshot(tmp / "snapshot")
         artifact = ModelArtifact.load(tmp / "model")
         t = time.perf_counter()
-        tensors = build_graph_tensors(customers, links, as_of)
+        tensors = build_graph_tensors(customers, links, as_of, fanout_cap=artifact.fanout_cap)
         scores = artifact.score_tensors(tensors)
         score_s = time.perf_counter() - t
     fits = metrics["training"]

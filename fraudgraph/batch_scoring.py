@@ -61,7 +61,8 @@ def score_graph(store: IdentityGraph, artifact: ModelArtifact, settings: Setting
     customers, links = store.customers_frame(), store.links_frame()
     if as_of_ms is None:
         as_of_ms = int(pd.to_numeric(links["last_seen"]).max()) if len(links) else 0
-    tensors = build_graph_tensors(customers, links, as_of_ms)
+    cap = artifact.fanout_cap or settings.graph.neighbourhood_fanout_cap
+    tensors = build_graph_tensors(customers, links, as_of_ms, fanout_cap=cap)
     scores = artifact.score_tensors(tensors, batch_size=settings.training.batch_size,
                                     full_graph_max_edges=settings.training.full_graph_max_edges)
     rules = DecisionRules(settings.rules, artifact.threshold)

@@ -224,6 +224,16 @@ class RuleSettings(_Section):
     hub_degree: int = Field(100, ge=2)
 
 
+class ConsumerSettings(_Section):
+    ledger: str = "consumer-ledger.db"
+    dead_letter: str = "consumer-rejects.jsonl"
+    max_batch: int = Field(500, ge=1)
+    poll_timeout_s: float = Field(0.5, gt=0)
+    score_on: list[Literal["signup", "login", "login_new_identifier", "payment", "add_card", "change_email",
+                           "block", "unblock", "appeal"]] = [
+        "signup", "login_new_identifier", "add_card", "change_email", "payment"]
+
+
 class LoggingSettings(_Section):
     level: str = "INFO"
 
@@ -240,6 +250,7 @@ class Settings(_Section):
     labels: LabelSettings = LabelSettings()
     training: TrainingSettings = TrainingSettings()
     rules: RuleSettings = RuleSettings()
+    consumer: ConsumerSettings = ConsumerSettings()
     logging: LoggingSettings = LoggingSettings()
 
 

@@ -77,13 +77,23 @@ def _log1p_nonneg(x) -> np.ndarray:
     return np.log1p(np.clip(np.asarray(x, dtype=np.float64), 0, None))
 
 
-def build_graph_tensors(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: int) -> IdentityGraphTensors:
+def build_graph_tensors(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: int, *,
+                        fanout_cap: int | None = None,
+                        identifier_stats: pd.DataFrame | None = None) -> IdentityGraphTensors:
     """Build the heterograph and raw features of everything visible at ``as_of_ms``.
 
     ``customers`` needs ``customer_id`` (``signup_ts`` in epoch ms where known);
     ``links`` needs customer_id, kind, value_hash, first_seen, last_seen,
     event_count and the ``count_<type>`` columns (missing ones count as 0).
     Links first seen after as-of and customers who signed up after it are left out.
+
+    ``fanout_cap``: an identifier aggregates messages from at most this many
+    customers, those with the lowest ids (a public IP links thousands); the
+    messages from identifiers to customers are all kept. The same rule in
+    training, batch and online scoring keeps their scores equal.
+    ``identifier_stats`` (kind, value_hash, degree, first_seen_min,
+    first_seen_max, events) overrides the identifier features computed from
+    ``links``, for a subgraph that holds only part of an identifier's links.
     """
     import torch
 
@@ -134,12 +144,19 @@ def build_graph_tensors(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: 
         sub = links.loc[mask]
         uniq, inverse = np.unique(sub["value_hash"].astype(str).to_numpy(), return_inverse=True)
         identifier_ids[kind] = uniq.astype(object)
-        src = torch.as_tensor(sub["c"].to_numpy(), dtype=torch.int64)
+        c_idx = sub["c"].to_numpy()
+        src = torch.as_tensor(c_idx, dtype=torch.int64)
         dst = torch.as_tensor(inverse, dtype=torch.int64)
         label = EDGE_LABEL_BY_KIND[kind]
-        graph_data[(CUSTOMER, label, kind)] = (src, dst)
+        keep = np.ones(len(c_idx), dtype=bool)
+        if fanout_cap is not None and len(c_idx):
+            # customer indices follow customer_id order, so rank by index = rank by id
+            rank = pd.DataFrame({"i": inverse, "c": c_idx}).groupby("i")["c"].rank(method="first").to_numpy()
+            keep = rank <= fanout_cap
+        graph_data[(CUSTOMER, label, kind)] = (src[keep], dst[keep])
         graph_data[(kind, REVERSE_PREFIX + label, CUSTOMER)] = (dst, src)
-        edge_features[label] = edge_features[REVERSE_PREFIX + label] = efeat_all[mask]
+        edge_features[label] = efeat_all[mask][keep]
+        edge_features[REVERSE_PREFIX + label] = efeat_all[mask]
         n_ident = len(uniq)
         degree = np.bincount(inverse, minlength=n_ident)
         ident_first = np.full(n_ident, np.inf)
@@ -147,6 +164,16 @@ def build_graph_tensors(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: 
         ident_last_join = np.full(n_ident, -np.inf)
         np.maximum.at(ident_last_join, inverse, first[mask])
         ident_events = np.bincount(inverse, weights=events[mask], minlength=n_ident)
+        if identifier_stats is not None and n_ident:
+            st = identifier_stats.loc[identifier_stats["kind"] == kind].set_index("value_hash")
+            pos = pd.Index(uniq.astype(str)).get_indexer(st.index)
+            found = pos >= 0
+            pos = pos[found]
+            degree = degree.astype(np.float64)
+            degree[pos] = st["degree"].to_numpy(dtype=np.float64)[found]
+            ident_first[pos] = st["first_seen_min"].to_numpy(dtype=np.float64)[found]
+            ident_last_join[pos] = st["first_seen_max"].to_numpy(dtype=np.float64)[found]
+            ident_events[pos] = st["events"].to_numpy(dtype=np.float64)[found]
         node_features[kind] = np.stack([
             _log1p_nonneg(degree), _log1p_nonneg((as_of_ms - ident_first) / DAY_MS), _log1p_nonneg(ident_events),
             _log1p_nonneg((ident_last_join - ident_first) / DAY_MS),

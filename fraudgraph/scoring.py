@@ -89,9 +89,13 @@ class ModelArtifact:
     def version(self) -> str:
         return self.manifest["model_version"]
 
+    @property
+    def fanout_cap(self) -> int | None:
+        return self.manifest.get("fanout_cap")
+
     @classmethod
     def create(cls, model, scaler: FeatureScaler, settings, threshold: float, metrics: dict[str, Any],
-               as_of_ms: int) -> "ModelArtifact":
+               as_of_ms: int, fanout_cap: int | None = None) -> "ModelArtifact":
         import torch
 
         buf = io.BytesIO()
@@ -103,6 +107,8 @@ class ModelArtifact:
             "model": "rgcn_edge",
             "threshold": float(threshold),
             "trained_as_of_ms": int(as_of_ms),
+            # customers an identifier aggregates from (lowest ids); scoring must use the same
+            "fanout_cap": fanout_cap,
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
             "features": {"customer": CUSTOMER_FEATURES, "identifier": IDENTIFIER_FEATURES, "edge": EDGE_FEATURES},
         }

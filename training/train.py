@@ -194,7 +194,8 @@ def run_training(settings: Settings, snapshot_dir: str | Path, labels_dir: str |
     started = time.monotonic()
     customers, links = read_snapshot(snapshot_dir)
     labels, as_of_ms = read_labels(labels_dir)
-    tensors = build_graph_tensors(customers, links, as_of_ms)
+    cap = settings.graph.neighbourhood_fanout_cap
+    tensors = build_graph_tensors(customers, links, as_of_ms, fanout_cap=cap)
     scaler = FeatureScaler().fit(tensors)
     split, y = time_split(tensors, customers, labels, cfg)
     log.info("split: train %d, val %d, test %d labelled customers (fraud %d/%d/%d)", len(split.train),
@@ -256,7 +257,8 @@ def run_training(settings: Settings, snapshot_dir: str | Path, labels_dir: str |
     metrics["graph"] = {"customers": len(tensors.customer_ids), "edges": int(tensors.graph.num_edges()) // 2}
     metrics["wall_s"] = round(time.monotonic() - started, 2)
 
-    ModelArtifact.create(artifacts["rgcn_edge"], scaler, settings, threshold, metrics, as_of_ms).save(out)
+    ModelArtifact.create(artifacts["rgcn_edge"], scaler, settings, threshold, metrics, as_of_ms,
+                         fanout_cap=cap).save(out)
     (out / "baselines").mkdir(exist_ok=True)
     torch.save(artifacts["rgcn"].state_dict(), out / "baselines" / "rgcn.pt")
     (out / "history.json").write_text(json.dumps({k: v.get("history") for k, v in fits.items()}, indent=1))

@@ -193,6 +193,11 @@ def customer_vertex_id(customer_id: str) -> str:
     return f"{CUSTOMER}:{customer_id}"
 
 
+IDENTIFIER_STATS_COLUMNS = ["kind", "value_hash", "degree", "first_seen_min", "first_seen_max", "events"]
+LINK_FRAME_COLUMNS = ["customer_id", "kind", "value_hash", "first_seen", "last_seen", "event_count",
+                      *COUNT_PROPERTY_BY_TYPE.values()]
+
+
 def empty_stats() -> dict[str, dict[str, int]]:
     return {"vertices": {v: 0 for v in VERTEX_LABELS}, "edges": {e: 0 for e in EDGE_LABELS}}
 
@@ -236,6 +241,19 @@ class IdentityGraph(abc.ABC):
     @abc.abstractmethod
     def stats(self) -> dict[str, dict[str, int]]:
         """``{"vertices": {label: n}, "edges": {label: n}}`` with every label (0 included)."""
+
+    @abc.abstractmethod
+    def customers_of(self, customer_ids: Sequence[str]) -> pd.DataFrame:
+        """``customer_id`` plus properties of the given customers (missing ones left out)."""
+
+    @abc.abstractmethod
+    def links_of(self, customer_ids: Sequence[str]) -> pd.DataFrame:
+        """Every identity link of the given customers, in the ``links_frame`` layout."""
+
+    @abc.abstractmethod
+    def identifier_stats(self, identifiers: Sequence[tuple[str, str]], as_of_ms: int | None = None) -> pd.DataFrame:
+        """Per (kind, value_hash): degree, first_seen_min, first_seen_max, events over all its links
+        first seen at or before ``as_of_ms`` (all when None)."""
 
     @abc.abstractmethod
     def customers_frame(self) -> pd.DataFrame:

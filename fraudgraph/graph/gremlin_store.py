@@ -29,6 +29,8 @@ import pandas as pd
 
 from ..schema import COUNT_PROPERTY_BY_TYPE, CUSTOMER, EDGE_LABEL_BY_KIND, KIND_BY_EDGE_LABEL
 from .base import (
+    IDENTIFIER_STATS_COLUMNS,
+    LINK_FRAME_COLUMNS,
     CustomerUpsert,
     GraphStoreError,
     IdentityGraph,
@@ -318,6 +320,52 @@ class GremlinIdentityGraph(IdentityGraph):
         for label, n in edges.items():
             stats["edges"][label] = int(n)
         return stats
+
+    def customers_of(self, customer_ids: Sequence[str]) -> pd.DataFrame:
+        from gremlin_python.process.traversal import T
+
+        ids = [customer_vertex_id(c) for c in sorted(set(customer_ids))]
+        rows = self._run("customers_of", lambda g: g.V(*ids).value_map(True).to_list()) if ids else []
+        records = [{"customer_id": str(r[T.id])[len(_CUSTOMER_PREFIX):], **self._flatten(r)} for r in rows]
+        frame = pd.DataFrame.from_records(records, columns=None if records else ["customer_id"])
+        return frame.sort_values("customer_id").reset_index(drop=True) if records else frame
+
+    def links_of(self, customer_ids: Sequence[str]) -> pd.DataFrame:
+        from gremlin_python.process.graph_traversal import __
+
+        ids = [customer_vertex_id(c) for c in sorted(set(customer_ids))]
+        rows = self._run("links_of", lambda g: (
+            g.V(*ids).out_e()
+            .project("label", "customer", "value_hash", "props")
+            .by(__.label()).by(__.out_v().id_()).by(__.in_v().values("value_hash")).by(__.value_map())
+            .to_list())) if ids else []
+        records = [{"customer_id": str(r["customer"])[len(_CUSTOMER_PREFIX):],
+                    "kind": KIND_BY_EDGE_LABEL[r["label"]], "value_hash": r["value_hash"],
+                    **self._link_props(r["props"])} for r in rows]
+        frame = pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
+        return frame.sort_values(["customer_id", "kind", "value_hash"]).reset_index(drop=True)
+
+    def identifier_stats(self, identifiers: Sequence[tuple[str, str]], as_of_ms: int | None = None) -> pd.DataFrame:
+        from gremlin_python.process.graph_traversal import __
+        from gremlin_python.process.traversal import P
+
+        ids = [identifier_id(k, h) for k, h in sorted(set(identifiers))]
+        if not ids:
+            return pd.DataFrame(columns=IDENTIFIER_STATS_COLUMNS)
+        limit = _typed(as_of_ms if as_of_ms is not None else 2**62)
+        rows = self._run("identifier_stats", lambda g: (
+            g.V(*ids).project("label", "value_hash", "first_seen")
+            .by(__.label()).by(__.values("value_hash"))
+            .by(__.in_e().has("first_seen", P.lte(limit)).project("f", "n").by("first_seen").by("event_count").fold())
+            .to_list()))
+        out = []
+        for r in rows:
+            links = r["first_seen"]
+            if links:
+                firsts = [int(x["f"]) for x in links]
+                out.append((r["label"], r["value_hash"], len(links), min(firsts), max(firsts),
+                            sum(int(x["n"]) for x in links)))
+        return pd.DataFrame(out, columns=IDENTIFIER_STATS_COLUMNS)
 
     def customers_frame(self) -> pd.DataFrame:
         from gremlin_python.process.traversal import T

@@ -15,12 +15,14 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import pandas as pd
 
 from ..schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND
 from .base import (
+    IDENTIFIER_STATS_COLUMNS,
+    LINK_FRAME_COLUMNS,
     CustomerUpsert,
     IdentityGraph,
     IdentityLink,
@@ -230,6 +232,39 @@ class SqliteIdentityGraph(IdentityGraph):
             for kind, n in self._db.execute("SELECT kind, count(*) FROM link GROUP BY kind"):
                 stats["edges"][EDGE_LABEL_BY_KIND[kind]] = n
         return stats
+
+    def customers_of(self, customer_ids: Sequence[str]) -> pd.DataFrame:
+        ids = sorted(set(customer_ids))
+        records = []
+        for chunk in chunked(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(f"SELECT id, props FROM customer WHERE id IN ({marks}) ORDER BY id", tuple(chunk))
+            records += [{"customer_id": cid, **json.loads(props)} for cid, props in rows]
+        return pd.DataFrame.from_records(records, columns=None if records else ["customer_id"])
+
+    def links_of(self, customer_ids: Sequence[str]) -> pd.DataFrame:
+        ids = sorted(set(customer_ids))
+        records = []
+        for chunk in chunked(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(
+                "SELECT customer_id, kind, value_hash, first_seen, last_seen, event_count, counts FROM link "
+                f"WHERE customer_id IN ({marks}) ORDER BY customer_id, kind, value_hash", tuple(chunk))
+            records += [{"customer_id": cid, "kind": kind, "value_hash": h, **_link_props(fs, ls, n, counts)}
+                        for cid, kind, h, fs, ls, n, counts in rows]
+        return pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
+
+    def identifier_stats(self, identifiers: Sequence[tuple[str, str]], as_of_ms: int | None = None) -> pd.DataFrame:
+        limit = as_of_ms if as_of_ms is not None else 2**62
+        rows = []
+        with self._lock:
+            for kind, h in sorted(set(identifiers)):
+                n, fmin, fmax, ev = self._db.execute(
+                    "SELECT count(*), min(first_seen), max(first_seen), coalesce(sum(event_count), 0) FROM link "
+                    "WHERE kind = ? AND value_hash = ? AND first_seen <= ?", (kind, h, limit)).fetchone()
+                if n:
+                    rows.append((kind, h, n, fmin, fmax, ev))
+        return pd.DataFrame(rows, columns=IDENTIFIER_STATS_COLUMNS)
 
     def customers_frame(self) -> pd.DataFrame:
         rows = self._query("SELECT id, props FROM customer ORDER BY id")

@@ -1,0 +1,156 @@
+"""The consumer's durable ledger: exactly-once effects over at-least-once delivery.
+
+One SQLite file, written in one transaction per micro-batch, before the graph:
+
+- ``seen``: every accepted event id; a redelivered event has no second effect.
+- ``link_state``: per identity link touched live, the graph's value before the
+  first live event (``base``) and the live aggregate since; the graph always
+  receives the absolute value base ⊕ live, so writing it twice is harmless.
+- ``pending_customer`` / ``dirty`` links / ``pending_score``: work recorded
+  but not yet applied to the graph or decided. A consumer killed at any point
+  finishes it on restart (:meth:`fraudgraph` consumer ``recover``).
+- ``offsets``: the position of a file source, committed after the graph
+  write and the decision emit.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Iterable
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS seen (event_id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS link_state (
+    customer_id TEXT NOT NULL, kind TEXT NOT NULL, value_hash TEXT NOT NULL,
+    base TEXT NOT NULL, live_first INTEGER, live_last INTEGER, live_count INTEGER NOT NULL DEFAULT 0,
+    live_counts TEXT NOT NULL DEFAULT '{}', dirty INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (customer_id, kind, value_hash)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS link_state_dirty ON link_state (dirty);
+CREATE TABLE IF NOT EXISTS pending_customer (customer_id TEXT PRIMARY KEY, props TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending_score (
+    customer_id TEXT PRIMARY KEY, event_id TEXT NOT NULL, event_type TEXT NOT NULL, ts INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS offsets (source TEXT PRIMARY KEY, position INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+
+def merge_customer_props(old: dict, new: dict) -> dict:
+    """Later values win, except signup_ts (earliest) and blocked_at/unblocked_at/appealed_at (latest)."""
+    out = dict(old)
+    for k, v in new.items():
+        if k == "signup_ts" and k in out:
+            out[k] = min(out[k], v)
+        elif k in ("blocked_at", "unblocked_at", "appealed_at") and k in out:
+            out[k] = max(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+class Ledger:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=60)
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = FULL")  # the ledger is the source of exactly-once
+        for stmt in _SCHEMA.split(";"):
+            if stmt.strip():
+                self._db.execute(stmt)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ----------------------------------------------------------------- reads
+    def unseen(self, event_ids: Iterable[str]) -> set[str]:
+        ids = list(dict.fromkeys(event_ids))
+        seen: set[str] = set()
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                seen |= {r[0] for r in self._db.execute(f"SELECT event_id FROM seen WHERE event_id IN ({marks})",
+                                                        chunk)}
+        return set(ids) - seen
+
+    def known_links(self, keys: Iterable[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+        out = set()
+        with self._lock:
+            for key in set(keys):
+                if self._db.execute("SELECT 1 FROM link_state WHERE customer_id=? AND kind=? AND value_hash=?",
+                                    key).fetchone():
+                    out.add(key)
+        return out
+
+    def offset(self, source: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT position FROM offsets WHERE source = ?", (source,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def dirty_links(self) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(
+                "SELECT customer_id, kind, value_hash, base, live_first, live_last, live_count, live_counts "
+                "FROM link_state WHERE dirty = 1 ORDER BY customer_id, kind, value_hash").fetchall()
+
+    def pending_customers(self) -> dict[str, dict]:
+        with self._lock:
+            return {c: json.loads(p) for c, p in self._db.execute("SELECT customer_id, props FROM pending_customer")}
+
+    def pending_scores(self) -> list[tuple[str, str, str, int]]:
+        with self._lock:
+            return self._db.execute("SELECT customer_id, event_id, event_type, ts FROM pending_score "
+                                    "ORDER BY ts, customer_id").fetchall()
+
+    # ---------------------------------------------------------------- writes
+    def record(self, event_ids: list[str], link_updates: dict, bases: dict, customer_props: dict[str, dict],
+               scores: dict[str, tuple[str, str, int]]) -> None:
+        """One transaction: events seen, live link aggregates, pending customer writes and scores."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("INSERT OR IGNORE INTO seen (event_id) VALUES (?)", [(e,) for e in event_ids])
+                for key, (first, last, count, counts) in link_updates.items():
+                    row = db.execute("SELECT live_first, live_last, live_count, live_counts FROM link_state "
+                                     "WHERE customer_id=? AND kind=? AND value_hash=?", key).fetchone()
+                    if row is None:
+                        db.execute("INSERT INTO link_state VALUES (?,?,?,?,?,?,?,?,1)",
+                                   (*key, json.dumps(bases.get(key)), first, last, count, json.dumps(counts)))
+                    else:
+                        merged = json.loads(row[3])
+                        for t, n in counts.items():
+                            merged[t] = merged.get(t, 0) + n
+                        db.execute("UPDATE link_state SET live_first=?, live_last=?, live_count=?, live_counts=?, "
+                                   "dirty=1 WHERE customer_id=? AND kind=? AND value_hash=?",
+                                   (min(row[0], first), max(row[1], last), row[2] + count, json.dumps(merged), *key))
+                for cid, props in customer_props.items():
+                    row = db.execute("SELECT props FROM pending_customer WHERE customer_id=?", (cid,)).fetchone()
+                    merged = merge_customer_props(json.loads(row[0]) if row else {}, props)
+                    db.execute("INSERT OR REPLACE INTO pending_customer VALUES (?, ?)", (cid, json.dumps(merged)))
+                for cid, (event_id, event_type, ts) in scores.items():
+                    db.execute("INSERT OR REPLACE INTO pending_score VALUES (?, ?, ?, ?)",
+                               (cid, event_id, event_type, ts))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def applied(self, links: list[tuple[str, str, str]], customers: list[str]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("UPDATE link_state SET dirty=0 WHERE customer_id=? AND kind=? AND value_hash=?",
+                                 links)
+            self._db.executemany("DELETE FROM pending_customer WHERE customer_id=?", [(c,) for c in customers])
+            self._db.execute("COMMIT")
+
+    def scored(self, customer_ids: list[str]) -> None:
+        with self._lock:
+            self._db.executemany("DELETE FROM pending_score WHERE customer_id=?", [(c,) for c in customer_ids])
+
+    def commit_offset(self, source: str, position: int) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO offsets VALUES (?, ?)", (source, int(position)))
