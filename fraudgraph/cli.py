@@ -268,6 +268,42 @@ def score(app: AppContext, graph_uri: str | None, model_dir: str, out_dir: str, 
                                  + ", ".join(f"{k} {v:,}" for k, v in s["decisions"].items())))
 
 
+# ------------------------------------------------------------------- consume
+@cli.command()
+@click.option("--source", required=True, help="file:///PATH (JSONL) or - for standard input.")
+@click.option("--graph", "graph_uri", default=None, help="Graph URI (default graph.uri).")
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--decisions", default="-", help="Decision sink: a JSONL path or - (standard output).")
+@click.option("--dead-letter", default=None, help="Rejected events (default consumer.dead_letter).")
+@click.option("--ledger", default=None, help="Ledger file (default consumer.ledger).")
+@click.option("--follow", is_flag=True, default=False, help="Keep tailing a file source.")
+@common_options
+@pass_app
+def consume(app: AppContext, source: str, graph_uri: str | None, model_dir: str, decisions: str,
+            dead_letter: str | None, ledger: str | None, follow: bool) -> None:
+    """Live consumer: events into the graph, scored and decided as they arrive."""
+    from serving.consumer import LiveConsumer
+    from serving.ledger import Ledger
+    from serving.sources import JsonlSink, open_source, source_name
+
+    from .graph import open_graph
+    from .online import OnlineScorer
+    from .scoring import ModelArtifact
+
+    cfg = app.settings.consumer
+    led = Ledger(ledger or cfg.ledger)
+    artifact = ModelArtifact.load(model_dir)
+    with open_graph(graph_uri, app.settings) as store:
+        src = open_source(source, start=led.offset(source_name(source)), follow=follow)
+        consumer = LiveConsumer(store, OnlineScorer(store, artifact, app.settings), app.settings, led,
+                                JsonlSink(decisions), JsonlSink(dead_letter or cfg.dead_letter))
+        stats = consumer.run(src)
+        src.close()
+    led.close()
+    if app.json_output or decisions != "-":
+        click.echo(json.dumps(stats, indent=2), err=decisions == "-")
+
+
 # ---------------------------------------------------------------------- demo
 @cli.command()
 @click.option("--out", "out_dir", default="demo-out", type=click.Path(file_okay=False),

@@ -1,0 +1,249 @@
+"""The live consumer: validate -> de-duplicate -> upsert -> score -> decide, per micro-batch.
+
+``fraudgraph consume --source URI --graph URI --model MODEL_DIR [--decisions URI]``
+
+Delivery is at-least-once from the source, effects exactly once:
+
+1. parse and validate; a bad event goes to the dead letter with its reason and
+   the stream goes on;
+2. drop events already in the ledger (redeliveries) or repeated in the batch;
+3. record, in one ledger transaction, the events as seen, the live link
+   aggregates (with the graph's value before the first live event as base),
+   the customer property updates and the customers to score;
+4. write the absolute link values and customer properties to the graph;
+5. score the customers whose risk may have changed (online, same code as batch
+   scoring), write score and decision to the vertex, emit the decision;
+6. commit the source position.
+
+A consumer killed between any two steps finishes the recorded work on restart
+(:meth:`LiveConsumer.recover`) and resumes after the last committed position.
+SIGTERM or SIGINT stops polling, finishes the batch in flight, commits and exits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from fraudgraph.config import Settings
+from fraudgraph.graph import CustomerUpsert, IdentityGraph, IdentityLink
+from fraudgraph.identity import IdentifierHasher
+from fraudgraph.online import OnlineScorer
+from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, Event, InvalidEvent, validate_event
+
+from .ledger import Ledger, merge_customer_props
+from .sources import JsonlSink, Message
+
+log = logging.getLogger("fraudgraph.consumer")
+
+
+@dataclass
+class ConsumerStats:
+    events_in: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    applied: int = 0
+    decisions: dict[str, int] = field(default_factory=lambda: {"block": 0, "review": 0, "allow": 0})
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        lat = sorted(self.latencies_ms)
+        pct = (lambda q: round(lat[min(len(lat) - 1, int(q * (len(lat) - 1)))], 3) if lat else None)
+        return {"events_in": self.events_in, "rejected": self.rejected, "duplicates": self.duplicates,
+                "applied": self.applied, "decisions": dict(self.decisions),
+                "latency_ms": {"p50": pct(0.5), "p99": pct(0.99)}}
+
+
+def customer_updates(ev: Event) -> dict[str, Any]:
+    """Customer vertex properties an event sets."""
+    ts = ev.ts_ms
+    props: dict[str, Any] = {}
+    if ev.event_type == "signup":
+        props["signup_ts"] = ts
+        if ev.country:
+            props["country"] = ev.country
+    if ev.lifetime_value is not None:
+        props["lifetime_value"] = ev.lifetime_value
+    if ev.event_type == "block":
+        props.update(blocked_at=ts, is_fraud=1)
+        if ev.block_source:
+            props["block_source"] = ev.block_source
+        if ev.reason:
+            props["block_reason"] = ev.reason
+    elif ev.event_type == "appeal":
+        props["appealed_at"] = ts
+        if ev.outcome:
+            props["appeal_outcome"] = ev.outcome
+    elif ev.event_type == "unblock":
+        props["unblocked_at"] = ts
+    return props
+
+
+def _link_from_state(key, base_json, first, last, count, counts_json) -> IdentityLink:
+    base = json.loads(base_json) if base_json else None
+    live_counts = json.loads(counts_json)
+    if base:
+        first, last = min(first, base["first_seen"]), max(last, base["last_seen"])
+        count += base["event_count"]
+        for t, prop in COUNT_PROPERTY_BY_TYPE.items():
+            live_counts[t] = live_counts.get(t, 0) + int(base.get(prop, 0))
+    return IdentityLink(key[0], key[1], key[2], int(first), int(last), int(count),
+                        {t: int(n) for t, n in live_counts.items() if n})
+
+
+class LiveConsumer:
+    def __init__(self, store: IdentityGraph, scorer: OnlineScorer | None, settings: Settings, ledger: Ledger,
+                 decisions: JsonlSink, dead_letter: JsonlSink):
+        self.store = store
+        self.scorer = scorer
+        self.settings = settings
+        self.ledger = ledger
+        self.decisions = decisions
+        self.dead_letter = dead_letter
+        self.hasher = IdentifierHasher.from_settings(settings.privacy)
+        self.score_on = set(settings.consumer.score_on)
+        self.stats = ConsumerStats()
+        self._stop = False
+
+    # ------------------------------------------------------------- lifecycle
+    def request_stop(self, *_: Any) -> None:
+        log.info("stop requested: finishing the batch in flight")
+        self._stop = True
+
+    def run(self, source, *, install_signals: bool = True) -> dict[str, Any]:
+        if install_signals:
+            signal.signal(signal.SIGTERM, self.request_stop)
+            signal.signal(signal.SIGINT, self.request_stop)
+        self.recover()
+        cfg = self.settings.consumer
+        while not self._stop:
+            batch = source.poll(cfg.max_batch, cfg.poll_timeout_s)
+            if batch:
+                self.process(batch)
+                self.ledger.commit_offset(source.name, batch[-1].position)
+            elif getattr(source, "exhausted", False):
+                break
+        return self.stats.as_dict()
+
+    def recover(self) -> None:
+        """Apply work a previous run recorded but did not finish (after a crash)."""
+        pending = len(self.ledger.dirty_links()) + len(self.ledger.pending_customers()) + \
+            len(self.ledger.pending_scores())
+        if pending:
+            log.warning("recovering %d unfinished writes and decisions from the ledger", pending)
+        self._apply()
+        self._score_pending()
+
+    # ------------------------------------------------------------- one batch
+    def process(self, batch: list[Message]) -> None:
+        received = time.perf_counter()
+        self.stats.events_in += len(batch)
+        events: list[Event] = []
+        for msg in batch:
+            try:
+                record = json.loads(msg.payload)
+                if not isinstance(record, dict):
+                    raise ValueError("not a JSON object")
+                events.append(validate_event(record))
+            except InvalidEvent as exc:
+                self._reject(msg, exc.reason_code, str(exc))
+            except ValueError as exc:
+                self._reject(msg, "payload:invalid_json", f"payload: not a JSON event object ({exc})")
+        fresh = self.ledger.unseen(e.event_id for e in events)
+        unique: dict[str, Event] = {}
+        for ev in events:
+            if ev.event_id in fresh and ev.event_id not in unique:
+                unique[ev.event_id] = ev
+            else:
+                self.stats.duplicates += 1
+        new_events = sorted(unique.values(), key=lambda e: (e.ts_ms, e.event_id))
+        if new_events:
+            self._record(new_events)
+            self._apply()
+            self._score_pending()
+            self.stats.applied += len(new_events)
+        self.decisions.flush()
+        self.dead_letter.flush()
+        per_event = (time.perf_counter() - received) * 1000
+        self.stats.latencies_ms.extend([per_event] * len(batch))
+
+    def _reject(self, msg: Message, code: str, reason: str) -> None:
+        self.stats.rejected += 1
+        log.info("rejected event at position %s: %s", msg.position, code)
+        self.dead_letter.write({"reason_code": code, "reason": reason, "position": msg.position,
+                                "payload": msg.payload})
+
+    def _record(self, events: list[Event]) -> None:
+        increments: dict[tuple[str, str, str], list] = {}
+        customers: dict[str, dict] = defaultdict(dict)
+        scores: dict[str, tuple[str, str, int]] = {}
+        keys_by_event = []
+        for ev in events:
+            keys = [(ev.customer_id, kind, self.hasher.hash(kind, raw)) for kind, raw in ev.identifiers().items()]
+            keys_by_event.append(keys)
+            for key in keys:
+                inc = increments.setdefault(key, [ev.ts_ms, ev.ts_ms, 0, defaultdict(int)])
+                inc[0], inc[1] = min(inc[0], ev.ts_ms), max(inc[1], ev.ts_ms)
+                inc[2] += 1
+                inc[3][ev.event_type] += 1
+            customers[ev.customer_id] = merge_customer_props(customers[ev.customer_id], customer_updates(ev))
+        # the graph's value of each link before its first live event
+        new_keys = set(increments) - self.ledger.known_links(increments)
+        bases: dict[tuple[str, str, str], dict | None] = {}
+        if new_keys:
+            existing = self.store.links_of(sorted({k[0] for k in new_keys}))
+            for rec in existing.to_dict("records"):
+                key = (rec["customer_id"], rec["kind"], rec["value_hash"])
+                if key in new_keys:
+                    bases[key] = {k: int(v) for k, v in rec.items() if k not in ("customer_id", "kind", "value_hash")}
+        for ev, keys in zip(events, keys_by_event):
+            trigger = ev.event_type
+            if ev.event_type == "login":
+                new_ident = any(k in new_keys and bases.get(k) is None and k[1] in ("device", "ip") for k in keys)
+                trigger = "login_new_identifier" if new_ident else "login"
+            if trigger in self.score_on or ev.event_type in self.score_on:
+                scores[ev.customer_id] = (ev.event_id, ev.event_type, ev.ts_ms)
+        updates = {k: (v[0], v[1], v[2], dict(v[3])) for k, v in increments.items()}
+        self.ledger.record([e.event_id for e in events], updates, bases, dict(customers), scores)
+
+    def _apply(self) -> None:
+        dirty = self.ledger.dirty_links()
+        pending = self.ledger.pending_customers()
+        if pending:
+            self.store.upsert_customers([CustomerUpsert(c, p) for c, p in sorted(pending.items())])
+        links = [_link_from_state(tuple(row[:3]), *row[3:]) for row in dirty]
+        if links:
+            self.store.upsert_links(links)
+        if dirty or pending:
+            self.ledger.applied([tuple(r[:3]) for r in dirty], list(pending))
+
+    def _score_pending(self) -> None:
+        pending = self.ledger.pending_scores()
+        if not pending or self.scorer is None:
+            if pending and self.scorer is None:
+                self.ledger.scored([p[0] for p in pending])
+            return
+        done = []
+        for customer_id, event_id, event_type, ts in pending:
+            result = self.scorer.score(customer_id, ts)
+            if result is None:
+                done.append(customer_id)
+                continue
+            d = result.decision
+            self.store.set_customer_properties({customer_id: {
+                "score": round(result.score, 6), "decision": d.decision,
+                "decision_reasons": json.dumps(list(d.reason_codes)), "model_version": result.model_version,
+                "scored_as_of": ts}})
+            self.decisions.write({"decision_id": event_id, "customer_id": customer_id, "event_id": event_id,
+                                  "event_type": event_type, "ts": ts, "score": round(result.score, 6),
+                                  "decision": d.decision, "reason_codes": list(d.reason_codes),
+                                  "reasons": list(d.reasons), "model_version": result.model_version})
+            self.stats.decisions[d.decision] += 1
+            done.append(customer_id)
+        self.decisions.flush()
+        self.ledger.scored(done)
