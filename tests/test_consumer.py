@@ -182,3 +182,27 @@ def test_kill_9_mid_stream_then_restart_equals_uninterrupted_run(small_world, mo
     pd.testing.assert_frame_equal(a[0], b[0])
     pd.testing.assert_frame_equal(a[1], b[1])
     assert a[2] == b[2] and len(a[2]) > 60
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_batch_commits_and_exits_zero(small_world_graph, small_world, model_dir, settings,
+                                                          tmp_path):
+    uri, _ = small_world_graph
+    src = tmp_path / "live.jsonl"
+    src.write_text("\n".join(live_events(small_world)[:40]) + "\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("consumer:\n  max_batch: 10\n")
+    proc = subprocess.Popen(_consume_cmd(uri, model_dir, src, tmp_path / "ledger.db", tmp_path, cfg) + ["--follow"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ledger = Ledger(tmp_path / "ledger.db")
+    name = FileSource(src).name
+    deadline = time.monotonic() + 120
+    while ledger.offset(name) < 40 and time.monotonic() < deadline:  # tailing, everything consumed
+        time.sleep(0.2)
+    assert ledger.offset(name) == 40
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert ledger.offset(name) == 40
+    assert ledger.pending_scores() == [] and ledger.dirty_links() == []
+    ledger.close()
