@@ -227,8 +227,9 @@ def one_hop_aggregates(tensors: IdentityGraphTensors) -> tuple[np.ndarray, list[
     cols, names = [tensors.node_features[CUSTOMER]], list(CUSTOMER_FEATURES)
     g = tensors.graph
     for kind in IDENTIFIER_KINDS:
-        label = EDGE_LABEL_BY_KIND[kind]
-        src, dst = (t.numpy() for t in g.edges(etype=label))
+        # identifier -> customer edges: every link (the customer -> identifier direction is fan-out capped)
+        label = REVERSE_PREFIX + EDGE_LABEL_BY_KIND[kind]
+        dst, src = (t.numpy() for t in g.edges(etype=label))
         ident = tensors.node_features[kind]
         deg = ident[dst, 0] if len(dst) else np.zeros(0, np.float32)
         ev = ident[dst, 2] if len(dst) else np.zeros(0, np.float32)

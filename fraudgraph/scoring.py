@@ -16,6 +16,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -154,10 +155,6 @@ class ModelArtifact:
     def score_tensors(self, tensors: IdentityGraphTensors, idx=None, *, batch_size: int = 1024,
                       full_graph_max_edges: int = 4_000_000) -> np.ndarray:
         """Fraud probabilities for customer nodes ``idx`` (all when None)."""
-        class _Cfg:
-            pass
-
-        cfg = _Cfg()
-        cfg.batch_size, cfg.full_graph_max_edges = batch_size, full_graph_max_edges
+        cfg = SimpleNamespace(batch_size=batch_size, full_graph_max_edges=full_graph_max_edges)
         idx = np.arange(len(tensors.customer_ids)) if idx is None else idx
         return gnn_scores(self.model, tensors, self.scaler, idx, cfg)

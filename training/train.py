@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from fraudgraph.config import Settings, TrainingSettings
-from fraudgraph.features import FeatureScaler, IdentityGraphTensors, build_graph_tensors, one_hop_aggregates
+from fraudgraph.features import (REVERSE_PREFIX, FeatureScaler, IdentityGraphTensors, build_graph_tensors,
+                                 one_hop_aggregates)
 from fraudgraph.graph.snapshot import read_snapshot
 from fraudgraph.metrics import ranking_metrics, threshold_for_precision
 from fraudgraph.scoring import ModelArtifact, gnn_scores, seed_everything
@@ -254,7 +255,9 @@ def run_training(settings: Settings, snapshot_dir: str | Path, labels_dir: str |
                         "fraud": {"train": int((y[split.train] == 1).sum()), "val": int((y[split.val] == 1).sum()),
                                   "test": int((y[split.test] == 1).sum())}}
     metrics["training"] = {k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in fits.items()}
-    metrics["graph"] = {"customers": len(tensors.customer_ids), "edges": int(tensors.graph.num_edges()) // 2}
+    n_links = sum(tensors.graph.num_edges(et) for et in tensors.graph.etypes if et.startswith(REVERSE_PREFIX))
+    metrics["graph"] = {"customers": len(tensors.customer_ids), "edges": int(n_links),
+                        "message_edges": int(tensors.graph.num_edges()), "fanout_cap": cap}
     metrics["wall_s"] = round(time.monotonic() - started, 2)
 
     ModelArtifact.create(artifacts["rgcn_edge"], scaler, settings, threshold, metrics, as_of_ms,
