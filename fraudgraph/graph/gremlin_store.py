@@ -123,7 +123,8 @@ class GremlinIdentityGraph(IdentityGraph):
         from gremlin_python.process.anonymous_traversal import traversal
 
         conn = DriverRemoteConnection(self.uri, self.traversal_source, pool_size=self.pool_size,
-                                      max_workers=self.pool_size)
+                                      max_workers=self.pool_size, read_timeout=self.request_timeout_s,
+                                      write_timeout=self.request_timeout_s)
         return conn, traversal().with_remote(conn)
 
     def _source(self):
