@@ -270,21 +270,25 @@ def score(app: AppContext, graph_uri: str | None, model_dir: str, out_dir: str, 
 
 # ------------------------------------------------------------------- consume
 @cli.command()
-@click.option("--source", required=True, help="file:///PATH (JSONL) or - for standard input.")
+@click.option("--source", required=True,
+              help="file:///PATH (JSONL), - for standard input, or kafka://HOST:PORT/TOPIC?group=NAME.")
 @click.option("--graph", "graph_uri", default=None, help="Graph URI (default graph.uri).")
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, exists=True))
-@click.option("--decisions", default="-", help="Decision sink: a JSONL path or - (standard output).")
+@click.option("--decisions", default="-",
+              help="Decision sink: a JSONL path, - (standard output) or kafka://HOST:PORT/TOPIC.")
 @click.option("--dead-letter", default=None, help="Rejected events (default consumer.dead_letter).")
 @click.option("--ledger", default=None, help="Ledger file (default consumer.ledger).")
 @click.option("--follow", is_flag=True, default=False, help="Keep tailing a file source.")
+@click.option("--until-idle", type=float, default=None,
+              help="Stop after this many seconds without a message (Kafka; draining a topic).")
 @common_options
 @pass_app
 def consume(app: AppContext, source: str, graph_uri: str | None, model_dir: str, decisions: str,
-            dead_letter: str | None, ledger: str | None, follow: bool) -> None:
+            dead_letter: str | None, ledger: str | None, follow: bool, until_idle: float | None) -> None:
     """Live consumer: events into the graph, scored and decided as they arrive."""
     from serving.consumer import LiveConsumer
     from serving.ledger import Ledger
-    from serving.sources import JsonlSink, open_source, source_name
+    from serving.sources import dead_letter_for, open_sink, open_source, source_name
 
     from .graph import open_graph
     from .online import OnlineScorer
@@ -294,9 +298,10 @@ def consume(app: AppContext, source: str, graph_uri: str | None, model_dir: str,
     led = Ledger(ledger or cfg.ledger)
     artifact = ModelArtifact.load(model_dir)
     with open_graph(graph_uri, app.settings) as store:
-        src = open_source(source, start=led.offset(source_name(source)), follow=follow)
+        start = 0 if source.startswith("kafka://") else led.offset(source_name(source))
+        src = open_source(source, start=start, follow=follow, idle_stop_s=until_idle)
         consumer = LiveConsumer(store, OnlineScorer(store, artifact, app.settings), app.settings, led,
-                                JsonlSink(decisions), JsonlSink(dead_letter or cfg.dead_letter))
+                                open_sink(decisions), open_sink(dead_letter or dead_letter_for(source, cfg.dead_letter)))
         stats = consumer.run(src)
         src.close()
     led.close()

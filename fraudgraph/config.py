@@ -234,6 +234,16 @@ class ConsumerSettings(_Section):
         "signup", "login_new_identifier", "add_card", "change_email", "payment"]
 
 
+class KafkaServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(9092, ge=1, le=65535)
+    controller_port: int = Field(9093, ge=1, le=65535)
+    kafka_version: str = "4.1.1"
+    heap: str = "512m"
+    state_dir: str = ".servers/kafka"
+    start_timeout_s: float = Field(120, gt=0)
+
+
 class LoggingSettings(_Section):
     level: str = "INFO"
 
@@ -251,6 +261,7 @@ class Settings(_Section):
     training: TrainingSettings = TrainingSettings()
     rules: RuleSettings = RuleSettings()
     consumer: ConsumerSettings = ConsumerSettings()
+    kafka_server: KafkaServerSettings = KafkaServerSettings()
     logging: LoggingSettings = LoggingSettings()
 
 

@@ -37,7 +37,7 @@ from fraudgraph.online import OnlineScorer
 from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, Event, InvalidEvent, validate_event
 
 from .ledger import Ledger, merge_customer_props
-from .sources import JsonlSink, Message
+from .sources import JsonlSink, KafkaSink, Message
 
 log = logging.getLogger("fraudgraph.consumer")
 
@@ -98,7 +98,7 @@ def _link_from_state(key, base_json, first, last, count, counts_json) -> Identit
 
 class LiveConsumer:
     def __init__(self, store: IdentityGraph, scorer: OnlineScorer | None, settings: Settings, ledger: Ledger,
-                 decisions: JsonlSink, dead_letter: JsonlSink):
+                 decisions: JsonlSink | KafkaSink, dead_letter: JsonlSink | KafkaSink):
         self.store = store
         self.scorer = scorer
         self.settings = settings
@@ -125,7 +125,7 @@ class LiveConsumer:
             batch = source.poll(cfg.max_batch, cfg.poll_timeout_s)
             if batch:
                 self.process(batch)
-                self.ledger.commit_offset(source.name, batch[-1].position)
+                source.commit(batch, self.ledger)
             elif getattr(source, "exhausted", False):
                 break
         return self.stats.as_dict()

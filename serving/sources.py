@@ -4,7 +4,10 @@
 at its end (``follow=True`` keeps tailing); ``-`` reads standard input. A
 file source resumes after the last committed line: its position is kept in
 the consumer's ledger and committed only after the graph write and the
-decision emit. Kafka and SQS sources come with the brokers (not yet here).
+decision emit. ``kafka://HOST:PORT/TOPIC?group=NAME`` consumes a Kafka
+topic with a consumer group; offsets are committed only after the batch's
+graph write and decision emit, bad events go to ``TOPIC.dlq`` (or
+``&dlq=TOPIC``). SQS comes later.
 """
 
 from __future__ import annotations
@@ -62,6 +65,10 @@ class FileSource:
         self._fh.close()
 
 
+    def commit(self, batch: list[Message], ledger) -> None:
+        ledger.commit_offset(self.name, batch[-1].position)
+
+
 class StdinSource(FileSource):
     def close(self) -> None:  # never close the process's standard input
         pass
@@ -74,6 +81,109 @@ class StdinSource(FileSource):
         self.exhausted = False
 
 
+@dataclass
+class KafkaMessage(Message):
+    partition: int = 0
+    topic: str = ""
+
+
+class KafkaSource:
+    """A Kafka topic read by a consumer group; manual offset commits after processing.
+
+    ``idle_stop_s``: report ``exhausted`` after this long without a message (tests,
+    benchmarks, draining a topic); None keeps polling until stopped.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, group: str, *, idle_stop_s: float | None = None):
+        from confluent_kafka import Consumer
+
+        self.name = f"kafka://{bootstrap}/{topic}?group={group}"
+        self.topic = topic
+        self.idle_stop_s = idle_stop_s
+        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                                   "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                                   "enable.partition.eof": False})
+        self._consumer.subscribe([topic])
+        self._last_message = time.monotonic()
+        self.exhausted = False
+
+    def poll(self, max_records: int, timeout_s: float) -> list[Message]:
+        out: list[Message] = []
+        for m in self._consumer.consume(num_messages=max_records, timeout=timeout_s):
+            if m.error():
+                continue
+            out.append(KafkaMessage(m.value().decode("utf-8", errors="replace"), m.offset(), m.partition(),
+                                    m.topic()))
+        now = time.monotonic()
+        if out:
+            self._last_message = now
+        elif self.idle_stop_s is not None and now - self._last_message >= self.idle_stop_s:
+            self.exhausted = True
+        return out
+
+    def commit(self, batch: list[Message], ledger=None) -> None:
+        from confluent_kafka import TopicPartition
+
+        last: dict[tuple[str, int], int] = {}
+        for m in batch:
+            key = (m.topic, m.partition)
+            last[key] = max(last.get(key, -1), m.position)
+        self._consumer.commit(offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()],
+                              asynchronous=False)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class KafkaSink:
+    """Produces one JSON object per message to a Kafka topic (decisions, dead letters)."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        from confluent_kafka import Producer
+
+        self.topic = topic
+        self._producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+
+    def write(self, record: dict[str, Any]) -> None:
+        key = record.get("decision_id") or record.get("event_id")
+        self._producer.produce(self.topic, json.dumps(record, sort_keys=True, default=str).encode(),
+                               key=key.encode() if isinstance(key, str) else None)
+
+    def flush(self) -> None:
+        remaining = self._producer.flush(30)
+        if remaining:
+            raise RuntimeError(f"kafka sink {self.topic}: {remaining} messages not delivered")
+
+    def close(self) -> None:
+        self.flush()
+
+
+def _kafka_parts(uri: str) -> tuple[str, str, dict[str, str]]:
+    from urllib.parse import parse_qs
+
+    parsed = urlparse(uri)
+    topic = parsed.path.lstrip("/")
+    if not parsed.netloc or not topic:
+        raise ValueError(f"{uri!r}: expected kafka://HOST:PORT/TOPIC")
+    return parsed.netloc, topic, {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+
+
+def open_sink(uri: str):
+    """A JSONL file or ``-`` (standard output), or ``kafka://HOST:PORT/TOPIC``."""
+    if uri.startswith("kafka://"):
+        bootstrap, topic, _ = _kafka_parts(uri)
+        return KafkaSink(bootstrap, topic)
+    return JsonlSink(uri)
+
+
+def dead_letter_for(source_uri: str, default: str) -> str:
+    """A Kafka source's dead letters go to its DLQ topic; others to the configured file."""
+    if source_uri.startswith("kafka://"):
+        bootstrap, topic, params = _kafka_parts(source_uri)
+        return f"kafka://{bootstrap}/{params.get('dlq', topic + '.dlq')}"
+    return default
+
+
 def source_name(uri: str) -> str:
     """Stable name of a source, the key of its committed position in the ledger."""
     if uri == "-":
@@ -82,13 +192,16 @@ def source_name(uri: str) -> str:
     return f"file://{Path(parsed.path if parsed.scheme else uri).resolve()}"
 
 
-def open_source(uri: str, *, start: int = 0, follow: bool = False):
+def open_source(uri: str, *, start: int = 0, follow: bool = False, idle_stop_s: float | None = None):
     if uri == "-":
         return StdinSource()
+    if uri.startswith("kafka://"):
+        bootstrap, topic, params = _kafka_parts(uri)
+        return KafkaSource(bootstrap, topic, params.get("group", "fraudgraph-consumer"), idle_stop_s=idle_stop_s)
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         return FileSource(parsed.path if parsed.scheme else uri, start=start, follow=follow)
-    raise ValueError(f"source {uri!r}: only file:///PATH and - are supported in this version")
+    raise ValueError(f"source {uri!r}: expected file:///PATH, - or kafka://HOST:PORT/TOPIC?group=NAME")
 
 
 class JsonlSink:

@@ -116,3 +116,15 @@ def small_world_graph(small_world, tmp_path, settings):
         store.upsert_customers(customers)
         store.upsert_links(links)
     return uri, json.loads((small_world / "manifest.json").read_text())["cutoff"]
+
+
+@pytest.fixture(scope="session")
+def kafka_server(tmp_path_factory, settings):
+    """A real single-node KRaft Apache Kafka on free loopback ports."""
+    from fraudgraph.servers import KafkaServer, free_port
+
+    server = KafkaServer(settings.kafka_server, state_dir=tmp_path_factory.mktemp("kafka"), port=free_port(),
+                         controller_port=free_port())
+    server.start()
+    yield server
+    server.stop()

@@ -206,3 +206,69 @@ def test_sigterm_finishes_the_batch_commits_and_exits_zero(small_world_graph, sm
     assert ledger.offset(name) == 40
     assert ledger.pending_scores() == [] and ledger.dirty_links() == []
     ledger.close()
+
+
+def _drain(bootstrap: str, topic: str, expect: int, timeout_s: float = 30) -> list[dict]:
+    from confluent_kafka import Consumer
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"drain-{topic}-{time.time()}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    out, deadline = [], time.monotonic() + timeout_s
+    while len(out) < expect and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            out.append(json.loads(m.value()))
+    c.close()
+    return out
+
+
+@pytest.mark.slow
+def test_kafka_source_commits_after_effects_and_dead_letters_to_dlq(small_world, small_world_graph, model_dir,
+                                                                    settings, kafka_server, tmp_path):
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    from fraudgraph.scoring import ModelArtifact
+    from serving.sources import KafkaSink, KafkaSource
+
+    uri, _ = small_world_graph
+    lines = live_events(small_world)[:300]
+    poison = '{"event_id": "bad-k", "event_type": "login", "ts": "2026-01-02T00:00:00Z", "customer_id": "C1", ' \
+             '"email": "not an email"}'
+    producer = Producer({"bootstrap.servers": kafka_server.bootstrap})
+    for line in lines[:150] + [poison] + lines[150:] + lines[:20]:  # 20 redelivered
+        producer.produce("live-events", line.encode())
+    producer.flush(30)
+
+    def consume_once():
+        ledger = Ledger(tmp_path / "ledger.db")
+        decisions = KafkaSink(kafka_server.bootstrap, "decisions")
+        dead = KafkaSink(kafka_server.bootstrap, "live-events.dlq")
+        source = KafkaSource(kafka_server.bootstrap, "live-events", "fraudgraph-test", idle_stop_s=4)
+        with open_graph(uri, settings) as store:
+            scorer = OnlineScorer(store, ModelArtifact.load(model_dir), settings)
+            stats = LiveConsumer(store, scorer, settings, ledger, decisions, dead).run(source, install_signals=False)
+        source.close()
+        ledger.close()
+        return stats
+
+    stats = consume_once()
+    assert stats["events_in"] == 321 and stats["rejected"] == 1 and stats["duplicates"] == 20
+    assert stats["applied"] == 300
+    live = pd.DataFrame([json.loads(x) for x in lines])
+    live["ts"] = pd.to_datetime(live["ts"], utc=True)
+    with open_graph(uri, settings) as store:
+        got = normalise_links(store.links_frame())
+    pd.testing.assert_frame_equal(got, expected_links(small_world, settings, live))
+    dlq = _drain(kafka_server.bootstrap, "live-events.dlq", 1)
+    assert [d["reason_code"] for d in dlq] == ["email:invalid"]
+    decisions = _drain(kafka_server.bootstrap, "decisions", sum(stats["decisions"].values()))
+    assert len(decisions) == sum(stats["decisions"].values()) > 0
+
+    probe = Consumer({"bootstrap.servers": kafka_server.bootstrap, "group.id": "fraudgraph-test"})
+    (committed,) = probe.committed([TopicPartition("live-events", 0)], timeout=10)
+    probe.close()
+    assert committed.offset == 321  # committed after the graph write and the decision emit
+
+    again = consume_once()  # the group resumes after its committed offset: nothing to do
+    assert again["events_in"] == 0
