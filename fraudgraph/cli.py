@@ -298,7 +298,7 @@ def consume(app: AppContext, source: str, graph_uri: str | None, model_dir: str,
     led = Ledger(ledger or cfg.ledger)
     artifact = ModelArtifact.load(model_dir)
     with open_graph(graph_uri, app.settings) as store:
-        start = 0 if source.startswith("kafka://") else led.offset(source_name(source))
+        start = 0 if source.startswith(("kafka://", "http://", "https://")) else led.offset(source_name(source))
         src = open_source(source, start=start, follow=follow, idle_stop_s=until_idle)
         consumer = LiveConsumer(store, OnlineScorer(store, artifact, app.settings), app.settings, led,
                                 open_sink(decisions), open_sink(dead_letter or dead_letter_for(source, cfg.dead_letter)))

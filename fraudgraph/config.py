@@ -244,6 +244,15 @@ class KafkaServerSettings(_Section):
     start_timeout_s: float = Field(120, gt=0)
 
 
+class SqsServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(9324, ge=1, le=65535)
+    elasticmq_version: str = "1.6.9"
+    heap: str = "256m"
+    state_dir: str = ".servers/elasticmq"
+    start_timeout_s: float = Field(120, gt=0)
+
+
 class LoggingSettings(_Section):
     level: str = "INFO"
 
@@ -262,6 +271,7 @@ class Settings(_Section):
     rules: RuleSettings = RuleSettings()
     consumer: ConsumerSettings = ConsumerSettings()
     kafka_server: KafkaServerSettings = KafkaServerSettings()
+    sqs_server: SqsServerSettings = SqsServerSettings()
     logging: LoggingSettings = LoggingSettings()
 
 

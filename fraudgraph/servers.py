@@ -341,4 +341,52 @@ class KafkaServer(JavaServer):
             return False
 
 
-SERVERS: dict[str, Callable[..., JavaServer]] = {"gremlin-server": GremlinServer, "kafka": KafkaServer}
+class ElasticMQServer(JavaServer):
+    """ElasticMQ, an SQS-compatible queue server, on loopback."""
+
+    MAIN = "org.elasticmq.server.Main"
+
+    def __init__(self, settings, *, state_dir: str | Path | None = None, port: int | None = None):
+        state = Path(state_dir or settings.state_dir)
+        if not state.is_absolute():
+            state = Path.cwd() / state
+        super().__init__("elasticmq", state, settings.host, port or settings.port, settings.start_timeout_s,
+                         settings.heap)
+        self.settings = settings
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def lib_dir(self) -> Path:
+        base = Path(os.environ.get("FRAUDGRAPH_SERVERS_CACHE", Path.home() / ".cache" / "fraudgraph" / "servers"))
+        return resolve_maven_classpath(CONF_DIR / "servers" / "elasticmq.pom.xml",
+                                       base / f"elasticmq-{self.settings.elasticmq_version}",
+                                       {"elasticmq.version": self.settings.elasticmq_version})
+
+    def prepare(self) -> tuple[list[str], str, list[str]]:
+        lib = self.lib_dir()
+        conf = (CONF_DIR / "servers" / "elasticmq.conf").read_text() + (
+            f'\nnode-address {{\n  protocol = http\n  host = "{self.host}"\n  port = {self.port}\n'
+            '  context-path = ""\n}\n'
+            f'rest-sqs {{\n  enabled = true\n  bind-port = {self.port}\n  bind-hostname = "{self.host}"\n'
+            "  sqs-limits = strict\n}\n")
+        path = self.state_dir / "elasticmq.conf"
+        path.write_text(conf)
+        return [str(lib / "*")], self.MAIN, []
+
+    def jvm_options(self) -> list[str]:
+        return [*super().jvm_options(), f"-Dconfig.file={self.state_dir / 'elasticmq.conf'}"]
+
+    def ready(self) -> bool:
+        try:
+            import urllib.request
+
+            with urllib.request.urlopen(f"{self.endpoint}/?Action=ListQueues", timeout=2) as resp:
+                return resp.status == 200
+        except Exception:  # noqa: BLE001 - not answering yet
+            return False
+
+
+SERVERS: dict[str, Callable[..., JavaServer]] = {"gremlin-server": GremlinServer, "kafka": KafkaServer,
+                                                 "elasticmq": ElasticMQServer}

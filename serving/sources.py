@@ -7,7 +7,10 @@ the consumer's ledger and committed only after the graph write and the
 decision emit. ``kafka://HOST:PORT/TOPIC?group=NAME`` consumes a Kafka
 topic with a consumer group; offsets are committed only after the batch's
 graph write and decision emit, bad events go to ``TOPIC.dlq`` (or
-``&dlq=TOPIC``). SQS comes later.
+``&dlq=TOPIC``). An SQS queue URL (``https://sqs.REGION.amazonaws.com/ACCOUNT/NAME``
+or ``http://127.0.0.1:9324/000000000000/NAME`` for ElasticMQ) is read with
+long polling; messages are deleted only after the batch's effects, and bad
+events go to the queue ``NAME-dlq`` beside it.
 """
 
 from __future__ import annotations
@@ -158,6 +161,90 @@ class KafkaSink:
         self.flush()
 
 
+@dataclass
+class SqsMessage(Message):
+    receipt: str = ""
+
+
+def _sqs_client(queue_url: str):
+    import os
+
+    import boto3
+
+    parsed = urlparse(queue_url)
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region is None and parsed.hostname and parsed.hostname.startswith("sqs."):
+        region = parsed.hostname.split(".")[1]
+    return boto3.client("sqs", endpoint_url=f"{parsed.scheme}://{parsed.netloc}", region_name=region or "us-east-1")
+
+
+class SqsSource:
+    """An SQS queue; messages are deleted (acknowledged) only after processing."""
+
+    def __init__(self, queue_url: str, *, idle_stop_s: float | None = None, visibility_timeout_s: int = 120):
+        self.name = queue_url
+        self.queue_url = queue_url
+        self.idle_stop_s = idle_stop_s
+        self.visibility_timeout_s = visibility_timeout_s
+        self._sqs = _sqs_client(queue_url)
+        self._last_message = time.monotonic()
+        self._seq = 0
+        self.exhausted = False
+
+    def poll(self, max_records: int, timeout_s: float) -> list[Message]:
+        out: list[Message] = []
+        wait = max(0, min(20, int(round(timeout_s))))
+        while len(out) < max_records:
+            resp = self._sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=min(10, max_records - len(out)),
+                                             WaitTimeSeconds=wait if not out else 0,
+                                             VisibilityTimeout=self.visibility_timeout_s)
+            msgs = resp.get("Messages", [])
+            if not msgs:
+                break
+            for m in msgs:
+                self._seq += 1
+                out.append(SqsMessage(m["Body"], self._seq, m["ReceiptHandle"]))
+        now = time.monotonic()
+        if out:
+            self._last_message = now
+        elif self.idle_stop_s is not None and now - self._last_message >= self.idle_stop_s:
+            self.exhausted = True
+        return out
+
+    def commit(self, batch: list[Message], ledger=None) -> None:
+        for i in range(0, len(batch), 10):
+            entries = [{"Id": str(j), "ReceiptHandle": m.receipt} for j, m in enumerate(batch[i:i + 10])]
+            resp = self._sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            if resp.get("Failed"):
+                raise RuntimeError(f"SQS delete failed for {len(resp['Failed'])} messages: {resp['Failed'][:1]}")
+
+    def close(self) -> None:
+        pass
+
+
+class SqsSink:
+    """Sends one JSON object per message to an SQS queue (decisions, dead letters)."""
+
+    def __init__(self, queue_url: str):
+        self.queue_url = queue_url
+        self._sqs = _sqs_client(queue_url)
+        self._buffer: list[str] = []
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._buffer.append(json.dumps(record, sort_keys=True, default=str))
+
+    def flush(self) -> None:
+        while self._buffer:
+            chunk, self._buffer = self._buffer[:10], self._buffer[10:]
+            resp = self._sqs.send_message_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)])
+            if resp.get("Failed"):
+                raise RuntimeError(f"SQS send failed for {len(resp['Failed'])} messages: {resp['Failed'][:1]}")
+
+    def close(self) -> None:
+        self.flush()
+
+
 def _kafka_parts(uri: str) -> tuple[str, str, dict[str, str]]:
     from urllib.parse import parse_qs
 
@@ -173,6 +260,8 @@ def open_sink(uri: str):
     if uri.startswith("kafka://"):
         bootstrap, topic, _ = _kafka_parts(uri)
         return KafkaSink(bootstrap, topic)
+    if uri.startswith(("http://", "https://")):
+        return SqsSink(uri)
     return JsonlSink(uri)
 
 
@@ -181,6 +270,8 @@ def dead_letter_for(source_uri: str, default: str) -> str:
     if source_uri.startswith("kafka://"):
         bootstrap, topic, params = _kafka_parts(source_uri)
         return f"kafka://{bootstrap}/{params.get('dlq', topic + '.dlq')}"
+    if source_uri.startswith(("http://", "https://")):
+        return source_uri.rstrip("/") + "-dlq"
     return default
 
 
@@ -198,10 +289,13 @@ def open_source(uri: str, *, start: int = 0, follow: bool = False, idle_stop_s: 
     if uri.startswith("kafka://"):
         bootstrap, topic, params = _kafka_parts(uri)
         return KafkaSource(bootstrap, topic, params.get("group", "fraudgraph-consumer"), idle_stop_s=idle_stop_s)
+    if uri.startswith(("http://", "https://")):
+        return SqsSource(uri, idle_stop_s=idle_stop_s)
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         return FileSource(parsed.path if parsed.scheme else uri, start=start, follow=follow)
-    raise ValueError(f"source {uri!r}: expected file:///PATH, - or kafka://HOST:PORT/TOPIC?group=NAME")
+    raise ValueError(f"source {uri!r}: expected file:///PATH, -, kafka://HOST:PORT/TOPIC?group=NAME or an SQS "
+                     "queue URL")
 
 
 class JsonlSink:

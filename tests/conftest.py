@@ -128,3 +128,17 @@ def kafka_server(tmp_path_factory, settings):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def sqs_server(tmp_path_factory, settings):
+    """A real ElasticMQ (SQS-compatible) server on a free loopback port."""
+    from fraudgraph.servers import ElasticMQServer, free_port
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local-test")  # ElasticMQ accepts any credentials
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local-test")
+    os.environ.setdefault("AWS_REGION", "elasticmq")
+    server = ElasticMQServer(settings.sqs_server, state_dir=tmp_path_factory.mktemp("elasticmq"), port=free_port())
+    server.start()
+    yield server
+    server.stop()

@@ -272,3 +272,49 @@ def test_kafka_source_commits_after_effects_and_dead_letters_to_dlq(small_world,
 
     again = consume_once()  # the group resumes after its committed offset: nothing to do
     assert again["events_in"] == 0
+
+
+@pytest.mark.slow
+def test_sqs_source_deletes_after_effects_and_dead_letters_to_dlq_queue(small_world, small_world_graph, model_dir,
+                                                                       settings, sqs_server, tmp_path):
+    from fraudgraph.scoring import ModelArtifact
+    from serving.sources import SqsSink, SqsSource, _sqs_client, dead_letter_for
+
+    uri, _ = small_world_graph
+    sqs = _sqs_client(sqs_server.endpoint + "/")
+    queue = sqs.create_queue(QueueName="live-events")["QueueUrl"]
+    dlq = sqs.create_queue(QueueName="live-events-dlq")["QueueUrl"]
+    decisions_q = sqs.create_queue(QueueName="decisions")["QueueUrl"]
+    assert dead_letter_for(queue, "x") == dlq
+    lines = live_events(small_world)[:120]
+    poison = "{not json"
+    body = lines[:60] + [poison] + lines[60:] + lines[:10]
+    for i in range(0, len(body), 10):
+        sqs.send_message_batch(QueueUrl=queue, Entries=[{"Id": str(j), "MessageBody": b}
+                                                       for j, b in enumerate(body[i:i + 10])])
+
+    def consume_once():
+        ledger = Ledger(tmp_path / "ledger.db")
+        source = SqsSource(queue, idle_stop_s=3)
+        with open_graph(uri, settings) as store:
+            scorer = OnlineScorer(store, ModelArtifact.load(model_dir), settings)
+            stats = LiveConsumer(store, scorer, settings, ledger, SqsSink(decisions_q), SqsSink(dlq)) \
+                .run(source, install_signals=False)
+        ledger.close()
+        return stats
+
+    stats = consume_once()
+    # SQS does not keep order: the 10 repeats are duplicates whichever copy arrives first
+    assert stats["events_in"] == 131 and stats["rejected"] == 1 and stats["duplicates"] == 10
+    live = pd.DataFrame([json.loads(x) for x in lines])
+    live["ts"] = pd.to_datetime(live["ts"], utc=True)
+    with open_graph(uri, settings) as store:
+        got = normalise_links(store.links_frame())
+    pd.testing.assert_frame_equal(got, expected_links(small_world, settings, live))
+    attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages",
+                                                                     "ApproximateNumberOfMessagesNotVisible"])
+    assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
+    assert attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0"  # all deleted after processing
+    dead = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    assert [json.loads(m["Body"])["reason_code"] for m in dead] == ["payload:invalid_json"]
+    assert consume_once()["events_in"] == 0
