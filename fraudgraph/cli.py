@@ -302,7 +302,11 @@ def consume(app: AppContext, source: str, graph_uri: str | None, model_dir: str,
         src = open_source(source, start=start, follow=follow, idle_stop_s=until_idle)
         consumer = LiveConsumer(store, OnlineScorer(store, artifact, app.settings), app.settings, led,
                                 open_sink(decisions), open_sink(dead_letter or dead_letter_for(source, cfg.dead_letter)))
+        if cfg.metrics_port:
+            port = consumer.metrics.serve(cfg.metrics_port)
+            click.echo(f"metrics on http://127.0.0.1:{port}/metrics", err=True)
         stats = consumer.run(src)
+        consumer.metrics.close()
         src.close()
     led.close()
     if app.json_output or decisions != "-":

@@ -229,6 +229,7 @@ class ConsumerSettings(_Section):
     dead_letter: str = "consumer-rejects.jsonl"
     max_batch: int = Field(500, ge=1)
     poll_timeout_s: float = Field(0.5, gt=0)
+    metrics_port: int = Field(0, ge=0, le=65535)
     score_on: list[Literal["signup", "login", "login_new_identifier", "payment", "add_card", "change_email",
                            "block", "unblock", "appeal"]] = [
         "signup", "login_new_identifier", "add_card", "change_email", "payment"]

@@ -37,6 +37,7 @@ from fraudgraph.online import OnlineScorer
 from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, Event, InvalidEvent, validate_event
 
 from .ledger import Ledger, merge_customer_props
+from .metrics import ConsumerMetrics
 from .sources import JsonlSink, KafkaSink, Message
 
 log = logging.getLogger("fraudgraph.consumer")
@@ -108,6 +109,7 @@ class LiveConsumer:
         self.hasher = IdentifierHasher.from_settings(settings.privacy)
         self.score_on = set(settings.consumer.score_on)
         self.stats = ConsumerStats()
+        self.metrics = ConsumerMetrics()
         self._stop = False
 
     # ------------------------------------------------------------- lifecycle
@@ -143,6 +145,7 @@ class LiveConsumer:
     def process(self, batch: list[Message]) -> None:
         received = time.perf_counter()
         self.stats.events_in += len(batch)
+        self.metrics.events_in.inc(len(batch))
         events: list[Event] = []
         for msg in batch:
             try:
@@ -161,6 +164,7 @@ class LiveConsumer:
                 unique[ev.event_id] = ev
             else:
                 self.stats.duplicates += 1
+                self.metrics.duplicates.inc()
         new_events = sorted(unique.values(), key=lambda e: (e.ts_ms, e.event_id))
         if new_events:
             self._record(new_events)
@@ -171,9 +175,12 @@ class LiveConsumer:
         self.dead_letter.flush()
         per_event = (time.perf_counter() - received) * 1000
         self.stats.latencies_ms.extend([per_event] * len(batch))
+        for _ in batch:
+            self.metrics.latency.observe(per_event / 1000)
 
     def _reject(self, msg: Message, code: str, reason: str) -> None:
         self.stats.rejected += 1
+        self.metrics.rejected.labels(reason=code).inc()
         log.info("rejected event at position %s: %s", msg.position, code)
         self.dead_letter.write({"reason_code": code, "reason": reason, "position": msg.position,
                                 "payload": msg.payload})
@@ -244,6 +251,7 @@ class LiveConsumer:
                                   "decision": d.decision, "reason_codes": list(d.reason_codes),
                                   "reasons": list(d.reasons), "model_version": result.model_version})
             self.stats.decisions[d.decision] += 1
+            self.metrics.decisions.labels(decision=d.decision).inc()
             done.append(customer_id)
         self.decisions.flush()
         self.ledger.scored(done)

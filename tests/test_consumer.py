@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pandas as pd
 import pytest
@@ -62,9 +63,13 @@ def run_consumer(uri, model_dir, settings, source_path, ledger_path, out_dir, st
     with open_graph(uri, settings) as store:
         scorer = OnlineScorer(store, ModelArtifact.load(model_dir), settings)
         consumer = LiveConsumer(store, scorer, settings, ledger, decisions, dead)
+        port = consumer.metrics.serve(0)
         src = FileSource(source_path, start=ledger.offset(FileSource(source_path).name) if start is None else start)
         stats = consumer.run(src, install_signals=False)
         src.close()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+            stats["_metrics"] = resp.read().decode()  # the Prometheus endpoint, scraped over HTTP
+        consumer.metrics.close()
     decisions.close()
     dead.close()
     ledger.close()
@@ -86,6 +91,11 @@ def test_replay_is_exactly_once_with_dead_letters(small_world, small_world_graph
 
     stats = run_consumer(uri, model_dir, settings, src, tmp_path / "ledger.db", tmp_path)
     assert stats["events_in"] == len(stream)
+    metrics = stats.pop("_metrics")
+    assert "fraudgraph_consumer_events_total 753.0" in metrics
+    assert 'fraudgraph_consumer_rejected_total{reason="ip:invalid"} 1.0' in metrics
+    assert "fraudgraph_consumer_duplicates_total 150.0" in metrics
+    assert "fraudgraph_consumer_event_latency_seconds_count 753.0" in metrics
     assert stats["rejected"] == 3 and stats["duplicates"] == 150
     assert stats["applied"] == 600
     dead = read_jsonl(tmp_path / "dead.jsonl")
@@ -108,6 +118,7 @@ def test_replay_is_exactly_once_with_dead_letters(small_world, small_world_graph
 
     # the whole file redelivered from the start: everything is a duplicate, nothing changes
     again = run_consumer(uri, model_dir, settings, src, tmp_path / "ledger.db", tmp_path / "second", start=0)
+    again.pop("_metrics")
     assert again["applied"] == 0 and again["duplicates"] == 750 and again["rejected"] == 3
     assert read_jsonl(tmp_path / "second" / "decisions.jsonl") == []
     with open_graph(uri, settings) as store:
