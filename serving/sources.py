@@ -16,12 +16,15 @@ events go to the queue ``NAME-dlq`` beside it.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlparse
+
+log = logging.getLogger("fraudgraph.consumer.sources")
 
 
 @dataclass
@@ -97,9 +100,11 @@ class KafkaSource:
     benchmarks, draining a topic); None keeps polling until stopped.
     """
 
-    def __init__(self, bootstrap: str, topic: str, group: str, *, idle_stop_s: float | None = None):
+    def __init__(self, bootstrap: str, topic: str, group: str, *, idle_stop_s: float | None = None,
+                 commit_retry_s: float = 300.0):
         from confluent_kafka import Consumer
 
+        self.commit_retry_s = commit_retry_s
         self.name = f"kafka://{bootstrap}/{topic}?group={group}"
         self.topic = topic
         self.idle_stop_s = idle_stop_s
@@ -131,8 +136,18 @@ class KafkaSource:
         for m in batch:
             key = (m.topic, m.partition)
             last[key] = max(last.get(key, -1), m.position)
-        self._consumer.commit(offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()],
-                              asynchronous=False)
+        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+        delay, deadline = 0.2, time.monotonic() + self.commit_retry_s
+        while True:  # the broker may be restarting: retry until it answers
+            try:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+                return
+            except Exception as exc:  # noqa: BLE001 - KafkaException for coordinator/transport errors
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("kafka commit failed (%s); retrying in %.1fs", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def close(self) -> None:
         self._consumer.close()

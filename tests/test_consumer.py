@@ -329,3 +329,51 @@ def test_sqs_source_deletes_after_effects_and_dead_letters_to_dlq_queue(small_wo
     dead = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
     assert [json.loads(m["Body"])["reason_code"] for m in dead] == ["payload:invalid_json"]
     assert consume_once()["events_in"] == 0
+
+
+@pytest.mark.slow
+def test_kafka_broker_restart_mid_stream_consumer_recovers(small_world, small_world_graph, model_dir, settings,
+                                                           kafka_server, tmp_path):
+    import threading
+
+    from confluent_kafka import Producer
+
+    from fraudgraph.scoring import ModelArtifact
+    from serving.sources import KafkaSink, KafkaSource
+
+    uri, _ = small_world_graph
+    lines = live_events(small_world)[300:500]
+    producer = Producer({"bootstrap.servers": kafka_server.bootstrap})
+    for line in lines:
+        producer.produce("restart-events", line.encode())
+    producer.flush(30)
+    tuned = settings.model_copy(deep=True)
+    tuned.consumer.max_batch = 10
+    ledger = Ledger(tmp_path / "ledger.db")
+    source = KafkaSource(kafka_server.bootstrap, "restart-events", "restart-test", idle_stop_s=20)
+    result = {}
+    with open_graph(uri, settings) as store:
+        scorer = OnlineScorer(store, ModelArtifact.load(model_dir), settings)
+        consumer = LiveConsumer(store, scorer, tuned, ledger, JsonlSink(tmp_path / "d.jsonl"),
+                                KafkaSink(kafka_server.bootstrap, "restart-events.dlq"))
+        worker = threading.Thread(target=lambda: result.update(consumer.run(source, install_signals=False)))
+        worker.start()
+        deadline = time.monotonic() + 120
+        while consumer.stats.applied < 30 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert 0 < consumer.stats.applied < 200
+        kafka_server.stop()  # the broker goes away mid-stream ...
+        time.sleep(3)
+        kafka_server.start()  # ... and comes back with its data
+        worker.join(300)
+        assert not worker.is_alive()
+    source.close()
+    ledger.close()
+    assert result["applied"] == 200 and result["rejected"] == 0
+    live = pd.DataFrame([json.loads(x) for x in live_events(small_world)[:500]])
+    live["ts"] = pd.to_datetime(live["ts"], utc=True)
+    with open_graph(uri, settings) as store:
+        got = normalise_links(store.links_frame())
+    # the small_world_graph holds history only; this test applied live events 300..500
+    expected = expected_links(small_world, settings, live.iloc[300:500])
+    pd.testing.assert_frame_equal(got, expected)
