@@ -1,0 +1,124 @@
+"""Live consumer benchmark: sustained events/s with online scoring, end-to-end and scoring latency.
+
+    python bench/consume.py --backend sqlite|gremlin --customers N --json FILE [--events M]
+
+Generates a world of N customers, loads its history into the chosen graph
+(pandas reference aggregates; not timed), builds a seeded model artifact
+(untrained: latency does not depend on the weights), then replays the first
+M live events through the consumer from a JSONL file and reports events/s,
+per-event end-to-end latency (receive to decision, per micro-batch) and the
+latency of each online score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from _common import peak_rss_mb, percentile_ms, table, write_result
+
+from etl.reference import reference_etl
+from fraudgraph.config import load_settings
+from fraudgraph.features import FeatureScaler, build_graph_tensors
+from fraudgraph.graph import open_graph
+from fraudgraph.graph.snapshot import frames_to_elements
+from fraudgraph.identity import IdentifierHasher
+from fraudgraph.model import EdgeAwareRGCN
+from fraudgraph.online import OnlineScorer
+from fraudgraph.schema import to_epoch_ms
+from fraudgraph.scoring import ModelArtifact, seed_everything
+from fraudgraph.world import WorldGenerator
+from serving.consumer import LiveConsumer
+from serving.ledger import Ledger
+from serving.sources import FileSource, JsonlSink
+
+
+class TimedScorer(OnlineScorer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.samples: list[float] = []
+
+    def score(self, customer_id, as_of_ms):
+        t = time.perf_counter()
+        try:
+            return super().score(customer_id, as_of_ms)
+        finally:
+            self.samples.append(time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--backend", choices=["sqlite", "gremlin"], default="sqlite")
+    ap.add_argument("--customers", type=int, default=100_000)
+    ap.add_argument("--events", type=int, default=2000)
+    ap.add_argument("--json", dest="json_path", default=None)
+    args = ap.parse_args()
+    settings = load_settings()
+    server = None
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        world = WorldGenerator(settings.world.model_copy(update={"customers": args.customers})).generate(
+            tmp / "world", progress=False)
+        as_of = to_epoch_ms(world["cutoff"])
+        ref = reference_etl(tmp / "world", IdentifierHasher.from_settings(settings.privacy))
+        if args.backend == "sqlite":
+            uri = f"sqlite:///{tmp / 'graph.db'}"
+        else:
+            from fraudgraph.servers import GremlinServer, free_port
+
+            gs = settings.gremlin_server.model_copy(update={"heap": "4g", "persist": False})
+            server = GremlinServer(gs, state_dir=tmp / "gremlin", port=free_port())
+            server.start()
+            uri = server.url
+        try:
+            customers, links = frames_to_elements(ref["customers"], ref["links"])
+            with open_graph(uri, settings) as store:
+                store.upsert_customers(customers)
+                store.upsert_links(links)
+            cap = settings.graph.neighbourhood_fanout_cap
+            tensors = build_graph_tensors(ref["customers"], ref["links"], as_of, fanout_cap=cap)
+            seed_everything(1)
+            model = EdgeAwareRGCN({n: x.shape[1] for n, x in tensors.node_features.items()},
+                                  next(iter(tensors.edge_features.values())).shape[1],
+                                  list(tensors.graph.canonical_etypes), hidden=settings.training.hidden_dim,
+                                  edge_hidden=settings.training.edge_hidden_dim, layers=settings.training.layers)
+            ModelArtifact.create(model, FeatureScaler().fit(tensors), settings, 0.5, {}, as_of,
+                                 fanout_cap=cap).save(tmp / "model")
+            lines = (tmp / "world" / "live" / "events.jsonl").read_text().splitlines()[:args.events]
+            (tmp / "live.jsonl").write_text("\n".join(lines) + "\n")
+            with open_graph(uri, settings) as store:
+                scorer = TimedScorer(store, ModelArtifact.load(tmp / "model"), settings)
+                consumer = LiveConsumer(store, scorer, settings, Ledger(tmp / "ledger.db"),
+                                        JsonlSink(tmp / "decisions.jsonl"), JsonlSink(tmp / "dead.jsonl"))
+                t = time.perf_counter()
+                stats = consumer.run(FileSource(tmp / "live.jsonl"), install_signals=False)
+                wall = time.perf_counter() - t
+                lat = consumer.stats.latencies_ms
+        finally:
+            if server is not None:
+                server.stop()
+    result = {
+        "benchmark": "consume",
+        "backend": args.backend,
+        "customers": args.customers,
+        "events": stats["events_in"],
+        "max_batch": settings.consumer.max_batch,
+        "wall_s": round(wall, 2),
+        "events_per_s": round(stats["events_in"] / wall, 1),
+        "end_to_end_p50_ms": round(percentile_ms([x / 1000 for x in lat], 50), 1),
+        "end_to_end_p99_ms": round(percentile_ms([x / 1000 for x in lat], 99), 1),
+        "online_scores": len(scorer.samples),
+        "online_score_p50_ms": round(percentile_ms(scorer.samples, 50), 2),
+        "online_score_p99_ms": round(percentile_ms(scorer.samples, 99), 2),
+        "decisions": stats["decisions"],
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+    print(table([(k, v) for k, v in result.items()]))
+    write_result(args.json_path, result)
+
+
+if __name__ == "__main__":
+    main()
