@@ -42,30 +42,46 @@ class OnlineScorer:
         self.cap = artifact.fanout_cap or settings.graph.neighbourhood_fanout_cap
         self.rules = DecisionRules(settings.rules, artifact.threshold)
 
-    def neighbourhood_frames(self, customer_id: str, as_of_ms: int):
-        """``(customers, links, identifier_stats, neighbourhood)`` of the customer's scoring subgraph."""
-        nb = self.store.neighbourhood(customer_id, fanout_cap=self.cap)
-        members = sorted({customer_id} | set(nb.customers))
+    def neighbourhood_frames(self, customer_ids, as_of_ms: int):
+        """``(customers, links, identifier_stats, neighbourhoods)`` of the customers' scoring subgraph.
+
+        The union of several customers' subgraphs scores each of them exactly as
+        its own would: every identifier of a scored customer keeps its lowest-id
+        customers and full statistics.
+        """
+        ids = [customer_ids] if isinstance(customer_ids, str) else list(dict.fromkeys(customer_ids))
+        hoods = {cid: self.store.neighbourhood(cid, fanout_cap=self.cap) for cid in ids}
+        members = sorted(set(ids) | {c for nb in hoods.values() for c in nb.customers})
         customers = self.store.customers_of(members)
         links = self.store.links_of(members)
-        stats = self.store.identifier_stats([(i.kind, i.value_hash) for i in nb.identifiers], as_of_ms)
-        return customers, links, stats, nb
+        idents = sorted({(i.kind, i.value_hash) for nb in hoods.values() for i in nb.identifiers})
+        stats = self.store.identifier_stats(idents, as_of_ms)
+        return customers, links, stats, hoods
 
     def score(self, customer_id: str, as_of_ms: int) -> OnlineResult | None:
         """Score and decide one customer as of ``as_of_ms``; None when it is not in the graph."""
-        customers, links, stats, nb = self.neighbourhood_frames(customer_id, as_of_ms)
-        if customer_id not in set(customers["customer_id"]) and customer_id not in set(links["customer_id"]):
-            return None
+        return self.score_many([customer_id], as_of_ms).get(customer_id)
+
+    def score_many(self, customer_ids, as_of_ms: int) -> dict[str, OnlineResult]:
+        """Score and decide several customers with one subgraph and one forward pass."""
+        ids = list(dict.fromkeys(customer_ids))
+        if not ids:
+            return {}
+        customers, links, stats, hoods = self.neighbourhood_frames(ids, as_of_ms)
         tensors = build_graph_tensors(customers, links, as_of_ms, fanout_cap=self.cap, identifier_stats=stats)
-        if customer_id not in set(tensors.customer_ids):
-            return None
-        score = float(self.artifact.score_tensors(tensors, tensors.index_of([customer_id]))[0])
-        row = customers.set_index("customer_id").loc[customer_id] if customer_id in set(customers["customer_id"]) \
-            else pd.Series(dtype=object)
-        value = pd.to_numeric(pd.Series([row.get("lifetime_value")]), errors="coerce").iloc[0]
-        decision = self.rules.decide(score, None if pd.isna(value) else float(value),
-                                     self._evidence(customer_id, customers, nb, row, as_of_ms))
-        return OnlineResult(customer_id, score, decision, self.artifact.version, as_of_ms)
+        present = [c for c in ids if c in set(tensors.customer_ids)]
+        if not present:
+            return {}
+        scores = self.artifact.score_tensors(tensors, tensors.index_of(present))
+        by_id = customers.set_index("customer_id") if len(customers) else pd.DataFrame()
+        out = {}
+        for cid, score in zip(present, scores):
+            row = by_id.loc[cid] if cid in by_id.index else pd.Series(dtype=object)
+            value = pd.to_numeric(pd.Series([row.get("lifetime_value")]), errors="coerce").iloc[0]
+            decision = self.rules.decide(float(score), None if pd.isna(value) else float(value),
+                                         self._evidence(cid, customers, hoods[cid], row, as_of_ms))
+            out[cid] = OnlineResult(cid, float(score), decision, self.artifact.version, as_of_ms)
+        return out
 
     @staticmethod
     def _evidence(customer_id, customers: pd.DataFrame, nb, row, as_of_ms: int) -> CustomerEvidence:
@@ -77,13 +93,6 @@ class OnlineScorer:
                        for i in nb.identifiers)
         return CustomerEvidence(age, idents)
 
-    def scores(self, customer_ids, as_of_ms: int) -> dict[str, OnlineResult]:
-        out = {}
-        for cid in dict.fromkeys(customer_ids):
-            result = self.score(cid, as_of_ms)
-            if result is not None:
-                out[cid] = result
-        return out
 
 
 __all__ = ["OnlineResult", "OnlineScorer"]

@@ -235,9 +235,11 @@ class LiveConsumer:
             if pending and self.scorer is None:
                 self.ledger.scored([p[0] for p in pending])
             return
+        # one subgraph and one forward pass for the micro-batch, as of its latest event
+        results = self.scorer.score_many([p[0] for p in pending], max(p[3] for p in pending))
         done = []
         for customer_id, event_id, event_type, ts in pending:
-            result = self.scorer.score(customer_id, ts)
+            result = results.get(customer_id)
             if result is None:
                 done.append(customer_id)
                 continue
@@ -245,11 +247,12 @@ class LiveConsumer:
             self.store.set_customer_properties({customer_id: {
                 "score": round(result.score, 6), "decision": d.decision,
                 "decision_reasons": json.dumps(list(d.reason_codes)), "model_version": result.model_version,
-                "scored_as_of": ts}})
+                "scored_as_of": result.as_of_ms}})
             self.decisions.write({"decision_id": event_id, "customer_id": customer_id, "event_id": event_id,
-                                  "event_type": event_type, "ts": ts, "score": round(result.score, 6),
-                                  "decision": d.decision, "reason_codes": list(d.reason_codes),
-                                  "reasons": list(d.reasons), "model_version": result.model_version})
+                                  "event_type": event_type, "ts": ts, "scored_as_of": result.as_of_ms,
+                                  "score": round(result.score, 6), "decision": d.decision,
+                                  "reason_codes": list(d.reason_codes), "reasons": list(d.reasons),
+                                  "model_version": result.model_version})
             self.stats.decisions[d.decision] += 1
             self.metrics.decisions.labels(decision=d.decision).inc()
             done.append(customer_id)

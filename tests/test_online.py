@@ -61,3 +61,8 @@ def test_online_score_equals_batch_score(store, world_frames, artifact, settings
         assert abs(result.score - batch[cid]) <= 1e-5, cid
         assert result.decision.decision in ("block", "review", "allow")
     assert scorer.score("no-such-customer", as_of) is None
+    # several customers in one union subgraph score exactly as each on its own
+    many = scorer.score_many(sample + ["no-such-customer"], as_of)
+    assert set(many) == set(sample)
+    for cid, result in many.items():
+        assert abs(result.score - batch[cid]) <= 1e-5, cid
