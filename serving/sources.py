@@ -87,13 +87,28 @@ class StdinSource(FileSource):
         self.exhausted = False
 
 
+class _IdleStop:
+    """A broker source is ``exhausted`` after ``idle_stop_s`` without a message (None: never)."""
+
+    idle_stop_s: float | None = None
+    exhausted = False
+    _last_message = 0.0
+
+    def _note_poll(self, got_messages: bool) -> None:
+        now = time.monotonic()
+        if got_messages or not self._last_message:
+            self._last_message = now
+        elif self.idle_stop_s is not None and now - self._last_message >= self.idle_stop_s:
+            self.exhausted = True
+
+
 @dataclass
 class KafkaMessage(Message):
     partition: int = 0
     topic: str = ""
 
 
-class KafkaSource:
+class KafkaSource(_IdleStop):
     """A Kafka topic read by a consumer group; manual offset commits after processing.
 
     ``idle_stop_s``: report ``exhausted`` after this long without a message (tests,
@@ -113,7 +128,6 @@ class KafkaSource:
                                    "enable.partition.eof": False})
         self._consumer.subscribe([topic])
         self._last_message = time.monotonic()
-        self.exhausted = False
 
     def poll(self, max_records: int, timeout_s: float) -> list[Message]:
         out: list[Message] = []
@@ -122,11 +136,7 @@ class KafkaSource:
                 continue
             out.append(KafkaMessage(m.value().decode("utf-8", errors="replace"), m.offset(), m.partition(),
                                     m.topic()))
-        now = time.monotonic()
-        if out:
-            self._last_message = now
-        elif self.idle_stop_s is not None and now - self._last_message >= self.idle_stop_s:
-            self.exhausted = True
+        self._note_poll(bool(out))
         return out
 
     def commit(self, batch: list[Message], ledger=None) -> None:
@@ -193,7 +203,7 @@ def _sqs_client(queue_url: str):
     return boto3.client("sqs", endpoint_url=f"{parsed.scheme}://{parsed.netloc}", region_name=region or "us-east-1")
 
 
-class SqsSource:
+class SqsSource(_IdleStop):
     """An SQS queue; messages are deleted (acknowledged) only after processing."""
 
     def __init__(self, queue_url: str, *, idle_stop_s: float | None = None, visibility_timeout_s: int = 120):
@@ -204,7 +214,6 @@ class SqsSource:
         self._sqs = _sqs_client(queue_url)
         self._last_message = time.monotonic()
         self._seq = 0
-        self.exhausted = False
 
     def poll(self, max_records: int, timeout_s: float) -> list[Message]:
         out: list[Message] = []
@@ -219,11 +228,7 @@ class SqsSource:
             for m in msgs:
                 self._seq += 1
                 out.append(SqsMessage(m["Body"], self._seq, m["ReceiptHandle"]))
-        now = time.monotonic()
-        if out:
-            self._last_message = now
-        elif self.idle_stop_s is not None and now - self._last_message >= self.idle_stop_s:
-            self.exhausted = True
+        self._note_poll(bool(out))
         return out
 
     def commit(self, batch: list[Message], ledger=None) -> None:
