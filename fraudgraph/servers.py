@@ -61,6 +61,17 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+def servers_cache() -> Path:
+    """Where resolved server jars are kept, shared by every checkout (``FRAUDGRAPH_SERVERS_CACHE``)."""
+    return Path(os.environ.get("FRAUDGRAPH_SERVERS_CACHE", Path.home() / ".cache" / "fraudgraph" / "servers"))
+
+
+def absolute_state_dir(state_dir: str | Path) -> Path:
+    """A server's state folder; relative paths are taken from the working directory."""
+    state = Path(state_dir)
+    return state if state.is_absolute() else Path.cwd() / state
+
+
 def resolve_maven_classpath(pom: Path, lib_dir: Path, properties: dict[str, str]) -> Path:
     """Copy the pom's dependencies into ``lib_dir`` once per property set; returns ``lib_dir``."""
     marker = lib_dir / ".resolved"
@@ -209,9 +220,7 @@ class GremlinServer(JavaServer):
 
     def __init__(self, settings: GremlinServerSettings, *, state_dir: str | Path | None = None,
                  port: int | None = None):
-        state = Path(state_dir or settings.state_dir)
-        if not state.is_absolute():
-            state = Path.cwd() / state
+        state = absolute_state_dir(state_dir or settings.state_dir)
         super().__init__("gremlin-server", state, settings.host, port or settings.port,
                          settings.start_timeout_s, settings.heap)
         self.settings = settings
@@ -222,10 +231,9 @@ class GremlinServer(JavaServer):
 
     def lib_dir(self) -> Path:
         # Jars are shared between state folders: resolve once per version.
-        base = Path(os.environ.get("FRAUDGRAPH_SERVERS_CACHE", Path.home() / ".cache" / "fraudgraph" / "servers"))
         return resolve_maven_classpath(
             CONF_DIR / "servers" / "gremlin-server.pom.xml",
-            base / f"gremlin-server-{self.settings.tinkerpop_version}",
+            servers_cache() / f"gremlin-server-{self.settings.tinkerpop_version}",
             {"tinkerpop.version": self.settings.tinkerpop_version},
         )
 
@@ -291,9 +299,7 @@ class KafkaServer(JavaServer):
 
     def __init__(self, settings, *, state_dir: str | Path | None = None, port: int | None = None,
                  controller_port: int | None = None):
-        state = Path(state_dir or settings.state_dir)
-        if not state.is_absolute():
-            state = Path.cwd() / state
+        state = absolute_state_dir(state_dir or settings.state_dir)
         super().__init__("kafka", state, settings.host, port or settings.port, settings.start_timeout_s,
                          settings.heap)
         self.settings = settings
@@ -304,9 +310,8 @@ class KafkaServer(JavaServer):
         return f"{self.host}:{self.port}"
 
     def lib_dir(self) -> Path:
-        base = Path(os.environ.get("FRAUDGRAPH_SERVERS_CACHE", Path.home() / ".cache" / "fraudgraph" / "servers"))
         return resolve_maven_classpath(CONF_DIR / "servers" / "kafka.pom.xml",
-                                       base / f"kafka-{self.settings.kafka_version}",
+                                       servers_cache() / f"kafka-{self.settings.kafka_version}",
                                        {"kafka.version": self.settings.kafka_version})
 
     def prepare(self) -> tuple[list[str], str, list[str]]:
@@ -347,9 +352,7 @@ class ElasticMQServer(JavaServer):
     MAIN = "org.elasticmq.server.Main"
 
     def __init__(self, settings, *, state_dir: str | Path | None = None, port: int | None = None):
-        state = Path(state_dir or settings.state_dir)
-        if not state.is_absolute():
-            state = Path.cwd() / state
+        state = absolute_state_dir(state_dir or settings.state_dir)
         super().__init__("elasticmq", state, settings.host, port or settings.port, settings.start_timeout_s,
                          settings.heap)
         self.settings = settings
@@ -359,9 +362,8 @@ class ElasticMQServer(JavaServer):
         return f"http://{self.host}:{self.port}"
 
     def lib_dir(self) -> Path:
-        base = Path(os.environ.get("FRAUDGRAPH_SERVERS_CACHE", Path.home() / ".cache" / "fraudgraph" / "servers"))
         return resolve_maven_classpath(CONF_DIR / "servers" / "elasticmq.pom.xml",
-                                       base / f"elasticmq-{self.settings.elasticmq_version}",
+                                       servers_cache() / f"elasticmq-{self.settings.elasticmq_version}",
                                        {"elasticmq.version": self.settings.elasticmq_version})
 
     def prepare(self) -> tuple[list[str], str, list[str]]:
