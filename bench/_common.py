@@ -44,3 +44,29 @@ def write_result(path: str | None, result: dict) -> None:
 def table(rows: list[tuple[str, object]]) -> str:
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def reference_world(settings, customers: int, out_dir: Path):
+    """Generate a world of ``customers`` under ``out_dir/world`` and compute its pandas reference aggregates.
+
+    Returns ``(world summary, cut-off epoch ms, {"customers", "links", "rejects"})``.
+    """
+    from etl.reference import reference_etl
+    from fraudgraph.identity import IdentifierHasher
+    from fraudgraph.schema import to_epoch_ms
+    from fraudgraph.world import WorldGenerator
+
+    world = WorldGenerator(settings.world.model_copy(update={"customers": customers})).generate(
+        out_dir / "world", progress=False)
+    ref = reference_etl(out_dir / "world", IdentifierHasher.from_settings(settings.privacy))
+    return world, to_epoch_ms(world["cutoff"]), ref
+
+
+def temporary_gremlin_server(settings, state_dir: Path):
+    """A started Gremlin Server on a free loopback port with room for a 100k-customer graph (not persisted)."""
+    from fraudgraph.servers import GremlinServer, free_port
+
+    gs = settings.gremlin_server.model_copy(update={"heap": "4g", "persist": False})
+    server = GremlinServer(gs, state_dir=state_dir, port=free_port())
+    server.start()
+    return server

@@ -14,24 +14,19 @@ one subgraph).
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
-from _common import peak_rss_mb, percentile_ms, table, write_result
+from _common import peak_rss_mb, percentile_ms, reference_world, table, temporary_gremlin_server, write_result
 
-from etl.reference import reference_etl
 from fraudgraph.config import load_settings
 from fraudgraph.features import FeatureScaler, build_graph_tensors
 from fraudgraph.graph import open_graph
 from fraudgraph.graph.snapshot import frames_to_elements
-from fraudgraph.identity import IdentifierHasher
 from fraudgraph.model import EdgeAwareRGCN
 from fraudgraph.online import OnlineScorer
-from fraudgraph.schema import to_epoch_ms
 from fraudgraph.scoring import ModelArtifact, seed_everything
-from fraudgraph.world import WorldGenerator
 from serving.consumer import LiveConsumer
 from serving.ledger import Ledger
 from serving.sources import FileSource, JsonlSink
@@ -61,18 +56,11 @@ def main() -> None:
     server = None
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        world = WorldGenerator(settings.world.model_copy(update={"customers": args.customers})).generate(
-            tmp / "world", progress=False)
-        as_of = to_epoch_ms(world["cutoff"])
-        ref = reference_etl(tmp / "world", IdentifierHasher.from_settings(settings.privacy))
+        _, as_of, ref = reference_world(settings, args.customers, tmp)
         if args.backend == "sqlite":
             uri = f"sqlite:///{tmp / 'graph.db'}"
         else:
-            from fraudgraph.servers import GremlinServer, free_port
-
-            gs = settings.gremlin_server.model_copy(update={"heap": "4g", "persist": False})
-            server = GremlinServer(gs, state_dir=tmp / "gremlin", port=free_port())
-            server.start()
+            server = temporary_gremlin_server(settings, tmp / "gremlin")
             uri = server.url
         try:
             customers, links = frames_to_elements(ref["customers"], ref["links"])

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import peak_rss_mb, percentile_ms, table, write_result
+from _common import peak_rss_mb, percentile_ms, table, temporary_gremlin_server, write_result
 
 from fraudgraph.config import load_settings
 from fraudgraph.graph import CustomerUpsert, IdentityLink, open_graph
@@ -69,11 +69,7 @@ def main() -> None:
     elif args.gremlin_url:
         uri = args.gremlin_url
     else:
-        from fraudgraph.servers import GremlinServer, free_port
-
-        gs = settings.gremlin_server.model_copy(update={"heap": "4g", "persist": False})
-        server = GremlinServer(gs, state_dir=Path(tmp.name) / "gremlin", port=free_port())
-        server.start()
+        server = temporary_gremlin_server(settings, Path(tmp.name) / "gremlin")
         uri = server.url
     if args.unbatched:
         settings.graph.gremlin.batch_size = 1

@@ -18,17 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import peak_rss_mb, table, write_result
+from _common import peak_rss_mb, reference_world, table, write_result
 
-from etl.reference import reference_etl
 from fraudgraph.config import load_settings
 from fraudgraph.features import build_graph_tensors
 from fraudgraph.graph.snapshot import read_snapshot, write_snapshot
-from fraudgraph.identity import IdentifierHasher
 from fraudgraph.labels import clean_labels
-from fraudgraph.schema import to_epoch_ms
 from fraudgraph.scoring import ModelArtifact
-from fraudgraph.world import WorldGenerator
 from training.train import run_training
 
 
@@ -43,10 +39,7 @@ def main() -> None:
         settings.training.max_epochs = args.epochs
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        world = WorldGenerator(settings.world.model_copy(update={"customers": args.customers})).generate(
-            tmp / "world", progress=False)
-        as_of = to_epoch_ms(world["cutoff"])
-        ref = reference_etl(tmp / "world", IdentifierHasher.from_settings(settings.privacy))
+        _, as_of, ref = reference_world(settings, args.customers, tmp)
         write_snapshot(ref["customers"], ref["links"], tmp / "snapshot")
         labels = clean_labels(ref["customers"], ref["links"], as_of, settings.labels).labels
         (tmp / "labels").mkdir()
