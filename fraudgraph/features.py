@@ -79,7 +79,8 @@ def _log1p_nonneg(x) -> np.ndarray:
 
 def build_graph_tensors(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: int, *,
                         fanout_cap: int | None = None,
-                        identifier_stats: pd.DataFrame | None = None) -> IdentityGraphTensors:
+                        identifier_stats: pd.DataFrame | None = None,
+                        customer_summary: pd.DataFrame | None = None) -> IdentityGraphTensors:
     """Build the heterograph and raw features of everything visible at ``as_of_ms``.
 
     ``customers`` needs ``customer_id`` (``signup_ts`` in epoch ms where known);
@@ -94,44 +95,69 @@ def build_graph_tensors(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: 
     ``identifier_stats`` (kind, value_hash, degree, first_seen_min,
     first_seen_max, events) overrides the identifier features computed from
     ``links``, for a subgraph that holds only part of an identifier's links.
+    ``customer_summary`` (``LINK_SUMMARY_COLUMNS`` of :mod:`fraudgraph.graph.base`)
+    likewise overrides the features of the customers it lists, for a subgraph
+    that holds only their links to the identifiers being scored.
+
+    Plain numpy over the columns (no group-bys): the online scorer calls this
+    for every micro-batch, so its fixed cost matters as much as its speed on a
+    whole graph.
     """
     import torch
 
     dgl = import_dgl()
-    links = links.loc[pd.to_numeric(links["first_seen"]) <= as_of_ms].copy()
-    for col in COUNT_PROPERTY_BY_TYPE.values():
-        links[col] = pd.to_numeric(links[col], errors="coerce").fillna(0) if col in links else 0.0
-    signup = pd.to_numeric(customers.get("signup_ts", pd.Series(np.nan, index=customers.index)), errors="coerce")
-    visible = customers.loc[signup.isna() | (signup <= as_of_ms), ["customer_id"]].assign(
-        signup_ts=signup[signup.isna() | (signup <= as_of_ms)])
-    ids = np.array(sorted(set(visible["customer_id"].astype(str)) | set(links["customer_id"].astype(str))),
-                   dtype=object)
-    cindex = pd.Index(ids)
+    first = _column(links, "first_seen")
+    visible_link = first <= as_of_ms
+    first = first[visible_link]
+    last = _column(links, "last_seen")[visible_link]
+    events = _column(links, "event_count")[visible_link]
+    mix = np.stack([_column(links, col)[visible_link] for col in COUNT_PROPERTY_BY_TYPE.values()], 1) \
+        if len(first) else np.zeros((0, len(COUNT_PROPERTY_BY_TYPE)))
+    link_customer = links["customer_id"].to_numpy().astype(str)[visible_link]
+    link_kind = links["kind"].to_numpy().astype(str)[visible_link]
+    link_hash = links["value_hash"].to_numpy().astype(str)[visible_link]
+
+    signup_all = _column(customers, "signup_ts")
+    visible_customer = np.isnan(signup_all) | (signup_all <= as_of_ms)
+    customer_id = customers["customer_id"].to_numpy().astype(str)[visible_customer]
+    ids = np.unique(np.concatenate([customer_id, link_customer])).astype(object)
     n_cust = len(ids)
-    links["c"] = cindex.get_indexer(links["customer_id"].astype(str))
+    cindex = pd.Index(ids)
+    c = cindex.get_indexer(link_customer)
 
     # --- customer features ------------------------------------------------------
-    signup_by = pd.Series(visible["signup_ts"].to_numpy(), index=visible["customer_id"].astype(str))
-    signup_ms = signup_by.reindex(ids).to_numpy(dtype=np.float64)
-    first_link = links.groupby("c")["first_seen"].min().reindex(range(n_cust)).to_numpy(dtype=np.float64)
+    signup_ms = np.full(n_cust, np.nan)
+    signup_ms[cindex.get_indexer(customer_id)] = signup_all[visible_customer]
+    first_link = np.full(n_cust, np.inf)
+    np.minimum.at(first_link, c, first)
+    first_link[np.isinf(first_link)] = np.nan
     start = np.where(np.isnan(signup_ms), first_link, signup_ms)
     start = np.where(np.isnan(start), as_of_ms, start)
     cust = {"account_age_days": (as_of_ms - start) / DAY_MS}
     for kind in IDENTIFIER_KINDS:
-        cust[f"identifiers_{kind}"] = links.loc[links["kind"] == kind].groupby("c").size() \
-            .reindex(range(n_cust), fill_value=0).to_numpy()
-    cust["events"] = links.groupby("c")["event_count"].sum().reindex(range(n_cust), fill_value=0).to_numpy()
-    for t, col in COUNT_PROPERTY_BY_TYPE.items():
-        cust[f"events_{t}"] = links.groupby("c")[col].sum().reindex(range(n_cust), fill_value=0).to_numpy()
+        cust[f"identifiers_{kind}"] = np.bincount(c[link_kind == kind], minlength=n_cust)
+    cust["events"] = np.bincount(c, weights=events, minlength=n_cust)
+    for j, t in enumerate(COUNT_PROPERTY_BY_TYPE):
+        cust[f"events_{t}"] = np.bincount(c, weights=mix[:, j], minlength=n_cust)
+    if customer_summary is not None and len(customer_summary):
+        pos = cindex.get_indexer(customer_summary["customer_id"].astype(str))
+        found = pos >= 0
+        pos = pos[found]
+        first_link[pos] = _column(customer_summary, "first_link")[found]
+        start = np.where(np.isnan(signup_ms), first_link, signup_ms)
+        start = np.where(np.isnan(start), as_of_ms, start)
+        cust["account_age_days"] = (as_of_ms - start) / DAY_MS
+        for kind in IDENTIFIER_KINDS:
+            cust[f"identifiers_{kind}"] = cust[f"identifiers_{kind}"].astype(np.float64)
+            cust[f"identifiers_{kind}"][pos] = _column(customer_summary, f"identifiers_{kind}")[found]
+        cust["events"][pos] = _column(customer_summary, "events")[found]
+        for t, col in COUNT_PROPERTY_BY_TYPE.items():
+            cust[f"events_{t}"][pos] = _column(customer_summary, col)[found]
     node_features = {CUSTOMER: np.stack([_log1p_nonneg(cust[f]) for f in CUSTOMER_FEATURES], 1).astype(np.float32)}
 
     # --- identifiers, edges -----------------------------------------------------
     graph_data, identifier_ids, edge_features = {}, {}, {}
-    first = links["first_seen"].to_numpy(dtype=np.float64)
-    last = links["last_seen"].to_numpy(dtype=np.float64)
-    events = links["event_count"].to_numpy(dtype=np.float64)
-    mix = np.stack([links[col].to_numpy(dtype=np.float64) for col in COUNT_PROPERTY_BY_TYPE.values()], 1)
-    link_start = start[links["c"].to_numpy()]
+    link_start = start[c]
     efeat_all = np.concatenate([
         _log1p_nonneg(events)[:, None],
         _log1p_nonneg((as_of_ms - first) / DAY_MS)[:, None],
@@ -140,36 +166,35 @@ def build_graph_tensors(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: 
         mix / np.maximum(events, 1)[:, None],
     ], 1).astype(np.float32)
     for kind in IDENTIFIER_KINDS:
-        mask = (links["kind"] == kind).to_numpy()
-        sub = links.loc[mask]
-        uniq, inverse = np.unique(sub["value_hash"].astype(str).to_numpy(), return_inverse=True)
+        mask = link_kind == kind
+        uniq, inverse = np.unique(link_hash[mask], return_inverse=True)
+        inverse = inverse.reshape(-1)
         identifier_ids[kind] = uniq.astype(object)
-        c_idx = sub["c"].to_numpy()
+        c_idx = c[mask]
         src = torch.as_tensor(c_idx, dtype=torch.int64)
         dst = torch.as_tensor(inverse, dtype=torch.int64)
         label = EDGE_LABEL_BY_KIND[kind]
         keep = np.ones(len(c_idx), dtype=bool)
         if fanout_cap is not None and len(c_idx):
             # customer indices follow customer_id order, so rank by index = rank by id
-            rank = pd.DataFrame({"i": inverse, "c": c_idx}).groupby("i")["c"].rank(method="first").to_numpy()
-            keep = rank <= fanout_cap
-        graph_data[(CUSTOMER, label, kind)] = (src[keep], dst[keep])
+            keep = _rank_within(inverse, c_idx) < fanout_cap
+        keep_t = torch.as_tensor(keep)
+        graph_data[(CUSTOMER, label, kind)] = (src[keep_t], dst[keep_t])
         graph_data[(kind, REVERSE_PREFIX + label, CUSTOMER)] = (dst, src)
         edge_features[label] = efeat_all[mask][keep]
         edge_features[REVERSE_PREFIX + label] = efeat_all[mask]
         n_ident = len(uniq)
-        degree = np.bincount(inverse, minlength=n_ident)
+        degree = np.bincount(inverse, minlength=n_ident).astype(np.float64)
         ident_first = np.full(n_ident, np.inf)
         np.minimum.at(ident_first, inverse, first[mask])
         ident_last_join = np.full(n_ident, -np.inf)
         np.maximum.at(ident_last_join, inverse, first[mask])
         ident_events = np.bincount(inverse, weights=events[mask], minlength=n_ident)
         if identifier_stats is not None and n_ident:
-            st = identifier_stats.loc[identifier_stats["kind"] == kind].set_index("value_hash")
-            pos = pd.Index(uniq.astype(str)).get_indexer(st.index)
+            st = identifier_stats.loc[identifier_stats["kind"].to_numpy() == kind]
+            pos = pd.Index(uniq.astype(str)).get_indexer(st["value_hash"].astype(str))
             found = pos >= 0
             pos = pos[found]
-            degree = degree.astype(np.float64)
             degree[pos] = st["degree"].to_numpy(dtype=np.float64)[found]
             ident_first[pos] = st["first_seen_min"].to_numpy(dtype=np.float64)[found]
             ident_last_join[pos] = st["first_seen_max"].to_numpy(dtype=np.float64)[found]
@@ -181,6 +206,28 @@ def build_graph_tensors(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: 
     num_nodes = {CUSTOMER: n_cust, **{k: len(v) for k, v in identifier_ids.items()}}
     g = dgl.heterograph(graph_data, num_nodes_dict=num_nodes)
     return IdentityGraphTensors(g, ids, identifier_ids, node_features, edge_features, int(as_of_ms))
+
+
+def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A numeric column as float64 (missing column: zeros for counts, NaN for times; unparsable: NaN/0)."""
+    if name not in frame:
+        return np.full(len(frame), np.nan if name == "signup_ts" else 0.0)
+    col = frame[name]
+    values = col.to_numpy(dtype=np.float64, na_value=np.nan) if col.dtype != object \
+        else pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+    return np.nan_to_num(values, nan=0.0) if name.startswith("count_") else values
+
+
+def _rank_within(group: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """0-based rank of each element by ``key`` inside its ``group`` (ties by position)."""
+    order = np.lexsort((np.arange(len(key)), key, group))
+    sorted_group = group[order]
+    starts = np.r_[0, np.flatnonzero(sorted_group[1:] != sorted_group[:-1]) + 1]
+    sizes = np.diff(np.r_[starts, len(order)])
+    rank_sorted = np.arange(len(order)) - np.repeat(starts, sizes)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = rank_sorted
+    return rank
 
 
 class FeatureScaler:

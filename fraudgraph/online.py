@@ -10,9 +10,11 @@ equals the batch score over the same graph state.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
+
 
 from .config import Settings
 from .features import build_graph_tensors
@@ -43,20 +45,28 @@ class OnlineScorer:
         self.rules = DecisionRules(settings.rules, artifact.threshold)
 
     def neighbourhood_frames(self, customer_ids, as_of_ms: int):
-        """``(customers, links, identifier_stats, neighbourhoods)`` of the customers' scoring subgraph.
+        """``(customers, links, identifier_stats, link_summary, neighbourhoods)`` of the customers' scoring subgraph.
 
-        The union of several customers' subgraphs scores each of them exactly as
-        its own would: every identifier of a scored customer keeps its lowest-id
-        customers and full statistics.
+        A two-layer model scores a customer from its identifiers, which aggregate
+        their ``cap`` lowest-id customers. So the subgraph holds the scored
+        customers' links, those capped customers' links to the same identifiers,
+        the identifiers' full statistics and every member's link summary (its
+        own features) -- not the members' other links, which cannot reach the
+        score. The union of several customers' subgraphs scores each of them
+        exactly as its own would.
         """
         ids = [customer_ids] if isinstance(customer_ids, str) else list(dict.fromkeys(customer_ids))
-        hoods = {cid: self.store.neighbourhood(cid, fanout_cap=self.cap) for cid in ids}
-        members = sorted(set(ids) | {c for nb in hoods.values() for c in nb.customers})
-        customers = self.store.customers_of(members)
-        links = self.store.links_of(members)
+        hoods = self.store.neighbourhoods(ids, fanout_cap=self.cap)
         idents = sorted({(i.kind, i.value_hash) for nb in hoods.values() for i in nb.identifiers})
+        own = self.store.links_of(ids)
+        shared = self.store.identifier_links(idents, self.cap, as_of_ms)
+        links = pd.concat([own, shared], ignore_index=True) \
+            .drop_duplicates(["customer_id", "kind", "value_hash"], ignore_index=True) if len(shared) else own
+        members = sorted(set(ids) | set(links["customer_id"]) | {c for nb in hoods.values() for c in nb.customers})
+        customers = self.store.customers_of(members)
+        summary = self.store.link_summary(sorted(set(links["customer_id"])), as_of_ms)
         stats = self.store.identifier_stats(idents, as_of_ms)
-        return customers, links, stats, hoods
+        return customers, links, stats, summary, hoods
 
     def score(self, customer_id: str, as_of_ms: int) -> OnlineResult | None:
         """Score and decide one customer as of ``as_of_ms``; None when it is not in the graph."""
@@ -67,32 +77,41 @@ class OnlineScorer:
         ids = list(dict.fromkeys(customer_ids))
         if not ids:
             return {}
-        customers, links, stats, hoods = self.neighbourhood_frames(ids, as_of_ms)
-        tensors = build_graph_tensors(customers, links, as_of_ms, fanout_cap=self.cap, identifier_stats=stats)
-        present = [c for c in ids if c in set(tensors.customer_ids)]
+        customers, links, stats, summary, hoods = self.neighbourhood_frames(ids, as_of_ms)
+        tensors = build_graph_tensors(customers, links, as_of_ms, fanout_cap=self.cap, identifier_stats=stats,
+                                      customer_summary=summary)
+        in_graph = set(tensors.customer_ids)
+        present = [c for c in ids if c in in_graph]
         if not present:
             return {}
         scores = self.artifact.score_tensors(tensors, tensors.index_of(present))
-        by_id = customers.set_index("customer_id") if len(customers) else pd.DataFrame()
+        wanted = [c for c in ("lifetime_value", "signup_ts", "clean_label") if c in customers]
+        records = customers.set_index("customer_id")[wanted].to_dict("index") if len(customers) else {}
+        fraud = {c for c, r in records.items() if r.get("clean_label") == "fraud"}
         out = {}
         for cid, score in zip(present, scores):
-            row = by_id.loc[cid] if cid in by_id.index else pd.Series(dtype=object)
-            value = pd.to_numeric(pd.Series([row.get("lifetime_value")]), errors="coerce").iloc[0]
-            decision = self.rules.decide(float(score), None if pd.isna(value) else float(value),
-                                         self._evidence(cid, customers, hoods[cid], row, as_of_ms))
+            row = records.get(cid, {})
+            value = _number(row.get("lifetime_value"))
+            decision = self.rules.decide(float(score), value, self._evidence(hoods[cid], row, fraud, as_of_ms))
             out[cid] = OnlineResult(cid, float(score), decision, self.artifact.version, as_of_ms)
         return out
 
     @staticmethod
-    def _evidence(customer_id, customers: pd.DataFrame, nb, row, as_of_ms: int) -> CustomerEvidence:
-        fraud = set(customers.loc[customers.get("clean_label", pd.Series(index=customers.index, dtype=object))
-                                  == "fraud", "customer_id"]) if "clean_label" in customers else set()
-        signup = pd.to_numeric(pd.Series([row.get("signup_ts")]), errors="coerce").iloc[0]
-        age = None if pd.isna(signup) else (as_of_ms - float(signup)) / DAY_MS
-        idents = tuple(SharedIdentifierEvidence(i.kind, i.degree, len(set(i.customers) & fraud))
+    def _evidence(nb, row: dict, fraud: set[str], as_of_ms: int) -> CustomerEvidence:
+        signup = _number(row.get("signup_ts"))
+        age = None if signup is None else (as_of_ms - signup) / DAY_MS
+        idents = tuple(SharedIdentifierEvidence(i.kind, i.degree, len(fraud.intersection(i.customers)))
                        for i in nb.identifiers)
         return CustomerEvidence(age, idents)
 
+
+def _number(value) -> float | None:
+    """A numeric property as float; None when missing or not a number."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(out) else out
 
 
 __all__ = ["OnlineResult", "OnlineScorer"]

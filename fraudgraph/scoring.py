@@ -55,7 +55,8 @@ def gnn_scores(model, tensors: IdentityGraphTensors, scaler: FeatureScaler, idx,
     layers = len(model.layers)
     limit = cfg.full_graph_max_edges if full_graph_max_edges is None else full_graph_max_edges
     was_training = model.training
-    model.eval()
+    if was_training:  # eval() walks every module: not on each online call
+        model.eval()
     with torch.no_grad():
         if g.num_edges() <= limit:
             logits = model([g] * layers, nodes, [edges] * layers)
@@ -70,7 +71,8 @@ def gnn_scores(model, tensors: IdentityGraphTensors, scaler: FeatureScaler, idx,
                 ef = [{et: edges[et][b.edges[et].data[dgl.EID]] for et in b.etypes} for b in blocks]
                 parts.append(torch.sigmoid(model(blocks, nf, ef)).numpy())
             out = np.concatenate(parts)
-    model.train(was_training)
+    if was_training:
+        model.train()
     return out.astype(np.float64)
 
 

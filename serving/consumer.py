@@ -237,24 +237,28 @@ class LiveConsumer:
             return
         # one subgraph and one forward pass for the micro-batch, as of its latest event
         results = self.scorer.score_many([p[0] for p in pending], max(p[3] for p in pending))
-        done = []
+        done, vertex_updates, emitted = [], {}, []
         for customer_id, event_id, event_type, ts in pending:
+            done.append(customer_id)
             result = results.get(customer_id)
             if result is None:
-                done.append(customer_id)
                 continue
             d = result.decision
-            self.store.set_customer_properties({customer_id: {
+            vertex_updates[customer_id] = {
                 "score": round(result.score, 6), "decision": d.decision,
                 "decision_reasons": json.dumps(list(d.reason_codes)), "model_version": result.model_version,
-                "scored_as_of": result.as_of_ms}})
-            self.decisions.write({"decision_id": event_id, "customer_id": customer_id, "event_id": event_id,
-                                  "event_type": event_type, "ts": ts, "scored_as_of": result.as_of_ms,
-                                  "score": round(result.score, 6), "decision": d.decision,
-                                  "reason_codes": list(d.reason_codes), "reasons": list(d.reasons),
-                                  "model_version": result.model_version})
-            self.stats.decisions[d.decision] += 1
-            self.metrics.decisions.labels(decision=d.decision).inc()
-            done.append(customer_id)
+                "scored_as_of": result.as_of_ms}
+            emitted.append({"decision_id": event_id, "customer_id": customer_id, "event_id": event_id,
+                            "event_type": event_type, "ts": ts, "scored_as_of": result.as_of_ms,
+                            "score": round(result.score, 6), "decision": d.decision,
+                            "reason_codes": list(d.reason_codes), "reasons": list(d.reasons),
+                            "model_version": result.model_version})
+        # the vertex first, then the decision: a crash in between re-scores and re-emits the same decision_id
+        if vertex_updates:
+            self.store.set_customer_properties(vertex_updates)
+        for record in emitted:
+            self.decisions.write(record)
+            self.stats.decisions[record["decision"]] += 1
+            self.metrics.decisions.labels(decision=record["decision"]).inc()
         self.decisions.flush()
         self.ledger.scored(done)

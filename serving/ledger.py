@@ -149,7 +149,9 @@ class Ledger:
 
     def scored(self, customer_ids: list[str]) -> None:
         with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("DELETE FROM pending_score WHERE customer_id=?", [(c,) for c in customer_ids])
+            self._db.execute("COMMIT")
 
     def commit_offset(self, source: str, position: int) -> None:
         with self._lock:

@@ -128,6 +128,32 @@ def test_fanout_cap_reports_true_degree(store):
     assert list(hub.customers) == sorted(f"u{i:04d}" for i in range(250) if i != 100)[:10]
 
 
+def test_link_summary_and_identifier_links_match_the_links_frame(store):
+    """The two reads online scoring is built on, against pandas over the store's own links frame."""
+    from fraudgraph.graph.base import summarise_links
+
+    cust, links = small_world()
+    store.upsert_customers(cust)
+    store.upsert_links(links)
+    frame = store.links_frame()
+    as_of = 1_700_000_100_000  # most links first seen later: they must not count
+    ids = ["c000", "c003", "c017", "c042", "nobody"]
+    got = store.link_summary(ids, as_of).set_index("customer_id")
+    want = summarise_links(frame.loc[frame["customer_id"].isin(ids)], as_of).set_index("customer_id")
+    assert len(want) and len(want) < 4  # the cut-off drops someone
+    pd.testing.assert_frame_equal(got.astype("int64"), want.astype("int64"), check_like=True)
+
+    idents = [("ip", "hub"), ("device", "d1"), ("email", "e5"), ("card", "nothing")]
+    got = store.identifier_links(idents, 4, as_of)
+    visible = frame.loc[pd.to_numeric(frame["first_seen"]) <= as_of]
+    for kind, h in idents:
+        mine = visible.loc[(visible["kind"] == kind) & (visible["value_hash"] == h)].sort_values("customer_id")
+        part = got.loc[(got["kind"] == kind) & (got["value_hash"] == h)].sort_values("customer_id")
+        assert list(part["customer_id"]) == list(mine["customer_id"])[:4]
+        pd.testing.assert_frame_equal(part.reset_index(drop=True).astype(str),
+                                      mine.head(4)[list(part.columns)].reset_index(drop=True).astype(str))
+
+
 def test_export_round_trips(store, store_factory, tmp_path):
     cust, links = small_world()
     store.upsert_customers(cust)

@@ -196,6 +196,26 @@ def customer_vertex_id(customer_id: str) -> str:
 IDENTIFIER_STATS_COLUMNS = ["kind", "value_hash", "degree", "first_seen_min", "first_seen_max", "events"]
 LINK_FRAME_COLUMNS = ["customer_id", "kind", "value_hash", "first_seen", "last_seen", "event_count",
                       *COUNT_PROPERTY_BY_TYPE.values()]
+# per customer, over its links first seen at or before as-of: what its own features need
+LINK_SUMMARY_COLUMNS = ["customer_id", "first_link", *(f"identifiers_{k}" for k in IDENTIFIER_KINDS), "events",
+                        *COUNT_PROPERTY_BY_TYPE.values()]
+
+
+def summarise_links(links: pd.DataFrame, as_of_ms: int | None = None) -> pd.DataFrame:
+    """:meth:`IdentityGraph.link_summary` computed from a links frame (the reference for the stores)."""
+    limit = as_of_ms if as_of_ms is not None else 2**62
+    links = links.loc[pd.to_numeric(links["first_seen"]) <= limit]
+    if links.empty:
+        return pd.DataFrame(columns=LINK_SUMMARY_COLUMNS)
+    grouped = links.groupby("customer_id", sort=True)
+    out = pd.DataFrame({"first_link": grouped["first_seen"].min()})
+    for kind in IDENTIFIER_KINDS:
+        out[f"identifiers_{kind}"] = (links["kind"] == kind).groupby(links["customer_id"]).sum()
+    out["events"] = grouped["event_count"].sum()
+    for col in COUNT_PROPERTY_BY_TYPE.values():
+        out[col] = pd.to_numeric(links[col], errors="coerce").fillna(0).groupby(links["customer_id"]).sum() \
+            if col in links else 0
+    return out.reset_index()[LINK_SUMMARY_COLUMNS]
 
 
 def empty_stats() -> dict[str, dict[str, int]]:
@@ -238,6 +258,10 @@ class IdentityGraph(abc.ABC):
     def neighbourhood(self, customer_id: str, fanout_cap: int | None = None) -> Neighbourhood:
         """customer -> identifiers -> customers, at most ``fanout_cap`` per identifier."""
 
+    def neighbourhoods(self, customer_ids: Sequence[str], fanout_cap: int | None = None) -> dict[str, Neighbourhood]:
+        """:meth:`neighbourhood` of several customers; stores override it to share round trips."""
+        return {cid: self.neighbourhood(cid, fanout_cap) for cid in dict.fromkeys(customer_ids)}
+
     @abc.abstractmethod
     def stats(self) -> dict[str, dict[str, int]]:
         """``{"vertices": {label: n}, "edges": {label: n}}`` with every label (0 included)."""
@@ -254,6 +278,20 @@ class IdentityGraph(abc.ABC):
     def identifier_stats(self, identifiers: Sequence[tuple[str, str]], as_of_ms: int | None = None) -> pd.DataFrame:
         """Per (kind, value_hash): degree, first_seen_min, first_seen_max, events over all its links
         first seen at or before ``as_of_ms`` (all when None)."""
+
+    def link_summary(self, customer_ids: Sequence[str], as_of_ms: int | None = None) -> pd.DataFrame:
+        """Per customer (``LINK_SUMMARY_COLUMNS``): earliest link, identifiers per kind, events and events
+        per type over its links first seen at or before ``as_of_ms``; customers without links left out.
+
+        What a customer's own features need, without moving its links."""
+        return summarise_links(self.links_of(customer_ids), as_of_ms)
+
+    @abc.abstractmethod
+    def identifier_links(self, identifiers: Sequence[tuple[str, str]], limit: int,
+                         as_of_ms: int | None = None) -> pd.DataFrame:
+        """Links (``links_frame`` layout) of the ``limit`` lowest-id customers of each identifier,
+        among its links first seen at or before ``as_of_ms``: the messages a fan-out capped
+        identifier aggregates."""
 
     @abc.abstractmethod
     def customers_frame(self) -> pd.DataFrame:

@@ -289,24 +289,32 @@ class GremlinIdentityGraph(IdentityGraph):
         return {k: int(v) for k, v in props.items() if isinstance(k, str)}
 
     def neighbourhood(self, customer_id: str, fanout_cap: int | None = None) -> Neighbourhood:
+        return self.neighbourhoods([customer_id], fanout_cap)[customer_id]
+
+    def neighbourhoods(self, customer_ids: Sequence[str], fanout_cap: int | None = None) -> dict[str, Neighbourhood]:
+        """One traversal for all the customers (one round trip per ``batch_size`` customers)."""
         from gremlin_python.process.graph_traversal import __
 
         cap = self.fanout_cap if fanout_cap is None else fanout_cap
-        centre = customer_vertex_id(customer_id)
-        rows = self._run("neighbourhood", lambda g: (
-            g.V(centre).out_e()
-            .project("label", "value_hash", "props", "degree", "customers")
-            .by(__.label()).by(__.in_v().values("value_hash")).by(__.value_map())
-            .by(__.in_v().in_e().count())
-            .by(__.in_v().in_().id_().order().limit(cap + 1).fold())
-            .to_list()))
-        out = []
-        for r in rows:
-            others = [cid[len(_CUSTOMER_PREFIX):] for cid in r["customers"] if cid != centre][:cap]
-            out.append(SharedIdentifier(KIND_BY_EDGE_LABEL[r["label"]], r["value_hash"], int(r["degree"]),
-                                        tuple(others), self._link_props(r["props"])))
-        out.sort(key=lambda x: (x.kind, x.value_hash))
-        return Neighbourhood(customer_id, tuple(out))
+        ids = list(dict.fromkeys(customer_ids))
+        found: dict[str, list[SharedIdentifier]] = {cid: [] for cid in ids}
+        for chunk in chunked(ids, self.batch_size):
+            centres = [customer_vertex_id(c) for c in chunk]
+            rows = self._run("neighbourhood", lambda g: (
+                g.V(*centres).out_e()
+                .project("centre", "label", "value_hash", "props", "degree", "customers")
+                .by(__.out_v().id_()).by(__.label()).by(__.in_v().values("value_hash")).by(__.value_map())
+                .by(__.in_v().in_e().count())
+                .by(__.in_v().in_().id_().order().limit(cap + 1).fold())
+                .to_list()))
+            for r in rows:
+                centre = r["centre"]
+                others = [cid[len(_CUSTOMER_PREFIX):] for cid in r["customers"] if cid != centre][:cap]
+                found[str(centre)[len(_CUSTOMER_PREFIX):]].append(SharedIdentifier(
+                    KIND_BY_EDGE_LABEL[r["label"]], r["value_hash"], int(r["degree"]), tuple(others),
+                    self._link_props(r["props"])))
+        return {cid: Neighbourhood(cid, tuple(sorted(found[cid], key=lambda x: (x.kind, x.value_hash))))
+                for cid in ids}
 
     def stats(self) -> dict[str, dict[str, int]]:
         from gremlin_python.process.graph_traversal import __
@@ -345,6 +353,26 @@ class GremlinIdentityGraph(IdentityGraph):
                     **self._link_props(r["props"])} for r in rows]
         frame = pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
         return frame.sort_values(["customer_id", "kind", "value_hash"]).reset_index(drop=True)
+
+    def identifier_links(self, identifiers: Sequence[tuple[str, str]], limit: int,
+                         as_of_ms: int | None = None) -> pd.DataFrame:
+        from gremlin_python.process.graph_traversal import __
+        from gremlin_python.process.traversal import P
+
+        ids = [identifier_id(k, h) for k, h in sorted(set(identifiers))]
+        as_of = _typed(as_of_ms if as_of_ms is not None else 2**62)
+        rows = []
+        for chunk in chunked(ids, self.batch_size):
+            rows += self._run("identifier_links", lambda g: (
+                g.V(*chunk).local(__.in_e().has("first_seen", P.lte(as_of)).order().by(__.out_v().id_())
+                                  .limit(int(limit)))
+                .project("label", "customer", "value_hash", "props")
+                .by(__.label()).by(__.out_v().id_()).by(__.in_v().values("value_hash")).by(__.value_map())
+                .to_list()))
+        records = [{"customer_id": str(r["customer"])[len(_CUSTOMER_PREFIX):],
+                    "kind": KIND_BY_EDGE_LABEL[r["label"]], "value_hash": r["value_hash"],
+                    **self._link_props(r["props"])} for r in rows]
+        return pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
 
     def identifier_stats(self, identifiers: Sequence[tuple[str, str]], as_of_ms: int | None = None) -> pd.DataFrame:
         from gremlin_python.process.graph_traversal import __

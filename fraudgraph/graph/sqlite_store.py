@@ -19,10 +19,11 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND
+from ..schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND, IDENTIFIER_KINDS
 from .base import (
     IDENTIFIER_STATS_COLUMNS,
     LINK_FRAME_COLUMNS,
+    LINK_SUMMARY_COLUMNS,
     CustomerUpsert,
     IdentityGraph,
     IdentityLink,
@@ -54,10 +55,12 @@ CREATE TABLE IF NOT EXISTS link (
     first_seen  INTEGER NOT NULL,
     last_seen   INTEGER NOT NULL,
     event_count INTEGER NOT NULL,
-    counts      TEXT NOT NULL DEFAULT '{}',
+    {count_columns},
     PRIMARY KEY (customer_id, kind, value_hash)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS link_by_identifier ON link (kind, value_hash, customer_id);
+DROP INDEX IF EXISTS link_by_identifier;
+-- covers an identifier's customers in id order, degree and statistics without touching the table
+CREATE INDEX IF NOT EXISTS link_by_identifier_stats ON link (kind, value_hash, customer_id, first_seen, event_count);
 """
 
 _UPSERT_CUSTOMER = (
@@ -66,14 +69,21 @@ _UPSERT_CUSTOMER = (
 )
 _ENSURE_CUSTOMER = "INSERT OR IGNORE INTO customer (id, props) VALUES (?, '{}')"
 _ENSURE_IDENTIFIER = "INSERT OR IGNORE INTO identifier (kind, value_hash) VALUES (?, ?)"
+_COUNTS = list(COUNT_PROPERTY_BY_TYPE.values())  # one INTEGER column per event type: count_signup, ...
+_SCHEMA = _SCHEMA.replace("{count_columns}", ",\n    ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in _COUNTS))
 _UPSERT_LINK = (
-    "INSERT INTO link (customer_id, kind, value_hash, first_seen, last_seen, event_count, counts) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO link (customer_id, kind, value_hash, first_seen, last_seen, event_count, {', '.join(_COUNTS)}) "
+    f"VALUES (?, ?, ?, ?, ?, ?, {', '.join('?' * len(_COUNTS))}) "
     "ON CONFLICT(customer_id, kind, value_hash) DO UPDATE SET "
     "first_seen = min(link.first_seen, excluded.first_seen), "
     "last_seen = max(link.last_seen, excluded.last_seen), "
-    "event_count = excluded.event_count, counts = excluded.counts"
+    "event_count = excluded.event_count, " + ", ".join(f"{c} = excluded.{c}" for c in _COUNTS)
 )
+
+
+_COUNT_COLUMNS = ", ".join(_COUNTS)
+_COUNT_SUMS = ", ".join(f"sum({c})" for c in _COUNTS)
+_KIND_SUMS = ", ".join(f"sum(kind = '{k}')" for k in IDENTIFIER_KINDS)
 
 
 def path_from_uri(uri: str) -> Path:
@@ -84,11 +94,9 @@ def path_from_uri(uri: str) -> Path:
     return Path(uri[len(prefix):])
 
 
-def _link_props(first_seen: int, last_seen: int, event_count: int, counts_json: str) -> dict[str, int]:
+def _link_props(first_seen: int, last_seen: int, event_count: int, *counts: int) -> dict[str, int]:
     props = {"first_seen": first_seen, "last_seen": last_seen, "event_count": event_count}
-    counts = json.loads(counts_json)
-    for etype, prop in COUNT_PROPERTY_BY_TYPE.items():
-        props[prop] = counts.get(etype, 0)
+    props.update(zip(_COUNTS, counts))
     return props
 
 
@@ -124,12 +132,27 @@ class SqliteIdentityGraph(IdentityGraph):
                     for stmt in _SCHEMA.split(";"):
                         if stmt.strip():
                             self._db.execute(stmt)
+                    self._migrate_counts()
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
+
+    def _migrate_counts(self) -> None:
+        """Files from before the per-type count columns kept the counts as JSON: move them over once."""
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(link)")}
+        missing = [c for c in _COUNTS if c not in columns]
+        if not missing:
+            return
+        log.warning("%s: moving link counts from JSON to %d columns (one-off migration)", self.path, len(missing))
+        for col in missing:
+            self._db.execute(f"ALTER TABLE link ADD COLUMN {col} INTEGER NOT NULL DEFAULT 0")
+        if "counts" in columns:
+            self._db.execute("UPDATE link SET " + ", ".join(
+                f"{c} = coalesce(json_extract(counts, '$.{t}'), 0)" for t, c in COUNT_PROPERTY_BY_TYPE.items()
+                if c in missing))
 
     # ------------------------------------------------------------------ utils
     class _Txn:
@@ -173,7 +196,7 @@ class SqliteIdentityGraph(IdentityGraph):
             identifiers = sorted({(l.kind, l.value_hash) for l in chunk})
             rows = [
                 (l.customer_id, l.kind, l.value_hash, int(l.first_seen), int(l.last_seen), int(l.event_count),
-                 json.dumps({k: int(v) for k, v in sorted(l.counts.items())}, separators=(",", ":")))
+                 *(int(l.counts.get(t, 0)) for t in COUNT_PROPERTY_BY_TYPE))
                 for l in chunk
             ]
             with self._write() as db:
@@ -193,35 +216,46 @@ class SqliteIdentityGraph(IdentityGraph):
 
     def identity(self, customer_id: str) -> list[LinkedIdentifier]:
         rows = self._query(
-            "SELECT l.kind, l.value_hash, l.first_seen, l.last_seen, l.event_count, l.counts, "
+            "SELECT l.kind, l.value_hash, l.first_seen, l.last_seen, l.event_count, "
+            + ", ".join(f"l.{c}" for c in _COUNTS) + ", "
             "(SELECT count(*) FROM link d WHERE d.kind = l.kind AND d.value_hash = l.value_hash) "
             "FROM link l WHERE l.customer_id = ? ORDER BY l.kind, l.value_hash",
             (customer_id,),
         )
-        return [LinkedIdentifier(k, h, _link_props(fs, ls, n, c), deg) for k, h, fs, ls, n, c, deg in rows]
+        return [LinkedIdentifier(r[0], r[1], _link_props(*r[2:-1]), r[-1]) for r in rows]
 
     def neighbourhood(self, customer_id: str, fanout_cap: int | None = None) -> Neighbourhood:
+        return self.neighbourhoods([customer_id], fanout_cap)[customer_id]
+
+    def neighbourhoods(self, customer_ids: Sequence[str], fanout_cap: int | None = None) -> dict[str, Neighbourhood]:
         cap = self.fanout_cap if fanout_cap is None else fanout_cap
-        out = []
+        ids = list(dict.fromkeys(customer_ids))
+        shared: dict[tuple[str, str], tuple[int, list[str]]] = {}
+        out = {}
+        # one indexed query per identifier: measured faster here than one join or window query over all of them
         with self._lock:
             db = self._db
-            links = db.execute(
-                "SELECT kind, value_hash, first_seen, last_seen, event_count, counts FROM link "
-                "WHERE customer_id = ? ORDER BY kind, value_hash",
-                (customer_id,),
-            ).fetchall()
-            for kind, h, fs, ls, n, counts in links:
-                degree = db.execute(
-                    "SELECT count(*) FROM link WHERE kind = ? AND value_hash = ?", (kind, h)
-                ).fetchone()[0]
-                others = db.execute(
-                    "SELECT customer_id FROM link WHERE kind = ? AND value_hash = ? AND customer_id != ? "
-                    "ORDER BY customer_id LIMIT ?",
-                    (kind, h, customer_id, cap),
+            for customer_id in ids:
+                links = db.execute(
+                    f"SELECT kind, value_hash, first_seen, last_seen, event_count, {_COUNT_COLUMNS} FROM link "
+                    "WHERE customer_id = ? ORDER BY kind, value_hash",
+                    (customer_id,),
                 ).fetchall()
-                out.append(SharedIdentifier(kind, h, degree, tuple(r[0] for r in others),
-                                            _link_props(fs, ls, n, counts)))
-        return Neighbourhood(customer_id, tuple(out))
+                idents = []
+                for kind, h, *props in links:
+                    if (kind, h) not in shared:
+                        degree = db.execute(
+                            "SELECT count(*) FROM link WHERE kind = ? AND value_hash = ?", (kind, h)).fetchone()[0]
+                        # one more than the cap, so the centre itself can be dropped
+                        first = db.execute(
+                            "SELECT customer_id FROM link WHERE kind = ? AND value_hash = ? "
+                            "ORDER BY customer_id LIMIT ?", (kind, h, cap + 1)).fetchall()
+                        shared[(kind, h)] = (degree, [r[0] for r in first])
+                    degree, first = shared[(kind, h)]
+                    others = tuple([c for c in first if c != customer_id][:cap])
+                    idents.append(SharedIdentifier(kind, h, degree, others, _link_props(*props)))
+                out[customer_id] = Neighbourhood(customer_id, tuple(idents))
+        return out
 
     def stats(self) -> dict[str, dict[str, int]]:
         stats = empty_stats()
@@ -244,15 +278,15 @@ class SqliteIdentityGraph(IdentityGraph):
 
     def links_of(self, customer_ids: Sequence[str]) -> pd.DataFrame:
         ids = sorted(set(customer_ids))
-        records = []
-        for chunk in chunked(ids, 500):
-            marks = ",".join("?" * len(chunk))
-            rows = self._query(
-                "SELECT customer_id, kind, value_hash, first_seen, last_seen, event_count, counts FROM link "
-                f"WHERE customer_id IN ({marks}) ORDER BY customer_id, kind, value_hash", tuple(chunk))
-            records += [{"customer_id": cid, "kind": kind, "value_hash": h, **_link_props(fs, ls, n, counts)}
-                        for cid, kind, h, fs, ls, n, counts in rows]
-        return pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
+        rows: list[tuple] = []
+        with self._lock:
+            for chunk in chunked(ids, 500):
+                marks = ",".join("?" * len(chunk))
+                rows += self._db.execute(
+                    f"SELECT customer_id, kind, value_hash, first_seen, last_seen, event_count, {_COUNT_COLUMNS} "
+                    f"FROM link WHERE customer_id IN ({marks}) ORDER BY customer_id, kind, value_hash",
+                    tuple(chunk)).fetchall()
+        return pd.DataFrame(rows, columns=LINK_FRAME_COLUMNS)
 
     def identifier_stats(self, identifiers: Sequence[tuple[str, str]], as_of_ms: int | None = None) -> pd.DataFrame:
         limit = as_of_ms if as_of_ms is not None else 2**62
@@ -266,6 +300,31 @@ class SqliteIdentityGraph(IdentityGraph):
                     rows.append((kind, h, n, fmin, fmax, ev))
         return pd.DataFrame(rows, columns=IDENTIFIER_STATS_COLUMNS)
 
+    def link_summary(self, customer_ids: Sequence[str], as_of_ms: int | None = None) -> pd.DataFrame:
+        limit = as_of_ms if as_of_ms is not None else 2**62
+        ids = sorted(set(customer_ids))
+        rows: list[tuple] = []
+        with self._lock:
+            for chunk in chunked(ids, 500):
+                marks = ",".join("?" * len(chunk))
+                rows += self._db.execute(
+                    f"SELECT customer_id, min(first_seen), {_KIND_SUMS}, sum(event_count), {_COUNT_SUMS} "
+                    f"FROM link WHERE customer_id IN ({marks}) AND first_seen <= ? "
+                    "GROUP BY customer_id ORDER BY customer_id", (*chunk, limit)).fetchall()
+        return pd.DataFrame(rows, columns=LINK_SUMMARY_COLUMNS)
+
+    def identifier_links(self, identifiers: Sequence[tuple[str, str]], limit: int,
+                         as_of_ms: int | None = None) -> pd.DataFrame:
+        as_of = as_of_ms if as_of_ms is not None else 2**62
+        rows: list[tuple] = []
+        with self._lock:
+            for kind, h in sorted(set(identifiers)):
+                rows += self._db.execute(
+                    f"SELECT customer_id, kind, value_hash, first_seen, last_seen, event_count, {_COUNT_COLUMNS} "
+                    "FROM link WHERE kind = ? AND value_hash = ? AND first_seen <= ? ORDER BY customer_id LIMIT ?",
+                    (kind, h, as_of, int(limit))).fetchall()
+        return pd.DataFrame(rows, columns=LINK_FRAME_COLUMNS)
+
     def customers_frame(self) -> pd.DataFrame:
         rows = self._query("SELECT id, props FROM customer ORDER BY id")
         records = [{"customer_id": cid, **json.loads(props)} for cid, props in rows]
@@ -273,13 +332,8 @@ class SqliteIdentityGraph(IdentityGraph):
 
     def links_frame(self) -> pd.DataFrame:
         rows = self._query(
-            "SELECT customer_id, kind, value_hash, first_seen, last_seen, event_count, counts FROM link "
+            f"SELECT customer_id, kind, value_hash, first_seen, last_seen, event_count, {_COUNT_COLUMNS} FROM link "
             "ORDER BY customer_id, kind, value_hash"
         )
-        records = []
-        for cid, kind, h, fs, ls, n, counts in rows:
-            records.append({"customer_id": cid, "kind": kind, "value_hash": h,
-                            **_link_props(fs, ls, n, counts)})
-        cols = ["customer_id", "kind", "value_hash", "first_seen", "last_seen", "event_count"]
-        return pd.DataFrame.from_records(records, columns=None if records else cols)
+        return pd.DataFrame(rows, columns=LINK_FRAME_COLUMNS)
 
