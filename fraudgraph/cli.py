@@ -313,6 +313,34 @@ def consume(app: AppContext, source: str, graph_uri: str | None, model_dir: str,
         click.echo(json.dumps(stats, indent=2), err=decisions == "-")
 
 
+# ----------------------------------------------------------------------- api
+@cli.command()
+@click.option("--graph", "graph_uri", default=None, help="Graph URI (default: graph.uri from config).")
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Model artifact folder.")
+@click.option("--host", default=None, help="Bind address (default api.host, loopback).")
+@click.option("--port", type=int, default=None, help="Port (default api.port).")
+@common_options
+@pass_app
+def api(app: AppContext, graph_uri: str | None, model_dir: str, host: str | None, port: int | None) -> None:
+    """Internal query API and review console (FastAPI on uvicorn)."""
+    import uvicorn
+
+    from serving.api import create_app
+
+    from .graph import open_graph
+    from .online import OnlineScorer
+    from .scoring import ModelArtifact
+
+    cfg = app.settings.api
+    artifact = ModelArtifact.load(model_dir)
+    with open_graph(graph_uri, app.settings) as store:
+        web = create_app(store, OnlineScorer(store, artifact, app.settings), app.settings)
+        # uvicorn's access log would print query strings (a lookup's raw identifier): ours logs paths only
+        uvicorn.run(web, host=host or cfg.host, port=cfg.port if port is None else port, access_log=False,
+                    log_level=app.settings.logging.level.lower())
+
+
 # ---------------------------------------------------------------------- demo
 @cli.command()
 @click.option("--out", "out_dir", default="demo-out", type=click.Path(file_okay=False),

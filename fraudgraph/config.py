@@ -235,6 +235,22 @@ class ConsumerSettings(_Section):
         "signup", "login_new_identifier", "add_card", "change_email", "payment"]
 
 
+Scope = Literal["read", "score", "review"]
+
+
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    # bearer token -> scopes; production reads them from tokens_file (YAML or JSON, same shape)
+    tokens: dict[str, list[Scope]] = {}
+    tokens_file: str | None = None
+    max_score_ids: int = Field(500, ge=1)
+    max_neighbourhood_limit: int = Field(500, ge=1)
+    review_page_max: int = Field(200, ge=1)
+    write_scores: bool = True      # POST /v1/score writes score and decision to the vertex, as the consumer does
+    note_max_chars: int = Field(2000, ge=0)
+
+
 class KafkaServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(9092, ge=1, le=65535)
@@ -271,6 +287,7 @@ class Settings(_Section):
     training: TrainingSettings = TrainingSettings()
     rules: RuleSettings = RuleSettings()
     consumer: ConsumerSettings = ConsumerSettings()
+    api: ApiSettings = ApiSettings()
     kafka_server: KafkaServerSettings = KafkaServerSettings()
     sqs_server: SqsServerSettings = SqsServerSettings()
     logging: LoggingSettings = LoggingSettings()

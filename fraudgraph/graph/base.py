@@ -294,6 +294,11 @@ class IdentityGraph(abc.ABC):
         identifier aggregates."""
 
     @abc.abstractmethod
+    def customers_with(self, prop: str, value: PropertyValue) -> pd.DataFrame:
+        """``customer_id`` plus properties of every customer whose ``prop`` equals ``value``
+        (the review queue: ``decision == "review"``)."""
+
+    @abc.abstractmethod
     def customers_frame(self) -> pd.DataFrame:
         """All customers: ``customer_id`` plus one column per property."""
 

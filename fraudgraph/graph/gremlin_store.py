@@ -68,6 +68,9 @@ _TRANSIENT_MARKERS = (
     "Session is closed",
     "closed transport",
     "Cannot write to closing transport",
+    # TinkerGraph's edge sets are unsynchronised: a read iterating a hub's edges while another
+    # request's write grows them fails this way; reads and upserts are both safe to repeat
+    "ArrayIndexOutOfBoundsException",
 )
 
 
@@ -395,6 +398,14 @@ class GremlinIdentityGraph(IdentityGraph):
                 out.append((r["label"], r["value_hash"], len(links), min(firsts), max(firsts),
                             sum(int(x["n"]) for x in links)))
         return pd.DataFrame(out, columns=IDENTIFIER_STATS_COLUMNS)
+
+    def customers_with(self, prop: str, value) -> pd.DataFrame:
+        from gremlin_python.process.traversal import T
+
+        rows = self._run("customers_with", lambda g: g.V().has(CUSTOMER, prop, _typed(value)).value_map(True).to_list())
+        records = [{"customer_id": str(r[T.id])[len(_CUSTOMER_PREFIX):], **self._flatten(r)} for r in rows]
+        frame = pd.DataFrame.from_records(records, columns=None if records else ["customer_id"])
+        return frame.sort_values("customer_id").reset_index(drop=True) if records else frame
 
     def customers_frame(self) -> pd.DataFrame:
         from gremlin_python.process.traversal import T

@@ -60,6 +60,8 @@ CREATE TABLE IF NOT EXISTS link (
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS link_by_identifier;
 -- covers an identifier's customers in id order, degree and statistics without touching the table
+-- the review queue reads customers by decision
+CREATE INDEX IF NOT EXISTS customer_by_decision ON customer (json_extract(props, '$.decision'));
 CREATE INDEX IF NOT EXISTS link_by_identifier_stats ON link (kind, value_hash, customer_id, first_seen, event_count);
 """
 
@@ -324,6 +326,14 @@ class SqliteIdentityGraph(IdentityGraph):
                     "FROM link WHERE kind = ? AND value_hash = ? AND first_seen <= ? ORDER BY customer_id LIMIT ?",
                     (kind, h, as_of, int(limit))).fetchall()
         return pd.DataFrame(rows, columns=LINK_FRAME_COLUMNS)
+
+    def customers_with(self, prop: str, value) -> pd.DataFrame:
+        if not prop.replace("_", "").isalnum():
+            raise ValueError(f"property name {prop!r}: letters, digits and _ only")
+        rows = self._query(f"SELECT id, props FROM customer WHERE json_extract(props, '$.{prop}') = ? ORDER BY id",
+                           (value,))
+        records = [{"customer_id": cid, **json.loads(props)} for cid, props in rows]
+        return pd.DataFrame.from_records(records, columns=None if records else ["customer_id"])
 
     def customers_frame(self) -> pd.DataFrame:
         rows = self._query("SELECT id, props FROM customer ORDER BY id")
