@@ -39,7 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fraudgraph.config import ApiSettings, Settings
 from fraudgraph.graph import IdentityGraph
-from fraudgraph.identity import IdentifierHasher
+from fraudgraph.identity import IdentifierError, IdentifierHasher
 from fraudgraph.online import OnlineScorer
 from fraudgraph.schema import IDENTIFIER_KINDS, IDENTIFIER_PROBLEMS
 
@@ -343,7 +343,7 @@ def create_app(store: IdentityGraph, scorer: OnlineScorer, settings: Settings) -
             raise ApiError(503, "not_ready", f"graph store unreachable: {type(exc).__name__}") from None
         return {"status": "ready", "graph": store.uri.split("?")[0], "model_version": scorer.artifact.version}
 
-    @app.get("/metrics", tags=["ops"], response_class=Response)
+    @app.get("/metrics", tags=["ops"], response_class=Response, include_in_schema=False)
     def metrics():
         """Prometheus metrics (request counts and latency per route)."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
@@ -436,8 +436,12 @@ def create_app(store: IdentityGraph, scorer: OnlineScorer, settings: Settings) -
         if problem:
             raise ApiError(422, "invalid_request", f"{field}: {problem}")
         kind = LOOKUP_FIELDS[field]
-        value_hash = hasher.hash(kind, raw)
-        del raw, given
+        try:
+            value_hash = hasher.hash(kind, raw)
+        except IdentifierError as exc:  # its message names the kind and reason, never the value
+            raise ApiError(422, "invalid_request", f"{field}: {str(exc).split(': ', 1)[-1]}") from None
+        finally:
+            del raw, given
         stats = store.identifier_stats([(kind, value_hash)])
         degree = int(stats["degree"].iloc[0]) if len(stats) else 0
         links = store.identifier_links([(kind, value_hash)], limit) if degree else None
