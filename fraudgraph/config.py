@@ -227,7 +227,7 @@ class RuleSettings(_Section):
 class ConsumerSettings(_Section):
     ledger: str = "consumer-ledger.db"
     dead_letter: str = "consumer-rejects.jsonl"
-    max_batch: int = Field(500, ge=1)
+    max_batch: int = Field(1000, ge=1)
     poll_timeout_s: float = Field(0.5, gt=0)
     metrics_port: int = Field(0, ge=0, le=65535)
     score_on: list[Literal["signup", "login", "login_new_identifier", "payment", "add_card", "change_email",

@@ -212,9 +212,11 @@ def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
     """A numeric column as float64 (missing column: zeros for counts, NaN for times; unparsable: NaN/0)."""
     if name not in frame:
         return np.full(len(frame), np.nan if name == "signup_ts" else 0.0)
-    col = frame[name]
-    values = col.to_numpy(dtype=np.float64, na_value=np.nan) if col.dtype != object \
-        else pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+    raw = frame[name].to_numpy()
+    if raw.dtype.kind in "iufb":  # plain numpy numbers: no missing-value machinery (the online hot path)
+        values = raw.astype(np.float64)
+    else:
+        values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return np.nan_to_num(values, nan=0.0) if name.startswith("count_") else values
 
 

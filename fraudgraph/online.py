@@ -23,6 +23,8 @@ from .rules import CustomerEvidence, Decision, DecisionRules, SharedIdentifierEv
 from .scoring import ModelArtifact
 
 DAY_MS = 86_400_000
+# what scoring and the rules read from a customer vertex
+CUSTOMER_PROPERTIES = ("signup_ts", "lifetime_value", "clean_label")
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class OnlineScorer:
         links = pd.concat([own, shared], ignore_index=True) \
             .drop_duplicates(["customer_id", "kind", "value_hash"], ignore_index=True) if len(shared) else own
         members = sorted(set(ids) | set(links["customer_id"]) | {c for nb in hoods.values() for c in nb.customers})
-        customers = self.store.customers_of(members)
+        customers = self.store.customers_of(members, properties=CUSTOMER_PROPERTIES)
         summary = self.store.link_summary(sorted(set(links["customer_id"])), as_of_ms)
         stats = self.store.identifier_stats(idents, as_of_ms)
         return customers, links, stats, summary, hoods
@@ -85,8 +87,9 @@ class OnlineScorer:
         if not present:
             return {}
         scores = self.artifact.score_tensors(tensors, tensors.index_of(present))
-        wanted = [c for c in ("lifetime_value", "signup_ts", "clean_label") if c in customers]
-        records = customers.set_index("customer_id")[wanted].to_dict("index") if len(customers) else {}
+        wanted = [c for c in CUSTOMER_PROPERTIES if c in customers]
+        records = {cid: dict(zip(wanted, vals)) for cid, *vals in
+                   zip(customers["customer_id"], *(customers[c].tolist() for c in wanted))}
         fraud = {c for c, r in records.items() if r.get("clean_label") == "fraud"}
         out = {}
         for cid, score in zip(present, scores):

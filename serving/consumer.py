@@ -200,7 +200,8 @@ class LiveConsumer:
                 inc[3][ev.event_type] += 1
             customers[ev.customer_id] = merge_customer_props(customers[ev.customer_id], customer_updates(ev))
         # the graph's value of each link before its first live event
-        new_keys = set(increments) - self.ledger.known_links(increments)
+        states = self.ledger.link_states(increments)
+        new_keys = set(increments) - set(states)
         bases: dict[tuple[str, str, str], dict | None] = {}
         if new_keys:
             existing = self.store.links_of(sorted({k[0] for k in new_keys}))
@@ -216,7 +217,7 @@ class LiveConsumer:
             if trigger in self.score_on or ev.event_type in self.score_on:
                 scores[ev.customer_id] = (ev.event_id, ev.event_type, ev.ts_ms)
         updates = {k: (v[0], v[1], v[2], dict(v[3])) for k, v in increments.items()}
-        self.ledger.record([e.event_id for e in events], updates, bases, dict(customers), scores)
+        self.ledger.record([e.event_id for e in events], updates, bases, dict(customers), scores, states)
 
     def _apply(self) -> None:
         dirty = self.ledger.dirty_links()

@@ -76,14 +76,19 @@ class Ledger:
                                                         chunk)}
         return set(ids) - seen
 
-    def known_links(self, keys: Iterable[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
-        out = set()
+    def link_states(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], tuple]:
+        """Live state ``(live_first, live_last, live_count, live_counts)`` of the links already in the ledger."""
+        out = {}
         with self._lock:
             for key in set(keys):
-                if self._db.execute("SELECT 1 FROM link_state WHERE customer_id=? AND kind=? AND value_hash=?",
-                                    key).fetchone():
-                    out.add(key)
+                row = self._db.execute("SELECT live_first, live_last, live_count, live_counts FROM link_state "
+                                       "WHERE customer_id=? AND kind=? AND value_hash=?", key).fetchone()
+                if row is not None:
+                    out[key] = row
         return out
+
+    def known_links(self, keys: Iterable[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+        return set(self.link_states(keys))
 
     def offset(self, source: str) -> int:
         with self._lock:
@@ -107,33 +112,37 @@ class Ledger:
 
     # ---------------------------------------------------------------- writes
     def record(self, event_ids: list[str], link_updates: dict, bases: dict, customer_props: dict[str, dict],
-               scores: dict[str, tuple[str, str, int]]) -> None:
-        """One transaction: events seen, live link aggregates, pending customer writes and scores."""
+               scores: dict[str, tuple[str, str, int]], states: dict | None = None) -> None:
+        """One transaction: events seen, live link aggregates, pending customer writes and scores.
+
+        ``states``: :meth:`link_states` of the updated links, read by the caller just before (one
+        consumer writes a ledger); read here when not given."""
+        if states is None:
+            states = self.link_states(link_updates)
+        inserts, updates = [], []
+        for key, (first, last, count, counts) in link_updates.items():
+            row = states.get(key)
+            if row is None:
+                inserts.append((*key, json.dumps(bases.get(key)), first, last, count, json.dumps(counts)))
+            else:
+                merged = json.loads(row[3])
+                for t, n in counts.items():
+                    merged[t] = merged.get(t, 0) + n
+                updates.append((min(row[0], first), max(row[1], last), row[2] + count, json.dumps(merged), *key))
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.executemany("INSERT OR IGNORE INTO seen (event_id) VALUES (?)", [(e,) for e in event_ids])
-                for key, (first, last, count, counts) in link_updates.items():
-                    row = db.execute("SELECT live_first, live_last, live_count, live_counts FROM link_state "
-                                     "WHERE customer_id=? AND kind=? AND value_hash=?", key).fetchone()
-                    if row is None:
-                        db.execute("INSERT INTO link_state VALUES (?,?,?,?,?,?,?,?,1)",
-                                   (*key, json.dumps(bases.get(key)), first, last, count, json.dumps(counts)))
-                    else:
-                        merged = json.loads(row[3])
-                        for t, n in counts.items():
-                            merged[t] = merged.get(t, 0) + n
-                        db.execute("UPDATE link_state SET live_first=?, live_last=?, live_count=?, live_counts=?, "
-                                   "dirty=1 WHERE customer_id=? AND kind=? AND value_hash=?",
-                                   (min(row[0], first), max(row[1], last), row[2] + count, json.dumps(merged), *key))
+                db.executemany("INSERT INTO link_state VALUES (?,?,?,?,?,?,?,?,1)", inserts)
+                db.executemany("UPDATE link_state SET live_first=?, live_last=?, live_count=?, live_counts=?, "
+                               "dirty=1 WHERE customer_id=? AND kind=? AND value_hash=?", updates)
                 for cid, props in customer_props.items():
                     row = db.execute("SELECT props FROM pending_customer WHERE customer_id=?", (cid,)).fetchone()
                     merged = merge_customer_props(json.loads(row[0]) if row else {}, props)
                     db.execute("INSERT OR REPLACE INTO pending_customer VALUES (?, ?)", (cid, json.dumps(merged)))
-                for cid, (event_id, event_type, ts) in scores.items():
-                    db.execute("INSERT OR REPLACE INTO pending_score VALUES (?, ?, ?, ?)",
-                               (cid, event_id, event_type, ts))
+                db.executemany("INSERT OR REPLACE INTO pending_score VALUES (?, ?, ?, ?)",
+                               [(cid, *v) for cid, v in scores.items()])
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

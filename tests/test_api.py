@@ -309,10 +309,8 @@ def _chromium():
 
 
 @pytest.mark.browser
-def test_review_console_in_headless_chromium(api, settings, request):
-    """The page is the same over either backend (it only calls the API, covered on both above): run it on SQLite."""
-    if "gremlin" in request.node.callspec.id:
-        pytest.skip("the console is exercised on the SQLite backend; its API calls are tested on both")
+def test_review_console_in_headless_chromium(api, settings):
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -325,25 +323,34 @@ def test_review_console_in_headless_chromium(api, settings, request):
     browser = _chromium()
     try:
         wait = WebDriverWait(browser, 20)
+
+        def until(condition, what):
+            try:
+                return wait.until(condition)
+            except TimeoutException:
+                status = browser.find_element(By.ID, "status").text
+                raise AssertionError(f"{what}: timed out; the page says {status!r}") from None
+
         browser.get(f"{base}/console")
         browser.find_element(By.ID, "token").send_keys("analyst")
         browser.find_element(By.ID, "save-token").click()
-        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#queue tbody tr"))
+        until(lambda b: b.find_elements(By.CSS_SELECTOR, "#queue tbody tr"), "the queue shows")
         rows = browser.find_elements(By.CSS_SELECTOR, "#queue tbody tr")
         queued = [r.get_attribute("data-customer") for r in rows]
         target = queued[0]
         rows[0].click()
-        wait.until(ec.visibility_of_element_located((By.ID, "case")))
-        wait.until(lambda b: b.find_element(By.ID, "case-id").text == target)
+        until(ec.visibility_of_element_located((By.ID, "case")), "the case opens")
+        until(lambda b: b.find_element(By.ID, "case-id").text == target, "the case shows the customer")
         assert "HIGH_SCORE" in browser.find_element(By.ID, "case-codes").text
         # the neighbourhood is drawn: the customer, its identifiers and their customers
         assert browser.find_elements(By.CSS_SELECTOR, "#graph circle.centre")
         assert len(browser.find_elements(By.CSS_SELECTOR, "#graph rect.identifier")) == len(store.identity(target))
         browser.find_element(By.ID, "note").send_keys("two accounts, one passport")
         browser.find_element(By.ID, "outcome-fraud").click()
-        wait.until(lambda b: "recorded fraud" in b.find_element(By.ID, "status").text)
-        wait.until(lambda b: target not in [r.get_attribute("data-customer")
-                                            for r in b.find_elements(By.CSS_SELECTOR, "#queue tbody tr")])
+        until(lambda b: "recorded fraud" in b.find_element(By.ID, "status").text, "the outcome is recorded")
+        until(lambda b: target not in [r.get_attribute("data-customer")
+                                       for r in b.find_elements(By.CSS_SELECTOR, "#queue tbody tr")],
+              "the case leaves the queue")
     finally:
         browser.quit()
     props = store.customer(target)

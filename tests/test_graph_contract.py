@@ -128,6 +128,19 @@ def test_fanout_cap_reports_true_degree(store):
     assert list(hub.customers) == sorted(f"u{i:04d}" for i in range(250) if i != 100)[:10]
 
 
+def test_customers_of_with_chosen_properties(store):
+    cust, links = small_world()
+    store.upsert_customers(cust)
+    full = store.customers_of(["c007", "c008", "nobody"]).set_index("customer_id")
+    assert list(full.index) == ["c007", "c008"] and full.loc["c007", "country"] == cust[7].properties["country"]
+    some = store.customers_of(["c008", "c007", "nobody"], properties=["lifetime_value", "vip", "not_there"])
+    assert list(some.columns) == ["customer_id", "lifetime_value", "vip", "not_there"]
+    assert list(some["customer_id"]) == ["c007", "c008"]
+    assert some["lifetime_value"].tolist() == [cust[7].properties["lifetime_value"], cust[8].properties["lifetime_value"]]
+    assert [bool(v) for v in some["vip"]] == [True, False]
+    assert some["not_there"].isna().all()
+
+
 def test_link_summary_and_identifier_links_match_the_links_frame(store):
     """The two reads online scoring is built on, against pandas over the store's own links frame."""
     from fraudgraph.graph.base import summarise_links
@@ -141,6 +154,14 @@ def test_link_summary_and_identifier_links_match_the_links_frame(store):
     got = store.link_summary(ids, as_of).set_index("customer_id")
     want = summarise_links(frame.loc[frame["customer_id"].isin(ids)], as_of).set_index("customer_id")
     assert len(want) and len(want) < 4  # the cut-off drops someone
+    pd.testing.assert_frame_equal(got.astype("int64"), want.astype("int64"), check_like=True)
+    # every link visible (the live case; SQLite answers from its kept summary), and after a link changes
+    store.upsert_links([IdentityLink("c003", "device", "brand-new", 1_700_000_000_500, 1_700_000_000_900, 4,
+                                     {"login": 3, "add_card": 1})])
+    frame = store.links_frame()
+    got = store.link_summary(ids).set_index("customer_id")
+    want = summarise_links(frame.loc[frame["customer_id"].isin(ids)]).set_index("customer_id")
+    assert list(got.index) == ["c000", "c003", "c017", "c042"]
     pd.testing.assert_frame_equal(got.astype("int64"), want.astype("int64"), check_like=True)
 
     idents = [("ip", "hub"), ("device", "d1"), ("email", "e5"), ("card", "nothing")]

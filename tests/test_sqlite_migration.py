@@ -32,6 +32,8 @@ def test_json_counts_move_to_columns(tmp_path, settings):
         (row,) = store.links_frame().to_dict("records")
         assert (row["count_signup"], row["count_login"], row["count_payment"], row["count_appeal"]) == (1, 3, 1, 0)
         assert row["event_count"] == 5
+        (summary,) = store.link_summary(["c1"]).to_dict("records")  # the summary table was built too
+        assert (summary["identifiers_device"], summary["events"], summary["count_login"]) == (1, 5, 3)
         nb = store.neighbourhood("c1")
         assert nb.identifiers[0].link["count_login"] == 3
     # opening again does not migrate twice, and the old index is gone

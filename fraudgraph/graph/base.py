@@ -267,8 +267,10 @@ class IdentityGraph(abc.ABC):
         """``{"vertices": {label: n}, "edges": {label: n}}`` with every label (0 included)."""
 
     @abc.abstractmethod
-    def customers_of(self, customer_ids: Sequence[str]) -> pd.DataFrame:
-        """``customer_id`` plus properties of the given customers (missing ones left out)."""
+    def customers_of(self, customer_ids: Sequence[str], properties: Sequence[str] | None = None) -> pd.DataFrame:
+        """``customer_id`` plus properties of the given customers (missing customers left out).
+
+        ``properties``: only these (a column each, missing values NaN); all when None."""
 
     @abc.abstractmethod
     def links_of(self, customer_ids: Sequence[str]) -> pd.DataFrame:

@@ -333,13 +333,15 @@ class GremlinIdentityGraph(IdentityGraph):
             stats["edges"][label] = int(n)
         return stats
 
-    def customers_of(self, customer_ids: Sequence[str]) -> pd.DataFrame:
+    def customers_of(self, customer_ids: Sequence[str], properties: Sequence[str] | None = None) -> pd.DataFrame:
         from gremlin_python.process.traversal import T
 
         ids = [customer_vertex_id(c) for c in sorted(set(customer_ids))]
-        rows = self._run("customers_of", lambda g: g.V(*ids).value_map(True).to_list()) if ids else []
+        names = list(dict.fromkeys(properties)) if properties is not None else []
+        rows = self._run("customers_of", lambda g: g.V(*ids).value_map(True, *names).to_list()) if ids else []
         records = [{"customer_id": str(r[T.id])[len(_CUSTOMER_PREFIX):], **self._flatten(r)} for r in rows]
-        frame = pd.DataFrame.from_records(records, columns=None if records else ["customer_id"])
+        columns = ["customer_id", *names] if properties is not None else (None if records else ["customer_id"])
+        frame = pd.DataFrame.from_records(records, columns=columns)
         return frame.sort_values("customer_id").reset_index(drop=True) if records else frame
 
     def links_of(self, customer_ids: Sequence[str]) -> pd.DataFrame:
