@@ -7,6 +7,7 @@ import platform
 import resource
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,3 +71,30 @@ def temporary_gremlin_server(settings, state_dir: Path):
     server = GremlinServer(gs, state_dir=state_dir, port=free_port())
     server.start()
     return server
+
+
+@contextmanager
+def loaded_world(settings, customers: int, backend: str, out_dir: Path):
+    """A world of ``customers`` loaded into a fresh graph of ``backend`` (sqlite or a temporary Gremlin
+    Server), with a seeded untrained model artifact under ``out_dir/model``.
+
+    Yields ``(graph URI, cut-off epoch ms, reference frames)``; stops the server on exit.
+    """
+    from fraudgraph.graph import open_graph
+    from fraudgraph.graph.snapshot import frames_to_elements
+    from fraudgraph.scoring import untrained_artifact
+
+    _, as_of, ref = reference_world(settings, customers, out_dir)
+    server = temporary_gremlin_server(settings, out_dir / "gremlin") if backend == "gremlin" else None
+    uri = server.url if server else f"sqlite:///{out_dir / 'graph.db'}"
+    try:
+        cust, links = frames_to_elements(ref["customers"], ref["links"])
+        with open_graph(uri, settings) as store:
+            store.upsert_customers(cust)
+            store.upsert_links(links)
+        untrained_artifact(ref["customers"], ref["links"], as_of, settings, out_dir / "model",
+                           fanout_cap=settings.graph.neighbourhood_fanout_cap)
+        yield uri, as_of, ref
+    finally:
+        if server is not None:
+            server.stop()

@@ -20,15 +20,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import peak_rss_mb, percentile_ms, reference_world, table, temporary_gremlin_server, write_result
+from _common import loaded_world, peak_rss_mb, percentile_ms, table, write_result
 
 from fraudgraph.config import load_settings
-from fraudgraph.features import FeatureScaler, build_graph_tensors
 from fraudgraph.graph import open_graph
-from fraudgraph.graph.snapshot import frames_to_elements
-from fraudgraph.model import EdgeAwareRGCN
 from fraudgraph.online import OnlineScorer
-from fraudgraph.scoring import ModelArtifact, seed_everything
+from fraudgraph.scoring import ModelArtifact
 from fraudgraph.servers import free_port
 from serving.api import create_app
 
@@ -73,31 +70,10 @@ def main() -> None:
     settings = load_settings()
     settings = settings.model_copy(update={"api": settings.api.model_copy(
         update={"tokens": {TOKEN: ["read", "score", "review"]}, "write_scores": False})})
-    server = None
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        _, as_of, ref = reference_world(settings, args.customers, tmp)
-        if args.backend == "sqlite":
-            uri = f"sqlite:///{tmp / 'graph.db'}"
-        else:
-            server = temporary_gremlin_server(settings, tmp / "gremlin")
-            uri = server.url
-        try:
-            customers, links = frames_to_elements(ref["customers"], ref["links"])
-            with open_graph(uri, settings) as store:
-                store.upsert_customers(customers)
-                store.upsert_links(links)
-            cap = settings.graph.neighbourhood_fanout_cap
-            tensors = build_graph_tensors(ref["customers"], ref["links"], as_of, fanout_cap=cap)
-            seed_everything(1)
-            model = EdgeAwareRGCN({n: x.shape[1] for n, x in tensors.node_features.items()},
-                                  next(iter(tensors.edge_features.values())).shape[1],
-                                  list(tensors.graph.canonical_etypes), hidden=settings.training.hidden_dim,
-                                  edge_hidden=settings.training.edge_hidden_dim, layers=settings.training.layers)
-            ModelArtifact.create(model, FeatureScaler().fit(tensors), settings, 0.5, {}, as_of,
-                                 fanout_cap=cap).save(tmp / "model")
-            del tensors
+        with loaded_world(settings, args.customers, args.backend, tmp) as (uri, as_of, ref):
             ids = sorted(ref["customers"]["customer_id"])
             with open_graph(uri, settings) as store:
                 app = create_app(store, OnlineScorer(store, ModelArtifact.load(tmp / "model"), settings), settings)
@@ -124,9 +100,6 @@ def main() -> None:
                                      "p99_ms": round(percentile_ms(samples, 99), 1)}
                 web.should_exit = True
                 thread.join(10)
-        finally:
-            if server is not None:
-                server.stop()
     result = {"benchmark": "api", "backend": args.backend, "customers": args.customers, "clients": args.clients,
               **results, "peak_rss_mb": round(peak_rss_mb(), 1)}
     print(table([(k, v) for k, v in result.items()]))

@@ -21,15 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import peak_rss_mb, percentile_ms, reference_world, table, temporary_gremlin_server, write_result
+from _common import loaded_world, peak_rss_mb, percentile_ms, table, write_result
 
 from fraudgraph.config import load_settings
-from fraudgraph.features import FeatureScaler, build_graph_tensors
 from fraudgraph.graph import open_graph
-from fraudgraph.graph.snapshot import frames_to_elements
-from fraudgraph.model import EdgeAwareRGCN
 from fraudgraph.online import OnlineScorer
-from fraudgraph.scoring import ModelArtifact, seed_everything
+from fraudgraph.scoring import ModelArtifact
 from serving.consumer import LiveConsumer
 from serving.ledger import Ledger
 from serving.sources import FileSource, JsonlSink
@@ -57,29 +54,9 @@ def main() -> None:
     ap.add_argument("--json", dest="json_path", default=None)
     args = ap.parse_args()
     settings = load_settings()
-    server = None
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        _, as_of, ref = reference_world(settings, args.customers, tmp)
-        if args.backend == "sqlite":
-            uri = f"sqlite:///{tmp / 'graph.db'}"
-        else:
-            server = temporary_gremlin_server(settings, tmp / "gremlin")
-            uri = server.url
-        try:
-            customers, links = frames_to_elements(ref["customers"], ref["links"])
-            with open_graph(uri, settings) as store:
-                store.upsert_customers(customers)
-                store.upsert_links(links)
-            cap = settings.graph.neighbourhood_fanout_cap
-            tensors = build_graph_tensors(ref["customers"], ref["links"], as_of, fanout_cap=cap)
-            seed_everything(1)
-            model = EdgeAwareRGCN({n: x.shape[1] for n, x in tensors.node_features.items()},
-                                  next(iter(tensors.edge_features.values())).shape[1],
-                                  list(tensors.graph.canonical_etypes), hidden=settings.training.hidden_dim,
-                                  edge_hidden=settings.training.edge_hidden_dim, layers=settings.training.layers)
-            ModelArtifact.create(model, FeatureScaler().fit(tensors), settings, 0.5, {}, as_of,
-                                 fanout_cap=cap).save(tmp / "model")
+        with loaded_world(settings, args.customers, args.backend, tmp) as (uri, as_of, ref):
             lines = (tmp / "world" / "live" / "events.jsonl").read_text().splitlines()[:args.events]
             (tmp / "live.jsonl").write_text("\n".join(lines) + "\n")
             with open_graph(uri, settings) as store:
@@ -101,9 +78,6 @@ def main() -> None:
                     t = time.perf_counter()
                     scorer.score(cid, as_of)
                     single.append(time.perf_counter() - t)
-        finally:
-            if server is not None:
-                server.stop()
     result = {
         "benchmark": "consume",
         "backend": args.backend,

@@ -220,7 +220,7 @@ def render_report(report: dict[str, Any]) -> str:
         f"- fraud ever blocked {r['fraud_ever_blocked']:.1%}; median block delay {r['block_delay_days']['p50']} days; "
         f"false-block rate {r['false_block_rate']:.2%}", "",
         "## Spark ETL", "",
-        f"- rows read: " + ", ".join(f"{k} {v:,}" for k, v in e["rows_read"].items()),
+        "- rows read: " + ", ".join(f"{k} {v:,}" for k, v in e["rows_read"].items()),
         f"- events rejected: {e['rejected']['total']:,}; wall time {e['wall_s']} s", "",
         "| label | count |", "| --- | ---: |",
         *[f"| {k} | {v:,} |" for k, v in {**stats["vertices"], **stats["edges"]}.items()],

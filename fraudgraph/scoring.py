@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .features import (CUSTOMER_FEATURES, EDGE_FEATURES, IDENTIFIER_FEATURES, FeatureScaler,
-                       IdentityGraphTensors)
+                       IdentityGraphTensors, build_graph_tensors)
 from .schema import SCHEMA_VERSION
 
 
@@ -160,3 +160,25 @@ class ModelArtifact:
         cfg = SimpleNamespace(batch_size=batch_size, full_graph_max_edges=full_graph_max_edges)
         idx = np.arange(len(tensors.customer_ids)) if idx is None else idx
         return gnn_scores(self.model, tensors, self.scaler, idx, cfg)
+
+
+def untrained_artifact(customers, links, as_of_ms: int, settings, out_dir: str | Path, *, fanout_cap: int,
+                       threshold: float = 0.5, seed: int = 1, hidden: int | None = None,
+                       edge_hidden: int | None = None, dropout: float | None = None) -> Path:
+    """Save a seeded, untrained model artifact fitted to these frames' features and return its folder.
+
+    For benchmarks and plumbing tests, whose timings and parity do not depend on the weights.
+    ``hidden``/``edge_hidden``/``dropout`` default to the training settings.
+    """
+    from .model import EdgeAwareRGCN
+
+    tensors = build_graph_tensors(customers, links, as_of_ms, fanout_cap=fanout_cap)
+    seed_everything(seed)
+    t = settings.training
+    model = EdgeAwareRGCN({n: x.shape[1] for n, x in tensors.node_features.items()},
+                          next(iter(tensors.edge_features.values())).shape[1], list(tensors.graph.canonical_etypes),
+                          hidden=hidden or t.hidden_dim, edge_hidden=edge_hidden or t.edge_hidden_dim,
+                          layers=t.layers, dropout=t.dropout if dropout is None else dropout)
+    ModelArtifact.create(model, FeatureScaler().fit(tensors), settings, threshold, {}, as_of_ms,
+                         fanout_cap=fanout_cap).save(out_dir)
+    return Path(out_dir)

@@ -35,19 +35,12 @@ def _start_uvicorn(app, port):
 def flagging_model(small_world, settings, tmp_path_factory):
     """A seeded model with threshold 0: every scored customer is flagged (review if valuable, else block)."""
     from etl.reference import reference_etl
-    from fraudgraph.features import FeatureScaler, build_graph_tensors
-    from fraudgraph.model import EdgeAwareRGCN
-    from fraudgraph.scoring import ModelArtifact, seed_everything
+    from fraudgraph.scoring import untrained_artifact
 
     ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy))
     as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6
-    tensors = build_graph_tensors(ref["customers"], ref["links"], as_of, fanout_cap=20)
-    seed_everything(3)
-    model = EdgeAwareRGCN({n: x.shape[1] for n, x in tensors.node_features.items()},
-                          next(iter(tensors.edge_features.values())).shape[1], list(tensors.graph.canonical_etypes),
-                          hidden=16, edge_hidden=8)
-    out = tmp_path_factory.mktemp("api-model")
-    ModelArtifact.create(model, FeatureScaler().fit(tensors), settings, 0.0, {}, as_of, fanout_cap=20).save(out)
+    out = untrained_artifact(ref["customers"], ref["links"], as_of, settings, tmp_path_factory.mktemp("api-model"),
+                             fanout_cap=20, threshold=0.0, seed=3, hidden=16, edge_hidden=8)
     return out, ref, as_of
 
 
@@ -202,9 +195,7 @@ def test_lookup_by_raw_identifier_never_echoes_it(api, small_world, settings, ca
     assert pan.status_code == 422 and "4111" not in pan.text
 
 
-def test_score_matches_the_online_scorer_and_writes_the_vertex(api, settings):
-    from fraudgraph.online import OnlineScorer  # noqa: F401 - the consumer's path, compared below
-
+def test_score_writes_the_vertex_like_the_consumer(api, settings):
     base, store, ref, _ = api
     ids = list(ref["customers"]["customer_id"].iloc[10:14]) + ["no-such-customer"]
     r = httpx.post(f"{base}/v1/score", json={"customer_ids": ids}, headers=bearer("scorer"))

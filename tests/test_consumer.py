@@ -27,20 +27,13 @@ from serving.sources import FileSource, JsonlSink
 def model_dir(small_world, settings, tmp_path_factory):
     """A seeded (untrained) model: the consumer's plumbing does not depend on its quality."""
     from etl.reference import reference_etl
-    from fraudgraph.features import FeatureScaler, build_graph_tensors
-    from fraudgraph.model import EdgeAwareRGCN
-    from fraudgraph.scoring import ModelArtifact, seed_everything
+    from fraudgraph.scoring import untrained_artifact
 
     ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy))
     as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6
-    tensors = build_graph_tensors(ref["customers"], ref["links"], as_of, fanout_cap=20)
-    seed_everything(2)
-    model = EdgeAwareRGCN({n: x.shape[1] for n, x in tensors.node_features.items()},
-                          next(iter(tensors.edge_features.values())).shape[1], list(tensors.graph.canonical_etypes),
-                          hidden=16, edge_hidden=8)
-    out = tmp_path_factory.mktemp("consumer-model")
-    ModelArtifact.create(model, FeatureScaler().fit(tensors), settings, 0.5, {}, as_of, fanout_cap=20).save(out)
-    return out
+    return untrained_artifact(ref["customers"], ref["links"], as_of, settings,
+                              tmp_path_factory.mktemp("consumer-model"), fanout_cap=20, seed=2, hidden=16,
+                              edge_hidden=8)
 
 
 def expected_links(small_world, settings, extra: pd.DataFrame) -> pd.DataFrame:

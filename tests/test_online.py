@@ -10,12 +10,10 @@ import pytest
 
 from etl.reference import reference_etl
 from fraudgraph.batch_scoring import score_graph
-from fraudgraph.features import FeatureScaler, build_graph_tensors
 from fraudgraph.graph.snapshot import frames_to_elements
 from fraudgraph.identity import IdentifierHasher
-from fraudgraph.model import EdgeAwareRGCN
 from fraudgraph.online import OnlineScorer
-from fraudgraph.scoring import ModelArtifact, seed_everything
+from fraudgraph.scoring import ModelArtifact, untrained_artifact
 
 CAP = 5  # small, so carrier and Wi-Fi hubs exceed it
 
@@ -31,14 +29,8 @@ def world_frames(small_world, settings):
 def artifact(world_frames, settings, tmp_path_factory):
     """An untrained but seeded model: parity must hold for any weights."""
     customers, links, as_of = world_frames
-    tensors = build_graph_tensors(customers, links, as_of, fanout_cap=CAP)
-    scaler = FeatureScaler().fit(tensors)
-    seed_everything(11)
-    model = EdgeAwareRGCN({n: x.shape[1] for n, x in tensors.node_features.items()},
-                          next(iter(tensors.edge_features.values())).shape[1], list(tensors.graph.canonical_etypes),
-                          hidden=16, edge_hidden=8, layers=2, dropout=0.0)
-    out = tmp_path_factory.mktemp("model")
-    ModelArtifact.create(model, scaler, settings, 0.5, {}, as_of, fanout_cap=CAP).save(out)
+    out = untrained_artifact(customers, links, as_of, settings, tmp_path_factory.mktemp("model"), fanout_cap=CAP,
+                             seed=11, hidden=16, edge_hidden=8, dropout=0.0)
     return ModelArtifact.load(out)
 
 

@@ -31,6 +31,7 @@ from ..schema import COUNT_PROPERTY_BY_TYPE, CUSTOMER, EDGE_LABEL_BY_KIND, KIND_
 from .base import (
     IDENTIFIER_STATS_COLUMNS,
     LINK_FRAME_COLUMNS,
+    LINK_SUMMARY_COLUMNS,
     CustomerUpsert,
     GraphStoreError,
     IdentityGraph,
@@ -380,6 +381,7 @@ class GremlinIdentityGraph(IdentityGraph):
         return pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
 
     def identifier_stats(self, identifiers: Sequence[tuple[str, str]], as_of_ms: int | None = None) -> pd.DataFrame:
+        """Aggregated on the server: a hub's hundreds of edges never cross the wire."""
         from gremlin_python.process.graph_traversal import __
         from gremlin_python.process.traversal import P
 
@@ -387,19 +389,57 @@ class GremlinIdentityGraph(IdentityGraph):
         if not ids:
             return pd.DataFrame(columns=IDENTIFIER_STATS_COLUMNS)
         limit = _typed(as_of_ms if as_of_ms is not None else 2**62)
-        rows = self._run("identifier_stats", lambda g: (
-            g.V(*ids).project("label", "value_hash", "first_seen")
-            .by(__.label()).by(__.values("value_hash"))
-            .by(__.in_e().has("first_seen", P.lte(limit)).project("f", "n").by("first_seen").by("event_count").fold())
-            .to_list()))
-        out = []
-        for r in rows:
-            links = r["first_seen"]
-            if links:
-                firsts = [int(x["f"]) for x in links]
-                out.append((r["label"], r["value_hash"], len(links), min(firsts), max(firsts),
-                            sum(int(x["n"]) for x in links)))
+
+        def visible():
+            return __.in_e().has("first_seen", P.lte(limit))
+
+        rows = []
+        for chunk in chunked(ids, self.batch_size):
+            rows += self._run("identifier_stats", lambda g: (
+                g.V(*chunk).project("label", "value_hash", "n", "fmin", "fmax", "events")
+                .by(__.label()).by(__.values("value_hash")).by(visible().count())
+                # min/max/sum of nothing produce nothing: coalesce keeps the row
+                .by(__.coalesce(visible().values("first_seen").min_(), __.constant(_typed(-1))))
+                .by(__.coalesce(visible().values("first_seen").max_(), __.constant(_typed(-1))))
+                .by(__.coalesce(visible().values("event_count").sum_(), __.constant(_typed(0))))
+                .to_list()))
+        out = [(r["label"], r["value_hash"], int(r["n"]), int(r["fmin"]), int(r["fmax"]), int(r["events"]))
+               for r in rows if int(r["n"])]
+        out.sort(key=lambda x: (x[0], x[1]))
         return pd.DataFrame(out, columns=IDENTIFIER_STATS_COLUMNS)
+
+    def link_summary(self, customer_ids: Sequence[str], as_of_ms: int | None = None) -> pd.DataFrame:
+        """Aggregated on the server (one row per customer, not its edges)."""
+        from gremlin_python.process.graph_traversal import __
+        from gremlin_python.process.traversal import P
+
+        ids = [customer_vertex_id(c) for c in sorted(set(customer_ids))]
+        limit = _typed(as_of_ms if as_of_ms is not None else 2**62)
+
+        def visible():
+            return __.out_e().has("first_seen", P.lte(limit))
+
+        def total(prop):
+            return __.coalesce(visible().values(prop).sum_(), __.constant(_typed(0)))
+
+        keys = ["id", "n", "first_link", *(f"identifiers_{k}" for k in EDGE_LABEL_BY_KIND), "events",
+                *COUNT_PROPERTY_BY_TYPE.values()]
+        rows = []
+        for chunk in chunked(ids, self.batch_size):
+            def query(g, chunk=chunk):
+                t = g.V(*chunk).project(*keys).by(__.id_()).by(visible().count()) \
+                    .by(__.coalesce(visible().values("first_seen").min_(), __.constant(_typed(-1))))
+                for label in EDGE_LABEL_BY_KIND.values():
+                    t = t.by(visible().has_label(label).count())
+                t = t.by(total("event_count"))
+                for prop in COUNT_PROPERTY_BY_TYPE.values():
+                    t = t.by(total(prop))
+                return t.to_list()
+            rows += self._run("link_summary", query)
+        out = [(str(r["id"])[len(_CUSTOMER_PREFIX):], *(int(r[k]) for k in keys[2:]))
+               for r in rows if int(r["n"])]
+        out.sort(key=lambda x: x[0])
+        return pd.DataFrame(out, columns=LINK_SUMMARY_COLUMNS)
 
     def customers_with(self, prop: str, value) -> pd.DataFrame:
         from gremlin_python.process.traversal import T
