@@ -64,10 +64,11 @@ def reference_world(settings, customers: int, out_dir: Path):
 
 
 def temporary_gremlin_server(settings, state_dir: Path):
-    """A started Gremlin Server on a free loopback port with room for a 100k-customer graph (not persisted)."""
+    """A started Gremlin Server on a free loopback port with room for a 100k-customer graph
+    (not persisted, full JIT)."""
     from fraudgraph.servers import GremlinServer, free_port
 
-    gs = settings.gremlin_server.model_copy(update={"heap": "4g", "persist": False})
+    gs = settings.gremlin_server.model_copy(update={"heap": "4g", "persist": False, "quick_jit": False})
     server = GremlinServer(gs, state_dir=state_dir, port=free_port())
     server.start()
     return server

@@ -67,6 +67,7 @@ class GremlinServerSettings(_Section):
     state_dir: str = ".servers/gremlin-server"
     persist: bool = True
     start_timeout_s: float = Field(180, gt=0)
+    quick_jit: bool = True
 
 
 class LegitWorldSettings(_Section):

@@ -229,6 +229,10 @@ class GremlinServer(JavaServer):
     def url(self) -> str:
         return f"ws://{self.host}:{self.port}/gremlin"
 
+    def jvm_options(self) -> list[str]:
+        opts = super().jvm_options()
+        return opts if self.settings.quick_jit else [o for o in opts if not o.startswith("-XX:TieredStopAtLevel")]
+
     def lib_dir(self) -> Path:
         # Jars are shared between state folders: resolve once per version.
         return resolve_maven_classpath(
