@@ -5,7 +5,7 @@
 Generates a world of N customers, loads its history into the chosen graph
 (pandas reference aggregates; not timed), builds a seeded model artifact
 (latency does not depend on the weights), starts the API on uvicorn on a
-loopback port in this process, and drives it with ``C`` concurrent httpx
+loopback port (`fraudgraph api`, its own process), and drives it with ``C`` concurrent httpx
 clients over keep-alive connections. Reports requests/s, p50 and p99 per
 operation.
 """
@@ -13,9 +13,12 @@ operation.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,11 +26,7 @@ from pathlib import Path
 from _common import loaded_world, peak_rss_mb, percentile_ms, table, write_result
 
 from fraudgraph.config import load_settings
-from fraudgraph.graph import open_graph
-from fraudgraph.online import OnlineScorer
-from fraudgraph.scoring import ModelArtifact
 from fraudgraph.servers import free_port
-from serving.api import create_app
 
 TOKEN = "bench-token"
 
@@ -57,9 +56,23 @@ def drive(base: str, make_request, n: int, clients: int) -> tuple[float, list[fl
     return time.perf_counter() - t, samples
 
 
-def main() -> None:
-    import uvicorn
+def wait_ready(base: str, process, timeout_s: float = 120) -> None:
+    import httpx
 
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"fraudgraph api exited with {process.returncode}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("fraudgraph api did not become ready")
+
+
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--backend", choices=["sqlite", "gremlin"], default="sqlite")
     ap.add_argument("--customers", type=int, default=100_000)
@@ -68,23 +81,20 @@ def main() -> None:
     ap.add_argument("--json", dest="json_path", default=None)
     args = ap.parse_args()
     settings = load_settings()
-    settings = settings.model_copy(update={"api": settings.api.model_copy(
-        update={"tokens": {TOKEN: ["read", "score", "review"]}, "write_scores": False})})
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         with loaded_world(settings, args.customers, args.backend, tmp) as (uri, as_of, ref):
             ids = sorted(ref["customers"]["customer_id"])
-            with open_graph(uri, settings) as store:
-                app = create_app(store, OnlineScorer(store, ModelArtifact.load(tmp / "model"), settings), settings)
-                port = free_port()
-                web = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False,
-                                                    log_level="warning"))
-                thread = threading.Thread(target=web.run, daemon=True)
-                thread.start()
-                while not web.started:
-                    time.sleep(0.05)
-                base = f"http://127.0.0.1:{port}"
+            env = {**os.environ, "FRAUDGRAPH_API__TOKENS": json.dumps({TOKEN: ["read", "score", "review"]}),
+                   "FRAUDGRAPH_API__WRITE_SCORES": "false", "FRAUDGRAPH_LOGGING__LEVEL": "WARNING"}
+            port = free_port()
+            # the API in its own process, as deployed: the clients here must not share its interpreter
+            api = subprocess.Popen([sys.executable, "-m", "fraudgraph.cli", "api", "--graph", uri, "--model",
+                                    str(tmp / "model"), "--port", str(port)], env=env)
+            base = f"http://127.0.0.1:{port}"
+            try:
+                wait_ready(base, api)
                 operations = {
                     "get_customer": (args.requests, lambda rng: ("GET", f"/v1/customers/{rng.choice(ids)}", None)),
                     "score_1": (args.requests, lambda rng: ("POST", "/v1/score",
@@ -98,8 +108,9 @@ def main() -> None:
                     results[name] = {"requests": n, "requests_per_s": round(n / wall, 1),
                                      "p50_ms": round(percentile_ms(samples, 50), 1),
                                      "p99_ms": round(percentile_ms(samples, 99), 1)}
-                web.should_exit = True
-                thread.join(10)
+            finally:
+                api.terminate()
+                api.wait(30)
     result = {"benchmark": "api", "backend": args.backend, "customers": args.customers, "clients": args.clients,
               **results, "peak_rss_mb": round(peak_rss_mb(), 1)}
     print(table([(k, v) for k, v in result.items()]))

@@ -249,6 +249,7 @@ class ApiSettings(_Section):
     max_neighbourhood_limit: int = Field(500, ge=1)
     review_page_max: int = Field(200, ge=1)
     write_scores: bool = True      # POST /v1/score writes score and decision to the vertex, as the consumer does
+    score_concurrency: int = Field(1, ge=1)
     note_max_chars: int = Field(2000, ge=0)
 
 
