@@ -299,9 +299,10 @@ def consume(app: AppContext, source: str, graph_uri: str | None, model_dir: str,
     artifact = ModelArtifact.load(model_dir)
     with open_graph(graph_uri, app.settings) as store:
         start = 0 if source.startswith(("kafka://", "http://", "https://")) else led.offset(source_name(source))
-        src = open_source(source, start=start, follow=follow, idle_stop_s=until_idle)
+        src = open_source(source, start=start, follow=follow, idle_stop_s=until_idle, retry_s=cfg.broker_retry_s)
         consumer = LiveConsumer(store, OnlineScorer(store, artifact, app.settings), app.settings, led,
-                                open_sink(decisions), open_sink(dead_letter or dead_letter_for(source, cfg.dead_letter)))
+                                open_sink(decisions, retry_s=cfg.broker_retry_s),
+                                open_sink(dead_letter or dead_letter_for(source, cfg.dead_letter), retry_s=cfg.broker_retry_s))
         if cfg.metrics_port:
             port = consumer.metrics.serve(cfg.metrics_port)
             click.echo(f"metrics on http://127.0.0.1:{port}/metrics", err=True)

@@ -231,6 +231,8 @@ class ConsumerSettings(_Section):
     max_batch: int = Field(1000, ge=1)
     poll_timeout_s: float = Field(0.5, gt=0)
     metrics_port: int = Field(0, ge=0, le=65535)
+    # How long a source or sink keeps retrying an unreachable broker (restart, network blip) before failing.
+    broker_retry_s: float = Field(120, gt=0)
     score_on: list[Literal["signup", "login", "login_new_identifier", "payment", "add_card", "change_email",
                            "block", "unblock", "appeal"]] = [
         "signup", "login_new_identifier", "add_card", "change_email", "payment"]
@@ -270,6 +272,7 @@ class SqsServerSettings(_Section):
     heap: str = "256m"
     state_dir: str = ".servers/elasticmq"
     start_timeout_s: float = Field(120, gt=0)
+    persist: bool = True
 
 
 class LoggingSettings(_Section):

@@ -229,10 +229,6 @@ class GremlinServer(JavaServer):
     def url(self) -> str:
         return f"ws://{self.host}:{self.port}/gremlin"
 
-    def jvm_options(self) -> list[str]:
-        opts = super().jvm_options()
-        return opts if self.settings.quick_jit else [o for o in opts if not o.startswith("-XX:TieredStopAtLevel")]
-
     def lib_dir(self) -> Path:
         # Jars are shared between state folders: resolve once per version.
         return resolve_maven_classpath(
@@ -269,7 +265,10 @@ class GremlinServer(JavaServer):
         opens = [f"--add-opens=java.base/{pkg}=ALL-UNNAMED" for pkg in
                  ("java.io", "java.lang", "java.lang.invoke", "java.lang.reflect", "java.net", "java.nio",
                   "java.util", "java.util.concurrent", "java.util.concurrent.atomic", "java.time")]
-        return [*super().jvm_options(), *opens,
+        base = super().jvm_options()
+        if not self.settings.quick_jit:  # full JIT: slower start, faster traversals once warm
+            base = [o for o in base if not o.startswith("-XX:TieredStopAtLevel")]
+        return [*base, *opens,
                 f"-Dlog4j.configuration=file:{CONF_DIR / 'servers' / 'log4j-server.properties'}"]
 
     def ready(self) -> bool:
@@ -377,6 +376,9 @@ class ElasticMQServer(JavaServer):
             '  context-path = ""\n}\n'
             f'rest-sqs {{\n  enabled = true\n  bind-port = {self.port}\n  bind-hostname = "{self.host}"\n'
             "  sqs-limits = strict\n}\n")
+        if self.settings.persist:  # queues and messages survive a restart
+            conf += (f'queues-storage {{\n  enabled = true\n  path = "{self.state_dir / "queues.conf"}"\n}}\n'
+                     f'messages-storage {{\n  enabled = true\n  uri = "jdbc:h2:{self.state_dir / "messages-h2"}"\n}}\n')
         path = self.state_dir / "elasticmq.conf"
         path.write_text(conf)
         return [str(lib / "*")], self.MAIN, []

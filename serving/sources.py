@@ -203,14 +203,39 @@ def _sqs_client(queue_url: str):
     return boto3.client("sqs", endpoint_url=f"{parsed.scheme}://{parsed.netloc}", region_name=region or "us-east-1")
 
 
-class SqsSource(_IdleStop):
-    """An SQS queue; messages are deleted (acknowledged) only after processing."""
+def _sqs_retrying(call, what: str, retry_s: float, **kwargs):
+    """``call(**kwargs)``, retried with backoff while the endpoint is unreachable (a restart), up to ``retry_s``."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
 
-    def __init__(self, queue_url: str, *, idle_stop_s: float | None = None, visibility_timeout_s: int = 120):
+    deadline = time.monotonic() + retry_s
+    delay = 0.2
+    while True:
+        try:
+            return call(**kwargs)
+        except (BotoConnectionError, HTTPClientError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("SQS %s: %s; retrying in %.1fs", what, type(exc).__name__, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+class SqsSource(_IdleStop):
+    """An SQS queue; messages are deleted (acknowledged) only after processing.
+
+    An unreachable endpoint (a restart) is retried for ``retry_s``. A delete whose
+    receipt handle went stale meanwhile is left: the message comes back and the
+    ledger drops it as a duplicate.
+    """
+
+    def __init__(self, queue_url: str, *, idle_stop_s: float | None = None, visibility_timeout_s: int = 120,
+                 retry_s: float = 120):
         self.name = queue_url
         self.queue_url = queue_url
         self.idle_stop_s = idle_stop_s
         self.visibility_timeout_s = visibility_timeout_s
+        self.retry_s = retry_s
         self._sqs = _sqs_client(queue_url)
         self._last_message = time.monotonic()
         self._seq = 0
@@ -219,9 +244,9 @@ class SqsSource(_IdleStop):
         out: list[Message] = []
         wait = max(0, min(20, int(round(timeout_s))))
         while len(out) < max_records:
-            resp = self._sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=min(10, max_records - len(out)),
-                                             WaitTimeSeconds=wait if not out else 0,
-                                             VisibilityTimeout=self.visibility_timeout_s)
+            resp = _sqs_retrying(self._sqs.receive_message, "receive", self.retry_s, QueueUrl=self.queue_url,
+                                 MaxNumberOfMessages=min(10, max_records - len(out)),
+                                 WaitTimeSeconds=wait if not out else 0, VisibilityTimeout=self.visibility_timeout_s)
             msgs = resp.get("Messages", [])
             if not msgs:
                 break
@@ -234,9 +259,15 @@ class SqsSource(_IdleStop):
     def commit(self, batch: list[Message], ledger=None) -> None:
         for i in range(0, len(batch), 10):
             entries = [{"Id": str(j), "ReceiptHandle": m.receipt} for j, m in enumerate(batch[i:i + 10])]
-            resp = self._sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
-            if resp.get("Failed"):
-                raise RuntimeError(f"SQS delete failed for {len(resp['Failed'])} messages: {resp['Failed'][:1]}")
+            resp = _sqs_retrying(self._sqs.delete_message_batch, "delete", self.retry_s, QueueUrl=self.queue_url,
+                                 Entries=entries)
+            failed = resp.get("Failed", [])
+            stale = [f for f in failed if f.get("Code") == "ReceiptHandleIsInvalid"]
+            if stale:
+                log.warning("SQS delete: %d stale receipt handles (the broker restarted); the ledger will drop "
+                            "the redelivered messages", len(stale))
+            if len(stale) < len(failed):
+                raise RuntimeError(f"SQS delete failed for {len(failed)} messages: {failed[:1]}")
 
     def close(self) -> None:
         pass
@@ -245,8 +276,9 @@ class SqsSource(_IdleStop):
 class SqsSink:
     """Sends one JSON object per message to an SQS queue (decisions, dead letters)."""
 
-    def __init__(self, queue_url: str):
+    def __init__(self, queue_url: str, *, retry_s: float = 120):
         self.queue_url = queue_url
+        self.retry_s = retry_s
         self._sqs = _sqs_client(queue_url)
         self._buffer: list[str] = []
 
@@ -256,8 +288,8 @@ class SqsSink:
     def flush(self) -> None:
         while self._buffer:
             chunk, self._buffer = self._buffer[:10], self._buffer[10:]
-            resp = self._sqs.send_message_batch(QueueUrl=self.queue_url, Entries=[
-                {"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)])
+            resp = _sqs_retrying(self._sqs.send_message_batch, "send", self.retry_s, QueueUrl=self.queue_url,
+                                 Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)])
             if resp.get("Failed"):
                 raise RuntimeError(f"SQS send failed for {len(resp['Failed'])} messages: {resp['Failed'][:1]}")
 
@@ -275,13 +307,13 @@ def _kafka_parts(uri: str) -> tuple[str, str, dict[str, str]]:
     return parsed.netloc, topic, {k: v[-1] for k, v in parse_qs(parsed.query).items()}
 
 
-def open_sink(uri: str):
+def open_sink(uri: str, *, retry_s: float = 120):
     """A JSONL file or ``-`` (standard output), or ``kafka://HOST:PORT/TOPIC``."""
     if uri.startswith("kafka://"):
         bootstrap, topic, _ = _kafka_parts(uri)
         return KafkaSink(bootstrap, topic)
     if uri.startswith(("http://", "https://")):
-        return SqsSink(uri)
+        return SqsSink(uri, retry_s=retry_s)
     return JsonlSink(uri)
 
 
@@ -303,14 +335,15 @@ def source_name(uri: str) -> str:
     return f"file://{Path(parsed.path if parsed.scheme else uri).resolve()}"
 
 
-def open_source(uri: str, *, start: int = 0, follow: bool = False, idle_stop_s: float | None = None):
+def open_source(uri: str, *, start: int = 0, follow: bool = False, idle_stop_s: float | None = None,
+                retry_s: float = 120):
     if uri == "-":
         return StdinSource()
     if uri.startswith("kafka://"):
         bootstrap, topic, params = _kafka_parts(uri)
         return KafkaSource(bootstrap, topic, params.get("group", "fraudgraph-consumer"), idle_stop_s=idle_stop_s)
     if uri.startswith(("http://", "https://")):
-        return SqsSource(uri, idle_stop_s=idle_stop_s)
+        return SqsSource(uri, idle_stop_s=idle_stop_s, retry_s=retry_s)
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         return FileSource(parsed.path if parsed.scheme else uri, start=start, follow=follow)

@@ -370,3 +370,52 @@ def test_kafka_broker_restart_mid_stream_consumer_recovers(small_world, small_wo
     # the small_world_graph holds history only; this test applied live events 300..500
     expected = expected_links(small_world, settings, live.iloc[300:500])
     pd.testing.assert_frame_equal(got, expected)
+
+
+@pytest.mark.slow
+def test_sqs_server_restart_mid_stream_consumer_recovers(small_world, small_world_graph, model_dir, settings,
+                                                         sqs_server, tmp_path):
+    """ElasticMQ keeps its queues and messages on disk; the consumer retries while it is away."""
+    import threading
+
+    from fraudgraph.scoring import ModelArtifact
+    from serving.sources import SqsSink, SqsSource, _sqs_client
+
+    uri, _ = small_world_graph
+    sqs = _sqs_client(sqs_server.endpoint + "/")
+    queue = sqs.create_queue(QueueName="restart-events")["QueueUrl"]
+    dlq = sqs.create_queue(QueueName="restart-events-dlq")["QueueUrl"]
+    lines = live_events(small_world)[300:500]
+    for i in range(0, len(lines), 10):
+        sqs.send_message_batch(QueueUrl=queue, Entries=[{"Id": str(j), "MessageBody": b}
+                                                       for j, b in enumerate(lines[i:i + 10])])
+    tuned = settings.model_copy(deep=True)
+    tuned.consumer.max_batch = 10
+    ledger = Ledger(tmp_path / "ledger.db")
+    # a short visibility timeout, so messages in flight when the server went away come back soon
+    source = SqsSource(queue, idle_stop_s=15, visibility_timeout_s=5, retry_s=120)
+    result = {}
+    with open_graph(uri, settings) as store:
+        scorer = OnlineScorer(store, ModelArtifact.load(model_dir), settings)
+        consumer = LiveConsumer(store, scorer, tuned, ledger, JsonlSink(tmp_path / "d.jsonl"), SqsSink(dlq))
+        worker = threading.Thread(target=lambda: result.update(consumer.run(source, install_signals=False)))
+        worker.start()
+        deadline = time.monotonic() + 120
+        while consumer.stats.applied < 30 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert 0 < consumer.stats.applied < 200
+        sqs_server.stop()  # the queue server goes away mid-stream ...
+        time.sleep(3)
+        sqs_server.start()  # ... and comes back with its queues and messages
+        worker.join(300)
+        assert not worker.is_alive()
+    ledger.close()
+    # every event took effect once; redeliveries after the restart were dropped by the ledger
+    assert result["applied"] == 200 and result["rejected"] == 0
+    live = pd.DataFrame([json.loads(x) for x in live_events(small_world)[:500]])
+    live["ts"] = pd.to_datetime(live["ts"], utc=True)
+    with open_graph(uri, settings) as store:
+        got = normalise_links(store.links_frame())
+    pd.testing.assert_frame_equal(got, expected_links(small_world, settings, live.iloc[300:500]))
+    attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])
+    assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
