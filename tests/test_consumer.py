@@ -324,11 +324,29 @@ def test_sqs_source_deletes_after_effects_and_dead_letters_to_dlq_queue(small_wo
     assert consume_once()["events_in"] == 0
 
 
+def run_through_restart(consumer, source, server, *, total: int) -> dict:
+    """Run ``consumer`` on ``source`` in a thread; once 30 events took effect, stop ``server`` for 3 s
+    and start it again (with its data). Returns the run's stats."""
+    import threading
+
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(consumer.run(source, install_signals=False)))
+    worker.start()
+    deadline = time.monotonic() + 120
+    while consumer.stats.applied < 30 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert 0 < consumer.stats.applied < total  # mid-stream
+    server.stop()
+    time.sleep(3)
+    server.start()
+    worker.join(300)
+    assert not worker.is_alive()
+    return result
+
+
 @pytest.mark.slow
 def test_kafka_broker_restart_mid_stream_consumer_recovers(small_world, small_world_graph, model_dir, settings,
                                                            kafka_server, tmp_path):
-    import threading
-
     from confluent_kafka import Producer
 
     from fraudgraph.scoring import ModelArtifact
@@ -344,22 +362,11 @@ def test_kafka_broker_restart_mid_stream_consumer_recovers(small_world, small_wo
     tuned.consumer.max_batch = 10
     ledger = Ledger(tmp_path / "ledger.db")
     source = KafkaSource(kafka_server.bootstrap, "restart-events", "restart-test", idle_stop_s=20)
-    result = {}
     with open_graph(uri, settings) as store:
         scorer = OnlineScorer(store, ModelArtifact.load(model_dir), settings)
         consumer = LiveConsumer(store, scorer, tuned, ledger, JsonlSink(tmp_path / "d.jsonl"),
                                 KafkaSink(kafka_server.bootstrap, "restart-events.dlq"))
-        worker = threading.Thread(target=lambda: result.update(consumer.run(source, install_signals=False)))
-        worker.start()
-        deadline = time.monotonic() + 120
-        while consumer.stats.applied < 30 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert 0 < consumer.stats.applied < 200
-        kafka_server.stop()  # the broker goes away mid-stream ...
-        time.sleep(3)
-        kafka_server.start()  # ... and comes back with its data
-        worker.join(300)
-        assert not worker.is_alive()
+        result = run_through_restart(consumer, source, kafka_server, total=200)
     source.close()
     ledger.close()
     assert result["applied"] == 200 and result["rejected"] == 0
@@ -376,7 +383,6 @@ def test_kafka_broker_restart_mid_stream_consumer_recovers(small_world, small_wo
 def test_sqs_server_restart_mid_stream_consumer_recovers(small_world, small_world_graph, model_dir, settings,
                                                          sqs_server, tmp_path):
     """ElasticMQ keeps its queues and messages on disk; the consumer retries while it is away."""
-    import threading
 
     from fraudgraph.scoring import ModelArtifact
     from serving.sources import SqsSink, SqsSource, _sqs_client
@@ -394,21 +400,10 @@ def test_sqs_server_restart_mid_stream_consumer_recovers(small_world, small_worl
     ledger = Ledger(tmp_path / "ledger.db")
     # a short visibility timeout, so messages in flight when the server went away come back soon
     source = SqsSource(queue, idle_stop_s=15, visibility_timeout_s=5, retry_s=120)
-    result = {}
     with open_graph(uri, settings) as store:
         scorer = OnlineScorer(store, ModelArtifact.load(model_dir), settings)
         consumer = LiveConsumer(store, scorer, tuned, ledger, JsonlSink(tmp_path / "d.jsonl"), SqsSink(dlq))
-        worker = threading.Thread(target=lambda: result.update(consumer.run(source, install_signals=False)))
-        worker.start()
-        deadline = time.monotonic() + 120
-        while consumer.stats.applied < 30 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert 0 < consumer.stats.applied < 200
-        sqs_server.stop()  # the queue server goes away mid-stream ...
-        time.sleep(3)
-        sqs_server.start()  # ... and comes back with its queues and messages
-        worker.join(300)
-        assert not worker.is_alive()
+        result = run_through_restart(consumer, source, sqs_server, total=200)
     ledger.close()
     # every event took effect once; redeliveries after the restart were dropped by the ledger
     assert result["applied"] == 200 and result["rejected"] == 0
