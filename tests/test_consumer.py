@@ -383,7 +383,6 @@ def test_kafka_broker_restart_mid_stream_consumer_recovers(small_world, small_wo
 def test_sqs_server_restart_mid_stream_consumer_recovers(small_world, small_world_graph, model_dir, settings,
                                                          sqs_server, tmp_path):
     """ElasticMQ keeps its queues and messages on disk; the consumer retries while it is away."""
-
     from fraudgraph.scoring import ModelArtifact
     from serving.sources import SqsSink, SqsSource, _sqs_client
 
