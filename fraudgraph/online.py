@@ -10,7 +10,6 @@ equals the batch score over the same graph state.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -20,6 +19,7 @@ from .config import Settings
 from .features import build_graph_tensors
 from .graph import IdentityGraph
 from .rules import CustomerEvidence, Decision, DecisionRules, SharedIdentifierEvidence
+from .schema import numeric_property
 from .scoring import ModelArtifact
 
 DAY_MS = 86_400_000
@@ -94,27 +94,18 @@ class OnlineScorer:
         out = {}
         for cid, score in zip(present, scores):
             row = records.get(cid, {})
-            value = _number(row.get("lifetime_value"))
+            value = numeric_property(row.get("lifetime_value"))
             decision = self.rules.decide(float(score), value, self._evidence(hoods[cid], row, fraud, as_of_ms))
             out[cid] = OnlineResult(cid, float(score), decision, self.artifact.version, as_of_ms)
         return out
 
     @staticmethod
     def _evidence(nb, row: dict, fraud: set[str], as_of_ms: int) -> CustomerEvidence:
-        signup = _number(row.get("signup_ts"))
+        signup = numeric_property(row.get("signup_ts"))
         age = None if signup is None else (as_of_ms - signup) / DAY_MS
         idents = tuple(SharedIdentifierEvidence(i.kind, i.degree, len(fraud.intersection(i.customers)))
                        for i in nb.identifiers)
         return CustomerEvidence(age, idents)
-
-
-def _number(value) -> float | None:
-    """A numeric property as float; None when missing or not a number."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(out) else out
 
 
 __all__ = ["OnlineResult", "OnlineScorer"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import math
 import re
 from typing import Any, Literal
 
@@ -95,6 +96,15 @@ def card_problem(value: str) -> str | None:
 
 # One checker per identifier field, shared by the Event model and the vectorised ETL validation.
 IDENTIFIER_PROBLEMS = {"ip": ip_problem, "email": email_problem, "card_fingerprint": card_problem}
+
+
+def numeric_property(value: Any) -> float | None:
+    """A vertex property read as a number: a finite float, or None when missing or not a number."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
 
 
 def to_epoch_ms(value: Any) -> int:

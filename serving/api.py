@@ -42,7 +42,7 @@ from fraudgraph.config import ApiSettings, Settings
 from fraudgraph.graph import IdentityGraph
 from fraudgraph.identity import IdentifierError, IdentifierHasher
 from fraudgraph.online import OnlineScorer
-from fraudgraph.schema import IDENTIFIER_KINDS, IDENTIFIER_PROBLEMS
+from fraudgraph.schema import IDENTIFIER_KINDS, IDENTIFIER_PROBLEMS, numeric_property
 
 log = logging.getLogger("fraudgraph.api")
 CONSOLE_HTML = Path(__file__).with_name("console") / "index.html"
@@ -214,16 +214,8 @@ def load_tokens(cfg: ApiSettings) -> dict[str, frozenset[str]]:
     return tokens
 
 
-def _number(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(out) or math.isinf(out) else out
-
-
 def _int(value: Any) -> int | None:
-    n = _number(value)
+    n = numeric_property(value)
     return None if n is None else int(n)
 
 
@@ -326,7 +318,7 @@ def create_app(store: IdentityGraph, scorer: OnlineScorer, settings: Settings) -
         props = {r["customer_id"]: r for r in frame.to_dict("records")} if len(frame) else {}
         return [NeighbourCustomer(customer_id=c, hop=hop[c], via=sorted(via[c]),
                                   label=_label(props.get(c, {})), decision=_decision(props.get(c, {})),
-                                  score=_number(props.get(c, {}).get("score")))
+                                  score=numeric_property(props.get(c, {}).get("score")))
                 for c in customer_ids]
 
     # ------------------------------------------------------------ endpoints
@@ -368,10 +360,10 @@ def create_app(store: IdentityGraph, scorer: OnlineScorer, settings: Settings) -
                 counts={k[len("count_"):]: int(v) for k, v in p.items() if k.startswith("count_") and v},
                 degree=int(ident.degree)))
         return CustomerOut(customer_id=customer_id, label=_label(props), label_source=props.get("label_source"),
-                           blocked=_blocked(props), score=_number(props.get("score")), decision=_decision(props),
+                           blocked=_blocked(props), score=numeric_property(props.get("score")), decision=_decision(props),
                            reason_codes=_reasons(props.get("decision_reasons")),
                            model_version=props.get("model_version"), scored_as_of=_int(props.get("scored_as_of")),
-                           lifetime_value=_number(props.get("lifetime_value")),
+                           lifetime_value=numeric_property(props.get("lifetime_value")),
                            review_outcome=props.get("review_outcome") if props.get("review_outcome") in
                            ("fraud", "legit") else None, identifiers=by_kind)
 
@@ -486,8 +478,8 @@ def create_app(store: IdentityGraph, scorer: OnlineScorer, settings: Settings) -
             closed = outcome is not None and (scored is None or outcome_at is None or outcome_at >= scored)
             if (status == "closed") != closed:
                 continue
-            cases.append(ReviewCase(customer_id=r["customer_id"], score=_number(r.get("score")),
-                                    lifetime_value=_number(r.get("lifetime_value")),
+            cases.append(ReviewCase(customer_id=r["customer_id"], score=numeric_property(r.get("score")),
+                                    lifetime_value=numeric_property(r.get("lifetime_value")),
                                     reason_codes=_reasons(r.get("decision_reasons")), scored_as_of=scored,
                                     status="closed" if closed else "open", outcome=outcome if closed else None,
                                     outcome_at=outcome_at if closed else None))

@@ -87,9 +87,6 @@ class Ledger:
                     out[key] = row
         return out
 
-    def known_links(self, keys: Iterable[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
-        return set(self.link_states(keys))
-
     def offset(self, source: str) -> int:
         with self._lock:
             row = self._db.execute("SELECT position FROM offsets WHERE source = ?", (source,)).fetchone()

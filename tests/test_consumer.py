@@ -324,6 +324,15 @@ def test_sqs_source_deletes_after_effects_and_dead_letters_to_dlq_queue(small_wo
     assert consume_once()["events_in"] == 0
 
 
+def assert_graph_is_history_plus(uri, small_world, settings, lines: list[str]) -> None:
+    """The graph's links equal the world's history plus exactly these live events (each once)."""
+    live = pd.DataFrame([json.loads(x) for x in lines])
+    live["ts"] = pd.to_datetime(live["ts"], utc=True)
+    with open_graph(uri, settings) as store:
+        got = normalise_links(store.links_frame())
+    pd.testing.assert_frame_equal(got, expected_links(small_world, settings, live))
+
+
 def run_through_restart(consumer, source, server, *, total: int) -> dict:
     """Run ``consumer`` on ``source`` in a thread; once 30 events took effect, stop ``server`` for 3 s
     and start it again (with its data). Returns the run's stats."""
@@ -370,13 +379,8 @@ def test_kafka_broker_restart_mid_stream_consumer_recovers(small_world, small_wo
     source.close()
     ledger.close()
     assert result["applied"] == 200 and result["rejected"] == 0
-    live = pd.DataFrame([json.loads(x) for x in live_events(small_world)[:500]])
-    live["ts"] = pd.to_datetime(live["ts"], utc=True)
-    with open_graph(uri, settings) as store:
-        got = normalise_links(store.links_frame())
     # the small_world_graph holds history only; this test applied live events 300..500
-    expected = expected_links(small_world, settings, live.iloc[300:500])
-    pd.testing.assert_frame_equal(got, expected)
+    assert_graph_is_history_plus(uri, small_world, settings, live_events(small_world)[300:500])
 
 
 @pytest.mark.slow
@@ -406,10 +410,7 @@ def test_sqs_server_restart_mid_stream_consumer_recovers(small_world, small_worl
     ledger.close()
     # every event took effect once; redeliveries after the restart were dropped by the ledger
     assert result["applied"] == 200 and result["rejected"] == 0
-    live = pd.DataFrame([json.loads(x) for x in live_events(small_world)[:500]])
-    live["ts"] = pd.to_datetime(live["ts"], utc=True)
-    with open_graph(uri, settings) as store:
-        got = normalise_links(store.links_frame())
-    pd.testing.assert_frame_equal(got, expected_links(small_world, settings, live.iloc[300:500]))
+    # the small_world_graph holds history only; this test applied live events 300..500
+    assert_graph_is_history_plus(uri, small_world, settings, live_events(small_world)[300:500])
     attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])
     assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
