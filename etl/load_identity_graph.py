@@ -81,6 +81,32 @@ def _epoch_ms(df, column: str):
 
 
 # ------------------------------------------------------------- per partition
+def _refresh_partition(uri: str, settings_json: str, batch_size: int):
+    """Refresh the link summaries of a partition of customer ids or (kind, value_hash) rows."""
+    def run(rows: Iterator) -> None:
+        from fraudgraph.config import Settings
+        from fraudgraph.graph import open_graph
+
+        settings = Settings.model_validate_json(settings_json)
+        batch: list = []
+        with open_graph(uri, settings) as store:
+            def flush():
+                if len(batch[0]) == 1:
+                    store.refresh_summaries(customer_ids=[r[0] for r in batch])
+                else:
+                    store.refresh_summaries(identifiers=[(r[0], r[1]) for r in batch])
+                batch.clear()
+
+            for row in rows:
+                batch.append(tuple(row))
+                if len(batch) >= batch_size:
+                    flush()
+            if batch:
+                flush()
+
+    return run
+
+
 def _validate_partition(settings_json: str):
     def run(batches: Iterator) -> Iterator:
         import pandas as pd
@@ -116,9 +142,9 @@ def _write_partition(uri: str, settings_json: str, what: str, batch_size: int):
         with open_graph(uri, settings) as store:
             def flush():
                 if what == "customers":
-                    store.upsert_customers(batch)
+                    store.upsert_customers(batch, summaries=False)
                 else:
-                    store.upsert_links(batch)
+                    store.upsert_links(batch, summaries=False)  # refreshed once at the end of the load
                 batch.clear()
 
             for row in rows:
@@ -264,11 +290,18 @@ def run_etl(spark, settings, input_source: str, graph_uri: str | None, *, snapsh
         log.info("writing to graph %s", graph_uri)
         from fraudgraph.graph import open_graph
 
-        open_graph(graph_uri, settings).close()  # create the store once before the executors connect
+        with open_graph(graph_uri, settings) as store:  # create the store once before the executors connect
+            keeps_summaries = store.keeps_summaries
         n = settings.etl.write_partitions
         batch = settings.etl.write_batch_size
         customers.repartition(n).foreachPartition(_write_partition(graph_uri, settings_json, "customers", batch))
         links.repartition(n, "value_hash").foreachPartition(_write_partition(graph_uri, settings_json, "links", batch))
+        if keeps_summaries:  # once per vertex after every link is in, not once per batch that touched it
+            log.info("refreshing link summaries")
+            links.select("customer_id").distinct().repartition(n) \
+                .foreachPartition(_refresh_partition(graph_uri, settings_json, batch))
+            links.select("kind", "value_hash").distinct().repartition(n) \
+                .foreachPartition(_refresh_partition(graph_uri, settings_json, batch))
 
     per_kind = links.groupBy("kind", "edge_label").agg(F.count(F.lit(1)).alias("edges"),
                                                        F.countDistinct("value_hash").alias("identifiers")).collect()

@@ -43,6 +43,7 @@ class GremlinSettings(_Section):
     backoff_initial_s: float = Field(0.2, gt=0)
     backoff_max_s: float = Field(10.0, gt=0)
     request_timeout_s: float = Field(120, gt=0)
+    summary_properties: list[str] = ["signup_ts", "lifetime_value", "clean_label"]
 
 
 class GraphSettings(_Section):

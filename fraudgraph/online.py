@@ -65,8 +65,8 @@ class OnlineScorer:
         links = pd.concat([own, shared], ignore_index=True) \
             .drop_duplicates(["customer_id", "kind", "value_hash"], ignore_index=True) if len(shared) else own
         members = sorted(set(ids) | set(links["customer_id"]) | {c for nb in hoods.values() for c in nb.customers})
-        customers = self.store.customers_of(members, properties=CUSTOMER_PROPERTIES)
-        summary = self.store.link_summary(sorted(set(links["customer_id"])), as_of_ms)
+        customers, summary = self.store.scoring_customers(members, CUSTOMER_PROPERTIES,
+                                                          sorted(set(links["customer_id"])), as_of_ms)
         stats = self.store.identifier_stats(idents, as_of_ms)
         return customers, links, stats, summary, hoods
 

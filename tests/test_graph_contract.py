@@ -165,14 +165,38 @@ def test_link_summary_and_identifier_links_match_the_links_frame(store):
     pd.testing.assert_frame_equal(got.astype("int64"), want.astype("int64"), check_like=True)
 
     idents = [("ip", "hub"), ("device", "d1"), ("email", "e5"), ("card", "nothing")]
-    got = store.identifier_links(idents, 4, as_of)
-    visible = frame.loc[pd.to_numeric(frame["first_seen"]) <= as_of]
-    for kind, h in idents:
-        mine = visible.loc[(visible["kind"] == kind) & (visible["value_hash"] == h)].sort_values("customer_id")
-        part = got.loc[(got["kind"] == kind) & (got["value_hash"] == h)].sort_values("customer_id")
-        assert list(part["customer_id"]) == list(mine["customer_id"])[:4]
-        pd.testing.assert_frame_equal(part.reset_index(drop=True).astype(str),
-                                      mine.head(4)[list(part.columns)].reset_index(drop=True).astype(str))
+    for cut in (as_of, None):  # some links hidden by as-of; all visible (the live case)
+        got = store.identifier_links(idents, 4, cut)
+        visible = frame.loc[pd.to_numeric(frame["first_seen"]) <= (cut or 2**62)]
+        for kind, h in idents:
+            mine = visible.loc[(visible["kind"] == kind) & (visible["value_hash"] == h)].sort_values("customer_id")
+            part = got.loc[(got["kind"] == kind) & (got["value_hash"] == h)].sort_values("customer_id")
+            assert list(part["customer_id"]) == list(mine["customer_id"])[:4]
+            pd.testing.assert_frame_equal(part.reset_index(drop=True).astype(str),
+                                          mine.head(4)[list(part.columns)].reset_index(drop=True).astype(str))
+
+
+def expected_identifier_stats(frame: pd.DataFrame, as_of: int | None) -> pd.DataFrame:
+    visible = frame.loc[pd.to_numeric(frame["first_seen"]) <= (as_of or 2**62)]
+    g = visible.groupby(["kind", "value_hash"], sort=True)
+    out = pd.DataFrame({"degree": g.size(), "first_seen_min": g["first_seen"].min(),
+                        "first_seen_max": g["first_seen"].max(), "events": g["event_count"].sum()})
+    return out.reset_index().astype({c: "int64" for c in ("degree", "first_seen_min", "first_seen_max", "events")})
+
+
+@pytest.mark.parametrize("as_of", [1_700_000_300_000, None])
+def test_identifier_stats_match_the_links_frame(store, as_of):
+    cust, links = small_world()
+    store.upsert_customers(cust)
+    store.upsert_links(links)
+    frame = store.links_frame()
+    idents = [("ip", "hub"), ("device", "d1"), ("device", "d7"), ("email", "e5"), ("card", "nothing")]
+    got = store.identifier_stats(idents, as_of).astype({"degree": "int64", "first_seen_min": "int64",
+                                                         "first_seen_max": "int64", "events": "int64"})
+    want = expected_identifier_stats(frame, as_of)
+    want = want.loc[want.set_index(["kind", "value_hash"]).index.isin(idents)].reset_index(drop=True)
+    assert len(want) >= 3
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want[list(got.columns)])
 
 
 def test_export_round_trips(store, store_factory, tmp_path):

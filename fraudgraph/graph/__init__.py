@@ -40,7 +40,8 @@ def open_graph(uri: str | None = None, settings=None) -> IdentityGraph:
         return GremlinIdentityGraph(uri, traversal_source=gg.traversal_source, pool_size=gg.pool_size,
                                     batch_size=gg.batch_size, fanout_cap=gs.neighbourhood_fanout_cap,
                                     max_retries=gg.max_retries, backoff_initial_s=gg.backoff_initial_s,
-                                    backoff_max_s=gg.backoff_max_s, request_timeout_s=gg.request_timeout_s)
+                                    backoff_max_s=gg.backoff_max_s, request_timeout_s=gg.request_timeout_s,
+                                    summary_properties=gg.summary_properties)
     raise ValueError(f"graph URI {uri!r}: expected sqlite:///PATH, ws://HOST:PORT/gremlin or wss://...")
 
 

@@ -231,15 +231,32 @@ class IdentityGraph(abc.ABC):
     """Domain-level operations on the identity graph. Use as a context manager."""
 
     uri: str
+    keeps_summaries: bool = False  # materialised link summaries that bulk loads refresh (refresh_summaries)
 
     # --- writes -------------------------------------------------------------
     @abc.abstractmethod
-    def upsert_customers(self, customers: Sequence[CustomerUpsert]) -> int:
-        """Create or merge customer vertices; returns the number written."""
+    def upsert_customers(self, customers: Sequence[CustomerUpsert], *, summaries: bool = True) -> int:
+        """Create or merge customer vertices; returns the number written (``summaries``: as for
+        :meth:`upsert_links`)."""
 
     @abc.abstractmethod
-    def upsert_links(self, links: Sequence[IdentityLink]) -> int:
-        """Create or merge identity links (and their endpoint vertices)."""
+    def upsert_links(self, links: Sequence[IdentityLink], *, summaries: bool = True) -> int:
+        """Create or merge identity links (and their endpoint vertices).
+
+        ``summaries=False`` leaves a store's materialised link summaries (see
+        :meth:`refresh_summaries`) for the caller to refresh once after a bulk
+        load, instead of after every batch; stores without them ignore it.
+        """
+
+    def refresh_summaries(self, customer_ids: Sequence[str] = (),
+                          identifiers: Sequence[tuple[str, str]] = ()) -> None:
+        """Recompute the materialised link summaries of these customers and identifiers.
+
+        Stores that keep per-vertex summaries for online reads (the Gremlin
+        store) implement it; :meth:`upsert_links` calls it for what it wrote
+        unless told not to. A stale or missing summary is never served: readers
+        check it against the live graph and aggregate the links instead.
+        """
 
     def set_customer_properties(self, updates: Mapping[str, Mapping[str, PropertyValue | None]]) -> int:
         """Set properties (labels, scores, decisions) on customers; creates missing ones."""
@@ -287,6 +304,12 @@ class IdentityGraph(abc.ABC):
 
         What a customer's own features need, without moving its links."""
         return summarise_links(self.links_of(customer_ids), as_of_ms)
+
+    def scoring_customers(self, customer_ids: Sequence[str], properties: Sequence[str], summary_ids: Sequence[str],
+                          as_of_ms: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``(customers_of(customer_ids, properties), link_summary(summary_ids, as_of_ms))``: what online
+        scoring reads about its customers; stores that keep both in one place answer in one read."""
+        return self.customers_of(customer_ids, properties), self.link_summary(summary_ids, as_of_ms)
 
     @abc.abstractmethod
     def identifier_links(self, identifiers: Sequence[tuple[str, str]], limit: int,

@@ -9,6 +9,25 @@ upsert is a direct id lookup, as Neptune recommends:
 - identifier vertex ``<kind>:<value_hash>`` with property ``value_hash``
 - edge ``has_<kind>:<customer_id>:<value_hash>``
 
+Online reads do not scan hubs. Every customer and identifier vertex carries a
+materialised summary of its links (property ``link_summary``, a compact JSON
+string, and the counter ``link_summary_version``): for a customer its link
+count and what its own features need; for an identifier its degree, first-seen
+range and event total, and the links of its ``fanout_cap + 1`` lowest-id
+customers. After writing edges, ``upsert_links`` bumps the version of every
+vertex it touched and refreshes their summaries
+(:meth:`GremlinIdentityGraph.refresh_summaries`) in two requests: one bumps the
+version and aggregates on the server, the next stores the summary only if the
+version is still the one it read (compare-and-set), so concurrent writers never
+leave an older summary behind. A bulk load passes ``summaries=False`` (the
+versions are still bumped, so the old summaries stop being served) and
+refreshes once at the end. A reader uses a summary only when its version is
+current, its link count equals the vertex's live edge count and every link it
+covers is visible at as-of; otherwise it aggregates the links as before. The
+one window left: between a writer's edge write and its version bump (a few
+milliseconds), a reader can see the new edge properties next to the previous
+summary; new edges are caught by the live count.
+
 Transient failures (connection reset or refused, server restart, Neptune's
 ``ConcurrentModificationException``) are retried with exponential backoff on a
 fresh connection; because every write is an idempotent upsert, a retried
@@ -17,6 +36,7 @@ request takes effect exactly once.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -51,6 +71,10 @@ log = logging.getLogger(__name__)
 T_ = TypeVar("T_")
 
 _CUSTOMER_PREFIX = f"{CUSTOMER}:"
+SUMMARY = "link_summary"
+SUMMARY_VERSION = "link_summary_version"
+_INTERNAL_PROPERTIES = (SUMMARY, SUMMARY_VERSION)
+_LINK_PROPS = LINK_FRAME_COLUMNS[3:]  # first_seen, last_seen, event_count, count_<type>...
 _TRANSIENT_MARKERS = (
     "ConcurrentModificationException",
     "Connection was closed",
@@ -95,6 +119,25 @@ def _typed_map(props: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _typed(v) for k, v in props.items()}
 
 
+def _min_or(values, default: int):
+    """min of a value stream, ``default`` when it is empty (min of nothing produces no row)."""
+    from gremlin_python.process.graph_traversal import __
+
+    return __.coalesce(values.min_(), __.constant(_typed(default)))
+
+
+def _max_or(values, default: int):
+    from gremlin_python.process.graph_traversal import __
+
+    return __.coalesce(values.max_(), __.constant(_typed(default)))
+
+
+def _sum_or(values, default: int = 0):
+    from gremlin_python.process.graph_traversal import __
+
+    return __.coalesce(values.sum_(), __.constant(_typed(default)))
+
+
 def _edge_id(link: IdentityLink) -> str:
     return f"{link.edge_label}:{link.customer_id}:{link.value_hash}"
 
@@ -102,9 +145,12 @@ def _edge_id(link: IdentityLink) -> str:
 class GremlinIdentityGraph(IdentityGraph):
     """Identity graph behind a Gremlin endpoint ``ws://HOST:PORT/gremlin`` or ``wss://...``."""
 
+    keeps_summaries = True
+
     def __init__(self, uri: str, *, traversal_source: str = "g", pool_size: int = 4, batch_size: int = 500,
                  fanout_cap: int = 50, max_retries: int = 8, backoff_initial_s: float = 0.2,
-                 backoff_max_s: float = 10.0, request_timeout_s: float = 120):
+                 backoff_max_s: float = 10.0, request_timeout_s: float = 120,
+                 summary_properties: Sequence[str] = ("signup_ts", "lifetime_value", "clean_label")):
         if not uri.startswith(("ws://", "wss://")):
             raise ValueError(f"graph URI {uri!r}: expected ws://HOST:PORT/gremlin or wss://...")
         self.uri = uri
@@ -116,6 +162,7 @@ class GremlinIdentityGraph(IdentityGraph):
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.request_timeout_s = request_timeout_s
+        self.summary_properties = frozenset(summary_properties)
         self._lock = threading.Lock()
         self._conn = None
         self._g = None
@@ -188,12 +235,16 @@ class GremlinIdentityGraph(IdentityGraph):
             for f in futures:
                 f.result()
 
-    def upsert_customers(self, customers: Sequence[CustomerUpsert]) -> int:
+    def upsert_customers(self, customers: Sequence[CustomerUpsert], *, summaries: bool = True) -> int:
+        """Merge customer properties; customers whose ``summary_properties`` change get their summaries
+        invalidated first and refreshed after (unless ``summaries=False``)."""
         from gremlin_python.process.graph_traversal import __
         from gremlin_python.process.traversal import Merge, T
 
         customers = list(customers)
         validate_customers(customers)
+        summarised = sorted({c.customer_id for c in customers if self.summary_properties & c.properties.keys()})
+        self._invalidate_summaries([customer_vertex_id(c) for c in summarised])
         rows, drops = [], defaultdict(list)
         for c in customers:
             vid = customer_vertex_id(c.customer_id)
@@ -214,10 +265,13 @@ class GremlinIdentityGraph(IdentityGraph):
         for keys, ids in drops.items():  # a None value removes the property
             self._write_chunks("remove_properties", lambda g, chunk, keys=keys: g.V(*chunk).properties(*keys)
                                .drop().iterate(), ids)
+        if summaries and summarised:
+            self.refresh_summaries(customer_ids=summarised)
         return len(customers)
 
-    def upsert_links(self, links: Sequence[IdentityLink]) -> int:
-        """Three phases (customer vertices, identifier vertices, edges), each chunked and concurrent."""
+    def upsert_links(self, links: Sequence[IdentityLink], *, summaries: bool = True) -> int:
+        """Three phases (customer vertices, identifier vertices, edges), each chunked and concurrent,
+        then the link summaries of every customer and identifier written (unless ``summaries=False``)."""
         from gremlin_python.process.graph_traversal import __
         from gremlin_python.process.traversal import Direction, Merge, T
 
@@ -258,15 +312,104 @@ class GremlinIdentityGraph(IdentityGraph):
 
         self._write_chunks("upsert_links.customers", write_customers, cust_rows)
         self._write_chunks("upsert_links.identifiers", write_identifiers, ident_rows)
+        touched_customers = sorted({l.customer_id for l in links})
+        touched_identifiers = sorted({(l.kind, l.value_hash) for l in links})
+        self._invalidate_summaries([customer_vertex_id(c) for c in touched_customers] +
+                                   [identifier_id(k, h) for k, h in touched_identifiers])
         self._write_chunks("upsert_links.edges", write_edges, edge_rows)
+        if summaries:
+            self.refresh_summaries(touched_customers, touched_identifiers)
         return len(links)
+
+    # ------------------------------------------------------- link summaries
+    @staticmethod
+    def _bump_version():
+        from gremlin_python.process.graph_traversal import __
+
+        return __.union(__.coalesce(__.values(SUMMARY_VERSION), __.constant(_typed(0))),
+                        __.constant(_typed(1))).sum_()
+
+    def _invalidate_summaries(self, vertex_ids: Sequence[str]) -> None:
+        """Drop the summaries of vertices about to change and bump their versions (before the write, so a
+        write that never reaches its refresh leaves no summary behind)."""
+        from gremlin_python.process.graph_traversal import __
+
+        self._write_chunks("invalidate_summaries", lambda g, chunk: (
+            g.V(*chunk).side_effect(__.properties(SUMMARY).drop())
+            .property(SUMMARY_VERSION, self._bump_version()).iterate()), list(vertex_ids))
+
+    def refresh_summaries(self, customer_ids: Sequence[str] = (),
+                          identifiers: Sequence[tuple[str, str]] = ()) -> None:
+        """Recompute the link summaries of these customers and identifiers (see the module docstring)."""
+        from gremlin_python.process.graph_traversal import __
+        from gremlin_python.process.traversal import P, T
+
+        cap = self.fanout_cap + 1
+        bump = self._bump_version
+        kept = sorted(self.summary_properties)
+
+        def store(g, rows):
+            """Compare-and-set: a summary read at an older version than the vertex's is dropped."""
+            (g.inject([{"k": {T.id: vid}, "v": _typed(v), "s": text} for vid, v, text in rows]).unfold().as_("r")
+             .merge_v(__.select("r").select("k")).as_("x")
+             .where("x", P.eq("r")).by(SUMMARY_VERSION).by("v")
+             .property(SUMMARY, __.select("r").select("s")).iterate())
+
+        def refresh_customers(g, chunk):
+            keys = ["first", *EDGE_LABEL_BY_KIND.values(), *_LINK_PROPS[2:]]  # LINK_SUMMARY_COLUMNS[1:]
+            t = (g.V(*chunk).property(SUMMARY_VERSION, bump())
+                 .project("id", "v", "n", "fmax", "p", *keys)
+                 .by(__.id_()).by(__.values(SUMMARY_VERSION)).by(__.out_e().count())
+                 .by(_max_or(__.out_e().values("first_seen"), -1))
+                 .by(__.value_map(*kept))
+                 .by(_min_or(__.out_e().values("first_seen"), -1)))
+            for label in EDGE_LABEL_BY_KIND.values():
+                t = t.by(__.out_e().has_label(label).count())
+            for prop in _LINK_PROPS[2:]:
+                t = t.by(_sum_or(__.out_e().values(prop)))
+            store(g, [(r["id"], r["v"], json.dumps({
+                "id": r["id"], "n": int(r["n"]), "fmax": int(r["fmax"]), "row": [int(r[k]) for k in keys],
+                "p": self._flatten(r["p"])}, default=str)) for r in t.to_list()])
+
+        def refresh_identifiers(g, chunk):
+            rows = (g.V(*chunk).property(SUMMARY_VERSION, bump())
+                    .project("id", "v", "n", "fmin", "fmax", "events", "first")
+                    .by(__.id_()).by(__.values(SUMMARY_VERSION)).by(__.in_e().count())
+                    .by(_min_or(__.in_e().values("first_seen"), -1))
+                    .by(_max_or(__.in_e().values("first_seen"), -1))
+                    .by(_sum_or(__.in_e().values("event_count")))
+                    .by(__.in_e().order().by(__.out_v().id_()).limit(cap)
+                        .project("c", "p").by(__.out_v().id_()).by(__.value_map()).fold())
+                    .to_list())
+            store(g, [(r["id"], r["v"], json.dumps({
+                "id": r["id"], "n": int(r["n"]), "fmin": int(r["fmin"]), "fmax": int(r["fmax"]),
+                "events": int(r["events"]),
+                "first": [[str(f["c"])[len(_CUSTOMER_PREFIX):], *(int(f["p"].get(k, 0)) for k in _LINK_PROPS)]
+                          for f in r["first"]]})) for r in rows])
+
+        customers = [customer_vertex_id(c) for c in dict.fromkeys(customer_ids)]
+        idents = [identifier_id(k, h) for k, h in dict.fromkeys(identifiers)]
+        for what, fn, ids, size in (("customers", refresh_customers, customers, self.batch_size),
+                                    ("identifiers", refresh_identifiers, idents, max(1, self.batch_size // 5))):
+            for chunk in chunked(ids, size):
+                self._run(f"refresh_summaries.{what}", lambda g, chunk=chunk, fn=fn: fn(g, chunk))
+
+    def _summaries(self, vertex_ids: Sequence[str]) -> dict[str, dict]:
+        """``{vertex id: summary}`` of the vertices that have a current one (only the strings travel)."""
+        out: dict[str, dict] = {}
+        for chunk in chunked(list(vertex_ids), self.batch_size):
+            (texts,) = self._run("summaries", lambda g, chunk=chunk: g.V(*chunk).values(SUMMARY).fold().to_list())
+            for text in texts:
+                summary = json.loads(text)
+                out[summary["id"]] = summary
+        return out
 
     # ----------------------------------------------------------------- reads
     @staticmethod
     def _flatten(value_map: Mapping[Any, Any]) -> dict[str, Any]:
         out = {}
         for k, v in value_map.items():
-            if not isinstance(k, str):
+            if not isinstance(k, str) or k in _INTERNAL_PROPERTIES:
                 continue
             out[k] = v[0] if isinstance(v, list) and len(v) == 1 else v
         return out
@@ -296,29 +439,59 @@ class GremlinIdentityGraph(IdentityGraph):
         return self.neighbourhoods([customer_id], fanout_cap)[customer_id]
 
     def neighbourhoods(self, customer_ids: Sequence[str], fanout_cap: int | None = None) -> dict[str, Neighbourhood]:
-        """One traversal for all the customers (one round trip per ``batch_size`` customers)."""
+        """The centres' links in one request, then their identifiers' summaries: an identifier's degree is
+        its live edge count, its lowest-id customers come from a current summary (ordered on the server
+        only for identifiers without one, or when the cap is above what summaries keep)."""
         from gremlin_python.process.graph_traversal import __
 
         cap = self.fanout_cap if fanout_cap is None else fanout_cap
         ids = list(dict.fromkeys(customer_ids))
-        found: dict[str, list[SharedIdentifier]] = {cid: [] for cid in ids}
-        for chunk in chunked(ids, self.batch_size):
-            centres = [customer_vertex_id(c) for c in chunk]
-            rows = self._run("neighbourhood", lambda g: (
-                g.V(*centres).out_e()
-                .project("centre", "label", "value_hash", "props", "degree", "customers")
-                .by(__.out_v().id_()).by(__.label()).by(__.in_v().values("value_hash")).by(__.value_map())
-                .by(__.in_v().in_e().count())
-                .by(__.in_v().in_().id_().order().limit(cap + 1).fold())
+        centres = [customer_vertex_id(c) for c in ids]
+        rows = []
+        for chunk in chunked(centres, self.batch_size):
+            rows += self._run("neighbourhood", lambda g, chunk=chunk: (
+                g.V(*chunk).out_e()
+                .project("centre", "label", "ident", "value_hash", "props")
+                .by(__.out_v().id_()).by(__.label()).by(__.in_v().id_()).by(__.in_v().values("value_hash"))
+                .by(__.value_map())
                 .to_list()))
-            for r in rows:
-                centre = r["centre"]
-                others = [cid[len(_CUSTOMER_PREFIX):] for cid in r["customers"] if cid != centre][:cap]
-                found[str(centre)[len(_CUSTOMER_PREFIX):]].append(SharedIdentifier(
-                    KIND_BY_EDGE_LABEL[r["label"]], r["value_hash"], int(r["degree"]), tuple(others),
-                    self._link_props(r["props"])))
+        first = self._lowest_customers(sorted({str(r["ident"]) for r in rows}), cap + 1)
+        found: dict[str, list[SharedIdentifier]] = {cid: [] for cid in ids}
+        for r in rows:
+            centre = str(r["centre"])[len(_CUSTOMER_PREFIX):]
+            degree, customers = first[str(r["ident"])]
+            others = tuple([c for c in customers if c != centre][:cap])
+            found[centre].append(SharedIdentifier(KIND_BY_EDGE_LABEL[r["label"]], r["value_hash"], degree, others,
+                                                  self._link_props(r["props"])))
         return {cid: Neighbourhood(cid, tuple(sorted(found[cid], key=lambda x: (x.kind, x.value_hash))))
                 for cid in ids}
+
+    @staticmethod
+    def _covers(summary, limit: int) -> bool:
+        """Does an identifier summary hold its ``limit`` lowest-id customers?"""
+        return summary is not None and (len(summary["first"]) >= limit or len(summary["first"]) == summary["n"])
+
+    def _lowest_customers(self, ident_vids: Sequence[str], limit: int) -> dict[str, tuple[int, list[str]]]:
+        """``{identifier vertex id: (degree, its ``limit`` lowest customer ids)}``."""
+        from gremlin_python.process.graph_traversal import __
+
+        out = {}
+        missing = []
+        summaries = self._summaries(ident_vids)
+        for vid in ident_vids:
+            summary = summaries.get(vid)
+            if self._covers(summary, limit):
+                out[vid] = (summary["n"], [f[0] for f in summary["first"][:limit]])
+            else:
+                missing.append(vid)
+        for chunk in chunked(missing, self.batch_size):
+            rows = self._run("lowest_customers", lambda g, chunk=chunk: (
+                g.V(*chunk).project("id", "degree", "customers").by(__.id_()).by(__.in_e().count())
+                .by(__.in_().id_().order().limit(limit).fold()).to_list()))
+            for r in rows:
+                out[str(r["id"])] = (int(r["degree"]),
+                                     [str(c)[len(_CUSTOMER_PREFIX):] for c in r["customers"]])
+        return out
 
     def stats(self) -> dict[str, dict[str, int]]:
         from gremlin_python.process.graph_traversal import __
@@ -334,13 +507,28 @@ class GremlinIdentityGraph(IdentityGraph):
             stats["edges"][label] = int(n)
         return stats
 
-    def customers_of(self, customer_ids: Sequence[str], properties: Sequence[str] | None = None) -> pd.DataFrame:
+    def scoring_customers(self, customer_ids: Sequence[str], properties: Sequence[str], summary_ids: Sequence[str],
+                          as_of_ms: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Both frames from one read of the customers' summaries."""
+        summaries = self._summaries([customer_vertex_id(c) for c in sorted(set(customer_ids) | set(summary_ids))])
+        return (self.customers_of(customer_ids, properties, _summaries=summaries),
+                self.link_summary(summary_ids, as_of_ms, _summaries=summaries))
+
+    def customers_of(self, customer_ids: Sequence[str], properties: Sequence[str] | None = None, *,
+                     _summaries: dict | None = None) -> pd.DataFrame:
+        """Chosen properties that summaries keep come from the summaries (one string per customer)."""
         from gremlin_python.process.traversal import T
 
         ids = [customer_vertex_id(c) for c in sorted(set(customer_ids))]
         names = list(dict.fromkeys(properties)) if properties is not None else []
+        records = []
+        if properties is not None and set(names) <= self.summary_properties:
+            summaries = self._summaries(ids) if _summaries is None else _summaries
+            records = [{"customer_id": vid[len(_CUSTOMER_PREFIX):], **summaries[vid]["p"]}
+                       for vid in ids if vid in summaries]
+            ids = [vid for vid in ids if vid not in summaries]
         rows = self._run("customers_of", lambda g: g.V(*ids).value_map(True, *names).to_list()) if ids else []
-        records = [{"customer_id": str(r[T.id])[len(_CUSTOMER_PREFIX):], **self._flatten(r)} for r in rows]
+        records += [{"customer_id": str(r[T.id])[len(_CUSTOMER_PREFIX):], **self._flatten(r)} for r in rows]
         columns = ["customer_id", *names] if properties is not None else (None if records else ["customer_id"])
         frame = pd.DataFrame.from_records(records, columns=columns)
         return frame.sort_values("customer_id").reset_index(drop=True) if records else frame
@@ -360,85 +548,109 @@ class GremlinIdentityGraph(IdentityGraph):
         frame = pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
         return frame.sort_values(["customer_id", "kind", "value_hash"]).reset_index(drop=True)
 
+    @staticmethod
+    def _visible(summary, as_of_ms: int | None, key: str) -> bool:
+        """Is every link a current summary covers first seen at or before as-of?"""
+        return summary is not None and (as_of_ms is None or summary[key] <= as_of_ms)
+
     def identifier_links(self, identifiers: Sequence[tuple[str, str]], limit: int,
                          as_of_ms: int | None = None) -> pd.DataFrame:
         from gremlin_python.process.graph_traversal import __
         from gremlin_python.process.traversal import P
 
-        ids = [identifier_id(k, h) for k, h in sorted(set(identifiers))]
+        wanted = {identifier_id(k, h): (k, h) for k, h in sorted(set(identifiers))}
+        records, missing = [], []
+        summaries = self._summaries(list(wanted))
+        for vid in wanted:
+            summary = summaries.get(vid)
+            if self._visible(summary, as_of_ms, "fmax") and self._covers(summary, limit):
+                kind, value_hash = wanted[vid]
+                records += [(f[0], kind, value_hash, *f[1:]) for f in summary["first"][:limit]]
+            else:
+                missing.append(vid)
         as_of = _typed(as_of_ms if as_of_ms is not None else 2**62)
-        rows = []
-        for chunk in chunked(ids, self.batch_size):
-            rows += self._run("identifier_links", lambda g: (
+        for chunk in chunked(missing, self.batch_size):
+            rows = self._run("identifier_links", lambda g, chunk=chunk: (
                 g.V(*chunk).local(__.in_e().has("first_seen", P.lte(as_of)).order().by(__.out_v().id_())
                                   .limit(int(limit)))
                 .project("label", "customer", "value_hash", "props")
                 .by(__.label()).by(__.out_v().id_()).by(__.in_v().values("value_hash")).by(__.value_map())
                 .to_list()))
-        records = [{"customer_id": str(r["customer"])[len(_CUSTOMER_PREFIX):],
-                    "kind": KIND_BY_EDGE_LABEL[r["label"]], "value_hash": r["value_hash"],
-                    **self._link_props(r["props"])} for r in rows]
+            props = self._link_props
+            records += [(str(r["customer"])[len(_CUSTOMER_PREFIX):], KIND_BY_EDGE_LABEL[r["label"]], r["value_hash"],
+                         *(props(r["props"]).get(k, 0) for k in _LINK_PROPS)) for r in rows]
         return pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
 
     def identifier_stats(self, identifiers: Sequence[tuple[str, str]], as_of_ms: int | None = None) -> pd.DataFrame:
-        """Aggregated on the server: a hub's hundreds of edges never cross the wire."""
+        """From the identifiers' summaries; aggregated on the server for the others (a hub's hundreds of
+        edges never cross the wire)."""
         from gremlin_python.process.graph_traversal import __
         from gremlin_python.process.traversal import P
 
-        ids = [identifier_id(k, h) for k, h in sorted(set(identifiers))]
-        if not ids:
-            return pd.DataFrame(columns=IDENTIFIER_STATS_COLUMNS)
+        wanted = {identifier_id(k, h): (k, h) for k, h in sorted(set(identifiers))}
+        out, missing = [], []
+        summaries = self._summaries(list(wanted))
+        for vid in wanted:
+            summary = summaries.get(vid)
+            if self._visible(summary, as_of_ms, "fmax"):
+                out.append((*wanted[vid], summary["n"], summary["fmin"], summary["fmax"], summary["events"]))
+            else:
+                missing.append(vid)
         limit = _typed(as_of_ms if as_of_ms is not None else 2**62)
 
         def visible():
             return __.in_e().has("first_seen", P.lte(limit))
 
-        rows = []
-        for chunk in chunked(ids, self.batch_size):
-            rows += self._run("identifier_stats", lambda g: (
+        for chunk in chunked(missing, self.batch_size):
+            rows = self._run("identifier_stats", lambda g, chunk=chunk: (
                 g.V(*chunk).project("label", "value_hash", "n", "fmin", "fmax", "events")
                 .by(__.label()).by(__.values("value_hash")).by(visible().count())
-                # min/max/sum of nothing produce nothing: coalesce keeps the row
-                .by(__.coalesce(visible().values("first_seen").min_(), __.constant(_typed(-1))))
-                .by(__.coalesce(visible().values("first_seen").max_(), __.constant(_typed(-1))))
-                .by(__.coalesce(visible().values("event_count").sum_(), __.constant(_typed(0))))
+                .by(_min_or(visible().values("first_seen"), -1))
+                .by(_max_or(visible().values("first_seen"), -1))
+                .by(_sum_or(visible().values("event_count")))
                 .to_list()))
-        out = [(r["label"], r["value_hash"], int(r["n"]), int(r["fmin"]), int(r["fmax"]), int(r["events"]))
-               for r in rows if int(r["n"])]
-        out.sort(key=lambda x: (x[0], x[1]))
+            out += [(r["label"], r["value_hash"], int(r["n"]), int(r["fmin"]), int(r["fmax"]), int(r["events"]))
+                    for r in rows]
+        out = sorted(row for row in out if row[2])
         return pd.DataFrame(out, columns=IDENTIFIER_STATS_COLUMNS)
 
-    def link_summary(self, customer_ids: Sequence[str], as_of_ms: int | None = None) -> pd.DataFrame:
-        """Aggregated on the server (one row per customer, not its edges)."""
+    def link_summary(self, customer_ids: Sequence[str], as_of_ms: int | None = None, *,
+                     _summaries: dict | None = None) -> pd.DataFrame:
+        """From the customers' summaries; aggregated on the server (one row per customer, not its edges)
+        for the others."""
         from gremlin_python.process.graph_traversal import __
         from gremlin_python.process.traversal import P
 
         ids = [customer_vertex_id(c) for c in sorted(set(customer_ids))]
+        out, missing = [], []
+        summaries = self._summaries(ids) if _summaries is None else _summaries
+        for vid in ids:
+            summary = summaries.get(vid)
+            if self._visible(summary, as_of_ms, "fmax"):
+                if summary["n"]:  # customers without links are left out
+                    out.append((vid[len(_CUSTOMER_PREFIX):], *summary["row"]))
+            else:
+                missing.append(vid)
         limit = _typed(as_of_ms if as_of_ms is not None else 2**62)
 
         def visible():
             return __.out_e().has("first_seen", P.lte(limit))
 
-        def total(prop):
-            return __.coalesce(visible().values(prop).sum_(), __.constant(_typed(0)))
-
         keys = ["id", "n", "first_link", *(f"identifiers_{k}" for k in EDGE_LABEL_BY_KIND), "events",
                 *COUNT_PROPERTY_BY_TYPE.values()]
-        rows = []
-        for chunk in chunked(ids, self.batch_size):
+        for chunk in chunked(missing, self.batch_size):
             def query(g, chunk=chunk):
                 t = g.V(*chunk).project(*keys).by(__.id_()).by(visible().count()) \
-                    .by(__.coalesce(visible().values("first_seen").min_(), __.constant(_typed(-1))))
+                    .by(_min_or(visible().values("first_seen"), -1))
                 for label in EDGE_LABEL_BY_KIND.values():
                     t = t.by(visible().has_label(label).count())
-                t = t.by(total("event_count"))
+                t = t.by(_sum_or(visible().values("event_count")))
                 for prop in COUNT_PROPERTY_BY_TYPE.values():
-                    t = t.by(total(prop))
+                    t = t.by(_sum_or(visible().values(prop)))
                 return t.to_list()
-            rows += self._run("link_summary", query)
-        out = [(str(r["id"])[len(_CUSTOMER_PREFIX):], *(int(r[k]) for k in keys[2:]))
-               for r in rows if int(r["n"])]
-        out.sort(key=lambda x: x[0])
+            out += [(str(r["id"])[len(_CUSTOMER_PREFIX):], *(int(r[k]) for k in keys[2:]))
+                    for r in self._run("link_summary", query) if int(r["n"])]
+        out.sort()
         return pd.DataFrame(out, columns=LINK_SUMMARY_COLUMNS)
 
     def customers_with(self, prop: str, value) -> pd.DataFrame:

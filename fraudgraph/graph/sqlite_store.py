@@ -218,7 +218,7 @@ class SqliteIdentityGraph(IdentityGraph):
             self._db.close()
 
     # ----------------------------------------------------------------- writes
-    def upsert_customers(self, customers: Sequence[CustomerUpsert]) -> int:
+    def upsert_customers(self, customers: Sequence[CustomerUpsert], *, summaries: bool = True) -> int:
         customers = list(customers)
         validate_customers(customers)
         for chunk in chunked(customers, self.batch_size):
@@ -227,7 +227,8 @@ class SqliteIdentityGraph(IdentityGraph):
                 db.executemany(_UPSERT_CUSTOMER, rows)
         return len(customers)
 
-    def upsert_links(self, links: Sequence[IdentityLink]) -> int:
+    def upsert_links(self, links: Sequence[IdentityLink], *, summaries: bool = True) -> int:
+        # the customer summary table is kept in the same transaction, whatever ``summaries`` says
         links = list(links)
         validate_links(links)
         for chunk in chunked(links, self.batch_size):
