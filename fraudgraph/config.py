@@ -226,6 +226,10 @@ class RuleSettings(_Section):
     hub_degree: int = Field(100, ge=2)
 
 
+class OnlineSettings(_Section):
+    torch_threads: int = Field(1, ge=1)
+
+
 class ConsumerSettings(_Section):
     ledger: str = "consumer-ledger.db"
     dead_letter: str = "consumer-rejects.jsonl"
@@ -292,6 +296,7 @@ class Settings(_Section):
     labels: LabelSettings = LabelSettings()
     training: TrainingSettings = TrainingSettings()
     rules: RuleSettings = RuleSettings()
+    online: OnlineSettings = OnlineSettings()
     consumer: ConsumerSettings = ConsumerSettings()
     api: ApiSettings = ApiSettings()
     kafka_server: KafkaServerSettings = KafkaServerSettings()

@@ -62,12 +62,14 @@ class RelationalMessagePassing(nn.Module):
         self.activation = activation
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, graph: Any, h_src: dict[str, torch.Tensor],
-                edge_feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, graph: Any, h_src: dict[str, torch.Tensor], edge_feats: dict[str, torch.Tensor],
+                dst_types: set[str] | None = None) -> dict[str, torch.Tensor]:
+        """New representations of the destination nodes; only of ``dst_types`` when given (the last layer
+        needs only the target type: the other relations' messages would be thrown away)."""
         with graph.local_scope():
             funcs = {}
             for src, etype, dst in graph.canonical_etypes:
-                if graph.num_edges(etype) == 0:
+                if graph.num_edges(etype) == 0 or (dst_types is not None and dst not in dst_types):
                     continue
                 graph.srcnodes[src].data[f"hs_{etype}"] = self.source_weight[etype](h_src[src])
                 if self.use_edge_features:
@@ -78,7 +80,7 @@ class RelationalMessagePassing(nn.Module):
             if funcs:
                 graph.multi_update_all(funcs, "sum")
             out = {}
-            for ntype in graph.dsttypes:
+            for ntype in graph.dsttypes if dst_types is None else [t for t in graph.dsttypes if t in dst_types]:
                 n_dst = graph.num_dst_nodes(ntype)
                 h = self.self_weight[ntype](h_src[ntype][:n_dst])
                 if "agg" in graph.dstnodes[ntype].data:
@@ -125,6 +127,7 @@ class EdgeAwareRGCN(nn.Module):
         ``edge_feats[i]``: features of block ``i``'s edges per relation.
         """
         h = {n: torch.relu(self.input_projection[n](x)) for n, x in node_feats.items() if n in self.input_projection}
-        for layer, block, efeats in zip(self.layers, blocks, edge_feats):
-            h = layer(block, h, efeats)
+        last = len(self.layers) - 1
+        for i, (layer, block, efeats) in enumerate(zip(self.layers, blocks, edge_feats)):
+            h = layer(block, h, efeats, {self.target_ntype} if i == last else None)
         return self.classifier(h[self.target_ntype]).squeeze(-1)

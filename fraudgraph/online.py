@@ -18,6 +18,7 @@ import pandas as pd
 from .config import Settings
 from .features import build_graph_tensors
 from .graph import IdentityGraph
+from .graph.base import LINK_FRAME_COLUMNS
 from .rules import CustomerEvidence, Decision, DecisionRules, SharedIdentifierEvidence
 from .schema import numeric_property
 from .scoring import ModelArtifact
@@ -40,6 +41,10 @@ class OnlineScorer:
     """Scores customers one at a time (or a few) straight from the graph store."""
 
     def __init__(self, store: IdentityGraph, artifact: ModelArtifact, settings: Settings):
+        """Also sets this process's torch intra-op threads to ``online.torch_threads``."""
+        import torch
+
+        torch.set_num_threads(settings.online.torch_threads)
         self.store = store
         self.artifact = artifact
         self.settings = settings
@@ -60,14 +65,20 @@ class OnlineScorer:
         ids = [customer_ids] if isinstance(customer_ids, str) else list(dict.fromkeys(customer_ids))
         hoods = self.store.neighbourhoods(ids, fanout_cap=self.cap)
         idents = sorted({(i.kind, i.value_hash) for nb in hoods.values() for i in nb.identifiers})
-        own = self.store.links_of(ids)
-        shared = self.store.identifier_links(idents, self.cap, as_of_ms)
-        links = pd.concat([own, shared], ignore_index=True) \
-            .drop_duplicates(["customer_id", "kind", "value_hash"], ignore_index=True) if len(shared) else own
+        # the neighbourhoods carry the scored customers' own links
+        own = pd.DataFrame.from_records(
+            [(cid, i.kind, i.value_hash, *(i.link.get(k, 0) for k in LINK_FRAME_COLUMNS[3:]))
+             for cid in ids for i in hoods[cid].identifiers], columns=LINK_FRAME_COLUMNS)
+        shared, stats = self.store.identifier_inputs(idents, self.cap, as_of_ms)
+        if len(shared):  # a scored customer among its identifiers' lowest ids is in both: keep one
+            seen = set(zip(shared["customer_id"], shared["kind"], shared["value_hash"]))
+            mine = [key not in seen for key in zip(own["customer_id"], own["kind"], own["value_hash"])]
+            links = pd.concat([own.loc[mine], shared], ignore_index=True)
+        else:
+            links = own
         members = sorted(set(ids) | set(links["customer_id"]) | {c for nb in hoods.values() for c in nb.customers})
         customers, summary = self.store.scoring_customers(members, CUSTOMER_PROPERTIES,
                                                           sorted(set(links["customer_id"])), as_of_ms)
-        stats = self.store.identifier_stats(idents, as_of_ms)
         return customers, links, stats, summary, hoods
 
     def score(self, customer_id: str, as_of_ms: int) -> OnlineResult | None:
@@ -88,9 +99,10 @@ class OnlineScorer:
             return {}
         scores = self.artifact.score_tensors(tensors, tensors.index_of(present))
         wanted = [c for c in CUSTOMER_PROPERTIES if c in customers]
-        records = {cid: dict(zip(wanted, vals)) for cid, *vals in
-                   zip(customers["customer_id"], *(customers[c].tolist() for c in wanted))}
-        fraud = {c for c, r in records.items() if r.get("clean_label") == "fraud"}
+        ids_col = customers["customer_id"].to_numpy()
+        fraud = set(ids_col[(customers["clean_label"] == "fraud").to_numpy()]) if "clean_label" in customers else set()
+        rows_of = {cid: i for i, cid in enumerate(ids_col) if cid in set(present)}
+        records = {cid: {c: customers[c].iat[i] for c in wanted} for cid, i in rows_of.items()}
         out = {}
         for cid, score in zip(present, scores):
             row = records.get(cid, {})

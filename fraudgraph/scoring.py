@@ -57,7 +57,7 @@ def gnn_scores(model, tensors: IdentityGraphTensors, scaler: FeatureScaler, idx,
     was_training = model.training
     if was_training:  # eval() walks every module: not on each online call
         model.eval()
-    with torch.no_grad():
+    with torch.inference_mode():  # lighter than no_grad: no autograd bookkeeping at all
         if g.num_edges() <= limit:
             logits = model([g] * layers, nodes, [edges] * layers)
             out = torch.sigmoid(logits).numpy()[idx]

@@ -232,3 +232,21 @@ def test_invalid_element_rejects_whole_batch(store):
     with pytest.raises(InvalidElementError, match="first_seen is after last_seen"):
         store.upsert_links([IdentityLink("a", "device", "d", 5, 2, 1)])
     assert sum(store.stats()["edges"].values()) == 0
+
+
+@pytest.mark.parametrize("as_of", [1_700_000_300_000, None])
+def test_combined_scoring_reads_equal_the_separate_ones(store, as_of):
+    """identifier_inputs and scoring_customers (one read where a store can) answer as their parts do."""
+    cust, links = small_world()
+    store.upsert_customers(cust)
+    store.upsert_links(links)
+    idents = [("ip", "hub"), ("device", "d1"), ("email", "e5"), ("card", "nothing")]
+    got_links, got_stats = store.identifier_inputs(idents, 3, as_of)
+    pd.testing.assert_frame_equal(got_links, store.identifier_links(idents, 3, as_of))
+    pd.testing.assert_frame_equal(got_stats, store.identifier_stats(idents, as_of))
+    assert len(got_links) and len(got_stats)
+    members, linked = ["c000", "c003", "c017", "nobody"], ["c003", "c042"]
+    got_customers, got_summary = store.scoring_customers(members, ["signup_ts", "lifetime_value"], linked, as_of)
+    pd.testing.assert_frame_equal(got_customers, store.customers_of(members, ["signup_ts", "lifetime_value"]))
+    pd.testing.assert_frame_equal(got_summary, store.link_summary(linked, as_of))
+    assert list(got_customers["customer_id"]) == ["c000", "c003", "c017"]

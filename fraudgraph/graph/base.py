@@ -311,6 +311,13 @@ class IdentityGraph(abc.ABC):
         scoring reads about its customers; stores that keep both in one place answer in one read."""
         return self.customers_of(customer_ids, properties), self.link_summary(summary_ids, as_of_ms)
 
+    def identifier_inputs(self, identifiers: Sequence[tuple[str, str]], limit: int,
+                          as_of_ms: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``(identifier_links(identifiers, limit, as_of_ms), identifier_stats(identifiers, as_of_ms))``:
+        what online scoring reads about the identifiers; stores that keep both in one place answer in one
+        read."""
+        return self.identifier_links(identifiers, limit, as_of_ms), self.identifier_stats(identifiers, as_of_ms)
+
     @abc.abstractmethod
     def identifier_links(self, identifiers: Sequence[tuple[str, str]], limit: int,
                          as_of_ms: int | None = None) -> pd.DataFrame:

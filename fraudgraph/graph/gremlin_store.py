@@ -553,14 +553,21 @@ class GremlinIdentityGraph(IdentityGraph):
         """Is every link a current summary covers first seen at or before as-of?"""
         return summary is not None and (as_of_ms is None or summary[key] <= as_of_ms)
 
+    def identifier_inputs(self, identifiers: Sequence[tuple[str, str]], limit: int,
+                          as_of_ms: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Both frames from one read of the identifiers' summaries."""
+        summaries = self._summaries([identifier_id(k, h) for k, h in sorted(set(identifiers))])
+        return (self.identifier_links(identifiers, limit, as_of_ms, _summaries=summaries),
+                self.identifier_stats(identifiers, as_of_ms, _summaries=summaries))
+
     def identifier_links(self, identifiers: Sequence[tuple[str, str]], limit: int,
-                         as_of_ms: int | None = None) -> pd.DataFrame:
+                         as_of_ms: int | None = None, *, _summaries: dict | None = None) -> pd.DataFrame:
         from gremlin_python.process.graph_traversal import __
         from gremlin_python.process.traversal import P
 
         wanted = {identifier_id(k, h): (k, h) for k, h in sorted(set(identifiers))}
         records, missing = [], []
-        summaries = self._summaries(list(wanted))
+        summaries = self._summaries(list(wanted)) if _summaries is None else _summaries
         for vid in wanted:
             summary = summaries.get(vid)
             if self._visible(summary, as_of_ms, "fmax") and self._covers(summary, limit):
@@ -581,7 +588,8 @@ class GremlinIdentityGraph(IdentityGraph):
                          *(props(r["props"]).get(k, 0) for k in _LINK_PROPS)) for r in rows]
         return pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
 
-    def identifier_stats(self, identifiers: Sequence[tuple[str, str]], as_of_ms: int | None = None) -> pd.DataFrame:
+    def identifier_stats(self, identifiers: Sequence[tuple[str, str]], as_of_ms: int | None = None, *,
+                         _summaries: dict | None = None) -> pd.DataFrame:
         """From the identifiers' summaries; aggregated on the server for the others (a hub's hundreds of
         edges never cross the wire)."""
         from gremlin_python.process.graph_traversal import __
@@ -589,7 +597,7 @@ class GremlinIdentityGraph(IdentityGraph):
 
         wanted = {identifier_id(k, h): (k, h) for k, h in sorted(set(identifiers))}
         out, missing = [], []
-        summaries = self._summaries(list(wanted))
+        summaries = self._summaries(list(wanted)) if _summaries is None else _summaries
         for vid in wanted:
             summary = summaries.get(vid)
             if self._visible(summary, as_of_ms, "fmax"):
