@@ -118,6 +118,19 @@ def graph_export(app: AppContext, graph_uri: str | None, out_dir: str) -> None:
     app.emit({k: str(v) for k, v in paths.items()})
 
 
+@graph.command("refresh-summaries")
+@click.option("--graph", "graph_uri", default=None, help="Graph URI (default graph.uri).")
+@common_options
+@pass_app
+def graph_refresh_summaries(app: AppContext, graph_uri: str | None) -> None:
+    """Recompute every customer's and identifier's kept link summary (after a bulk load that bypassed
+    fraudgraph, such as Neptune's loader)."""
+    from .graph import open_graph
+
+    with open_graph(graph_uri, app.settings) as store:
+        app.emit(store.rebuild_summaries(progress=True))
+
+
 # ------------------------------------------------------------ gremlin-server
 @cli.command("gremlin-server")
 @click.argument("action", type=click.Choice(["start", "stop", "status"]))

@@ -21,6 +21,24 @@ def test_graph_stats_json_lists_every_label(tmp_path, settings):
                      "edges": {"has_device": 0, "has_ip": 0, "has_email": 1, "has_card": 0}}
 
 
+def test_refresh_summaries_rebuilds_what_identifier_stats_read(tmp_path, settings):
+    import sqlite3
+
+    uri = f"sqlite:///{tmp_path / 'g.db'}"
+    with open_graph(uri, settings) as g:
+        g.upsert_links([IdentityLink(c, "ip", "hub", 10 + i, 20, 2) for i, c in enumerate(["a", "b", "c"])])
+    db = sqlite3.connect(tmp_path / "g.db")  # a load that bypassed the store left the summaries wrong
+    db.execute("UPDATE identifier_link_summary SET degree = 99, events = 0")
+    db.commit()
+    db.close()
+    result = CliRunner().invoke(cli, ["graph", "refresh-summaries", "--graph", uri, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"customers": 3, "identifiers": 1}
+    with open_graph(uri, settings) as g:
+        assert g.identifier_stats([("ip", "hub")]).values.tolist() == [["ip", "hub", 3, 10, 12, 6]]
+        assert g.neighbourhood("a").identifiers[0].degree == 3
+
+
 def test_bad_config_fails_at_start_naming_the_key(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("graph:\n  fanout: 3\n")

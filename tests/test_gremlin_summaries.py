@@ -118,3 +118,15 @@ def test_concurrent_writers_to_one_hub_leave_it_exact(gremlin_server, settings, 
     assert (row.degree, row.first_seen_min, row.first_seen_max, row.events) == (240, 1_000, 1_059, 60 * (1 + 2 + 3 + 4))
     assert_reads_match_links(gstore, ["w0-00", "w3-59"], [("ip", "shared")], cap=51)
     assert SUMMARY not in gstore.customers_of(["w0-00"]).columns
+
+
+def test_rebuild_after_a_load_without_summaries(gstore):
+    cust, links = small_world()
+    gstore.upsert_links(links, summaries=False)
+    assert not any(current(gstore, ["c000", "c001"], [("ip", "hub")]).values())
+    assert_reads_match_links(gstore, ["c000", "c001"], [("ip", "hub")])  # served from the links
+    counts = gstore.rebuild_summaries()
+    assert counts == {"customers": len({l.customer_id for l in links}),
+                      "identifiers": len({(l.kind, l.value_hash) for l in links})}
+    assert all(current(gstore, ["c000", "c001"], [("ip", "hub")]).values())
+    assert_reads_match_links(gstore, ["c000", "c001"], [("ip", "hub")])

@@ -262,6 +262,11 @@ class IdentityGraph(abc.ABC):
         """Set properties (labels, scores, decisions) on customers; creates missing ones."""
         return self.upsert_customers([CustomerUpsert(cid, dict(p)) for cid, p in updates.items()])
 
+    def rebuild_summaries(self, progress: bool = False) -> dict[str, int]:
+        """Recompute every kept link summary from the links (after a load that bypassed this interface,
+        such as Neptune's bulk loader). Returns how many customers and identifiers were summarised."""
+        return {"customers": 0, "identifiers": 0}
+
     # --- reads --------------------------------------------------------------
     @abc.abstractmethod
     def customer(self, customer_id: str) -> dict[str, PropertyValue] | None:

@@ -394,6 +394,26 @@ class GremlinIdentityGraph(IdentityGraph):
             for chunk in chunked(ids, size):
                 self._run(f"refresh_summaries.{what}", lambda g, chunk=chunk, fn=fn: fn(g, chunk))
 
+    def rebuild_summaries(self, progress: bool = False) -> dict[str, int]:
+        from tqdm import tqdm
+
+        from ..schema import IDENTIFIER_KINDS
+
+        customers = [str(v)[len(_CUSTOMER_PREFIX):] for v in
+                     self._run("list customers", lambda g: g.V().has_label(CUSTOMER).id_().to_list())]
+        identifiers = [tuple(str(v).split(":", 1)) for v in
+                       self._run("list identifiers", lambda g: g.V().has_label(*IDENTIFIER_KINDS).id_().to_list())]
+        step = self.batch_size
+        with tqdm(total=len(customers) + len(identifiers), desc="summaries", unit="vertex",
+                  disable=not progress) as bar:
+            for chunk in chunked(customers, step):
+                self.refresh_summaries(customer_ids=chunk)
+                bar.update(len(chunk))
+            for chunk in chunked(identifiers, step):
+                self.refresh_summaries(identifiers=chunk)
+                bar.update(len(chunk))
+        return {"customers": len(customers), "identifiers": len(identifiers)}
+
     def _summaries(self, vertex_ids: Sequence[str]) -> dict[str, dict]:
         """``{vertex id: summary}`` of the vertices that have a current one (only the strings travel)."""
         out: dict[str, dict] = {}

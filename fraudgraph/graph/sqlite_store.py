@@ -218,6 +218,16 @@ class SqliteIdentityGraph(IdentityGraph):
             log.warning("%s: building the per-identifier link summary (one-off migration)", self.path)
             self._db.execute(_REFRESH_IDENTIFIER_SUMMARY.replace("WHERE kind = ? AND value_hash IN ({marks}) ", ""))
 
+    def rebuild_summaries(self, progress: bool = False) -> dict[str, int]:
+        with self._write() as db:
+            db.execute("DELETE FROM customer_link_summary")
+            db.execute("DELETE FROM identifier_link_summary")
+            db.execute(_REFRESH_SUMMARY.replace("WHERE customer_id IN ({marks}) ", ""))
+            db.execute(_REFRESH_IDENTIFIER_SUMMARY.replace("WHERE kind = ? AND value_hash IN ({marks}) ", ""))
+            customers = db.execute("SELECT count(*) FROM customer_link_summary").fetchone()[0]
+            identifiers = db.execute("SELECT count(*) FROM identifier_link_summary").fetchone()[0]
+        return {"customers": customers, "identifiers": identifiers}
+
     # ------------------------------------------------------------------ utils
     class _Txn:
         def __init__(self, store: "SqliteIdentityGraph"):
