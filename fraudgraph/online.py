@@ -101,7 +101,8 @@ class OnlineScorer:
         wanted = [c for c in CUSTOMER_PROPERTIES if c in customers]
         ids_col = customers["customer_id"].to_numpy()
         fraud = set(ids_col[(customers["clean_label"] == "fraud").to_numpy()]) if "clean_label" in customers else set()
-        rows_of = {cid: i for i, cid in enumerate(ids_col) if cid in set(present)}
+        scored = set(present)
+        rows_of = {cid: i for i, cid in enumerate(ids_col) if cid in scored}
         records = {cid: {c: customers[c].iat[i] for c in wanted} for cid, i in rows_of.items()}
         out = {}
         for cid, score in zip(present, scores):

@@ -310,32 +310,24 @@ class SqliteIdentityGraph(IdentityGraph):
     def neighbourhoods(self, customer_ids: Sequence[str], fanout_cap: int | None = None) -> dict[str, Neighbourhood]:
         cap = self.fanout_cap if fanout_cap is None else fanout_cap
         ids = list(dict.fromkeys(customer_ids))
-        shared: dict[tuple[str, str], tuple[int, list[str]]] = {}
-        out = {}
-        # one indexed query per identifier: measured faster here than one join or window query over all of them
+        # one indexed query per customer and per identifier: measured faster here than one join or window
+        # query over all of them; degrees come from the identifier summary table in one lookup
         with self._lock:
             db = self._db
-            for customer_id in ids:
-                links = db.execute(
-                    f"SELECT kind, value_hash, first_seen, last_seen, event_count, {_COUNT_COLUMNS} FROM link "
-                    "WHERE customer_id = ? ORDER BY kind, value_hash",
-                    (customer_id,),
-                ).fetchall()
-                idents = []
-                kept = self._identifier_summaries([(kind, h) for kind, h, *_ in links if (kind, h) not in shared])
-                for kind, h, *props in links:
-                    if (kind, h) not in shared:
-                        degree = kept[(kind, h)][0]
-                        # one more than the cap, so the centre itself can be dropped (two indexed queries:
-                        # measured 5x faster on hubs than one query with count(*) OVER ())
-                        first = db.execute(
-                            "SELECT customer_id FROM link WHERE kind = ? AND value_hash = ? "
-                            "ORDER BY customer_id LIMIT ?", (kind, h, cap + 1)).fetchall()
-                        shared[(kind, h)] = (degree, [r[0] for r in first])
-                    degree, first = shared[(kind, h)]
-                    others = tuple([c for c in first if c != customer_id][:cap])
-                    idents.append(SharedIdentifier(kind, h, degree, others, _link_props(*props)))
-                out[customer_id] = Neighbourhood(customer_id, tuple(idents))
+            own = {cid: db.execute(
+                f"SELECT kind, value_hash, first_seen, last_seen, event_count, {_COUNT_COLUMNS} FROM link "
+                "WHERE customer_id = ? ORDER BY kind, value_hash", (cid,)).fetchall() for cid in ids}
+            idents = sorted({(kind, h) for links in own.values() for kind, h, *_ in links})
+            kept = self._identifier_summaries(idents)
+            # one more than the cap, so the centre itself can be dropped
+            first = {(kind, h): [r[0] for r in db.execute(
+                "SELECT customer_id FROM link WHERE kind = ? AND value_hash = ? ORDER BY customer_id LIMIT ?",
+                (kind, h, cap + 1))] for kind, h in idents}
+        out = {}
+        for cid, links in own.items():
+            out[cid] = Neighbourhood(cid, tuple(
+                SharedIdentifier(kind, h, kept[(kind, h)][0], tuple([c for c in first[(kind, h)] if c != cid][:cap]),
+                                 _link_props(*props)) for kind, h, *props in links))
         return out
 
     def stats(self) -> dict[str, dict[str, int]]:
