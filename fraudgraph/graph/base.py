@@ -254,8 +254,9 @@ class IdentityGraph(abc.ABC):
 
         Stores that keep per-vertex summaries for online reads (the Gremlin
         store) implement it; :meth:`upsert_links` calls it for what it wrote
-        unless told not to. A stale or missing summary is never served: readers
-        check it against the live graph and aggregate the links instead.
+        unless told not to. Writes drop the summaries of what they touch first,
+        so a vertex without a fresh summary has none, and readers aggregate its
+        links instead.
         """
 
     def set_customer_properties(self, updates: Mapping[str, Mapping[str, PropertyValue | None]]) -> int:

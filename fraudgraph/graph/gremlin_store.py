@@ -11,22 +11,22 @@ upsert is a direct id lookup, as Neptune recommends:
 
 Online reads do not scan hubs. Every customer and identifier vertex carries a
 materialised summary of its links (property ``link_summary``, a compact JSON
-string, and the counter ``link_summary_version``): for a customer its link
-count and what its own features need; for an identifier its degree, first-seen
-range and event total, and the links of its ``fanout_cap + 1`` lowest-id
-customers. After writing edges, ``upsert_links`` bumps the version of every
-vertex it touched and refreshes their summaries
-(:meth:`GremlinIdentityGraph.refresh_summaries`) in two requests: one bumps the
-version and aggregates on the server, the next stores the summary only if the
-version is still the one it read (compare-and-set), so concurrent writers never
-leave an older summary behind. A bulk load passes ``summaries=False`` (the
-versions are still bumped, so the old summaries stop being served) and
-refreshes once at the end. A reader uses a summary only when its version is
-current, its link count equals the vertex's live edge count and every link it
-covers is visible at as-of; otherwise it aggregates the links as before. The
-one window left: between a writer's edge write and its version bump (a few
-milliseconds), a reader can see the new edge properties next to the previous
-summary; new edges are caught by the live count.
+string, and the counter ``link_summary_version``): for a customer what its own
+features need, its latest first-seen time and the ``summary_properties``; for
+an identifier its degree, first-seen range and event total, and the links of
+its ``fanout_cap + 1`` lowest-id customers. Before writing, ``upsert_links``
+(and ``upsert_customers`` when a kept property changes) drops the summaries of
+the vertices it touches and bumps their versions; after writing it refreshes
+them (:meth:`GremlinIdentityGraph.refresh_summaries`) in two requests: one
+bumps the version again and aggregates on the server, the next stores the
+summary only if the version is still the one it read (compare-and-set), so
+concurrent writers never leave an older summary behind and a crash between the
+write and the refresh leaves no summary rather than a stale one. A bulk load
+passes ``summaries=False`` and refreshes once at the end. A reader uses a
+summary when there is one and every link it covers is visible at as-of;
+otherwise it aggregates the links as before. The one window left: a reader
+running while another process writes the same vertex can see the summary from
+just before that write, until the writer's refresh a few milliseconds later.
 
 Transient failures (connection reset or refused, server restart, Neptune's
 ``ConcurrentModificationException``) are retried with exponential backoff on a
@@ -459,9 +459,9 @@ class GremlinIdentityGraph(IdentityGraph):
         return self.neighbourhoods([customer_id], fanout_cap)[customer_id]
 
     def neighbourhoods(self, customer_ids: Sequence[str], fanout_cap: int | None = None) -> dict[str, Neighbourhood]:
-        """The centres' links in one request, then their identifiers' summaries: an identifier's degree is
-        its live edge count, its lowest-id customers come from a current summary (ordered on the server
-        only for identifiers without one, or when the cap is above what summaries keep)."""
+        """The centres' links in one request, then their identifiers' summaries (degree and lowest-id
+        customers; counted and ordered on the server only for identifiers without one, or when the cap
+        is above what summaries keep)."""
         from gremlin_python.process.graph_traversal import __
 
         cap = self.fanout_cap if fanout_cap is None else fanout_cap
@@ -569,9 +569,9 @@ class GremlinIdentityGraph(IdentityGraph):
         return frame.sort_values(["customer_id", "kind", "value_hash"]).reset_index(drop=True)
 
     @staticmethod
-    def _visible(summary, as_of_ms: int | None, key: str) -> bool:
-        """Is every link a current summary covers first seen at or before as-of?"""
-        return summary is not None and (as_of_ms is None or summary[key] <= as_of_ms)
+    def _visible(summary, as_of_ms: int | None) -> bool:
+        """Is every link a summary covers (a customer's or an identifier's) first seen at or before as-of?"""
+        return summary is not None and (as_of_ms is None or summary["fmax"] <= as_of_ms)
 
     def identifier_inputs(self, identifiers: Sequence[tuple[str, str]], limit: int,
                           as_of_ms: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -590,7 +590,7 @@ class GremlinIdentityGraph(IdentityGraph):
         summaries = self._summaries(list(wanted)) if _summaries is None else _summaries
         for vid in wanted:
             summary = summaries.get(vid)
-            if self._visible(summary, as_of_ms, "fmax") and self._covers(summary, limit):
+            if self._visible(summary, as_of_ms) and self._covers(summary, limit):
                 kind, value_hash = wanted[vid]
                 records += [(f[0], kind, value_hash, *f[1:]) for f in summary["first"][:limit]]
             else:
@@ -620,7 +620,7 @@ class GremlinIdentityGraph(IdentityGraph):
         summaries = self._summaries(list(wanted)) if _summaries is None else _summaries
         for vid in wanted:
             summary = summaries.get(vid)
-            if self._visible(summary, as_of_ms, "fmax"):
+            if self._visible(summary, as_of_ms):
                 out.append((*wanted[vid], summary["n"], summary["fmin"], summary["fmax"], summary["events"]))
             else:
                 missing.append(vid)
@@ -654,7 +654,7 @@ class GremlinIdentityGraph(IdentityGraph):
         summaries = self._summaries(ids) if _summaries is None else _summaries
         for vid in ids:
             summary = summaries.get(vid)
-            if self._visible(summary, as_of_ms, "fmax"):
+            if self._visible(summary, as_of_ms):
                 if summary["n"]:  # customers without links are left out
                     out.append((vid[len(_CUSTOMER_PREFIX):], *summary["row"]))
             else:
