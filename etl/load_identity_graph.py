@@ -81,32 +81,6 @@ def _epoch_ms(df, column: str):
 
 
 # ------------------------------------------------------------- per partition
-def _refresh_partition(uri: str, settings_json: str, batch_size: int):
-    """Refresh the link summaries of a partition of customer ids or (kind, value_hash) rows."""
-    def run(rows: Iterator) -> None:
-        from fraudgraph.config import Settings
-        from fraudgraph.graph import open_graph
-
-        settings = Settings.model_validate_json(settings_json)
-        batch: list = []
-        with open_graph(uri, settings) as store:
-            def flush():
-                if len(batch[0]) == 1:
-                    store.refresh_summaries(customer_ids=[r[0] for r in batch])
-                else:
-                    store.refresh_summaries(identifiers=[(r[0], r[1]) for r in batch])
-                batch.clear()
-
-            for row in rows:
-                batch.append(tuple(row))
-                if len(batch) >= batch_size:
-                    flush()
-            if batch:
-                flush()
-
-    return run
-
-
 def _validate_partition(settings_json: str):
     def run(batches: Iterator) -> Iterator:
         import pandas as pd
@@ -132,35 +106,41 @@ def _validate_partition(settings_json: str):
 
 
 def _write_partition(uri: str, settings_json: str, what: str, batch_size: int):
+    """Write a partition to the graph in batches: ``customers`` or ``links`` rows, or, once every link is
+    in, the link summaries of ``customer_summaries`` (customer_id) or ``identifier_summaries``
+    (kind, value_hash) rows."""
     def run(rows: Iterator) -> None:
         from fraudgraph.config import Settings
         from fraudgraph.graph import CustomerUpsert, IdentityLink, open_graph
         from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE
 
-        settings = Settings.model_validate_json(settings_json)
-        batch: list = []
-        with open_graph(uri, settings) as store:
-            def flush():
-                if what == "customers":
-                    store.upsert_customers(batch, summaries=False)
-                else:
-                    store.upsert_links(batch, summaries=False)  # refreshed once at the end of the load
-                batch.clear()
+        def customer(rec):
+            return CustomerUpsert(rec["customer_id"],
+                                  {k: v for k, v in rec.items() if k != "customer_id" and v is not None})
 
+        def link(rec):
+            counts = {t: int(rec[p]) for t, p in COUNT_PROPERTY_BY_TYPE.items() if rec.get(p)}
+            return IdentityLink(rec["customer_id"], rec["kind"], rec["value_hash"], int(rec["first_seen"]),
+                                int(rec["last_seen"]), int(rec["event_count"]), counts)
+
+        settings = Settings.model_validate_json(settings_json)
+        with open_graph(uri, settings) as store:
+            element, apply = {  # summaries are refreshed once at the end of the load, not per batch
+                "customers": (customer, lambda b: store.upsert_customers(b, summaries=False)),
+                "links": (link, lambda b: store.upsert_links(b, summaries=False)),
+                "customer_summaries": (lambda rec: rec["customer_id"],
+                                       lambda b: store.refresh_summaries(customer_ids=b)),
+                "identifier_summaries": (lambda rec: (rec["kind"], rec["value_hash"]),
+                                         lambda b: store.refresh_summaries(identifiers=b)),
+            }[what]
+            batch: list = []
             for row in rows:
-                rec = row.asDict()
-                if what == "customers":
-                    props = {k: v for k, v in rec.items() if k != "customer_id" and v is not None}
-                    batch.append(CustomerUpsert(rec["customer_id"], props))
-                else:
-                    counts = {t: int(rec[p]) for t, p in COUNT_PROPERTY_BY_TYPE.items() if rec.get(p)}
-                    batch.append(IdentityLink(rec["customer_id"], rec["kind"], rec["value_hash"],
-                                              int(rec["first_seen"]), int(rec["last_seen"]),
-                                              int(rec["event_count"]), counts))
+                batch.append(element(row.asDict()))
                 if len(batch) >= batch_size:
-                    flush()
+                    apply(batch)
+                    batch = []
             if batch:
-                flush()
+                apply(batch)
 
     return run
 
@@ -299,9 +279,9 @@ def run_etl(spark, settings, input_source: str, graph_uri: str | None, *, snapsh
         if keeps_summaries:  # once per vertex after every link is in, not once per batch that touched it
             log.info("refreshing link summaries")
             links.select("customer_id").distinct().repartition(n) \
-                .foreachPartition(_refresh_partition(graph_uri, settings_json, batch))
+                .foreachPartition(_write_partition(graph_uri, settings_json, "customer_summaries", batch))
             links.select("kind", "value_hash").distinct().repartition(n) \
-                .foreachPartition(_refresh_partition(graph_uri, settings_json, batch))
+                .foreachPartition(_write_partition(graph_uri, settings_json, "identifier_summaries", batch))
 
     per_kind = links.groupBy("kind", "edge_label").agg(F.count(F.lit(1)).alias("edges"),
                                                        F.countDistinct("value_hash").alias("identifiers")).collect()

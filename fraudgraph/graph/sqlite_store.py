@@ -117,6 +117,9 @@ _REFRESH_SUMMARY = (
     f"SELECT customer_id, min(first_seen), max(first_seen), {_KIND_SUMS}, sum(event_count), {_COUNT_SUMS} "
     "FROM link WHERE customer_id IN ({marks}) GROUP BY customer_id"
 )
+# the same over every customer and identifier (migrations and rebuild_summaries)
+_BUILD_SUMMARY = _REFRESH_SUMMARY.replace("WHERE customer_id IN ({marks}) ", "")
+_BUILD_IDENTIFIER_SUMMARY = _REFRESH_IDENTIFIER_SUMMARY.replace("WHERE kind = ? AND value_hash IN ({marks}) ", "")
 
 
 def path_from_uri(uri: str) -> Path:
@@ -213,17 +216,17 @@ class SqliteIdentityGraph(IdentityGraph):
             return
         if self._db.execute("SELECT 1 FROM customer_link_summary LIMIT 1").fetchone() is None:
             log.warning("%s: building the per-customer link summary (one-off migration)", self.path)
-            self._db.execute(_REFRESH_SUMMARY.replace("WHERE customer_id IN ({marks}) ", ""))
+            self._db.execute(_BUILD_SUMMARY)
         if self._db.execute("SELECT 1 FROM identifier_link_summary LIMIT 1").fetchone() is None:
             log.warning("%s: building the per-identifier link summary (one-off migration)", self.path)
-            self._db.execute(_REFRESH_IDENTIFIER_SUMMARY.replace("WHERE kind = ? AND value_hash IN ({marks}) ", ""))
+            self._db.execute(_BUILD_IDENTIFIER_SUMMARY)
 
     def rebuild_summaries(self, progress: bool = False) -> dict[str, int]:
         with self._write() as db:
             db.execute("DELETE FROM customer_link_summary")
             db.execute("DELETE FROM identifier_link_summary")
-            db.execute(_REFRESH_SUMMARY.replace("WHERE customer_id IN ({marks}) ", ""))
-            db.execute(_REFRESH_IDENTIFIER_SUMMARY.replace("WHERE kind = ? AND value_hash IN ({marks}) ", ""))
+            db.execute(_BUILD_SUMMARY)
+            db.execute(_BUILD_IDENTIFIER_SUMMARY)
             customers = db.execute("SELECT count(*) FROM customer_link_summary").fetchone()[0]
             identifiers = db.execute("SELECT count(*) FROM identifier_link_summary").fetchone()[0]
         return {"customers": customers, "identifiers": identifiers}
@@ -263,7 +266,7 @@ class SqliteIdentityGraph(IdentityGraph):
         return len(customers)
 
     def upsert_links(self, links: Sequence[IdentityLink], *, summaries: bool = True) -> int:
-        # the customer summary table is kept in the same transaction, whatever ``summaries`` says
+        # both summary tables are kept in the same transaction, whatever ``summaries`` says
         links = list(links)
         validate_links(links)
         for chunk in chunked(links, self.batch_size):
