@@ -54,8 +54,8 @@ def reference_world(settings, customers: int, out_dir: Path):
     """
     from etl.reference import reference_etl
     from fraudgraph.identity import IdentifierHasher
-    from fraudgraph.schema import to_epoch_ms
-    from fraudgraph.world import WorldGenerator
+    from fraudgraph.timeutil import to_epoch_ms
+    from fraudgraph.synthetic.world import WorldGenerator
 
     world = WorldGenerator(settings.world.model_copy(update={"customers": customers})).generate(
         out_dir / "world", progress=False)
@@ -66,7 +66,7 @@ def reference_world(settings, customers: int, out_dir: Path):
 def temporary_gremlin_server(settings, state_dir: Path):
     """A started Gremlin Server on a free loopback port with room for a 100k-customer graph
     (not persisted, full JIT)."""
-    from fraudgraph.servers import GremlinServer, free_port
+    from localservers.servers import GremlinServer, free_port
 
     gs = settings.gremlin_server.model_copy(update={"heap": "4g", "persist": False, "quick_jit": False})
     server = GremlinServer(gs, state_dir=state_dir, port=free_port())
@@ -83,7 +83,7 @@ def loaded_world(settings, customers: int, backend: str, out_dir: Path):
     """
     from fraudgraph.graph import open_graph
     from fraudgraph.graph.snapshot import frames_to_elements
-    from fraudgraph.scoring import untrained_artifact
+    from fraudgraph.ml.artifact import untrained_artifact
 
     _, as_of, ref = reference_world(settings, customers, out_dir)
     server = temporary_gremlin_server(settings, out_dir / "gremlin") if backend == "gremlin" else None

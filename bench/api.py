@@ -26,7 +26,7 @@ from pathlib import Path
 from _common import loaded_world, peak_rss_mb, percentile_ms, table, write_result
 
 from fraudgraph.config import load_settings
-from fraudgraph.servers import free_port
+from localservers.servers import free_port
 
 TOKEN = "bench-token"
 
@@ -90,7 +90,7 @@ def main() -> None:
                    "FRAUDGRAPH_API__WRITE_SCORES": "false", "FRAUDGRAPH_LOGGING__LEVEL": "WARNING"}
             port = free_port()
             # the API in its own process, as deployed: the clients here must not share its interpreter
-            api = subprocess.Popen([sys.executable, "-m", "fraudgraph.cli", "api", "--graph", uri, "--model",
+            api = subprocess.Popen([sys.executable, "-m", "fraudgraph.cli.main", "api", "--graph", uri, "--model",
                                     str(tmp / "model"), "--port", str(port)], env=env)
             base = f"http://127.0.0.1:{port}"
             try:

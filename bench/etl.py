@@ -25,8 +25,8 @@ from etl.reference import reference_etl
 from fraudgraph.config import load_settings
 from fraudgraph.graph.snapshot import write_snapshot
 from fraudgraph.identity import IdentifierHasher
-from fraudgraph.spark_session import build_spark_session
-from fraudgraph.world import WorldGenerator
+from etl.spark_session import build_spark_session
+from fraudgraph.synthetic.world import WorldGenerator
 
 
 def jvm_peak_rss_mb() -> float:

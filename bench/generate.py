@@ -16,7 +16,7 @@ import time
 from _common import peak_rss_mb, table, write_result
 
 from fraudgraph.config import load_settings
-from fraudgraph.world import WorldGenerator
+from fraudgraph.synthetic.world import WorldGenerator
 
 
 def main() -> None:

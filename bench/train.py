@@ -21,10 +21,10 @@ from pathlib import Path
 from _common import peak_rss_mb, reference_world, table, write_result
 
 from fraudgraph.config import load_settings
-from fraudgraph.features import build_graph_tensors
+from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.graph.snapshot import read_snapshot, write_snapshot
-from fraudgraph.labels import clean_labels
-from fraudgraph.scoring import ModelArtifact
+from fraudgraph.labels.cleaning import clean_labels
+from fraudgraph.ml.artifact import ModelArtifact
 from training.train import run_training
 
 

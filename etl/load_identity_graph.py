@@ -230,6 +230,7 @@ def run_etl(spark, settings, input_source: str, graph_uri: str | None, *, snapsh
     from pyspark.sql.types import StringType
 
     from fraudgraph.schema import EDGE_LABELS, SCHEMA_VERSION, VERTEX_LABELS
+    from fraudgraph.timeutil import now_ms
 
     started = time.monotonic()
     settings_json = settings.model_dump_json()
@@ -303,7 +304,7 @@ def run_etl(spark, settings, input_source: str, graph_uri: str | None, *, snapsh
         "wall_s": round(time.monotonic() - started, 2),
     }
     if snapshot:
-        manifest = {"schema_version": SCHEMA_VERSION, "created_at_ms": int(time.time() * 1000),
+        manifest = {"schema_version": SCHEMA_VERSION, "created_at_ms": now_ms(),
                     "source": "etl", "rows": {"customers": n_customers, "links": sum(link_counts.values()),
                                               "identifiers": sum(vertices.values()) - vertices["customer"]}}
         (Path(snapshot) / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -327,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from fraudgraph.config import load_settings
     from fraudgraph.logs import configure_logging
-    from fraudgraph.spark_session import build_spark_session
+    from etl.spark_session import build_spark_session
 
     settings = load_settings(args.config)
     configure_logging(settings.logging.level)

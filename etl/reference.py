@@ -14,7 +14,8 @@ import pandas as pd
 
 from fraudgraph.event_frames import HASH_COLUMN_BY_KIND, validate_and_hash
 from fraudgraph.identity import IdentifierHasher
-from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND, to_epoch_ms
+from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND
+from fraudgraph.timeutil import to_epoch_ms
 
 
 def _read(world: Path, name: str) -> pd.DataFrame:

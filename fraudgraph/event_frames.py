@@ -12,7 +12,8 @@ from __future__ import annotations
 import pandas as pd
 
 from .identity import IdentifierHasher
-from .schema import EVENT_FIELD_BY_KIND, EVENT_TYPES, IDENTIFIER_PROBLEMS, to_epoch_ms
+from .schema import EVENT_FIELD_BY_KIND, EVENT_TYPES, IDENTIFIER_PROBLEMS
+from .timeutil import to_epoch_ms
 
 EVENT_COLUMNS = ["event_id", "event_type", "ts", "customer_id", "device_id", "ip", "email", "card_fingerprint",
                  "amount"]

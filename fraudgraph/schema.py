@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .timeutil import from_epoch_ms, to_epoch_ms
+
 SCHEMA_VERSION = 1
 
 CUSTOMER = "customer"
@@ -46,7 +48,6 @@ EventType = Literal[
     "signup", "login", "payment", "add_card", "change_email", "block", "unblock", "appeal"
 ]
 COUNT_PROPERTY_BY_TYPE: dict[str, str] = {t: f"count_{t}" for t in EVENT_TYPES}
-LINK_TIME_PROPERTIES: tuple[str, ...] = ("first_seen", "last_seen")
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DIGITS_RE = re.compile(r"^[0-9 \-]+$")
@@ -107,37 +108,6 @@ def numeric_property(value: Any) -> float | None:
     return out if math.isfinite(out) else None
 
 
-def to_epoch_ms(value: Any) -> int:
-    """UTC epoch milliseconds from a datetime (naive means UTC), ISO-8601 string or number.
-
-    Numbers are taken as epoch milliseconds. Raises ``ValueError`` otherwise.
-    """
-    if isinstance(value, bool):
-        raise ValueError("a boolean is not a timestamp")
-    if isinstance(value, (int, float)):
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            raise ValueError("empty timestamp")
-        if text.lstrip("-").isdigit():
-            return int(text)
-        if text.endswith("Z"):
-            text = text[:-1] + "+00:00"
-        value = dt.datetime.fromisoformat(text)
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        return int(value.timestamp() * 1000)
-    if hasattr(value, "to_pydatetime"):  # pandas Timestamp
-        return to_epoch_ms(value.to_pydatetime())
-    raise ValueError(f"unsupported timestamp type {type(value).__name__}")
-
-
-def from_epoch_ms(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
-
-
 class Event(BaseModel):
     """One identity event: a historical row or a live message.
 
@@ -195,7 +165,7 @@ class Event(BaseModel):
 
     @property
     def ts_ms(self) -> int:
-        return int(self.ts.timestamp() * 1000)
+        return to_epoch_ms(self.ts)
 
     def identifiers(self) -> dict[str, str]:
         """Raw identifier values present on this event, by kind."""

@@ -41,8 +41,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from fraudgraph.config import ApiSettings, Settings
 from fraudgraph.graph import IdentityGraph
 from fraudgraph.identity import IdentifierError, IdentifierHasher
-from fraudgraph.online import OnlineScorer
+from fraudgraph.scoring.online import OnlineScorer
 from fraudgraph.schema import IDENTIFIER_KINDS, IDENTIFIER_PROBLEMS, numeric_property
+from fraudgraph.timeutil import now_ms
 
 log = logging.getLogger("fraudgraph.api")
 CONSOLE_HTML = Path(__file__).with_name("console") / "index.html"
@@ -451,7 +452,7 @@ def create_app(store: IdentityGraph, scorer: OnlineScorer, settings: Settings) -
         ids = list(dict.fromkeys(body.customer_ids))
         if len(ids) > cfg.max_score_ids:
             raise ApiError(422, "invalid_request", f"customer_ids: at most {cfg.max_score_ids} per request")
-        as_of = int(time.time() * 1000)
+        as_of = now_ms()
         with scoring_slots:  # CPU-bound: more at once than cores only thrashes
             results = scorer.score_many(ids, as_of)
         out = [ScoreOut(customer_id=c, score=r.score, decision=r.decision.decision,
@@ -495,7 +496,7 @@ def create_app(store: IdentityGraph, scorer: OnlineScorer, settings: Settings) -
         customer_or_404(customer_id)
         if len(body.note) > cfg.note_max_chars:
             raise ApiError(422, "invalid_request", f"note: at most {cfg.note_max_chars} characters")
-        now = int(time.time() * 1000)
+        now = now_ms()
         store.set_customer_properties({customer_id: {"review_outcome": body.outcome, "review_outcome_at": now,
                                                      "review_note": body.note}})
         log.info("review outcome recorded for a customer: %s", body.outcome)

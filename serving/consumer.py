@@ -33,7 +33,7 @@ from typing import Any
 from fraudgraph.config import Settings
 from fraudgraph.graph import CustomerUpsert, IdentityGraph, IdentityLink
 from fraudgraph.identity import IdentifierHasher
-from fraudgraph.online import OnlineScorer
+from fraudgraph.scoring.online import OnlineScorer
 from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, Event, InvalidEvent, validate_event
 
 from .ledger import Ledger, merge_customer_props

@@ -24,7 +24,7 @@ def settings():
 @pytest.fixture(scope="session")
 def gremlin_server(tmp_path_factory, settings):
     """A real Apache TinkerPop Gremlin Server (TinkerGraph) on a free loopback port."""
-    from fraudgraph.servers import GremlinServer, free_port
+    from localservers.servers import GremlinServer, free_port
 
     state = tmp_path_factory.mktemp("gremlin-server")
     server = GremlinServer(settings.gremlin_server, state_dir=state, port=free_port())
@@ -75,7 +75,7 @@ def store_factory(request, tmp_path, settings):
 @pytest.fixture(scope="session")
 def spark(settings):
     """One local Spark session for the whole test run (UI off, 1 shuffle partition, loopback)."""
-    from fraudgraph.spark_session import build_spark_session
+    from etl.spark_session import build_spark_session
 
     spark_settings = settings.spark.model_copy(update={
         "master": "local[2]", "shuffle_partitions": 1,
@@ -88,7 +88,7 @@ def spark(settings):
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory, settings):
     """A generated world of 3,000 customers shared by the tests that only read it."""
-    from fraudgraph.world import WorldGenerator
+    from fraudgraph.synthetic.world import WorldGenerator
 
     out = tmp_path_factory.mktemp("small-world")
     WorldGenerator(settings.world.model_copy(update={"customers": 3000, "chunk_customers": 1500})).generate(
@@ -121,7 +121,7 @@ def small_world_graph(small_world, tmp_path, settings):
 @pytest.fixture(scope="session")
 def kafka_server(tmp_path_factory, settings):
     """A real single-node KRaft Apache Kafka on free loopback ports."""
-    from fraudgraph.servers import KafkaServer, free_port
+    from localservers.servers import KafkaServer, free_port
 
     server = KafkaServer(settings.kafka_server, state_dir=tmp_path_factory.mktemp("kafka"), port=free_port(),
                          controller_port=free_port())
@@ -133,7 +133,7 @@ def kafka_server(tmp_path_factory, settings):
 @pytest.fixture(scope="session")
 def sqs_server(tmp_path_factory, settings):
     """A real ElasticMQ (SQS-compatible) server on a free loopback port."""
-    from fraudgraph.servers import ElasticMQServer, free_port
+    from localservers.servers import ElasticMQServer, free_port
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local-test")  # ElasticMQ accepts any credentials
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local-test")

@@ -4,7 +4,7 @@
 
 1. Read the snapshot (vertex and edge tables) and the cleaned labels; as-of is
    the labels' as-of time.
-2. Build the heterograph and features with :mod:`fraudgraph.features` (the
+2. Build the heterograph and features with :mod:`fraudgraph.ml.features` (the
    code serving uses), standardise them (statistics saved with the model).
 3. Split labelled customers by signup time: train before T1, validate
    T1..T2, test after T2 (``training.split``), so the test measures new accounts.
@@ -31,14 +31,14 @@ import numpy as np
 import pandas as pd
 
 from fraudgraph.config import Settings, TrainingSettings
-from fraudgraph.features import (REVERSE_PREFIX, FeatureScaler, IdentityGraphTensors, build_graph_tensors,
+from fraudgraph.ml.features import (REVERSE_PREFIX, FeatureScaler, IdentityGraphTensors, build_graph_tensors,
                                  one_hop_aggregates)
 from fraudgraph.graph.snapshot import read_snapshot
-from fraudgraph.metrics import ranking_metrics, threshold_for_precision
-from fraudgraph.scoring import ModelArtifact, gnn_scores, seed_everything
+from fraudgraph.evaluation.ranking import ranking_metrics, threshold_for_precision
+from fraudgraph.ml.artifact import ModelArtifact, gnn_scores, seed_everything
+from fraudgraph.timeutil import DAY_MS
 
 log = logging.getLogger("fraudgraph.training")
-DAY_MS = 86_400_000
 MODELS = ("rgcn_edge", "rgcn", "gbdt")
 
 
@@ -82,8 +82,8 @@ def fit_gnn(tensors: IdentityGraphTensors, scaler: FeatureScaler, y: np.ndarray,
     """Train one RGCN variant with early stopping on validation PR-AUC."""
     import torch
 
-    from fraudgraph._dgl_compat import import_dgl
-    from fraudgraph.model import EdgeAwareRGCN
+    from fraudgraph.ml._dgl_compat import import_dgl
+    from fraudgraph.ml.model import EdgeAwareRGCN
 
     dgl = import_dgl()
     seed_everything(cfg.seed)
@@ -203,7 +203,7 @@ def run_training(settings: Settings, snapshot_dir: str | Path, labels_dir: str |
              (y[split.test] == 1).sum())
     truth = None
     if truth_path:
-        from fraudgraph.label_stage import truth_as_of
+        from fraudgraph.labels.stage import truth_as_of
 
         truth = truth_as_of(pd.read_parquet(truth_path), as_of_ms).reindex(tensors.customer_ids).fillna(False) \
             .to_numpy().astype(int)

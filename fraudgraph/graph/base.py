@@ -29,6 +29,7 @@ from ..schema import (
     IDENTIFIER_KINDS,
     VERTEX_LABELS,
 )
+from ..timeutil import as_of_or_end
 
 PropertyValue = str | int | float | bool
 RESERVED_CUSTOMER_KEYS = frozenset({"customer_id", "id", "label"})
@@ -203,7 +204,7 @@ LINK_SUMMARY_COLUMNS = ["customer_id", "first_link", *(f"identifiers_{k}" for k 
 
 def summarise_links(links: pd.DataFrame, as_of_ms: int | None = None) -> pd.DataFrame:
     """:meth:`IdentityGraph.link_summary` computed from a links frame (the reference for the stores)."""
-    limit = as_of_ms if as_of_ms is not None else 2**62
+    limit = as_of_or_end(as_of_ms)
     links = links.loc[pd.to_numeric(links["first_seen"]) <= limit]
     if links.empty:
         return pd.DataFrame(columns=LINK_SUMMARY_COLUMNS)

@@ -48,6 +48,7 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 import pandas as pd
 
 from ..schema import COUNT_PROPERTY_BY_TYPE, CUSTOMER, EDGE_LABEL_BY_KIND, KIND_BY_EDGE_LABEL
+from ..timeutil import as_of_or_end
 from .base import (
     IDENTIFIER_STATS_COLUMNS,
     LINK_FRAME_COLUMNS,
@@ -595,7 +596,7 @@ class GremlinIdentityGraph(IdentityGraph):
                 records += [(f[0], kind, value_hash, *f[1:]) for f in summary["first"][:limit]]
             else:
                 missing.append(vid)
-        as_of = _typed(as_of_ms if as_of_ms is not None else 2**62)
+        as_of = _typed(as_of_or_end(as_of_ms))
         for chunk in chunked(missing, self.batch_size):
             rows = self._run("identifier_links", lambda g, chunk=chunk: (
                 g.V(*chunk).local(__.in_e().has("first_seen", P.lte(as_of)).order().by(__.out_v().id_())
@@ -624,7 +625,7 @@ class GremlinIdentityGraph(IdentityGraph):
                 out.append((*wanted[vid], summary["n"], summary["fmin"], summary["fmax"], summary["events"]))
             else:
                 missing.append(vid)
-        limit = _typed(as_of_ms if as_of_ms is not None else 2**62)
+        limit = _typed(as_of_or_end(as_of_ms))
 
         def visible():
             return __.in_e().has("first_seen", P.lte(limit))
@@ -659,7 +660,7 @@ class GremlinIdentityGraph(IdentityGraph):
                     out.append((vid[len(_CUSTOMER_PREFIX):], *summary["row"]))
             else:
                 missing.append(vid)
-        limit = _typed(as_of_ms if as_of_ms is not None else 2**62)
+        limit = _typed(as_of_or_end(as_of_ms))
 
         def visible():
             return __.out_e().has("first_seen", P.lte(limit))

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND, SCHEMA_VERSION
+from ..timeutil import now_ms
 
 LINK_COLUMNS = [
     "edge_label",
@@ -78,7 +79,7 @@ def write_snapshot(customers: pd.DataFrame, links: pd.DataFrame, out_dir: str | 
     links.to_parquet(paths["links"], index=False)
     manifest = {
         "schema_version": SCHEMA_VERSION,
-        "created_at_ms": int(time.time() * 1000),
+        "created_at_ms": now_ms(),
         "rows": {"customers": len(customers), "identifiers": len(identifiers), "links": len(links)},
     }
     paths["manifest"].write_text(json.dumps(manifest, indent=2))

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND, IDENTIFIER_KINDS
+from ..timeutil import as_of_or_end
 from .base import (
     IDENTIFIER_STATS_COLUMNS,
     LINK_FRAME_COLUMNS,
@@ -393,7 +394,7 @@ class SqliteIdentityGraph(IdentityGraph):
     def identifier_stats(self, identifiers: Sequence[tuple[str, str]], as_of_ms: int | None = None) -> pd.DataFrame:
         """From the kept summary when every link of the identifier is visible at as-of (the live case);
         computed from its links otherwise."""
-        limit = as_of_ms if as_of_ms is not None else 2**62
+        limit = as_of_or_end(as_of_ms)
         rows = []
         with self._lock:
             kept = self._identifier_summaries(identifiers)
@@ -412,7 +413,7 @@ class SqliteIdentityGraph(IdentityGraph):
     def link_summary(self, customer_ids: Sequence[str], as_of_ms: int | None = None) -> pd.DataFrame:
         """From the kept summary when every link of the customer is visible at as-of (the live case);
         computed from its links otherwise."""
-        limit = as_of_ms if as_of_ms is not None else 2**62
+        limit = as_of_or_end(as_of_ms)
         ids = sorted(set(customer_ids))
         rows: list[tuple] = []
         recompute: list[str] = []
@@ -437,7 +438,7 @@ class SqliteIdentityGraph(IdentityGraph):
 
     def identifier_links(self, identifiers: Sequence[tuple[str, str]], limit: int,
                          as_of_ms: int | None = None) -> pd.DataFrame:
-        as_of = as_of_ms if as_of_ms is not None else 2**62
+        as_of = as_of_or_end(as_of_ms)
         rows: list[tuple] = []
         with self._lock:
             for kind, h in sorted(set(identifiers)):

@@ -1,0 +1,3 @@
+"""Machine learning: identity features and their scaler (:mod:`.features`), the edge-feature-aware
+RGCN (:mod:`.model`) and the model artifact (:mod:`.artifact`). The only layer that imports DGL
+(through :mod:`._dgl_compat`)."""

@@ -1,0 +1,291 @@
+"""Identity features: the one place training and serving compute them (no train/serve skew).
+
+Input is plain data: a customer table and an identity-link table in the
+snapshot layout (:mod:`fraudgraph.graph.snapshot`), and the as-of time. Output
+is an :class:`IdentityGraphTensors`: a DGL heterograph with both edge
+directions and float32 feature matrices for every node and edge type.
+
+Features (all ``log1p`` of non-negative quantities, standardised later by
+:class:`FeatureScaler`):
+
+- customer (``CUSTOMER_FEATURES``): account age in days at as-of, identifiers
+  per kind, events, events per type. Never the customer's own label, block or
+  score, nor its lifetime value (the model uses identity data alone; value is
+  for the decision rules).
+- identifier (``IDENTIFIER_FEATURES``): degree (customers linked), age in days
+  since first seen, events, and the span in days between the first and the last
+  customer to appear on it (a burst of new accounts has a short span).
+- edge (``EDGE_FEATURES``, same on both directions): events, age = as-of -
+  first_seen, recency = as-of - last_seen, days between the customer's signup
+  and the link's first use, and the event-type mix.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fraudgraph.ml._dgl_compat import import_dgl
+from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, CUSTOMER, EDGE_LABEL_BY_KIND, EVENT_TYPES, IDENTIFIER_KINDS
+from fraudgraph.timeutil import DAY_MS
+
+CUSTOMER_FEATURES = ["account_age_days", *(f"identifiers_{k}" for k in IDENTIFIER_KINDS), "events",
+                     *(f"events_{t}" for t in EVENT_TYPES)]
+IDENTIFIER_FEATURES = ["degree", "age_days", "events", "first_seen_span_days"]
+EDGE_FEATURES = ["events", "age_days", "recency_days", "days_after_signup", *(f"mix_{t}" for t in EVENT_TYPES)]
+REVERSE_PREFIX = "rev_"
+
+
+def relations() -> list[tuple[str, str, str]]:
+    """Canonical edge types: customer -has_<kind>-> kind and kind -rev_has_<kind>-> customer."""
+    out = []
+    for kind in IDENTIFIER_KINDS:
+        label = EDGE_LABEL_BY_KIND[kind]
+        out += [(CUSTOMER, label, kind), (kind, REVERSE_PREFIX + label, CUSTOMER)]
+    return out
+
+
+@dataclass
+class IdentityGraphTensors:
+    """A heterograph over customers and identifiers with raw (unscaled) features.
+
+    ``customer_ids[i]`` is the id of customer node ``i``; ``identifier_ids[kind][j]``
+    the value hash of identifier node ``j`` of that kind. ``node_features[ntype]``
+    is ``(num_nodes, n_features)``; ``edge_features[etype]`` ``(num_edges, n_edge_features)``.
+    """
+
+    graph: Any
+    customer_ids: np.ndarray
+    identifier_ids: dict[str, np.ndarray]
+    node_features: dict[str, np.ndarray]
+    edge_features: dict[str, np.ndarray]
+    as_of_ms: int
+    customer_index: dict[str, int] = field(default_factory=dict)
+
+    def index_of(self, customer_ids) -> np.ndarray:
+        if not self.customer_index:
+            self.customer_index = {c: i for i, c in enumerate(self.customer_ids)}
+        return np.array([self.customer_index[c] for c in customer_ids], dtype=np.int64)
+
+
+def _log1p_nonneg(x) -> np.ndarray:
+    return np.log1p(np.clip(np.asarray(x, dtype=np.float64), 0, None))
+
+
+def build_graph_tensors(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: int, *,
+                        fanout_cap: int | None = None,
+                        identifier_stats: pd.DataFrame | None = None,
+                        customer_summary: pd.DataFrame | None = None) -> IdentityGraphTensors:
+    """Build the heterograph and raw features of everything visible at ``as_of_ms``.
+
+    ``customers`` needs ``customer_id`` (``signup_ts`` in epoch ms where known);
+    ``links`` needs customer_id, kind, value_hash, first_seen, last_seen,
+    event_count and the ``count_<type>`` columns (missing ones count as 0).
+    Links first seen after as-of and customers who signed up after it are left out.
+
+    ``fanout_cap``: an identifier aggregates messages from at most this many
+    customers, those with the lowest ids (a public IP links thousands); the
+    messages from identifiers to customers are all kept. The same rule in
+    training, batch and online scoring keeps their scores equal.
+    ``identifier_stats`` (kind, value_hash, degree, first_seen_min,
+    first_seen_max, events) overrides the identifier features computed from
+    ``links``, for a subgraph that holds only part of an identifier's links.
+    ``customer_summary`` (``LINK_SUMMARY_COLUMNS`` of :mod:`fraudgraph.graph.base`)
+    likewise overrides the features of the customers it lists, for a subgraph
+    that holds only their links to the identifiers being scored.
+
+    Plain numpy over the columns (no group-bys): the online scorer calls this
+    for every micro-batch, so its fixed cost matters as much as its speed on a
+    whole graph.
+    """
+    import torch
+
+    dgl = import_dgl()
+    first = _column(links, "first_seen")
+    visible_link = first <= as_of_ms
+    first = first[visible_link]
+    last = _column(links, "last_seen")[visible_link]
+    events = _column(links, "event_count")[visible_link]
+    mix = np.stack([_column(links, col)[visible_link] for col in COUNT_PROPERTY_BY_TYPE.values()], 1) \
+        if len(first) else np.zeros((0, len(COUNT_PROPERTY_BY_TYPE)))
+    link_customer = links["customer_id"].to_numpy().astype(str)[visible_link]
+    link_kind = links["kind"].to_numpy().astype(str)[visible_link]
+    link_hash = links["value_hash"].to_numpy().astype(str)[visible_link]
+
+    signup_all = _column(customers, "signup_ts")
+    visible_customer = np.isnan(signup_all) | (signup_all <= as_of_ms)
+    customer_id = customers["customer_id"].to_numpy().astype(str)[visible_customer]
+    ids = np.unique(np.concatenate([customer_id, link_customer])).astype(object)
+    n_cust = len(ids)
+    cindex = pd.Index(ids)
+    c = cindex.get_indexer(link_customer)
+
+    # --- customer features ------------------------------------------------------
+    signup_ms = np.full(n_cust, np.nan)
+    signup_ms[cindex.get_indexer(customer_id)] = signup_all[visible_customer]
+    first_link = np.full(n_cust, np.inf)
+    np.minimum.at(first_link, c, first)
+    first_link[np.isinf(first_link)] = np.nan
+    start = np.where(np.isnan(signup_ms), first_link, signup_ms)
+    start = np.where(np.isnan(start), as_of_ms, start)
+    cust = {"account_age_days": (as_of_ms - start) / DAY_MS}
+    for kind in IDENTIFIER_KINDS:
+        cust[f"identifiers_{kind}"] = np.bincount(c[link_kind == kind], minlength=n_cust)
+    cust["events"] = np.bincount(c, weights=events, minlength=n_cust)
+    for j, t in enumerate(COUNT_PROPERTY_BY_TYPE):
+        cust[f"events_{t}"] = np.bincount(c, weights=mix[:, j], minlength=n_cust)
+    if customer_summary is not None and len(customer_summary):
+        pos = cindex.get_indexer(customer_summary["customer_id"].astype(str))
+        found = pos >= 0
+        pos = pos[found]
+        first_link[pos] = _column(customer_summary, "first_link")[found]
+        start = np.where(np.isnan(signup_ms), first_link, signup_ms)
+        start = np.where(np.isnan(start), as_of_ms, start)
+        cust["account_age_days"] = (as_of_ms - start) / DAY_MS
+        for kind in IDENTIFIER_KINDS:
+            cust[f"identifiers_{kind}"] = cust[f"identifiers_{kind}"].astype(np.float64)
+            cust[f"identifiers_{kind}"][pos] = _column(customer_summary, f"identifiers_{kind}")[found]
+        cust["events"][pos] = _column(customer_summary, "events")[found]
+        for t, col in COUNT_PROPERTY_BY_TYPE.items():
+            cust[f"events_{t}"][pos] = _column(customer_summary, col)[found]
+    node_features = {CUSTOMER: np.stack([_log1p_nonneg(cust[f]) for f in CUSTOMER_FEATURES], 1).astype(np.float32)}
+
+    # --- identifiers, edges -----------------------------------------------------
+    graph_data, identifier_ids, edge_features = {}, {}, {}
+    link_start = start[c]
+    efeat_all = np.concatenate([
+        _log1p_nonneg(events)[:, None],
+        _log1p_nonneg((as_of_ms - first) / DAY_MS)[:, None],
+        _log1p_nonneg((as_of_ms - last) / DAY_MS)[:, None],
+        _log1p_nonneg((first - link_start) / DAY_MS)[:, None],
+        mix / np.maximum(events, 1)[:, None],
+    ], 1).astype(np.float32)
+    for kind in IDENTIFIER_KINDS:
+        mask = link_kind == kind
+        uniq, inverse = np.unique(link_hash[mask], return_inverse=True)
+        inverse = inverse.reshape(-1)
+        identifier_ids[kind] = uniq.astype(object)
+        c_idx = c[mask]
+        src = torch.as_tensor(c_idx, dtype=torch.int64)
+        dst = torch.as_tensor(inverse, dtype=torch.int64)
+        label = EDGE_LABEL_BY_KIND[kind]
+        keep = np.ones(len(c_idx), dtype=bool)
+        if fanout_cap is not None and len(c_idx):
+            # customer indices follow customer_id order, so rank by index = rank by id
+            keep = _rank_within(inverse, c_idx) < fanout_cap
+        keep_t = torch.as_tensor(keep)
+        graph_data[(CUSTOMER, label, kind)] = (src[keep_t], dst[keep_t])
+        graph_data[(kind, REVERSE_PREFIX + label, CUSTOMER)] = (dst, src)
+        edge_features[label] = efeat_all[mask][keep]
+        edge_features[REVERSE_PREFIX + label] = efeat_all[mask]
+        n_ident = len(uniq)
+        degree = np.bincount(inverse, minlength=n_ident).astype(np.float64)
+        ident_first = np.full(n_ident, np.inf)
+        np.minimum.at(ident_first, inverse, first[mask])
+        ident_last_join = np.full(n_ident, -np.inf)
+        np.maximum.at(ident_last_join, inverse, first[mask])
+        ident_events = np.bincount(inverse, weights=events[mask], minlength=n_ident)
+        if identifier_stats is not None and n_ident:
+            st = identifier_stats.loc[identifier_stats["kind"].to_numpy() == kind]
+            pos = pd.Index(uniq.astype(str)).get_indexer(st["value_hash"].astype(str))
+            found = pos >= 0
+            pos = pos[found]
+            degree[pos] = st["degree"].to_numpy(dtype=np.float64)[found]
+            ident_first[pos] = st["first_seen_min"].to_numpy(dtype=np.float64)[found]
+            ident_last_join[pos] = st["first_seen_max"].to_numpy(dtype=np.float64)[found]
+            ident_events[pos] = st["events"].to_numpy(dtype=np.float64)[found]
+        node_features[kind] = np.stack([
+            _log1p_nonneg(degree), _log1p_nonneg((as_of_ms - ident_first) / DAY_MS), _log1p_nonneg(ident_events),
+            _log1p_nonneg((ident_last_join - ident_first) / DAY_MS),
+        ], 1).astype(np.float32) if n_ident else np.zeros((0, len(IDENTIFIER_FEATURES)), np.float32)
+    num_nodes = {CUSTOMER: n_cust, **{k: len(v) for k, v in identifier_ids.items()}}
+    g = dgl.heterograph(graph_data, num_nodes_dict=num_nodes)
+    return IdentityGraphTensors(g, ids, identifier_ids, node_features, edge_features, int(as_of_ms))
+
+
+def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A numeric column as float64 (missing column: zeros for counts, NaN for times; unparsable: NaN/0)."""
+    if name not in frame:
+        return np.full(len(frame), np.nan if name == "signup_ts" else 0.0)
+    raw = frame[name].to_numpy()
+    if raw.dtype.kind in "iufb":  # plain numpy numbers: no missing-value machinery (the online hot path)
+        values = raw.astype(np.float64)
+    else:
+        values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.nan_to_num(values, nan=0.0) if name.startswith("count_") else values
+
+
+def _rank_within(group: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """0-based rank of each element by ``key`` inside its ``group`` (ties by position)."""
+    order = np.lexsort((np.arange(len(key)), key, group))
+    sorted_group = group[order]
+    starts = np.r_[0, np.flatnonzero(sorted_group[1:] != sorted_group[:-1]) + 1]
+    sizes = np.diff(np.r_[starts, len(order)])
+    rank_sorted = np.arange(len(order)) - np.repeat(starts, sizes)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = rank_sorted
+    return rank
+
+
+class FeatureScaler:
+    """Per node/edge type standardisation (mean 0, unit variance), saved with the model."""
+
+    def __init__(self, stats: dict[str, dict[str, list[float]]] | None = None):
+        self.stats = stats or {}
+
+    def fit(self, tensors: IdentityGraphTensors) -> "FeatureScaler":
+        for group, feats in (("node", tensors.node_features), ("edge", tensors.edge_features)):
+            for name, x in feats.items():
+                mean = x.mean(0) if len(x) else np.zeros(x.shape[1])
+                std = x.std(0) if len(x) else np.ones(x.shape[1])
+                self.stats[f"{group}:{name}"] = {"mean": mean.tolist(), "std": np.where(std > 1e-6, std, 1).tolist()}
+        return self
+
+    def transform(self, group: str, name: str, x: np.ndarray) -> np.ndarray:
+        s = self.stats[f"{group}:{name}"]
+        return ((x - np.asarray(s["mean"], np.float32)) / np.asarray(s["std"], np.float32)).astype(np.float32)
+
+    def scaled(self, tensors: IdentityGraphTensors) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Torch tensors of scaled node and edge features."""
+        import torch
+
+        nodes = {k: torch.from_numpy(self.transform("node", k, v)) for k, v in tensors.node_features.items()}
+        edges = {k: torch.from_numpy(self.transform("edge", k, v)) for k, v in tensors.edge_features.items()}
+        return nodes, edges
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.stats))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FeatureScaler":
+        return cls(json.loads(Path(path).read_text()))
+
+
+def one_hop_aggregates(tensors: IdentityGraphTensors) -> tuple[np.ndarray, list[str]]:
+    """Customer features plus aggregates over its identifiers (for the gradient-boosting baseline).
+
+    Per kind: max and mean identifier degree, max identifier events, mean edge recency.
+    Returns ``(matrix (n_customers, n_features), feature names)``.
+    """
+    n = len(tensors.customer_ids)
+    cols, names = [tensors.node_features[CUSTOMER]], list(CUSTOMER_FEATURES)
+    g = tensors.graph
+    for kind in IDENTIFIER_KINDS:
+        # identifier -> customer edges: every link (the customer -> identifier direction is fan-out capped)
+        label = REVERSE_PREFIX + EDGE_LABEL_BY_KIND[kind]
+        dst, src = (t.numpy() for t in g.edges(etype=label))
+        ident = tensors.node_features[kind]
+        deg = ident[dst, 0] if len(dst) else np.zeros(0, np.float32)
+        ev = ident[dst, 2] if len(dst) else np.zeros(0, np.float32)
+        rec = tensors.edge_features[label][:, 2] if len(dst) else np.zeros(0, np.float32)
+        frame = pd.DataFrame({"c": src, "deg": deg, "ev": ev, "rec": rec})
+        agg = frame.groupby("c").agg(deg_max=("deg", "max"), deg_mean=("deg", "mean"), ev_max=("ev", "max"),
+                                     rec_mean=("rec", "mean")).reindex(range(n), fill_value=0.0)
+        cols.append(agg.to_numpy(np.float32))
+        names += [f"{kind}_{c}" for c in agg.columns]
+    return np.concatenate(cols, 1), names

@@ -1,0 +1,133 @@
+"""Edge-feature-aware relational graph convolution (RGCN) for customer classification.
+
+Read top to bottom: an input projection per node type, ``layers`` relational
+layers, a linear classifier on customer nodes.
+
+One relational layer computes, for every destination node ``v``::
+
+    h_v' = act( W_self[type(v)] h_v + sum_r mean_{u -r-> v} ( W_r h_u + U_r enc_r(e_uv) ) )
+
+``W_r h_u + U_r enc_r(e)`` is a per-relation weight applied to the
+concatenation of the source representation and an encoding of the edge's
+features (event counts, age, recency, event-type mix), so edge properties
+shape the message, not only node properties. ``W_self`` is a separate self
+weight: fraud graphs are heterophilous, so a node must not be dragged towards
+its neighbours' average. With ``use_edge_features=False`` the message is
+``W_r h_u`` alone: the stock RGCN, kept as a baseline.
+
+No per-node embedding is learned, so the model is inductive: a customer that
+did not exist at training time is scored from its features and neighbourhood.
+Works on a full heterograph or on the message-flow blocks of a neighbour
+sampler.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from fraudgraph.ml._dgl_compat import import_dgl
+
+dgl = import_dgl()
+import dgl.function as fn  # noqa: E402
+
+
+class EdgeFeatureEncoder(nn.Module):
+    """enc_r(e): a small per-relation MLP over the raw edge features."""
+
+    def __init__(self, edge_dim: int, hidden: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(edge_dim, hidden), nn.ReLU())
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        return self.net(e)
+
+
+class RelationalMessagePassing(nn.Module):
+    """One layer: per-relation messages (optionally with edge features), mean per relation, sum, self weight."""
+
+    def __init__(self, in_dim: int, out_dim: int, canonical_etypes: list[tuple[str, str, str]], edge_dim: int,
+                 edge_hidden: int, use_edge_features: bool, dropout: float, activation: bool):
+        super().__init__()
+        self.etypes = [e for _, e, _ in canonical_etypes]
+        ntypes = sorted({s for s, _, _ in canonical_etypes} | {d for _, _, d in canonical_etypes})
+        self.use_edge_features = use_edge_features
+        self.source_weight = nn.ModuleDict({e: nn.Linear(in_dim, out_dim, bias=False) for e in self.etypes})
+        self.self_weight = nn.ModuleDict({n: nn.Linear(in_dim, out_dim) for n in ntypes})
+        if use_edge_features:
+            self.edge_encoder = nn.ModuleDict({e: EdgeFeatureEncoder(edge_dim, edge_hidden) for e in self.etypes})
+            self.edge_weight = nn.ModuleDict({e: nn.Linear(edge_hidden, out_dim, bias=False) for e in self.etypes})
+        self.activation = activation
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, graph: Any, h_src: dict[str, torch.Tensor], edge_feats: dict[str, torch.Tensor],
+                dst_types: set[str] | None = None) -> dict[str, torch.Tensor]:
+        """New representations of the destination nodes; only of ``dst_types`` when given (the last layer
+        needs only the target type: the other relations' messages would be thrown away)."""
+        with graph.local_scope():
+            funcs = {}
+            for src, etype, dst in graph.canonical_etypes:
+                if graph.num_edges(etype) == 0 or (dst_types is not None and dst not in dst_types):
+                    continue
+                graph.srcnodes[src].data[f"hs_{etype}"] = self.source_weight[etype](h_src[src])
+                if self.use_edge_features:
+                    graph.edges[etype].data["he"] = self.edge_weight[etype](self.edge_encoder[etype](edge_feats[etype]))
+                    funcs[etype] = (fn.u_add_e(f"hs_{etype}", "he", "m"), fn.mean("m", "agg"))
+                else:
+                    funcs[etype] = (fn.copy_u(f"hs_{etype}", "m"), fn.mean("m", "agg"))
+            if funcs:
+                graph.multi_update_all(funcs, "sum")
+            out = {}
+            for ntype in graph.dsttypes if dst_types is None else [t for t in graph.dsttypes if t in dst_types]:
+                n_dst = graph.num_dst_nodes(ntype)
+                h = self.self_weight[ntype](h_src[ntype][:n_dst])
+                if "agg" in graph.dstnodes[ntype].data:
+                    h = h + graph.dstnodes[ntype].data["agg"]
+                if self.activation:
+                    h = torch.relu(h)
+                out[ntype] = self.dropout(h)
+            return out
+
+
+class EdgeAwareRGCN(nn.Module):
+    """Input projections -> relational layers -> fraud logit per customer.
+
+    Args:
+        node_dims: input feature size per node type.
+        edge_dim: edge feature size (same for every relation).
+        canonical_etypes: the graph's relations (both directions).
+        hidden: representation size; edge_hidden: edge encoding size.
+        layers: message-passing layers (= hops of neighbourhood seen).
+        use_edge_features: False gives the stock-RGCN baseline.
+    """
+
+    def __init__(self, node_dims: dict[str, int], edge_dim: int, canonical_etypes: list[tuple[str, str, str]],
+                 hidden: int = 64, edge_hidden: int = 16, layers: int = 2, dropout: float = 0.2,
+                 use_edge_features: bool = True, target_ntype: str = "customer"):
+        super().__init__()
+        self.config = {"node_dims": node_dims, "edge_dim": edge_dim, "canonical_etypes": canonical_etypes,
+                       "hidden": hidden, "edge_hidden": edge_hidden, "layers": layers, "dropout": dropout,
+                       "use_edge_features": use_edge_features, "target_ntype": target_ntype}
+        self.target_ntype = target_ntype
+        self.input_projection = nn.ModuleDict({n: nn.Linear(d, hidden) for n, d in node_dims.items()})
+        self.layers = nn.ModuleList([
+            RelationalMessagePassing(hidden, hidden, canonical_etypes, edge_dim, edge_hidden, use_edge_features,
+                                     dropout, activation=True)
+            for _ in range(layers)])
+        self.classifier = nn.Linear(hidden, 1)
+
+    def forward(self, blocks: list[Any], node_feats: dict[str, torch.Tensor],
+                edge_feats: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+        """Fraud logits of the target nodes of the last block, shape ``(n_target,)``.
+
+        ``blocks``: one graph per layer (the same full graph repeated, or sampler blocks);
+        ``node_feats``: features of the first block's source nodes;
+        ``edge_feats[i]``: features of block ``i``'s edges per relation.
+        """
+        h = {n: torch.relu(self.input_projection[n](x)) for n, x in node_feats.items() if n in self.input_projection}
+        last = len(self.layers) - 1
+        for i, (layer, block, efeats) in enumerate(zip(self.layers, blocks, edge_feats)):
+            h = layer(block, h, efeats, {self.target_ntype} if i == last else None)
+        return self.classifier(h[self.target_ntype]).squeeze(-1)

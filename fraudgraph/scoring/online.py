@@ -1,0 +1,124 @@
+"""Online scoring of one customer from its identity neighbourhood in the store.
+
+The live consumer and the query API call :class:`OnlineScorer`. It reads the
+customer's 2-hop neighbourhood with the model's fan-out cap (the lowest-id
+customers of each identifier, as in training and batch scoring), the links of
+every customer in it and the full statistics of the customer's identifiers,
+then runs the same feature code and model as ``fraudgraph score``: the score
+equals the batch score over the same graph state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+
+from fraudgraph.config import Settings
+from fraudgraph.ml.features import build_graph_tensors
+from fraudgraph.graph import IdentityGraph
+from fraudgraph.graph.base import LINK_FRAME_COLUMNS
+from fraudgraph.scoring.rules import CustomerEvidence, Decision, DecisionRules, SharedIdentifierEvidence
+from fraudgraph.schema import numeric_property
+from fraudgraph.ml.artifact import ModelArtifact
+from fraudgraph.timeutil import DAY_MS
+
+# what scoring and the rules read from a customer vertex
+CUSTOMER_PROPERTIES = ("signup_ts", "lifetime_value", "clean_label")
+
+
+@dataclass(frozen=True)
+class OnlineResult:
+    customer_id: str
+    score: float
+    decision: Decision
+    model_version: str
+    as_of_ms: int
+
+
+class OnlineScorer:
+    """Scores customers one at a time (or a few) straight from the graph store."""
+
+    def __init__(self, store: IdentityGraph, artifact: ModelArtifact, settings: Settings):
+        """Also sets this process's torch intra-op threads to ``online.torch_threads``."""
+        import torch
+
+        torch.set_num_threads(settings.online.torch_threads)
+        self.store = store
+        self.artifact = artifact
+        self.settings = settings
+        self.cap = artifact.fanout_cap or settings.graph.neighbourhood_fanout_cap
+        self.rules = DecisionRules(settings.rules, artifact.threshold)
+
+    def neighbourhood_frames(self, customer_ids, as_of_ms: int):
+        """``(customers, links, identifier_stats, link_summary, neighbourhoods)`` of the customers' scoring subgraph.
+
+        A two-layer model scores a customer from its identifiers, which aggregate
+        their ``cap`` lowest-id customers. So the subgraph holds the scored
+        customers' links, those capped customers' links to the same identifiers,
+        the identifiers' full statistics and every member's link summary (its
+        own features) -- not the members' other links, which cannot reach the
+        score. The union of several customers' subgraphs scores each of them
+        exactly as its own would.
+        """
+        ids = [customer_ids] if isinstance(customer_ids, str) else list(dict.fromkeys(customer_ids))
+        hoods = self.store.neighbourhoods(ids, fanout_cap=self.cap)
+        idents = sorted({(i.kind, i.value_hash) for nb in hoods.values() for i in nb.identifiers})
+        # the neighbourhoods carry the scored customers' own links
+        own = pd.DataFrame.from_records(
+            [(cid, i.kind, i.value_hash, *(i.link.get(k, 0) for k in LINK_FRAME_COLUMNS[3:]))
+             for cid in ids for i in hoods[cid].identifiers], columns=LINK_FRAME_COLUMNS)
+        shared, stats = self.store.identifier_inputs(idents, self.cap, as_of_ms)
+        if len(shared):  # a scored customer among its identifiers' lowest ids is in both: keep one
+            seen = set(zip(shared["customer_id"], shared["kind"], shared["value_hash"]))
+            mine = [key not in seen for key in zip(own["customer_id"], own["kind"], own["value_hash"])]
+            links = pd.concat([own.loc[mine], shared], ignore_index=True)
+        else:
+            links = own
+        members = sorted(set(ids) | set(links["customer_id"]) | {c for nb in hoods.values() for c in nb.customers})
+        customers, summary = self.store.scoring_customers(members, CUSTOMER_PROPERTIES,
+                                                          sorted(set(links["customer_id"])), as_of_ms)
+        return customers, links, stats, summary, hoods
+
+    def score(self, customer_id: str, as_of_ms: int) -> OnlineResult | None:
+        """Score and decide one customer as of ``as_of_ms``; None when it is not in the graph."""
+        return self.score_many([customer_id], as_of_ms).get(customer_id)
+
+    def score_many(self, customer_ids, as_of_ms: int) -> dict[str, OnlineResult]:
+        """Score and decide several customers with one subgraph and one forward pass."""
+        ids = list(dict.fromkeys(customer_ids))
+        if not ids:
+            return {}
+        customers, links, stats, summary, hoods = self.neighbourhood_frames(ids, as_of_ms)
+        tensors = build_graph_tensors(customers, links, as_of_ms, fanout_cap=self.cap, identifier_stats=stats,
+                                      customer_summary=summary)
+        in_graph = set(tensors.customer_ids)
+        present = [c for c in ids if c in in_graph]
+        if not present:
+            return {}
+        scores = self.artifact.score_tensors(tensors, tensors.index_of(present))
+        wanted = [c for c in CUSTOMER_PROPERTIES if c in customers]
+        ids_col = customers["customer_id"].to_numpy()
+        fraud = set(ids_col[(customers["clean_label"] == "fraud").to_numpy()]) if "clean_label" in customers else set()
+        scored = set(present)
+        rows_of = {cid: i for i, cid in enumerate(ids_col) if cid in scored}
+        records = {cid: {c: customers[c].iat[i] for c in wanted} for cid, i in rows_of.items()}
+        out = {}
+        for cid, score in zip(present, scores):
+            row = records.get(cid, {})
+            value = numeric_property(row.get("lifetime_value"))
+            decision = self.rules.decide(float(score), value, self._evidence(hoods[cid], row, fraud, as_of_ms))
+            out[cid] = OnlineResult(cid, float(score), decision, self.artifact.version, as_of_ms)
+        return out
+
+    @staticmethod
+    def _evidence(nb, row: dict, fraud: set[str], as_of_ms: int) -> CustomerEvidence:
+        signup = numeric_property(row.get("signup_ts"))
+        age = None if signup is None else (as_of_ms - signup) / DAY_MS
+        idents = tuple(SharedIdentifierEvidence(i.kind, i.degree, len(fraud.intersection(i.customers)))
+                       for i in nb.identifiers)
+        return CustomerEvidence(age, idents)
+
+
+__all__ = ["OnlineResult", "OnlineScorer"]

@@ -1,0 +1,518 @@
+"""Synthetic identity-fraud world with ground truth, noisy labels and a live event stream.
+
+Real identity data is private, so this module builds a world in which the
+identity graph genuinely matters and keeps the truth apart for evaluation.
+See ``docs/synthetic-world.md`` for what it simulates, every knob
+(``world`` section of ``conf/default.yaml``) and the rates it produces.
+
+Outputs under ``DIR`` (the contract every later stage reads):
+
+- ``historical/customers.parquet``: customer_id, signup_ts, country, lifetime_value
+- ``historical/events.parquet``: event_id, event_type, ts, customer_id, device_id, ip,
+  email, card_fingerprint, amount, currency, channel, country
+- ``historical/blocks.parquet``: customer_id, blocked_at, source (manual | rule), reason
+- ``historical/appeals.parquet``: customer_id, contacted_at, outcome (unblocked | upheld |
+  pending), resolved_at
+- ``live/events.jsonl``: every event after the cut-off, time-ordered, including
+  block, appeal and unblock events
+- ``truth/ground_truth.parquet``: customer_id, is_fraud_true, fraud_type (none |
+  synthetic_identity | ring | account_takeover), ring_id, fraud_start_ts
+
+The world is generated in chunks of ``chunk_customers`` (each with its own
+households, rings and takeovers; carrier and public Wi-Fi IPs are shared by
+all chunks), written as it goes, so memory stays bounded. Deterministic for a
+given seed and configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from fraudgraph.config import WorldSettings
+from fraudgraph.timeutil import DAY_MS, HOUR_MS, MINUTE_MS, iso_utc, to_epoch_ms
+
+log = logging.getLogger(__name__)
+
+DAY, HOUR, MINUTE = DAY_MS, HOUR_MS, MINUTE_MS
+
+TS = pa.timestamp("ms", tz="UTC")
+CUSTOMERS_SCHEMA = pa.schema([("customer_id", pa.string()), ("signup_ts", TS), ("country", pa.string()),
+                              ("lifetime_value", pa.float64())])
+EVENTS_SCHEMA = pa.schema([
+    ("event_id", pa.string()), ("event_type", pa.string()), ("ts", TS), ("customer_id", pa.string()),
+    ("device_id", pa.string()), ("ip", pa.string()), ("email", pa.string()),
+    ("card_fingerprint", pa.string()), ("amount", pa.float64()), ("currency", pa.string()),
+    ("channel", pa.string()), ("country", pa.string()),
+])
+LIVE_SCHEMA = pa.schema([*EVENTS_SCHEMA, ("block_source", pa.string()), ("reason", pa.string()),
+                         ("outcome", pa.string()), ("lifetime_value", pa.float64())])
+BLOCKS_SCHEMA = pa.schema([("customer_id", pa.string()), ("blocked_at", TS), ("source", pa.string()),
+                           ("reason", pa.string())])
+APPEALS_SCHEMA = pa.schema([("customer_id", pa.string()), ("contacted_at", TS), ("outcome", pa.string()),
+                            ("resolved_at", TS)])
+TRUTH_SCHEMA = pa.schema([("customer_id", pa.string()), ("is_fraud_true", pa.bool_()),
+                          ("fraud_type", pa.string()), ("ring_id", pa.string()), ("fraud_start_ts", TS)])
+
+COUNTRIES = ["AE", "SA", "PK", "EG", "JO", "MA", "QA", "KW"]
+COUNTRY_WEIGHTS = [0.3, 0.25, 0.15, 0.1, 0.06, 0.06, 0.04, 0.04]
+EMAIL_PROVIDERS = ["gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com", "live.com"]
+PROVIDER_WEIGHTS = [0.55, 0.12, 0.12, 0.1, 0.08, 0.03]
+DISPOSABLE_DOMAINS = ["mailinator.com", "tempmail.dev", "guerrillamail.net", "yopmail.com", "10minutemail.org"]
+FIRST = ["ahmed", "sara", "omar", "fatima", "ali", "layla", "yusuf", "noor", "hassan", "mariam", "khalid",
+         "aisha", "tariq", "huda", "samir", "rania", "bilal", "dina", "faisal", "zainab"]
+LAST = ["khan", "hassan", "saleh", "haddad", "nasser", "farouk", "aziz", "rahman", "mansour", "qureshi",
+        "youssef", "habib", "karim", "salem", "jaber"]
+CHANNELS = ["app_android", "app_ios", "web"]
+
+
+@dataclass
+class _Customer:
+    customer_id: str
+    signup_ts: int
+    country: str
+    lifetime_value: float
+    kind: str = "legit"                   # legit | ring | synthetic_identity
+    fraud_type: str = "none"              # adds account_takeover for victims
+    ring_id: str | None = None
+    fraud_start_ts: int | None = None
+    devices: list[str] = field(default_factory=list)
+    home_ip: str | None = None
+    email: str | None = None
+    cards: list[str] = field(default_factory=list)
+    blocked_at: int | None = None
+    unblocked_at: int | None = None
+    traveller: bool = False
+
+
+class _ChunkWriter:
+    """Accumulates one chunk's rows and appends them to the Parquet files."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.writers: dict[str, pq.ParquetWriter] = {}
+        self.live_tables: list[pa.Table] = []
+        self.counts = {"customers": 0, "historical_events": 0, "live_events": 0, "blocks": 0, "appeals": 0}
+
+    def write(self, name: str, schema: pa.Schema, rows: list[dict[str, Any]]) -> None:
+        path = {"customers": "historical/customers.parquet", "events": "historical/events.parquet",
+                "blocks": "historical/blocks.parquet", "appeals": "historical/appeals.parquet",
+                "truth": "truth/ground_truth.parquet"}[name]
+        if name not in self.writers:
+            self.writers[name] = pq.ParquetWriter(self.out / path, schema)
+        table = _to_table(rows, schema)
+        self.writers[name].write_table(table)
+
+    def close(self) -> None:
+        for w in self.writers.values():
+            w.close()
+
+
+def _to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    cols = {}
+    for f in schema:
+        vals = [r.get(f.name) for r in rows]
+        if pa.types.is_timestamp(f.type):
+            cols[f.name] = pa.array(vals, type=pa.int64()).cast(f.type)
+        else:
+            cols[f.name] = pa.array(vals, type=f.type)
+    return pa.table(cols, schema=schema)
+
+
+class WorldGenerator:
+    """Generates the synthetic world described in the module docstring.
+
+    >>> WorldGenerator(settings.world).generate("world/")  # doctest: +SKIP
+    """
+
+    def __init__(self, settings: WorldSettings):
+        self.s = settings
+        self.start = to_epoch_ms(settings.start)
+        self.cutoff = self.start + int(settings.history_days * DAY)
+        self.end = self.cutoff + int(settings.live_days * DAY)
+        grng = random.Random(f"{settings.seed}:global")
+        self.carrier_ips = [f"100.{64 + i // 65536 % 64}.{i // 256 % 256}.{i % 256}" for i in
+                            grng.sample(range(4_000_000), settings.legit.carrier_ips)]
+        self.wifi_ips = [f"{grng.randrange(11, 220)}.{grng.randrange(256)}.{grng.randrange(256)}."
+                         f"{grng.randrange(1, 255)}" for _ in range(settings.legit.public_wifi_ips)]
+
+    # ---------------------------------------------------------------- public
+    def generate(self, out_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
+        out = Path(out_dir)
+        for sub in ("historical", "live", "truth"):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+        writer = _ChunkWriter(out)
+        n, size = self.s.customers, self.s.chunk_customers
+        chunks = [(c, min(size, n - c * size)) for c in range(math.ceil(n / size))]
+        try:
+            for chunk, count in tqdm(chunks, desc="generate", unit="chunk", disable=not progress):
+                self._chunk(chunk, count, writer)
+        finally:
+            writer.close()
+        self._write_live(writer.live_tables, out / "live" / "events.jsonl")
+        summary = {"out": str(out), "customers": n, **writer.counts,
+                   "cutoff": iso_utc(self.cutoff), "end": iso_utc(self.end), "seed": self.s.seed}
+        (out / "manifest.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
+    # ------------------------------------------------------------- one chunk
+    def _chunk(self, chunk: int, count: int, writer: _ChunkWriter) -> None:
+        rng = random.Random(f"{self.s.seed}:{chunk}")
+        nrng = np.random.default_rng([self.s.seed, chunk])
+        fs, ls = self.s.fraud, self.s.legit
+        n_fraud = round(count * fs.prevalence)
+        n_ring = round(n_fraud * fs.ring_share)
+        n_ato = min(round(n_fraud * fs.takeover_share), n_fraud - n_ring)
+        n_synth = n_fraud - n_ring - n_ato
+        n_legit = count - n_ring - n_synth
+        ids = [f"C{chunk:03d}{i:06d}" for i in rng.sample(range(1_000_000), count)]
+        events: list[dict[str, Any]] = []
+        seq = [0]
+
+        def emit(c: _Customer, etype: str, ts: int, **fields: Any) -> None:
+            if ts >= self.end:
+                return
+            seq[0] += 1
+            events.append({"event_id": f"E{chunk:03d}-{seq[0]:08d}", "event_type": etype, "ts": ts,
+                           "customer_id": c.customer_id, "country": c.country, **fields})
+
+        customers: list[_Customer] = []
+        # --- legitimate customers, some in households -------------------------------
+        legit = []
+        for i in range(n_legit):
+            c = _Customer(ids[i], self.start + rng.randrange(self.end - self.start - DAY),
+                          rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0],
+                          round(ls.lifetime_value_median * math.exp(rng.gauss(0, 1.1)), 2))
+            c.traveller = rng.random() < ls.traveller_share
+            legit.append(c)
+        self._households_and_identifiers(legit, rng)
+        customers += legit
+        # --- fraud rings ---------------------------------------------------------------
+        ring_pool = self._rings(ids[n_legit:n_legit + n_ring], chunk, rng)
+        customers += [c for ring in ring_pool for c in ring["members"]]
+        # --- lone synthetic identities -----------------------------------------------
+        for cid in ids[n_legit + n_ring:]:
+            c = _Customer(cid, self.start + rng.randrange(self.end - self.start - DAY),
+                          rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0], round(rng.uniform(0, 25), 2),
+                          kind="synthetic_identity", fraud_type="synthetic_identity")
+            c.fraud_start_ts = c.signup_ts
+            c.devices = [_device(rng)]
+            c.email = _email(rng, disposable=rng.random() < 0.5)
+            c.cards = [_card(rng)]
+            c.home_ip = rng.choice(self.carrier_ips) if rng.random() < 0.5 else _random_ip(rng)
+            customers.append(c)
+        # --- account takeovers: legit victims get a fraud start -------------------------
+        min_age = int(fs.takeover_min_account_age_days * DAY)
+        eligible = [c for c in legit if c.signup_ts + min_age < self.end - DAY]
+        for victim in rng.sample(eligible, min(n_ato, len(eligible))):
+            victim.fraud_type = "account_takeover"
+            victim.fraud_start_ts = victim.signup_ts + min_age + rng.randrange(self.end - victim.signup_ts - min_age)
+            ring = rng.choice(ring_pool) if ring_pool else None
+            victim.ring_id = ring["ring_id"] if ring else None
+        # --- labels: blocks and appeals (imperfect, delayed) ---------------------------
+        blocks, appeals = [], []
+        for c in customers:
+            self._label_history(c, rng, blocks, appeals)
+        # --- events -------------------------------------------------------------------
+        months = np.clip((self.end - np.array([c.signup_ts for c in customers])) / (30 * DAY), 0, None)
+        n_logins = nrng.poisson(ls.logins_per_month * months)
+        n_payments = nrng.poisson(ls.payments_per_month * months)
+        ring_by_id = {r["ring_id"]: r for r in ring_pool}
+        for c, nl, np_ in zip(customers, n_logins, n_payments):
+            if c.kind == "legit":
+                self._legit_events(c, int(nl), int(np_), rng, emit)
+                if c.fraud_type == "account_takeover":
+                    self._takeover_events(c, ring_by_id.get(c.ring_id), rng, emit)
+            else:
+                self._fraud_events(c, ring_by_id.get(c.ring_id), rng, emit)
+        by_id = {c.customer_id: c for c in customers}
+        events = [e for e in events if _active(by_id[e["customer_id"]], e["ts"])]
+        # block / appeal / unblock events
+        for b in blocks:
+            emit(by_id[b["customer_id"]], "block", b["blocked_at"], block_source=b["source"],
+                 reason=b["reason"])
+        for a in appeals:
+            c = by_id[a["customer_id"]]
+            emit(c, "appeal", a["contacted_at"], outcome=a["outcome"] if a["resolved_at"] else None)
+            if a["outcome"] == "unblocked" and a["resolved_at"] is not None:
+                emit(c, "unblock", a["resolved_at"], reason="appeal_accepted")
+        events.sort(key=lambda e: (e["ts"], e["event_id"]))
+
+        hist = [e for e in events if e["ts"] < self.cutoff and e["event_type"] not in ("block", "appeal", "unblock")]
+        live = [e for e in events if e["ts"] >= self.cutoff]
+        # live signups carry the customer's profile
+        for e in live:
+            if e["event_type"] == "signup":
+                e["lifetime_value"] = 0.0
+        writer.write("events", EVENTS_SCHEMA, hist)
+        writer.live_tables.append(_to_table(live, LIVE_SCHEMA))
+        hist_customers = [c for c in customers if c.signup_ts < self.cutoff]
+        writer.write("customers", CUSTOMERS_SCHEMA, [
+            {"customer_id": c.customer_id, "signup_ts": c.signup_ts, "country": c.country,
+             "lifetime_value": c.lifetime_value} for c in hist_customers])
+        hist_blocks = [b for b in blocks if b["blocked_at"] < self.cutoff]
+        writer.write("blocks", BLOCKS_SCHEMA, hist_blocks)
+        hist_appeals = []
+        for a in appeals:
+            if a["contacted_at"] < self.cutoff:
+                resolved = a["resolved_at"] if a["resolved_at"] is not None and a["resolved_at"] < self.cutoff else None
+                hist_appeals.append({**a, "resolved_at": resolved, "outcome": a["outcome"] if resolved else "pending"})
+        writer.write("appeals", APPEALS_SCHEMA, hist_appeals)
+        writer.write("truth", TRUTH_SCHEMA, [
+            {"customer_id": c.customer_id, "is_fraud_true": c.fraud_type != "none", "fraud_type": c.fraud_type,
+             "ring_id": c.ring_id, "fraud_start_ts": c.fraud_start_ts} for c in customers])
+        writer.counts["customers"] += len(hist_customers)
+        writer.counts["historical_events"] += len(hist)
+        writer.counts["live_events"] += len(live)
+        writer.counts["blocks"] += len(hist_blocks)
+        writer.counts["appeals"] += len(hist_appeals)
+
+    # ------------------------------------------------------------ legit side
+    def _households_and_identifiers(self, legit: list[_Customer], rng: random.Random) -> None:
+        ls = self.s.legit
+        i = 0
+        order = list(range(len(legit)))
+        rng.shuffle(order)
+        while i < len(order):
+            if rng.random() < ls.household_share / 2.5:  # households of 2-4 (mean ~3) hold household_share
+                size = rng.randint(2, 4)
+                members = [legit[j] for j in order[i:i + size]]
+                i += size
+                shared_device, home_ip = _device(rng), _random_ip(rng)
+                shared_card = _card(rng) if rng.random() < ls.shared_card_in_household else None
+                for m in members:
+                    m.devices = [shared_device] if rng.random() < 0.5 else [_device(rng), shared_device]
+                    m.home_ip = home_ip
+                    if shared_card:
+                        m.cards.append(shared_card)
+            else:
+                m = legit[order[i]]
+                i += 1
+                m.devices = [_device(rng)]
+                m.home_ip = _random_ip(rng)
+        for m in legit:
+            if rng.random() < ls.extra_device_rate:
+                m.devices.append(_device(rng))
+            m.email = _email(rng)
+            if rng.random() < ls.card_rate and not m.cards:
+                m.cards.append(_card(rng))
+            if m.cards and rng.random() < 0.2:
+                m.cards.append(_card(rng))
+
+    def _legit_events(self, c: _Customer, n_logins: int, n_payments: int, rng: random.Random, emit) -> None:
+        ls = self.s.legit
+        channel = rng.choice(CHANNELS)
+        end = c.fraud_start_ts or self.end  # a hijacked account's owner stops at the takeover
+        emit(c, "signup", c.signup_ts, device_id=c.devices[0], ip=self._legit_ip(c, rng), email=c.email,
+             channel=channel)
+        # device churn: later devices appear part-way through the life of the account
+        device_from = [c.signup_ts] + [c.signup_ts + rng.randrange(max(1, end - c.signup_ts)) for _ in c.devices[1:]]
+        email = c.email
+        if rng.random() < ls.email_change_rate:
+            ts = c.signup_ts + rng.randrange(max(1, end - c.signup_ts))
+            email = _email(rng)
+            emit(c, "change_email", ts, device_id=c.devices[0], ip=self._legit_ip(c, rng), email=email,
+                 channel=channel)
+        for k, card in enumerate(c.cards):
+            ts = c.signup_ts + (rng.randrange(3 * DAY) if k == 0 else rng.randrange(max(1, end - c.signup_ts)))
+            emit(c, "add_card", ts, device_id=c.devices[0], ip=self._legit_ip(c, rng), card_fingerprint=card,
+                 channel=channel)
+        span = max(1, end - c.signup_ts)
+        for _ in range(n_logins):
+            ts = c.signup_ts + rng.randrange(span)
+            emit(c, "login", ts, device_id=self._device_at(c, device_from, ts, rng), ip=self._legit_ip(c, rng),
+                 channel=channel)
+        for _ in range(n_payments if c.cards else 0):
+            ts = c.signup_ts + rng.randrange(span)
+            emit(c, "payment", ts, device_id=self._device_at(c, device_from, ts, rng), ip=self._legit_ip(c, rng),
+                 card_fingerprint=rng.choice(c.cards), amount=round(math.exp(rng.gauss(3.0, 0.8)), 2),
+                 currency="USD", channel=channel)
+
+    @staticmethod
+    def _device_at(c: _Customer, device_from: list[int], ts: int, rng: random.Random) -> str:
+        usable = [d for d, t in zip(c.devices, device_from) if t <= ts] or c.devices[:1]
+        return rng.choice(usable)
+
+    def _legit_ip(self, c: _Customer, rng: random.Random) -> str:
+        ls = self.s.legit
+        if c.traveller and rng.random() < 0.4:
+            return _random_ip(rng)
+        r = rng.random()
+        if r < ls.public_wifi_share:
+            return rng.choice(self.wifi_ips)
+        if r < ls.public_wifi_share + ls.carrier_ip_share:
+            return rng.choice(self.carrier_ips)
+        return c.home_ip or _random_ip(rng)
+
+    # ------------------------------------------------------------ fraud side
+    def _rings(self, member_ids: list[str], chunk: int, rng: random.Random) -> list[dict[str, Any]]:
+        fs = self.s.fraud
+        rings, i, r = [], 0, 0
+        while i < len(member_ids):
+            size = max(3, min(len(member_ids) - i, int(rng.gauss(fs.ring_size_mean, fs.ring_size_mean / 3))))
+            if len(member_ids) - i - size < 3:
+                size = len(member_ids) - i
+            members_ids = member_ids[i:i + size]
+            i += size
+            ring_id = f"R{chunk:03d}-{r:03d}"
+            r += 1
+            subnet = f"{rng.choice([45, 91, 103, 185, 193])}.{rng.randrange(256)}.{rng.randrange(256)}"
+            domain = rng.choice(DISPOSABLE_DOMAINS + ["gmail.com", "outlook.com"])
+            prefix = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 6)))
+            start = self.start + rng.randrange(self.end - self.start - 5 * DAY)
+            gens = max(1, min(fs.ring_generations, size // 2))
+            devices = [_device(rng) for _ in range(fs.ring_devices)]
+            cards = [_card(rng) for _ in range(fs.ring_cards)]
+            members, per_gen = [], math.ceil(size / gens)
+            generations = []
+            for g in range(gens):
+                if g > 0:  # reuse part of the identifiers, bring new ones
+                    keep = max(1, round(len(devices) * fs.ring_identifier_reuse))
+                    devices = rng.sample(devices, keep) + [_device(rng) for _ in range(fs.ring_devices - keep)]
+                    keep = max(1, round(len(cards) * fs.ring_identifier_reuse))
+                    cards = rng.sample(cards, keep) + [_card(rng) for _ in range(fs.ring_cards - keep)]
+                generations.append((list(devices), list(cards)))
+                burst_start = min(start + g * rng.randrange(15 * DAY, 60 * DAY), self.end - 3 * DAY)
+                for k, cid in enumerate(members_ids[g * per_gen:(g + 1) * per_gen]):
+                    c = _Customer(cid, burst_start + rng.randrange(2 * DAY), rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0],
+                                  round(rng.uniform(0, 30), 2), kind="ring", fraud_type="ring", ring_id=ring_id)
+                    c.fraud_start_ts = c.signup_ts
+                    c.devices = [rng.choice(devices)]
+                    c.cards = rng.sample(cards, rng.randint(1, 2))
+                    c.email = f"{prefix}{rng.randrange(10, 9999)}@{domain}"
+                    c.home_ip = f"{subnet}.{rng.randrange(1, 255)}"
+                    members.append(c)
+            rings.append({"ring_id": ring_id, "members": members, "subnet": subnet, "domain": domain,
+                          "prefix": prefix, "generations": generations})
+        return rings
+
+    def _fraud_events(self, c: _Customer, ring: dict | None, rng: random.Random, emit) -> None:
+        channel = rng.choice(CHANNELS)
+        ip = (lambda: f"{ring['subnet']}.{rng.randrange(1, 255)}") if ring else (lambda: c.home_ip)
+        if ring is None and rng.random() < 0.5:
+            ip = lambda: rng.choice(self.carrier_ips)  # noqa: E731 - lone fraudsters hide behind carriers
+        t = c.signup_ts
+        emit(c, "signup", t, device_id=c.devices[0], ip=ip(), email=c.email, channel=channel)
+        for card in c.cards:
+            t += rng.randrange(10 * MINUTE, 6 * HOUR)
+            emit(c, "add_card", t, device_id=c.devices[0], ip=ip(), card_fingerprint=card, channel=channel)
+        for _ in range(rng.randint(1, 6)):
+            t += rng.randrange(HOUR, 3 * DAY)
+            emit(c, "payment", t, device_id=c.devices[0], ip=ip(), card_fingerprint=rng.choice(c.cards),
+                 amount=round(math.exp(rng.gauss(4.2, 0.7)), 2), currency="USD", channel=channel)
+            if rng.random() < 0.5:
+                emit(c, "login", t - rng.randrange(MINUTE, HOUR), device_id=c.devices[0], ip=ip(), channel=channel)
+
+    def _takeover_events(self, c: _Customer, ring: dict | None, rng: random.Random, emit) -> None:
+        if ring is not None:
+            devices, cards = rng.choice(ring["generations"])
+            device, card = rng.choice(devices), rng.choice(cards)
+            ip = lambda: f"{ring['subnet']}.{rng.randrange(1, 255)}"  # noqa: E731
+            email = f"{ring['prefix']}{rng.randrange(10, 9999)}@{ring['domain']}"
+        else:
+            device, card, email = _device(rng), _card(rng), _email(rng, disposable=True)
+            ip = lambda: _random_ip(rng)  # noqa: E731
+        t = c.fraud_start_ts
+        emit(c, "login", t, device_id=device, ip=ip(), channel="web")
+        t += rng.randrange(5 * MINUTE, 2 * HOUR)
+        emit(c, "change_email", t, device_id=device, ip=ip(), email=email, channel="web")
+        t += rng.randrange(5 * MINUTE, 2 * HOUR)
+        emit(c, "add_card", t, device_id=device, ip=ip(), card_fingerprint=card, channel="web")
+        for _ in range(rng.randint(1, 4)):
+            t += rng.randrange(30 * MINUTE, DAY)
+            emit(c, "payment", t, device_id=device, ip=ip(), card_fingerprint=card,
+                 amount=round(math.exp(rng.gauss(4.5, 0.6)), 2), currency="USD", channel="web")
+
+    # ---------------------------------------------------------------- labels
+    def _label_history(self, c: _Customer, rng: random.Random, blocks: list, appeals: list) -> None:
+        lb = self.s.blocking
+        if c.fraud_type != "none":
+            if rng.random() >= lb.detect_rate[c.fraud_type]:
+                return  # never caught
+            delay = lb.block_delay_median_days * math.exp(rng.gauss(0, lb.block_delay_sigma))
+            blocked_at = c.fraud_start_ts + int(delay * DAY)
+            if blocked_at >= self.end:
+                return  # caught only after the world ends: recent fraud not yet blocked
+            reason = {"ring": "linked_to_fraud_ring", "account_takeover": "account_takeover",
+                      "synthetic_identity": "synthetic_identity"}[c.fraud_type]
+            c.blocked_at = blocked_at
+            blocks.append({"customer_id": c.customer_id, "blocked_at": blocked_at,
+                           "source": "manual" if rng.random() < lb.manual_block_share else "rule",
+                           "reason": reason})
+            if rng.random() < lb.fraud_appeal_rate:
+                contacted = blocked_at + int(lb.appeal_delay_median_days * math.exp(rng.gauss(0, 0.7)) * DAY)
+                appeals.append({"customer_id": c.customer_id, "contacted_at": contacted, "outcome": "upheld",
+                                "resolved_at": contacted + int(lb.unblock_delay_days * DAY)})
+            return
+        if rng.random() >= lb.false_block_rate:
+            return
+        blocked_at = c.signup_ts + DAY + rng.randrange(max(1, self.end - c.signup_ts - DAY))
+        if blocked_at >= self.end:
+            return
+        c.blocked_at = blocked_at
+        blocks.append({"customer_id": c.customer_id, "blocked_at": blocked_at,
+                       "source": "manual" if rng.random() < lb.manual_block_share else "rule",
+                       "reason": rng.choice(["suspicious_payment", "velocity_rule", "device_mismatch"])})
+        if rng.random() < lb.false_block_appeal_rate:
+            contacted = blocked_at + int(lb.appeal_delay_median_days * math.exp(rng.gauss(0, 0.7)) * DAY)
+            resolved = contacted + int(lb.unblock_delay_days * DAY)
+            c.unblocked_at = resolved
+            appeals.append({"customer_id": c.customer_id, "contacted_at": contacted, "outcome": "unblocked",
+                            "resolved_at": resolved})
+
+    # ------------------------------------------------------------------ live
+    def _write_live(self, tables: list[pa.Table], path: Path) -> None:
+        """One time-ordered JSONL stream (ISO-8601 UTC timestamps, absent fields omitted)."""
+        table = pa.concat_tables(tables) if tables else LIVE_SCHEMA.empty_table()
+        table = table.sort_by([("ts", "ascending"), ("event_id", "ascending")])
+        with open(path, "w") as fh:
+            for batch in table.to_batches(max_chunksize=100_000):
+                frame = batch.to_pandas()
+                frame["ts"] = frame["ts"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
+                records = frame.to_dict("records")
+                for rec in records:
+                    fh.write(json.dumps({k: v for k, v in rec.items() if v is not None and v == v},
+                                        separators=(",", ":")))
+                    fh.write("\n")
+
+
+# ------------------------------------------------------------------ helpers
+def _active(c: _Customer, ts: int) -> bool:
+    """False for identity events while the account is blocked (blocked accounts do nothing)."""
+    if c.blocked_at is None or ts < c.blocked_at:
+        return True
+    return c.unblocked_at is not None and ts >= c.unblocked_at
+
+
+def _device(rng: random.Random) -> str:
+    return f"dev-{rng.getrandbits(48):012x}"
+
+
+def _card(rng: random.Random) -> str:
+    return f"fp_{rng.getrandbits(64):016x}"
+
+
+def _random_ip(rng: random.Random) -> str:
+    return f"{rng.randrange(11, 220)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+
+
+def _email(rng: random.Random, disposable: bool = False) -> str:
+    first, last = rng.choice(FIRST), rng.choice(LAST)
+    style = rng.random()
+    local = f"{first}.{last}{rng.randrange(1, 100_000)}" if style < 0.4 \
+        else f"{first}{last}{rng.randrange(1, 1_000_000)}" if style < 0.8 \
+        else f"{first[0]}{last}{rng.randrange(1970, 2008)}_{rng.randrange(1, 100_000)}"
+    domain = rng.choice(DISPOSABLE_DOMAINS) if disposable else rng.choices(EMAIL_PROVIDERS, PROVIDER_WEIGHTS)[0]
+    if rng.random() < 0.3:
+        local = local.capitalize()  # raw data is not normalised
+    return f"{local}{rng.randrange(100, 999) if disposable else ''}@{domain}"

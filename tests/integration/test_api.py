@@ -1,0 +1,348 @@
+"""The internal query API against a real uvicorn server on loopback, on both graph backends."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+import httpx
+import pandas as pd
+import pytest
+
+from fraudgraph.identity import IdentifierHasher
+
+TOKENS = {"reader": ["read"], "scorer": ["score"], "analyst": ["read", "review"], "all": ["read", "score", "review"]}
+RAW_EMAIL_FIELD = "email"
+
+
+def _start_uvicorn(app, port):
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    return server, thread
+
+
+@pytest.fixture(scope="module")
+def flagging_model(small_world, settings, tmp_path_factory):
+    """A seeded model with threshold 0: every scored customer is flagged (review if valuable, else block)."""
+    from etl.reference import reference_etl
+    from fraudgraph.ml.artifact import untrained_artifact
+
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy))
+    as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6
+    out = untrained_artifact(ref["customers"], ref["links"], as_of, settings, tmp_path_factory.mktemp("api-model"),
+                             fanout_cap=20, threshold=0.0, seed=3, hidden=16, edge_hidden=8)
+    return out, ref, as_of
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("gremlin", marks=[pytest.mark.slow,
+                                                                                  pytest.mark.gremlin])])
+def api(request, flagging_model, settings, tmp_path_factory):
+    """``(base URL, store, reference frames, as-of)`` of a running API over the small world."""
+    from fraudgraph.graph import open_graph
+    from fraudgraph.graph.snapshot import frames_to_elements
+    from fraudgraph.labels.stage import run_labels
+    from fraudgraph.scoring.online import OnlineScorer
+    from fraudgraph.ml.artifact import ModelArtifact
+    from localservers.servers import free_port
+    from serving.api import create_app
+
+    model_dir, ref, as_of = flagging_model
+    tmp = tmp_path_factory.mktemp(f"api-{request.param}")
+    if request.param == "sqlite":
+        store = open_graph(f"sqlite:///{tmp / 'graph.db'}", settings)
+    else:
+        store = open_graph(request.getfixturevalue("gremlin_server").url, settings)
+        store.clear()
+    customers, links = frames_to_elements(ref["customers"], ref["links"])
+    store.upsert_customers(customers)
+    store.upsert_links(links)
+    run_labels(store, as_of, tmp / "labels", settings)
+    api_settings = settings.model_copy(update={"api": settings.api.model_copy(update={"tokens": TOKENS})})
+    app = create_app(store, OnlineScorer(store, ModelArtifact.load(model_dir), api_settings), api_settings)
+    port = free_port()
+    server, thread = _start_uvicorn(app, port)
+    yield f"http://127.0.0.1:{port}", store, ref, as_of
+    server.should_exit = True
+    thread.join(10)
+    store.close()
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_health_ready_metrics_need_no_token(api):
+    base, *_ = api
+    assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{base}/readyz").json()
+    assert ready["status"] == "ready" and ready["model_version"]
+    httpx.get(f"{base}/v1/customers/x", headers=bearer("reader"))
+    metrics = httpx.get(f"{base}/metrics").text
+    assert 'fraudgraph_api_requests_total{route="/v1/customers/{customer_id}",status="404"}' in metrics
+
+
+@pytest.mark.parametrize("method,path,body,scope", [
+    ("GET", "/v1/customers/{cid}", None, "read"),
+    ("GET", "/v1/customers/{cid}/neighbourhood", None, "read"),
+    ("GET", "/v1/lookup?ip=10.0.0.1", None, "read"),
+    ("POST", "/v1/score", {"customer_ids": ["{cid}"]}, "score"),
+    ("GET", "/v1/reviews", None, "review"),
+    ("POST", "/v1/reviews/{cid}", {"outcome": "legit"}, "review"),
+])
+def test_auth_matrix(api, method, path, body, scope):
+    base, _, ref, _ = api
+    cid = ref["customers"]["customer_id"].iloc[0]
+    url = base + path.format(cid=cid)
+    payload = json.loads(json.dumps(body).replace("{cid}", cid)) if body else None
+    for headers, want in [({}, 401), (bearer("nope"), 401), ({"Authorization": "Basic abc"}, 401)]:
+        r = httpx.request(method, url, json=payload, headers=headers)
+        assert r.status_code == want
+        assert r.json()["error"]["code"] == "unauthorized"
+        assert r.headers["www-authenticate"] == "Bearer"
+    for token, scopes in TOKENS.items():
+        r = httpx.request(method, url, json=payload, headers=bearer(token))
+        if scope in scopes:
+            assert r.status_code == 200, r.text
+        else:
+            assert r.status_code == 403
+            assert r.json()["error"] == {"code": "forbidden", "message": f"the token lacks the {scope!r} scope"}
+
+
+def test_customer_identity_label_and_404(api):
+    base, store, ref, _ = api
+    links = ref["links"]
+    cid = links.groupby("customer_id").size().idxmax()
+    r = httpx.get(f"{base}/v1/customers/{cid}", headers=bearer("reader"))
+    assert r.status_code == 200
+    body = r.json()
+    want = links.loc[links["customer_id"] == cid]
+    got = {(k, i["value_hash"]): i for k, items in body["identifiers"].items() for i in items}
+    assert set(got) == set(zip(want["kind"], want["value_hash"]))
+    for row in want.itertuples():
+        ident = got[(row.kind, row.value_hash)]
+        assert ident["event_count"] == row.event_count and ident["first_seen"] == row.first_seen
+        assert ident["degree"] == int(((links["kind"] == row.kind) & (links["value_hash"] == row.value_hash)).sum())
+    assert body["label"] == store.customer(cid)["clean_label"]
+    missing = httpx.get(f"{base}/v1/customers/no-such-customer", headers=bearer("reader"))
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+    hood = httpx.get(f"{base}/v1/customers/no-such-customer/neighbourhood", headers=bearer("reader"))
+    assert hood.status_code == 404
+
+
+def test_neighbourhood_hops_limit_and_caps(api):
+    base, _, ref, _ = api
+    links = ref["links"]
+    degree = links.groupby(["kind", "value_hash"])["customer_id"].transform("size")
+    cid = links.loc[degree > 25, "customer_id"].iloc[0]  # uses an identifier above the model's cap of 20
+    one = httpx.get(f"{base}/v1/customers/{cid}/neighbourhood", params={"hops": 1, "limit": 500},
+                    headers=bearer("reader")).json()
+    assert one["fanout_cap"] == 20 and one["truncated"]
+    mine = links.loc[links["customer_id"] == cid]
+    assert {(i["kind"], i["value_hash"]) for i in one["identifiers"]} == set(zip(mine["kind"], mine["value_hash"]))
+    assert any(i["truncated"] and i["degree"] > 20 for i in one["identifiers"])
+    sharing = set(links.merge(mine[["kind", "value_hash"]])["customer_id"]) - {cid}
+    assert {c["customer_id"] for c in one["customers"]} <= sharing
+    assert all(c["hop"] == 1 and c["via"] for c in one["customers"])
+    two = httpx.get(f"{base}/v1/customers/{cid}/neighbourhood", params={"hops": 2, "limit": 500},
+                    headers=bearer("reader")).json()
+    assert {c["customer_id"] for c in one["customers"]} < {c["customer_id"] for c in two["customers"]}
+    assert {c["hop"] for c in two["customers"]} == {1, 2}
+    small = httpx.get(f"{base}/v1/customers/{cid}/neighbourhood", params={"hops": 2, "limit": 5},
+                      headers=bearer("reader")).json()
+    assert len(small["customers"]) == 5 and small["truncated"]
+    bad = httpx.get(f"{base}/v1/customers/{cid}/neighbourhood", params={"hops": 3}, headers=bearer("reader"))
+    assert bad.status_code == 422 and "hops" in bad.json()["error"]["message"]
+
+
+def test_lookup_by_raw_identifier_never_echoes_it(api, small_world, settings, caplog):
+    base, _, ref, _ = api
+    events = pd.read_parquet(small_world / "historical" / "events.parquet", columns=["customer_id", "email"])
+    raw = events.dropna().iloc[0]["email"]
+    hasher = IdentifierHasher.from_settings(settings.privacy)
+    value_hash = hasher.hash("email", raw)
+    links = ref["links"]
+    want = set(links.loc[(links["kind"] == "email") & (links["value_hash"] == value_hash), "customer_id"])
+    caplog.set_level(logging.DEBUG)
+    # the same email with other case and spaces normalises to the same identifier
+    r = httpx.get(f"{base}/v1/lookup", params={"email": f"  {raw.upper()} "}, headers=bearer("reader"))
+    assert r.status_code == 200
+    body = r.json()
+    assert body["kind"] == "email" and body["value_hash"] == value_hash
+    assert {c["customer_id"] for c in body["customers"]} == want and body["degree"] == len(want)
+    assert raw.lower() not in r.text.lower()
+    assert raw.lower() not in caplog.text.lower()
+    unknown = httpx.get(f"{base}/v1/lookup", params={"ip": "203.0.113.250"}, headers=bearer("reader")).json()
+    assert unknown["degree"] == 0 and unknown["customers"] == []
+    for params in ({}, {"email": raw, "ip": "10.0.0.1"}):
+        r = httpx.get(f"{base}/v1/lookup", params=params, headers=bearer("reader"))
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    bad = httpx.get(f"{base}/v1/lookup", params={"email": "not-an-email-secret"}, headers=bearer("reader"))
+    assert bad.status_code == 422
+    assert bad.json()["error"]["message"].startswith("email:") and "not-an-email-secret" not in bad.text
+    pan = httpx.get(f"{base}/v1/lookup", params={"card_fingerprint": "4111 1111 1111 1111"},
+                    headers=bearer("reader"))
+    assert pan.status_code == 422 and "4111" not in pan.text
+
+
+def test_score_writes_the_vertex_like_the_consumer(api, settings):
+    base, store, ref, _ = api
+    ids = list(ref["customers"]["customer_id"].iloc[10:14]) + ["no-such-customer"]
+    r = httpx.post(f"{base}/v1/score", json={"customer_ids": ids}, headers=bearer("scorer"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["not_found"] == ["no-such-customer"]
+    assert [x["customer_id"] for x in body["results"]] == ids[:4]
+    for x in body["results"]:
+        assert 0 <= x["score"] <= 1 and x["decision"] in ("block", "review") and "HIGH_SCORE" in x["reason_codes"]
+        props = store.customer(x["customer_id"])
+        assert props["decision"] == x["decision"] and abs(props["score"] - x["score"]) < 1e-6
+    for payload in ({"customer_ids": []}, {"ids": ["a"]}, {"customer_ids": "C1"}):
+        bad = httpx.post(f"{base}/v1/score", json=payload, headers=bearer("scorer"))
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
+
+
+def test_review_queue_outcome_and_labels(api, settings, tmp_path):
+    from fraudgraph.labels.stage import run_labels
+
+    base, store, ref, as_of = api
+    customers = ref["customers"]
+    valuable = list(customers.loc[pd.to_numeric(customers["lifetime_value"]) >= settings.rules.value_cut,
+                                  "customer_id"].iloc[20:32])
+    r = httpx.post(f"{base}/v1/score", json={"customer_ids": valuable}, headers=bearer("all"))
+    assert {x["decision"] for x in r.json()["results"]} == {"review"}
+    queue = httpx.get(f"{base}/v1/reviews", params={"status": "open", "limit": 200}, headers=bearer("analyst")).json()
+    open_ids = [c["customer_id"] for c in queue["cases"]]
+    assert set(valuable) <= set(open_ids)
+    keys = [(-(c["score"] or 0), -(c["lifetime_value"] or 0)) for c in queue["cases"]]
+    assert keys == sorted(keys)  # highest risk, then highest value, first
+    page = httpx.get(f"{base}/v1/reviews", params={"limit": 5, "offset": 5}, headers=bearer("analyst")).json()
+    assert [c["customer_id"] for c in page["cases"]] == open_ids[5:10] and page["next_offset"] == 10
+
+    target = valuable[0]
+    was = store.customer(target).get("clean_label")
+    outcome = "legit" if was == "fraud" else "fraud"
+    r = httpx.post(f"{base}/v1/reviews/{target}", json={"outcome": outcome, "note": "checked documents"},
+                   headers=bearer("analyst"))
+    assert r.status_code == 200 and r.json()["status"] == "closed"
+    after = httpx.get(f"{base}/v1/reviews", params={"limit": 200}, headers=bearer("analyst")).json()
+    assert target not in [c["customer_id"] for c in after["cases"]] and after["total"] == queue["total"] - 1
+    closed = httpx.get(f"{base}/v1/reviews", params={"status": "closed", "limit": 200},
+                       headers=bearer("analyst")).json()
+    assert any(c["customer_id"] == target and c["outcome"] == outcome for c in closed["cases"])
+    assert httpx.post(f"{base}/v1/reviews/nobody", json={"outcome": "fraud"},
+                      headers=bearer("analyst")).status_code == 404
+    bad = httpx.post(f"{base}/v1/reviews/{target}", json={"outcome": "maybe"}, headers=bearer("analyst"))
+    assert bad.status_code == 422 and "outcome" in bad.json()["error"]["message"]
+
+    # the next labels run takes the analyst's outcome first
+    now_ms = int(time.time() * 1000)
+    run_labels(store, now_ms, tmp_path / "labels", settings)
+    props = store.customer(target)
+    assert props["clean_label"] == outcome and props["label_source"] == "analyst"
+
+
+def test_openapi_fuzzing_finds_no_server_error_or_schema_break(api):
+    """schemathesis over the OpenAPI document: every operation, generated inputs, a token with every scope."""
+    import schemathesis
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
+
+    base, *_ = api
+    document = httpx.get(f"{base}/openapi.json").json()
+    for model in ("CustomerOut", "ScoreRequest", "ReviewRequest", "ErrorResponse"):
+        assert model in document["components"]["schemas"]
+    schemathesis.experimental.OPEN_API_3_1.enable()  # FastAPI writes OpenAPI 3.1
+    schema = schemathesis.from_dict(document, base_url=base)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {f"{op.method.upper()} {op.path}" for op in operations} >= {
+        "GET /v1/customers/{customer_id}", "GET /v1/customers/{customer_id}/neighbourhood", "GET /v1/lookup",
+        "POST /v1/score", "GET /v1/reviews", "POST /v1/reviews/{customer_id}", "GET /healthz", "GET /readyz"}
+    for op in operations:
+        @hsettings(max_examples=25, deadline=None, database=None,
+                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                          HealthCheck.function_scoped_fixture])
+        @given(case=op.as_strategy())
+        def check(case):
+            response = case.call(headers={"Authorization": "Bearer all"})
+            assert response.status_code < 500, f"{op.method} {op.path}: {response.status_code} {response.text}"
+            case.validate_response(response)
+
+        check()
+
+
+def _chromium():
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not (binary and driver):
+        pytest.skip("headless Chromium not installed (scripts/dev test installs Debian's chromium + chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1400,1000"):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+@pytest.mark.browser
+def test_review_console_in_headless_chromium(api, settings):
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, store, ref, _ = api
+    customers = ref["customers"]
+    valuable = list(customers.loc[pd.to_numeric(customers["lifetime_value"]) >= settings.rules.value_cut,
+                                  "customer_id"].iloc[40:46])
+    assert httpx.post(f"{base}/v1/score", json={"customer_ids": valuable}, headers=bearer("all")).status_code == 200
+    browser = _chromium()
+    try:
+        wait = WebDriverWait(browser, 20)
+
+        def until(condition, what):
+            try:
+                return wait.until(condition)
+            except TimeoutException:
+                status = browser.find_element(By.ID, "status").text
+                raise AssertionError(f"{what}: timed out; the page says {status!r}") from None
+
+        browser.get(f"{base}/console")
+        browser.find_element(By.ID, "token").send_keys("analyst")
+        browser.find_element(By.ID, "save-token").click()
+        until(lambda b: b.find_elements(By.CSS_SELECTOR, "#queue tbody tr"), "the queue shows")
+        rows = browser.find_elements(By.CSS_SELECTOR, "#queue tbody tr")
+        queued = [r.get_attribute("data-customer") for r in rows]
+        target = queued[0]
+        rows[0].click()
+        until(ec.visibility_of_element_located((By.ID, "case")), "the case opens")
+        until(lambda b: b.find_element(By.ID, "case-id").text == target, "the case shows the customer")
+        assert "HIGH_SCORE" in browser.find_element(By.ID, "case-codes").text
+        # the neighbourhood is drawn: the customer, its identifiers and their customers
+        assert browser.find_elements(By.CSS_SELECTOR, "#graph circle.centre")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#graph rect.identifier")) == len(store.identity(target))
+        browser.find_element(By.ID, "note").send_keys("two accounts, one passport")
+        browser.find_element(By.ID, "outcome-fraud").click()
+        until(lambda b: "recorded fraud" in b.find_element(By.ID, "status").text, "the outcome is recorded")
+        until(lambda b: target not in [r.get_attribute("data-customer")
+                                       for r in b.find_elements(By.CSS_SELECTOR, "#queue tbody tr")],
+              "the case leaves the queue")
+    finally:
+        browser.quit()
+    props = store.customer(target)
+    assert props["review_outcome"] == "fraud" and props["review_note"] == "two accounts, one passport"

@@ -1,0 +1,70 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from fraudgraph.cli.main import cli
+from fraudgraph.graph import IdentityLink, open_graph
+
+
+def test_graph_stats_json_lists_every_label(tmp_path, settings):
+    uri = f"sqlite:///{tmp_path / 'g.db'}"
+    with open_graph(uri, settings) as g:
+        g.upsert_links([IdentityLink("c1", "email", "h", 1, 1, 1)])
+    result = CliRunner().invoke(cli, ["graph", "stats", "--graph", uri, "--json"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)
+    assert stats == {"vertices": {"customer": 1, "device": 0, "ip": 0, "email": 1, "card": 0},
+                     "edges": {"has_device": 0, "has_ip": 0, "has_email": 1, "has_card": 0}}
+
+
+def test_refresh_summaries_rebuilds_what_identifier_stats_read(tmp_path, settings):
+    import sqlite3
+
+    uri = f"sqlite:///{tmp_path / 'g.db'}"
+    with open_graph(uri, settings) as g:
+        g.upsert_links([IdentityLink(c, "ip", "hub", 10 + i, 20, 2) for i, c in enumerate(["a", "b", "c"])])
+    db = sqlite3.connect(tmp_path / "g.db")  # a load that bypassed the store left the summaries wrong
+    db.execute("UPDATE identifier_link_summary SET degree = 99, events = 0")
+    db.commit()
+    db.close()
+    result = CliRunner().invoke(cli, ["graph", "refresh-summaries", "--graph", uri, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"customers": 3, "identifiers": 1}
+    with open_graph(uri, settings) as g:
+        assert g.identifier_stats([("ip", "hub")]).values.tolist() == [["ip", "hub", 3, 10, 12, 6]]
+        assert g.neighbourhood("a").identifiers[0].degree == 3
+
+
+def test_bad_config_fails_at_start_naming_the_key(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("graph:\n  fanout: 3\n")
+    result = CliRunner().invoke(cli, ["graph", "stats", "--config", str(cfg)])
+    assert result.exit_code != 0
+    assert "graph.fanout: unknown key" in result.output
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    env = {**os.environ, "FRAUDGRAPH_WORLD__CUSTOMERS": "2000", "FRAUDGRAPH_TRAINING__MAX_EPOCHS": "5"}
+    proc = subprocess.run([sys.executable, "-m", "fraudgraph.cli.main", "demo", "--out", str(out), "--json"],
+                          capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert (out / "report.md").exists()
+    assert report["stages"]["etl"]["graph_stats"]["vertices"]["customer"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.gremlin
+def test_gremlin_server_status_command(gremlin_server):
+    args = ["gremlin-server", "status", "--json", "--port", str(gremlin_server.port),
+            "--state-dir", str(gremlin_server.state_dir)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.stdout)
+    assert status["running"] and status["answering"] and status["url"] == gremlin_server.url

@@ -1,0 +1,416 @@
+"""The live consumer on a file source: exactly-once effects, dead letters, replays, recovery after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pandas as pd
+import pytest
+
+from etl.reference import reference_links
+from fraudgraph.graph import open_graph
+from fraudgraph.graph.snapshot import frames_to_elements, normalise_links
+from fraudgraph.identity import IdentifierHasher
+from fraudgraph.scoring.online import OnlineScorer
+from serving.consumer import LiveConsumer
+from serving.ledger import Ledger
+from serving.sources import FileSource, JsonlSink
+
+
+@pytest.fixture(scope="module")
+def model_dir(small_world, settings, tmp_path_factory):
+    """A seeded (untrained) model: the consumer's plumbing does not depend on its quality."""
+    from etl.reference import reference_etl
+    from fraudgraph.ml.artifact import untrained_artifact
+
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy))
+    as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6
+    return untrained_artifact(ref["customers"], ref["links"], as_of, settings,
+                              tmp_path_factory.mktemp("consumer-model"), fanout_cap=20, seed=2, hidden=16,
+                              edge_hidden=8)
+
+
+def expected_links(small_world, settings, extra: pd.DataFrame) -> pd.DataFrame:
+    """Reference aggregates of historical events plus the given live events (what exactly-once must give)."""
+    hist = pd.read_parquet(small_world / "historical" / "events.parquet")
+    events = pd.concat([hist, extra], ignore_index=True)
+    links, _ = reference_links(events, IdentifierHasher.from_settings(settings.privacy))
+    return normalise_links(links)
+
+
+def live_events(small_world) -> list[str]:
+    return (small_world / "live" / "events.jsonl").read_text().splitlines()
+
+
+def run_consumer(uri, model_dir, settings, source_path, ledger_path, out_dir, start=None):
+    from fraudgraph.ml.artifact import ModelArtifact
+
+    ledger = Ledger(ledger_path)
+    decisions, dead = JsonlSink(out_dir / "decisions.jsonl"), JsonlSink(out_dir / "dead.jsonl")
+    with open_graph(uri, settings) as store:
+        scorer = OnlineScorer(store, ModelArtifact.load(model_dir), settings)
+        consumer = LiveConsumer(store, scorer, settings, ledger, decisions, dead)
+        port = consumer.metrics.serve(0)
+        src = FileSource(source_path, start=ledger.offset(FileSource(source_path).name) if start is None else start)
+        stats = consumer.run(src, install_signals=False)
+        src.close()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+            stats["_metrics"] = resp.read().decode()  # the Prometheus endpoint, scraped over HTTP
+        consumer.metrics.close()
+    decisions.close()
+    dead.close()
+    ledger.close()
+    return stats
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_replay_is_exactly_once_with_dead_letters(small_world, small_world_graph, model_dir, settings, tmp_path):
+    uri, _ = small_world_graph
+    lines = live_events(small_world)[:600]
+    poison = ['{"event_id": "bad-1", "event_type": "login", "ts": "2026-01-02T00:00:00Z", '
+              '"customer_id": "C1", "ip": "999.0.0.1"}', "this is not json", '{"event_type": "signup"}']
+    stream = lines[:300] + poison + lines[300:] + lines[100:250]  # a redelivered run of 150 events
+    src = tmp_path / "live.jsonl"
+    src.write_text("\n".join(stream) + "\n")
+
+    stats = run_consumer(uri, model_dir, settings, src, tmp_path / "ledger.db", tmp_path)
+    assert stats["events_in"] == len(stream)
+    metrics = stats.pop("_metrics")
+    assert "fraudgraph_consumer_events_total 753.0" in metrics
+    assert 'fraudgraph_consumer_rejected_total{reason="ip:invalid"} 1.0' in metrics
+    assert "fraudgraph_consumer_duplicates_total 150.0" in metrics
+    assert "fraudgraph_consumer_event_latency_seconds_count 753.0" in metrics
+    assert stats["rejected"] == 3 and stats["duplicates"] == 150
+    assert stats["applied"] == 600
+    dead = read_jsonl(tmp_path / "dead.jsonl")
+    assert [d["reason_code"] for d in dead] == ["ip:invalid", "payload:invalid_json", "event_id:missing"]
+    assert "999.0.0.1" not in json.dumps([d["reason"] for d in dead])  # reasons never echo identifiers
+
+    live = pd.DataFrame([json.loads(x) for x in lines])
+    live["ts"] = pd.to_datetime(live["ts"], utc=True)
+    with open_graph(uri, settings) as store:
+        got = normalise_links(store.links_frame())
+    pd.testing.assert_frame_equal(got, expected_links(small_world, settings, live))
+
+    decisions = read_jsonl(tmp_path / "decisions.jsonl")
+    assert decisions and len({d["decision_id"] for d in decisions}) == len(decisions)
+    assert {d["decision"] for d in decisions} <= {"block", "review", "allow"}
+    last = decisions[-1]
+    with open_graph(uri, settings) as store:
+        props = store.customer(last["customer_id"])
+    assert props["model_version"] == last["model_version"]
+
+    # the whole file redelivered from the start: everything is a duplicate, nothing changes
+    again = run_consumer(uri, model_dir, settings, src, tmp_path / "ledger.db", tmp_path / "second", start=0)
+    again.pop("_metrics")
+    assert again["applied"] == 0 and again["duplicates"] == 750 and again["rejected"] == 3
+    assert read_jsonl(tmp_path / "second" / "decisions.jsonl") == []
+    with open_graph(uri, settings) as store:
+        pd.testing.assert_frame_equal(normalise_links(store.links_frame()), got)
+
+
+def test_block_appeal_unblock_update_label_history(small_world_graph, model_dir, settings, tmp_path):
+    uri, _ = small_world_graph
+    events = [
+        {"event_id": "b1", "event_type": "block", "ts": "2026-01-05T00:00:00Z", "customer_id": "C000103030",
+         "block_source": "manual", "reason": "chargeback"},
+        {"event_id": "a1", "event_type": "appeal", "ts": "2026-01-06T00:00:00Z", "customer_id": "C000103030"},
+        {"event_id": "u1", "event_type": "unblock", "ts": "2026-01-08T00:00:00Z", "customer_id": "C000103030"},
+    ]
+    src = tmp_path / "labels.jsonl"
+    src.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    run_consumer(uri, model_dir, settings, src, tmp_path / "ledger.db", tmp_path)
+    with open_graph(uri, settings) as store:
+        props = store.customer("C000103030")
+    assert props["blocked_at"] == 1767571200000 and props["block_source"] == "manual"
+    assert props["appealed_at"] == 1767657600000 and props["unblocked_at"] == 1767830400000
+
+
+def _consume_cmd(uri, model_dir, src, ledger, out, cfg):
+    return [sys.executable, "-m", "fraudgraph.cli.main", "consume", "--source", f"file://{src}", "--graph", uri,
+            "--model", str(model_dir), "--decisions", str(out / "decisions.jsonl"), "--dead-letter",
+            str(out / "dead.jsonl"), "--ledger", str(ledger), "--config", str(cfg)]
+
+
+@pytest.mark.slow
+def test_kill_9_mid_stream_then_restart_equals_uninterrupted_run(small_world, model_dir, settings, tmp_path):
+    """Two identical graphs: one consumer runs through, the other is killed with SIGKILL and restarted."""
+    from etl.reference import reference_etl
+
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy))
+    customers, links = frames_to_elements(ref["customers"], ref["links"])
+    src = tmp_path / "live.jsonl"
+    src.write_text("\n".join(live_events(small_world)[:800]) + "\n")
+    cfg = tmp_path / "small-batches.yaml"
+    cfg.write_text("consumer:\n  max_batch: 25\n")
+    results = {}
+    for name in ("uninterrupted", "killed"):
+        out = tmp_path / name
+        out.mkdir()
+        uri = f"sqlite:///{out / 'graph.db'}"
+        with open_graph(uri, settings) as store:
+            store.upsert_customers(customers)
+            store.upsert_links(links)
+        cmd = _consume_cmd(uri, model_dir, src, out / "ledger.db", out, cfg)
+        if name == "killed":
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:  # kill once it is well into the stream
+                if len(read_jsonl(out / "decisions.jsonl")) >= 60:
+                    break
+                time.sleep(0.2)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            assert proc.returncode == -signal.SIGKILL
+            assert len(read_jsonl(out / "decisions.jsonl")) < 400  # it really was interrupted
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        with open_graph(uri, settings) as store:
+            results[name] = (normalise_links(store.links_frame()),
+                             store.customers_frame().sort_values("customer_id").reset_index(drop=True))
+        decisions = read_jsonl(out / "decisions.jsonl")
+        by_id = {}
+        for d in decisions:  # a decision re-emitted after the crash must be the same decision
+            assert by_id.setdefault(d["decision_id"], d) == d
+        results[name] += ({k: (v["decision"], v["score"]) for k, v in by_id.items()},)
+    a, b = results["uninterrupted"], results["killed"]
+    pd.testing.assert_frame_equal(a[0], b[0])
+    pd.testing.assert_frame_equal(a[1], b[1])
+    assert a[2] == b[2] and len(a[2]) > 60
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_batch_commits_and_exits_zero(small_world_graph, small_world, model_dir, settings,
+                                                          tmp_path):
+    uri, _ = small_world_graph
+    src = tmp_path / "live.jsonl"
+    src.write_text("\n".join(live_events(small_world)[:40]) + "\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("consumer:\n  max_batch: 10\n")
+    proc = subprocess.Popen(_consume_cmd(uri, model_dir, src, tmp_path / "ledger.db", tmp_path, cfg) + ["--follow"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ledger = Ledger(tmp_path / "ledger.db")
+    name = FileSource(src).name
+    deadline = time.monotonic() + 120
+    while ledger.offset(name) < 40 and time.monotonic() < deadline:  # tailing, everything consumed
+        time.sleep(0.2)
+    assert ledger.offset(name) == 40
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert ledger.offset(name) == 40
+    assert ledger.pending_scores() == [] and ledger.dirty_links() == []
+    ledger.close()
+
+
+def _drain(bootstrap: str, topic: str, expect: int, timeout_s: float = 30) -> list[dict]:
+    from confluent_kafka import Consumer
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"drain-{topic}-{time.time()}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    out, deadline = [], time.monotonic() + timeout_s
+    while len(out) < expect and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            out.append(json.loads(m.value()))
+    c.close()
+    return out
+
+
+@pytest.mark.slow
+def test_kafka_source_commits_after_effects_and_dead_letters_to_dlq(small_world, small_world_graph, model_dir,
+                                                                    settings, kafka_server, tmp_path):
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    from fraudgraph.ml.artifact import ModelArtifact
+    from serving.sources import KafkaSink, KafkaSource
+
+    uri, _ = small_world_graph
+    lines = live_events(small_world)[:300]
+    poison = '{"event_id": "bad-k", "event_type": "login", "ts": "2026-01-02T00:00:00Z", "customer_id": "C1", ' \
+             '"email": "not an email"}'
+    producer = Producer({"bootstrap.servers": kafka_server.bootstrap})
+    for line in lines[:150] + [poison] + lines[150:] + lines[:20]:  # 20 redelivered
+        producer.produce("live-events", line.encode())
+    producer.flush(30)
+
+    def consume_once():
+        ledger = Ledger(tmp_path / "ledger.db")
+        decisions = KafkaSink(kafka_server.bootstrap, "decisions")
+        dead = KafkaSink(kafka_server.bootstrap, "live-events.dlq")
+        source = KafkaSource(kafka_server.bootstrap, "live-events", "fraudgraph-test", idle_stop_s=4)
+        with open_graph(uri, settings) as store:
+            scorer = OnlineScorer(store, ModelArtifact.load(model_dir), settings)
+            stats = LiveConsumer(store, scorer, settings, ledger, decisions, dead).run(source, install_signals=False)
+        source.close()
+        ledger.close()
+        return stats
+
+    stats = consume_once()
+    assert stats["events_in"] == 321 and stats["rejected"] == 1 and stats["duplicates"] == 20
+    assert stats["applied"] == 300
+    live = pd.DataFrame([json.loads(x) for x in lines])
+    live["ts"] = pd.to_datetime(live["ts"], utc=True)
+    with open_graph(uri, settings) as store:
+        got = normalise_links(store.links_frame())
+    pd.testing.assert_frame_equal(got, expected_links(small_world, settings, live))
+    dlq = _drain(kafka_server.bootstrap, "live-events.dlq", 1)
+    assert [d["reason_code"] for d in dlq] == ["email:invalid"]
+    decisions = _drain(kafka_server.bootstrap, "decisions", sum(stats["decisions"].values()))
+    assert len(decisions) == sum(stats["decisions"].values()) > 0
+
+    probe = Consumer({"bootstrap.servers": kafka_server.bootstrap, "group.id": "fraudgraph-test"})
+    (committed,) = probe.committed([TopicPartition("live-events", 0)], timeout=10)
+    probe.close()
+    assert committed.offset == 321  # committed after the graph write and the decision emit
+
+    again = consume_once()  # the group resumes after its committed offset: nothing to do
+    assert again["events_in"] == 0
+
+
+@pytest.mark.slow
+def test_sqs_source_deletes_after_effects_and_dead_letters_to_dlq_queue(small_world, small_world_graph, model_dir,
+                                                                       settings, sqs_server, tmp_path):
+    from fraudgraph.ml.artifact import ModelArtifact
+    from serving.sources import SqsSink, SqsSource, _sqs_client, dead_letter_for
+
+    uri, _ = small_world_graph
+    sqs = _sqs_client(sqs_server.endpoint + "/")
+    queue = sqs.create_queue(QueueName="live-events")["QueueUrl"]
+    dlq = sqs.create_queue(QueueName="live-events-dlq")["QueueUrl"]
+    decisions_q = sqs.create_queue(QueueName="decisions")["QueueUrl"]
+    assert dead_letter_for(queue, "x") == dlq
+    lines = live_events(small_world)[:120]
+    poison = "{not json"
+    body = lines[:60] + [poison] + lines[60:] + lines[:10]
+    for i in range(0, len(body), 10):
+        sqs.send_message_batch(QueueUrl=queue, Entries=[{"Id": str(j), "MessageBody": b}
+                                                       for j, b in enumerate(body[i:i + 10])])
+
+    def consume_once():
+        ledger = Ledger(tmp_path / "ledger.db")
+        source = SqsSource(queue, idle_stop_s=3)
+        with open_graph(uri, settings) as store:
+            scorer = OnlineScorer(store, ModelArtifact.load(model_dir), settings)
+            stats = LiveConsumer(store, scorer, settings, ledger, SqsSink(decisions_q), SqsSink(dlq)) \
+                .run(source, install_signals=False)
+        ledger.close()
+        return stats
+
+    stats = consume_once()
+    # SQS does not keep order: the 10 repeats are duplicates whichever copy arrives first
+    assert stats["events_in"] == 131 and stats["rejected"] == 1 and stats["duplicates"] == 10
+    live = pd.DataFrame([json.loads(x) for x in lines])
+    live["ts"] = pd.to_datetime(live["ts"], utc=True)
+    with open_graph(uri, settings) as store:
+        got = normalise_links(store.links_frame())
+    pd.testing.assert_frame_equal(got, expected_links(small_world, settings, live))
+    attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages",
+                                                                     "ApproximateNumberOfMessagesNotVisible"])
+    assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
+    assert attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0"  # all deleted after processing
+    dead = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    assert [json.loads(m["Body"])["reason_code"] for m in dead] == ["payload:invalid_json"]
+    assert consume_once()["events_in"] == 0
+
+
+def assert_graph_is_history_plus(uri, small_world, settings, lines: list[str]) -> None:
+    """The graph's links equal the world's history plus exactly these live events (each once)."""
+    live = pd.DataFrame([json.loads(x) for x in lines])
+    live["ts"] = pd.to_datetime(live["ts"], utc=True)
+    with open_graph(uri, settings) as store:
+        got = normalise_links(store.links_frame())
+    pd.testing.assert_frame_equal(got, expected_links(small_world, settings, live))
+
+
+def run_through_restart(consumer, source, server, *, total: int) -> dict:
+    """Run ``consumer`` on ``source`` in a thread; once 30 events took effect, stop ``server`` for 3 s
+    and start it again (with its data). Returns the run's stats."""
+    import threading
+
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(consumer.run(source, install_signals=False)))
+    worker.start()
+    deadline = time.monotonic() + 120
+    while consumer.stats.applied < 30 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert 0 < consumer.stats.applied < total  # mid-stream
+    server.stop()
+    time.sleep(3)
+    server.start()
+    worker.join(300)
+    assert not worker.is_alive()
+    return result
+
+
+@pytest.mark.slow
+def test_kafka_broker_restart_mid_stream_consumer_recovers(small_world, small_world_graph, model_dir, settings,
+                                                           kafka_server, tmp_path):
+    from confluent_kafka import Producer
+
+    from fraudgraph.ml.artifact import ModelArtifact
+    from serving.sources import KafkaSink, KafkaSource
+
+    uri, _ = small_world_graph
+    lines = live_events(small_world)[300:500]
+    producer = Producer({"bootstrap.servers": kafka_server.bootstrap})
+    for line in lines:
+        producer.produce("restart-events", line.encode())
+    producer.flush(30)
+    tuned = settings.model_copy(deep=True)
+    tuned.consumer.max_batch = 10
+    ledger = Ledger(tmp_path / "ledger.db")
+    source = KafkaSource(kafka_server.bootstrap, "restart-events", "restart-test", idle_stop_s=20)
+    with open_graph(uri, settings) as store:
+        scorer = OnlineScorer(store, ModelArtifact.load(model_dir), settings)
+        consumer = LiveConsumer(store, scorer, tuned, ledger, JsonlSink(tmp_path / "d.jsonl"),
+                                KafkaSink(kafka_server.bootstrap, "restart-events.dlq"))
+        result = run_through_restart(consumer, source, kafka_server, total=200)
+    source.close()
+    ledger.close()
+    assert result["applied"] == 200 and result["rejected"] == 0
+    # the small_world_graph holds history only; this test applied live events 300..500
+    assert_graph_is_history_plus(uri, small_world, settings, live_events(small_world)[300:500])
+
+
+@pytest.mark.slow
+def test_sqs_server_restart_mid_stream_consumer_recovers(small_world, small_world_graph, model_dir, settings,
+                                                         sqs_server, tmp_path):
+    """ElasticMQ keeps its queues and messages on disk; the consumer retries while it is away."""
+    from fraudgraph.ml.artifact import ModelArtifact
+    from serving.sources import SqsSink, SqsSource, _sqs_client
+
+    uri, _ = small_world_graph
+    sqs = _sqs_client(sqs_server.endpoint + "/")
+    queue = sqs.create_queue(QueueName="restart-events")["QueueUrl"]
+    dlq = sqs.create_queue(QueueName="restart-events-dlq")["QueueUrl"]
+    lines = live_events(small_world)[300:500]
+    for i in range(0, len(lines), 10):
+        sqs.send_message_batch(QueueUrl=queue, Entries=[{"Id": str(j), "MessageBody": b}
+                                                       for j, b in enumerate(lines[i:i + 10])])
+    tuned = settings.model_copy(deep=True)
+    tuned.consumer.max_batch = 10
+    ledger = Ledger(tmp_path / "ledger.db")
+    # a short visibility timeout, so messages in flight when the server went away come back soon
+    source = SqsSource(queue, idle_stop_s=15, visibility_timeout_s=5, retry_s=120)
+    with open_graph(uri, settings) as store:
+        scorer = OnlineScorer(store, ModelArtifact.load(model_dir), settings)
+        consumer = LiveConsumer(store, scorer, tuned, ledger, JsonlSink(tmp_path / "d.jsonl"), SqsSink(dlq))
+        result = run_through_restart(consumer, source, sqs_server, total=200)
+    ledger.close()
+    # every event took effect once; redeliveries after the restart were dropped by the ledger
+    assert result["applied"] == 200 and result["rejected"] == 0
+    # the small_world_graph holds history only; this test applied live events 300..500
+    assert_graph_is_history_plus(uri, small_world, settings, live_events(small_world)[300:500])
+    attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])
+    assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"

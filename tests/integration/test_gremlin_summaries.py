@@ -1,0 +1,132 @@
+"""The Gremlin store's materialised link summaries: served only when current, exact when served."""
+
+from __future__ import annotations
+
+import threading
+
+import pandas as pd
+import pytest
+
+from fraudgraph.graph import CustomerUpsert, IdentityLink, identifier_id, open_graph
+from fraudgraph.graph.base import summarise_links
+from fraudgraph.graph.gremlin_store import SUMMARY
+
+from graph_helpers import expected_identifier_stats, small_world
+
+pytestmark = [pytest.mark.slow, pytest.mark.gremlin]
+
+
+@pytest.fixture
+def gstore(gremlin_server, settings):
+    with open_graph(gremlin_server.url, settings) as s:
+        s.clear()
+        yield s
+        s.clear()
+
+
+def current(store, customer_ids=(), identifiers=()):
+    """Which of these vertices have a summary a reader would use."""
+    vids = [f"customer:{c}" for c in customer_ids] + [identifier_id(k, h) for k, h in identifiers]
+    found = store._summaries(vids)
+    return {v: v in found for v in vids}
+
+
+def assert_reads_match_links(store, customer_ids, identifiers, cap=4):
+    frame = store.links_frame()
+    got = store.link_summary(customer_ids).set_index("customer_id").astype("int64")
+    want = summarise_links(frame.loc[frame["customer_id"].isin(customer_ids)]).set_index("customer_id")
+    pd.testing.assert_frame_equal(got, want.astype("int64"), check_like=True)
+    stats = store.identifier_stats(identifiers).astype({c: "int64" for c in ("degree", "first_seen_min",
+                                                                                "first_seen_max", "events")})
+    ref = expected_identifier_stats(frame, None)
+    ref = ref.loc[ref.set_index(["kind", "value_hash"]).index.isin(identifiers)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(stats.reset_index(drop=True), ref[list(stats.columns)])
+    links = store.identifier_links(identifiers, cap)
+    for kind, h in identifiers:
+        mine = frame.loc[(frame["kind"] == kind) & (frame["value_hash"] == h)].sort_values("customer_id").head(cap)
+        part = links.loc[(links["kind"] == kind) & (links["value_hash"] == h)].sort_values("customer_id")
+        pd.testing.assert_frame_equal(part.reset_index(drop=True).astype("int64", errors="ignore").astype(str),
+                                      mine[list(part.columns)].reset_index(drop=True).astype(str))
+
+
+def test_writes_leave_current_summaries_that_reads_serve(gstore):
+    cust, links = small_world()
+    gstore.upsert_customers(cust)
+    gstore.upsert_links(links)
+    customers = ["c000", "c003", "c017", "c042"]
+    identifiers = [("ip", "hub"), ("device", "d1"), ("email", "e5")]
+    assert all(current(gstore, customers, identifiers).values())
+    assert gstore.customer("c000").keys() == {"signup_ts", "lifetime_value", "country", "vip"}  # not exposed
+    assert_reads_match_links(gstore, customers, identifiers)
+    hub = gstore.neighbourhood("c000", fanout_cap=3).identifiers
+    assert [i.degree for i in hub if i.kind == "ip"] == [len([l for l in links if l.value_hash == "hub"])]
+
+
+def test_a_stale_summary_is_never_served(gstore):
+    cust, links = small_world()
+    gstore.upsert_customers(cust)
+    gstore.upsert_links(links)
+    old = next(l for l in links if l.value_hash == "hub")
+    # a bulk write that defers its refresh: only counts change (no new edge for a live count to catch)
+    changed = IdentityLink(old.customer_id, "ip", "hub", old.first_seen - 5_000, old.last_seen, old.event_count + 40,
+                           {"login": old.event_count + 39, "signup": 1})
+    gstore.upsert_links([changed], summaries=False)
+    assert current(gstore, [old.customer_id], [("ip", "hub")]) == {f"customer:{old.customer_id}": False,
+                                                                   "ip:hub": False}
+    assert_reads_match_links(gstore, [old.customer_id, "c003"], [("ip", "hub"), ("device", "d1")])
+    gstore.refresh_summaries([old.customer_id], [("ip", "hub")])
+    assert all(current(gstore, [old.customer_id], [("ip", "hub")]).values())
+    assert_reads_match_links(gstore, [old.customer_id, "c003"], [("ip", "hub"), ("device", "d1")])
+
+
+def test_summaries_carry_the_scoring_properties(gstore):
+    cust, links = small_world()
+    gstore.upsert_customers(cust)
+    gstore.upsert_links(links)
+    names = ["lifetime_value", "signup_ts"]
+    before = gstore.customers_of(["c007", "c008"], properties=names)
+    assert before["lifetime_value"].tolist() == [cust[7].properties["lifetime_value"],
+                                                 cust[8].properties["lifetime_value"]]
+    # a kept property changes (the rules read it) or goes: the summary follows; other properties leave it be
+    gstore.set_customer_properties({"c007": {"lifetime_value": 999.5}, "c008": {"lifetime_value": None},
+                                    "c000": {"score": 0.7}})
+    assert current(gstore, ["c007", "c008", "c000"]) == {"customer:c007": True, "customer:c008": True,
+                                                         "customer:c000": True}
+    after = gstore.customers_of(["c007", "c008"], properties=names)
+    assert after["lifetime_value"].tolist()[0] == 999.5 and pd.isna(after["lifetime_value"].tolist()[1])
+    assert after["signup_ts"].tolist() == before["signup_ts"].tolist()
+    # a deferred write leaves no summary, and reads fall back to the vertex
+    gstore.upsert_customers([CustomerUpsert("c007", {"lifetime_value": 5.0})], summaries=False)
+    assert current(gstore, ["c007"]) == {"customer:c007": False}
+    assert gstore.customers_of(["c007"], properties=names)["lifetime_value"].tolist() == [5.0]
+
+
+def test_concurrent_writers_to_one_hub_leave_it_exact(gremlin_server, settings, gstore):
+    """Four writers share a hub; whatever the interleaving, the last refresh sees every edge."""
+    def write(worker):
+        with open_graph(gremlin_server.url, settings) as store:
+            for start in range(0, 60, 15):
+                store.upsert_links([IdentityLink(f"w{worker}-{i:02d}", "ip", "shared", 1_000 + i, 2_000 + i,
+                                                 worker + 1, {"login": worker + 1}) for i in range(start, start + 15)])
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert current(gstore, [], [("ip", "shared")]) == {"ip:shared": True}
+    (row,) = gstore.identifier_stats([("ip", "shared")]).itertuples(index=False)
+    assert (row.degree, row.first_seen_min, row.first_seen_max, row.events) == (240, 1_000, 1_059, 60 * (1 + 2 + 3 + 4))
+    assert_reads_match_links(gstore, ["w0-00", "w3-59"], [("ip", "shared")], cap=51)
+    assert SUMMARY not in gstore.customers_of(["w0-00"]).columns
+
+
+def test_rebuild_after_a_load_without_summaries(gstore):
+    cust, links = small_world()
+    gstore.upsert_links(links, summaries=False)
+    assert not any(current(gstore, ["c000", "c001"], [("ip", "hub")]).values())
+    assert_reads_match_links(gstore, ["c000", "c001"], [("ip", "hub")])  # served from the links
+    counts = gstore.rebuild_summaries()
+    assert counts == {"customers": len({l.customer_id for l in links}),
+                      "identifiers": len({(l.kind, l.value_hash) for l in links})}
+    assert all(current(gstore, ["c000", "c001"], [("ip", "hub")]).values())
+    assert_reads_match_links(gstore, ["c000", "c001"], [("ip", "hub")])

@@ -1,0 +1,221 @@
+"""One contract suite for every graph backend (embedded SQLite and a real Gremlin Server)."""
+
+from __future__ import annotations
+
+import random
+
+import networkx as nx
+import pandas as pd
+import pytest
+
+from fraudgraph.graph import CustomerUpsert, IdentityLink, InvalidElementError
+from fraudgraph.graph.snapshot import frames_to_elements, normalise_customers, normalise_links, read_snapshot
+from graph_helpers import expected_identifier_stats, small_world
+
+
+
+def nx_reference(links):
+    g = nx.Graph()
+    for l in links:
+        g.add_edge(("c", l.customer_id), ("i", l.kind, l.value_hash))
+    return g
+
+
+def test_upsert_and_read_back(store):
+    cust, links = small_world()
+    store.upsert_customers(cust)
+    store.upsert_links(links)
+    got = store.customer("c007")
+    assert got == {"signup_ts": 1_700_000_007_000, "lifetime_value": cust[7].properties["lifetime_value"],
+                   "country": cust[7].properties["country"], "vip": True}
+    assert store.customer("nobody") is None
+    ident = store.identity("c000")
+    want = sorted((l for l in links if l.customer_id == "c000"), key=lambda l: (l.kind, l.value_hash))
+    assert [(i.kind, i.value_hash) for i in ident] == [(l.kind, l.value_hash) for l in want]
+    assert [i.properties for i in ident] == [l.properties() for l in want]
+    hub = next(i for i in ident if i.kind == "ip")
+    assert hub.degree == len([l for l in links if l.value_hash == "hub"])
+
+
+def test_same_batch_twice_is_idempotent(store):
+    cust, links = small_world()
+    store.upsert_customers(cust)
+    store.upsert_links(links)
+    stats1, cframe1, lframe1 = store.stats(), store.customers_frame(), store.links_frame()
+    store.upsert_customers(cust)
+    store.upsert_links(links)
+    assert store.stats() == stats1
+    pd.testing.assert_frame_equal(normalise_customers(store.customers_frame()), normalise_customers(cframe1))
+    pd.testing.assert_frame_equal(normalise_links(store.links_frame()), normalise_links(lframe1))
+    n_ident = len({(l.kind, l.value_hash) for l in links})
+    assert sum(stats1["vertices"].values()) == len(cust) + n_ident
+    assert sum(stats1["edges"].values()) == len(links)
+    assert set(stats1["vertices"]) == {"customer", "device", "ip", "email", "card"}
+
+
+def test_link_merge_semantics(store):
+    store.upsert_links([IdentityLink("a", "device", "d1", 1000, 2000, 3, {"login": 3})])
+    store.upsert_links([IdentityLink("a", "device", "d1", 1500, 1800, 5, {"login": 4, "payment": 1})])
+    store.upsert_links([IdentityLink("a", "device", "d1", 500, 2500, 6, {"signup": 1, "login": 5})])
+    (ident,) = store.identity("a")
+    assert ident.properties["first_seen"] == 500
+    assert ident.properties["last_seen"] == 2500
+    assert ident.properties["event_count"] == 6
+    assert ident.properties["count_login"] == 5
+    assert ident.properties["count_signup"] == 1
+    assert ident.properties["count_payment"] == 0  # replaced by the caller's absolute counts
+
+
+def test_customer_properties_merge_and_remove(store):
+    store.upsert_customers([CustomerUpsert("x", {"a": 1, "b": "two"})])
+    store.set_customer_properties({"x": {"b": None, "score": 0.25, "decision": "review"}})
+    assert store.customer("x") == {"a": 1, "score": 0.25, "decision": "review"}
+
+
+@pytest.mark.parametrize("cap", [3, 1000])
+def test_neighbourhood_matches_networkx(store, cap):
+    cust, links = small_world()
+    store.upsert_customers(cust)
+    store.upsert_links(links)
+    ref = nx_reference(links)
+    for cid in ["c000", "c001", "c013", "c042"]:
+        nb = store.neighbourhood(cid, fanout_cap=cap)
+        want_idents = sorted(n for n in ref.neighbors(("c", cid)))
+        assert [("i", s.kind, s.value_hash) for s in nb.identifiers] == want_idents
+        for s in nb.identifiers:
+            node = ("i", s.kind, s.value_hash)
+            others = sorted(c[1] for c in ref.neighbors(node) if c[1] != cid)
+            assert s.degree == ref.degree(node)  # true degree, never capped
+            assert list(s.customers) == others[:cap]
+            assert s.truncated == (len(others) > cap)
+        # uncapped, the union equals networkx's 2-hop customer set
+        if cap == 1000:
+            two_hop = {n[1] for i in ref.neighbors(("c", cid)) for n in ref.neighbors(i)} - {cid}
+            assert nb.customers == two_hop
+
+
+def test_fanout_cap_reports_true_degree(store):
+    links = [IdentityLink(f"u{i:04d}", "ip", "public-wifi", 1, 2, 1, {"login": 1}) for i in range(250)]
+    store.upsert_links(links)
+    nb = store.neighbourhood("u0100", fanout_cap=10)
+    (hub,) = nb.identifiers
+    assert hub.degree == 250
+    assert len(hub.customers) == 10 and hub.truncated
+    assert "u0100" not in hub.customers
+    assert list(hub.customers) == sorted(f"u{i:04d}" for i in range(250) if i != 100)[:10]
+
+
+def test_customers_of_with_chosen_properties(store):
+    cust, links = small_world()
+    store.upsert_customers(cust)
+    full = store.customers_of(["c007", "c008", "nobody"]).set_index("customer_id")
+    assert list(full.index) == ["c007", "c008"] and full.loc["c007", "country"] == cust[7].properties["country"]
+    some = store.customers_of(["c008", "c007", "nobody"], properties=["lifetime_value", "vip", "not_there"])
+    assert list(some.columns) == ["customer_id", "lifetime_value", "vip", "not_there"]
+    assert list(some["customer_id"]) == ["c007", "c008"]
+    assert some["lifetime_value"].tolist() == [cust[7].properties["lifetime_value"], cust[8].properties["lifetime_value"]]
+    assert [bool(v) for v in some["vip"]] == [True, False]
+    assert some["not_there"].isna().all()
+
+
+def test_link_summary_and_identifier_links_match_the_links_frame(store):
+    """The two reads online scoring is built on, against pandas over the store's own links frame."""
+    from fraudgraph.graph.base import summarise_links
+
+    cust, links = small_world()
+    store.upsert_customers(cust)
+    store.upsert_links(links)
+    frame = store.links_frame()
+    as_of = 1_700_000_100_000  # most links first seen later: they must not count
+    ids = ["c000", "c003", "c017", "c042", "nobody"]
+    got = store.link_summary(ids, as_of).set_index("customer_id")
+    want = summarise_links(frame.loc[frame["customer_id"].isin(ids)], as_of).set_index("customer_id")
+    assert len(want) and len(want) < 4  # the cut-off drops someone
+    pd.testing.assert_frame_equal(got.astype("int64"), want.astype("int64"), check_like=True)
+    # every link visible (the live case; SQLite answers from its kept summary), and after a link changes
+    store.upsert_links([IdentityLink("c003", "device", "brand-new", 1_700_000_000_500, 1_700_000_000_900, 4,
+                                     {"login": 3, "add_card": 1})])
+    frame = store.links_frame()
+    got = store.link_summary(ids).set_index("customer_id")
+    want = summarise_links(frame.loc[frame["customer_id"].isin(ids)]).set_index("customer_id")
+    assert list(got.index) == ["c000", "c003", "c017", "c042"]
+    pd.testing.assert_frame_equal(got.astype("int64"), want.astype("int64"), check_like=True)
+
+    idents = [("ip", "hub"), ("device", "d1"), ("email", "e5"), ("card", "nothing")]
+    for cut in (as_of, None):  # some links hidden by as-of; all visible (the live case)
+        got = store.identifier_links(idents, 4, cut)
+        visible = frame.loc[pd.to_numeric(frame["first_seen"]) <= (cut or 2**62)]
+        for kind, h in idents:
+            mine = visible.loc[(visible["kind"] == kind) & (visible["value_hash"] == h)].sort_values("customer_id")
+            part = got.loc[(got["kind"] == kind) & (got["value_hash"] == h)].sort_values("customer_id")
+            assert list(part["customer_id"]) == list(mine["customer_id"])[:4]
+            pd.testing.assert_frame_equal(part.reset_index(drop=True).astype(str),
+                                          mine.head(4)[list(part.columns)].reset_index(drop=True).astype(str))
+
+
+@pytest.mark.parametrize("as_of", [1_700_000_300_000, None])
+def test_identifier_stats_match_the_links_frame(store, as_of):
+    cust, links = small_world()
+    store.upsert_customers(cust)
+    store.upsert_links(links)
+    frame = store.links_frame()
+    idents = [("ip", "hub"), ("device", "d1"), ("device", "d7"), ("email", "e5"), ("card", "nothing")]
+    got = store.identifier_stats(idents, as_of).astype({"degree": "int64", "first_seen_min": "int64",
+                                                         "first_seen_max": "int64", "events": "int64"})
+    want = expected_identifier_stats(frame, as_of)
+    want = want.loc[want.set_index(["kind", "value_hash"]).index.isin(idents)].reset_index(drop=True)
+    assert len(want) >= 3
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want[list(got.columns)])
+
+
+def test_export_round_trips(store, store_factory, tmp_path):
+    cust, links = small_world()
+    store.upsert_customers(cust)
+    store.upsert_links(links)
+    stats = store.stats()
+    store.export(tmp_path / "snap")
+    customers_df, links_df = read_snapshot(tmp_path / "snap")
+    assert len(customers_df) == len(cust) and len(links_df) == len(links)
+    other = store_factory("copy")
+    c2, l2 = frames_to_elements(customers_df, links_df)
+    other.upsert_customers(c2)
+    other.upsert_links(l2)
+    assert other.stats() == stats
+    other.export(tmp_path / "snap2")
+    a, b = read_snapshot(tmp_path / "snap"), read_snapshot(tmp_path / "snap2")
+    pd.testing.assert_frame_equal(a[0], b[0])
+    pd.testing.assert_frame_equal(a[1], b[1])
+
+
+def test_invalid_element_rejects_whole_batch(store):
+    good = [CustomerUpsert(f"g{i}", {"v": i}) for i in range(5)]
+    bad = good[:3] + [CustomerUpsert("broken", {"tags": ["a", "b"]})] + good[3:]
+    with pytest.raises(InvalidElementError) as err:
+        store.upsert_customers(bad)
+    assert err.value.index == 3 and "broken" in str(err.value) and "tags" in str(err.value)
+    assert store.stats()["vertices"]["customer"] == 0  # nothing half-written
+
+    links = [IdentityLink("a", "device", "d", 1, 2, 1), IdentityLink("b", "phone", "p", 1, 2, 1)]
+    with pytest.raises(InvalidElementError, match="unknown identifier kind 'phone'"):
+        store.upsert_links(links)
+    with pytest.raises(InvalidElementError, match="first_seen is after last_seen"):
+        store.upsert_links([IdentityLink("a", "device", "d", 5, 2, 1)])
+    assert sum(store.stats()["edges"].values()) == 0
+
+
+@pytest.mark.parametrize("as_of", [1_700_000_300_000, None])
+def test_combined_scoring_reads_equal_the_separate_ones(store, as_of):
+    """identifier_inputs and scoring_customers (one read where a store can) answer as their parts do."""
+    cust, links = small_world()
+    store.upsert_customers(cust)
+    store.upsert_links(links)
+    idents = [("ip", "hub"), ("device", "d1"), ("email", "e5"), ("card", "nothing")]
+    got_links, got_stats = store.identifier_inputs(idents, 3, as_of)
+    pd.testing.assert_frame_equal(got_links, store.identifier_links(idents, 3, as_of))
+    pd.testing.assert_frame_equal(got_stats, store.identifier_stats(idents, as_of))
+    assert len(got_links) and len(got_stats)
+    members, linked = ["c000", "c003", "c017", "nobody"], ["c003", "c042"]
+    got_customers, got_summary = store.scoring_customers(members, ["signup_ts", "lifetime_value"], linked, as_of)
+    pd.testing.assert_frame_equal(got_customers, store.customers_of(members, ["signup_ts", "lifetime_value"]))
+    pd.testing.assert_frame_equal(got_summary, store.link_summary(linked, as_of))
+    assert list(got_customers["customer_id"]) == ["c000", "c003", "c017"]
