@@ -146,19 +146,35 @@ def _write_partition(uri: str, settings_json: str, what: str, batch_size: int):
 
 
 # ------------------------------------------------------------------ the job
-def identity_links(valid):
-    """(customer, kind, value_hash) aggregates: first/last seen, event count, counts per type."""
+def link_events(valid):
+    """One row per identifier an identity event carried: event_id, customer_id, kind, value_hash (keyed
+    hash), ts (epoch ms), event_type. Label events (block, unblock, appeal) are left out: they are
+    label history, never links. The snapshot keeps this table so any stage can rebuild the graph as
+    of any time (:class:`fraudgraph.graph.history.LinkHistory`)."""
     from pyspark.sql import functions as F
 
     from fraudgraph.event_frames import HASH_COLUMN_BY_KIND
-    from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND
+    from fraudgraph.schema import LINK_EVENT_TYPES
 
-    parts = [valid.where(F.col(col).isNotNull())
-             .select("customer_id", F.lit(kind).alias("kind"), F.col(col).alias("value_hash"), "ts_ms", "event_type")
+    identity = valid.where(F.col("event_type").isin(*LINK_EVENT_TYPES))
+    parts = [identity.where(F.col(col).isNotNull())
+             .select("event_id", "customer_id", F.lit(kind).alias("kind"), F.col(col).alias("value_hash"),
+                     F.col("ts_ms").alias("ts"), "event_type")
              for kind, col in HASH_COLUMN_BY_KIND.items()]
     exploded = parts[0]
     for p in parts[1:]:
         exploded = exploded.unionByName(p)
+    return exploded
+
+
+def identity_links(events):
+    """(customer, kind, value_hash) aggregates of :func:`link_events`: first/last seen, event count,
+    counts per type."""
+    from pyspark.sql import functions as F
+
+    from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND
+
+    exploded = events.withColumnRenamed("ts", "ts_ms")
     aggs = [F.min("ts_ms").alias("first_seen"), F.max("ts_ms").alias("last_seen"),
             F.count(F.lit(1)).alias("event_count")]
     aggs += [F.sum(F.when(F.col("event_type") == t, 1).otherwise(0)).cast("long").alias(p)
@@ -245,7 +261,8 @@ def run_etl(spark, settings, input_source: str, graph_uri: str | None, *, snapsh
         .persist(StorageLevel.MEMORY_AND_DISK)
     valid = processed.where(F.col("reject_reason").isNull())
     bad = processed.where(F.col("reject_reason").isNotNull())
-    links = identity_links(valid).persist(StorageLevel.MEMORY_AND_DISK)
+    identity_events = link_events(valid).persist(StorageLevel.MEMORY_AND_DISK)
+    links = identity_links(identity_events).persist(StorageLevel.MEMORY_AND_DISK)
     customers = customer_properties(tables["customers"], tables["blocks"], tables["appeals"]) \
         .persist(StorageLevel.MEMORY_AND_DISK)
 
@@ -262,6 +279,7 @@ def run_etl(spark, settings, input_source: str, graph_uri: str | None, *, snapsh
         Path(snapshot).mkdir(parents=True, exist_ok=True)
         customers.write.mode("overwrite").parquet(f"{snapshot}/customers.parquet")
         links.write.mode("overwrite").parquet(f"{snapshot}/links.parquet")
+        identity_events.write.mode("overwrite").parquet(f"{snapshot}/link_events.parquet")
         links.select("identifier_id", "kind", "value_hash").dropDuplicates(["identifier_id"]) \
             .write.mode("overwrite").parquet(f"{snapshot}/identifiers.parquet")
     if neptune_csv:
@@ -308,7 +326,7 @@ def run_etl(spark, settings, input_source: str, graph_uri: str | None, *, snapsh
                     "source": "etl", "rows": {"customers": n_customers, "links": sum(link_counts.values()),
                                               "identifiers": sum(vertices.values()) - vertices["customer"]}}
         (Path(snapshot) / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    for df in (processed, links, customers):
+    for df in (processed, identity_events, links, customers):
         df.unpersist()
     return summary
 

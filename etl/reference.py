@@ -14,7 +14,7 @@ import pandas as pd
 
 from fraudgraph.event_frames import HASH_COLUMN_BY_KIND, validate_and_hash
 from fraudgraph.identity import IdentifierHasher
-from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND
+from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND, LINK_EVENT_TYPES
 from fraudgraph.timeutil import to_epoch_ms
 
 
@@ -35,12 +35,20 @@ def _ms(s: pd.Series) -> pd.Series:
 
 def reference_links(events: pd.DataFrame, hasher: IdentifierHasher) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(links, rejects)`` from a raw events table."""
+    links, rejects, _ = reference_link_events(events, hasher)
+    return links, rejects
+
+
+def reference_link_events(events: pd.DataFrame,
+                          hasher: IdentifierHasher) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(links, rejects, link_events)`` from a raw events table (what the Spark job writes)."""
     valid, rejects = validate_and_hash(events, hasher)
+    valid = valid.loc[valid["event_type"].isin(LINK_EVENT_TYPES)]  # label events are never links
     parts = []
     for kind, col in HASH_COLUMN_BY_KIND.items():
-        p = valid.loc[valid[col].notna(), ["customer_id", col, "ts_ms", "event_type"]].rename(
+        p = valid.loc[valid[col].notna(), ["event_id", "customer_id", col, "ts_ms", "event_type"]].rename(
             columns={col: "value_hash"})
-        p.insert(1, "kind", kind)
+        p.insert(2, "kind", kind)
         parts.append(p)
     x = pd.concat(parts, ignore_index=True)
     for t, prop in COUNT_PROPERTY_BY_TYPE.items():
@@ -50,7 +58,9 @@ def reference_links(events: pd.DataFrame, hasher: IdentifierHasher) -> tuple[pd.
     links = x.groupby(["customer_id", "kind", "value_hash"], sort=False).agg(**agg).reset_index()
     links["edge_label"] = links["kind"].map(EDGE_LABEL_BY_KIND)
     links["identifier_id"] = links["kind"] + ":" + links["value_hash"]
-    return links, rejects
+    link_events = x[["event_id", "customer_id", "kind", "value_hash", "ts_ms", "event_type"]].rename(
+        columns={"ts_ms": "ts"})
+    return links, rejects, link_events.reset_index(drop=True)
 
 
 def reference_customers(customers: pd.DataFrame, blocks: pd.DataFrame, appeals: pd.DataFrame) -> pd.DataFrame:
@@ -73,6 +83,6 @@ def reference_customers(customers: pd.DataFrame, blocks: pd.DataFrame, appeals: 
 
 def reference_etl(world_dir: str | Path, hasher: IdentifierHasher) -> dict[str, pd.DataFrame]:
     world = Path(world_dir)
-    links, rejects = reference_links(_read(world, "events"), hasher)
+    links, rejects, link_events = reference_link_events(_read(world, "events"), hasher)
     customers = reference_customers(_read(world, "customers"), _read(world, "blocks"), _read(world, "appeals"))
-    return {"links": links, "customers": customers, "rejects": rejects}
+    return {"links": links, "customers": customers, "rejects": rejects, "link_events": link_events}

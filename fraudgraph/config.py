@@ -49,7 +49,7 @@ class GremlinSettings(_Section):
 class GraphSettings(_Section):
     uri: str = "sqlite:///fraudgraph.db"
     batch_size: int = Field(5000, ge=1)
-    neighbourhood_fanout_cap: int = Field(50, ge=1)
+    neighbourhood_fanout_cap: int = Field(20, ge=1)
     sqlite: SqliteSettings = SqliteSettings()
     gremlin: GremlinSettings = GremlinSettings()
 
@@ -85,6 +85,14 @@ class LegitWorldSettings(_Section):
     logins_per_month: float = Field(1.0, ge=0)
     payments_per_month: float = Field(0.4, ge=0)
     lifetime_value_median: float = Field(60.0, gt=0)
+    card_at_signup_share: float = Field(0.35, ge=0, le=1)
+    first_payment_soon_share: float = Field(0.4, ge=0, le=1)
+    joint_signup_share: float = Field(0.5, ge=0, le=1)
+    churn_rate: float = Field(0.3, ge=0, le=1)
+    office_ips: int = Field(30, ge=1)
+    office_share: float = Field(0.08, ge=0, le=1)
+    vpn_share: float = Field(0.04, ge=0, le=1)
+    new_phone_share: float = Field(0.06, ge=0, le=1)
 
 
 class FraudWorldSettings(_Section):
@@ -97,6 +105,15 @@ class FraudWorldSettings(_Section):
     ring_devices: int = Field(4, ge=1)
     ring_cards: int = Field(4, ge=1)
     takeover_min_account_age_days: float = Field(60, ge=0)
+    card_at_signup_share: float = Field(0.7, ge=0, le=1)
+    carrier_ip_share: float = Field(0.35, ge=0, le=1)
+    public_wifi_share: float = Field(0.1, ge=0, le=1)
+    office_ip_share: float = Field(0.05, ge=0, le=1)
+    sleeper_share: float = Field(0.25, ge=0, le=1)
+    sleeper_days: list[float] = [10, 60]
+    ring_signup_spread_days: float = Field(14, gt=0)
+    stolen_card_share: float = Field(0.5, ge=0, le=1)
+    resold_device_share: float = Field(0.3, ge=0, le=1)
 
 
 class BlockingSettings(_Section):
@@ -144,6 +161,7 @@ class SharedCardRule(_Section):
     enabled: bool = True
     min_fraudsters: int = Field(2, ge=1)
     max_card_degree: int = Field(20, ge=2)
+    max_first_use_gap_days: float = Field(30, gt=0)
     confidence: float = Field(0.9, ge=0, le=1)
 
 
@@ -151,6 +169,7 @@ class ComponentRule(_Section):
     enabled: bool = True
     kinds: list[Literal["device", "ip", "email", "card"]] = ["device", "card"]
     max_identifier_degree: int = Field(20, ge=2)
+    max_first_use_gap_days: float = Field(30, gt=0)
     min_size: int = Field(4, ge=2)
     min_fraudsters: int = Field(2, ge=1)
     min_fraud_share: float = Field(0.5, ge=0, le=1)
@@ -163,6 +182,7 @@ class BurstRule(_Section):
     min_accounts: int = Field(3, ge=2)
     window_hours: float = Field(72, gt=0)
     min_fraudsters: int = Field(1, ge=0)
+    max_block_after_signup_days: float = Field(45, gt=0)
     confidence: float = Field(0.85, ge=0, le=1)
 
 
@@ -197,6 +217,12 @@ class GbdtSettings(_Section):
     max_leaf_nodes: int = Field(31, ge=2)
 
 
+class ExampleSettings(_Section):
+    max_per_customer: int = Field(2, ge=1)
+    legit_customers_per_split: int = Field(6000, ge=1)
+    fraud_window_days: float = Field(45, gt=0)
+
+
 class TrainingSettings(_Section):
     seed: int = 7
     hidden_dim: int = Field(64, ge=4)
@@ -213,10 +239,20 @@ class TrainingSettings(_Section):
     batch_size: int = Field(1024, ge=1)
     fanouts: list[int] = [15, 10]
     split: SplitSettings = SplitSettings()
+    examples: ExampleSettings = ExampleSettings()
+    min_positives: int = Field(20, ge=1)
+    bootstrap_rounds: int = Field(200, ge=0)
     pos_weight_max: float = Field(20.0, ge=1)
     target_precision: float = Field(0.85, gt=0, lt=1)
     gbdt: GbdtSettings = GbdtSettings()
     threads: int = Field(2, ge=1)
+
+
+class DayOneRuleSettings(_Section):
+    max_shared_degree: int = Field(20, ge=2)
+    burst_accounts: int = Field(3, ge=2)
+    burst_window_days: float = Field(3, gt=0)
+    card_after_signup_hours: float = Field(6, gt=0)
 
 
 class RuleSettings(_Section):
@@ -224,6 +260,7 @@ class RuleSettings(_Section):
     value_cut: float = Field(100.0, ge=0)
     young_account_days: float = Field(7, ge=0)
     hub_degree: int = Field(100, ge=2)
+    day_one: DayOneRuleSettings = DayOneRuleSettings()
 
 
 class OnlineSettings(_Section):
@@ -238,6 +275,7 @@ class ConsumerSettings(_Section):
     metrics_port: int = Field(0, ge=0, le=65535)
     # How long a source or sink keeps retrying an unreachable broker (restart, network blip) before failing.
     broker_retry_s: float = Field(120, gt=0)
+    max_batch_span_s: float = Field(5.0, gt=0)
     score_on: list[Literal["signup", "login", "login_new_identifier", "payment", "add_card", "change_email",
                            "block", "unblock", "appeal"]] = [
         "signup", "login_new_identifier", "add_card", "change_email", "payment"]

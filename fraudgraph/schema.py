@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .timeutil import from_epoch_ms, to_epoch_ms
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: label events are no longer link counts or features
 
 CUSTOMER = "customer"
 IDENTIFIER_KINDS: tuple[str, ...] = ("device", "ip", "email", "card")
@@ -47,7 +47,12 @@ EVENT_TYPES: tuple[str, ...] = (
 EventType = Literal[
     "signup", "login", "payment", "add_card", "change_email", "block", "unblock", "appeal"
 ]
-COUNT_PROPERTY_BY_TYPE: dict[str, str] = {t: f"count_{t}" for t in EVENT_TYPES}
+# Block, unblock and appeal events are label history: they update the customer's block and appeal
+# properties and never create a link, count in a link's aggregates or reach a feature, whatever
+# identifiers they carry.
+LABEL_EVENT_TYPES: tuple[str, ...] = ("block", "unblock", "appeal")
+LINK_EVENT_TYPES: tuple[str, ...] = tuple(t for t in EVENT_TYPES if t not in LABEL_EVENT_TYPES)
+COUNT_PROPERTY_BY_TYPE: dict[str, str] = {t: f"count_{t}" for t in LINK_EVENT_TYPES}
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DIGITS_RE = re.compile(r"^[0-9 \-]+$")

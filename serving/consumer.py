@@ -6,7 +6,9 @@ Delivery is at-least-once from the source, effects exactly once:
 
 1. parse and validate; a bad event goes to the dead letter with its reason and
    the stream goes on;
-2. drop events already in the ledger (redeliveries) or repeated in the batch;
+2. drop events already in the ledger (redeliveries) or repeated in the batch, and cut the rest
+   into steps of at most ``consumer.max_batch_span_s`` of event time (:func:`event_time_steps`);
+   steps 3-5 run once per step, in time order;
 3. record, in one ledger transaction, the events as seen, the live link
    aggregates (with the graph's value before the first live event as base),
    the customer property updates and the customers to score;
@@ -34,7 +36,7 @@ from fraudgraph.config import Settings
 from fraudgraph.graph import CustomerUpsert, IdentityGraph, IdentityLink
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.scoring.online import OnlineScorer
-from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, Event, InvalidEvent, validate_event
+from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, LABEL_EVENT_TYPES, Event, InvalidEvent, validate_event
 
 from .ledger import Ledger, merge_customer_props
 from .metrics import ConsumerMetrics
@@ -83,6 +85,23 @@ def customer_updates(ev: Event) -> dict[str, Any]:
     elif ev.event_type == "unblock":
         props["unblocked_at"] = ts
     return props
+
+
+def event_time_steps(events: list[Event], span_ms: int) -> list[list[Event]]:
+    """Time-ordered events cut into steps that each span at most ``span_ms`` of event time.
+
+    A poll under backlog (a replay, a consumer catching up) can hold hours of stream; written and
+    scored in one step, a signup, its card and its first payment would be decided together, after
+    the fact. Each step is written and scored before the next, so every decision sees the graph as
+    it was within ``consumer.max_batch_span_s`` of its event, as it would in production.
+    """
+    steps: list[list[Event]] = []
+    for ev in events:
+        if steps and ev.ts_ms - steps[-1][0].ts_ms <= span_ms:
+            steps[-1].append(ev)
+        else:
+            steps.append([ev])
+    return steps
 
 
 def _link_from_state(key, base_json, first, last, count, counts_json) -> IdentityLink:
@@ -166,11 +185,11 @@ class LiveConsumer:
                 self.stats.duplicates += 1
                 self.metrics.duplicates.inc()
         new_events = sorted(unique.values(), key=lambda e: (e.ts_ms, e.event_id))
-        if new_events:
-            self._record(new_events)
+        for step in event_time_steps(new_events, int(self.settings.consumer.max_batch_span_s * 1000)):
+            self._record(step)
             self._apply()
             self._score_pending()
-            self.stats.applied += len(new_events)
+            self.stats.applied += len(step)
         self.decisions.flush()
         self.dead_letter.flush()
         per_event = (time.perf_counter() - received) * 1000
@@ -191,7 +210,8 @@ class LiveConsumer:
         scores: dict[str, tuple[str, str, int]] = {}
         keys_by_event = []
         for ev in events:
-            keys = [(ev.customer_id, kind, self.hasher.hash(kind, raw)) for kind, raw in ev.identifiers().items()]
+            keys = [] if ev.event_type in LABEL_EVENT_TYPES else \
+                [(ev.customer_id, kind, self.hasher.hash(kind, raw)) for kind, raw in ev.identifiers().items()]
             keys_by_event.append(keys)
             for key in keys:
                 inc = increments.setdefault(key, [ev.ts_ms, ev.ts_ms, 0, defaultdict(int)])

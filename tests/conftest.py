@@ -119,6 +119,19 @@ def small_world_graph(small_world, tmp_path, settings):
 
 
 @pytest.fixture(scope="session")
+def small_world_snapshot(small_world, tmp_path_factory, settings):
+    """The small world's snapshot folder as the ETL writes it (pandas reference aggregates, link events)."""
+    from etl.reference import reference_etl
+    from fraudgraph.graph.snapshot import write_snapshot
+    from fraudgraph.identity import IdentifierHasher
+
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy))
+    out = tmp_path_factory.mktemp("small-world-snapshot")
+    write_snapshot(ref["customers"], ref["links"], out, link_events=ref["link_events"])
+    return out
+
+
+@pytest.fixture(scope="session")
 def kafka_server(tmp_path_factory, settings):
     """A real single-node KRaft Apache Kafka on free loopback ports."""
     from localservers.servers import KafkaServer, free_port

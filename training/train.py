@@ -1,20 +1,27 @@
-"""Batch training job: edge-feature-aware RGCN plus baselines, evaluated on a time split.
+"""Batch training job: the edge-feature-aware RGCN and its baselines, trained and judged at decision time.
 
 ``fraudgraph train --snapshot DIR --labels DIR --out MODEL_DIR [--truth FILE]``
 
-1. Read the snapshot (vertex and edge tables) and the cleaned labels; as-of is
-   the labels' as-of time.
-2. Build the heterograph and features with :mod:`fraudgraph.ml.features` (the
-   code serving uses), standardise them (statistics saved with the model).
-3. Split labelled customers by signup time: train before T1, validate
-   T1..T2, test after T2 (``training.split``), so the test measures new accounts.
-4. Train ``rgcn_edge`` (main), ``rgcn`` (same without edge features) and
-   ``gbdt`` (HistGradientBoosting on customer features plus 1-hop aggregates)
-   on the same split; weighted loss for the rare fraud class; early stopping on
-   validation PR-AUC; everything seeded.
-5. Evaluate every model on the test split against the cleaned labels and,
-   with ``--truth``, against ground truth; choose the decision threshold on
-   validation for ``training.target_precision``; write the artifact.
+1. Read the snapshot's link events (:class:`fraudgraph.graph.history.LinkHistory`) and the cleaned
+   labels; as-of is the labels' as-of time.
+2. Build decision-time examples (:mod:`training.examples`): the moments the live consumer scores a
+   customer, split by decision time, labelled with what was known at the end of each split.
+3. Build every example's scoring subgraph exactly as of its decision time and its features with
+   :mod:`fraudgraph.ml.features` (the code online scoring uses); standardise them (statistics saved
+   with the model).
+4. Train ``rgcn_edge`` (main), ``rgcn`` (same without edge features) and ``gbdt``
+   (HistGradientBoosting on the same point-in-time customer features plus per-kind min/mean/max of
+   every identifier and edge feature); score the day-one ``rules`` baseline. Weighted loss: every
+   customer weighs the same, the fraud class up to ``pos_weight_max``; early stopping on validation
+   PR-AUC; everything seeded.
+5. Judge every model per customer (its highest score over its decision points in the split, as the
+   consumer flags a customer at any of them) against the cleaned labels and, with ``--truth``,
+   against ground truth (with bootstrap 90 % intervals that resample fraud rings whole, and one row
+   per fraud type); choose the decision threshold on validation customers for
+   ``training.target_precision``; write the artifact.
+
+Refuses (:class:`TrainingRefused`) to train when the training or validation split holds fewer than
+``training.min_positives`` fraud customers: no artifact is ever written with empty metrics.
 """
 
 from __future__ import annotations
@@ -31,25 +38,32 @@ import numpy as np
 import pandas as pd
 
 from fraudgraph.config import Settings, TrainingSettings
-from fraudgraph.ml.features import (REVERSE_PREFIX, FeatureScaler, IdentityGraphTensors, build_graph_tensors,
-                                 one_hop_aggregates)
-from fraudgraph.graph.snapshot import read_snapshot
-from fraudgraph.evaluation.ranking import ranking_metrics, threshold_for_precision
+from fraudgraph.evaluation.ranking import bootstrap_interval, ranking_metrics, threshold_for_precision
+from fraudgraph.graph.history import LinkHistory, decision_points
 from fraudgraph.ml.artifact import ModelArtifact, gnn_scores, seed_everything
-from fraudgraph.timeutil import DAY_MS
+from fraudgraph.ml.features import (CUSTOMER_FEATURES, EDGE_FEATURES, IDENTIFIER_FEATURES, REVERSE_PREFIX,
+                                    FeatureScaler, IdentityGraphTensors, build_graph_tensors)
+from fraudgraph.schema import CUSTOMER, EDGE_LABEL_BY_KIND, IDENTIFIER_KINDS
+from fraudgraph.scoring.day_one import DayOneRules
+from training.examples import SPLITS, DecisionExamples, build_examples, truth_at_points
 
 log = logging.getLogger("fraudgraph.training")
-MODELS = ("rgcn_edge", "rgcn", "gbdt")
+MODELS = ("rgcn_edge", "rgcn", "gbdt", "rules")
+FRAUD_TYPES = ("ring", "synthetic_identity", "account_takeover")
+
+
+class TrainingRefused(ValueError):
+    """Too few positive labels to learn from; the message names the counts and the settings."""
 
 
 @dataclass
 class Split:
-    train: np.ndarray  # customer node indices with known labels
+    """Node indices of the training and validation examples, with their loss / metric weights."""
+
+    train: np.ndarray
     val: np.ndarray
-    test: np.ndarray
-    test_all: np.ndarray  # every customer who signed up in the test period (for ground truth)
-    t1_ms: int
-    t2_ms: int
+    train_weight: np.ndarray | None = None
+    val_weight: np.ndarray | None = None
 
 
 def read_labels(labels_dir: str | Path) -> tuple[pd.DataFrame, int]:
@@ -59,27 +73,13 @@ def read_labels(labels_dir: str | Path) -> tuple[pd.DataFrame, int]:
     return labels, as_of_ms
 
 
-def time_split(tensors: IdentityGraphTensors, customers: pd.DataFrame, labels: pd.DataFrame,
-               cfg: TrainingSettings) -> tuple[Split, np.ndarray]:
-    """Known-label customers split by signup time; returns the split and y (1 fraud, 0 legit, -1 unknown)."""
-    t2 = tensors.as_of_ms - int(cfg.split.test_days * DAY_MS)
-    t1 = t2 - int(cfg.split.val_days * DAY_MS)
-    signup = pd.Series(pd.to_numeric(customers["signup_ts"], errors="coerce").to_numpy(),
-                       index=customers["customer_id"].astype(str)).reindex(tensors.customer_ids).to_numpy()
-    lab = labels.set_index("customer_id")["label"].reindex(tensors.customer_ids)
-    y = np.where(lab == "fraud", 1, np.where(lab == "legit", 0, -1))
-    known = y >= 0
-    has_signup = ~np.isnan(signup)
-    train = np.where(known & has_signup & (signup < t1))[0]
-    val = np.where(known & (signup >= t1) & (signup < t2))[0]
-    test = np.where(known & (signup >= t2))[0]
-    test_all = np.where(has_signup & (signup >= t2) & (signup <= tensors.as_of_ms))[0]
-    return Split(train, val, test, test_all, t1, t2), y
-
-
 def fit_gnn(tensors: IdentityGraphTensors, scaler: FeatureScaler, y: np.ndarray, split: Split,
             cfg: TrainingSettings, use_edge_features: bool) -> tuple[Any, dict]:
-    """Train one RGCN variant with early stopping on validation PR-AUC."""
+    """Train one RGCN variant with early stopping on validation PR-AUC.
+
+    ``y``: per customer node, 1 fraud / 0 legitimate (other nodes are ignored); ``split`` names the
+    nodes that train and validate, and their weights.
+    """
     import torch
 
     from fraudgraph.ml._dgl_compat import import_dgl
@@ -93,16 +93,25 @@ def fit_gnn(tensors: IdentityGraphTensors, scaler: FeatureScaler, y: np.ndarray,
                           list(g.canonical_etypes), cfg.hidden_dim, cfg.edge_hidden_dim, cfg.layers, cfg.dropout,
                           use_edge_features)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    y_t = torch.as_tensor(y, dtype=torch.float32)
-    n_pos = max(1, int((y[split.train] == 1).sum()))
-    pos_weight = min(cfg.pos_weight_max, (len(split.train) - n_pos) / n_pos)
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight))
+    y_t = torch.as_tensor(np.clip(y, 0, 1), dtype=torch.float32)
+    w_node = np.zeros(len(y), dtype=np.float32)
+    w_node[split.train] = 1.0 if split.train_weight is None else split.train_weight
+    w_t = torch.as_tensor(w_node)
+    pos = w_node[split.train][y[split.train] == 1].sum()
+    neg = w_node[split.train][y[split.train] == 0].sum()
+    pos_weight = float(min(cfg.pos_weight_max, neg / max(pos, 1e-9)))
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight), reduction="none")
+
+    def weighted_loss(logits, idx):
+        w = w_t[idx]
+        return (loss_fn(logits, y_t[idx]) * w).sum() / w.sum().clamp_min(1e-9)
+
     full = cfg.mode == "full" or (cfg.mode == "auto" and g.num_edges() <= cfg.full_graph_max_edges)
     train_idx = torch.as_tensor(split.train, dtype=torch.int64)
     if not full:
         sampler = dgl.dataloading.MultiLayerNeighborSampler(
             [{et: f for et in g.etypes} for f in (cfg.fanouts + cfg.fanouts[-1:] * cfg.layers)[:cfg.layers]])
-    best = {"pr_auc": -1.0, "epoch": -1, "state": None}
+    best: dict[str, Any] = {"pr_auc": -1.0, "epoch": -1, "state": None}
     history = []
     for epoch in range(cfg.max_epochs):
         model.train()
@@ -111,25 +120,24 @@ def fit_gnn(tensors: IdentityGraphTensors, scaler: FeatureScaler, y: np.ndarray,
         if full:
             opt.zero_grad()
             logits = model([g] * cfg.layers, nodes, [edges] * cfg.layers)
-            loss = loss_fn(logits[train_idx], y_t[train_idx])
+            loss = weighted_loss(logits[train_idx], train_idx)
             loss.backward()
             opt.step()
             losses.append(loss.item())
         else:
-            loader = dgl.dataloading.DataLoader(g, {"customer": train_idx}, sampler, batch_size=cfg.batch_size,
+            loader = dgl.dataloading.DataLoader(g, {CUSTOMER: train_idx}, sampler, batch_size=cfg.batch_size,
                                                 shuffle=True, drop_last=False)
             for input_nodes, output_nodes, blocks in loader:
                 nf = {nt: nodes[nt][ids] for nt, ids in input_nodes.items()}
                 ef = [{et: edges[et][b.edges[et].data[dgl.EID]] for et in b.etypes} for b in blocks]
                 opt.zero_grad()
-                logits = model(blocks, nf, ef)
-                loss = loss_fn(logits, y_t[output_nodes["customer"]])
+                loss = weighted_loss(model(blocks, nf, ef), output_nodes[CUSTOMER])
                 loss.backward()
                 opt.step()
                 losses.append(loss.item())
         epoch_s = time.perf_counter() - t
         val_scores = gnn_scores(model, tensors, scaler, split.val, cfg, nodes=nodes, edges=edges)
-        val = ranking_metrics(y[split.val], val_scores)
+        val = ranking_metrics(y[split.val], val_scores, sample_weight=split.val_weight)
         history.append({"epoch": epoch, "loss": round(float(np.mean(losses)), 5), "val_pr_auc": val["pr_auc"],
                         "epoch_s": round(epoch_s, 3)})
         score = val["pr_auc"] if val["pr_auc"] is not None else -float(np.mean(losses))
@@ -145,18 +153,188 @@ def fit_gnn(tensors: IdentityGraphTensors, scaler: FeatureScaler, y: np.ndarray,
                    "history": history}
 
 
-def fit_gbdt(features: np.ndarray, y: np.ndarray, split: Split, cfg: TrainingSettings):
+def tabular_features(tensors: IdentityGraphTensors, idx: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """The GBDT's view of customer nodes ``idx``: the customer's own features plus, per identifier kind,
+    the number of identifiers and the min/mean/max of every identifier and edge feature.
+
+    Returns ``(matrix (len(idx), n_features), feature names)``: the same point-in-time inputs the
+    RGCN reads, flattened one hop.
+    """
+    idx = np.asarray(idx, dtype=np.int64)
+    position = pd.Series(np.arange(len(idx)), index=idx)
+    cols, names = [tensors.node_features[CUSTOMER][idx]], list(CUSTOMER_FEATURES)
+    for kind in IDENTIFIER_KINDS:
+        label = REVERSE_PREFIX + EDGE_LABEL_BY_KIND[kind]  # identifier -> customer: every link, uncapped
+        ident, cust = (t.numpy() for t in tensors.graph.edges(etype=label))
+        keep = np.isin(cust, idx)
+        feats = np.concatenate([tensors.node_features[kind][ident[keep]], tensors.edge_features[label][keep]], 1)
+        fnames = [f"identifier_{f}" for f in IDENTIFIER_FEATURES] + [f"edge_{f}" for f in EDGE_FEATURES]
+        frame = pd.DataFrame(feats, columns=fnames)
+        frame["_row"] = position.loc[cust[keep]].to_numpy()
+        grouped = frame.groupby("_row")
+        agg = pd.concat({"min": grouped.min(), "mean": grouped.mean(), "max": grouped.max()}, axis=1)
+        agg.columns = [f"{kind}_{f}_{stat}" for stat, f in agg.columns]
+        agg[f"{kind}_count"] = grouped.size()
+        agg = agg.reindex(range(len(idx))).fillna(0.0)
+        cols.append(agg.to_numpy(np.float32))
+        names += list(agg.columns)
+    return np.concatenate(cols, 1), names
+
+
+def fit_gbdt(features: np.ndarray, y: np.ndarray, weight: np.ndarray, cfg: TrainingSettings):
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     clf = HistGradientBoostingClassifier(max_iter=cfg.gbdt.max_iter, learning_rate=cfg.gbdt.learning_rate,
                                          max_leaf_nodes=cfg.gbdt.max_leaf_nodes, class_weight="balanced",
                                          early_stopping=False, random_state=cfg.seed)
-    clf.fit(features[split.train], y[split.train])
+    clf.fit(features, y, sample_weight=weight)
     return clf
 
 
-def plot_pr_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], path: Path) -> None:
-    """One panel per reference (labels, truth), one curve per model."""
+# ------------------------------------------------------------------ per-customer judging
+def customer_units(frame: pd.DataFrame, scores: np.ndarray, outcome: np.ndarray) -> pd.DataFrame:
+    """One row per (customer, outcome): the highest score over its decision points, the population
+    weight and the bootstrap cluster. ``outcome`` per row (label or truth); rows with -1 are left out."""
+    f = pd.DataFrame({"customer_id": frame["customer_id"].to_numpy(), "outcome": outcome, "score": scores,
+                      "population_weight": frame["population_weight"].to_numpy(),
+                      "cluster": frame["cluster"].to_numpy() if "cluster" in frame else frame["customer_id"].to_numpy(),
+                      "fraud_type": frame["fraud_type"].to_numpy() if "fraud_type" in frame else "none"})
+    f = f.loc[f["outcome"] >= 0]
+    return f.groupby(["customer_id", "outcome"], as_index=False).agg(
+        score=("score", "max"), population_weight=("population_weight", "first"), cluster=("cluster", "first"),
+        fraud_type=("fraud_type", "first"))
+
+
+def judge(units: pd.DataFrame, threshold: float | None, *, rounds: int = 0, seed: int = 0,
+          by_type: bool = False) -> dict[str, Any]:
+    """Ranking metrics of customer units, their bootstrap interval, figures at the threshold, per fraud type."""
+    y, s, w = units["outcome"].to_numpy(), units["score"].to_numpy(), units["population_weight"].to_numpy()
+    out = ranking_metrics(y, s, sample_weight=w)
+    out["customers"] = round(float(w.sum()))
+    if rounds:
+        out["pr_auc_ci90"] = bootstrap_interval(y, s, units["cluster"], rounds=rounds, seed=seed, sample_weight=w)
+    if threshold is not None:
+        flagged = s >= threshold
+        tp, fp = float(w[flagged & (y == 1)].sum()), float(w[flagged & (y == 0)].sum())
+        out["at_threshold"] = {"flagged": round(tp + fp), "precision": round(tp / (tp + fp), 4) if tp + fp else None,
+                               "recall": round(float(flagged[y == 1].mean()), 4) if (y == 1).any() else None}
+    if by_type:
+        legit = units["outcome"] == 0
+        out["by_fraud_type"] = {}
+        for ftype in FRAUD_TYPES:
+            part = units.loc[legit | ((units["outcome"] == 1) & (units["fraud_type"] == ftype))]
+            m = ranking_metrics(part["outcome"], part["score"], sample_weight=part["population_weight"])
+            m["fraudsters"] = int(((part["outcome"] == 1)).sum())
+            if threshold is not None and m["fraudsters"]:
+                m["recall_at_threshold"] = round(float((part.loc[part["outcome"] == 1, "score"] >= threshold).mean()), 4)
+            out["by_fraud_type"][ftype] = m
+    return out
+
+
+def run_training(settings: Settings, snapshot_dir: str | Path, labels_dir: str | Path, out_dir: str | Path,
+                 truth_path: str | Path | None = None) -> dict[str, Any]:
+    import torch
+
+    cfg = settings.training
+    torch.set_num_threads(cfg.threads)
+    out = Path(out_dir)
+    started = time.monotonic()
+    labels, as_of_ms = read_labels(labels_dir)
+    history = LinkHistory.read(snapshot_dir)
+    customers = pd.read_parquet(Path(snapshot_dir) / "customers.parquet")
+    link_events = pd.read_parquet(Path(snapshot_dir) / "link_events.parquet")
+    points = decision_points(link_events, settings.consumer.score_on)
+    examples = build_examples(points, customers, history.links_as_of, labels, as_of_ms, cfg, settings.labels)
+    refuse_when_too_few(examples, cfg)
+    frame = examples.frame
+    if truth_path:
+        frame = pd.concat([frame, truth_at_points(frame, pd.read_parquet(truth_path))], axis=1)
+    cap = settings.graph.neighbourhood_fanout_cap
+    t = time.perf_counter()
+    inputs = history.scoring_inputs(frame["customer_id"], frame["ts"], cap)
+    has = inputs.target_ids >= 0
+    frame, target_ids = frame.loc[has].reset_index(drop=True), inputs.target_ids[has]
+    tensors = build_graph_tensors(inputs.customers, inputs.links, inputs.as_of_ms, fanout_cap=cap,
+                                  identifier_stats=inputs.identifier_stats, customer_summary=inputs.customer_summary)
+    target = tensors.index_of(target_ids)
+    build_s = time.perf_counter() - t
+    log.info("decision-time examples: %d (%d subgraph links) built in %.1f s", len(frame), len(inputs.links), build_s)
+    scaler = FeatureScaler().fit(tensors)
+    y = frame["y"].to_numpy()
+    masks = {s: (frame["split"] == s).to_numpy() for s in SPLITS}
+    tr, va = masks["train"] & (y >= 0), masks["val"] & (y >= 0)
+    y_nodes = np.full(len(tensors.customer_ids), -1)
+    y_nodes[target] = y
+    split = Split(target[tr], target[va], frame.loc[tr, "weight"].to_numpy(np.float32),
+                  (frame.loc[va, "weight"] * frame.loc[va, "population_weight"]).to_numpy())
+
+    scores: dict[str, np.ndarray] = {}
+    fits: dict[str, dict] = {}
+    models = {}
+    for name, use_edges in (("rgcn_edge", True), ("rgcn", False)):
+        log.info("training %s", name)
+        models[name], fits[name] = fit_gnn(tensors, scaler, y_nodes, split, cfg, use_edges)
+        scores[name] = gnn_scores(models[name], tensors, scaler, target, cfg)
+    log.info("training gbdt")
+    t = time.perf_counter()
+    tab, _ = tabular_features(tensors, target)
+    gbdt = fit_gbdt(tab[tr], y[tr], frame.loc[tr, "weight"].to_numpy(), cfg)
+    scores["gbdt"] = gbdt.predict_proba(tab)[:, 1]
+    fits["gbdt"] = {"seconds": round(time.perf_counter() - t, 2)}
+    scores["rules"] = DayOneRules(settings.rules.day_one).score(inputs)[has]
+
+    val_units = {m: customer_units(frame.loc[masks["val"]], scores[m][masks["val"]], y[masks["val"]]) for m in MODELS}
+    threshold = threshold_for_precision(val_units["rgcn_edge"]["outcome"], val_units["rgcn_edge"]["score"],
+                                        cfg.target_precision, sample_weight=val_units["rgcn_edge"]["population_weight"])
+    metrics: dict[str, Any] = {"models": {}, "threshold": round(threshold, 6), "main_model": "rgcn_edge",
+                               "target_precision": cfg.target_precision, "unit": "customer"}
+    test = frame.loc[masks["test"]]
+    curves: dict[str, dict] = {}
+    for name in MODELS:
+        th = threshold if name == "rgcn_edge" else None
+        lab_units = customer_units(test, scores[name][masks["test"]], y[masks["test"]])
+        m = {"labels": judge(lab_units, th), "validation": judge(val_units[name], None)}
+        curves[name] = {"labels": lab_units}
+        if truth_path:
+            truth_units = customer_units(test, scores[name][masks["test"]], test["is_fraud"].to_numpy())
+            m["truth"] = judge(truth_units, th, rounds=cfg.bootstrap_rounds, seed=cfg.seed, by_type=True)
+            curves[name]["truth"] = truth_units
+        metrics["models"][name] = m
+    metrics["split"] = {"as_of_ms": as_of_ms, "t1_ms": examples.t1_ms, "t2_ms": examples.t2_ms,
+                        "by_decision_time": True, "labels": examples.label_counts,
+                        "examples": {s: int(masks[s].sum()) for s in SPLITS}}
+    metrics["training"] = {k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in fits.items()}
+    metrics["graph"] = {"examples": len(frame), "subgraph_links": int(len(inputs.links)),
+                        "message_edges": int(tensors.graph.num_edges()), "fanout_cap": cap,
+                        "build_s": round(build_s, 2)}
+    metrics["wall_s"] = round(time.monotonic() - started, 2)
+
+    ModelArtifact.create(models["rgcn_edge"], scaler, settings, threshold, metrics, as_of_ms,
+                         fanout_cap=cap).save(out)
+    (out / "baselines").mkdir(exist_ok=True)
+    torch.save(models["rgcn"].state_dict(), out / "baselines" / "rgcn.pt")
+    (out / "history.json").write_text(json.dumps({k: v.get("history") for k, v in fits.items()}, indent=1))
+    plot_pr_curves(curves, out / "pr_curves.png")
+    (out / "summary.md").write_text(render_summary(metrics))
+    return metrics
+
+
+def refuse_when_too_few(examples: DecisionExamples, cfg: TrainingSettings) -> None:
+    """Raise :class:`TrainingRefused` when training or validation has fewer than ``min_positives`` fraudsters."""
+    counts = examples.label_counts
+    short = [s for s in ("train", "val") if counts[s]["fraud_customers"] < cfg.min_positives]
+    if short:
+        per_split = "; ".join(f"{s}: {c['fraud_customers']} fraud / {c['legit_customers']} legitimate customers"
+                              for s, c in counts.items())
+        raise TrainingRefused(
+            f"too few fraud labels to train ({', '.join(short)} below training.min_positives="
+            f"{cfg.min_positives}): {per_split}. Longer block history, a shorter labels.maturity_days, or "
+            f"other training.split.val_days / test_days (now {cfg.split.val_days} / {cfg.split.test_days}) "
+            "would change them; `fraudgraph profile` suggests values for this data")
+
+
+def plot_pr_curves(curves: dict[str, dict[str, pd.DataFrame]], path: Path) -> None:
+    """One panel per reference (labels, truth), one curve per model, over test customers."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -167,15 +345,14 @@ def plot_pr_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], 
     fig, axes = plt.subplots(1, len(refs), figsize=(6 * len(refs), 4.5), squeeze=False)
     for ax, ref in zip(axes[0], refs):
         for name, c in curves.items():
-            if ref not in c:
-                continue
-            y, s = c[ref]
-            if len(y) and y.min() != y.max():
-                p, r, _ = precision_recall_curve(y, s)
+            units = c.get(ref)
+            if units is not None and units["outcome"].nunique() == 2:
+                p, r, _ = precision_recall_curve(units["outcome"], units["score"],
+                                                 sample_weight=units["population_weight"])
                 ax.plot(r, p, label=name)
         ax.axhline(0.85, color="grey", linestyle=":", linewidth=1)
         ax.axvline(0.5, color="grey", linestyle=":", linewidth=1)
-        ax.set(title=f"test split vs {'cleaned labels' if ref == 'labels' else 'ground truth'}",
+        ax.set(title=f"test customers vs {'cleaned labels' if ref == 'labels' else 'ground truth'}",
                xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
         ax.legend(loc="lower left")
     fig.tight_layout()
@@ -183,117 +360,47 @@ def plot_pr_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], 
     plt.close(fig)
 
 
-def run_training(settings: Settings, snapshot_dir: str | Path, labels_dir: str | Path, out_dir: str | Path,
-                 truth_path: str | Path | None = None) -> dict[str, Any]:
-    import torch
-
-    cfg = settings.training
-    torch.set_num_threads(cfg.threads)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    customers, links = read_snapshot(snapshot_dir)
-    labels, as_of_ms = read_labels(labels_dir)
-    cap = settings.graph.neighbourhood_fanout_cap
-    tensors = build_graph_tensors(customers, links, as_of_ms, fanout_cap=cap)
-    scaler = FeatureScaler().fit(tensors)
-    split, y = time_split(tensors, customers, labels, cfg)
-    log.info("split: train %d, val %d, test %d labelled customers (fraud %d/%d/%d)", len(split.train),
-             len(split.val), len(split.test), (y[split.train] == 1).sum(), (y[split.val] == 1).sum(),
-             (y[split.test] == 1).sum())
-    truth = None
-    if truth_path:
-        from fraudgraph.labels.stage import truth_as_of
-
-        truth = truth_as_of(pd.read_parquet(truth_path), as_of_ms).reindex(tensors.customer_ids).fillna(False) \
-            .to_numpy().astype(int)
-
-    scores_val, scores_test, scores_test_all, fits = {}, {}, {}, {}
-    artifacts = {}
-    for name, use_edges in (("rgcn_edge", True), ("rgcn", False)):
-        log.info("training %s", name)
-        model, fit = fit_gnn(tensors, scaler, y, split, cfg, use_edges)
-        fits[name] = fit
-        artifacts[name] = model
-        nodes, edges = scaler.scaled(tensors)
-        all_scores = gnn_scores(model, tensors, scaler, np.arange(len(tensors.customer_ids)), cfg,
-                                nodes=nodes, edges=edges)
-        scores_val[name], scores_test[name] = all_scores[split.val], all_scores[split.test]
-        scores_test_all[name] = all_scores[split.test_all]
-    log.info("training gbdt")
-    tab, _ = one_hop_aggregates(tensors)
-    t = time.perf_counter()
-    gbdt = fit_gbdt(tab, y, split, cfg)
-    fits["gbdt"] = {"seconds": round(time.perf_counter() - t, 2)}
-    gb_scores = gbdt.predict_proba(tab)[:, 1]
-    scores_val["gbdt"], scores_test["gbdt"] = gb_scores[split.val], gb_scores[split.test]
-    scores_test_all["gbdt"] = gb_scores[split.test_all]
-
-    threshold = threshold_for_precision(y[split.val], scores_val["rgcn_edge"], cfg.target_precision)
-    metrics: dict[str, Any] = {"models": {}, "threshold": round(threshold, 6), "main_model": "rgcn_edge",
-                               "target_precision": cfg.target_precision}
-    curves: dict[str, dict] = {}
-    for name in MODELS:
-        m = {"labels": ranking_metrics(y[split.test], scores_test[name])}
-        curves[name] = {"labels": (y[split.test], scores_test[name])}
-        if truth is not None:
-            m["truth"] = ranking_metrics(truth[split.test_all], scores_test_all[name])
-            curves[name]["truth"] = (truth[split.test_all], scores_test_all[name])
-        m["validation"] = ranking_metrics(y[split.val], scores_val[name])
-        metrics["models"][name] = m
-    main_test = scores_test["rgcn_edge"]
-    flagged = main_test >= threshold
-    metrics["at_threshold"] = {
-        "test_flagged": int(flagged.sum()),
-        "test_precision": round(float(y[split.test][flagged].mean()), 4) if flagged.any() else None,
-        "test_recall": round(float(flagged[y[split.test] == 1].mean()), 4) if (y[split.test] == 1).any() else None,
-    }
-    metrics["split"] = {"as_of_ms": as_of_ms, "t1_ms": split.t1_ms, "t2_ms": split.t2_ms,
-                        "train": len(split.train), "val": len(split.val), "test": len(split.test),
-                        "test_all": len(split.test_all),
-                        "fraud": {"train": int((y[split.train] == 1).sum()), "val": int((y[split.val] == 1).sum()),
-                                  "test": int((y[split.test] == 1).sum())}}
-    metrics["training"] = {k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in fits.items()}
-    n_links = sum(tensors.graph.num_edges(et) for et in tensors.graph.etypes if et.startswith(REVERSE_PREFIX))
-    metrics["graph"] = {"customers": len(tensors.customer_ids), "edges": int(n_links),
-                        "message_edges": int(tensors.graph.num_edges()), "fanout_cap": cap}
-    metrics["wall_s"] = round(time.monotonic() - started, 2)
-
-    ModelArtifact.create(artifacts["rgcn_edge"], scaler, settings, threshold, metrics, as_of_ms,
-                         fanout_cap=cap).save(out)
-    (out / "baselines").mkdir(exist_ok=True)
-    torch.save(artifacts["rgcn"].state_dict(), out / "baselines" / "rgcn.pt")
-    (out / "history.json").write_text(json.dumps({k: v.get("history") for k, v in fits.items()}, indent=1))
-    plot_pr_curves(curves, out / "pr_curves.png")
-    (out / "summary.md").write_text(render_summary(metrics))
-    return metrics
+def _f(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
 
 
 def metrics_table(models: dict[str, Any]) -> list[str]:
     """Markdown rows: every model against cleaned labels and (when present) ground truth."""
-    def f(v):
-        return "n/a" if v is None else f"{v:.3f}"
-
-    lines = ["| model | vs | PR-AUC | ROC-AUC | recall @ 85 % precision | precision @ 50 % recall |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    lines = ["| model | vs | PR-AUC | 90 % interval | ROC-AUC | recall @ 85 % precision | precision @ 50 % recall |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for name, m in models.items():
         for ref in ("labels", "truth"):
             if ref in m:
                 s = m[ref]
-                lines.append(f"| {name} | {ref} | {f(s['pr_auc'])} | {f(s['roc_auc'])} | "
-                             f"{f(s['recall_at_precision_85'])} | {f(s['precision_at_recall_50'])} |")
+                ci = s.get("pr_auc_ci90")
+                lines.append(f"| {name} | {ref} | {_f(s['pr_auc'])} | "
+                             f"{f'{ci[0]:.3f}-{ci[1]:.3f}' if ci else '-'} | {_f(s['roc_auc'])} | "
+                             f"{_f(s['recall_at_precision_85'])} | {_f(s['precision_at_recall_50'])} |")
+    return lines
+
+
+def fraud_type_table(models: dict[str, Any]) -> list[str]:
+    """Markdown rows: PR-AUC against ground truth per fraud type (each type against legitimate customers)."""
+    if not any("truth" in m for m in models.values()):
+        return []
+    lines = ["| model | " + " | ".join(FRAUD_TYPES) + " |", "| --- |" + " ---: |" * len(FRAUD_TYPES)]
+    for name, m in models.items():
+        bt = m.get("truth", {}).get("by_fraud_type", {})
+        lines.append(f"| {name} | " + " | ".join(f"{_f(bt.get(t, {}).get('pr_auc'))} ({bt.get(t, {}).get('fraudsters', 0)})"
+                                                for t in FRAUD_TYPES) + " |")
     return lines
 
 
 def render_summary(metrics: dict[str, Any]) -> str:
+    sp = metrics["split"]
     lines = ["# Model summary", "",
              f"Main model `{metrics['main_model']}`; threshold {metrics['threshold']:.4f} chosen on validation "
-             f"for precision {metrics['target_precision']:.0%}.", "",
-             f"Split: train {metrics['split']['train']:,}, validation {metrics['split']['val']:,}, "
-             f"test {metrics['split']['test']:,} labelled customers "
-             f"(fraud {metrics['split']['fraud']['train']}/{metrics['split']['fraud']['val']}/"
-             f"{metrics['split']['fraud']['test']}); ground truth over {metrics['split']['test_all']:,} "
-             "test-period customers.", "",
-             *metrics_table(metrics["models"])]
+             f"customers for precision {metrics['target_precision']:.0%}.", "",
+             "Examples are decision points (the moments the consumer scores), split by decision time; each model "
+             "is judged per customer on its highest score over the customer's test decision points. Examples: "
+             + ", ".join(f"{s} {n:,}" for s, n in sp["examples"].items()) + "; fraud customers labelled: "
+             + ", ".join(f"{s} {c['fraud_customers']}" for s, c in sp["labels"].items()) + ".", "",
+             *metrics_table(metrics["models"]), "", "PR-AUC against ground truth per fraud type (fraudsters):", "",
+             *fraud_type_table(metrics["models"])]
     lines += ["", "![precision-recall curves](pr_curves.png)"]
     return "\n".join(lines) + "\n"

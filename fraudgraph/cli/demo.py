@@ -84,7 +84,8 @@ def run_demo(settings: Settings, out_dir: Path) -> dict[str, Any]:
                                                                         truth_path, scored["as_of_ms"])}
 
     log.info("stage 6/6: replaying the live stream through the real-time consumer")
-    report["stages"]["live"] = replay_live(settings, uri, model_dir, world_dir, out_dir / "live")
+    report["stages"]["live"] = replay_live(settings, uri, model_dir, world_dir / "live" / "events.jsonl",
+                                           out_dir / "live", truth_path)
     report["graph"] = uri
     report["wall_s"] = round(time.monotonic() - started, 2)
 
@@ -96,19 +97,118 @@ def run_demo(settings: Settings, out_dir: Path) -> dict[str, Any]:
     return report
 
 
-def replay_live(settings: Settings, uri: str, model_dir: Path, world_dir: Path, live_dir: Path) -> dict[str, Any]:
-    """Run ``fraudgraph consume`` over ``world/live/events.jsonl`` and measure what it caught."""
+def run_demo_seeds(settings: Settings, out_dir: Path, seeds: list[int]) -> dict[str, Any]:
+    """The main job once per world seed (``DIR/seed-<S>/``), then every model's offline test figures and
+    the live-stream figures as mean and range over the seeds (``DIR/report.md``, ``DIR/report.json``).
+
+    Only the world changes between runs; the training seed and every other setting stay, so the spread
+    shows how much a figure moves with the data it was measured on."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = {}
+    for seed in seeds:
+        log.info("main job for world seed %d", seed)
+        per_seed = settings.model_copy(update={"world": settings.world.model_copy(update={"seed": seed})})
+        runs[seed] = run_demo(per_seed, out_dir / f"seed-{seed}")
+    summary = summarise_seeds(runs)
+    (out_dir / "report.json").write_text(json.dumps(summary, indent=2, default=str))
+    report_md = out_dir / "report.md"
+    report_md.write_text(render_seed_summary(summary))
+    summary["report_md"] = str(report_md)
+    return summary
+
+
+LIVE_FIGURES = ("precision", "recall", "caught_before_first_payment", "false_flags_per_10k_legit")
+
+
+def summarise_seeds(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Per seed and pooled live figures; offline test PR-AUC (truth) per model as mean / min / max."""
+    import numpy as np
+
+    def spread(values: list) -> dict[str, float | None]:
+        vals = [v for v in values if v is not None]
+        if not vals:
+            return {"mean": None, "min": None, "max": None}
+        return {"mean": round(float(np.mean(vals)), 4), "min": round(min(vals), 4), "max": round(max(vals), 4)}
+
+    live = {seed: r["stages"]["live"] for seed, r in runs.items()}
+    models = {seed: r["stages"]["train"]["metrics"]["models"] for seed, r in runs.items()}
+    pooled_flagged = sum(v["flagged_customers"] for v in live.values())
+    pooled_caught = sum(v["caught"] for v in live.values())
+    pooled_active = sum(v["active_fraudsters"] for v in live.values())
+    ring_new = [v["new_ring_accounts_caught"] for v in live.values()]
+    pooled = {"flagged_customers": pooled_flagged, "caught": pooled_caught, "active_fraudsters": pooled_active,
+              "precision": round(pooled_caught / pooled_flagged, 4) if pooled_flagged else None,
+              "recall": round(pooled_caught / pooled_active, 4) if pooled_active else None,
+              "recall_by_fraud_type": {}}
+    for t in ("ring", "synthetic_identity", "account_takeover"):
+        act = sum(v["recall_by_fraud_type"][t]["active"] for v in live.values())
+        cau = sum(v["recall_by_fraud_type"][t]["caught"] for v in live.values())
+        pooled["recall_by_fraud_type"][t] = {"active": act, "caught": cau, "recall": round(cau / act, 4) if act else None}
+    act = sum(g["active"] for g in ring_new)
+    early = sum(round((g["caught_before_first_payment"] or 0) * g["active"]) for g in ring_new)
+    pooled["new_ring_accounts_by_first_payment"] = {"active": act, "caught": early,
+                                                    "share": round(early / act, 4) if act else None}
+    offline = {}
+    for name in next(iter(models.values())):
+        offline[name] = {ref: spread([models[s][name].get(ref, {}).get("pr_auc") for s in models])
+                         for ref in ("labels", "truth")}
+    return {"seeds": list(runs), "live": {"per_seed": {s: {k: v[k] for k in LIVE_FIGURES} | {
+        "recall_by_fraud_type": {t: g["recall"] for t, g in v["recall_by_fraud_type"].items()},
+        "new_ring_accounts_caught": v["new_ring_accounts_caught"]} for s, v in live.items()},
+        "spread": {k: spread([v[k] for v in live.values()]) for k in LIVE_FIGURES}, "pooled": pooled},
+        "offline_pr_auc": offline,
+        "per_seed_reports": {s: r["report_md"] for s, r in runs.items()}}
+
+
+def render_seed_summary(summary: dict[str, Any]) -> str:
+    pct = (lambda v: "-" if v is None else f"{v:.1%}")  # noqa: E731
+    live, pooled = summary["live"], summary["live"]["pooled"]
+    lines = ["# fraudgraph main job over world seeds " + ", ".join(map(str, summary["seeds"])), "",
+             "## Headline: the live stream through the real-time consumer", "",
+             f"Pooled over the seeds: precision of flags **{pct(pooled['precision'])}** ({pooled['caught']:,} of "
+             f"{pooled['flagged_customers']:,} flagged customers), recall **{pct(pooled['recall'])}** of "
+             f"{pooled['active_fraudsters']:,} active fraudsters; new ring accounts flagged by their first payment: "
+             f"{pct(pooled['new_ring_accounts_by_first_payment']['share'])} of "
+             f"{pooled['new_ring_accounts_by_first_payment']['active']}.", "",
+             "| seed | precision | recall | ring | synthetic | takeover | new ring accounts by first payment "
+             "| false flags / 10k legit |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for seed, v in live["per_seed"].items():
+        r, nr = v["recall_by_fraud_type"], v["new_ring_accounts_caught"]
+        lines.append(f"| {seed} | {pct(v['precision'])} | {pct(v['recall'])} | {pct(r['ring'])} | "
+                     f"{pct(r['synthetic_identity'])} | {pct(r['account_takeover'])} | "
+                     f"{pct(nr['caught_before_first_payment'])} of {nr['active']} | {v['false_flags_per_10k_legit']} |")
+    p = pooled["recall_by_fraud_type"]
+    lines.append(f"| pooled | {pct(pooled['precision'])} | {pct(pooled['recall'])} | {pct(p['ring']['recall'])} | "
+                 f"{pct(p['synthetic_identity']['recall'])} | {pct(p['account_takeover']['recall'])} | "
+                 f"{pct(pooled['new_ring_accounts_by_first_payment']['share'])} | - |")
+    lines += ["", "## Offline decision-time test split: PR-AUC mean (min-max) over seeds", "",
+              "| model | vs cleaned labels | vs ground truth |", "| --- | ---: | ---: |"]
+    fmt = (lambda d: "-" if d["mean"] is None else f"{d['mean']:.3f} ({d['min']:.3f}-{d['max']:.3f})")  # noqa: E731
+    for name, refs in summary["offline_pr_auc"].items():
+        lines.append(f"| {name} | {fmt(refs['labels'])} | {fmt(refs['truth'])} |")
+    lines += ["", "Per-seed reports: " + ", ".join(f"[seed {s}]({Path(p).parent.name}/report.md)"
+                                                 for s, p in summary["per_seed_reports"].items()), ""]
+    return "\n".join(lines)
+
+
+def replay_live(settings: Settings, uri: str, model_dir: Path, events_path: Path, live_dir: Path,
+                truth_path: Path | None = None) -> dict[str, Any]:
+    """Run the real consumer over a JSONL stream into the graph at ``uri``, as ``fraudgraph consume`` does.
+
+    With ``truth_path``, the decisions are judged against ground truth
+    (:func:`fraudgraph.evaluation.live.live_outcomes`) and the figures are also written into the
+    model's ``metrics.json`` under ``"live"``.
+    """
     from serving.consumer import LiveConsumer
     from serving.ledger import Ledger
     from serving.sources import FileSource, JsonlSink
 
     from fraudgraph.graph import open_graph
-    from fraudgraph.scoring.online import OnlineScorer
     from fraudgraph.ml.artifact import ModelArtifact
+    from fraudgraph.scoring.online import OnlineScorer
 
     shutil.rmtree(live_dir, ignore_errors=True)
     live_dir.mkdir(parents=True)
-    events_path = world_dir / "live" / "events.jsonl"
     t = time.monotonic()
     ledger = Ledger(live_dir / "consumer-ledger.db")
     with open_graph(uri, settings) as store:
@@ -124,8 +224,14 @@ def replay_live(settings: Settings, uri: str, model_dir: Path, world_dir: Path, 
     out = {"events": stats["events_in"], "rejected": stats["rejected"], "duplicates": stats["duplicates"],
            "decisions": stats["decisions"], "wall_s": round(wall, 2),
            "events_per_s": round(stats["events_in"] / wall, 1) if wall else None,
-           "latency_ms": stats["latency_ms"], "decisions_path": str(live_dir / "decisions.jsonl")}
-    out.update(live_outcomes(events_path, live_dir / "decisions.jsonl", world_dir / "truth" / "ground_truth.parquet"))
+           "latency_ms": stats["latency_ms"], "decisions_path": str(live_dir / "decisions.jsonl"),
+           "max_batch_span_s": settings.consumer.max_batch_span_s}
+    if truth_path is not None:
+        out.update(live_outcomes(events_path, live_dir / "decisions.jsonl", truth_path))
+        metrics_path = Path(model_dir) / "metrics.json"
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+        metrics["live"] = {k: v for k, v in out.items() if k != "decisions_path"}
+        metrics_path.write_text(json.dumps(metrics, indent=2))
     return out
 
 
@@ -133,8 +239,37 @@ def settings_test_days(metrics: dict[str, Any]) -> int:
     return round((metrics["split"]["as_of_ms"] - metrics["split"]["t2_ms"]) / DAY_MS)
 
 
+def live_headline(live: dict[str, Any] | None) -> list[str]:
+    """The headline: the live stream replayed through the real consumer, judged against ground truth."""
+    if not live or "precision" not in live:
+        return []
+    pct = (lambda v: "-" if v is None else f"{v:.1%}")  # noqa: E731
+    rows = [("all fraud", live["active_fraudsters"], live["caught"], live["recall"],
+             live["caught_before_first_payment"])]
+    for t, name in (("ring", "ring members"), ("synthetic_identity", "synthetic identities"),
+                    ("account_takeover", "account takeovers")):
+        g = live["recall_by_fraud_type"][t]
+        rows.append((name, g["active"], g["caught"], g["recall"], g["caught_before_first_payment"]))
+    g = live["new_ring_accounts_caught"]
+    rows.append(("new ring accounts (signed up in the stream)", g["active"], g["caught"], g["recall"],
+                 g["caught_before_first_payment"]))
+    ev, hours = live["events_to_first_flag"], live["hours_to_first_flag"]
+    return ["## Headline: the live stream through the real-time consumer", "",
+            f"{live['events']:,} live events replayed through the consumer (micro-batches of at most "
+            f"{live.get('max_batch_span_s', '-')} s of event time), decisions judged against ground truth. "
+            f"**Precision of flags {pct(live['precision'])}** ({live['caught']:,} of {live['flagged_customers']:,} "
+            f"flagged customers were fraudsters); **recall {pct(live['recall'])}** of {live['active_fraudsters']:,} "
+            f"fraudsters active in the stream; {live['false_flags_per_10k_legit']} false flags per 10,000 legitimate "
+            f"active customers ({live['false_flags']:,} of {live['legit_active_customers']:,}).", "",
+            "| fraudsters active in the stream | active | caught | recall | caught by their first payment |",
+            "| --- | ---: | ---: | ---: | ---: |",
+            *[f"| {n} | {a:,} | {c:,} | {pct(r)} | {pct(b)} |" for n, a, c, r, b in rows], "",
+            f"From a caught fraudster's first fraud event to its first flag: events p50 {ev['p50']} / p90 {ev['p90']}, "
+            f"hours p50 {hours['p50']} / p90 {hours['p90']}.", ""]
+
+
 def render_report(report: dict[str, Any]) -> str:
-    from training.train import metrics_table
+    from training.train import fraud_type_table, metrics_table
 
     g = report["stages"]["generate"]
     r = g["rates"]
@@ -143,6 +278,7 @@ def render_report(report: dict[str, Any]) -> str:
     lines = [
         "# fraudgraph demo report", "",
         f"Generated {report['generated_at']} in {report['wall_s']} s. Graph: `{report['graph']}`.", "",
+        *live_headline(report["stages"].get("live")),
         "## Synthetic world", "",
         f"- customers: {r['customers']:,}; events: {r['events']['historical']:,} historical, "
         f"{r['events']['live']:,} live (cut-off {g['cutoff']})",
@@ -150,7 +286,9 @@ def render_report(report: dict[str, Any]) -> str:
         f"takeover {r['prevalence_by_type']['account_takeover']:.2%}, "
         f"synthetic {r['prevalence_by_type']['synthetic_identity']:.2%})",
         f"- fraud ever blocked {r['fraud_ever_blocked']:.1%}; median block delay {r['block_delay_days']['p50']} days; "
-        f"false-block rate {r['false_block_rate']:.2%}", "",
+        f"false-block rate {r['false_block_rate']:.2%}",
+        "- legitimate customers sharing an identifier with a fraudster (hubs of over 50 excluded): "
+        + ", ".join(f"{k} {v:,}" for k, v in r.get("legit_collisions", {}).items()), "",
         "## Spark ETL", "",
         "- rows read: " + ", ".join(f"{k} {v:,}" for k, v in e["rows_read"].items()),
         f"- events rejected: {e['rejected']['total']:,}; wall time {e['wall_s']} s", "",
@@ -171,11 +309,15 @@ def render_report(report: dict[str, Any]) -> str:
     if tr:
         m = tr["metrics"]
         sp = m["split"]
-        lines += ["", "## Models", "",
-                  f"Test split: customers who signed up in the last {settings_test_days(m)} days before as-of "
-                  f"({sp['test']:,} with known labels, {sp['fraud']['test']} of them fraud; {sp['test_all']:,} "
-                  "against ground truth).", "", *metrics_table(m["models"])]
-        lines += ["", f"Decision threshold {m['threshold']:.4f} (chosen on validation for precision "
+        lines += ["", "## Models at decision time (offline, test split)", "",
+                  f"Examples are the moments the consumer scores (signup and risk events), with the graph exactly "
+                  f"as it was then; the last {settings_test_days(m)} days before as-of are the test split "
+                  f"({sp['examples']['test']:,} decision points; labelled fraud customers "
+                  f"{sp['labels']['test']['fraud_customers']}). Each model is judged per customer on its highest "
+                  "score over the customer's test decision points; 90 % intervals resample fraud rings whole.", "",
+                  *metrics_table(m["models"]), "", "PR-AUC against ground truth per fraud type (fraudsters):", "",
+                  *fraud_type_table(m["models"])]
+        lines += ["", f"Decision threshold {m['threshold']:.4f} (chosen on validation customers for precision "
                   f"{m['target_precision']:.0%}). PR curves: `model/pr_curves.png`.", "",
                   "![precision-recall curves](model/pr_curves.png)"]
     sc = report["stages"].get("score")

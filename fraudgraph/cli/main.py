@@ -43,6 +43,12 @@ class AppContext:
 pass_app = click.make_pass_decorator(AppContext, ensure=True)
 
 
+def fail(message: str) -> None:
+    """One line on stderr naming the problem, exit status 2, no traceback."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(2)
+
+
 def common_options(fn: Callable) -> Callable:
     """Add ``--config`` and ``--json`` to a subcommand (they also work before the subcommand)."""
 
@@ -242,17 +248,17 @@ def labels(app: AppContext, graph_uri: str | None, as_of: str, out_dir: str, tru
 def train(app: AppContext, snapshot: str | None, graph_uri: str | None, labels_dir: str, out_dir: str,
           truth: str | None) -> None:
     """Train the edge-feature-aware RGCN and its baselines; write a model artifact."""
-    from training.train import run_training
+    from training.train import TrainingRefused, run_training
 
     if not snapshot and not graph_uri:
         raise click.UsageError("give --snapshot DIR or --graph URI")
     if graph_uri:
-        from fraudgraph.graph import open_graph
-
-        snapshot = str(Path(out_dir) / "snapshot")
-        with open_graph(graph_uri, app.settings) as store:
-            store.export(snapshot)
-    metrics = run_training(app.settings, snapshot, labels_dir, out_dir, truth)
+        fail("--graph: a graph holds each link's lifetime totals, not the link events that decision-time "
+             "training rebuilds the past from; pass --snapshot DIR written by `fraudgraph etl --snapshot DIR`")
+    try:
+        metrics = run_training(app.settings, snapshot, labels_dir, out_dir, truth)
+    except (TrainingRefused, FileNotFoundError) as exc:
+        fail(str(exc))
     app.emit(metrics, lambda m: Path(out_dir, "summary.md").read_text())
 
 
@@ -275,8 +281,11 @@ def score(app: AppContext, graph_uri: str | None, model_dir: str, out_dir: str, 
 
     artifact = ModelArtifact.load(model_dir)
     with open_graph(graph_uri, app.settings) as store:
-        summary = score_graph(store, artifact, app.settings, out_dir, to_epoch_ms(as_of) if as_of else None,
-                              write_back=not no_write_back)
+        try:
+            summary = score_graph(store, artifact, app.settings, out_dir, to_epoch_ms(as_of) if as_of else None,
+                                  write_back=not no_write_back)
+        except ValueError as exc:
+            fail(str(exc))
     app.emit(summary, lambda s: (f"scored {s['customers']:,} customers with {s['model_version']}: "
                                  + ", ".join(f"{k} {v:,}" for k, v in s["decisions"].items())))
 
@@ -355,17 +364,68 @@ def api(app: AppContext, graph_uri: str | None, model_dir: str, host: str | None
                     log_level=app.settings.logging.level.lower())
 
 
+# ----------------------------------------------------------- world-check / evaluate
+@cli.command("world-check")
+@click.option("--world", "world_dir", required=True, type=click.Path(file_okay=False, exists=True),
+              help="A generated world (fraudgraph generate).")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Write readback.json and readback.md here (default: the world folder).")
+@common_options
+@pass_app
+def world_check(app: AppContext, world_dir: str, out_dir: str | None) -> None:
+    """How easy is a world: PR-AUC against ground truth of every single model input and of the day-one rules."""
+    from training.readback import render_readback, world_readback
+
+    result = world_readback(world_dir, app.settings)
+    out = Path(out_dir or world_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "readback.json").write_text(json.dumps(result, indent=2))
+    (out / "readback.md").write_text(render_readback(result))
+    app.emit(result, render_readback)
+
+
+@cli.command()
+@click.option("--events", "events_path", required=True, type=click.Path(dir_okay=False, exists=True),
+              help="The live stream (JSONL), e.g. WORLD/live/events.jsonl.")
+@click.option("--truth", required=True, type=click.Path(dir_okay=False, exists=True), help="Ground truth Parquet.")
+@click.option("--graph", "graph_uri", required=True,
+              help="The graph the stream is replayed into (give a copy: the replay writes to it).")
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@common_options
+@pass_app
+def evaluate(app: AppContext, events_path: str, truth: str, graph_uri: str, model_dir: str, out_dir: str) -> None:
+    """Replay a live stream through the real consumer and judge its decisions against ground truth.
+
+    Writes OUT/live.json and the model's metrics.json under "live"."""
+    from fraudgraph.cli.demo import replay_live
+
+    live = replay_live(app.settings, graph_uri, Path(model_dir), Path(events_path), Path(out_dir), Path(truth))
+    (Path(out_dir) / "live.json").write_text(json.dumps(live, indent=2, default=str))
+    app.emit(live, lambda r: (f"precision {r['precision']}, recall {r['recall']} of {r['active_fraudsters']} active "
+                              f"fraudsters; {r['false_flags_per_10k_legit']} false flags per 10k legitimate"))
+
+
 # ---------------------------------------------------------------------- demo
 @cli.command()
 @click.option("--out", "out_dir", default="demo-out", type=click.Path(file_okay=False),
               help="Report folder.")
+@click.option("--seeds", default=None, help="Comma-separated world seeds: one run each under DIR/seed-S and "
+              "a summary with mean and range (default: world.seed only).")
 @common_options
 @pass_app
-def demo(app: AppContext, out_dir: str) -> None:
+def demo(app: AppContext, out_dir: str, seeds: str | None) -> None:
     """The main job: every stage that exists, end to end, on the embedded default."""
-    from fraudgraph.cli.demo import run_demo
+    from fraudgraph.cli.demo import run_demo, run_demo_seeds
 
-    report = run_demo(app.settings, Path(out_dir))
+    if seeds:
+        try:
+            seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError:
+            fail(f"--seeds: {seeds!r} is not a comma-separated list of integers")
+        report = run_demo_seeds(app.settings, Path(out_dir), seed_list)
+    else:
+        report = run_demo(app.settings, Path(out_dir))
     app.emit(report, lambda r: Path(r["report_md"]).read_text())
 
 

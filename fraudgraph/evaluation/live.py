@@ -12,54 +12,115 @@ from typing import Any
 
 
 def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> dict[str, Any]:
-    """Decisions per day, and for fraud that starts in the live stream (new ring accounts, takeovers):
-    how many were blocked or sent to review, and after how many of their events (1 = the first)."""
+    """The live stream's headline figures: the consumer's decisions judged against ground truth.
+
+    A customer counts as a fraudster *active in the stream* when it has an event at or after the
+    start of its fraud (a takeover victim's events before the takeover are legitimate). It is
+    *caught* when the consumer flagged it (block or review) at one of those events; a flag of any
+    other customer, or of a victim before its takeover, is a *false flag*. Returns:
+
+    - ``precision``: caught fraudsters / flagged customers; ``recall``: caught / active fraudsters;
+    - ``recall_by_fraud_type`` (ring, synthetic_identity, account_takeover) and ``new_ring_accounts``
+      (ring members who signed up in the stream) with their counts;
+    - ``caught_before_first_payment``: share of active fraudsters flagged no later than their first
+      payment in the stream (or at all, when they made none), overall and per type;
+    - ``events_to_first_flag`` / ``hours_to_first_flag``: from a caught fraudster's first fraud
+      event (1 = flagged at it) to the first flag, p50 / p90 / max;
+    - ``false_flags_per_10k_legit``: false flags per 10,000 legitimate customers active in the stream;
+    - ``decisions_per_day`` and, for the older report table, ``new_ring_accounts`` / ``takeovers``
+      with blocked / reviewed / missed counts.
+    """
+    import numpy as np
     import pandas as pd
 
-    events = pd.read_json(events_path, lines=True, convert_dates=False)[["event_id", "customer_id", "ts"]]
+    events = pd.read_json(events_path, lines=True, convert_dates=False, dtype={"customer_id": str})
+    events = events[[c for c in ("event_id", "customer_id", "ts", "event_type") if c in events]]
+    if "event_type" not in events:
+        events["event_type"] = None
     events["ts"] = pd.to_datetime(events["ts"], utc=True)
-    decisions = pd.read_json(decisions_path, lines=True, convert_dates=False) if decisions_path.stat().st_size \
-        else pd.DataFrame(columns=["event_id", "customer_id", "decision"])
-    by_day = pd.crosstab(events.set_index("event_id").loc[decisions["event_id"], "ts"].dt.strftime("%Y-%m-%d")
-                         .to_numpy(), decisions["decision"].to_numpy()) if len(decisions) else pd.DataFrame()
+    decisions = pd.read_json(decisions_path, lines=True, convert_dates=False, dtype={"customer_id": str}) \
+        if decisions_path.stat().st_size else pd.DataFrame(columns=["event_id", "customer_id", "decision"])
+    ts_of = events.set_index("event_id")["ts"]
+    by_day = pd.crosstab(ts_of.loc[decisions["event_id"]].dt.strftime("%Y-%m-%d").to_numpy(),
+                         decisions["decision"].to_numpy()) if len(decisions) else pd.DataFrame()
     per_day = {day: {d: int(row.get(d, 0)) for d in ("block", "review", "allow")} for day, row in by_day.iterrows()}
 
     truth = pd.read_parquet(truth_path)
-    start = events["ts"].min()
-    live_fraud = truth.loc[truth["is_fraud_true"] & (truth["fraud_start_ts"] >= start)
-                           & truth["fraud_type"].isin(["ring", "account_takeover"])]
-    flagged = decisions.loc[decisions["decision"].isin(["block", "review"])]
-    out: dict[str, Any] = {"decisions_per_day": per_day}
+    truth["customer_id"] = truth["customer_id"].astype(str)
+    start = pd.to_datetime(truth["fraud_start_ts"], utc=True)
+    fraud_start = pd.Series(start.where(truth["is_fraud_true"].astype(bool)).to_numpy(), index=truth["customer_id"])
+    ftype = truth.set_index("customer_id")["fraud_type"]
+    stream_start = events["ts"].min()
+
+    ev = events.assign(fraud_start=events["customer_id"].map(fraud_start))
+    ev["fraud_phase"] = ev["fraud_start"].notna() & (ev["ts"] >= ev["fraud_start"])
+    ev = ev.sort_values(["ts", "event_id"], kind="stable")
+    flags = decisions.loc[decisions["decision"].isin(["block", "review"]), ["event_id", "customer_id", "decision"]]
+    flags = flags.merge(ev[["event_id", "ts", "fraud_phase"]], on="event_id", how="left")
+    fraud_ev = ev.loc[ev["fraud_phase"]]
+    active = fraud_ev.groupby("customer_id").agg(first_ts=("ts", "min"), n=("ts", "size"))
+    active["type"] = active.index.map(ftype)
+    active["new_ring_account"] = (active["type"] == "ring") & (active.index.map(fraud_start) >= stream_start)
+    true_flags = flags.loc[flags["fraud_phase"].fillna(False).astype(bool)].sort_values("ts", kind="stable")
+    first_flag = true_flags.drop_duplicates("customer_id").set_index("customer_id")
+    active["caught"] = active.index.isin(first_flag.index)
+    active["decision"] = active.index.map(first_flag["decision"]) if len(first_flag) else None
+    # position of the first flag among the customer's fraud events (1 = the first)
+    position = {}
+    for cid, grp in fraud_ev.loc[fraud_ev["customer_id"].isin(first_flag.index)].groupby("customer_id"):
+        position[cid] = int(np.flatnonzero(grp["event_id"].to_numpy() == first_flag.at[cid, "event_id"])[0]) + 1
+    active["events_to_flag"] = active.index.map(position)
+    active["hours_to_flag"] = (active.index.map(first_flag["ts"]) - active["first_ts"]).dt.total_seconds() / 3600 \
+        if len(first_flag) else np.nan
+    first_payment = fraud_ev.loc[fraud_ev["event_type"] == "payment"].groupby("customer_id")["ts"].min()
+    flag_ts = active.index.map(first_flag["ts"]) if len(first_flag) else pd.Series(pd.NaT, index=active.index)
+    pay_ts = active.index.map(first_payment)
+    active["before_first_payment"] = active["caught"] & (pd.isna(pay_ts) | (flag_ts <= pay_ts))
+
+    flagged_customers = set(flags["customer_id"])
+    false_flagged = flagged_customers - set(first_flag.index)
+    legit_active = set(ev["customer_id"]) - set(active.index)  # customers with no fraud event in the stream
+
+    def share(mask) -> float | None:
+        return round(float(mask.mean()), 4) if len(mask) else None
+
+    def group(rows: pd.DataFrame) -> dict[str, Any]:
+        return {"active": int(len(rows)), "caught": int(rows["caught"].sum()), "recall": share(rows["caught"]),
+                "caught_before_first_payment": share(rows["before_first_payment"])}
+
+    out: dict[str, Any] = {
+        "flagged_customers": len(flagged_customers), "caught": int(active["caught"].sum()),
+        "active_fraudsters": int(len(active)),
+        "precision": round(len(first_flag) / len(flagged_customers), 4) if flagged_customers else None,
+        "recall": share(active["caught"]),
+        "recall_by_fraud_type": {t: group(active.loc[active["type"] == t])
+                                 for t in ("ring", "synthetic_identity", "account_takeover")},
+        "new_ring_accounts_caught": group(active.loc[active["new_ring_account"]]),
+        "caught_before_first_payment": share(active["before_first_payment"]),
+        "events_to_first_flag": _quantiles(active["events_to_flag"].dropna().astype(int).tolist()),
+        "hours_to_first_flag": _quantiles(active["hours_to_flag"].dropna().tolist()),
+        "false_flags": len(false_flagged), "legit_active_customers": len(legit_active),
+        "false_flags_per_10k_legit": round(1e4 * len(false_flagged) / len(legit_active), 2) if legit_active else None,
+        "decisions_per_day": per_day,
+    }
     for kind, label in (("ring", "new_ring_accounts"), ("account_takeover", "takeovers")):
-        group = live_fraud.loc[live_fraud["fraud_type"] == kind]
-        caught, events_to_catch = {"block": 0, "review": 0}, []
-        for cid, fraud_start in zip(group["customer_id"], group["fraud_start_ts"]):
-            mine = events.loc[(events["customer_id"] == cid) & (events["ts"] >= fraud_start)]
-            if mine.empty:
-                continue
-            hit = flagged.loc[flagged["event_id"].isin(set(mine["event_id"]))]
-            if hit.empty:
-                continue
-            first = mine.reset_index(drop=True)
-            position = first.index[first["event_id"].isin(set(hit["event_id"]))][0] + 1
-            caught[hit.iloc[0]["decision"]] += 1
-            events_to_catch.append(int(position))
-        active = int(sum(((events["customer_id"] == cid) & (events["ts"] >= fs)).any()
-                         for cid, fs in zip(group["customer_id"], group["fraud_start_ts"])))
-        out[label] = {"in_stream": active, "blocked": caught["block"], "reviewed": caught["review"],
-                      "missed": active - caught["block"] - caught["review"],
-                      "events_to_decision": _quantiles(events_to_catch)}
+        rows = active.loc[active["new_ring_account"]] if kind == "ring" else active.loc[active["type"] == kind]
+        blocked = int((rows["decision"] == "block").sum())
+        reviewed = int((rows["decision"] == "review").sum())
+        out[label] = {"in_stream": int(len(rows)), "blocked": blocked, "reviewed": reviewed,
+                      "missed": int(len(rows)) - blocked - reviewed,
+                      "events_to_decision": _quantiles(rows["events_to_flag"].dropna().astype(int).tolist())}
     return out
 
 
-def _quantiles(values: list[int]) -> dict[str, float | None]:
+def _quantiles(values: list) -> dict[str, Any]:
     import numpy as np
 
     if not values:
         return {"p50": None, "p90": None, "max": None, "first_event": 0}
-    arr = np.asarray(values)
-    return {"p50": float(np.percentile(arr, 50)), "p90": float(np.percentile(arr, 90)), "max": int(arr.max()),
-            "first_event": int((arr == 1).sum())}
+    arr = np.asarray(values, dtype=float)
+    return {"p50": round(float(np.percentile(arr, 50)), 2), "p90": round(float(np.percentile(arr, 90)), 2),
+            "max": round(float(arr.max()), 2), "first_event": int((arr == 1).sum())}
 
 
 def decision_outcomes(decisions_path: Path, truth_path: Path, as_of_ms: int) -> dict[str, Any]:

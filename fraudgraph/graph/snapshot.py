@@ -7,6 +7,10 @@ A snapshot folder holds:
 - ``links.parquet``: ``edge_label``, ``customer_id``, ``identifier_id``, ``kind``,
   ``value_hash``, ``first_seen``, ``last_seen`` (epoch ms UTC), ``event_count`` and
   ``count_<event_type>`` for every event type (0 where none)
+- ``link_events.parquet`` (from the ETL): one row per identifier an identity event carried
+  (event_id, customer_id, kind, value_hash, ts, event_type), from which
+  :class:`fraudgraph.graph.history.LinkHistory` rebuilds the graph as of any time; label events
+  are never in it
 - ``manifest.json``: schema version and row counts
 
 The graph export and the Spark ETL write the same layout.
@@ -62,7 +66,10 @@ def identifiers_from_links(links: pd.DataFrame) -> pd.DataFrame:
     return ids.sort_values("identifier_id", kind="stable").reset_index(drop=True)
 
 
-def write_snapshot(customers: pd.DataFrame, links: pd.DataFrame, out_dir: str | Path) -> dict[str, Path]:
+def write_snapshot(customers: pd.DataFrame, links: pd.DataFrame, out_dir: str | Path,
+                   link_events: pd.DataFrame | None = None) -> dict[str, Path]:
+    """Write the layout above; ``link_events`` (``LINK_EVENT_COLUMNS`` of :mod:`.history`) when known:
+    an export of a live graph has only lifetime link totals, so it cannot carry them."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     customers = normalise_customers(customers)
@@ -77,6 +84,9 @@ def write_snapshot(customers: pd.DataFrame, links: pd.DataFrame, out_dir: str | 
     customers.to_parquet(paths["customers"], index=False)
     identifiers.to_parquet(paths["identifiers"], index=False)
     links.to_parquet(paths["links"], index=False)
+    if link_events is not None:
+        paths["link_events"] = out / "link_events.parquet"
+        link_events.to_parquet(paths["link_events"], index=False)
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "created_at_ms": now_ms(),

@@ -30,14 +30,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fraudgraph.arrays import sorted_unique
 from fraudgraph.ml._dgl_compat import import_dgl
-from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, CUSTOMER, EDGE_LABEL_BY_KIND, EVENT_TYPES, IDENTIFIER_KINDS
+from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, CUSTOMER, EDGE_LABEL_BY_KIND, IDENTIFIER_KINDS, LINK_EVENT_TYPES
 from fraudgraph.timeutil import DAY_MS
 
 CUSTOMER_FEATURES = ["account_age_days", *(f"identifiers_{k}" for k in IDENTIFIER_KINDS), "events",
-                     *(f"events_{t}" for t in EVENT_TYPES)]
+                     *(f"events_{t}" for t in LINK_EVENT_TYPES)]
 IDENTIFIER_FEATURES = ["degree", "age_days", "events", "first_seen_span_days"]
-EDGE_FEATURES = ["events", "age_days", "recency_days", "days_after_signup", *(f"mix_{t}" for t in EVENT_TYPES)]
+EDGE_FEATURES = ["events", "age_days", "recency_days", "days_after_signup", *(f"mix_{t}" for t in LINK_EVENT_TYPES)]
 REVERSE_PREFIX = "rev_"
 
 
@@ -113,14 +114,15 @@ def build_graph_tensors(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: 
     events = _column(links, "event_count")[visible_link]
     mix = np.stack([_column(links, col)[visible_link] for col in COUNT_PROPERTY_BY_TYPE.values()], 1) \
         if len(first) else np.zeros((0, len(COUNT_PROPERTY_BY_TYPE)))
-    link_customer = links["customer_id"].to_numpy().astype(str)[visible_link]
+    link_customer = _ids(links["customer_id"])[visible_link]
     link_kind = links["kind"].to_numpy().astype(str)[visible_link]
-    link_hash = links["value_hash"].to_numpy().astype(str)[visible_link]
+    link_hash = _ids(links["value_hash"])[visible_link]
 
     signup_all = _column(customers, "signup_ts")
     visible_customer = np.isnan(signup_all) | (signup_all <= as_of_ms)
-    customer_id = customers["customer_id"].to_numpy().astype(str)[visible_customer]
-    ids = np.unique(np.concatenate([customer_id, link_customer])).astype(object)
+    customer_id = _ids(customers["customer_id"])[visible_customer]
+    ids = sorted_unique(np.concatenate([customer_id, link_customer]))
+    ids = ids if ids.dtype.kind in "iu" else ids.astype(object)
     n_cust = len(ids)
     cindex = pd.Index(ids)
     c = cindex.get_indexer(link_customer)
@@ -140,7 +142,7 @@ def build_graph_tensors(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: 
     for j, t in enumerate(COUNT_PROPERTY_BY_TYPE):
         cust[f"events_{t}"] = np.bincount(c, weights=mix[:, j], minlength=n_cust)
     if customer_summary is not None and len(customer_summary):
-        pos = cindex.get_indexer(customer_summary["customer_id"].astype(str))
+        pos = cindex.get_indexer(_ids(customer_summary["customer_id"]))
         found = pos >= 0
         pos = pos[found]
         first_link[pos] = _column(customer_summary, "first_link")[found]
@@ -169,7 +171,7 @@ def build_graph_tensors(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: 
         mask = link_kind == kind
         uniq, inverse = np.unique(link_hash[mask], return_inverse=True)
         inverse = inverse.reshape(-1)
-        identifier_ids[kind] = uniq.astype(object)
+        identifier_ids[kind] = uniq if uniq.dtype.kind in "iu" else uniq.astype(object)
         c_idx = c[mask]
         src = torch.as_tensor(c_idx, dtype=torch.int64)
         dst = torch.as_tensor(inverse, dtype=torch.int64)
@@ -192,7 +194,7 @@ def build_graph_tensors(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: 
         ident_events = np.bincount(inverse, weights=events[mask], minlength=n_ident)
         if identifier_stats is not None and n_ident:
             st = identifier_stats.loc[identifier_stats["kind"].to_numpy() == kind]
-            pos = pd.Index(uniq.astype(str)).get_indexer(st["value_hash"].astype(str))
+            pos = pd.Index(uniq).get_indexer(_ids(st["value_hash"]))
             found = pos >= 0
             pos = pos[found]
             degree[pos] = st["degree"].to_numpy(dtype=np.float64)[found]
@@ -206,6 +208,12 @@ def build_graph_tensors(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: 
     num_nodes = {CUSTOMER: n_cust, **{k: len(v) for k, v in identifier_ids.items()}}
     g = dgl.heterograph(graph_data, num_nodes_dict=num_nodes)
     return IdentityGraphTensors(g, ids, identifier_ids, node_features, edge_features, int(as_of_ms))
+
+
+def _ids(column: pd.Series) -> np.ndarray:
+    """Node ids as given: integer codes stay int64 (the point-in-time path), anything else is text."""
+    values = column.to_numpy()
+    return values.astype(np.int64) if values.dtype.kind in "iu" else values.astype(str)
 
 
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:

@@ -6,7 +6,7 @@ reasons, model_version, lifetime_value, scored_as_of) and sets ``score``,
 ``decision``, ``decision_reasons`` (JSON list of codes), ``model_version`` and
 ``scored_as_of`` on each customer vertex. As-of defaults to the graph's latest
 activity (the newest ``last_seen`` of any link), so a replayed history is
-scored as it was then.
+scored as it was then. An earlier as-of is refused: the graph's link totals are lifetime totals.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.graph import IdentityGraph
 from fraudgraph.scoring.rules import CustomerEvidence, DecisionRules, SharedIdentifierEvidence
 from fraudgraph.ml.artifact import ModelArtifact
-from fraudgraph.timeutil import DAY_MS
+from fraudgraph.timeutil import DAY_MS, iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,13 @@ def score_graph(store: IdentityGraph, artifact: ModelArtifact, settings: Setting
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     customers, links = store.customers_frame(), store.links_frame()
+    latest = int(pd.to_numeric(links["last_seen"]).max()) if len(links) else 0
     if as_of_ms is None:
-        as_of_ms = int(pd.to_numeric(links["last_seen"]).max()) if len(links) else 0
+        as_of_ms = latest
+    elif as_of_ms < latest:
+        raise ValueError(f"as-of {iso_utc(as_of_ms)} is before the graph's latest link activity {iso_utc(latest)}: "
+                         "a live graph keeps lifetime link totals, so scoring it as of an earlier time would see "
+                         "the future; score a snapshot rebuilt as of that time instead (fraudgraph.graph.history)")
     cap = artifact.fanout_cap or settings.graph.neighbourhood_fanout_cap
     tensors = build_graph_tensors(customers, links, as_of_ms, fanout_cap=cap)
     scores = artifact.score_tensors(tensors, batch_size=settings.training.batch_size,

@@ -50,7 +50,8 @@ def test_bad_config_fails_at_start_naming_the_key(tmp_path):
 @pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
     out = tmp_path / "demo"
-    env = {**os.environ, "FRAUDGRAPH_WORLD__CUSTOMERS": "2000", "FRAUDGRAPH_TRAINING__MAX_EPOCHS": "5"}
+    env = {**os.environ, "FRAUDGRAPH_WORLD__CUSTOMERS": "2000", "FRAUDGRAPH_TRAINING__MAX_EPOCHS": "5",
+           "FRAUDGRAPH_TRAINING__MIN_POSITIVES": "2", "FRAUDGRAPH_TRAINING__BOOTSTRAP_ROUNDS": "20"}
     proc = subprocess.run([sys.executable, "-m", "fraudgraph.cli.main", "demo", "--out", str(out), "--json"],
                           capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr

@@ -122,15 +122,21 @@ def test_block_appeal_unblock_update_label_history(small_world_graph, model_dir,
     uri, _ = small_world_graph
     events = [
         {"event_id": "b1", "event_type": "block", "ts": "2026-01-05T00:00:00Z", "customer_id": "C000103030",
-         "block_source": "manual", "reason": "chargeback"},
-        {"event_id": "a1", "event_type": "appeal", "ts": "2026-01-06T00:00:00Z", "customer_id": "C000103030"},
+         "block_source": "manual", "reason": "chargeback", "device_id": "dev-from-the-block-event",
+         "ip": "203.0.113.9"},
+        {"event_id": "a1", "event_type": "appeal", "ts": "2026-01-06T00:00:00Z", "customer_id": "C000103030",
+         "device_id": "dev-from-the-block-event", "email": "appeal@example.com"},
         {"event_id": "u1", "event_type": "unblock", "ts": "2026-01-08T00:00:00Z", "customer_id": "C000103030"},
     ]
     src = tmp_path / "labels.jsonl"
     src.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    with open_graph(uri, settings) as store:
+        links_before = normalise_links(store.links_frame())
     run_consumer(uri, model_dir, settings, src, tmp_path / "ledger.db", tmp_path)
     with open_graph(uri, settings) as store:
         props = store.customer("C000103030")
+        # label history never becomes links or link counts, whatever identifiers the events carry
+        pd.testing.assert_frame_equal(normalise_links(store.links_frame()), links_before)
     assert props["blocked_at"] == 1767571200000 and props["block_source"] == "manual"
     assert props["appealed_at"] == 1767657600000 and props["unblocked_at"] == 1767830400000
 

@@ -43,3 +43,36 @@ def test_counts_catches_and_events_to_decision(tmp_path):
     assert ato["events_to_decision"]["p50"] == 2.0
     assert out["decisions_per_day"]["2026-01-01"] == {"block": 1, "review": 0, "allow": 1}
     assert out["decisions_per_day"]["2026-01-03"] == {"block": 0, "review": 2, "allow": 1}
+
+
+def test_headline_precision_recall_and_false_flags(tmp_path):
+    ev = lambda i, c, day, t="login": {"event_id": f"E{i}", "customer_id": c, "event_type": t,  # noqa: E731
+                                       "ts": f"2026-01-0{day}T10:00:00Z"}
+    events = [ev(1, "ring1", 1, "signup"), ev(2, "ring1", 1, "payment"), ev(3, "ring1", 2, "payment"),
+              ev(4, "synth", 1, "signup"), ev(5, "synth", 2, "payment"),
+              ev(6, "ato1", 1), ev(7, "ato1", 2, "change_email"), ev(8, "ato1", 3, "payment"),
+              ev(9, "legit1", 1, "signup"), ev(10, "legit2", 2, "payment"), ev(11, "legit3", 3, "payment")]
+    decisions = [{"event_id": "E2", "customer_id": "ring1", "decision": "block"},     # at its first payment
+                 {"event_id": "E5", "customer_id": "synth", "decision": "allow"},     # missed
+                 {"event_id": "E6", "customer_id": "ato1", "decision": "review"},     # before the takeover: false
+                 {"event_id": "E8", "customer_id": "ato1", "decision": "block"},      # after it, at the payment
+                 {"event_id": "E10", "customer_id": "legit2", "decision": "block"}]   # false flag
+    truth = {"customer_id": ["ring1", "synth", "ato1", "legit1", "legit2", "legit3"],
+             "is_fraud_true": [True, True, True, False, False, False],
+             "fraud_type": ["ring", "synthetic_identity", "account_takeover", "none", "none", "none"],
+             "fraud_start_ts": ["2026-01-01T10:00:00Z", "2026-01-01T10:00:00Z", "2026-01-02T00:00:00Z",
+                                None, None, None]}
+    _write(tmp_path, events, decisions, truth)
+    out = live_outcomes(tmp_path / "events.jsonl", tmp_path / "decisions.jsonl", tmp_path / "truth.parquet")
+    assert out["active_fraudsters"] == 3 and out["caught"] == 2
+    assert out["flagged_customers"] == 3 and out["precision"] == round(2 / 3, 4)  # ato1 counts once, as caught
+    assert out["recall"] == round(2 / 3, 4)
+    assert out["recall_by_fraud_type"]["synthetic_identity"]["recall"] == 0.0
+    assert out["recall_by_fraud_type"]["account_takeover"]["caught"] == 1
+    assert out["new_ring_accounts_caught"] == {"active": 1, "caught": 1, "recall": 1.0,
+                                               "caught_before_first_payment": 1.0}
+    assert out["caught_before_first_payment"] == round(2 / 3, 4)
+    assert out["events_to_first_flag"]["p50"] == 2.0     # ring1 at its 2nd event, ato1 at its 2nd fraud event
+    assert out["hours_to_first_flag"]["max"] == 24.0     # ato1: first fraud event day 2 10:00, flag day 3 10:00
+    assert out["false_flags"] == 1 and out["legit_active_customers"] == 3
+    assert out["false_flags_per_10k_legit"] == round(1e4 / 3, 2)

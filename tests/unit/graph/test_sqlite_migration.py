@@ -30,7 +30,8 @@ def test_json_counts_move_to_columns(tmp_path, settings):
     db.close()
     with open_graph(f"sqlite:///{path}", settings) as store:
         (row,) = store.links_frame().to_dict("records")
-        assert (row["count_signup"], row["count_login"], row["count_payment"], row["count_appeal"]) == (1, 3, 1, 0)
+        assert (row["count_signup"], row["count_login"], row["count_payment"], row["count_add_card"]) == (1, 3, 1, 0)
+        assert "count_appeal" not in row  # label events are never link counts
         assert row["event_count"] == 5
         (summary,) = store.link_summary(["c1"]).to_dict("records")  # the summary table was built too
         assert (summary["identifiers_device"], summary["events"], summary["count_login"]) == (1, 5, 3)

@@ -50,51 +50,51 @@ def planted():
     y_nodes = np.empty(len(y), dtype=int)
     y_nodes[order] = y
     idx = np.random.default_rng(0).permutation(len(y))
-    split = Split(idx[:180], idx[180:240], idx[240:], idx[240:], 0, 0)
+    split = Split(idx[:180], idx[180:240])
     scaler = FeatureScaler().fit(tensors)
-    return tensors, scaler, y_nodes, split
+    return tensors, scaler, y_nodes, split, idx[240:]
 
 
 def test_edge_features_carry_the_planted_signal(planted):
-    tensors, scaler, y, split = planted
+    tensors, scaler, y, split, test = planted
     with_edges, _ = fit_gnn(tensors, scaler, y, split, CFG, use_edge_features=True)
     without, _ = fit_gnn(tensors, scaler, y, split, CFG, use_edge_features=False)
-    s_edges = gnn_scores(with_edges, tensors, scaler, split.test, CFG)
-    s_plain = gnn_scores(without, tensors, scaler, split.test, CFG)
-    assert ranking_metrics(y[split.test], s_edges)["roc_auc"] > 0.95
-    assert ranking_metrics(y[split.test], s_plain)["roc_auc"] < 0.65  # node features alone cannot see it
+    s_edges = gnn_scores(with_edges, tensors, scaler, test, CFG)
+    s_plain = gnn_scores(without, tensors, scaler, test, CFG)
+    assert ranking_metrics(y[test], s_edges)["roc_auc"] > 0.95
+    assert ranking_metrics(y[test], s_plain)["roc_auc"] < 0.65  # node features alone cannot see it
 
     # shuffle the edge features across edges: the trained edge path loses the signal
     nodes, edges = scaler.scaled(tensors)
     rng = np.random.default_rng(1)
     shuffled = {k: v[rng.permutation(len(v))] for k, v in edges.items()}
-    s_shuffled = gnn_scores(with_edges, tensors, scaler, split.test, CFG, nodes=nodes, edges=shuffled)
-    assert ranking_metrics(y[split.test], s_shuffled)["roc_auc"] < 0.7
+    s_shuffled = gnn_scores(with_edges, tensors, scaler, test, CFG, nodes=nodes, edges=shuffled)
+    assert ranking_metrics(y[test], s_shuffled)["roc_auc"] < 0.7
 
 
 def test_training_is_seeded(planted):
-    tensors, scaler, y, split = planted
+    tensors, scaler, y, split, test = planted
     cfg = CFG.model_copy(update={"max_epochs": 5})
     a, _ = fit_gnn(tensors, scaler, y, split, cfg, use_edge_features=True)
     b, _ = fit_gnn(tensors, scaler, y, split, cfg, use_edge_features=True)
-    np.testing.assert_array_equal(gnn_scores(a, tensors, scaler, split.test, cfg),
-                                  gnn_scores(b, tensors, scaler, split.test, cfg))
+    np.testing.assert_array_equal(gnn_scores(a, tensors, scaler, test, cfg),
+                                  gnn_scores(b, tensors, scaler, test, cfg))
 
 
 def test_minibatch_training_with_neighbour_sampling(planted):
-    tensors, scaler, y, split = planted
+    tensors, scaler, y, split, test = planted
     cfg = CFG.model_copy(update={"mode": "minibatch", "batch_size": 64, "fanouts": [5, 5], "max_epochs": 30})
     model, fit = fit_gnn(tensors, scaler, y, split, cfg, use_edge_features=True)
     assert fit["mode"] == "minibatch"
     # scoring through sampled blocks (full neighbours) equals full-graph scoring
-    full = gnn_scores(model, tensors, scaler, split.test, cfg, full_graph_max_edges=10**9)
-    blocks = gnn_scores(model, tensors, scaler, split.test, cfg, full_graph_max_edges=0)
+    full = gnn_scores(model, tensors, scaler, test, cfg, full_graph_max_edges=10**9)
+    blocks = gnn_scores(model, tensors, scaler, test, cfg, full_graph_max_edges=0)
     np.testing.assert_allclose(full, blocks, atol=1e-5)
-    assert ranking_metrics(y[split.test], full)["roc_auc"] > 0.9
+    assert ranking_metrics(y[test], full)["roc_auc"] > 0.9
 
 
 def test_artifact_round_trips_to_identical_scores(planted, tmp_path, settings):
-    tensors, scaler, y, split = planted
+    tensors, scaler, y, split, test = planted
     model, _ = fit_gnn(tensors, scaler, y, split, CFG.model_copy(update={"max_epochs": 5}), True)
     before = gnn_scores(model, tensors, scaler, np.arange(len(y)), CFG)
     ModelArtifact.create(model, scaler, settings, 0.5, {"models": {}}, AS_OF).save(tmp_path / "m")
@@ -106,7 +106,8 @@ def test_artifact_round_trips_to_identical_scores(planted, tmp_path, settings):
 
 
 @pytest.mark.slow
-def test_train_and_score_commands_on_a_generated_world(small_world, small_world_graph, tmp_path, settings):
+def test_train_and_score_commands_on_a_generated_world(small_world, small_world_graph, small_world_snapshot,
+                                                       tmp_path, settings):
     """labels -> train (with truth) -> score on the small world, through the CLI."""
     from click.testing import CliRunner
 
@@ -118,12 +119,14 @@ def test_train_and_score_commands_on_a_generated_world(small_world, small_world_
     run = CliRunner()
     assert run.invoke(cli, ["labels", "--graph", uri, "--as-of", cutoff, "--out", str(tmp_path / "labels")]).exit_code == 0
     cfg = tmp_path / "fast.yaml"
-    cfg.write_text("training:\n  max_epochs: 8\n  hidden_dim: 16\n  gbdt:\n    max_iter: 30\n")
-    result = run.invoke(cli, ["train", "--graph", uri, "--labels", str(tmp_path / "labels"), "--out",
-                              str(tmp_path / "model"), "--truth", truth, "--config", str(cfg), "--json"])
+    cfg.write_text("training:\n  max_epochs: 8\n  hidden_dim: 16\n  min_positives: 2\n  bootstrap_rounds: 20\n"
+                   "  gbdt:\n    max_iter: 30\n")
+    result = run.invoke(cli, ["train", "--snapshot", str(small_world_snapshot), "--labels", str(tmp_path / "labels"),
+                              "--out", str(tmp_path / "model"), "--truth", truth, "--config", str(cfg), "--json"])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
-    assert set(metrics["models"]) == {"rgcn_edge", "rgcn", "gbdt"}
+    assert set(metrics["models"]) == {"rgcn_edge", "rgcn", "gbdt", "rules"}
+    assert metrics["split"]["by_decision_time"] and metrics["split"]["examples"]["test"] > 0
     for m in metrics["models"].values():
         assert {"pr_auc", "roc_auc", "recall_at_precision_85", "precision_at_recall_50"} <= set(m["labels"])
         assert {"pr_auc", "roc_auc", "recall_at_precision_85", "precision_at_recall_50"} <= set(m["truth"])
@@ -144,3 +147,26 @@ def test_train_and_score_commands_on_a_generated_world(small_world, small_world_
         props = store.customer(row["customer_id"])
     assert props["decision"] == row["decision"] and props["model_version"] == summary["model_version"]
     assert abs(props["score"] - row["score"]) < 1e-5
+
+
+@pytest.mark.slow
+def test_train_refuses_too_few_fraud_labels_and_writes_no_model(small_world, small_world_graph, small_world_snapshot,
+                                                                tmp_path):
+    from click.testing import CliRunner
+
+    from fraudgraph.cli.main import cli
+
+    uri, cutoff = small_world_graph
+    run = CliRunner()
+    assert run.invoke(cli, ["labels", "--graph", uri, "--as-of", cutoff, "--out", str(tmp_path / "labels")]).exit_code == 0
+    cfg = tmp_path / "strict.yaml"
+    cfg.write_text("training:\n  min_positives: 100000\n")
+    result = run.invoke(cli, ["train", "--snapshot", str(small_world_snapshot), "--labels", str(tmp_path / "labels"),
+                              "--out", str(tmp_path / "model"), "--config", str(cfg)])
+    assert result.exit_code == 2
+    assert "training.min_positives=100000" in result.output and "train:" in result.output
+    assert not (tmp_path / "model" / "metrics.json").exists() and not (tmp_path / "model" / "model.pt").exists()
+
+    result = run.invoke(cli, ["train", "--graph", uri, "--labels", str(tmp_path / "labels"), "--out",
+                              str(tmp_path / "model2")])
+    assert result.exit_code == 2 and "link events" in result.output
