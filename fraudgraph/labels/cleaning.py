@@ -153,28 +153,44 @@ class MissedFraudRules:
         correctable = set(labels.loc[labels["source"].isin(CORRECTABLE_SOURCES), "customer_id"])
         return fraud, correctable
 
+    @staticmethod
+    def _near_in_time(first_use: dict[str, float], cid: str, fraudsters, gap_ms: float) -> list[str]:
+        """The fraudsters who first used an identifier within ``gap_ms`` of ``cid``'s first use of it."""
+        mine = first_use.get(cid)
+        return [f for f in fraudsters if mine is not None and abs(first_use[f] - mine) <= gap_ms]
+
     def shared_card_with_fraudsters(self, links, labels, customers) -> list[Correction]:
         cfg = self.settings.shared_card_with_fraudsters
         fraud, correctable = self._sets(labels)
-        cards = links.loc[links["kind"] == "card", ["customer_id", "value_hash"]].drop_duplicates()
+        cards = links.loc[links["kind"] == "card", ["customer_id", "value_hash", "first_seen"]] \
+            .drop_duplicates(["customer_id", "value_hash"])
+        gap = cfg.max_first_use_gap_days * DAY_MS
         out = []
-        for card, members in cards.groupby("value_hash")["customer_id"]:
-            members = set(members)
+        for card, grp in cards.groupby("value_hash"):
+            members = set(grp["customer_id"])
             if len(members) > cfg.max_card_degree:
                 continue
             fraudsters = sorted(members & fraud)
             if len(fraudsters) < cfg.min_fraudsters:
                 continue
+            first_use = dict(zip(grp["customer_id"], pd.to_numeric(grp["first_seen"]).astype(float)))
             for cid in sorted(members & correctable):
+                near = self._near_in_time(first_use, cid, fraudsters, gap)
+                if len(near) < cfg.min_fraudsters:
+                    continue  # e.g. the card's real owner, who used it long before it was stolen
                 out.append(Correction(cid, "shared_card_with_fraudsters", cfg.confidence,
-                                      {"card": card, "fraudsters": fraudsters[:20]}))
+                                      {"card": card, "fraudsters": near[:20]}))
         return out
 
     def fraud_dominated_component(self, links, labels, customers) -> list[Correction]:
         cfg = self.settings.fraud_dominated_component
         fraud, correctable = self._sets(labels)
         labelled = set(labels.loc[labels["label"].isin([FRAUD, LEGIT]), "customer_id"])
-        lk = links.loc[links["kind"].isin(cfg.kinds), ["customer_id", "kind", "value_hash"]].drop_duplicates()
+        lk = links.loc[links["kind"].isin(cfg.kinds), ["customer_id", "kind", "value_hash", "first_seen"]] \
+            .drop_duplicates(["customer_id", "kind", "value_hash"])
+        first_use = {(c, k + ":" + v): float(t) for c, k, v, t in
+                     zip(lk["customer_id"], lk["kind"], lk["value_hash"], pd.to_numeric(lk["first_seen"]))}
+        gap = cfg.max_first_use_gap_days * DAY_MS
         degree = lk.groupby(["kind", "value_hash"])["customer_id"].transform("size")
         lk = lk.loc[(degree >= 2) & (degree <= cfg.max_identifier_degree)]
         g = nx.Graph()
@@ -190,9 +206,13 @@ class MissedFraudRules:
                 continue
             fraud_nodes = {f"c:{f}" for f in fraudsters}
             for cid in sorted(members & correctable):
-                # identifiers this customer shares directly with a mature fraudster of the component
-                direct = sorted(i for i in g.neighbors(f"c:{cid}") if fraud_nodes & set(g.neighbors(i)))
-                direct_fraudsters = {f for i in direct for f in g.neighbors(i)} & fraud_nodes
+                # identifiers this customer shares directly with a mature fraudster of the component, both
+                # first using it within the gap (not a phone bought second-hand months later, not the owner
+                # of a card stolen long after)
+                pairs = [(i, f) for i in g.neighbors(f"c:{cid}") for f in set(g.neighbors(i)) & fraud_nodes
+                         if abs(first_use[(f[2:], i)] - first_use[(cid, i)]) <= gap]
+                direct = sorted({i for i, _ in pairs})
+                direct_fraudsters = {f for _, f in pairs}
                 if len(direct_fraudsters) < cfg.min_direct_fraudsters:
                     continue  # e.g. the family of a hijacked account: linked, but only through the victim
                 out.append(Correction(cid, "fraud_dominated_component", cfg.confidence, {
@@ -206,6 +226,12 @@ class MissedFraudRules:
         if "signup_ts" not in customers:
             return []
         signup = customers.set_index("customer_id")["signup_ts"]
+        # fraudsters whose fraud started at signup: blocked soon after it (a hijacked account is blocked
+        # long after its owner signed up, maybe together with the family on one device)
+        if "blocked_at" in customers:
+            block_age = pd.to_numeric(customers.set_index("customer_id")["blocked_at"], errors="coerce") \
+                - pd.to_numeric(signup, errors="coerce")
+            fraud = fraud & set(block_age.index[block_age <= cfg.max_block_after_signup_days * DAY_MS])
         dev = links.loc[links["kind"] == "device", ["customer_id", "value_hash"]].drop_duplicates()
         dev = dev.assign(signup_ts=pd.to_numeric(dev["customer_id"].map(signup), errors="coerce")).dropna()
         window = cfg.window_hours * HOUR_MS

@@ -61,6 +61,16 @@ def describe_world(world_dir: str | Path) -> dict[str, Any]:
         degrees[kind] = {"identifiers": int(len(deg)), "mean": round(float(deg.mean()), 2) if len(deg) else 0.0,
                          **_quantiles(deg, (0.5, 0.99)), "max": int(deg.max()) if len(deg) else 0}
     by_type = truth["fraud_type"].value_counts()
+    fraud_ids = set(fraud["customer_id"])
+    collisions = {}
+    for kind in ("device", "card", "ip"):
+        col = EVENT_FIELD_BY_KIND[kind]
+        pairs = all_events[["customer_id", col]].dropna().drop_duplicates()
+        deg = pairs.groupby(col)["customer_id"].transform("size")
+        pairs = pairs.loc[deg <= 50]  # carrier and Wi-Fi hubs excluded: sharing them says nothing
+        fraud_values = set(pairs.loc[pairs["customer_id"].isin(fraud_ids), col])
+        collisions[kind] = int(pairs.loc[pairs[col].isin(fraud_values) & pairs["customer_id"].isin(legit_ids),
+                                         "customer_id"].nunique())
     return {
         "customers": n,
         "events": {"historical": int(len(events)), "live": int(len(live))},
@@ -78,6 +88,8 @@ def describe_world(world_dir: str | Path) -> dict[str, Any]:
         "blocked_fraud_appealed": round(len(set(blocked_fraud["customer_id"]) & appealed)
                                         / max(1, blocked_fraud["customer_id"].nunique()), 4),
         "identifier_degree": degrees,
+        # legitimate customers sharing a device, card or (non-hub) IP with a fraudster
+        "legit_collisions": collisions,
     }
 
 

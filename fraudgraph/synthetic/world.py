@@ -74,6 +74,8 @@ FIRST = ["ahmed", "sara", "omar", "fatima", "ali", "layla", "yusuf", "noor", "ha
 LAST = ["khan", "hassan", "saleh", "haddad", "nasser", "farouk", "aziz", "rahman", "mansour", "qureshi",
         "youssef", "habib", "karim", "salem", "jaber"]
 CHANNELS = ["app_android", "app_ios", "web"]
+# First octets of the hosting / VPN ranges rings rent their IPs from; some legitimate customers use them too.
+HOSTING_PREFIXES = [45, 91, 103, 185, 193]
 
 
 @dataclass
@@ -93,6 +95,12 @@ class _Customer:
     blocked_at: int | None = None
     unblocked_at: int | None = None
     traveller: bool = False
+    active_until: int | None = None       # a churned customer goes quiet for good here
+    vpn: bool = False                     # logs in from hosting / VPN ranges part of the time
+    office_ip: str | None = None          # office or campus NAT IP shared with many others
+    device_times: dict[str, int] = field(default_factory=dict)  # devices that appear at a known time
+    new_phone_at: int | None = None       # a new phone, then email change and card on it
+    sleeper_until: int | None = None      # a fraud account that ages quietly before it acts
 
 
 class _ChunkWriter:
@@ -145,6 +153,8 @@ class WorldGenerator:
                             grng.sample(range(4_000_000), settings.legit.carrier_ips)]
         self.wifi_ips = [f"{grng.randrange(11, 220)}.{grng.randrange(256)}.{grng.randrange(256)}."
                          f"{grng.randrange(1, 255)}" for _ in range(settings.legit.public_wifi_ips)]
+        self.office_ips = [f"{grng.choice([62, 81, 141, 194])}.{grng.randrange(256)}.{grng.randrange(256)}."
+                           f"{grng.randrange(1, 255)}" for _ in range(settings.legit.office_ips)]
 
     # ---------------------------------------------------------------- public
     def generate(self, out_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
@@ -194,12 +204,20 @@ class WorldGenerator:
                           rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0],
                           round(ls.lifetime_value_median * math.exp(rng.gauss(0, 1.1)), 2))
             c.traveller = rng.random() < ls.traveller_share
+            if rng.random() < ls.churn_rate:
+                c.active_until = c.signup_ts + DAY + rng.randrange(max(1, self.end - c.signup_ts - DAY))
+            c.vpn = rng.random() < ls.vpn_share
+            if rng.random() < ls.office_share:
+                c.office_ip = rng.choice(self.office_ips)
+            if rng.random() < ls.new_phone_share:
+                c.new_phone_at = c.signup_ts + 7 * DAY + rng.randrange(max(1, self.end - c.signup_ts))
             legit.append(c)
         self._households_and_identifiers(legit, rng)
         customers += legit
         # --- fraud rings ---------------------------------------------------------------
-        ring_pool = self._rings(ids[n_legit:n_legit + n_ring], chunk, rng)
+        ring_pool = self._rings(ids[n_legit:n_legit + n_ring], chunk, rng, legit)
         customers += [c for ring in ring_pool for c in ring["members"]]
+        self._resell_ring_devices(ring_pool, legit, rng)
         # --- lone synthetic identities -----------------------------------------------
         for cid in ids[n_legit + n_ring:]:
             c = _Customer(cid, self.start + rng.randrange(self.end - self.start - DAY),
@@ -207,7 +225,7 @@ class WorldGenerator:
                           kind="synthetic_identity", fraud_type="synthetic_identity")
             c.fraud_start_ts = c.signup_ts
             c.devices = [_device(rng)]
-            c.email = _email(rng, disposable=rng.random() < 0.5)
+            c.email = _email(rng, disposable=rng.random() < 0.3)
             c.cards = [_card(rng)]
             c.home_ip = rng.choice(self.carrier_ips) if rng.random() < 0.5 else _random_ip(rng)
             customers.append(c)
@@ -243,7 +261,7 @@ class WorldGenerator:
                  reason=b["reason"])
         for a in appeals:
             c = by_id[a["customer_id"]]
-            emit(c, "appeal", a["contacted_at"], outcome=a["outcome"] if a["resolved_at"] else None)
+            emit(c, "appeal", a["contacted_at"])  # the outcome is not known at contact: it comes when decided
             if a["outcome"] == "unblocked" and a["resolved_at"] is not None:
                 emit(c, "unblock", a["resolved_at"], reason="appeal_accepted")
         events.sort(key=lambda e: (e["ts"], e["event_id"]))
@@ -290,6 +308,10 @@ class WorldGenerator:
                 i += size
                 shared_device, home_ip = _device(rng), _random_ip(rng)
                 shared_card = _card(rng) if rng.random() < ls.shared_card_in_household else None
+                if members and rng.random() < ls.joint_signup_share:  # a family signing up together
+                    first = min(m.signup_ts for m in members)
+                    for m in members:
+                        m.signup_ts = min(first + rng.randrange(2 * DAY), self.end - 2 * DAY)
                 for m in members:
                     m.devices = [shared_device] if rng.random() < 0.5 else [_device(rng), shared_device]
                     m.home_ip = home_ip
@@ -312,11 +334,12 @@ class WorldGenerator:
     def _legit_events(self, c: _Customer, n_logins: int, n_payments: int, rng: random.Random, emit) -> None:
         ls = self.s.legit
         channel = rng.choice(CHANNELS)
-        end = c.fraud_start_ts or self.end  # a hijacked account's owner stops at the takeover
+        end = min(c.fraud_start_ts or self.end, c.active_until or self.end)  # takeover or churn ends the owner's use
         emit(c, "signup", c.signup_ts, device_id=c.devices[0], ip=self._legit_ip(c, rng), email=c.email,
              channel=channel)
-        # device churn: later devices appear part-way through the life of the account
-        device_from = [c.signup_ts] + [c.signup_ts + rng.randrange(max(1, end - c.signup_ts)) for _ in c.devices[1:]]
+        # device churn: later devices appear part-way through the life of the account (second-hand ones when bought)
+        device_from = [c.signup_ts] + [c.device_times.get(d, c.signup_ts + rng.randrange(max(1, end - c.signup_ts)))
+                                       for d in c.devices[1:]]
         email = c.email
         if rng.random() < ls.email_change_rate:
             ts = c.signup_ts + rng.randrange(max(1, end - c.signup_ts))
@@ -324,8 +347,31 @@ class WorldGenerator:
             emit(c, "change_email", ts, device_id=c.devices[0], ip=self._legit_ip(c, rng), email=email,
                  channel=channel)
         for k, card in enumerate(c.cards):
-            ts = c.signup_ts + (rng.randrange(3 * DAY) if k == 0 else rng.randrange(max(1, end - c.signup_ts)))
+            if k == 0 and rng.random() < ls.card_at_signup_share:  # a card right away, to book the first ride
+                ts = c.signup_ts + rng.randrange(10 * MINUTE, 6 * HOUR)
+            elif k == 0:
+                ts = c.signup_ts + int(DAY * min(90.0, 5 * math.exp(rng.gauss(0, 1.2))))
+            else:
+                ts = c.signup_ts + rng.randrange(max(1, end - c.signup_ts))
             emit(c, "add_card", ts, device_id=c.devices[0], ip=self._legit_ip(c, rng), card_fingerprint=card,
+                 channel=channel)
+            if k == 0 and rng.random() < ls.first_payment_soon_share:
+                emit(c, "payment", ts + rng.randrange(5 * MINUTE, 6 * HOUR), device_id=c.devices[0],
+                     ip=self._legit_ip(c, rng), card_fingerprint=card,
+                     amount=round(math.exp(rng.gauss(3.0, 0.8)), 2), currency="USD", channel=channel)
+        if c.new_phone_at is not None and c.new_phone_at < end:  # looks like a takeover, is not one
+            phone, t = _device(rng), c.new_phone_at
+            c.devices.append(phone)
+            device_from.append(t)
+            emit(c, "login", t, device_id=phone, ip=self._legit_ip(c, rng), channel=channel)
+            if rng.random() < 0.5:
+                t += rng.randrange(5 * MINUTE, 3 * HOUR)
+                emit(c, "change_email", t, device_id=phone, ip=self._legit_ip(c, rng), email=_email(rng),
+                     channel=channel)
+            t += rng.randrange(5 * MINUTE, 3 * HOUR)
+            new_card = _card(rng)
+            c.cards.append(new_card)
+            emit(c, "add_card", t, device_id=phone, ip=self._legit_ip(c, rng), card_fingerprint=new_card,
                  channel=channel)
         span = max(1, end - c.signup_ts)
         for _ in range(n_logins):
@@ -347,6 +393,10 @@ class WorldGenerator:
         ls = self.s.legit
         if c.traveller and rng.random() < 0.4:
             return _random_ip(rng)
+        if c.vpn and rng.random() < 0.5:
+            return _hosting_ip(rng)
+        if c.office_ip and rng.random() < 0.4:
+            return c.office_ip
         r = rng.random()
         if r < ls.public_wifi_share:
             return rng.choice(self.wifi_ips)
@@ -355,8 +405,10 @@ class WorldGenerator:
         return c.home_ip or _random_ip(rng)
 
     # ------------------------------------------------------------ fraud side
-    def _rings(self, member_ids: list[str], chunk: int, rng: random.Random) -> list[dict[str, Any]]:
+    def _rings(self, member_ids: list[str], chunk: int, rng: random.Random,
+               legit: list[_Customer]) -> list[dict[str, Any]]:
         fs = self.s.fraud
+        card_owners = [c for c in legit if c.cards]
         rings, i, r = [], 0, 0
         while i < len(member_ids):
             size = max(3, min(len(member_ids) - i, int(rng.gauss(fs.ring_size_mean, fs.ring_size_mean / 3))))
@@ -366,13 +418,13 @@ class WorldGenerator:
             i += size
             ring_id = f"R{chunk:03d}-{r:03d}"
             r += 1
-            subnet = f"{rng.choice([45, 91, 103, 185, 193])}.{rng.randrange(256)}.{rng.randrange(256)}"
+            subnet = f"{rng.choice(HOSTING_PREFIXES)}.{rng.randrange(256)}.{rng.randrange(256)}"
             domain = rng.choice(DISPOSABLE_DOMAINS + ["gmail.com", "outlook.com"])
             prefix = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 6)))
             start = self.start + rng.randrange(self.end - self.start - 5 * DAY)
             gens = max(1, min(fs.ring_generations, size // 2))
             devices = [_device(rng) for _ in range(fs.ring_devices)]
-            cards = [_card(rng) for _ in range(fs.ring_cards)]
+            cards = [self._ring_card(rng, card_owners) for _ in range(fs.ring_cards)]
             members, per_gen = [], math.ceil(size / gens)
             generations = []
             for g in range(gens):
@@ -380,31 +432,59 @@ class WorldGenerator:
                     keep = max(1, round(len(devices) * fs.ring_identifier_reuse))
                     devices = rng.sample(devices, keep) + [_device(rng) for _ in range(fs.ring_devices - keep)]
                     keep = max(1, round(len(cards) * fs.ring_identifier_reuse))
-                    cards = rng.sample(cards, keep) + [_card(rng) for _ in range(fs.ring_cards - keep)]
+                    cards = rng.sample(cards, keep) + [self._ring_card(rng, card_owners)
+                                                       for _ in range(fs.ring_cards - keep)]
                 generations.append((list(devices), list(cards)))
                 burst_start = min(start + g * rng.randrange(15 * DAY, 60 * DAY), self.end - 3 * DAY)
+                spread = int(fs.ring_signup_spread_days * DAY)
                 for k, cid in enumerate(members_ids[g * per_gen:(g + 1) * per_gen]):
-                    c = _Customer(cid, burst_start + rng.randrange(2 * DAY), rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0],
+                    signup = min(burst_start + rng.randrange(spread), self.end - 2 * DAY)
+                    c = _Customer(cid, signup, rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0],
                                   round(rng.uniform(0, 30), 2), kind="ring", fraud_type="ring", ring_id=ring_id)
                     c.fraud_start_ts = c.signup_ts
+                    if rng.random() < fs.sleeper_share:
+                        lo, hi = fs.sleeper_days
+                        c.sleeper_until = c.signup_ts + int(rng.uniform(lo, hi) * DAY)
                     c.devices = [rng.choice(devices)]
                     c.cards = rng.sample(cards, rng.randint(1, 2))
-                    c.email = f"{prefix}{rng.randrange(10, 9999)}@{domain}"
+                    c.email = f"{prefix}{rng.randrange(10, 9999)}@{domain}" if rng.random() < 0.6 \
+                        else _email(rng, disposable=rng.random() < 0.3)
                     c.home_ip = f"{subnet}.{rng.randrange(1, 255)}"
                     members.append(c)
+            office = rng.choice(self.office_ips)
             rings.append({"ring_id": ring_id, "members": members, "subnet": subnet, "domain": domain,
-                          "prefix": prefix, "generations": generations})
+                          "prefix": prefix, "generations": generations, "office_ip": office})
         return rings
 
+    def _fraud_ip(self, ring: dict | None, c: _Customer, rng: random.Random) -> str:
+        """A ring's own hosting subnet most of the time, else the carrier NAT, public Wi-Fi or an office IP
+        legitimate customers share; a lone fraudster's own IP or a carrier's."""
+        fs = self.s.fraud
+        r = rng.random()
+        if r < fs.carrier_ip_share:
+            return rng.choice(self.carrier_ips)
+        if r < fs.carrier_ip_share + fs.public_wifi_share:
+            return rng.choice(self.wifi_ips)
+        if ring is not None and r < fs.carrier_ip_share + fs.public_wifi_share + fs.office_ip_share:
+            return ring["office_ip"]
+        return f"{ring['subnet']}.{rng.randrange(1, 255)}" if ring else (c.home_ip or _random_ip(rng))
+
     def _fraud_events(self, c: _Customer, ring: dict | None, rng: random.Random, emit) -> None:
+        fs = self.s.fraud
         channel = rng.choice(CHANNELS)
-        ip = (lambda: f"{ring['subnet']}.{rng.randrange(1, 255)}") if ring else (lambda: c.home_ip)
-        if ring is None and rng.random() < 0.5:
-            ip = lambda: rng.choice(self.carrier_ips)  # noqa: E731 - lone fraudsters hide behind carriers
+        ip = lambda: self._fraud_ip(ring, c, rng)  # noqa: E731
         t = c.signup_ts
         emit(c, "signup", t, device_id=c.devices[0], ip=ip(), email=c.email, channel=channel)
-        for card in c.cards:
-            t += rng.randrange(10 * MINUTE, 6 * HOUR)
+        if c.sleeper_until is not None:  # ages quietly: a login now and then, then acts
+            for _ in range(rng.randint(0, 3)):
+                emit(c, "login", t + rng.randrange(max(1, c.sleeper_until - t)), device_id=c.devices[0], ip=ip(),
+                     channel=channel)
+            t = c.sleeper_until
+        for k, card in enumerate(c.cards):
+            if k == 0 and rng.random() >= fs.card_at_signup_share:
+                t += rng.randrange(DAY, 20 * DAY)
+            else:
+                t += rng.randrange(10 * MINUTE, 6 * HOUR)
             emit(c, "add_card", t, device_id=c.devices[0], ip=ip(), card_fingerprint=card, channel=channel)
         for _ in range(rng.randint(1, 6)):
             t += rng.randrange(HOUR, 3 * DAY)
@@ -413,12 +493,33 @@ class WorldGenerator:
             if rng.random() < 0.5:
                 emit(c, "login", t - rng.randrange(MINUTE, HOUR), device_id=c.devices[0], ip=ip(), channel=channel)
 
+    def _ring_card(self, rng: random.Random, card_owners: list[_Customer]) -> str:
+        """A new card, or one stolen from a legitimate customer who keeps using it (a legitimate collision)."""
+        if card_owners and rng.random() < self.s.fraud.stolen_card_share:
+            return rng.choice(rng.choice(card_owners).cards)
+        return _card(rng)
+
+    def _resell_ring_devices(self, rings: list[dict[str, Any]], legit: list[_Customer], rng: random.Random) -> None:
+        """Some ring devices are sold on: a legitimate customer starts using one 1-4 months after the ring."""
+        if not legit:
+            return
+        for ring in rings:
+            last = max(m.signup_ts for m in ring["members"])
+            for devices, _ in ring["generations"]:
+                for device in devices:
+                    if rng.random() < self.s.fraud.resold_device_share:
+                        buyer = rng.choice(legit)
+                        if device not in buyer.devices:
+                            buyer.devices.append(device)
+                            buyer.device_times[device] = last + rng.randrange(30 * DAY, 120 * DAY)
+
     def _takeover_events(self, c: _Customer, ring: dict | None, rng: random.Random, emit) -> None:
         if ring is not None:
             devices, cards = rng.choice(ring["generations"])
             device, card = rng.choice(devices), rng.choice(cards)
-            ip = lambda: f"{ring['subnet']}.{rng.randrange(1, 255)}"  # noqa: E731
-            email = f"{ring['prefix']}{rng.randrange(10, 9999)}@{ring['domain']}"
+            ip = lambda: self._fraud_ip(ring, c, rng)  # noqa: E731
+            email = f"{ring['prefix']}{rng.randrange(10, 9999)}@{ring['domain']}" if rng.random() < 0.5 \
+                else _email(rng, disposable=rng.random() < 0.3)
         else:
             device, card, email = _device(rng), _card(rng), _email(rng, disposable=True)
             ip = lambda: _random_ip(rng)  # noqa: E731
@@ -500,6 +601,10 @@ def _device(rng: random.Random) -> str:
 
 def _card(rng: random.Random) -> str:
     return f"fp_{rng.getrandbits(64):016x}"
+
+
+def _hosting_ip(rng: random.Random) -> str:
+    return f"{rng.choice(HOSTING_PREFIXES)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
 
 
 def _random_ip(rng: random.Random) -> str:
