@@ -207,7 +207,7 @@ class LabelSettings(_Section):
 
 
 class SplitSettings(_Section):
-    val_days: float = Field(60, gt=0)
+    val_days: float = Field(120, gt=0)
     test_days: float = Field(60, gt=0)
 
 

@@ -42,6 +42,7 @@ from fraudgraph.config import ApiSettings, Settings
 from fraudgraph.graph import IdentityGraph
 from fraudgraph.identity import IdentifierError, IdentifierHasher
 from fraudgraph.scoring.online import OnlineScorer
+from fraudgraph.scoring.rules import decision_properties
 from fraudgraph.schema import IDENTIFIER_KINDS, IDENTIFIER_PROBLEMS, numeric_property
 from fraudgraph.timeutil import now_ms
 
@@ -459,9 +460,8 @@ def create_app(store: IdentityGraph, scorer: OnlineScorer, settings: Settings) -
                         reason_codes=list(r.decision.reason_codes), reasons=list(r.decision.reasons),
                         model_version=r.model_version, as_of=r.as_of_ms) for c, r in results.items()]
         if cfg.write_scores and results:
-            store.set_customer_properties({r.customer_id: {
-                "score": round(r.score, 6), "decision": r.decision, "decision_reasons": json.dumps(r.reason_codes),
-                "model_version": r.model_version, "scored_as_of": r.as_of} for r in out})
+            store.set_customer_properties({r.customer_id: decision_properties(
+                r.score, r.decision, r.reason_codes, r.model_version, r.as_of) for r in out})
         return ScoreResponse(results=out, not_found=[c for c in ids if c not in results])
 
     @app.get("/v1/reviews", response_model=ReviewPage, tags=["reviews"], responses={**ERRORS},

@@ -36,6 +36,7 @@ from fraudgraph.config import Settings
 from fraudgraph.graph import CustomerUpsert, IdentityGraph, IdentityLink
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.scoring.online import OnlineScorer
+from fraudgraph.scoring.rules import decision_properties
 from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, LABEL_EVENT_TYPES, Event, InvalidEvent, validate_event
 
 from .ledger import Ledger, merge_customer_props
@@ -265,10 +266,8 @@ class LiveConsumer:
             if result is None:
                 continue
             d = result.decision
-            vertex_updates[customer_id] = {
-                "score": round(result.score, 6), "decision": d.decision,
-                "decision_reasons": json.dumps(list(d.reason_codes)), "model_version": result.model_version,
-                "scored_as_of": result.as_of_ms}
+            vertex_updates[customer_id] = decision_properties(result.score, d.decision, d.reason_codes,
+                                                              result.model_version, result.as_of_ms)
             emitted.append({"decision_id": event_id, "customer_id": customer_id, "event_id": event_id,
                             "event_type": event_type, "ts": ts, "scored_as_of": result.as_of_ms,
                             "score": round(result.score, 6), "decision": d.decision,

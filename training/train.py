@@ -330,7 +330,7 @@ def refuse_when_too_few(examples: DecisionExamples, cfg: TrainingSettings) -> No
             f"too few fraud labels to train ({', '.join(short)} below training.min_positives="
             f"{cfg.min_positives}): {per_split}. Longer block history, a shorter labels.maturity_days, or "
             f"other training.split.val_days / test_days (now {cfg.split.val_days} / {cfg.split.test_days}) "
-            "would change them; `fraudgraph profile` suggests values for this data")
+            "would change them")
 
 
 def plot_pr_curves(curves: dict[str, dict[str, pd.DataFrame]], path: Path) -> None:

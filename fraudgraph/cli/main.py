@@ -416,6 +416,16 @@ def evaluate(app: AppContext, events_path: str, truth: str, graph_uri: str, mode
 @pass_app
 def demo(app: AppContext, out_dir: str, seeds: str | None) -> None:
     """The main job: every stage that exists, end to end, on the embedded default."""
+    from training.train import TrainingRefused
+
+    try:
+        report = _run_main_job(app, out_dir, seeds)
+    except TrainingRefused as exc:
+        fail(str(exc))
+    app.emit(report, lambda r: Path(r["report_md"]).read_text())
+
+
+def _run_main_job(app: AppContext, out_dir: str, seeds: str | None) -> dict:
     from fraudgraph.cli.demo import run_demo, run_demo_seeds
 
     if seeds:
@@ -423,10 +433,8 @@ def demo(app: AppContext, out_dir: str, seeds: str | None) -> None:
             seed_list = [int(s) for s in seeds.split(",") if s.strip()]
         except ValueError:
             fail(f"--seeds: {seeds!r} is not a comma-separated list of integers")
-        report = run_demo_seeds(app.settings, Path(out_dir), seed_list)
-    else:
-        report = run_demo(app.settings, Path(out_dir))
-    app.emit(report, lambda r: Path(r["report_md"]).read_text())
+        return run_demo_seeds(app.settings, Path(out_dir), seed_list)
+    return run_demo(app.settings, Path(out_dir))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,7 +21,7 @@ import pandas as pd
 from fraudgraph.config import Settings
 from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.graph import IdentityGraph
-from fraudgraph.scoring.rules import CustomerEvidence, DecisionRules, SharedIdentifierEvidence
+from fraudgraph.scoring.rules import CustomerEvidence, DecisionRules, SharedIdentifierEvidence, decision_properties
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.timeutil import DAY_MS, iso_utc
 
@@ -87,9 +87,8 @@ def score_graph(store: IdentityGraph, artifact: ModelArtifact, settings: Setting
         .to_parquet(out / "decisions.parquet", index=False)
     if write_back:
         store.set_customer_properties({
-            r["customer_id"]: {"score": round(r["score"], 6), "decision": r["decision"],
-                               "decision_reasons": json.dumps(r["reason_codes"]),
-                               "model_version": r["model_version"], "scored_as_of": as_of_ms}
+            r["customer_id"]: decision_properties(r["score"], r["decision"], r["reason_codes"], r["model_version"],
+                                                  as_of_ms)
             for r in rows})
     counts = decisions["decision"].value_counts()
     summary = {"customers": len(decisions), "as_of_ms": as_of_ms, "threshold": rules.threshold,

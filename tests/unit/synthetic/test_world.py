@@ -114,3 +114,30 @@ def test_rates_read_back_within_tolerance(world, world_settings):
     # hub IPs exist; emails and cards are mostly personal
     assert r["identifier_degree"]["ip"]["max"] > 50
     assert r["identifier_degree"]["email"]["p50"] == 1
+
+
+@pytest.mark.slow
+def test_world_check_sees_a_planted_give_away(tmp_path, settings):
+    """The read-back is no rubber stamp: a world where every fraudster and no legitimate customer adds a card
+    within hours of signup reads back that input far above the default world's."""
+    from training.readback import world_readback
+
+    def card_timing(world_settings, name):
+        out = tmp_path / name
+        WorldGenerator(world_settings).generate(out, progress=False)
+        result = world_readback(out, settings)
+        by_input = {r["input"]: r["pr_auc"] for r in result["inputs"]}
+        rules = {r["input"]: r["pr_auc"] for r in result["rules"]}
+        assert 0 < result["fraudsters"] < result["customers"]
+        assert set(rules) == {"rule_shares_with_blocked", "rule_device_burst", "rule_card_soon_after_signup",
+                              "rules_fired"}
+        return rules["rule_card_soon_after_signup"], result
+
+    base = settings.world.model_copy(update={"customers": 4000, "chunk_customers": 4000, "seed": 11})
+    overlap, _ = card_timing(base, "overlap")
+    planted = base.model_copy(update={
+        "legit": base.legit.model_copy(update={"card_at_signup_share": 0.0}),
+        "fraud": base.fraud.model_copy(update={"card_at_signup_share": 1.0, "sleeper_share": 0.0,
+                                               "takeover_share": 0.0})})
+    give_away, _ = card_timing(planted, "give-away")
+    assert give_away > overlap + 0.2
