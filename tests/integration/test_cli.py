@@ -51,13 +51,18 @@ def test_bad_config_fails_at_start_naming_the_key(tmp_path):
 def test_demo_runs_end_to_end(tmp_path):
     out = tmp_path / "demo"
     env = {**os.environ, "FRAUDGRAPH_WORLD__CUSTOMERS": "2000", "FRAUDGRAPH_TRAINING__MAX_EPOCHS": "5",
-           "FRAUDGRAPH_TRAINING__MIN_POSITIVES": "2", "FRAUDGRAPH_TRAINING__BOOTSTRAP_ROUNDS": "20"}
+           "FRAUDGRAPH_TRAINING__MIN_POSITIVES": "1", "FRAUDGRAPH_TRAINING__BOOTSTRAP_ROUNDS": "20",
+           "FRAUDGRAPH_WORLD__FRAUD__PREVALENCE": "0.08"}  # a small world with enough fraud to learn from
     proc = subprocess.run([sys.executable, "-m", "fraudgraph.cli.main", "demo", "--out", str(out), "--json"],
                           capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert (out / "report.md").exists()
     assert report["stages"]["etl"]["graph_stats"]["vertices"]["customer"] > 0
+    live = report["stages"]["live"]
+    assert live["active_fraudsters"] > 0 and live["events"] > 0
+    assert json.loads((out / "model" / "metrics.json").read_text())["live"]["active_fraudsters"] == live["active_fraudsters"]
+    assert "## Headline: the live stream through the real-time consumer" in (out / "report.md").read_text()
 
 
 @pytest.mark.slow
