@@ -48,13 +48,15 @@ def test_bad_config_fails_at_start_naming_the_key(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_demo_runs_end_to_end(tmp_path):
     out = tmp_path / "demo"
     env = {**os.environ, "FRAUDGRAPH_WORLD__CUSTOMERS": "2000", "FRAUDGRAPH_TRAINING__MAX_EPOCHS": "5",
            "FRAUDGRAPH_TRAINING__MIN_POSITIVES": "1", "FRAUDGRAPH_TRAINING__BOOTSTRAP_ROUNDS": "20",
-           "FRAUDGRAPH_WORLD__FRAUD__PREVALENCE": "0.08"}  # a small world with enough fraud to learn from
+           "FRAUDGRAPH_WORLD__FRAUD__PREVALENCE": "0.08",  # a small world with enough fraud to learn from
+           "FRAUDGRAPH_WORLD__LIVE_DAYS": "10"}  # the replay decides at every event: keep the stream short
     proc = subprocess.run([sys.executable, "-m", "fraudgraph.cli.main", "demo", "--out", str(out), "--json"],
-                          capture_output=True, text=True, timeout=900, env=env)
+                          capture_output=True, text=True, timeout=1100, env=env)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert (out / "report.md").exists()
