@@ -73,9 +73,11 @@ def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> 
     active["hours_to_flag"] = (active.index.map(first_flag["ts"]) - active["first_ts"]).dt.total_seconds() / 3600 \
         if len(first_flag) else np.nan
     first_payment = fraud_ev.loc[fraud_ev["event_type"] == "payment"].groupby("customer_id")["ts"].min()
-    flag_ts = active.index.map(first_flag["ts"]) if len(first_flag) else pd.Series(pd.NaT, index=active.index)
-    pay_ts = active.index.map(first_payment)
-    active["before_first_payment"] = active["caught"] & (pd.isna(pay_ts) | (flag_ts <= pay_ts))
+    flag_ts = pd.to_datetime(pd.Series(active.index.map(first_flag["ts"]) if len(first_flag) else pd.NaT,
+                                       index=active.index), utc=True)
+    pay_ts = pd.to_datetime(pd.Series(active.index.map(first_payment) if len(first_payment) else pd.NaT,
+                                      index=active.index), utc=True)
+    active["before_first_payment"] = active["caught"] & (pay_ts.isna() | (flag_ts <= pay_ts))
 
     flagged_customers = set(flags["customer_id"])
     false_flagged = flagged_customers - set(first_flag.index)

@@ -76,3 +76,18 @@ def test_headline_precision_recall_and_false_flags(tmp_path):
     assert out["hours_to_first_flag"]["max"] == 24.0     # ato1: first fraud event day 2 10:00, flag day 3 10:00
     assert out["false_flags"] == 1 and out["legit_active_customers"] == 3
     assert out["false_flags_per_10k_legit"] == round(1e4 / 3, 2)
+
+
+def test_a_stream_where_nobody_was_flagged(tmp_path):
+    events = [{"event_id": "E1", "customer_id": "ring1", "event_type": "signup", "ts": "2026-01-01T10:00:00Z"},
+              {"event_id": "E2", "customer_id": "ring1", "event_type": "payment", "ts": "2026-01-01T12:00:00Z"},
+              {"event_id": "E3", "customer_id": "legit", "event_type": "login", "ts": "2026-01-01T13:00:00Z"}]
+    decisions = [{"event_id": "E1", "customer_id": "ring1", "decision": "allow"},
+                 {"event_id": "E2", "customer_id": "ring1", "decision": "allow"}]
+    truth = {"customer_id": ["ring1", "legit"], "is_fraud_true": [True, False], "fraud_type": ["ring", "none"],
+             "fraud_start_ts": ["2026-01-01T10:00:00Z", None]}
+    _write(tmp_path, events, decisions, truth)
+    out = live_outcomes(tmp_path / "events.jsonl", tmp_path / "decisions.jsonl", tmp_path / "truth.parquet")
+    assert out["active_fraudsters"] == 1 and out["caught"] == 0 and out["recall"] == 0.0
+    assert out["precision"] is None and out["caught_before_first_payment"] == 0.0
+    assert out["false_flags_per_10k_legit"] == 0.0
