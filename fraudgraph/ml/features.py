@@ -272,28 +272,3 @@ class FeatureScaler:
     @classmethod
     def load(cls, path: str | Path) -> "FeatureScaler":
         return cls(json.loads(Path(path).read_text()))
-
-
-def one_hop_aggregates(tensors: IdentityGraphTensors) -> tuple[np.ndarray, list[str]]:
-    """Customer features plus aggregates over its identifiers (for the gradient-boosting baseline).
-
-    Per kind: max and mean identifier degree, max identifier events, mean edge recency.
-    Returns ``(matrix (n_customers, n_features), feature names)``.
-    """
-    n = len(tensors.customer_ids)
-    cols, names = [tensors.node_features[CUSTOMER]], list(CUSTOMER_FEATURES)
-    g = tensors.graph
-    for kind in IDENTIFIER_KINDS:
-        # identifier -> customer edges: every link (the customer -> identifier direction is fan-out capped)
-        label = REVERSE_PREFIX + EDGE_LABEL_BY_KIND[kind]
-        dst, src = (t.numpy() for t in g.edges(etype=label))
-        ident = tensors.node_features[kind]
-        deg = ident[dst, 0] if len(dst) else np.zeros(0, np.float32)
-        ev = ident[dst, 2] if len(dst) else np.zeros(0, np.float32)
-        rec = tensors.edge_features[label][:, 2] if len(dst) else np.zeros(0, np.float32)
-        frame = pd.DataFrame({"c": src, "deg": deg, "ev": ev, "rec": rec})
-        agg = frame.groupby("c").agg(deg_max=("deg", "max"), deg_mean=("deg", "mean"), ev_max=("ev", "max"),
-                                     rec_mean=("rec", "mean")).reindex(range(n), fill_value=0.0)
-        cols.append(agg.to_numpy(np.float32))
-        names += [f"{kind}_{c}" for c in agg.columns]
-    return np.concatenate(cols, 1), names
