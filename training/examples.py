@@ -101,7 +101,7 @@ def build_examples(points: pd.DataFrame, customers: pd.DataFrame, links_at, test
                          "decision_points": int(len(part))}
         parts.append(part)
     frame = pd.concat(parts, ignore_index=True)
-    frame = _sample(frame, cfg.examples.max_per_customer, cfg.seed)
+    frame = sample_points(frame, cfg.examples.max_per_customer, cfg.seed)
     labelled = frame["y"] >= 0
     n = frame.loc[labelled].groupby(["customer_id", "split"])["ts"].transform("size")
     frame["weight"] = 0.0
@@ -109,8 +109,10 @@ def build_examples(points: pd.DataFrame, customers: pd.DataFrame, links_at, test
     return DecisionExamples(frame.reset_index(drop=True), t1, t2, as_of_ms, counts)
 
 
-def _sample(frame: pd.DataFrame, per_customer: int, seed: int) -> pd.DataFrame:
-    """At most ``per_customer`` points per (customer, split), labelled points first, seeded."""
+def sample_points(frame: pd.DataFrame, per_customer: int, seed: int) -> pd.DataFrame:
+    """At most ``per_customer`` points per (customer, split), labelled points (``y`` >= 0) first, seeded;
+    time-ordered. ``split`` and ``y`` default to one split and every point labelled."""
+    frame = frame.assign(**{c: v for c, v in (("split", "all"), ("y", 0)) if c not in frame})
     rng = np.random.default_rng(seed)
     shuffled = frame.assign(_r=rng.random(len(frame)), _unlabelled=(frame["y"] < 0).astype(int))
     shuffled = shuffled.sort_values(["customer_id", "split", "_unlabelled", "_r"], kind="stable")

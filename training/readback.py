@@ -22,7 +22,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from etl.reference import reference_etl
@@ -33,7 +32,7 @@ from fraudgraph.identity import IdentifierHasher
 from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.scoring.day_one import DayOneRules
 from fraudgraph.timeutil import DAY_MS, to_epoch_ms
-from training.examples import truth_at_points
+from training.examples import sample_points, truth_at_points
 from training.train import tabular_features
 
 SINGLE_INPUT_LIMIT = 0.35
@@ -51,10 +50,7 @@ def world_readback(world_dir: str | Path, settings: Settings) -> dict[str, Any]:
     points = decision_points(ref["link_events"], settings.consumer.score_on)
     start = as_of - int(cfg.split.test_days * DAY_MS)
     points = points.loc[(points["ts"] >= start) & (points["ts"] <= as_of)]
-    rng = np.random.default_rng(cfg.seed)
-    points = points.assign(_r=rng.random(len(points))).sort_values(["customer_id", "_r"])
-    points = points.loc[points.groupby("customer_id").cumcount() < cfg.examples.max_per_customer]
-    points = points.drop(columns="_r").reset_index(drop=True)
+    points = sample_points(points, cfg.examples.max_per_customer, cfg.seed).reset_index(drop=True)
     truth = truth_at_points(points, pd.read_parquet(world / "truth" / "ground_truth.parquet"))
     cap = settings.graph.neighbourhood_fanout_cap
     inputs = history.scoring_inputs(points["customer_id"], points["ts"], cap)
