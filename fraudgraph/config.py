@@ -246,6 +246,7 @@ class TrainingSettings(_Section):
     target_precision: float = Field(0.85, gt=0, lt=1)
     gbdt: GbdtSettings = GbdtSettings()
     threads: int = Field(2, ge=1)
+    refit_on_all_labels: bool = True
 
 
 class DayOneRuleSettings(_Section):

@@ -18,6 +18,8 @@ identity graph as it is at that moment. Training, validation and testing use the
    fraudster is kept; in the figures a sampled legitimate customer stands for ``legitimate /
    sampled``), at most ``max_per_customer`` points per customer and split, usable labelled points
    first; each customer weighs the same in the loss (weights ``1 / points``).
+5. **Deployment labels**: the same points labelled with what is known at as-of, for the model the
+   consumer deploys (:func:`deployment_labels`; ``training.refit_on_all_labels``).
 """
 
 from __future__ import annotations
@@ -106,7 +108,38 @@ def build_examples(points: pd.DataFrame, customers: pd.DataFrame, links_at, test
     n = frame.loc[labelled].groupby(["customer_id", "split"])["ts"].transform("size")
     frame["weight"] = 0.0
     frame.loc[labelled, "weight"] = 1.0 / n
+    frame = deployment_labels(frame, test_labels, blocked, pts.groupby("customer_id")["ts"].max(), as_of_ms, window)
+    counts["deploy"] = {"fraud_customers": int(frame.loc[frame["y_deploy"] == 1, "customer_id"].nunique()),
+                        "legit_customers": int(frame.loc[frame["y_deploy"] == 0, "customer_id"].nunique()),
+                        "holdout_legit_customers": int(frame.loc[frame["deploy_holdout"], "customer_id"].nunique()),
+                        "decision_points": int((frame["y_deploy"] >= 0).sum())}
     return DecisionExamples(frame.reset_index(drop=True), t1, t2, as_of_ms, counts)
+
+
+def deployment_labels(frame: pd.DataFrame, labels_now: pd.DataFrame, blocked: pd.Series, last_point: pd.Series,
+                      as_of_ms: int, window_ms: float) -> pd.DataFrame:
+    """Labels for the deployed model's refit: every kept decision point, labelled with what is known at
+    as-of (``labels_now``), fraud only within ``window_ms`` before the block (or before the customer's last
+    decision point when a heuristic made it fraud).
+
+    Adds ``y_deploy`` (1 / 0 / -1), ``deploy_weight`` (``1 / labelled points`` of the customer, every
+    customer weighs the same) and ``deploy_holdout``: the validation split's legitimate points whose
+    customer is still legitimate at as-of. Those customers are left out of the refit (``y_deploy`` -1), so
+    the refit's false-flag rate can be read on customers it never trained on.
+    """
+    cid = frame["customer_id"].astype(str)
+    label = cid.map(labels_now.set_index(labels_now["customer_id"].astype(str))["label"])
+    block = cid.map(blocked)
+    anchor = block.where(block <= as_of_ms).fillna(cid.map(last_point.set_axis(last_point.index.astype(str))))
+    in_window = frame["ts"].to_numpy() >= (anchor.to_numpy() - window_ms)
+    y = np.where(label == LEGIT, 0, np.where((label == FRAUD) & in_window, 1, -1))
+    holdout_rows = (frame["split"] == "val").to_numpy() & (frame["y"] == 0).to_numpy() & (y == 0)
+    held_out = cid.isin(set(cid[holdout_rows])).to_numpy()
+    frame = frame.assign(y_deploy=np.where(held_out, -1, y), deploy_holdout=holdout_rows)
+    n = frame.loc[frame["y_deploy"] >= 0].groupby("customer_id")["ts"].transform("size")
+    frame["deploy_weight"] = 0.0
+    frame.loc[frame["y_deploy"] >= 0, "deploy_weight"] = 1.0 / n
+    return frame
 
 
 def sample_points(frame: pd.DataFrame, per_customer: int, seed: int) -> pd.DataFrame:

@@ -74,11 +74,12 @@ def read_labels(labels_dir: str | Path) -> tuple[pd.DataFrame, int]:
 
 
 def fit_gnn(tensors: IdentityGraphTensors, scaler: FeatureScaler, y: np.ndarray, split: Split,
-            cfg: TrainingSettings, use_edge_features: bool) -> tuple[Any, dict]:
+            cfg: TrainingSettings, use_edge_features: bool, epochs: int | None = None) -> tuple[Any, dict]:
     """Train one RGCN variant with early stopping on validation PR-AUC.
 
     ``y``: per customer node, 1 fraud / 0 legitimate (other nodes are ignored); ``split`` names the
-    nodes that train and validate, and their weights.
+    nodes that train and validate, and their weights. With ``epochs``, train exactly that many epochs
+    and keep the last state (a refit whose epoch count validation chose; ``split.val`` is not used).
     """
     import torch
 
@@ -113,7 +114,7 @@ def fit_gnn(tensors: IdentityGraphTensors, scaler: FeatureScaler, y: np.ndarray,
             [{et: f for et in g.etypes} for f in (cfg.fanouts + cfg.fanouts[-1:] * cfg.layers)[:cfg.layers]])
     best: dict[str, Any] = {"pr_auc": -1.0, "epoch": -1, "state": None}
     history = []
-    for epoch in range(cfg.max_epochs):
+    for epoch in range(epochs or cfg.max_epochs):
         model.train()
         t = time.perf_counter()
         losses = []
@@ -136,6 +137,10 @@ def fit_gnn(tensors: IdentityGraphTensors, scaler: FeatureScaler, y: np.ndarray,
                 opt.step()
                 losses.append(loss.item())
         epoch_s = time.perf_counter() - t
+        if epochs:
+            history.append({"epoch": epoch, "loss": round(float(np.mean(losses)), 5), "epoch_s": round(epoch_s, 3)})
+            best = {"pr_auc": None, "epoch": epoch, "state": None}
+            continue
         val_scores = gnn_scores(model, tensors, scaler, split.val, cfg, nodes=nodes, edges=edges)
         val = ranking_metrics(y[split.val], val_scores, sample_weight=split.val_weight)
         history.append({"epoch": epoch, "loss": round(float(np.mean(losses)), 5), "val_pr_auc": val["pr_auc"],
@@ -145,7 +150,8 @@ def fit_gnn(tensors: IdentityGraphTensors, scaler: FeatureScaler, y: np.ndarray,
             best = {"pr_auc": score, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
         elif epoch - best["epoch"] >= cfg.patience and epoch + 1 >= cfg.min_epochs:
             break
-    model.load_state_dict(best["state"])
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
     model.eval()
     return model, {"epochs": len(history), "best_epoch": best["epoch"], "best_val_pr_auc": best["pr_auc"],
                    "mode": "full" if full else "minibatch", "pos_weight": round(pos_weight, 3),
@@ -307,9 +313,16 @@ def run_training(settings: Settings, snapshot_dir: str | Path, labels_dir: str |
     metrics["graph"] = {"examples": len(frame), "subgraph_links": int(len(inputs.links)),
                         "message_edges": int(tensors.graph.num_edges()), "fanout_cap": cap,
                         "build_s": round(build_s, 2)}
+    deployed, deployed_threshold = models["rgcn_edge"], threshold
+    if cfg.refit_on_all_labels:
+        deployed, deployed_threshold, metrics["deployed"] = refit_for_deployment(
+            tensors, scaler, frame, target, cfg, fits["rgcn_edge"]["best_epoch"] + 1,
+            scores["rgcn_edge"], threshold)
+        metrics["threshold"] = round(deployed_threshold, 6)
+    metrics["validated_threshold"] = round(threshold, 6)
     metrics["wall_s"] = round(time.monotonic() - started, 2)
 
-    ModelArtifact.create(models["rgcn_edge"], scaler, settings, threshold, metrics, as_of_ms,
+    ModelArtifact.create(deployed, scaler, settings, deployed_threshold, metrics, as_of_ms,
                          fanout_cap=cap).save(out)
     (out / "baselines").mkdir(exist_ok=True)
     torch.save(models["rgcn"].state_dict(), out / "baselines" / "rgcn.pt")
@@ -317,6 +330,57 @@ def run_training(settings: Settings, snapshot_dir: str | Path, labels_dir: str |
     plot_pr_curves(curves, out / "pr_curves.png")
     (out / "summary.md").write_text(render_summary(metrics))
     return metrics
+
+
+def refit_for_deployment(tensors: IdentityGraphTensors, scaler: FeatureScaler, frame: pd.DataFrame,
+                         target: np.ndarray, cfg: TrainingSettings, epochs: int, validated_scores: np.ndarray,
+                         validated_threshold: float) -> tuple[Any, float, dict[str, Any]]:
+    """The model the consumer deploys: ``rgcn_edge`` refit on every decision point up to as-of, labelled
+    with what is known at as-of (``y_deploy`` of :func:`training.examples.deployment_labels`), for the
+    ``epochs`` early stopping chose on validation.
+
+    Its threshold keeps the validated model's false-flag rate: the share of held-out legitimate
+    validation customers (``deploy_holdout``, never trained on by the refit) that the validated model
+    flags at ``validated_threshold``; the refit flags at most that share of the same customers.
+    Returns ``(model, threshold, figures)``.
+    """
+    y_rows = frame["y_deploy"].to_numpy()
+    y_nodes = np.full(len(tensors.customer_ids), -1)
+    y_nodes[target] = y_rows
+    labelled = y_rows >= 0
+    holdout = frame["deploy_holdout"].to_numpy()
+    log.info("refitting rgcn_edge for deployment on %d decision points (%d fraud customers), %d epochs",
+             int(labelled.sum()), frame.loc[y_rows == 1, "customer_id"].nunique(), epochs)
+    model, fit = fit_gnn(tensors, scaler, y_nodes, Split(target[labelled], target[holdout],
+                                                         frame.loc[labelled, "deploy_weight"].to_numpy(np.float32)),
+                         cfg, True, epochs=epochs)
+    held = frame.loc[holdout]
+    zeros = np.zeros(int(holdout.sum()), dtype=int)
+    before = customer_units(held, validated_scores[holdout], zeros)
+    after = customer_units(held, gnn_scores(model, tensors, scaler, target[holdout], cfg), zeros)
+    w = before["population_weight"].to_numpy()
+    allowed = float(w[before["score"].to_numpy() >= validated_threshold].sum())
+    threshold = threshold_for_flagged_weight(after["score"].to_numpy(), after["population_weight"].to_numpy(),
+                                             allowed)
+    figures = {"epochs": epochs, "seconds_per_epoch": fit["seconds_per_epoch"],
+               "fraud_customers": int(frame.loc[y_rows == 1, "customer_id"].nunique()),
+               "decision_points": int(labelled.sum()), "holdout_legit_customers": int(len(before)),
+               "holdout_false_flag_share": round(allowed / max(float(w.sum()), 1e-9), 6),
+               "threshold": round(threshold, 6)}
+    return model, threshold, figures
+
+
+def threshold_for_flagged_weight(scores: np.ndarray, weight: np.ndarray, allowed: float) -> float:
+    """The lowest threshold at which the customers flagged (``score >= threshold``) weigh at most
+    ``allowed``; just above the highest score when not even its customers fit."""
+    order = np.argsort(-scores, kind="stable")
+    s, cum = scores[order], np.cumsum(weight[order])
+    best = float(np.nextafter(s[0], np.inf)) if len(s) else 0.5
+    for value in np.unique(s)[::-1]:
+        if cum[np.searchsorted(-s, -value, side="right") - 1] > allowed + 1e-9:
+            break
+        best = float(value)
+    return min(best, 1.0)
 
 
 def refuse_when_too_few(examples: DecisionExamples, cfg: TrainingSettings) -> None:
@@ -394,8 +458,11 @@ def fraud_type_table(models: dict[str, Any]) -> list[str]:
 def render_summary(metrics: dict[str, Any]) -> str:
     sp = metrics["split"]
     lines = ["# Model summary", "",
-             f"Main model `{metrics['main_model']}`; threshold {metrics['threshold']:.4f} chosen on validation "
-             f"customers for precision {metrics['target_precision']:.0%}.", "",
+             f"Main model `{metrics['main_model']}`; threshold {metrics.get('validated_threshold', metrics['threshold']):.4f} "
+             f"chosen on validation customers for precision {metrics['target_precision']:.0%}"
+             + (f"; deployed: refit on every label known at as-of ({metrics['deployed']['fraud_customers']} fraud "
+                f"customers), threshold {metrics['deployed']['threshold']:.4f}" if metrics.get("deployed") else "")
+             + ".", "",
              "Examples are decision points (the moments the consumer scores), split by decision time; each model "
              "is judged per customer on its highest score over the customer's test decision points. Examples: "
              + ", ".join(f"{s} {n:,}" for s, n in sp["examples"].items()) + "; fraud customers labelled: "

@@ -131,6 +131,10 @@ def test_train_and_score_commands_on_a_generated_world(small_world, small_world_
         assert {"pr_auc", "roc_auc", "recall_at_precision_85", "precision_at_recall_50"} <= set(m["labels"])
         assert {"pr_auc", "roc_auc", "recall_at_precision_85", "precision_at_recall_50"} <= set(m["truth"])
     assert 0 <= metrics["threshold"] <= 1
+    # the consumer deploys the refit on every label known at as-of, never fewer fraudsters than training saw
+    deployed = metrics["deployed"]
+    assert deployed["fraud_customers"] >= metrics["split"]["labels"]["train"]["fraud_customers"]
+    assert deployed["holdout_legit_customers"] > 0 and metrics["threshold"] == deployed["threshold"]
     for name in ("model.pt", "feature_stats.json", "manifest.json", "pr_curves.png", "summary.md"):
         assert (tmp_path / "model" / name).exists(), name
 
