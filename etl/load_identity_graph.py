@@ -12,7 +12,9 @@ Input: a folder holding ``events``, ``customers``, ``blocks`` and ``appeals``
 as Parquet (``<name>.parquet``) or CSV (``<name>.csv``) — either directly or
 under ``historical/`` — or ``hive:DATABASE`` to read ``DATABASE.<name>``
 tables from the metastore (set ``spark.conf.spark.sql.catalogImplementation:
-hive``).
+hive``). Every table is checked against the input contract (:mod:`etl.contract`,
+docs/input-contract.md; your own column names through ``etl.columns``) before
+any Spark work.
 
 Every event row is validated against the Event contract and its identifiers
 normalised and hashed with the project's one implementation
@@ -33,9 +35,10 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from etl.contract import TABLES, InputContractError, check_input
+
 log = logging.getLogger("fraudgraph.etl")
 
-TABLES = ("events", "customers", "blocks", "appeals")
 HASHED_SCHEMA = (
     "event_id string, event_type string, ts_ms long, customer_id string, device_hash string, ip_hash string, "
     "email_hash string, card_hash string, amount double, reject_field string, reject_reason string, "
@@ -44,38 +47,65 @@ HASHED_SCHEMA = (
 CUSTOMER_PROPERTY_TYPES = {  # snapshot column -> Neptune CSV type
     "signup_ts": "Long", "country": "String", "lifetime_value": "Double", "blocked_at": "Long",
     "block_source": "String", "block_reason": "String", "appealed_at": "Long", "appeal_outcome": "String",
-    "unblocked_at": "Long", "is_fraud": "Int",
+    "appeal_resolved_at": "Long", "unblocked_at": "Long", "is_fraud": "Int",
 }
+DECIDED_APPEAL_OUTCOMES = ("unblocked", "upheld")
 
 
 # ----------------------------------------------------------------------- input
-def resolve_table(spark, source: str, name: str):
-    """A DataFrame for table ``name`` from a folder (Parquet or CSV) or ``hive:DB``."""
+def resolve_table(spark, source: str, name: str, columns: dict[str, dict[str, str]] | None = None):
+    """A DataFrame for table ``name`` from a folder (Parquet or CSV) or ``hive:DB``, in the contract's
+    column names (``etl.columns`` renames), with absent optional columns as nulls. Raises
+    :class:`etl.contract.InputContractError` when the table breaks the contract."""
+    from pyspark.sql import functions as F
+
+    from etl.contract import CONTRACT, InputContractError, check_columns, renames, table_file
+
     if source.startswith("hive:"):
-        return spark.table(f"{source[len('hive:'):]}.{name}")
-    base = Path(source)
-    for folder in (base / "historical", base):
-        for ext, reader in (("parquet", lambda p: spark.read.parquet(p)),
-                            ("csv", lambda p: spark.read.option("header", True).option("escape", '"').csv(p))):
-            path = folder / f"{name}.{ext}"
-            if path.exists():
-                return reader(str(path))
-    raise FileNotFoundError(f"input {source}: no {name}.parquet or {name}.csv (also looked under historical/)")
+        df = spark.table(f"{source[len('hive:'):]}.{name}")
+    else:
+        path = table_file(source, name)
+        if path is None:
+            raise InputContractError([f"{name}: no {name}.parquet or {name}.csv under {source} (or its historical/)"])
+        df = spark.read.parquet(str(path)) if path.suffix == ".parquet" else \
+            spark.read.option("header", True).option("escape", '"').csv(str(path))
+    problems = check_columns(name, {f.name: _spark_family(f.dataType) for f in df.schema.fields}, columns)
+    if problems:
+        raise InputContractError(problems)
+    for theirs, ours in renames(columns, name).items():
+        df = df.withColumnRenamed(theirs, ours)
+    for col in CONTRACT[name]:
+        if col.name not in df.columns:
+            df = df.withColumn(col.name, F.lit(None).cast("double" if col.kind == "number" else "string"))
+    return df
+
+
+def _spark_family(dtype) -> str:
+    """The contract's type family of a Spark type (as :func:`etl.contract.file_schema` names Arrow's)."""
+    name = dtype.typeName()
+    return {"integer": "int", "long": "int", "short": "int", "byte": "int", "timestamp_ntz": "timestamp"}.get(name, name)
 
 
 def _epoch_ms(df, column: str):
-    """Epoch ms (long) of a timestamp, ISO string or number column."""
+    """Epoch ms (long) of a timestamp, ISO string or number column (numbers in epoch seconds or ms, as
+    :func:`fraudgraph.timeutil.epoch_number_ms` reads them)."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import NumericType, StringType, TimestampNTZType, TimestampType
 
+    from fraudgraph.timeutil import EPOCH_SECONDS_BELOW
+
     dtype = df.schema[column].dataType
     col = F.col(column)
+
+    def from_number(n):
+        return F.when(F.abs(n) < EPOCH_SECONDS_BELOW, n * 1000).otherwise(n).cast("long")
+
     if isinstance(dtype, (TimestampType, TimestampNTZType)):
         return F.unix_millis(col.cast("timestamp"))
     if isinstance(dtype, NumericType):
-        return col.cast("long")
+        return from_number(col.cast("double"))
     if isinstance(dtype, StringType):
-        return F.coalesce(F.when(col.rlike(r"^-?\d+$"), col.cast("long")),
+        return F.coalesce(F.when(col.rlike(r"^-?\d+$"), from_number(col.cast("long"))),
                           F.unix_millis(F.try_to_timestamp(col)))
     return F.unix_millis(col.cast("timestamp"))
 
@@ -187,7 +217,8 @@ def identity_links(events):
 
 
 def customer_properties(customers, blocks, appeals):
-    """Customer vertex properties: profile, latest block, latest appeal, raw is_fraud."""
+    """Customer vertex properties: profile, latest block, latest appeal (with when it was decided), raw
+    is_fraud. The whole history is kept by :func:`label_history`."""
     from pyspark.sql import functions as F
 
     profile = customers.select(
@@ -207,13 +238,33 @@ def customer_properties(customers, blocks, appeals):
                        _epoch_ms(appeals, "contacted_at").alias("contacted_at"),
                        F.col("outcome").cast("string").alias("outcome"),
                        _epoch_ms(appeals, "resolved_at").alias("resolved_at"))
-    a = a.groupBy("customer_id").agg(
+    # a decided appeal without a resolution time counts from its contact (docs/input-contract.md)
+    resolved = F.when(F.col("outcome").isin(*DECIDED_APPEAL_OUTCOMES),
+                      F.coalesce(F.col("resolved_at"), F.col("contacted_at")))
+    a = a.withColumn("resolved", resolved).groupBy("customer_id").agg(
         F.max("contacted_at").alias("appealed_at"),
         F.max_by("outcome", "contacted_at").alias("appeal_outcome"),
-        F.max(F.when(F.col("outcome") == "unblocked", F.col("resolved_at"))).alias("unblocked_at"))
+        F.max_by("resolved", "contacted_at").alias("appeal_resolved_at"),
+        F.max(F.when(F.col("outcome") == "unblocked", F.col("resolved"))).alias("unblocked_at"))
     props = profile.join(b, "customer_id", "left").join(a, "customer_id", "left")
     return props.withColumn("is_fraud", F.when(F.col("blocked_at").isNotNull(), 1).otherwise(0)) \
         .select("customer_id", *CUSTOMER_PROPERTY_TYPES)
+
+
+def label_history(blocks, appeals):
+    """Every block and appeal, one row each: customer_id, kind (block | appeal), at (epoch ms), source,
+    reason, outcome, resolved_at (epoch ms, null while pending). Label history only, never features."""
+    from pyspark.sql import functions as F
+
+    b = blocks.select(F.col("customer_id").cast("string").alias("customer_id"), F.lit("block").alias("kind"),
+                      _epoch_ms(blocks, "blocked_at").alias("at"), F.col("source").cast("string").alias("source"),
+                      F.col("reason").cast("string").alias("reason"), F.lit(None).cast("string").alias("outcome"),
+                      F.lit(None).cast("long").alias("resolved_at"))
+    a = appeals.select(F.col("customer_id").cast("string").alias("customer_id"), F.lit("appeal").alias("kind"),
+                       _epoch_ms(appeals, "contacted_at").alias("at"), F.lit(None).cast("string").alias("source"),
+                       F.lit(None).cast("string").alias("reason"), F.col("outcome").cast("string").alias("outcome"),
+                       _epoch_ms(appeals, "resolved_at").alias("resolved_at"))
+    return b.unionByName(a).where(F.col("customer_id").isNotNull())
 
 
 def write_neptune_csv(customers, links, out: str) -> None:
@@ -249,10 +300,11 @@ def run_etl(spark, settings, input_source: str, graph_uri: str | None, *, snapsh
     from fraudgraph.timeutil import now_ms
 
     started = time.monotonic()
+    check_input(input_source, settings.etl.columns)  # before any Spark work: one line per problem
     settings_json = settings.model_dump_json()
     if graph_uri and graph_uri.startswith("sqlite:///") and not graph_uri.startswith("sqlite:////"):
         graph_uri = f"sqlite:///{Path(graph_uri[len('sqlite:///'):]).resolve()}"  # executors may chdir
-    tables = {name: resolve_table(spark, input_source, name) for name in TABLES}
+    tables = {name: resolve_table(spark, input_source, name, settings.etl.columns) for name in TABLES}
     events = tables["events"]
     if "ts" in events.columns and not isinstance(events.schema["ts"].dataType, StringType):
         events = events.withColumn("ts", _epoch_ms(events, "ts"))  # text is parsed by the validator
@@ -280,6 +332,8 @@ def run_etl(spark, settings, input_source: str, graph_uri: str | None, *, snapsh
         customers.write.mode("overwrite").parquet(f"{snapshot}/customers.parquet")
         links.write.mode("overwrite").parquet(f"{snapshot}/links.parquet")
         identity_events.write.mode("overwrite").parquet(f"{snapshot}/link_events.parquet")
+        label_history(tables["blocks"], tables["appeals"]).write.mode("overwrite") \
+            .parquet(f"{snapshot}/label_history.parquet")
         links.select("identifier_id", "kind", "value_hash").dropDuplicates(["identifier_id"]) \
             .write.mode("overwrite").parquet(f"{snapshot}/identifiers.parquet")
     if neptune_csv:
@@ -350,6 +404,11 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings(args.config)
     configure_logging(settings.logging.level)
+    try:
+        check_input(args.input, settings.etl.columns)
+    except InputContractError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return 2
     spark = build_spark_session(settings.spark, args.master)
     summary = run_etl(spark, settings, args.input, args.graph or settings.graph.uri, snapshot=args.snapshot,
                       neptune_csv=args.neptune_csv, rejects=args.rejects)

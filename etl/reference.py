@@ -73,8 +73,11 @@ def reference_customers(customers: pd.DataFrame, blocks: pd.DataFrame, appeals: 
                                      block_reason=("reason", "last")).reset_index()
     a = appeals.assign(contacted_at=_ms(appeals["contacted_at"]), resolved_at=_ms(appeals["resolved_at"]))
     a = a.sort_values("contacted_at")
-    a["unblock"] = a["resolved_at"].where(a["outcome"] == "unblocked")
+    decided = a["outcome"].isin(["unblocked", "upheld"])
+    a["resolved"] = a["resolved_at"].fillna(a["contacted_at"]).where(decided)
+    a["unblock"] = a["resolved"].where(a["outcome"] == "unblocked")
     a = a.groupby("customer_id").agg(appealed_at=("contacted_at", "last"), appeal_outcome=("outcome", "last"),
+                                     appeal_resolved_at=("resolved", lambda v: v.iloc[-1]),
                                      unblocked_at=("unblock", "max")).reset_index()
     out = prof.merge(b, on="customer_id", how="left").merge(a, on="customer_id", how="left")
     out["is_fraud"] = np.where(out["blocked_at"].notna(), 1, 0).astype("int32")

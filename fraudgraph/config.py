@@ -155,6 +155,8 @@ class SparkSettings(_Section):
 class EtlSettings(_Section):
     write_partitions: int = Field(2, ge=1)
     write_batch_size: int = Field(5000, ge=1)
+    # per table: contract column -> the team's own column name (docs/input-contract.md)
+    columns: dict[Literal["events", "customers", "blocks", "appeals"], dict[str, str]] = {}
 
 
 class SharedCardRule(_Section):
@@ -196,6 +198,7 @@ class LabelConfidence(_Section):
     analyst: float = Field(1.0, ge=0, le=1)
     block_matured: float = Field(0.9, ge=0, le=1)
     unblocked_after_appeal: float = Field(0.9, ge=0, le=1)
+    appeal_upheld: float = Field(0.95, ge=0, le=1)
     matured_no_block: float = Field(0.8, ge=0, le=1)
 
 

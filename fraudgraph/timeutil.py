@@ -20,21 +20,34 @@ DAY_MS = 24 * HOUR_MS
 END_OF_TIME_MS = 2**62
 
 
+# A number below this is epoch seconds (until the year 5138), at or above it epoch milliseconds (from
+# 1973-03-03): tables exported with either unit load the same.
+EPOCH_SECONDS_BELOW = 10**11
+
+
+def epoch_number_ms(value: int | float) -> int:
+    """Epoch ms of an epoch number in seconds or milliseconds (:data:`EPOCH_SECONDS_BELOW`)."""
+    return int(value * 1000) if abs(value) < EPOCH_SECONDS_BELOW else int(value)
+
+
 def to_epoch_ms(value: Any) -> int:
     """UTC epoch milliseconds from a datetime (naive means UTC), ISO-8601 string or number.
 
-    Numbers are taken as epoch milliseconds. Raises ``ValueError`` otherwise.
+    Numbers (and strings of digits) are epoch seconds below :data:`EPOCH_SECONDS_BELOW`, epoch
+    milliseconds above. Raises ``ValueError`` otherwise.
     """
     if isinstance(value, bool):
         raise ValueError("a boolean is not a timestamp")
     if isinstance(value, (int, float)):
-        return int(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("not a finite timestamp")
+        return epoch_number_ms(value)
     if isinstance(value, str):
         text = value.strip()
         if not text:
             raise ValueError("empty timestamp")
         if text.lstrip("-").isdigit():
-            return int(text)
+            return epoch_number_ms(int(text))
         if text.endswith("Z"):
             text = text[:-1] + "+00:00"
         value = dt.datetime.fromisoformat(text)

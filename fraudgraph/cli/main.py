@@ -199,14 +199,41 @@ def generate(app: AppContext, customers: int | None, seed: int | None, out_dir: 
 def etl(app: AppContext, input_source: str, graph_uri: str | None, snapshot: str | None, neptune_csv: str | None,
         rejects: str | None, master: str | None) -> None:
     """Spark ETL of the historical tables into the identity graph."""
+    from etl.contract import InputContractError, check_input
     from etl.load_identity_graph import format_summary, run_etl
 
     from etl.spark_session import build_spark_session
 
-    spark = build_spark_session(app.settings.spark, master)
-    summary = run_etl(spark, app.settings, input_source, graph_uri or app.settings.graph.uri,
-                      snapshot=snapshot, neptune_csv=neptune_csv, rejects=rejects)
+    try:
+        check_input(input_source, app.settings.etl.columns)  # seconds, before the Spark session starts
+        spark = build_spark_session(app.settings.spark, master)
+        summary = run_etl(spark, app.settings, input_source, graph_uri or app.settings.graph.uri,
+                          snapshot=snapshot, neptune_csv=neptune_csv, rejects=rejects)
+    except InputContractError as exc:
+        fail("\n".join(exc.problems))
     app.emit(summary, format_summary)
+
+
+# ------------------------------------------------------------------- profile
+@cli.command()
+@click.option("--input", "input_source", required=True, type=click.Path(file_okay=False, exists=True),
+              help="Folder with events/customers/blocks/appeals (Parquet or CSV), as the ETL reads it.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Write profile.md, profile.json and suggested-config.yaml here.")
+@common_options
+@pass_app
+def profile(app: AppContext, input_source: str, out_dir: str) -> None:
+    """Profile a team's tables before training: spans, delays, degrees, and the settings that fit them."""
+    from etl.contract import InputContractError
+    from etl.profile import profile_tables, write_profile
+
+    try:
+        report = profile_tables(input_source, app.settings.etl.columns,
+                                min_positives=app.settings.training.min_positives)
+    except InputContractError as exc:
+        fail("\n".join(exc.problems))
+    write_profile(report, out_dir, app.settings.etl.columns)
+    app.emit(report, lambda r: Path(out_dir, "profile.md").read_text())
 
 
 # -------------------------------------------------------------------- labels

@@ -11,7 +11,8 @@ given time (nothing after it is visible):
 2. **Maturity** (:func:`mature_labels`): a fraud label counts once the block is
    older than ``maturity_days`` and the customer did not appeal within
    ``appeal_window_days`` of it; a block lifted after an appeal makes the
-   customer legitimate; a legitimate label needs an account older than
+   customer legitimate; a block upheld on appeal (decided before as-of)
+   confirms fraud at once; a legitimate label needs an account older than
    ``maturity_days`` with no block. Everything else is ``unknown`` and stays
    out of training.
 3. **Heuristics** (:class:`MissedFraudRules`) relabel legitimate or unknown
@@ -81,25 +82,28 @@ def mature_labels(customers: pd.DataFrame, as_of_ms: int, settings: LabelSetting
     blocked = _visible_ms(c, "blocked_at", as_of_ms)
     appealed = _visible_ms(c, "appealed_at", as_of_ms)
     unblocked = _visible_ms(c, "unblocked_at", as_of_ms)
+    decided = _visible_ms(c, "appeal_resolved_at", as_of_ms)
+    outcome = c["appeal_outcome"] if "appeal_outcome" in c else pd.Series(None, index=c.index)
     review_at = _visible_ms(c, "review_outcome_at", as_of_ms)
     review = c["review_outcome"].where(review_at.notna()) if "review_outcome" in c else pd.Series(None, index=c.index)
 
     is_blocked = blocked.notna()
     lifted = is_blocked & unblocked.notna() & (unblocked >= blocked)
+    upheld = is_blocked & appealed.notna() & (appealed >= blocked) & (outcome == "upheld") & decided.notna()
     appealed_in_window = is_blocked & appealed.notna() & (appealed >= blocked) & (appealed <= blocked + window)
     block_mature = is_blocked & (as_of_ms - blocked >= maturity)
     account_mature = signup.notna() & (as_of_ms - signup >= maturity)
 
     conditions = [
         review == FRAUD, review == LEGIT,
-        lifted, appealed_in_window, block_mature, is_blocked,
+        lifted, upheld, appealed_in_window, block_mature, is_blocked,
         account_mature,
     ]
-    labels = [FRAUD, LEGIT, LEGIT, UNKNOWN, FRAUD, UNKNOWN, LEGIT]
-    sources = ["analyst", "analyst", "unblocked_after_appeal", "appealed", "block_matured", "block_immature",
-               "matured_no_block"]
-    confidences = [conf.analyst, conf.analyst, conf.unblocked_after_appeal, 0.0, conf.block_matured, 0.0,
-                   conf.matured_no_block]
+    labels = [FRAUD, LEGIT, LEGIT, FRAUD, UNKNOWN, FRAUD, UNKNOWN, LEGIT]
+    sources = ["analyst", "analyst", "unblocked_after_appeal", "appeal_upheld", "appealed", "block_matured",
+               "block_immature", "matured_no_block"]
+    confidences = [conf.analyst, conf.analyst, conf.unblocked_after_appeal, conf.appeal_upheld, 0.0,
+                   conf.block_matured, 0.0, conf.matured_no_block]
     out = pd.DataFrame({"customer_id": c["customer_id"].astype(str)})
     out["label"] = np.select(conditions, labels, default=UNKNOWN)
     out["source"] = np.select(conditions, sources, default="account_immature")

@@ -16,9 +16,10 @@ from typing import Any
 
 import pandas as pd
 
-from fraudgraph.config import Settings
+from fraudgraph.config import LabelSettings, Settings
 from fraudgraph.graph import IdentityGraph
 from fraudgraph.labels.cleaning import FRAUD, LEGIT, UNKNOWN, LabelResult, clean_labels
+from fraudgraph.timeutil import DAY_MS
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,30 @@ def evaluate_labels(result: LabelResult, truth: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def why_no_fraud_label(customers: pd.DataFrame, labels: pd.DataFrame, as_of_ms: int,
+                       settings: LabelSettings) -> str | None:
+    """When no customer is labelled fraud: why (maturity window vs the span of block history, appeals),
+    and which setting or input would change it; None when some fraud label exists."""
+    if (labels["label"] == FRAUD).any():
+        return None
+    blocked = pd.to_numeric(customers.get("blocked_at", pd.Series(dtype=float)), errors="coerce")
+    blocked = blocked[blocked <= as_of_ms]
+    if blocked.empty:
+        return ("no fraud label: no block at or before as-of. Load the blocks table (the ETL's blocks input) "
+                "or label as of a later time")
+    ages = (as_of_ms - blocked) / DAY_MS
+    appealed = int((labels["source"] == "appealed").sum())
+    maturity = settings.maturity_days
+    if ages.max() < maturity:
+        return (f"no fraud label matured: all {len(blocked):,} blocks are younger than labels.maturity_days="
+                f"{maturity:g} (oldest {ages.max():.1f} days, newest {ages.min():.1f} days at as-of). Set "
+                f"labels.maturity_days below {ages.max():.1f} (fraudgraph profile suggests a value for this data), "
+                "or label as of a later time")
+    return (f"no fraud label: {len(blocked):,} blocks, {int((ages >= maturity).sum()):,} older than "
+            f"labels.maturity_days={maturity:g}, but {appealed:,} blocked customers appealed within "
+            f"labels.appeal_window_days={settings.appeal_window_days:g} and wait for the appeal's outcome")
+
+
 def run_labels(store: IdentityGraph, as_of_ms: int, out_dir: str | Path, settings: Settings,
                truth_path: str | Path | None = None, *, write_back: bool = True) -> dict[str, Any]:
     out = Path(out_dir)
@@ -93,6 +118,10 @@ def run_labels(store: IdentityGraph, as_of_ms: int, out_dir: str | Path, setting
         "heuristics": {rule: {"corrections": len({c.customer_id for c in result.corrections if c.rule == rule})}
                        for rule in sorted({c.rule for c in result.corrections})},
     }
+    why = why_no_fraud_label(customers, result.labels, as_of_ms, settings.labels)
+    if why:
+        log.warning("%s", why)
+        report["no_fraud_label"] = why
     if truth_path:
         evaluation = evaluate_labels(result, pd.read_parquet(truth_path))
         report["evaluation"] = evaluation
@@ -108,6 +137,8 @@ def render_label_report(r: dict[str, Any]) -> str:
     lines = ["# Label report", "", f"As of {r['as_of']}: {r['customers']:,} customers visible.", "",
              "| label / source | customers |", "| --- | ---: |"]
     lines += [f"| {k} | {v:,} |" for k, v in r["by_source"].items()]
+    if r.get("no_fraud_label"):
+        lines += ["", f"**{r['no_fraud_label']}.**"]
     ev = r.get("evaluation")
     if ev:
         lines += ["", "## Against ground truth", "",

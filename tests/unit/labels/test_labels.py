@@ -208,3 +208,33 @@ def test_labels_cli_on_a_generated_world(small_world, small_world_graph, tmp_pat
     assert (out / "report.md").read_text().startswith("# Label report")
     bad = CliRunner().invoke(cli, ["labels", "--graph", uri, "--as-of", "someday", "--out", str(out)])
     assert bad.exit_code != 0 and "--as-of" in bad.output
+
+
+def test_an_upheld_appeal_confirms_fraud_once_decided_pending_waits():
+    """A block kept by customer care on appeal is fraud at once, from the decision, not the contact."""
+    customers = frame([
+        {"customer_id": "upheld", "signup_ts": T0 - 100 * DAY, "blocked_at": T0, "appealed_at": T0 + DAY,
+         "appeal_outcome": "upheld", "appeal_resolved_at": T0 + 3 * DAY},
+        {"customer_id": "pending", "signup_ts": T0 - 100 * DAY, "blocked_at": T0, "appealed_at": T0 + DAY,
+         "appeal_outcome": "pending"},
+    ])
+    before = mature_labels(customers, T0 + 2 * DAY, S)  # contacted, not yet decided
+    assert label_of(before, "upheld") == ("unknown", "appealed")
+    after = mature_labels(customers, T0 + 4 * DAY, S)  # decided, long before the block matures
+    assert label_of(after, "upheld") == ("fraud", "appeal_upheld")
+    assert after.set_index("customer_id").loc["upheld", "confidence"] == S.confidence.appeal_upheld
+    assert label_of(after, "pending") == ("unknown", "appealed")
+
+
+def test_when_no_fraud_label_matured_the_report_says_why_and_which_setting():
+    from fraudgraph.labels.stage import why_no_fraud_label
+
+    customers = frame([{"customer_id": f"c{i}", "signup_ts": T0 - 400 * DAY, "blocked_at": T0 - (i + 1) * DAY}
+                       for i in range(5)] + [{"customer_id": "ok", "signup_ts": T0 - 400 * DAY}])
+    labels = mature_labels(customers, T0, S)
+    why = why_no_fraud_label(customers, labels, T0, S)
+    assert "labels.maturity_days=30" in why and "oldest 5.0 days" in why and "below 5.0" in why
+    assert why_no_fraud_label(customers.iloc[-1:], mature_labels(customers.iloc[-1:], T0, S), T0, S) \
+        .startswith("no fraud label: no block")
+    matured = mature_labels(customers, T0 + 40 * DAY, S)
+    assert why_no_fraud_label(customers, matured, T0 + 40 * DAY, S) is None
