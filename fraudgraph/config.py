@@ -280,6 +280,8 @@ class ConsumerSettings(_Section):
     # How long a source or sink keeps retrying an unreachable broker (restart, network blip) before failing.
     broker_retry_s: float = Field(120, gt=0)
     max_batch_span_s: float = Field(5.0, gt=0)
+    max_event_bytes: int = Field(65536, ge=256)
+    max_clock_skew_s: float | None = Field(300, gt=0)
     score_on: list[Literal["signup", "login", "login_new_identifier", "payment", "add_card", "change_email",
                            "block", "unblock", "appeal"]] = [
         "signup", "login_new_identifier", "add_card", "change_email", "payment"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .redaction import redact_payload
 from .identity import IdentifierHasher
 from .schema import EVENT_FIELD_BY_KIND, EVENT_TYPES, IDENTIFIER_PROBLEMS
 from .timeutil import to_epoch_ms
@@ -52,8 +53,8 @@ def validate_and_hash(frame: pd.DataFrame, hasher: IdentifierHasher) -> tuple[pd
     ``frame`` has the Event columns (missing optional ones are treated as empty).
     The first failing check of a row is its reason: ``"<field>: <reason>"``.
     Valid rows come back with ``ts_ms`` (UTC epoch ms) and ``<kind>_hash``
-    columns instead of raw identifiers. Rejects keep the raw record as JSON (for
-    the dead-letter files only), with ``field`` and ``reason``.
+    columns instead of raw identifiers. Rejects keep the record as redacted JSON
+    (:func:`fraudgraph.redaction.redact_payload`: no raw identifier), with ``field`` and ``reason``.
     """
     df = frame.copy()
     for col in EVENT_COLUMNS:
@@ -91,8 +92,10 @@ def validate_and_hash(frame: pd.DataFrame, hasher: IdentifierHasher) -> tuple[pd
     rejects = pd.DataFrame({
         "event_id": df.loc[bad, "event_id"], "customer_id": df.loc[bad, "customer_id"],
         "event_type": df.loc[bad, "event_type"], "field": field[bad], "reason": reason[bad],
-        "record": (frame.loc[bad].to_json(orient="records", lines=True, date_format="iso", date_unit="ms")
-                   .splitlines() if bad.any() else []),
+        # the record as a redacted dead letter: identifiers as keyed hashes, card numbers and emails masked
+        "record": [redact_payload(line, hasher)["payload"] for line in
+                   (frame.loc[bad].to_json(orient="records", lines=True, date_format="iso", date_unit="ms")
+                    .splitlines() if bad.any() else [])],
     }, columns=REJECT_COLUMNS)
     ok = df.loc[~bad]
     out = pd.DataFrame({"event_id": ok["event_id"], "event_type": ok["event_type"],

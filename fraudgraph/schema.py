@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .redaction import mask_free_text
 from .timeutil import from_epoch_ms, to_epoch_ms
 
 SCHEMA_VERSION = 2  # 2: label events are no longer link counts or features
@@ -131,14 +132,20 @@ class Event(BaseModel):
     ip: str | None = None
     email: str | None = Field(None, max_length=320)
     card_fingerprint: str | None = Field(None, max_length=200)
-    amount: float | None = Field(None, ge=0)
+    amount: float | None = Field(None, ge=0, allow_inf_nan=False)
     currency: str | None = Field(None, max_length=8)
     channel: str | None = Field(None, max_length=50)
     country: str | None = Field(None, max_length=8)
     block_source: Literal["manual", "rule"] | None = None
     reason: str | None = Field(None, max_length=200)
     outcome: str | None = Field(None, max_length=50)
-    lifetime_value: float | None = Field(None, ge=0)
+    lifetime_value: float | None = Field(None, ge=0, allow_inf_nan=False)
+
+    @field_validator("reason", "outcome", "channel", "currency", "country")
+    @classmethod
+    def _screen_free_text(cls, value: str | None) -> str | None:
+        """Free text is stored: card-like numbers and email addresses never are."""
+        return mask_free_text(value) if value is not None else None
 
     @field_validator("ts", mode="before")
     @classmethod

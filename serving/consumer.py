@@ -35,9 +35,11 @@ from typing import Any
 from fraudgraph.config import Settings
 from fraudgraph.graph import CustomerUpsert, IdentityGraph, IdentityLink
 from fraudgraph.identity import IdentifierHasher
+from fraudgraph.redaction import mask_free_text, redact_payload
 from fraudgraph.scoring.online import OnlineScorer
 from fraudgraph.scoring.rules import decision_properties
 from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, LABEL_EVENT_TYPES, Event, InvalidEvent, validate_event
+from fraudgraph.timeutil import now_ms
 
 from .ledger import Ledger, merge_customer_props
 from .metrics import ConsumerMetrics
@@ -105,6 +107,23 @@ def event_time_steps(events: list[Event], span_ms: int) -> list[list[Event]]:
     return steps
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Failures that say nothing about the input (a store or broker unreachable, a timeout, a locked
+    database): retried by a restart, never dead-lettered."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.OperationalError):
+        return any(w in str(exc) for w in ("locked", "busy", "unable to open", "disk I/O"))
+    if isinstance(exc, OSError):  # ConnectionError, TimeoutError, aiohttp's connector errors
+        return True
+    return type(exc).__name__ in ("ServerDisconnectedError", "WSServerHandshakeError")
+
+
+def event_json(ev: Event) -> str:
+    """An event as JSON, for a dead letter (redacted like any other payload)."""
+    return ev.model_dump_json(exclude_none=True)
+
+
 def _link_from_state(key, base_json, first, last, count, counts_json) -> IdentityLink:
     base = json.loads(base_json) if base_json else None
     live_counts = json.loads(counts_json)
@@ -153,13 +172,19 @@ class LiveConsumer:
         return self.stats.as_dict()
 
     def recover(self) -> None:
-        """Apply work a previous run recorded but did not finish (after a crash)."""
+        """Apply work a previous run recorded but did not finish (after a crash); work that fails again
+        for a reason that is not transient is quarantined instead of stopping the consumer for good."""
         pending = len(self.ledger.dirty_links()) + len(self.ledger.pending_customers()) + \
             len(self.ledger.pending_scores())
         if pending:
             log.warning("recovering %d unfinished writes and decisions from the ledger", pending)
-        self._apply()
-        self._score_pending()
+        try:
+            self._apply()
+            self._score_pending()
+        except Exception as exc:  # noqa: BLE001
+            if is_transient(exc):
+                raise
+            self._quarantine(f"{type(exc).__name__} on recovery", [])
 
     # ------------------------------------------------------------- one batch
     def process(self, batch: list[Message]) -> None:
@@ -168,15 +193,9 @@ class LiveConsumer:
         self.metrics.events_in.inc(len(batch))
         events: list[Event] = []
         for msg in batch:
-            try:
-                record = json.loads(msg.payload)
-                if not isinstance(record, dict):
-                    raise ValueError("not a JSON object")
-                events.append(validate_event(record))
-            except InvalidEvent as exc:
-                self._reject(msg, exc.reason_code, str(exc))
-            except ValueError as exc:
-                self._reject(msg, "payload:invalid_json", f"payload: not a JSON event object ({exc})")
+            event = self._parse(msg)
+            if event is not None:
+                events.append(event)
         fresh = self.ledger.unseen(e.event_id for e in events)
         unique: dict[str, Event] = {}
         for ev in events:
@@ -187,10 +206,7 @@ class LiveConsumer:
                 self.metrics.duplicates.inc()
         new_events = sorted(unique.values(), key=lambda e: (e.ts_ms, e.event_id))
         for step in event_time_steps(new_events, int(self.settings.consumer.max_batch_span_s * 1000)):
-            self._record(step)
-            self._apply()
-            self._score_pending()
-            self.stats.applied += len(step)
+            self._process_step(step)
         self.decisions.flush()
         self.dead_letter.flush()
         per_event = (time.perf_counter() - received) * 1000
@@ -198,12 +214,97 @@ class LiveConsumer:
         for _ in batch:
             self.metrics.latency.observe(per_event / 1000)
 
-    def _reject(self, msg: Message, code: str, reason: str) -> None:
+    def _parse(self, msg: Message) -> Event | None:
+        """The event in ``msg``, or None after dead-lettering it: too large, not UTF-8, not a JSON object
+        (broken, hostile or too deep), against the event contract, or stamped in the future."""
+        cfg = self.settings.consumer
+        payload = msg.payload
+        size = len(payload) if isinstance(payload, bytes) else len(payload.encode("utf-8", errors="replace"))
+        if size > cfg.max_event_bytes:
+            self._reject(msg, "payload:too_large", f"payload: {size:,} bytes, more than "
+                         f"consumer.max_event_bytes={cfg.max_event_bytes:,}")
+            return None
+        try:
+            text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
+        except UnicodeDecodeError as exc:
+            self._reject(msg, "payload:not_utf8", f"payload: not UTF-8 (byte {exc.start})")
+            return None
+        try:
+            record = json.loads(text)
+        except RecursionError:
+            self._reject(msg, "payload:too_deep", "payload: JSON nested too deeply")
+            return None
+        except ValueError as exc:
+            self._reject(msg, "payload:invalid_json", f"payload: not a JSON event object ({exc.__class__.__name__})")
+            return None
+        if not isinstance(record, dict):
+            self._reject(msg, "payload:invalid_json", "payload: not a JSON event object (not an object)")
+            return None
+        try:
+            event = validate_event(record)
+        except InvalidEvent as exc:
+            self._reject(msg, exc.reason_code, mask_free_text(str(exc)), event_id=exc.event_id)
+            return None
+        if cfg.max_clock_skew_s is not None and event.ts_ms > now_ms() + cfg.max_clock_skew_s * 1000:
+            self._reject(msg, "ts:future", f"ts: more than consumer.max_clock_skew_s={cfg.max_clock_skew_s:g} s "
+                         "ahead of the wall clock", event_id=event.event_id)
+            return None
+        return event
+
+    def _reject(self, msg: Message, code: str, reason: str, *, event_id: str | None = None) -> None:
+        """Dead-letter one input: reason, position, event id and a redacted payload (identifiers as keyed
+        hashes, card numbers and emails masked, size capped; :mod:`fraudgraph.redaction`)."""
         self.stats.rejected += 1
         self.metrics.rejected.labels(reason=code).inc()
         log.info("rejected event at position %s: %s", msg.position, code)
         self.dead_letter.write({"reason_code": code, "reason": reason, "position": msg.position,
-                                "payload": msg.payload})
+                                "event_id": mask_free_text(event_id)[:200] if event_id else None,
+                                **redact_payload(msg.payload, self.hasher)})
+
+    def _process_step(self, step: list[Event]) -> None:
+        """Record, apply and score one step. A failure that is not transient (the store refused a value,
+        a scoring error) never stops the consumer: a step that failed before its journal was written is
+        split until the failing event is alone and dead-lettered; work already journaled is quarantined
+        (:meth:`_quarantine`). Transient failures (store unreachable, timeouts) propagate: the consumer
+        exits, and a restart resumes from the ledger without losing or repeating anything."""
+        try:
+            self._record(step)
+        except Exception as exc:  # noqa: BLE001 - any input-caused failure must not wedge the consumer
+            if is_transient(exc):
+                raise
+            if len(step) > 1:
+                half = len(step) // 2
+                self._process_step(step[:half])
+                self._process_step(step[half:])
+                return
+            ev = step[0]
+            self._reject(Message(event_json(ev), -1), "graph:refused", f"graph: {type(exc).__name__}",
+                         event_id=ev.event_id)
+            return
+        try:
+            self._apply()
+            self._score_pending()
+        except Exception as exc:  # noqa: BLE001
+            if is_transient(exc):
+                raise
+            self._quarantine(f"{type(exc).__name__}", [e.event_id for e in step])
+        self.stats.applied += len(step)
+
+    def _quarantine(self, error: str, event_ids: list[str]) -> None:
+        """Journaled writes or scores that fail again for a reason that is not transient: drop them from
+        the ledger's pending work and dead-letter a record naming the events (no payload: they were
+        valid, and their identifiers are only kept hashed), so the stream goes on."""
+        dirty, pending = self.ledger.dirty_links(), self.ledger.pending_customers()
+        scores = self.ledger.pending_scores()
+        self.ledger.applied([tuple(r[:3]) for r in dirty], list(pending))
+        self.ledger.scored([p[0] for p in scores])
+        self.stats.rejected += len(event_ids) or 1
+        self.metrics.rejected.labels(reason="quarantined").inc()
+        log.error("quarantined %d journaled link writes, %d customer updates and %d scores after %s",
+                  len(dirty), len(pending), len(scores), error)
+        self.dead_letter.write({"reason_code": "journal:quarantined", "reason": f"graph or scoring: {error}",
+                                "event_ids": event_ids[:1000], "links": len(dirty), "customers": len(pending),
+                                "scores": len(scores)})
 
     def _record(self, events: list[Event]) -> None:
         increments: dict[tuple[str, str, str], list] = {}

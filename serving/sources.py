@@ -29,7 +29,7 @@ log = logging.getLogger("fraudgraph.consumer.sources")
 
 @dataclass
 class Message:
-    payload: str
+    payload: str | bytes  # bytes as received where the source has them; the consumer decodes (UTF-8 only)
     position: int  # source-specific: line number for files
 
 
@@ -40,7 +40,7 @@ class FileSource:
         self.path = Path(path)
         self.name = source_name(str(self.path))
         self.follow = follow
-        self._fh: IO[str] = open(self.path, encoding="utf-8")
+        self._fh: IO[bytes] = open(self.path, "rb")  # bytes: a line that is not UTF-8 is a dead letter, not a crash
         self._line = 0
         while self._line < start and self._fh.readline():
             self._line += 1
@@ -52,7 +52,7 @@ class FileSource:
         while len(out) < max_records:
             pos = self._fh.tell()
             line = self._fh.readline()
-            if not line or not line.endswith("\n"):
+            if not line or not line.endswith(b"\n"):
                 if line:  # a partial line being written: read it again later
                     self._fh.seek(pos)
                 if not self.follow:
@@ -64,7 +64,7 @@ class FileSource:
                 continue
             self._line += 1
             if line.strip():
-                out.append(Message(line.rstrip("\n"), self._line))
+                out.append(Message(line.rstrip(b"\r\n"), self._line))
         return out
 
     def close(self) -> None:
@@ -79,10 +79,10 @@ class StdinSource(FileSource):
     def close(self) -> None:  # never close the process's standard input
         pass
 
-    def __init__(self, stream: IO[str] | None = None):
+    def __init__(self, stream: IO[bytes] | None = None):
         self.name = "stdin"
         self.follow = False
-        self._fh = stream or sys.stdin
+        self._fh = stream or sys.stdin.buffer
         self._line = 0
         self.exhausted = False
 
@@ -134,8 +134,7 @@ class KafkaSource(_IdleStop):
         for m in self._consumer.consume(num_messages=max_records, timeout=timeout_s):
             if m.error():
                 continue
-            out.append(KafkaMessage(m.value().decode("utf-8", errors="replace"), m.offset(), m.partition(),
-                                    m.topic()))
+            out.append(KafkaMessage(m.value() or b"", m.offset(), m.partition(), m.topic()))
         self._note_poll(bool(out))
         return out
 

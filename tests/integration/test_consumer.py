@@ -420,3 +420,108 @@ def test_sqs_server_restart_mid_stream_consumer_recovers(small_world, small_worl
     assert_graph_is_history_plus(uri, small_world, settings, live_events(small_world)[300:500])
     attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])
     assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
+
+
+# ------------------------------------------------------------------ hostile input
+RAW_CARD, RAW_EMAIL, RAW_IP = "4111111111111111", "jane.doe@example.com", "203.0.113.77"
+
+
+def hostile_inputs() -> list[bytes]:
+    """Inputs that used to stop the consumer for good or leak raw identifiers, one per line."""
+    ev = {"event_type": "login", "ts": "2026-01-02T00:00:00Z", "customer_id": "C000000001"}
+    return [
+        json.dumps({**ev, "event_id": "H-inf", "event_type": "signup", "lifetime_value": 1e999}).encode()
+        .replace(b"Infinity", b"1e999"),                                          # inf after parsing
+        b'{"event_id": "H-utf8", "customer_id": "\xff\xfe"}',                      # not UTF-8
+        b"[" * 100_000,                                                           # too large
+        b"[" * 30_000,                                                            # too deep
+        json.dumps({**ev, "event_id": "H-future", "ts": "9999-12-31T23:59:59Z"}).encode(),
+        json.dumps({**ev, "event_id": "H-card", "card_fingerprint": RAW_CARD, "ip": "999.1.1.1",
+                    "email": RAW_EMAIL}).encode(),                                 # rejected, carries PII
+        json.dumps({"event_id": "H-text", "event_type": "block", "ts": "2026-01-02T00:00:01Z",
+                    "customer_id": "C000000001", "ip": RAW_IP,
+                    "reason": f"card {RAW_CARD} mail {RAW_EMAIL}"}).encode(),       # valid: free text screened
+    ]
+
+
+def test_hostile_inputs_never_stop_the_consumer_and_no_raw_pii_leaves(small_world, small_world_graph, model_dir,
+                                                                       settings, tmp_path, caplog):
+    uri, _ = small_world_graph
+    valid = [line.encode() for line in live_events(small_world)[:200]]
+    stream = valid[:100] + hostile_inputs() + valid[100:]
+    src = tmp_path / "live.jsonl"
+    src.write_bytes(b"\n".join(stream) + b"\n")
+    with caplog.at_level("DEBUG"):
+        stats = run_consumer(uri, model_dir, settings, src, tmp_path / "ledger.db", tmp_path)
+    dead = read_jsonl(tmp_path / "dead.jsonl")
+    assert [d["reason_code"] for d in dead] == ["lifetime_value:invalid", "payload:not_utf8", "payload:too_large",
+                                                "payload:too_deep", "ts:future", "ip:invalid"]
+    assert stats["rejected"] == 6 and stats["applied"] == 201  # the block with a screened reason applies
+    assert dead[2]["payload_bytes"] == 100_000 and dead[2]["truncated"] and len(dead[2]["payload"]) <= 8192
+    card = dead[5]
+    assert card["event_id"] == "H-card" and card["fields"][:2] == ["event_type", "ts"]
+    payload = json.loads(card["payload"])  # identifiers as keyed hashes, or redacted where they cannot be hashed
+    assert payload["email"].startswith("hash:") and payload["ip"] == payload["card_fingerprint"] == "[redacted]"
+    with open_graph(uri, settings) as store:
+        props = store.customer("C000000001")
+    assert props["block_reason"] == "card [card] mail [email]"
+
+    # a restart over the same source changes nothing
+    again = run_consumer(uri, model_dir, settings, src, tmp_path / "ledger.db", tmp_path)
+    assert again["events_in"] == 0 and len(read_jsonl(tmp_path / "dead.jsonl")) == 6
+
+    # no raw value it sent is anywhere: graph, ledger, dead letters, decisions, logs
+    outputs = [tmp_path / "dead.jsonl", tmp_path / "decisions.jsonl", tmp_path / "ledger.db",
+               tmp_path / "small-world.db"]
+    blobs = b"".join(p.read_bytes() for p in outputs if p.exists()) + caplog.text.encode()
+    for raw in (RAW_CARD, RAW_EMAIL, RAW_IP):
+        assert raw.encode() not in blobs, raw
+
+
+@pytest.mark.slow
+def test_fuzzed_streams_are_applied_or_dead_lettered_exactly_once(small_world, small_world_graph, model_dir,
+                                                                  settings, tmp_path_factory):
+    """Hypothesis mixes valid events with arbitrary bytes, hostile JSON and contract-breaking values."""
+    from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+    uri, _ = small_world_graph
+    valid = [line.encode() for line in live_events(small_world)[:400]]
+    json_values = st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20),
+                               lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                           max_size=4), max_leaves=20)
+    contract_breaking = st.fixed_dictionaries({
+        "event_id": st.text(max_size=300), "event_type": st.sampled_from(["login", "signup", "payment", "nope"]),
+        "ts": st.one_of(st.text(max_size=30), st.integers(), st.floats()), "customer_id": st.text(max_size=250),
+    }, optional={"ip": st.text(max_size=50), "amount": st.floats(), "lifetime_value": st.floats(),
+                 "email": st.text(max_size=400), "reason": st.text(max_size=300)})
+    hostile = st.one_of(st.binary(min_size=1, max_size=200).filter(lambda b: b"\n" not in b and b.strip()),
+                        json_values.map(lambda v: json.dumps(v).encode()),
+                        contract_breaking.map(lambda v: json.dumps(v).encode()))
+    totals = {"runs": 0, "inputs": 0, "applied": 0, "dead": 0}
+
+    @hsettings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(st.lists(hostile, min_size=15, max_size=60), st.integers(0, 300))
+    def run(bad, at):
+        out = tmp_path_factory.mktemp("fuzz")
+        db = out / "graph.db"
+        db.write_bytes(open(uri[len("sqlite:///"):], "rb").read())
+        stream = valid[:at] + bad + valid[at:at + 100]
+        src = out / "live.jsonl"
+        src.write_bytes(b"\n".join(stream) + b"\n")
+        stats = run_consumer(f"sqlite:///{db}", model_dir, settings, src, out / "ledger.db", out)
+        dead = read_jsonl(out / "dead.jsonl")
+        lines = [line for line in src.read_bytes().split(b"\n") if line.strip()]
+        assert stats["events_in"] == len(lines)
+        assert stats["applied"] + stats["rejected"] + stats["duplicates"] == len(lines)
+        assert len(dead) == stats["rejected"]
+        assert len({d["position"] for d in dead}) == len(dead)  # each input dead-lettered at most once
+        again = run_consumer(f"sqlite:///{db}", model_dir, settings, src, out / "ledger.db", out)
+        assert again["events_in"] == 0 and len(read_jsonl(out / "dead.jsonl")) == len(dead)
+        totals["runs"] += 1
+        totals["inputs"] += len(lines)
+        totals["applied"] += stats["applied"]
+        totals["dead"] += stats["rejected"]
+
+    run()
+    print(f"fuzz: {totals}")
+    assert totals["dead"] > 0 and totals["applied"] > 0

@@ -74,7 +74,8 @@ def test_rejects_are_counted_and_written_with_reasons(etl_run):
     for i, (_, reason) in enumerate(BAD_ROWS):
         assert by_id[f"BAD-{i}"].startswith(reason)
     card_reject = next(r for r in rows if r["event_id"] == "BAD-2")
-    assert "4111" in card_reject["record"]  # kept whole in the dead letter, never in the graph
+    assert "4111" not in card_reject["record"]  # the dead letter is redacted too
+    assert json.loads(card_reject["record"])["event_id"] == "BAD-2"
     assert summary["events_valid"] == summary["rows_read"]["events"] - len(BAD_ROWS)
 
 
