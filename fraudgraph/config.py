@@ -272,7 +272,7 @@ class OnlineSettings(_Section):
 
 
 class ConsumerSettings(_Section):
-    ledger: str = "consumer-ledger.db"
+    ledger: str | None = None
     dead_letter: str = "consumer-rejects.jsonl"
     max_batch: int = Field(1000, ge=1)
     poll_timeout_s: float = Field(0.5, gt=0)

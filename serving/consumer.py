@@ -160,6 +160,7 @@ class LiveConsumer:
         if install_signals:
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
+        self.ledger.bind(self.store.graph_id, self.store.uri)  # a ledger belongs to one graph
         self.recover()
         cfg = self.settings.consumer
         while not self._stop:

@@ -33,7 +33,25 @@ CREATE TABLE IF NOT EXISTS pending_customer (customer_id TEXT PRIMARY KEY, props
 CREATE TABLE IF NOT EXISTS pending_score (
     customer_id TEXT PRIMARY KEY, event_id TEXT NOT NULL, event_type TEXT NOT NULL, ts INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS offsets (source TEXT PRIMARY KEY, position INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
+
+
+def ledger_path_for(store, configured: str | None) -> Path:
+    """Where a consumer's ledger lives: ``configured`` when set, else beside a SQLite graph's file; a
+    Gremlin graph has no file to sit beside, so it needs ``consumer.ledger`` (never the working
+    directory by default)."""
+    if configured:
+        return Path(configured)
+    path = getattr(store, "path", None)
+    if path is None:
+        raise LedgerMismatch(f"graph {store.uri} (id {store.graph_id}) keeps no file to put the consumer's ledger "
+                             "beside: set consumer.ledger or pass --ledger")
+    return Path(f"{path}.consumer-ledger.db")
+
+
+class LedgerMismatch(ValueError):
+    """The ledger journals another graph: using it would take that graph's events as already seen."""
 
 
 def merge_customer_props(old: dict, new: dict) -> dict:
@@ -63,6 +81,17 @@ class Ledger:
 
     def close(self) -> None:
         self._db.close()
+
+    def bind(self, graph_id: str, graph_uri: str) -> None:
+        """Bind a new ledger to the graph it journals for; refuse (:class:`LedgerMismatch`) a ledger bound
+        to another graph. A ledger from before binding existed is bound to the first graph it meets."""
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO ledger_meta (key, value) VALUES ('graph_id', ?)", (graph_id,))
+            self._db.execute("INSERT OR IGNORE INTO ledger_meta (key, value) VALUES ('graph_uri', ?)", (graph_uri,))
+            bound = dict(self._db.execute("SELECT key, value FROM ledger_meta").fetchall())
+        if bound["graph_id"] != graph_id:
+            raise LedgerMismatch(f"ledger {self.path} journals graph {bound['graph_id']} ({bound['graph_uri']}), "
+                                 f"not graph {graph_id} ({graph_uri}): give this graph its own ledger (--ledger)")
 
     # ----------------------------------------------------------------- reads
     def unseen(self, event_ids: Iterable[str]) -> set[str]:

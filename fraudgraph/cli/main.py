@@ -336,7 +336,7 @@ def consume(app: AppContext, source: str, graph_uri: str | None, model_dir: str,
             dead_letter: str | None, ledger: str | None, follow: bool, until_idle: float | None) -> None:
     """Live consumer: events into the graph, scored and decided as they arrive."""
     from serving.consumer import LiveConsumer
-    from serving.ledger import Ledger
+    from serving.ledger import Ledger, LedgerMismatch, ledger_path_for
     from serving.sources import dead_letter_for, open_sink, open_source, source_name
 
     from fraudgraph.graph import open_graph
@@ -344,9 +344,13 @@ def consume(app: AppContext, source: str, graph_uri: str | None, model_dir: str,
     from fraudgraph.ml.artifact import ModelArtifact
 
     cfg = app.settings.consumer
-    led = Ledger(ledger or cfg.ledger)
     artifact = ModelArtifact.load(model_dir)
     with open_graph(graph_uri, app.settings) as store:
+        try:
+            led = Ledger(ledger_path_for(store, ledger or cfg.ledger))
+            led.bind(store.graph_id, store.uri)
+        except LedgerMismatch as exc:
+            fail(str(exc))
         start = 0 if source.startswith(("kafka://", "http://", "https://")) else led.offset(source_name(source))
         src = open_source(source, start=start, follow=follow, idle_stop_s=until_idle, retry_s=cfg.broker_retry_s)
         consumer = LiveConsumer(store, OnlineScorer(store, artifact, app.settings), app.settings, led,

@@ -234,6 +234,12 @@ class IdentityGraph(abc.ABC):
     uri: str
     keeps_summaries: bool = False  # materialised link summaries that bulk loads refresh (refresh_summaries)
 
+    @property
+    @abc.abstractmethod
+    def graph_id(self) -> str:
+        """An id this graph keeps from its creation: what a consumer's ledger is bound to (a restore or a
+        second environment is another graph)."""
+
     # --- writes -------------------------------------------------------------
     @abc.abstractmethod
     def upsert_customers(self, customers: Sequence[CustomerUpsert], *, summaries: bool = True) -> int:

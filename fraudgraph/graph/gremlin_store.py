@@ -49,6 +49,8 @@ import pandas as pd
 
 from ..schema import COUNT_PROPERTY_BY_TYPE, CUSTOMER, EDGE_LABEL_BY_KIND, KIND_BY_EDGE_LABEL
 from ..timeutil import as_of_or_end
+
+GRAPH_META_LABEL, GRAPH_META_ID = "graph_meta", "fraudgraph:graph_meta"
 from .base import (
     IDENTIFIER_STATS_COLUMNS,
     LINK_FRAME_COLUMNS,
@@ -514,6 +516,26 @@ class GremlinIdentityGraph(IdentityGraph):
                                      [str(c)[len(_CUSTOMER_PREFIX):] for c in r["customers"]])
         return out
 
+    @property
+    def graph_id(self) -> str:
+        """This graph's identity, kept on one ``graph_meta`` vertex (made by the first process that asks)."""
+        import uuid
+
+        from gremlin_python.process.traversal import Cardinality, T
+
+        def read(g):
+            return g.V(GRAPH_META_ID).values("graph_id").to_list()
+
+        found = self._run("graph id", read)
+        if not found:
+            try:
+                self._run("graph id", lambda g: g.add_v(GRAPH_META_LABEL).property(T.id, GRAPH_META_ID)
+                          .property(Cardinality.single, "graph_id", uuid.uuid4().hex).iterate())
+            except Exception:  # noqa: BLE001 - another process made it first: read theirs
+                pass
+            found = self._run("graph id", read)
+        return str(found[0])
+
     def stats(self) -> dict[str, dict[str, int]]:
         from gremlin_python.process.graph_traversal import __
 
@@ -523,7 +545,8 @@ class GremlinIdentityGraph(IdentityGraph):
         vertices, edges = self._run("stats", count)
         stats = empty_stats()
         for label, n in vertices.items():
-            stats["vertices"][label] = int(n)
+            if label != GRAPH_META_LABEL:
+                stats["vertices"][label] = int(n)
         for label, n in edges.items():
             stats["edges"][label] = int(n)
         return stats

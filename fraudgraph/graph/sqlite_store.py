@@ -41,6 +41,7 @@ from .base import (
 log = logging.getLogger(__name__)
 
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS graph_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS customer (
     id    TEXT PRIMARY KEY,
     props TEXT NOT NULL DEFAULT '{}'
@@ -333,6 +334,17 @@ class SqliteIdentityGraph(IdentityGraph):
                 SharedIdentifier(kind, h, kept[(kind, h)][0], tuple([c for c in first[(kind, h)] if c != cid][:cap]),
                                  _link_props(*props)) for kind, h, *props in links))
         return out
+
+    @property
+    def graph_id(self) -> str:
+        """This graph's identity: made once, when the file is first opened, and kept in it."""
+        import uuid
+
+        with self._lock:
+            with self._write():
+                self._db.execute("INSERT OR IGNORE INTO graph_meta (key, value) VALUES ('graph_id', ?)",
+                                 (uuid.uuid4().hex,))
+            return self._db.execute("SELECT value FROM graph_meta WHERE key = 'graph_id'").fetchone()[0]
 
     def stats(self) -> dict[str, dict[str, int]]:
         stats = empty_stats()

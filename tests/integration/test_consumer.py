@@ -525,3 +525,33 @@ def test_fuzzed_streams_are_applied_or_dead_lettered_exactly_once(small_world, s
     run()
     print(f"fuzz: {totals}")
     assert totals["dead"] > 0 and totals["applied"] > 0
+
+
+def test_a_ledger_belongs_to_one_graph(small_world, model_dir, settings, tmp_path):
+    """A ledger journaled for one graph refuses another (it would swallow the stream as already seen);
+    by default the ledger lives beside its SQLite graph, never in the working directory."""
+    from click.testing import CliRunner
+
+    from fraudgraph.cli.main import cli
+
+    src = tmp_path / "live.jsonl"
+    src.write_text("\n".join(live_events(small_world)[:50]) + "\n")
+    graph_a, graph_b = tmp_path / "a" / "graph.db", tmp_path / "b" / "graph.db"
+    run = CliRunner()
+    args = ["consume", "--source", f"file://{src}", "--model", str(model_dir), "--decisions",
+            str(tmp_path / "decisions.jsonl"), "--dead-letter", str(tmp_path / "dead.jsonl")]
+    first = run.invoke(cli, [*args, "--graph", f"sqlite:///{graph_a}"])
+    assert first.exit_code == 0, first.output
+    assert (tmp_path / "a" / "graph.db.consumer-ledger.db").exists()
+    assert not (tmp_path / "consumer-ledger.db").exists() and not os.path.exists("consumer-ledger.db")
+
+    shared = ["--ledger", str(graph_a) + ".consumer-ledger.db"]
+    refused = run.invoke(cli, [*args, "--graph", f"sqlite:///{graph_b}", *shared])
+    assert refused.exit_code == 2
+    assert "journals graph" in refused.output and str(graph_b) in refused.output
+
+    # the other graph with its own (default) ledger takes every event
+    second = run.invoke(cli, [*args, "--graph", f"sqlite:///{graph_b}", "--json"])
+    assert second.exit_code == 0, second.output
+    with open_graph(f"sqlite:///{graph_b}", settings) as store:
+        assert store.stats()["vertices"]["customer"] > 0

@@ -219,3 +219,15 @@ def test_combined_scoring_reads_equal_the_separate_ones(store, as_of):
     pd.testing.assert_frame_equal(got_customers, store.customers_of(members, ["signup_ts", "lifetime_value"]))
     pd.testing.assert_frame_equal(got_summary, store.link_summary(linked, as_of))
     assert list(got_customers["customer_id"]) == ["c000", "c003", "c017"]
+
+
+def test_the_graph_keeps_one_id(store, settings):
+    """What a consumer's ledger is bound to: made once, the same for every connection that opens the
+    graph, and not an element any read or count sees."""
+    from fraudgraph.graph import open_graph
+
+    graph_id = store.graph_id
+    assert graph_id and store.graph_id == graph_id
+    with open_graph(store.uri, settings) as again:
+        assert again.graph_id == graph_id
+    assert set(store.stats()["vertices"]) <= {"customer", "device", "ip", "email", "card"}
