@@ -287,15 +287,26 @@ class ConsumerSettings(_Section):
         "signup", "login_new_identifier", "add_card", "change_email", "payment"]
 
 
-Scope = Literal["read", "score", "review"]
+Scope = Literal["read", "score", "review", "override"]
+
+
+class TokenSpec(_Section):
+    """A named API token: the name is what logs and the review log record (never the token)."""
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
+    scopes: list[Scope]
 
 
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
-    # bearer token -> scopes; production reads them from tokens_file (YAML or JSON, same shape)
-    tokens: dict[str, list[Scope]] = {}
+    # bearer token -> {name, scopes} (or a bare list of scopes: named token-<hash prefix>); production
+    # reads them from tokens_file (YAML or JSON, same shape)
+    tokens: dict[str, TokenSpec | list[Scope]] = {}
     tokens_file: str | None = None
+    # append-only log of review outcomes (SQLite); null: beside a SQLite graph (GRAPH.reviews.db)
+    review_log: str | None = None
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    docs: bool = False             # Swagger UI and ReDoc (they load assets from a CDN); /openapi.json always
     max_score_ids: int = Field(500, ge=1)
     max_neighbourhood_limit: int = Field(500, ge=1)
     review_page_max: int = Field(200, ge=1)

@@ -13,7 +13,13 @@ import pytest
 
 from fraudgraph.identity import IdentifierHasher
 
-TOKENS = {"reader": ["read"], "scorer": ["score"], "analyst": ["read", "review"], "all": ["read", "score", "review"]}
+TOKENS = {"reader": ["read"], "scorer": ["score"], "analyst": {"name": "alice", "scopes": ["read", "review"]},
+          "all": {"name": "lead", "scopes": ["read", "score", "review", "override"]}}
+
+
+def scopes_of(token):
+    spec = TOKENS[token]
+    return spec["scopes"] if isinstance(spec, dict) else spec
 RAW_EMAIL_FIELD = "email"
 
 
@@ -67,7 +73,8 @@ def api(request, flagging_model, settings, tmp_path_factory):
     store.upsert_customers(customers)
     store.upsert_links(links)
     run_labels(store, as_of, tmp / "labels", settings)
-    api_settings = settings.model_copy(update={"api": settings.api.model_copy(update={"tokens": TOKENS})})
+    api_settings = settings.model_copy(update={"api": type(settings.api).model_validate(
+        {**settings.api.model_dump(), "tokens": TOKENS, "review_log": str(tmp / "reviews.db")})})
     app = create_app(store, OnlineScorer(store, ModelArtifact.load(model_dir), api_settings), api_settings)
     port = free_port()
     server, thread = _start_uvicorn(app, port)
@@ -84,8 +91,11 @@ def bearer(token):
 def test_health_ready_metrics_need_no_token(api):
     base, *_ = api
     assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
-    ready = httpx.get(f"{base}/readyz").json()
-    assert ready["status"] == "ready" and ready["model_version"]
+    ready = httpx.get(f"{base}/readyz")
+    assert ready.json() == {"status": "ready", "components": {"graph": "ok", "model": "ok", "review_log": "ok"}}
+    assert ready.headers["x-content-type-options"] == "nosniff" and "frame-ancestors 'none'" in \
+        ready.headers["content-security-policy"]
+    assert httpx.get(f"{base}/docs").status_code == 404  # Swagger UI (CDN assets) is off by default
     httpx.get(f"{base}/v1/customers/x", headers=bearer("reader"))
     metrics = httpx.get(f"{base}/metrics").text
     assert 'fraudgraph_api_requests_total{route="/v1/customers/{customer_id}",status="404"}' in metrics
@@ -109,9 +119,12 @@ def test_auth_matrix(api, method, path, body, scope):
         assert r.status_code == want
         assert r.json()["error"]["code"] == "unauthorized"
         assert r.headers["www-authenticate"] == "Bearer"
-    for token, scopes in TOKENS.items():
+    for token in TOKENS:
+        scopes = scopes_of(token)
         r = httpx.request(method, url, json=payload, headers=bearer(token))
-        if scope in scopes:
+        if scope in scopes and path == "/v1/reviews/{cid}" and "override" not in scopes:
+            assert r.status_code == 409 and r.json()["error"]["code"] == "not_in_queue"  # not in the queue
+        elif scope in scopes:
             assert r.status_code == 200, r.text
         else:
             assert r.status_code == 403
@@ -250,6 +263,67 @@ def test_review_queue_outcome_and_labels(api, settings, tmp_path):
     run_labels(store, now_ms, tmp_path / "labels", settings)
     props = store.customer(target)
     assert props["clean_label"] == outcome and props["label_source"] == "analyst"
+
+
+def test_reviews_are_attributable_and_bounded_to_the_queue(api, settings, caplog):
+    """Every outcome names its actor (the token's name, never the token) in an append-only log; outside
+    the open queue only a token with the override scope may record one."""
+    base, store, ref, _ = api
+    customers = ref["customers"]
+    valuable = list(customers.loc[pd.to_numeric(customers["lifetime_value"]) >= settings.rules.value_cut,
+                                  "customer_id"].iloc[40:42])
+    httpx.post(f"{base}/v1/score", json={"customer_ids": valuable}, headers=bearer("all"))
+    queued, outsider = valuable[0], list(customers["customer_id"].iloc[60:61])[0]
+    store.set_customer_properties({outsider: {"decision": "block"}})
+    caplog.set_level(logging.INFO, logger="fraudgraph.api.reviews")
+    assert httpx.post(f"{base}/v1/reviews/{queued}", json={"outcome": "fraud", "note": "card 4111 1111 1111 1111"},
+                      headers=bearer("analyst")).status_code == 200
+    refused = httpx.post(f"{base}/v1/reviews/{outsider}", json={"outcome": "legit"}, headers=bearer("analyst"))
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "not_in_queue"
+    # a closed case is outside the queue too; the lead's override records it
+    assert httpx.post(f"{base}/v1/reviews/{queued}", json={"outcome": "legit"},
+                      headers=bearer("analyst")).status_code == 409
+    assert httpx.post(f"{base}/v1/reviews/{queued}", json={"outcome": "legit"},
+                      headers=bearer("all")).status_code == 200
+    history = httpx.get(f"{base}/v1/reviews/{queued}/history", headers=bearer("analyst")).json()["entries"]
+    assert [(e["outcome"], e["actor"], e["override"], e["previous_decision"]) for e in history] == [
+        ("fraud", "alice", False, "review"), ("legit", "lead", True, "review")]
+    assert history[1]["previous_outcome"] == "fraud" and history[0]["note"] == "card [card]"
+    assert httpx.get(f"{base}/v1/reviews/{outsider}/history", headers=bearer("analyst")).json()["entries"] == []
+    assert httpx.get(f"{base}/v1/reviews/{queued}/history", headers=bearer("reader")).status_code == 403
+    assert f"review outcome fraud for customer {queued} by alice" in caplog.text
+    assert "analyst" not in caplog.text and "Bearer" not in caplog.text  # the actor's name, never its token
+    assert store.customer(queued)["review_actor"] == "lead"
+
+
+def test_auth_comes_before_the_body_and_bodies_are_bounded(api):
+    """A request without a valid token is refused from its headers (401, nothing of the body read); a
+    body above api.max_body_bytes gets 413; hostile JSON gets 401 without a token."""
+    import socket
+    from urllib.parse import urlparse
+
+    base, *_ = api
+    url = urlparse(base)
+    big = 31 * 1024 * 1024
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(f"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {big}\r\n\r\n".encode())
+        sock.sendall(b"[" * 65536)  # a first slice of the body; the answer comes without the rest
+        answer = sock.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 401") and "unauthorized" in answer
+    nested = httpx.post(f"{base}/v1/score", content=b"[" * 100_000, headers={"Content-Type": "application/json"})
+    assert nested.status_code == 401
+    too_big = httpx.post(f"{base}/v1/score", content=b" " * (2 * 1024 * 1024),
+                         headers={**bearer("scorer"), "Content-Type": "application/json"})
+    assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "too_large"
+
+    def chunks():
+        for _ in range(40):
+            yield b" " * 65536
+
+    chunked = httpx.post(f"{base}/v1/score", content=chunks(), headers={**bearer("scorer"),
+                                                                        "Content-Type": "application/json"})
+    assert chunked.status_code == 413
 
 
 def test_openapi_fuzzing_finds_no_server_error_or_schema_break(api):

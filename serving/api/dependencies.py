@@ -1,0 +1,58 @@
+"""Shared pieces every router takes as FastAPI dependencies: the services, the caller, a customer."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Depends, Request
+
+from fraudgraph.config import Settings
+from fraudgraph.graph import IdentityGraph
+from fraudgraph.identity import IdentifierHasher
+from fraudgraph.scoring.online import OnlineScorer
+from serving.review_log import ReviewLog
+
+from .errors import ApiError
+from .security import Principal
+
+
+@dataclass
+class Services:
+    """What the routers work with; made once by :func:`serving.api.app.create_app`."""
+
+    store: IdentityGraph
+    scorer: OnlineScorer
+    settings: Settings
+    hasher: IdentifierHasher
+    review_log: ReviewLog
+    scoring_slots: threading.BoundedSemaphore
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def caller(request: Request) -> Principal:
+    """The caller the guard middleware authenticated (every ``/v1`` route has one)."""
+    principal = getattr(request.state, "principal", None)
+    if principal is None:  # a /v1 route the middleware did not guard: refuse rather than serve
+        raise ApiError(401, "unauthorized", "a bearer token is required", {"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+def require(scope: str):
+    """A dependency that refuses (403) a caller whose token lacks ``scope``; returns the caller."""
+    def check(principal: Principal = Depends(caller)) -> Principal:
+        if scope not in principal.scopes:
+            raise ApiError(403, "forbidden", f"the token lacks the {scope!r} scope")
+        return principal
+    return Depends(check)
+
+
+def customer_or_404(customer_id: str, svc: Services = Depends(services)) -> dict[str, Any]:
+    props = svc.store.customer(customer_id)
+    if props is None:
+        raise ApiError(404, "not_found", f"customer {customer_id!r} is not in the graph")
+    return props

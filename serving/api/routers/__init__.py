@@ -1,0 +1,1 @@
+"""One router per resource: ops (health, readiness, metrics, console), customers, scoring, reviews."""

@@ -1,0 +1,33 @@
+"""Online scoring through the consumer's code path (``score`` scope)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from fraudgraph.scoring.rules import decision_properties
+from fraudgraph.timeutil import now_ms
+
+from ..dependencies import Services, require, services
+from ..errors import ERRORS, ApiError
+from ..schemas import ScoreOut, ScoreRequest, ScoreResponse
+
+router = APIRouter(prefix="/v1", tags=["scoring"], dependencies=[require("score")])
+
+
+@router.post("/score", response_model=ScoreResponse, responses={**ERRORS})
+def score(body: ScoreRequest, svc: Services = Depends(services)):
+    """Score and decide customers now, online, through the consumer's code path (one subgraph)."""
+    cfg = svc.settings.api
+    ids = list(dict.fromkeys(body.customer_ids))
+    if len(ids) > cfg.max_score_ids:
+        raise ApiError(422, "invalid_request", f"customer_ids: at most {cfg.max_score_ids} per request")
+    as_of = now_ms()
+    with svc.scoring_slots:  # CPU-bound: more at once than cores only thrashes
+        results = svc.scorer.score_many(ids, as_of)
+    out = [ScoreOut(customer_id=c, score=r.score, decision=r.decision.decision,
+                    reason_codes=list(r.decision.reason_codes), reasons=list(r.decision.reasons),
+                    model_version=r.model_version, as_of=r.as_of_ms) for c, r in results.items()]
+    if cfg.write_scores and results:
+        svc.store.set_customer_properties({r.customer_id: decision_properties(
+            r.score, r.decision, r.reason_codes, r.model_version, r.as_of) for r in out})
+    return ScoreResponse(results=out, not_found=[c for c in ids if c not in results])
