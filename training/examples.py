@@ -111,7 +111,7 @@ def build_examples(points: pd.DataFrame, customers: pd.DataFrame, links_at, test
     frame = deployment_labels(frame, test_labels, blocked, pts.groupby("customer_id")["ts"].max(), as_of_ms, window)
     counts["deploy"] = {"fraud_customers": int(frame.loc[frame["y_deploy"] == 1, "customer_id"].nunique()),
                         "legit_customers": int(frame.loc[frame["y_deploy"] == 0, "customer_id"].nunique()),
-                        "holdout_legit_customers": int(frame.loc[frame["deploy_holdout"], "customer_id"].nunique()),
+                        "validation_customers_held_out": int(frame.loc[frame["deploy_holdout"], "customer_id"].nunique()),
                         "decision_points": int((frame["y_deploy"] >= 0).sum())}
     return DecisionExamples(frame.reset_index(drop=True), t1, t2, as_of_ms, counts)
 
@@ -123,9 +123,10 @@ def deployment_labels(frame: pd.DataFrame, labels_now: pd.DataFrame, blocked: pd
     decision point when a heuristic made it fraud).
 
     Adds ``y_deploy`` (1 / 0 / -1), ``deploy_weight`` (``1 / labelled points`` of the customer, every
-    customer weighs the same) and ``deploy_holdout``: the validation split's legitimate points whose
-    customer is still legitimate at as-of. Those customers are left out of the refit (``y_deploy`` -1), so
-    the refit's false-flag rate can be read on customers it never trained on.
+    customer weighs the same) and ``deploy_holdout``: the validation split's labelled points. Every
+    customer with a validation point is left out of the refit (``y_deploy`` -1 at all its points), so the
+    refit's threshold is chosen on validation customers it never trained on, exactly as the validated
+    model's is.
     """
     cid = frame["customer_id"].astype(str)
     label = cid.map(labels_now.set_index(labels_now["customer_id"].astype(str))["label"])
@@ -133,9 +134,9 @@ def deployment_labels(frame: pd.DataFrame, labels_now: pd.DataFrame, blocked: pd
     anchor = block.where(block <= as_of_ms).fillna(cid.map(last_point.set_axis(last_point.index.astype(str))))
     in_window = frame["ts"].to_numpy() >= (anchor.to_numpy() - window_ms)
     y = np.where(label == LEGIT, 0, np.where((label == FRAUD) & in_window, 1, -1))
-    holdout_rows = (frame["split"] == "val").to_numpy() & (frame["y"] == 0).to_numpy() & (y == 0)
-    held_out = cid.isin(set(cid[holdout_rows])).to_numpy()
-    frame = frame.assign(y_deploy=np.where(held_out, -1, y), deploy_holdout=holdout_rows)
+    in_val = (frame["split"] == "val").to_numpy()
+    held_out = cid.isin(set(cid[in_val])).to_numpy()
+    frame = frame.assign(y_deploy=np.where(held_out, -1, y), deploy_holdout=in_val & (frame["y"] >= 0).to_numpy())
     n = frame.loc[frame["y_deploy"] >= 0].groupby("customer_id")["ts"].transform("size")
     frame["deploy_weight"] = 0.0
     frame.loc[frame["y_deploy"] >= 0, "deploy_weight"] = 1.0 / n

@@ -316,8 +316,7 @@ def run_training(settings: Settings, snapshot_dir: str | Path, labels_dir: str |
     deployed, deployed_threshold = models["rgcn_edge"], threshold
     if cfg.refit_on_all_labels:
         deployed, deployed_threshold, metrics["deployed"] = refit_for_deployment(
-            tensors, scaler, frame, target, cfg, fits["rgcn_edge"]["best_epoch"] + 1,
-            scores["rgcn_edge"], threshold)
+            tensors, scaler, frame, target, cfg, fits["rgcn_edge"]["best_epoch"] + 1)
         metrics["threshold"] = round(deployed_threshold, 6)
     metrics["validated_threshold"] = round(threshold, 6)
     metrics["wall_s"] = round(time.monotonic() - started, 2)
@@ -333,15 +332,13 @@ def run_training(settings: Settings, snapshot_dir: str | Path, labels_dir: str |
 
 
 def refit_for_deployment(tensors: IdentityGraphTensors, scaler: FeatureScaler, frame: pd.DataFrame,
-                         target: np.ndarray, cfg: TrainingSettings, epochs: int, validated_scores: np.ndarray,
-                         validated_threshold: float) -> tuple[Any, float, dict[str, Any]]:
+                         target: np.ndarray, cfg: TrainingSettings, epochs: int) -> tuple[Any, float, dict[str, Any]]:
     """The model the consumer deploys: ``rgcn_edge`` refit on every decision point up to as-of, labelled
     with what is known at as-of (``y_deploy`` of :func:`training.examples.deployment_labels`), for the
-    ``epochs`` early stopping chose on validation.
+    ``epochs`` early stopping chose on validation, leaving out every validation customer.
 
-    Its threshold keeps the validated model's false-flag rate: the share of held-out legitimate
-    validation customers (``deploy_holdout``, never trained on by the refit) that the validated model
-    flags at ``validated_threshold``; the refit flags at most that share of the same customers.
+    Its threshold is chosen exactly as the validated model's: on the validation customers (labels known
+    at the validation split's end), which the refit never trained on, for ``training.target_precision``.
     Returns ``(model, threshold, figures)``.
     """
     y_rows = frame["y_deploy"].to_numpy()
@@ -349,38 +346,20 @@ def refit_for_deployment(tensors: IdentityGraphTensors, scaler: FeatureScaler, f
     y_nodes[target] = y_rows
     labelled = y_rows >= 0
     holdout = frame["deploy_holdout"].to_numpy()
+    fraud_customers = int(frame.loc[y_rows == 1, "customer_id"].nunique())
     log.info("refitting rgcn_edge for deployment on %d decision points (%d fraud customers), %d epochs",
-             int(labelled.sum()), frame.loc[y_rows == 1, "customer_id"].nunique(), epochs)
+             int(labelled.sum()), fraud_customers, epochs)
     model, fit = fit_gnn(tensors, scaler, y_nodes, Split(target[labelled], target[holdout],
                                                          frame.loc[labelled, "deploy_weight"].to_numpy(np.float32)),
                          cfg, True, epochs=epochs)
     held = frame.loc[holdout]
-    zeros = np.zeros(int(holdout.sum()), dtype=int)
-    before = customer_units(held, validated_scores[holdout], zeros)
-    after = customer_units(held, gnn_scores(model, tensors, scaler, target[holdout], cfg), zeros)
-    w = before["population_weight"].to_numpy()
-    allowed = float(w[before["score"].to_numpy() >= validated_threshold].sum())
-    threshold = threshold_for_flagged_weight(after["score"].to_numpy(), after["population_weight"].to_numpy(),
-                                             allowed)
-    figures = {"epochs": epochs, "seconds_per_epoch": fit["seconds_per_epoch"],
-               "fraud_customers": int(frame.loc[y_rows == 1, "customer_id"].nunique()),
-               "decision_points": int(labelled.sum()), "holdout_legit_customers": int(len(before)),
-               "holdout_false_flag_share": round(allowed / max(float(w.sum()), 1e-9), 6),
-               "threshold": round(threshold, 6)}
+    units = customer_units(held, gnn_scores(model, tensors, scaler, target[holdout], cfg), held["y"].to_numpy())
+    threshold = threshold_for_precision(units["outcome"], units["score"], cfg.target_precision,
+                                        sample_weight=units["population_weight"])
+    figures = {"epochs": epochs, "seconds_per_epoch": fit["seconds_per_epoch"], "fraud_customers": fraud_customers,
+               "decision_points": int(labelled.sum()), "validation_customers": int(len(units)),
+               "validation": judge(units, threshold), "threshold": round(threshold, 6)}
     return model, threshold, figures
-
-
-def threshold_for_flagged_weight(scores: np.ndarray, weight: np.ndarray, allowed: float) -> float:
-    """The lowest threshold at which the customers flagged (``score >= threshold``) weigh at most
-    ``allowed``; just above the highest score when not even its customers fit."""
-    order = np.argsort(-scores, kind="stable")
-    s, cum = scores[order], np.cumsum(weight[order])
-    best = float(np.nextafter(s[0], np.inf)) if len(s) else 0.5
-    for value in np.unique(s)[::-1]:
-        if cum[np.searchsorted(-s, -value, side="right") - 1] > allowed + 1e-9:
-            break
-        best = float(value)
-    return min(best, 1.0)
 
 
 def refuse_when_too_few(examples: DecisionExamples, cfg: TrainingSettings) -> None:

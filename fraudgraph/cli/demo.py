@@ -243,11 +243,14 @@ def threshold_lines(m: dict[str, Any]) -> list[str]:
     d = m.get("deployed")
     if not d:
         return [line + " The consumer deploys this model."]
+    at = d["validation"].get("at_threshold") or {}
+    pct = (lambda v: "-" if v is None else f"{v:.1%}")  # noqa: E731
     return [line + f" The consumer deploys `rgcn_edge` refit on every decision point up to as-of with the "
-            f"labels known then ({d['fraud_customers']} fraud customers, {d['epochs']} epochs as validation chose), "
-            f"at threshold {d['threshold']:.4f}: the validated model's false-flag share "
-            f"({d['holdout_false_flag_share']:.3%}) of {d['holdout_legit_customers']:,} legitimate validation "
-            "customers the refit never trained on."]
+            f"labels known then, validation customers left out ({d['fraud_customers']} fraud customers, "
+            f"{d['epochs']} epochs as validation chose), at threshold {d['threshold']:.4f}, chosen the same way on "
+            f"the {d['validation_customers']:,} validation customers it never trained on (there: precision "
+            f"{pct(at.get('precision'))}, recall {pct(at.get('recall'))}, PR-AUC "
+            f"{d['validation']['pr_auc'] or 0:.3f})."]
 
 
 def settings_test_days(metrics: dict[str, Any]) -> int:

@@ -134,7 +134,7 @@ def test_train_and_score_commands_on_a_generated_world(small_world, small_world_
     # the consumer deploys the refit on every label known at as-of, never fewer fraudsters than training saw
     deployed = metrics["deployed"]
     assert deployed["fraud_customers"] >= metrics["split"]["labels"]["train"]["fraud_customers"]
-    assert deployed["holdout_legit_customers"] > 0 and metrics["threshold"] == deployed["threshold"]
+    assert deployed["validation_customers"] > 0 and metrics["threshold"] == deployed["threshold"]
     for name in ("model.pt", "feature_stats.json", "manifest.json", "pr_curves.png", "summary.md"):
         assert (tmp_path / "model" / name).exists(), name
 
