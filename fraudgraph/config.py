@@ -58,6 +58,7 @@ class PrivacySettings(_Section):
     pii_key: str | None = None
     pii_key_file: str | None = None
     hash_hex_chars: int = Field(32, ge=16, le=64)
+    allow_demo_key: bool = False
 
 
 class GremlinServerSettings(_Section):

@@ -104,7 +104,15 @@ class IdentifierHasher:
     @classmethod
     def from_settings(cls, privacy) -> "IdentifierHasher":
         key, demo = resolve_pii_key(privacy.pii_key, privacy.pii_key_file)
+        if demo and not getattr(privacy, "allow_demo_key", False):
+            raise IdentifierError(f"no PII key: set {PII_KEY_ENV} or privacy.pii_key_file (privacy.allow_demo_key: "
+                                  "true runs with the public demo key, for synthetic data only)")
         return cls(key, privacy.hash_hex_chars, demo_key=demo)
+
+    @property
+    def key_fingerprint(self) -> str:
+        """A fingerprint of the key (not the key): what a graph records to refuse a process with another key."""
+        return hmac.new(self._key, b"fraudgraph:pii-key-fingerprint", hashlib.sha256).hexdigest()[:16]
 
     def hash_normalised(self, kind: str, normalised: str) -> str:
         digest = hmac.new(self._key, f"{kind}:{normalised}".encode(), hashlib.sha256).hexdigest()

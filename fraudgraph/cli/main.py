@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -16,6 +17,9 @@ import click
 
 from fraudgraph.config import ConfigError, Settings, load_settings
 from fraudgraph.logs import configure_logging
+
+
+log = logging.getLogger("fraudgraph.cli")
 
 
 class AppContext:
@@ -49,6 +53,16 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+def _setup_errors() -> tuple[type[BaseException], ...]:
+    from fraudgraph.graph import GraphSetupError
+    from fraudgraph.identity import IdentifierError
+
+    return (GraphSetupError, IdentifierError, FileNotFoundError)
+
+
+SETUP_ERRORS = _setup_errors()
+
+
 def common_options(fn: Callable) -> Callable:
     """Add ``--config`` and ``--json`` to a subcommand (they also work before the subcommand)."""
 
@@ -66,7 +80,10 @@ def common_options(fn: Callable) -> Callable:
             app.settings  # validate configuration at start
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
-        return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except SETUP_ERRORS as exc:  # a wrong set-up: one line naming the problem, exit 2, no traceback
+            fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
     return wrapper
 
@@ -106,7 +123,7 @@ def graph_stats(app: AppContext, graph_uri: str | None) -> None:
     """Vertex and edge counts per label."""
     from fraudgraph.graph import open_graph
 
-    with open_graph(graph_uri, app.settings) as store:
+    with open_graph(graph_uri, app.settings, create=False) as store:
         app.emit(store.stats(), _stats_text)
 
 
@@ -119,7 +136,7 @@ def graph_export(app: AppContext, graph_uri: str | None, out_dir: str) -> None:
     """Export vertices and edges as a Parquet snapshot."""
     from fraudgraph.graph import open_graph
 
-    with open_graph(graph_uri, app.settings) as store:
+    with open_graph(graph_uri, app.settings, create=False) as store:
         paths = store.export(out_dir)
     app.emit({k: str(v) for k, v in paths.items()})
 
@@ -133,7 +150,7 @@ def graph_refresh_summaries(app: AppContext, graph_uri: str | None) -> None:
     fraudgraph, such as Neptune's loader)."""
     from fraudgraph.graph import open_graph
 
-    with open_graph(graph_uri, app.settings) as store:
+    with open_graph(graph_uri, app.settings, create=False) as store:
         app.emit(store.rebuild_summaries(progress=True))
 
 
@@ -257,7 +274,7 @@ def labels(app: AppContext, graph_uri: str | None, as_of: str, out_dir: str, tru
         as_of_ms = to_epoch_ms(as_of)
     except ValueError as exc:
         raise click.BadParameter(f"not a timestamp: {exc}", param_hint="--as-of") from None
-    with open_graph(graph_uri, app.settings) as store:
+    with open_graph(graph_uri, app.settings, create=False) as store:
         report = run_labels(store, as_of_ms, out_dir, app.settings, truth, write_back=not no_write_back)
     app.emit(report, lambda r: Path(out_dir, "report.md").read_text())
 
@@ -307,7 +324,7 @@ def score(app: AppContext, graph_uri: str | None, model_dir: str, out_dir: str, 
     from fraudgraph.ml.artifact import ModelArtifact
 
     artifact = ModelArtifact.load(model_dir)
-    with open_graph(graph_uri, app.settings) as store:
+    with open_graph(graph_uri, app.settings, create=False) as store:
         try:
             summary = score_graph(store, artifact, app.settings, out_dir, to_epoch_ms(as_of) if as_of else None,
                                   write_back=not no_write_back)
@@ -388,7 +405,7 @@ def api(app: AppContext, graph_uri: str | None, model_dir: str, host: str | None
 
     cfg = app.settings.api
     artifact = ModelArtifact.load(model_dir)
-    with open_graph(graph_uri, app.settings) as store:
+    with open_graph(graph_uri, app.settings, create=False) as store:
         web = create_app(store, OnlineScorer(store, artifact, app.settings), app.settings)
         # uvicorn's access log would print query strings (a lookup's raw identifier): ours logs paths only
         uvicorn.run(web, host=host or cfg.host, port=cfg.port if port is None else port, access_log=False,
@@ -458,6 +475,13 @@ def demo(app: AppContext, out_dir: str, seeds: str | None) -> None:
 
 def _run_main_job(app: AppContext, out_dir: str, seeds: str | None) -> dict:
     from fraudgraph.cli.demo import run_demo, run_demo_seeds
+    from fraudgraph.identity import resolve_pii_key
+
+    if resolve_pii_key(app.settings.privacy.pii_key, app.settings.privacy.pii_key_file)[1]:
+        log.warning("the main job runs on synthetic worlds with the public demo PII key "
+                    "(privacy.allow_demo_key: true); never use it for real data")
+        app._settings = app.settings.model_copy(update={
+            "privacy": app.settings.privacy.model_copy(update={"allow_demo_key": True})})
 
     if seeds:
         try:

@@ -19,8 +19,17 @@ from .base import (
 )
 
 
-def open_graph(uri: str | None = None, settings=None) -> IdentityGraph:
-    """Open the identity graph at ``uri`` (default: ``graph.uri`` of the settings)."""
+class GraphSetupError(ValueError):
+    """A graph that must not be used as configured: missing file, another PII key, a bad URI. One line."""
+
+
+def open_graph(uri: str | None = None, settings=None, *, create: bool = True) -> IdentityGraph:
+    """Open the identity graph at ``uri`` (default: ``graph.uri`` of the settings).
+
+    ``create=False`` refuses a SQLite file that does not exist (commands that only read a graph).
+    The graph keeps the fingerprint of the PII key it was built with (recorded by the first process
+    that opens it) and refuses a process with another key: its identifiers would hash differently.
+    """
     if settings is None:
         from ..config import load_settings
 
@@ -28,24 +37,42 @@ def open_graph(uri: str | None = None, settings=None) -> IdentityGraph:
     gs = settings.graph
     uri = uri or gs.uri
     if uri.startswith("sqlite:"):
-        from .sqlite_store import SqliteIdentityGraph
+        from .sqlite_store import SqliteIdentityGraph, path_from_uri
 
-        return SqliteIdentityGraph(uri, batch_size=gs.batch_size, fanout_cap=gs.neighbourhood_fanout_cap,
-                                   busy_timeout_ms=gs.sqlite.busy_timeout_ms,
-                                   cache_size_mb=gs.sqlite.cache_size_mb)
-    if uri.startswith(("ws://", "wss://")):
+        if not create and not path_from_uri(uri).exists():
+            raise GraphSetupError(f"graph {uri}: no such file (only fraudgraph etl and consume create a graph)")
+        store: IdentityGraph = SqliteIdentityGraph(uri, batch_size=gs.batch_size,
+                                                   fanout_cap=gs.neighbourhood_fanout_cap,
+                                                   busy_timeout_ms=gs.sqlite.busy_timeout_ms,
+                                                   cache_size_mb=gs.sqlite.cache_size_mb)
+    elif uri.startswith(("ws://", "wss://")):
         from .gremlin_store import GremlinIdentityGraph
 
         gg = gs.gremlin
-        return GremlinIdentityGraph(uri, traversal_source=gg.traversal_source, pool_size=gg.pool_size,
-                                    batch_size=gg.batch_size, fanout_cap=gs.neighbourhood_fanout_cap,
-                                    max_retries=gg.max_retries, backoff_initial_s=gg.backoff_initial_s,
-                                    backoff_max_s=gg.backoff_max_s, request_timeout_s=gg.request_timeout_s,
-                                    summary_properties=gg.summary_properties)
-    raise ValueError(f"graph URI {uri!r}: expected sqlite:///PATH, ws://HOST:PORT/gremlin or wss://...")
+        store = GremlinIdentityGraph(uri, traversal_source=gg.traversal_source, pool_size=gg.pool_size,
+                                     batch_size=gg.batch_size, fanout_cap=gs.neighbourhood_fanout_cap,
+                                     max_retries=gg.max_retries, backoff_initial_s=gg.backoff_initial_s,
+                                     backoff_max_s=gg.backoff_max_s, request_timeout_s=gg.request_timeout_s,
+                                     summary_properties=gg.summary_properties)
+    else:
+        raise GraphSetupError(f"graph URI {uri!r}: expected sqlite:///PATH, ws://HOST:PORT/gremlin or wss://...")
+    _check_key(store, settings)
+    return store
+
+
+def _check_key(store: IdentityGraph, settings) -> None:
+    from ..identity import IdentifierHasher
+
+    fingerprint = IdentifierHasher.from_settings(settings.privacy).key_fingerprint
+    kept = store.key_fingerprint(fingerprint)
+    if kept != fingerprint:
+        store.close()
+        raise GraphSetupError(f"graph {store.uri} was built with another PII key (fingerprint {kept}, this "
+                              f"process has {fingerprint}): its identifiers would hash differently")
 
 
 __all__ = [
+    "GraphSetupError",
     "CustomerUpsert",
     "GraphStoreError",
     "IdentityGraph",

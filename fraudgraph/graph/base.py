@@ -234,6 +234,10 @@ class IdentityGraph(abc.ABC):
     uri: str
     keeps_summaries: bool = False  # materialised link summaries that bulk loads refresh (refresh_summaries)
 
+    @abc.abstractmethod
+    def key_fingerprint(self, fingerprint: str) -> str:
+        """The PII key fingerprint this graph was built with; records ``fingerprint`` when it has none."""
+
     @property
     @abc.abstractmethod
     def graph_id(self) -> str:

@@ -51,6 +51,7 @@ from ..schema import COUNT_PROPERTY_BY_TYPE, CUSTOMER, EDGE_LABEL_BY_KIND, KIND_
 from ..timeutil import as_of_or_end
 
 GRAPH_META_LABEL, GRAPH_META_ID = "graph_meta", "fraudgraph:graph_meta"
+
 from .base import (
     IDENTIFIER_STATS_COLUMNS,
     LINK_FRAME_COLUMNS,
@@ -516,25 +517,34 @@ class GremlinIdentityGraph(IdentityGraph):
                                      [str(c)[len(_CUSTOMER_PREFIX):] for c in r["customers"]])
         return out
 
+    def _meta(self, key: str, default: str) -> str:
+        """A property of the one ``graph_meta`` vertex, set to ``default`` by the first process that asks."""
+        from gremlin_python.process.graph_traversal import __
+        from gremlin_python.process.traversal import Cardinality, T
+
+        def read(g):
+            return g.V(GRAPH_META_ID).values(key).to_list()
+
+        found = self._run("graph meta", read)
+        if not found:
+            try:
+                self._run("graph meta", lambda g: g.V(GRAPH_META_ID).fold().coalesce(
+                    __.unfold(), __.add_v(GRAPH_META_LABEL).property(T.id, GRAPH_META_ID))
+                    .not_(__.has(key)).property(Cardinality.single, key, default).iterate())
+            except Exception:  # noqa: BLE001 - another process wrote it first: read theirs
+                pass
+            found = self._run("graph meta", read)
+        return str(found[0])
+
+    def key_fingerprint(self, fingerprint: str) -> str:
+        return self._meta("pii_key_fingerprint", fingerprint)
+
     @property
     def graph_id(self) -> str:
         """This graph's identity, kept on one ``graph_meta`` vertex (made by the first process that asks)."""
         import uuid
 
-        from gremlin_python.process.traversal import Cardinality, T
-
-        def read(g):
-            return g.V(GRAPH_META_ID).values("graph_id").to_list()
-
-        found = self._run("graph id", read)
-        if not found:
-            try:
-                self._run("graph id", lambda g: g.add_v(GRAPH_META_LABEL).property(T.id, GRAPH_META_ID)
-                          .property(Cardinality.single, "graph_id", uuid.uuid4().hex).iterate())
-            except Exception:  # noqa: BLE001 - another process made it first: read theirs
-                pass
-            found = self._run("graph id", read)
-        return str(found[0])
+        return self._meta("graph_id", uuid.uuid4().hex)
 
     def stats(self) -> dict[str, dict[str, int]]:
         from gremlin_python.process.graph_traversal import __

@@ -335,6 +335,13 @@ class SqliteIdentityGraph(IdentityGraph):
                                  _link_props(*props)) for kind, h, *props in links))
         return out
 
+    def key_fingerprint(self, fingerprint: str) -> str:
+        with self._lock:
+            with self._write():
+                self._db.execute("INSERT OR IGNORE INTO graph_meta (key, value) VALUES ('pii_key_fingerprint', ?)",
+                                 (fingerprint,))
+            return self._db.execute("SELECT value FROM graph_meta WHERE key = 'pii_key_fingerprint'").fetchone()[0]
+
     @property
     def graph_id(self) -> str:
         """This graph's identity: made once, when the file is first opened, and kept in it."""

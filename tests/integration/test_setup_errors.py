@@ -1,0 +1,57 @@
+"""Wrong set-ups fail loudly: one line naming the problem, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import os
+
+from click.testing import CliRunner
+
+from fraudgraph.cli.main import cli
+from fraudgraph.graph import CustomerUpsert, GraphSetupError, open_graph
+
+
+def run(*args: str, env: dict | None = None):
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+def test_reading_commands_refuse_a_missing_sqlite_file(tmp_path):
+    for args in (["graph", "stats"], ["labels", "--as-of", "2026-01-01", "--out", str(tmp_path / "l")]):
+        result = run(*args, "--graph", f"sqlite:///{tmp_path / 'typo.db'}")
+        assert result.exit_code == 2, result.output
+        assert "no such file" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_bad_graph_uri_is_one_line(tmp_path):
+    result = run("graph", "stats", "--graph", "postgres://nowhere/db")
+    assert result.exit_code == 2 and "expected sqlite:///PATH" in result.output
+
+
+def test_a_graph_refuses_a_process_with_another_pii_key(tmp_path, settings):
+    uri = f"sqlite:///{tmp_path / 'g.db'}"
+    with open_graph(uri, settings) as store:
+        store.upsert_customers([CustomerUpsert("C1", {"signup_ts": 1})])
+    other = settings.model_copy(update={"privacy": settings.privacy.model_copy(update={"pii_key": "another-key"})})
+    try:
+        open_graph(uri, other)
+        raise AssertionError("opened with another key")
+    except GraphSetupError as exc:
+        assert "another PII key" in str(exc)
+    result = run("graph", "stats", "--graph", uri, env={"FRAUDGRAPH_PII_KEY": "another-key"})
+    assert result.exit_code == 2 and "another PII key" in result.output
+
+
+def test_no_key_needs_the_demo_key_allowed(tmp_path, settings):
+    env = {"FRAUDGRAPH_PII_KEY": ""}
+    uri = f"sqlite:///{tmp_path / 'g.db'}"
+    result = run("labels", "--graph", uri, "--as-of", "2026-01-01", "--out", str(tmp_path / "l"), env=env)
+    assert result.exit_code == 2 and "no such file" in result.output
+    (tmp_path / "events.jsonl").write_text("")
+    result = run("consume", "--source", f"file://{tmp_path / 'events.jsonl'}", "--graph", uri, "--model",
+                 str(tmp_path), env=env)
+    assert result.exit_code == 2 and "missing model.pt" in result.output  # a broken artifact: one line
+    with open_graph(uri, settings) as store:
+        store.upsert_customers([CustomerUpsert("C1", {"signup_ts": 1})])
+    result = run("graph", "stats", "--graph", uri, env=env)
+    assert result.exit_code == 2 and "no PII key" in result.output and "allow_demo_key" in result.output
+    assert os.environ.get("FRAUDGRAPH_PII_KEY")  # the runner's env did not leak
