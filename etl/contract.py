@@ -12,10 +12,13 @@ stack trace. ``hive:`` sources are checked the same way on the metastore's schem
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 TABLES = ("events", "customers", "blocks", "appeals")
+# etl.columns: per table, contract column -> the team's column
+ColumnMap = Mapping[str, Mapping[str, str]]
 
 # kind of value -> Parquet/Arrow type families accepted for it (CSV columns are text: any kind parses)
 ACCEPTED = {
@@ -35,35 +38,51 @@ class Column:
 
     @property
     def expectation(self) -> str:
-        what = {"id": "an identifier (string or integer)", "text": "text",
-                "timestamp": "a timestamp (ISO-8601 string, epoch seconds or epoch ms)",
-                "number": "a number"}[self.kind]
+        what = {
+            "id": "an identifier (string or integer)",
+            "text": "text",
+            "timestamp": "a timestamp (ISO-8601 string, epoch seconds or epoch ms)",
+            "number": "a number",
+        }[self.kind]
         return ("required" if self.required else "optional") + f", {what}"
 
 
 CONTRACT: dict[str, tuple[Column, ...]] = {
     "events": (
-        Column("event_id", "id", True), Column("event_type", "text", True), Column("ts", "timestamp", True),
+        Column("event_id", "id", True),
+        Column("event_type", "text", True),
+        Column("ts", "timestamp", True),
         Column("customer_id", "id", True),
         Column("device_id", "text", False, "the event carried no device"),
-        Column("ip", "text", False, "no IP"), Column("email", "text", False, "no email"),
+        Column("ip", "text", False, "no IP"),
+        Column("email", "text", False, "no email"),
         Column("card_fingerprint", "text", False, "no card"),
         Column("amount", "number", False, "no amount (payments without one are still identity events)"),
     ),
     "customers": (
-        Column("customer_id", "id", True), Column("signup_ts", "timestamp", True),
+        Column("customer_id", "id", True),
+        Column("signup_ts", "timestamp", True),
         Column("country", "text", False, "unknown country"),
-        Column("lifetime_value", "number", False, "unknown value: the decision rules treat it as 0 (block, not review)"),
+        Column(
+            "lifetime_value", "number", False, "unknown value: the decision rules treat it as 0 (block, not review)"
+        ),
     ),
     "blocks": (
-        Column("customer_id", "id", True), Column("blocked_at", "timestamp", True),
-        Column("source", "text", False, "unknown source"), Column("reason", "text", False, "no reason"),
+        Column("customer_id", "id", True),
+        Column("blocked_at", "timestamp", True),
+        Column("source", "text", False, "unknown source"),
+        Column("reason", "text", False, "no reason"),
     ),
     "appeals": (
-        Column("customer_id", "id", True), Column("contacted_at", "timestamp", True),
+        Column("customer_id", "id", True),
+        Column("contacted_at", "timestamp", True),
         Column("outcome", "text", False, "every appeal is pending (unresolved)"),
-        Column("resolved_at", "timestamp", False,
-               "resolution times unknown: an unblock or upheld outcome counts from the contact time"),
+        Column(
+            "resolved_at",
+            "timestamp",
+            False,
+            "resolution times unknown: an unblock or upheld outcome counts from the contact time",
+        ),
     ),
 }
 
@@ -76,19 +95,21 @@ class InputContractError(ValueError):
         super().__init__("\n".join(problems))
 
 
-def renames(columns: dict[str, dict[str, str]] | None, table: str) -> dict[str, str]:
+def renames(columns: ColumnMap | None, table: str) -> dict[str, str]:
     """``{team column: contract column}`` for ``table`` from ``etl.columns`` (contract -> team)."""
     return {theirs: ours for ours, theirs in ((columns or {}).get(table) or {}).items()}
 
 
-def check_columns(table: str, schema: dict[str, str], columns: dict[str, dict[str, str]] | None = None) -> list[str]:
+def check_columns(table: str, schema: dict[str, str], columns: ColumnMap | None = None) -> list[str]:
     """Problems of one table: ``schema`` is ``{team column: type family}`` (``"string"`` for CSV)."""
     problems = []
     mapping = (columns or {}).get(table) or {}
-    for ours, theirs in mapping.items():
+    for ours in mapping:
         if ours not in {c.name for c in CONTRACT[table]}:
-            problems.append(f"etl.columns.{table}.{ours}: not a column of the {table} contract "
-                            f"(columns: {', '.join(c.name for c in CONTRACT[table])})")
+            problems.append(
+                f"etl.columns.{table}.{ours}: not a column of the {table} contract "
+                f"(columns: {', '.join(c.name for c in CONTRACT[table])})"
+            )
     for col in CONTRACT[table]:
         name = mapping.get(col.name, col.name)
         shown = col.name if name == col.name else f"{col.name} (your column {name})"
@@ -132,14 +153,25 @@ def file_schema(path: Path) -> dict[str, str]:
 
 def _family(arrow_type) -> str:
     text = str(arrow_type)
-    for prefix in ("large_string", "string", "timestamp", "date", "uint", "int", "float", "double", "decimal",
-                   "dictionary", "bool"):
+    for prefix in (
+        "large_string",
+        "string",
+        "timestamp",
+        "date",
+        "uint",
+        "int",
+        "float",
+        "double",
+        "decimal",
+        "dictionary",
+        "bool",
+    ):
         if text.startswith(prefix):
             return prefix
     return text
 
 
-def check_input(source: str, columns: dict[str, dict[str, str]] | None = None) -> None:
+def check_input(source: str, columns: ColumnMap | None = None) -> None:
     """Raise :class:`InputContractError` (every problem, one line each) when a table under ``source`` is
     missing or breaks the contract. ``hive:`` sources are checked later, on the metastore schema."""
     if source.startswith("hive:"):

@@ -27,21 +27,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from etl.contract import CONTRACT, TABLES, check_input, renames, table_file
+from etl.contract import CONTRACT, TABLES, ColumnMap, check_input, renames, table_file
 from fraudgraph.timeutil import DAY_MS, EPOCH_SECONDS_BELOW, iso_utc
 
 IDENTIFIER_COLUMNS = {"device": "device_id", "ip": "ip", "email": "email", "card": "card_fingerprint"}
 
 
-def read_table(source: str, table: str, columns: dict[str, dict[str, str]] | None = None) -> pd.DataFrame:
+def read_table(source: str, table: str, columns: ColumnMap | None = None) -> pd.DataFrame:
     """One contract table in the contract's column names (absent optional columns as nulls)."""
     path = table_file(source, table)
     wanted = renames(columns, table)
     if path.suffix == ".parquet":
         frame = pd.read_parquet(path)
     else:
-        parts = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.name.endswith(".csv")
-                                                     or p.name.startswith("part-"))
+        parts = (
+            [path]
+            if path.is_file()
+            else sorted(p for p in path.iterdir() if p.name.endswith(".csv") or p.name.startswith("part-"))
+        )
         frame = pd.concat([pd.read_csv(p, dtype=str) for p in parts], ignore_index=True)
     frame = frame.rename(columns=wanted)
     for col in CONTRACT[table]:
@@ -73,12 +76,15 @@ def _span(ms: pd.Series) -> dict[str, Any]:
     ms = ms.dropna()
     if ms.empty:
         return {"first": None, "last": None, "days": 0.0, "rows": 0}
-    return {"first": iso_utc(int(ms.min())), "last": iso_utc(int(ms.max())),
-            "days": round(float((ms.max() - ms.min()) / DAY_MS), 2), "rows": int(len(ms))}
+    return {
+        "first": iso_utc(int(ms.min())),
+        "last": iso_utc(int(ms.max())),
+        "days": round(float((ms.max() - ms.min()) / DAY_MS), 2),
+        "rows": int(len(ms)),
+    }
 
 
-def profile_tables(source: str, columns: dict[str, dict[str, str]] | None = None, *,
-                   min_positives: int = 20) -> dict[str, Any]:
+def profile_tables(source: str, columns: ColumnMap | None = None, *, min_positives: int = 20) -> dict[str, Any]:
     """The profile (see the module docstring) as a JSON-ready dict, with ``suggested`` settings."""
     check_input(source, columns)
     t = {name: read_table(source, name, columns) for name in TABLES}
@@ -101,20 +107,29 @@ def profile_tables(source: str, columns: dict[str, dict[str, str]] | None = None
     for kind, col in IDENTIFIER_COLUMNS.items():
         pairs = ev.loc[ev[col].notna(), ["customer_id", col]].drop_duplicates()
         deg = pairs.groupby(col).size()
-        degrees[kind] = {"identifiers": int(len(deg)), **_q(deg, (50, 90, 99)),
-                         "max": int(deg.max()) if len(deg) else 0}
+        degrees[kind] = {
+            "identifiers": int(len(deg)),
+            **_q(deg, (50, 90, 99)),
+            "max": int(deg.max()) if len(deg) else 0,
+        }
 
     profile: dict[str, Any] = {
         "input": source,
         "rows": {name: int(len(frame)) for name, frame in t.items()},
         "span": {"events": _span(ev_ms), "signups": _span(signup_ms), "blocks": _span(block_ms)},
-        "events_per_customer": {**_q(per_customer, (50, 90, 99)), "max": int(per_customer.max()) if len(per_customer) else 0,
-                                "customers": int(len(per_customer))},
+        "events_per_customer": {
+            **_q(per_customer, (50, 90, 99)),
+            "max": int(per_customer.max()) if len(per_customer) else 0,
+            "customers": int(len(per_customer)),
+        },
         "blocks": {"customers": int(block_of.index.nunique()), "account_age_at_block_days": _q(age_at_block)},
-        "appeals": {"rate": round(appeal_cid.nunique() / max(block_of.index.nunique(), 1), 4),
-                    "outcomes": {k: int(v) for k, v in sorted(outcomes.items())},
-                    "block_to_contact_days": _q(to_contact), "contact_to_decision_days": _q(to_decision),
-                    "resolution_times": bool(pd.Series(resolved_ms).notna().any())},
+        "appeals": {
+            "rate": round(appeal_cid.nunique() / max(block_of.index.nunique(), 1), 4),
+            "outcomes": {k: int(v) for k, v in sorted(outcomes.items())},
+            "block_to_contact_days": _q(to_contact),
+            "contact_to_decision_days": _q(to_decision),
+            "resolution_times": bool(pd.Series(resolved_ms).notna().any()),
+        },
         "identifier_degree": degrees,
     }
     events = pd.DataFrame({"customer_id": ev["customer_id"].astype(str), "ts": ev_ms}).dropna()
@@ -125,8 +140,9 @@ def profile_tables(source: str, columns: dict[str, dict[str, str]] | None = None
 FRAUD_WINDOW_DAYS = 45.0  # training.examples.fraud_window_days' default: points this long before a block
 
 
-def labelled_fraud_per_split(events: pd.DataFrame, first_block: pd.Series, t1: float, t2: float,
-                             maturity_days: float) -> dict[str, int]:
+def labelled_fraud_per_split(
+    events: pd.DataFrame, first_block: pd.Series, t1: float, t2: float, maturity_days: float
+) -> dict[str, int]:
     """Customers a split could label fraud (as :mod:`training.examples` does): a decision point in the
     split, a block matured by the split's end and at most the fraud window after that point."""
     out = {}
@@ -138,8 +154,9 @@ def labelled_fraud_per_split(events: pd.DataFrame, first_block: pd.Series, t1: f
     return out
 
 
-def suggest_settings(profile: dict[str, Any], events: pd.DataFrame, first_block: pd.Series,
-                     min_positives: int) -> dict[str, Any]:
+def suggest_settings(
+    profile: dict[str, Any], events: pd.DataFrame, first_block: pd.Series, min_positives: int
+) -> dict[str, Any]:
     """``labels.maturity_days`` and ``training.split`` for this data, each with a reason.
 
     ``events``: customer_id and ts (epoch ms) of every event; ``first_block``: epoch ms per customer."""
@@ -148,9 +165,11 @@ def suggest_settings(profile: dict[str, Any], events: pd.DataFrame, first_block:
     if contact90 is not None:
         wait = contact90 + (decision90 or 0.0)
         maturity = max(1.0, math.ceil(wait))
-        why = (f"p90 of block -> appeal contact ({contact90:g} d) + contact -> decision "
-               f"({decision90 if decision90 is not None else 0:g} d): most appeals arrive and are decided before a "
-               "block counts as fraud")
+        why = (
+            f"p90 of block -> appeal contact ({contact90:g} d) + contact -> decision "
+            f"({decision90 if decision90 is not None else 0:g} d): most appeals arrive and are decided before a "
+            "block counts as fraud"
+        )
     else:
         maturity, why = 30.0, "no appeals in the data: the default"
     # the split: of a few shapes, the one whose training and validation splits can label the most fraud
@@ -166,22 +185,33 @@ def suggest_settings(profile: dict[str, Any], events: pd.DataFrame, first_block:
             best = (test_days, val_days, m, counts)
     test_days, val_days, capped, counts = best
     if capped < maturity:
-        why += (f"; capped at half the validation split ({capped:g} d) so that validation's blocks can mature "
-                "(a shorter window admits some blocks that an appeal would later lift)")
+        why += (
+            f"; capped at half the validation split ({capped:g} d) so that validation's blocks can mature "
+            "(a shorter window admits some blocks that an appeal would later lift)"
+        )
         maturity = capped
-    split_why = (f"events span {span:g} days: test the last {test_days:g}, validation the {val_days:g} before; "
-                 f"of the split shapes tried, this one labels the most fraud customers in its smaller split "
-                 f"(~{counts['train']} in training, ~{counts['val']} in validation at labels.maturity_days="
-                 f"{maturity:g})")
+    split_why = (
+        f"events span {span:g} days: test the last {test_days:g}, validation the {val_days:g} before; "
+        f"of the split shapes tried, this one labels the most fraud customers in its smaller split "
+        f"(~{counts['train']} in training, ~{counts['val']} in validation at labels.maturity_days="
+        f"{maturity:g})"
+    )
     if min(counts.values()) < min_positives:
-        split_why += (f"; below training.min_positives={min_positives}: training will refuse until longer event "
-                      "history (or more customers) is loaded")
-    return {"labels": {"maturity_days": maturity, "appeal_window_days": max(1.0, math.ceil(contact90 or 14.0)),
-                       "reason": why},
-            "training": {"split": {"val_days": val_days, "test_days": test_days}, "reason": split_why}}
+        split_why += (
+            f"; below training.min_positives={min_positives}: training will refuse until longer event "
+            "history (or more customers) is loaded"
+        )
+    return {
+        "labels": {
+            "maturity_days": maturity,
+            "appeal_window_days": max(1.0, math.ceil(contact90 or 14.0)),
+            "reason": why,
+        },
+        "training": {"split": {"val_days": val_days, "test_days": test_days}, "reason": split_why},
+    }
 
 
-def suggested_config(profile: dict[str, Any], columns: dict[str, dict[str, str]] | None) -> str:
+def suggested_config(profile: dict[str, Any], columns: ColumnMap | None) -> str:
     """A YAML config with the suggested settings (and the column mapping in use), for ``--config``."""
     import yaml
 
@@ -192,44 +222,61 @@ def suggested_config(profile: dict[str, Any], columns: dict[str, dict[str, str]]
     }
     if columns:
         config["etl"] = {"columns": {k: dict(v) for k, v in columns.items()}}
-    head = f"# suggested by fraudgraph profile for {profile['input']}\n# labels: {s['labels']['reason']}\n" \
-           f"# training: {s['training']['reason']}\n"
+    head = (
+        f"# suggested by fraudgraph profile for {profile['input']}\n# labels: {s['labels']['reason']}\n"
+        f"# training: {s['training']['reason']}\n"
+    )
     return head + yaml.safe_dump(config, sort_keys=False)
 
 
 def render_profile(p: dict[str, Any]) -> str:
     sp, b, ap = p["span"], p["blocks"], p["appeals"]
-    lines = [f"# Data profile of {p['input']}", "",
-             "| table | rows | first | last | days |", "| --- | ---: | --- | --- | ---: |"]
+    lines = [
+        f"# Data profile of {p['input']}",
+        "",
+        "| table | rows | first | last | days |",
+        "| --- | ---: | --- | --- | ---: |",
+    ]
     for name, key in (("events", "events"), ("customers (signups)", "signups"), ("blocks", "blocks")):
         s = sp[key]
         lines.append(f"| {name} | {s['rows']:,} | {s['first'] or '-'} | {s['last'] or '-'} | {s['days']:g} |")
     e = p["events_per_customer"]
-    lines += ["", f"- events per customer: p50 {e['p50']}, p90 {e['p90']}, p99 {e['p99']}, max {e['max']} "
-              f"({e['customers']:,} customers with events)",
-              f"- blocked customers: {b['customers']:,}; account age at block (days) p50 "
-              f"{b['account_age_at_block_days']['p50']}, p90 {b['account_age_at_block_days']['p90']}",
-              f"- appeal rate {ap['rate']:.1%} of blocked customers; outcomes "
-              + ", ".join(f"{k} {v:,}" for k, v in ap["outcomes"].items())
-              + f"; block -> contact (days) p50 {ap['block_to_contact_days']['p50']}, p90 "
-              f"{ap['block_to_contact_days']['p90']}; contact -> decision p50 {ap['contact_to_decision_days']['p50']}, "
-              f"p90 {ap['contact_to_decision_days']['p90']}"
-              + ("" if ap["resolution_times"] else " (no resolution times: decided appeals count from contact)"),
-              "", "| identifier | identifiers | customers each p50 | p90 | p99 | max |",
-              "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    lines += [f"| {k} | {d['identifiers']:,} | {d['p50']} | {d['p90']} | {d['p99']} | {d['max']:,} |"
-              for k, d in p["identifier_degree"].items()]
+    lines += [
+        "",
+        f"- events per customer: p50 {e['p50']}, p90 {e['p90']}, p99 {e['p99']}, max {e['max']} "
+        f"({e['customers']:,} customers with events)",
+        f"- blocked customers: {b['customers']:,}; account age at block (days) p50 "
+        f"{b['account_age_at_block_days']['p50']}, p90 {b['account_age_at_block_days']['p90']}",
+        f"- appeal rate {ap['rate']:.1%} of blocked customers; outcomes "
+        + ", ".join(f"{k} {v:,}" for k, v in ap["outcomes"].items())
+        + f"; block -> contact (days) p50 {ap['block_to_contact_days']['p50']}, p90 "
+        f"{ap['block_to_contact_days']['p90']}; contact -> decision p50 {ap['contact_to_decision_days']['p50']}, "
+        f"p90 {ap['contact_to_decision_days']['p90']}"
+        + ("" if ap["resolution_times"] else " (no resolution times: decided appeals count from contact)"),
+        "",
+        "| identifier | identifiers | customers each p50 | p90 | p99 | max |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {k} | {d['identifiers']:,} | {d['p50']} | {d['p90']} | {d['p99']} | {d['max']:,} |"
+        for k, d in p["identifier_degree"].items()
+    ]
     s = p["suggested"]
-    lines += ["", "## Suggested settings", "",
-              f"- `labels.maturity_days: {s['labels']['maturity_days']:g}`, `labels.appeal_window_days: "
-              f"{s['labels']['appeal_window_days']:g}`: {s['labels']['reason']}.",
-              f"- `training.split.val_days: {s['training']['split']['val_days']:g}`, `test_days: "
-              f"{s['training']['split']['test_days']:g}`: {s['training']['reason']}.",
-              "", "`suggested-config.yaml` holds them (and your column mapping): pass it with `--config`."]
+    lines += [
+        "",
+        "## Suggested settings",
+        "",
+        f"- `labels.maturity_days: {s['labels']['maturity_days']:g}`, `labels.appeal_window_days: "
+        f"{s['labels']['appeal_window_days']:g}`: {s['labels']['reason']}.",
+        f"- `training.split.val_days: {s['training']['split']['val_days']:g}`, `test_days: "
+        f"{s['training']['split']['test_days']:g}`: {s['training']['reason']}.",
+        "",
+        "`suggested-config.yaml` holds them (and your column mapping): pass it with `--config`.",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def write_profile(profile: dict[str, Any], out_dir: str | Path, columns: dict[str, dict[str, str]] | None) -> None:
+def write_profile(profile: dict[str, Any], out_dir: str | Path, columns: ColumnMap | None) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "profile.json").write_text(json.dumps(profile, indent=2))

@@ -39,46 +39,68 @@ def reference_links(events: pd.DataFrame, hasher: IdentifierHasher) -> tuple[pd.
     return links, rejects
 
 
-def reference_link_events(events: pd.DataFrame,
-                          hasher: IdentifierHasher) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def reference_link_events(
+    events: pd.DataFrame, hasher: IdentifierHasher
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """``(links, rejects, link_events)`` from a raw events table (what the Spark job writes)."""
     valid, rejects = validate_and_hash(events, hasher)
     valid = valid.loc[valid["event_type"].isin(LINK_EVENT_TYPES)]  # label events are never links
     parts = []
     for kind, col in HASH_COLUMN_BY_KIND.items():
         p = valid.loc[valid[col].notna(), ["event_id", "customer_id", col, "ts_ms", "event_type"]].rename(
-            columns={col: "value_hash"})
+            columns={col: "value_hash"}
+        )
         p.insert(2, "kind", kind)
         parts.append(p)
     x = pd.concat(parts, ignore_index=True)
     for t, prop in COUNT_PROPERTY_BY_TYPE.items():
         x[prop] = (x["event_type"] == t).astype("int64")
-    agg = {"first_seen": ("ts_ms", "min"), "last_seen": ("ts_ms", "max"), "event_count": ("ts_ms", "size"),
-           **{p: (p, "sum") for p in COUNT_PROPERTY_BY_TYPE.values()}}
+    agg = {
+        "first_seen": ("ts_ms", "min"),
+        "last_seen": ("ts_ms", "max"),
+        "event_count": ("ts_ms", "size"),
+        **{p: (p, "sum") for p in COUNT_PROPERTY_BY_TYPE.values()},
+    }
     links = x.groupby(["customer_id", "kind", "value_hash"], sort=False).agg(**agg).reset_index()
     links["edge_label"] = links["kind"].map(EDGE_LABEL_BY_KIND)
     links["identifier_id"] = links["kind"] + ":" + links["value_hash"]
     link_events = x[["event_id", "customer_id", "kind", "value_hash", "ts_ms", "event_type"]].rename(
-        columns={"ts_ms": "ts"})
+        columns={"ts_ms": "ts"}
+    )
     return links, rejects, link_events.reset_index(drop=True)
 
 
 def reference_customers(customers: pd.DataFrame, blocks: pd.DataFrame, appeals: pd.DataFrame) -> pd.DataFrame:
-    prof = pd.DataFrame({"customer_id": customers["customer_id"].astype(str), "signup_ts": _ms(customers["signup_ts"]),
-                         "country": customers["country"],
-                         "lifetime_value": pd.to_numeric(customers["lifetime_value"]).astype("float64")})
+    prof = pd.DataFrame(
+        {
+            "customer_id": customers["customer_id"].astype(str),
+            "signup_ts": _ms(customers["signup_ts"]),
+            "country": customers["country"],
+            "lifetime_value": pd.to_numeric(customers["lifetime_value"]).astype("float64"),
+        }
+    )
     prof = prof.drop_duplicates("customer_id")
     b = blocks.assign(blocked_at=_ms(blocks["blocked_at"])).sort_values("blocked_at")
-    b = b.groupby("customer_id").agg(blocked_at=("blocked_at", "last"), block_source=("source", "last"),
-                                     block_reason=("reason", "last")).reset_index()
+    b = (
+        b.groupby("customer_id")
+        .agg(blocked_at=("blocked_at", "last"), block_source=("source", "last"), block_reason=("reason", "last"))
+        .reset_index()
+    )
     a = appeals.assign(contacted_at=_ms(appeals["contacted_at"]), resolved_at=_ms(appeals["resolved_at"]))
     a = a.sort_values("contacted_at")
     decided = a["outcome"].isin(["unblocked", "upheld"])
     a["resolved"] = a["resolved_at"].fillna(a["contacted_at"]).where(decided)
     a["unblock"] = a["resolved"].where(a["outcome"] == "unblocked")
-    a = a.groupby("customer_id").agg(appealed_at=("contacted_at", "last"), appeal_outcome=("outcome", "last"),
-                                     appeal_resolved_at=("resolved", lambda v: v.iloc[-1]),
-                                     unblocked_at=("unblock", "max")).reset_index()
+    a = (
+        a.groupby("customer_id")
+        .agg(
+            appealed_at=("contacted_at", "last"),
+            appeal_outcome=("outcome", "last"),
+            appeal_resolved_at=("resolved", lambda v: v.iloc[-1]),
+            unblocked_at=("unblock", "max"),
+        )
+        .reset_index()
+    )
     out = prof.merge(b, on="customer_id", how="left").merge(a, on="customer_id", how="left")
     out["is_fraud"] = np.where(out["blocked_at"].notna(), 1, 0).astype("int32")
     return out

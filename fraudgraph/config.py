@@ -9,11 +9,12 @@ reason (:class:`ConfigError`).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_PREFIX = "FRAUDGRAPH_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +120,10 @@ class FraudWorldSettings(_Section):
 
 class BlockingSettings(_Section):
     detect_rate: dict[Literal["ring", "account_takeover", "synthetic_identity"], float] = {
-        "ring": 0.65, "account_takeover": 0.5, "synthetic_identity": 0.35}
+        "ring": 0.65,
+        "account_takeover": 0.5,
+        "synthetic_identity": 0.35,
+    }
     block_delay_median_days: float = Field(12, gt=0)
     block_delay_sigma: float = Field(0.8, ge=0)
     manual_block_share: float = Field(0.4, ge=0, le=1)
@@ -157,7 +161,15 @@ class EtlSettings(_Section):
     write_partitions: int = Field(2, ge=1)
     write_batch_size: int = Field(5000, ge=1)
     # per table: contract column -> the team's own column name (docs/input-contract.md)
-    columns: dict[Literal["events", "customers", "blocks", "appeals"], dict[str, str]] = {}
+    columns: dict[str, dict[str, str]] = {}
+
+    @field_validator("columns")
+    @classmethod
+    def _known_tables(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        unknown = sorted(set(value) - {"events", "customers", "blocks", "appeals"})
+        if unknown:
+            raise ValueError(f"unknown tables {unknown}: expected events, customers, blocks, appeals")
+        return value
 
 
 class SharedCardRule(_Section):
@@ -283,9 +295,19 @@ class ConsumerSettings(_Section):
     max_batch_span_s: float = Field(5.0, gt=0)
     max_event_bytes: int = Field(65536, ge=256)
     max_clock_skew_s: float | None = Field(300, gt=0)
-    score_on: list[Literal["signup", "login", "login_new_identifier", "payment", "add_card", "change_email",
-                           "block", "unblock", "appeal"]] = [
-        "signup", "login_new_identifier", "add_card", "change_email", "payment"]
+    score_on: list[
+        Literal[
+            "signup",
+            "login",
+            "login_new_identifier",
+            "payment",
+            "add_card",
+            "change_email",
+            "block",
+            "unblock",
+            "appeal",
+        ]
+    ] = ["signup", "login_new_identifier", "add_card", "change_email", "payment"]
 
 
 Scope = Literal["read", "score", "review", "override"]
@@ -293,6 +315,7 @@ Scope = Literal["read", "score", "review", "override"]
 
 class TokenSpec(_Section):
     """A named API token: the name is what logs and the review log record (never the token)."""
+
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
     scopes: list[Scope]
 
@@ -307,11 +330,11 @@ class ApiSettings(_Section):
     # append-only log of review outcomes (SQLite); null: beside a SQLite graph (GRAPH.reviews.db)
     review_log: str | None = None
     max_body_bytes: int = Field(1_048_576, ge=1024)
-    docs: bool = False             # Swagger UI and ReDoc (they load assets from a CDN); /openapi.json always
+    docs: bool = False  # Swagger UI and ReDoc (they load assets from a CDN); /openapi.json always
     max_score_ids: int = Field(500, ge=1)
     max_neighbourhood_limit: int = Field(500, ge=1)
     review_page_max: int = Field(200, ge=1)
-    write_scores: bool = True      # POST /v1/score writes score and decision to the vertex, as the consumer does
+    write_scores: bool = True  # POST /v1/score writes score and decision to the vertex, as the consumer does
     score_concurrency: int = Field(1, ge=1)
     note_max_chars: int = Field(2000, ge=0)
 
@@ -391,9 +414,9 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     for name, raw in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or "__" not in name[len(ENV_PREFIX):]:
+        if not name.startswith(ENV_PREFIX) or "__" not in name[len(ENV_PREFIX) :]:
             continue
-        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
         if any(not p for p in path):
             raise ConfigError(f"environment variable {name}: empty key segment")
         try:

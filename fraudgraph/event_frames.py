@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .redaction import redact_payload
 from .identity import IdentifierHasher
+from .redaction import redact_payload
 from .schema import EVENT_FIELD_BY_KIND, EVENT_TYPES, IDENTIFIER_PROBLEMS
 from .timeutil import to_epoch_ms
 
-EVENT_COLUMNS = ["event_id", "event_type", "ts", "customer_id", "device_id", "ip", "email", "card_fingerprint",
-                 "amount"]
+EVENT_COLUMNS = [
+    "event_id",
+    "event_type",
+    "ts",
+    "customer_id",
+    "device_id",
+    "ip",
+    "email",
+    "card_fingerprint",
+    "amount",
+]
 HASH_COLUMN_BY_KIND = {kind: f"{kind}_hash" for kind in EVENT_FIELD_BY_KIND}
 # Columns of the validated, hashed event table (no raw identifier survives).
 HASHED_EVENT_COLUMNS = ["event_id", "event_type", "ts_ms", "customer_id", *HASH_COLUMN_BY_KIND.values(), "amount"]
@@ -26,8 +35,13 @@ REJECT_COLUMNS = ["event_id", "customer_id", "event_type", "field", "reason", "r
 
 def _blank_to_none(s: pd.Series) -> pd.Series:
     s = s.astype(object).where(s.notna(), None)
-    return s.map(lambda v: None if v is None or (isinstance(v, str) and not v.strip()) else
-                 (v.strip() if isinstance(v, str) else str(v)))
+    return s.map(
+        lambda v: (
+            None
+            if v is None or (isinstance(v, str) and not v.strip())
+            else (v.strip() if isinstance(v, str) else str(v))
+        )
+    )
 
 
 def _timestamps_ms(s: pd.Series) -> pd.Series:
@@ -82,27 +96,44 @@ def validate_and_hash(frame: pd.DataFrame, hasher: IdentifierHasher) -> tuple[pd
     for col, check in IDENTIFIER_PROBLEMS.items():
         values = df[col].dropna().unique()
         problems = {v: check(v) for v in values}
-        why = df[col].map(lambda v: problems.get(v) if v is not None else None)
+        why = df[col].map(lambda v, problems=problems: problems.get(v) if v is not None else None)
         flag(why.notna(), col, why)
     amount = pd.to_numeric(df["amount"], errors="coerce")
     flag(df["amount"].notna() & amount.isna(), "amount", "not a number")
     flag(amount < 0, "amount", "must be greater than or equal to 0")
 
     bad = field.notna()
-    rejects = pd.DataFrame({
-        "event_id": df.loc[bad, "event_id"], "customer_id": df.loc[bad, "customer_id"],
-        "event_type": df.loc[bad, "event_type"], "field": field[bad], "reason": reason[bad],
-        # the record as a redacted dead letter: identifiers as keyed hashes, card numbers and emails masked
-        "record": [redact_payload(line, hasher)["payload"] for line in
-                   (frame.loc[bad].to_json(orient="records", lines=True, date_format="iso", date_unit="ms")
-                    .splitlines() if bad.any() else [])],
-    }, columns=REJECT_COLUMNS)
+    rejects = pd.DataFrame(
+        {
+            "event_id": df.loc[bad, "event_id"],
+            "customer_id": df.loc[bad, "customer_id"],
+            "event_type": df.loc[bad, "event_type"],
+            "field": field[bad],
+            "reason": reason[bad],
+            # the record as a redacted dead letter: identifiers as keyed hashes, card numbers and emails masked
+            "record": [
+                redact_payload(line, hasher)["payload"]
+                for line in (
+                    frame.loc[bad].to_json(orient="records", lines=True, date_format="iso", date_unit="ms").splitlines()
+                    if bad.any()
+                    else []
+                )
+            ],
+        },
+        columns=REJECT_COLUMNS,
+    )
     ok = df.loc[~bad]
-    out = pd.DataFrame({"event_id": ok["event_id"], "event_type": ok["event_type"],
-                        "ts_ms": ts_ms[~bad].astype("int64"), "customer_id": ok["customer_id"]})
+    out = pd.DataFrame(
+        {
+            "event_id": ok["event_id"],
+            "event_type": ok["event_type"],
+            "ts_ms": ts_ms[~bad].astype("int64"),
+            "customer_id": ok["customer_id"],
+        }
+    )
     for kind, col in EVENT_FIELD_BY_KIND.items():
         values = ok[col].dropna().unique()
         hashes = {v: hasher.hash(kind, v) for v in values}
-        out[HASH_COLUMN_BY_KIND[kind]] = ok[col].map(lambda v: hashes.get(v) if v is not None else None)
+        out[HASH_COLUMN_BY_KIND[kind]] = ok[col].map(lambda v, hashes=hashes: hashes.get(v) if v is not None else None)
     out["amount"] = amount[~bad].astype("float64")
     return out.reset_index(drop=True), rejects.reset_index(drop=True)

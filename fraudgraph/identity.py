@@ -102,11 +102,13 @@ class IdentifierHasher:
             )
 
     @classmethod
-    def from_settings(cls, privacy) -> "IdentifierHasher":
+    def from_settings(cls, privacy) -> IdentifierHasher:
         key, demo = resolve_pii_key(privacy.pii_key, privacy.pii_key_file)
         if demo and not getattr(privacy, "allow_demo_key", False):
-            raise IdentifierError(f"no PII key: set {PII_KEY_ENV} or privacy.pii_key_file (privacy.allow_demo_key: "
-                                  "true runs with the public demo key, for synthetic data only)")
+            raise IdentifierError(
+                f"no PII key: set {PII_KEY_ENV} or privacy.pii_key_file (privacy.allow_demo_key: "
+                "true runs with the public demo key, for synthetic data only)"
+            )
         return cls(key, privacy.hash_hex_chars, demo_key=demo)
 
     @property

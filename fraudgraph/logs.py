@@ -12,7 +12,7 @@ class EscapingFormatter(logging.Formatter):
     """One line per record, whatever a message holds: control characters (a newline in a customer id,
     an ANSI escape) are written escaped, so input can neither forge log lines nor drive a terminal."""
 
-    _TABLE = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x20), 0x7f)}
+    _TABLE = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x20), 0x7F)}
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)

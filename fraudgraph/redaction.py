@@ -89,5 +89,9 @@ def redact_payload(payload: str | bytes, hasher, max_bytes: int = MAX_DEAD_LETTE
     if truncated:
         redacted = encoded[:max_bytes].decode("utf-8", errors="ignore")
         redacted = mask_free_text(redacted)  # a cut may not split what the mask has to see
-    return {"payload": redacted, "payload_bytes": size, "truncated": truncated or size > 4 * max_bytes,
-            "fields": fields}
+    return {
+        "payload": redacted,
+        "payload_bytes": size,
+        "truncated": truncated or size > 4 * max_bytes,
+        "fields": fields,
+    }

@@ -45,9 +45,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "unblock",
     "appeal",
 )
-EventType = Literal[
-    "signup", "login", "payment", "add_card", "change_email", "block", "unblock", "appeal"
-]
+EventType = Literal["signup", "login", "payment", "add_card", "change_email", "block", "unblock", "appeal"]
 # Block, unblock and appeal events are label history: they update the customer's block and appeal
 # properties and never create a link, count in a link's aggregates or reach a feature, whatever
 # identifiers they carry.
@@ -226,7 +224,7 @@ def validate_event(record: dict[str, Any]) -> Event:
             field = ".".join(str(p) for p in err["loc"]) or "<event>"
             msg = err["msg"]
             if msg.startswith("Value error, "):
-                msg = msg[len("Value error, "):]
+                msg = msg[len("Value error, ") :]
             if err["type"] == "literal_error" and field == "event_type":
                 msg = "unknown event type"
             reasons.append((field, msg))

@@ -53,7 +53,7 @@ def to_epoch_ms(value: Any) -> int:
         value = dt.datetime.fromisoformat(text)
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
+            value = value.replace(tzinfo=dt.UTC)
         return int(value.timestamp() * 1000)
     if hasattr(value, "to_pydatetime"):  # pandas Timestamp
         return to_epoch_ms(value.to_pydatetime())
@@ -62,7 +62,7 @@ def to_epoch_ms(value: Any) -> int:
 
 def from_epoch_ms(ms: int) -> dt.datetime:
     """A timezone-aware UTC datetime."""
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
 
 
 def iso_utc(ms: int) -> str:

@@ -17,9 +17,9 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -84,8 +84,16 @@ def resolve_maven_classpath(pom: Path, lib_dir: Path, properties: dict[str, str]
     if lib_dir.exists():
         shutil.rmtree(lib_dir)
     lib_dir.mkdir(parents=True)
-    cmd = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-           f"-DoutputDirectory={lib_dir}", *(f"-D{k}={v}" for k, v in properties.items())]
+    cmd = [
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(pom),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={lib_dir}",
+        *(f"-D{k}={v}" for k, v in properties.items()),
+    ]
     log.info("resolving server jars from %s", pom.name)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -129,8 +137,7 @@ class JavaServer:
         raise NotImplementedError
 
     def jvm_options(self) -> list[str]:
-        return [f"-Xmx{self.heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                "-Djava.net.preferIPv4Stack=true"]
+        return [f"-Xmx{self.heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.net.preferIPv4Stack=true"]
 
     def status(self) -> dict:
         pid = self.pid()
@@ -158,8 +165,14 @@ class JavaServer:
             raise ServerError("Java 17 is needed to run the local servers")
         cmd = [java, *self.jvm_options(), "-cp", os.pathsep.join(classpath), main, *args]
         with open(self.log_file, "ab") as logfh:
-            proc = subprocess.Popen(cmd, stdout=logfh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    cwd=self.state_dir, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                stdout=logfh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.state_dir,
+                start_new_session=True,
+            )
         self.pid_file.write_text(str(proc.pid))
         log.info("%s starting (pid %d), log %s", self.name, proc.pid, self.log_file)
         self._wait_ready(proc.pid, proc)
@@ -218,11 +231,13 @@ class GremlinServer(JavaServer):
 
     MAIN = "org.apache.tinkerpop.gremlin.server.GremlinServer"
 
-    def __init__(self, settings: GremlinServerSettings, *, state_dir: str | Path | None = None,
-                 port: int | None = None):
+    def __init__(
+        self, settings: GremlinServerSettings, *, state_dir: str | Path | None = None, port: int | None = None
+    ):
         state = absolute_state_dir(state_dir or settings.state_dir)
-        super().__init__("gremlin-server", state, settings.host, port or settings.port,
-                         settings.start_timeout_s, settings.heap)
+        super().__init__(
+            "gremlin-server", state, settings.host, port or settings.port, settings.start_timeout_s, settings.heap
+        )
         self.settings = settings
 
     @property
@@ -247,8 +262,9 @@ class GremlinServer(JavaServer):
             data = self.state_dir / "data"
             data.mkdir(exist_ok=True)
             # GraphSON rather than Gryo: Gryo's Kryo reflection needs --add-opens on Java 17.
-            props += (f"\ngremlin.tinkergraph.graphLocation={data / 'graph.json'}\n"
-                      "gremlin.tinkergraph.graphFormat=graphson\n")
+            props += (
+                f"\ngremlin.tinkergraph.graphLocation={data / 'graph.json'}\ngremlin.tinkergraph.graphFormat=graphson\n"
+            )
         graph_props = self.state_dir / "tinkergraph.properties"
         graph_props.write_text(props)
         config["graphs"] = {"graph": str(graph_props)}
@@ -262,14 +278,25 @@ class GremlinServer(JavaServer):
 
     def jvm_options(self) -> list[str]:
         # The module openings TinkerPop's own start script passes on Java 11+.
-        opens = [f"--add-opens=java.base/{pkg}=ALL-UNNAMED" for pkg in
-                 ("java.io", "java.lang", "java.lang.invoke", "java.lang.reflect", "java.net", "java.nio",
-                  "java.util", "java.util.concurrent", "java.util.concurrent.atomic", "java.time")]
+        opens = [
+            f"--add-opens=java.base/{pkg}=ALL-UNNAMED"
+            for pkg in (
+                "java.io",
+                "java.lang",
+                "java.lang.invoke",
+                "java.lang.reflect",
+                "java.net",
+                "java.nio",
+                "java.util",
+                "java.util.concurrent",
+                "java.util.concurrent.atomic",
+                "java.time",
+            )
+        ]
         base = super().jvm_options()
         if not self.settings.quick_jit:  # full JIT: slower start, faster traversals once warm
             base = [o for o in base if not o.startswith("-XX:TieredStopAtLevel")]
-        return [*base, *opens,
-                f"-Dlog4j.configuration=file:{CONF_DIR / 'servers' / 'log4j-server.properties'}"]
+        return [*base, *opens, f"-Dlog4j.configuration=file:{CONF_DIR / 'servers' / 'log4j-server.properties'}"]
 
     def ready(self) -> bool:
         return gremlin_answers(self.url)
@@ -300,11 +327,16 @@ class KafkaServer(JavaServer):
 
     MAIN = "kafka.Kafka"
 
-    def __init__(self, settings, *, state_dir: str | Path | None = None, port: int | None = None,
-                 controller_port: int | None = None):
+    def __init__(
+        self,
+        settings,
+        *,
+        state_dir: str | Path | None = None,
+        port: int | None = None,
+        controller_port: int | None = None,
+    ):
         state = absolute_state_dir(state_dir or settings.state_dir)
-        super().__init__("kafka", state, settings.host, port or settings.port, settings.start_timeout_s,
-                         settings.heap)
+        super().__init__("kafka", state, settings.host, port or settings.port, settings.start_timeout_s, settings.heap)
         self.settings = settings
         self.controller_port = controller_port or settings.controller_port
 
@@ -313,9 +345,11 @@ class KafkaServer(JavaServer):
         return f"{self.host}:{self.port}"
 
     def lib_dir(self) -> Path:
-        return resolve_maven_classpath(CONF_DIR / "servers" / "kafka.pom.xml",
-                                       servers_cache() / f"kafka-{self.settings.kafka_version}",
-                                       {"kafka.version": self.settings.kafka_version})
+        return resolve_maven_classpath(
+            CONF_DIR / "servers" / "kafka.pom.xml",
+            servers_cache() / f"kafka-{self.settings.kafka_version}",
+            {"kafka.version": self.settings.kafka_version},
+        )
 
     def prepare(self) -> tuple[list[str], str, list[str]]:
         import base64
@@ -324,17 +358,36 @@ class KafkaServer(JavaServer):
         lib = self.lib_dir()
         data = self.state_dir / "data"
         h, p, c = self.host, self.port, self.controller_port
-        props = (CONF_DIR / "servers" / "kafka-server.properties").read_text() + "\n".join([
-            "", f"controller.quorum.voters=1@{h}:{c}",
-            f"listeners=PLAINTEXT://{h}:{p},CONTROLLER://{h}:{c}",
-            f"advertised.listeners=PLAINTEXT://{h}:{p}", f"log.dirs={data}", ""])
+        props = (CONF_DIR / "servers" / "kafka-server.properties").read_text() + "\n".join(
+            [
+                "",
+                f"controller.quorum.voters=1@{h}:{c}",
+                f"listeners=PLAINTEXT://{h}:{p},CONTROLLER://{h}:{c}",
+                f"advertised.listeners=PLAINTEXT://{h}:{p}",
+                f"log.dirs={data}",
+                "",
+            ]
+        )
         path = self.state_dir / "server.properties"
         path.write_text(props)
         if not (data / "meta.properties").exists():
             cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            proc = subprocess.run([shutil.which("java") or "java", "-cp", str(lib / "*"), "kafka.tools.StorageTool",
-                                   "format", "-t", cluster, "-c", str(path), "--ignore-formatted"],
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                [
+                    shutil.which("java") or "java",
+                    "-cp",
+                    str(lib / "*"),
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster,
+                    "-c",
+                    str(path),
+                    "--ignore-formatted",
+                ],
+                capture_output=True,
+                text=True,
+            )
             if proc.returncode != 0:
                 raise ServerError(f"kafka storage format failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
         return [str(lib / "*")], self.MAIN, [str(path)]
@@ -356,8 +409,9 @@ class ElasticMQServer(JavaServer):
 
     def __init__(self, settings, *, state_dir: str | Path | None = None, port: int | None = None):
         state = absolute_state_dir(state_dir or settings.state_dir)
-        super().__init__("elasticmq", state, settings.host, port or settings.port, settings.start_timeout_s,
-                         settings.heap)
+        super().__init__(
+            "elasticmq", state, settings.host, port or settings.port, settings.start_timeout_s, settings.heap
+        )
         self.settings = settings
 
     @property
@@ -365,9 +419,11 @@ class ElasticMQServer(JavaServer):
         return f"http://{self.host}:{self.port}"
 
     def lib_dir(self) -> Path:
-        return resolve_maven_classpath(CONF_DIR / "servers" / "elasticmq.pom.xml",
-                                       servers_cache() / f"elasticmq-{self.settings.elasticmq_version}",
-                                       {"elasticmq.version": self.settings.elasticmq_version})
+        return resolve_maven_classpath(
+            CONF_DIR / "servers" / "elasticmq.pom.xml",
+            servers_cache() / f"elasticmq-{self.settings.elasticmq_version}",
+            {"elasticmq.version": self.settings.elasticmq_version},
+        )
 
     def prepare(self) -> tuple[list[str], str, list[str]]:
         lib = self.lib_dir()
@@ -375,10 +431,13 @@ class ElasticMQServer(JavaServer):
             f'\nnode-address {{\n  protocol = http\n  host = "{self.host}"\n  port = {self.port}\n'
             '  context-path = ""\n}\n'
             f'rest-sqs {{\n  enabled = true\n  bind-port = {self.port}\n  bind-hostname = "{self.host}"\n'
-            "  sqs-limits = strict\n}\n")
+            "  sqs-limits = strict\n}\n"
+        )
         if self.settings.persist:  # queues and messages survive a restart
-            conf += (f'queues-storage {{\n  enabled = true\n  path = "{self.state_dir / "queues.conf"}"\n}}\n'
-                     f'messages-storage {{\n  enabled = true\n  uri = "jdbc:h2:{self.state_dir / "messages-h2"}"\n}}\n')
+            conf += (
+                f'queues-storage {{\n  enabled = true\n  path = "{self.state_dir / "queues.conf"}"\n}}\n'
+                f'messages-storage {{\n  enabled = true\n  uri = "jdbc:h2:{self.state_dir / "messages-h2"}"\n}}\n'
+            )
         path = self.state_dir / "elasticmq.conf"
         path.write_text(conf)
         return [str(lib / "*")], self.MAIN, []
@@ -396,5 +455,8 @@ class ElasticMQServer(JavaServer):
             return False
 
 
-SERVERS: dict[str, Callable[..., JavaServer]] = {"gremlin-server": GremlinServer, "kafka": KafkaServer,
-                                                 "elasticmq": ElasticMQServer}
+SERVERS: dict[str, Callable[..., JavaServer]] = {
+    "gremlin-server": GremlinServer,
+    "kafka": KafkaServer,
+    "elasticmq": ElasticMQServer,
+}

@@ -36,9 +36,9 @@ from fraudgraph.config import Settings
 from fraudgraph.graph import CustomerUpsert, IdentityGraph, IdentityLink
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.redaction import mask_free_text, redact_payload
+from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, LABEL_EVENT_TYPES, Event, InvalidEvent, validate_event
 from fraudgraph.scoring.online import OnlineScorer
 from fraudgraph.scoring.rules import decision_properties
-from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, LABEL_EVENT_TYPES, Event, InvalidEvent, validate_event
 from fraudgraph.timeutil import now_ms
 
 from .ledger import Ledger, merge_customer_props
@@ -59,10 +59,18 @@ class ConsumerStats:
 
     def as_dict(self) -> dict[str, Any]:
         lat = sorted(self.latencies_ms)
-        pct = (lambda q: round(lat[min(len(lat) - 1, int(q * (len(lat) - 1)))], 3) if lat else None)
-        return {"events_in": self.events_in, "rejected": self.rejected, "duplicates": self.duplicates,
-                "applied": self.applied, "decisions": dict(self.decisions),
-                "latency_ms": {"p50": pct(0.5), "p99": pct(0.99)}}
+
+        def pct(q: float) -> float | None:
+            return round(lat[min(len(lat) - 1, int(q * (len(lat) - 1)))], 3) if lat else None
+
+        return {
+            "events_in": self.events_in,
+            "rejected": self.rejected,
+            "duplicates": self.duplicates,
+            "applied": self.applied,
+            "decisions": dict(self.decisions),
+            "latency_ms": {"p50": pct(0.5), "p99": pct(0.99)},
+        }
 
 
 def customer_updates(ev: Event) -> dict[str, Any]:
@@ -132,13 +140,21 @@ def _link_from_state(key, base_json, first, last, count, counts_json) -> Identit
         count += base["event_count"]
         for t, prop in COUNT_PROPERTY_BY_TYPE.items():
             live_counts[t] = live_counts.get(t, 0) + int(base.get(prop, 0))
-    return IdentityLink(key[0], key[1], key[2], int(first), int(last), int(count),
-                        {t: int(n) for t, n in live_counts.items() if n})
+    return IdentityLink(
+        key[0], key[1], key[2], int(first), int(last), int(count), {t: int(n) for t, n in live_counts.items() if n}
+    )
 
 
 class LiveConsumer:
-    def __init__(self, store: IdentityGraph, scorer: OnlineScorer | None, settings: Settings, ledger: Ledger,
-                 decisions: JsonlSink | KafkaSink, dead_letter: JsonlSink | KafkaSink):
+    def __init__(
+        self,
+        store: IdentityGraph,
+        scorer: OnlineScorer | None,
+        settings: Settings,
+        ledger: Ledger,
+        decisions: JsonlSink | KafkaSink,
+        dead_letter: JsonlSink | KafkaSink,
+    ):
         self.store = store
         self.scorer = scorer
         self.settings = settings
@@ -175,8 +191,9 @@ class LiveConsumer:
     def recover(self) -> None:
         """Apply work a previous run recorded but did not finish (after a crash); work that fails again
         for a reason that is not transient is quarantined instead of stopping the consumer for good."""
-        pending = len(self.ledger.dirty_links()) + len(self.ledger.pending_customers()) + \
-            len(self.ledger.pending_scores())
+        pending = (
+            len(self.ledger.dirty_links()) + len(self.ledger.pending_customers()) + len(self.ledger.pending_scores())
+        )
         if pending:
             log.warning("recovering %d unfinished writes and decisions from the ledger", pending)
         try:
@@ -222,8 +239,11 @@ class LiveConsumer:
         payload = msg.payload
         size = len(payload) if isinstance(payload, bytes) else len(payload.encode("utf-8", errors="replace"))
         if size > cfg.max_event_bytes:
-            self._reject(msg, "payload:too_large", f"payload: {size:,} bytes, more than "
-                         f"consumer.max_event_bytes={cfg.max_event_bytes:,}")
+            self._reject(
+                msg,
+                "payload:too_large",
+                f"payload: {size:,} bytes, more than consumer.max_event_bytes={cfg.max_event_bytes:,}",
+            )
             return None
         try:
             text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
@@ -247,8 +267,12 @@ class LiveConsumer:
             self._reject(msg, exc.reason_code, mask_free_text(str(exc)), event_id=exc.event_id)
             return None
         if cfg.max_clock_skew_s is not None and event.ts_ms > now_ms() + cfg.max_clock_skew_s * 1000:
-            self._reject(msg, "ts:future", f"ts: more than consumer.max_clock_skew_s={cfg.max_clock_skew_s:g} s "
-                         "ahead of the wall clock", event_id=event.event_id)
+            self._reject(
+                msg,
+                "ts:future",
+                f"ts: more than consumer.max_clock_skew_s={cfg.max_clock_skew_s:g} s ahead of the wall clock",
+                event_id=event.event_id,
+            )
             return None
         return event
 
@@ -258,9 +282,15 @@ class LiveConsumer:
         self.stats.rejected += 1
         self.metrics.rejected.labels(reason=code).inc()
         log.info("rejected event at position %s: %s", msg.position, code)
-        self.dead_letter.write({"reason_code": code, "reason": reason, "position": msg.position,
-                                "event_id": mask_free_text(event_id)[:200] if event_id else None,
-                                **redact_payload(msg.payload, self.hasher)})
+        self.dead_letter.write(
+            {
+                "reason_code": code,
+                "reason": reason,
+                "position": msg.position,
+                "event_id": mask_free_text(event_id)[:200] if event_id else None,
+                **redact_payload(msg.payload, self.hasher),
+            }
+        )
 
     def _process_step(self, step: list[Event]) -> None:
         """Record, apply and score one step. A failure that is not transient (the store refused a value,
@@ -279,8 +309,9 @@ class LiveConsumer:
                 self._process_step(step[half:])
                 return
             ev = step[0]
-            self._reject(Message(event_json(ev), -1), "graph:refused", f"graph: {type(exc).__name__}",
-                         event_id=ev.event_id)
+            self._reject(
+                Message(event_json(ev), -1), "graph:refused", f"graph: {type(exc).__name__}", event_id=ev.event_id
+            )
             return
         try:
             self._apply()
@@ -301,11 +332,23 @@ class LiveConsumer:
         self.ledger.scored([p[0] for p in scores])
         self.stats.rejected += len(event_ids) or 1
         self.metrics.rejected.labels(reason="quarantined").inc()
-        log.error("quarantined %d journaled link writes, %d customer updates and %d scores after %s",
-                  len(dirty), len(pending), len(scores), error)
-        self.dead_letter.write({"reason_code": "journal:quarantined", "reason": f"graph or scoring: {error}",
-                                "event_ids": event_ids[:1000], "links": len(dirty), "customers": len(pending),
-                                "scores": len(scores)})
+        log.error(
+            "quarantined %d journaled link writes, %d customer updates and %d scores after %s",
+            len(dirty),
+            len(pending),
+            len(scores),
+            error,
+        )
+        self.dead_letter.write(
+            {
+                "reason_code": "journal:quarantined",
+                "reason": f"graph or scoring: {error}",
+                "event_ids": event_ids[:1000],
+                "links": len(dirty),
+                "customers": len(pending),
+                "scores": len(scores),
+            }
+        )
 
     def _record(self, events: list[Event]) -> None:
         increments: dict[tuple[str, str, str], list] = {}
@@ -313,8 +356,11 @@ class LiveConsumer:
         scores: dict[str, tuple[str, str, int]] = {}
         keys_by_event = []
         for ev in events:
-            keys = [] if ev.event_type in LABEL_EVENT_TYPES else \
-                [(ev.customer_id, kind, self.hasher.hash(kind, raw)) for kind, raw in ev.identifiers().items()]
+            keys = (
+                []
+                if ev.event_type in LABEL_EVENT_TYPES
+                else [(ev.customer_id, kind, self.hasher.hash(kind, raw)) for kind, raw in ev.identifiers().items()]
+            )
             keys_by_event.append(keys)
             for key in keys:
                 inc = increments.setdefault(key, [ev.ts_ms, ev.ts_ms, 0, defaultdict(int)])
@@ -333,7 +379,7 @@ class LiveConsumer:
                 if key in new_keys:
                     bases[key] = {k: int(v) for k, v in rec.items() if k not in ("customer_id", "kind", "value_hash")}
         for ev, keys in zip(events, keys_by_event):
-            trigger = ev.event_type
+            trigger: str = ev.event_type
             if ev.event_type == "login":
                 new_ident = any(k in new_keys and bases.get(k) is None and k[1] in ("device", "ip") for k in keys)
                 trigger = "login_new_identifier" if new_ident else "login"
@@ -361,20 +407,33 @@ class LiveConsumer:
             return
         # one subgraph and one forward pass for the micro-batch, as of its latest event
         results = self.scorer.score_many([p[0] for p in pending], max(p[3] for p in pending))
-        done, vertex_updates, emitted = [], {}, []
+        done: list[str] = []
+        vertex_updates: dict[str, dict[str, Any]] = {}
+        emitted: list[dict[str, Any]] = []
         for customer_id, event_id, event_type, ts in pending:
             done.append(customer_id)
             result = results.get(customer_id)
             if result is None:
                 continue
             d = result.decision
-            vertex_updates[customer_id] = decision_properties(result.score, d.decision, d.reason_codes,
-                                                              result.model_version, result.as_of_ms)
-            emitted.append({"decision_id": event_id, "customer_id": customer_id, "event_id": event_id,
-                            "event_type": event_type, "ts": ts, "scored_as_of": result.as_of_ms,
-                            "score": round(result.score, 6), "decision": d.decision,
-                            "reason_codes": list(d.reason_codes), "reasons": list(d.reasons),
-                            "model_version": result.model_version})
+            vertex_updates[customer_id] = decision_properties(
+                result.score, d.decision, d.reason_codes, result.model_version, result.as_of_ms
+            )
+            emitted.append(
+                {
+                    "decision_id": event_id,
+                    "customer_id": customer_id,
+                    "event_id": event_id,
+                    "event_type": event_type,
+                    "ts": ts,
+                    "scored_as_of": result.as_of_ms,
+                    "score": round(result.score, 6),
+                    "decision": d.decision,
+                    "reason_codes": list(d.reason_codes),
+                    "reasons": list(d.reasons),
+                    "model_version": result.model_version,
+                }
+            )
         # the vertex first, then the decision: a crash in between re-scores and re-emits the same decision_id
         if vertex_updates:
             self.store.set_customer_properties(vertex_updates)

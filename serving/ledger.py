@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (event_id TEXT PRIMARY KEY) WITHOUT ROWID;
@@ -45,8 +45,10 @@ def ledger_path_for(store, configured: str | None) -> Path:
         return Path(configured)
     path = getattr(store, "path", None)
     if path is None:
-        raise LedgerMismatch(f"graph {store.uri} (id {store.graph_id}) keeps no file to put the consumer's ledger "
-                             "beside: set consumer.ledger or pass --ledger")
+        raise LedgerMismatch(
+            f"graph {store.uri} (id {store.graph_id}) keeps no file to put the consumer's ledger "
+            "beside: set consumer.ledger or pass --ledger"
+        )
     return Path(f"{path}.consumer-ledger.db")
 
 
@@ -90,8 +92,10 @@ class Ledger:
             self._db.execute("INSERT OR IGNORE INTO ledger_meta (key, value) VALUES ('graph_uri', ?)", (graph_uri,))
             bound = dict(self._db.execute("SELECT key, value FROM ledger_meta").fetchall())
         if bound["graph_id"] != graph_id:
-            raise LedgerMismatch(f"ledger {self.path} journals graph {bound['graph_id']} ({bound['graph_uri']}), "
-                                 f"not graph {graph_id} ({graph_uri}): give this graph its own ledger (--ledger)")
+            raise LedgerMismatch(
+                f"ledger {self.path} journals graph {bound['graph_id']} ({bound['graph_uri']}), "
+                f"not graph {graph_id} ({graph_uri}): give this graph its own ledger (--ledger)"
+            )
 
     # ----------------------------------------------------------------- reads
     def unseen(self, event_ids: Iterable[str]) -> set[str]:
@@ -99,10 +103,11 @@ class Ledger:
         seen: set[str] = set()
         with self._lock:
             for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
+                chunk = ids[i : i + 500]
                 marks = ",".join("?" * len(chunk))
-                seen |= {r[0] for r in self._db.execute(f"SELECT event_id FROM seen WHERE event_id IN ({marks})",
-                                                        chunk)}
+                seen |= {
+                    r[0] for r in self._db.execute(f"SELECT event_id FROM seen WHERE event_id IN ({marks})", chunk)
+                }
         return set(ids) - seen
 
     def link_states(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], tuple]:
@@ -110,8 +115,11 @@ class Ledger:
         out = {}
         with self._lock:
             for key in set(keys):
-                row = self._db.execute("SELECT live_first, live_last, live_count, live_counts FROM link_state "
-                                       "WHERE customer_id=? AND kind=? AND value_hash=?", key).fetchone()
+                row = self._db.execute(
+                    "SELECT live_first, live_last, live_count, live_counts FROM link_state "
+                    "WHERE customer_id=? AND kind=? AND value_hash=?",
+                    key,
+                ).fetchone()
                 if row is not None:
                     out[key] = row
         return out
@@ -125,7 +133,8 @@ class Ledger:
         with self._lock:
             return self._db.execute(
                 "SELECT customer_id, kind, value_hash, base, live_first, live_last, live_count, live_counts "
-                "FROM link_state WHERE dirty = 1 ORDER BY customer_id, kind, value_hash").fetchall()
+                "FROM link_state WHERE dirty = 1 ORDER BY customer_id, kind, value_hash"
+            ).fetchall()
 
     def pending_customers(self) -> dict[str, dict]:
         with self._lock:
@@ -133,12 +142,20 @@ class Ledger:
 
     def pending_scores(self) -> list[tuple[str, str, str, int]]:
         with self._lock:
-            return self._db.execute("SELECT customer_id, event_id, event_type, ts FROM pending_score "
-                                    "ORDER BY ts, customer_id").fetchall()
+            return self._db.execute(
+                "SELECT customer_id, event_id, event_type, ts FROM pending_score ORDER BY ts, customer_id"
+            ).fetchall()
 
     # ---------------------------------------------------------------- writes
-    def record(self, event_ids: list[str], link_updates: dict, bases: dict, customer_props: dict[str, dict],
-               scores: dict[str, tuple[str, str, int]], states: dict | None = None) -> None:
+    def record(
+        self,
+        event_ids: list[str],
+        link_updates: dict,
+        bases: dict,
+        customer_props: dict[str, dict],
+        scores: dict[str, tuple[str, str, int]],
+        states: dict | None = None,
+    ) -> None:
         """One transaction: events seen, live link aggregates, pending customer writes and scores.
 
         ``states``: :meth:`link_states` of the updated links, read by the caller just before (one
@@ -161,14 +178,18 @@ class Ledger:
             try:
                 db.executemany("INSERT OR IGNORE INTO seen (event_id) VALUES (?)", [(e,) for e in event_ids])
                 db.executemany("INSERT INTO link_state VALUES (?,?,?,?,?,?,?,?,1)", inserts)
-                db.executemany("UPDATE link_state SET live_first=?, live_last=?, live_count=?, live_counts=?, "
-                               "dirty=1 WHERE customer_id=? AND kind=? AND value_hash=?", updates)
+                db.executemany(
+                    "UPDATE link_state SET live_first=?, live_last=?, live_count=?, live_counts=?, "
+                    "dirty=1 WHERE customer_id=? AND kind=? AND value_hash=?",
+                    updates,
+                )
                 for cid, props in customer_props.items():
                     row = db.execute("SELECT props FROM pending_customer WHERE customer_id=?", (cid,)).fetchone()
                     merged = merge_customer_props(json.loads(row[0]) if row else {}, props)
                     db.execute("INSERT OR REPLACE INTO pending_customer VALUES (?, ?)", (cid, json.dumps(merged)))
-                db.executemany("INSERT OR REPLACE INTO pending_score VALUES (?, ?, ?, ?)",
-                               [(cid, *v) for cid, v in scores.items()])
+                db.executemany(
+                    "INSERT OR REPLACE INTO pending_score VALUES (?, ?, ?, ?)", [(cid, *v) for cid, v in scores.items()]
+                )
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -177,8 +198,7 @@ class Ledger:
     def applied(self, links: list[tuple[str, str, str]], customers: list[str]) -> None:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("UPDATE link_state SET dirty=0 WHERE customer_id=? AND kind=? AND value_hash=?",
-                                 links)
+            self._db.executemany("UPDATE link_state SET dirty=0 WHERE customer_id=? AND kind=? AND value_hash=?", links)
             self._db.executemany("DELETE FROM pending_customer WHERE customer_id=?", [(c,) for c in customers])
             self._db.execute("COMMIT")
 

@@ -22,8 +22,7 @@ CREATE TRIGGER IF NOT EXISTS review_no_update BEFORE UPDATE ON review
 CREATE TRIGGER IF NOT EXISTS review_no_delete BEFORE DELETE ON review
     BEGIN SELECT RAISE(ABORT, 'the review log is append-only'); END
 """
-COLUMNS = ("seq", "customer_id", "outcome", "actor", "at", "previous_decision", "previous_outcome", "override",
-           "note")
+COLUMNS = ("seq", "customer_id", "outcome", "actor", "at", "previous_decision", "previous_outcome", "override", "note")
 
 
 def review_log_path(store, configured: str | None) -> Path:
@@ -48,19 +47,30 @@ class ReviewLog:
             if stmt.strip():
                 self._db.execute(stmt)
 
-    def append(self, customer_id: str, outcome: str, actor: str, at: int, previous_decision: str | None,
-               previous_outcome: str | None, override: bool, note: str) -> int:
+    def append(
+        self,
+        customer_id: str,
+        outcome: str,
+        actor: str,
+        at: int,
+        previous_decision: str | None,
+        previous_outcome: str | None,
+        override: bool,
+        note: str,
+    ) -> int:
         with self._lock:
             cur = self._db.execute(
                 "INSERT INTO review (customer_id, outcome, actor, at, previous_decision, previous_outcome, "
                 "override, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (customer_id, outcome, actor, at, previous_decision, previous_outcome, int(override), note))
+                (customer_id, outcome, actor, at, previous_decision, previous_outcome, int(override), note),
+            )
             return int(cur.lastrowid)
 
     def history(self, customer_id: str) -> list[dict[str, Any]]:
         with self._lock:
-            rows = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM review WHERE customer_id = ? ORDER BY seq",
-                                    (customer_id,)).fetchall()
+            rows = self._db.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM review WHERE customer_id = ? ORDER BY seq", (customer_id,)
+            ).fetchall()
         return [dict(zip(COLUMNS, r)) | {"override": bool(r[7])} for r in rows]
 
     def ping(self) -> None:

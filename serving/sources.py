@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 from urllib.parse import urlparse
 
 log = logging.getLogger("fraudgraph.consumer.sources")
@@ -70,7 +70,6 @@ class FileSource:
     def close(self) -> None:
         self._fh.close()
 
-
     def commit(self, batch: list[Message], ledger) -> None:
         ledger.commit_offset(self.name, batch[-1].position)
 
@@ -115,17 +114,24 @@ class KafkaSource(_IdleStop):
     benchmarks, draining a topic); None keeps polling until stopped.
     """
 
-    def __init__(self, bootstrap: str, topic: str, group: str, *, idle_stop_s: float | None = None,
-                 commit_retry_s: float = 300.0):
+    def __init__(
+        self, bootstrap: str, topic: str, group: str, *, idle_stop_s: float | None = None, commit_retry_s: float = 300.0
+    ):
         from confluent_kafka import Consumer
 
         self.commit_retry_s = commit_retry_s
         self.name = f"kafka://{bootstrap}/{topic}?group={group}"
         self.topic = topic
         self.idle_stop_s = idle_stop_s
-        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                                   "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                                   "enable.partition.eof": False})
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": False,
+            }
+        )
         self._consumer.subscribe([topic])
         self._last_message = time.monotonic()
 
@@ -143,6 +149,7 @@ class KafkaSource(_IdleStop):
 
         last: dict[tuple[str, int], int] = {}
         for m in batch:
+            assert isinstance(m, KafkaMessage)
             key = (m.topic, m.partition)
             last[key] = max(last.get(key, -1), m.position)
         offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
@@ -173,8 +180,11 @@ class KafkaSink:
 
     def write(self, record: dict[str, Any]) -> None:
         key = record.get("decision_id") or record.get("event_id")
-        self._producer.produce(self.topic, json.dumps(record, sort_keys=True, default=str).encode(),
-                               key=key.encode() if isinstance(key, str) else None)
+        self._producer.produce(
+            self.topic,
+            json.dumps(record, sort_keys=True, default=str).encode(),
+            key=key.encode() if isinstance(key, str) else None,
+        )
 
     def flush(self) -> None:
         remaining = self._producer.flush(30)
@@ -228,8 +238,9 @@ class SqsSource(_IdleStop):
     ledger drops it as a duplicate.
     """
 
-    def __init__(self, queue_url: str, *, idle_stop_s: float | None = None, visibility_timeout_s: int = 120,
-                 retry_s: float = 120):
+    def __init__(
+        self, queue_url: str, *, idle_stop_s: float | None = None, visibility_timeout_s: int = 120, retry_s: float = 120
+    ):
         self.name = queue_url
         self.queue_url = queue_url
         self.idle_stop_s = idle_stop_s
@@ -243,9 +254,15 @@ class SqsSource(_IdleStop):
         out: list[Message] = []
         wait = max(0, min(20, int(round(timeout_s))))
         while len(out) < max_records:
-            resp = _sqs_retrying(self._sqs.receive_message, "receive", self.retry_s, QueueUrl=self.queue_url,
-                                 MaxNumberOfMessages=min(10, max_records - len(out)),
-                                 WaitTimeSeconds=wait if not out else 0, VisibilityTimeout=self.visibility_timeout_s)
+            resp = _sqs_retrying(
+                self._sqs.receive_message,
+                "receive",
+                self.retry_s,
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=min(10, max_records - len(out)),
+                WaitTimeSeconds=wait if not out else 0,
+                VisibilityTimeout=self.visibility_timeout_s,
+            )
             msgs = resp.get("Messages", [])
             if not msgs:
                 break
@@ -257,14 +274,20 @@ class SqsSource(_IdleStop):
 
     def commit(self, batch: list[Message], ledger=None) -> None:
         for i in range(0, len(batch), 10):
-            entries = [{"Id": str(j), "ReceiptHandle": m.receipt} for j, m in enumerate(batch[i:i + 10])]
-            resp = _sqs_retrying(self._sqs.delete_message_batch, "delete", self.retry_s, QueueUrl=self.queue_url,
-                                 Entries=entries)
+            entries = [
+                {"Id": str(j), "ReceiptHandle": cast(SqsMessage, m).receipt} for j, m in enumerate(batch[i : i + 10])
+            ]
+            resp = _sqs_retrying(
+                self._sqs.delete_message_batch, "delete", self.retry_s, QueueUrl=self.queue_url, Entries=entries
+            )
             failed = resp.get("Failed", [])
             stale = [f for f in failed if f.get("Code") == "ReceiptHandleIsInvalid"]
             if stale:
-                log.warning("SQS delete: %d stale receipt handles (the broker restarted); the ledger will drop "
-                            "the redelivered messages", len(stale))
+                log.warning(
+                    "SQS delete: %d stale receipt handles (the broker restarted); the ledger will drop "
+                    "the redelivered messages",
+                    len(stale),
+                )
             if len(stale) < len(failed):
                 raise RuntimeError(f"SQS delete failed for {len(failed)} messages: {failed[:1]}")
 
@@ -287,8 +310,13 @@ class SqsSink:
     def flush(self) -> None:
         while self._buffer:
             chunk, self._buffer = self._buffer[:10], self._buffer[10:]
-            resp = _sqs_retrying(self._sqs.send_message_batch, "send", self.retry_s, QueueUrl=self.queue_url,
-                                 Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)])
+            resp = _sqs_retrying(
+                self._sqs.send_message_batch,
+                "send",
+                self.retry_s,
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)],
+            )
             if resp.get("Failed"):
                 raise RuntimeError(f"SQS send failed for {len(resp['Failed'])} messages: {resp['Failed'][:1]}")
 
@@ -334,8 +362,9 @@ def source_name(uri: str) -> str:
     return f"file://{Path(parsed.path if parsed.scheme else uri).resolve()}"
 
 
-def open_source(uri: str, *, start: int = 0, follow: bool = False, idle_stop_s: float | None = None,
-                retry_s: float = 120):
+def open_source(
+    uri: str, *, start: int = 0, follow: bool = False, idle_stop_s: float | None = None, retry_s: float = 120
+):
     if uri == "-":
         return StdinSource()
     if uri.startswith("kafka://"):
@@ -346,8 +375,9 @@ def open_source(uri: str, *, start: int = 0, follow: bool = False, idle_stop_s: 
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         return FileSource(parsed.path if parsed.scheme else uri, start=start, follow=follow)
-    raise ValueError(f"source {uri!r}: expected file:///PATH, -, kafka://HOST:PORT/TOPIC?group=NAME or an SQS "
-                     "queue URL")
+    raise ValueError(
+        f"source {uri!r}: expected file:///PATH, -, kafka://HOST:PORT/TOPIC?group=NAME or an SQS queue URL"
+    )
 
 
 class JsonlSink:

@@ -57,8 +57,15 @@ def split_bounds(as_of_ms: int, cfg: TrainingSettings) -> tuple[int, int]:
     return t2 - int(cfg.split.val_days * DAY_MS), t2
 
 
-def build_examples(points: pd.DataFrame, customers: pd.DataFrame, links_at, test_labels: pd.DataFrame,
-                   as_of_ms: int, cfg: TrainingSettings, label_settings: LabelSettings) -> DecisionExamples:
+def build_examples(
+    points: pd.DataFrame,
+    customers: pd.DataFrame,
+    links_at,
+    test_labels: pd.DataFrame,
+    as_of_ms: int,
+    cfg: TrainingSettings,
+    label_settings: LabelSettings,
+) -> DecisionExamples:
     """Label and sample decision points (see the module docstring).
 
     Args:
@@ -73,8 +80,11 @@ def build_examples(points: pd.DataFrame, customers: pd.DataFrame, links_at, test
     ends = {"train": t1, "val": t2}
     labels = {s: clean_labels(customers, links_at(end), end, label_settings).labels for s, end in ends.items()}
     labels["test"] = test_labels
-    blocked = pd.to_numeric(customers.set_index(customers["customer_id"].astype(str)).get("blocked_at"),
-                            errors="coerce") if "blocked_at" in customers else pd.Series(dtype=float)
+    blocked = (
+        pd.to_numeric(customers.set_index(customers["customer_id"].astype(str)).get("blocked_at"), errors="coerce")
+        if "blocked_at" in customers
+        else pd.Series(dtype=float)
+    )
     window = cfg.examples.fraud_window_days * DAY_MS
     parts, counts = [], {}
     for split in SPLITS:
@@ -91,16 +101,23 @@ def build_examples(points: pd.DataFrame, customers: pd.DataFrame, links_at, test
         part["y"] = np.where((y == 1) & ~in_window, -1, y)
         legit = np.sort(part.loc[label.to_numpy() == LEGIT, "customer_id"].astype(str).unique())
         rng = np.random.default_rng([cfg.seed, SPLITS.index(split)])
-        kept = rng.choice(legit, min(len(legit), cfg.examples.legit_customers_per_split), replace=False) \
-            if len(legit) else legit
+        kept = (
+            rng.choice(legit, min(len(legit), cfg.examples.legit_customers_per_split), replace=False)
+            if len(legit)
+            else legit
+        )
         is_legit = part["customer_id"].astype(str).isin(set(legit)).to_numpy()
         part = part.loc[~is_legit | part["customer_id"].astype(str).isin(set(kept)).to_numpy()].copy()
         # how many customers each kept row's customer stands for (sampled legitimate customers: several)
-        part["population_weight"] = np.where(part["customer_id"].astype(str).isin(set(legit)).to_numpy(),
-                                             len(legit) / max(len(kept), 1), 1.0)
-        counts[split] = {"fraud_customers": int(part.loc[part["y"] == 1, "customer_id"].nunique()),
-                         "legit_customers": int(len(legit)), "legit_customers_sampled": int(len(kept)),
-                         "decision_points": int(len(part))}
+        part["population_weight"] = np.where(
+            part["customer_id"].astype(str).isin(set(legit)).to_numpy(), len(legit) / max(len(kept), 1), 1.0
+        )
+        counts[split] = {
+            "fraud_customers": int(part.loc[part["y"] == 1, "customer_id"].nunique()),
+            "legit_customers": int(len(legit)),
+            "legit_customers_sampled": int(len(kept)),
+            "decision_points": int(len(part)),
+        }
         parts.append(part)
     frame = pd.concat(parts, ignore_index=True)
     frame = sample_points(frame, cfg.examples.max_per_customer, cfg.seed)
@@ -109,15 +126,23 @@ def build_examples(points: pd.DataFrame, customers: pd.DataFrame, links_at, test
     frame["weight"] = 0.0
     frame.loc[labelled, "weight"] = 1.0 / n
     frame = deployment_labels(frame, test_labels, blocked, pts.groupby("customer_id")["ts"].max(), as_of_ms, window)
-    counts["deploy"] = {"fraud_customers": int(frame.loc[frame["y_deploy"] == 1, "customer_id"].nunique()),
-                        "legit_customers": int(frame.loc[frame["y_deploy"] == 0, "customer_id"].nunique()),
-                        "validation_customers_held_out": int(frame.loc[frame["deploy_holdout"], "customer_id"].nunique()),
-                        "decision_points": int((frame["y_deploy"] >= 0).sum())}
+    counts["deploy"] = {
+        "fraud_customers": int(frame.loc[frame["y_deploy"] == 1, "customer_id"].nunique()),
+        "legit_customers": int(frame.loc[frame["y_deploy"] == 0, "customer_id"].nunique()),
+        "validation_customers_held_out": int(frame.loc[frame["deploy_holdout"], "customer_id"].nunique()),
+        "decision_points": int((frame["y_deploy"] >= 0).sum()),
+    }
     return DecisionExamples(frame.reset_index(drop=True), t1, t2, as_of_ms, counts)
 
 
-def deployment_labels(frame: pd.DataFrame, labels_now: pd.DataFrame, blocked: pd.Series, last_point: pd.Series,
-                      as_of_ms: int, window_ms: float) -> pd.DataFrame:
+def deployment_labels(
+    frame: pd.DataFrame,
+    labels_now: pd.DataFrame,
+    blocked: pd.Series,
+    last_point: pd.Series,
+    as_of_ms: int,
+    window_ms: float,
+) -> pd.DataFrame:
     """Labels for the deployed model's refit: every kept decision point, labelled with what is known at
     as-of (``labels_now``), fraud only within ``window_ms`` before the block (or before the customer's last
     decision point when a heuristic made it fraud).
@@ -165,10 +190,14 @@ def truth_at_points(frame: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     start_ms = start.dt.as_unit("ms").astype("int64").where(start.notna())
     cid = frame["customer_id"].astype(str)
     started = cid.map(start_ms)
-    is_fraud = cid.map(t["is_fraud_true"]).fillna(False).astype(bool) & started.notna() & \
-        (frame["ts"].to_numpy() >= started.fillna(np.inf).to_numpy())
+    is_fraud = (
+        cid.map(t["is_fraud_true"]).fillna(False).astype(bool)
+        & started.notna()
+        & (frame["ts"].to_numpy() >= started.fillna(np.inf).to_numpy())
+    )
     ftype = np.where(is_fraud, cid.map(t["fraud_type"]).fillna("none"), "none")
     ring = cid.map(t["ring_id"]) if "ring_id" in t else pd.Series(None, index=frame.index)
     cluster = np.where(pd.notna(ring) & (ftype == "ring"), "ring:" + ring.astype(str), "customer:" + cid)
-    return pd.DataFrame({"is_fraud": is_fraud.astype(int).to_numpy(), "fraud_type": ftype, "cluster": cluster},
-                        index=frame.index)
+    return pd.DataFrame(
+        {"is_fraud": is_fraud.astype(int).to_numpy(), "fraud_type": ftype, "cluster": cluster}, index=frame.index
+    )

@@ -54,8 +54,14 @@ def world_readback(world_dir: str | Path, settings: Settings) -> dict[str, Any]:
     truth = truth_at_points(points, pd.read_parquet(world / "truth" / "ground_truth.parquet"))
     cap = settings.graph.neighbourhood_fanout_cap
     inputs = history.scoring_inputs(points["customer_id"], points["ts"], cap)
-    tensors = build_graph_tensors(inputs.customers, inputs.links, inputs.as_of_ms, fanout_cap=cap,
-                                  identifier_stats=inputs.identifier_stats, customer_summary=inputs.customer_summary)
+    tensors = build_graph_tensors(
+        inputs.customers,
+        inputs.links,
+        inputs.as_of_ms,
+        fanout_cap=cap,
+        identifier_stats=inputs.identifier_stats,
+        customer_summary=inputs.customer_summary,
+    )
     has = inputs.target_ids >= 0
     table, names = tabular_features(tensors, tensors.index_of(inputs.target_ids[has]))
     frame = pd.DataFrame(table, columns=names)
@@ -63,8 +69,9 @@ def world_readback(world_dir: str | Path, settings: Settings) -> dict[str, Any]:
     fired = rules.fired(inputs).loc[has].reset_index(drop=True)
     frame = pd.concat([frame, fired.astype(float).add_prefix("rule_")], axis=1)
     frame["rules_fired"] = fired.sum(axis=1).to_numpy(float)
-    unit = pd.DataFrame({"customer_id": points.loc[has, "customer_id"].to_numpy(),
-                         "is_fraud": truth.loc[has, "is_fraud"].to_numpy()})
+    unit = pd.DataFrame(
+        {"customer_id": points.loc[has, "customer_id"].to_numpy(), "is_fraud": truth.loc[has, "is_fraud"].to_numpy()}
+    )
     grouped = pd.concat([unit, frame], axis=1).groupby(["customer_id", "is_fraud"])
     highest, lowest = grouped.max(), grouped.min()
     y = highest.index.get_level_values("is_fraud").to_numpy()
@@ -77,24 +84,40 @@ def world_readback(world_dir: str | Path, settings: Settings) -> dict[str, Any]:
     rule_rows = [r for r in rows if r["input"].startswith("rule")]
     top = inputs_table[0] if inputs_table else {"input": None, "pr_auc": 0.0}
     rules_pr = next(r["pr_auc"] for r in rule_rows if r["input"] == "rules_fired")
-    return {"world": str(world), "seed": manifest.get("seed"), "as_of": manifest["cutoff"],
-            "test_days": cfg.split.test_days, "customers": int(len(y)), "fraudsters": int(y.sum()),
-            "prevalence": round(float(y.mean()), 4) if len(y) else None,
-            "inputs": inputs_table, "rules": rule_rows,
-            "max_single_input": top, "rules_pr_auc": rules_pr,
-            "too_easy": bool(top["pr_auc"] > SINGLE_INPUT_LIMIT or rules_pr > RULES_LIMIT)}
+    return {
+        "world": str(world),
+        "seed": manifest.get("seed"),
+        "as_of": manifest["cutoff"],
+        "test_days": cfg.split.test_days,
+        "customers": int(len(y)),
+        "fraudsters": int(y.sum()),
+        "prevalence": round(float(y.mean()), 4) if len(y) else None,
+        "inputs": inputs_table,
+        "rules": rule_rows,
+        "max_single_input": top,
+        "rules_pr_auc": rules_pr,
+        "too_easy": bool(top["pr_auc"] > SINGLE_INPUT_LIMIT or rules_pr > RULES_LIMIT),
+    }
 
 
 def render_readback(r: dict[str, Any], top: int = 15) -> str:
-    lines = [f"# World read-back: seed {r['seed']}", "",
-             f"Test window: the last {r['test_days']:g} days before {r['as_of']}; {r['customers']:,} customers, "
-             f"{r['fraudsters']:,} fraudsters (prevalence {r['prevalence']:.2%}). PR-AUC against ground truth, one "
-             "input at a time, per customer (highest or lowest value over its decision points).", "",
-             f"Highest single input: `{r['max_single_input']['input']}` {r['max_single_input']['pr_auc']:.3f} "
-             f"(limit {SINGLE_INPUT_LIMIT}); day-one rules {r['rules_pr_auc']:.3f} (limit {RULES_LIMIT}): "
-             f"**{'too easy' if r['too_easy'] else 'within the limits'}**.", "",
-             "| day-one rule | PR-AUC |", "| --- | ---: |",
-             *[f"| {x['input']} | {x['pr_auc']:.3f} |" for x in r["rules"]], "",
-             f"| input (top {top} of {len(r['inputs'])}) | PR-AUC | fraud ranks |", "| --- | ---: | --- |",
-             *[f"| {x['input']} | {x['pr_auc']:.3f} | {x['direction']} |" for x in r["inputs"][:top]]]
+    lines = [
+        f"# World read-back: seed {r['seed']}",
+        "",
+        f"Test window: the last {r['test_days']:g} days before {r['as_of']}; {r['customers']:,} customers, "
+        f"{r['fraudsters']:,} fraudsters (prevalence {r['prevalence']:.2%}). PR-AUC against ground truth, one "
+        "input at a time, per customer (highest or lowest value over its decision points).",
+        "",
+        f"Highest single input: `{r['max_single_input']['input']}` {r['max_single_input']['pr_auc']:.3f} "
+        f"(limit {SINGLE_INPUT_LIMIT}); day-one rules {r['rules_pr_auc']:.3f} (limit {RULES_LIMIT}): "
+        f"**{'too easy' if r['too_easy'] else 'within the limits'}**.",
+        "",
+        "| day-one rule | PR-AUC |",
+        "| --- | ---: |",
+        *[f"| {x['input']} | {x['pr_auc']:.3f} |" for x in r["rules"]],
+        "",
+        f"| input (top {top} of {len(r['inputs'])}) | PR-AUC | fraud ranks |",
+        "| --- | ---: | --- |",
+        *[f"| {x['input']} | {x['pr_auc']:.3f} | {x['direction']} |" for x in r["inputs"][:top]],
+    ]
     return "\n".join(lines) + "\n"

@@ -41,8 +41,15 @@ from fraudgraph.config import Settings, TrainingSettings
 from fraudgraph.evaluation.ranking import bootstrap_interval, ranking_metrics, threshold_for_precision
 from fraudgraph.graph.history import LinkHistory, decision_points
 from fraudgraph.ml.artifact import ModelArtifact, gnn_scores, seed_everything
-from fraudgraph.ml.features import (CUSTOMER_FEATURES, EDGE_FEATURES, IDENTIFIER_FEATURES, REVERSE_PREFIX,
-                                    FeatureScaler, IdentityGraphTensors, build_graph_tensors)
+from fraudgraph.ml.features import (
+    CUSTOMER_FEATURES,
+    EDGE_FEATURES,
+    IDENTIFIER_FEATURES,
+    REVERSE_PREFIX,
+    FeatureScaler,
+    IdentityGraphTensors,
+    build_graph_tensors,
+)
 from fraudgraph.schema import CUSTOMER, EDGE_LABEL_BY_KIND, IDENTIFIER_KINDS
 from fraudgraph.scoring.day_one import DayOneRules
 from training.examples import SPLITS, DecisionExamples, build_examples, truth_at_points
@@ -73,8 +80,15 @@ def read_labels(labels_dir: str | Path) -> tuple[pd.DataFrame, int]:
     return labels, as_of_ms
 
 
-def fit_gnn(tensors: IdentityGraphTensors, scaler: FeatureScaler, y: np.ndarray, split: Split,
-            cfg: TrainingSettings, use_edge_features: bool, epochs: int | None = None) -> tuple[Any, dict]:
+def fit_gnn(
+    tensors: IdentityGraphTensors,
+    scaler: FeatureScaler,
+    y: np.ndarray,
+    split: Split,
+    cfg: TrainingSettings,
+    use_edge_features: bool,
+    epochs: int | None = None,
+) -> tuple[Any, dict]:
     """Train one RGCN variant with early stopping on validation PR-AUC.
 
     ``y``: per customer node, 1 fraud / 0 legitimate (other nodes are ignored); ``split`` names the
@@ -90,9 +104,16 @@ def fit_gnn(tensors: IdentityGraphTensors, scaler: FeatureScaler, y: np.ndarray,
     seed_everything(cfg.seed)
     g = tensors.graph
     nodes, edges = scaler.scaled(tensors)
-    model = EdgeAwareRGCN({n: x.shape[1] for n, x in nodes.items()}, next(iter(edges.values())).shape[1],
-                          list(g.canonical_etypes), cfg.hidden_dim, cfg.edge_hidden_dim, cfg.layers, cfg.dropout,
-                          use_edge_features)
+    model = EdgeAwareRGCN(
+        {n: x.shape[1] for n, x in nodes.items()},
+        next(iter(edges.values())).shape[1],
+        list(g.canonical_etypes),
+        cfg.hidden_dim,
+        cfg.edge_hidden_dim,
+        cfg.layers,
+        cfg.dropout,
+        use_edge_features,
+    )
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     y_t = torch.as_tensor(np.clip(y, 0, 1), dtype=torch.float32)
     w_node = np.zeros(len(y), dtype=np.float32)
@@ -111,7 +132,8 @@ def fit_gnn(tensors: IdentityGraphTensors, scaler: FeatureScaler, y: np.ndarray,
     train_idx = torch.as_tensor(split.train, dtype=torch.int64)
     if not full:
         sampler = dgl.dataloading.MultiLayerNeighborSampler(
-            [{et: f for et in g.etypes} for f in (cfg.fanouts + cfg.fanouts[-1:] * cfg.layers)[:cfg.layers]])
+            [{et: f for et in g.etypes} for f in (cfg.fanouts + cfg.fanouts[-1:] * cfg.layers)[: cfg.layers]]
+        )
     best: dict[str, Any] = {"pr_auc": -1.0, "epoch": -1, "state": None}
     history = []
     for epoch in range(epochs or cfg.max_epochs):
@@ -126,8 +148,9 @@ def fit_gnn(tensors: IdentityGraphTensors, scaler: FeatureScaler, y: np.ndarray,
             opt.step()
             losses.append(loss.item())
         else:
-            loader = dgl.dataloading.DataLoader(g, {CUSTOMER: train_idx}, sampler, batch_size=cfg.batch_size,
-                                                shuffle=True, drop_last=False)
+            loader = dgl.dataloading.DataLoader(
+                g, {CUSTOMER: train_idx}, sampler, batch_size=cfg.batch_size, shuffle=True, drop_last=False
+            )
             for input_nodes, output_nodes, blocks in loader:
                 nf = {nt: nodes[nt][ids] for nt, ids in input_nodes.items()}
                 ef = [{et: edges[et][b.edges[et].data[dgl.EID]] for et in b.etypes} for b in blocks]
@@ -143,8 +166,14 @@ def fit_gnn(tensors: IdentityGraphTensors, scaler: FeatureScaler, y: np.ndarray,
             continue
         val_scores = gnn_scores(model, tensors, scaler, split.val, cfg, nodes=nodes, edges=edges)
         val = ranking_metrics(y[split.val], val_scores, sample_weight=split.val_weight)
-        history.append({"epoch": epoch, "loss": round(float(np.mean(losses)), 5), "val_pr_auc": val["pr_auc"],
-                        "epoch_s": round(epoch_s, 3)})
+        history.append(
+            {
+                "epoch": epoch,
+                "loss": round(float(np.mean(losses)), 5),
+                "val_pr_auc": val["pr_auc"],
+                "epoch_s": round(epoch_s, 3),
+            }
+        )
         score = val["pr_auc"] if val["pr_auc"] is not None else -float(np.mean(losses))
         if score > best["pr_auc"]:
             best = {"pr_auc": score, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
@@ -153,10 +182,15 @@ def fit_gnn(tensors: IdentityGraphTensors, scaler: FeatureScaler, y: np.ndarray,
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     model.eval()
-    return model, {"epochs": len(history), "best_epoch": best["epoch"], "best_val_pr_auc": best["pr_auc"],
-                   "mode": "full" if full else "minibatch", "pos_weight": round(pos_weight, 3),
-                   "seconds_per_epoch": round(float(np.mean([h["epoch_s"] for h in history])), 3),
-                   "history": history}
+    return model, {
+        "epochs": len(history),
+        "best_epoch": best["epoch"],
+        "best_val_pr_auc": best["pr_auc"],
+        "mode": "full" if full else "minibatch",
+        "pos_weight": round(pos_weight, 3),
+        "seconds_per_epoch": round(float(np.mean([h["epoch_s"] for h in history])), 3),
+        "history": history,
+    }
 
 
 def tabular_features(tensors: IdentityGraphTensors, idx: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -190,9 +224,14 @@ def tabular_features(tensors: IdentityGraphTensors, idx: np.ndarray) -> tuple[np
 def fit_gbdt(features: np.ndarray, y: np.ndarray, weight: np.ndarray, cfg: TrainingSettings):
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    clf = HistGradientBoostingClassifier(max_iter=cfg.gbdt.max_iter, learning_rate=cfg.gbdt.learning_rate,
-                                         max_leaf_nodes=cfg.gbdt.max_leaf_nodes, class_weight="balanced",
-                                         early_stopping=False, random_state=cfg.seed)
+    clf = HistGradientBoostingClassifier(
+        max_iter=cfg.gbdt.max_iter,
+        learning_rate=cfg.gbdt.learning_rate,
+        max_leaf_nodes=cfg.gbdt.max_leaf_nodes,
+        class_weight="balanced",
+        early_stopping=False,
+        random_state=cfg.seed,
+    )
     clf.fit(features, y, sample_weight=weight)
     return clf
 
@@ -201,18 +240,28 @@ def fit_gbdt(features: np.ndarray, y: np.ndarray, weight: np.ndarray, cfg: Train
 def customer_units(frame: pd.DataFrame, scores: np.ndarray, outcome: np.ndarray) -> pd.DataFrame:
     """One row per (customer, outcome): the highest score over its decision points, the population
     weight and the bootstrap cluster. ``outcome`` per row (label or truth); rows with -1 are left out."""
-    f = pd.DataFrame({"customer_id": frame["customer_id"].to_numpy(), "outcome": outcome, "score": scores,
-                      "population_weight": frame["population_weight"].to_numpy(),
-                      "cluster": frame["cluster"].to_numpy() if "cluster" in frame else frame["customer_id"].to_numpy(),
-                      "fraud_type": frame["fraud_type"].to_numpy() if "fraud_type" in frame else "none"})
+    f = pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"].to_numpy(),
+            "outcome": outcome,
+            "score": scores,
+            "population_weight": frame["population_weight"].to_numpy(),
+            "cluster": frame["cluster"].to_numpy() if "cluster" in frame else frame["customer_id"].to_numpy(),
+            "fraud_type": frame["fraud_type"].to_numpy() if "fraud_type" in frame else "none",
+        }
+    )
     f = f.loc[f["outcome"] >= 0]
     return f.groupby(["customer_id", "outcome"], as_index=False).agg(
-        score=("score", "max"), population_weight=("population_weight", "first"), cluster=("cluster", "first"),
-        fraud_type=("fraud_type", "first"))
+        score=("score", "max"),
+        population_weight=("population_weight", "first"),
+        cluster=("cluster", "first"),
+        fraud_type=("fraud_type", "first"),
+    )
 
 
-def judge(units: pd.DataFrame, threshold: float | None, *, rounds: int = 0, seed: int = 0,
-          by_type: bool = False) -> dict[str, Any]:
+def judge(
+    units: pd.DataFrame, threshold: float | None, *, rounds: int = 0, seed: int = 0, by_type: bool = False
+) -> dict[str, Any]:
     """Ranking metrics of customer units, their bootstrap interval, figures at the threshold, per fraud type."""
     y, s, w = units["outcome"].to_numpy(), units["score"].to_numpy(), units["population_weight"].to_numpy()
     out = ranking_metrics(y, s, sample_weight=w)
@@ -222,23 +271,33 @@ def judge(units: pd.DataFrame, threshold: float | None, *, rounds: int = 0, seed
     if threshold is not None:
         flagged = s >= threshold
         tp, fp = float(w[flagged & (y == 1)].sum()), float(w[flagged & (y == 0)].sum())
-        out["at_threshold"] = {"flagged": round(tp + fp), "precision": round(tp / (tp + fp), 4) if tp + fp else None,
-                               "recall": round(float(flagged[y == 1].mean()), 4) if (y == 1).any() else None}
+        out["at_threshold"] = {
+            "flagged": round(tp + fp),
+            "precision": round(tp / (tp + fp), 4) if tp + fp else None,
+            "recall": round(float(flagged[y == 1].mean()), 4) if (y == 1).any() else None,
+        }
     if by_type:
         legit = units["outcome"] == 0
         out["by_fraud_type"] = {}
         for ftype in FRAUD_TYPES:
             part = units.loc[legit | ((units["outcome"] == 1) & (units["fraud_type"] == ftype))]
             m = ranking_metrics(part["outcome"], part["score"], sample_weight=part["population_weight"])
-            m["fraudsters"] = int(((part["outcome"] == 1)).sum())
+            m["fraudsters"] = int((part["outcome"] == 1).sum())
             if threshold is not None and m["fraudsters"]:
-                m["recall_at_threshold"] = round(float((part.loc[part["outcome"] == 1, "score"] >= threshold).mean()), 4)
+                m["recall_at_threshold"] = round(
+                    float((part.loc[part["outcome"] == 1, "score"] >= threshold).mean()), 4
+                )
             out["by_fraud_type"][ftype] = m
     return out
 
 
-def run_training(settings: Settings, snapshot_dir: str | Path, labels_dir: str | Path, out_dir: str | Path,
-                 truth_path: str | Path | None = None) -> dict[str, Any]:
+def run_training(
+    settings: Settings,
+    snapshot_dir: str | Path,
+    labels_dir: str | Path,
+    out_dir: str | Path,
+    truth_path: str | Path | None = None,
+) -> dict[str, Any]:
     import torch
 
     cfg = settings.training
@@ -260,8 +319,14 @@ def run_training(settings: Settings, snapshot_dir: str | Path, labels_dir: str |
     inputs = history.scoring_inputs(frame["customer_id"], frame["ts"], cap)
     has = inputs.target_ids >= 0
     frame, target_ids = frame.loc[has].reset_index(drop=True), inputs.target_ids[has]
-    tensors = build_graph_tensors(inputs.customers, inputs.links, inputs.as_of_ms, fanout_cap=cap,
-                                  identifier_stats=inputs.identifier_stats, customer_summary=inputs.customer_summary)
+    tensors = build_graph_tensors(
+        inputs.customers,
+        inputs.links,
+        inputs.as_of_ms,
+        fanout_cap=cap,
+        identifier_stats=inputs.identifier_stats,
+        customer_summary=inputs.customer_summary,
+    )
     target = tensors.index_of(target_ids)
     build_s = time.perf_counter() - t
     log.info("decision-time examples: %d (%d subgraph links) built in %.1f s", len(frame), len(inputs.links), build_s)
@@ -271,8 +336,12 @@ def run_training(settings: Settings, snapshot_dir: str | Path, labels_dir: str |
     tr, va = masks["train"] & (y >= 0), masks["val"] & (y >= 0)
     y_nodes = np.full(len(tensors.customer_ids), -1)
     y_nodes[target] = y
-    split = Split(target[tr], target[va], frame.loc[tr, "weight"].to_numpy(np.float32),
-                  (frame.loc[va, "weight"] * frame.loc[va, "population_weight"]).to_numpy())
+    split = Split(
+        target[tr],
+        target[va],
+        frame.loc[tr, "weight"].to_numpy(np.float32),
+        (frame.loc[va, "weight"] * frame.loc[va, "population_weight"]).to_numpy(),
+    )
 
     scores: dict[str, np.ndarray] = {}
     fits: dict[str, dict] = {}
@@ -290,10 +359,19 @@ def run_training(settings: Settings, snapshot_dir: str | Path, labels_dir: str |
     scores["rules"] = DayOneRules(settings.rules.day_one).score(inputs)[has]
 
     val_units = {m: customer_units(frame.loc[masks["val"]], scores[m][masks["val"]], y[masks["val"]]) for m in MODELS}
-    threshold = threshold_for_precision(val_units["rgcn_edge"]["outcome"], val_units["rgcn_edge"]["score"],
-                                        cfg.target_precision, sample_weight=val_units["rgcn_edge"]["population_weight"])
-    metrics: dict[str, Any] = {"models": {}, "threshold": round(threshold, 6), "main_model": "rgcn_edge",
-                               "target_precision": cfg.target_precision, "unit": "customer"}
+    threshold = threshold_for_precision(
+        val_units["rgcn_edge"]["outcome"],
+        val_units["rgcn_edge"]["score"],
+        cfg.target_precision,
+        sample_weight=val_units["rgcn_edge"]["population_weight"],
+    )
+    metrics: dict[str, Any] = {
+        "models": {},
+        "threshold": round(threshold, 6),
+        "main_model": "rgcn_edge",
+        "target_precision": cfg.target_precision,
+        "unit": "customer",
+    }
     test = frame.loc[masks["test"]]
     curves: dict[str, dict] = {}
     for name in MODELS:
@@ -306,23 +384,32 @@ def run_training(settings: Settings, snapshot_dir: str | Path, labels_dir: str |
             m["truth"] = judge(truth_units, th, rounds=cfg.bootstrap_rounds, seed=cfg.seed, by_type=True)
             curves[name]["truth"] = truth_units
         metrics["models"][name] = m
-    metrics["split"] = {"as_of_ms": as_of_ms, "t1_ms": examples.t1_ms, "t2_ms": examples.t2_ms,
-                        "by_decision_time": True, "labels": examples.label_counts,
-                        "examples": {s: int(masks[s].sum()) for s in SPLITS}}
+    metrics["split"] = {
+        "as_of_ms": as_of_ms,
+        "t1_ms": examples.t1_ms,
+        "t2_ms": examples.t2_ms,
+        "by_decision_time": True,
+        "labels": examples.label_counts,
+        "examples": {s: int(masks[s].sum()) for s in SPLITS},
+    }
     metrics["training"] = {k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in fits.items()}
-    metrics["graph"] = {"examples": len(frame), "subgraph_links": int(len(inputs.links)),
-                        "message_edges": int(tensors.graph.num_edges()), "fanout_cap": cap,
-                        "build_s": round(build_s, 2)}
+    metrics["graph"] = {
+        "examples": len(frame),
+        "subgraph_links": int(len(inputs.links)),
+        "message_edges": int(tensors.graph.num_edges()),
+        "fanout_cap": cap,
+        "build_s": round(build_s, 2),
+    }
     deployed, deployed_threshold = models["rgcn_edge"], threshold
     if cfg.refit_on_all_labels:
         deployed, deployed_threshold, metrics["deployed"] = refit_for_deployment(
-            tensors, scaler, frame, target, cfg, fits["rgcn_edge"]["best_epoch"] + 1)
+            tensors, scaler, frame, target, cfg, fits["rgcn_edge"]["best_epoch"] + 1
+        )
         metrics["threshold"] = round(deployed_threshold, 6)
     metrics["validated_threshold"] = round(threshold, 6)
     metrics["wall_s"] = round(time.monotonic() - started, 2)
 
-    ModelArtifact.create(deployed, scaler, settings, deployed_threshold, metrics, as_of_ms,
-                         fanout_cap=cap).save(out)
+    ModelArtifact.create(deployed, scaler, settings, deployed_threshold, metrics, as_of_ms, fanout_cap=cap).save(out)
     (out / "baselines").mkdir(exist_ok=True)
     torch.save(models["rgcn"].state_dict(), out / "baselines" / "rgcn.pt")
     (out / "history.json").write_text(json.dumps({k: v.get("history") for k, v in fits.items()}, indent=1))
@@ -331,8 +418,14 @@ def run_training(settings: Settings, snapshot_dir: str | Path, labels_dir: str |
     return metrics
 
 
-def refit_for_deployment(tensors: IdentityGraphTensors, scaler: FeatureScaler, frame: pd.DataFrame,
-                         target: np.ndarray, cfg: TrainingSettings, epochs: int) -> tuple[Any, float, dict[str, Any]]:
+def refit_for_deployment(
+    tensors: IdentityGraphTensors,
+    scaler: FeatureScaler,
+    frame: pd.DataFrame,
+    target: np.ndarray,
+    cfg: TrainingSettings,
+    epochs: int,
+) -> tuple[Any, float, dict[str, Any]]:
     """The model the consumer deploys: ``rgcn_edge`` refit on every decision point up to as-of, labelled
     with what is known at as-of (``y_deploy`` of :func:`training.examples.deployment_labels`), for the
     ``epochs`` early stopping chose on validation, leaving out every validation customer.
@@ -347,18 +440,35 @@ def refit_for_deployment(tensors: IdentityGraphTensors, scaler: FeatureScaler, f
     labelled = y_rows >= 0
     holdout = frame["deploy_holdout"].to_numpy()
     fraud_customers = int(frame.loc[y_rows == 1, "customer_id"].nunique())
-    log.info("refitting rgcn_edge for deployment on %d decision points (%d fraud customers), %d epochs",
-             int(labelled.sum()), fraud_customers, epochs)
-    model, fit = fit_gnn(tensors, scaler, y_nodes, Split(target[labelled], target[holdout],
-                                                         frame.loc[labelled, "deploy_weight"].to_numpy(np.float32)),
-                         cfg, True, epochs=epochs)
+    log.info(
+        "refitting rgcn_edge for deployment on %d decision points (%d fraud customers), %d epochs",
+        int(labelled.sum()),
+        fraud_customers,
+        epochs,
+    )
+    model, fit = fit_gnn(
+        tensors,
+        scaler,
+        y_nodes,
+        Split(target[labelled], target[holdout], frame.loc[labelled, "deploy_weight"].to_numpy(np.float32)),
+        cfg,
+        True,
+        epochs=epochs,
+    )
     held = frame.loc[holdout]
     units = customer_units(held, gnn_scores(model, tensors, scaler, target[holdout], cfg), held["y"].to_numpy())
-    threshold = threshold_for_precision(units["outcome"], units["score"], cfg.target_precision,
-                                        sample_weight=units["population_weight"])
-    figures = {"epochs": epochs, "seconds_per_epoch": fit["seconds_per_epoch"], "fraud_customers": fraud_customers,
-               "decision_points": int(labelled.sum()), "validation_customers": int(len(units)),
-               "validation": judge(units, threshold), "threshold": round(threshold, 6)}
+    threshold = threshold_for_precision(
+        units["outcome"], units["score"], cfg.target_precision, sample_weight=units["population_weight"]
+    )
+    figures = {
+        "epochs": epochs,
+        "seconds_per_epoch": fit["seconds_per_epoch"],
+        "fraud_customers": fraud_customers,
+        "decision_points": int(labelled.sum()),
+        "validation_customers": int(len(units)),
+        "validation": judge(units, threshold),
+        "threshold": round(threshold, 6),
+    }
     return model, threshold, figures
 
 
@@ -367,13 +477,16 @@ def refuse_when_too_few(examples: DecisionExamples, cfg: TrainingSettings) -> No
     counts = examples.label_counts
     short = [s for s in ("train", "val") if counts[s]["fraud_customers"] < cfg.min_positives]
     if short:
-        per_split = "; ".join(f"{s}: {c['fraud_customers']} fraud / {c['legit_customers']} legitimate customers"
-                              for s, c in counts.items())
+        per_split = "; ".join(
+            f"{s}: {c['fraud_customers']} fraud / {c['legit_customers']} legitimate customers"
+            for s, c in counts.items()
+        )
         raise TrainingRefused(
             f"too few fraud labels to train ({', '.join(short)} below training.min_positives="
             f"{cfg.min_positives}): {per_split}. Longer block history, a shorter labels.maturity_days, or "
             f"other training.split.val_days / test_days (now {cfg.split.val_days} / {cfg.split.test_days}) "
-            "would change them")
+            "would change them"
+        )
 
 
 def plot_pr_curves(curves: dict[str, dict[str, pd.DataFrame]], path: Path) -> None:
@@ -390,13 +503,19 @@ def plot_pr_curves(curves: dict[str, dict[str, pd.DataFrame]], path: Path) -> No
         for name, c in curves.items():
             units = c.get(ref)
             if units is not None and units["outcome"].nunique() == 2:
-                p, r, _ = precision_recall_curve(units["outcome"], units["score"],
-                                                 sample_weight=units["population_weight"])
+                p, r, _ = precision_recall_curve(
+                    units["outcome"], units["score"], sample_weight=units["population_weight"]
+                )
                 ax.plot(r, p, label=name)
         ax.axhline(0.85, color="grey", linestyle=":", linewidth=1)
         ax.axvline(0.5, color="grey", linestyle=":", linewidth=1)
-        ax.set(title=f"test customers vs {'cleaned labels' if ref == 'labels' else 'ground truth'}",
-               xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
+        ax.set(
+            title=f"test customers vs {'cleaned labels' if ref == 'labels' else 'ground truth'}",
+            xlabel="recall",
+            ylabel="precision",
+            xlim=(0, 1),
+            ylim=(0, 1.02),
+        )
         ax.legend(loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -409,16 +528,20 @@ def _f(v) -> str:
 
 def metrics_table(models: dict[str, Any]) -> list[str]:
     """Markdown rows: every model against cleaned labels and (when present) ground truth."""
-    lines = ["| model | vs | PR-AUC | 90 % interval | ROC-AUC | recall @ 85 % precision | precision @ 50 % recall |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| model | vs | PR-AUC | 90 % interval | ROC-AUC | recall @ 85 % precision | precision @ 50 % recall |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, m in models.items():
         for ref in ("labels", "truth"):
             if ref in m:
                 s = m[ref]
                 ci = s.get("pr_auc_ci90")
-                lines.append(f"| {name} | {ref} | {_f(s['pr_auc'])} | "
-                             f"{f'{ci[0]:.3f}-{ci[1]:.3f}' if ci else '-'} | {_f(s['roc_auc'])} | "
-                             f"{_f(s['recall_at_precision_85'])} | {_f(s['precision_at_recall_50'])} |")
+                lines.append(
+                    f"| {name} | {ref} | {_f(s['pr_auc'])} | "
+                    f"{f'{ci[0]:.3f}-{ci[1]:.3f}' if ci else '-'} | {_f(s['roc_auc'])} | "
+                    f"{_f(s['recall_at_precision_85'])} | {_f(s['precision_at_recall_50'])} |"
+                )
     return lines
 
 
@@ -429,24 +552,44 @@ def fraud_type_table(models: dict[str, Any]) -> list[str]:
     lines = ["| model | " + " | ".join(FRAUD_TYPES) + " |", "| --- |" + " ---: |" * len(FRAUD_TYPES)]
     for name, m in models.items():
         bt = m.get("truth", {}).get("by_fraud_type", {})
-        lines.append(f"| {name} | " + " | ".join(f"{_f(bt.get(t, {}).get('pr_auc'))} ({bt.get(t, {}).get('fraudsters', 0)})"
-                                                for t in FRAUD_TYPES) + " |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(
+                f"{_f(bt.get(t, {}).get('pr_auc'))} ({bt.get(t, {}).get('fraudsters', 0)})" for t in FRAUD_TYPES
+            )
+            + " |"
+        )
     return lines
 
 
 def render_summary(metrics: dict[str, Any]) -> str:
     sp = metrics["split"]
-    lines = ["# Model summary", "",
-             f"Main model `{metrics['main_model']}`; threshold {metrics.get('validated_threshold', metrics['threshold']):.4f} "
-             f"chosen on validation customers for precision {metrics['target_precision']:.0%}"
-             + (f"; deployed: refit on every label known at as-of ({metrics['deployed']['fraud_customers']} fraud "
-                f"customers), threshold {metrics['deployed']['threshold']:.4f}" if metrics.get("deployed") else "")
-             + ".", "",
-             "Examples are decision points (the moments the consumer scores), split by decision time; each model "
-             "is judged per customer on its highest score over the customer's test decision points. Examples: "
-             + ", ".join(f"{s} {n:,}" for s, n in sp["examples"].items()) + "; fraud customers labelled: "
-             + ", ".join(f"{s} {c['fraud_customers']}" for s, c in sp["labels"].items()) + ".", "",
-             *metrics_table(metrics["models"]), "", "PR-AUC against ground truth per fraud type (fraudsters):", "",
-             *fraud_type_table(metrics["models"])]
+    lines = [
+        "# Model summary",
+        "",
+        f"Main model `{metrics['main_model']}`; threshold "
+        f"{metrics.get('validated_threshold', metrics['threshold']):.4f} "
+        f"chosen on validation customers for precision {metrics['target_precision']:.0%}"
+        + (
+            f"; deployed: refit on every label known at as-of ({metrics['deployed']['fraud_customers']} fraud "
+            f"customers), threshold {metrics['deployed']['threshold']:.4f}"
+            if metrics.get("deployed")
+            else ""
+        )
+        + ".",
+        "",
+        "Examples are decision points (the moments the consumer scores), split by decision time; each model "
+        "is judged per customer on its highest score over the customer's test decision points. Examples: "
+        + ", ".join(f"{s} {n:,}" for s, n in sp["examples"].items())
+        + "; fraud customers labelled: "
+        + ", ".join(f"{s} {c['fraud_customers']}" for s, c in sp["labels"].items())
+        + ".",
+        "",
+        *metrics_table(metrics["models"]),
+        "",
+        "PR-AUC against ground truth per fraud type (fraudsters):",
+        "",
+        *fraud_type_table(metrics["models"]),
+    ]
     lines += ["", "![precision-recall curves](pr_curves.png)"]
     return "\n".join(lines) + "\n"

@@ -29,21 +29,19 @@ log = logging.getLogger(__name__)
 
 def run_demo(settings: Settings, out_dir: Path) -> dict[str, Any]:
     from etl.load_identity_graph import run_etl
-
-    from training.train import run_training
-
-    from fraudgraph.scoring.batch import score_graph
+    from etl.spark_session import build_spark_session
     from fraudgraph.graph import open_graph
     from fraudgraph.labels.stage import run_labels
     from fraudgraph.ml.artifact import ModelArtifact
-    from fraudgraph.timeutil import to_epoch_ms
-    from etl.spark_session import build_spark_session
-    from fraudgraph.synthetic.world import WorldGenerator
+    from fraudgraph.scoring.batch import score_graph
     from fraudgraph.synthetic.stats import describe_world
+    from fraudgraph.synthetic.world import WorldGenerator
+    from fraudgraph.timeutil import to_epoch_ms
+    from training.train import run_training
 
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    report: dict[str, Any] = {"generated_at": dt.datetime.now(dt.timezone.utc).isoformat(), "stages": {}}
+    report: dict[str, Any] = {"generated_at": dt.datetime.now(dt.UTC).isoformat(), "stages": {}}
 
     world_dir = out_dir / "world"
     shutil.rmtree(world_dir, ignore_errors=True)
@@ -59,16 +57,22 @@ def run_demo(settings: Settings, out_dir: Path) -> dict[str, Any]:
     uri = f"sqlite:///{graph_path}"
     log.info("stage 2/6: Spark ETL into %s", uri)
     spark = build_spark_session(settings.spark)
-    etl = run_etl(spark, settings, str(world_dir), uri, snapshot=str(out_dir / "snapshot"),
-                  rejects=str(out_dir / "rejects"))
+    etl = run_etl(
+        spark, settings, str(world_dir), uri, snapshot=str(out_dir / "snapshot"), rejects=str(out_dir / "rejects")
+    )
     with open_graph(uri, settings) as store:
         stats = store.stats()
     report["stages"]["etl"] = {**etl, "graph_stats": stats}
 
     log.info("stage 3/6: labels as of the cut-off %s", world["cutoff"])
     with open_graph(uri, settings) as store:
-        labels = run_labels(store, to_epoch_ms(world["cutoff"]), out_dir / "labels", settings,
-                            world_dir / "truth" / "ground_truth.parquet")
+        labels = run_labels(
+            store,
+            to_epoch_ms(world["cutoff"]),
+            out_dir / "labels",
+            settings,
+            world_dir / "truth" / "ground_truth.parquet",
+        )
     report["stages"]["labels"] = labels
 
     log.info("stage 4/6: training rgcn_edge, rgcn and gbdt")
@@ -80,12 +84,15 @@ def run_demo(settings: Settings, out_dir: Path) -> dict[str, Any]:
     log.info("stage 5/6: batch scoring and decisions")
     with open_graph(uri, settings) as store:
         scored = score_graph(store, ModelArtifact.load(model_dir), settings, out_dir / "scores")
-    report["stages"]["score"] = {**scored, "outcomes": decision_outcomes(out_dir / "scores" / "decisions.parquet",
-                                                                        truth_path, scored["as_of_ms"])}
+    report["stages"]["score"] = {
+        **scored,
+        "outcomes": decision_outcomes(out_dir / "scores" / "decisions.parquet", truth_path, scored["as_of_ms"]),
+    }
 
     log.info("stage 6/6: replaying the live stream through the real-time consumer")
-    report["stages"]["live"] = replay_live(settings, uri, model_dir, world_dir / "live" / "events.jsonl",
-                                           out_dir / "live", truth_path)
+    report["stages"]["live"] = replay_live(
+        settings, uri, model_dir, world_dir / "live" / "events.jsonl", out_dir / "live", truth_path
+    )
     report["graph"] = uri
     report["wall_s"] = round(time.monotonic() - started, 2)
 
@@ -136,76 +143,118 @@ def summarise_seeds(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
     pooled_caught = sum(v["caught"] for v in live.values())
     pooled_active = sum(v["active_fraudsters"] for v in live.values())
     ring_new = [v["new_ring_accounts_caught"] for v in live.values()]
-    pooled = {"flagged_customers": pooled_flagged, "caught": pooled_caught, "active_fraudsters": pooled_active,
-              "precision": round(pooled_caught / pooled_flagged, 4) if pooled_flagged else None,
-              "recall": round(pooled_caught / pooled_active, 4) if pooled_active else None,
-              "recall_by_fraud_type": {}}
+    pooled = {
+        "flagged_customers": pooled_flagged,
+        "caught": pooled_caught,
+        "active_fraudsters": pooled_active,
+        "precision": round(pooled_caught / pooled_flagged, 4) if pooled_flagged else None,
+        "recall": round(pooled_caught / pooled_active, 4) if pooled_active else None,
+        "recall_by_fraud_type": {},
+    }
     for t in ("ring", "synthetic_identity", "account_takeover"):
         act = sum(v["recall_by_fraud_type"][t]["active"] for v in live.values())
         cau = sum(v["recall_by_fraud_type"][t]["caught"] for v in live.values())
-        pooled["recall_by_fraud_type"][t] = {"active": act, "caught": cau, "recall": round(cau / act, 4) if act else None}
+        pooled["recall_by_fraud_type"][t] = {
+            "active": act,
+            "caught": cau,
+            "recall": round(cau / act, 4) if act else None,
+        }
     act = sum(g["active"] for g in ring_new)
     early = sum(round((g["caught_before_first_payment"] or 0) * g["active"]) for g in ring_new)
-    pooled["new_ring_accounts_by_first_payment"] = {"active": act, "caught": early,
-                                                    "share": round(early / act, 4) if act else None}
+    pooled["new_ring_accounts_by_first_payment"] = {
+        "active": act,
+        "caught": early,
+        "share": round(early / act, 4) if act else None,
+    }
     offline = {}
     for name in next(iter(models.values())):
-        offline[name] = {ref: spread([models[s][name].get(ref, {}).get("pr_auc") for s in models])
-                         for ref in ("labels", "truth")}
-    return {"seeds": list(runs), "live": {"per_seed": {s: {k: v[k] for k in LIVE_FIGURES} | {
-        "recall_by_fraud_type": {t: g["recall"] for t, g in v["recall_by_fraud_type"].items()},
-        "new_ring_accounts_caught": v["new_ring_accounts_caught"]} for s, v in live.items()},
-        "spread": {k: spread([v[k] for v in live.values()]) for k in LIVE_FIGURES}, "pooled": pooled},
+        offline[name] = {
+            ref: spread([models[s][name].get(ref, {}).get("pr_auc") for s in models]) for ref in ("labels", "truth")
+        }
+    return {
+        "seeds": list(runs),
+        "live": {
+            "per_seed": {
+                s: {k: v[k] for k in LIVE_FIGURES}
+                | {
+                    "recall_by_fraud_type": {t: g["recall"] for t, g in v["recall_by_fraud_type"].items()},
+                    "new_ring_accounts_caught": v["new_ring_accounts_caught"],
+                }
+                for s, v in live.items()
+            },
+            "spread": {k: spread([v[k] for v in live.values()]) for k in LIVE_FIGURES},
+            "pooled": pooled,
+        },
         "offline_pr_auc": offline,
-        "per_seed_reports": {s: r["report_md"] for s, r in runs.items()}}
+        "per_seed_reports": {s: r["report_md"] for s, r in runs.items()},
+    }
 
 
 def render_seed_summary(summary: dict[str, Any]) -> str:
-    pct = (lambda v: "-" if v is None else f"{v:.1%}")  # noqa: E731
+    pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
     live, pooled = summary["live"], summary["live"]["pooled"]
-    lines = ["# fraudgraph main job over world seeds " + ", ".join(map(str, summary["seeds"])), "",
-             "## Headline: the live stream through the real-time consumer", "",
-             f"Pooled over the seeds: precision of flags **{pct(pooled['precision'])}** ({pooled['caught']:,} of "
-             f"{pooled['flagged_customers']:,} flagged customers), recall **{pct(pooled['recall'])}** of "
-             f"{pooled['active_fraudsters']:,} active fraudsters; new ring accounts flagged by their first payment: "
-             f"{pct(pooled['new_ring_accounts_by_first_payment']['share'])} of "
-             f"{pooled['new_ring_accounts_by_first_payment']['active']}.", "",
-             "| seed | precision | recall | ring | synthetic | takeover | new ring accounts by first payment "
-             "| false flags / 10k legit |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "# fraudgraph main job over world seeds " + ", ".join(map(str, summary["seeds"])),
+        "",
+        "## Headline: the live stream through the real-time consumer",
+        "",
+        f"Pooled over the seeds: precision of flags **{pct(pooled['precision'])}** ({pooled['caught']:,} of "
+        f"{pooled['flagged_customers']:,} flagged customers), recall **{pct(pooled['recall'])}** of "
+        f"{pooled['active_fraudsters']:,} active fraudsters; new ring accounts flagged by their first payment: "
+        f"{pct(pooled['new_ring_accounts_by_first_payment']['share'])} of "
+        f"{pooled['new_ring_accounts_by_first_payment']['active']}.",
+        "",
+        "| seed | precision | recall | ring | synthetic | takeover | new ring accounts by first payment "
+        "| false flags / 10k legit |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for seed, v in live["per_seed"].items():
         r, nr = v["recall_by_fraud_type"], v["new_ring_accounts_caught"]
-        lines.append(f"| {seed} | {pct(v['precision'])} | {pct(v['recall'])} | {pct(r['ring'])} | "
-                     f"{pct(r['synthetic_identity'])} | {pct(r['account_takeover'])} | "
-                     f"{pct(nr['caught_before_first_payment'])} of {nr['active']} | {v['false_flags_per_10k_legit']} |")
+        lines.append(
+            f"| {seed} | {pct(v['precision'])} | {pct(v['recall'])} | {pct(r['ring'])} | "
+            f"{pct(r['synthetic_identity'])} | {pct(r['account_takeover'])} | "
+            f"{pct(nr['caught_before_first_payment'])} of {nr['active']} | {v['false_flags_per_10k_legit']} |"
+        )
     p = pooled["recall_by_fraud_type"]
-    lines.append(f"| pooled | {pct(pooled['precision'])} | {pct(pooled['recall'])} | {pct(p['ring']['recall'])} | "
-                 f"{pct(p['synthetic_identity']['recall'])} | {pct(p['account_takeover']['recall'])} | "
-                 f"{pct(pooled['new_ring_accounts_by_first_payment']['share'])} | - |")
-    lines += ["", "## Offline decision-time test split: PR-AUC mean (min-max) over seeds", "",
-              "| model | vs cleaned labels | vs ground truth |", "| --- | ---: | ---: |"]
-    fmt = (lambda d: "-" if d["mean"] is None else f"{d['mean']:.3f} ({d['min']:.3f}-{d['max']:.3f})")  # noqa: E731
+    lines.append(
+        f"| pooled | {pct(pooled['precision'])} | {pct(pooled['recall'])} | {pct(p['ring']['recall'])} | "
+        f"{pct(p['synthetic_identity']['recall'])} | {pct(p['account_takeover']['recall'])} | "
+        f"{pct(pooled['new_ring_accounts_by_first_payment']['share'])} | - |"
+    )
+    lines += [
+        "",
+        "## Offline decision-time test split: PR-AUC mean (min-max) over seeds",
+        "",
+        "| model | vs cleaned labels | vs ground truth |",
+        "| --- | ---: | ---: |",
+    ]
+    fmt = lambda d: "-" if d["mean"] is None else f"{d['mean']:.3f} ({d['min']:.3f}-{d['max']:.3f})"  # noqa: E731
     for name, refs in summary["offline_pr_auc"].items():
         lines.append(f"| {name} | {fmt(refs['labels'])} | {fmt(refs['truth'])} |")
-    lines += ["", "Per-seed reports: " + ", ".join(f"[seed {s}]({Path(p).parent.name}/report.md)"
-                                                 for s, p in summary["per_seed_reports"].items()), ""]
+    lines += [
+        "",
+        "Per-seed reports: "
+        + ", ".join(f"[seed {s}]({Path(p).parent.name}/report.md)" for s, p in summary["per_seed_reports"].items()),
+        "",
+    ]
     return "\n".join(lines)
 
 
-def replay_live(settings: Settings, uri: str, model_dir: Path, events_path: Path, live_dir: Path,
-                truth_path: Path | None = None) -> dict[str, Any]:
+def replay_live(
+    settings: Settings, uri: str, model_dir: Path, events_path: Path, live_dir: Path, truth_path: Path | None = None
+) -> dict[str, Any]:
     """Run the real consumer over a JSONL stream into the graph at ``uri``, as ``fraudgraph consume`` does.
 
     With ``truth_path``, the decisions are judged against ground truth
     (:func:`fraudgraph.evaluation.live.live_outcomes`) and the figures are also written into the
     model's ``metrics.json`` under ``"live"``.
     """
-    from serving.consumer import LiveConsumer
-    from serving.ledger import Ledger
-    from serving.sources import FileSource, JsonlSink
-
     from fraudgraph.graph import open_graph
     from fraudgraph.ml.artifact import ModelArtifact
     from fraudgraph.scoring.online import OnlineScorer
+    from serving.consumer import LiveConsumer
+    from serving.ledger import Ledger
+    from serving.sources import FileSource, JsonlSink
 
     shutil.rmtree(live_dir, ignore_errors=True)
     live_dir.mkdir(parents=True)
@@ -213,19 +262,31 @@ def replay_live(settings: Settings, uri: str, model_dir: Path, events_path: Path
     ledger = Ledger(live_dir / "consumer-ledger.db")
     with open_graph(uri, settings) as store:
         scorer = OnlineScorer(store, ModelArtifact.load(model_dir), settings)
-        consumer = LiveConsumer(store, scorer, settings, ledger, JsonlSink(live_dir / "decisions.jsonl"),
-                                JsonlSink(live_dir / "rejects.jsonl"))
+        consumer = LiveConsumer(
+            store,
+            scorer,
+            settings,
+            ledger,
+            JsonlSink(live_dir / "decisions.jsonl"),
+            JsonlSink(live_dir / "rejects.jsonl"),
+        )
         source = FileSource(events_path)
         stats = consumer.run(source, install_signals=False)
         source.close()
         consumer.metrics.close()
     ledger.close()
     wall = time.monotonic() - t
-    out = {"events": stats["events_in"], "rejected": stats["rejected"], "duplicates": stats["duplicates"],
-           "decisions": stats["decisions"], "wall_s": round(wall, 2),
-           "events_per_s": round(stats["events_in"] / wall, 1) if wall else None,
-           "latency_ms": stats["latency_ms"], "decisions_path": str(live_dir / "decisions.jsonl"),
-           "max_batch_span_s": settings.consumer.max_batch_span_s}
+    out = {
+        "events": stats["events_in"],
+        "rejected": stats["rejected"],
+        "duplicates": stats["duplicates"],
+        "decisions": stats["decisions"],
+        "wall_s": round(wall, 2),
+        "events_per_s": round(stats["events_in"] / wall, 1) if wall else None,
+        "latency_ms": stats["latency_ms"],
+        "decisions_path": str(live_dir / "decisions.jsonl"),
+        "max_batch_span_s": settings.consumer.max_batch_span_s,
+    }
     if truth_path is not None:
         out.update(live_outcomes(events_path, live_dir / "decisions.jsonl", truth_path))
         metrics_path = Path(model_dir) / "metrics.json"
@@ -238,19 +299,23 @@ def replay_live(settings: Settings, uri: str, model_dir: Path, events_path: Path
 def threshold_lines(m: dict[str, Any]) -> list[str]:
     """What the consumer deploys: the validated model, or its refit on every label known at as-of."""
     validated = m.get("validated_threshold", m["threshold"])
-    line = (f"Decision threshold of the validated `rgcn_edge` {validated:.4f} (chosen on validation customers "
-            f"for precision {m['target_precision']:.0%}).")
+    line = (
+        f"Decision threshold of the validated `rgcn_edge` {validated:.4f} (chosen on validation customers "
+        f"for precision {m['target_precision']:.0%})."
+    )
     d = m.get("deployed")
     if not d:
         return [line + " The consumer deploys this model."]
     at = d["validation"].get("at_threshold") or {}
-    pct = (lambda v: "-" if v is None else f"{v:.1%}")  # noqa: E731
-    return [line + f" The consumer deploys `rgcn_edge` refit on every decision point up to as-of with the "
-            f"labels known then, validation customers left out ({d['fraud_customers']} fraud customers, "
-            f"{d['epochs']} epochs as validation chose), at threshold {d['threshold']:.4f}, chosen the same way on "
-            f"the {d['validation_customers']:,} validation customers it never trained on (there: precision "
-            f"{pct(at.get('precision'))}, recall {pct(at.get('recall'))}, PR-AUC "
-            f"{d['validation']['pr_auc'] or 0:.3f})."]
+    pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+    return [
+        line + f" The consumer deploys `rgcn_edge` refit on every decision point up to as-of with the "
+        f"labels known then, validation customers left out ({d['fraud_customers']} fraud customers, "
+        f"{d['epochs']} epochs as validation chose), at threshold {d['threshold']:.4f}, chosen the same way on "
+        f"the {d['validation_customers']:,} validation customers it never trained on (there: precision "
+        f"{pct(at.get('precision'))}, recall {pct(at.get('recall'))}, PR-AUC "
+        f"{d['validation']['pr_auc'] or 0:.3f})."
+    ]
 
 
 def settings_test_days(metrics: dict[str, Any]) -> int:
@@ -261,29 +326,46 @@ def live_headline(live: dict[str, Any] | None) -> list[str]:
     """The headline: the live stream replayed through the real consumer, judged against ground truth."""
     if not live or "precision" not in live:
         return []
-    pct = (lambda v: "-" if v is None else f"{v:.1%}")  # noqa: E731
-    rows = [("all fraud", live["active_fraudsters"], live["caught"], live["recall"],
-             live["caught_before_first_payment"])]
-    for t, name in (("ring", "ring members"), ("synthetic_identity", "synthetic identities"),
-                    ("account_takeover", "account takeovers")):
+    pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+    rows = [
+        ("all fraud", live["active_fraudsters"], live["caught"], live["recall"], live["caught_before_first_payment"])
+    ]
+    for t, name in (
+        ("ring", "ring members"),
+        ("synthetic_identity", "synthetic identities"),
+        ("account_takeover", "account takeovers"),
+    ):
         g = live["recall_by_fraud_type"][t]
         rows.append((name, g["active"], g["caught"], g["recall"], g["caught_before_first_payment"]))
     g = live["new_ring_accounts_caught"]
-    rows.append(("new ring accounts (signed up in the stream)", g["active"], g["caught"], g["recall"],
-                 g["caught_before_first_payment"]))
+    rows.append(
+        (
+            "new ring accounts (signed up in the stream)",
+            g["active"],
+            g["caught"],
+            g["recall"],
+            g["caught_before_first_payment"],
+        )
+    )
     ev, hours = live["events_to_first_flag"], live["hours_to_first_flag"]
-    return ["## Headline: the live stream through the real-time consumer", "",
-            f"{live['events']:,} live events replayed through the consumer (micro-batches of at most "
-            f"{live.get('max_batch_span_s', '-')} s of event time), decisions judged against ground truth. "
-            f"**Precision of flags {pct(live['precision'])}** ({live['caught']:,} of {live['flagged_customers']:,} "
-            f"flagged customers were fraudsters); **recall {pct(live['recall'])}** of {live['active_fraudsters']:,} "
-            f"fraudsters active in the stream; {live['false_flags_per_10k_legit']} false flags per 10,000 legitimate "
-            f"active customers ({live['false_flags']:,} of {live['legit_active_customers']:,}).", "",
-            "| fraudsters active in the stream | active | caught | recall | caught by their first payment |",
-            "| --- | ---: | ---: | ---: | ---: |",
-            *[f"| {n} | {a:,} | {c:,} | {pct(r)} | {pct(b)} |" for n, a, c, r, b in rows], "",
-            f"From a caught fraudster's first fraud event to its first flag: events p50 {ev['p50']} / p90 {ev['p90']}, "
-            f"hours p50 {hours['p50']} / p90 {hours['p90']}.", ""]
+    return [
+        "## Headline: the live stream through the real-time consumer",
+        "",
+        f"{live['events']:,} live events replayed through the consumer (micro-batches of at most "
+        f"{live.get('max_batch_span_s', '-')} s of event time), decisions judged against ground truth. "
+        f"**Precision of flags {pct(live['precision'])}** ({live['caught']:,} of {live['flagged_customers']:,} "
+        f"flagged customers were fraudsters); **recall {pct(live['recall'])}** of {live['active_fraudsters']:,} "
+        f"fraudsters active in the stream; {live['false_flags_per_10k_legit']} false flags per 10,000 legitimate "
+        f"active customers ({live['false_flags']:,} of {live['legit_active_customers']:,}).",
+        "",
+        "| fraudsters active in the stream | active | caught | recall | caught by their first payment |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *[f"| {n} | {a:,} | {c:,} | {pct(r)} | {pct(b)} |" for n, a, c, r, b in rows],
+        "",
+        f"From a caught fraudster's first fraud event to its first flag: events p50 {ev['p50']} / p90 {ev['p90']}, "
+        f"hours p50 {hours['p50']} / p90 {hours['p90']}.",
+        "",
+    ]
 
 
 def render_report(report: dict[str, Any]) -> str:
@@ -294,10 +376,13 @@ def render_report(report: dict[str, Any]) -> str:
     e = report["stages"]["etl"]
     stats = e["graph_stats"]
     lines = [
-        "# fraudgraph demo report", "",
-        f"Generated {report['generated_at']} in {report['wall_s']} s. Graph: `{report['graph']}`.", "",
+        "# fraudgraph demo report",
+        "",
+        f"Generated {report['generated_at']} in {report['wall_s']} s. Graph: `{report['graph']}`.",
+        "",
         *live_headline(report["stages"].get("live")),
-        "## Synthetic world", "",
+        "## Synthetic world",
+        "",
         f"- customers: {r['customers']:,}; events: {r['events']['historical']:,} historical, "
         f"{r['events']['live']:,} live (cut-off {g['cutoff']})",
         f"- fraud prevalence {r['prevalence']:.2%} (ring {r['prevalence_by_type']['ring']:.2%}, "
@@ -306,64 +391,110 @@ def render_report(report: dict[str, Any]) -> str:
         f"- fraud ever blocked {r['fraud_ever_blocked']:.1%}; median block delay {r['block_delay_days']['p50']} days; "
         f"false-block rate {r['false_block_rate']:.2%}",
         "- legitimate customers sharing an identifier with a fraudster (hubs of over 50 excluded): "
-        + ", ".join(f"{k} {v:,}" for k, v in r.get("legit_collisions", {}).items()), "",
-        "## Spark ETL", "",
+        + ", ".join(f"{k} {v:,}" for k, v in r.get("legit_collisions", {}).items()),
+        "",
+        "## Spark ETL",
+        "",
         "- rows read: " + ", ".join(f"{k} {v:,}" for k, v in e["rows_read"].items()),
-        f"- events rejected: {e['rejected']['total']:,}; wall time {e['wall_s']} s", "",
-        "| label | count |", "| --- | ---: |",
+        f"- events rejected: {e['rejected']['total']:,}; wall time {e['wall_s']} s",
+        "",
+        "| label | count |",
+        "| --- | ---: |",
         *[f"| {k} | {v:,} |" for k, v in {**stats["vertices"], **stats["edges"]}.items()],
     ]
     lab = report["stages"].get("labels")
     if lab:
         ev = lab["evaluation"]
-        lines += ["", "## Labels", "",
-                  f"As of {lab['as_of']}: " + ", ".join(f"{k} {v:,}" for k, v in lab["labels"].items()) + ".",
-                  f"Raw label error rate {ev['raw_label_error_rate']:.3%}; cleaned (known labels) "
-                  f"{ev['clean_label_error_rate']:.3%}; missed fraud recovered by heuristics "
-                  f"{ev['missed_fraud_recovered']:,} of {ev['raw_missed_fraud']:,}.", "",
-                  "| heuristic | corrections | precision |", "| --- | ---: | ---: |",
-                  *[f"| {k} | {v['corrections']:,} | {v['precision']:.1%} |" for k, v in ev["heuristics"].items()]]
+        lines += [
+            "",
+            "## Labels",
+            "",
+            f"As of {lab['as_of']}: " + ", ".join(f"{k} {v:,}" for k, v in lab["labels"].items()) + ".",
+            f"Raw label error rate {ev['raw_label_error_rate']:.3%}; cleaned (known labels) "
+            f"{ev['clean_label_error_rate']:.3%}; missed fraud recovered by heuristics "
+            f"{ev['missed_fraud_recovered']:,} of {ev['raw_missed_fraud']:,}.",
+            "",
+            "| heuristic | corrections | precision |",
+            "| --- | ---: | ---: |",
+            *[f"| {k} | {v['corrections']:,} | {v['precision']:.1%} |" for k, v in ev["heuristics"].items()],
+        ]
     tr = report["stages"].get("train")
     if tr:
         m = tr["metrics"]
         sp = m["split"]
-        lines += ["", "## Models at decision time (offline, test split)", "",
-                  f"Examples are the moments the consumer scores (signup and risk events), with the graph exactly "
-                  f"as it was then; the last {settings_test_days(m)} days before as-of are the test split "
-                  f"({sp['examples']['test']:,} decision points; labelled fraud customers "
-                  f"{sp['labels']['test']['fraud_customers']}). Each model is judged per customer on its highest "
-                  "score over the customer's test decision points; 90 % intervals resample fraud rings whole.", "",
-                  *metrics_table(m["models"]), "", "PR-AUC against ground truth per fraud type (fraudsters):", "",
-                  *fraud_type_table(m["models"])]
-        lines += ["", *threshold_lines(m), "PR curves: `model/pr_curves.png`.", "",
-                  "![precision-recall curves](model/pr_curves.png)"]
+        lines += [
+            "",
+            "## Models at decision time (offline, test split)",
+            "",
+            f"Examples are the moments the consumer scores (signup and risk events), with the graph exactly "
+            f"as it was then; the last {settings_test_days(m)} days before as-of are the test split "
+            f"({sp['examples']['test']:,} decision points; labelled fraud customers "
+            f"{sp['labels']['test']['fraud_customers']}). Each model is judged per customer on its highest "
+            "score over the customer's test decision points; 90 % intervals resample fraud rings whole.",
+            "",
+            *metrics_table(m["models"]),
+            "",
+            "PR-AUC against ground truth per fraud type (fraudsters):",
+            "",
+            *fraud_type_table(m["models"]),
+        ]
+        lines += [
+            "",
+            *threshold_lines(m),
+            "PR curves: `model/pr_curves.png`.",
+            "",
+            "![precision-recall curves](model/pr_curves.png)",
+        ]
     sc = report["stages"].get("score")
     if sc:
         o = sc["outcomes"]
-        lines += ["", "## Decisions", "", f"Model `{sc['model_version']}` over {sc['customers']:,} customers.", "",
-                  "| decision | customers | true fraudsters |", "| --- | ---: | ---: |",
-                  *[f"| {d} | {o[d]['customers']:,} | {o[d]['true_fraud']:,} |" for d in ("block", "review", "allow")],
-                  "", f"{o['block']['true_fraud'] + o['review']['true_fraud']:,} of {o['true_fraudsters']:,} true "
-                  f"fraudsters were blocked or sent to review (precision of flags "
-                  f"{(o['precision_of_flags'] or 0):.1%}). These decisions cover every customer, including "
-                  "those whose labels trained the model; the test split above measures new accounts."]
+        lines += [
+            "",
+            "## Decisions",
+            "",
+            f"Model `{sc['model_version']}` over {sc['customers']:,} customers.",
+            "",
+            "| decision | customers | true fraudsters |",
+            "| --- | ---: | ---: |",
+            *[f"| {d} | {o[d]['customers']:,} | {o[d]['true_fraud']:,} |" for d in ("block", "review", "allow")],
+            "",
+            f"{o['block']['true_fraud'] + o['review']['true_fraud']:,} of {o['true_fraudsters']:,} true "
+            f"fraudsters were blocked or sent to review (precision of flags "
+            f"{(o['precision_of_flags'] or 0):.1%}). These decisions cover every customer, including "
+            "those whose labels trained the model; the test split above measures new accounts.",
+        ]
     live = report["stages"].get("live")
     if live:
-        lines += ["", "## Live stream through the real-time consumer", "",
-                  f"{live['events']:,} live events replayed through `fraudgraph consume` in {live['wall_s']} s "
-                  f"({live['events_per_s']:,} events/s; end-to-end p50 {live['latency_ms']['p50']} ms, "
-                  f"p99 {live['latency_ms']['p99']} ms per micro-batch); {live['rejected']:,} rejected, "
-                  f"{live['duplicates']:,} duplicates. Decisions: "
-                  + ", ".join(f"{d} {n:,}" for d, n in live["decisions"].items()) + ".", "",
-                  "| fraud starting in the stream | accounts | blocked | review | missed | events to decision "
-                  "p50 / p90 | caught on first event |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "",
+            "## Live stream through the real-time consumer",
+            "",
+            f"{live['events']:,} live events replayed through `fraudgraph consume` in {live['wall_s']} s "
+            f"({live['events_per_s']:,} events/s; end-to-end p50 {live['latency_ms']['p50']} ms, "
+            f"p99 {live['latency_ms']['p99']} ms per micro-batch); {live['rejected']:,} rejected, "
+            f"{live['duplicates']:,} duplicates. Decisions: "
+            + ", ".join(f"{d} {n:,}" for d, n in live["decisions"].items())
+            + ".",
+            "",
+            "| fraud starting in the stream | accounts | blocked | review | missed | events to decision "
+            "p50 / p90 | caught on first event |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for label, name in (("new_ring_accounts", "new ring accounts"), ("takeovers", "account takeovers")):
             o = live[label]
             q = o["events_to_decision"]
-            lines.append(f"| {name} | {o['in_stream']:,} | {o['blocked']:,} | {o['reviewed']:,} | {o['missed']:,} | "
-                         f"{q['p50'] if q['p50'] is not None else '-'} / {q['p90'] if q['p90'] is not None else '-'}"
-                         f" | {q['first_event']:,} |")
-        lines += ["", "| day | block | review | allow |", "| --- | ---: | ---: | ---: |",
-                  *[f"| {day} | {c['block']:,} | {c['review']:,} | {c['allow']:,} |"
-                    for day, c in live["decisions_per_day"].items()]]
+            lines.append(
+                f"| {name} | {o['in_stream']:,} | {o['blocked']:,} | {o['reviewed']:,} | {o['missed']:,} | "
+                f"{q['p50'] if q['p50'] is not None else '-'} / {q['p90'] if q['p90'] is not None else '-'}"
+                f" | {q['first_event']:,} |"
+            )
+        lines += [
+            "",
+            "| day | block | review | allow |",
+            "| --- | ---: | ---: | ---: |",
+            *[
+                f"| {day} | {c['block']:,} | {c['review']:,} | {c['allow']:,} |"
+                for day, c in live["decisions_per_day"].items()
+            ],
+        ]
     return "\n".join(lines) + "\n"

@@ -10,14 +10,14 @@ import functools
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
 from fraudgraph.config import ConfigError, Settings, load_settings
 from fraudgraph.logs import configure_logging
-
 
 log = logging.getLogger("fraudgraph.cli")
 
@@ -66,10 +66,16 @@ SETUP_ERRORS = _setup_errors()
 def common_options(fn: Callable) -> Callable:
     """Add ``--config`` and ``--json`` to a subcommand (they also work before the subcommand)."""
 
-    @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-                  help="YAML file merged over conf/default.yaml.")
-    @click.option("--json", "json_output", is_flag=True, default=False,
-                  help="Print a machine-readable summary on stdout.")
+    @click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="YAML file merged over conf/default.yaml.",
+    )
+    @click.option(
+        "--json", "json_output", is_flag=True, default=False, help="Print a machine-readable summary on stdout."
+    )
     @functools.wraps(fn)
     def wrapper(*args: Any, config_file: str | None, json_output: bool, **kwargs: Any) -> Any:
         app = click.get_current_context().ensure_object(AppContext)
@@ -77,7 +83,7 @@ def common_options(fn: Callable) -> Callable:
             app.config_file = config_file
         app.json_output = app.json_output or json_output
         try:
-            app.settings  # validate configuration at start
+            _ = app.settings  # validate configuration at start
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
         try:
@@ -89,8 +95,13 @@ def common_options(fn: Callable) -> Callable:
 
 
 @click.group()
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="YAML file merged over conf/default.yaml.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML file merged over conf/default.yaml.",
+)
 @click.option("--json", "json_output", is_flag=True, default=False, help="Machine-readable output.")
 @click.version_option(package_name="identity-fraudgraph")
 @click.pass_context
@@ -171,9 +182,13 @@ def gremlin_server(app: AppContext, action: str, port: int | None, state_dir: st
     except ServerError as exc:
         raise click.ClickException(str(exc)) from None
     status["url"] = server.url
-    app.emit(status, lambda s: (f"gremlin-server: {'running' if s['running'] else 'stopped'}"
-                                f"{' and answering' if s['answering'] else ''} at {s['url']}"
-                                f"{' (pid %s)' % s['pid'] if s['pid'] else ''}"))
+    app.emit(
+        status,
+        lambda s: (
+            f"gremlin-server: {'running' if s['running'] else 'stopped'}"
+            f"{' and answering' if s['answering'] else ''} at {s['url']}" + (f" (pid {s['pid']})" if s["pid"] else "")
+        ),
+    )
     if action == "status" and not status["running"]:
         sys.exit(3)
 
@@ -188,8 +203,8 @@ def gremlin_server(app: AppContext, action: str, port: int | None, state_dir: st
 @pass_app
 def generate(app: AppContext, customers: int | None, seed: int | None, out_dir: str, describe: bool) -> None:
     """Synthetic identity-fraud world: historical tables, live stream, ground truth."""
-    from fraudgraph.synthetic.world import WorldGenerator
     from fraudgraph.synthetic.stats import describe_world
+    from fraudgraph.synthetic.world import WorldGenerator
 
     world = app.settings.world
     update = {k: v for k, v in {"customers": customers, "seed": seed}.items() if v is not None}
@@ -203,29 +218,50 @@ def generate(app: AppContext, customers: int | None, seed: int | None, out_dir: 
 
 # ----------------------------------------------------------------------- etl
 @cli.command()
-@click.option("--input", "input_source", required=True,
-              help="Folder with events/customers/blocks/appeals (Parquet or CSV), or hive:DATABASE.")
+@click.option(
+    "--input",
+    "input_source",
+    required=True,
+    help="Folder with events/customers/blocks/appeals (Parquet or CSV), or hive:DATABASE.",
+)
 @click.option("--graph", "graph_uri", default=None, help="Graph URI (default graph.uri).")
 @click.option("--snapshot", default=None, type=click.Path(file_okay=False), help="Write a Parquet snapshot here.")
-@click.option("--neptune-csv", default=None, type=click.Path(file_okay=False),
-              help="Write Neptune bulk-load CSV (Gremlin load-data format) here.")
+@click.option(
+    "--neptune-csv",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Write Neptune bulk-load CSV (Gremlin load-data format) here.",
+)
 @click.option("--rejects", default=None, type=click.Path(file_okay=False), help="Write rejected rows here.")
 @click.option("--master", default=None, help="Spark master (default spark.master).")
 @common_options
 @pass_app
-def etl(app: AppContext, input_source: str, graph_uri: str | None, snapshot: str | None, neptune_csv: str | None,
-        rejects: str | None, master: str | None) -> None:
+def etl(
+    app: AppContext,
+    input_source: str,
+    graph_uri: str | None,
+    snapshot: str | None,
+    neptune_csv: str | None,
+    rejects: str | None,
+    master: str | None,
+) -> None:
     """Spark ETL of the historical tables into the identity graph."""
     from etl.contract import InputContractError, check_input
     from etl.load_identity_graph import format_summary, run_etl
-
     from etl.spark_session import build_spark_session
 
     try:
         check_input(input_source, app.settings.etl.columns)  # seconds, before the Spark session starts
         spark = build_spark_session(app.settings.spark, master)
-        summary = run_etl(spark, app.settings, input_source, graph_uri or app.settings.graph.uri,
-                          snapshot=snapshot, neptune_csv=neptune_csv, rejects=rejects)
+        summary = run_etl(
+            spark,
+            app.settings,
+            input_source,
+            graph_uri or app.settings.graph.uri,
+            snapshot=snapshot,
+            neptune_csv=neptune_csv,
+            rejects=rejects,
+        )
     except InputContractError as exc:
         fail("\n".join(exc.problems))
     app.emit(summary, format_summary)
@@ -233,10 +269,20 @@ def etl(app: AppContext, input_source: str, graph_uri: str | None, snapshot: str
 
 # ------------------------------------------------------------------- profile
 @cli.command()
-@click.option("--input", "input_source", required=True, type=click.Path(file_okay=False, exists=True),
-              help="Folder with events/customers/blocks/appeals (Parquet or CSV), as the ETL reads it.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Write profile.md, profile.json and suggested-config.yaml here.")
+@click.option(
+    "--input",
+    "input_source",
+    required=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="Folder with events/customers/blocks/appeals (Parquet or CSV), as the ETL reads it.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Write profile.md, profile.json and suggested-config.yaml here.",
+)
 @common_options
 @pass_app
 def profile(app: AppContext, input_source: str, out_dir: str) -> None:
@@ -245,8 +291,9 @@ def profile(app: AppContext, input_source: str, out_dir: str) -> None:
     from etl.profile import profile_tables, write_profile
 
     try:
-        report = profile_tables(input_source, app.settings.etl.columns,
-                                min_positives=app.settings.training.min_positives)
+        report = profile_tables(
+            input_source, app.settings.etl.columns, min_positives=app.settings.training.min_positives
+        )
     except InputContractError as exc:
         fail("\n".join(exc.problems))
     write_profile(report, out_dir, app.settings.etl.columns)
@@ -258,13 +305,18 @@ def profile(app: AppContext, input_source: str, out_dir: str) -> None:
 @click.option("--graph", "graph_uri", default=None, help="Graph URI (default graph.uri).")
 @click.option("--as-of", "as_of", required=True, help="ISO-8601 time (UTC) or epoch ms: nothing later is visible.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
-@click.option("--truth", default=None, type=click.Path(dir_okay=False, exists=True),
-              help="Ground truth Parquet, for evaluation only.")
+@click.option(
+    "--truth",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Ground truth Parquet, for evaluation only.",
+)
 @click.option("--no-write-back", is_flag=True, default=False, help="Do not write labels to the graph.")
 @common_options
 @pass_app
-def labels(app: AppContext, graph_uri: str | None, as_of: str, out_dir: str, truth: str | None,
-           no_write_back: bool) -> None:
+def labels(
+    app: AppContext, graph_uri: str | None, as_of: str, out_dir: str, truth: str | None, no_write_back: bool
+) -> None:
     """Mature and heuristically corrected labels as of a time, audited."""
     from fraudgraph.graph import open_graph
     from fraudgraph.labels.stage import run_labels
@@ -285,20 +337,27 @@ def labels(app: AppContext, graph_uri: str | None, as_of: str, out_dir: str, tru
 @click.option("--graph", "graph_uri", default=None, help="Export this graph first instead of --snapshot.")
 @click.option("--labels", "labels_dir", required=True, type=click.Path(file_okay=False, exists=True))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
-@click.option("--truth", default=None, type=click.Path(dir_okay=False, exists=True),
-              help="Ground truth Parquet, for evaluation only.")
+@click.option(
+    "--truth",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Ground truth Parquet, for evaluation only.",
+)
 @common_options
 @pass_app
-def train(app: AppContext, snapshot: str | None, graph_uri: str | None, labels_dir: str, out_dir: str,
-          truth: str | None) -> None:
+def train(
+    app: AppContext, snapshot: str | None, graph_uri: str | None, labels_dir: str, out_dir: str, truth: str | None
+) -> None:
     """Train the edge-feature-aware RGCN and its baselines; write a model artifact."""
     from training.train import TrainingRefused, run_training
 
     if not snapshot and not graph_uri:
         raise click.UsageError("give --snapshot DIR or --graph URI")
     if graph_uri:
-        fail("--graph: a graph holds each link's lifetime totals, not the link events that decision-time "
-             "training rebuilds the past from; pass --snapshot DIR written by `fraudgraph etl --snapshot DIR`")
+        fail(
+            "--graph: a graph holds each link's lifetime totals, not the link events that decision-time "
+            "training rebuilds the past from; pass --snapshot DIR written by `fraudgraph etl --snapshot DIR`"
+        )
     try:
         metrics = run_training(app.settings, snapshot, labels_dir, out_dir, truth)
     except (TrainingRefused, FileNotFoundError) as exc:
@@ -315,50 +374,76 @@ def train(app: AppContext, snapshot: str | None, graph_uri: str | None, labels_d
 @click.option("--no-write-back", is_flag=True, default=False, help="Do not write scores to the graph.")
 @common_options
 @pass_app
-def score(app: AppContext, graph_uri: str | None, model_dir: str, out_dir: str, as_of: str | None,
-          no_write_back: bool) -> None:
+def score(
+    app: AppContext, graph_uri: str | None, model_dir: str, out_dir: str, as_of: str | None, no_write_back: bool
+) -> None:
     """Score every customer, apply the decision rules, write decisions.parquet and the vertices."""
-    from fraudgraph.scoring.batch import score_graph
     from fraudgraph.graph import open_graph
-    from fraudgraph.timeutil import to_epoch_ms
     from fraudgraph.ml.artifact import ModelArtifact
+    from fraudgraph.scoring.batch import score_graph
+    from fraudgraph.timeutil import to_epoch_ms
 
     artifact = ModelArtifact.load(model_dir)
     with open_graph(graph_uri, app.settings, create=False) as store:
         try:
-            summary = score_graph(store, artifact, app.settings, out_dir, to_epoch_ms(as_of) if as_of else None,
-                                  write_back=not no_write_back)
+            summary = score_graph(
+                store,
+                artifact,
+                app.settings,
+                out_dir,
+                to_epoch_ms(as_of) if as_of else None,
+                write_back=not no_write_back,
+            )
         except ValueError as exc:
             fail(str(exc))
-    app.emit(summary, lambda s: (f"scored {s['customers']:,} customers with {s['model_version']}: "
-                                 + ", ".join(f"{k} {v:,}" for k, v in s["decisions"].items())))
+    app.emit(
+        summary,
+        lambda s: (
+            f"scored {s['customers']:,} customers with {s['model_version']}: "
+            + ", ".join(f"{k} {v:,}" for k, v in s["decisions"].items())
+        ),
+    )
 
 
 # ------------------------------------------------------------------- consume
 @cli.command()
-@click.option("--source", required=True,
-              help="file:///PATH (JSONL), - for standard input, or kafka://HOST:PORT/TOPIC?group=NAME.")
+@click.option(
+    "--source", required=True, help="file:///PATH (JSONL), - for standard input, or kafka://HOST:PORT/TOPIC?group=NAME."
+)
 @click.option("--graph", "graph_uri", default=None, help="Graph URI (default graph.uri).")
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, exists=True))
-@click.option("--decisions", default="-",
-              help="Decision sink: a JSONL path, - (standard output) or kafka://HOST:PORT/TOPIC.")
+@click.option(
+    "--decisions", default="-", help="Decision sink: a JSONL path, - (standard output) or kafka://HOST:PORT/TOPIC."
+)
 @click.option("--dead-letter", default=None, help="Rejected events (default consumer.dead_letter).")
 @click.option("--ledger", default=None, help="Ledger file (default consumer.ledger).")
 @click.option("--follow", is_flag=True, default=False, help="Keep tailing a file source.")
-@click.option("--until-idle", type=float, default=None,
-              help="Stop after this many seconds without a message (Kafka; draining a topic).")
+@click.option(
+    "--until-idle",
+    type=float,
+    default=None,
+    help="Stop after this many seconds without a message (Kafka; draining a topic).",
+)
 @common_options
 @pass_app
-def consume(app: AppContext, source: str, graph_uri: str | None, model_dir: str, decisions: str,
-            dead_letter: str | None, ledger: str | None, follow: bool, until_idle: float | None) -> None:
+def consume(
+    app: AppContext,
+    source: str,
+    graph_uri: str | None,
+    model_dir: str,
+    decisions: str,
+    dead_letter: str | None,
+    ledger: str | None,
+    follow: bool,
+    until_idle: float | None,
+) -> None:
     """Live consumer: events into the graph, scored and decided as they arrive."""
+    from fraudgraph.graph import open_graph
+    from fraudgraph.ml.artifact import ModelArtifact
+    from fraudgraph.scoring.online import OnlineScorer
     from serving.consumer import LiveConsumer
     from serving.ledger import Ledger, LedgerMismatch, ledger_path_for
     from serving.sources import dead_letter_for, open_sink, open_source, source_name
-
-    from fraudgraph.graph import open_graph
-    from fraudgraph.scoring.online import OnlineScorer
-    from fraudgraph.ml.artifact import ModelArtifact
 
     cfg = app.settings.consumer
     artifact = ModelArtifact.load(model_dir)
@@ -370,9 +455,14 @@ def consume(app: AppContext, source: str, graph_uri: str | None, model_dir: str,
             fail(str(exc))
         start = 0 if source.startswith(("kafka://", "http://", "https://")) else led.offset(source_name(source))
         src = open_source(source, start=start, follow=follow, idle_stop_s=until_idle, retry_s=cfg.broker_retry_s)
-        consumer = LiveConsumer(store, OnlineScorer(store, artifact, app.settings), app.settings, led,
-                                open_sink(decisions, retry_s=cfg.broker_retry_s),
-                                open_sink(dead_letter or dead_letter_for(source, cfg.dead_letter), retry_s=cfg.broker_retry_s))
+        consumer = LiveConsumer(
+            store,
+            OnlineScorer(store, artifact, app.settings),
+            app.settings,
+            led,
+            open_sink(decisions, retry_s=cfg.broker_retry_s),
+            open_sink(dead_letter or dead_letter_for(source, cfg.dead_letter), retry_s=cfg.broker_retry_s),
+        )
         if cfg.metrics_port:
             port = consumer.metrics.serve(cfg.metrics_port)
             click.echo(f"metrics on http://127.0.0.1:{port}/metrics", err=True)
@@ -387,8 +477,9 @@ def consume(app: AppContext, source: str, graph_uri: str | None, model_dir: str,
 # ----------------------------------------------------------------------- api
 @cli.command()
 @click.option("--graph", "graph_uri", default=None, help="Graph URI (default: graph.uri from config).")
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Model artifact folder.")
+@click.option(
+    "--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False), help="Model artifact folder."
+)
 @click.option("--host", default=None, help="Bind address (default api.host, loopback).")
 @click.option("--port", type=int, default=None, help="Port (default api.port).")
 @common_options
@@ -397,27 +488,41 @@ def api(app: AppContext, graph_uri: str | None, model_dir: str, host: str | None
     """Internal query API and review console (FastAPI on uvicorn)."""
     import uvicorn
 
-    from serving.api import create_app
-
     from fraudgraph.graph import open_graph
-    from fraudgraph.scoring.online import OnlineScorer
     from fraudgraph.ml.artifact import ModelArtifact
+    from fraudgraph.scoring.online import OnlineScorer
+    from serving.api import create_app
 
     cfg = app.settings.api
     artifact = ModelArtifact.load(model_dir)
     with open_graph(graph_uri, app.settings, create=False) as store:
         web = create_app(store, OnlineScorer(store, artifact, app.settings), app.settings)
         # uvicorn's access log would print query strings (a lookup's raw identifier): ours logs paths only
-        uvicorn.run(web, host=host or cfg.host, port=cfg.port if port is None else port, access_log=False,
-                    log_level=app.settings.logging.level.lower())
+        uvicorn.run(
+            web,
+            host=host or cfg.host,
+            port=cfg.port if port is None else port,
+            access_log=False,
+            log_level=app.settings.logging.level.lower(),
+        )
 
 
 # ----------------------------------------------------------- world-check / evaluate
 @cli.command("world-check")
-@click.option("--world", "world_dir", required=True, type=click.Path(file_okay=False, exists=True),
-              help="A generated world (fraudgraph generate).")
-@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
-              help="Write readback.json and readback.md here (default: the world folder).")
+@click.option(
+    "--world",
+    "world_dir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="A generated world (fraudgraph generate).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Write readback.json and readback.md here (default: the world folder).",
+)
 @common_options
 @pass_app
 def world_check(app: AppContext, world_dir: str, out_dir: str | None) -> None:
@@ -433,11 +538,20 @@ def world_check(app: AppContext, world_dir: str, out_dir: str | None) -> None:
 
 
 @cli.command()
-@click.option("--events", "events_path", required=True, type=click.Path(dir_okay=False, exists=True),
-              help="The live stream (JSONL), e.g. WORLD/live/events.jsonl.")
+@click.option(
+    "--events",
+    "events_path",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="The live stream (JSONL), e.g. WORLD/live/events.jsonl.",
+)
 @click.option("--truth", required=True, type=click.Path(dir_okay=False, exists=True), help="Ground truth Parquet.")
-@click.option("--graph", "graph_uri", required=True,
-              help="The graph the stream is replayed into (give a copy: the replay writes to it).")
+@click.option(
+    "--graph",
+    "graph_uri",
+    required=True,
+    help="The graph the stream is replayed into (give a copy: the replay writes to it).",
+)
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, exists=True))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @common_options
@@ -450,16 +564,24 @@ def evaluate(app: AppContext, events_path: str, truth: str, graph_uri: str, mode
 
     live = replay_live(app.settings, graph_uri, Path(model_dir), Path(events_path), Path(out_dir), Path(truth))
     (Path(out_dir) / "live.json").write_text(json.dumps(live, indent=2, default=str))
-    app.emit(live, lambda r: (f"precision {r['precision']}, recall {r['recall']} of {r['active_fraudsters']} active "
-                              f"fraudsters; {r['false_flags_per_10k_legit']} false flags per 10k legitimate"))
+    app.emit(
+        live,
+        lambda r: (
+            f"precision {r['precision']}, recall {r['recall']} of {r['active_fraudsters']} active "
+            f"fraudsters; {r['false_flags_per_10k_legit']} false flags per 10k legitimate"
+        ),
+    )
 
 
 # ---------------------------------------------------------------------- demo
 @cli.command()
-@click.option("--out", "out_dir", default="demo-out", type=click.Path(file_okay=False),
-              help="Report folder.")
-@click.option("--seeds", default=None, help="Comma-separated world seeds: one run each under DIR/seed-S and "
-              "a summary with mean and range (default: world.seed only).")
+@click.option("--out", "out_dir", default="demo-out", type=click.Path(file_okay=False), help="Report folder.")
+@click.option(
+    "--seeds",
+    default=None,
+    help="Comma-separated world seeds: one run each under DIR/seed-S and "
+    "a summary with mean and range (default: world.seed only).",
+)
 @common_options
 @pass_app
 def demo(app: AppContext, out_dir: str, seeds: str | None) -> None:
@@ -478,10 +600,13 @@ def _run_main_job(app: AppContext, out_dir: str, seeds: str | None) -> dict:
     from fraudgraph.identity import resolve_pii_key
 
     if resolve_pii_key(app.settings.privacy.pii_key, app.settings.privacy.pii_key_file)[1]:
-        log.warning("the main job runs on synthetic worlds with the public demo PII key "
-                    "(privacy.allow_demo_key: true); never use it for real data")
-        app._settings = app.settings.model_copy(update={
-            "privacy": app.settings.privacy.model_copy(update={"allow_demo_key": True})})
+        log.warning(
+            "the main job runs on synthetic worlds with the public demo PII key "
+            "(privacy.allow_demo_key: true); never use it for real data"
+        )
+        app._settings = app.settings.model_copy(
+            update={"privacy": app.settings.privacy.model_copy(update={"allow_demo_key": True})}
+        )
 
     if seeds:
         try:

@@ -38,11 +38,19 @@ def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> 
     if "event_type" not in events:
         events["event_type"] = None
     events["ts"] = pd.to_datetime(events["ts"], utc=True)
-    decisions = pd.read_json(decisions_path, lines=True, convert_dates=False, dtype={"customer_id": str}) \
-        if decisions_path.stat().st_size else pd.DataFrame(columns=["event_id", "customer_id", "decision"])
+    decisions = (
+        pd.read_json(decisions_path, lines=True, convert_dates=False, dtype={"customer_id": str})
+        if decisions_path.stat().st_size
+        else pd.DataFrame(columns=["event_id", "customer_id", "decision"])
+    )
     ts_of = events.set_index("event_id")["ts"]
-    by_day = pd.crosstab(ts_of.loc[decisions["event_id"]].dt.strftime("%Y-%m-%d").to_numpy(),
-                         decisions["decision"].to_numpy()) if len(decisions) else pd.DataFrame()
+    by_day = (
+        pd.crosstab(
+            ts_of.loc[decisions["event_id"]].dt.strftime("%Y-%m-%d").to_numpy(), decisions["decision"].to_numpy()
+        )
+        if len(decisions)
+        else pd.DataFrame()
+    )
     per_day = {day: {d: int(row.get(d, 0)) for d in ("block", "review", "allow")} for day, row in by_day.iterrows()}
 
     truth = pd.read_parquet(truth_path)
@@ -70,13 +78,18 @@ def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> 
     for cid, grp in fraud_ev.loc[fraud_ev["customer_id"].isin(first_flag.index)].groupby("customer_id"):
         position[cid] = int(np.flatnonzero(grp["event_id"].to_numpy() == first_flag.at[cid, "event_id"])[0]) + 1
     active["events_to_flag"] = active.index.map(position)
-    active["hours_to_flag"] = (active.index.map(first_flag["ts"]) - active["first_ts"]).dt.total_seconds() / 3600 \
-        if len(first_flag) else np.nan
+    active["hours_to_flag"] = (
+        (active.index.map(first_flag["ts"]) - active["first_ts"]).dt.total_seconds() / 3600
+        if len(first_flag)
+        else np.nan
+    )
     first_payment = fraud_ev.loc[fraud_ev["event_type"] == "payment"].groupby("customer_id")["ts"].min()
-    flag_ts = pd.to_datetime(pd.Series(active.index.map(first_flag["ts"]) if len(first_flag) else pd.NaT,
-                                       index=active.index), utc=True)
-    pay_ts = pd.to_datetime(pd.Series(active.index.map(first_payment) if len(first_payment) else pd.NaT,
-                                      index=active.index), utc=True)
+    flag_ts = pd.to_datetime(
+        pd.Series(active.index.map(first_flag["ts"]) if len(first_flag) else pd.NaT, index=active.index), utc=True
+    )
+    pay_ts = pd.to_datetime(
+        pd.Series(active.index.map(first_payment) if len(first_payment) else pd.NaT, index=active.index), utc=True
+    )
     active["before_first_payment"] = active["caught"] & (pay_ts.isna() | (flag_ts <= pay_ts))
 
     flagged_customers = set(flags["customer_id"])
@@ -87,21 +100,28 @@ def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> 
         return round(float(mask.mean()), 4) if len(mask) else None
 
     def group(rows: pd.DataFrame) -> dict[str, Any]:
-        return {"active": int(len(rows)), "caught": int(rows["caught"].sum()), "recall": share(rows["caught"]),
-                "caught_before_first_payment": share(rows["before_first_payment"])}
+        return {
+            "active": int(len(rows)),
+            "caught": int(rows["caught"].sum()),
+            "recall": share(rows["caught"]),
+            "caught_before_first_payment": share(rows["before_first_payment"]),
+        }
 
     out: dict[str, Any] = {
-        "flagged_customers": len(flagged_customers), "caught": int(active["caught"].sum()),
+        "flagged_customers": len(flagged_customers),
+        "caught": int(active["caught"].sum()),
         "active_fraudsters": int(len(active)),
         "precision": round(len(first_flag) / len(flagged_customers), 4) if flagged_customers else None,
         "recall": share(active["caught"]),
-        "recall_by_fraud_type": {t: group(active.loc[active["type"] == t])
-                                 for t in ("ring", "synthetic_identity", "account_takeover")},
+        "recall_by_fraud_type": {
+            t: group(active.loc[active["type"] == t]) for t in ("ring", "synthetic_identity", "account_takeover")
+        },
         "new_ring_accounts_caught": group(active.loc[active["new_ring_account"]]),
         "caught_before_first_payment": share(active["before_first_payment"]),
         "events_to_first_flag": _quantiles(active["events_to_flag"].dropna().astype(int).tolist()),
         "hours_to_first_flag": _quantiles(active["hours_to_flag"].dropna().tolist()),
-        "false_flags": len(false_flagged), "legit_active_customers": len(legit_active),
+        "false_flags": len(false_flagged),
+        "legit_active_customers": len(legit_active),
         "false_flags_per_10k_legit": round(1e4 * len(false_flagged) / len(legit_active), 2) if legit_active else None,
         "decisions_per_day": per_day,
     }
@@ -109,9 +129,13 @@ def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> 
         rows = active.loc[active["new_ring_account"]] if kind == "ring" else active.loc[active["type"] == kind]
         blocked = int((rows["decision"] == "block").sum())
         reviewed = int((rows["decision"] == "review").sum())
-        out[label] = {"in_stream": int(len(rows)), "blocked": blocked, "reviewed": reviewed,
-                      "missed": int(len(rows)) - blocked - reviewed,
-                      "events_to_decision": _quantiles(rows["events_to_flag"].dropna().astype(int).tolist())}
+        out[label] = {
+            "in_stream": int(len(rows)),
+            "blocked": blocked,
+            "reviewed": reviewed,
+            "missed": int(len(rows)) - blocked - reviewed,
+            "events_to_decision": _quantiles(rows["events_to_flag"].dropna().astype(int).tolist()),
+        }
     return out
 
 
@@ -121,8 +145,12 @@ def _quantiles(values: list) -> dict[str, Any]:
     if not values:
         return {"p50": None, "p90": None, "max": None, "first_event": 0}
     arr = np.asarray(values, dtype=float)
-    return {"p50": round(float(np.percentile(arr, 50)), 2), "p90": round(float(np.percentile(arr, 90)), 2),
-            "max": round(float(arr.max()), 2), "first_event": int((arr == 1).sum())}
+    return {
+        "p50": round(float(np.percentile(arr, 50)), 2),
+        "p90": round(float(np.percentile(arr, 90)), 2),
+        "max": round(float(arr.max()), 2),
+        "first_event": int((arr == 1).sum()),
+    }
 
 
 def decision_outcomes(decisions_path: Path, truth_path: Path, as_of_ms: int) -> dict[str, Any]:
@@ -134,7 +162,7 @@ def decision_outcomes(decisions_path: Path, truth_path: Path, as_of_ms: int) -> 
     decisions = pd.read_parquet(decisions_path)
     truth = truth_as_of(pd.read_parquet(truth_path), as_of_ms)
     is_fraud = decisions["customer_id"].map(truth).fillna(False).astype(bool)
-    out = {"true_fraudsters": int(is_fraud.sum())}
+    out: dict[str, Any] = {"true_fraudsters": int(is_fraud.sum())}
     for d in ("block", "review", "allow"):
         mask = decisions["decision"] == d
         out[d] = {"customers": int(mask.sum()), "true_fraud": int((mask & is_fraud).sum())}

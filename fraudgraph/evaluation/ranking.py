@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from fraudgraph.arrays import ranges
 
 
-def ranking_metrics(y_true, scores, *, precision_target: float = 0.85, recall_target: float = 0.5,
-                    sample_weight=None) -> dict:
+def ranking_metrics(
+    y_true, scores, *, precision_target: float = 0.85, recall_target: float = 0.5, sample_weight=None
+) -> dict:
     """PR-AUC, ROC-AUC, recall at 85 % precision and precision at 50 % recall (None when undefined).
 
     ``sample_weight``: how many customers each row stands for (a sampled legitimate customer stands
@@ -18,14 +21,22 @@ def ranking_metrics(y_true, scores, *, precision_target: float = 0.85, recall_ta
     y = np.asarray(y_true).astype(int)
     s = np.asarray(scores, dtype=float)
     w = sample_weight
-    out = {"n": int(len(y)), "positives": int(y.sum()), "pr_auc": None, "roc_auc": None,
-           "recall_at_precision_85": None, "precision_at_recall_50": None}
+    out: dict[str, Any] = {
+        "n": int(len(y)),
+        "positives": int(y.sum()),
+        "pr_auc": None,
+        "roc_auc": None,
+        "recall_at_precision_85": None,
+        "precision_at_recall_50": None,
+    }
     if len(y) == 0 or y.min() == y.max():
         return out
     p, r, _ = precision_recall_curve(y, s, sample_weight=w)
     out["pr_auc"] = round(float(average_precision_score(y, s, sample_weight=w)), 4)
     out["roc_auc"] = round(float(roc_auc_score(y, s, sample_weight=w)), 4)
-    out["recall_at_precision_85"] = round(float(r[p >= precision_target].max()), 4) if (p >= precision_target).any() else 0.0
+    out["recall_at_precision_85"] = (
+        round(float(r[p >= precision_target].max()), 4) if (p >= precision_target).any() else 0.0
+    )
     out["precision_at_recall_50"] = round(float(p[r >= recall_target].max()), 4)
     return out
 
@@ -48,8 +59,17 @@ def threshold_for_precision(y_true, scores, target: float, sample_weight=None) -
     return float(t[int(np.argmax(f1))])
 
 
-def bootstrap_interval(y_true, scores, clusters, *, rounds: int = 200, seed: int = 0, sample_weight=None,
-                       metric: str = "pr_auc", level: float = 0.9) -> list[float] | None:
+def bootstrap_interval(
+    y_true,
+    scores,
+    clusters,
+    *,
+    rounds: int = 200,
+    seed: int = 0,
+    sample_weight=None,
+    metric: str = "pr_auc",
+    level: float = 0.9,
+) -> list[float] | None:
     """``level`` interval of a ranking metric over bootstrap resamples of whole clusters.
 
     ``clusters`` groups rows that are not independent (every member of one fraud ring): a resample

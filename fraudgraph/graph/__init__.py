@@ -41,19 +41,29 @@ def open_graph(uri: str | None = None, settings=None, *, create: bool = True) ->
 
         if not create and not path_from_uri(uri).exists():
             raise GraphSetupError(f"graph {uri}: no such file (only fraudgraph etl and consume create a graph)")
-        store: IdentityGraph = SqliteIdentityGraph(uri, batch_size=gs.batch_size,
-                                                   fanout_cap=gs.neighbourhood_fanout_cap,
-                                                   busy_timeout_ms=gs.sqlite.busy_timeout_ms,
-                                                   cache_size_mb=gs.sqlite.cache_size_mb)
+        store: IdentityGraph = SqliteIdentityGraph(
+            uri,
+            batch_size=gs.batch_size,
+            fanout_cap=gs.neighbourhood_fanout_cap,
+            busy_timeout_ms=gs.sqlite.busy_timeout_ms,
+            cache_size_mb=gs.sqlite.cache_size_mb,
+        )
     elif uri.startswith(("ws://", "wss://")):
         from .gremlin_store import GremlinIdentityGraph
 
         gg = gs.gremlin
-        store = GremlinIdentityGraph(uri, traversal_source=gg.traversal_source, pool_size=gg.pool_size,
-                                     batch_size=gg.batch_size, fanout_cap=gs.neighbourhood_fanout_cap,
-                                     max_retries=gg.max_retries, backoff_initial_s=gg.backoff_initial_s,
-                                     backoff_max_s=gg.backoff_max_s, request_timeout_s=gg.request_timeout_s,
-                                     summary_properties=gg.summary_properties)
+        store = GremlinIdentityGraph(
+            uri,
+            traversal_source=gg.traversal_source,
+            pool_size=gg.pool_size,
+            batch_size=gg.batch_size,
+            fanout_cap=gs.neighbourhood_fanout_cap,
+            max_retries=gg.max_retries,
+            backoff_initial_s=gg.backoff_initial_s,
+            backoff_max_s=gg.backoff_max_s,
+            request_timeout_s=gg.request_timeout_s,
+            summary_properties=gg.summary_properties,
+        )
     else:
         raise GraphSetupError(f"graph URI {uri!r}: expected sqlite:///PATH, ws://HOST:PORT/gremlin or wss://...")
     _check_key(store, settings)
@@ -67,8 +77,10 @@ def _check_key(store: IdentityGraph, settings) -> None:
     kept = store.key_fingerprint(fingerprint)
     if kept != fingerprint:
         store.close()
-        raise GraphSetupError(f"graph {store.uri} was built with another PII key (fingerprint {kept}, this "
-                              f"process has {fingerprint}): its identifiers would hash differently")
+        raise GraphSetupError(
+            f"graph {store.uri} was built with another PII key (fingerprint {kept}, this "
+            f"process has {fingerprint}): its identifiers would hash differently"
+        )
 
 
 __all__ = [

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -195,11 +196,23 @@ def customer_vertex_id(customer_id: str) -> str:
 
 
 IDENTIFIER_STATS_COLUMNS = ["kind", "value_hash", "degree", "first_seen_min", "first_seen_max", "events"]
-LINK_FRAME_COLUMNS = ["customer_id", "kind", "value_hash", "first_seen", "last_seen", "event_count",
-                      *COUNT_PROPERTY_BY_TYPE.values()]
+LINK_FRAME_COLUMNS = [
+    "customer_id",
+    "kind",
+    "value_hash",
+    "first_seen",
+    "last_seen",
+    "event_count",
+    *COUNT_PROPERTY_BY_TYPE.values(),
+]
 # per customer, over its links first seen at or before as-of: what its own features need
-LINK_SUMMARY_COLUMNS = ["customer_id", "first_link", *(f"identifiers_{k}" for k in IDENTIFIER_KINDS), "events",
-                        *COUNT_PROPERTY_BY_TYPE.values()]
+LINK_SUMMARY_COLUMNS = [
+    "customer_id",
+    "first_link",
+    *(f"identifiers_{k}" for k in IDENTIFIER_KINDS),
+    "events",
+    *COUNT_PROPERTY_BY_TYPE.values(),
+]
 
 
 def summarise_links(links: pd.DataFrame, as_of_ms: int | None = None) -> pd.DataFrame:
@@ -214,8 +227,11 @@ def summarise_links(links: pd.DataFrame, as_of_ms: int | None = None) -> pd.Data
         out[f"identifiers_{kind}"] = (links["kind"] == kind).groupby(links["customer_id"]).sum()
     out["events"] = grouped["event_count"].sum()
     for col in COUNT_PROPERTY_BY_TYPE.values():
-        out[col] = pd.to_numeric(links[col], errors="coerce").fillna(0).groupby(links["customer_id"]).sum() \
-            if col in links else 0
+        out[col] = (
+            pd.to_numeric(links[col], errors="coerce").fillna(0).groupby(links["customer_id"]).sum()
+            if col in links
+            else 0
+        )
     return out.reset_index()[LINK_SUMMARY_COLUMNS]
 
 
@@ -259,8 +275,9 @@ class IdentityGraph(abc.ABC):
         load, instead of after every batch; stores without them ignore it.
         """
 
-    def refresh_summaries(self, customer_ids: Sequence[str] = (),
-                          identifiers: Sequence[tuple[str, str]] = ()) -> None:
+    def refresh_summaries(  # noqa: B027 - a no-op for stores that keep no summaries
+        self, customer_ids: Sequence[str] = (), identifiers: Sequence[tuple[str, str]] = ()
+    ) -> None:
         """Recompute the materialised link summaries of these customers and identifiers.
 
         Stores that keep per-vertex summaries for online reads (the Gremlin
@@ -322,22 +339,29 @@ class IdentityGraph(abc.ABC):
         What a customer's own features need, without moving its links."""
         return summarise_links(self.links_of(customer_ids), as_of_ms)
 
-    def scoring_customers(self, customer_ids: Sequence[str], properties: Sequence[str], summary_ids: Sequence[str],
-                          as_of_ms: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def scoring_customers(
+        self,
+        customer_ids: Sequence[str],
+        properties: Sequence[str],
+        summary_ids: Sequence[str],
+        as_of_ms: int | None = None,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """``(customers_of(customer_ids, properties), link_summary(summary_ids, as_of_ms))``: what online
         scoring reads about its customers; stores that keep both in one place answer in one read."""
         return self.customers_of(customer_ids, properties), self.link_summary(summary_ids, as_of_ms)
 
-    def identifier_inputs(self, identifiers: Sequence[tuple[str, str]], limit: int,
-                          as_of_ms: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def identifier_inputs(
+        self, identifiers: Sequence[tuple[str, str]], limit: int, as_of_ms: int | None = None
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """``(identifier_links(identifiers, limit, as_of_ms), identifier_stats(identifiers, as_of_ms))``:
         what online scoring reads about the identifiers; stores that keep both in one place answer in one
         read."""
         return self.identifier_links(identifiers, limit, as_of_ms), self.identifier_stats(identifiers, as_of_ms)
 
     @abc.abstractmethod
-    def identifier_links(self, identifiers: Sequence[tuple[str, str]], limit: int,
-                         as_of_ms: int | None = None) -> pd.DataFrame:
+    def identifier_links(
+        self, identifiers: Sequence[tuple[str, str]], limit: int, as_of_ms: int | None = None
+    ) -> pd.DataFrame:
         """Links (``links_frame`` layout) of the ``limit`` lowest-id customers of each identifier,
         among its links first seen at or before ``as_of_ms``: the messages a fan-out capped
         identifier aggregates."""
@@ -361,10 +385,10 @@ class IdentityGraph(abc.ABC):
 
         return write_snapshot(self.customers_frame(), self.links_frame(), out_dir)
 
-    def close(self) -> None:  # pragma: no cover - trivial default
+    def close(self) -> None:  # noqa: B027 - stores without resources need no close
         pass
 
-    def __enter__(self) -> "IdentityGraph":
+    def __enter__(self) -> IdentityGraph:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -42,16 +42,14 @@ import random
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import pandas as pd
 
 from ..schema import COUNT_PROPERTY_BY_TYPE, CUSTOMER, EDGE_LABEL_BY_KIND, KIND_BY_EDGE_LABEL
 from ..timeutil import as_of_or_end
-
-GRAPH_META_LABEL, GRAPH_META_ID = "graph_meta", "fraudgraph:graph_meta"
-
 from .base import (
     IDENTIFIER_STATS_COLUMNS,
     LINK_FRAME_COLUMNS,
@@ -70,6 +68,8 @@ from .base import (
     validate_customers,
     validate_links,
 )
+
+GRAPH_META_LABEL, GRAPH_META_ID = "graph_meta", "fraudgraph:graph_meta"
 
 log = logging.getLogger(__name__)
 T_ = TypeVar("T_")
@@ -151,10 +151,20 @@ class GremlinIdentityGraph(IdentityGraph):
 
     keeps_summaries = True
 
-    def __init__(self, uri: str, *, traversal_source: str = "g", pool_size: int = 4, batch_size: int = 500,
-                 fanout_cap: int = 50, max_retries: int = 8, backoff_initial_s: float = 0.2,
-                 backoff_max_s: float = 10.0, request_timeout_s: float = 120,
-                 summary_properties: Sequence[str] = ("signup_ts", "lifetime_value", "clean_label")):
+    def __init__(
+        self,
+        uri: str,
+        *,
+        traversal_source: str = "g",
+        pool_size: int = 4,
+        batch_size: int = 500,
+        fanout_cap: int = 50,
+        max_retries: int = 8,
+        backoff_initial_s: float = 0.2,
+        backoff_max_s: float = 10.0,
+        request_timeout_s: float = 120,
+        summary_properties: Sequence[str] = ("signup_ts", "lifetime_value", "clean_label"),
+    ):
         if not uri.startswith(("ws://", "wss://")):
             raise ValueError(f"graph URI {uri!r}: expected ws://HOST:PORT/gremlin or wss://...")
         self.uri = uri
@@ -177,9 +187,14 @@ class GremlinIdentityGraph(IdentityGraph):
         from gremlin_python.driver.driver_remote_connection import DriverRemoteConnection
         from gremlin_python.process.anonymous_traversal import traversal
 
-        conn = DriverRemoteConnection(self.uri, self.traversal_source, pool_size=self.pool_size,
-                                      max_workers=self.pool_size, read_timeout=self.request_timeout_s,
-                                      write_timeout=self.request_timeout_s)
+        conn = DriverRemoteConnection(
+            self.uri,
+            self.traversal_source,
+            pool_size=self.pool_size,
+            max_workers=self.pool_size,
+            read_timeout=self.request_timeout_s,
+            write_timeout=self.request_timeout_s,
+        )
         return conn, traversal().with_remote(conn)
 
     def _source(self):
@@ -212,8 +227,14 @@ class GremlinIdentityGraph(IdentityGraph):
                 if not _is_transient(exc) or attempt == self.max_retries:
                     raise GraphStoreError(f"gremlin {what} failed: {type(exc).__name__}: {exc}") from exc
                 self.retries += 1
-                log.warning("gremlin %s: transient failure (%s), retry %d/%d in %.1fs",
-                            what, type(exc).__name__, attempt + 1, self.max_retries, delay)
+                log.warning(
+                    "gremlin %s: transient failure (%s), retry %d/%d in %.1fs",
+                    what,
+                    type(exc).__name__,
+                    attempt + 1,
+                    self.max_retries,
+                    delay,
+                )
                 self._reset(g)
                 time.sleep(delay * (0.5 + random.random() / 2))
                 delay = min(delay * 2, self.backoff_max_s)
@@ -259,16 +280,21 @@ class GremlinIdentityGraph(IdentityGraph):
             rows.append({"k": {T.id: vid, T.label: CUSTOMER}, "p": props})
 
         def write(g, chunk):
-            (g.inject(list(chunk)).unfold().as_("r")
-             .merge_v(__.select("r").select("k"))
-             .option(Merge.on_create, __.select("r").select("p"))
-             .option(Merge.on_match, __.select("r").select("p"))
-             .iterate())
+            (
+                g.inject(list(chunk))
+                .unfold()
+                .as_("r")
+                .merge_v(__.select("r").select("k"))
+                .option(Merge.on_create, __.select("r").select("p"))
+                .option(Merge.on_match, __.select("r").select("p"))
+                .iterate()
+            )
 
         self._write_chunks("upsert_customers", write, rows)
         for keys, ids in drops.items():  # a None value removes the property
-            self._write_chunks("remove_properties", lambda g, chunk, keys=keys: g.V(*chunk).properties(*keys)
-                               .drop().iterate(), ids)
+            self._write_chunks(
+                "remove_properties", lambda g, chunk, keys=keys: g.V(*chunk).properties(*keys).drop().iterate(), ids
+            )
         if summaries and summarised:
             self.refresh_summaries(customer_ids=summarised)
         return len(customers)
@@ -281,45 +307,63 @@ class GremlinIdentityGraph(IdentityGraph):
 
         links = list(links)
         validate_links(links)
-        cust_rows = [{T.id: customer_vertex_id(c), T.label: CUSTOMER}
-                     for c in sorted({l.customer_id for l in links})]
-        ident_rows = [{"k": {T.id: identifier_id(k, h), T.label: k}, "p": {"value_hash": h}}
-                      for k, h in sorted({(l.kind, l.value_hash) for l in links})]
+        cust_rows = [{T.id: customer_vertex_id(c), T.label: CUSTOMER} for c in sorted({l.customer_id for l in links})]
+        ident_rows = [
+            {"k": {T.id: identifier_id(k, h), T.label: k}, "p": {"value_hash": h}}
+            for k, h in sorted({(l.kind, l.value_hash) for l in links})
+        ]
         edge_rows = []
         for l in links:
             props = _typed_map(l.properties())
             counts = {k: v for k, v in props.items() if k not in ("first_seen", "last_seen")}
-            edge_rows.append({
-                "k": {T.id: _edge_id(l), T.label: l.edge_label,
-                      Direction.OUT: customer_vertex_id(l.customer_id),
-                      Direction.IN: identifier_id(l.kind, l.value_hash)},
-                "p": props, "m": counts, "fs": props["first_seen"], "ls": props["last_seen"],
-            })
+            edge_rows.append(
+                {
+                    "k": {
+                        T.id: _edge_id(l),
+                        T.label: l.edge_label,
+                        Direction.OUT: customer_vertex_id(l.customer_id),
+                        Direction.IN: identifier_id(l.kind, l.value_hash),
+                    },
+                    "p": props,
+                    "m": counts,
+                    "fs": props["first_seen"],
+                    "ls": props["last_seen"],
+                }
+            )
 
         def write_customers(g, chunk):
             g.inject(list(chunk)).unfold().merge_v().iterate()
 
         def write_identifiers(g, chunk):
-            (g.inject(list(chunk)).unfold().as_("r")
-             .merge_v(__.select("r").select("k"))
-             .option(Merge.on_create, __.select("r").select("p"))
-             .iterate())
+            (
+                g.inject(list(chunk))
+                .unfold()
+                .as_("r")
+                .merge_v(__.select("r").select("k"))
+                .option(Merge.on_create, __.select("r").select("p"))
+                .iterate()
+            )
 
         def write_edges(g, chunk):
-            (g.inject(list(chunk)).unfold().as_("r")
-             .merge_e(__.select("r").select("k"))
-             .option(Merge.on_create, __.select("r").select("p"))
-             .option(Merge.on_match, __.select("r").select("m"))
-             .property("first_seen", __.union(__.values("first_seen"), __.select("r").select("fs")).min_())
-             .property("last_seen", __.union(__.values("last_seen"), __.select("r").select("ls")).max_())
-             .iterate())
+            (
+                g.inject(list(chunk))
+                .unfold()
+                .as_("r")
+                .merge_e(__.select("r").select("k"))
+                .option(Merge.on_create, __.select("r").select("p"))
+                .option(Merge.on_match, __.select("r").select("m"))
+                .property("first_seen", __.union(__.values("first_seen"), __.select("r").select("fs")).min_())
+                .property("last_seen", __.union(__.values("last_seen"), __.select("r").select("ls")).max_())
+                .iterate()
+            )
 
         self._write_chunks("upsert_links.customers", write_customers, cust_rows)
         self._write_chunks("upsert_links.identifiers", write_identifiers, ident_rows)
         touched_customers = sorted({l.customer_id for l in links})
         touched_identifiers = sorted({(l.kind, l.value_hash) for l in links})
-        self._invalidate_summaries([customer_vertex_id(c) for c in touched_customers] +
-                                   [identifier_id(k, h) for k, h in touched_identifiers])
+        self._invalidate_summaries(
+            [customer_vertex_id(c) for c in touched_customers] + [identifier_id(k, h) for k, h in touched_identifiers]
+        )
         self._write_chunks("upsert_links.edges", write_edges, edge_rows)
         if summaries:
             self.refresh_summaries(touched_customers, touched_identifiers)
@@ -330,20 +374,25 @@ class GremlinIdentityGraph(IdentityGraph):
     def _bump_version():
         from gremlin_python.process.graph_traversal import __
 
-        return __.union(__.coalesce(__.values(SUMMARY_VERSION), __.constant(_typed(0))),
-                        __.constant(_typed(1))).sum_()
+        return __.union(__.coalesce(__.values(SUMMARY_VERSION), __.constant(_typed(0))), __.constant(_typed(1))).sum_()
 
     def _invalidate_summaries(self, vertex_ids: Sequence[str]) -> None:
         """Drop the summaries of vertices about to change and bump their versions (before the write, so a
         write that never reaches its refresh leaves no summary behind)."""
         from gremlin_python.process.graph_traversal import __
 
-        self._write_chunks("invalidate_summaries", lambda g, chunk: (
-            g.V(*chunk).side_effect(__.properties(SUMMARY).drop())
-            .property(SUMMARY_VERSION, self._bump_version()).iterate()), list(vertex_ids))
+        self._write_chunks(
+            "invalidate_summaries",
+            lambda g, chunk: (
+                g.V(*chunk)
+                .side_effect(__.properties(SUMMARY).drop())
+                .property(SUMMARY_VERSION, self._bump_version())
+                .iterate()
+            ),
+            list(vertex_ids),
+        )
 
-    def refresh_summaries(self, customer_ids: Sequence[str] = (),
-                          identifiers: Sequence[tuple[str, str]] = ()) -> None:
+    def refresh_summaries(self, customer_ids: Sequence[str] = (), identifiers: Sequence[tuple[str, str]] = ()) -> None:
         """Recompute the link summaries of these customers and identifiers (see the module docstring)."""
         from gremlin_python.process.graph_traversal import __
         from gremlin_python.process.traversal import P, T
@@ -354,47 +403,113 @@ class GremlinIdentityGraph(IdentityGraph):
 
         def store(g, rows):
             """Compare-and-set: a summary read at an older version than the vertex's is dropped."""
-            (g.inject([{"k": {T.id: vid}, "v": _typed(v), "s": text} for vid, v, text in rows]).unfold().as_("r")
-             .merge_v(__.select("r").select("k")).as_("x")
-             .where("x", P.eq("r")).by(SUMMARY_VERSION).by("v")
-             .property(SUMMARY, __.select("r").select("s")).iterate())
+            (
+                g.inject([{"k": {T.id: vid}, "v": _typed(v), "s": text} for vid, v, text in rows])
+                .unfold()
+                .as_("r")
+                .merge_v(__.select("r").select("k"))
+                .as_("x")
+                .where("x", P.eq("r"))
+                .by(SUMMARY_VERSION)
+                .by("v")
+                .property(SUMMARY, __.select("r").select("s"))
+                .iterate()
+            )
 
         def refresh_customers(g, chunk):
             keys = ["first", *EDGE_LABEL_BY_KIND.values(), *_LINK_PROPS[2:]]  # LINK_SUMMARY_COLUMNS[1:]
-            t = (g.V(*chunk).property(SUMMARY_VERSION, bump())
-                 .project("id", "v", "n", "fmax", "p", *keys)
-                 .by(__.id_()).by(__.values(SUMMARY_VERSION)).by(__.out_e().count())
-                 .by(_max_or(__.out_e().values("first_seen"), -1))
-                 .by(__.value_map(*kept))
-                 .by(_min_or(__.out_e().values("first_seen"), -1)))
+            t = (
+                g.V(*chunk)
+                .property(SUMMARY_VERSION, bump())
+                .project("id", "v", "n", "fmax", "p", *keys)
+                .by(__.id_())
+                .by(__.values(SUMMARY_VERSION))
+                .by(__.out_e().count())
+                .by(_max_or(__.out_e().values("first_seen"), -1))
+                .by(__.value_map(*kept))
+                .by(_min_or(__.out_e().values("first_seen"), -1))
+            )
             for label in EDGE_LABEL_BY_KIND.values():
                 t = t.by(__.out_e().has_label(label).count())
             for prop in _LINK_PROPS[2:]:
                 t = t.by(_sum_or(__.out_e().values(prop)))
-            store(g, [(r["id"], r["v"], json.dumps({
-                "id": r["id"], "n": int(r["n"]), "fmax": int(r["fmax"]), "row": [int(r[k]) for k in keys],
-                "p": self._flatten(r["p"])}, default=str)) for r in t.to_list()])
+            store(
+                g,
+                [
+                    (
+                        r["id"],
+                        r["v"],
+                        json.dumps(
+                            {
+                                "id": r["id"],
+                                "n": int(r["n"]),
+                                "fmax": int(r["fmax"]),
+                                "row": [int(r[k]) for k in keys],
+                                "p": self._flatten(r["p"]),
+                            },
+                            default=str,
+                        ),
+                    )
+                    for r in t.to_list()
+                ],
+            )
 
         def refresh_identifiers(g, chunk):
-            rows = (g.V(*chunk).property(SUMMARY_VERSION, bump())
-                    .project("id", "v", "n", "fmin", "fmax", "events", "first")
-                    .by(__.id_()).by(__.values(SUMMARY_VERSION)).by(__.in_e().count())
-                    .by(_min_or(__.in_e().values("first_seen"), -1))
-                    .by(_max_or(__.in_e().values("first_seen"), -1))
-                    .by(_sum_or(__.in_e().values("event_count")))
-                    .by(__.in_e().order().by(__.out_v().id_()).limit(cap)
-                        .project("c", "p").by(__.out_v().id_()).by(__.value_map()).fold())
-                    .to_list())
-            store(g, [(r["id"], r["v"], json.dumps({
-                "id": r["id"], "n": int(r["n"]), "fmin": int(r["fmin"]), "fmax": int(r["fmax"]),
-                "events": int(r["events"]),
-                "first": [[str(f["c"])[len(_CUSTOMER_PREFIX):], *(int(f["p"].get(k, 0)) for k in _LINK_PROPS)]
-                          for f in r["first"]]})) for r in rows])
+            rows = (
+                g.V(*chunk)
+                .property(SUMMARY_VERSION, bump())
+                .project("id", "v", "n", "fmin", "fmax", "events", "first")
+                .by(__.id_())
+                .by(__.values(SUMMARY_VERSION))
+                .by(__.in_e().count())
+                .by(_min_or(__.in_e().values("first_seen"), -1))
+                .by(_max_or(__.in_e().values("first_seen"), -1))
+                .by(_sum_or(__.in_e().values("event_count")))
+                .by(
+                    __.in_e()
+                    .order()
+                    .by(__.out_v().id_())
+                    .limit(cap)
+                    .project("c", "p")
+                    .by(__.out_v().id_())
+                    .by(__.value_map())
+                    .fold()
+                )
+                .to_list()
+            )
+            store(
+                g,
+                [
+                    (
+                        r["id"],
+                        r["v"],
+                        json.dumps(
+                            {
+                                "id": r["id"],
+                                "n": int(r["n"]),
+                                "fmin": int(r["fmin"]),
+                                "fmax": int(r["fmax"]),
+                                "events": int(r["events"]),
+                                "first": [
+                                    [
+                                        str(f["c"])[len(_CUSTOMER_PREFIX) :],
+                                        *(int(f["p"].get(k, 0)) for k in _LINK_PROPS),
+                                    ]
+                                    for f in r["first"]
+                                ],
+                            }
+                        ),
+                    )
+                    for r in rows
+                ],
+            )
 
         customers = [customer_vertex_id(c) for c in dict.fromkeys(customer_ids)]
         idents = [identifier_id(k, h) for k, h in dict.fromkeys(identifiers)]
-        for what, fn, ids, size in (("customers", refresh_customers, customers, self.batch_size),
-                                    ("identifiers", refresh_identifiers, idents, max(1, self.batch_size // 5))):
+        for what, fn, ids, size in (
+            ("customers", refresh_customers, customers, self.batch_size),
+            ("identifiers", refresh_identifiers, idents, max(1, self.batch_size // 5)),
+        ):
             for chunk in chunked(ids, size):
                 self._run(f"refresh_summaries.{what}", lambda g, chunk=chunk, fn=fn: fn(g, chunk))
 
@@ -403,13 +518,18 @@ class GremlinIdentityGraph(IdentityGraph):
 
         from ..schema import IDENTIFIER_KINDS
 
-        customers = [str(v)[len(_CUSTOMER_PREFIX):] for v in
-                     self._run("list customers", lambda g: g.V().has_label(CUSTOMER).id_().to_list())]
-        identifiers = [tuple(str(v).split(":", 1)) for v in
-                       self._run("list identifiers", lambda g: g.V().has_label(*IDENTIFIER_KINDS).id_().to_list())]
+        customers = [
+            str(v)[len(_CUSTOMER_PREFIX) :]
+            for v in self._run("list customers", lambda g: g.V().has_label(CUSTOMER).id_().to_list())
+        ]
+        identifiers = [
+            tuple(str(v).split(":", 1))
+            for v in self._run("list identifiers", lambda g: g.V().has_label(*IDENTIFIER_KINDS).id_().to_list())
+        ]
         step = self.batch_size
-        with tqdm(total=len(customers) + len(identifiers), desc="summaries", unit="vertex",
-                  disable=not progress) as bar:
+        with tqdm(
+            total=len(customers) + len(identifiers), desc="summaries", unit="vertex", disable=not progress
+        ) as bar:
             for chunk in chunked(customers, step):
                 self.refresh_summaries(customer_ids=chunk)
                 bar.update(len(chunk))
@@ -445,14 +565,25 @@ class GremlinIdentityGraph(IdentityGraph):
     def identity(self, customer_id: str) -> list[LinkedIdentifier]:
         from gremlin_python.process.graph_traversal import __
 
-        rows = self._run("identity", lambda g: (
-            g.V(customer_vertex_id(customer_id)).out_e()
-            .project("label", "value_hash", "props", "degree")
-            .by(__.label()).by(__.in_v().values("value_hash")).by(__.value_map())
-            .by(__.in_v().in_e().count())
-            .to_list()))
-        out = [LinkedIdentifier(KIND_BY_EDGE_LABEL[r["label"]], r["value_hash"], self._link_props(r["props"]),
-                                int(r["degree"])) for r in rows]
+        rows = self._run(
+            "identity",
+            lambda g: (
+                g.V(customer_vertex_id(customer_id))
+                .out_e()
+                .project("label", "value_hash", "props", "degree")
+                .by(__.label())
+                .by(__.in_v().values("value_hash"))
+                .by(__.value_map())
+                .by(__.in_v().in_e().count())
+                .to_list()
+            ),
+        )
+        out = [
+            LinkedIdentifier(
+                KIND_BY_EDGE_LABEL[r["label"]], r["value_hash"], self._link_props(r["props"]), int(r["degree"])
+            )
+            for r in rows
+        ]
         return sorted(out, key=lambda x: (x.kind, x.value_hash))
 
     @staticmethod
@@ -473,22 +604,32 @@ class GremlinIdentityGraph(IdentityGraph):
         centres = [customer_vertex_id(c) for c in ids]
         rows = []
         for chunk in chunked(centres, self.batch_size):
-            rows += self._run("neighbourhood", lambda g, chunk=chunk: (
-                g.V(*chunk).out_e()
-                .project("centre", "label", "ident", "value_hash", "props")
-                .by(__.out_v().id_()).by(__.label()).by(__.in_v().id_()).by(__.in_v().values("value_hash"))
-                .by(__.value_map())
-                .to_list()))
+            rows += self._run(
+                "neighbourhood",
+                lambda g, chunk=chunk: (
+                    g.V(*chunk)
+                    .out_e()
+                    .project("centre", "label", "ident", "value_hash", "props")
+                    .by(__.out_v().id_())
+                    .by(__.label())
+                    .by(__.in_v().id_())
+                    .by(__.in_v().values("value_hash"))
+                    .by(__.value_map())
+                    .to_list()
+                ),
+            )
         first = self._lowest_customers(sorted({str(r["ident"]) for r in rows}), cap + 1)
         found: dict[str, list[SharedIdentifier]] = {cid: [] for cid in ids}
         for r in rows:
-            centre = str(r["centre"])[len(_CUSTOMER_PREFIX):]
+            centre = str(r["centre"])[len(_CUSTOMER_PREFIX) :]
             degree, customers = first[str(r["ident"])]
             others = tuple([c for c in customers if c != centre][:cap])
-            found[centre].append(SharedIdentifier(KIND_BY_EDGE_LABEL[r["label"]], r["value_hash"], degree, others,
-                                                  self._link_props(r["props"])))
-        return {cid: Neighbourhood(cid, tuple(sorted(found[cid], key=lambda x: (x.kind, x.value_hash))))
-                for cid in ids}
+            found[centre].append(
+                SharedIdentifier(
+                    KIND_BY_EDGE_LABEL[r["label"]], r["value_hash"], degree, others, self._link_props(r["props"])
+                )
+            )
+        return {cid: Neighbourhood(cid, tuple(sorted(found[cid], key=lambda x: (x.kind, x.value_hash)))) for cid in ids}
 
     @staticmethod
     def _covers(summary, limit: int) -> bool:
@@ -509,12 +650,19 @@ class GremlinIdentityGraph(IdentityGraph):
             else:
                 missing.append(vid)
         for chunk in chunked(missing, self.batch_size):
-            rows = self._run("lowest_customers", lambda g, chunk=chunk: (
-                g.V(*chunk).project("id", "degree", "customers").by(__.id_()).by(__.in_e().count())
-                .by(__.in_().id_().order().limit(limit).fold()).to_list()))
+            rows = self._run(
+                "lowest_customers",
+                lambda g, chunk=chunk: (
+                    g.V(*chunk)
+                    .project("id", "degree", "customers")
+                    .by(__.id_())
+                    .by(__.in_e().count())
+                    .by(__.in_().id_().order().limit(limit).fold())
+                    .to_list()
+                ),
+            )
             for r in rows:
-                out[str(r["id"])] = (int(r["degree"]),
-                                     [str(c)[len(_CUSTOMER_PREFIX):] for c in r["customers"]])
+                out[str(r["id"])] = (int(r["degree"]), [str(c)[len(_CUSTOMER_PREFIX) :] for c in r["customers"]])
         return out
 
     def _meta(self, key: str, default: str) -> str:
@@ -528,9 +676,17 @@ class GremlinIdentityGraph(IdentityGraph):
         found = self._run("graph meta", read)
         if not found:
             try:
-                self._run("graph meta", lambda g: g.V(GRAPH_META_ID).fold().coalesce(
-                    __.unfold(), __.add_v(GRAPH_META_LABEL).property(T.id, GRAPH_META_ID))
-                    .not_(__.has(key)).property(Cardinality.single, key, default).iterate())
+                self._run(
+                    "graph meta",
+                    lambda g: (
+                        g.V(GRAPH_META_ID)
+                        .fold()
+                        .coalesce(__.unfold(), __.add_v(GRAPH_META_LABEL).property(T.id, GRAPH_META_ID))
+                        .not_(__.has(key))
+                        .property(Cardinality.single, key, default)
+                        .iterate()
+                    ),
+                )
             except Exception:  # noqa: BLE001 - another process wrote it first: read theirs
                 pass
             found = self._run("graph meta", read)
@@ -561,15 +717,23 @@ class GremlinIdentityGraph(IdentityGraph):
             stats["edges"][label] = int(n)
         return stats
 
-    def scoring_customers(self, customer_ids: Sequence[str], properties: Sequence[str], summary_ids: Sequence[str],
-                          as_of_ms: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def scoring_customers(
+        self,
+        customer_ids: Sequence[str],
+        properties: Sequence[str],
+        summary_ids: Sequence[str],
+        as_of_ms: int | None = None,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Both frames from one read of the customers' summaries."""
         summaries = self._summaries([customer_vertex_id(c) for c in sorted(set(customer_ids) | set(summary_ids))])
-        return (self.customers_of(customer_ids, properties, _summaries=summaries),
-                self.link_summary(summary_ids, as_of_ms, _summaries=summaries))
+        return (
+            self.customers_of(customer_ids, properties, _summaries=summaries),
+            self.link_summary(summary_ids, as_of_ms, _summaries=summaries),
+        )
 
-    def customers_of(self, customer_ids: Sequence[str], properties: Sequence[str] | None = None, *,
-                     _summaries: dict | None = None) -> pd.DataFrame:
+    def customers_of(
+        self, customer_ids: Sequence[str], properties: Sequence[str] | None = None, *, _summaries: dict | None = None
+    ) -> pd.DataFrame:
         """Chosen properties that summaries keep come from the summaries (one string per customer)."""
         from gremlin_python.process.traversal import T
 
@@ -578,11 +742,12 @@ class GremlinIdentityGraph(IdentityGraph):
         records = []
         if properties is not None and set(names) <= self.summary_properties:
             summaries = self._summaries(ids) if _summaries is None else _summaries
-            records = [{"customer_id": vid[len(_CUSTOMER_PREFIX):], **summaries[vid]["p"]}
-                       for vid in ids if vid in summaries]
+            records = [
+                {"customer_id": vid[len(_CUSTOMER_PREFIX) :], **summaries[vid]["p"]} for vid in ids if vid in summaries
+            ]
             ids = [vid for vid in ids if vid not in summaries]
         rows = self._run("customers_of", lambda g: g.V(*ids).value_map(True, *names).to_list()) if ids else []
-        records += [{"customer_id": str(r[T.id])[len(_CUSTOMER_PREFIX):], **self._flatten(r)} for r in rows]
+        records += [{"customer_id": str(r[T.id])[len(_CUSTOMER_PREFIX) :], **self._flatten(r)} for r in rows]
         columns = ["customer_id", *names] if properties is not None else (None if records else ["customer_id"])
         frame = pd.DataFrame.from_records(records, columns=columns)
         return frame.sort_values("customer_id").reset_index(drop=True) if records else frame
@@ -591,14 +756,32 @@ class GremlinIdentityGraph(IdentityGraph):
         from gremlin_python.process.graph_traversal import __
 
         ids = [customer_vertex_id(c) for c in sorted(set(customer_ids))]
-        rows = self._run("links_of", lambda g: (
-            g.V(*ids).out_e()
-            .project("label", "customer", "value_hash", "props")
-            .by(__.label()).by(__.out_v().id_()).by(__.in_v().values("value_hash")).by(__.value_map())
-            .to_list())) if ids else []
-        records = [{"customer_id": str(r["customer"])[len(_CUSTOMER_PREFIX):],
-                    "kind": KIND_BY_EDGE_LABEL[r["label"]], "value_hash": r["value_hash"],
-                    **self._link_props(r["props"])} for r in rows]
+        rows = (
+            self._run(
+                "links_of",
+                lambda g: (
+                    g.V(*ids)
+                    .out_e()
+                    .project("label", "customer", "value_hash", "props")
+                    .by(__.label())
+                    .by(__.out_v().id_())
+                    .by(__.in_v().values("value_hash"))
+                    .by(__.value_map())
+                    .to_list()
+                ),
+            )
+            if ids
+            else []
+        )
+        records = [
+            {
+                "customer_id": str(r["customer"])[len(_CUSTOMER_PREFIX) :],
+                "kind": KIND_BY_EDGE_LABEL[r["label"]],
+                "value_hash": r["value_hash"],
+                **self._link_props(r["props"]),
+            }
+            for r in rows
+        ]
         frame = pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
         return frame.sort_values(["customer_id", "kind", "value_hash"]).reset_index(drop=True)
 
@@ -607,15 +790,24 @@ class GremlinIdentityGraph(IdentityGraph):
         """Is every link a summary covers (a customer's or an identifier's) first seen at or before as-of?"""
         return summary is not None and (as_of_ms is None or summary["fmax"] <= as_of_ms)
 
-    def identifier_inputs(self, identifiers: Sequence[tuple[str, str]], limit: int,
-                          as_of_ms: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def identifier_inputs(
+        self, identifiers: Sequence[tuple[str, str]], limit: int, as_of_ms: int | None = None
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Both frames from one read of the identifiers' summaries."""
         summaries = self._summaries([identifier_id(k, h) for k, h in sorted(set(identifiers))])
-        return (self.identifier_links(identifiers, limit, as_of_ms, _summaries=summaries),
-                self.identifier_stats(identifiers, as_of_ms, _summaries=summaries))
+        return (
+            self.identifier_links(identifiers, limit, as_of_ms, _summaries=summaries),
+            self.identifier_stats(identifiers, as_of_ms, _summaries=summaries),
+        )
 
-    def identifier_links(self, identifiers: Sequence[tuple[str, str]], limit: int,
-                         as_of_ms: int | None = None, *, _summaries: dict | None = None) -> pd.DataFrame:
+    def identifier_links(
+        self,
+        identifiers: Sequence[tuple[str, str]],
+        limit: int,
+        as_of_ms: int | None = None,
+        *,
+        _summaries: dict | None = None,
+    ) -> pd.DataFrame:
         from gremlin_python.process.graph_traversal import __
         from gremlin_python.process.traversal import P
 
@@ -631,19 +823,34 @@ class GremlinIdentityGraph(IdentityGraph):
                 missing.append(vid)
         as_of = _typed(as_of_or_end(as_of_ms))
         for chunk in chunked(missing, self.batch_size):
-            rows = self._run("identifier_links", lambda g, chunk=chunk: (
-                g.V(*chunk).local(__.in_e().has("first_seen", P.lte(as_of)).order().by(__.out_v().id_())
-                                  .limit(int(limit)))
-                .project("label", "customer", "value_hash", "props")
-                .by(__.label()).by(__.out_v().id_()).by(__.in_v().values("value_hash")).by(__.value_map())
-                .to_list()))
+            rows = self._run(
+                "identifier_links",
+                lambda g, chunk=chunk: (
+                    g.V(*chunk)
+                    .local(__.in_e().has("first_seen", P.lte(as_of)).order().by(__.out_v().id_()).limit(int(limit)))
+                    .project("label", "customer", "value_hash", "props")
+                    .by(__.label())
+                    .by(__.out_v().id_())
+                    .by(__.in_v().values("value_hash"))
+                    .by(__.value_map())
+                    .to_list()
+                ),
+            )
             props = self._link_props
-            records += [(str(r["customer"])[len(_CUSTOMER_PREFIX):], KIND_BY_EDGE_LABEL[r["label"]], r["value_hash"],
-                         *(props(r["props"]).get(k, 0) for k in _LINK_PROPS)) for r in rows]
+            records += [
+                (
+                    str(r["customer"])[len(_CUSTOMER_PREFIX) :],
+                    KIND_BY_EDGE_LABEL[r["label"]],
+                    r["value_hash"],
+                    *(props(r["props"]).get(k, 0) for k in _LINK_PROPS),
+                )
+                for r in rows
+            ]
         return pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
 
-    def identifier_stats(self, identifiers: Sequence[tuple[str, str]], as_of_ms: int | None = None, *,
-                         _summaries: dict | None = None) -> pd.DataFrame:
+    def identifier_stats(
+        self, identifiers: Sequence[tuple[str, str]], as_of_ms: int | None = None, *, _summaries: dict | None = None
+    ) -> pd.DataFrame:
         """From the identifiers' summaries; aggregated on the server for the others (a hub's hundreds of
         edges never cross the wire)."""
         from gremlin_python.process.graph_traversal import __
@@ -664,20 +871,30 @@ class GremlinIdentityGraph(IdentityGraph):
             return __.in_e().has("first_seen", P.lte(limit))
 
         for chunk in chunked(missing, self.batch_size):
-            rows = self._run("identifier_stats", lambda g, chunk=chunk: (
-                g.V(*chunk).project("label", "value_hash", "n", "fmin", "fmax", "events")
-                .by(__.label()).by(__.values("value_hash")).by(visible().count())
-                .by(_min_or(visible().values("first_seen"), -1))
-                .by(_max_or(visible().values("first_seen"), -1))
-                .by(_sum_or(visible().values("event_count")))
-                .to_list()))
-            out += [(r["label"], r["value_hash"], int(r["n"]), int(r["fmin"]), int(r["fmax"]), int(r["events"]))
-                    for r in rows]
+            rows = self._run(
+                "identifier_stats",
+                lambda g, chunk=chunk: (
+                    g.V(*chunk)
+                    .project("label", "value_hash", "n", "fmin", "fmax", "events")
+                    .by(__.label())
+                    .by(__.values("value_hash"))
+                    .by(visible().count())
+                    .by(_min_or(visible().values("first_seen"), -1))
+                    .by(_max_or(visible().values("first_seen"), -1))
+                    .by(_sum_or(visible().values("event_count")))
+                    .to_list()
+                ),
+            )
+            out += [
+                (r["label"], r["value_hash"], int(r["n"]), int(r["fmin"]), int(r["fmax"]), int(r["events"]))
+                for r in rows
+            ]
         out = sorted(row for row in out if row[2])
         return pd.DataFrame(out, columns=IDENTIFIER_STATS_COLUMNS)
 
-    def link_summary(self, customer_ids: Sequence[str], as_of_ms: int | None = None, *,
-                     _summaries: dict | None = None) -> pd.DataFrame:
+    def link_summary(
+        self, customer_ids: Sequence[str], as_of_ms: int | None = None, *, _summaries: dict | None = None
+    ) -> pd.DataFrame:
         """From the customers' summaries; aggregated on the server (one row per customer, not its edges)
         for the others."""
         from gremlin_python.process.graph_traversal import __
@@ -690,7 +907,7 @@ class GremlinIdentityGraph(IdentityGraph):
             summary = summaries.get(vid)
             if self._visible(summary, as_of_ms):
                 if summary["n"]:  # customers without links are left out
-                    out.append((vid[len(_CUSTOMER_PREFIX):], *summary["row"]))
+                    out.append((vid[len(_CUSTOMER_PREFIX) :], *summary["row"]))
             else:
                 missing.append(vid)
         limit = _typed(as_of_or_end(as_of_ms))
@@ -698,20 +915,36 @@ class GremlinIdentityGraph(IdentityGraph):
         def visible():
             return __.out_e().has("first_seen", P.lte(limit))
 
-        keys = ["id", "n", "first_link", *(f"identifiers_{k}" for k in EDGE_LABEL_BY_KIND), "events",
-                *COUNT_PROPERTY_BY_TYPE.values()]
+        keys = [
+            "id",
+            "n",
+            "first_link",
+            *(f"identifiers_{k}" for k in EDGE_LABEL_BY_KIND),
+            "events",
+            *COUNT_PROPERTY_BY_TYPE.values(),
+        ]
         for chunk in chunked(missing, self.batch_size):
+
             def query(g, chunk=chunk):
-                t = g.V(*chunk).project(*keys).by(__.id_()).by(visible().count()) \
+                t = (
+                    g.V(*chunk)
+                    .project(*keys)
+                    .by(__.id_())
+                    .by(visible().count())
                     .by(_min_or(visible().values("first_seen"), -1))
+                )
                 for label in EDGE_LABEL_BY_KIND.values():
                     t = t.by(visible().has_label(label).count())
                 t = t.by(_sum_or(visible().values("event_count")))
                 for prop in COUNT_PROPERTY_BY_TYPE.values():
                     t = t.by(_sum_or(visible().values(prop)))
                 return t.to_list()
-            out += [(str(r["id"])[len(_CUSTOMER_PREFIX):], *(int(r[k]) for k in keys[2:]))
-                    for r in self._run("link_summary", query) if int(r["n"])]
+
+            out += [
+                (str(r["id"])[len(_CUSTOMER_PREFIX) :], *(int(r[k]) for k in keys[2:]))
+                for r in self._run("link_summary", query)
+                if int(r["n"])
+            ]
         out.sort()
         return pd.DataFrame(out, columns=LINK_SUMMARY_COLUMNS)
 
@@ -719,18 +952,17 @@ class GremlinIdentityGraph(IdentityGraph):
         from gremlin_python.process.traversal import T
 
         rows = self._run("customers_with", lambda g: g.V().has(CUSTOMER, prop, _typed(value)).value_map(True).to_list())
-        records = [{"customer_id": str(r[T.id])[len(_CUSTOMER_PREFIX):], **self._flatten(r)} for r in rows]
+        records = [{"customer_id": str(r[T.id])[len(_CUSTOMER_PREFIX) :], **self._flatten(r)} for r in rows]
         frame = pd.DataFrame.from_records(records, columns=None if records else ["customer_id"])
         return frame.sort_values("customer_id").reset_index(drop=True) if records else frame
 
     def customers_frame(self) -> pd.DataFrame:
         from gremlin_python.process.traversal import T
 
-        rows = self._run("export customers",
-                         lambda g: g.V().has_label(CUSTOMER).value_map(True).to_list())
+        rows = self._run("export customers", lambda g: g.V().has_label(CUSTOMER).value_map(True).to_list())
         records = []
         for r in rows:
-            rec = {"customer_id": str(r[T.id])[len(_CUSTOMER_PREFIX):]}
+            rec = {"customer_id": str(r[T.id])[len(_CUSTOMER_PREFIX) :]}
             rec.update(self._flatten(r))
             records.append(rec)
         return pd.DataFrame.from_records(records, columns=None if records else ["customer_id"])
@@ -738,15 +970,26 @@ class GremlinIdentityGraph(IdentityGraph):
     def links_frame(self) -> pd.DataFrame:
         from gremlin_python.process.graph_traversal import __
 
-        rows = self._run("export links", lambda g: (
-            g.E().has_label(*EDGE_LABEL_BY_KIND.values())
-            .project("label", "customer", "value_hash", "props")
-            .by(__.label()).by(__.out_v().id_()).by(__.in_v().values("value_hash")).by(__.value_map())
-            .to_list()))
+        rows = self._run(
+            "export links",
+            lambda g: (
+                g.E()
+                .has_label(*EDGE_LABEL_BY_KIND.values())
+                .project("label", "customer", "value_hash", "props")
+                .by(__.label())
+                .by(__.out_v().id_())
+                .by(__.in_v().values("value_hash"))
+                .by(__.value_map())
+                .to_list()
+            ),
+        )
         records = []
         for r in rows:
-            rec = {"customer_id": str(r["customer"])[len(_CUSTOMER_PREFIX):],
-                   "kind": KIND_BY_EDGE_LABEL[r["label"]], "value_hash": r["value_hash"]}
+            rec = {
+                "customer_id": str(r["customer"])[len(_CUSTOMER_PREFIX) :],
+                "kind": KIND_BY_EDGE_LABEL[r["label"]],
+                "value_hash": r["value_hash"],
+            }
             rec.update(self._link_props(r["props"]))
             records.append(rec)
         cols = ["customer_id", "kind", "value_hash", "first_seen", "last_seen", "event_count"]

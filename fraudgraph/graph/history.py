@@ -75,12 +75,14 @@ class LinkHistory:
 
     def __init__(self, link_events: pd.DataFrame, customers: pd.DataFrame):
         ev = link_events.loc[link_events["event_type"].isin(LINK_EVENT_TYPES)]
-        cust_ids = np.union1d(customers["customer_id"].astype(str).to_numpy(),
-                              ev["customer_id"].astype(str).to_numpy())
+        cust_ids = np.union1d(customers["customer_id"].astype(str).to_numpy(), ev["customer_id"].astype(str).to_numpy())
         self.customer_ids = cust_ids.astype(object)  # code -> id, in id order (lowest id = lowest code)
         self.customer_code = pd.Index(self.customer_ids)
-        signup = pd.to_numeric(customers["signup_ts"], errors="coerce") if "signup_ts" in customers \
+        signup = (
+            pd.to_numeric(customers["signup_ts"], errors="coerce")
+            if "signup_ts" in customers
             else pd.Series(np.nan, index=customers.index)
+        )
         self.signup_ts = np.full(len(cust_ids), np.nan)
         rows = self.customer_code.get_indexer(customers["customer_id"].astype(str))
         self.signup_ts[rows] = signup.to_numpy(float)
@@ -135,8 +137,11 @@ class LinkHistory:
         self.cust_ev_cum = np.cumsum(onehot, axis=0)
         self.cust_ev_start = np.searchsorted(c[cust_order], np.arange(self.n_customers), "left")
         self.cust_ev_end = np.searchsorted(c[cust_order], np.arange(self.n_customers), "right")
-        link_kind = np.array([KIND_CODE[k] for k in self.ident_kind], dtype=np.int64)[self.link_ident] \
-            if len(self.link_ident) else np.zeros(0, np.int64)
+        link_kind = (
+            np.array([KIND_CODE[k] for k in self.ident_kind], dtype=np.int64)[self.link_ident]
+            if len(self.link_ident)
+            else np.zeros(0, np.int64)
+        )
         ck = self.link_customer * len(IDENTIFIER_KINDS) + link_kind
         ck_order = np.lexsort((self.link_first, ck))
         self.ck_first = self.link_first[ck_order]
@@ -149,12 +154,14 @@ class LinkHistory:
 
     # ------------------------------------------------------------ construction
     @classmethod
-    def read(cls, snapshot_dir: str | Path) -> "LinkHistory":
+    def read(cls, snapshot_dir: str | Path) -> LinkHistory:
         d = Path(snapshot_dir)
         path = d / "link_events.parquet"
         if not path.exists():
-            raise FileNotFoundError(f"snapshot {d}: missing link_events.parquet (written by fraudgraph etl "
-                                    "--snapshot); point-in-time training needs it")
+            raise FileNotFoundError(
+                f"snapshot {d}: missing link_events.parquet (written by fraudgraph etl "
+                "--snapshot); point-in-time training needs it"
+            )
         return cls(pd.read_parquet(path, columns=LINK_EVENT_COLUMNS), pd.read_parquet(d / "customers.parquet"))
 
     # ------------------------------------------------------------ point lookups
@@ -183,12 +190,16 @@ class LinkHistory:
         start = self.cust_ev_start[cust]
         p = segment_searchsorted(self.cust_ev_ts, start, self.cust_ev_end[cust], t)
         has = p > start
-        out = {"first_link": np.where(has, self.cust_ev_ts[np.minimum(start, len(self.cust_ev_ts) - 1)]
-                                      if len(self.cust_ev_ts) else 0, np.nan)}
+        out = {
+            "first_link": np.where(
+                has, self.cust_ev_ts[np.minimum(start, len(self.cust_ev_ts) - 1)] if len(self.cust_ev_ts) else 0, np.nan
+            )
+        }
         for k, kind in enumerate(IDENTIFIER_KINDS):
             key = cust * len(IDENTIFIER_KINDS) + k
-            out[f"identifiers_{kind}"] = segment_searchsorted(self.ck_first, self.ck_start[key], self.ck_end[key],
-                                                              t) - self.ck_start[key]
+            out[f"identifiers_{kind}"] = (
+                segment_searchsorted(self.ck_first, self.ck_start[key], self.ck_end[key], t) - self.ck_start[key]
+            )
         out["events"] = p - start
         per_type = self.cust_ev_cum[p] - self.cust_ev_cum[start]
         for j, col in enumerate(COUNT_PROPERTY_BY_TYPE.values()):
@@ -200,11 +211,16 @@ class LinkHistory:
         """Every link visible at ``as_of_ms`` with its properties up to then (``LINK_FRAME_COLUMNS``)."""
         links = np.arange(len(self.link_key))
         visible, first, last, count, per_type = self._link_state(links, np.full(len(links), as_of_ms, np.int64))
-        frame = pd.DataFrame({"customer_id": self.customer_ids[self.link_customer[visible]],
-                              "kind": self.ident_kind[self.link_ident[visible]],
-                              "value_hash": self.ident_hash[self.link_ident[visible]],
-                              "first_seen": first[visible], "last_seen": last[visible],
-                              "event_count": count[visible]})
+        frame = pd.DataFrame(
+            {
+                "customer_id": self.customer_ids[self.link_customer[visible]],
+                "kind": self.ident_kind[self.link_ident[visible]],
+                "value_hash": self.ident_hash[self.link_ident[visible]],
+                "first_seen": first[visible],
+                "last_seen": last[visible],
+                "event_count": count[visible],
+            }
+        )
         for j, col in enumerate(COUNT_PROPERTY_BY_TYPE.values()):
             frame[col] = per_type[visible, j]
         return frame[LINK_FRAME_COLUMNS]
@@ -220,7 +236,9 @@ class LinkHistory:
 
         # own links of each decision point's customer, visible at t
         known = target >= 0
-        lens = np.where(known, self.cust_link_end[np.maximum(target, 0)] - self.cust_link_start[np.maximum(target, 0)], 0)
+        lens = np.where(
+            known, self.cust_link_end[np.maximum(target, 0)] - self.cust_link_start[np.maximum(target, 0)], 0
+        )
         own_ex = np.repeat(np.arange(n_ex), lens)
         own_link = ranges(self.cust_link_start[np.maximum(target, 0)][known], lens[known])
         own_visible = self.link_first[own_link] <= times[own_ex]
@@ -233,16 +251,26 @@ class LinkHistory:
         # links of the subgraph: own links plus members' links (a customer in both is kept once)
         all_ex = np.concatenate([own_ex, member_ex])
         all_link = np.concatenate([own_link, member_link])
-        uniq = sorted_unique(all_ex.astype(np.int64) * len(self.link_key) + all_link) if len(all_link) else \
-            np.zeros(0, np.int64)
+        uniq = (
+            sorted_unique(all_ex.astype(np.int64) * len(self.link_key) + all_link)
+            if len(all_link)
+            else np.zeros(0, np.int64)
+        )
         all_ex, all_link = uniq // max(len(self.link_key), 1), uniq % max(len(self.link_key), 1)
         t = times[all_ex]
         _, first, last, count, per_type = self._link_state(all_link, t)
         node_c = all_ex * self.n_customers + self.link_customer[all_link]
         node_i = all_ex * self.n_idents + self.link_ident[all_link]
-        links = pd.DataFrame({"customer_id": node_c, "kind": self.ident_kind[self.link_ident[all_link]],
-                              "value_hash": node_i, "first_seen": first + shift[all_ex],
-                              "last_seen": last + shift[all_ex], "event_count": count})
+        links = pd.DataFrame(
+            {
+                "customer_id": node_c,
+                "kind": self.ident_kind[self.link_ident[all_link]],
+                "value_hash": node_i,
+                "first_seen": first + shift[all_ex],
+                "last_seen": last + shift[all_ex],
+                "event_count": count,
+            }
+        )
         for j, col in enumerate(COUNT_PROPERTY_BY_TYPE.values()):
             links[col] = per_type[:, j]
 
@@ -250,17 +278,25 @@ class LinkHistory:
         ident_nodes, first_row = np.unique(node_i, return_index=True)
         ex_i, ident = all_ex[first_row], self.link_ident[all_link][first_row]
         degree, fmin, fmax, ievents = self._identifier_stats(ident, times[ex_i])
-        stats = pd.DataFrame({"kind": self.ident_kind[ident], "value_hash": ident_nodes, "degree": degree,
-                              "first_seen_min": fmin + shift[ex_i], "first_seen_max": fmax + shift[ex_i],
-                              "events": ievents})[IDENTIFIER_STATS_COLUMNS]
+        stats = pd.DataFrame(
+            {
+                "kind": self.ident_kind[ident],
+                "value_hash": ident_nodes,
+                "degree": degree,
+                "first_seen_min": fmin + shift[ex_i],
+                "first_seen_max": fmax + shift[ex_i],
+                "events": ievents,
+            }
+        )[IDENTIFIER_STATS_COLUMNS]
 
         # member customers (the targets too): signup and link summary at t
         target_nodes = np.where(known, np.arange(n_ex) * self.n_customers + np.maximum(target, 0), -1)
         cust_nodes = sorted_unique(np.concatenate([node_c, target_nodes[known]]))
         ex_c, cust = cust_nodes // self.n_customers, cust_nodes % self.n_customers
         signup = self.signup_ts[cust] + shift[ex_c]
-        customers = pd.DataFrame({"customer_id": cust_nodes, "signup_ts": signup,
-                                  "blocked_at": self.blocked_at[cust] + shift[ex_c]})
+        customers = pd.DataFrame(
+            {"customer_id": cust_nodes, "signup_ts": signup, "blocked_at": self.blocked_at[cust] + shift[ex_c]}
+        )
         summary_cols = self._customer_summary(cust, times[ex_c])
         summary_cols["first_link"] = summary_cols["first_link"] + shift[ex_c]
         summary = pd.DataFrame({"customer_id": cust_nodes, **summary_cols})[LINK_SUMMARY_COLUMNS]
@@ -268,8 +304,9 @@ class LinkHistory:
         has_links = (target_nodes >= 0) & np.isin(target_nodes, linked, kind="sort")
         return ScoringInputs(customers, links, stats, summary, as_of, np.where(has_links, target_nodes, -1))
 
-    def _capped_members(self, pair_ex: np.ndarray, pair_ident: np.ndarray, times: np.ndarray,
-                        cap: int) -> tuple[np.ndarray, np.ndarray]:
+    def _capped_members(
+        self, pair_ex: np.ndarray, pair_ident: np.ndarray, times: np.ndarray, cap: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(decision point, link) of the ``cap`` lowest-id customers visible on each identifier at t."""
         seg_start, seg_end = self.ident_member_start[pair_ident], self.ident_member_end[pair_ident]
         seg_len = seg_end - seg_start
@@ -286,12 +323,11 @@ class LinkHistory:
             ex_s, links_s = ex_s[rank < cap], links_s[rank < cap]
         parts_ex, parts_link = [ex_s], [links_s]
         for e, s, n in zip(pair_ex[~small], seg_start[~small], seg_len[~small]):  # hubs
-            members = self.ident_members[s:s + n]
+            members = self.ident_members[s : s + n]
             chosen = members[np.flatnonzero(self.link_first[members] <= times[e])[:cap]]
             parts_ex.append(np.full(len(chosen), e, dtype=np.int64))
             parts_link.append(chosen)
         return np.concatenate(parts_ex).astype(np.int64), np.concatenate(parts_link).astype(np.int64)
-
 
 
 def decision_points(link_events: pd.DataFrame, score_on) -> pd.DataFrame:

@@ -19,7 +19,6 @@ The graph export and the Spark ETL write the same layout.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -66,8 +65,9 @@ def identifiers_from_links(links: pd.DataFrame) -> pd.DataFrame:
     return ids.sort_values("identifier_id", kind="stable").reset_index(drop=True)
 
 
-def write_snapshot(customers: pd.DataFrame, links: pd.DataFrame, out_dir: str | Path,
-                   link_events: pd.DataFrame | None = None) -> dict[str, Path]:
+def write_snapshot(
+    customers: pd.DataFrame, links: pd.DataFrame, out_dir: str | Path, link_events: pd.DataFrame | None = None
+) -> dict[str, Path]:
     """Write the layout above; ``link_events`` (``LINK_EVENT_COLUMNS`` of :mod:`.history`) when known:
     an export of a live graph has only lifetime link totals, so it cannot carry them."""
     out = Path(out_dir)
@@ -130,7 +130,15 @@ def frames_to_elements(customers: pd.DataFrame, links: pd.DataFrame):
     out_links = []
     for rec in links.to_dict("records"):
         counts = {t: int(rec[p]) for t, p in counts_by_type.items() if p in rec and _clean(rec[p])}
-        out_links.append(IdentityLink(str(rec["customer_id"]), rec["kind"], rec["value_hash"],
-                                      int(rec["first_seen"]), int(rec["last_seen"]), int(rec["event_count"]),
-                                      counts))
+        out_links.append(
+            IdentityLink(
+                str(rec["customer_id"]),
+                rec["kind"],
+                rec["value_hash"],
+                int(rec["first_seen"]),
+                int(rec["last_seen"]),
+                int(rec["event_count"]),
+                counts,
+            )
+        )
     return cust, out_links

@@ -14,8 +14,8 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -129,7 +129,7 @@ def path_from_uri(uri: str) -> Path:
     prefix = "sqlite:///"
     if not uri.startswith(prefix) or len(uri) == len(prefix):
         raise ValueError(f"graph URI {uri!r}: expected sqlite:///PATH")
-    return Path(uri[len(prefix):])
+    return Path(uri[len(prefix) :])
 
 
 def _link_props(first_seen: int, last_seen: int, event_count: int, *counts: int) -> dict[str, int]:
@@ -152,16 +152,25 @@ def _frame(rows: list[tuple], columns: list[str], n_text: int) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame({c: pd.Series(dtype=object if i < n_text else "int64") for i, c in enumerate(columns)})
     values = list(zip(*rows))
-    data = {c: np.array(v, dtype=object) if i < n_text else np.array(v, dtype=np.int64)
-            for i, (c, v) in enumerate(zip(columns, values))}
+    data = {
+        c: np.array(v, dtype=object) if i < n_text else np.array(v, dtype=np.int64)
+        for i, (c, v) in enumerate(zip(columns, values))
+    }
     return pd.DataFrame(data, copy=False)
 
 
 class SqliteIdentityGraph(IdentityGraph):
     """Identity graph in one SQLite file. Safe to share between threads (calls serialise)."""
 
-    def __init__(self, uri: str, *, batch_size: int = 5000, fanout_cap: int = 50,
-                 busy_timeout_ms: int = 60000, cache_size_mb: int = 64):
+    def __init__(
+        self,
+        uri: str,
+        *,
+        batch_size: int = 5000,
+        fanout_cap: int = 50,
+        busy_timeout_ms: int = 60000,
+        cache_size_mb: int = 64,
+    ):
         self.uri = uri
         self.path = path_from_uri(uri)
         self.batch_size = batch_size
@@ -208,9 +217,14 @@ class SqliteIdentityGraph(IdentityGraph):
         for col in missing:
             self._db.execute(f"ALTER TABLE link ADD COLUMN {col} INTEGER NOT NULL DEFAULT 0")
         if "counts" in columns:
-            self._db.execute("UPDATE link SET " + ", ".join(
-                f"{c} = coalesce(json_extract(counts, '$.{t}'), 0)" for t, c in COUNT_PROPERTY_BY_TYPE.items()
-                if c in missing))
+            self._db.execute(
+                "UPDATE link SET "
+                + ", ".join(
+                    f"{c} = coalesce(json_extract(counts, '$.{t}'), 0)"
+                    for t, c in COUNT_PROPERTY_BY_TYPE.items()
+                    if c in missing
+                )
+            )
 
     def _build_missing_summary(self) -> None:
         """Files from before the summary tables get them filled once from their links."""
@@ -235,7 +249,7 @@ class SqliteIdentityGraph(IdentityGraph):
 
     # ------------------------------------------------------------------ utils
     class _Txn:
-        def __init__(self, store: "SqliteIdentityGraph"):
+        def __init__(self, store: SqliteIdentityGraph):
             self.store = store
 
         def __enter__(self):
@@ -250,7 +264,7 @@ class SqliteIdentityGraph(IdentityGraph):
                 self.store._lock.release()
             return False
 
-    def _write(self) -> "_Txn":
+    def _write(self) -> _Txn:
         return SqliteIdentityGraph._Txn(self)
 
     def close(self) -> None:
@@ -275,8 +289,15 @@ class SqliteIdentityGraph(IdentityGraph):
             customers = sorted({(l.customer_id,) for l in chunk})
             identifiers = sorted({(l.kind, l.value_hash) for l in chunk})
             rows = [
-                (l.customer_id, l.kind, l.value_hash, int(l.first_seen), int(l.last_seen), int(l.event_count),
-                 *(int(l.counts.get(t, 0)) for t in COUNT_PROPERTY_BY_TYPE))
+                (
+                    l.customer_id,
+                    l.kind,
+                    l.value_hash,
+                    int(l.first_seen),
+                    int(l.last_seen),
+                    int(l.event_count),
+                    *(int(l.counts.get(t, 0)) for t in COUNT_PROPERTY_BY_TYPE),
+                )
                 for l in chunk
             ]
             with self._write() as db:
@@ -302,7 +323,8 @@ class SqliteIdentityGraph(IdentityGraph):
     def identity(self, customer_id: str) -> list[LinkedIdentifier]:
         rows = self._query(
             "SELECT l.kind, l.value_hash, l.first_seen, l.last_seen, l.event_count, "
-            + ", ".join(f"l.{c}" for c in _COUNTS) + ", "
+            + ", ".join(f"l.{c}" for c in _COUNTS)
+            + ", "
             "(SELECT count(*) FROM link d WHERE d.kind = l.kind AND d.value_hash = l.value_hash) "
             "FROM link l WHERE l.customer_id = ? ORDER BY l.kind, l.value_hash",
             (customer_id,),
@@ -319,27 +341,50 @@ class SqliteIdentityGraph(IdentityGraph):
         # query over all of them; degrees come from the identifier summary table in one lookup
         with self._lock:
             db = self._db
-            own = {cid: db.execute(
-                f"SELECT kind, value_hash, first_seen, last_seen, event_count, {_COUNT_COLUMNS} FROM link "
-                "WHERE customer_id = ? ORDER BY kind, value_hash", (cid,)).fetchall() for cid in ids}
+            own = {
+                cid: db.execute(
+                    f"SELECT kind, value_hash, first_seen, last_seen, event_count, {_COUNT_COLUMNS} FROM link "
+                    "WHERE customer_id = ? ORDER BY kind, value_hash",
+                    (cid,),
+                ).fetchall()
+                for cid in ids
+            }
             idents = sorted({(kind, h) for links in own.values() for kind, h, *_ in links})
             kept = self._identifier_summaries(idents)
             # one more than the cap, so the centre itself can be dropped
-            first = {(kind, h): [r[0] for r in db.execute(
-                "SELECT customer_id FROM link WHERE kind = ? AND value_hash = ? ORDER BY customer_id LIMIT ?",
-                (kind, h, cap + 1))] for kind, h in idents}
+            first = {
+                (kind, h): [
+                    r[0]
+                    for r in db.execute(
+                        "SELECT customer_id FROM link WHERE kind = ? AND value_hash = ? ORDER BY customer_id LIMIT ?",
+                        (kind, h, cap + 1),
+                    )
+                ]
+                for kind, h in idents
+            }
         out = {}
         for cid, links in own.items():
-            out[cid] = Neighbourhood(cid, tuple(
-                SharedIdentifier(kind, h, kept[(kind, h)][0], tuple([c for c in first[(kind, h)] if c != cid][:cap]),
-                                 _link_props(*props)) for kind, h, *props in links))
+            out[cid] = Neighbourhood(
+                cid,
+                tuple(
+                    SharedIdentifier(
+                        kind,
+                        h,
+                        kept[(kind, h)][0],
+                        tuple([c for c in first[(kind, h)] if c != cid][:cap]),
+                        _link_props(*props),
+                    )
+                    for kind, h, *props in links
+                ),
+            )
         return out
 
     def key_fingerprint(self, fingerprint: str) -> str:
         with self._lock:
             with self._write():
-                self._db.execute("INSERT OR IGNORE INTO graph_meta (key, value) VALUES ('pii_key_fingerprint', ?)",
-                                 (fingerprint,))
+                self._db.execute(
+                    "INSERT OR IGNORE INTO graph_meta (key, value) VALUES ('pii_key_fingerprint', ?)", (fingerprint,)
+                )
             return self._db.execute("SELECT value FROM graph_meta WHERE key = 'pii_key_fingerprint'").fetchone()[0]
 
     @property
@@ -349,8 +394,9 @@ class SqliteIdentityGraph(IdentityGraph):
 
         with self._lock:
             with self._write():
-                self._db.execute("INSERT OR IGNORE INTO graph_meta (key, value) VALUES ('graph_id', ?)",
-                                 (uuid.uuid4().hex,))
+                self._db.execute(
+                    "INSERT OR IGNORE INTO graph_meta (key, value) VALUES ('graph_id', ?)", (uuid.uuid4().hex,)
+                )
             return self._db.execute("SELECT value FROM graph_meta WHERE key = 'graph_id'").fetchone()[0]
 
     def stats(self) -> dict[str, dict[str, int]]:
@@ -375,8 +421,9 @@ class SqliteIdentityGraph(IdentityGraph):
             with self._lock:
                 for chunk in chunked(ids, 500):
                     marks = ",".join("?" * len(chunk))
-                    rows += self._db.execute(f"SELECT id, {picked} FROM customer WHERE id IN ({marks}) ORDER BY id",
-                                             chunk).fetchall()
+                    rows += self._db.execute(
+                        f"SELECT id, {picked} FROM customer WHERE id IN ({marks}) ORDER BY id", chunk
+                    ).fetchall()
             return pd.DataFrame(rows, columns=["customer_id", *names])
         records = []
         for chunk in chunked(ids, 500):
@@ -394,7 +441,8 @@ class SqliteIdentityGraph(IdentityGraph):
                 rows += self._db.execute(
                     f"SELECT customer_id, kind, value_hash, first_seen, last_seen, event_count, {_COUNT_COLUMNS} "
                     f"FROM link WHERE customer_id IN ({marks}) ORDER BY customer_id, kind, value_hash",
-                    tuple(chunk)).fetchall()
+                    tuple(chunk),
+                ).fetchall()
         return _frame(rows, LINK_FRAME_COLUMNS, 3)
 
     def _identifier_summaries(self, identifiers) -> dict[tuple[str, str], tuple[int, int, int, int]]:
@@ -404,9 +452,10 @@ class SqliteIdentityGraph(IdentityGraph):
         for kind, hashes in _by_kind(sorted(set(identifiers))).items():
             for part in chunked(hashes, 500):
                 for h, *values in self._db.execute(
-                        "SELECT value_hash, degree, first_seen_min, first_seen_max, events "
-                        f"FROM identifier_link_summary WHERE kind = ? AND value_hash IN ({','.join('?' * len(part))})",
-                        (kind, *part)):
+                    "SELECT value_hash, degree, first_seen_min, first_seen_max, events "
+                    f"FROM identifier_link_summary WHERE kind = ? AND value_hash IN ({','.join('?' * len(part))})",
+                    (kind, *part),
+                ):
                     out[(kind, h)] = tuple(values)
         return out
 
@@ -424,7 +473,9 @@ class SqliteIdentityGraph(IdentityGraph):
                     continue
                 n, fmin, fmax, ev = self._db.execute(
                     "SELECT count(*), min(first_seen), max(first_seen), coalesce(sum(event_count), 0) FROM link "
-                    "WHERE kind = ? AND value_hash = ? AND first_seen <= ?", (kind, h, limit)).fetchone()
+                    "WHERE kind = ? AND value_hash = ? AND first_seen <= ?",
+                    (kind, h, limit),
+                ).fetchone()
                 if n:
                     rows.append((kind, h, n, fmin, fmax, ev))
         return _frame(rows, IDENTIFIER_STATS_COLUMNS, 2)
@@ -440,8 +491,10 @@ class SqliteIdentityGraph(IdentityGraph):
             for chunk in chunked(ids, 500):
                 marks = ",".join("?" * len(chunk))
                 for cid, latest, *values in self._db.execute(
-                        f"SELECT customer_id, latest_link, first_link, {', '.join(_SUMMARY_VALUES)} "
-                        f"FROM customer_link_summary WHERE customer_id IN ({marks})", chunk):
+                    f"SELECT customer_id, latest_link, first_link, {', '.join(_SUMMARY_VALUES)} "
+                    f"FROM customer_link_summary WHERE customer_id IN ({marks})",
+                    chunk,
+                ):
                     if latest <= limit:
                         rows.append((cid, *values))
                     else:
@@ -451,12 +504,15 @@ class SqliteIdentityGraph(IdentityGraph):
                 rows += self._db.execute(
                     f"SELECT customer_id, min(first_seen), {_KIND_SUMS}, sum(event_count), {_COUNT_SUMS} "
                     f"FROM link WHERE customer_id IN ({marks}) AND first_seen <= ? "
-                    "GROUP BY customer_id", (*chunk, limit)).fetchall()
+                    "GROUP BY customer_id",
+                    (*chunk, limit),
+                ).fetchall()
         rows.sort(key=lambda r: r[0])
         return _frame(rows, LINK_SUMMARY_COLUMNS, 1)
 
-    def identifier_links(self, identifiers: Sequence[tuple[str, str]], limit: int,
-                         as_of_ms: int | None = None) -> pd.DataFrame:
+    def identifier_links(
+        self, identifiers: Sequence[tuple[str, str]], limit: int, as_of_ms: int | None = None
+    ) -> pd.DataFrame:
         as_of = as_of_or_end(as_of_ms)
         rows: list[tuple] = []
         with self._lock:
@@ -464,14 +520,16 @@ class SqliteIdentityGraph(IdentityGraph):
                 rows += self._db.execute(
                     f"SELECT customer_id, kind, value_hash, first_seen, last_seen, event_count, {_COUNT_COLUMNS} "
                     "FROM link WHERE kind = ? AND value_hash = ? AND first_seen <= ? ORDER BY customer_id LIMIT ?",
-                    (kind, h, as_of, int(limit))).fetchall()
+                    (kind, h, as_of, int(limit)),
+                ).fetchall()
         return _frame(rows, LINK_FRAME_COLUMNS, 3)
 
     def customers_with(self, prop: str, value) -> pd.DataFrame:
         if not prop.replace("_", "").isalnum():
             raise ValueError(f"property name {prop!r}: letters, digits and _ only")
-        rows = self._query(f"SELECT id, props FROM customer WHERE json_extract(props, '$.{prop}') = ? ORDER BY id",
-                           (value,))
+        rows = self._query(
+            f"SELECT id, props FROM customer WHERE json_extract(props, '$.{prop}') = ? ORDER BY id", (value,)
+        )
         records = [{"customer_id": cid, **json.loads(props)} for cid, props in rows]
         return pd.DataFrame.from_records(records, columns=None if records else ["customer_id"])
 
@@ -486,4 +544,3 @@ class SqliteIdentityGraph(IdentityGraph):
             "ORDER BY customer_id, kind, value_hash"
         )
         return _frame(rows, LINK_FRAME_COLUMNS, 3)
-

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -95,15 +96,36 @@ def mature_labels(customers: pd.DataFrame, as_of_ms: int, settings: LabelSetting
     account_mature = signup.notna() & (as_of_ms - signup >= maturity)
 
     conditions = [
-        review == FRAUD, review == LEGIT,
-        lifted, upheld, appealed_in_window, block_mature, is_blocked,
+        review == FRAUD,
+        review == LEGIT,
+        lifted,
+        upheld,
+        appealed_in_window,
+        block_mature,
+        is_blocked,
         account_mature,
     ]
     labels = [FRAUD, LEGIT, LEGIT, FRAUD, UNKNOWN, FRAUD, UNKNOWN, LEGIT]
-    sources = ["analyst", "analyst", "unblocked_after_appeal", "appeal_upheld", "appealed", "block_matured",
-               "block_immature", "matured_no_block"]
-    confidences = [conf.analyst, conf.analyst, conf.unblocked_after_appeal, conf.appeal_upheld, 0.0,
-                   conf.block_matured, 0.0, conf.matured_no_block]
+    sources = [
+        "analyst",
+        "analyst",
+        "unblocked_after_appeal",
+        "appeal_upheld",
+        "appealed",
+        "block_matured",
+        "block_immature",
+        "matured_no_block",
+    ]
+    confidences = [
+        conf.analyst,
+        conf.analyst,
+        conf.unblocked_after_appeal,
+        conf.appeal_upheld,
+        0.0,
+        conf.block_matured,
+        0.0,
+        conf.matured_no_block,
+    ]
     out = pd.DataFrame({"customer_id": c["customer_id"].astype(str)})
     out["label"] = np.select(conditions, labels, default=UNKNOWN)
     out["source"] = np.select(conditions, sources, default="account_immature")
@@ -166,8 +188,9 @@ class MissedFraudRules:
     def shared_card_with_fraudsters(self, links, labels, customers) -> list[Correction]:
         cfg = self.settings.shared_card_with_fraudsters
         fraud, correctable = self._sets(labels)
-        cards = links.loc[links["kind"] == "card", ["customer_id", "value_hash", "first_seen"]] \
-            .drop_duplicates(["customer_id", "value_hash"])
+        cards = links.loc[links["kind"] == "card", ["customer_id", "value_hash", "first_seen"]].drop_duplicates(
+            ["customer_id", "value_hash"]
+        )
         gap = cfg.max_first_use_gap_days * DAY_MS
         out = []
         for card, grp in cards.groupby("value_hash"):
@@ -182,18 +205,24 @@ class MissedFraudRules:
                 near = self._near_in_time(first_use, cid, fraudsters, gap)
                 if len(near) < cfg.min_fraudsters:
                     continue  # e.g. the card's real owner, who used it long before it was stolen
-                out.append(Correction(cid, "shared_card_with_fraudsters", cfg.confidence,
-                                      {"card": card, "fraudsters": near[:20]}))
+                out.append(
+                    Correction(
+                        cid, "shared_card_with_fraudsters", cfg.confidence, {"card": card, "fraudsters": near[:20]}
+                    )
+                )
         return out
 
     def fraud_dominated_component(self, links, labels, customers) -> list[Correction]:
         cfg = self.settings.fraud_dominated_component
         fraud, correctable = self._sets(labels)
         labelled = set(labels.loc[labels["label"].isin([FRAUD, LEGIT]), "customer_id"])
-        lk = links.loc[links["kind"].isin(cfg.kinds), ["customer_id", "kind", "value_hash", "first_seen"]] \
-            .drop_duplicates(["customer_id", "kind", "value_hash"])
-        first_use = {(c, k + ":" + v): float(t) for c, k, v, t in
-                     zip(lk["customer_id"], lk["kind"], lk["value_hash"], pd.to_numeric(lk["first_seen"]))}
+        lk = links.loc[
+            links["kind"].isin(cfg.kinds), ["customer_id", "kind", "value_hash", "first_seen"]
+        ].drop_duplicates(["customer_id", "kind", "value_hash"])
+        first_use = {
+            (c, k + ":" + v): float(t)
+            for c, k, v, t in zip(lk["customer_id"], lk["kind"], lk["value_hash"], pd.to_numeric(lk["first_seen"]))
+        }
         gap = cfg.max_first_use_gap_days * DAY_MS
         degree = lk.groupby(["kind", "value_hash"])["customer_id"].transform("size")
         lk = lk.loc[(degree >= 2) & (degree <= cfg.max_identifier_degree)]
@@ -213,15 +242,29 @@ class MissedFraudRules:
                 # identifiers this customer shares directly with a mature fraudster of the component, both
                 # first using it within the gap (not a phone bought second-hand months later, not the owner
                 # of a card stolen long after)
-                pairs = [(i, f) for i in g.neighbors(f"c:{cid}") for f in set(g.neighbors(i)) & fraud_nodes
-                         if abs(first_use[(f[2:], i)] - first_use[(cid, i)]) <= gap]
+                pairs = [
+                    (i, f)
+                    for i in g.neighbors(f"c:{cid}")
+                    for f in set(g.neighbors(i)) & fraud_nodes
+                    if abs(first_use[(f[2:], i)] - first_use[(cid, i)]) <= gap
+                ]
                 direct = sorted({i for i, _ in pairs})
                 direct_fraudsters = {f for _, f in pairs}
                 if len(direct_fraudsters) < cfg.min_direct_fraudsters:
                     continue  # e.g. the family of a hijacked account: linked, but only through the victim
-                out.append(Correction(cid, "fraud_dominated_component", cfg.confidence, {
-                    "component_size": len(members), "labelled": len(known), "fraudsters": fraudsters[:20],
-                    "shared_with_fraudsters": direct[:20]}))
+                out.append(
+                    Correction(
+                        cid,
+                        "fraud_dominated_component",
+                        cfg.confidence,
+                        {
+                            "component_size": len(members),
+                            "labelled": len(known),
+                            "fraudsters": fraudsters[:20],
+                            "shared_with_fraudsters": direct[:20],
+                        },
+                    )
+                )
         return out
 
     def device_signup_burst(self, links, labels, customers) -> list[Correction]:
@@ -233,8 +276,9 @@ class MissedFraudRules:
         # fraudsters whose fraud started at signup: blocked soon after it (a hijacked account is blocked
         # long after its owner signed up, maybe together with the family on one device)
         if "blocked_at" in customers:
-            block_age = pd.to_numeric(customers.set_index("customer_id")["blocked_at"], errors="coerce") \
-                - pd.to_numeric(signup, errors="coerce")
+            block_age = pd.to_numeric(
+                customers.set_index("customer_id")["blocked_at"], errors="coerce"
+            ) - pd.to_numeric(signup, errors="coerce")
             fraud = fraud & set(block_age.index[block_age <= cfg.max_block_after_signup_days * DAY_MS])
         dev = links.loc[links["kind"] == "device", ["customer_id", "value_hash"]].drop_duplicates()
         dev = dev.assign(signup_ts=pd.to_numeric(dev["customer_id"].map(signup), errors="coerce")).dropna()
@@ -251,14 +295,25 @@ class MissedFraudRules:
                     start += 1
                 if end - start + 1 < cfg.min_accounts:
                     continue
-                burst = set(ids[start:end + 1])
+                burst = set(ids[start : end + 1])
                 fraudsters = sorted(burst & fraud)
                 if len(fraudsters) < cfg.min_fraudsters:
                     continue
                 for cid in sorted(burst & correctable):
-                    out.setdefault(cid, Correction(cid, "device_signup_burst", cfg.confidence, {
-                        "device": device, "burst_accounts": sorted(burst)[:20], "fraudsters": fraudsters[:20],
-                        "window_hours": cfg.window_hours}))
+                    out.setdefault(
+                        cid,
+                        Correction(
+                            cid,
+                            "device_signup_burst",
+                            cfg.confidence,
+                            {
+                                "device": device,
+                                "burst_accounts": sorted(burst)[:20],
+                                "fraudsters": fraudsters[:20],
+                                "window_hours": cfg.window_hours,
+                            },
+                        ),
+                    )
         return list(out.values())
 
 
@@ -270,8 +325,7 @@ class LabelResult:
     as_of_ms: int
 
 
-def clean_labels(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: int,
-                 settings: LabelSettings) -> LabelResult:
+def clean_labels(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: int, settings: LabelSettings) -> LabelResult:
     """Cleaned labels as of ``as_of_ms``: analyst outcomes, maturity, then heuristics."""
     labels = mature_labels(customers, as_of_ms, settings)
     vis_links = visible_links(links, as_of_ms)
@@ -296,8 +350,16 @@ def clean_labels(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: int,
         rules = by_customer.get(row.customer_id)
         if rules:
             for c in rules:
-                audit_rows.append((row.customer_id, raw[row.customer_id], row.label, c.rule,
-                                   json.dumps(c.evidence, sort_keys=True), as_of_ms))
+                audit_rows.append(
+                    (
+                        row.customer_id,
+                        raw[row.customer_id],
+                        row.label,
+                        c.rule,
+                        json.dumps(c.evidence, sort_keys=True),
+                        as_of_ms,
+                    )
+                )
         else:
             audit_rows.append((row.customer_id, raw[row.customer_id], row.label, row.source, "{}", as_of_ms))
     audit = pd.DataFrame(audit_rows, columns=AUDIT_COLUMNS)

@@ -68,8 +68,9 @@ def evaluate_labels(result: LabelResult, truth: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def why_no_fraud_label(customers: pd.DataFrame, labels: pd.DataFrame, as_of_ms: int,
-                       settings: LabelSettings) -> str | None:
+def why_no_fraud_label(
+    customers: pd.DataFrame, labels: pd.DataFrame, as_of_ms: int, settings: LabelSettings
+) -> str | None:
     """When no customer is labelled fraud: why (maturity window vs the span of block history, appeals),
     and which setting or input would change it; None when some fraud label exists."""
     if (labels["label"] == FRAUD).any():
@@ -77,35 +78,50 @@ def why_no_fraud_label(customers: pd.DataFrame, labels: pd.DataFrame, as_of_ms: 
     blocked = pd.to_numeric(customers.get("blocked_at", pd.Series(dtype=float)), errors="coerce")
     blocked = blocked[blocked <= as_of_ms]
     if blocked.empty:
-        return ("no fraud label: no block at or before as-of. Load the blocks table (the ETL's blocks input) "
-                "or label as of a later time")
+        return (
+            "no fraud label: no block at or before as-of. Load the blocks table (the ETL's blocks input) "
+            "or label as of a later time"
+        )
     ages = (as_of_ms - blocked) / DAY_MS
     appealed = int((labels["source"] == "appealed").sum())
     maturity = settings.maturity_days
     if ages.max() < maturity:
-        return (f"no fraud label matured: all {len(blocked):,} blocks are younger than labels.maturity_days="
-                f"{maturity:g} (oldest {ages.max():.1f} days, newest {ages.min():.1f} days at as-of). Set "
-                f"labels.maturity_days below {ages.max():.1f} (fraudgraph profile suggests a value for this data), "
-                "or label as of a later time")
-    return (f"no fraud label: {len(blocked):,} blocks, {int((ages >= maturity).sum()):,} older than "
-            f"labels.maturity_days={maturity:g}, but {appealed:,} blocked customers appealed within "
-            f"labels.appeal_window_days={settings.appeal_window_days:g} and wait for the appeal's outcome")
+        return (
+            f"no fraud label matured: all {len(blocked):,} blocks are younger than labels.maturity_days="
+            f"{maturity:g} (oldest {ages.max():.1f} days, newest {ages.min():.1f} days at as-of). Set "
+            f"labels.maturity_days below {ages.max():.1f} (fraudgraph profile suggests a value for this data), "
+            "or label as of a later time"
+        )
+    return (
+        f"no fraud label: {len(blocked):,} blocks, {int((ages >= maturity).sum()):,} older than "
+        f"labels.maturity_days={maturity:g}, but {appealed:,} blocked customers appealed within "
+        f"labels.appeal_window_days={settings.appeal_window_days:g} and wait for the appeal's outcome"
+    )
 
 
-def run_labels(store: IdentityGraph, as_of_ms: int, out_dir: str | Path, settings: Settings,
-               truth_path: str | Path | None = None, *, write_back: bool = True) -> dict[str, Any]:
+def run_labels(
+    store: IdentityGraph,
+    as_of_ms: int,
+    out_dir: str | Path,
+    settings: Settings,
+    truth_path: str | Path | None = None,
+    *,
+    write_back: bool = True,
+) -> dict[str, Any]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     customers, links = store.customers_frame(), store.links_frame()
     result = clean_labels(customers, links, as_of_ms, settings.labels)
     labels = result.labels.assign(as_of=pd.to_datetime(result.labels["as_of"], unit="ms", utc=True))
     labels.to_parquet(out / "labels.parquet", index=False)
-    result.audit.assign(as_of=pd.to_datetime(result.audit["as_of"], unit="ms", utc=True)) \
-        .to_parquet(out / "audit.parquet", index=False)
+    result.audit.assign(as_of=pd.to_datetime(result.audit["as_of"], unit="ms", utc=True)).to_parquet(
+        out / "audit.parquet", index=False
+    )
     if write_back:
-        updates = {r.customer_id: {"clean_label": r.label, "label_source": r.source,
-                                   "label_as_of": int(as_of_ms)}
-                   for r in result.labels.itertuples(index=False)}
+        updates = {
+            r.customer_id: {"clean_label": r.label, "label_source": r.source, "label_as_of": int(as_of_ms)}
+            for r in result.labels.itertuples(index=False)
+        }
         store.set_customer_properties(updates)
     counts = result.labels.groupby(["label", "source"]).size()
     report: dict[str, Any] = {
@@ -115,8 +131,10 @@ def run_labels(store: IdentityGraph, as_of_ms: int, out_dir: str | Path, setting
         "labels": {k: int(v) for k, v in result.labels["label"].value_counts().sort_index().items()},
         "by_source": {f"{lbl}/{src}": int(n) for (lbl, src), n in counts.items()},
         "audit_rows": int(len(result.audit)),
-        "heuristics": {rule: {"corrections": len({c.customer_id for c in result.corrections if c.rule == rule})}
-                       for rule in sorted({c.rule for c in result.corrections})},
+        "heuristics": {
+            rule: {"corrections": len({c.customer_id for c in result.corrections if c.rule == rule})}
+            for rule in sorted({c.rule for c in result.corrections})
+        },
     }
     why = why_no_fraud_label(customers, result.labels, as_of_ms, settings.labels)
     if why:
@@ -134,24 +152,38 @@ def run_labels(store: IdentityGraph, as_of_ms: int, out_dir: str | Path, setting
 
 
 def render_label_report(r: dict[str, Any]) -> str:
-    lines = ["# Label report", "", f"As of {r['as_of']}: {r['customers']:,} customers visible.", "",
-             "| label / source | customers |", "| --- | ---: |"]
+    lines = [
+        "# Label report",
+        "",
+        f"As of {r['as_of']}: {r['customers']:,} customers visible.",
+        "",
+        "| label / source | customers |",
+        "| --- | ---: |",
+    ]
     lines += [f"| {k} | {v:,} |" for k, v in r["by_source"].items()]
     if r.get("no_fraud_label"):
         lines += ["", f"**{r['no_fraud_label']}.**"]
     ev = r.get("evaluation")
     if ev:
-        lines += ["", "## Against ground truth", "",
-                  f"- raw label error rate {ev['raw_label_error_rate']:.3%} ({ev['raw_label_errors']:,} wrong: "
-                  f"{ev['raw_false_fraud']:,} blocked legitimate customers, {ev['raw_missed_fraud']:,} fraudsters "
-                  f"never blocked)",
-                  f"- clean label error rate (known labels only) {ev['clean_label_error_rate']:.3%} over "
-                  f"{ev['clean_known_labels']:,} labels",
-                  f"- missed fraud recovered by heuristics: {ev['missed_fraud_recovered']:,} "
-                  f"({(ev['missed_fraud_recovered_share'] or 0):.1%})", "",
-                  "| heuristic | corrections | truly fraud | precision |", "| --- | ---: | ---: | ---: |"]
-        lines += [f"| {k} | {v['corrections']:,} | {v['true_fraud']:,} | {v['precision']:.1%} |"
-                  for k, v in ev["heuristics"].items()]
+        lines += [
+            "",
+            "## Against ground truth",
+            "",
+            f"- raw label error rate {ev['raw_label_error_rate']:.3%} ({ev['raw_label_errors']:,} wrong: "
+            f"{ev['raw_false_fraud']:,} blocked legitimate customers, {ev['raw_missed_fraud']:,} fraudsters "
+            f"never blocked)",
+            f"- clean label error rate (known labels only) {ev['clean_label_error_rate']:.3%} over "
+            f"{ev['clean_known_labels']:,} labels",
+            f"- missed fraud recovered by heuristics: {ev['missed_fraud_recovered']:,} "
+            f"({(ev['missed_fraud_recovered_share'] or 0):.1%})",
+            "",
+            "| heuristic | corrections | truly fraud | precision |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        lines += [
+            f"| {k} | {v['corrections']:,} | {v['true_fraud']:,} | {v['precision']:.1%} |"
+            for k, v in ev["heuristics"].items()
+        ]
         lines += ["", "Raw errors fixed (made correct or set aside as unknown), by the rule that decided:", ""]
         lines += [f"- {k}: {v:,}" for k, v in ev["raw_errors_fixed_by_source"].items()]
     return "\n".join(lines) + "\n"

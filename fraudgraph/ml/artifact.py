@@ -21,8 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from fraudgraph.ml.features import (CUSTOMER_FEATURES, EDGE_FEATURES, IDENTIFIER_FEATURES, FeatureScaler,
-                       IdentityGraphTensors, build_graph_tensors)
+from fraudgraph.ml.features import (
+    CUSTOMER_FEATURES,
+    EDGE_FEATURES,
+    IDENTIFIER_FEATURES,
+    FeatureScaler,
+    IdentityGraphTensors,
+    build_graph_tensors,
+)
 from fraudgraph.schema import SCHEMA_VERSION
 
 
@@ -38,8 +44,17 @@ def seed_everything(seed: int) -> None:
     import_dgl().seed(seed)
 
 
-def gnn_scores(model, tensors: IdentityGraphTensors, scaler: FeatureScaler, idx, cfg, *, nodes=None,
-               edges=None, full_graph_max_edges: int | None = None) -> np.ndarray:
+def gnn_scores(
+    model,
+    tensors: IdentityGraphTensors,
+    scaler: FeatureScaler,
+    idx,
+    cfg,
+    *,
+    nodes=None,
+    edges=None,
+    full_graph_max_edges: int | None = None,
+) -> np.ndarray:
     """Fraud probabilities of customer nodes ``idx`` (full neighbourhoods, eval mode)."""
     import torch
 
@@ -63,8 +78,9 @@ def gnn_scores(model, tensors: IdentityGraphTensors, scaler: FeatureScaler, idx,
             out = torch.sigmoid(logits).numpy()[idx]
         else:
             sampler = dgl.dataloading.MultiLayerFullNeighborSampler(layers)
-            loader = dgl.dataloading.DataLoader(g, {"customer": torch.as_tensor(idx)}, sampler,
-                                                batch_size=cfg.batch_size, shuffle=False)
+            loader = dgl.dataloading.DataLoader(
+                g, {"customer": torch.as_tensor(idx)}, sampler, batch_size=cfg.batch_size, shuffle=False
+            )
             parts = []
             for input_nodes, _, blocks in loader:
                 nf = {nt: nodes[nt][ids] for nt, ids in input_nodes.items()}
@@ -97,8 +113,16 @@ class ModelArtifact:
         return self.manifest.get("fanout_cap")
 
     @classmethod
-    def create(cls, model, scaler: FeatureScaler, settings, threshold: float, metrics: dict[str, Any],
-               as_of_ms: int, fanout_cap: int | None = None) -> "ModelArtifact":
+    def create(
+        cls,
+        model,
+        scaler: FeatureScaler,
+        settings,
+        threshold: float,
+        metrics: dict[str, Any],
+        as_of_ms: int,
+        fanout_cap: int | None = None,
+    ) -> ModelArtifact:
         import torch
 
         buf = io.BytesIO()
@@ -112,7 +136,7 @@ class ModelArtifact:
             "trained_as_of_ms": int(as_of_ms),
             # customers an identifier aggregates from (lowest ids); scoring must use the same
             "fanout_cap": fanout_cap,
-            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "created_at": dt.datetime.now(dt.UTC).isoformat(),
             "features": {"customer": CUSTOMER_FEATURES, "identifier": IDENTIFIER_FEATURES, "edge": EDGE_FEATURES},
         }
         return cls(model, scaler, manifest, json.loads(settings.model_dump_json()), metrics)
@@ -132,7 +156,7 @@ class ModelArtifact:
         (out / "metrics.json").write_text(json.dumps(self.metrics, indent=2))
 
     @classmethod
-    def load(cls, model_dir: str | Path) -> "ModelArtifact":
+    def load(cls, model_dir: str | Path) -> ModelArtifact:
         import torch
 
         from fraudgraph.ml.model import EdgeAwareRGCN
@@ -143,8 +167,10 @@ class ModelArtifact:
                 raise FileNotFoundError(f"model artifact {d}: missing {name}")
         manifest = json.loads((d / "manifest.json").read_text())
         if manifest.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(f"model artifact {d}: schema version {manifest.get('schema_version')} "
-                             f"does not match this fraudgraph ({SCHEMA_VERSION})")
+            raise ValueError(
+                f"model artifact {d}: schema version {manifest.get('schema_version')} "
+                f"does not match this fraudgraph ({SCHEMA_VERSION})"
+            )
         cfg = json.loads((d / "model_config.json").read_text())
         cfg["canonical_etypes"] = [tuple(e) for e in cfg["canonical_etypes"]]
         model = EdgeAwareRGCN(**cfg)
@@ -154,17 +180,29 @@ class ModelArtifact:
         settings = json.loads((d / "settings.json").read_text()) if (d / "settings.json").exists() else {}
         return cls(model, FeatureScaler.load(d / "feature_stats.json"), manifest, settings, metrics)
 
-    def score_tensors(self, tensors: IdentityGraphTensors, idx=None, *, batch_size: int = 1024,
-                      full_graph_max_edges: int = 4_000_000) -> np.ndarray:
+    def score_tensors(
+        self, tensors: IdentityGraphTensors, idx=None, *, batch_size: int = 1024, full_graph_max_edges: int = 4_000_000
+    ) -> np.ndarray:
         """Fraud probabilities for customer nodes ``idx`` (all when None)."""
         cfg = SimpleNamespace(batch_size=batch_size, full_graph_max_edges=full_graph_max_edges)
         idx = np.arange(len(tensors.customer_ids)) if idx is None else idx
         return gnn_scores(self.model, tensors, self.scaler, idx, cfg)
 
 
-def untrained_artifact(customers, links, as_of_ms: int, settings, out_dir: str | Path, *, fanout_cap: int,
-                       threshold: float = 0.5, seed: int = 1, hidden: int | None = None,
-                       edge_hidden: int | None = None, dropout: float | None = None) -> Path:
+def untrained_artifact(
+    customers,
+    links,
+    as_of_ms: int,
+    settings,
+    out_dir: str | Path,
+    *,
+    fanout_cap: int,
+    threshold: float = 0.5,
+    seed: int = 1,
+    hidden: int | None = None,
+    edge_hidden: int | None = None,
+    dropout: float | None = None,
+) -> Path:
     """Save a seeded, untrained model artifact fitted to these frames' features and return its folder.
 
     For benchmarks and plumbing tests, whose timings and parity do not depend on the weights.
@@ -175,10 +213,16 @@ def untrained_artifact(customers, links, as_of_ms: int, settings, out_dir: str |
     tensors = build_graph_tensors(customers, links, as_of_ms, fanout_cap=fanout_cap)
     seed_everything(seed)
     t = settings.training
-    model = EdgeAwareRGCN({n: x.shape[1] for n, x in tensors.node_features.items()},
-                          next(iter(tensors.edge_features.values())).shape[1], list(tensors.graph.canonical_etypes),
-                          hidden=hidden or t.hidden_dim, edge_hidden=edge_hidden or t.edge_hidden_dim,
-                          layers=t.layers, dropout=t.dropout if dropout is None else dropout)
-    ModelArtifact.create(model, FeatureScaler().fit(tensors), settings, threshold, {}, as_of_ms,
-                         fanout_cap=fanout_cap).save(out_dir)
+    model = EdgeAwareRGCN(
+        {n: x.shape[1] for n, x in tensors.node_features.items()},
+        next(iter(tensors.edge_features.values())).shape[1],
+        list(tensors.graph.canonical_etypes),
+        hidden=hidden or t.hidden_dim,
+        edge_hidden=edge_hidden or t.edge_hidden_dim,
+        layers=t.layers,
+        dropout=t.dropout if dropout is None else dropout,
+    )
+    ModelArtifact.create(
+        model, FeatureScaler().fit(tensors), settings, threshold, {}, as_of_ms, fanout_cap=fanout_cap
+    ).save(out_dir)
     return Path(out_dir)

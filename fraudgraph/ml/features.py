@@ -35,8 +35,12 @@ from fraudgraph.ml._dgl_compat import import_dgl
 from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, CUSTOMER, EDGE_LABEL_BY_KIND, IDENTIFIER_KINDS, LINK_EVENT_TYPES
 from fraudgraph.timeutil import DAY_MS
 
-CUSTOMER_FEATURES = ["account_age_days", *(f"identifiers_{k}" for k in IDENTIFIER_KINDS), "events",
-                     *(f"events_{t}" for t in LINK_EVENT_TYPES)]
+CUSTOMER_FEATURES = [
+    "account_age_days",
+    *(f"identifiers_{k}" for k in IDENTIFIER_KINDS),
+    "events",
+    *(f"events_{t}" for t in LINK_EVENT_TYPES),
+]
 IDENTIFIER_FEATURES = ["degree", "age_days", "events", "first_seen_span_days"]
 EDGE_FEATURES = ["events", "age_days", "recency_days", "days_after_signup", *(f"mix_{t}" for t in LINK_EVENT_TYPES)]
 REVERSE_PREFIX = "rev_"
@@ -78,10 +82,15 @@ def _log1p_nonneg(x) -> np.ndarray:
     return np.log1p(np.clip(np.asarray(x, dtype=np.float64), 0, None))
 
 
-def build_graph_tensors(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: int, *,
-                        fanout_cap: int | None = None,
-                        identifier_stats: pd.DataFrame | None = None,
-                        customer_summary: pd.DataFrame | None = None) -> IdentityGraphTensors:
+def build_graph_tensors(
+    customers: pd.DataFrame,
+    links: pd.DataFrame,
+    as_of_ms: int,
+    *,
+    fanout_cap: int | None = None,
+    identifier_stats: pd.DataFrame | None = None,
+    customer_summary: pd.DataFrame | None = None,
+) -> IdentityGraphTensors:
     """Build the heterograph and raw features of everything visible at ``as_of_ms``.
 
     ``customers`` needs ``customer_id`` (``signup_ts`` in epoch ms where known);
@@ -112,8 +121,11 @@ def build_graph_tensors(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: 
     first = first[visible_link]
     last = _column(links, "last_seen")[visible_link]
     events = _column(links, "event_count")[visible_link]
-    mix = np.stack([_column(links, col)[visible_link] for col in COUNT_PROPERTY_BY_TYPE.values()], 1) \
-        if len(first) else np.zeros((0, len(COUNT_PROPERTY_BY_TYPE)))
+    mix = (
+        np.stack([_column(links, col)[visible_link] for col in COUNT_PROPERTY_BY_TYPE.values()], 1)
+        if len(first)
+        else np.zeros((0, len(COUNT_PROPERTY_BY_TYPE)))
+    )
     link_customer = _ids(links["customer_id"])[visible_link]
     link_kind = links["kind"].to_numpy().astype(str)[visible_link]
     link_hash = _ids(links["value_hash"])[visible_link]
@@ -135,7 +147,7 @@ def build_graph_tensors(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: 
     first_link[np.isinf(first_link)] = np.nan
     start = np.where(np.isnan(signup_ms), first_link, signup_ms)
     start = np.where(np.isnan(start), as_of_ms, start)
-    cust = {"account_age_days": (as_of_ms - start) / DAY_MS}
+    cust: dict[str, np.ndarray] = {"account_age_days": (as_of_ms - start) / DAY_MS}
     for kind in IDENTIFIER_KINDS:
         cust[f"identifiers_{kind}"] = np.bincount(c[link_kind == kind], minlength=n_cust)
     cust["events"] = np.bincount(c, weights=events, minlength=n_cust)
@@ -160,13 +172,16 @@ def build_graph_tensors(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: 
     # --- identifiers, edges -----------------------------------------------------
     graph_data, identifier_ids, edge_features = {}, {}, {}
     link_start = start[c]
-    efeat_all = np.concatenate([
-        _log1p_nonneg(events)[:, None],
-        _log1p_nonneg((as_of_ms - first) / DAY_MS)[:, None],
-        _log1p_nonneg((as_of_ms - last) / DAY_MS)[:, None],
-        _log1p_nonneg((first - link_start) / DAY_MS)[:, None],
-        mix / np.maximum(events, 1)[:, None],
-    ], 1).astype(np.float32)
+    efeat_all = np.concatenate(
+        [
+            _log1p_nonneg(events)[:, None],
+            _log1p_nonneg((as_of_ms - first) / DAY_MS)[:, None],
+            _log1p_nonneg((as_of_ms - last) / DAY_MS)[:, None],
+            _log1p_nonneg((first - link_start) / DAY_MS)[:, None],
+            mix / np.maximum(events, 1)[:, None],
+        ],
+        1,
+    ).astype(np.float32)
     for kind in IDENTIFIER_KINDS:
         mask = link_kind == kind
         uniq, inverse = np.unique(link_hash[mask], return_inverse=True)
@@ -201,10 +216,19 @@ def build_graph_tensors(customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: 
             ident_first[pos] = st["first_seen_min"].to_numpy(dtype=np.float64)[found]
             ident_last_join[pos] = st["first_seen_max"].to_numpy(dtype=np.float64)[found]
             ident_events[pos] = st["events"].to_numpy(dtype=np.float64)[found]
-        node_features[kind] = np.stack([
-            _log1p_nonneg(degree), _log1p_nonneg((as_of_ms - ident_first) / DAY_MS), _log1p_nonneg(ident_events),
-            _log1p_nonneg((ident_last_join - ident_first) / DAY_MS),
-        ], 1).astype(np.float32) if n_ident else np.zeros((0, len(IDENTIFIER_FEATURES)), np.float32)
+        node_features[kind] = (
+            np.stack(
+                [
+                    _log1p_nonneg(degree),
+                    _log1p_nonneg((as_of_ms - ident_first) / DAY_MS),
+                    _log1p_nonneg(ident_events),
+                    _log1p_nonneg((ident_last_join - ident_first) / DAY_MS),
+                ],
+                1,
+            ).astype(np.float32)
+            if n_ident
+            else np.zeros((0, len(IDENTIFIER_FEATURES)), np.float32)
+        )
     num_nodes = {CUSTOMER: n_cust, **{k: len(v) for k, v in identifier_ids.items()}}
     g = dgl.heterograph(graph_data, num_nodes_dict=num_nodes)
     return IdentityGraphTensors(g, ids, identifier_ids, node_features, edge_features, int(as_of_ms))
@@ -246,7 +270,7 @@ class FeatureScaler:
     def __init__(self, stats: dict[str, dict[str, list[float]]] | None = None):
         self.stats = stats or {}
 
-    def fit(self, tensors: IdentityGraphTensors) -> "FeatureScaler":
+    def fit(self, tensors: IdentityGraphTensors) -> FeatureScaler:
         for group, feats in (("node", tensors.node_features), ("edge", tensors.edge_features)):
             for name, x in feats.items():
                 mean = x.mean(0) if len(x) else np.zeros(x.shape[1])
@@ -270,5 +294,5 @@ class FeatureScaler:
         Path(path).write_text(json.dumps(self.stats))
 
     @classmethod
-    def load(cls, path: str | Path) -> "FeatureScaler":
+    def load(cls, path: str | Path) -> FeatureScaler:
         return cls(json.loads(Path(path).read_text()))

@@ -48,8 +48,17 @@ class EdgeFeatureEncoder(nn.Module):
 class RelationalMessagePassing(nn.Module):
     """One layer: per-relation messages (optionally with edge features), mean per relation, sum, self weight."""
 
-    def __init__(self, in_dim: int, out_dim: int, canonical_etypes: list[tuple[str, str, str]], edge_dim: int,
-                 edge_hidden: int, use_edge_features: bool, dropout: float, activation: bool):
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        canonical_etypes: list[tuple[str, str, str]],
+        edge_dim: int,
+        edge_hidden: int,
+        use_edge_features: bool,
+        dropout: float,
+        activation: bool,
+    ):
         super().__init__()
         self.etypes = [e for _, e, _ in canonical_etypes]
         ntypes = sorted({s for s, _, _ in canonical_etypes} | {d for _, _, d in canonical_etypes})
@@ -62,8 +71,13 @@ class RelationalMessagePassing(nn.Module):
         self.activation = activation
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, graph: Any, h_src: dict[str, torch.Tensor], edge_feats: dict[str, torch.Tensor],
-                dst_types: set[str] | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        graph: Any,
+        h_src: dict[str, torch.Tensor],
+        edge_feats: dict[str, torch.Tensor],
+        dst_types: set[str] | None = None,
+    ) -> dict[str, torch.Tensor]:
         """New representations of the destination nodes; only of ``dst_types`` when given (the last layer
         needs only the target type: the other relations' messages would be thrown away)."""
         with graph.local_scope():
@@ -103,23 +117,45 @@ class EdgeAwareRGCN(nn.Module):
         use_edge_features: False gives the stock-RGCN baseline.
     """
 
-    def __init__(self, node_dims: dict[str, int], edge_dim: int, canonical_etypes: list[tuple[str, str, str]],
-                 hidden: int = 64, edge_hidden: int = 16, layers: int = 2, dropout: float = 0.2,
-                 use_edge_features: bool = True, target_ntype: str = "customer"):
+    def __init__(
+        self,
+        node_dims: dict[str, int],
+        edge_dim: int,
+        canonical_etypes: list[tuple[str, str, str]],
+        hidden: int = 64,
+        edge_hidden: int = 16,
+        layers: int = 2,
+        dropout: float = 0.2,
+        use_edge_features: bool = True,
+        target_ntype: str = "customer",
+    ):
         super().__init__()
-        self.config = {"node_dims": node_dims, "edge_dim": edge_dim, "canonical_etypes": canonical_etypes,
-                       "hidden": hidden, "edge_hidden": edge_hidden, "layers": layers, "dropout": dropout,
-                       "use_edge_features": use_edge_features, "target_ntype": target_ntype}
+        self.config = {
+            "node_dims": node_dims,
+            "edge_dim": edge_dim,
+            "canonical_etypes": canonical_etypes,
+            "hidden": hidden,
+            "edge_hidden": edge_hidden,
+            "layers": layers,
+            "dropout": dropout,
+            "use_edge_features": use_edge_features,
+            "target_ntype": target_ntype,
+        }
         self.target_ntype = target_ntype
         self.input_projection = nn.ModuleDict({n: nn.Linear(d, hidden) for n, d in node_dims.items()})
-        self.layers = nn.ModuleList([
-            RelationalMessagePassing(hidden, hidden, canonical_etypes, edge_dim, edge_hidden, use_edge_features,
-                                     dropout, activation=True)
-            for _ in range(layers)])
+        self.layers = nn.ModuleList(
+            [
+                RelationalMessagePassing(
+                    hidden, hidden, canonical_etypes, edge_dim, edge_hidden, use_edge_features, dropout, activation=True
+                )
+                for _ in range(layers)
+            ]
+        )
         self.classifier = nn.Linear(hidden, 1)
 
-    def forward(self, blocks: list[Any], node_feats: dict[str, torch.Tensor],
-                edge_feats: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+    def forward(
+        self, blocks: list[Any], node_feats: dict[str, torch.Tensor], edge_feats: list[dict[str, torch.Tensor]]
+    ) -> torch.Tensor:
         """Fraud logits of the target nodes of the last block, shape ``(n_target,)``.
 
         ``blocks``: one graph per layer (the same full graph repeated, or sampler blocks);

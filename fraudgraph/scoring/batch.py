@@ -19,28 +19,33 @@ from typing import Any
 import pandas as pd
 
 from fraudgraph.config import Settings
-from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.graph import IdentityGraph
-from fraudgraph.scoring.rules import CustomerEvidence, DecisionRules, SharedIdentifierEvidence, decision_properties
 from fraudgraph.ml.artifact import ModelArtifact
+from fraudgraph.ml.features import build_graph_tensors
+from fraudgraph.scoring.rules import CustomerEvidence, DecisionRules, SharedIdentifierEvidence, decision_properties
 from fraudgraph.timeutil import DAY_MS, iso_utc
 
 log = logging.getLogger(__name__)
 
 
-def evidence_from_frames(customer_ids, customers: pd.DataFrame, links: pd.DataFrame,
-                         as_of_ms: int) -> dict[str, CustomerEvidence]:
+def evidence_from_frames(
+    customer_ids, customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: int
+) -> dict[str, CustomerEvidence]:
     """Evidence for the given customers from the snapshot frames (true degrees, fraud neighbours)."""
     ids = set(customer_ids)
     if not ids:
         return {}
     links = links.loc[pd.to_numeric(links["first_seen"]) <= as_of_ms, ["customer_id", "kind", "value_hash"]]
     degree = links.groupby(["kind", "value_hash"]).size().rename("degree")
-    fraud_ids = set(customers.loc[customers.get("clean_label", pd.Series(dtype=object)) == "fraud", "customer_id"]) \
-        if "clean_label" in customers else set()
+    fraud_ids = (
+        set(customers.loc[customers.get("clean_label", pd.Series(dtype=object)) == "fraud", "customer_id"])
+        if "clean_label" in customers
+        else set()
+    )
     mine = links.loc[links["customer_id"].isin(ids)].join(degree, on=["kind", "value_hash"])
     on_same = links.loc[links["customer_id"].isin(fraud_ids)].merge(
-        mine[["customer_id", "kind", "value_hash"]], on=["kind", "value_hash"], suffixes=("_fraud", ""))
+        mine[["customer_id", "kind", "value_hash"]], on=["kind", "value_hash"], suffixes=("_fraud", "")
+    )
     on_same = on_same.loc[on_same["customer_id_fraud"] != on_same["customer_id"]]
     fraud_count = on_same.groupby(["customer_id", "kind", "value_hash"]).size().rename("fraud")
     mine = mine.join(fraud_count, on=["customer_id", "kind", "value_hash"]).fillna({"fraud": 0})
@@ -48,13 +53,24 @@ def evidence_from_frames(customer_ids, customers: pd.DataFrame, links: pd.DataFr
     out = {}
     for cid, grp in mine.groupby("customer_id"):
         age = (as_of_ms - signup.get(cid)) / DAY_MS if signup is not None and pd.notna(signup.get(cid)) else None
-        out[cid] = CustomerEvidence(age, tuple(SharedIdentifierEvidence(k, int(d), int(f)) for k, d, f in
-                                               zip(grp["kind"], grp["degree"], grp["fraud"])))
+        out[cid] = CustomerEvidence(
+            age,
+            tuple(
+                SharedIdentifierEvidence(k, int(d), int(f)) for k, d, f in zip(grp["kind"], grp["degree"], grp["fraud"])
+            ),
+        )
     return out
 
 
-def score_graph(store: IdentityGraph, artifact: ModelArtifact, settings: Settings, out_dir: str | Path,
-                as_of_ms: int | None = None, *, write_back: bool = True) -> dict[str, Any]:
+def score_graph(
+    store: IdentityGraph,
+    artifact: ModelArtifact,
+    settings: Settings,
+    out_dir: str | Path,
+    as_of_ms: int | None = None,
+    *,
+    write_back: bool = True,
+) -> dict[str, Any]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     customers, links = store.customers_frame(), store.links_frame()
@@ -62,38 +78,62 @@ def score_graph(store: IdentityGraph, artifact: ModelArtifact, settings: Setting
     if as_of_ms is None:
         as_of_ms = latest
     elif as_of_ms < latest:
-        raise ValueError(f"as-of {iso_utc(as_of_ms)} is before the graph's latest link activity {iso_utc(latest)}: "
-                         "a live graph keeps lifetime link totals, so scoring it as of an earlier time would see "
-                         "the future; score a snapshot rebuilt as of that time instead (fraudgraph.graph.history)")
+        raise ValueError(
+            f"as-of {iso_utc(as_of_ms)} is before the graph's latest link activity {iso_utc(latest)}: "
+            "a live graph keeps lifetime link totals, so scoring it as of an earlier time would see "
+            "the future; score a snapshot rebuilt as of that time instead (fraudgraph.graph.history)"
+        )
     cap = artifact.fanout_cap or settings.graph.neighbourhood_fanout_cap
     tensors = build_graph_tensors(customers, links, as_of_ms, fanout_cap=cap)
-    scores = artifact.score_tensors(tensors, batch_size=settings.training.batch_size,
-                                    full_graph_max_edges=settings.training.full_graph_max_edges)
+    scores = artifact.score_tensors(
+        tensors, batch_size=settings.training.batch_size, full_graph_max_edges=settings.training.full_graph_max_edges
+    )
     rules = DecisionRules(settings.rules, artifact.threshold)
     flagged = [c for c, s in zip(tensors.customer_ids, scores) if s >= rules.threshold]
     evidence = evidence_from_frames(flagged, customers, links, as_of_ms)
-    value = pd.to_numeric(customers.set_index("customer_id").get("lifetime_value"), errors="coerce") \
-        if "lifetime_value" in customers else pd.Series(dtype=float)
+    value = (
+        pd.to_numeric(customers.set_index("customer_id").get("lifetime_value"), errors="coerce")
+        if "lifetime_value" in customers
+        else pd.Series(dtype=float)
+    )
     rows = []
     for cid, score in zip(tensors.customer_ids, scores):
         ltv = value.get(cid)
         ltv = None if ltv is None or pd.isna(ltv) else float(ltv)
         d = rules.decide(float(score), ltv, evidence.get(cid))
-        rows.append({"customer_id": cid, "score": float(score), "decision": d.decision,
-                     "reason_codes": list(d.reason_codes), "reasons": list(d.reasons),
-                     "model_version": artifact.version, "lifetime_value": ltv, "scored_as_of": as_of_ms})
+        rows.append(
+            {
+                "customer_id": cid,
+                "score": float(score),
+                "decision": d.decision,
+                "reason_codes": list(d.reason_codes),
+                "reasons": list(d.reasons),
+                "model_version": artifact.version,
+                "lifetime_value": ltv,
+                "scored_as_of": as_of_ms,
+            }
+        )
     decisions = pd.DataFrame(rows)
-    decisions.assign(scored_as_of=pd.to_datetime(decisions["scored_as_of"], unit="ms", utc=True)) \
-        .to_parquet(out / "decisions.parquet", index=False)
+    decisions.assign(scored_as_of=pd.to_datetime(decisions["scored_as_of"], unit="ms", utc=True)).to_parquet(
+        out / "decisions.parquet", index=False
+    )
     if write_back:
-        store.set_customer_properties({
-            r["customer_id"]: decision_properties(r["score"], r["decision"], r["reason_codes"], r["model_version"],
-                                                  as_of_ms)
-            for r in rows})
+        store.set_customer_properties(
+            {
+                r["customer_id"]: decision_properties(
+                    r["score"], r["decision"], r["reason_codes"], r["model_version"], as_of_ms
+                )
+                for r in rows
+            }
+        )
     counts = decisions["decision"].value_counts()
-    summary = {"customers": len(decisions), "as_of_ms": as_of_ms, "threshold": rules.threshold,
-               "model_version": artifact.version,
-               "decisions": {k: int(counts.get(k, 0)) for k in ("block", "review", "allow")},
-               "out": str(out / "decisions.parquet")}
+    summary = {
+        "customers": len(decisions),
+        "as_of_ms": as_of_ms,
+        "threshold": rules.threshold,
+        "model_version": artifact.version,
+        "decisions": {k: int(counts.get(k, 0)) for k in ("block", "review", "allow")},
+        "out": str(out / "decisions.parquet"),
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

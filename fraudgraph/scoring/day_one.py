@@ -50,8 +50,9 @@ class DayOneRules:
         # a burst of accounts on one device
         devices = own.loc[own["kind"] == "device"]
         st = stats.loc[devices["value_hash"]]
-        burst = (st["degree"].to_numpy() >= s.burst_accounts) & \
-            ((st["first_seen_max"] - st["first_seen_min"]).to_numpy() <= s.burst_window_days * DAY_MS)
+        burst = (st["degree"].to_numpy() >= s.burst_accounts) & (
+            (st["first_seen_max"] - st["first_seen_min"]).to_numpy() <= s.burst_window_days * DAY_MS
+        )
         out.loc[targets.loc[devices.loc[burst, "customer_id"].unique()].to_numpy(), "device_burst"] = True
         # a card soon after signup
         cards = own.loc[own["kind"] == "card"]

@@ -14,14 +14,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-
 from fraudgraph.config import Settings
-from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.graph import IdentityGraph
 from fraudgraph.graph.base import LINK_FRAME_COLUMNS
-from fraudgraph.scoring.rules import CustomerEvidence, Decision, DecisionRules, SharedIdentifierEvidence
-from fraudgraph.schema import numeric_property
 from fraudgraph.ml.artifact import ModelArtifact
+from fraudgraph.ml.features import build_graph_tensors
+from fraudgraph.schema import numeric_property
+from fraudgraph.scoring.rules import CustomerEvidence, Decision, DecisionRules, SharedIdentifierEvidence
 from fraudgraph.timeutil import DAY_MS
 
 # what scoring and the rules read from a customer vertex
@@ -67,8 +66,13 @@ class OnlineScorer:
         idents = sorted({(i.kind, i.value_hash) for nb in hoods.values() for i in nb.identifiers})
         # the neighbourhoods carry the scored customers' own links
         own = pd.DataFrame.from_records(
-            [(cid, i.kind, i.value_hash, *(i.link.get(k, 0) for k in LINK_FRAME_COLUMNS[3:]))
-             for cid in ids for i in hoods[cid].identifiers], columns=LINK_FRAME_COLUMNS)
+            [
+                (cid, i.kind, i.value_hash, *(i.link.get(k, 0) for k in LINK_FRAME_COLUMNS[3:]))
+                for cid in ids
+                for i in hoods[cid].identifiers
+            ],
+            columns=LINK_FRAME_COLUMNS,
+        )
         shared, stats = self.store.identifier_inputs(idents, self.cap, as_of_ms)
         if len(shared):  # a scored customer among its identifiers' lowest ids is in both: keep one
             seen = set(zip(shared["customer_id"], shared["kind"], shared["value_hash"]))
@@ -77,8 +81,9 @@ class OnlineScorer:
         else:
             links = own
         members = sorted(set(ids) | set(links["customer_id"]) | {c for nb in hoods.values() for c in nb.customers})
-        customers, summary = self.store.scoring_customers(members, CUSTOMER_PROPERTIES,
-                                                          sorted(set(links["customer_id"])), as_of_ms)
+        customers, summary = self.store.scoring_customers(
+            members, CUSTOMER_PROPERTIES, sorted(set(links["customer_id"])), as_of_ms
+        )
         return customers, links, stats, summary, hoods
 
     def score(self, customer_id: str, as_of_ms: int) -> OnlineResult | None:
@@ -91,8 +96,9 @@ class OnlineScorer:
         if not ids:
             return {}
         customers, links, stats, summary, hoods = self.neighbourhood_frames(ids, as_of_ms)
-        tensors = build_graph_tensors(customers, links, as_of_ms, fanout_cap=self.cap, identifier_stats=stats,
-                                      customer_summary=summary)
+        tensors = build_graph_tensors(
+            customers, links, as_of_ms, fanout_cap=self.cap, identifier_stats=stats, customer_summary=summary
+        )
         in_graph = set(tensors.customer_ids)
         present = [c for c in ids if c in in_graph]
         if not present:
@@ -116,8 +122,9 @@ class OnlineScorer:
     def _evidence(nb, row: dict, fraud: set[str], as_of_ms: int) -> CustomerEvidence:
         signup = numeric_property(row.get("signup_ts"))
         age = None if signup is None else (as_of_ms - signup) / DAY_MS
-        idents = tuple(SharedIdentifierEvidence(i.kind, i.degree, len(fraud.intersection(i.customers)))
-                       for i in nb.identifiers)
+        idents = tuple(
+            SharedIdentifierEvidence(i.kind, i.degree, len(fraud.intersection(i.customers))) for i in nb.identifiers
+        )
         return CustomerEvidence(age, idents)
 
 

@@ -94,15 +94,22 @@ class DecisionRules:
             for kind in hubs:
                 codes.append(f"SHARED_{kind.upper()}_HUB")
                 top = max(i.degree for i in evidence.identifiers if i.kind == kind)
-                reasons.append(f"uses a {KIND_NAMES.get(kind, kind)} shared by {top} customers "
-                               "(carrier or public network)")
+                reasons.append(
+                    f"uses a {KIND_NAMES.get(kind, kind)} shared by {top} customers (carrier or public network)"
+                )
         return Decision(decision, float(score), float(self.threshold), tuple(codes), tuple(reasons))
 
 
-def decision_properties(score: float, decision: str, reason_codes, model_version: str,
-                        scored_as_of_ms: int) -> dict[str, Any]:
+def decision_properties(
+    score: float, decision: str, reason_codes, model_version: str, scored_as_of_ms: int
+) -> dict[str, Any]:
     """The customer-vertex properties every decision writes back (batch scoring, the consumer, the API):
     ``score`` (6 decimals), ``decision``, ``decision_reasons`` (JSON list of codes), ``model_version``
     and ``scored_as_of`` (epoch ms)."""
-    return {"score": round(float(score), 6), "decision": decision, "decision_reasons": json.dumps(list(reason_codes)),
-            "model_version": model_version, "scored_as_of": int(scored_as_of_ms)}
+    return {
+        "score": round(float(score), 6),
+        "decision": decision,
+        "decision_reasons": json.dumps(list(reason_codes)),
+        "model_version": model_version,
+        "scored_as_of": int(scored_as_of_ms),
+    }

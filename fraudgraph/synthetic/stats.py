@@ -13,8 +13,6 @@ from typing import Any
 import pandas as pd
 
 from fraudgraph.schema import EVENT_FIELD_BY_KIND
-from fraudgraph.timeutil import DAY_MS
-
 
 
 def _quantiles(series: pd.Series, qs=(0.1, 0.5, 0.9)) -> dict[str, float]:
@@ -58,8 +56,12 @@ def describe_world(world_dir: str | Path) -> dict[str, Any]:
     for kind, col in EVENT_FIELD_BY_KIND.items():
         pairs = all_events[["customer_id", col]].dropna().drop_duplicates()
         deg = pairs.groupby(col)["customer_id"].nunique()
-        degrees[kind] = {"identifiers": int(len(deg)), "mean": round(float(deg.mean()), 2) if len(deg) else 0.0,
-                         **_quantiles(deg, (0.5, 0.99)), "max": int(deg.max()) if len(deg) else 0}
+        degrees[kind] = {
+            "identifiers": int(len(deg)),
+            "mean": round(float(deg.mean()), 2) if len(deg) else 0.0,
+            **_quantiles(deg, (0.5, 0.99)),
+            "max": int(deg.max()) if len(deg) else 0,
+        }
     by_type = truth["fraud_type"].value_counts()
     fraud_ids = set(fraud["customer_id"])
     collisions = {}
@@ -69,24 +71,33 @@ def describe_world(world_dir: str | Path) -> dict[str, Any]:
         deg = pairs.groupby(col)["customer_id"].transform("size")
         pairs = pairs.loc[deg <= 50]  # carrier and Wi-Fi hubs excluded: sharing them says nothing
         fraud_values = set(pairs.loc[pairs["customer_id"].isin(fraud_ids), col])
-        collisions[kind] = int(pairs.loc[pairs[col].isin(fraud_values) & pairs["customer_id"].isin(legit_ids),
-                                         "customer_id"].nunique())
+        collisions[kind] = int(
+            pairs.loc[pairs[col].isin(fraud_values) & pairs["customer_id"].isin(legit_ids), "customer_id"].nunique()
+        )
     return {
         "customers": n,
         "events": {"historical": int(len(events)), "live": int(len(live))},
         "prevalence": round(len(fraud) / n, 4) if n else 0.0,
-        "prevalence_by_type": {t: round(int(by_type.get(t, 0)) / n, 4)
-                               for t in ("ring", "account_takeover", "synthetic_identity")},
+        "prevalence_by_type": {
+            t: round(int(by_type.get(t, 0)) / n, 4) for t in ("ring", "account_takeover", "synthetic_identity")
+        },
         "fraud_ever_blocked": round(blocked_fraud["customer_id"].nunique() / max(1, len(fraud)), 4),
         "fraud_ever_blocked_by_type": {
-            t: round(blocked_fraud[blocked_fraud["fraud_type"] == t]["customer_id"].nunique()
-                     / max(1, int(by_type.get(t, 0))), 4) for t in ("ring", "account_takeover", "synthetic_identity")},
+            t: round(
+                blocked_fraud[blocked_fraud["fraud_type"] == t]["customer_id"].nunique()
+                / max(1, int(by_type.get(t, 0))),
+                4,
+            )
+            for t in ("ring", "account_takeover", "synthetic_identity")
+        },
         "block_delay_days": _quantiles(delay_days),
         "false_block_rate": round(false_blocks["customer_id"].nunique() / max(1, len(legit_ids)), 5),
-        "false_blocks_appealed": round(len(set(false_blocks["customer_id"]) & appealed)
-                                       / max(1, false_blocks["customer_id"].nunique()), 4),
-        "blocked_fraud_appealed": round(len(set(blocked_fraud["customer_id"]) & appealed)
-                                        / max(1, blocked_fraud["customer_id"].nunique()), 4),
+        "false_blocks_appealed": round(
+            len(set(false_blocks["customer_id"]) & appealed) / max(1, false_blocks["customer_id"].nunique()), 4
+        ),
+        "blocked_fraud_appealed": round(
+            len(set(blocked_fraud["customer_id"]) & appealed) / max(1, blocked_fraud["customer_id"].nunique()), 4
+        ),
         "identifier_degree": degrees,
         # legitimate customers sharing a device, card or (non-hub) IP with a fraudster
         "legit_collisions": collisions,

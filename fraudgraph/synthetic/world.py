@@ -47,32 +47,94 @@ log = logging.getLogger(__name__)
 DAY, HOUR, MINUTE = DAY_MS, HOUR_MS, MINUTE_MS
 
 TS = pa.timestamp("ms", tz="UTC")
-CUSTOMERS_SCHEMA = pa.schema([("customer_id", pa.string()), ("signup_ts", TS), ("country", pa.string()),
-                              ("lifetime_value", pa.float64())])
-EVENTS_SCHEMA = pa.schema([
-    ("event_id", pa.string()), ("event_type", pa.string()), ("ts", TS), ("customer_id", pa.string()),
-    ("device_id", pa.string()), ("ip", pa.string()), ("email", pa.string()),
-    ("card_fingerprint", pa.string()), ("amount", pa.float64()), ("currency", pa.string()),
-    ("channel", pa.string()), ("country", pa.string()),
-])
-LIVE_SCHEMA = pa.schema([*EVENTS_SCHEMA, ("block_source", pa.string()), ("reason", pa.string()),
-                         ("outcome", pa.string()), ("lifetime_value", pa.float64())])
-BLOCKS_SCHEMA = pa.schema([("customer_id", pa.string()), ("blocked_at", TS), ("source", pa.string()),
-                           ("reason", pa.string())])
-APPEALS_SCHEMA = pa.schema([("customer_id", pa.string()), ("contacted_at", TS), ("outcome", pa.string()),
-                            ("resolved_at", TS)])
-TRUTH_SCHEMA = pa.schema([("customer_id", pa.string()), ("is_fraud_true", pa.bool_()),
-                          ("fraud_type", pa.string()), ("ring_id", pa.string()), ("fraud_start_ts", TS)])
+CUSTOMERS_SCHEMA = pa.schema(
+    [("customer_id", pa.string()), ("signup_ts", TS), ("country", pa.string()), ("lifetime_value", pa.float64())]
+)
+EVENTS_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("event_type", pa.string()),
+        ("ts", TS),
+        ("customer_id", pa.string()),
+        ("device_id", pa.string()),
+        ("ip", pa.string()),
+        ("email", pa.string()),
+        ("card_fingerprint", pa.string()),
+        ("amount", pa.float64()),
+        ("currency", pa.string()),
+        ("channel", pa.string()),
+        ("country", pa.string()),
+    ]
+)
+LIVE_SCHEMA = pa.schema(
+    [
+        *EVENTS_SCHEMA,
+        ("block_source", pa.string()),
+        ("reason", pa.string()),
+        ("outcome", pa.string()),
+        ("lifetime_value", pa.float64()),
+    ]
+)
+BLOCKS_SCHEMA = pa.schema(
+    [("customer_id", pa.string()), ("blocked_at", TS), ("source", pa.string()), ("reason", pa.string())]
+)
+APPEALS_SCHEMA = pa.schema(
+    [("customer_id", pa.string()), ("contacted_at", TS), ("outcome", pa.string()), ("resolved_at", TS)]
+)
+TRUTH_SCHEMA = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("is_fraud_true", pa.bool_()),
+        ("fraud_type", pa.string()),
+        ("ring_id", pa.string()),
+        ("fraud_start_ts", TS),
+    ]
+)
 
 COUNTRIES = ["AE", "SA", "PK", "EG", "JO", "MA", "QA", "KW"]
 COUNTRY_WEIGHTS = [0.3, 0.25, 0.15, 0.1, 0.06, 0.06, 0.04, 0.04]
 EMAIL_PROVIDERS = ["gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com", "live.com"]
 PROVIDER_WEIGHTS = [0.55, 0.12, 0.12, 0.1, 0.08, 0.03]
 DISPOSABLE_DOMAINS = ["mailinator.com", "tempmail.dev", "guerrillamail.net", "yopmail.com", "10minutemail.org"]
-FIRST = ["ahmed", "sara", "omar", "fatima", "ali", "layla", "yusuf", "noor", "hassan", "mariam", "khalid",
-         "aisha", "tariq", "huda", "samir", "rania", "bilal", "dina", "faisal", "zainab"]
-LAST = ["khan", "hassan", "saleh", "haddad", "nasser", "farouk", "aziz", "rahman", "mansour", "qureshi",
-        "youssef", "habib", "karim", "salem", "jaber"]
+FIRST = [
+    "ahmed",
+    "sara",
+    "omar",
+    "fatima",
+    "ali",
+    "layla",
+    "yusuf",
+    "noor",
+    "hassan",
+    "mariam",
+    "khalid",
+    "aisha",
+    "tariq",
+    "huda",
+    "samir",
+    "rania",
+    "bilal",
+    "dina",
+    "faisal",
+    "zainab",
+]
+LAST = [
+    "khan",
+    "hassan",
+    "saleh",
+    "haddad",
+    "nasser",
+    "farouk",
+    "aziz",
+    "rahman",
+    "mansour",
+    "qureshi",
+    "youssef",
+    "habib",
+    "karim",
+    "salem",
+    "jaber",
+]
 CHANNELS = ["app_android", "app_ios", "web"]
 # First octets of the hosting / VPN ranges rings rent their IPs from; some legitimate customers use them too.
 HOSTING_PREFIXES = [45, 91, 103, 185, 193]
@@ -84,8 +146,8 @@ class _Customer:
     signup_ts: int
     country: str
     lifetime_value: float
-    kind: str = "legit"                   # legit | ring | synthetic_identity
-    fraud_type: str = "none"              # adds account_takeover for victims
+    kind: str = "legit"  # legit | ring | synthetic_identity
+    fraud_type: str = "none"  # adds account_takeover for victims
     ring_id: str | None = None
     fraud_start_ts: int | None = None
     devices: list[str] = field(default_factory=list)
@@ -95,12 +157,12 @@ class _Customer:
     blocked_at: int | None = None
     unblocked_at: int | None = None
     traveller: bool = False
-    active_until: int | None = None       # a churned customer goes quiet for good here
-    vpn: bool = False                     # logs in from hosting / VPN ranges part of the time
-    office_ip: str | None = None          # office or campus NAT IP shared with many others
+    active_until: int | None = None  # a churned customer goes quiet for good here
+    vpn: bool = False  # logs in from hosting / VPN ranges part of the time
+    office_ip: str | None = None  # office or campus NAT IP shared with many others
     device_times: dict[str, int] = field(default_factory=dict)  # devices that appear at a known time
-    new_phone_at: int | None = None       # a new phone, then email change and card on it
-    sleeper_until: int | None = None      # a fraud account that ages quietly before it acts
+    new_phone_at: int | None = None  # a new phone, then email change and card on it
+    sleeper_until: int | None = None  # a fraud account that ages quietly before it acts
 
 
 class _ChunkWriter:
@@ -113,9 +175,13 @@ class _ChunkWriter:
         self.counts = {"customers": 0, "historical_events": 0, "live_events": 0, "blocks": 0, "appeals": 0}
 
     def write(self, name: str, schema: pa.Schema, rows: list[dict[str, Any]]) -> None:
-        path = {"customers": "historical/customers.parquet", "events": "historical/events.parquet",
-                "blocks": "historical/blocks.parquet", "appeals": "historical/appeals.parquet",
-                "truth": "truth/ground_truth.parquet"}[name]
+        path = {
+            "customers": "historical/customers.parquet",
+            "events": "historical/events.parquet",
+            "blocks": "historical/blocks.parquet",
+            "appeals": "historical/appeals.parquet",
+            "truth": "truth/ground_truth.parquet",
+        }[name]
         if name not in self.writers:
             self.writers[name] = pq.ParquetWriter(self.out / path, schema)
         table = _to_table(rows, schema)
@@ -149,12 +215,18 @@ class WorldGenerator:
         self.cutoff = self.start + int(settings.history_days * DAY)
         self.end = self.cutoff + int(settings.live_days * DAY)
         grng = random.Random(f"{settings.seed}:global")
-        self.carrier_ips = [f"100.{64 + i // 65536 % 64}.{i // 256 % 256}.{i % 256}" for i in
-                            grng.sample(range(4_000_000), settings.legit.carrier_ips)]
-        self.wifi_ips = [f"{grng.randrange(11, 220)}.{grng.randrange(256)}.{grng.randrange(256)}."
-                         f"{grng.randrange(1, 255)}" for _ in range(settings.legit.public_wifi_ips)]
-        self.office_ips = [f"{grng.choice([62, 81, 141, 194])}.{grng.randrange(256)}.{grng.randrange(256)}."
-                           f"{grng.randrange(1, 255)}" for _ in range(settings.legit.office_ips)]
+        self.carrier_ips = [
+            f"100.{64 + i // 65536 % 64}.{i // 256 % 256}.{i % 256}"
+            for i in grng.sample(range(4_000_000), settings.legit.carrier_ips)
+        ]
+        self.wifi_ips = [
+            f"{grng.randrange(11, 220)}.{grng.randrange(256)}.{grng.randrange(256)}.{grng.randrange(1, 255)}"
+            for _ in range(settings.legit.public_wifi_ips)
+        ]
+        self.office_ips = [
+            f"{grng.choice([62, 81, 141, 194])}.{grng.randrange(256)}.{grng.randrange(256)}.{grng.randrange(1, 255)}"
+            for _ in range(settings.legit.office_ips)
+        ]
 
     # ---------------------------------------------------------------- public
     def generate(self, out_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
@@ -170,8 +242,14 @@ class WorldGenerator:
         finally:
             writer.close()
         self._write_live(writer.live_tables, out / "live" / "events.jsonl")
-        summary = {"out": str(out), "customers": n, **writer.counts,
-                   "cutoff": iso_utc(self.cutoff), "end": iso_utc(self.end), "seed": self.s.seed}
+        summary = {
+            "out": str(out),
+            "customers": n,
+            **writer.counts,
+            "cutoff": iso_utc(self.cutoff),
+            "end": iso_utc(self.end),
+            "seed": self.s.seed,
+        }
         (out / "manifest.json").write_text(json.dumps(summary, indent=2))
         return summary
 
@@ -193,16 +271,27 @@ class WorldGenerator:
             if ts >= self.end:
                 return
             seq[0] += 1
-            events.append({"event_id": f"E{chunk:03d}-{seq[0]:08d}", "event_type": etype, "ts": ts,
-                           "customer_id": c.customer_id, "country": c.country, **fields})
+            events.append(
+                {
+                    "event_id": f"E{chunk:03d}-{seq[0]:08d}",
+                    "event_type": etype,
+                    "ts": ts,
+                    "customer_id": c.customer_id,
+                    "country": c.country,
+                    **fields,
+                }
+            )
 
         customers: list[_Customer] = []
         # --- legitimate customers, some in households -------------------------------
         legit = []
         for i in range(n_legit):
-            c = _Customer(ids[i], self.start + rng.randrange(self.end - self.start - DAY),
-                          rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0],
-                          round(ls.lifetime_value_median * math.exp(rng.gauss(0, 1.1)), 2))
+            c = _Customer(
+                ids[i],
+                self.start + rng.randrange(self.end - self.start - DAY),
+                rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0],
+                round(ls.lifetime_value_median * math.exp(rng.gauss(0, 1.1)), 2),
+            )
             c.traveller = rng.random() < ls.traveller_share
             if rng.random() < ls.churn_rate:
                 c.active_until = c.signup_ts + DAY + rng.randrange(max(1, self.end - c.signup_ts - DAY))
@@ -215,14 +304,19 @@ class WorldGenerator:
         self._households_and_identifiers(legit, rng)
         customers += legit
         # --- fraud rings ---------------------------------------------------------------
-        ring_pool = self._rings(ids[n_legit:n_legit + n_ring], chunk, rng, legit)
+        ring_pool = self._rings(ids[n_legit : n_legit + n_ring], chunk, rng, legit)
         customers += [c for ring in ring_pool for c in ring["members"]]
         self._resell_ring_devices(ring_pool, legit, rng)
         # --- lone synthetic identities -----------------------------------------------
-        for cid in ids[n_legit + n_ring:]:
-            c = _Customer(cid, self.start + rng.randrange(self.end - self.start - DAY),
-                          rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0], round(rng.uniform(0, 25), 2),
-                          kind="synthetic_identity", fraud_type="synthetic_identity")
+        for cid in ids[n_legit + n_ring :]:
+            c = _Customer(
+                cid,
+                self.start + rng.randrange(self.end - self.start - DAY),
+                rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0],
+                round(rng.uniform(0, 25), 2),
+                kind="synthetic_identity",
+                fraud_type="synthetic_identity",
+            )
             c.fraud_start_ts = c.signup_ts
             c.devices = [_device(rng)]
             c.email = _email(rng, disposable=rng.random() < 0.3)
@@ -238,7 +332,8 @@ class WorldGenerator:
             ring = rng.choice(ring_pool) if ring_pool else None
             victim.ring_id = ring["ring_id"] if ring else None
         # --- labels: blocks and appeals (imperfect, delayed) ---------------------------
-        blocks, appeals = [], []
+        blocks: list[dict] = []
+        appeals: list[dict] = []
         for c in customers:
             self._label_history(c, rng, blocks, appeals)
         # --- events -------------------------------------------------------------------
@@ -257,8 +352,7 @@ class WorldGenerator:
         events = [e for e in events if _active(by_id[e["customer_id"]], e["ts"])]
         # block / appeal / unblock events
         for b in blocks:
-            emit(by_id[b["customer_id"]], "block", b["blocked_at"], block_source=b["source"],
-                 reason=b["reason"])
+            emit(by_id[b["customer_id"]], "block", b["blocked_at"], block_source=b["source"], reason=b["reason"])
         for a in appeals:
             c = by_id[a["customer_id"]]
             emit(c, "appeal", a["contacted_at"])  # the outcome is not known at contact: it comes when decided
@@ -275,9 +369,19 @@ class WorldGenerator:
         writer.write("events", EVENTS_SCHEMA, hist)
         writer.live_tables.append(_to_table(live, LIVE_SCHEMA))
         hist_customers = [c for c in customers if c.signup_ts < self.cutoff]
-        writer.write("customers", CUSTOMERS_SCHEMA, [
-            {"customer_id": c.customer_id, "signup_ts": c.signup_ts, "country": c.country,
-             "lifetime_value": c.lifetime_value} for c in hist_customers])
+        writer.write(
+            "customers",
+            CUSTOMERS_SCHEMA,
+            [
+                {
+                    "customer_id": c.customer_id,
+                    "signup_ts": c.signup_ts,
+                    "country": c.country,
+                    "lifetime_value": c.lifetime_value,
+                }
+                for c in hist_customers
+            ],
+        )
         hist_blocks = [b for b in blocks if b["blocked_at"] < self.cutoff]
         writer.write("blocks", BLOCKS_SCHEMA, hist_blocks)
         hist_appeals = []
@@ -286,9 +390,20 @@ class WorldGenerator:
                 resolved = a["resolved_at"] if a["resolved_at"] is not None and a["resolved_at"] < self.cutoff else None
                 hist_appeals.append({**a, "resolved_at": resolved, "outcome": a["outcome"] if resolved else "pending"})
         writer.write("appeals", APPEALS_SCHEMA, hist_appeals)
-        writer.write("truth", TRUTH_SCHEMA, [
-            {"customer_id": c.customer_id, "is_fraud_true": c.fraud_type != "none", "fraud_type": c.fraud_type,
-             "ring_id": c.ring_id, "fraud_start_ts": c.fraud_start_ts} for c in customers])
+        writer.write(
+            "truth",
+            TRUTH_SCHEMA,
+            [
+                {
+                    "customer_id": c.customer_id,
+                    "is_fraud_true": c.fraud_type != "none",
+                    "fraud_type": c.fraud_type,
+                    "ring_id": c.ring_id,
+                    "fraud_start_ts": c.fraud_start_ts,
+                }
+                for c in customers
+            ],
+        )
         writer.counts["customers"] += len(hist_customers)
         writer.counts["historical_events"] += len(hist)
         writer.counts["live_events"] += len(live)
@@ -304,7 +419,7 @@ class WorldGenerator:
         while i < len(order):
             if rng.random() < ls.household_share / 2.5:  # households of 2-4 (mean ~3) hold household_share
                 size = rng.randint(2, 4)
-                members = [legit[j] for j in order[i:i + size]]
+                members = [legit[j] for j in order[i : i + size]]
                 i += size
                 shared_device, home_ip = _device(rng), _random_ip(rng)
                 shared_card = _card(rng) if rng.random() < ls.shared_card_in_household else None
@@ -335,17 +450,18 @@ class WorldGenerator:
         ls = self.s.legit
         channel = rng.choice(CHANNELS)
         end = min(c.fraud_start_ts or self.end, c.active_until or self.end)  # takeover or churn ends the owner's use
-        emit(c, "signup", c.signup_ts, device_id=c.devices[0], ip=self._legit_ip(c, rng), email=c.email,
-             channel=channel)
+        emit(
+            c, "signup", c.signup_ts, device_id=c.devices[0], ip=self._legit_ip(c, rng), email=c.email, channel=channel
+        )
         # device churn: later devices appear part-way through the life of the account (second-hand ones when bought)
-        device_from = [c.signup_ts] + [c.device_times.get(d, c.signup_ts + rng.randrange(max(1, end - c.signup_ts)))
-                                       for d in c.devices[1:]]
+        device_from = [c.signup_ts] + [
+            c.device_times.get(d, c.signup_ts + rng.randrange(max(1, end - c.signup_ts))) for d in c.devices[1:]
+        ]
         email = c.email
         if rng.random() < ls.email_change_rate:
             ts = c.signup_ts + rng.randrange(max(1, end - c.signup_ts))
             email = _email(rng)
-            emit(c, "change_email", ts, device_id=c.devices[0], ip=self._legit_ip(c, rng), email=email,
-                 channel=channel)
+            emit(c, "change_email", ts, device_id=c.devices[0], ip=self._legit_ip(c, rng), email=email, channel=channel)
         for k, card in enumerate(c.cards):
             if k == 0 and rng.random() < ls.card_at_signup_share:  # a card right away, to book the first ride
                 ts = c.signup_ts + rng.randrange(10 * MINUTE, 6 * HOUR)
@@ -353,12 +469,27 @@ class WorldGenerator:
                 ts = c.signup_ts + int(DAY * min(90.0, 5 * math.exp(rng.gauss(0, 1.2))))
             else:
                 ts = c.signup_ts + rng.randrange(max(1, end - c.signup_ts))
-            emit(c, "add_card", ts, device_id=c.devices[0], ip=self._legit_ip(c, rng), card_fingerprint=card,
-                 channel=channel)
+            emit(
+                c,
+                "add_card",
+                ts,
+                device_id=c.devices[0],
+                ip=self._legit_ip(c, rng),
+                card_fingerprint=card,
+                channel=channel,
+            )
             if k == 0 and rng.random() < ls.first_payment_soon_share:
-                emit(c, "payment", ts + rng.randrange(5 * MINUTE, 6 * HOUR), device_id=c.devices[0],
-                     ip=self._legit_ip(c, rng), card_fingerprint=card,
-                     amount=round(math.exp(rng.gauss(3.0, 0.8)), 2), currency="USD", channel=channel)
+                emit(
+                    c,
+                    "payment",
+                    ts + rng.randrange(5 * MINUTE, 6 * HOUR),
+                    device_id=c.devices[0],
+                    ip=self._legit_ip(c, rng),
+                    card_fingerprint=card,
+                    amount=round(math.exp(rng.gauss(3.0, 0.8)), 2),
+                    currency="USD",
+                    channel=channel,
+                )
         if c.new_phone_at is not None and c.new_phone_at < end:  # looks like a takeover, is not one
             phone, t = _device(rng), c.new_phone_at
             c.devices.append(phone)
@@ -366,23 +497,39 @@ class WorldGenerator:
             emit(c, "login", t, device_id=phone, ip=self._legit_ip(c, rng), channel=channel)
             if rng.random() < 0.5:
                 t += rng.randrange(5 * MINUTE, 3 * HOUR)
-                emit(c, "change_email", t, device_id=phone, ip=self._legit_ip(c, rng), email=_email(rng),
-                     channel=channel)
+                emit(
+                    c, "change_email", t, device_id=phone, ip=self._legit_ip(c, rng), email=_email(rng), channel=channel
+                )
             t += rng.randrange(5 * MINUTE, 3 * HOUR)
             new_card = _card(rng)
             c.cards.append(new_card)
-            emit(c, "add_card", t, device_id=phone, ip=self._legit_ip(c, rng), card_fingerprint=new_card,
-                 channel=channel)
+            emit(
+                c, "add_card", t, device_id=phone, ip=self._legit_ip(c, rng), card_fingerprint=new_card, channel=channel
+            )
         span = max(1, end - c.signup_ts)
         for _ in range(n_logins):
             ts = c.signup_ts + rng.randrange(span)
-            emit(c, "login", ts, device_id=self._device_at(c, device_from, ts, rng), ip=self._legit_ip(c, rng),
-                 channel=channel)
+            emit(
+                c,
+                "login",
+                ts,
+                device_id=self._device_at(c, device_from, ts, rng),
+                ip=self._legit_ip(c, rng),
+                channel=channel,
+            )
         for _ in range(n_payments if c.cards else 0):
             ts = c.signup_ts + rng.randrange(span)
-            emit(c, "payment", ts, device_id=self._device_at(c, device_from, ts, rng), ip=self._legit_ip(c, rng),
-                 card_fingerprint=rng.choice(c.cards), amount=round(math.exp(rng.gauss(3.0, 0.8)), 2),
-                 currency="USD", channel=channel)
+            emit(
+                c,
+                "payment",
+                ts,
+                device_id=self._device_at(c, device_from, ts, rng),
+                ip=self._legit_ip(c, rng),
+                card_fingerprint=rng.choice(c.cards),
+                amount=round(math.exp(rng.gauss(3.0, 0.8)), 2),
+                currency="USD",
+                channel=channel,
+            )
 
     @staticmethod
     def _device_at(c: _Customer, device_from: list[int], ts: int, rng: random.Random) -> str:
@@ -405,8 +552,9 @@ class WorldGenerator:
         return c.home_ip or _random_ip(rng)
 
     # ------------------------------------------------------------ fraud side
-    def _rings(self, member_ids: list[str], chunk: int, rng: random.Random,
-               legit: list[_Customer]) -> list[dict[str, Any]]:
+    def _rings(
+        self, member_ids: list[str], chunk: int, rng: random.Random, legit: list[_Customer]
+    ) -> list[dict[str, Any]]:
         fs = self.s.fraud
         card_owners = [c for c in legit if c.cards]
         rings, i, r = [], 0, 0
@@ -414,7 +562,7 @@ class WorldGenerator:
             size = max(3, min(len(member_ids) - i, int(rng.gauss(fs.ring_size_mean, fs.ring_size_mean / 3))))
             if len(member_ids) - i - size < 3:
                 size = len(member_ids) - i
-            members_ids = member_ids[i:i + size]
+            members_ids = member_ids[i : i + size]
             i += size
             ring_id = f"R{chunk:03d}-{r:03d}"
             r += 1
@@ -432,28 +580,48 @@ class WorldGenerator:
                     keep = max(1, round(len(devices) * fs.ring_identifier_reuse))
                     devices = rng.sample(devices, keep) + [_device(rng) for _ in range(fs.ring_devices - keep)]
                     keep = max(1, round(len(cards) * fs.ring_identifier_reuse))
-                    cards = rng.sample(cards, keep) + [self._ring_card(rng, card_owners)
-                                                       for _ in range(fs.ring_cards - keep)]
+                    cards = rng.sample(cards, keep) + [
+                        self._ring_card(rng, card_owners) for _ in range(fs.ring_cards - keep)
+                    ]
                 generations.append((list(devices), list(cards)))
                 burst_start = min(start + g * rng.randrange(15 * DAY, 60 * DAY), self.end - 3 * DAY)
                 spread = int(fs.ring_signup_spread_days * DAY)
-                for k, cid in enumerate(members_ids[g * per_gen:(g + 1) * per_gen]):
+                for cid in members_ids[g * per_gen : (g + 1) * per_gen]:
                     signup = min(burst_start + rng.randrange(spread), self.end - 2 * DAY)
-                    c = _Customer(cid, signup, rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0],
-                                  round(rng.uniform(0, 30), 2), kind="ring", fraud_type="ring", ring_id=ring_id)
+                    c = _Customer(
+                        cid,
+                        signup,
+                        rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0],
+                        round(rng.uniform(0, 30), 2),
+                        kind="ring",
+                        fraud_type="ring",
+                        ring_id=ring_id,
+                    )
                     c.fraud_start_ts = c.signup_ts
                     if rng.random() < fs.sleeper_share:
                         lo, hi = fs.sleeper_days
                         c.sleeper_until = c.signup_ts + int(rng.uniform(lo, hi) * DAY)
                     c.devices = [rng.choice(devices)]
                     c.cards = rng.sample(cards, rng.randint(1, 2))
-                    c.email = f"{prefix}{rng.randrange(10, 9999)}@{domain}" if rng.random() < 0.6 \
+                    c.email = (
+                        f"{prefix}{rng.randrange(10, 9999)}@{domain}"
+                        if rng.random() < 0.6
                         else _email(rng, disposable=rng.random() < 0.3)
+                    )
                     c.home_ip = f"{subnet}.{rng.randrange(1, 255)}"
                     members.append(c)
             office = rng.choice(self.office_ips)
-            rings.append({"ring_id": ring_id, "members": members, "subnet": subnet, "domain": domain,
-                          "prefix": prefix, "generations": generations, "office_ip": office})
+            rings.append(
+                {
+                    "ring_id": ring_id,
+                    "members": members,
+                    "subnet": subnet,
+                    "domain": domain,
+                    "prefix": prefix,
+                    "generations": generations,
+                    "office_ip": office,
+                }
+            )
         return rings
 
     def _fraud_ip(self, ring: dict | None, c: _Customer, rng: random.Random) -> str:
@@ -477,8 +645,14 @@ class WorldGenerator:
         emit(c, "signup", t, device_id=c.devices[0], ip=ip(), email=c.email, channel=channel)
         if c.sleeper_until is not None:  # ages quietly: a login now and then, then acts
             for _ in range(rng.randint(0, 3)):
-                emit(c, "login", t + rng.randrange(max(1, c.sleeper_until - t)), device_id=c.devices[0], ip=ip(),
-                     channel=channel)
+                emit(
+                    c,
+                    "login",
+                    t + rng.randrange(max(1, c.sleeper_until - t)),
+                    device_id=c.devices[0],
+                    ip=ip(),
+                    channel=channel,
+                )
             t = c.sleeper_until
         for k, card in enumerate(c.cards):
             if k == 0 and rng.random() >= fs.card_at_signup_share:
@@ -488,8 +662,17 @@ class WorldGenerator:
             emit(c, "add_card", t, device_id=c.devices[0], ip=ip(), card_fingerprint=card, channel=channel)
         for _ in range(rng.randint(1, 6)):
             t += rng.randrange(HOUR, 3 * DAY)
-            emit(c, "payment", t, device_id=c.devices[0], ip=ip(), card_fingerprint=rng.choice(c.cards),
-                 amount=round(math.exp(rng.gauss(4.2, 0.7)), 2), currency="USD", channel=channel)
+            emit(
+                c,
+                "payment",
+                t,
+                device_id=c.devices[0],
+                ip=ip(),
+                card_fingerprint=rng.choice(c.cards),
+                amount=round(math.exp(rng.gauss(4.2, 0.7)), 2),
+                currency="USD",
+                channel=channel,
+            )
             if rng.random() < 0.5:
                 emit(c, "login", t - rng.randrange(MINUTE, HOUR), device_id=c.devices[0], ip=ip(), channel=channel)
 
@@ -518,8 +701,11 @@ class WorldGenerator:
             devices, cards = rng.choice(ring["generations"])
             device, card = rng.choice(devices), rng.choice(cards)
             ip = lambda: self._fraud_ip(ring, c, rng)  # noqa: E731
-            email = f"{ring['prefix']}{rng.randrange(10, 9999)}@{ring['domain']}" if rng.random() < 0.5 \
+            email = (
+                f"{ring['prefix']}{rng.randrange(10, 9999)}@{ring['domain']}"
+                if rng.random() < 0.5
                 else _email(rng, disposable=rng.random() < 0.3)
+            )
         else:
             device, card, email = _device(rng), _card(rng), _email(rng, disposable=True)
             ip = lambda: _random_ip(rng)  # noqa: E731
@@ -531,29 +717,52 @@ class WorldGenerator:
         emit(c, "add_card", t, device_id=device, ip=ip(), card_fingerprint=card, channel="web")
         for _ in range(rng.randint(1, 4)):
             t += rng.randrange(30 * MINUTE, DAY)
-            emit(c, "payment", t, device_id=device, ip=ip(), card_fingerprint=card,
-                 amount=round(math.exp(rng.gauss(4.5, 0.6)), 2), currency="USD", channel="web")
+            emit(
+                c,
+                "payment",
+                t,
+                device_id=device,
+                ip=ip(),
+                card_fingerprint=card,
+                amount=round(math.exp(rng.gauss(4.5, 0.6)), 2),
+                currency="USD",
+                channel="web",
+            )
 
     # ---------------------------------------------------------------- labels
     def _label_history(self, c: _Customer, rng: random.Random, blocks: list, appeals: list) -> None:
         lb = self.s.blocking
         if c.fraud_type != "none":
-            if rng.random() >= lb.detect_rate[c.fraud_type]:
+            if rng.random() >= lb.detect_rate[c.fraud_type]:  # type: ignore[index]  # a fraudster's type is one of the three
                 return  # never caught
             delay = lb.block_delay_median_days * math.exp(rng.gauss(0, lb.block_delay_sigma))
             blocked_at = c.fraud_start_ts + int(delay * DAY)
             if blocked_at >= self.end:
                 return  # caught only after the world ends: recent fraud not yet blocked
-            reason = {"ring": "linked_to_fraud_ring", "account_takeover": "account_takeover",
-                      "synthetic_identity": "synthetic_identity"}[c.fraud_type]
+            reason = {
+                "ring": "linked_to_fraud_ring",
+                "account_takeover": "account_takeover",
+                "synthetic_identity": "synthetic_identity",
+            }[c.fraud_type]
             c.blocked_at = blocked_at
-            blocks.append({"customer_id": c.customer_id, "blocked_at": blocked_at,
-                           "source": "manual" if rng.random() < lb.manual_block_share else "rule",
-                           "reason": reason})
+            blocks.append(
+                {
+                    "customer_id": c.customer_id,
+                    "blocked_at": blocked_at,
+                    "source": "manual" if rng.random() < lb.manual_block_share else "rule",
+                    "reason": reason,
+                }
+            )
             if rng.random() < lb.fraud_appeal_rate:
                 contacted = blocked_at + int(lb.appeal_delay_median_days * math.exp(rng.gauss(0, 0.7)) * DAY)
-                appeals.append({"customer_id": c.customer_id, "contacted_at": contacted, "outcome": "upheld",
-                                "resolved_at": contacted + int(lb.unblock_delay_days * DAY)})
+                appeals.append(
+                    {
+                        "customer_id": c.customer_id,
+                        "contacted_at": contacted,
+                        "outcome": "upheld",
+                        "resolved_at": contacted + int(lb.unblock_delay_days * DAY),
+                    }
+                )
             return
         if rng.random() >= lb.false_block_rate:
             return
@@ -561,15 +770,26 @@ class WorldGenerator:
         if blocked_at >= self.end:
             return
         c.blocked_at = blocked_at
-        blocks.append({"customer_id": c.customer_id, "blocked_at": blocked_at,
-                       "source": "manual" if rng.random() < lb.manual_block_share else "rule",
-                       "reason": rng.choice(["suspicious_payment", "velocity_rule", "device_mismatch"])})
+        blocks.append(
+            {
+                "customer_id": c.customer_id,
+                "blocked_at": blocked_at,
+                "source": "manual" if rng.random() < lb.manual_block_share else "rule",
+                "reason": rng.choice(["suspicious_payment", "velocity_rule", "device_mismatch"]),
+            }
+        )
         if rng.random() < lb.false_block_appeal_rate:
             contacted = blocked_at + int(lb.appeal_delay_median_days * math.exp(rng.gauss(0, 0.7)) * DAY)
             resolved = contacted + int(lb.unblock_delay_days * DAY)
             c.unblocked_at = resolved
-            appeals.append({"customer_id": c.customer_id, "contacted_at": contacted, "outcome": "unblocked",
-                            "resolved_at": resolved})
+            appeals.append(
+                {
+                    "customer_id": c.customer_id,
+                    "contacted_at": contacted,
+                    "outcome": "unblocked",
+                    "resolved_at": resolved,
+                }
+            )
 
     # ------------------------------------------------------------------ live
     def _write_live(self, tables: list[pa.Table], path: Path) -> None:
@@ -582,8 +802,9 @@ class WorldGenerator:
                 frame["ts"] = frame["ts"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
                 records = frame.to_dict("records")
                 for rec in records:
-                    fh.write(json.dumps({k: v for k, v in rec.items() if v is not None and v == v},
-                                        separators=(",", ":")))
+                    fh.write(
+                        json.dumps({k: v for k, v in rec.items() if v is not None and v == v}, separators=(",", ":"))
+                    )
                     fh.write("\n")
 
 
@@ -614,9 +835,13 @@ def _random_ip(rng: random.Random) -> str:
 def _email(rng: random.Random, disposable: bool = False) -> str:
     first, last = rng.choice(FIRST), rng.choice(LAST)
     style = rng.random()
-    local = f"{first}.{last}{rng.randrange(1, 100_000)}" if style < 0.4 \
-        else f"{first}{last}{rng.randrange(1, 1_000_000)}" if style < 0.8 \
+    local = (
+        f"{first}.{last}{rng.randrange(1, 100_000)}"
+        if style < 0.4
+        else f"{first}{last}{rng.randrange(1, 1_000_000)}"
+        if style < 0.8
         else f"{first[0]}{last}{rng.randrange(1970, 2008)}_{rng.randrange(1, 100_000)}"
+    )
     domain = rng.choice(DISPOSABLE_DOMAINS) if disposable else rng.choices(EMAIL_PROVIDERS, PROVIDER_WEIGHTS)[0]
     if rng.random() < 0.3:
         local = local.capitalize()  # raw data is not normalised

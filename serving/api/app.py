@@ -42,20 +42,31 @@ from .security import GuardMiddleware, load_tokens
 log = logging.getLogger("fraudgraph.api")
 
 
-def create_app(store: IdentityGraph, scorer: OnlineScorer, settings: Settings,
-               review_log: ReviewLog | None = None) -> FastAPI:
+def create_app(
+    store: IdentityGraph, scorer: OnlineScorer, settings: Settings, review_log: ReviewLog | None = None
+) -> FastAPI:
     """The API over an open store and a loaded model. The caller owns (and closes) the store;
     ``review_log`` defaults to ``api.review_log`` (beside a SQLite graph when unset)."""
     cfg = settings.api
     tokens = load_tokens(cfg)
     if not tokens:
         log.warning("no API tokens configured (api.tokens / api.tokens_file): every /v1 call will get 401")
-    app = FastAPI(title="fraudgraph internal API", version="1", description=__doc__.split("\n\n")[0],
-                  docs_url="/docs" if cfg.docs else None, redoc_url="/redoc" if cfg.docs else None,
-                  responses={422: {"model": ErrorResponse, "description": "invalid request"}})
-    app.state.services = Services(store, scorer, settings, IdentifierHasher.from_settings(settings.privacy),
-                                  review_log or ReviewLog(review_log_path(store, cfg.review_log)),
-                                  threading.BoundedSemaphore(cfg.score_concurrency))
+    app = FastAPI(
+        title="fraudgraph internal API",
+        version="1",
+        description=__doc__.split("\n\n")[0],
+        docs_url="/docs" if cfg.docs else None,
+        redoc_url="/redoc" if cfg.docs else None,
+        responses={422: {"model": ErrorResponse, "description": "invalid request"}},
+    )
+    app.state.services = Services(
+        store,
+        scorer,
+        settings,
+        IdentifierHasher.from_settings(settings.privacy),
+        review_log or ReviewLog(review_log_path(store, cfg.review_log)),
+        threading.BoundedSemaphore(cfg.score_concurrency),
+    )
     install_error_handlers(app)
     _install_observability(app)
     for router in (ops.router, customers.router, scoring.router, reviews.router):
@@ -70,8 +81,13 @@ def _install_observability(app: FastAPI) -> None:
     registry = CollectorRegistry()
     app.state.registry = registry
     requests = Counter("fraudgraph_api_requests_total", "API requests", ["route", "status"], registry=registry)
-    latency = Histogram("fraudgraph_api_request_seconds", "API request latency", ["route"], registry=registry,
-                        buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+    latency = Histogram(
+        "fraudgraph_api_request_seconds",
+        "API request latency",
+        ["route"],
+        registry=registry,
+        buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    )
 
     @app.middleware("http")
     async def observe(request: Request, call_next):
@@ -85,6 +101,7 @@ def _install_observability(app: FastAPI) -> None:
         requests.labels(template, str(response.status_code)).inc()
         latency.labels(template).observe(time.perf_counter() - started)
         # the route template, never the path or query: ids and a lookup's raw identifier stay out of logs
-        log.info("%s %s %d %.1fms", request.method, template, response.status_code,
-                 (time.perf_counter() - started) * 1000)
+        log.info(
+            "%s %s %d %.1fms", request.method, template, response.status_code, (time.perf_counter() - started) * 1000
+        )
         return response

@@ -44,10 +44,12 @@ def caller(request: Request) -> Principal:
 
 def require(scope: str):
     """A dependency that refuses (403) a caller whose token lacks ``scope``; returns the caller."""
+
     def check(principal: Principal = Depends(caller)) -> Principal:
         if scope not in principal.scopes:
             raise ApiError(403, "forbidden", f"the token lacks the {scope!r} scope")
         return principal
+
     return Depends(check)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,11 +29,13 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-ERRORS = {401: {"model": ErrorResponse, "description": "missing or invalid bearer token"},
-          403: {"model": ErrorResponse, "description": "token lacks the scope"},
-          413: {"model": ErrorResponse, "description": "request body above api.max_body_bytes"},
-          422: {"model": ErrorResponse, "description": "invalid request"}}
-NOT_FOUND = {404: {"model": ErrorResponse, "description": "unknown customer"}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "missing or invalid bearer token"},
+    403: {"model": ErrorResponse, "description": "token lacks the scope"},
+    413: {"model": ErrorResponse, "description": "request body above api.max_body_bytes"},
+    422: {"model": ErrorResponse, "description": "invalid request"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "unknown customer"}}
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

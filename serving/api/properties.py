@@ -49,8 +49,11 @@ def review_outcome(props: dict) -> str | None:
 
 def review_case(props: dict) -> tuple[bool, bool]:
     """``(in the queue: decided review, closed: an outcome recorded since the latest scoring)``."""
-    outcome, outcome_at, scored = review_outcome(props), as_int(props.get("review_outcome_at")), \
-        as_int(props.get("scored_as_of"))
+    outcome, outcome_at, scored = (
+        review_outcome(props),
+        as_int(props.get("review_outcome_at")),
+        as_int(props.get("scored_as_of")),
+    )
     closed = outcome is not None and (scored is None or outcome_at is None or outcome_at >= scored)
     return decision(props) == "review", closed
 
@@ -58,7 +61,14 @@ def review_case(props: dict) -> tuple[bool, bool]:
 def neighbour_rows(store, customer_ids: list[str], hop: dict[str, int], via: dict[str, set[str]]):
     frame = store.customers_of(customer_ids)
     props = {r["customer_id"]: r for r in frame.to_dict("records")} if len(frame) else {}
-    return [NeighbourCustomer(customer_id=c, hop=hop[c], via=sorted(via[c]), label=label(props.get(c, {})),
-                              decision=decision(props.get(c, {})),
-                              score=numeric_property(props.get(c, {}).get("score")))
-            for c in customer_ids]
+    return [
+        NeighbourCustomer(
+            customer_id=c,
+            hop=hop[c],
+            via=sorted(via[c]),
+            label=label(props.get(c, {})),
+            decision=decision(props.get(c, {})),
+            score=numeric_property(props.get(c, {}).get("score")),
+        )
+        for c in customer_ids
+    ]

@@ -129,8 +129,9 @@ class Health(BaseModel):
 
 class Ready(BaseModel):
     status: Literal["ready", "not_ready"]
-    components: dict[str, str] = Field(description="graph, model, review_log: ok or what is wrong (no paths, "
-                                                    "no versions)")
+    components: dict[str, str] = Field(
+        description="graph, model, review_log: ok or what is wrong (no paths, no versions)"
+    )
 
 
 class ReviewEntry(BaseModel):

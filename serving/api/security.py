@@ -23,11 +23,16 @@ from .errors import error_response
 
 SCOPES = {"read", "score", "review", "override"}
 SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer"),
-    (b"cache-control", b"no-store"), (b"cross-origin-opener-policy", b"same-origin"),
-    (b"content-security-policy",
-     b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-     b"img-src 'self' data:; frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+        b"img-src 'self' data:; frame-ancestors 'none'",
+    ),
 ]
 
 
@@ -79,8 +84,10 @@ class GuardMiddleware:
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 present = {k.lower() for k, _ in message.get("headers", [])}
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  *[h for h in SECURITY_HEADERS if h[0] not in present]]}
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), *[h for h in SECURITY_HEADERS if h[0] not in present]],
+                }
             await send(message)
 
         headers = dict(scope.get("headers") or [])
@@ -88,7 +95,8 @@ class GuardMiddleware:
             principal = self._authenticate(headers.get(b"authorization", b"").decode("latin-1"))
             if isinstance(principal, str):
                 return await error_response(401, "unauthorized", principal, {"WWW-Authenticate": "Bearer"})(
-                    scope, receive, send_with_headers)
+                    scope, receive, send_with_headers
+                )
             scope.setdefault("state", {})["principal"] = principal
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
@@ -118,4 +126,5 @@ class GuardMiddleware:
 
     async def _too_large(self, scope, receive, send):
         await error_response(413, "too_large", f"request body above api.max_body_bytes={self.max_body}")(
-            scope, receive, send)
+            scope, receive, send
+        )

@@ -29,23 +29,45 @@ def get_customer(customer_id: str, props: dict = Depends(customer_or_404), svc: 
     by_kind: dict[str, list[IdentifierOut]] = {k: [] for k in IDENTIFIER_KINDS}
     for ident in svc.store.identity(customer_id):
         p = ident.properties
-        by_kind[ident.kind].append(IdentifierOut(
-            kind=ident.kind, value_hash=ident.value_hash, first_seen=int(p["first_seen"]),
-            last_seen=int(p["last_seen"]), event_count=int(p["event_count"]),
-            counts={k[len("count_"):]: int(v) for k, v in p.items() if k.startswith("count_") and v},
-            degree=int(ident.degree)))
-    return CustomerOut(customer_id=customer_id, label=label(props), label_source=props.get("label_source"),
-                       blocked=blocked(props), score=numeric_property(props.get("score")), decision=decision(props),
-                       reason_codes=reasons(props.get("decision_reasons")), model_version=props.get("model_version"),
-                       scored_as_of=as_int(props.get("scored_as_of")),
-                       lifetime_value=numeric_property(props.get("lifetime_value")),
-                       review_outcome=review_outcome(props), identifiers=by_kind)
+        by_kind[ident.kind].append(
+            IdentifierOut(
+                kind=ident.kind,
+                value_hash=ident.value_hash,
+                first_seen=int(p["first_seen"]),
+                last_seen=int(p["last_seen"]),
+                event_count=int(p["event_count"]),
+                counts={k[len("count_") :]: int(v) for k, v in p.items() if k.startswith("count_") and v},
+                degree=int(ident.degree),
+            )
+        )
+    return CustomerOut(
+        customer_id=customer_id,
+        label=label(props),
+        label_source=props.get("label_source"),
+        blocked=blocked(props),
+        score=numeric_property(props.get("score")),
+        decision=decision(props),
+        reason_codes=reasons(props.get("decision_reasons")),
+        model_version=props.get("model_version"),
+        scored_as_of=as_int(props.get("scored_as_of")),
+        lifetime_value=numeric_property(props.get("lifetime_value")),
+        review_outcome=review_outcome(props),
+        identifiers=by_kind,
+    )
 
 
-@router.get("/customers/{customer_id}/neighbourhood", response_model=NeighbourhoodOut,
-            responses={**ERRORS, **NOT_FOUND}, dependencies=[Depends(customer_or_404)])
-def get_neighbourhood(customer_id: str, hops: int = Query(1, ge=1, le=2), limit: int = Query(50, ge=1, le=MAX_LIMIT),
-                      svc: Services = Depends(services)):
+@router.get(
+    "/customers/{customer_id}/neighbourhood",
+    response_model=NeighbourhoodOut,
+    responses={**ERRORS, **NOT_FOUND},
+    dependencies=[Depends(customer_or_404)],
+)
+def get_neighbourhood(
+    customer_id: str,
+    hops: int = Query(1, ge=1, le=2),
+    limit: int = Query(50, ge=1, le=MAX_LIMIT),
+    svc: Services = Depends(services),
+):
     """Customers sharing identifiers with this one (hops=2: and with those), through which identifiers.
 
     Each identifier contributes at most the model's fan-out cap of customers (lowest ids first);
@@ -60,7 +82,7 @@ def get_neighbourhood(customer_id: str, hops: int = Query(1, ge=1, le=2), limit:
     for depth in (1, 2)[:hops]:
         nexts: list[str] = []
         hoods = svc.store.neighbourhoods(frontier, fanout_cap=cap)
-        seen_idents = {(i.kind, i.value_hash) for i in idents}
+        seen_idents: set[tuple[str, str]] = {(i.kind, i.value_hash) for i in idents}
         for centre in frontier:
             for ident in hoods[centre].identifiers:
                 key = f"{ident.kind}:{ident.value_hash}"
@@ -77,29 +99,49 @@ def get_neighbourhood(customer_id: str, hops: int = Query(1, ge=1, le=2), limit:
                         shown += 1
                 if (ident.kind, ident.value_hash) not in seen_idents:
                     seen_idents.add((ident.kind, ident.value_hash))
-                    idents.append(SharedIdentifierOut(kind=ident.kind, value_hash=ident.value_hash, hop=depth,
-                                                      degree=ident.degree, customers_shown=shown,
-                                                      truncated=ident.truncated or shown < ident.degree - 1))
+                    idents.append(
+                        SharedIdentifierOut(
+                            kind=ident.kind,
+                            value_hash=ident.value_hash,
+                            hop=depth,
+                            degree=ident.degree,
+                            customers_shown=shown,
+                            truncated=ident.truncated or shown < ident.degree - 1,
+                        )
+                    )
                 truncated = truncated or ident.truncated
         frontier = nexts
     others = [c for c in hop if c != customer_id]
-    return NeighbourhoodOut(customer_id=customer_id, hops=hops, fanout_cap=cap, limit=limit, truncated=truncated,
-                            identifiers=idents,
-                            customers=neighbour_rows(svc.store, others, hop, via) if others else [])
+    return NeighbourhoodOut(
+        customer_id=customer_id,
+        hops=hops,
+        fanout_cap=cap,
+        limit=limit,
+        truncated=truncated,
+        identifiers=idents,
+        customers=neighbour_rows(svc.store, others, hop, via) if others else [],
+    )
 
 
 @router.get("/lookup", response_model=LookupOut, responses={**ERRORS})
-def lookup(email: str | None = Query(None, description="raw email, hashed with the graph's key"),
-           ip: str | None = Query(None), device_id: str | None = Query(None),
-           card_fingerprint: str | None = Query(None, description="the processor's fingerprint, never a PAN"),
-           limit: int = Query(50, ge=1, le=MAX_LIMIT), svc: Services = Depends(services)):
+def lookup(
+    email: str | None = Query(None, description="raw email, hashed with the graph's key"),
+    ip: str | None = Query(None),
+    device_id: str | None = Query(None),
+    card_fingerprint: str | None = Query(None, description="the processor's fingerprint, never a PAN"),
+    limit: int = Query(50, ge=1, le=MAX_LIMIT),
+    svc: Services = Depends(services),
+):
     """Customers linked to one raw identifier (give exactly one). The raw value is hashed and dropped."""
     limit = _limit(limit, svc)
-    given = {f: v for f, v in (("email", email), ("ip", ip), ("device_id", device_id),
-                               ("card_fingerprint", card_fingerprint)) if v is not None}
+    given = {
+        f: v
+        for f, v in (("email", email), ("ip", ip), ("device_id", device_id), ("card_fingerprint", card_fingerprint))
+        if v is not None
+    }
     if len(given) != 1:
         raise ApiError(422, "invalid_request", "give exactly one of email, ip, device_id, card_fingerprint")
-    (field, raw), = given.items()
+    ((field, raw),) = given.items()
     check = IDENTIFIER_PROBLEMS.get(field)
     problem = check(raw) if check else (None if raw.strip() else "must not be empty")
     if problem:
@@ -116,6 +158,10 @@ def lookup(email: str | None = Query(None, description="raw email, hashed with t
     links = svc.store.identifier_links([(kind, value_hash)], limit) if degree else None
     ids = sorted(links["customer_id"]) if links is not None else []
     key = f"{kind}:{value_hash}"
-    return LookupOut(kind=kind, value_hash=value_hash, degree=degree, truncated=degree > len(ids),
-                     customers=neighbour_rows(svc.store, ids, {c: 1 for c in ids}, {c: {key} for c in ids})
-                     if ids else [])
+    return LookupOut(
+        kind=kind,
+        value_hash=value_hash,
+        degree=degree,
+        truncated=degree > len(ids),
+        customers=neighbour_rows(svc.store, ids, {c: 1 for c in ids}, {c: {key} for c in ids}) if ids else [],
+    )

@@ -22,8 +22,9 @@ def healthz():
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=Ready,
-            responses={503: {"model": Ready, "description": "a component is not ready"}})
+@router.get(
+    "/readyz", response_model=Ready, responses={503: {"model": Ready, "description": "a component is not ready"}}
+)
 def readyz(svc: Services = Depends(services)):
     """Each component's state: the graph answers, is writable and holds the schema; the model is loaded; the
     review log answers. No paths and no versions."""

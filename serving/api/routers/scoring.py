@@ -24,10 +24,23 @@ def score(body: ScoreRequest, svc: Services = Depends(services)):
     as_of = now_ms()
     with svc.scoring_slots:  # CPU-bound: more at once than cores only thrashes
         results = svc.scorer.score_many(ids, as_of)
-    out = [ScoreOut(customer_id=c, score=r.score, decision=r.decision.decision,
-                    reason_codes=list(r.decision.reason_codes), reasons=list(r.decision.reasons),
-                    model_version=r.model_version, as_of=r.as_of_ms) for c, r in results.items()]
+    out = [
+        ScoreOut(
+            customer_id=c,
+            score=r.score,
+            decision=r.decision.decision,
+            reason_codes=list(r.decision.reason_codes),
+            reasons=list(r.decision.reasons),
+            model_version=r.model_version,
+            as_of=r.as_of_ms,
+        )
+        for c, r in results.items()
+    ]
     if cfg.write_scores and results:
-        svc.store.set_customer_properties({r.customer_id: decision_properties(
-            r.score, r.decision, r.reason_codes, r.model_version, r.as_of) for r in out})
+        svc.store.set_customer_properties(
+            {
+                r.customer_id: decision_properties(r.score, r.decision, r.reason_codes, r.model_version, r.as_of)
+                for r in out
+            }
+        )
     return ScoreResponse(results=out, not_found=[c for c in ids if c not in results])
