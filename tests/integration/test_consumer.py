@@ -555,3 +555,61 @@ def test_a_ledger_belongs_to_one_graph(small_world, model_dir, settings, tmp_pat
     assert second.exit_code == 0, second.output
     with open_graph(f"sqlite:///{graph_b}", settings) as store:
         assert store.stats()["vertices"]["customer"] > 0
+
+
+@pytest.mark.slow
+def test_hostile_kafka_stream_is_applied_or_dead_lettered_exactly_once(small_world, small_world_graph, model_dir,
+                                                                      settings, kafka_server, tmp_path):
+    """The hostile inputs and a hypothesis-drawn batch of arbitrary bytes and JSON, on the real broker: every
+    message is applied or dead-lettered once (to the DLQ topic, redacted), nothing is lost, a restart
+    changes nothing."""
+    from confluent_kafka import Producer
+    from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+    from fraudgraph.ml.artifact import ModelArtifact
+    from serving.sources import KafkaSink, KafkaSource
+
+    drawn: list[bytes] = []
+
+    @hsettings(max_examples=1, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(st.lists(st.one_of(st.binary(min_size=1, max_size=300),
+                              st.recursive(st.none() | st.floats() | st.text(max_size=20),
+                                           lambda inner: st.lists(inner, max_size=3)
+                                           | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+                                           max_leaves=12).map(lambda v: json.dumps(v).encode())),
+                    min_size=30, max_size=30))
+    def draw(values):
+        drawn.extend(values)
+
+    draw()
+    uri, _ = small_world_graph
+    valid = [line.encode() for line in live_events(small_world)[:200]]
+    messages = valid[:100] + hostile_inputs()[:-1] + drawn + valid[100:]
+    producer = Producer({"bootstrap.servers": kafka_server.bootstrap, "message.max.bytes": 2_000_000})
+    for m in messages:
+        producer.produce("hostile-events", m)
+    producer.flush(30)
+
+    def consume_once():
+        ledger = Ledger(tmp_path / "ledger.db")
+        dead = KafkaSink(kafka_server.bootstrap, "hostile-events.dlq")
+        source = KafkaSource(kafka_server.bootstrap, "hostile-events", "fraudgraph-hostile", idle_stop_s=4)
+        with open_graph(uri, settings) as store:
+            scorer = OnlineScorer(store, ModelArtifact.load(model_dir), settings)
+            stats = LiveConsumer(store, scorer, settings, ledger, KafkaSink(kafka_server.bootstrap, "hostile-dec"),
+                                 dead).run(source, install_signals=False)
+        source.close()
+        ledger.close()
+        return stats
+
+    stats = consume_once()
+    assert stats["events_in"] == len(messages)
+    assert stats["applied"] + stats["rejected"] + stats["duplicates"] == len(messages)  # nothing lost
+    assert stats["applied"] == 200 and stats["rejected"] == len(messages) - 200
+    dlq = _drain(kafka_server.bootstrap, "hostile-events.dlq", stats["rejected"])
+    assert len(dlq) == stats["rejected"] and len({d["position"] for d in dlq}) == len(dlq)
+    blob = json.dumps(dlq)
+    assert RAW_CARD not in blob and RAW_EMAIL not in blob
+    print(f"kafka hostile stream: {len(messages)} messages, {stats['applied']} applied, {stats['rejected']} "
+          f"dead-lettered, 0 lost")
+    assert consume_once()["events_in"] == 0
