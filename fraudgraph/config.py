@@ -71,6 +71,8 @@ class GremlinServerSettings(_Section):
     persist: bool = True
     start_timeout_s: float = Field(180, gt=0)
     quick_jit: bool = True
+    # TinkerGraph's default vertex-property cardinality; "set" behaves as Neptune does
+    vertex_property_cardinality: Literal["single", "set"] = "single"
 
 
 class LegitWorldSettings(_Section):

@@ -257,7 +257,14 @@ class GremlinServer(JavaServer):
         config = yaml.safe_load((CONF_DIR / "gremlin-server.yaml").read_text())
         config["host"] = self.host
         config["port"] = self.port
-        props = (CONF_DIR / "tinkergraph.properties").read_text()
+        props = (
+            (CONF_DIR / "tinkergraph.properties")
+            .read_text()
+            .replace(
+                "defaultVertexPropertyCardinality=single",
+                f"defaultVertexPropertyCardinality={self.settings.vertex_property_cardinality}",
+            )
+        )
         if self.settings.persist:
             data = self.state_dir / "data"
             data.mkdir(exist_ok=True)

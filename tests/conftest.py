@@ -33,18 +33,33 @@ def gremlin_server(tmp_path_factory, settings):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def gremlin_server_set(tmp_path_factory, settings):
+    """A second Gremlin Server whose TinkerGraph defaults to ``set`` vertex-property cardinality, as
+    Amazon Neptune does: a write that does not state its cardinality adds a value instead of replacing."""
+    from localservers.servers import GremlinServer, free_port
+
+    neptune_like = settings.gremlin_server.model_copy(update={"vertex_property_cardinality": "set",
+                                                              "persist": False})
+    server = GremlinServer(neptune_like, state_dir=tmp_path_factory.mktemp("gremlin-server-set"), port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
 def make_store(kind: str, tmp_path: Path, settings, request):
     from fraudgraph.graph import open_graph
 
     if kind == "sqlite":
         return open_graph(f"sqlite:///{tmp_path / 'graph.db'}", settings)
-    server = request.getfixturevalue("gremlin_server")
+    server = request.getfixturevalue("gremlin_server_set" if kind == "gremlin_set" else "gremlin_server")
     store = open_graph(server.url, settings)
     store.clear()
     return store
 
 
-@pytest.fixture(params=["sqlite", pytest.param("gremlin", marks=[pytest.mark.slow, pytest.mark.gremlin])])
+@pytest.fixture(params=["sqlite", pytest.param("gremlin", marks=[pytest.mark.slow, pytest.mark.gremlin]),
+                        pytest.param("gremlin_set", marks=[pytest.mark.slow, pytest.mark.gremlin])])
 def store(request, tmp_path, settings):
     """An empty identity graph on each backend."""
     s = make_store(request.param, tmp_path, settings, request)

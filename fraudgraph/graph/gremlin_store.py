@@ -71,6 +71,15 @@ from .base import (
 
 GRAPH_META_LABEL, GRAPH_META_ID = "graph_meta", "fraudgraph:graph_meta"
 
+
+def _single(props: Mapping[str, Any]) -> dict[str, Any]:
+    """Vertex properties for mergeV with their cardinality stated: Neptune's default is ``set``, where a
+    plain write would add a value instead of replacing it."""
+    from gremlin_python.process.traversal import CardinalityValue
+
+    return {k: CardinalityValue.single(v) for k, v in props.items()}
+
+
 log = logging.getLogger(__name__)
 T_ = TypeVar("T_")
 
@@ -277,7 +286,7 @@ class GremlinIdentityGraph(IdentityGraph):
             removed = tuple(sorted(k for k, v in c.properties.items() if v is None))
             if removed:
                 drops[removed].append(vid)
-            rows.append({"k": {T.id: vid, T.label: CUSTOMER}, "p": props})
+            rows.append({"k": {T.id: vid, T.label: CUSTOMER}, "p": _single(props)})
 
         def write(g, chunk):
             (
@@ -309,7 +318,7 @@ class GremlinIdentityGraph(IdentityGraph):
         validate_links(links)
         cust_rows = [{T.id: customer_vertex_id(c), T.label: CUSTOMER} for c in sorted({l.customer_id for l in links})]
         ident_rows = [
-            {"k": {T.id: identifier_id(k, h), T.label: k}, "p": {"value_hash": h}}
+            {"k": {T.id: identifier_id(k, h), T.label: k}, "p": _single({"value_hash": h})}
             for k, h in sorted({(l.kind, l.value_hash) for l in links})
         ]
         edge_rows = []
@@ -380,13 +389,14 @@ class GremlinIdentityGraph(IdentityGraph):
         """Drop the summaries of vertices about to change and bump their versions (before the write, so a
         write that never reaches its refresh leaves no summary behind)."""
         from gremlin_python.process.graph_traversal import __
+        from gremlin_python.process.traversal import Cardinality
 
         self._write_chunks(
             "invalidate_summaries",
             lambda g, chunk: (
                 g.V(*chunk)
                 .side_effect(__.properties(SUMMARY).drop())
-                .property(SUMMARY_VERSION, self._bump_version())
+                .property(Cardinality.single, SUMMARY_VERSION, self._bump_version())
                 .iterate()
             ),
             list(vertex_ids),
@@ -395,7 +405,7 @@ class GremlinIdentityGraph(IdentityGraph):
     def refresh_summaries(self, customer_ids: Sequence[str] = (), identifiers: Sequence[tuple[str, str]] = ()) -> None:
         """Recompute the link summaries of these customers and identifiers (see the module docstring)."""
         from gremlin_python.process.graph_traversal import __
-        from gremlin_python.process.traversal import P, T
+        from gremlin_python.process.traversal import Cardinality, P, T
 
         cap = self.fanout_cap + 1
         bump = self._bump_version
@@ -412,7 +422,7 @@ class GremlinIdentityGraph(IdentityGraph):
                 .where("x", P.eq("r"))
                 .by(SUMMARY_VERSION)
                 .by("v")
-                .property(SUMMARY, __.select("r").select("s"))
+                .property(Cardinality.single, SUMMARY, __.select("r").select("s"))
                 .iterate()
             )
 
@@ -420,7 +430,7 @@ class GremlinIdentityGraph(IdentityGraph):
             keys = ["first", *EDGE_LABEL_BY_KIND.values(), *_LINK_PROPS[2:]]  # LINK_SUMMARY_COLUMNS[1:]
             t = (
                 g.V(*chunk)
-                .property(SUMMARY_VERSION, bump())
+                .property(Cardinality.single, SUMMARY_VERSION, bump())
                 .project("id", "v", "n", "fmax", "p", *keys)
                 .by(__.id_())
                 .by(__.values(SUMMARY_VERSION))
@@ -457,7 +467,7 @@ class GremlinIdentityGraph(IdentityGraph):
         def refresh_identifiers(g, chunk):
             rows = (
                 g.V(*chunk)
-                .property(SUMMARY_VERSION, bump())
+                .property(Cardinality.single, SUMMARY_VERSION, bump())
                 .project("id", "v", "n", "fmin", "fmax", "events", "first")
                 .by(__.id_())
                 .by(__.values(SUMMARY_VERSION))

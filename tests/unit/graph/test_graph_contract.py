@@ -231,3 +231,24 @@ def test_the_graph_keeps_one_id(store, settings):
     with open_graph(store.uri, settings) as again:
         assert again.graph_id == graph_id
     assert set(store.stats()["vertices"]) <= {"customer", "device", "ip", "email", "card"}
+
+
+def test_property_updates_replace_the_value_whatever_the_default_cardinality(store):
+    """Neptune's default vertex-property cardinality is set: a write that does not say single adds a value.
+    Customer properties, summaries and identifier properties are written single on every backend."""
+    link = IdentityLink("C1", "device", "d" * 32, 1000, 2000, 1, {"login": 1})
+    store.upsert_links([link])
+    for value in (10.0, 20.0, 30.0):
+        store.upsert_customers([CustomerUpsert("C1", {"lifetime_value": value, "signup_ts": 5})])
+        store.set_customer_properties({"C1": {"decision": f"d{value:.0f}"}})
+    store.upsert_links([IdentityLink("C1", "device", "d" * 32, 1000, 3000, 2, {"login": 2})])
+    props = store.customer("C1")
+    assert props["lifetime_value"] == 30.0 and props["decision"] == "d30" and props["signup_ts"] == 5
+    if hasattr(store, "_run"):  # Gremlin: every vertex property holds exactly one value
+        counts = store._run("test", lambda g: g.V().properties().key().group_count().next())
+        from gremlin_python.process.graph_traversal import __
+
+        per_vertex = store._run("test", lambda g: g.V().properties().group_count().by(
+            __.project("v", "k").by(__.element().id_()).by(__.key())).next())
+        assert all(n == 1 for n in per_vertex.values()), per_vertex
+        assert counts
