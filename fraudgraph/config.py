@@ -45,6 +45,8 @@ class GremlinSettings(_Section):
     backoff_max_s: float = Field(10.0, gt=0)
     request_timeout_s: float = Field(120, gt=0)
     summary_properties: list[str] = ["signup_ts", "lifetime_value", "clean_label"]
+    iam: bool = False  # Neptune IAM auth: SigV4-sign every WebSocket handshake (fraudgraph.graph.neptune_iam)
+    iam_region: str | None = None  # default: AWS_REGION / the AWS config
 
 
 class GraphSettings(_Section):

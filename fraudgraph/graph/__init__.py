@@ -63,6 +63,8 @@ def open_graph(uri: str | None = None, settings=None, *, create: bool = True) ->
             backoff_max_s=gg.backoff_max_s,
             request_timeout_s=gg.request_timeout_s,
             summary_properties=gg.summary_properties,
+            iam=gg.iam,
+            iam_region=gg.iam_region,
         )
     else:
         raise GraphSetupError(f"graph URI {uri!r}: expected sqlite:///PATH, ws://HOST:PORT/gremlin or wss://...")

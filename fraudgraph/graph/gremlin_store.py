@@ -173,6 +173,8 @@ class GremlinIdentityGraph(IdentityGraph):
         backoff_max_s: float = 10.0,
         request_timeout_s: float = 120,
         summary_properties: Sequence[str] = ("signup_ts", "lifetime_value", "clean_label"),
+        iam: bool = False,
+        iam_region: str | None = None,
     ):
         if not uri.startswith(("ws://", "wss://")):
             raise ValueError(f"graph URI {uri!r}: expected ws://HOST:PORT/gremlin or wss://...")
@@ -186,6 +188,7 @@ class GremlinIdentityGraph(IdentityGraph):
         self.backoff_max_s = backoff_max_s
         self.request_timeout_s = request_timeout_s
         self.summary_properties = frozenset(summary_properties)
+        self.iam, self.iam_region = iam, iam_region
         self._lock = threading.Lock()
         self._conn = None
         self._g = None
@@ -196,6 +199,11 @@ class GremlinIdentityGraph(IdentityGraph):
         from gremlin_python.driver.driver_remote_connection import DriverRemoteConnection
         from gremlin_python.process.anonymous_traversal import traversal
 
+        headers = None
+        if self.iam:  # signed afresh for every connection: a signature is only valid for minutes
+            from .neptune_iam import handshake_headers
+
+            headers = handshake_headers(self.uri, self.iam_region)
         conn = DriverRemoteConnection(
             self.uri,
             self.traversal_source,
@@ -203,6 +211,7 @@ class GremlinIdentityGraph(IdentityGraph):
             max_workers=self.pool_size,
             read_timeout=self.request_timeout_s,
             write_timeout=self.request_timeout_s,
+            headers=headers,
         )
         return conn, traversal().with_remote(conn)
 
