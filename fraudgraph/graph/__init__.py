@@ -41,31 +41,11 @@ def open_graph(uri: str | None = None, settings=None, *, create: bool = True) ->
 
         if not create and not path_from_uri(uri).exists():
             raise GraphSetupError(f"graph {uri}: no such file (only fraudgraph etl and consume create a graph)")
-        store: IdentityGraph = SqliteIdentityGraph(
-            uri,
-            batch_size=gs.batch_size,
-            fanout_cap=gs.neighbourhood_fanout_cap,
-            busy_timeout_ms=gs.sqlite.busy_timeout_ms,
-            cache_size_mb=gs.sqlite.cache_size_mb,
-        )
+        store: IdentityGraph = SqliteIdentityGraph.from_settings(uri, gs)
     elif uri.startswith(("ws://", "wss://")):
         from .gremlin_store import GremlinIdentityGraph
 
-        gg = gs.gremlin
-        store = GremlinIdentityGraph(
-            uri,
-            traversal_source=gg.traversal_source,
-            pool_size=gg.pool_size,
-            batch_size=gg.batch_size,
-            fanout_cap=gs.neighbourhood_fanout_cap,
-            max_retries=gg.max_retries,
-            backoff_initial_s=gg.backoff_initial_s,
-            backoff_max_s=gg.backoff_max_s,
-            request_timeout_s=gg.request_timeout_s,
-            summary_properties=gg.summary_properties,
-            iam=gg.iam,
-            iam_region=gg.iam_region,
-        )
+        store = GremlinIdentityGraph.from_settings(uri, gs)
     else:
         raise GraphSetupError(f"graph URI {uri!r}: expected sqlite:///PATH, ws://HOST:PORT/gremlin or wss://...")
     _check_key(store, settings)

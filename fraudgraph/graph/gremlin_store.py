@@ -160,6 +160,25 @@ class GremlinIdentityGraph(IdentityGraph):
 
     keeps_summaries = True
 
+    @classmethod
+    def from_settings(cls, uri: str, settings) -> GremlinIdentityGraph:
+        """The store at ``uri`` built from its settings (``graph`` and ``graph.gremlin``)."""
+        gg = settings.gremlin
+        return cls(
+            uri,
+            traversal_source=gg.traversal_source,
+            pool_size=gg.pool_size,
+            batch_size=gg.batch_size,
+            fanout_cap=settings.neighbourhood_fanout_cap,
+            max_retries=gg.max_retries,
+            backoff_initial_s=gg.backoff_initial_s,
+            backoff_max_s=gg.backoff_max_s,
+            request_timeout_s=gg.request_timeout_s,
+            summary_properties=gg.summary_properties,
+            iam=gg.iam,
+            iam_region=gg.iam_region,
+        )
+
     def __init__(
         self,
         uri: str,

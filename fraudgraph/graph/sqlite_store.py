@@ -162,6 +162,17 @@ def _frame(rows: list[tuple], columns: list[str], n_text: int) -> pd.DataFrame:
 class SqliteIdentityGraph(IdentityGraph):
     """Identity graph in one SQLite file. Safe to share between threads (calls serialise)."""
 
+    @classmethod
+    def from_settings(cls, uri: str, settings) -> SqliteIdentityGraph:
+        """The store at ``uri`` built from its settings (``graph`` and ``graph.sqlite``)."""
+        return cls(
+            uri,
+            batch_size=settings.batch_size,
+            fanout_cap=settings.neighbourhood_fanout_cap,
+            busy_timeout_ms=settings.sqlite.busy_timeout_ms,
+            cache_size_mb=settings.sqlite.cache_size_mb,
+        )
+
     def __init__(
         self,
         uri: str,
