@@ -365,6 +365,27 @@ def live_headline(live: dict[str, Any] | None) -> list[str]:
         f"From a caught fraudster's first fraud event to its first flag: events p50 {ev['p50']} / p90 {ev['p90']}, "
         f"hours p50 {hours['p50']} / p90 {hours['p90']}.",
         "",
+        *operating_point_lines(live.get("operating_points") or []),
+    ]
+
+
+def operating_point_lines(points: list[dict[str, Any]]) -> list[str]:
+    """The same replay's scores read at other thresholds: the ranking, for whoever sets ``rules.threshold``."""
+    if not points:
+        return []
+    pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+    return [
+        "The same decisions' scores read at other thresholds (what the ranking would give; the deployed "
+        "threshold is chosen on validation, never on this table):",
+        "",
+        "| threshold | flagged | precision | recall | false flags / 10k legit |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+        *[
+            f"| {p['threshold']:.2f} | {p['flagged']:,} | {pct(p['precision'])} | {pct(p['recall'])} | "
+            f"{p['false_flags_per_10k_legit']} |"
+            for p in points
+        ],
+        "",
     ]
 
 

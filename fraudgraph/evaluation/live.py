@@ -124,6 +124,7 @@ def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> 
         "legit_active_customers": len(legit_active),
         "false_flags_per_10k_legit": round(1e4 * len(false_flagged) / len(legit_active), 2) if legit_active else None,
         "decisions_per_day": per_day,
+        "operating_points": operating_points(decisions, ev, set(active.index), len(legit_active)),
     }
     for kind, label in (("ring", "new_ring_accounts"), ("account_takeover", "takeovers")):
         rows = active.loc[active["new_ring_account"]] if kind == "ring" else active.loc[active["type"] == kind]
@@ -136,6 +137,43 @@ def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> 
             "missed": int(len(rows)) - blocked - reviewed,
             "events_to_decision": _quantiles(rows["events_to_flag"].dropna().astype(int).tolist()),
         }
+    return out
+
+
+OPERATING_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+def operating_points(decisions, events, active: set, legit_active: int) -> list[dict[str, Any]]:
+    """What the same replay's scores would give at other thresholds (the decisions carry each score):
+    precision, recall and false flags per 10,000 legitimate customers at each of ``OPERATING_THRESHOLDS``.
+    A reading of the ranking for whoever sets ``rules.threshold``, never used to set it."""
+    import numpy as np
+    import pandas as pd
+
+    if not len(decisions) or "score" not in decisions:
+        return []
+    d = decisions[["event_id", "customer_id", "score"]].merge(
+        events[["event_id", "fraud_phase"]], on="event_id", how="left"
+    )
+    phase = d["fraud_phase"].fillna(False).astype(bool).to_numpy()
+    fraud_best = d.loc[phase].groupby("customer_id")["score"].max()
+    other_best = d.loc[~phase].groupby("customer_id")["score"].max()
+    out = []
+    for t in OPERATING_THRESHOLDS:
+        caught = set(fraud_best.index[fraud_best.to_numpy() >= t])
+        false = set(other_best.index[other_best.to_numpy() >= t]) - caught
+        flagged = len(caught) + len(false)
+        out.append(
+            {
+                "threshold": t,
+                "flagged": flagged,
+                "caught": len(caught),
+                "precision": round(len(caught) / flagged, 4) if flagged else None,
+                "recall": round(len(caught) / len(active), 4) if active else None,
+                "false_flags_per_10k_legit": round(1e4 * len(false) / legit_active, 2) if legit_active else None,
+            }
+        )
+    del np, pd
     return out
 
 

@@ -91,3 +91,26 @@ def test_a_stream_where_nobody_was_flagged(tmp_path):
     assert out["active_fraudsters"] == 1 and out["caught"] == 0 and out["recall"] == 0.0
     assert out["precision"] is None and out["caught_before_first_payment"] == 0.0
     assert out["false_flags_per_10k_legit"] == 0.0
+
+
+def test_operating_points_read_the_same_scores_at_other_thresholds(tmp_path):
+    ev = lambda i, c, day: {"event_id": f"E{i}", "customer_id": c, "event_type": "login",  # noqa: E731
+                            "ts": f"2026-01-0{day}T10:00:00Z"}
+    events = [ev(1, "ring1", 1), ev(2, "ato1", 1), ev(3, "ato1", 3), ev(4, "legit1", 2), ev(5, "legit2", 2)]
+    decisions = [{"event_id": "E1", "customer_id": "ring1", "decision": "block", "score": 0.93},
+                 {"event_id": "E2", "customer_id": "ato1", "decision": "allow", "score": 0.85},  # before takeover
+                 {"event_id": "E3", "customer_id": "ato1", "decision": "allow", "score": 0.65},
+                 {"event_id": "E4", "customer_id": "legit1", "decision": "allow", "score": 0.75},
+                 {"event_id": "E5", "customer_id": "legit2", "decision": "allow", "score": 0.2}]
+    truth = {"customer_id": ["ring1", "ato1", "legit1", "legit2"], "is_fraud_true": [True, True, False, False],
+             "fraud_type": ["ring", "account_takeover", "none", "none"],
+             "fraud_start_ts": ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z", None, None]}
+    _write(tmp_path, events, decisions, truth)
+    points = {p["threshold"]: p for p in live_outcomes(tmp_path / "events.jsonl", tmp_path / "decisions.jsonl",
+                                                       tmp_path / "truth.parquet")["operating_points"]}
+    assert (points[0.9]["caught"], points[0.9]["flagged"], points[0.9]["recall"]) == (1, 1, 0.5)
+    # at 0.8 ato1 is flagged only before its takeover: a false flag, not a catch
+    assert (points[0.8]["caught"], points[0.8]["flagged"], points[0.8]["precision"]) == (1, 2, 0.5)
+    # at 0.6 ato1 is caught after the takeover (counted once), legit1 is a false flag
+    assert (points[0.6]["caught"], points[0.6]["flagged"], points[0.6]["precision"]) == (2, 3, round(2 / 3, 4))
+    assert points[0.6]["false_flags_per_10k_legit"] == 5000.0
