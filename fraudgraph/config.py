@@ -47,6 +47,19 @@ class GremlinSettings(_Section):
     summary_properties: list[str] = ["signup_ts", "lifetime_value", "clean_label"]
     iam: bool = False  # Neptune IAM auth: SigV4-sign every WebSocket handshake (fraudgraph.graph.neptune_iam)
     iam_region: str | None = None  # default: AWS_REGION / the AWS config
+    # supplied: fraudgraph's edge ids (TinkerGraph, Neptune); engine: the engine's own (JanusGraph refuses
+    # user-supplied edge ids), edges merged on label and endpoints
+    edge_ids: Literal["supplied", "engine"] = "supplied"
+
+
+class JanusGraphServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8183, ge=1, le=65535)
+    janusgraph_version: str = "1.1.0"
+    heap: str = "1g"
+    state_dir: str = ".servers/janusgraph-server"
+    start_timeout_s: float = Field(180, gt=0)
+    quick_jit: bool = True
 
 
 class GraphSettings(_Section):
@@ -373,6 +386,7 @@ class Settings(_Section):
     graph: GraphSettings = GraphSettings()
     privacy: PrivacySettings = PrivacySettings()
     gremlin_server: GremlinServerSettings = GremlinServerSettings()
+    janusgraph_server: JanusGraphServerSettings = JanusGraphServerSettings()
     world: WorldSettings = WorldSettings()
     spark: SparkSettings = SparkSettings()
     etl: EtlSettings = EtlSettings()

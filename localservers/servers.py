@@ -309,6 +309,51 @@ class GremlinServer(JavaServer):
         return gremlin_answers(self.url)
 
 
+class JanusGraphServer(JavaServer):
+    """JanusGraph Server (in-memory storage, custom string vertex ids) with traversal source ``g``."""
+
+    MAIN = "org.janusgraph.graphdb.server.JanusGraphServer"
+
+    def __init__(self, settings, *, state_dir: str | Path | None = None, port: int | None = None):
+        state = absolute_state_dir(state_dir or settings.state_dir)
+        super().__init__(
+            "janusgraph-server", state, settings.host, port or settings.port, settings.start_timeout_s, settings.heap
+        )
+        self.settings = settings
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}/gremlin"
+
+    def lib_dir(self) -> Path:
+        return resolve_maven_classpath(
+            CONF_DIR / "servers" / "janusgraph-server.pom.xml",
+            servers_cache() / f"janusgraph-server-{self.settings.janusgraph_version}",
+            {"janusgraph.version": self.settings.janusgraph_version},
+        )
+
+    def prepare(self) -> tuple[list[str], str, list[str]]:
+        lib = self.lib_dir()
+        config = yaml.safe_load((CONF_DIR / "janusgraph" / "janusgraph-server.yaml").read_text())
+        config["host"], config["port"] = self.host, self.port
+        config["graphs"] = {"graph": str(CONF_DIR / "janusgraph" / "janusgraph-inmemory.properties")}
+        config["scriptEngines"]["gremlin-groovy"]["plugins"][
+            "org.apache.tinkerpop.gremlin.jsr223.ScriptFileGremlinPlugin"
+        ] = {"files": [str(CONF_DIR / "gremlin-server-init.groovy")]}
+        runtime = self.state_dir / "janusgraph-server.yaml"
+        runtime.write_text(yaml.safe_dump(config, sort_keys=False))
+        return [str(lib / "*")], self.MAIN, [str(runtime)]
+
+    def jvm_options(self) -> list[str]:
+        base = super().jvm_options()
+        if not self.settings.quick_jit:
+            base = [o for o in base if not o.startswith("-XX:TieredStopAtLevel")]
+        return base
+
+    def ready(self) -> bool:
+        return gremlin_answers(self.url)
+
+
 def gremlin_answers(url: str, timeout_s: float = 5.0) -> bool:
     """True when a Gremlin endpoint answers a traversal."""
     from gremlin_python.driver.driver_remote_connection import DriverRemoteConnection

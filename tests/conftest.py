@@ -47,11 +47,33 @@ def gremlin_server_set(tmp_path_factory, settings):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def janusgraph_server(tmp_path_factory, settings):
+    """A real JanusGraph Server (in-memory storage, several worker threads) on a free loopback port."""
+    from localservers.servers import JanusGraphServer, free_port
+
+    server = JanusGraphServer(settings.janusgraph_server, state_dir=tmp_path_factory.mktemp("janusgraph"),
+                              port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+def janusgraph_settings(settings):
+    """Settings for a store on JanusGraph: the engine names the edges."""
+    gremlin = settings.graph.gremlin.model_copy(update={"edge_ids": "engine"})
+    return settings.model_copy(update={"graph": settings.graph.model_copy(update={"gremlin": gremlin})})
+
+
 def make_store(kind: str, tmp_path: Path, settings, request):
     from fraudgraph.graph import open_graph
 
     if kind == "sqlite":
         return open_graph(f"sqlite:///{tmp_path / 'graph.db'}", settings)
+    if kind == "janusgraph":
+        store = open_graph(request.getfixturevalue("janusgraph_server").url, janusgraph_settings(settings))
+        store.clear()
+        return store
     server = request.getfixturevalue("gremlin_server_set" if kind == "gremlin_set" else "gremlin_server")
     store = open_graph(server.url, settings)
     store.clear()
@@ -59,7 +81,8 @@ def make_store(kind: str, tmp_path: Path, settings, request):
 
 
 @pytest.fixture(params=["sqlite", pytest.param("gremlin", marks=[pytest.mark.slow, pytest.mark.gremlin]),
-                        pytest.param("gremlin_set", marks=[pytest.mark.slow, pytest.mark.gremlin])])
+                        pytest.param("gremlin_set", marks=[pytest.mark.slow, pytest.mark.gremlin]),
+                        pytest.param("janusgraph", marks=[pytest.mark.slow, pytest.mark.gremlin])])
 def store(request, tmp_path, settings):
     """An empty identity graph on each backend."""
     s = make_store(request.param, tmp_path, settings, request)

@@ -170,13 +170,23 @@ def graph_refresh_summaries(app: AppContext, graph_uri: str | None) -> None:
 @click.argument("action", type=click.Choice(["start", "stop", "status"]))
 @click.option("--port", type=int, default=None, help="Port (default gremlin_server.port).")
 @click.option("--state-dir", default=None, help="State folder (default gremlin_server.state_dir).")
+@click.option(
+    "--engine",
+    type=click.Choice(["tinkergraph", "janusgraph"]),
+    default="tinkergraph",
+    help="TinkerGraph (Apache TinkerPop Gremlin Server) or JanusGraph Server (janusgraph_server.*).",
+)
 @common_options
 @pass_app
-def gremlin_server(app: AppContext, action: str, port: int | None, state_dir: str | None) -> None:
-    """Start, stop or report a local Apache TinkerPop Gremlin Server on loopback."""
-    from localservers.servers import GremlinServer, ServerError
+def gremlin_server(app: AppContext, action: str, port: int | None, state_dir: str | None, engine: str) -> None:
+    """Start, stop or report a local Gremlin Server on loopback (TinkerGraph or JanusGraph)."""
+    from localservers.servers import GremlinServer, JanusGraphServer, ServerError
 
-    server = GremlinServer(app.settings.gremlin_server, state_dir=state_dir, port=port)
+    server = (
+        JanusGraphServer(app.settings.janusgraph_server, state_dir=state_dir, port=port)
+        if engine == "janusgraph"
+        else GremlinServer(app.settings.gremlin_server, state_dir=state_dir, port=port)
+    )
     try:
         status = getattr(server, action)()
     except ServerError as exc:
@@ -185,7 +195,7 @@ def gremlin_server(app: AppContext, action: str, port: int | None, state_dir: st
     app.emit(
         status,
         lambda s: (
-            f"gremlin-server: {'running' if s['running'] else 'stopped'}"
+            f"{engine}: {'running' if s['running'] else 'stopped'}"
             f"{' and answering' if s['answering'] else ''} at {s['url']}" + (f" (pid {s['pid']})" if s["pid"] else "")
         ),
     )

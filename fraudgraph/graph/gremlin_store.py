@@ -58,6 +58,7 @@ from .base import (
     GraphStoreError,
     IdentityGraph,
     IdentityLink,
+    InvalidElementError,
     LinkedIdentifier,
     Neighbourhood,
     SharedIdentifier,
@@ -177,6 +178,7 @@ class GremlinIdentityGraph(IdentityGraph):
             summary_properties=gg.summary_properties,
             iam=gg.iam,
             iam_region=gg.iam_region,
+            edge_ids=gg.edge_ids,
         )
 
     def __init__(
@@ -194,6 +196,7 @@ class GremlinIdentityGraph(IdentityGraph):
         summary_properties: Sequence[str] = ("signup_ts", "lifetime_value", "clean_label"),
         iam: bool = False,
         iam_region: str | None = None,
+        edge_ids: str = "supplied",
     ):
         if not uri.startswith(("ws://", "wss://")):
             raise ValueError(f"graph URI {uri!r}: expected ws://HOST:PORT/gremlin or wss://...")
@@ -208,6 +211,7 @@ class GremlinIdentityGraph(IdentityGraph):
         self.request_timeout_s = request_timeout_s
         self.summary_properties = frozenset(summary_properties)
         self.iam, self.iam_region = iam, iam_region
+        self.edge_ids = edge_ids
         self._lock = threading.Lock()
         self._conn = None
         self._g = None
@@ -280,6 +284,14 @@ class GremlinIdentityGraph(IdentityGraph):
     def close(self) -> None:
         self._reset()
 
+    def _check_engine_ids(self, values) -> None:
+        """JanusGraph reserves ``-`` inside custom string vertex ids: refuse the batch, naming the element."""
+        if self.edge_ids != "engine":
+            return
+        for index, value in values:
+            if "-" in value:
+                raise InvalidElementError(index, value[:40], "JanusGraph reserves '-' in vertex ids")
+
     # ---------------------------------------------------------------- writes
     def _write_chunks(self, what: str, write: Callable[[Any, Sequence[Any]], None], rows: Sequence[Any]) -> None:
         """Send ``rows`` in chunks of ``batch_size``, up to ``pool_size`` requests in flight.
@@ -305,6 +317,7 @@ class GremlinIdentityGraph(IdentityGraph):
 
         customers = list(customers)
         validate_customers(customers)
+        self._check_engine_ids((i, c.customer_id) for i, c in enumerate(customers))
         summarised = sorted({c.customer_id for c in customers if self.summary_properties & c.properties.keys()})
         self._invalidate_summaries([customer_vertex_id(c) for c in summarised])
         rows, drops = [], defaultdict(list)
@@ -344,6 +357,7 @@ class GremlinIdentityGraph(IdentityGraph):
 
         links = list(links)
         validate_links(links)
+        self._check_engine_ids((i, v) for i, l in enumerate(links) for v in (l.customer_id, l.value_hash))
         cust_rows = [{T.id: customer_vertex_id(c), T.label: CUSTOMER} for c in sorted({l.customer_id for l in links})]
         ident_rows = [
             {"k": {T.id: identifier_id(k, h), T.label: k}, "p": _single({"value_hash": h})}
@@ -353,14 +367,16 @@ class GremlinIdentityGraph(IdentityGraph):
         for l in links:
             props = _typed_map(l.properties())
             counts = {k: v for k, v in props.items() if k not in ("first_seen", "last_seen")}
+            key = {
+                T.label: l.edge_label,
+                Direction.OUT: customer_vertex_id(l.customer_id),
+                Direction.IN: identifier_id(l.kind, l.value_hash),
+            }
+            if self.edge_ids == "supplied":  # JanusGraph makes its own edge ids: merge on label and endpoints
+                key[T.id] = _edge_id(l)
             edge_rows.append(
                 {
-                    "k": {
-                        T.id: _edge_id(l),
-                        T.label: l.edge_label,
-                        Direction.OUT: customer_vertex_id(l.customer_id),
-                        Direction.IN: identifier_id(l.kind, l.value_hash),
-                    },
+                    "k": key,
                     "p": props,
                     "m": counts,
                     "fs": props["first_seen"],
