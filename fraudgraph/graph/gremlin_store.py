@@ -96,6 +96,14 @@ _TRANSIENT_MARKERS = (
     "Connection refused",
     "is not configured on the server",  # server still binding `g` during start-up
     "already exists",  # two concurrent requests created the same id (TinkerGraph); the retry merges
+    # JanusGraph: two writers created the same property key or label at once (automatic schema), or a
+    # lock on the same element; the retry finds it made and merges
+    "violates a uniqueness constraint",
+    "LockingException",
+    "Could not commit transaction",
+    # another thread's retry reset the shared connection under this request
+    "Client is closed",
+    "cannot schedule new futures after shutdown",
     "Connection reset",
     "Cannot connect",
     "Connect call failed",
@@ -276,7 +284,8 @@ class GremlinIdentityGraph(IdentityGraph):
                     self.max_retries,
                     delay,
                 )
-                self._reset(g)
+                if type(exc).__name__ != "GremlinServerError":  # the server answered: the connection is fine
+                    self._reset(g)
                 time.sleep(delay * (0.5 + random.random() / 2))
                 delay = min(delay * 2, self.backoff_max_s)
         raise AssertionError("unreachable")

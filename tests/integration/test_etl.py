@@ -128,12 +128,20 @@ def test_neptune_csv_follows_gremlin_load_format(etl_run):
 
 
 @pytest.mark.gremlin
-def test_gremlin_server_gets_same_statistics_as_sqlite(spark, settings, etl_run, csv_world, gremlin_server):
+@pytest.mark.parametrize("engine", ["tinkergraph", "janusgraph"])
+def test_gremlin_server_gets_same_statistics_as_sqlite(spark, settings, etl_run, csv_world, engine, request):
+    """Two ETL write partitions at once into TinkerGraph or JanusGraph: the same graph as SQLite."""
+    from conftest import janusgraph_settings
+
     _, sqlite_uri, summary = etl_run
-    with open_graph(gremlin_server.url, settings) as store:
+    if engine == "janusgraph":
+        url, settings = request.getfixturevalue("janusgraph_server").url, janusgraph_settings(settings)
+    else:
+        url = request.getfixturevalue("gremlin_server").url
+    with open_graph(url, settings) as store:
         store.clear()
-    run_etl(spark, settings, str(csv_world), gremlin_server.url)
-    with open_graph(gremlin_server.url, settings) as store, open_graph(sqlite_uri, settings) as reference:
+    run_etl(spark, settings, str(csv_world), url)
+    with open_graph(url, settings) as store, open_graph(sqlite_uri, settings) as reference:
         assert store.stats() == summary["written"]
         # the load ends with one summary refresh per vertex: online reads find them all current
         ids = sorted(reference.links_frame()["customer_id"].unique())[:40]
