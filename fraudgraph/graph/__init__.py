@@ -41,7 +41,12 @@ def open_graph(uri: str | None = None, settings=None, *, create: bool = True) ->
 
         if not create and not path_from_uri(uri).exists():
             raise GraphSetupError(f"graph {uri}: no such file (only fraudgraph etl and consume create a graph)")
-        store: IdentityGraph = SqliteIdentityGraph.from_settings(uri, gs)
+        import sqlite3
+
+        try:
+            store: IdentityGraph = SqliteIdentityGraph.from_settings(uri, gs)
+        except sqlite3.DatabaseError as exc:  # a corrupt file, or not SQLite at all: one line, not a traceback
+            raise GraphSetupError(f"graph {uri}: not a usable SQLite database ({exc})") from None
     elif uri.startswith(("ws://", "wss://")):
         from .gremlin_store import GremlinIdentityGraph
 

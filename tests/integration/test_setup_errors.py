@@ -22,6 +22,13 @@ def test_reading_commands_refuse_a_missing_sqlite_file(tmp_path):
     assert not (tmp_path / "typo.db").exists()
 
 
+def test_a_corrupt_graph_file_is_one_line(tmp_path):
+    (tmp_path / "g.db").write_bytes(b"this is not a database, just bytes" * 100)
+    result = run("graph", "stats", "--graph", f"sqlite:///{tmp_path / 'g.db'}")
+    assert result.exit_code == 2 and "not a usable SQLite database" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_bad_graph_uri_is_one_line(tmp_path):
     result = run("graph", "stats", "--graph", "postgres://nowhere/db")
     assert result.exit_code == 2 and "expected sqlite:///PATH" in result.output
