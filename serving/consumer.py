@@ -117,14 +117,20 @@ def event_time_steps(events: list[Event], span_ms: int) -> list[list[Event]]:
 
 def is_transient(exc: BaseException) -> bool:
     """Failures that say nothing about the input (a store or broker unreachable, a timeout, a locked
-    database): retried by a restart, never dead-lettered."""
+    database): retried by a restart, never dead-lettered. A store error raised from such a failure (the
+    Gremlin store's ``GraphStoreError`` once its own retries are spent) is one too."""
     import sqlite3
 
-    if isinstance(exc, sqlite3.OperationalError):
-        return any(w in str(exc) for w in ("locked", "busy", "unable to open", "disk I/O"))
-    if isinstance(exc, OSError):  # ConnectionError, TimeoutError, aiohttp's connector errors
-        return True
-    return type(exc).__name__ in ("ServerDisconnectedError", "WSServerHandshakeError")
+    while exc is not None:
+        if isinstance(exc, sqlite3.OperationalError):
+            if any(w in str(exc) for w in ("locked", "busy", "unable to open", "disk I/O")):
+                return True
+        elif isinstance(exc, OSError):  # ConnectionError, TimeoutError, aiohttp's connector errors
+            return True
+        elif type(exc).__name__ in ("ServerDisconnectedError", "WSServerHandshakeError"):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 def event_json(ev: Event) -> str:
