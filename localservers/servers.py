@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from fraudgraph.config import CONF_DIR, GremlinServerSettings
+from fraudgraph.config import CONF_DIR
 
 log = logging.getLogger(__name__)
 
@@ -230,13 +230,12 @@ class GremlinServer(JavaServer):
     """Apache TinkerPop Gremlin Server with a TinkerGraph bound to traversal source ``g``."""
 
     MAIN = "org.apache.tinkerpop.gremlin.server.GremlinServer"
+    NAME = "gremlin-server"
 
-    def __init__(
-        self, settings: GremlinServerSettings, *, state_dir: str | Path | None = None, port: int | None = None
-    ):
+    def __init__(self, settings, *, state_dir: str | Path | None = None, port: int | None = None):
         state = absolute_state_dir(state_dir or settings.state_dir)
         super().__init__(
-            "gremlin-server", state, settings.host, port or settings.port, settings.start_timeout_s, settings.heap
+            self.NAME, state, settings.host, port or settings.port, settings.start_timeout_s, settings.heap
         )
         self.settings = settings
 
@@ -275,13 +274,17 @@ class GremlinServer(JavaServer):
         graph_props = self.state_dir / "tinkergraph.properties"
         graph_props.write_text(props)
         config["graphs"] = {"graph": str(graph_props)}
+        return [str(lib / "*")], self.MAIN, [str(self._write_runtime_config(config))]
+
+    def _write_runtime_config(self, config: dict) -> Path:
+        """The server YAML with the init script that binds ``g`` to the graph named ``graph``."""
         plugins = config["scriptEngines"]["gremlin-groovy"]["plugins"]
         plugins["org.apache.tinkerpop.gremlin.jsr223.ScriptFileGremlinPlugin"] = {
             "files": [str(CONF_DIR / "gremlin-server-init.groovy")]
         }
-        runtime = self.state_dir / "gremlin-server.yaml"
+        runtime = self.state_dir / f"{self.NAME}.yaml"
         runtime.write_text(yaml.safe_dump(config, sort_keys=False))
-        return [str(lib / "*")], self.MAIN, [str(runtime)]
+        return runtime
 
     def jvm_options(self) -> list[str]:
         # The module openings TinkerPop's own start script passes on Java 11+.
@@ -309,21 +312,12 @@ class GremlinServer(JavaServer):
         return gremlin_answers(self.url)
 
 
-class JanusGraphServer(JavaServer):
-    """JanusGraph Server (in-memory storage, custom string vertex ids) with traversal source ``g``."""
+class JanusGraphServer(GremlinServer):
+    """JanusGraph Server (in-memory storage, custom string vertex ids) with traversal source ``g``: a Gremlin
+    Server with JanusGraph's jars and graph; URL, readiness and JVM options are the Gremlin Server's."""
 
     MAIN = "org.janusgraph.graphdb.server.JanusGraphServer"
-
-    def __init__(self, settings, *, state_dir: str | Path | None = None, port: int | None = None):
-        state = absolute_state_dir(state_dir or settings.state_dir)
-        super().__init__(
-            "janusgraph-server", state, settings.host, port or settings.port, settings.start_timeout_s, settings.heap
-        )
-        self.settings = settings
-
-    @property
-    def url(self) -> str:
-        return f"ws://{self.host}:{self.port}/gremlin"
+    NAME = "janusgraph-server"
 
     def lib_dir(self) -> Path:
         return resolve_maven_classpath(
@@ -337,21 +331,7 @@ class JanusGraphServer(JavaServer):
         config = yaml.safe_load((CONF_DIR / "janusgraph" / "janusgraph-server.yaml").read_text())
         config["host"], config["port"] = self.host, self.port
         config["graphs"] = {"graph": str(CONF_DIR / "janusgraph" / "janusgraph-inmemory.properties")}
-        config["scriptEngines"]["gremlin-groovy"]["plugins"][
-            "org.apache.tinkerpop.gremlin.jsr223.ScriptFileGremlinPlugin"
-        ] = {"files": [str(CONF_DIR / "gremlin-server-init.groovy")]}
-        runtime = self.state_dir / "janusgraph-server.yaml"
-        runtime.write_text(yaml.safe_dump(config, sort_keys=False))
-        return [str(lib / "*")], self.MAIN, [str(runtime)]
-
-    def jvm_options(self) -> list[str]:
-        base = super().jvm_options()
-        if not self.settings.quick_jit:
-            base = [o for o in base if not o.startswith("-XX:TieredStopAtLevel")]
-        return base
-
-    def ready(self) -> bool:
-        return gremlin_answers(self.url)
+        return [str(lib / "*")], self.MAIN, [str(self._write_runtime_config(config))]
 
 
 def gremlin_answers(url: str, timeout_s: float = 5.0) -> bool:
