@@ -276,6 +276,8 @@ class TrainingSettings(_Section):
     min_positives: int = Field(20, ge=1)
     bootstrap_rounds: int = Field(200, ge=0)
     pos_weight_max: float = Field(20.0, ge=1)
+    threshold_policy: Literal["false_flag_budget", "target_precision"] = "false_flag_budget"
+    false_flags_per_10k: float = Field(20.0, ge=0, le=10_000)
     target_precision: float = Field(0.85, gt=0, lt=1)
     gbdt: GbdtSettings = GbdtSettings()
     threads: int = Field(2, ge=1)

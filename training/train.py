@@ -17,8 +17,9 @@
 5. Judge every model per customer (its highest score over its decision points in the split, as the
    consumer flags a customer at any of them) against the cleaned labels and, with ``--truth``,
    against ground truth (with bootstrap 90 % intervals that resample fraud rings whole, and one row
-   per fraud type); choose the decision threshold on validation customers for
-   ``training.target_precision``; write the artifact.
+   per fraud type); choose the decision threshold on validation customers by
+   ``training.threshold_policy`` (:func:`choose_threshold`); write the artifact, with the validation
+   scores the deployed threshold was chosen on (``validation_scores.parquet``).
 
 Refuses (:class:`TrainingRefused`) to train when the training or validation split holds fewer than
 ``training.min_positives`` fraud customers: no artifact is ever written with empty metrics.
@@ -38,7 +39,12 @@ import numpy as np
 import pandas as pd
 
 from fraudgraph.config import Settings, TrainingSettings
-from fraudgraph.evaluation.ranking import bootstrap_interval, ranking_metrics, threshold_for_precision
+from fraudgraph.evaluation.ranking import (
+    bootstrap_interval,
+    ranking_metrics,
+    threshold_for_false_flag_budget,
+    threshold_for_precision,
+)
 from fraudgraph.graph.history import LinkHistory, decision_points
 from fraudgraph.ml.artifact import ModelArtifact, gnn_scores, seed_everything
 from fraudgraph.ml.features import (
@@ -275,6 +281,7 @@ def judge(
             "flagged": round(tp + fp),
             "precision": round(tp / (tp + fp), 4) if tp + fp else None,
             "recall": round(float(flagged[y == 1].mean()), 4) if (y == 1).any() else None,
+            "false_flags_per_10k": round(1e4 * fp / float(w[y == 0].sum()), 2) if (y == 0).any() else None,
         }
     if by_type:
         legit = units["outcome"] == 0
@@ -359,16 +366,12 @@ def run_training(
     scores["rules"] = DayOneRules(settings.rules.day_one).score(inputs)[has]
 
     val_units = {m: customer_units(frame.loc[masks["val"]], scores[m][masks["val"]], y[masks["val"]]) for m in MODELS}
-    threshold = threshold_for_precision(
-        val_units["rgcn_edge"]["outcome"],
-        val_units["rgcn_edge"]["score"],
-        cfg.target_precision,
-        sample_weight=val_units["rgcn_edge"]["population_weight"],
-    )
+    threshold = choose_threshold(val_units["rgcn_edge"], cfg)
     metrics: dict[str, Any] = {
         "models": {},
         "threshold": round(threshold, 6),
         "main_model": "rgcn_edge",
+        "threshold_policy": threshold_policy(cfg),
         "target_precision": cfg.target_precision,
         "unit": "customer",
     }
@@ -400,9 +403,9 @@ def run_training(
         "fanout_cap": cap,
         "build_s": round(build_s, 2),
     }
-    deployed, deployed_threshold = models["rgcn_edge"], threshold
+    deployed, deployed_threshold, deployed_units = models["rgcn_edge"], threshold, val_units["rgcn_edge"]
     if cfg.refit_on_all_labels:
-        deployed, deployed_threshold, metrics["deployed"] = refit_for_deployment(
+        deployed, deployed_threshold, metrics["deployed"], deployed_units = refit_for_deployment(
             tensors, scaler, frame, target, cfg, fits["rgcn_edge"]["best_epoch"] + 1
         )
         metrics["threshold"] = round(deployed_threshold, 6)
@@ -410,6 +413,10 @@ def run_training(
     metrics["wall_s"] = round(time.monotonic() - started, 2)
 
     ModelArtifact.create(deployed, scaler, settings, deployed_threshold, metrics, as_of_ms, fanout_cap=cap).save(out)
+    # what the deployed threshold was chosen on: another budget can be read off without retraining
+    deployed_units[["customer_id", "outcome", "score", "population_weight"]].to_parquet(
+        out / "validation_scores.parquet", index=False
+    )
     (out / "baselines").mkdir(exist_ok=True)
     torch.save(models["rgcn"].state_dict(), out / "baselines" / "rgcn.pt")
     (out / "history.json").write_text(json.dumps({k: v.get("history") for k, v in fits.items()}, indent=1))
@@ -425,14 +432,14 @@ def refit_for_deployment(
     target: np.ndarray,
     cfg: TrainingSettings,
     epochs: int,
-) -> tuple[Any, float, dict[str, Any]]:
+) -> tuple[Any, float, dict[str, Any], pd.DataFrame]:
     """The model the consumer deploys: ``rgcn_edge`` refit on every decision point up to as-of, labelled
     with what is known at as-of (``y_deploy`` of :func:`training.examples.deployment_labels`), for the
     ``epochs`` early stopping chose on validation, leaving out every validation customer.
 
-    Its threshold is chosen exactly as the validated model's: on the validation customers (labels known
-    at the validation split's end), which the refit never trained on, for ``training.target_precision``.
-    Returns ``(model, threshold, figures)``.
+    Its threshold is chosen exactly as the validated model's (:func:`choose_threshold`): on the
+    validation customers (labels known at the validation split's end), which the refit never trained on.
+    Returns ``(model, threshold, figures, units)``, ``units`` the validation customers' scores.
     """
     y_rows = frame["y_deploy"].to_numpy()
     y_nodes = np.full(len(tensors.customer_ids), -1)
@@ -457,9 +464,7 @@ def refit_for_deployment(
     )
     held = frame.loc[holdout]
     units = customer_units(held, gnn_scores(model, tensors, scaler, target[holdout], cfg), held["y"].to_numpy())
-    threshold = threshold_for_precision(
-        units["outcome"], units["score"], cfg.target_precision, sample_weight=units["population_weight"]
-    )
+    threshold = choose_threshold(units, cfg)
     figures = {
         "epochs": epochs,
         "seconds_per_epoch": fit["seconds_per_epoch"],
@@ -469,7 +474,42 @@ def refit_for_deployment(
         "validation": judge(units, threshold),
         "threshold": round(threshold, 6),
     }
-    return model, threshold, figures
+    return model, threshold, figures, units
+
+
+def choose_threshold(units: pd.DataFrame, cfg: TrainingSettings) -> float:
+    """The decision threshold, chosen on validation customer units (one row per customer: ``outcome``
+    the label known at the validation split's end, ``score`` its highest score, ``population_weight``)
+    by ``training.threshold_policy``:
+
+    - ``false_flag_budget``: the lowest threshold that flags at most ``training.false_flags_per_10k``
+      of every 10,000 customers labelled legitimate. Why it is the default: about half the fraud in a
+      world is never blocked and so is labelled legitimate; a precision target measured against those
+      labels undercounts the fraud it flags and pushes the threshold towards flagging nothing (0.9996
+      on world seed 42), while a budget of false flags is what a fraud team can staff and stays
+      meaningful when labels miss fraud (a missed fraudster flagged only spends budget).
+    - ``target_precision``: the lowest threshold whose precision against the labels reaches
+      ``training.target_precision`` (best F1 when none does).
+    """
+    y, s, w = units["outcome"], units["score"], units["population_weight"]
+    if cfg.threshold_policy == "false_flag_budget":
+        return threshold_for_false_flag_budget(y, s, cfg.false_flags_per_10k, sample_weight=w)
+    return threshold_for_precision(y, s, cfg.target_precision, sample_weight=w)
+
+
+def threshold_policy(cfg: TrainingSettings) -> dict[str, Any]:
+    """The policy and its one parameter, as the metrics record it."""
+    if cfg.threshold_policy == "false_flag_budget":
+        return {"policy": "false_flag_budget", "false_flags_per_10k": cfg.false_flags_per_10k}
+    return {"policy": "target_precision", "target_precision": cfg.target_precision}
+
+
+def policy_words(policy: dict[str, Any] | None, target_precision: float | None = None) -> str:
+    """``chosen ... `` words for the reports; metrics written before the policy existed had a precision target."""
+    if policy and policy.get("policy") == "false_flag_budget":
+        return f"for at most {policy['false_flags_per_10k']:g} false flags per 10,000 customers labelled legitimate"
+    target = policy.get("target_precision") if policy else target_precision
+    return f"for precision {target:.0%}" if target is not None else "for the configured policy"
 
 
 def refuse_when_too_few(examples: DecisionExamples, cfg: TrainingSettings) -> None:
@@ -569,7 +609,8 @@ def render_summary(metrics: dict[str, Any]) -> str:
         "",
         f"Main model `{metrics['main_model']}`; threshold "
         f"{metrics.get('validated_threshold', metrics['threshold']):.4f} "
-        f"chosen on validation customers for precision {metrics['target_precision']:.0%}"
+        "chosen on validation customers "
+        + policy_words(metrics.get("threshold_policy"), metrics.get("target_precision"))
         + (
             f"; deployed: refit on every label known at as-of ({metrics['deployed']['fraud_customers']} fraud "
             f"customers), threshold {metrics['deployed']['threshold']:.4f}"

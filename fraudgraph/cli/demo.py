@@ -298,10 +298,12 @@ def replay_live(
 
 def threshold_lines(m: dict[str, Any]) -> list[str]:
     """What the consumer deploys: the validated model, or its refit on every label known at as-of."""
+    from training.train import policy_words
+
     validated = m.get("validated_threshold", m["threshold"])
     line = (
         f"Decision threshold of the validated `rgcn_edge` {validated:.4f} (chosen on validation customers "
-        f"for precision {m['target_precision']:.0%})."
+        f"{policy_words(m.get('threshold_policy'), m.get('target_precision'))})."
     )
     d = m.get("deployed")
     if not d:
@@ -312,8 +314,9 @@ def threshold_lines(m: dict[str, Any]) -> list[str]:
         line + f" The consumer deploys `rgcn_edge` refit on every decision point up to as-of with the "
         f"labels known then, validation customers left out ({d['fraud_customers']} fraud customers, "
         f"{d['epochs']} epochs as validation chose), at threshold {d['threshold']:.4f}, chosen the same way on "
-        f"the {d['validation_customers']:,} validation customers it never trained on (there: precision "
-        f"{pct(at.get('precision'))}, recall {pct(at.get('recall'))}, PR-AUC "
+        f"the {d['validation_customers']:,} validation customers it never trained on (there, against the "
+        f"labels: precision {pct(at.get('precision'))}, recall {pct(at.get('recall'))}, false flags per "
+        f"10,000 labelled legitimate {at.get('false_flags_per_10k', '-')}, PR-AUC "
         f"{d['validation']['pr_auc'] or 0:.3f})."
     ]
 

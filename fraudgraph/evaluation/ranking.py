@@ -59,6 +59,32 @@ def threshold_for_precision(y_true, scores, target: float, sample_weight=None) -
     return float(t[int(np.argmax(f1))])
 
 
+def threshold_for_false_flag_budget(y_true, scores, per_10k: float, sample_weight=None) -> float:
+    """The lowest score threshold that flags at most ``per_10k`` of every 10,000 customers labelled
+    legitimate (``y_true == 0``, each standing for its ``sample_weight``), flagged meaning
+    ``score >= threshold``.
+
+    Labelled legitimate includes fraud nobody blocked, so the budget is conservative: a flag of such
+    a customer counts against it. When even the highest score over-spends the budget, the threshold
+    is just above it (nothing is flagged).
+    """
+    y = np.asarray(y_true).astype(int)
+    s = np.asarray(scores, dtype=float)
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    legit = y == 0
+    if not legit.any():
+        return float(s.min()) if len(s) else 0.5
+    order = np.argsort(-s, kind="stable")
+    s_sorted, legit_w = s[order], np.where(legit, w, 0.0)[order]
+    spent = np.cumsum(legit_w) * 1e4 / w[legit].sum()  # false flags per 10k at each row, ties split
+    last_of_value = np.r_[s_sorted[1:] != s_sorted[:-1], True]  # a threshold flags every tie at once
+    ok = np.flatnonzero(last_of_value & (spent <= per_10k))
+    # spent grows as the threshold falls: the last admissible distinct score is the lowest threshold
+    if not len(ok):
+        return float(np.nextafter(s_sorted[0], np.inf))
+    return float(s_sorted[ok[-1]])
+
+
 def bootstrap_interval(
     y_true,
     scores,

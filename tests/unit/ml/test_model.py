@@ -135,6 +135,14 @@ def test_train_and_score_commands_on_a_generated_world(small_world, small_world_
     deployed = metrics["deployed"]
     assert deployed["fraud_customers"] >= metrics["split"]["labels"]["train"]["fraud_customers"]
     assert deployed["validation_customers"] > 0 and metrics["threshold"] == deployed["threshold"]
+    # the threshold keeps the default false-flag budget on the validation scores saved beside it
+    assert metrics["threshold_policy"] == {"policy": "false_flag_budget", "false_flags_per_10k": 20.0}
+    val = pd.read_parquet(tmp_path / "model" / "validation_scores.parquet")
+    assert len(val) == deployed["validation_customers"]
+    legit = val["outcome"] == 0
+    spent = 1e4 * val.loc[legit & (val["score"] >= metrics["threshold"]), "population_weight"].sum()
+    assert spent / val.loc[legit, "population_weight"].sum() <= 20.0
+    assert deployed["validation"]["at_threshold"]["false_flags_per_10k"] <= 20.0
     for name in ("model.pt", "feature_stats.json", "manifest.json", "pr_curves.png", "summary.md"):
         assert (tmp_path / "model" / name).exists(), name
 
