@@ -276,11 +276,15 @@ class GremlinServer(JavaServer):
         config["graphs"] = {"graph": str(graph_props)}
         return [str(lib / "*")], self.MAIN, [str(self._write_runtime_config(config))]
 
+    def init_scripts(self) -> list[Path]:
+        """Groovy scripts the server runs at start, in order."""
+        return [CONF_DIR / "gremlin-server-init.groovy"]
+
     def _write_runtime_config(self, config: dict) -> Path:
-        """The server YAML with the init script that binds ``g`` to the graph named ``graph``."""
+        """The server YAML with the init scripts (the last binds ``g`` to the graph named ``graph``)."""
         plugins = config["scriptEngines"]["gremlin-groovy"]["plugins"]
         plugins["org.apache.tinkerpop.gremlin.jsr223.ScriptFileGremlinPlugin"] = {
-            "files": [str(CONF_DIR / "gremlin-server-init.groovy")]
+            "files": [str(p) for p in self.init_scripts()]
         }
         runtime = self.state_dir / f"{self.NAME}.yaml"
         runtime.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -325,6 +329,40 @@ class JanusGraphServer(GremlinServer):
             servers_cache() / f"janusgraph-server-{self.settings.janusgraph_version}",
             {"janusgraph.version": self.settings.janusgraph_version},
         )
+
+    def init_scripts(self) -> list[Path]:
+        return [self._write_schema_script(), *super().init_scripts()]
+
+    def _write_schema_script(self) -> Path:
+        """A start-up script declaring fraudgraph's vertex labels, edge labels and the properties every link
+        write carries, before the first request. JanusGraph creates a missing type on first use, and
+        concurrent first uses race: the loser fails with lock contention, and on the in-memory backend a
+        half-created type can fail every retry (seen with four writers on a fresh graph). Customer
+        attributes are still created on first use, by one writer: the store writes a batch's first chunk
+        alone. Property keys are declared as the default schema maker would make them (any value type,
+        single cardinality)."""
+        from fraudgraph.graph.base import LINK_FRAME_COLUMNS
+        from fraudgraph.graph.gremlin_store import SUMMARY, SUMMARY_VERSION
+        from fraudgraph.schema import CUSTOMER, EDGE_LABEL_BY_KIND, IDENTIFIER_KINDS
+
+        def groovy_list(names) -> str:
+            return "[" + ", ".join(f"'{n}'" for n in names) + "]"
+
+        keys = ["value_hash", *LINK_FRAME_COLUMNS[3:], SUMMARY, SUMMARY_VERSION]
+        script = self.state_dir / "fraudgraph-schema.groovy"
+        script.write_text(
+            "// Written by localservers.servers.JanusGraphServer: fraudgraph's schema, declared at start.\n"
+            "def mgmt = graph.openManagement()\n"
+            f"{groovy_list([CUSTOMER, *IDENTIFIER_KINDS])}.each {{ if (!mgmt.containsVertexLabel(it)) "
+            "mgmt.makeVertexLabel(it).make() }\n"
+            f"{groovy_list(EDGE_LABEL_BY_KIND.values())}.each {{ if (!mgmt.containsEdgeLabel(it)) "
+            "mgmt.makeEdgeLabel(it).make() }\n"
+            f"{groovy_list(keys)}.each {{ if (!mgmt.containsPropertyKey(it)) "
+            "mgmt.makePropertyKey(it).dataType(Object.class).cardinality(org.janusgraph.core.Cardinality.SINGLE)"
+            ".make() }\n"
+            "mgmt.commit()\n"
+        )
+        return script
 
     def prepare(self) -> tuple[list[str], str, list[str]]:
         lib = self.lib_dir()

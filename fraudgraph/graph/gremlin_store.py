@@ -306,15 +306,20 @@ class GremlinIdentityGraph(IdentityGraph):
         """Send ``rows`` in chunks of ``batch_size``, up to ``pool_size`` requests in flight.
 
         Chunks of one phase never depend on each other; a chunk that fails
-        transiently is retried on its own (idempotent upserts).
+        transiently is retried on its own (idempotent upserts). The first chunk goes alone: on an
+        engine that creates its schema on first use (JanusGraph), concurrent first writes of a
+        property or label race to create it, and a lost race can leave the type locked or
+        half-created for every retry; after one chunk the types exist.
         """
         chunks = list(chunked(rows, self.batch_size))
         if len(chunks) <= 1 or self.pool_size == 1:
             for chunk in chunks:
                 self._run(what, lambda g, chunk=chunk: write(g, chunk))
             return
+        first, rest = chunks[0], chunks[1:]
+        self._run(what, lambda g: write(g, first))
         with ThreadPoolExecutor(max_workers=self.pool_size, thread_name_prefix="gremlin-write") as pool:
-            futures = [pool.submit(self._run, what, lambda g, chunk=chunk: write(g, chunk)) for chunk in chunks]
+            futures = [pool.submit(self._run, what, lambda g, chunk=chunk: write(g, chunk)) for chunk in rest]
             for f in futures:
                 f.result()
 

@@ -144,3 +144,26 @@ def test_rebuild_after_a_load_without_summaries(gstore):
                       "identifiers": len({(l.kind, l.value_hash) for l in links})}
     assert all(current(gstore, ["c000", "c001"], [("ip", "hub")]).values())
     assert_reads_match_links(gstore, ["c000", "c001"], [("ip", "hub")])
+
+
+def test_janusgraph_declares_the_link_schema_at_start(janusgraph_server):
+    """Labels and link properties exist before the first write, so concurrent first writers of a fresh
+    JanusGraph never race to create them (a lost race can fail every retry on the in-memory backend)."""
+    from gremlin_python.driver.client import Client
+
+    from fraudgraph.graph.base import LINK_FRAME_COLUMNS
+    from fraudgraph.schema import EDGE_LABEL_BY_KIND, IDENTIFIER_KINDS
+
+    client = Client(janusgraph_server.url, "g")
+    try:
+        declared = client.submit(
+            "m = graph.openManagement(); "
+            "r = [m.getVertexLabels()*.name(), m.getRelationTypes(org.janusgraph.core.EdgeLabel)*.name(), "
+            "m.getRelationTypes(org.janusgraph.core.PropertyKey)*.name()]; m.rollback(); r"
+        ).all().result()
+    finally:
+        client.close()
+    vertex_labels, edge_labels, keys = (set(x) for x in declared)
+    assert {"customer", *IDENTIFIER_KINDS} <= vertex_labels
+    assert set(EDGE_LABEL_BY_KIND.values()) <= edge_labels
+    assert {"value_hash", SUMMARY, *LINK_FRAME_COLUMNS[3:]} <= keys
