@@ -68,30 +68,44 @@ def reference_world(settings, customers: int, out_dir: Path):
     return world, to_epoch_ms(world["cutoff"]), ref
 
 
-def temporary_gremlin_server(settings, state_dir: Path):
-    """A started Gremlin Server on a free loopback port with room for a 100k-customer graph
-    (not persisted, full JIT)."""
-    from localservers.servers import GremlinServer, free_port
+def temporary_graph_server(settings, state_dir: Path, backend: str = "gremlin"):
+    """A started local graph server on a free loopback port with room for a 100k-customer graph (4 GB
+    heap, not persisted, full JIT): ``gremlin`` is TinkerGraph on Gremlin Server, ``janusgraph`` is
+    JanusGraph Server (in-memory storage, several worker threads).
 
-    gs = settings.gremlin_server.model_copy(update={"heap": "4g", "persist": False, "quick_jit": False})
-    server = GremlinServer(gs, state_dir=state_dir, port=free_port())
+    Returns ``(server, settings)``: the settings a store on that server uses (JanusGraph names the
+    edges itself: ``graph.gremlin.edge_ids: engine``).
+    """
+    from localservers.servers import GremlinServer, JanusGraphServer, free_port
+
+    if backend == "janusgraph":
+        js = settings.janusgraph_server.model_copy(update={"heap": "4g", "quick_jit": False})
+        server = JanusGraphServer(js, state_dir=state_dir, port=free_port())
+        gremlin = settings.graph.gremlin.model_copy(update={"edge_ids": "engine"})
+        settings = settings.model_copy(update={"graph": settings.graph.model_copy(update={"gremlin": gremlin})})
+    else:
+        gs = settings.gremlin_server.model_copy(update={"heap": "4g", "persist": False, "quick_jit": False})
+        server = GremlinServer(gs, state_dir=state_dir, port=free_port())
     server.start()
-    return server
+    return server, settings
 
 
 @contextmanager
 def loaded_world(settings, customers: int, backend: str, out_dir: Path):
-    """A world of ``customers`` loaded into a fresh graph of ``backend`` (sqlite or a temporary Gremlin
-    Server), with a seeded untrained model artifact under ``out_dir/model``.
+    """A world of ``customers`` loaded into a fresh graph of ``backend`` (sqlite, or a temporary
+    ``gremlin`` or ``janusgraph`` server), with a seeded untrained model artifact under ``out_dir/model``.
 
-    Yields ``(graph URI, cut-off epoch ms, reference frames)``; stops the server on exit.
+    Yields ``(graph URI, cut-off epoch ms, reference frames, settings for a store on it)``; stops the
+    server on exit.
     """
     from fraudgraph.graph import open_graph
     from fraudgraph.graph.snapshot import frames_to_elements
     from fraudgraph.ml.artifact import untrained_artifact
 
     _, as_of, ref = reference_world(settings, customers, out_dir)
-    server = temporary_gremlin_server(settings, out_dir / "gremlin") if backend == "gremlin" else None
+    server = None
+    if backend != "sqlite":
+        server, settings = temporary_graph_server(settings, out_dir / backend, backend)
     uri = server.url if server else f"sqlite:///{out_dir / 'graph.db'}"
     try:
         cust, links = frames_to_elements(ref["customers"], ref["links"])
@@ -100,7 +114,7 @@ def loaded_world(settings, customers: int, backend: str, out_dir: Path):
             store.upsert_links(links)
         untrained_artifact(ref["customers"], ref["links"], as_of, settings, out_dir / "model",
                            fanout_cap=settings.graph.neighbourhood_fanout_cap)
-        yield uri, as_of, ref
+        yield uri, as_of, ref, settings
     finally:
         if server is not None:
             server.stop()

@@ -74,7 +74,7 @@ def wait_ready(base: str, process, timeout_s: float = 120) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--backend", choices=["sqlite", "gremlin"], default="sqlite")
+    ap.add_argument("--backend", choices=["sqlite", "gremlin", "janusgraph"], default="sqlite")
     ap.add_argument("--customers", type=int, default=100_000)
     ap.add_argument("--requests", type=int, default=400, help="requests per operation")
     ap.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
@@ -84,10 +84,11 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        with loaded_world(settings, args.customers, args.backend, tmp) as (uri, as_of, ref):
+        with loaded_world(settings, args.customers, args.backend, tmp) as (uri, as_of, ref, store_settings):
             ids = sorted(ref["customers"]["customer_id"])
             env = {**os.environ, "FRAUDGRAPH_API__TOKENS": json.dumps({TOKEN: ["read", "score", "review"]}),
-                   "FRAUDGRAPH_API__WRITE_SCORES": "false", "FRAUDGRAPH_LOGGING__LEVEL": "WARNING"}
+                   "FRAUDGRAPH_API__WRITE_SCORES": "false", "FRAUDGRAPH_LOGGING__LEVEL": "WARNING",
+                   "FRAUDGRAPH_GRAPH__GREMLIN__EDGE_IDS": store_settings.graph.gremlin.edge_ids}
             port = free_port()
             # the API in its own process, as deployed: the clients here must not share its interpreter
             api = subprocess.Popen([sys.executable, "-m", "fraudgraph.cli.main", "api", "--graph", uri, "--model",

@@ -1,6 +1,6 @@
 """Graph store benchmark: bulk load, then 2-hop neighbourhood reads.
 
-    python bench/graph_store.py --backend sqlite|gremlin --customers N --json FILE [--unbatched]
+    python bench/graph_store.py --backend sqlite|gremlin|janusgraph --customers N --json FILE [--unbatched]
 
 Loads N customers with about three identifiers each (households share devices,
 carrier IPs are shared by many, a few public-Wi-Fi hubs link thousands), then
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import peak_rss_mb, percentile_ms, table, temporary_gremlin_server, write_result
+from _common import peak_rss_mb, percentile_ms, table, temporary_graph_server, write_result
 
 from fraudgraph.config import load_settings
 from fraudgraph.graph import CustomerUpsert, IdentityLink, open_graph
@@ -52,10 +52,10 @@ def synthetic_identity_data(n: int, seed: int = 1):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--backend", choices=["sqlite", "gremlin"], default="sqlite")
+    ap.add_argument("--backend", choices=["sqlite", "gremlin", "janusgraph"], default="sqlite")
     ap.add_argument("--customers", type=int, default=100_000)
     ap.add_argument("--reads", type=int, default=1000)
-    ap.add_argument("--unbatched", action="store_true", help="one element per write request (gremlin)")
+    ap.add_argument("--unbatched", action="store_true", help="one element per write request (gremlin, janusgraph)")
     ap.add_argument("--gremlin-url", default=None, help="use a running server instead of starting one")
     ap.add_argument("--json", dest="json_path", default=None)
     args = ap.parse_args()
@@ -69,7 +69,7 @@ def main() -> None:
     elif args.gremlin_url:
         uri = args.gremlin_url
     else:
-        server = temporary_gremlin_server(settings, Path(tmp.name) / "gremlin")
+        server, settings = temporary_graph_server(settings, Path(tmp.name) / args.backend, args.backend)
         uri = server.url
     if args.unbatched:
         settings.graph.gremlin.batch_size = 1
