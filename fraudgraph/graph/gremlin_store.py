@@ -36,7 +36,6 @@ request takes effect exactly once.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -69,6 +68,7 @@ from .base import (
     validate_customers,
     validate_links,
 )
+from .link_summaries import CustomerLinkSummary, IdentifierLinkSummary, decode_link_summary
 
 GRAPH_META_LABEL, GRAPH_META_ID = "graph_meta", "fraudgraph:graph_meta"
 
@@ -507,16 +507,9 @@ class GremlinIdentityGraph(IdentityGraph):
                     (
                         r["id"],
                         r["v"],
-                        json.dumps(
-                            {
-                                "id": r["id"],
-                                "n": int(r["n"]),
-                                "fmax": int(r["fmax"]),
-                                "row": [int(r[k]) for k in keys],
-                                "p": self._flatten(r["p"]),
-                            },
-                            default=str,
-                        ),
+                        CustomerLinkSummary(
+                            r["id"], int(r["n"]), int(r["fmax"]), tuple(int(r[k]) for k in keys), self._flatten(r["p"])
+                        ).to_json(),
                     )
                     for r in t.to_list()
                 ],
@@ -551,22 +544,17 @@ class GremlinIdentityGraph(IdentityGraph):
                     (
                         r["id"],
                         r["v"],
-                        json.dumps(
-                            {
-                                "id": r["id"],
-                                "n": int(r["n"]),
-                                "fmin": int(r["fmin"]),
-                                "fmax": int(r["fmax"]),
-                                "events": int(r["events"]),
-                                "first": [
-                                    [
-                                        str(f["c"])[len(_CUSTOMER_PREFIX) :],
-                                        *(int(f["p"].get(k, 0)) for k in _LINK_PROPS),
-                                    ]
-                                    for f in r["first"]
-                                ],
-                            }
-                        ),
+                        IdentifierLinkSummary(
+                            r["id"],
+                            int(r["n"]),
+                            int(r["fmin"]),
+                            int(r["fmax"]),
+                            int(r["events"]),
+                            tuple(
+                                (str(f["c"])[len(_CUSTOMER_PREFIX) :], *(int(f["p"].get(k, 0)) for k in _LINK_PROPS))
+                                for f in r["first"]
+                            ),
+                        ).to_json(),
                     )
                     for r in rows
                 ],
@@ -606,14 +594,15 @@ class GremlinIdentityGraph(IdentityGraph):
                 bar.update(len(chunk))
         return {"customers": len(customers), "identifiers": len(identifiers)}
 
-    def _summaries(self, vertex_ids: Sequence[str]) -> dict[str, dict]:
-        """``{vertex id: summary}`` of the vertices that have a current one (only the strings travel)."""
-        out: dict[str, dict] = {}
+    def _summaries(self, vertex_ids: Sequence[str]) -> dict[str, Any]:
+        """``{vertex id: CustomerLinkSummary | IdentifierLinkSummary}`` of the vertices that have a current
+        one (only the strings travel)."""
+        out: dict[str, Any] = {}
         for chunk in chunked(list(vertex_ids), self.batch_size):
             (texts,) = self._run("summaries", lambda g, chunk=chunk: g.V(*chunk).values(SUMMARY).fold().to_list())
             for text in texts:
-                summary = json.loads(text)
-                out[summary["id"]] = summary
+                summary = decode_link_summary(text)
+                out[summary.vertex_id] = summary
         return out
 
     # ----------------------------------------------------------------- reads
@@ -699,11 +688,6 @@ class GremlinIdentityGraph(IdentityGraph):
             )
         return {cid: Neighbourhood(cid, tuple(sorted(found[cid], key=lambda x: (x.kind, x.value_hash)))) for cid in ids}
 
-    @staticmethod
-    def _covers(summary, limit: int) -> bool:
-        """Does an identifier summary hold its ``limit`` lowest-id customers?"""
-        return summary is not None and (len(summary["first"]) >= limit or len(summary["first"]) == summary["n"])
-
     def _lowest_customers(self, ident_vids: Sequence[str], limit: int) -> dict[str, tuple[int, list[str]]]:
         """``{identifier vertex id: (degree, its ``limit`` lowest customer ids)}``."""
         from gremlin_python.process.graph_traversal import __
@@ -713,8 +697,8 @@ class GremlinIdentityGraph(IdentityGraph):
         summaries = self._summaries(ident_vids)
         for vid in ident_vids:
             summary = summaries.get(vid)
-            if self._covers(summary, limit):
-                out[vid] = (summary["n"], [f[0] for f in summary["first"][:limit]])
+            if summary is not None and summary.covers(limit):
+                out[vid] = (summary.customers, [f[0] for f in summary.lowest[:limit]])
             else:
                 missing.append(vid)
         for chunk in chunked(missing, self.batch_size):
@@ -811,7 +795,9 @@ class GremlinIdentityGraph(IdentityGraph):
         if properties is not None and set(names) <= self.summary_properties:
             summaries = self._summaries(ids) if _summaries is None else _summaries
             records = [
-                {"customer_id": vid[len(_CUSTOMER_PREFIX) :], **summaries[vid]["p"]} for vid in ids if vid in summaries
+                {"customer_id": vid[len(_CUSTOMER_PREFIX) :], **summaries[vid].properties}
+                for vid in ids
+                if vid in summaries
             ]
             ids = [vid for vid in ids if vid not in summaries]
         rows = self._run("customers_of", lambda g: g.V(*ids).value_map(True, *names).to_list()) if ids else []
@@ -853,11 +839,6 @@ class GremlinIdentityGraph(IdentityGraph):
         frame = pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
         return frame.sort_values(["customer_id", "kind", "value_hash"]).reset_index(drop=True)
 
-    @staticmethod
-    def _visible(summary, as_of_ms: int | None) -> bool:
-        """Is every link a summary covers (a customer's or an identifier's) first seen at or before as-of?"""
-        return summary is not None and (as_of_ms is None or summary["fmax"] <= as_of_ms)
-
     def identifier_inputs(
         self, identifiers: Sequence[tuple[str, str]], limit: int, as_of_ms: int | None = None
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -884,9 +865,9 @@ class GremlinIdentityGraph(IdentityGraph):
         summaries = self._summaries(list(wanted)) if _summaries is None else _summaries
         for vid in wanted:
             summary = summaries.get(vid)
-            if self._visible(summary, as_of_ms) and self._covers(summary, limit):
+            if summary is not None and summary.visible(as_of_ms) and summary.covers(limit):
                 kind, value_hash = wanted[vid]
-                records += [(f[0], kind, value_hash, *f[1:]) for f in summary["first"][:limit]]
+                records += [(f[0], kind, value_hash, *f[1:]) for f in summary.lowest[:limit]]
             else:
                 missing.append(vid)
         as_of = _typed(as_of_or_end(as_of_ms))
@@ -929,8 +910,16 @@ class GremlinIdentityGraph(IdentityGraph):
         summaries = self._summaries(list(wanted)) if _summaries is None else _summaries
         for vid in wanted:
             summary = summaries.get(vid)
-            if self._visible(summary, as_of_ms):
-                out.append((*wanted[vid], summary["n"], summary["fmin"], summary["fmax"], summary["events"]))
+            if summary is not None and summary.visible(as_of_ms):
+                out.append(
+                    (
+                        *wanted[vid],
+                        summary.customers,
+                        summary.earliest_first_seen,
+                        summary.latest_first_seen,
+                        summary.events,
+                    )
+                )
             else:
                 missing.append(vid)
         limit = _typed(as_of_or_end(as_of_ms))
@@ -973,9 +962,9 @@ class GremlinIdentityGraph(IdentityGraph):
         summaries = self._summaries(ids) if _summaries is None else _summaries
         for vid in ids:
             summary = summaries.get(vid)
-            if self._visible(summary, as_of_ms):
-                if summary["n"]:  # customers without links are left out
-                    out.append((vid[len(_CUSTOMER_PREFIX) :], *summary["row"]))
+            if summary is not None and summary.visible(as_of_ms):
+                if summary.links:  # customers without links are left out
+                    out.append((vid[len(_CUSTOMER_PREFIX) :], *summary.row))
             else:
                 missing.append(vid)
         limit = _typed(as_of_or_end(as_of_ms))
