@@ -119,7 +119,7 @@ def test_train_and_score_commands_on_a_generated_world(small_world, small_world_
     run = CliRunner()
     assert run.invoke(cli, ["labels", "--graph", uri, "--as-of", cutoff, "--out", str(tmp_path / "labels")]).exit_code == 0
     cfg = tmp_path / "fast.yaml"
-    cfg.write_text("training:\n  max_epochs: 8\n  hidden_dim: 16\n  min_positives: 2\n  bootstrap_rounds: 20\n"
+    cfg.write_text("training:\n  max_epochs: 4\n  hidden_dim: 16\n  min_positives: 2\n  bootstrap_rounds: 20\n"
                    "  gbdt:\n    max_iter: 30\n")
     result = run.invoke(cli, ["train", "--snapshot", str(small_world_snapshot), "--labels", str(tmp_path / "labels"),
                               "--out", str(tmp_path / "model"), "--truth", truth, "--config", str(cfg), "--json"])
