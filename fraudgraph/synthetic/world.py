@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,27 +166,48 @@ class _Customer:
     sleeper_until: int | None = None  # a fraud account that ages quietly before it acts
 
 
+_TABLE_PATHS = {
+    "customers": "historical/customers.parquet",
+    "events": "historical/events.parquet",
+    "blocks": "historical/blocks.parquet",
+    "appeals": "historical/appeals.parquet",
+    "truth": "truth/ground_truth.parquet",
+}
+
+
+def _new_counts() -> dict[str, int]:
+    return {"customers": 0, "historical_events": 0, "live_events": 0, "blocks": 0, "appeals": 0}
+
+
+class _ChunkTables:
+    """One chunk's tables, built in whichever process generated the chunk."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, pa.Table] = {}
+        self.live_tables: list[pa.Table] = []
+        self.counts = _new_counts()
+
+    def write(self, name: str, schema: pa.Schema, rows: list[dict[str, Any]]) -> None:
+        self.tables[name] = _to_table(rows, schema)
+
+
 class _ChunkWriter:
-    """Accumulates one chunk's rows and appends them to the Parquet files."""
+    """Appends chunks' tables to the Parquet files, in chunk order."""
 
     def __init__(self, out: Path):
         self.out = out
         self.writers: dict[str, pq.ParquetWriter] = {}
         self.live_tables: list[pa.Table] = []
-        self.counts = {"customers": 0, "historical_events": 0, "live_events": 0, "blocks": 0, "appeals": 0}
+        self.counts = _new_counts()
 
-    def write(self, name: str, schema: pa.Schema, rows: list[dict[str, Any]]) -> None:
-        path = {
-            "customers": "historical/customers.parquet",
-            "events": "historical/events.parquet",
-            "blocks": "historical/blocks.parquet",
-            "appeals": "historical/appeals.parquet",
-            "truth": "truth/ground_truth.parquet",
-        }[name]
-        if name not in self.writers:
-            self.writers[name] = pq.ParquetWriter(self.out / path, schema)
-        table = _to_table(rows, schema)
-        self.writers[name].write_table(table)
+    def append(self, part: _ChunkTables) -> None:
+        for name, table in part.tables.items():
+            if name not in self.writers:
+                self.writers[name] = pq.ParquetWriter(self.out / _TABLE_PATHS[name], table.schema)
+            self.writers[name].write_table(table)
+        self.live_tables.extend(part.live_tables)
+        for key, n in part.counts.items():
+            self.counts[key] += n
 
     def close(self) -> None:
         for w in self.writers.values():
@@ -237,8 +259,10 @@ class WorldGenerator:
         n, size = self.s.customers, self.s.chunk_customers
         chunks = [(c, min(size, n - c * size)) for c in range(math.ceil(n / size))]
         try:
-            for chunk, count in tqdm(chunks, desc="generate", unit="chunk", disable=not progress):
-                self._chunk(chunk, count, writer)
+            for part in tqdm(
+                self._parts(chunks), total=len(chunks), desc="generate", unit="chunk", disable=not progress
+            ):
+                writer.append(part)
         finally:
             writer.close()
         self._write_live(writer.live_tables, out / "live" / "events.jsonl")
@@ -253,8 +277,34 @@ class WorldGenerator:
         (out / "manifest.json").write_text(json.dumps(summary, indent=2))
         return summary
 
+    def _parts(self, chunks: list[tuple[int, int]]) -> Iterator[_ChunkTables]:
+        """Every chunk's tables, in chunk order. Each chunk depends only on (seed, chunk), so
+        ``world.workers`` processes generate them side by side; at most ``workers + 1`` finished chunks
+        wait to be written, which bounds memory. The world is the same whatever the worker count."""
+        workers = min(self.s.workers, len(chunks))
+        if workers <= 1:
+            yield from map(self._chunk_tables, chunks)
+            return
+        import multiprocessing
+        from collections import deque
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            pending: deque = deque()
+            for job in chunks:
+                pending.append(pool.submit(self._chunk_tables, job))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    def _chunk_tables(self, job: tuple[int, int]) -> _ChunkTables:
+        part = _ChunkTables()
+        self._chunk(*job, part)
+        return part
+
     # ------------------------------------------------------------- one chunk
-    def _chunk(self, chunk: int, count: int, writer: _ChunkWriter) -> None:
+    def _chunk(self, chunk: int, count: int, writer: _ChunkTables) -> None:
         rng = random.Random(f"{self.s.seed}:{chunk}")
         nrng = np.random.default_rng([self.s.seed, chunk])
         fs, ls = self.s.fraud, self.s.legit

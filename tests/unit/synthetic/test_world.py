@@ -15,7 +15,8 @@ from fraudgraph.synthetic.stats import describe_world, read_live_events
 
 @pytest.fixture(scope="module")
 def world_settings():
-    return load_settings(environ={}).world.model_copy(update={"customers": 6000, "chunk_customers": 2500})
+    # three chunks on two processes
+    return load_settings(environ={}).world.model_copy(update={"customers": 6000, "chunk_customers": 2500, "workers": 2})
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +33,9 @@ def _tables(d):
         ("truth", "truth/ground_truth.parquet")]}
 
 
-def test_same_seed_same_world(world, world_settings, tmp_path):
-    WorldGenerator(world_settings).generate(tmp_path, progress=False)
+@pytest.mark.parametrize("workers", [1, 3])
+def test_same_seed_same_world_whatever_the_worker_count(world, world_settings, tmp_path, workers):
+    WorldGenerator(world_settings.model_copy(update={"workers": workers})).generate(tmp_path, progress=False)
     a, b = _tables(world), _tables(tmp_path)
     for name in a:
         pd.testing.assert_frame_equal(a[name], b[name])
