@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pandas as pd
@@ -112,21 +113,26 @@ def test_summaries_carry_the_scoring_properties(gstore):
     assert gstore.customers_of(["c007"], properties=names)["lifetime_value"].tolist() == [5.0]
 
 
-def test_concurrent_writers_to_one_hub_leave_it_exact(engine, gstore):
+def test_concurrent_writers_to_one_hub_leave_it_exact(engine, gstore, record_property):
     """Four writers share a hub; whatever the interleaving, the last refresh sees every edge (on JanusGraph
-    the writers really run at once on the server's worker threads)."""
+    the writers really run at once on the server's worker threads). Conflicts the writers retried are
+    recorded (``conflicts_retried`` in the JUnit report and the log)."""
     url, settings = engine
+    retried = [0] * 4
 
     def write(worker):
         with open_graph(url, settings) as store:
             for start in range(0, 60, 15):
                 store.upsert_links([IdentityLink(f"w{worker}_{i:02d}", "ip", "shared", 1_000 + i, 2_000 + i,
                                                  worker + 1, {"login": worker + 1}) for i in range(start, start + 15)])
+            retried[worker] = store.retries
     threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
+    record_property("conflicts_retried", sum(retried))
+    logging.getLogger("fraudgraph.tests").info("four writers on one hub: %d conflicts retried", sum(retried))
     assert current(gstore, [], [("ip", "shared")]) == {"ip:shared": True}
     (row,) = gstore.identifier_stats([("ip", "shared")]).itertuples(index=False)
     assert (row.degree, row.first_seen_min, row.first_seen_max, row.events) == (240, 1_000, 1_059, 60 * (1 + 2 + 3 + 4))
