@@ -73,21 +73,19 @@ def temporary_graph_server(settings, state_dir: Path, backend: str = "gremlin"):
     heap, not persisted, full JIT): ``gremlin`` is TinkerGraph on Gremlin Server, ``janusgraph`` is
     JanusGraph Server (in-memory storage, several worker threads).
 
-    Returns ``(server, settings)``: the settings a store on that server uses (JanusGraph names the
-    edges itself: ``graph.gremlin.edge_ids: engine``).
+    Returns ``(server, settings)``: the settings a store on that server uses (``store_settings``).
     """
     from localservers.servers import GremlinServer, JanusGraphServer, free_port
 
+    server: GremlinServer
     if backend == "janusgraph":
         js = settings.janusgraph_server.model_copy(update={"heap": "4g", "quick_jit": False})
         server = JanusGraphServer(js, state_dir=state_dir, port=free_port())
-        gremlin = settings.graph.gremlin.model_copy(update={"edge_ids": "engine"})
-        settings = settings.model_copy(update={"graph": settings.graph.model_copy(update={"gremlin": gremlin})})
     else:
         gs = settings.gremlin_server.model_copy(update={"heap": "4g", "persist": False, "quick_jit": False})
         server = GremlinServer(gs, state_dir=state_dir, port=free_port())
     server.start()
-    return server, settings
+    return server, server.store_settings(settings)
 
 
 @contextmanager

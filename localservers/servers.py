@@ -243,6 +243,11 @@ class GremlinServer(JavaServer):
     def url(self) -> str:
         return f"ws://{self.host}:{self.port}/gremlin"
 
+    @staticmethod
+    def store_settings(settings):
+        """The settings a fraudgraph store on this engine uses: TinkerGraph takes them as they are."""
+        return settings
+
     def lib_dir(self) -> Path:
         # Jars are shared between state folders: resolve once per version.
         return resolve_maven_classpath(
@@ -329,6 +334,13 @@ class JanusGraphServer(GremlinServer):
             servers_cache() / f"janusgraph-server-{self.settings.janusgraph_version}",
             {"janusgraph.version": self.settings.janusgraph_version},
         )
+
+    @staticmethod
+    def store_settings(settings):
+        """JanusGraph refuses user-supplied edge ids: a store on it lets the engine name edges
+        (``graph.gremlin.edge_ids: engine``)."""
+        gremlin = settings.graph.gremlin.model_copy(update={"edge_ids": "engine"})
+        return settings.model_copy(update={"graph": settings.graph.model_copy(update={"gremlin": gremlin})})
 
     def init_scripts(self) -> list[Path]:
         return [self._write_schema_script(), *super().init_scripts()]

@@ -61,8 +61,9 @@ def janusgraph_server(tmp_path_factory, settings):
 
 def janusgraph_settings(settings):
     """Settings for a store on JanusGraph: the engine names the edges."""
-    gremlin = settings.graph.gremlin.model_copy(update={"edge_ids": "engine"})
-    return settings.model_copy(update={"graph": settings.graph.model_copy(update={"gremlin": gremlin})})
+    from localservers.servers import JanusGraphServer
+
+    return JanusGraphServer.store_settings(settings)
 
 
 def make_store(kind: str, tmp_path: Path, settings, request):
