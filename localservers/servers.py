@@ -354,7 +354,7 @@ class JanusGraphServer(GremlinServer):
         alone. Property keys are declared as the default schema maker would make them (any value type,
         single cardinality)."""
         from fraudgraph.graph.base import LINK_FRAME_COLUMNS
-        from fraudgraph.graph.gremlin_store import SUMMARY, SUMMARY_VERSION
+        from fraudgraph.graph.gremlin import SUMMARY, SUMMARY_VERSION
         from fraudgraph.schema import CUSTOMER, EDGE_LABEL_BY_KIND, IDENTIFIER_KINDS
 
         def groovy_list(names) -> str:

@@ -48,7 +48,7 @@ def open_graph(uri: str | None = None, settings=None, *, create: bool = True) ->
         except sqlite3.DatabaseError as exc:  # a corrupt file, or not SQLite at all: one line, not a traceback
             raise GraphSetupError(f"graph {uri}: not a usable SQLite database ({exc})") from None
     elif uri.startswith(("ws://", "wss://")):
-        from .gremlin_store import GremlinIdentityGraph
+        from .gremlin import GremlinIdentityGraph
 
         store = GremlinIdentityGraph.from_settings(uri, gs)
     else:

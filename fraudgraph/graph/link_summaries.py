@@ -1,7 +1,7 @@
 """The link summaries a Gremlin graph keeps on its vertices, as typed values with one codec.
 
 Every customer and identifier vertex of a Gremlin graph carries ``link_summary``: a JSON string that
-answers the online reads without scanning a hub's edges (see :mod:`fraudgraph.graph.gremlin_store`
+answers the online reads without scanning a hub's edges (see :mod:`fraudgraph.graph.gremlin`
 for when it is written and the compare-and-set that keeps it exact). This module is the one place
 that knows its layout. The stored keys stay short (one string per vertex, read on every score):
 

@@ -10,7 +10,7 @@ import pytest
 
 from fraudgraph.graph import CustomerUpsert, IdentityLink, identifier_id, open_graph
 from fraudgraph.graph.base import summarise_links
-from fraudgraph.graph.gremlin_store import SUMMARY
+from fraudgraph.graph.gremlin import SUMMARY
 
 from graph_helpers import expected_identifier_stats, small_world
 

@@ -1,0 +1,52 @@
+"""Identity graph on a Gremlin server (Apache TinkerPop Gremlin Server, Amazon Neptune, JanusGraph).
+
+Bytecode traversals through gremlinpython only: no script strings are built.
+Writes are batched ``mergeV``/``mergeE`` over an injected list of maps (one
+request per ``gremlin.batch_size`` elements), with caller-supplied ids so an
+upsert is a direct id lookup, as Neptune recommends:
+
+- customer vertex ``customer:<customer_id>``
+- identifier vertex ``<kind>:<value_hash>`` with property ``value_hash``
+- edge ``has_<kind>:<customer_id>:<value_hash>``
+
+Online reads do not scan hubs. Every customer and identifier vertex carries a
+materialised summary of its links (property ``link_summary``, a compact JSON
+string, and the counter ``link_summary_version``): for a customer what its own
+features need, its latest first-seen time and the ``summary_properties``; for
+an identifier its degree, first-seen range and event total, and the links of
+its ``fanout_cap + 1`` lowest-id customers. Before writing, ``upsert_links``
+(and ``upsert_customers`` when a kept property changes) drops the summaries of
+the vertices it touches and bumps their versions; after writing it refreshes
+them (:meth:`GremlinIdentityGraph.refresh_summaries`) in two requests: one
+bumps the version again and aggregates on the server, the next stores the
+summary only if the version is still the one it read (compare-and-set), so
+concurrent writers never leave an older summary behind and a crash between the
+write and the refresh leaves no summary rather than a stale one. A bulk load
+passes ``summaries=False`` and refreshes once at the end. A reader uses a
+summary when there is one and every link it covers is visible at as-of;
+otherwise it aggregates the links as before. The one window left: a reader
+running while another process writes the same vertex can see the summary from
+just before that write, until the writer's refresh a few milliseconds later.
+
+Transient failures (connection reset or refused, server restart, Neptune's
+``ConcurrentModificationException``) are retried with exponential backoff on a
+fresh connection; because every write is an idempotent upsert, a retried
+request takes effect exactly once.
+
+Modules: ``session`` (connection, retry, chunked writes), ``summaries`` (the summary protocol),
+``writes`` (upserts), ``reads`` (one customer, neighbourhoods, metadata, exports) and
+``scoring_reads`` (the scoring inputs as of a time).
+"""
+
+from .reads import GremlinReads
+from .scoring_reads import GremlinScoringReads
+from .session import SUMMARY, SUMMARY_VERSION
+from .writes import GremlinWrites
+
+__all__ = ["SUMMARY", "SUMMARY_VERSION", "GremlinIdentityGraph"]
+
+
+class GremlinIdentityGraph(GremlinWrites, GremlinScoringReads, GremlinReads):
+    """Identity graph behind a Gremlin endpoint ``ws://HOST:PORT/gremlin`` or ``wss://...``."""
+
+    keeps_summaries = True

@@ -1,0 +1,216 @@
+"""Reads of the Gremlin store: one customer, neighbourhoods, graph metadata and whole-graph exports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from ...schema import COUNT_PROPERTY_BY_TYPE, CUSTOMER, EDGE_LABEL_BY_KIND, KIND_BY_EDGE_LABEL
+from ..base import LinkedIdentifier, Neighbourhood, SharedIdentifier, chunked, customer_vertex_id, empty_stats
+from .session import _CUSTOMER_PREFIX, GRAPH_META_ID, GRAPH_META_LABEL, GremlinSession, _typed
+
+
+class GremlinReads(GremlinSession):
+    """What the API and the exports read; neighbourhoods use identifier summaries where they cover the cap."""
+
+    def customer(self, customer_id: str) -> dict | None:
+        rows = self._run("customer", lambda g: g.V(customer_vertex_id(customer_id)).value_map().to_list())
+        return self._flatten(rows[0]) if rows else None
+
+    def identity(self, customer_id: str) -> list[LinkedIdentifier]:
+        from gremlin_python.process.graph_traversal import __
+
+        rows = self._run(
+            "identity",
+            lambda g: (
+                g.V(customer_vertex_id(customer_id))
+                .out_e()
+                .project("label", "value_hash", "props", "degree")
+                .by(__.label())
+                .by(__.in_v().values("value_hash"))
+                .by(__.value_map())
+                .by(__.in_v().in_e().count())
+                .to_list()
+            ),
+        )
+        out = [
+            LinkedIdentifier(
+                KIND_BY_EDGE_LABEL[r["label"]], r["value_hash"], self._link_props(r["props"]), int(r["degree"])
+            )
+            for r in rows
+        ]
+        return sorted(out, key=lambda x: (x.kind, x.value_hash))
+
+    def neighbourhood(self, customer_id: str, fanout_cap: int | None = None) -> Neighbourhood:
+        return self.neighbourhoods([customer_id], fanout_cap)[customer_id]
+
+    def neighbourhoods(self, customer_ids: Sequence[str], fanout_cap: int | None = None) -> dict[str, Neighbourhood]:
+        """The centres' links in one request, then their identifiers' summaries (degree and lowest-id
+        customers; counted and ordered on the server only for identifiers without one, or when the cap
+        is above what summaries keep)."""
+        from gremlin_python.process.graph_traversal import __
+
+        cap = self.fanout_cap if fanout_cap is None else fanout_cap
+        ids = list(dict.fromkeys(customer_ids))
+        centres = [customer_vertex_id(c) for c in ids]
+        rows = []
+        for chunk in chunked(centres, self.batch_size):
+            rows += self._run(
+                "neighbourhood",
+                lambda g, chunk=chunk: (
+                    g.V(*chunk)
+                    .out_e()
+                    .project("centre", "label", "ident", "value_hash", "props")
+                    .by(__.out_v().id_())
+                    .by(__.label())
+                    .by(__.in_v().id_())
+                    .by(__.in_v().values("value_hash"))
+                    .by(__.value_map())
+                    .to_list()
+                ),
+            )
+        first = self._lowest_customers(sorted({str(r["ident"]) for r in rows}), cap + 1)
+        found: dict[str, list[SharedIdentifier]] = {cid: [] for cid in ids}
+        for r in rows:
+            centre = str(r["centre"])[len(_CUSTOMER_PREFIX) :]
+            degree, customers = first[str(r["ident"])]
+            others = tuple([c for c in customers if c != centre][:cap])
+            found[centre].append(
+                SharedIdentifier(
+                    KIND_BY_EDGE_LABEL[r["label"]], r["value_hash"], degree, others, self._link_props(r["props"])
+                )
+            )
+        return {cid: Neighbourhood(cid, tuple(sorted(found[cid], key=lambda x: (x.kind, x.value_hash)))) for cid in ids}
+
+    def _lowest_customers(self, ident_vids: Sequence[str], limit: int) -> dict[str, tuple[int, list[str]]]:
+        """``{identifier vertex id: (degree, its ``limit`` lowest customer ids)}``."""
+        from gremlin_python.process.graph_traversal import __
+
+        out = {}
+        missing = []
+        summaries = self._summaries(ident_vids)
+        for vid in ident_vids:
+            summary = summaries.get(vid)
+            if summary is not None and summary.covers(limit):
+                out[vid] = (summary.customers, [f[0] for f in summary.lowest[:limit]])
+            else:
+                missing.append(vid)
+        for chunk in chunked(missing, self.batch_size):
+            rows = self._run(
+                "lowest_customers",
+                lambda g, chunk=chunk: (
+                    g.V(*chunk)
+                    .project("id", "degree", "customers")
+                    .by(__.id_())
+                    .by(__.in_e().count())
+                    .by(__.in_().id_().order().limit(limit).fold())
+                    .to_list()
+                ),
+            )
+            for r in rows:
+                out[str(r["id"])] = (int(r["degree"]), [str(c)[len(_CUSTOMER_PREFIX) :] for c in r["customers"]])
+        return out
+
+    def _meta(self, key: str, default: str) -> str:
+        """A property of the one ``graph_meta`` vertex, set to ``default`` by the first process that asks."""
+        from gremlin_python.process.graph_traversal import __
+        from gremlin_python.process.traversal import Cardinality, T
+
+        def read(g):
+            return g.V(GRAPH_META_ID).values(key).to_list()
+
+        found = self._run("graph meta", read)
+        if not found:
+            try:
+                self._run(
+                    "graph meta",
+                    lambda g: (
+                        g.V(GRAPH_META_ID)
+                        .fold()
+                        .coalesce(__.unfold(), __.add_v(GRAPH_META_LABEL).property(T.id, GRAPH_META_ID))
+                        .not_(__.has(key))
+                        .property(Cardinality.single, key, default)
+                        .iterate()
+                    ),
+                )
+            except Exception:  # noqa: BLE001 - another process wrote it first: read theirs
+                pass
+            found = self._run("graph meta", read)
+        return str(found[0])
+
+    def key_fingerprint(self, fingerprint: str) -> str:
+        return self._meta("pii_key_fingerprint", fingerprint)
+
+    @property
+    def graph_id(self) -> str:
+        """This graph's identity, kept on one ``graph_meta`` vertex (made by the first process that asks)."""
+        import uuid
+
+        return self._meta("graph_id", uuid.uuid4().hex)
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        from gremlin_python.process.graph_traversal import __
+
+        def count(g):
+            return (g.V().group_count().by(__.label()).next(), g.E().group_count().by(__.label()).next())
+
+        vertices, edges = self._run("stats", count)
+        stats = empty_stats()
+        for label, n in vertices.items():
+            if label != GRAPH_META_LABEL:
+                stats["vertices"][label] = int(n)
+        for label, n in edges.items():
+            stats["edges"][label] = int(n)
+        return stats
+
+    def customers_with(self, prop: str, value) -> pd.DataFrame:
+        from gremlin_python.process.traversal import T
+
+        rows = self._run("customers_with", lambda g: g.V().has(CUSTOMER, prop, _typed(value)).value_map(True).to_list())
+        records = [{"customer_id": str(r[T.id])[len(_CUSTOMER_PREFIX) :], **self._flatten(r)} for r in rows]
+        frame = pd.DataFrame.from_records(records, columns=None if records else ["customer_id"])
+        return frame.sort_values("customer_id").reset_index(drop=True) if records else frame
+
+    def customers_frame(self) -> pd.DataFrame:
+        from gremlin_python.process.traversal import T
+
+        rows = self._run("export customers", lambda g: g.V().has_label(CUSTOMER).value_map(True).to_list())
+        records = []
+        for r in rows:
+            rec = {"customer_id": str(r[T.id])[len(_CUSTOMER_PREFIX) :]}
+            rec.update(self._flatten(r))
+            records.append(rec)
+        return pd.DataFrame.from_records(records, columns=None if records else ["customer_id"])
+
+    def links_frame(self) -> pd.DataFrame:
+        from gremlin_python.process.graph_traversal import __
+
+        rows = self._run(
+            "export links",
+            lambda g: (
+                g.E()
+                .has_label(*EDGE_LABEL_BY_KIND.values())
+                .project("label", "customer", "value_hash", "props")
+                .by(__.label())
+                .by(__.out_v().id_())
+                .by(__.in_v().values("value_hash"))
+                .by(__.value_map())
+                .to_list()
+            ),
+        )
+        records = []
+        for r in rows:
+            rec = {
+                "customer_id": str(r["customer"])[len(_CUSTOMER_PREFIX) :],
+                "kind": KIND_BY_EDGE_LABEL[r["label"]],
+                "value_hash": r["value_hash"],
+            }
+            rec.update(self._link_props(r["props"]))
+            records.append(rec)
+        cols = ["customer_id", "kind", "value_hash", "first_seen", "last_seen", "event_count"]
+        frame = pd.DataFrame.from_records(records, columns=None if records else cols)
+        for col in COUNT_PROPERTY_BY_TYPE.values():
+            if col in frame:
+                frame[col] = frame[col].fillna(0).astype("int64")
+        return frame

@@ -1,0 +1,261 @@
+"""The scoring inputs read from the Gremlin store as of a time: customers, links, identifier links and
+statistics, link summaries. Each comes from the vertices' summaries where they are visible at as-of, and
+is aggregated on the server for the rest (a hub's edges never cross the wire)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from ...schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND, KIND_BY_EDGE_LABEL
+from ...timeutil import as_of_or_end
+from ..base import (
+    IDENTIFIER_STATS_COLUMNS,
+    LINK_FRAME_COLUMNS,
+    LINK_SUMMARY_COLUMNS,
+    chunked,
+    customer_vertex_id,
+    identifier_id,
+)
+from .session import _CUSTOMER_PREFIX, _LINK_PROPS, GremlinSession, _max_or, _min_or, _sum_or, _typed
+
+
+class GremlinScoringReads(GremlinSession):
+    """The frames batch and online scoring build their inputs from."""
+
+    def scoring_customers(
+        self,
+        customer_ids: Sequence[str],
+        properties: Sequence[str],
+        summary_ids: Sequence[str],
+        as_of_ms: int | None = None,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Both frames from one read of the customers' summaries."""
+        summaries = self._summaries([customer_vertex_id(c) for c in sorted(set(customer_ids) | set(summary_ids))])
+        return (
+            self.customers_of(customer_ids, properties, _summaries=summaries),
+            self.link_summary(summary_ids, as_of_ms, _summaries=summaries),
+        )
+
+    def customers_of(
+        self, customer_ids: Sequence[str], properties: Sequence[str] | None = None, *, _summaries: dict | None = None
+    ) -> pd.DataFrame:
+        """Chosen properties that summaries keep come from the summaries (one string per customer)."""
+        from gremlin_python.process.traversal import T
+
+        ids = [customer_vertex_id(c) for c in sorted(set(customer_ids))]
+        names = list(dict.fromkeys(properties)) if properties is not None else []
+        records = []
+        if properties is not None and set(names) <= self.summary_properties:
+            summaries = self._summaries(ids) if _summaries is None else _summaries
+            records = [
+                {"customer_id": vid[len(_CUSTOMER_PREFIX) :], **summaries[vid].properties}
+                for vid in ids
+                if vid in summaries
+            ]
+            ids = [vid for vid in ids if vid not in summaries]
+        rows = self._run("customers_of", lambda g: g.V(*ids).value_map(True, *names).to_list()) if ids else []
+        records += [{"customer_id": str(r[T.id])[len(_CUSTOMER_PREFIX) :], **self._flatten(r)} for r in rows]
+        columns = ["customer_id", *names] if properties is not None else (None if records else ["customer_id"])
+        frame = pd.DataFrame.from_records(records, columns=columns)
+        return frame.sort_values("customer_id").reset_index(drop=True) if records else frame
+
+    def links_of(self, customer_ids: Sequence[str]) -> pd.DataFrame:
+        from gremlin_python.process.graph_traversal import __
+
+        ids = [customer_vertex_id(c) for c in sorted(set(customer_ids))]
+        rows = (
+            self._run(
+                "links_of",
+                lambda g: (
+                    g.V(*ids)
+                    .out_e()
+                    .project("label", "customer", "value_hash", "props")
+                    .by(__.label())
+                    .by(__.out_v().id_())
+                    .by(__.in_v().values("value_hash"))
+                    .by(__.value_map())
+                    .to_list()
+                ),
+            )
+            if ids
+            else []
+        )
+        records = [
+            {
+                "customer_id": str(r["customer"])[len(_CUSTOMER_PREFIX) :],
+                "kind": KIND_BY_EDGE_LABEL[r["label"]],
+                "value_hash": r["value_hash"],
+                **self._link_props(r["props"]),
+            }
+            for r in rows
+        ]
+        frame = pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
+        return frame.sort_values(["customer_id", "kind", "value_hash"]).reset_index(drop=True)
+
+    def identifier_inputs(
+        self, identifiers: Sequence[tuple[str, str]], limit: int, as_of_ms: int | None = None
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Both frames from one read of the identifiers' summaries."""
+        summaries = self._summaries([identifier_id(k, h) for k, h in sorted(set(identifiers))])
+        return (
+            self.identifier_links(identifiers, limit, as_of_ms, _summaries=summaries),
+            self.identifier_stats(identifiers, as_of_ms, _summaries=summaries),
+        )
+
+    def identifier_links(
+        self,
+        identifiers: Sequence[tuple[str, str]],
+        limit: int,
+        as_of_ms: int | None = None,
+        *,
+        _summaries: dict | None = None,
+    ) -> pd.DataFrame:
+        from gremlin_python.process.graph_traversal import __
+        from gremlin_python.process.traversal import P
+
+        wanted = {identifier_id(k, h): (k, h) for k, h in sorted(set(identifiers))}
+        records, missing = [], []
+        summaries = self._summaries(list(wanted)) if _summaries is None else _summaries
+        for vid in wanted:
+            summary = summaries.get(vid)
+            if summary is not None and summary.visible(as_of_ms) and summary.covers(limit):
+                kind, value_hash = wanted[vid]
+                records += [(f[0], kind, value_hash, *f[1:]) for f in summary.lowest[:limit]]
+            else:
+                missing.append(vid)
+        as_of = _typed(as_of_or_end(as_of_ms))
+        for chunk in chunked(missing, self.batch_size):
+            rows = self._run(
+                "identifier_links",
+                lambda g, chunk=chunk: (
+                    g.V(*chunk)
+                    .local(__.in_e().has("first_seen", P.lte(as_of)).order().by(__.out_v().id_()).limit(int(limit)))
+                    .project("label", "customer", "value_hash", "props")
+                    .by(__.label())
+                    .by(__.out_v().id_())
+                    .by(__.in_v().values("value_hash"))
+                    .by(__.value_map())
+                    .to_list()
+                ),
+            )
+            props = self._link_props
+            records += [
+                (
+                    str(r["customer"])[len(_CUSTOMER_PREFIX) :],
+                    KIND_BY_EDGE_LABEL[r["label"]],
+                    r["value_hash"],
+                    *(props(r["props"]).get(k, 0) for k in _LINK_PROPS),
+                )
+                for r in rows
+            ]
+        return pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
+
+    def identifier_stats(
+        self, identifiers: Sequence[tuple[str, str]], as_of_ms: int | None = None, *, _summaries: dict | None = None
+    ) -> pd.DataFrame:
+        """From the identifiers' summaries; aggregated on the server for the others (a hub's hundreds of
+        edges never cross the wire)."""
+        from gremlin_python.process.graph_traversal import __
+        from gremlin_python.process.traversal import P
+
+        wanted = {identifier_id(k, h): (k, h) for k, h in sorted(set(identifiers))}
+        out, missing = [], []
+        summaries = self._summaries(list(wanted)) if _summaries is None else _summaries
+        for vid in wanted:
+            summary = summaries.get(vid)
+            if summary is not None and summary.visible(as_of_ms):
+                out.append(
+                    (
+                        *wanted[vid],
+                        summary.customers,
+                        summary.earliest_first_seen,
+                        summary.latest_first_seen,
+                        summary.events,
+                    )
+                )
+            else:
+                missing.append(vid)
+        limit = _typed(as_of_or_end(as_of_ms))
+
+        def visible():
+            return __.in_e().has("first_seen", P.lte(limit))
+
+        for chunk in chunked(missing, self.batch_size):
+            rows = self._run(
+                "identifier_stats",
+                lambda g, chunk=chunk: (
+                    g.V(*chunk)
+                    .project("label", "value_hash", "n", "fmin", "fmax", "events")
+                    .by(__.label())
+                    .by(__.values("value_hash"))
+                    .by(visible().count())
+                    .by(_min_or(visible().values("first_seen"), -1))
+                    .by(_max_or(visible().values("first_seen"), -1))
+                    .by(_sum_or(visible().values("event_count")))
+                    .to_list()
+                ),
+            )
+            out += [
+                (r["label"], r["value_hash"], int(r["n"]), int(r["fmin"]), int(r["fmax"]), int(r["events"]))
+                for r in rows
+            ]
+        out = sorted(row for row in out if row[2])
+        return pd.DataFrame(out, columns=IDENTIFIER_STATS_COLUMNS)
+
+    def link_summary(
+        self, customer_ids: Sequence[str], as_of_ms: int | None = None, *, _summaries: dict | None = None
+    ) -> pd.DataFrame:
+        """From the customers' summaries; aggregated on the server (one row per customer, not its edges)
+        for the others."""
+        from gremlin_python.process.graph_traversal import __
+        from gremlin_python.process.traversal import P
+
+        ids = [customer_vertex_id(c) for c in sorted(set(customer_ids))]
+        out, missing = [], []
+        summaries = self._summaries(ids) if _summaries is None else _summaries
+        for vid in ids:
+            summary = summaries.get(vid)
+            if summary is not None and summary.visible(as_of_ms):
+                if summary.links:  # customers without links are left out
+                    out.append((vid[len(_CUSTOMER_PREFIX) :], *summary.row))
+            else:
+                missing.append(vid)
+        limit = _typed(as_of_or_end(as_of_ms))
+
+        def visible():
+            return __.out_e().has("first_seen", P.lte(limit))
+
+        keys = [
+            "id",
+            "n",
+            "first_link",
+            *(f"identifiers_{k}" for k in EDGE_LABEL_BY_KIND),
+            "events",
+            *COUNT_PROPERTY_BY_TYPE.values(),
+        ]
+        for chunk in chunked(missing, self.batch_size):
+
+            def query(g, chunk=chunk):
+                t = (
+                    g.V(*chunk)
+                    .project(*keys)
+                    .by(__.id_())
+                    .by(visible().count())
+                    .by(_min_or(visible().values("first_seen"), -1))
+                )
+                for label in EDGE_LABEL_BY_KIND.values():
+                    t = t.by(visible().has_label(label).count())
+                t = t.by(_sum_or(visible().values("event_count")))
+                for prop in COUNT_PROPERTY_BY_TYPE.values():
+                    t = t.by(_sum_or(visible().values(prop)))
+                return t.to_list()
+
+            out += [
+                (str(r["id"])[len(_CUSTOMER_PREFIX) :], *(int(r[k]) for k in keys[2:]))
+                for r in self._run("link_summary", query)
+                if int(r["n"])
+            ]
+        out.sort()
+        return pd.DataFrame(out, columns=LINK_SUMMARY_COLUMNS)

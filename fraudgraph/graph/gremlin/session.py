@@ -1,0 +1,289 @@
+"""The connection to a Gremlin server: retry with backoff on transient failures, chunked concurrent
+writes, and the helpers and decoding every traversal of the store shares."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Self, TypeVar
+
+from ...schema import CUSTOMER
+from ..base import LINK_FRAME_COLUMNS, GraphStoreError, IdentityGraph, InvalidElementError, chunked
+from ..link_summaries import decode_link_summary
+
+GRAPH_META_LABEL, GRAPH_META_ID = "graph_meta", "fraudgraph:graph_meta"
+
+
+def _single(props: Mapping[str, Any]) -> dict[str, Any]:
+    """Vertex properties for mergeV with their cardinality stated: Neptune's default is ``set``, where a
+    plain write would add a value instead of replacing it."""
+    from gremlin_python.process.traversal import CardinalityValue
+
+    return {k: CardinalityValue.single(v) for k, v in props.items()}
+
+
+log = logging.getLogger(__name__)
+T_ = TypeVar("T_")
+
+_CUSTOMER_PREFIX = f"{CUSTOMER}:"
+SUMMARY = "link_summary"
+SUMMARY_VERSION = "link_summary_version"
+_INTERNAL_PROPERTIES = (SUMMARY, SUMMARY_VERSION)
+_LINK_PROPS = LINK_FRAME_COLUMNS[3:]  # first_seen, last_seen, event_count, count_<type>...
+_TRANSIENT_MARKERS = (
+    "ConcurrentModificationException",
+    "Connection was closed",
+    "Connection was already closed",
+    "Connection refused",
+    "is not configured on the server",  # server still binding `g` during start-up
+    "already exists",  # two concurrent requests created the same id (TinkerGraph); the retry merges
+    # JanusGraph: two writers created the same property key or label at once (automatic schema), or a
+    # lock on the same element; the retry finds it made and merges
+    "violates a uniqueness constraint",
+    "LockingException",
+    "Could not commit transaction",
+    # another thread's retry reset the shared connection under this request
+    "Client is closed",
+    "cannot schedule new futures after shutdown",
+    "Connection reset",
+    "Cannot connect",
+    "Connect call failed",
+    "ServerDisconnected",
+    "Server disconnected",
+    "timed out",
+    "TimeoutError",
+    "Broken pipe",
+    "Session is closed",
+    "closed transport",
+    "Cannot write to closing transport",
+    # TinkerGraph's edge sets are unsynchronised: a read iterating a hub's edges while another
+    # request's write grows them fails this way; reads and upserts are both safe to repeat
+    "ArrayIndexOutOfBoundsException",
+)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return True
+    text = f"{type(exc).__name__}: {exc}"
+    return any(marker.lower() in text.lower() for marker in _TRANSIENT_MARKERS)
+
+
+def _typed(value: Any) -> Any:
+    """Python ints as Gremlin Long: GraphBinary otherwise sends Int32 and overflows on epoch ms."""
+    from gremlin_python.statics import long
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        return long(value)
+    return value
+
+
+def _typed_map(props: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _typed(v) for k, v in props.items()}
+
+
+def _min_or(values, default: int):
+    """min of a value stream, ``default`` when it is empty (min of nothing produces no row)."""
+    from gremlin_python.process.graph_traversal import __
+
+    return __.coalesce(values.min_(), __.constant(_typed(default)))
+
+
+def _max_or(values, default: int):
+    from gremlin_python.process.graph_traversal import __
+
+    return __.coalesce(values.max_(), __.constant(_typed(default)))
+
+
+def _sum_or(values, default: int = 0):
+    from gremlin_python.process.graph_traversal import __
+
+    return __.coalesce(values.sum_(), __.constant(_typed(default)))
+
+
+class GremlinSession(IdentityGraph):
+    """A connection to a Gremlin endpoint ``ws://HOST:PORT/gremlin`` or ``wss://...`` with retry and
+    backoff, chunked concurrent writes and the decoding every read shares (the store's writes, summaries
+    and reads are mixins over it)."""
+
+    @classmethod
+    def from_settings(cls, uri: str, settings) -> Self:
+        """The store at ``uri`` built from its settings (``graph`` and ``graph.gremlin``)."""
+        gg = settings.gremlin
+        return cls(
+            uri,
+            traversal_source=gg.traversal_source,
+            pool_size=gg.pool_size,
+            batch_size=gg.batch_size,
+            fanout_cap=settings.neighbourhood_fanout_cap,
+            max_retries=gg.max_retries,
+            backoff_initial_s=gg.backoff_initial_s,
+            backoff_max_s=gg.backoff_max_s,
+            request_timeout_s=gg.request_timeout_s,
+            summary_properties=gg.summary_properties,
+            iam=gg.iam,
+            iam_region=gg.iam_region,
+            edge_ids=gg.edge_ids,
+        )
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        traversal_source: str = "g",
+        pool_size: int = 4,
+        batch_size: int = 500,
+        fanout_cap: int = 50,
+        max_retries: int = 8,
+        backoff_initial_s: float = 0.2,
+        backoff_max_s: float = 10.0,
+        request_timeout_s: float = 120,
+        summary_properties: Sequence[str] = ("signup_ts", "lifetime_value", "clean_label"),
+        iam: bool = False,
+        iam_region: str | None = None,
+        edge_ids: str = "supplied",
+    ):
+        if not uri.startswith(("ws://", "wss://")):
+            raise ValueError(f"graph URI {uri!r}: expected ws://HOST:PORT/gremlin or wss://...")
+        self.uri = uri
+        self.traversal_source = traversal_source
+        self.pool_size = pool_size
+        self.batch_size = batch_size
+        self.fanout_cap = fanout_cap
+        self.max_retries = max_retries
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.request_timeout_s = request_timeout_s
+        self.summary_properties = frozenset(summary_properties)
+        self.iam, self.iam_region = iam, iam_region
+        self.edge_ids = edge_ids
+        self._lock = threading.Lock()
+        self._conn = None
+        self._g = None
+        self.retries = 0  # transient failures retried so far (observability)
+
+    # ------------------------------------------------------------ connection
+    def _connect(self):
+        from gremlin_python.driver.driver_remote_connection import DriverRemoteConnection
+        from gremlin_python.process.anonymous_traversal import traversal
+
+        headers = None
+        if self.iam:  # signed afresh for every connection: a signature is only valid for minutes
+            from ..neptune_iam import handshake_headers
+
+            headers = handshake_headers(self.uri, self.iam_region)
+        conn = DriverRemoteConnection(
+            self.uri,
+            self.traversal_source,
+            pool_size=self.pool_size,
+            max_workers=self.pool_size,
+            read_timeout=self.request_timeout_s,
+            write_timeout=self.request_timeout_s,
+            headers=headers,
+        )
+        return conn, traversal().with_remote(conn)
+
+    def _source(self):
+        with self._lock:
+            if self._g is None:
+                self._conn, self._g = self._connect()
+            return self._g
+
+    def _reset(self, broken=None) -> None:
+        """Drop the connection; with ``broken``, only if it is still the current one."""
+        with self._lock:
+            if broken is not None and broken is not self._g:
+                return  # another thread already reconnected
+            conn, self._conn, self._g = self._conn, None, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - the connection is already broken
+                pass
+
+    def _run(self, what: str, fn: Callable[[Any], T_]) -> T_:
+        """Run ``fn(g)`` with retry and backoff on transient failures."""
+        delay = self.backoff_initial_s
+        for attempt in range(self.max_retries + 1):
+            g = None
+            try:
+                g = self._source()
+                return fn(g)
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if not _is_transient(exc) or attempt == self.max_retries:
+                    raise GraphStoreError(f"gremlin {what} failed: {type(exc).__name__}: {exc}") from exc
+                self.retries += 1
+                log.warning(
+                    "gremlin %s: transient failure (%s), retry %d/%d in %.1fs",
+                    what,
+                    type(exc).__name__,
+                    attempt + 1,
+                    self.max_retries,
+                    delay,
+                )
+                if type(exc).__name__ != "GremlinServerError":  # the server answered: the connection is fine
+                    self._reset(g)
+                time.sleep(delay * (0.5 + random.random() / 2))
+                delay = min(delay * 2, self.backoff_max_s)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self._reset()
+
+    def _check_engine_ids(self, values) -> None:
+        """JanusGraph reserves ``-`` inside custom string vertex ids: refuse the batch, naming the element."""
+        if self.edge_ids != "engine":
+            return
+        for index, value in values:
+            if "-" in value:
+                raise InvalidElementError(index, value[:40], "JanusGraph reserves '-' in vertex ids")
+
+    # ---------------------------------------------------------------- writes
+    def _write_chunks(self, what: str, write: Callable[[Any, Sequence[Any]], None], rows: Sequence[Any]) -> None:
+        """Send ``rows`` in chunks of ``batch_size``, up to ``pool_size`` requests in flight.
+
+        Chunks of one phase never depend on each other; a chunk that fails
+        transiently is retried on its own (idempotent upserts). The first chunk goes alone: on an
+        engine that creates its schema on first use (JanusGraph), concurrent first writes of a
+        property or label race to create it, and a lost race can leave the type locked or
+        half-created for every retry; after one chunk the types exist.
+        """
+        chunks = list(chunked(rows, self.batch_size))
+        if len(chunks) <= 1 or self.pool_size == 1:
+            for chunk in chunks:
+                self._run(what, lambda g, chunk=chunk: write(g, chunk))
+            return
+        first, rest = chunks[0], chunks[1:]
+        self._run(what, lambda g: write(g, first))
+        with ThreadPoolExecutor(max_workers=self.pool_size, thread_name_prefix="gremlin-write") as pool:
+            futures = [pool.submit(self._run, what, lambda g, chunk=chunk: write(g, chunk)) for chunk in rest]
+            for f in futures:
+                f.result()
+
+    def _summaries(self, vertex_ids: Sequence[str]) -> dict[str, Any]:
+        """``{vertex id: CustomerLinkSummary | IdentifierLinkSummary}`` of the vertices that have a current
+        one (only the strings travel)."""
+        out: dict[str, Any] = {}
+        for chunk in chunked(list(vertex_ids), self.batch_size):
+            (texts,) = self._run("summaries", lambda g, chunk=chunk: g.V(*chunk).values(SUMMARY).fold().to_list())
+            for text in texts:
+                summary = decode_link_summary(text)
+                out[summary.vertex_id] = summary
+        return out
+
+    @staticmethod
+    def _flatten(value_map: Mapping[Any, Any]) -> dict[str, Any]:
+        out = {}
+        for k, v in value_map.items():
+            if not isinstance(k, str) or k in _INTERNAL_PROPERTIES:
+                continue
+            out[k] = v[0] if isinstance(v, list) and len(v) == 1 else v
+        return out
+
+    @staticmethod
+    def _link_props(props: Mapping[str, Any]) -> dict[str, int]:
+        return {k: int(v) for k, v in props.items() if isinstance(k, str)}
