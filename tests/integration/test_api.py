@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 
 import httpx
@@ -12,6 +11,8 @@ import pandas as pd
 import pytest
 
 from fraudgraph.identity import IdentifierHasher
+
+from api_helpers import start_uvicorn
 
 TOKENS = {"reader": ["read"], "scorer": ["score"], "analyst": {"name": "alice", "scopes": ["read", "review"]},
           "all": {"name": "lead", "scopes": ["read", "score", "review", "override"]}}
@@ -21,20 +22,6 @@ def scopes_of(token):
     spec = TOKENS[token]
     return spec["scopes"] if isinstance(spec, dict) else spec
 RAW_EMAIL_FIELD = "email"
-
-
-def _start_uvicorn(app, port):
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    return server, thread
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +64,7 @@ def api(request, flagging_model, settings, tmp_path_factory):
         {**settings.api.model_dump(), "tokens": TOKENS, "review_log": str(tmp / "reviews.db")})})
     app = create_app(store, OnlineScorer(store, ModelArtifact.load(model_dir), api_settings), api_settings)
     port = free_port()
-    server, thread = _start_uvicorn(app, port)
+    server, thread = start_uvicorn(app, port)
     yield f"http://127.0.0.1:{port}", store, ref, as_of
     server.should_exit = True
     thread.join(10)
