@@ -195,6 +195,7 @@ class SharedCardRule(_Section):
     min_fraudsters: int = Field(2, ge=1)
     max_card_degree: int = Field(20, ge=2)
     max_first_use_gap_days: float = Field(30, gt=0)
+    max_use_after_fraudsters_days: float = Field(30, gt=0)
     confidence: float = Field(0.9, ge=0, le=1)
 
 
@@ -203,6 +204,7 @@ class ComponentRule(_Section):
     kinds: list[Literal["device", "ip", "email", "card"]] = ["device", "card"]
     max_identifier_degree: int = Field(20, ge=2)
     max_first_use_gap_days: float = Field(30, gt=0)
+    max_use_after_fraudsters_days: float = Field(30, gt=0)
     min_size: int = Field(4, ge=2)
     min_fraudsters: int = Field(2, ge=1)
     min_fraud_share: float = Field(0.5, ge=0, le=1)

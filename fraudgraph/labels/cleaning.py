@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +66,12 @@ def visible_customers(customers: pd.DataFrame, as_of_ms: int) -> pd.DataFrame:
 
 
 def visible_links(links: pd.DataFrame, as_of_ms: int) -> pd.DataFrame:
-    return links.loc[pd.to_numeric(links["first_seen"]) <= as_of_ms].copy()
+    """Links first seen by as-of, their last use capped at as-of. Training reads point-in-time links
+    (exact at as-of); a store newer than as-of still shows that a link was used after as-of."""
+    out = links.loc[pd.to_numeric(links["first_seen"]) <= as_of_ms].copy()
+    if "last_seen" in out:
+        out["last_seen"] = np.minimum(pd.to_numeric(out["last_seen"]), as_of_ms)
+    return out
 
 
 def mature_labels(customers: pd.DataFrame, as_of_ms: int, settings: LabelSettings) -> pd.DataFrame:
@@ -180,18 +186,22 @@ class MissedFraudRules:
         return fraud, correctable
 
     @staticmethod
-    def _near_in_time(first_use: dict[str, float], cid: str, fraudsters, gap_ms: float) -> list[str]:
-        """The fraudsters who first used an identifier within ``gap_ms`` of ``cid``'s first use of it."""
-        mine = first_use.get(cid)
-        return [f for f in fraudsters if mine is not None and abs(first_use[f] - mine) <= gap_ms]
+    def _used_with(use: dict, cid: str, fraudster: str, first_gap_ms: float, after_ms: float) -> bool:
+        """Whether ``cid`` used an identifier together with ``fraudster``: ``use`` maps a customer to its
+        (first, last) use of it; the first uses are within ``first_gap_ms`` of each other (not the owner of
+        a card stolen long after, not a phone bought second-hand months later), and ``cid`` stopped within
+        ``after_ms`` of the fraudster's last use (not a card's owner who goes on using it after the ring
+        has stopped)."""
+        (first, last), (f_first, f_last) = use[cid], use[fraudster]
+        return abs(f_first - first) <= first_gap_ms and last - f_last <= after_ms
 
     def shared_card_with_fraudsters(self, links, labels, customers) -> list[Correction]:
         cfg = self.settings.shared_card_with_fraudsters
         fraud, correctable = self._sets(labels)
-        cards = links.loc[links["kind"] == "card", ["customer_id", "value_hash", "first_seen"]].drop_duplicates(
-            ["customer_id", "value_hash"]
-        )
-        gap = cfg.max_first_use_gap_days * DAY_MS
+        cards = links.loc[
+            links["kind"] == "card", ["customer_id", "value_hash", "first_seen", "last_seen"]
+        ].drop_duplicates(["customer_id", "value_hash"])
+        gap, after = cfg.max_first_use_gap_days * DAY_MS, cfg.max_use_after_fraudsters_days * DAY_MS
         out = []
         for card, grp in cards.groupby("value_hash"):
             members = set(grp["customer_id"])
@@ -200,11 +210,16 @@ class MissedFraudRules:
             fraudsters = sorted(members & fraud)
             if len(fraudsters) < cfg.min_fraudsters:
                 continue
-            first_use = dict(zip(grp["customer_id"], pd.to_numeric(grp["first_seen"]).astype(float)))
+            use = dict(
+                zip(
+                    grp["customer_id"],
+                    zip(pd.to_numeric(grp["first_seen"]).astype(float), pd.to_numeric(grp["last_seen"]).astype(float)),
+                )
+            )
             for cid in sorted(members & correctable):
-                near = self._near_in_time(first_use, cid, fraudsters, gap)
+                near = [f for f in fraudsters if self._used_with(use, cid, f, gap, after)]
                 if len(near) < cfg.min_fraudsters:
-                    continue  # e.g. the card's real owner, who used it long before it was stolen
+                    continue  # e.g. the card's real owner, who used it before and after the ring did
                 out.append(
                     Correction(
                         cid, "shared_card_with_fraudsters", cfg.confidence, {"card": card, "fraudsters": near[:20]}
@@ -217,13 +232,18 @@ class MissedFraudRules:
         fraud, correctable = self._sets(labels)
         labelled = set(labels.loc[labels["label"].isin([FRAUD, LEGIT]), "customer_id"])
         lk = links.loc[
-            links["kind"].isin(cfg.kinds), ["customer_id", "kind", "value_hash", "first_seen"]
+            links["kind"].isin(cfg.kinds), ["customer_id", "kind", "value_hash", "first_seen", "last_seen"]
         ].drop_duplicates(["customer_id", "kind", "value_hash"])
-        first_use = {
-            (c, k + ":" + v): float(t)
-            for c, k, v, t in zip(lk["customer_id"], lk["kind"], lk["value_hash"], pd.to_numeric(lk["first_seen"]))
-        }
-        gap = cfg.max_first_use_gap_days * DAY_MS
+        use: dict[str, dict[str, tuple[float, float]]] = defaultdict(dict)  # identifier -> customer -> use
+        for c, k, v, first, last in zip(
+            lk["customer_id"],
+            lk["kind"],
+            lk["value_hash"],
+            pd.to_numeric(lk["first_seen"]),
+            pd.to_numeric(lk["last_seen"]),
+        ):
+            use[f"{k}:{v}"][c] = (float(first), float(last))
+        gap, after = cfg.max_first_use_gap_days * DAY_MS, cfg.max_use_after_fraudsters_days * DAY_MS
         degree = lk.groupby(["kind", "value_hash"])["customer_id"].transform("size")
         lk = lk.loc[(degree >= 2) & (degree <= cfg.max_identifier_degree)]
         g = nx.Graph()
@@ -239,14 +259,13 @@ class MissedFraudRules:
                 continue
             fraud_nodes = {f"c:{f}" for f in fraudsters}
             for cid in sorted(members & correctable):
-                # identifiers this customer shares directly with a mature fraudster of the component, both
-                # first using it within the gap (not a phone bought second-hand months later, not the owner
-                # of a card stolen long after)
+                # identifiers this customer shares directly with a mature fraudster of the component and
+                # used together with it (see _used_with)
                 pairs = [
                     (i, f)
                     for i in g.neighbors(f"c:{cid}")
                     for f in set(g.neighbors(i)) & fraud_nodes
-                    if abs(first_use[(f[2:], i)] - first_use[(cid, i)]) <= gap
+                    if self._used_with(use[i], cid, f[2:], gap, after)
                 ]
                 direct = sorted({i for i, _ in pairs})
                 direct_fraudsters = {f for _, f in pairs}

@@ -9,7 +9,7 @@ import pandas as pd
 from fraudgraph.config import LabelSettings
 from fraudgraph.graph import CustomerUpsert, IdentityLink
 from fraudgraph.labels.stage import run_labels
-from fraudgraph.labels.cleaning import clean_labels, mature_labels
+from fraudgraph.labels.cleaning import clean_labels, mature_labels, visible_links
 
 DAY = 86_400_000
 T0 = 1_750_000_000_000  # an arbitrary UTC instant
@@ -104,6 +104,32 @@ def test_shared_card_heuristic():
     (row,) = result.audit[result.audit["customer_id"] == "c"].itertuples()
     assert row.raw_label == "legit" and row.rule == "shared_card_with_fraudsters"
     assert json.loads(row.evidence) == {"card": "K", "fraudsters": ["f1", "f2"]}
+
+
+def test_a_cards_owner_who_goes_on_using_it_after_the_ring_is_not_relabelled():
+    """Seen on generated worlds: a legitimate customer first uses a card within weeks of the ring (its
+    real owner, or someone who bought it) and goes on using it long after the ring has stopped. Both card
+    rules leave it alone; a ring member who stopped with the ring is still relabelled."""
+    ring_first, ring_last = T0 - 150 * DAY, T0 - 140 * DAY
+    customers = frame([_fraudster("f1"), _fraudster("f2"), _fraudster("f3"),
+                       {"customer_id": "owner", "signup_ts": T0 - 400 * DAY},
+                       {"customer_id": "member", "signup_ts": T0 - 200 * DAY}])
+    rows = [(f, "card", "K", ring_first, ring_last, 3) for f in ("f1", "f2", "f3")]
+    rows += [(f, "device", "D", ring_first, ring_last, 3) for f in ("f1", "f2", "f3")]
+    rows += [("owner", "card", "K", ring_first + 10 * DAY, T0 - 40 * DAY, 30),  # 100 days after the ring
+             ("member", "card", "K", ring_first + 2 * DAY, ring_last + 5 * DAY, 3),
+             ("member", "device", "D", ring_first + 2 * DAY, ring_last + 5 * DAY, 3)]
+    for rule in ("shared_card_with_fraudsters", "fraud_dominated_component"):
+        only = S.model_copy(deep=True)
+        for other in ("shared_card_with_fraudsters", "fraud_dominated_component", "device_signup_burst"):
+            getattr(only.heuristics, other).enabled = other == rule
+        result = clean_labels(customers, _links(rows), T0, only)
+        assert label_of(result.labels, "member") == ("fraud", rule)
+        assert label_of(result.labels, "owner") == ("legit", "matured_no_block"), rule
+    # a label run as of an earlier time sees each use only up to then
+    seen = visible_links(_links(rows), T0 - 60 * DAY).set_index("customer_id")
+    assert seen.loc["owner", "last_seen"].max() == T0 - 60 * DAY
+    assert (seen.loc[["f1", "member"], "last_seen"] <= ring_last + 5 * DAY).all()
 
 
 def test_fraud_dominated_component_heuristic():
