@@ -225,6 +225,30 @@ def _to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     return pa.table(cols, schema=schema)
 
 
+class _EventLog:
+    """A chunk's events in the order they are made, numbered ``E<chunk>-<seq>``; events at or after the
+    world's end are not kept."""
+
+    def __init__(self, chunk: int, end: int) -> None:
+        self.chunk, self.end, self.seq = chunk, end, 0
+        self.events: list[dict[str, Any]] = []
+
+    def emit(self, c: _Customer, etype: str, ts: int, **fields: Any) -> None:
+        if ts >= self.end:
+            return
+        self.seq += 1
+        self.events.append(
+            {
+                "event_id": f"E{self.chunk:03d}-{self.seq:08d}",
+                "event_type": etype,
+                "ts": ts,
+                "customer_id": c.customer_id,
+                "country": c.country,
+                **fields,
+            }
+        )
+
+
 class WorldGenerator:
     """Generates the synthetic world described in the module docstring.
 
@@ -305,111 +329,125 @@ class WorldGenerator:
 
     # ------------------------------------------------------------- one chunk
     def _chunk(self, chunk: int, count: int, writer: _ChunkTables) -> None:
+        """One chunk of ``count`` customers: who they are, their label history and their events, written
+        to ``writer``. Every draw comes from the chunk's own generators in a fixed order, so a chunk is the
+        same whichever process makes it."""
         rng = random.Random(f"{self.s.seed}:{chunk}")
         nrng = np.random.default_rng([self.s.seed, chunk])
-        fs, ls = self.s.fraud, self.s.legit
+        fs = self.s.fraud
         n_fraud = round(count * fs.prevalence)
         n_ring = round(n_fraud * fs.ring_share)
         n_ato = min(round(n_fraud * fs.takeover_share), n_fraud - n_ring)
         n_synth = n_fraud - n_ring - n_ato
         n_legit = count - n_ring - n_synth
         ids = [f"C{chunk:03d}{i:06d}" for i in rng.sample(range(1_000_000), count)]
-        events: list[dict[str, Any]] = []
-        seq = [0]
-
-        def emit(c: _Customer, etype: str, ts: int, **fields: Any) -> None:
-            if ts >= self.end:
-                return
-            seq[0] += 1
-            events.append(
-                {
-                    "event_id": f"E{chunk:03d}-{seq[0]:08d}",
-                    "event_type": etype,
-                    "ts": ts,
-                    "customer_id": c.customer_id,
-                    "country": c.country,
-                    **fields,
-                }
-            )
-
-        customers: list[_Customer] = []
-        # --- legitimate customers, some in households -------------------------------
-        legit = []
-        for i in range(n_legit):
-            c = _Customer(
-                ids[i],
-                self.start + rng.randrange(self.end - self.start - DAY),
-                rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0],
-                round(ls.lifetime_value_median * math.exp(rng.gauss(0, 1.1)), 2),
-            )
-            c.traveller = rng.random() < ls.traveller_share
-            if rng.random() < ls.churn_rate:
-                c.active_until = c.signup_ts + DAY + rng.randrange(max(1, self.end - c.signup_ts - DAY))
-            c.vpn = rng.random() < ls.vpn_share
-            if rng.random() < ls.office_share:
-                c.office_ip = rng.choice(self.office_ips)
-            if rng.random() < ls.new_phone_share:
-                c.new_phone_at = c.signup_ts + 7 * DAY + rng.randrange(max(1, self.end - c.signup_ts))
-            legit.append(c)
+        legit = [self._legit_customer(cid, rng) for cid in ids[:n_legit]]  # some in households:
         self._households_and_identifiers(legit, rng)
-        customers += legit
-        # --- fraud rings ---------------------------------------------------------------
         ring_pool = self._rings(ids[n_legit : n_legit + n_ring], chunk, rng, legit)
-        customers += [c for ring in ring_pool for c in ring["members"]]
         self._resell_ring_devices(ring_pool, legit, rng)
-        # --- lone synthetic identities -----------------------------------------------
-        for cid in ids[n_legit + n_ring :]:
-            c = _Customer(
-                cid,
-                self.start + rng.randrange(self.end - self.start - DAY),
-                rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0],
-                round(rng.uniform(0, 25), 2),
-                kind="synthetic_identity",
-                fraud_type="synthetic_identity",
-            )
-            c.fraud_start_ts = c.signup_ts
-            c.devices = [_device(rng)]
-            c.email = _email(rng, disposable=rng.random() < 0.3)
-            c.cards = [_card(rng)]
-            c.home_ip = rng.choice(self.carrier_ips) if rng.random() < 0.5 else _random_ip(rng)
-            customers.append(c)
-        # --- account takeovers: legit victims get a fraud start -------------------------
-        min_age = int(fs.takeover_min_account_age_days * DAY)
+        synthetic = [self._synthetic_identity(cid, rng) for cid in ids[n_legit + n_ring :]]
+        customers = legit + [c for ring in ring_pool for c in ring["members"]] + synthetic
+        self._take_over(legit, ring_pool, n_ato, rng)
+        # labels: blocks and appeals (imperfect, delayed)
+        blocks: list[dict] = []
+        appeals: list[dict] = []
+        for c in customers:
+            self._label_history(c, rng, blocks, appeals)
+        events = self._events(chunk, customers, ring_pool, blocks, appeals, rng, nrng)
+        self._write_chunk(writer, customers, events, blocks, appeals)
+
+    def _legit_customer(self, customer_id: str, rng: random.Random) -> _Customer:
+        ls = self.s.legit
+        c = _Customer(
+            customer_id,
+            self.start + rng.randrange(self.end - self.start - DAY),
+            rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0],
+            round(ls.lifetime_value_median * math.exp(rng.gauss(0, 1.1)), 2),
+        )
+        c.traveller = rng.random() < ls.traveller_share
+        if rng.random() < ls.churn_rate:
+            c.active_until = c.signup_ts + DAY + rng.randrange(max(1, self.end - c.signup_ts - DAY))
+        c.vpn = rng.random() < ls.vpn_share
+        if rng.random() < ls.office_share:
+            c.office_ip = rng.choice(self.office_ips)
+        if rng.random() < ls.new_phone_share:
+            c.new_phone_at = c.signup_ts + 7 * DAY + rng.randrange(max(1, self.end - c.signup_ts))
+        return c
+
+    def _synthetic_identity(self, customer_id: str, rng: random.Random) -> _Customer:
+        """A lone synthetic identity: its own fresh device and card, sometimes a disposable email."""
+        c = _Customer(
+            customer_id,
+            self.start + rng.randrange(self.end - self.start - DAY),
+            rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0],
+            round(rng.uniform(0, 25), 2),
+            kind="synthetic_identity",
+            fraud_type="synthetic_identity",
+        )
+        c.fraud_start_ts = c.signup_ts
+        c.devices = [_device(rng)]
+        c.email = _email(rng, disposable=rng.random() < 0.3)
+        c.cards = [_card(rng)]
+        c.home_ip = rng.choice(self.carrier_ips) if rng.random() < 0.5 else _random_ip(rng)
+        return c
+
+    def _take_over(self, legit: list[_Customer], ring_pool: list[dict], n_ato: int, rng: random.Random) -> None:
+        """Account takeovers: ``n_ato`` legitimate accounts old enough get a fraud start and a ring."""
+        min_age = int(self.s.fraud.takeover_min_account_age_days * DAY)
         eligible = [c for c in legit if c.signup_ts + min_age < self.end - DAY]
         for victim in rng.sample(eligible, min(n_ato, len(eligible))):
             victim.fraud_type = "account_takeover"
             victim.fraud_start_ts = victim.signup_ts + min_age + rng.randrange(self.end - victim.signup_ts - min_age)
             ring = rng.choice(ring_pool) if ring_pool else None
             victim.ring_id = ring["ring_id"] if ring else None
-        # --- labels: blocks and appeals (imperfect, delayed) ---------------------------
-        blocks: list[dict] = []
-        appeals: list[dict] = []
-        for c in customers:
-            self._label_history(c, rng, blocks, appeals)
-        # --- events -------------------------------------------------------------------
+
+    def _events(
+        self,
+        chunk: int,
+        customers: list[_Customer],
+        ring_pool: list[dict],
+        blocks: list[dict],
+        appeals: list[dict],
+        rng: random.Random,
+        nrng: np.random.Generator,
+    ) -> list[dict[str, Any]]:
+        """Every event of the chunk's customers, sorted by time: behaviour while active, then the block,
+        appeal and unblock events (an appeal's outcome comes when it is decided, never with the contact)."""
+        ls = self.s.legit
+        log = _EventLog(chunk, self.end)
         months = np.clip((self.end - np.array([c.signup_ts for c in customers])) / (30 * DAY), 0, None)
         n_logins = nrng.poisson(ls.logins_per_month * months)
         n_payments = nrng.poisson(ls.payments_per_month * months)
         ring_by_id = {r["ring_id"]: r for r in ring_pool}
         for c, nl, np_ in zip(customers, n_logins, n_payments):
             if c.kind == "legit":
-                self._legit_events(c, int(nl), int(np_), rng, emit)
+                self._legit_events(c, int(nl), int(np_), rng, log.emit)
                 if c.fraud_type == "account_takeover":
-                    self._takeover_events(c, ring_by_id.get(c.ring_id), rng, emit)
+                    self._takeover_events(c, ring_by_id.get(c.ring_id), rng, log.emit)
             else:
-                self._fraud_events(c, ring_by_id.get(c.ring_id), rng, emit)
+                self._fraud_events(c, ring_by_id.get(c.ring_id), rng, log.emit)
         by_id = {c.customer_id: c for c in customers}
-        events = [e for e in events if _active(by_id[e["customer_id"]], e["ts"])]
-        # block / appeal / unblock events
+        log.events = [e for e in log.events if _active(by_id[e["customer_id"]], e["ts"])]
         for b in blocks:
-            emit(by_id[b["customer_id"]], "block", b["blocked_at"], block_source=b["source"], reason=b["reason"])
+            log.emit(by_id[b["customer_id"]], "block", b["blocked_at"], block_source=b["source"], reason=b["reason"])
         for a in appeals:
             c = by_id[a["customer_id"]]
-            emit(c, "appeal", a["contacted_at"])  # the outcome is not known at contact: it comes when decided
+            log.emit(c, "appeal", a["contacted_at"])  # the outcome is not known at contact: it comes when decided
             if a["outcome"] == "unblocked" and a["resolved_at"] is not None:
-                emit(c, "unblock", a["resolved_at"], reason="appeal_accepted")
-        events.sort(key=lambda e: (e["ts"], e["event_id"]))
+                log.emit(c, "unblock", a["resolved_at"], reason="appeal_accepted")
+        log.events.sort(key=lambda e: (e["ts"], e["event_id"]))
+        return log.events
 
+    def _write_chunk(
+        self,
+        writer: _ChunkTables,
+        customers: list[_Customer],
+        events: list[dict[str, Any]],
+        blocks: list[dict],
+        appeals: list[dict],
+    ) -> None:
+        """The chunk's historical tables (before the cut-off; an appeal undecided by then is pending), its
+        live events, and the ground truth."""
         hist = [e for e in events if e["ts"] < self.cutoff and e["event_type"] not in ("block", "appeal", "unblock")]
         live = [e for e in events if e["ts"] >= self.cutoff]
         # live signups carry the customer's profile
