@@ -116,43 +116,99 @@ def build_graph_tensors(
     import torch
 
     dgl = import_dgl()
-    first = _column(links, "first_seen")
-    visible_link = first <= as_of_ms
-    first = first[visible_link]
-    last = _column(links, "last_seen")[visible_link]
-    events = _column(links, "event_count")[visible_link]
-    mix = (
-        np.stack([_column(links, col)[visible_link] for col in COUNT_PROPERTY_BY_TYPE.values()], 1)
-        if len(first)
-        else np.zeros((0, len(COUNT_PROPERTY_BY_TYPE)))
-    )
-    link_customer = _ids(links["customer_id"])[visible_link]
-    link_kind = links["kind"].to_numpy().astype(str)[visible_link]
-    link_hash = _ids(links["value_hash"])[visible_link]
+    lk = _VisibleLinks.of(links, as_of_ms)
+    ids, c, start, customer_features = _customer_nodes(customers, lk, as_of_ms, customer_summary)
+    node_features = {CUSTOMER: customer_features}
+    edge_all = _edge_features(lk, start[c], as_of_ms)
+    graph_data, identifier_ids, edge_features = {}, {}, {}
+    for kind in IDENTIFIER_KINDS:
+        mask = lk.kind == kind
+        uniq, inverse = np.unique(lk.value_hash[mask], return_inverse=True)
+        inverse = inverse.reshape(-1)
+        identifier_ids[kind] = uniq if uniq.dtype.kind in "iu" else uniq.astype(object)
+        c_idx = c[mask]
+        src = torch.as_tensor(c_idx, dtype=torch.int64)
+        dst = torch.as_tensor(inverse, dtype=torch.int64)
+        label = EDGE_LABEL_BY_KIND[kind]
+        keep = np.ones(len(c_idx), dtype=bool)
+        if fanout_cap is not None and len(c_idx):
+            # customer indices follow customer_id order, so rank by index = rank by id
+            keep = _rank_within(inverse, c_idx) < fanout_cap
+        keep_t = torch.as_tensor(keep)
+        graph_data[(CUSTOMER, label, kind)] = (src[keep_t], dst[keep_t])
+        graph_data[(kind, REVERSE_PREFIX + label, CUSTOMER)] = (dst, src)
+        edge_features[label] = edge_all[mask][keep]
+        edge_features[REVERSE_PREFIX + label] = edge_all[mask]
+        node_features[kind] = _identifier_features(
+            kind, uniq, inverse, lk.first[mask], lk.events[mask], as_of_ms, identifier_stats
+        )
+    num_nodes = {CUSTOMER: len(ids), **{k: len(v) for k, v in identifier_ids.items()}}
+    g = dgl.heterograph(graph_data, num_nodes_dict=num_nodes)
+    return IdentityGraphTensors(g, ids, identifier_ids, node_features, edge_features, int(as_of_ms))
 
+
+@dataclass
+class _VisibleLinks:
+    """The links first seen by as-of, one entry per link: customer and identifier ids, first and last
+    seen (epoch ms), event count and ``mix`` ``(n_links, len(COUNT_PROPERTY_BY_TYPE))`` per-type counts."""
+
+    customer: np.ndarray
+    kind: np.ndarray
+    value_hash: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    events: np.ndarray
+    mix: np.ndarray
+
+    @classmethod
+    def of(cls, links: pd.DataFrame, as_of_ms: int) -> _VisibleLinks:
+        first = _column(links, "first_seen")
+        visible = first <= as_of_ms
+        first = first[visible]
+        mix = (
+            np.stack([_column(links, col)[visible] for col in COUNT_PROPERTY_BY_TYPE.values()], 1)
+            if len(first)
+            else np.zeros((0, len(COUNT_PROPERTY_BY_TYPE)))
+        )
+        return cls(
+            _ids(links["customer_id"])[visible],
+            links["kind"].to_numpy().astype(str)[visible],
+            _ids(links["value_hash"])[visible],
+            first,
+            _column(links, "last_seen")[visible],
+            _column(links, "event_count")[visible],
+            mix,
+        )
+
+
+def _customer_nodes(
+    customers: pd.DataFrame, lk: _VisibleLinks, as_of_ms: int, customer_summary: pd.DataFrame | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(ids, link_node, start, features)``: the customer node ids (sorted; customers signed up by as-of
+    and every linked one), each link's customer node, each customer's start (epoch ms: signup, else its
+    first link, else as-of) and its ``(n_customers, len(CUSTOMER_FEATURES))`` features, where
+    ``customer_summary`` overrides those of the customers it lists."""
     signup_all = _column(customers, "signup_ts")
     visible_customer = np.isnan(signup_all) | (signup_all <= as_of_ms)
     customer_id = _ids(customers["customer_id"])[visible_customer]
-    ids = sorted_unique(np.concatenate([customer_id, link_customer]))
+    ids = sorted_unique(np.concatenate([customer_id, lk.customer]))
     ids = ids if ids.dtype.kind in "iu" else ids.astype(object)
     n_cust = len(ids)
     cindex = pd.Index(ids)
-    c = cindex.get_indexer(link_customer)
-
-    # --- customer features ------------------------------------------------------
+    c = cindex.get_indexer(lk.customer)
     signup_ms = np.full(n_cust, np.nan)
     signup_ms[cindex.get_indexer(customer_id)] = signup_all[visible_customer]
     first_link = np.full(n_cust, np.inf)
-    np.minimum.at(first_link, c, first)
+    np.minimum.at(first_link, c, lk.first)
     first_link[np.isinf(first_link)] = np.nan
     start = np.where(np.isnan(signup_ms), first_link, signup_ms)
     start = np.where(np.isnan(start), as_of_ms, start)
     cust: dict[str, np.ndarray] = {"account_age_days": (as_of_ms - start) / DAY_MS}
     for kind in IDENTIFIER_KINDS:
-        cust[f"identifiers_{kind}"] = np.bincount(c[link_kind == kind], minlength=n_cust)
-    cust["events"] = np.bincount(c, weights=events, minlength=n_cust)
+        cust[f"identifiers_{kind}"] = np.bincount(c[lk.kind == kind], minlength=n_cust)
+    cust["events"] = np.bincount(c, weights=lk.events, minlength=n_cust)
     for j, t in enumerate(COUNT_PROPERTY_BY_TYPE):
-        cust[f"events_{t}"] = np.bincount(c, weights=mix[:, j], minlength=n_cust)
+        cust[f"events_{t}"] = np.bincount(c, weights=lk.mix[:, j], minlength=n_cust)
     if customer_summary is not None and len(customer_summary):
         pos = cindex.get_indexer(_ids(customer_summary["customer_id"]))
         found = pos >= 0
@@ -167,71 +223,63 @@ def build_graph_tensors(
         cust["events"][pos] = _column(customer_summary, "events")[found]
         for t, col in COUNT_PROPERTY_BY_TYPE.items():
             cust[f"events_{t}"][pos] = _column(customer_summary, col)[found]
-    node_features = {CUSTOMER: np.stack([_log1p_nonneg(cust[f]) for f in CUSTOMER_FEATURES], 1).astype(np.float32)}
+    features = np.stack([_log1p_nonneg(cust[f]) for f in CUSTOMER_FEATURES], 1).astype(np.float32)
+    return ids, c, start, features
 
-    # --- identifiers, edges -----------------------------------------------------
-    graph_data, identifier_ids, edge_features = {}, {}, {}
-    link_start = start[c]
-    efeat_all = np.concatenate(
+
+def _edge_features(lk: _VisibleLinks, link_start: np.ndarray, as_of_ms: int) -> np.ndarray:
+    """``(n_links, len(EDGE_FEATURES))``: events, days since first and last use, days from the customer's
+    start to its first use, and the event-type mix."""
+    return np.concatenate(
         [
-            _log1p_nonneg(events)[:, None],
-            _log1p_nonneg((as_of_ms - first) / DAY_MS)[:, None],
-            _log1p_nonneg((as_of_ms - last) / DAY_MS)[:, None],
-            _log1p_nonneg((first - link_start) / DAY_MS)[:, None],
-            mix / np.maximum(events, 1)[:, None],
+            _log1p_nonneg(lk.events)[:, None],
+            _log1p_nonneg((as_of_ms - lk.first) / DAY_MS)[:, None],
+            _log1p_nonneg((as_of_ms - lk.last) / DAY_MS)[:, None],
+            _log1p_nonneg((lk.first - link_start) / DAY_MS)[:, None],
+            lk.mix / np.maximum(lk.events, 1)[:, None],
         ],
         1,
     ).astype(np.float32)
-    for kind in IDENTIFIER_KINDS:
-        mask = link_kind == kind
-        uniq, inverse = np.unique(link_hash[mask], return_inverse=True)
-        inverse = inverse.reshape(-1)
-        identifier_ids[kind] = uniq if uniq.dtype.kind in "iu" else uniq.astype(object)
-        c_idx = c[mask]
-        src = torch.as_tensor(c_idx, dtype=torch.int64)
-        dst = torch.as_tensor(inverse, dtype=torch.int64)
-        label = EDGE_LABEL_BY_KIND[kind]
-        keep = np.ones(len(c_idx), dtype=bool)
-        if fanout_cap is not None and len(c_idx):
-            # customer indices follow customer_id order, so rank by index = rank by id
-            keep = _rank_within(inverse, c_idx) < fanout_cap
-        keep_t = torch.as_tensor(keep)
-        graph_data[(CUSTOMER, label, kind)] = (src[keep_t], dst[keep_t])
-        graph_data[(kind, REVERSE_PREFIX + label, CUSTOMER)] = (dst, src)
-        edge_features[label] = efeat_all[mask][keep]
-        edge_features[REVERSE_PREFIX + label] = efeat_all[mask]
-        n_ident = len(uniq)
-        degree = np.bincount(inverse, minlength=n_ident).astype(np.float64)
-        ident_first = np.full(n_ident, np.inf)
-        np.minimum.at(ident_first, inverse, first[mask])
-        ident_last_join = np.full(n_ident, -np.inf)
-        np.maximum.at(ident_last_join, inverse, first[mask])
-        ident_events = np.bincount(inverse, weights=events[mask], minlength=n_ident)
-        if identifier_stats is not None and n_ident:
-            st = identifier_stats.loc[identifier_stats["kind"].to_numpy() == kind]
-            pos = pd.Index(uniq).get_indexer(_ids(st["value_hash"]))
-            found = pos >= 0
-            pos = pos[found]
-            degree[pos] = st["degree"].to_numpy(dtype=np.float64)[found]
-            ident_first[pos] = st["first_seen_min"].to_numpy(dtype=np.float64)[found]
-            ident_last_join[pos] = st["first_seen_max"].to_numpy(dtype=np.float64)[found]
-            ident_events[pos] = st["events"].to_numpy(dtype=np.float64)[found]
-        node_features[kind] = (
-            np.stack(
-                [
-                    _log1p_nonneg(degree),
-                    _log1p_nonneg((as_of_ms - ident_first) / DAY_MS),
-                    _log1p_nonneg(ident_events),
-                    _log1p_nonneg((ident_last_join - ident_first) / DAY_MS),
-                ],
-                1,
-            ).astype(np.float32)
-            if n_ident
-            else np.zeros((0, len(IDENTIFIER_FEATURES)), np.float32)
-        )
-    num_nodes = {CUSTOMER: n_cust, **{k: len(v) for k, v in identifier_ids.items()}}
-    g = dgl.heterograph(graph_data, num_nodes_dict=num_nodes)
-    return IdentityGraphTensors(g, ids, identifier_ids, node_features, edge_features, int(as_of_ms))
+
+
+def _identifier_features(
+    kind: str,
+    uniq: np.ndarray,
+    inverse: np.ndarray,
+    first: np.ndarray,
+    events: np.ndarray,
+    as_of_ms: int,
+    identifier_stats: pd.DataFrame | None,
+) -> np.ndarray:
+    """``(n_identifiers, len(IDENTIFIER_FEATURES))`` for the identifiers ``uniq`` of one kind, from their
+    links (``inverse[i]`` is link ``i``'s identifier), where ``identifier_stats`` overrides them."""
+    n_ident = len(uniq)
+    if not n_ident:
+        return np.zeros((0, len(IDENTIFIER_FEATURES)), np.float32)
+    degree = np.bincount(inverse, minlength=n_ident).astype(np.float64)
+    ident_first = np.full(n_ident, np.inf)
+    np.minimum.at(ident_first, inverse, first)
+    ident_last_join = np.full(n_ident, -np.inf)
+    np.maximum.at(ident_last_join, inverse, first)
+    ident_events = np.bincount(inverse, weights=events, minlength=n_ident)
+    if identifier_stats is not None:
+        st = identifier_stats.loc[identifier_stats["kind"].to_numpy() == kind]
+        pos = pd.Index(uniq).get_indexer(_ids(st["value_hash"]))
+        found = pos >= 0
+        pos = pos[found]
+        degree[pos] = st["degree"].to_numpy(dtype=np.float64)[found]
+        ident_first[pos] = st["first_seen_min"].to_numpy(dtype=np.float64)[found]
+        ident_last_join[pos] = st["first_seen_max"].to_numpy(dtype=np.float64)[found]
+        ident_events[pos] = st["events"].to_numpy(dtype=np.float64)[found]
+    return np.stack(
+        [
+            _log1p_nonneg(degree),
+            _log1p_nonneg((as_of_ms - ident_first) / DAY_MS),
+            _log1p_nonneg(ident_events),
+            _log1p_nonneg((ident_last_join - ident_first) / DAY_MS),
+        ],
+        1,
+    ).astype(np.float32)
 
 
 def _ids(column: pd.Series) -> np.ndarray:
