@@ -54,14 +54,7 @@ def world_readback(world_dir: str | Path, settings: Settings) -> dict[str, Any]:
     truth = truth_at_points(points, pd.read_parquet(world / "truth" / "ground_truth.parquet"))
     cap = settings.graph.neighbourhood_fanout_cap
     inputs = history.scoring_inputs(points["customer_id"], points["ts"], cap)
-    tensors = build_graph_tensors(
-        inputs.customers,
-        inputs.links,
-        inputs.as_of_ms,
-        fanout_cap=cap,
-        identifier_stats=inputs.identifier_stats,
-        customer_summary=inputs.customer_summary,
-    )
+    tensors = build_graph_tensors(inputs, fanout_cap=cap)
     has = inputs.target_ids >= 0
     table, names = tabular_features(tensors, tensors.index_of(inputs.target_ids[has]))
     frame = pd.DataFrame(table, columns=names)

@@ -326,14 +326,7 @@ def run_training(
     inputs = history.scoring_inputs(frame["customer_id"], frame["ts"], cap)
     has = inputs.target_ids >= 0
     frame, target_ids = frame.loc[has].reset_index(drop=True), inputs.target_ids[has]
-    tensors = build_graph_tensors(
-        inputs.customers,
-        inputs.links,
-        inputs.as_of_ms,
-        fanout_cap=cap,
-        identifier_stats=inputs.identifier_stats,
-        customer_summary=inputs.customer_summary,
-    )
+    tensors = build_graph_tensors(inputs, fanout_cap=cap)
     target = tensors.index_of(target_ids)
     build_s = time.perf_counter() - t
     log.info("decision-time examples: %d (%d subgraph links) built in %.1f s", len(frame), len(inputs.links), build_s)

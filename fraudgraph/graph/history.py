@@ -17,7 +17,7 @@ it received only the events up to ``t``:
 
 :meth:`LinkHistory.scoring_inputs` builds, for many ``(customer, t)`` decision points at once, the
 same inputs online scoring reads from the store (:meth:`fraudgraph.scoring.online.OnlineScorer.
-neighbourhood_frames`): the customer's links, the capped lowest-id customers of each of its
+scoring_inputs`): the customer's links, the capped lowest-id customers of each of its
 identifiers with their links to it, the identifiers' statistics and every member's link summary.
 Every decision point becomes its own small subgraph; all of them are put side by side in one frame
 set whose times are shifted so that each decision point sits at one common as-of (every feature is
@@ -29,7 +29,6 @@ with the code online scoring uses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,31 +37,13 @@ import pandas as pd
 from ..arrays import ranges, segment_searchsorted, sorted_unique
 from ..schema import COUNT_PROPERTY_BY_TYPE, IDENTIFIER_KINDS, LINK_EVENT_TYPES
 from .base import IDENTIFIER_STATS_COLUMNS, LINK_FRAME_COLUMNS, LINK_SUMMARY_COLUMNS
+from .scoring_inputs import ScoringInputs
 
 LINK_EVENT_COLUMNS = ["event_id", "customer_id", "kind", "value_hash", "ts", "event_type"]
 TYPE_CODE = {t: i for i, t in enumerate(LINK_EVENT_TYPES)}
 KIND_CODE = {k: i for i, k in enumerate(IDENTIFIER_KINDS)}
 # identifiers with more links than this are walked one decision point at a time (hubs)
 _VECTOR_SEGMENT_MAX = 256
-
-
-@dataclass
-class ScoringInputs:
-    """What :func:`fraudgraph.ml.features.build_graph_tensors` needs for many decision points at once.
-
-    ``customers`` (customer_id, signup_ts, blocked_at), ``links`` (``LINK_FRAME_COLUMNS``), ``identifier_stats``
-    (``IDENTIFIER_STATS_COLUMNS``) and ``customer_summary`` (``LINK_SUMMARY_COLUMNS``) with integer
-    node ids: customer ``c`` of decision point ``e`` is ``e * n_customers + code(c)``. Every time is
-    shifted to the common ``as_of_ms``. ``target_ids[e]`` is the node id of decision point ``e``'s
-    customer, or -1 when that customer had no link yet (nothing to score from).
-    """
-
-    customers: pd.DataFrame
-    links: pd.DataFrame
-    identifier_stats: pd.DataFrame
-    customer_summary: pd.DataFrame
-    as_of_ms: int
-    target_ids: np.ndarray
 
 
 class LinkHistory:
@@ -302,7 +283,7 @@ class LinkHistory:
         summary = pd.DataFrame({"customer_id": cust_nodes, **summary_cols})[LINK_SUMMARY_COLUMNS]
         linked = sorted_unique(node_c)
         has_links = (target_nodes >= 0) & np.isin(target_nodes, linked, kind="sort")
-        return ScoringInputs(customers, links, stats, summary, as_of, np.where(has_links, target_nodes, -1))
+        return ScoringInputs(customers, links, as_of, stats, summary, np.where(has_links, target_nodes, -1))
 
     def _capped_members(
         self, pair_ex: np.ndarray, pair_ident: np.ndarray, times: np.ndarray, cap: int

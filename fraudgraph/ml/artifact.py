@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.features import (
     CUSTOMER_FEATURES,
     EDGE_FEATURES,
@@ -210,7 +211,7 @@ def untrained_artifact(
     """
     from fraudgraph.ml.model import EdgeAwareRGCN
 
-    tensors = build_graph_tensors(customers, links, as_of_ms, fanout_cap=fanout_cap)
+    tensors = build_graph_tensors(ScoringInputs(customers, links, as_of_ms), fanout_cap=fanout_cap)
     seed_everything(seed)
     t = settings.training
     model = EdgeAwareRGCN(

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from fraudgraph.arrays import sorted_unique
+from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml._dgl_compat import import_dgl
 from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, CUSTOMER, EDGE_LABEL_BY_KIND, IDENTIFIER_KINDS, LINK_EVENT_TYPES
 from fraudgraph.timeutil import DAY_MS
@@ -82,37 +83,25 @@ def _log1p_nonneg(x) -> np.ndarray:
     return np.log1p(np.clip(np.asarray(x, dtype=np.float64), 0, None))
 
 
-def build_graph_tensors(
-    customers: pd.DataFrame,
-    links: pd.DataFrame,
-    as_of_ms: int,
-    *,
-    fanout_cap: int | None = None,
-    identifier_stats: pd.DataFrame | None = None,
-    customer_summary: pd.DataFrame | None = None,
-) -> IdentityGraphTensors:
-    """Build the heterograph and raw features of everything visible at ``as_of_ms``.
+def build_graph_tensors(inputs: ScoringInputs, *, fanout_cap: int | None = None) -> IdentityGraphTensors:
+    """Build the heterograph and raw features of everything in ``inputs`` visible at its as-of.
 
-    ``customers`` needs ``customer_id`` (``signup_ts`` in epoch ms where known);
-    ``links`` needs customer_id, kind, value_hash, first_seen, last_seen,
-    event_count and the ``count_<type>`` columns (missing ones count as 0).
-    Links first seen after as-of and customers who signed up after it are left out.
+    Links first seen after as-of and customers who signed up after it are left out (missing
+    ``count_<type>`` columns count as 0). ``inputs.identifier_stats`` and ``inputs.customer_summary``,
+    when given, override the identifier and customer features computed from ``inputs.links`` (see
+    :class:`fraudgraph.graph.scoring_inputs.ScoringInputs`).
 
     ``fanout_cap``: an identifier aggregates messages from at most this many
     customers, those with the lowest ids (a public IP links thousands); the
     messages from identifiers to customers are all kept. The same rule in
     training, batch and online scoring keeps their scores equal.
-    ``identifier_stats`` (kind, value_hash, degree, first_seen_min,
-    first_seen_max, events) overrides the identifier features computed from
-    ``links``, for a subgraph that holds only part of an identifier's links.
-    ``customer_summary`` (``LINK_SUMMARY_COLUMNS`` of :mod:`fraudgraph.graph.base`)
-    likewise overrides the features of the customers it lists, for a subgraph
-    that holds only their links to the identifiers being scored.
 
     Plain numpy over the columns (no group-bys): the online scorer calls this
     for every micro-batch, so its fixed cost matters as much as its speed on a
     whole graph.
     """
+    customers, links, as_of_ms = inputs.customers, inputs.links, inputs.as_of_ms
+    identifier_stats, customer_summary = inputs.identifier_stats, inputs.customer_summary
     import torch
 
     dgl = import_dgl()

@@ -20,6 +20,7 @@ import pandas as pd
 
 from fraudgraph.config import Settings
 from fraudgraph.graph import IdentityGraph
+from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.scoring.rules import CustomerEvidence, DecisionRules, SharedIdentifierEvidence, decision_properties
@@ -84,7 +85,7 @@ def score_graph(
             "the future; score a snapshot rebuilt as of that time instead (fraudgraph.graph.history)"
         )
     cap = artifact.fanout_cap or settings.graph.neighbourhood_fanout_cap
-    tensors = build_graph_tensors(customers, links, as_of_ms, fanout_cap=cap)
+    tensors = build_graph_tensors(ScoringInputs(customers, links, as_of_ms), fanout_cap=cap)
     scores = artifact.score_tensors(
         tensors, batch_size=settings.training.batch_size, full_graph_max_edges=settings.training.full_graph_max_edges
     )

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from fraudgraph.config import DayOneRuleSettings
-from fraudgraph.graph.history import ScoringInputs
+from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.timeutil import DAY_MS, HOUR_MS
 
 RULES = ("shares_with_blocked", "device_burst", "card_soon_after_signup")

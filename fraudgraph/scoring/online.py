@@ -16,7 +16,8 @@ import pandas as pd
 
 from fraudgraph.config import Settings
 from fraudgraph.graph import IdentityGraph
-from fraudgraph.graph.base import LINK_FRAME_COLUMNS
+from fraudgraph.graph.base import LINK_FRAME_COLUMNS, Neighbourhood
+from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.schema import numeric_property
@@ -50,8 +51,8 @@ class OnlineScorer:
         self.cap = artifact.fanout_cap or settings.graph.neighbourhood_fanout_cap
         self.rules = DecisionRules(settings.rules, artifact.threshold)
 
-    def neighbourhood_frames(self, customer_ids, as_of_ms: int):
-        """``(customers, links, identifier_stats, link_summary, neighbourhoods)`` of the customers' scoring subgraph.
+    def scoring_inputs(self, customer_ids, as_of_ms: int) -> tuple[ScoringInputs, dict[str, Neighbourhood]]:
+        """The customers' scoring subgraph as of ``as_of_ms``, and their neighbourhoods (for the evidence).
 
         A two-layer model scores a customer from its identifiers, which aggregate
         their ``cap`` lowest-id customers. So the subgraph holds the scored
@@ -84,7 +85,7 @@ class OnlineScorer:
         customers, summary = self.store.scoring_customers(
             members, CUSTOMER_PROPERTIES, sorted(set(links["customer_id"])), as_of_ms
         )
-        return customers, links, stats, summary, hoods
+        return ScoringInputs(customers, links, as_of_ms, stats, summary), hoods
 
     def score(self, customer_id: str, as_of_ms: int) -> OnlineResult | None:
         """Score and decide one customer as of ``as_of_ms``; None when it is not in the graph."""
@@ -95,10 +96,9 @@ class OnlineScorer:
         ids = list(dict.fromkeys(customer_ids))
         if not ids:
             return {}
-        customers, links, stats, summary, hoods = self.neighbourhood_frames(ids, as_of_ms)
-        tensors = build_graph_tensors(
-            customers, links, as_of_ms, fanout_cap=self.cap, identifier_stats=stats, customer_summary=summary
-        )
+        inputs, hoods = self.scoring_inputs(ids, as_of_ms)
+        tensors = build_graph_tensors(inputs, fanout_cap=self.cap)
+        customers = inputs.customers
         in_graph = set(tensors.customer_ids)
         present = [c for c in ids if c in in_graph]
         if not present:

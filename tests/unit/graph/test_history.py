@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from etl.reference import _read, reference_link_events
 from fraudgraph.graph.history import LinkHistory, decision_points
+from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.ml.artifact import ModelArtifact, untrained_artifact
 from fraudgraph.ml.features import build_graph_tensors
@@ -60,11 +61,10 @@ def test_decision_point_scores_equal_scores_on_the_truncated_world(world, settin
 
     inputs = history.scoring_inputs(points["customer_id"], points["ts"], cap)
     assert (inputs.target_ids >= 0).all()  # a decision point's own event makes a link
-    tensors = build_graph_tensors(inputs.customers, inputs.links, inputs.as_of_ms, fanout_cap=cap,
-                                  identifier_stats=inputs.identifier_stats, customer_summary=inputs.customer_summary)
+    tensors = build_graph_tensors(inputs, fanout_cap=cap)
     together = artifact.score_tensors(tensors, tensors.index_of(inputs.target_ids))
     for (cid, t), score in zip(zip(points["customer_id"], points["ts"]), together):
-        whole = build_graph_tensors(customers, truncated_links(world, int(t)), int(t), fanout_cap=cap)
+        whole = build_graph_tensors(ScoringInputs(customers, truncated_links(world, int(t)), int(t)), fanout_cap=cap)
         assert artifact.score_tensors(whole, whole.index_of([cid]))[0] == pytest.approx(score, abs=1e-6)
 
 

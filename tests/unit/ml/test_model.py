@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from fraudgraph.config import TrainingSettings
+from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.features import FeatureScaler, build_graph_tensors
 from fraudgraph.evaluation.ranking import ranking_metrics
 from fraudgraph.ml.artifact import ModelArtifact, gnn_scores
@@ -45,7 +46,7 @@ def planted_world(n: int = 300):
 @pytest.fixture(scope="module")
 def planted():
     customers, links, y = planted_world()
-    tensors = build_graph_tensors(customers, links, AS_OF)
+    tensors = build_graph_tensors(ScoringInputs(customers, links, AS_OF))
     order = tensors.index_of(customers["customer_id"])
     y_nodes = np.empty(len(y), dtype=int)
     y_nodes[order] = y
