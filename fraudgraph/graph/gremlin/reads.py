@@ -184,30 +184,12 @@ class GremlinReads(GremlinSession):
         return pd.DataFrame.from_records(records, columns=None if records else ["customer_id"])
 
     def links_frame(self) -> pd.DataFrame:
-        from gremlin_python.process.graph_traversal import __
 
         rows = self._run(
             "export links",
-            lambda g: (
-                g.E()
-                .has_label(*EDGE_LABEL_BY_KIND.values())
-                .project("label", "customer", "value_hash", "props")
-                .by(__.label())
-                .by(__.out_v().id_())
-                .by(__.in_v().values("value_hash"))
-                .by(__.value_map())
-                .to_list()
-            ),
+            lambda g: self._projected_links(g.E().has_label(*EDGE_LABEL_BY_KIND.values())).to_list(),
         )
-        records = []
-        for r in rows:
-            rec = {
-                "customer_id": str(r["customer"])[len(_CUSTOMER_PREFIX) :],
-                "kind": KIND_BY_EDGE_LABEL[r["label"]],
-                "value_hash": r["value_hash"],
-            }
-            rec.update(self._link_props(r["props"]))
-            records.append(rec)
+        records = [self._link_record(r) for r in rows]
         cols = ["customer_id", "kind", "value_hash", "first_seen", "last_seen", "event_count"]
         frame = pd.DataFrame.from_records(records, columns=None if records else cols)
         for col in COUNT_PROPERTY_BY_TYPE.values():

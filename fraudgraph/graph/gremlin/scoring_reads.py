@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from ...schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND, KIND_BY_EDGE_LABEL
+from ...schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND
 from ...timeutil import as_of_or_end
 from ..base import (
     IDENTIFIER_STATS_COLUMNS,
@@ -62,35 +62,10 @@ class GremlinScoringReads(GremlinSession):
         return frame.sort_values("customer_id").reset_index(drop=True) if records else frame
 
     def links_of(self, customer_ids: Sequence[str]) -> pd.DataFrame:
-        from gremlin_python.process.graph_traversal import __
 
         ids = [customer_vertex_id(c) for c in sorted(set(customer_ids))]
-        rows = (
-            self._run(
-                "links_of",
-                lambda g: (
-                    g.V(*ids)
-                    .out_e()
-                    .project("label", "customer", "value_hash", "props")
-                    .by(__.label())
-                    .by(__.out_v().id_())
-                    .by(__.in_v().values("value_hash"))
-                    .by(__.value_map())
-                    .to_list()
-                ),
-            )
-            if ids
-            else []
-        )
-        records = [
-            {
-                "customer_id": str(r["customer"])[len(_CUSTOMER_PREFIX) :],
-                "kind": KIND_BY_EDGE_LABEL[r["label"]],
-                "value_hash": r["value_hash"],
-                **self._link_props(r["props"]),
-            }
-            for r in rows
-        ]
+        rows = self._run("links_of", lambda g: self._projected_links(g.V(*ids).out_e()).to_list()) if ids else []
+        records = [self._link_record(r) for r in rows]
         frame = pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
         return frame.sort_values(["customer_id", "kind", "value_hash"]).reset_index(drop=True)
 
@@ -129,27 +104,15 @@ class GremlinScoringReads(GremlinSession):
         for chunk in chunked(missing, self.batch_size):
             rows = self._run(
                 "identifier_links",
-                lambda g, chunk=chunk: (
-                    g.V(*chunk)
-                    .local(__.in_e().has("first_seen", P.lte(as_of)).order().by(__.out_v().id_()).limit(int(limit)))
-                    .project("label", "customer", "value_hash", "props")
-                    .by(__.label())
-                    .by(__.out_v().id_())
-                    .by(__.in_v().values("value_hash"))
-                    .by(__.value_map())
-                    .to_list()
-                ),
+                lambda g, chunk=chunk: self._projected_links(
+                    g.V(*chunk).local(
+                        __.in_e().has("first_seen", P.lte(as_of)).order().by(__.out_v().id_()).limit(int(limit))
+                    )
+                ).to_list(),
             )
-            props = self._link_props
-            records += [
-                (
-                    str(r["customer"])[len(_CUSTOMER_PREFIX) :],
-                    KIND_BY_EDGE_LABEL[r["label"]],
-                    r["value_hash"],
-                    *(props(r["props"]).get(k, 0) for k in _LINK_PROPS),
-                )
-                for r in rows
-            ]
+            for r in rows:
+                link = self._link_record(r)
+                records.append((*(link[k] for k in LINK_FRAME_COLUMNS[:3]), *(link.get(k, 0) for k in _LINK_PROPS)))
         return pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
 
     def identifier_stats(

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Self, TypeVar
 
-from ...schema import CUSTOMER
+from ...schema import CUSTOMER, KIND_BY_EDGE_LABEL
 from ..base import LINK_FRAME_COLUMNS, GraphStoreError, IdentityGraph, InvalidElementError, chunked
 from ..link_summaries import decode_link_summary
 
@@ -283,6 +283,28 @@ class GremlinSession(IdentityGraph):
                 continue
             out[k] = v[0] if isinstance(v, list) and len(v) == 1 else v
         return out
+
+    @staticmethod
+    def _projected_links(edges):
+        """``edges`` (a traversal at link edges) as maps of label, customer vertex id, value hash, props."""
+        from gremlin_python.process.graph_traversal import __
+
+        return (
+            edges.project("label", "customer", "value_hash", "props")
+            .by(__.label())
+            .by(__.out_v().id_())
+            .by(__.in_v().values("value_hash"))
+            .by(__.value_map())
+        )
+
+    def _link_record(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """One :meth:`_projected_links` map as a ``links`` frame row (count columns it lacks are absent)."""
+        return {
+            "customer_id": str(row["customer"])[len(_CUSTOMER_PREFIX) :],
+            "kind": KIND_BY_EDGE_LABEL[row["label"]],
+            "value_hash": row["value_hash"],
+            **self._link_props(row["props"]),
+        }
 
     @staticmethod
     def _link_props(props: Mapping[str, Any]) -> dict[str, int]:
