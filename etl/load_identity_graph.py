@@ -168,30 +168,17 @@ def _write_partition(uri: str, settings_json: str, what: str, batch_size: int):
     def run(rows: Iterator) -> None:
         from fraudgraph.config import Settings
         from fraudgraph.graph import CustomerUpsert, IdentityLink, open_graph
-        from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE
 
         def customer(rec):
             return CustomerUpsert(
                 rec["customer_id"], {k: v for k, v in rec.items() if k != "customer_id" and v is not None}
             )
 
-        def link(rec):
-            counts = {t: int(rec[p]) for t, p in COUNT_PROPERTY_BY_TYPE.items() if rec.get(p)}
-            return IdentityLink(
-                rec["customer_id"],
-                rec["kind"],
-                rec["value_hash"],
-                int(rec["first_seen"]),
-                int(rec["last_seen"]),
-                int(rec["event_count"]),
-                counts,
-            )
-
         settings = Settings.model_validate_json(settings_json)
         with open_graph(uri, settings) as store:
             element, apply = {  # summaries are refreshed once at the end of the load, not per batch
                 "customers": (customer, lambda b: store.upsert_customers(b, summaries=False)),
-                "links": (link, lambda b: store.upsert_links(b, summaries=False)),
+                "links": (IdentityLink.from_record, lambda b: store.upsert_links(b, summaries=False)),
                 "customer_summaries": (
                     lambda rec: rec["customer_id"],
                     lambda b: store.refresh_summaries(customer_ids=b),

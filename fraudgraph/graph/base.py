@@ -76,6 +76,25 @@ class IdentityLink:
     event_count: int
     counts: Mapping[str, int] = field(default_factory=dict)
 
+    @classmethod
+    def from_record(cls, rec: Mapping[str, Any]) -> IdentityLink:
+        """A link from one row of a ``links`` frame (``LINK_FRAME_COLUMNS``; a missing, null or zero
+        ``count_<type>`` counts as no event of that type)."""
+        counts = {}
+        for etype, prop in COUNT_PROPERTY_BY_TYPE.items():
+            value = rec.get(prop)
+            if value is not None and not pd.isna(value) and value:
+                counts[etype] = int(value)
+        return cls(
+            str(rec["customer_id"]),
+            rec["kind"],
+            rec["value_hash"],
+            int(rec["first_seen"]),
+            int(rec["last_seen"]),
+            int(rec["event_count"]),
+            counts,
+        )
+
     @property
     def edge_label(self) -> str:
         return EDGE_LABEL_BY_KIND[self.kind]

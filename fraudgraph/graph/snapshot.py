@@ -118,7 +118,6 @@ def _clean(value):
 
 def frames_to_elements(customers: pd.DataFrame, links: pd.DataFrame):
     """Snapshot frames -> ``(list[CustomerUpsert], list[IdentityLink])`` for loading into a store."""
-    from ..schema import COUNT_PROPERTY_BY_TYPE as counts_by_type
     from .base import CustomerUpsert, IdentityLink
 
     prop_cols = [c for c in customers.columns if c != "customer_id"]
@@ -127,18 +126,4 @@ def frames_to_elements(customers: pd.DataFrame, links: pd.DataFrame):
         rec = row._asdict()
         props = {c: _clean(rec[c]) for c in prop_cols}
         cust.append(CustomerUpsert(str(rec["customer_id"]), {k: v for k, v in props.items() if v is not None}))
-    out_links = []
-    for rec in links.to_dict("records"):
-        counts = {t: int(rec[p]) for t, p in counts_by_type.items() if p in rec and _clean(rec[p])}
-        out_links.append(
-            IdentityLink(
-                str(rec["customer_id"]),
-                rec["kind"],
-                rec["value_hash"],
-                int(rec["first_seen"]),
-                int(rec["last_seen"]),
-                int(rec["event_count"]),
-                counts,
-            )
-        )
-    return cust, out_links
+    return cust, [IdentityLink.from_record(rec) for rec in links.to_dict("records")]
