@@ -202,13 +202,7 @@ class LiveConsumer:
         )
         if pending:
             log.warning("recovering %d unfinished writes and decisions from the ledger", pending)
-        try:
-            self._apply()
-            self._score_pending()
-        except Exception as exc:  # noqa: BLE001
-            if is_transient(exc):
-                raise
-            self._quarantine(f"{type(exc).__name__} on recovery", [])
+        self._apply_and_score(" on recovery", [])
 
     # ------------------------------------------------------------- one batch
     def process(self, batch: list[Message]) -> None:
@@ -319,14 +313,19 @@ class LiveConsumer:
                 Message(event_json(ev), -1), "graph:refused", f"graph: {type(exc).__name__}", event_id=ev.event_id
             )
             return
+        self._apply_and_score("", [e.event_id for e in step])
+        self.stats.applied += len(step)
+
+    def _apply_and_score(self, when: str, event_ids: list[str]) -> None:
+        """Apply the journaled writes, then score and decide; a failure that is not transient quarantines
+        the work (named ``<error type><when>``) instead of stopping the consumer for good."""
         try:
             self._apply()
             self._score_pending()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - classified below
             if is_transient(exc):
                 raise
-            self._quarantine(f"{type(exc).__name__}", [e.event_id for e in step])
-        self.stats.applied += len(step)
+            self._quarantine(f"{type(exc).__name__}{when}", event_ids)
 
     def _quarantine(self, error: str, event_ids: list[str]) -> None:
         """Journaled writes or scores that fail again for a reason that is not transient: drop them from
