@@ -8,7 +8,11 @@ events written per second of wall time and the peak resident memory.
 With ``world.workers`` > 1 (``--workers``), chunks are generated in worker
 processes: ``peak_rss_mb`` is the writing process, ``peak_worker_rss_mb`` the
 largest worker, and ``peak_total_rss_mb_bound`` the writer plus every worker
-at its largest (an upper bound of what the job held at once).
+at its largest (an upper bound of what the job held at once: each worker's
+resident size also counts the pages it shares with the writer it was forked
+from). ``peak_tree_pss_mb`` is the largest sum, sampled every 0.2 s, of the
+proportional set size of the writer and its workers: what they held at once,
+each shared page counted once (Linux).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import resource
 import tempfile
 import time
 
-from _common import peak_rss_mb, table, write_result
+from _common import TreeMemorySampler, peak_rss_mb, table, write_result
 
 from fraudgraph.config import load_settings
 from fraudgraph.synthetic.world import WorldGenerator
@@ -36,7 +40,8 @@ def main() -> None:
         world = world.model_copy(update={"workers": args.workers})
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        summary = WorldGenerator(world).generate(tmp, progress=True)
+        with TreeMemorySampler() as tree:
+            summary = WorldGenerator(world).generate(tmp, progress=True)
         wall = time.perf_counter() - t
     events = summary["historical_events"] + summary["live_events"]
     result = {
@@ -50,6 +55,8 @@ def main() -> None:
         "events_per_s": round(events / wall, 1),
         "workers": world.workers,
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        # the writer and every worker together, shared pages counted once (sampled every 0.2 s)
+        "peak_tree_pss_mb": None if tree.peak_mb is None else round(tree.peak_mb, 1),
     }
     if world.workers > 1:
         child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

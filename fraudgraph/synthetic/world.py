@@ -30,7 +30,7 @@ import json
 import logging
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,6 +175,9 @@ _TABLE_PATHS = {
 }
 
 
+_LIVE_BATCH_ROWS = 2_048  # rows per record batch of a live run (the merge holds one batch of each run)
+
+
 def _new_counts() -> dict[str, int]:
     return {"customers": 0, "historical_events": 0, "live_events": 0, "blocks": 0, "appeals": 0}
 
@@ -192,12 +195,13 @@ class _ChunkTables:
 
 
 class _ChunkWriter:
-    """Appends chunks' tables to the Parquet files, in chunk order."""
+    """Appends chunks' tables to the Parquet files, in chunk order. Each chunk's live events (sorted) go to
+    a run file under ``live/.runs`` until the stream is merged, so the writer never holds them."""
 
     def __init__(self, out: Path):
         self.out = out
         self.writers: dict[str, pq.ParquetWriter] = {}
-        self.live_tables: list[pa.Table] = []
+        self.live_runs: list[Path] = []
         self.counts = _new_counts()
 
     def append(self, part: _ChunkTables) -> None:
@@ -205,7 +209,12 @@ class _ChunkWriter:
             if name not in self.writers:
                 self.writers[name] = pq.ParquetWriter(self.out / _TABLE_PATHS[name], table.schema)
             self.writers[name].write_table(table)
-        self.live_tables.extend(part.live_tables)
+        for table in part.live_tables:
+            run = self.out / "live" / ".runs" / f"run-{len(self.live_runs):05d}.arrow"
+            run.parent.mkdir(exist_ok=True)
+            with pa.OSFile(str(run), "wb") as sink, pa.ipc.new_file(sink, table.schema) as ipc:
+                ipc.write_table(table, max_chunksize=_LIVE_BATCH_ROWS)
+            self.live_runs.append(run)
         for key, n in part.counts.items():
             self.counts[key] += n
 
@@ -227,17 +236,23 @@ def _to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
 
 class _EventLog:
     """A chunk's events in the order they are made, numbered ``E<chunk>-<seq>``; events at or after the
-    world's end are not kept."""
+    world's end are not kept, nor (while ``keep`` is set) those ``keep(customer, ts)`` refuses. Rows are
+    turned into Arrow batches (``LIVE_SCHEMA``, every event field) every ``batch_rows`` events, which keeps
+    a chunk's memory a fraction of what its Python dicts would take."""
 
-    def __init__(self, chunk: int, end: int) -> None:
-        self.chunk, self.end, self.seq = chunk, end, 0
-        self.events: list[dict[str, Any]] = []
+    def __init__(self, chunk: int, end: int, batch_rows: int = 16_384) -> None:
+        self.chunk, self.end, self.seq, self.batch_rows = chunk, end, 0, batch_rows
+        self.keep: Callable[[_Customer, int], bool] | None = None
+        self.rows: list[dict[str, Any]] = []
+        self.batches: list[pa.Table] = []
 
     def emit(self, c: _Customer, etype: str, ts: int, **fields: Any) -> None:
         if ts >= self.end:
             return
-        self.seq += 1
-        self.events.append(
+        self.seq += 1  # numbered even when refused below: ids do not depend on the filter
+        if self.keep is not None and not self.keep(c, ts):
+            return
+        self.rows.append(
             {
                 "event_id": f"E{self.chunk:03d}-{self.seq:08d}",
                 "event_type": etype,
@@ -247,6 +262,20 @@ class _EventLog:
                 **fields,
             }
         )
+        if len(self.rows) >= self.batch_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.rows:
+            self.batches.append(_to_table(self.rows, LIVE_SCHEMA))
+            self.rows = []
+
+    def table(self) -> pa.Table:
+        """Every kept event, sorted by (ts, event_id)."""
+        self._flush()
+        table = pa.concat_tables(self.batches) if self.batches else LIVE_SCHEMA.empty_table()
+        self.batches = []
+        return table.sort_by([("ts", "ascending"), ("event_id", "ascending")])
 
 
 class WorldGenerator:
@@ -289,7 +318,7 @@ class WorldGenerator:
                 writer.append(part)
         finally:
             writer.close()
-        self._write_live(writer.live_tables, out / "live" / "events.jsonl")
+        self._write_live(writer.live_runs, out / "live" / "events.jsonl")
         summary = {
             "out": str(out),
             "customers": n,
@@ -410,11 +439,12 @@ class WorldGenerator:
         appeals: list[dict],
         rng: random.Random,
         nrng: np.random.Generator,
-    ) -> list[dict[str, Any]]:
+    ) -> pa.Table:
         """Every event of the chunk's customers, sorted by time: behaviour while active, then the block,
         appeal and unblock events (an appeal's outcome comes when it is decided, never with the contact)."""
         ls = self.s.legit
         log = _EventLog(chunk, self.end)
+        log.keep = _active  # blocked accounts do nothing (label history is drawn before behaviour)
         months = np.clip((self.end - np.array([c.signup_ts for c in customers])) / (30 * DAY), 0, None)
         n_logins = nrng.poisson(ls.logins_per_month * months)
         n_payments = nrng.poisson(ls.payments_per_month * months)
@@ -427,7 +457,7 @@ class WorldGenerator:
             else:
                 self._fraud_events(c, ring_by_id.get(c.ring_id), rng, log.emit)
         by_id = {c.customer_id: c for c in customers}
-        log.events = [e for e in log.events if _active(by_id[e["customer_id"]], e["ts"])]
+        log.keep = None
         for b in blocks:
             log.emit(by_id[b["customer_id"]], "block", b["blocked_at"], block_source=b["source"], reason=b["reason"])
         for a in appeals:
@@ -435,27 +465,31 @@ class WorldGenerator:
             log.emit(c, "appeal", a["contacted_at"])  # the outcome is not known at contact: it comes when decided
             if a["outcome"] == "unblocked" and a["resolved_at"] is not None:
                 log.emit(c, "unblock", a["resolved_at"], reason="appeal_accepted")
-        log.events.sort(key=lambda e: (e["ts"], e["event_id"]))
-        return log.events
+        return log.table()
 
     def _write_chunk(
         self,
         writer: _ChunkTables,
         customers: list[_Customer],
-        events: list[dict[str, Any]],
+        events: pa.Table,
         blocks: list[dict],
         appeals: list[dict],
     ) -> None:
         """The chunk's historical tables (before the cut-off; an appeal undecided by then is pending), its
         live events, and the ground truth."""
-        hist = [e for e in events if e["ts"] < self.cutoff and e["event_type"] not in ("block", "appeal", "unblock")]
-        live = [e for e in events if e["ts"] >= self.cutoff]
+        import pyarrow.compute as pc
+
+        cutoff = pa.scalar(self.cutoff, type=pa.int64()).cast(TS)
+        before = pc.less(events["ts"], cutoff)
+        identity = pc.invert(pc.is_in(events["event_type"], value_set=pa.array(["block", "appeal", "unblock"])))
+        hist = events.filter(pc.and_(before, identity)).select(EVENTS_SCHEMA.names)
+        live = events.filter(pc.invert(before))
         # live signups carry the customer's profile
-        for e in live:
-            if e["event_type"] == "signup":
-                e["lifetime_value"] = 0.0
-        writer.write("events", EVENTS_SCHEMA, hist)
-        writer.live_tables.append(_to_table(live, LIVE_SCHEMA))
+        signup = pc.equal(live["event_type"], "signup")
+        value = pc.if_else(signup, pa.scalar(0.0), live["lifetime_value"])
+        live = live.set_column(live.schema.get_field_index("lifetime_value"), "lifetime_value", value)
+        writer.tables["events"] = hist
+        writer.live_tables.append(live)
         hist_customers = [c for c in customers if c.signup_ts < self.cutoff]
         writer.write(
             "customers",
@@ -493,8 +527,8 @@ class WorldGenerator:
             ],
         )
         writer.counts["customers"] += len(hist_customers)
-        writer.counts["historical_events"] += len(hist)
-        writer.counts["live_events"] += len(live)
+        writer.counts["historical_events"] += hist.num_rows
+        writer.counts["live_events"] += live.num_rows
         writer.counts["blocks"] += len(hist_blocks)
         writer.counts["appeals"] += len(hist_appeals)
 
@@ -880,20 +914,32 @@ class WorldGenerator:
             )
 
     # ------------------------------------------------------------------ live
-    def _write_live(self, tables: list[pa.Table], path: Path) -> None:
-        """One time-ordered JSONL stream (ISO-8601 UTC timestamps, absent fields omitted)."""
-        table = pa.concat_tables(tables) if tables else LIVE_SCHEMA.empty_table()
-        table = table.sort_by([("ts", "ascending"), ("event_id", "ascending")])
+    @staticmethod
+    def _write_live(runs: list[Path], path: Path) -> None:
+        """One time-ordered JSONL stream (ISO-8601 UTC timestamps, absent fields omitted), merged from the
+        chunks' sorted runs a batch at a time (memory: one batch per run), then the runs are removed."""
+        import heapq
+        import shutil
+
+        def lines(run: Path) -> Iterator[tuple[int, str, str]]:
+            with pa.OSFile(str(run)) as source:  # not mapped: read one batch at a time
+                reader = pa.ipc.open_file(source)
+                for i in range(reader.num_record_batches):
+                    frame = reader.get_batch(i).to_pandas()
+                    keys = frame["ts"].astype("int64").tolist()
+                    frame["ts"] = frame["ts"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
+                    for key, rec in zip(keys, frame.to_dict("records")):
+                        text = json.dumps(
+                            {k: v for k, v in rec.items() if v is not None and v == v}, separators=(",", ":")
+                        )
+                        yield key, rec["event_id"], text
+
         with open(path, "w") as fh:
-            for batch in table.to_batches(max_chunksize=100_000):
-                frame = batch.to_pandas()
-                frame["ts"] = frame["ts"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
-                records = frame.to_dict("records")
-                for rec in records:
-                    fh.write(
-                        json.dumps({k: v for k, v in rec.items() if v is not None and v == v}, separators=(",", ":"))
-                    )
-                    fh.write("\n")
+            for _, _, text in heapq.merge(*(lines(run) for run in runs)):
+                fh.write(text)
+                fh.write("\n")
+        if runs:
+            shutil.rmtree(runs[0].parent)
 
 
 # ------------------------------------------------------------------ helpers
