@@ -158,7 +158,7 @@ class WorldSettings(_Section):
     history_days: float = Field(365, gt=0)
     live_days: float = Field(30, ge=0)
     chunk_customers: int = Field(20000, ge=100)
-    workers: int = Field(1, ge=1)
+    workers: int = Field(2, ge=1)
     legit: LegitWorldSettings = LegitWorldSettings()
     fraud: FraudWorldSettings = FraudWorldSettings()
     blocking: BlockingSettings = BlockingSettings()
