@@ -15,9 +15,8 @@ string, and the counter ``link_summary_version``): for a customer what its own
 features need, its latest first-seen time and the ``summary_properties``; for
 an identifier its degree, first-seen range and event total, and the links of
 its ``fanout_cap + 1`` lowest-id customers. Before writing, ``upsert_links``
-(in the same requests as its vertex merges, before any edge) and
-``upsert_customers`` (when a kept property changes) drop the summaries of the
-vertices they touch and bump their versions; after writing they refresh
+(and ``upsert_customers`` when a kept property changes) drops the summaries of
+the vertices it touches and bumps their versions; after writing it refreshes
 them (:meth:`GremlinIdentityGraph.refresh_summaries`) in two requests: one
 bumps the version again and aggregates on the server, the next stores the
 summary only if the version is still the one it read (compare-and-set), so

@@ -30,22 +30,21 @@ class GremlinSummaries(GremlinSession):
 
         return __.union(__.coalesce(__.values(SUMMARY_VERSION), __.constant(_typed(0))), __.constant(_typed(1))).sum_()
 
-    @classmethod
-    def _invalidated(cls, vertices):
-        """``vertices`` (a traversal at vertices about to change) with their summaries dropped and their
-        versions bumped: before the write, so a write that never reaches its refresh leaves no summary
-        behind. The link upserts apply it in the same request as their vertex merges."""
+    def _invalidate_summaries(self, vertex_ids: Sequence[str]) -> None:
+        """Drop the summaries of vertices about to change and bump their versions (before the write, so a
+        write that never reaches its refresh leaves no summary behind)."""
         from gremlin_python.process.graph_traversal import __
         from gremlin_python.process.traversal import Cardinality
 
-        return vertices.side_effect(__.properties(SUMMARY).drop()).property(
-            Cardinality.single, SUMMARY_VERSION, cls._bump_version()
-        )
-
-    def _invalidate_summaries(self, vertex_ids: Sequence[str]) -> None:
-        """:meth:`_invalidated` for existing vertices, by id."""
         self._write_chunks(
-            "invalidate_summaries", lambda g, chunk: self._invalidated(g.V(*chunk)).iterate(), list(vertex_ids)
+            "invalidate_summaries",
+            lambda g, chunk: (
+                g.V(*chunk)
+                .side_effect(__.properties(SUMMARY).drop())
+                .property(Cardinality.single, SUMMARY_VERSION, self._bump_version())
+                .iterate()
+            ),
+            list(vertex_ids),
         )
 
     def refresh_summaries(self, customer_ids: Sequence[str] = (), identifiers: Sequence[tuple[str, str]] = ()) -> None:

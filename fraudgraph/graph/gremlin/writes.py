@@ -94,18 +94,18 @@ class GremlinWrites(GremlinSummaries):
                 }
             )
 
-        # the vertex merges also invalidate the summaries of the vertices they touch (one pass, not two)
         def write_customers(g, chunk):
-            self._invalidated(g.inject(list(chunk)).unfold().merge_v()).iterate()
+            g.inject(list(chunk)).unfold().merge_v().iterate()
 
         def write_identifiers(g, chunk):
-            self._invalidated(
+            (
                 g.inject(list(chunk))
                 .unfold()
                 .as_("r")
                 .merge_v(__.select("r").select("k"))
                 .option(Merge.on_create, __.select("r").select("p"))
-            ).iterate()
+                .iterate()
+            )
 
         def write_edges(g, chunk):
             (
@@ -122,11 +122,14 @@ class GremlinWrites(GremlinSummaries):
 
         self._write_chunks("upsert_links.customers", write_customers, cust_rows)
         self._write_chunks("upsert_links.identifiers", write_identifiers, ident_rows)
+        touched_customers = sorted({l.customer_id for l in links})
+        touched_identifiers = sorted({(l.kind, l.value_hash) for l in links})
+        self._invalidate_summaries(
+            [customer_vertex_id(c) for c in touched_customers] + [identifier_id(k, h) for k, h in touched_identifiers]
+        )
         self._write_chunks("upsert_links.edges", write_edges, edge_rows)
         if summaries:
-            self.refresh_summaries(
-                sorted({l.customer_id for l in links}), sorted({(l.kind, l.value_hash) for l in links})
-            )
+            self.refresh_summaries(touched_customers, touched_identifiers)
         return len(links)
 
     def clear(self) -> None:
