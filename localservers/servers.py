@@ -453,7 +453,9 @@ class KafkaServer(JavaServer):
         path = self.state_dir / "server.properties"
         path.write_text(props)
         if not (data / "meta.properties").exists():
-            cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster = "-"
+            while cluster.startswith("-"):  # as Kafka's Uuid.randomUuid: a leading '-' reads as an option
+                cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             proc = subprocess.run(
                 [
                     shutil.which("java") or "java",
