@@ -358,7 +358,9 @@ def live_headline(live: dict[str, Any] | None) -> list[str]:
         f"{live.get('max_batch_span_s', '-')} s of event time), decisions judged against ground truth. "
         f"**Precision of flags {pct(live['precision'])}** ({live['caught']:,} of {live['flagged_customers']:,} "
         f"flagged customers were fraudsters); **recall {pct(live['recall'])}** of {live['active_fraudsters']:,} "
-        f"fraudsters active in the stream; {live['false_flags_per_10k_legit']} false flags per 10,000 legitimate "
+        f"fraudsters active in the stream (an identity event after their fraud began; "
+        f"{live.get('label_events_only_fraudsters', 0):,} more had only block, unblock or appeal events, which the "
+        f"consumer never scores); {live['false_flags_per_10k_legit']} false flags per 10,000 legitimate "
         f"active customers ({live['false_flags']:,} of {live['legit_active_customers']:,}).",
         "",
         "| fraudsters active in the stream | active | caught | recall | caught by their first payment |",

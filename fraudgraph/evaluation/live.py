@@ -10,12 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fraudgraph.schema import LABEL_EVENT_TYPES
+
 
 def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> dict[str, Any]:
     """The live stream's headline figures: the consumer's decisions judged against ground truth.
 
-    A customer counts as a fraudster *active in the stream* when it has an event at or after the
-    start of its fraud (a takeover victim's events before the takeover are legitimate). It is
+    A customer counts as a fraudster *active in the stream* when it has an identity event (any type
+    but the label events block, unblock and appeal) at or after the start of its fraud (a takeover
+    victim's events before the takeover are legitimate). A fraudster whose only events in the stream
+    are label events did nothing the consumer could score: it is counted apart, as
+    ``label_events_only_fraudsters``, and legitimate customers count as active the same way. It is
     *caught* when the consumer flagged it (block or review) at one of those events; a flag of any
     other customer, or of a victim before its takeover, is a *false flag*. Returns:
 
@@ -62,10 +67,11 @@ def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> 
 
     ev = events.assign(fraud_start=events["customer_id"].map(fraud_start))
     ev["fraud_phase"] = ev["fraud_start"].notna() & (ev["ts"] >= ev["fraud_start"])
+    identity = ~ev["event_type"].isin(LABEL_EVENT_TYPES)
     ev = ev.sort_values(["ts", "event_id"], kind="stable")
     flags = decisions.loc[decisions["decision"].isin(["block", "review"]), ["event_id", "customer_id", "decision"]]
     flags = flags.merge(ev[["event_id", "ts", "fraud_phase"]], on="event_id", how="left")
-    fraud_ev = ev.loc[ev["fraud_phase"]]
+    fraud_ev = ev.loc[ev["fraud_phase"] & identity]
     active = fraud_ev.groupby("customer_id").agg(first_ts=("ts", "min"), n=("ts", "size"))
     active["type"] = active.index.map(ftype)
     active["new_ring_account"] = (active["type"] == "ring") & (active.index.map(fraud_start) >= stream_start)
@@ -94,7 +100,9 @@ def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> 
 
     flagged_customers = set(flags["customer_id"])
     false_flagged = flagged_customers - set(first_flag.index)
-    legit_active = set(ev["customer_id"]) - set(active.index)  # customers with no fraud event in the stream
+    # customers with an identity event in the stream and no fraud identity event
+    legit_active = set(ev.loc[identity, "customer_id"]) - set(active.index)
+    label_only = set(ev.loc[ev["fraud_phase"], "customer_id"]) - set(active.index)
 
     def share(mask) -> float | None:
         return round(float(mask.mean()), 4) if len(mask) else None
@@ -111,6 +119,7 @@ def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> 
         "flagged_customers": len(flagged_customers),
         "caught": int(active["caught"].sum()),
         "active_fraudsters": int(len(active)),
+        "label_events_only_fraudsters": len(label_only),
         "precision": round(len(first_flag) / len(flagged_customers), 4) if flagged_customers else None,
         "recall": share(active["caught"]),
         "recall_by_fraud_type": {

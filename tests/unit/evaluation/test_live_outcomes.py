@@ -114,3 +114,26 @@ def test_operating_points_read_the_same_scores_at_other_thresholds(tmp_path):
     # at 0.6 ato1 is caught after the takeover (counted once), legit1 is a false flag
     assert (points[0.6]["caught"], points[0.6]["flagged"], points[0.6]["precision"]) == (2, 3, round(2 / 3, 4))
     assert points[0.6]["false_flags_per_10k_legit"] == 5000.0
+
+
+def test_a_fraudster_with_only_label_events_in_the_stream_is_not_active(tmp_path):
+    """A block, unblock or appeal is the fraud team's or care's action, never scored by the consumer:
+    a fraudster (or legitimate customer) with nothing else in the stream cannot be caught or falsely flagged."""
+    ev = lambda i, c, day, t: {"event_id": f"E{i}", "customer_id": c, "event_type": t,  # noqa: E731
+                               "ts": f"2026-01-0{day}T10:00:00Z"}
+    events = [ev(1, "ring1", 1, "signup"), ev(2, "ring1", 2, "payment"),
+              ev(3, "old_ring", 1, "block"),                                   # blocked, did nothing else
+              ev(4, "ato_old", 2, "block"), ev(5, "ato_old", 3, "appeal"),    # hijacked before the stream
+              ev(6, "legit1", 1, "login"), ev(7, "legit_blocked", 2, "block"), ev(8, "legit_blocked", 3, "unblock")]
+    decisions = [{"event_id": "E2", "customer_id": "ring1", "decision": "block"},
+                 {"event_id": "E6", "customer_id": "legit1", "decision": "allow"}]
+    truth = {"customer_id": ["ring1", "old_ring", "ato_old", "legit1", "legit_blocked"],
+             "is_fraud_true": [True, True, True, False, False],
+             "fraud_type": ["ring", "ring", "account_takeover", "none", "none"],
+             "fraud_start_ts": ["2026-01-01T10:00:00Z", "2025-06-01T00:00:00Z", "2025-11-01T00:00:00Z", None, None]}
+    _write(tmp_path, events, decisions, truth)
+    out = live_outcomes(tmp_path / "events.jsonl", tmp_path / "decisions.jsonl", tmp_path / "truth.parquet")
+    assert out["active_fraudsters"] == 1 and out["recall"] == 1.0
+    assert out["label_events_only_fraudsters"] == 2
+    assert out["recall_by_fraud_type"]["account_takeover"]["active"] == 0
+    assert out["legit_active_customers"] == 1
