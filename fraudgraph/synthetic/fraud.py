@@ -1,0 +1,234 @@
+"""How fraudsters act: rings and their generations, lone synthetic identities and account
+takeovers, and their events."""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+from fraudgraph.synthetic.identities import (
+    CHANNELS,
+    COUNTRIES,
+    COUNTRY_WEIGHTS,
+    DISPOSABLE_DOMAINS,
+    HOSTING_PREFIXES,
+    Customer,
+    WorldState,
+    fresh_card,
+    fresh_device,
+    fresh_email,
+    random_ip,
+)
+from fraudgraph.timeutil import DAY_MS, HOUR_MS, MINUTE_MS
+
+DAY, HOUR, MINUTE = DAY_MS, HOUR_MS, MINUTE_MS
+
+
+class FraudBehaviour(WorldState):
+    """The fraud half of :class:`~fraudgraph.synthetic.world.WorldGenerator` (a mixin over
+    :class:`~fraudgraph.synthetic.identities.WorldState`)."""
+
+    def _synthetic_identity(self, customer_id: str, rng: random.Random) -> Customer:
+        """A lone synthetic identity: its own fresh device and card, sometimes a disposable email."""
+        c = Customer(
+            customer_id,
+            self.start + rng.randrange(self.end - self.start - DAY),
+            rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0],
+            round(rng.uniform(0, 25), 2),
+            kind="synthetic_identity",
+            fraud_type="synthetic_identity",
+        )
+        c.fraud_start_ts = c.signup_ts
+        c.devices = [fresh_device(rng)]
+        c.email = fresh_email(rng, disposable=rng.random() < 0.3)
+        c.cards = [fresh_card(rng)]
+        c.home_ip = rng.choice(self.carrier_ips) if rng.random() < 0.5 else random_ip(rng)
+        return c
+
+    def _take_over(self, legit: list[Customer], ring_pool: list[dict], n_ato: int, rng: random.Random) -> None:
+        """Account takeovers: ``n_ato`` legitimate accounts old enough get a fraud start and a ring."""
+        min_age = int(self.s.fraud.takeover_min_account_age_days * DAY)
+        eligible = [c for c in legit if c.signup_ts + min_age < self.end - DAY]
+        for victim in rng.sample(eligible, min(n_ato, len(eligible))):
+            victim.fraud_type = "account_takeover"
+            victim.fraud_start_ts = victim.signup_ts + min_age + rng.randrange(self.end - victim.signup_ts - min_age)
+            ring = rng.choice(ring_pool) if ring_pool else None
+            victim.ring_id = ring["ring_id"] if ring else None
+
+    def _rings(
+        self, member_ids: list[str], chunk: int, rng: random.Random, legit: list[Customer]
+    ) -> list[dict[str, Any]]:
+        fs = self.s.fraud
+        card_owners = [c for c in legit if c.cards]
+        rings, i, r = [], 0, 0
+        while i < len(member_ids):
+            size = max(3, min(len(member_ids) - i, int(rng.gauss(fs.ring_size_mean, fs.ring_size_mean / 3))))
+            if len(member_ids) - i - size < 3:
+                size = len(member_ids) - i
+            members_ids = member_ids[i : i + size]
+            i += size
+            ring_id = f"R{chunk:03d}-{r:03d}"
+            r += 1
+            subnet = f"{rng.choice(HOSTING_PREFIXES)}.{rng.randrange(256)}.{rng.randrange(256)}"
+            domain = rng.choice(DISPOSABLE_DOMAINS + ["gmail.com", "outlook.com"])
+            prefix = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 6)))
+            start = self.start + rng.randrange(self.end - self.start - 5 * DAY)
+            gens = max(1, min(fs.ring_generations, size // 2))
+            devices = [fresh_device(rng) for _ in range(fs.ring_devices)]
+            cards = [self._ring_card(rng, card_owners) for _ in range(fs.ring_cards)]
+            members, per_gen = [], math.ceil(size / gens)
+            generations = []
+            for g in range(gens):
+                if g > 0:  # reuse part of the identifiers, bring new ones
+                    keep = max(1, round(len(devices) * fs.ring_identifier_reuse))
+                    devices = rng.sample(devices, keep) + [fresh_device(rng) for _ in range(fs.ring_devices - keep)]
+                    keep = max(1, round(len(cards) * fs.ring_identifier_reuse))
+                    cards = rng.sample(cards, keep) + [
+                        self._ring_card(rng, card_owners) for _ in range(fs.ring_cards - keep)
+                    ]
+                generations.append((list(devices), list(cards)))
+                burst_start = min(start + g * rng.randrange(15 * DAY, 60 * DAY), self.end - 3 * DAY)
+                spread = int(fs.ring_signup_spread_days * DAY)
+                for cid in members_ids[g * per_gen : (g + 1) * per_gen]:
+                    signup = min(burst_start + rng.randrange(spread), self.end - 2 * DAY)
+                    c = Customer(
+                        cid,
+                        signup,
+                        rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0],
+                        round(rng.uniform(0, 30), 2),
+                        kind="ring",
+                        fraud_type="ring",
+                        ring_id=ring_id,
+                    )
+                    c.fraud_start_ts = c.signup_ts
+                    if rng.random() < fs.sleeper_share:
+                        lo, hi = fs.sleeper_days
+                        c.sleeper_until = c.signup_ts + int(rng.uniform(lo, hi) * DAY)
+                    c.devices = [rng.choice(devices)]
+                    c.cards = rng.sample(cards, rng.randint(1, 2))
+                    c.email = (
+                        f"{prefix}{rng.randrange(10, 9999)}@{domain}"
+                        if rng.random() < 0.6
+                        else fresh_email(rng, disposable=rng.random() < 0.3)
+                    )
+                    c.home_ip = f"{subnet}.{rng.randrange(1, 255)}"
+                    members.append(c)
+            office = rng.choice(self.office_ips)
+            rings.append(
+                {
+                    "ring_id": ring_id,
+                    "members": members,
+                    "subnet": subnet,
+                    "domain": domain,
+                    "prefix": prefix,
+                    "generations": generations,
+                    "office_ip": office,
+                }
+            )
+        return rings
+
+    def _fraud_ip(self, ring: dict | None, c: Customer, rng: random.Random) -> str:
+        """A ring's own hosting subnet most of the time, else the carrier NAT, public Wi-Fi or an office IP
+        legitimate customers share; a lone fraudster's own IP or a carrier's."""
+        fs = self.s.fraud
+        r = rng.random()
+        if r < fs.carrier_ip_share:
+            return rng.choice(self.carrier_ips)
+        if r < fs.carrier_ip_share + fs.public_wifi_share:
+            return rng.choice(self.wifi_ips)
+        if ring is not None and r < fs.carrier_ip_share + fs.public_wifi_share + fs.office_ip_share:
+            return ring["office_ip"]
+        return f"{ring['subnet']}.{rng.randrange(1, 255)}" if ring else (c.home_ip or random_ip(rng))
+
+    def _fraud_events(self, c: Customer, ring: dict | None, rng: random.Random, emit) -> None:
+        fs = self.s.fraud
+        channel = rng.choice(CHANNELS)
+        ip = lambda: self._fraud_ip(ring, c, rng)  # noqa: E731
+        t = c.signup_ts
+        emit(c, "signup", t, device_id=c.devices[0], ip=ip(), email=c.email, channel=channel)
+        if c.sleeper_until is not None:  # ages quietly: a login now and then, then acts
+            for _ in range(rng.randint(0, 3)):
+                emit(
+                    c,
+                    "login",
+                    t + rng.randrange(max(1, c.sleeper_until - t)),
+                    device_id=c.devices[0],
+                    ip=ip(),
+                    channel=channel,
+                )
+            t = c.sleeper_until
+        for k, card in enumerate(c.cards):
+            if k == 0 and rng.random() >= fs.card_at_signup_share:
+                t += rng.randrange(DAY, 20 * DAY)
+            else:
+                t += rng.randrange(10 * MINUTE, 6 * HOUR)
+            emit(c, "add_card", t, device_id=c.devices[0], ip=ip(), card_fingerprint=card, channel=channel)
+        for _ in range(rng.randint(1, 6)):
+            t += rng.randrange(HOUR, 3 * DAY)
+            emit(
+                c,
+                "payment",
+                t,
+                device_id=c.devices[0],
+                ip=ip(),
+                card_fingerprint=rng.choice(c.cards),
+                amount=round(math.exp(rng.gauss(4.2, 0.7)), 2),
+                currency="USD",
+                channel=channel,
+            )
+            if rng.random() < 0.5:
+                emit(c, "login", t - rng.randrange(MINUTE, HOUR), device_id=c.devices[0], ip=ip(), channel=channel)
+
+    def _ring_card(self, rng: random.Random, card_owners: list[Customer]) -> str:
+        """A new card, or one stolen from a legitimate customer who keeps using it (a legitimate collision)."""
+        if card_owners and rng.random() < self.s.fraud.stolen_card_share:
+            return rng.choice(rng.choice(card_owners).cards)
+        return fresh_card(rng)
+
+    def _resell_ring_devices(self, rings: list[dict[str, Any]], legit: list[Customer], rng: random.Random) -> None:
+        """Some ring devices are sold on: a legitimate customer starts using one 1-4 months after the ring."""
+        if not legit:
+            return
+        for ring in rings:
+            last = max(m.signup_ts for m in ring["members"])
+            for devices, _ in ring["generations"]:
+                for device in devices:
+                    if rng.random() < self.s.fraud.resold_device_share:
+                        buyer = rng.choice(legit)
+                        if device not in buyer.devices:
+                            buyer.devices.append(device)
+                            buyer.device_times[device] = last + rng.randrange(30 * DAY, 120 * DAY)
+
+    def _takeover_events(self, c: Customer, ring: dict | None, rng: random.Random, emit) -> None:
+        if ring is not None:
+            devices, cards = rng.choice(ring["generations"])
+            device, card = rng.choice(devices), rng.choice(cards)
+            ip = lambda: self._fraud_ip(ring, c, rng)  # noqa: E731
+            email = (
+                f"{ring['prefix']}{rng.randrange(10, 9999)}@{ring['domain']}"
+                if rng.random() < 0.5
+                else fresh_email(rng, disposable=rng.random() < 0.3)
+            )
+        else:
+            device, card, email = fresh_device(rng), fresh_card(rng), fresh_email(rng, disposable=True)
+            ip = lambda: random_ip(rng)  # noqa: E731
+        t = c.fraud_start_ts
+        emit(c, "login", t, device_id=device, ip=ip(), channel="web")
+        t += rng.randrange(5 * MINUTE, 2 * HOUR)
+        emit(c, "change_email", t, device_id=device, ip=ip(), email=email, channel="web")
+        t += rng.randrange(5 * MINUTE, 2 * HOUR)
+        emit(c, "add_card", t, device_id=device, ip=ip(), card_fingerprint=card, channel="web")
+        for _ in range(rng.randint(1, 4)):
+            t += rng.randrange(30 * MINUTE, DAY)
+            emit(
+                c,
+                "payment",
+                t,
+                device_id=device,
+                ip=ip(),
+                card_fingerprint=card,
+                amount=round(math.exp(rng.gauss(4.5, 0.6)), 2),
+                currency="USD",
+                channel="web",
+            )
