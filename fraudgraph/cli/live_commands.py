@@ -1,0 +1,225 @@
+"""The live side and the whole: the consumer, the query API, world-check, evaluate and the main job."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import click
+
+from fraudgraph.cli.context import AppContext, cli, common_options, fail, pass_app
+
+log = logging.getLogger("fraudgraph.cli")
+
+
+# ------------------------------------------------------------------- consume
+@cli.command()
+@click.option(
+    "--source", required=True, help="file:///PATH (JSONL), - for standard input, or kafka://HOST:PORT/TOPIC?group=NAME."
+)
+@click.option("--graph", "graph_uri", default=None, help="Graph URI (default graph.uri).")
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option(
+    "--decisions", default="-", help="Decision sink: a JSONL path, - (standard output) or kafka://HOST:PORT/TOPIC."
+)
+@click.option("--dead-letter", default=None, help="Rejected events (default consumer.dead_letter).")
+@click.option("--ledger", default=None, help="Ledger file (default consumer.ledger).")
+@click.option("--follow", is_flag=True, default=False, help="Keep tailing a file source.")
+@click.option(
+    "--until-idle",
+    type=float,
+    default=None,
+    help="Stop after this many seconds without a message (Kafka; draining a topic).",
+)
+@common_options
+@pass_app
+def consume(
+    app: AppContext,
+    source: str,
+    graph_uri: str | None,
+    model_dir: str,
+    decisions: str,
+    dead_letter: str | None,
+    ledger: str | None,
+    follow: bool,
+    until_idle: float | None,
+) -> None:
+    """Live consumer: events into the graph, scored and decided as they arrive."""
+    from fraudgraph.graph import open_graph
+    from fraudgraph.ml.artifact import ModelArtifact
+    from fraudgraph.scoring.online import OnlineScorer
+    from serving.consumer import LiveConsumer
+    from serving.ledger import Ledger, LedgerMismatch, ledger_path_for
+    from serving.sources import dead_letter_for, open_sink, open_source, source_name
+
+    cfg = app.settings.consumer
+    artifact = ModelArtifact.load(model_dir)
+    with open_graph(graph_uri, app.settings) as store:
+        try:
+            led = Ledger(ledger_path_for(store, ledger or cfg.ledger))
+            led.bind(store.graph_id, store.uri)
+        except LedgerMismatch as exc:
+            fail(str(exc))
+        start = 0 if source.startswith(("kafka://", "http://", "https://")) else led.offset(source_name(source))
+        src = open_source(source, start=start, follow=follow, idle_stop_s=until_idle, retry_s=cfg.broker_retry_s)
+        consumer = LiveConsumer(
+            store,
+            OnlineScorer(store, artifact, app.settings),
+            app.settings,
+            led,
+            open_sink(decisions, retry_s=cfg.broker_retry_s),
+            open_sink(dead_letter or dead_letter_for(source, cfg.dead_letter), retry_s=cfg.broker_retry_s),
+        )
+        if cfg.metrics_port:
+            port = consumer.metrics.serve(cfg.metrics_port)
+            click.echo(f"metrics on http://127.0.0.1:{port}/metrics", err=True)
+        stats = consumer.run(src)
+        consumer.metrics.close()
+        src.close()
+    led.close()
+    if app.json_output or decisions != "-":
+        click.echo(json.dumps(stats, indent=2), err=decisions == "-")
+
+
+# ----------------------------------------------------------------------- api
+@cli.command()
+@click.option("--graph", "graph_uri", default=None, help="Graph URI (default: graph.uri from config).")
+@click.option(
+    "--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False), help="Model artifact folder."
+)
+@click.option("--host", default=None, help="Bind address (default api.host, loopback).")
+@click.option("--port", type=int, default=None, help="Port (default api.port).")
+@common_options
+@pass_app
+def api(app: AppContext, graph_uri: str | None, model_dir: str, host: str | None, port: int | None) -> None:
+    """Internal query API and review console (FastAPI on uvicorn)."""
+    import uvicorn
+
+    from fraudgraph.graph import open_graph
+    from fraudgraph.ml.artifact import ModelArtifact
+    from fraudgraph.scoring.online import OnlineScorer
+    from serving.api import create_app
+
+    cfg = app.settings.api
+    artifact = ModelArtifact.load(model_dir)
+    with open_graph(graph_uri, app.settings, create=False) as store:
+        web = create_app(store, OnlineScorer(store, artifact, app.settings), app.settings)
+        # uvicorn's access log would print query strings (a lookup's raw identifier): ours logs paths only
+        uvicorn.run(
+            web,
+            host=host or cfg.host,
+            port=cfg.port if port is None else port,
+            access_log=False,
+            log_level=app.settings.logging.level.lower(),
+        )
+
+
+# ----------------------------------------------------------- world-check / evaluate
+@cli.command("world-check")
+@click.option(
+    "--world",
+    "world_dir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="A generated world (fraudgraph generate).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Write readback.json and readback.md here (default: the world folder).",
+)
+@common_options
+@pass_app
+def world_check(app: AppContext, world_dir: str, out_dir: str | None) -> None:
+    """How easy is a world: PR-AUC against ground truth of every single model input and of the day-one rules."""
+    from training.readback import render_readback, world_readback
+
+    result = world_readback(world_dir, app.settings)
+    out = Path(out_dir or world_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "readback.json").write_text(json.dumps(result, indent=2))
+    (out / "readback.md").write_text(render_readback(result))
+    app.emit(result, render_readback)
+
+
+@cli.command()
+@click.option(
+    "--events",
+    "events_path",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="The live stream (JSONL), e.g. WORLD/live/events.jsonl.",
+)
+@click.option("--truth", required=True, type=click.Path(dir_okay=False, exists=True), help="Ground truth Parquet.")
+@click.option(
+    "--graph",
+    "graph_uri",
+    required=True,
+    help="The graph the stream is replayed into (give a copy: the replay writes to it).",
+)
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@common_options
+@pass_app
+def evaluate(app: AppContext, events_path: str, truth: str, graph_uri: str, model_dir: str, out_dir: str) -> None:
+    """Replay a live stream through the real consumer and judge its decisions against ground truth.
+
+    Writes OUT/live.json and the model's metrics.json under "live"."""
+    from fraudgraph.cli.demo import replay_live
+
+    live = replay_live(app.settings, graph_uri, Path(model_dir), Path(events_path), Path(out_dir), Path(truth))
+    (Path(out_dir) / "live.json").write_text(json.dumps(live, indent=2, default=str))
+    app.emit(
+        live,
+        lambda r: (
+            f"precision {r['precision']}, recall {r['recall']} of {r['active_fraudsters']} active "
+            f"fraudsters; {r['false_flags_per_10k_legit']} false flags per 10k legitimate"
+        ),
+    )
+
+
+# ---------------------------------------------------------------------- demo
+@cli.command()
+@click.option("--out", "out_dir", default="demo-out", type=click.Path(file_okay=False), help="Report folder.")
+@click.option(
+    "--seeds",
+    default=None,
+    help="Comma-separated world seeds: one run each under DIR/seed-S and "
+    "a summary with mean and range (default: world.seed only).",
+)
+@common_options
+@pass_app
+def demo(app: AppContext, out_dir: str, seeds: str | None) -> None:
+    """The main job: every stage that exists, end to end, on the embedded default."""
+    from training.train import TrainingRefused
+
+    try:
+        report = _run_main_job(app, out_dir, seeds)
+    except TrainingRefused as exc:
+        fail(str(exc))
+    app.emit(report, lambda r: Path(r["report_md"]).read_text())
+
+
+def _run_main_job(app: AppContext, out_dir: str, seeds: str | None) -> dict:
+    from fraudgraph.cli.demo import run_demo, run_demo_seeds
+    from fraudgraph.identity import resolve_pii_key
+
+    if resolve_pii_key(app.settings.privacy.pii_key, app.settings.privacy.pii_key_file)[1]:
+        log.warning(
+            "the main job runs on synthetic worlds with the public demo PII key "
+            "(privacy.allow_demo_key: true); never use it for real data"
+        )
+        app._settings = app.settings.model_copy(
+            update={"privacy": app.settings.privacy.model_copy(update={"allow_demo_key": True})}
+        )
+
+    if seeds:
+        try:
+            seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError:
+            fail(f"--seeds: {seeds!r} is not a comma-separated list of integers")
+        return run_demo_seeds(app.settings, Path(out_dir), seed_list)
+    return run_demo(app.settings, Path(out_dir))
