@@ -9,7 +9,7 @@ at most ``training.examples.max_per_customer`` per customer, seeded), builds the
 features exactly as training does and reports, per customer (its highest or lowest value over its
 decision points, whichever ranks fraud higher), the PR-AUC against ground truth of:
 
-- every customer-level input of the GBDT baseline (:func:`training.train.tabular_features`);
+- every customer-level input of the GBDT baseline (:func:`training.fitting.tabular_features`);
 - each day-one rule and the day-one rules' score (rules fired).
 
 The world is too easy while any single input exceeds 0.35 or the rules exceed 0.5 (issue
@@ -33,7 +33,7 @@ from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.scoring.day_one import DayOneRules
 from fraudgraph.timeutil import DAY_MS, to_epoch_ms
 from training.examples import sample_points, truth_at_points
-from training.train import tabular_features
+from training.fitting import tabular_features
 
 SINGLE_INPUT_LIMIT = 0.35
 RULES_LIMIT = 0.5

@@ -298,7 +298,7 @@ def replay_live(
 
 def threshold_lines(m: dict[str, Any]) -> list[str]:
     """What the consumer deploys: the validated model, or its refit on every label known at as-of."""
-    from training.train import policy_words
+    from training.judging import policy_words
 
     validated = m.get("validated_threshold", m["threshold"])
     line = (
@@ -395,7 +395,7 @@ def operating_point_lines(points: list[dict[str, Any]]) -> list[str]:
 
 
 def render_report(report: dict[str, Any]) -> str:
-    from training.train import fraud_type_table, metrics_table
+    from training.report import fraud_type_table, metrics_table
 
     g = report["stages"]["generate"]
     r = g["rates"]

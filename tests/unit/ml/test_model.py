@@ -13,7 +13,7 @@ from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.features import FeatureScaler, build_graph_tensors
 from fraudgraph.evaluation.ranking import ranking_metrics
 from fraudgraph.ml.artifact import ModelArtifact, gnn_scores
-from training.train import Split, fit_gnn
+from training.fitting import Split, fit_gnn
 
 DAY = 86_400_000
 AS_OF = 1_760_000_000_000
