@@ -37,7 +37,7 @@ def open_graph(uri: str | None = None, settings=None, *, create: bool = True) ->
     gs = settings.graph
     uri = uri or gs.uri
     if uri.startswith("sqlite:"):
-        from .sqlite_store import SqliteIdentityGraph, path_from_uri
+        from .sqlite import SqliteIdentityGraph, path_from_uri
 
         if not create and not path_from_uri(uri).exists():
             raise GraphSetupError(f"graph {uri}: no such file (only fraudgraph etl and consume create a graph)")
