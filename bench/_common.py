@@ -137,7 +137,7 @@ def temporary_graph_server(settings, state_dir: Path, backend: str = "gremlin"):
 
     Returns ``(server, settings)``: the settings a store on that server uses (``store_settings``).
     """
-    from localservers.servers import GremlinServer, JanusGraphServer, free_port
+    from localservers import GremlinServer, JanusGraphServer, free_port
 
     server: GremlinServer
     if backend == "janusgraph":

@@ -26,7 +26,7 @@ from pathlib import Path
 from _common import loaded_world, peak_rss_mb, percentile_ms, table, write_result
 
 from fraudgraph.config import load_settings
-from localservers.servers import free_port
+from localservers import free_port
 
 TOKEN = "bench-token"
 

@@ -24,7 +24,7 @@ def settings():
 @pytest.fixture(scope="session")
 def gremlin_server(tmp_path_factory, settings):
     """A real Apache TinkerPop Gremlin Server (TinkerGraph) on a free loopback port."""
-    from localservers.servers import GremlinServer, free_port
+    from localservers import GremlinServer, free_port
 
     state = tmp_path_factory.mktemp("gremlin-server")
     server = GremlinServer(settings.gremlin_server, state_dir=state, port=free_port())
@@ -37,7 +37,7 @@ def gremlin_server(tmp_path_factory, settings):
 def gremlin_server_set(tmp_path_factory, settings):
     """A second Gremlin Server whose TinkerGraph defaults to ``set`` vertex-property cardinality, as
     Amazon Neptune does: a write that does not state its cardinality adds a value instead of replacing."""
-    from localservers.servers import GremlinServer, free_port
+    from localservers import GremlinServer, free_port
 
     neptune_like = settings.gremlin_server.model_copy(update={"vertex_property_cardinality": "set",
                                                               "persist": False})
@@ -50,7 +50,7 @@ def gremlin_server_set(tmp_path_factory, settings):
 @pytest.fixture(scope="session")
 def janusgraph_server(tmp_path_factory, settings):
     """A real JanusGraph Server (in-memory storage, several worker threads) on a free loopback port."""
-    from localservers.servers import JanusGraphServer, free_port
+    from localservers import JanusGraphServer, free_port
 
     server = JanusGraphServer(settings.janusgraph_server, state_dir=tmp_path_factory.mktemp("janusgraph"),
                               port=free_port())
@@ -61,7 +61,7 @@ def janusgraph_server(tmp_path_factory, settings):
 
 def janusgraph_settings(settings):
     """Settings for a store on JanusGraph: the engine names the edges."""
-    from localservers.servers import JanusGraphServer
+    from localservers import JanusGraphServer
 
     return JanusGraphServer.store_settings(settings)
 
@@ -173,7 +173,7 @@ def small_world_snapshot(small_world, tmp_path_factory, settings):
 @pytest.fixture(scope="session")
 def kafka_server(tmp_path_factory, settings):
     """A real single-node KRaft Apache Kafka on free loopback ports."""
-    from localservers.servers import KafkaServer, free_port
+    from localservers import KafkaServer, free_port
 
     server = KafkaServer(settings.kafka_server, state_dir=tmp_path_factory.mktemp("kafka"), port=free_port(),
                          controller_port=free_port())
@@ -185,7 +185,7 @@ def kafka_server(tmp_path_factory, settings):
 @pytest.fixture(scope="session")
 def sqs_server(tmp_path_factory, settings):
     """A real ElasticMQ (SQS-compatible) server on a free loopback port."""
-    from localservers.servers import ElasticMQServer, free_port
+    from localservers import ElasticMQServer, free_port
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local-test")  # ElasticMQ accepts any credentials
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local-test")

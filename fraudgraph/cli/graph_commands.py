@@ -81,7 +81,7 @@ def graph_refresh_summaries(app: AppContext, graph_uri: str | None) -> None:
 @pass_app
 def gremlin_server(app: AppContext, action: str, port: int | None, state_dir: str | None, engine: str) -> None:
     """Start, stop or report a local Gremlin Server on loopback (TinkerGraph or JanusGraph)."""
-    from localservers.servers import GremlinServer, JanusGraphServer, ServerError
+    from localservers import GremlinServer, JanusGraphServer, ServerError
 
     server = (
         JanusGraphServer(app.settings.janusgraph_server, state_dir=state_dir, port=port)

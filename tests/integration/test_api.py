@@ -46,7 +46,7 @@ def api(request, flagging_model, settings, tmp_path_factory):
     from fraudgraph.labels.stage import run_labels
     from fraudgraph.scoring.online import OnlineScorer
     from fraudgraph.ml.artifact import ModelArtifact
-    from localservers.servers import free_port
+    from localservers import free_port
     from serving.api import create_app
 
     model_dir, ref, as_of = flagging_model

@@ -106,7 +106,7 @@ def test_etl_partitions_two_consumers_and_reviews_at_once_equal_one_writer(
     from conftest import janusgraph_settings
     from fraudgraph.ml.artifact import ModelArtifact
     from fraudgraph.scoring.online import OnlineScorer
-    from localservers.servers import free_port
+    from localservers import free_port
     from serving.api import create_app
 
     url, jsettings = janusgraph_server.url, janusgraph_settings(settings)

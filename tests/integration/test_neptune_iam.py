@@ -55,7 +55,7 @@ def iam_proxy(gremlin_server):
     """``(url, counters)`` of a verifying WebSocket proxy to the Gremlin Server."""
     from aiohttp import ClientSession, WSMsgType, web
 
-    from localservers.servers import free_port
+    from localservers import free_port
 
     counters = {"accepted": 0, "refused": []}
 
