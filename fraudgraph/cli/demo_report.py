@@ -1,0 +1,374 @@
+"""The main job's report: ``report.md`` for one seed (the live stream first, then the offline table and
+every stage) and the summary over several seeds (each seed, then the pooled live figures)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fraudgraph.timeutil import DAY_MS
+
+LIVE_FIGURES = ("precision", "recall", "caught_before_first_payment", "false_flags_per_10k_legit")
+
+
+def summarise_seeds(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Per seed and pooled live figures; offline test PR-AUC (truth) per model as mean / min / max."""
+    import numpy as np
+
+    def spread(values: list) -> dict[str, float | None]:
+        vals = [v for v in values if v is not None]
+        if not vals:
+            return {"mean": None, "min": None, "max": None}
+        return {"mean": round(float(np.mean(vals)), 4), "min": round(min(vals), 4), "max": round(max(vals), 4)}
+
+    live = {seed: r["stages"]["live"] for seed, r in runs.items()}
+    models = {seed: r["stages"]["train"]["metrics"]["models"] for seed, r in runs.items()}
+    pooled_flagged = sum(v["flagged_customers"] for v in live.values())
+    pooled_caught = sum(v["caught"] for v in live.values())
+    pooled_active = sum(v["active_fraudsters"] for v in live.values())
+    ring_new = [v["new_ring_accounts_caught"] for v in live.values()]
+    pooled = {
+        "flagged_customers": pooled_flagged,
+        "caught": pooled_caught,
+        "active_fraudsters": pooled_active,
+        "precision": round(pooled_caught / pooled_flagged, 4) if pooled_flagged else None,
+        "recall": round(pooled_caught / pooled_active, 4) if pooled_active else None,
+        "recall_by_fraud_type": {},
+    }
+    for t in ("ring", "synthetic_identity", "account_takeover"):
+        act = sum(v["recall_by_fraud_type"][t]["active"] for v in live.values())
+        cau = sum(v["recall_by_fraud_type"][t]["caught"] for v in live.values())
+        pooled["recall_by_fraud_type"][t] = {
+            "active": act,
+            "caught": cau,
+            "recall": round(cau / act, 4) if act else None,
+        }
+    act = sum(g["active"] for g in ring_new)
+    early = sum(round((g["caught_before_first_payment"] or 0) * g["active"]) for g in ring_new)
+    pooled["new_ring_accounts_by_first_payment"] = {
+        "active": act,
+        "caught": early,
+        "share": round(early / act, 4) if act else None,
+    }
+    offline = {}
+    for name in next(iter(models.values())):
+        offline[name] = {
+            ref: spread([models[s][name].get(ref, {}).get("pr_auc") for s in models]) for ref in ("labels", "truth")
+        }
+    return {
+        "seeds": list(runs),
+        "live": {
+            "per_seed": {
+                s: {k: v[k] for k in LIVE_FIGURES}
+                | {
+                    "recall_by_fraud_type": {t: g["recall"] for t, g in v["recall_by_fraud_type"].items()},
+                    "new_ring_accounts_caught": v["new_ring_accounts_caught"],
+                }
+                for s, v in live.items()
+            },
+            "spread": {k: spread([v[k] for v in live.values()]) for k in LIVE_FIGURES},
+            "pooled": pooled,
+        },
+        "offline_pr_auc": offline,
+        "per_seed_reports": {s: r["report_md"] for s, r in runs.items()},
+    }
+
+
+def render_seed_summary(summary: dict[str, Any]) -> str:
+    pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+    live, pooled = summary["live"], summary["live"]["pooled"]
+    lines = [
+        "# fraudgraph main job over world seeds " + ", ".join(map(str, summary["seeds"])),
+        "",
+        "## Headline: the live stream through the real-time consumer",
+        "",
+        f"Pooled over the seeds: precision of flags **{pct(pooled['precision'])}** ({pooled['caught']:,} of "
+        f"{pooled['flagged_customers']:,} flagged customers), recall **{pct(pooled['recall'])}** of "
+        f"{pooled['active_fraudsters']:,} active fraudsters; new ring accounts flagged by their first payment: "
+        f"{pct(pooled['new_ring_accounts_by_first_payment']['share'])} of "
+        f"{pooled['new_ring_accounts_by_first_payment']['active']}.",
+        "",
+        "| seed | precision | recall | ring | synthetic | takeover | new ring accounts by first payment "
+        "| false flags / 10k legit |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for seed, v in live["per_seed"].items():
+        r, nr = v["recall_by_fraud_type"], v["new_ring_accounts_caught"]
+        lines.append(
+            f"| {seed} | {pct(v['precision'])} | {pct(v['recall'])} | {pct(r['ring'])} | "
+            f"{pct(r['synthetic_identity'])} | {pct(r['account_takeover'])} | "
+            f"{pct(nr['caught_before_first_payment'])} of {nr['active']} | {v['false_flags_per_10k_legit']} |"
+        )
+    p = pooled["recall_by_fraud_type"]
+    lines.append(
+        f"| pooled | {pct(pooled['precision'])} | {pct(pooled['recall'])} | {pct(p['ring']['recall'])} | "
+        f"{pct(p['synthetic_identity']['recall'])} | {pct(p['account_takeover']['recall'])} | "
+        f"{pct(pooled['new_ring_accounts_by_first_payment']['share'])} | - |"
+    )
+    lines += [
+        "",
+        "## Offline decision-time test split: PR-AUC mean (min-max) over seeds",
+        "",
+        "| model | vs cleaned labels | vs ground truth |",
+        "| --- | ---: | ---: |",
+    ]
+    fmt = lambda d: "-" if d["mean"] is None else f"{d['mean']:.3f} ({d['min']:.3f}-{d['max']:.3f})"  # noqa: E731
+    for name, refs in summary["offline_pr_auc"].items():
+        lines.append(f"| {name} | {fmt(refs['labels'])} | {fmt(refs['truth'])} |")
+    lines += [
+        "",
+        "Per-seed reports: "
+        + ", ".join(f"[seed {s}]({Path(p).parent.name}/report.md)" for s, p in summary["per_seed_reports"].items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def threshold_lines(m: dict[str, Any]) -> list[str]:
+    """What the consumer deploys: the validated model, or its refit on every label known at as-of."""
+    from training.judging import policy_words
+
+    validated = m.get("validated_threshold", m["threshold"])
+    line = (
+        f"Decision threshold of the validated `rgcn_edge` {validated:.4f} (chosen on validation customers "
+        f"{policy_words(m.get('threshold_policy'), m.get('target_precision'))})."
+    )
+    d = m.get("deployed")
+    if not d:
+        return [line + " The consumer deploys this model."]
+    at = d["validation"].get("at_threshold") or {}
+    pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+    return [
+        line + f" The consumer deploys `rgcn_edge` refit on every decision point up to as-of with the "
+        f"labels known then, validation customers left out ({d['fraud_customers']} fraud customers, "
+        f"{d['epochs']} epochs as validation chose), at threshold {d['threshold']:.4f}, chosen the same way on "
+        f"the {d['validation_customers']:,} validation customers it never trained on (there, against the "
+        f"labels: precision {pct(at.get('precision'))}, recall {pct(at.get('recall'))}, false flags per "
+        f"10,000 labelled legitimate {at.get('false_flags_per_10k', '-')}, PR-AUC "
+        f"{d['validation']['pr_auc'] or 0:.3f})."
+    ]
+
+
+def settings_test_days(metrics: dict[str, Any]) -> int:
+    return round((metrics["split"]["as_of_ms"] - metrics["split"]["t2_ms"]) / DAY_MS)
+
+
+def live_headline(live: dict[str, Any] | None) -> list[str]:
+    """The headline: the live stream replayed through the real consumer, judged against ground truth."""
+    if not live or "precision" not in live:
+        return []
+    pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+    rows = [
+        ("all fraud", live["active_fraudsters"], live["caught"], live["recall"], live["caught_before_first_payment"])
+    ]
+    for t, name in (
+        ("ring", "ring members"),
+        ("synthetic_identity", "synthetic identities"),
+        ("account_takeover", "account takeovers"),
+    ):
+        g = live["recall_by_fraud_type"][t]
+        rows.append((name, g["active"], g["caught"], g["recall"], g["caught_before_first_payment"]))
+    g = live["new_ring_accounts_caught"]
+    rows.append(
+        (
+            "new ring accounts (signed up in the stream)",
+            g["active"],
+            g["caught"],
+            g["recall"],
+            g["caught_before_first_payment"],
+        )
+    )
+    ev, hours = live["events_to_first_flag"], live["hours_to_first_flag"]
+    return [
+        "## Headline: the live stream through the real-time consumer",
+        "",
+        f"{live['events']:,} live events replayed through the consumer (micro-batches of at most "
+        f"{live.get('max_batch_span_s', '-')} s of event time), decisions judged against ground truth. "
+        f"**Precision of flags {pct(live['precision'])}** ({live['caught']:,} of {live['flagged_customers']:,} "
+        f"flagged customers were fraudsters); **recall {pct(live['recall'])}** of {live['active_fraudsters']:,} "
+        f"fraudsters active in the stream (an identity event after their fraud began; "
+        f"{live.get('label_events_only_fraudsters', 0):,} more had only block, unblock or appeal events, which the "
+        f"consumer never scores); {live['false_flags_per_10k_legit']} false flags per 10,000 legitimate "
+        f"active customers ({live['false_flags']:,} of {live['legit_active_customers']:,}).",
+        "",
+        "| fraudsters active in the stream | active | caught | recall | caught by their first payment |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *[f"| {n} | {a:,} | {c:,} | {pct(r)} | {pct(b)} |" for n, a, c, r, b in rows],
+        "",
+        f"From a caught fraudster's first fraud event to its first flag: events p50 {ev['p50']} / p90 {ev['p90']}, "
+        f"hours p50 {hours['p50']} / p90 {hours['p90']}.",
+        "",
+        *operating_point_lines(live.get("operating_points") or []),
+    ]
+
+
+def operating_point_lines(points: list[dict[str, Any]]) -> list[str]:
+    """The same replay's scores read at other thresholds: the ranking, for whoever sets ``rules.threshold``."""
+    if not points:
+        return []
+    pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+    return [
+        "The same decisions' scores read at other thresholds (what the ranking would give; the deployed "
+        "threshold is chosen on validation, never on this table):",
+        "",
+        "| threshold | flagged | precision | recall | false flags / 10k legit |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+        *[
+            f"| {p['threshold']:.2f} | {p['flagged']:,} | {pct(p['precision'])} | {pct(p['recall'])} | "
+            f"{p['false_flags_per_10k_legit']} |"
+            for p in points
+        ],
+        "",
+    ]
+
+
+def render_report(report: dict[str, Any]) -> str:
+    """``report.md`` of one seed: the live stream first, then one section per stage that ran."""
+    stages = report["stages"]
+    lines = [
+        "# fraudgraph demo report",
+        "",
+        f"Generated {report['generated_at']} in {report['wall_s']} s. Graph: `{report['graph']}`.",
+        "",
+        *live_headline(stages.get("live")),
+        *world_and_etl_lines(stages["generate"], stages["etl"]),
+    ]
+    for stage, section in (
+        ("labels", label_lines),
+        ("train", model_lines),
+        ("score", decision_lines),
+        ("live", live_detail_lines),
+    ):
+        if stages.get(stage):
+            lines += section(stages[stage])
+    return "\n".join(lines) + "\n"
+
+
+def world_and_etl_lines(g: dict[str, Any], e: dict[str, Any]) -> list[str]:
+    r = g["rates"]
+    stats = e["graph_stats"]
+    return [
+        "## Synthetic world",
+        "",
+        f"- customers: {r['customers']:,}; events: {r['events']['historical']:,} historical, "
+        f"{r['events']['live']:,} live (cut-off {g['cutoff']})",
+        f"- fraud prevalence {r['prevalence']:.2%} (ring {r['prevalence_by_type']['ring']:.2%}, "
+        f"takeover {r['prevalence_by_type']['account_takeover']:.2%}, "
+        f"synthetic {r['prevalence_by_type']['synthetic_identity']:.2%})",
+        f"- fraud ever blocked {r['fraud_ever_blocked']:.1%}; median block delay {r['block_delay_days']['p50']} days; "
+        f"false-block rate {r['false_block_rate']:.2%}",
+        "- legitimate customers sharing an identifier with a fraudster (hubs of over 50 excluded): "
+        + ", ".join(f"{k} {v:,}" for k, v in r.get("legit_collisions", {}).items()),
+        "",
+        "## Spark ETL",
+        "",
+        "- rows read: " + ", ".join(f"{k} {v:,}" for k, v in e["rows_read"].items()),
+        f"- events rejected: {e['rejected']['total']:,}; wall time {e['wall_s']} s",
+        "",
+        "| label | count |",
+        "| --- | ---: |",
+        *[f"| {k} | {v:,} |" for k, v in {**stats["vertices"], **stats["edges"]}.items()],
+    ]
+
+
+def label_lines(lab: dict[str, Any]) -> list[str]:
+    ev = lab["evaluation"]
+    return [
+        "",
+        "## Labels",
+        "",
+        f"As of {lab['as_of']}: " + ", ".join(f"{k} {v:,}" for k, v in lab["labels"].items()) + ".",
+        f"Raw label error rate {ev['raw_label_error_rate']:.3%}; cleaned (known labels) "
+        f"{ev['clean_label_error_rate']:.3%}; missed fraud recovered by heuristics "
+        f"{ev['missed_fraud_recovered']:,} of {ev['raw_missed_fraud']:,}.",
+        "",
+        "| heuristic | corrections | precision |",
+        "| --- | ---: | ---: |",
+        *[f"| {k} | {v['corrections']:,} | {v['precision']:.1%} |" for k, v in ev["heuristics"].items()],
+    ]
+
+
+def model_lines(tr: dict[str, Any]) -> list[str]:
+    from training.report import fraud_type_table, metrics_table
+
+    m = tr["metrics"]
+    sp = m["split"]
+    lines = [
+        "",
+        "## Models at decision time (offline, test split)",
+        "",
+        f"Examples are the moments the consumer scores (signup and risk events), with the graph exactly "
+        f"as it was then; the last {settings_test_days(m)} days before as-of are the test split "
+        f"({sp['examples']['test']:,} decision points; labelled fraud customers "
+        f"{sp['labels']['test']['fraud_customers']}). Each model is judged per customer on its highest "
+        "score over the customer's test decision points; 90 % intervals resample fraud rings whole.",
+        "",
+        *metrics_table(m["models"]),
+        "",
+        "PR-AUC against ground truth per fraud type (fraudsters):",
+        "",
+        *fraud_type_table(m["models"]),
+    ]
+    lines += [
+        "",
+        *threshold_lines(m),
+        "PR curves: `model/pr_curves.png`.",
+        "",
+        "![precision-recall curves](model/pr_curves.png)",
+    ]
+    return lines
+
+
+def decision_lines(sc: dict[str, Any]) -> list[str]:
+    o = sc["outcomes"]
+    return [
+        "",
+        "## Decisions",
+        "",
+        f"Model `{sc['model_version']}` over {sc['customers']:,} customers.",
+        "",
+        "| decision | customers | true fraudsters |",
+        "| --- | ---: | ---: |",
+        *[f"| {d} | {o[d]['customers']:,} | {o[d]['true_fraud']:,} |" for d in ("block", "review", "allow")],
+        "",
+        f"{o['block']['true_fraud'] + o['review']['true_fraud']:,} of {o['true_fraudsters']:,} true "
+        f"fraudsters were blocked or sent to review (precision of flags "
+        f"{(o['precision_of_flags'] or 0):.1%}). These decisions cover every customer, including "
+        "those whose labels trained the model; the test split above measures new accounts.",
+    ]
+
+
+def live_detail_lines(live: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "## Live stream through the real-time consumer",
+        "",
+        f"{live['events']:,} live events replayed through `fraudgraph consume` in {live['wall_s']} s "
+        f"({live['events_per_s']:,} events/s; end-to-end p50 {live['latency_ms']['p50']} ms, "
+        f"p99 {live['latency_ms']['p99']} ms per micro-batch); {live['rejected']:,} rejected, "
+        f"{live['duplicates']:,} duplicates. Decisions: "
+        + ", ".join(f"{d} {n:,}" for d, n in live["decisions"].items())
+        + ".",
+        "",
+        "| fraud starting in the stream | accounts | blocked | review | missed | events to decision "
+        "p50 / p90 | caught on first event |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for label, name in (("new_ring_accounts", "new ring accounts"), ("takeovers", "account takeovers")):
+        o = live[label]
+        q = o["events_to_decision"]
+        lines.append(
+            f"| {name} | {o['in_stream']:,} | {o['blocked']:,} | {o['reviewed']:,} | {o['missed']:,} | "
+            f"{q['p50'] if q['p50'] is not None else '-'} / {q['p90'] if q['p90'] is not None else '-'}"
+            f" | {q['first_event']:,} |"
+        )
+    lines += [
+        "",
+        "| day | block | review | allow |",
+        "| --- | ---: | ---: | ---: |",
+        *[
+            f"| {day} | {c['block']:,} | {c['review']:,} | {c['allow']:,} |"
+            for day, c in live["decisions_per_day"].items()
+        ],
+    ]
+    return lines
