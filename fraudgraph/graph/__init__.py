@@ -44,13 +44,13 @@ def open_graph(uri: str | None = None, settings=None, *, create: bool = True) ->
         import sqlite3
 
         try:
-            store: IdentityGraph = SqliteIdentityGraph.from_settings(uri, gs)
+            store: IdentityGraph = SqliteIdentityGraph(uri, gs)
         except sqlite3.DatabaseError as exc:  # a corrupt file, or not SQLite at all: one line, not a traceback
             raise GraphSetupError(f"graph {uri}: not a usable SQLite database ({exc})") from None
     elif uri.startswith(("ws://", "wss://")):
         from .gremlin import GremlinIdentityGraph
 
-        store = GremlinIdentityGraph.from_settings(uri, gs)
+        store = GremlinIdentityGraph(uri, gs)
     else:
         raise GraphSetupError(f"graph URI {uri!r}: expected sqlite:///PATH, ws://HOST:PORT/gremlin or wss://...")
     _check_key(store, settings)

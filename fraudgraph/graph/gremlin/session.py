@@ -9,8 +9,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
+from ...config import GraphSettings
 from ...schema import CUSTOMER, KIND_BY_EDGE_LABEL
 from ..base import LINK_FRAME_COLUMNS, GraphStoreError, IdentityGraph, InvalidElementError, chunked
 from ..link_summaries import decode_link_summary
@@ -110,57 +111,23 @@ class GremlinSession(IdentityGraph):
     backoff, chunked concurrent writes and the decoding every read shares (the store's writes, summaries
     and reads are mixins over it)."""
 
-    @classmethod
-    def from_settings(cls, uri: str, settings) -> Self:
+    def __init__(self, uri: str, settings: GraphSettings):
         """The store at ``uri`` built from its settings (``graph`` and ``graph.gremlin``)."""
         gg = settings.gremlin
-        return cls(
-            uri,
-            traversal_source=gg.traversal_source,
-            pool_size=gg.pool_size,
-            batch_size=gg.batch_size,
-            fanout_cap=settings.neighbourhood_fanout_cap,
-            max_retries=gg.max_retries,
-            backoff_initial_s=gg.backoff_initial_s,
-            backoff_max_s=gg.backoff_max_s,
-            request_timeout_s=gg.request_timeout_s,
-            summary_properties=gg.summary_properties,
-            iam=gg.iam,
-            iam_region=gg.iam_region,
-            edge_ids=gg.edge_ids,
-        )
-
-    def __init__(
-        self,
-        uri: str,
-        *,
-        traversal_source: str = "g",
-        pool_size: int = 4,
-        batch_size: int = 500,
-        fanout_cap: int = 50,
-        max_retries: int = 8,
-        backoff_initial_s: float = 0.2,
-        backoff_max_s: float = 10.0,
-        request_timeout_s: float = 120,
-        summary_properties: Sequence[str] = ("signup_ts", "lifetime_value", "clean_label"),
-        iam: bool = False,
-        iam_region: str | None = None,
-        edge_ids: str = "supplied",
-    ):
         if not uri.startswith(("ws://", "wss://")):
             raise ValueError(f"graph URI {uri!r}: expected ws://HOST:PORT/gremlin or wss://...")
         self.uri = uri
-        self.traversal_source = traversal_source
-        self.pool_size = pool_size
-        self.batch_size = batch_size
-        self.fanout_cap = fanout_cap
-        self.max_retries = max_retries
-        self.backoff_initial_s = backoff_initial_s
-        self.backoff_max_s = backoff_max_s
-        self.request_timeout_s = request_timeout_s
-        self.summary_properties = frozenset(summary_properties)
-        self.iam, self.iam_region = iam, iam_region
-        self.edge_ids = edge_ids
+        self.traversal_source = gg.traversal_source
+        self.pool_size = gg.pool_size
+        self.batch_size = gg.batch_size
+        self.fanout_cap = settings.neighbourhood_fanout_cap
+        self.max_retries = gg.max_retries
+        self.backoff_initial_s = gg.backoff_initial_s
+        self.backoff_max_s = gg.backoff_max_s
+        self.request_timeout_s = gg.request_timeout_s
+        self.summary_properties = frozenset(gg.summary_properties)
+        self.iam, self.iam_region = gg.iam, gg.iam_region
+        self.edge_ids = gg.edge_ids
         self._lock = threading.Lock()
         self._conn = None
         self._g = None

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 
+from ...config import GraphSettings
 from ...schema import COUNT_PROPERTY_BY_TYPE
 from ..base import (
     CustomerUpsert,
@@ -46,26 +47,10 @@ log = logging.getLogger(__name__)
 class SqliteIdentityGraph(SqliteReads):
     """Identity graph in one SQLite file. Safe to share between threads (calls serialise)."""
 
-    @classmethod
-    def from_settings(cls, uri: str, settings) -> SqliteIdentityGraph:
+    def __init__(self, uri: str, settings: GraphSettings):
         """The store at ``uri`` built from its settings (``graph`` and ``graph.sqlite``)."""
-        return cls(
-            uri,
-            batch_size=settings.batch_size,
-            fanout_cap=settings.neighbourhood_fanout_cap,
-            busy_timeout_ms=settings.sqlite.busy_timeout_ms,
-            cache_size_mb=settings.sqlite.cache_size_mb,
-        )
-
-    def __init__(
-        self,
-        uri: str,
-        *,
-        batch_size: int = 5000,
-        fanout_cap: int = 50,
-        busy_timeout_ms: int = 60000,
-        cache_size_mb: int = 64,
-    ):
+        batch_size, fanout_cap = settings.batch_size, settings.neighbourhood_fanout_cap
+        busy_timeout_ms, cache_size_mb = settings.sqlite.busy_timeout_ms, settings.sqlite.cache_size_mb
         self.uri = uri
         self.path = path_from_uri(uri)
         self.batch_size = batch_size

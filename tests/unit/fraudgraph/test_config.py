@@ -1,6 +1,9 @@
 import pytest
 
-from fraudgraph.config import ConfigError, env_overrides, load_settings
+import yaml
+from pydantic import BaseModel
+
+from fraudgraph.config import ConfigError, Settings, env_overrides, load_settings
 
 
 def test_defaults_load():
@@ -46,3 +49,30 @@ def test_config_file_merges_over_defaults(tmp_path):
     s = load_settings(cfg, environ={})
     assert s.graph.gremlin.batch_size == 42
     assert s.graph.gremlin.pool_size == load_settings(environ={}).graph.gremlin.pool_size
+
+
+def _sections(model, path="settings"):
+    yield path, model
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            yield from _sections(kind, f"{path}.{name}")
+
+
+def test_every_default_lives_in_the_yaml_only():
+    """config.py states types and bounds; a default written there too would be a second home."""
+    with_default = [f"{path}.{name}" for path, model in _sections(Settings)
+                    for name, field in model.model_fields.items() if not field.is_required()]
+    assert with_default == []
+
+
+def test_a_key_missing_from_the_defaults_file_fails_naming_it(tmp_path, monkeypatch):
+    import fraudgraph.config as config
+
+    data = yaml.safe_load(config.DEFAULT_CONFIG.read_text())
+    del data["training"]["target_precision"]
+    trimmed = tmp_path / "default.yaml"
+    trimmed.write_text(yaml.safe_dump(data))
+    monkeypatch.setattr(config, "DEFAULT_CONFIG", trimmed)
+    with pytest.raises(ConfigError, match=r"training\.target_precision: .*required"):
+        load_settings(environ={})

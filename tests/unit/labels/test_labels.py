@@ -6,14 +6,14 @@ import json
 
 import pandas as pd
 
-from fraudgraph.config import LabelSettings
+from fraudgraph.config import load_settings
 from fraudgraph.graph import CustomerUpsert, IdentityLink
 from fraudgraph.labels.stage import run_labels
 from fraudgraph.labels.cleaning import clean_labels, mature_labels, visible_links
 
 DAY = 86_400_000
 T0 = 1_750_000_000_000  # an arbitrary UTC instant
-S = LabelSettings()  # maturity 30 days, appeal window 14 days
+S = load_settings(environ={}).labels  # conf/default.yaml: maturity 30 days, appeal window 14 days
 MATURITY = int(S.maturity_days * DAY)
 
 

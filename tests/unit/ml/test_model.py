@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudgraph.config import TrainingSettings
+from fraudgraph.config import TrainingSettings, load_settings
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.features import FeatureScaler, build_graph_tensors
 from fraudgraph.evaluation.ranking import ranking_metrics
@@ -17,8 +17,9 @@ from training.fitting import Split, fit_gnn
 
 DAY = 86_400_000
 AS_OF = 1_760_000_000_000
-CFG = TrainingSettings(hidden_dim=16, edge_hidden_dim=8, max_epochs=120, patience=40, learning_rate=0.02,
-                       dropout=0.0, mode="full", seed=3)
+CFG = TrainingSettings.model_validate({**load_settings(environ={}).training.model_dump(), "hidden_dim": 16, "edge_hidden_dim": 8,
+                                       "max_epochs": 120, "patience": 40, "learning_rate": 0.02, "dropout": 0.0,
+                                       "mode": "full", "seed": 3})
 
 
 def planted_world(n: int = 300):

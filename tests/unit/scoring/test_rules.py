@@ -1,9 +1,17 @@
 import pytest
 
-from fraudgraph.config import RuleSettings
+from fraudgraph.config import RuleSettings, load_settings
 from fraudgraph.scoring.rules import CustomerEvidence, DecisionRules, SharedIdentifierEvidence
 
-RULES = DecisionRules(RuleSettings(value_cut=100.0, young_account_days=7, hub_degree=100), model_threshold=0.8)
+DEFAULTS = load_settings(environ={}).rules
+
+
+def rule_settings(**overrides) -> RuleSettings:
+    """conf/default.yaml's rules with ``overrides``, validated."""
+    return RuleSettings.model_validate({**DEFAULTS.model_dump(), **overrides})
+
+
+RULES = DecisionRules(rule_settings(value_cut=100.0, young_account_days=7, hub_degree=100), model_threshold=0.8)
 
 
 @pytest.mark.parametrize("score,value,decision,codes", [
@@ -35,5 +43,5 @@ def test_reasons_from_evidence_are_readable():
 
 
 def test_configured_threshold_overrides_the_model():
-    rules = DecisionRules(RuleSettings(threshold=0.5), model_threshold=0.9)
+    rules = DecisionRules(rule_settings(threshold=0.5), model_threshold=0.9)
     assert rules.decide(0.6, 0.0).decision == "block"
