@@ -472,7 +472,9 @@ def load_settings(
     Raises :class:`ConfigError` naming the dotted key path of every bad value.
     """
     environ = os.environ if environ is None else environ
-    data = _read_yaml(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else {}
+    if not DEFAULT_CONFIG.exists():  # every default lives there: without it nothing can be validated
+        raise ConfigError(f"{DEFAULT_CONFIG}: no such file (the defaults; set FRAUDGRAPH_CONF_DIR to the conf/ folder)")
+    data = _read_yaml(DEFAULT_CONFIG)
     origin = [str(DEFAULT_CONFIG)]
     if config_file:
         data = _deep_merge(data, _read_yaml(Path(config_file)))

@@ -76,3 +76,11 @@ def test_a_key_missing_from_the_defaults_file_fails_naming_it(tmp_path, monkeypa
     monkeypatch.setattr(config, "DEFAULT_CONFIG", trimmed)
     with pytest.raises(ConfigError, match=r"training\.target_precision: .*required"):
         load_settings(environ={})
+
+
+def test_no_defaults_file_is_one_clear_error(tmp_path, monkeypatch):
+    import fraudgraph.config as config
+
+    monkeypatch.setattr(config, "DEFAULT_CONFIG", tmp_path / "default.yaml")
+    with pytest.raises(ConfigError, match=r"default\.yaml: no such file .*FRAUDGRAPH_CONF_DIR"):
+        load_settings(environ={})
