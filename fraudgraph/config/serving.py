@@ -1,0 +1,68 @@
+"""The real-time consumer, online scoring and the internal query API."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from fraudgraph.config.base import Section
+
+
+class OnlineSettings(Section):
+    torch_threads: int = Field(ge=1)
+
+
+class ConsumerSettings(Section):
+    ledger: str | None
+    dead_letter: str
+    max_batch: int = Field(ge=1)
+    poll_timeout_s: float = Field(gt=0)
+    metrics_port: int = Field(ge=0, le=65535)
+    # How long a source or sink keeps retrying an unreachable broker (restart, network blip) before failing.
+    broker_retry_s: float = Field(gt=0)
+    max_batch_span_s: float = Field(gt=0)
+    max_event_bytes: int = Field(ge=256)
+    max_clock_skew_s: float | None = Field(gt=0)
+    score_on: list[
+        Literal[
+            "signup",
+            "login",
+            "login_new_identifier",
+            "payment",
+            "add_card",
+            "change_email",
+            "block",
+            "unblock",
+            "appeal",
+        ]
+    ]
+
+
+Scope = Literal["read", "score", "review", "override"]
+
+
+class TokenSpec(Section):
+    """A named API token: the name is what logs and the review log record (never the token)."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
+    scopes: list[Scope]
+
+
+class ApiSettings(Section):
+    host: str
+    port: int = Field(ge=0, le=65535)
+    # bearer token -> {name, scopes} (or a bare list of scopes: named token-<hash prefix>); production
+    # reads them from tokens_file (YAML or JSON, same shape)
+    tokens: dict[str, TokenSpec | list[Scope]]
+    tokens_file: str | None
+    # append-only log of review outcomes (SQLite); null: beside a SQLite graph (GRAPH.reviews.db)
+    review_log: str | None
+    max_body_bytes: int = Field(ge=1024)
+    docs: bool  # Swagger UI and ReDoc (they load assets from a CDN); /openapi.json always
+    max_score_ids: int = Field(ge=1)
+    max_neighbourhood_limit: int = Field(ge=1)
+    review_page_max: int = Field(ge=1)
+    write_scores: bool  # POST /v1/score writes score and decision to the vertex, as the consumer does
+    score_concurrency: int = Field(ge=1)
+    note_max_chars: int = Field(ge=0)
