@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from fraudgraph.graph.base import GraphStoreError
-from serving.consumer import is_transient
+from serving.steps import is_transient
 
 
 def _raised_from(exc: BaseException, cause: BaseException) -> BaseException:

@@ -1,0 +1,116 @@
+"""The pieces of a consumer step: stream-time steps, the customer properties an event sets, the
+absolute value of a live link, which failures are transient, and the consumer's counters."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from fraudgraph.graph import IdentityLink
+from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, Event
+
+
+@dataclass
+class ConsumerStats:
+    events_in: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    applied: int = 0
+    decisions: dict[str, int] = field(default_factory=lambda: {"block": 0, "review": 0, "allow": 0})
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        lat = sorted(self.latencies_ms)
+
+        def pct(q: float) -> float | None:
+            return round(lat[min(len(lat) - 1, int(q * (len(lat) - 1)))], 3) if lat else None
+
+        return {
+            "events_in": self.events_in,
+            "rejected": self.rejected,
+            "duplicates": self.duplicates,
+            "applied": self.applied,
+            "decisions": dict(self.decisions),
+            "latency_ms": {"p50": pct(0.5), "p99": pct(0.99)},
+        }
+
+
+def customer_updates(ev: Event) -> dict[str, Any]:
+    """Customer vertex properties an event sets."""
+    ts = ev.ts_ms
+    props: dict[str, Any] = {}
+    if ev.event_type == "signup":
+        props["signup_ts"] = ts
+        if ev.country:
+            props["country"] = ev.country
+    if ev.lifetime_value is not None:
+        props["lifetime_value"] = ev.lifetime_value
+    if ev.event_type == "block":
+        props.update(blocked_at=ts, is_fraud=1)
+        if ev.block_source:
+            props["block_source"] = ev.block_source
+        if ev.reason:
+            props["block_reason"] = ev.reason
+    elif ev.event_type == "appeal":
+        props["appealed_at"] = ts
+        if ev.outcome:
+            props["appeal_outcome"] = ev.outcome
+    elif ev.event_type == "unblock":
+        props["unblocked_at"] = ts
+    return props
+
+
+def event_time_steps(events: list[Event], span_ms: int) -> list[list[Event]]:
+    """Time-ordered events cut into steps that each span at most ``span_ms`` of event time.
+
+    A poll under backlog (a replay, a consumer catching up) can hold hours of stream; written and
+    scored in one step, a signup, its card and its first payment would be decided together, after
+    the fact. Each step is written and scored before the next, so every decision sees the graph as
+    it was within ``consumer.max_batch_span_s`` of its event, as it would in production.
+    """
+    steps: list[list[Event]] = []
+    for ev in events:
+        if steps and ev.ts_ms - steps[-1][0].ts_ms <= span_ms:
+            steps[-1].append(ev)
+        else:
+            steps.append([ev])
+    return steps
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Failures that say nothing about the input (a store or broker unreachable, a timeout, a locked
+    database): retried by a restart, never dead-lettered. A store error raised from such a failure (the
+    Gremlin store's ``GraphStoreError`` once its own retries are spent) is one too."""
+    import sqlite3
+
+    while exc is not None:
+        if isinstance(exc, sqlite3.OperationalError):
+            if any(w in str(exc) for w in ("locked", "busy", "unable to open", "disk I/O")):
+                return True
+        elif isinstance(exc, OSError):  # ConnectionError, TimeoutError, aiohttp's connector errors
+            return True
+        elif type(exc).__name__ in ("ServerDisconnectedError", "WSServerHandshakeError"):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+def event_json(ev: Event) -> str:
+    """An event as JSON, for a dead letter (redacted like any other payload)."""
+    return ev.model_dump_json(exclude_none=True)
+
+
+def link_from_state(key, base_json, first, last, count, counts_json) -> IdentityLink:
+    """A link's absolute value: its live aggregates in the ledger over the graph's value before the
+    first live event (``base_json``; none for a link the stream created)."""
+    base = json.loads(base_json) if base_json else None
+    live_counts = json.loads(counts_json)
+    if base:
+        first, last = min(first, base["first_seen"]), max(last, base["last_seen"])
+        count += base["event_count"]
+        for t, prop in COUNT_PROPERTY_BY_TYPE.items():
+            live_counts[t] = live_counts.get(t, 0) + int(base.get(prop, 0))
+    return IdentityLink(
+        key[0], key[1], key[2], int(first), int(last), int(count), {t: int(n) for t, n in live_counts.items() if n}
+    )
