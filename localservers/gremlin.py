@@ -141,7 +141,7 @@ class JanusGraphServer(GremlinServer):
         attributes are still created on first use, by one writer: the store writes a batch's first chunk
         alone. Property keys are declared as the default schema maker would make them (any value type,
         single cardinality)."""
-        from fraudgraph.graph.base import LINK_FRAME_COLUMNS
+        from fraudgraph.graph.elements import LINK_FRAME_COLUMNS
         from fraudgraph.graph.gremlin import SUMMARY, SUMMARY_VERSION
         from fraudgraph.schema import CUSTOMER, EDGE_LABEL_BY_KIND, IDENTIFIER_KINDS
 

@@ -6,10 +6,10 @@ server (Gremlin Server, Neptune, JanusGraph).
 
 from __future__ import annotations
 
-from .base import (
+from .base import IdentityGraph
+from .elements import (
     CustomerUpsert,
     GraphStoreError,
-    IdentityGraph,
     IdentityLink,
     InvalidElementError,
     LinkedIdentifier,

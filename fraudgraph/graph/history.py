@@ -36,7 +36,7 @@ import pandas as pd
 
 from ..arrays import ranges, segment_searchsorted, sorted_unique
 from ..schema import COUNT_PROPERTY_BY_TYPE, IDENTIFIER_KINDS, LINK_EVENT_TYPES
-from .base import IDENTIFIER_STATS_COLUMNS, LINK_FRAME_COLUMNS, LINK_SUMMARY_COLUMNS
+from .elements import IDENTIFIER_STATS_COLUMNS, LINK_FRAME_COLUMNS, LINK_SUMMARY_COLUMNS
 from .scoring_inputs import ScoringInputs
 
 LINK_EVENT_COLUMNS = ["event_id", "customer_id", "kind", "value_hash", "ts", "event_type"]

@@ -118,7 +118,7 @@ def _clean(value):
 
 def frames_to_elements(customers: pd.DataFrame, links: pd.DataFrame):
     """Snapshot frames -> ``(list[CustomerUpsert], list[IdentityLink])`` for loading into a store."""
-    from .base import CustomerUpsert, IdentityLink
+    from .elements import CustomerUpsert, IdentityLink
 
     prop_cols = [c for c in customers.columns if c != "customer_id"]
     cust = []

@@ -16,7 +16,7 @@ import pandas as pd
 
 from fraudgraph.config import Settings
 from fraudgraph.graph import IdentityGraph
-from fraudgraph.graph.base import LINK_FRAME_COLUMNS, Neighbourhood
+from fraudgraph.graph.elements import LINK_FRAME_COLUMNS, Neighbourhood
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.ml.features import build_graph_tensors

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fraudgraph.graph import CustomerUpsert, IdentityLink, identifier_id, open_graph
-from fraudgraph.graph.base import summarise_links
+from fraudgraph.graph.elements import summarise_links
 from fraudgraph.graph.gremlin import SUMMARY
 
 from graph_helpers import expected_identifier_stats, small_world
@@ -157,7 +157,7 @@ def test_janusgraph_declares_the_link_schema_at_start(janusgraph_server):
     JanusGraph never race to create them (a lost race can fail every retry on the in-memory backend)."""
     from gremlin_python.driver.client import Client
 
-    from fraudgraph.graph.base import LINK_FRAME_COLUMNS
+    from fraudgraph.graph.elements import LINK_FRAME_COLUMNS
     from fraudgraph.schema import EDGE_LABEL_BY_KIND, IDENTIFIER_KINDS
 
     client = Client(janusgraph_server.url, "g")

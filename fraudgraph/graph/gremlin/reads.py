@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ...schema import COUNT_PROPERTY_BY_TYPE, CUSTOMER, EDGE_LABEL_BY_KIND, KIND_BY_EDGE_LABEL
-from ..base import LinkedIdentifier, Neighbourhood, SharedIdentifier, chunked, customer_vertex_id, empty_stats
+from ..elements import LinkedIdentifier, Neighbourhood, SharedIdentifier, chunked, customer_vertex_id, empty_stats
 from .session import _CUSTOMER_PREFIX, GRAPH_META_ID, GRAPH_META_LABEL, GremlinSession, _typed
 
 

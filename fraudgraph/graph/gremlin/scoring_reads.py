@@ -10,7 +10,7 @@ import pandas as pd
 
 from ...schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND
 from ...timeutil import as_of_or_end
-from ..base import (
+from ..elements import (
     IDENTIFIER_STATS_COLUMNS,
     LINK_FRAME_COLUMNS,
     LINK_SUMMARY_COLUMNS,

@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 
 from ...config import GraphSettings
 from ...schema import CUSTOMER, KIND_BY_EDGE_LABEL
-from ..base import LINK_FRAME_COLUMNS, GraphStoreError, IdentityGraph, InvalidElementError, chunked
+from ..base import IdentityGraph
+from ..elements import LINK_FRAME_COLUMNS, GraphStoreError, InvalidElementError, chunked
 from ..link_summaries import decode_link_summary
 
 GRAPH_META_LABEL, GRAPH_META_ID = "graph_meta", "fraudgraph:graph_meta"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...schema import CUSTOMER, EDGE_LABEL_BY_KIND
-from ..base import chunked, customer_vertex_id, identifier_id
+from ..elements import chunked, customer_vertex_id, identifier_id
 from ..link_summaries import CustomerLinkSummary, IdentifierLinkSummary
 from .session import (
     _CUSTOMER_PREFIX,

@@ -6,7 +6,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from ...schema import CUSTOMER
-from ..base import CustomerUpsert, IdentityLink, customer_vertex_id, identifier_id, validate_customers, validate_links
+from ..elements import (
+    CustomerUpsert,
+    IdentityLink,
+    customer_vertex_id,
+    identifier_id,
+    validate_customers,
+    validate_links,
+)
 from .session import _single, _typed, _typed_map
 from .summaries import GremlinSummaries
 

@@ -11,11 +11,11 @@ import pandas as pd
 
 from ...schema import EDGE_LABEL_BY_KIND
 from ...timeutil import as_of_or_end
-from ..base import (
+from ..base import IdentityGraph
+from ..elements import (
     IDENTIFIER_STATS_COLUMNS,
     LINK_FRAME_COLUMNS,
     LINK_SUMMARY_COLUMNS,
-    IdentityGraph,
     LinkedIdentifier,
     Neighbourhood,
     SharedIdentifier,

@@ -18,13 +18,7 @@ from collections.abc import Sequence
 
 from ...config import GraphSettings
 from ...schema import COUNT_PROPERTY_BY_TYPE
-from ..base import (
-    CustomerUpsert,
-    IdentityLink,
-    chunked,
-    validate_customers,
-    validate_links,
-)
+from ..elements import CustomerUpsert, IdentityLink, chunked, validate_customers, validate_links
 from .reads import SqliteReads
 from .schema import (
     BUILD_IDENTIFIER_SUMMARY,

@@ -120,7 +120,7 @@ def test_customers_of_with_chosen_properties(store):
 
 def test_link_summary_and_identifier_links_match_the_links_frame(store):
     """The two reads online scoring is built on, against pandas over the store's own links frame."""
-    from fraudgraph.graph.base import summarise_links
+    from fraudgraph.graph.elements import summarise_links
 
     cust, links = small_world()
     store.upsert_customers(cust)

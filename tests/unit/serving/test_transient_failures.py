@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from fraudgraph.graph.base import GraphStoreError
+from fraudgraph.graph.elements import GraphStoreError
 from serving.steps import is_transient
 
 
