@@ -40,9 +40,10 @@ from fraudgraph.scoring.online import OnlineScorer
 from fraudgraph.scoring.rules import decision_properties
 from fraudgraph.timeutil import now_ms
 
+from .kafka_io import KafkaSink
 from .ledger import Ledger, merge_customer_props
 from .metrics import ConsumerMetrics
-from .sources import JsonlSink, KafkaSink, Message
+from .sources import JsonlSink, Message
 from .steps import ConsumerStats, customer_updates, event_json, event_time_steps, is_transient, link_from_state
 
 log = logging.getLogger("fraudgraph.consumer")

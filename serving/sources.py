@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 from urllib.parse import urlparse
 
 log = logging.getLogger("fraudgraph.consumer.sources")
@@ -86,7 +86,7 @@ class StdinSource(FileSource):
         self.exhausted = False
 
 
-class _IdleStop:
+class IdleStop:
     """A broker source is ``exhausted`` after ``idle_stop_s`` without a message (None: never)."""
 
     idle_stop_s: float | None = None
@@ -101,243 +101,13 @@ class _IdleStop:
             self.exhausted = True
 
 
-@dataclass
-class KafkaMessage(Message):
-    partition: int = 0
-    topic: str = ""
-
-
-class KafkaSource(_IdleStop):
-    """A Kafka topic read by a consumer group; manual offset commits after processing.
-
-    ``idle_stop_s``: report ``exhausted`` after this long without a message (tests,
-    benchmarks, draining a topic); None keeps polling until stopped.
-    """
-
-    def __init__(
-        self, bootstrap: str, topic: str, group: str, *, idle_stop_s: float | None = None, commit_retry_s: float = 300.0
-    ):
-        from confluent_kafka import Consumer
-
-        self.commit_retry_s = commit_retry_s
-        self.name = f"kafka://{bootstrap}/{topic}?group={group}"
-        self.topic = topic
-        self.idle_stop_s = idle_stop_s
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": group,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "enable.partition.eof": False,
-            }
-        )
-        self._consumer.subscribe([topic])
-        self._last_message = time.monotonic()
-
-    def poll(self, max_records: int, timeout_s: float) -> list[Message]:
-        out: list[Message] = []
-        for m in self._consumer.consume(num_messages=max_records, timeout=timeout_s):
-            if m.error():
-                continue
-            out.append(KafkaMessage(m.value() or b"", m.offset(), m.partition(), m.topic()))
-        self._note_poll(bool(out))
-        return out
-
-    def commit(self, batch: list[Message], ledger=None) -> None:
-        from confluent_kafka import TopicPartition
-
-        last: dict[tuple[str, int], int] = {}
-        for m in batch:
-            assert isinstance(m, KafkaMessage)
-            key = (m.topic, m.partition)
-            last[key] = max(last.get(key, -1), m.position)
-        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
-        delay, deadline = 0.2, time.monotonic() + self.commit_retry_s
-        while True:  # the broker may be restarting: retry until it answers
-            try:
-                self._consumer.commit(offsets=offsets, asynchronous=False)
-                return
-            except Exception as exc:  # noqa: BLE001 - KafkaException for coordinator/transport errors
-                if time.monotonic() > deadline:
-                    raise
-                log.warning("kafka commit failed (%s); retrying in %.1fs", exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    def close(self) -> None:
-        self._consumer.close()
-
-
-class KafkaSink:
-    """Produces one JSON object per message to a Kafka topic (decisions, dead letters)."""
-
-    def __init__(self, bootstrap: str, topic: str):
-        from confluent_kafka import Producer
-
-        self.topic = topic
-        self._producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
-
-    def write(self, record: dict[str, Any]) -> None:
-        key = record.get("decision_id") or record.get("event_id")
-        self._producer.produce(
-            self.topic,
-            json.dumps(record, sort_keys=True, default=str).encode(),
-            key=key.encode() if isinstance(key, str) else None,
-        )
-
-    def flush(self) -> None:
-        remaining = self._producer.flush(30)
-        if remaining:
-            raise RuntimeError(f"kafka sink {self.topic}: {remaining} messages not delivered")
-
-    def close(self) -> None:
-        self.flush()
-
-
-@dataclass
-class SqsMessage(Message):
-    receipt: str = ""
-
-
-def _sqs_client(queue_url: str):
-    import os
-
-    import boto3
-
-    parsed = urlparse(queue_url)
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if region is None and parsed.hostname and parsed.hostname.startswith("sqs."):
-        region = parsed.hostname.split(".")[1]
-    return boto3.client("sqs", endpoint_url=f"{parsed.scheme}://{parsed.netloc}", region_name=region or "us-east-1")
-
-
-def _sqs_retrying(call, what: str, retry_s: float, **kwargs):
-    """``call(**kwargs)``, retried with backoff while the endpoint is unreachable (a restart), up to ``retry_s``."""
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import HTTPClientError
-
-    deadline = time.monotonic() + retry_s
-    delay = 0.2
-    while True:
-        try:
-            return call(**kwargs)
-        except (BotoConnectionError, HTTPClientError) as exc:
-            if time.monotonic() + delay > deadline:
-                raise
-            log.warning("SQS %s: %s; retrying in %.1fs", what, type(exc).__name__, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
-
-class SqsSource(_IdleStop):
-    """An SQS queue; messages are deleted (acknowledged) only after processing.
-
-    An unreachable endpoint (a restart) is retried for ``retry_s``. A delete whose
-    receipt handle went stale meanwhile is left: the message comes back and the
-    ledger drops it as a duplicate.
-    """
-
-    def __init__(
-        self, queue_url: str, *, idle_stop_s: float | None = None, visibility_timeout_s: int = 120, retry_s: float = 120
-    ):
-        self.name = queue_url
-        self.queue_url = queue_url
-        self.idle_stop_s = idle_stop_s
-        self.visibility_timeout_s = visibility_timeout_s
-        self.retry_s = retry_s
-        self._sqs = _sqs_client(queue_url)
-        self._last_message = time.monotonic()
-        self._seq = 0
-
-    def poll(self, max_records: int, timeout_s: float) -> list[Message]:
-        out: list[Message] = []
-        wait = max(0, min(20, int(round(timeout_s))))
-        while len(out) < max_records:
-            resp = _sqs_retrying(
-                self._sqs.receive_message,
-                "receive",
-                self.retry_s,
-                QueueUrl=self.queue_url,
-                MaxNumberOfMessages=min(10, max_records - len(out)),
-                WaitTimeSeconds=wait if not out else 0,
-                VisibilityTimeout=self.visibility_timeout_s,
-            )
-            msgs = resp.get("Messages", [])
-            if not msgs:
-                break
-            for m in msgs:
-                self._seq += 1
-                out.append(SqsMessage(m["Body"], self._seq, m["ReceiptHandle"]))
-        self._note_poll(bool(out))
-        return out
-
-    def commit(self, batch: list[Message], ledger=None) -> None:
-        for i in range(0, len(batch), 10):
-            entries = [
-                {"Id": str(j), "ReceiptHandle": cast(SqsMessage, m).receipt} for j, m in enumerate(batch[i : i + 10])
-            ]
-            resp = _sqs_retrying(
-                self._sqs.delete_message_batch, "delete", self.retry_s, QueueUrl=self.queue_url, Entries=entries
-            )
-            failed = resp.get("Failed", [])
-            stale = [f for f in failed if f.get("Code") == "ReceiptHandleIsInvalid"]
-            if stale:
-                log.warning(
-                    "SQS delete: %d stale receipt handles (the broker restarted); the ledger will drop "
-                    "the redelivered messages",
-                    len(stale),
-                )
-            if len(stale) < len(failed):
-                raise RuntimeError(f"SQS delete failed for {len(failed)} messages: {failed[:1]}")
-
-    def close(self) -> None:
-        pass
-
-
-class SqsSink:
-    """Sends one JSON object per message to an SQS queue (decisions, dead letters)."""
-
-    def __init__(self, queue_url: str, *, retry_s: float = 120):
-        self.queue_url = queue_url
-        self.retry_s = retry_s
-        self._sqs = _sqs_client(queue_url)
-        self._buffer: list[str] = []
-
-    def write(self, record: dict[str, Any]) -> None:
-        self._buffer.append(json.dumps(record, sort_keys=True, default=str))
-
-    def flush(self) -> None:
-        while self._buffer:
-            chunk, self._buffer = self._buffer[:10], self._buffer[10:]
-            resp = _sqs_retrying(
-                self._sqs.send_message_batch,
-                "send",
-                self.retry_s,
-                QueueUrl=self.queue_url,
-                Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)],
-            )
-            if resp.get("Failed"):
-                raise RuntimeError(f"SQS send failed for {len(resp['Failed'])} messages: {resp['Failed'][:1]}")
-
-    def close(self) -> None:
-        self.flush()
-
-
-def _kafka_parts(uri: str) -> tuple[str, str, dict[str, str]]:
-    from urllib.parse import parse_qs
-
-    parsed = urlparse(uri)
-    topic = parsed.path.lstrip("/")
-    if not parsed.netloc or not topic:
-        raise ValueError(f"{uri!r}: expected kafka://HOST:PORT/TOPIC")
-    return parsed.netloc, topic, {k: v[-1] for k, v in parse_qs(parsed.query).items()}
-
-
 def open_sink(uri: str, *, retry_s: float = 120):
-    """A JSONL file or ``-`` (standard output), or ``kafka://HOST:PORT/TOPIC``."""
+    """A JSONL file or ``-`` (standard output), ``kafka://HOST:PORT/TOPIC`` or an SQS queue URL."""
+    from .kafka_io import KafkaSink, kafka_parts
+    from .sqs_io import SqsSink
+
     if uri.startswith("kafka://"):
-        bootstrap, topic, _ = _kafka_parts(uri)
+        bootstrap, topic, _ = kafka_parts(uri)
         return KafkaSink(bootstrap, topic)
     if uri.startswith(("http://", "https://")):
         return SqsSink(uri, retry_s=retry_s)
@@ -346,8 +116,10 @@ def open_sink(uri: str, *, retry_s: float = 120):
 
 def dead_letter_for(source_uri: str, default: str) -> str:
     """A Kafka source's dead letters go to its DLQ topic; others to the configured file."""
+    from .kafka_io import kafka_parts
+
     if source_uri.startswith("kafka://"):
-        bootstrap, topic, params = _kafka_parts(source_uri)
+        bootstrap, topic, params = kafka_parts(source_uri)
         return f"kafka://{bootstrap}/{params.get('dlq', topic + '.dlq')}"
     if source_uri.startswith(("http://", "https://")):
         return source_uri.rstrip("/") + "-dlq"
@@ -365,10 +137,13 @@ def source_name(uri: str) -> str:
 def open_source(
     uri: str, *, start: int = 0, follow: bool = False, idle_stop_s: float | None = None, retry_s: float = 120
 ):
+    from .kafka_io import KafkaSource, kafka_parts
+    from .sqs_io import SqsSource
+
     if uri == "-":
         return StdinSource()
     if uri.startswith("kafka://"):
-        bootstrap, topic, params = _kafka_parts(uri)
+        bootstrap, topic, params = kafka_parts(uri)
         return KafkaSource(bootstrap, topic, params.get("group", "fraudgraph-consumer"), idle_stop_s=idle_stop_s)
     if uri.startswith(("http://", "https://")):
         return SqsSource(uri, idle_stop_s=idle_stop_s, retry_s=retry_s)

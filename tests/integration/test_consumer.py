@@ -239,7 +239,7 @@ def test_kafka_source_commits_after_effects_and_dead_letters_to_dlq(small_world,
     from confluent_kafka import Consumer, Producer, TopicPartition
 
     from fraudgraph.ml.artifact import ModelArtifact
-    from serving.sources import KafkaSink, KafkaSource
+    from serving.kafka_io import KafkaSink, KafkaSource
 
     uri, _ = small_world_graph
     lines = live_events(small_world)[:300]
@@ -288,10 +288,11 @@ def test_kafka_source_commits_after_effects_and_dead_letters_to_dlq(small_world,
 def test_sqs_source_deletes_after_effects_and_dead_letters_to_dlq_queue(small_world, small_world_graph, model_dir,
                                                                        settings, sqs_server, tmp_path):
     from fraudgraph.ml.artifact import ModelArtifact
-    from serving.sources import SqsSink, SqsSource, _sqs_client, dead_letter_for
+    from serving.sources import dead_letter_for
+    from serving.sqs_io import SqsSink, SqsSource, sqs_client
 
     uri, _ = small_world_graph
-    sqs = _sqs_client(sqs_server.endpoint + "/")
+    sqs = sqs_client(sqs_server.endpoint + "/")
     queue = sqs.create_queue(QueueName="live-events")["QueueUrl"]
     dlq = sqs.create_queue(QueueName="live-events-dlq")["QueueUrl"]
     decisions_q = sqs.create_queue(QueueName="decisions")["QueueUrl"]
@@ -365,7 +366,7 @@ def test_kafka_broker_restart_mid_stream_consumer_recovers(small_world, small_wo
     from confluent_kafka import Producer
 
     from fraudgraph.ml.artifact import ModelArtifact
-    from serving.sources import KafkaSink, KafkaSource
+    from serving.kafka_io import KafkaSink, KafkaSource
 
     uri, _ = small_world_graph
     lines = live_events(small_world)[300:500]
@@ -394,10 +395,10 @@ def test_sqs_server_restart_mid_stream_consumer_recovers(small_world, small_worl
                                                          sqs_server, tmp_path):
     """ElasticMQ keeps its queues and messages on disk; the consumer retries while it is away."""
     from fraudgraph.ml.artifact import ModelArtifact
-    from serving.sources import SqsSink, SqsSource, _sqs_client
+    from serving.sqs_io import SqsSink, SqsSource, sqs_client
 
     uri, _ = small_world_graph
-    sqs = _sqs_client(sqs_server.endpoint + "/")
+    sqs = sqs_client(sqs_server.endpoint + "/")
     queue = sqs.create_queue(QueueName="restart-events")["QueueUrl"]
     dlq = sqs.create_queue(QueueName="restart-events-dlq")["QueueUrl"]
     lines = live_events(small_world)[300:500]
@@ -567,7 +568,7 @@ def test_hostile_kafka_stream_is_applied_or_dead_lettered_exactly_once(small_wor
     from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
     from fraudgraph.ml.artifact import ModelArtifact
-    from serving.sources import KafkaSink, KafkaSource
+    from serving.kafka_io import KafkaSink, KafkaSource
 
     drawn: list[bytes] = []
 

@@ -1,0 +1,119 @@
+"""Kafka as the consumer's source and sink: a consumer group whose offsets are committed only after a
+batch's graph write and decision emit, and a producer for decisions and dead letters."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from .sources import IdleStop, Message
+
+log = logging.getLogger("fraudgraph.consumer.sources")
+
+
+@dataclass
+class KafkaMessage(Message):
+    partition: int = 0
+    topic: str = ""
+
+
+class KafkaSource(IdleStop):
+    """A Kafka topic read by a consumer group; manual offset commits after processing.
+
+    ``idle_stop_s``: report ``exhausted`` after this long without a message (tests,
+    benchmarks, draining a topic); None keeps polling until stopped.
+    """
+
+    def __init__(
+        self, bootstrap: str, topic: str, group: str, *, idle_stop_s: float | None = None, commit_retry_s: float = 300.0
+    ):
+        from confluent_kafka import Consumer
+
+        self.commit_retry_s = commit_retry_s
+        self.name = f"kafka://{bootstrap}/{topic}?group={group}"
+        self.topic = topic
+        self.idle_stop_s = idle_stop_s
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": False,
+            }
+        )
+        self._consumer.subscribe([topic])
+        self._last_message = time.monotonic()
+
+    def poll(self, max_records: int, timeout_s: float) -> list[Message]:
+        out: list[Message] = []
+        for m in self._consumer.consume(num_messages=max_records, timeout=timeout_s):
+            if m.error():
+                continue
+            out.append(KafkaMessage(m.value() or b"", m.offset(), m.partition(), m.topic()))
+        self._note_poll(bool(out))
+        return out
+
+    def commit(self, batch: list[Message], ledger=None) -> None:
+        from confluent_kafka import TopicPartition
+
+        last: dict[tuple[str, int], int] = {}
+        for m in batch:
+            assert isinstance(m, KafkaMessage)
+            key = (m.topic, m.partition)
+            last[key] = max(last.get(key, -1), m.position)
+        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+        delay, deadline = 0.2, time.monotonic() + self.commit_retry_s
+        while True:  # the broker may be restarting: retry until it answers
+            try:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+                return
+            except Exception as exc:  # noqa: BLE001 - KafkaException for coordinator/transport errors
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("kafka commit failed (%s); retrying in %.1fs", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class KafkaSink:
+    """Produces one JSON object per message to a Kafka topic (decisions, dead letters)."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        from confluent_kafka import Producer
+
+        self.topic = topic
+        self._producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+
+    def write(self, record: dict[str, Any]) -> None:
+        key = record.get("decision_id") or record.get("event_id")
+        self._producer.produce(
+            self.topic,
+            json.dumps(record, sort_keys=True, default=str).encode(),
+            key=key.encode() if isinstance(key, str) else None,
+        )
+
+    def flush(self) -> None:
+        remaining = self._producer.flush(30)
+        if remaining:
+            raise RuntimeError(f"kafka sink {self.topic}: {remaining} messages not delivered")
+
+    def close(self) -> None:
+        self.flush()
+
+
+def kafka_parts(uri: str) -> tuple[str, str, dict[str, str]]:
+    from urllib.parse import parse_qs
+
+    parsed = urlparse(uri)
+    topic = parsed.path.lstrip("/")
+    if not parsed.netloc or not topic:
+        raise ValueError(f"{uri!r}: expected kafka://HOST:PORT/TOPIC")
+    return parsed.netloc, topic, {k: v[-1] for k, v in parse_qs(parsed.query).items()}
