@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from fraudgraph.config import LabelSettings, TrainingSettings
-from fraudgraph.labels.cleaning import FRAUD, LEGIT, clean_labels
+from fraudgraph.labels.cleaning import clean_labels
+from fraudgraph.labels.maturity import FRAUD, LEGIT
 from fraudgraph.timeutil import DAY_MS
 
 SPLITS = ("train", "val", "test")

@@ -18,7 +18,8 @@ import pandas as pd
 
 from fraudgraph.config import LabelSettings, Settings
 from fraudgraph.graph import IdentityGraph
-from fraudgraph.labels.cleaning import FRAUD, LEGIT, UNKNOWN, LabelResult, clean_labels
+from fraudgraph.labels.cleaning import LabelResult, clean_labels
+from fraudgraph.labels.maturity import FRAUD, LEGIT, UNKNOWN
 from fraudgraph.timeutil import DAY_MS
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,8 @@ import pandas as pd
 from fraudgraph.config import load_settings
 from fraudgraph.graph import CustomerUpsert, IdentityLink
 from fraudgraph.labels.stage import run_labels
-from fraudgraph.labels.cleaning import clean_labels, mature_labels, visible_links
+from fraudgraph.labels.cleaning import clean_labels
+from fraudgraph.labels.maturity import mature_labels, visible_links
 
 DAY = 86_400_000
 T0 = 1_750_000_000_000  # an arbitrary UTC instant

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from fraudgraph.labels.cleaning import FRAUD, LEGIT
+from fraudgraph.labels.maturity import FRAUD, LEGIT
 from fraudgraph.timeutil import DAY_MS
 from training.examples import deployment_labels
 
