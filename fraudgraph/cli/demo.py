@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fraudgraph.cli.demo_report import render_report, render_seed_summary, summarise_seeds
+from fraudgraph.cli.demo_report import render_report
+from fraudgraph.cli.seed_summary import render_seed_summary, summarise_seeds
 from fraudgraph.config import Settings
 from fraudgraph.evaluation.live import decision_outcomes, live_outcomes
 
