@@ -35,7 +35,57 @@ def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> 
     - ``decisions_per_day`` and, for the older report table, ``new_ring_accounts`` / ``takeovers``
       with blocked / reviewed / missed counts.
     """
-    import numpy as np
+    import pandas as pd
+
+    events, decisions = _read_stream(events_path, decisions_path)
+    ev = _with_fraud_phase(events, truth_path)
+    identity = ~ev["event_type"].isin(LABEL_EVENT_TYPES)
+    flags = decisions.loc[decisions["decision"].isin(["block", "review"]), ["event_id", "customer_id", "decision"]]
+    flags = flags.merge(ev[["event_id", "ts", "fraud_phase"]], on="event_id", how="left")
+    active, first_flag = _fraudsters(ev.loc[ev["fraud_phase"] & identity], flags)
+
+    flagged_customers = set(flags["customer_id"])
+    false_flagged = flagged_customers - set(first_flag.index)
+    # customers with an identity event in the stream and no fraud identity event
+    legit_active = set(ev.loc[identity, "customer_id"]) - set(active.index)
+    label_only = set(ev.loc[ev["fraud_phase"], "customer_id"]) - set(active.index)
+
+    def share(mask) -> float | None:
+        return round(float(mask.mean()), 4) if len(mask) else None
+
+    def group(rows: pd.DataFrame) -> dict[str, Any]:
+        return {
+            "active": int(len(rows)),
+            "caught": int(rows["caught"].sum()),
+            "recall": share(rows["caught"]),
+            "caught_before_first_payment": share(rows["before_first_payment"]),
+        }
+
+    return {
+        "flagged_customers": len(flagged_customers),
+        "caught": int(active["caught"].sum()),
+        "active_fraudsters": int(len(active)),
+        "label_events_only_fraudsters": len(label_only),
+        "precision": round(len(first_flag) / len(flagged_customers), 4) if flagged_customers else None,
+        "recall": share(active["caught"]),
+        "recall_by_fraud_type": {
+            t: group(active.loc[active["type"] == t]) for t in ("ring", "synthetic_identity", "account_takeover")
+        },
+        "new_ring_accounts_caught": group(active.loc[active["new_ring_account"]]),
+        "caught_before_first_payment": share(active["before_first_payment"]),
+        "events_to_first_flag": _quantiles(active["events_to_flag"].dropna().astype(int).tolist()),
+        "hours_to_first_flag": _quantiles(active["hours_to_flag"].dropna().tolist()),
+        "false_flags": len(false_flagged),
+        "legit_active_customers": len(legit_active),
+        "false_flags_per_10k_legit": round(1e4 * len(false_flagged) / len(legit_active), 2) if legit_active else None,
+        "decisions_per_day": _decisions_per_day(events, decisions),
+        "operating_points": operating_points(decisions, ev, set(active.index), len(legit_active)),
+        **_flag_tables(active),
+    }
+
+
+def _read_stream(events_path: Path, decisions_path: Path):
+    """The stream's events (event_id, customer_id, ts as UTC datetimes, event_type) and the decisions."""
     import pandas as pd
 
     events = pd.read_json(events_path, lines=True, convert_dates=False, dtype={"customer_id": str})
@@ -48,33 +98,51 @@ def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> 
         if decisions_path.stat().st_size
         else pd.DataFrame(columns=["event_id", "customer_id", "decision"])
     )
+    return events, decisions
+
+
+def _decisions_per_day(events, decisions) -> dict[str, dict[str, int]]:
+    import pandas as pd
+
+    if not len(decisions):
+        return {}
     ts_of = events.set_index("event_id")["ts"]
-    by_day = (
-        pd.crosstab(
-            ts_of.loc[decisions["event_id"]].dt.strftime("%Y-%m-%d").to_numpy(), decisions["decision"].to_numpy()
-        )
-        if len(decisions)
-        else pd.DataFrame()
+    by_day = pd.crosstab(
+        ts_of.loc[decisions["event_id"]].dt.strftime("%Y-%m-%d").to_numpy(), decisions["decision"].to_numpy()
     )
-    per_day = {day: {d: int(row.get(d, 0)) for d in ("block", "review", "allow")} for day, row in by_day.iterrows()}
+    return {day: {d: int(row.get(d, 0)) for d in ("block", "review", "allow")} for day, row in by_day.iterrows()}
+
+
+def _with_fraud_phase(events, truth_path: Path):
+    """The events sorted by (ts, event_id), each with its customer's fraud type, fraud start, whether
+    it falls in the fraud (``fraud_phase``) and whether the customer is a ring member who signed up in
+    the stream (``new_ring_account``)."""
+    import pandas as pd
 
     truth = pd.read_parquet(truth_path)
     truth["customer_id"] = truth["customer_id"].astype(str)
     start = pd.to_datetime(truth["fraud_start_ts"], utc=True)
     fraud_start = pd.Series(start.where(truth["is_fraud_true"].astype(bool)).to_numpy(), index=truth["customer_id"])
-    ftype = truth.set_index("customer_id")["fraud_type"]
-    stream_start = events["ts"].min()
-
-    ev = events.assign(fraud_start=events["customer_id"].map(fraud_start))
+    ev = events.assign(
+        fraud_start=events["customer_id"].map(fraud_start),
+        fraud_type=events["customer_id"].map(truth.set_index("customer_id")["fraud_type"]),
+    )
     ev["fraud_phase"] = ev["fraud_start"].notna() & (ev["ts"] >= ev["fraud_start"])
-    identity = ~ev["event_type"].isin(LABEL_EVENT_TYPES)
-    ev = ev.sort_values(["ts", "event_id"], kind="stable")
-    flags = decisions.loc[decisions["decision"].isin(["block", "review"]), ["event_id", "customer_id", "decision"]]
-    flags = flags.merge(ev[["event_id", "ts", "fraud_phase"]], on="event_id", how="left")
-    fraud_ev = ev.loc[ev["fraud_phase"] & identity]
-    active = fraud_ev.groupby("customer_id").agg(first_ts=("ts", "min"), n=("ts", "size"))
-    active["type"] = active.index.map(ftype)
-    active["new_ring_account"] = (active["type"] == "ring") & (active.index.map(fraud_start) >= stream_start)
+    ev["new_ring_account"] = (ev["fraud_type"] == "ring") & (ev["fraud_start"] >= events["ts"].min())
+    return ev.sort_values(["ts", "event_id"], kind="stable")
+
+
+def _fraudsters(fraud_ev, flags):
+    """One row per active fraudster (from its fraud-phase identity events ``fraud_ev``): type, whether
+    caught, the first flag's decision, events and hours to it, caught by the first payment; and the
+    first true flag of each caught fraudster."""
+    import numpy as np
+    import pandas as pd
+
+    active = fraud_ev.groupby("customer_id").agg(
+        first_ts=("ts", "min"), n=("ts", "size"), type=("fraud_type", "first"),
+        new_ring_account=("new_ring_account", "first"),
+    )  # fmt: skip
     true_flags = flags.loc[flags["fraud_phase"].fillna(False).astype(bool)].sort_values("ts", kind="stable")
     first_flag = true_flags.drop_duplicates("customer_id").set_index("customer_id")
     active["caught"] = active.index.isin(first_flag.index)
@@ -97,44 +165,12 @@ def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> 
         pd.Series(active.index.map(first_payment) if len(first_payment) else pd.NaT, index=active.index), utc=True
     )
     active["before_first_payment"] = active["caught"] & (pay_ts.isna() | (flag_ts <= pay_ts))
+    return active, first_flag
 
-    flagged_customers = set(flags["customer_id"])
-    false_flagged = flagged_customers - set(first_flag.index)
-    # customers with an identity event in the stream and no fraud identity event
-    legit_active = set(ev.loc[identity, "customer_id"]) - set(active.index)
-    label_only = set(ev.loc[ev["fraud_phase"], "customer_id"]) - set(active.index)
 
-    def share(mask) -> float | None:
-        return round(float(mask.mean()), 4) if len(mask) else None
-
-    def group(rows: pd.DataFrame) -> dict[str, Any]:
-        return {
-            "active": int(len(rows)),
-            "caught": int(rows["caught"].sum()),
-            "recall": share(rows["caught"]),
-            "caught_before_first_payment": share(rows["before_first_payment"]),
-        }
-
-    out: dict[str, Any] = {
-        "flagged_customers": len(flagged_customers),
-        "caught": int(active["caught"].sum()),
-        "active_fraudsters": int(len(active)),
-        "label_events_only_fraudsters": len(label_only),
-        "precision": round(len(first_flag) / len(flagged_customers), 4) if flagged_customers else None,
-        "recall": share(active["caught"]),
-        "recall_by_fraud_type": {
-            t: group(active.loc[active["type"] == t]) for t in ("ring", "synthetic_identity", "account_takeover")
-        },
-        "new_ring_accounts_caught": group(active.loc[active["new_ring_account"]]),
-        "caught_before_first_payment": share(active["before_first_payment"]),
-        "events_to_first_flag": _quantiles(active["events_to_flag"].dropna().astype(int).tolist()),
-        "hours_to_first_flag": _quantiles(active["hours_to_flag"].dropna().tolist()),
-        "false_flags": len(false_flagged),
-        "legit_active_customers": len(legit_active),
-        "false_flags_per_10k_legit": round(1e4 * len(false_flagged) / len(legit_active), 2) if legit_active else None,
-        "decisions_per_day": per_day,
-        "operating_points": operating_points(decisions, ev, set(active.index), len(legit_active)),
-    }
+def _flag_tables(active) -> dict[str, Any]:
+    """The older report table: new ring accounts and takeovers blocked, reviewed and missed."""
+    out: dict[str, Any] = {}
     for kind, label in (("ring", "new_ring_accounts"), ("account_takeover", "takeovers")):
         rows = active.loc[active["new_ring_account"]] if kind == "ring" else active.loc[active["type"] == kind]
         blocked = int((rows["decision"] == "block").sum())
