@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-# identifier fields of an event, by kind (fraudgraph.schema.EVENT_FIELD_BY_KIND without the import cycle)
+# identifier fields of an event and their kinds: their one home (fraudgraph.schema derives EVENT_FIELD_BY_KIND)
 IDENTIFIER_FIELDS = {"device_id": "device", "ip": "ip", "email": "email", "card_fingerprint": "card"}
 MAX_DEAD_LETTER_BYTES = 8 * 1024
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .redaction import mask_free_text
+from .redaction import IDENTIFIER_FIELDS, luhn_valid, mask_free_text
 from .timeutil import from_epoch_ms, to_epoch_ms
 
 SCHEMA_VERSION = 2  # 2: label events are no longer link counts or features
@@ -27,13 +27,8 @@ VERTEX_LABELS: tuple[str, ...] = (CUSTOMER, *IDENTIFIER_KINDS)
 EDGE_LABEL_BY_KIND: dict[str, str] = {kind: f"has_{kind}" for kind in IDENTIFIER_KINDS}
 EDGE_LABELS: tuple[str, ...] = tuple(EDGE_LABEL_BY_KIND.values())
 KIND_BY_EDGE_LABEL: dict[str, str] = {v: k for k, v in EDGE_LABEL_BY_KIND.items()}
-# Event field that carries each identifier kind.
-EVENT_FIELD_BY_KIND: dict[str, str] = {
-    "device": "device_id",
-    "ip": "ip",
-    "email": "email",
-    "card": "card_fingerprint",
-}
+# Event field that carries each identifier kind (declared once, in the lowest module that needs them).
+EVENT_FIELD_BY_KIND: dict[str, str] = {kind: field for field, kind in IDENTIFIER_FIELDS.items()}
 
 EVENT_TYPES: tuple[str, ...] = (
     "signup",
@@ -55,19 +50,6 @@ COUNT_PROPERTY_BY_TYPE: dict[str, str] = {t: f"count_{t}" for t in LINK_EVENT_TY
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DIGITS_RE = re.compile(r"^[0-9 \-]+$")
-
-
-def luhn_valid(digits: str) -> bool:
-    """True when ``digits`` (only 0-9) passes the Luhn checksum."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
 
 
 def looks_like_card_number(value: str) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from fraudgraph.cli.context import AppContext, cli, common_options, fail, pass_app
+from fraudgraph.cli.context import AppContext, cli, common_options, fail, pass_app, truth_option
 
 log = logging.getLogger("fraudgraph.cli")
 
@@ -125,12 +125,7 @@ def profile(app: AppContext, input_source: str, out_dir: str) -> None:
 @click.option("--graph", "graph_uri", default=None, help="Graph URI (default graph.uri).")
 @click.option("--as-of", "as_of", required=True, help="ISO-8601 time (UTC) or epoch ms: nothing later is visible.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
-@click.option(
-    "--truth",
-    default=None,
-    type=click.Path(dir_okay=False, exists=True),
-    help="Ground truth Parquet, for evaluation only.",
-)
+@truth_option
 @click.option("--no-write-back", is_flag=True, default=False, help="Do not write labels to the graph.")
 @common_options
 @pass_app
@@ -157,12 +152,7 @@ def labels(
 @click.option("--graph", "graph_uri", default=None, help="Export this graph first instead of --snapshot.")
 @click.option("--labels", "labels_dir", required=True, type=click.Path(file_okay=False, exists=True))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
-@click.option(
-    "--truth",
-    default=None,
-    type=click.Path(dir_okay=False, exists=True),
-    help="Ground truth Parquet, for evaluation only.",
-)
+@truth_option
 @common_options
 @pass_app
 def train(

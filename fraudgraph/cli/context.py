@@ -59,19 +59,30 @@ def _setup_errors() -> tuple[type[BaseException], ...]:
 SETUP_ERRORS = _setup_errors()
 
 
+# --config and --json: accepted before the subcommand (the group) and after it (common_options)
+config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML file merged over conf/default.yaml.",
+)
+json_option = click.option(
+    "--json", "json_output", is_flag=True, default=False, help="Print a machine-readable summary on stdout."
+)
+truth_option = click.option(
+    "--truth",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Ground truth Parquet, for evaluation only.",
+)
+
+
 def common_options(fn: Callable) -> Callable:
     """Add ``--config`` and ``--json`` to a subcommand (they also work before the subcommand)."""
 
-    @click.option(
-        "--config",
-        "config_file",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="YAML file merged over conf/default.yaml.",
-    )
-    @click.option(
-        "--json", "json_output", is_flag=True, default=False, help="Print a machine-readable summary on stdout."
-    )
+    @config_option
+    @json_option
     @functools.wraps(fn)
     def wrapper(*args: Any, config_file: str | None, json_output: bool, **kwargs: Any) -> Any:
         app = click.get_current_context().ensure_object(AppContext)
@@ -91,14 +102,8 @@ def common_options(fn: Callable) -> Callable:
 
 
 @click.group()
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="YAML file merged over conf/default.yaml.",
-)
-@click.option("--json", "json_output", is_flag=True, default=False, help="Machine-readable output.")
+@config_option
+@json_option
 @click.version_option(package_name="identity-fraudgraph")
 @click.pass_context
 def cli(ctx: click.Context, config_file: str | None, json_output: bool) -> None:
