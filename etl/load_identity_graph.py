@@ -52,6 +52,8 @@ from etl.transforms import (
 log = logging.getLogger("fraudgraph.etl")
 
 
+# Over 60 lines for a reason: it is the job itself, its steps in order (read, validate and hash, link,
+# write each output, count), each a call or a DataFrame expression that reads best where it is used.
 def run_etl(
     spark,
     settings,
@@ -67,7 +69,7 @@ def run_etl(
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType
 
-    from fraudgraph.schema import EDGE_LABELS, SCHEMA_VERSION, VERTEX_LABELS
+    from fraudgraph.schema import EDGE_LABELS, SCHEMA_VERSION
     from fraudgraph.timeutil import now_ms
 
     started = time.monotonic()
@@ -97,62 +99,16 @@ def run_etl(
         for r in bad.groupBy("reject_field", "reject_reason").count().collect()
     }
     if rejects:
-        log.info("writing rejects to %s", rejects)
-        bad.select(
-            "event_id",
-            "customer_id",
-            "event_type",
-            F.col("reject_field").alias("field"),
-            F.col("reject_reason").alias("reason"),
-            "record",
-        ).write.mode("overwrite").json(f"{rejects}/events")
+        _write_rejects(bad, rejects)
     if snapshot:
-        log.info("writing snapshot to %s", snapshot)
-        Path(snapshot).mkdir(parents=True, exist_ok=True)
-        customers.write.mode("overwrite").parquet(f"{snapshot}/customers.parquet")
-        links.write.mode("overwrite").parquet(f"{snapshot}/links.parquet")
-        identity_events.write.mode("overwrite").parquet(f"{snapshot}/link_events.parquet")
-        label_history(tables["blocks"], tables["appeals"]).write.mode("overwrite").parquet(
-            f"{snapshot}/label_history.parquet"
-        )
-        links.select("identifier_id", "kind", "value_hash").dropDuplicates(["identifier_id"]).write.mode(
-            "overwrite"
-        ).parquet(f"{snapshot}/identifiers.parquet")
+        _write_snapshot(snapshot, customers, links, identity_events, label_history(tables["blocks"], tables["appeals"]))
     if neptune_csv:
         log.info("writing Neptune bulk-load CSV to %s", neptune_csv)
         write_neptune_csv(customers, links, neptune_csv)
     if graph_uri:
-        log.info("writing to graph %s", graph_uri)
-        from fraudgraph.graph import open_graph
+        _write_graph(graph_uri, settings, customers, links)
 
-        with open_graph(graph_uri, settings) as store:  # create the store once before the executors connect
-            keeps_summaries = store.keeps_summaries
-        n = settings.etl.write_partitions
-        batch = settings.etl.write_batch_size
-        customers.repartition(n).foreachPartition(write_partition(graph_uri, settings_json, "customers", batch))
-        links.repartition(n, "value_hash").foreachPartition(write_partition(graph_uri, settings_json, "links", batch))
-        if keeps_summaries:  # once per vertex after every link is in, not once per batch that touched it
-            log.info("refreshing link summaries")
-            links.select("customer_id").distinct().repartition(n).foreachPartition(
-                write_partition(graph_uri, settings_json, "customer_summaries", batch)
-            )
-            links.select("kind", "value_hash").distinct().repartition(n).foreachPartition(
-                write_partition(graph_uri, settings_json, "identifier_summaries", batch)
-            )
-
-    per_kind = (
-        links.groupBy("kind", "edge_label")
-        .agg(F.count(F.lit(1)).alias("edges"), F.countDistinct("value_hash").alias("identifiers"))
-        .collect()
-    )
-    link_counts = {r["edge_label"]: r["edges"] for r in per_kind}
-    vertices = {label: 0 for label in VERTEX_LABELS}
-    vertices.update({r["kind"]: r["identifiers"] for r in per_kind})
-    n_customers = customers.count()
-    link_only = (
-        links.select("customer_id").distinct().join(customers.select("customer_id"), "customer_id", "left_anti").count()
-    )
-    vertices["customer"] = n_customers + link_only
+    vertices, link_counts = _written_counts(customers, links)
     summary = {
         "input": input_source,
         "graph": graph_uri,
@@ -169,7 +125,7 @@ def run_etl(
             "created_at_ms": now_ms(),
             "source": "etl",
             "rows": {
-                "customers": n_customers,
+                "customers": customers.count(),
                 "links": sum(link_counts.values()),
                 "identifiers": sum(vertices.values()) - vertices["customer"],
             },
@@ -178,6 +134,79 @@ def run_etl(
     for df in (processed, identity_events, links, customers):
         df.unpersist()
     return summary
+
+
+def _write_rejects(bad, rejects: str) -> None:
+    """Rejected rows with field and reason (the record redacted by the validator) as JSON."""
+    from pyspark.sql import functions as F
+
+    log.info("writing rejects to %s", rejects)
+    bad.select(
+        "event_id",
+        "customer_id",
+        "event_type",
+        F.col("reject_field").alias("field"),
+        F.col("reject_reason").alias("reason"),
+        "record",
+    ).write.mode("overwrite").json(f"{rejects}/events")
+
+
+def _write_snapshot(snapshot: str, customers, links, identity_events, labels) -> None:
+    """The training snapshot: customers, links, the hashed link events (point-in-time history), the
+    label history and the identifiers, as Parquet (the manifest is written once the counts are known)."""
+    log.info("writing snapshot to %s", snapshot)
+    Path(snapshot).mkdir(parents=True, exist_ok=True)
+    customers.write.mode("overwrite").parquet(f"{snapshot}/customers.parquet")
+    links.write.mode("overwrite").parquet(f"{snapshot}/links.parquet")
+    identity_events.write.mode("overwrite").parquet(f"{snapshot}/link_events.parquet")
+    labels.write.mode("overwrite").parquet(f"{snapshot}/label_history.parquet")
+    links.select("identifier_id", "kind", "value_hash").dropDuplicates(["identifier_id"]).write.mode(
+        "overwrite"
+    ).parquet(f"{snapshot}/identifiers.parquet")
+
+
+def _write_graph(graph_uri: str, settings, customers, links) -> None:
+    """Customers, then links, from ``etl.write_partitions`` executor partitions (links partitioned by
+    identifier, so no two partitions write one identifier), then the link summaries once per vertex."""
+    from fraudgraph.graph import open_graph
+
+    log.info("writing to graph %s", graph_uri)
+    settings_json = settings.model_dump_json()
+    with open_graph(graph_uri, settings) as store:  # create the store once before the executors connect
+        keeps_summaries = store.keeps_summaries
+    n = settings.etl.write_partitions
+    batch = settings.etl.write_batch_size
+    customers.repartition(n).foreachPartition(write_partition(graph_uri, settings_json, "customers", batch))
+    links.repartition(n, "value_hash").foreachPartition(write_partition(graph_uri, settings_json, "links", batch))
+    if keeps_summaries:  # once per vertex after every link is in, not once per batch that touched it
+        log.info("refreshing link summaries")
+        links.select("customer_id").distinct().repartition(n).foreachPartition(
+            write_partition(graph_uri, settings_json, "customer_summaries", batch)
+        )
+        links.select("kind", "value_hash").distinct().repartition(n).foreachPartition(
+            write_partition(graph_uri, settings_json, "identifier_summaries", batch)
+        )
+
+
+def _written_counts(customers, links) -> tuple[dict[str, int], dict[str, int]]:
+    """Vertices per label (customers with only links count too) and edges per label."""
+    from pyspark.sql import functions as F
+
+    from fraudgraph.schema import VERTEX_LABELS
+
+    per_kind = (
+        links.groupBy("kind", "edge_label")
+        .agg(F.count(F.lit(1)).alias("edges"), F.countDistinct("value_hash").alias("identifiers"))
+        .collect()
+    )
+    link_counts = {r["edge_label"]: r["edges"] for r in per_kind}
+    vertices = {label: 0 for label in VERTEX_LABELS}
+    vertices.update({r["kind"]: r["identifiers"] for r in per_kind})
+    link_only = (
+        links.select("customer_id").distinct().join(customers.select("customer_id"), "customer_id", "left_anti").count()
+    )
+    vertices["customer"] = customers.count() + link_only
+    return vertices, link_counts
 
 
 def main(argv: list[str] | None = None) -> int:
