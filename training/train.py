@@ -114,19 +114,7 @@ def run_training(
         (frame.loc[va, "weight"] * frame.loc[va, "population_weight"]).to_numpy(),
     )
 
-    scores: dict[str, np.ndarray] = {}
-    fits: dict[str, dict] = {}
-    models = {}
-    for name, use_edges in (("rgcn_edge", True), ("rgcn", False)):
-        log.info("training %s", name)
-        models[name], fits[name] = fit_gnn(tensors, scaler, y_nodes, split, cfg, use_edges)
-        scores[name] = gnn_scores(models[name], tensors, scaler, target, cfg)
-    log.info("training gbdt")
-    t = time.perf_counter()
-    tab, _ = tabular_features(tensors, target)
-    gbdt = fit_gbdt(tab[tr], y[tr], frame.loc[tr, "weight"].to_numpy(), cfg)
-    scores["gbdt"] = gbdt.predict_proba(tab)[:, 1]
-    fits["gbdt"] = {"seconds": round(time.perf_counter() - t, 2)}
+    models, fits, scores = fit_models(tensors, scaler, y_nodes, split, target, y, tr, frame.loc[tr, "weight"], cfg)
     scores["rules"] = DayOneRules(settings.rules.day_one).score(inputs)[has]
 
     val_units = {m: customer_units(frame.loc[masks["val"]], scores[m][masks["val"]], y[masks["val"]]) for m in MODELS}
@@ -139,18 +127,9 @@ def run_training(
         "target_precision": cfg.target_precision,
         "unit": "customer",
     }
-    test = frame.loc[masks["test"]]
-    curves: dict[str, dict] = {}
-    for name in MODELS:
-        th = threshold if name == "rgcn_edge" else None
-        lab_units = customer_units(test, scores[name][masks["test"]], y[masks["test"]])
-        m = {"labels": judge(lab_units, th), "validation": judge(val_units[name], None)}
-        curves[name] = {"labels": lab_units}
-        if truth_path:
-            truth_units = customer_units(test, scores[name][masks["test"]], test["is_fraud"].to_numpy())
-            m["truth"] = judge(truth_units, th, rounds=cfg.bootstrap_rounds, seed=cfg.seed, by_type=True)
-            curves[name]["truth"] = truth_units
-        metrics["models"][name] = m
+    metrics["models"], curves = judge_on_test(
+        frame.loc[masks["test"]], scores, masks["test"], y, val_units, threshold, cfg, with_truth=bool(truth_path)
+    )
     metrics["split"] = {
         "as_of_ms": as_of_ms,
         "t1_ms": examples.t1_ms,
@@ -181,12 +160,78 @@ def run_training(
     deployed_units[["customer_id", "outcome", "score", "population_weight"]].to_parquet(
         out / "validation_scores.parquet", index=False
     )
+    _write_reports(out, models["rgcn"], fits, curves, metrics)
+    return metrics
+
+
+def fit_models(
+    tensors: IdentityGraphTensors,
+    scaler: FeatureScaler,
+    y_nodes: np.ndarray,
+    split: Split,
+    target: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    train_weight: pd.Series,
+    cfg: TrainingSettings,
+) -> tuple[dict[str, Any], dict[str, dict], dict[str, np.ndarray]]:
+    """Fit ``rgcn_edge``, ``rgcn`` and ``gbdt`` on the training examples (``train``, a mask over the
+    examples; ``target`` their customer nodes, ``y`` their labels); return the models, their fit records and every
+    example's score by each."""
+    scores: dict[str, np.ndarray] = {}
+    fits: dict[str, dict] = {}
+    models: dict[str, Any] = {}
+    for name, use_edges in (("rgcn_edge", True), ("rgcn", False)):
+        log.info("training %s", name)
+        models[name], fits[name] = fit_gnn(tensors, scaler, y_nodes, split, cfg, use_edges)
+        scores[name] = gnn_scores(models[name], tensors, scaler, target, cfg)
+    log.info("training gbdt")
+    t = time.perf_counter()
+    tab, _ = tabular_features(tensors, target)
+    models["gbdt"] = fit_gbdt(tab[train], y[train], train_weight.to_numpy(), cfg)
+    scores["gbdt"] = models["gbdt"].predict_proba(tab)[:, 1]
+    fits["gbdt"] = {"seconds": round(time.perf_counter() - t, 2)}
+    return models, fits, scores
+
+
+def judge_on_test(
+    test: pd.DataFrame,
+    scores: dict[str, np.ndarray],
+    in_test: np.ndarray,
+    y: np.ndarray,
+    val_units: dict[str, pd.DataFrame],
+    threshold: float,
+    cfg: TrainingSettings,
+    *,
+    with_truth: bool,
+) -> tuple[dict[str, Any], dict[str, dict]]:
+    """Every model per test customer against the cleaned labels and, ``with_truth`` (the frame then
+    carries ground truth as ``is_fraud``), against it too with bootstrap intervals and one row per fraud
+    type; the main model also at its validation threshold. Returns (metrics per model, PR-curve units)."""
+    out: dict[str, Any] = {}
+    curves: dict[str, dict] = {}
+    for name in MODELS:
+        th = threshold if name == "rgcn_edge" else None
+        lab_units = customer_units(test, scores[name][in_test], y[in_test])
+        m = {"labels": judge(lab_units, th), "validation": judge(val_units[name], None)}
+        curves[name] = {"labels": lab_units}
+        if with_truth:
+            truth_units = customer_units(test, scores[name][in_test], test["is_fraud"].to_numpy())
+            m["truth"] = judge(truth_units, th, rounds=cfg.bootstrap_rounds, seed=cfg.seed, by_type=True)
+            curves[name]["truth"] = truth_units
+        out[name] = m
+    return out, curves
+
+
+def _write_reports(out: Path, rgcn, fits: dict[str, dict], curves: dict[str, dict], metrics: dict[str, Any]) -> None:
+    """The baseline GNN's weights, the training histories, the PR curves and ``summary.md``."""
+    import torch
+
     (out / "baselines").mkdir(exist_ok=True)
-    torch.save(models["rgcn"].state_dict(), out / "baselines" / "rgcn.pt")
+    torch.save(rgcn.state_dict(), out / "baselines" / "rgcn.pt")
     (out / "history.json").write_text(json.dumps({k: v.get("history") for k, v in fits.items()}, indent=1))
     plot_pr_curves(curves, out / "pr_curves.png")
     (out / "summary.md").write_text(render_summary(metrics))
-    return metrics
 
 
 def refit_for_deployment(
