@@ -41,6 +41,9 @@ class Split:
     val_weight: np.ndarray | None = None
 
 
+# Over 60 lines for a reason: one training loop read top to bottom (full graph or sampled mini-batches, weighted
+# loss, early stopping on validation PR-AUC); split up, its state (best epoch, patience, history) would travel
+# between functions.
 def fit_gnn(
     tensors: IdentityGraphTensors,
     scaler: FeatureScaler,

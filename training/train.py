@@ -69,6 +69,8 @@ def read_labels(labels_dir: str | Path) -> tuple[pd.DataFrame, int]:
     return labels, as_of_ms
 
 
+# Over 60 lines for a reason: it is the job itself, its steps in order (read, build examples and tensors, fit,
+# judge, refit, write), each a call.
 def run_training(
     settings: Settings,
     snapshot_dir: str | Path,

@@ -63,6 +63,8 @@ def evidence_from_frames(
     return out
 
 
+# Over 60 lines for a reason: it is the batch scoring job, its steps in order (read, score, decide with
+# evidence, write decisions, write back), each a call or one loop.
 def score_graph(
     store: IdentityGraph,
     artifact: ModelArtifact,

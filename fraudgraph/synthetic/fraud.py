@@ -56,6 +56,9 @@ class FraudBehaviour(WorldState):
             ring = rng.choice(ring_pool) if ring_pool else None
             victim.ring_id = ring["ring_id"] if ring else None
 
+    # Over 60 lines for a reason: every draw comes from the chunk's one generator in a fixed order, and the
+    # world is kept byte-identical (tests/unit/synthetic/test_world.py); one ring generation after another, in
+    # the order drawn.
     def _rings(
         self, member_ids: list[str], chunk: int, rng: random.Random, legit: list[Customer]
     ) -> list[dict[str, Any]]:

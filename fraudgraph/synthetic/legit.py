@@ -80,6 +80,9 @@ class LegitBehaviour(WorldState):
             if m.cards and rng.random() < 0.2:
                 m.cards.append(fresh_card(rng))
 
+    # Over 60 lines for a reason: every draw comes from the chunk's one generator in a fixed order, and the
+    # world is kept byte-identical (tests/unit/synthetic/test_world.py); one behaviour after another, in the
+    # order drawn.
     def _legit_events(self, c: Customer, n_logins: int, n_payments: int, rng: random.Random, emit) -> None:
         ls = self.s.legit
         channel = rng.choice(CHANNELS)

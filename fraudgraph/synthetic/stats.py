@@ -30,6 +30,8 @@ def read_live_events(world_dir: str | Path) -> pd.DataFrame:
     return live
 
 
+# Over 60 lines for a reason: one figure after another in the order of the rates table of
+# docs/synthetic-world.md, which it fills.
 def describe_world(world_dir: str | Path) -> dict[str, Any]:
     """Prevalence by fraud type, block coverage and delay, false blocks and appeals, degrees."""
     d = Path(world_dir)

@@ -47,6 +47,9 @@ class GremlinSummaries(GremlinSession):
             list(vertex_ids),
         )
 
+    # Over 60 lines for a reason: the two requests of the summary protocol (bump and aggregate, then
+    # compare-and-set) for customers and identifiers, written out as traversals beside each other so the
+    # compare-and-set reads as one.
     def refresh_summaries(self, customer_ids: Sequence[str] = (), identifiers: Sequence[tuple[str, str]] = ()) -> None:
         """Recompute the link summaries of these customers and identifiers (see the module docstring)."""
         from gremlin_python.process.graph_traversal import __

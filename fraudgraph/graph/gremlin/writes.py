@@ -66,6 +66,8 @@ class GremlinWrites(GremlinSummaries):
             self.refresh_summaries(customer_ids=summarised)
         return len(customers)
 
+    # Over 60 lines for a reason: three write phases (customer vertices, identifier vertices, edges), each with
+    # its own traversal, then the summaries: the order the module docstring describes.
     def upsert_links(self, links: Sequence[IdentityLink], *, summaries: bool = True) -> int:
         """Three phases (customer vertices, identifier vertices, edges), each chunked and concurrent,
         then the link summaries of every customer and identifier written (unless ``summaries=False``)."""
