@@ -23,44 +23,11 @@ from fraudgraph.graph import IdentityGraph
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.ml.features import build_graph_tensors
-from fraudgraph.scoring.rules import CustomerEvidence, DecisionRules, SharedIdentifierEvidence, decision_properties
-from fraudgraph.timeutil import DAY_MS, iso_utc
+from fraudgraph.scoring.evidence import decision_evidence
+from fraudgraph.scoring.rules import DecisionRules, decision_properties
+from fraudgraph.timeutil import iso_utc
 
 log = logging.getLogger(__name__)
-
-
-def evidence_from_frames(
-    customer_ids, customers: pd.DataFrame, links: pd.DataFrame, as_of_ms: int
-) -> dict[str, CustomerEvidence]:
-    """Evidence for the given customers from the snapshot frames (true degrees, fraud neighbours)."""
-    ids = set(customer_ids)
-    if not ids:
-        return {}
-    links = links.loc[pd.to_numeric(links["first_seen"]) <= as_of_ms, ["customer_id", "kind", "value_hash"]]
-    degree = links.groupby(["kind", "value_hash"]).size().rename("degree")
-    fraud_ids = (
-        set(customers.loc[customers.get("clean_label", pd.Series(dtype=object)) == "fraud", "customer_id"])
-        if "clean_label" in customers
-        else set()
-    )
-    mine = links.loc[links["customer_id"].isin(ids)].join(degree, on=["kind", "value_hash"])
-    on_same = links.loc[links["customer_id"].isin(fraud_ids)].merge(
-        mine[["customer_id", "kind", "value_hash"]], on=["kind", "value_hash"], suffixes=("_fraud", "")
-    )
-    on_same = on_same.loc[on_same["customer_id_fraud"] != on_same["customer_id"]]
-    fraud_count = on_same.groupby(["customer_id", "kind", "value_hash"]).size().rename("fraud")
-    mine = mine.join(fraud_count, on=["customer_id", "kind", "value_hash"]).fillna({"fraud": 0})
-    signup = pd.to_numeric(customers.set_index("customer_id").get("signup_ts"), errors="coerce")
-    out = {}
-    for cid, grp in mine.groupby("customer_id"):
-        age = (as_of_ms - signup.get(cid)) / DAY_MS if signup is not None and pd.notna(signup.get(cid)) else None
-        out[cid] = CustomerEvidence(
-            age,
-            tuple(
-                SharedIdentifierEvidence(k, int(d), int(f)) for k, d, f in zip(grp["kind"], grp["degree"], grp["fraud"])
-            ),
-        )
-    return out
 
 
 # Over 60 lines for a reason: it is the batch scoring job, its steps in order (read, score, decide with
@@ -87,13 +54,14 @@ def score_graph(
             "the future; score a snapshot rebuilt as of that time instead (fraudgraph.graph.history)"
         )
     cap = artifact.fanout_cap or settings.graph.neighbourhood_fanout_cap
-    tensors = build_graph_tensors(ScoringInputs(customers, links, as_of_ms), fanout_cap=cap)
+    inputs = ScoringInputs(customers, links, as_of_ms)
+    tensors = build_graph_tensors(inputs, fanout_cap=cap)
     scores = artifact.score_tensors(
         tensors, batch_size=settings.training.batch_size, full_graph_max_edges=settings.training.full_graph_max_edges
     )
     rules = DecisionRules(settings.rules, artifact.threshold)
     flagged = [c for c, s in zip(tensors.customer_ids, scores) if s >= rules.threshold]
-    evidence = evidence_from_frames(flagged, customers, links, as_of_ms)
+    evidence = decision_evidence(inputs, flagged)
     value = (
         pd.to_numeric(customers.set_index("customer_id").get("lifetime_value"), errors="coerce")
         if "lifetime_value" in customers

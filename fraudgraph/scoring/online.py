@@ -16,13 +16,13 @@ import pandas as pd
 
 from fraudgraph.config import Settings
 from fraudgraph.graph import IdentityGraph
-from fraudgraph.graph.elements import LINK_FRAME_COLUMNS, Neighbourhood
+from fraudgraph.graph.elements import LINK_FRAME_COLUMNS
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.schema import numeric_property
-from fraudgraph.scoring.rules import CustomerEvidence, Decision, DecisionRules, SharedIdentifierEvidence
-from fraudgraph.timeutil import DAY_MS
+from fraudgraph.scoring.evidence import decision_evidence
+from fraudgraph.scoring.rules import Decision, DecisionRules
 
 # what scoring and the rules read from a customer vertex
 CUSTOMER_PROPERTIES = ("signup_ts", "lifetime_value", "clean_label")
@@ -51,8 +51,9 @@ class OnlineScorer:
         self.cap = artifact.fanout_cap or settings.graph.neighbourhood_fanout_cap
         self.rules = DecisionRules(settings.rules, artifact.threshold)
 
-    def scoring_inputs(self, customer_ids, as_of_ms: int) -> tuple[ScoringInputs, dict[str, Neighbourhood]]:
-        """The customers' scoring subgraph as of ``as_of_ms``, and their neighbourhoods (for the evidence).
+    def scoring_inputs(self, customer_ids, as_of_ms: int) -> ScoringInputs:
+        """The customers' scoring subgraph as of ``as_of_ms``: what their scores and their decisions'
+        evidence (:func:`fraudgraph.scoring.evidence.decision_evidence`) are both made from.
 
         A two-layer model scores a customer from its identifiers, which aggregate
         their ``cap`` lowest-id customers. So the subgraph holds the scored
@@ -85,7 +86,7 @@ class OnlineScorer:
         customers, summary = self.store.scoring_customers(
             members, CUSTOMER_PROPERTIES, sorted(set(links["customer_id"])), as_of_ms
         )
-        return ScoringInputs(customers, links, as_of_ms, stats, summary), hoods
+        return ScoringInputs(customers, links, as_of_ms, stats, summary)
 
     def score(self, customer_id: str, as_of_ms: int) -> OnlineResult | None:
         """Score and decide one customer as of ``as_of_ms``; None when it is not in the graph."""
@@ -96,7 +97,7 @@ class OnlineScorer:
         ids = list(dict.fromkeys(customer_ids))
         if not ids:
             return {}
-        inputs, hoods = self.scoring_inputs(ids, as_of_ms)
+        inputs = self.scoring_inputs(ids, as_of_ms)
         tensors = build_graph_tensors(inputs, fanout_cap=self.cap)
         customers = inputs.customers
         in_graph = set(tensors.customer_ids)
@@ -104,28 +105,16 @@ class OnlineScorer:
         if not present:
             return {}
         scores = self.artifact.score_tensors(tensors, tensors.index_of(present))
-        wanted = [c for c in CUSTOMER_PROPERTIES if c in customers]
-        ids_col = customers["customer_id"].to_numpy()
-        fraud = set(ids_col[(customers["clean_label"] == "fraud").to_numpy()]) if "clean_label" in customers else set()
-        scored = set(present)
-        rows_of = {cid: i for i, cid in enumerate(ids_col) if cid in scored}
-        records = {cid: {c: customers[c].iat[i] for c in wanted} for cid, i in rows_of.items()}
+        value_of = {}
+        if "lifetime_value" in customers:
+            value_of = dict(zip(customers["customer_id"], customers["lifetime_value"]))
+        evidence = decision_evidence(inputs, present)
         out = {}
         for cid, score in zip(present, scores):
-            row = records.get(cid, {})
-            value = numeric_property(row.get("lifetime_value"))
-            decision = self.rules.decide(float(score), value, self._evidence(hoods[cid], row, fraud, as_of_ms))
+            value = numeric_property(value_of.get(cid))
+            decision = self.rules.decide(float(score), value, evidence.get(cid))
             out[cid] = OnlineResult(cid, float(score), decision, self.artifact.version, as_of_ms)
         return out
-
-    @staticmethod
-    def _evidence(nb, row: dict, fraud: set[str], as_of_ms: int) -> CustomerEvidence:
-        signup = numeric_property(row.get("signup_ts"))
-        age = None if signup is None else (as_of_ms - signup) / DAY_MS
-        idents = tuple(
-            SharedIdentifierEvidence(i.kind, i.degree, len(fraud.intersection(i.customers))) for i in nb.identifiers
-        )
-        return CustomerEvidence(age, idents)
 
 
 __all__ = ["OnlineResult", "OnlineScorer"]
