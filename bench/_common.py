@@ -16,8 +16,9 @@ import os
 os.environ.setdefault("FRAUDGRAPH_PRIVACY__ALLOW_DEMO_KEY", "true")
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# the repository first, ahead of bench/ itself: bench/etl.py must not shadow the etl package, even when
+# PYTHONPATH already lists the repository after the script's folder
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
 
 
 def peak_rss_mb() -> float:
