@@ -9,35 +9,40 @@ from pydantic import Field
 from fraudgraph.config.base import Section
 
 
-class SharedCardRule(Section):
+class HeuristicRule(Section):
+    """A label heuristic: switchable, and the confidence of the fraud labels it sets."""
+
     enabled: bool
-    min_fraudsters: int = Field(ge=1)
-    max_card_degree: int = Field(ge=2)
-    max_first_use_gap_days: float = Field(gt=0)
-    max_use_after_fraudsters_days: float = Field(gt=0)
     confidence: float = Field(ge=0, le=1)
 
 
-class ComponentRule(Section):
-    enabled: bool
+class SharedUseRule(HeuristicRule):
+    """A heuristic on identifiers shared with fraudsters, used at the same time as them: first use
+    within ``max_first_use_gap_days`` of a fraudster's, and no use past ``max_use_after_fraudsters_days``
+    after the fraudster's last (a stolen card's owner goes on using it)."""
+
+    min_fraudsters: int = Field(ge=1)
+    max_first_use_gap_days: float = Field(gt=0)
+    max_use_after_fraudsters_days: float = Field(gt=0)
+
+
+class SharedCardRule(SharedUseRule):
+    max_card_degree: int = Field(ge=2)
+
+
+class ComponentRule(SharedUseRule):
     kinds: list[Literal["device", "ip", "email", "card"]]
     max_identifier_degree: int = Field(ge=2)
-    max_first_use_gap_days: float = Field(gt=0)
-    max_use_after_fraudsters_days: float = Field(gt=0)
     min_size: int = Field(ge=2)
-    min_fraudsters: int = Field(ge=1)
     min_fraud_share: float = Field(ge=0, le=1)
     min_direct_fraudsters: int = Field(ge=0)
-    confidence: float = Field(ge=0, le=1)
 
 
-class BurstRule(Section):
-    enabled: bool
+class BurstRule(HeuristicRule):
     min_accounts: int = Field(ge=2)
     window_hours: float = Field(gt=0)
     min_fraudsters: int = Field(ge=0)
     max_block_after_signup_days: float = Field(gt=0)
-    confidence: float = Field(ge=0, le=1)
 
 
 class HeuristicSettings(Section):

@@ -31,13 +31,19 @@ class GremlinSettings(Section):
     edge_ids: Literal["supplied", "engine"]
 
 
-class JanusGraphServerSettings(Section):
+class LocalServerSettings(Section):
+    """What every local Java server (localservers) is started with: loopback address, JVM heap, the
+    folder of its state, pid and log, and how long a start may take."""
+
     host: str
     port: int = Field(ge=1, le=65535)
-    janusgraph_version: str
     heap: str
     state_dir: str
     start_timeout_s: float = Field(gt=0)
+
+
+class JanusGraphServerSettings(LocalServerSettings):
+    janusgraph_version: str
     quick_jit: bool
 
 
@@ -56,14 +62,9 @@ class PrivacySettings(Section):
     allow_demo_key: bool
 
 
-class GremlinServerSettings(Section):
-    host: str
-    port: int = Field(ge=1, le=65535)
+class GremlinServerSettings(LocalServerSettings):
     tinkerpop_version: str
-    heap: str
-    state_dir: str
     persist: bool
-    start_timeout_s: float = Field(gt=0)
     quick_jit: bool
     # TinkerGraph's default vertex-property cardinality; "set" behaves as Neptune does
     vertex_property_cardinality: Literal["single", "set"]
@@ -95,23 +96,13 @@ class EtlSettings(Section):
         return value
 
 
-class KafkaServerSettings(Section):
-    host: str
-    port: int = Field(ge=1, le=65535)
+class KafkaServerSettings(LocalServerSettings):
     controller_port: int = Field(ge=1, le=65535)
     kafka_version: str
-    heap: str
-    state_dir: str
-    start_timeout_s: float = Field(gt=0)
 
 
-class SqsServerSettings(Section):
-    host: str
-    port: int = Field(ge=1, le=65535)
+class SqsServerSettings(LocalServerSettings):
     elasticmq_version: str
-    heap: str
-    state_dir: str
-    start_timeout_s: float = Field(gt=0)
     persist: bool
 
 
