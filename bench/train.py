@@ -1,6 +1,6 @@
 """Decision-time training benchmark on generated worlds.
 
-    python bench/train.py --customers N --json FILE [--epochs E] [--seeds 42,7,1234]
+    python bench/train.py --customers N --json FILE [--epochs E] [--seeds 42,7,1234] [--training-seed S]
 
 For each world seed: generates a world of N customers, loads it with the pandas reference of the
 ETL (the same tables and link events the Spark job writes; not timed), cleans the labels as of the
@@ -61,12 +61,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--customers", type=int, default=100_000)
     ap.add_argument("--epochs", type=int, default=None, help="override training.max_epochs")
+    ap.add_argument("--training-seed", type=int, default=None, help="override training.seed (run-to-run spread)")
     ap.add_argument("--seeds", default=None, help="comma-separated world seeds (default world.seed)")
     ap.add_argument("--json", dest="json_path", default=None)
     args = ap.parse_args()
     settings = load_settings()
     if args.epochs:
         settings.training.max_epochs = args.epochs
+    if args.training_seed is not None:
+        settings.training.seed = args.training_seed
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [settings.world.seed]
     runs = [one_seed(settings, args.customers, s) for s in seeds]
     models = list(runs[0]["test_pr_auc_truth"])
@@ -75,6 +78,7 @@ def main() -> None:
         vals = [r["test_pr_auc_truth"][name] for r in runs if r["test_pr_auc_truth"][name] is not None]
         spread[name] = {"mean": round(sum(vals) / len(vals), 4), "min": min(vals), "max": max(vals)} if vals else None
     result = {"benchmark": "train", "customers": args.customers, "seeds": seeds, "runs": runs,
+              "training_seed": settings.training.seed,
               "test_pr_auc_truth_over_seeds": spread, "peak_rss_mb": round(peak_rss_mb(), 1),
               "training_job_s_max": max(r["training_job_s"] for r in runs)}
     print(table([(k, v if not isinstance(v, (dict, list)) else json.dumps(v)) for k, v in result.items()]))
