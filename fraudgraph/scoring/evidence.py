@@ -31,11 +31,17 @@ def decision_evidence(inputs: ScoringInputs, customer_ids: Iterable[str]) -> dic
     as_of_ms = inputs.as_of_ms
     links = inputs.links
     visible = pd.to_numeric(links["first_seen"]).to_numpy() <= as_of_ms
+    # Only the links of an identifier the wanted customers use matter: select them in one vectorised
+    # pass (by value hash, a superset of the (kind, value hash) keys) so batch scoring, which passes
+    # the whole graph, loops over the flagged customers' neighbourhoods and not over every link.
+    value_hashes = links["value_hash"]
+    theirs = visible & links["customer_id"].isin(ids).to_numpy()
+    keep = visible & value_hashes.isin(value_hashes[theirs].unique()).to_numpy()
     rows = list(
         zip(
-            links["customer_id"].to_numpy()[visible].tolist(),
-            links["kind"].to_numpy()[visible].tolist(),
-            links["value_hash"].to_numpy()[visible].tolist(),
+            links["customer_id"].to_numpy()[keep].tolist(),
+            links["kind"].to_numpy()[keep].tolist(),
+            value_hashes.to_numpy()[keep].tolist(),
         )
     )
     own: dict[str, list[tuple[str, str]]] = {}
@@ -67,12 +73,16 @@ def decision_evidence(inputs: ScoringInputs, customer_ids: Iterable[str]) -> dic
                 pd.to_numeric(customers["signup_ts"], errors="coerce").to_numpy(float)[mine].tolist(),
             )
         )
+    fraud_members = {key: sum(m in fraud for m in customers) for key, customers in members.items()}
     out = {}
     for cid in sorted(ids & (set(own) | set(signup))):
         known = signup.get(cid)
         age = (as_of_ms - known) / DAY_MS if known is not None and not np.isnan(known) else None
+        is_fraud = cid in fraud  # the customer itself is not its own fraud neighbour
         shared = tuple(
-            SharedIdentifierEvidence(kind, degree[(kind, h)], sum(m != cid and m in fraud for m in members[(kind, h)]))
+            SharedIdentifierEvidence(
+                kind, degree[(kind, h)], fraud_members[(kind, h)] - (members[(kind, h)].count(cid) if is_fraud else 0)
+            )
             for kind, h in own.get(cid, [])
         )
         out[cid] = CustomerEvidence(age, shared)
