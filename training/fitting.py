@@ -52,12 +52,14 @@ def fit_gnn(
     cfg: TrainingSettings,
     use_edge_features: bool,
     epochs: int | None = None,
+    seed: int | None = None,
 ) -> tuple[Any, dict]:
     """Train one RGCN variant with early stopping on validation PR-AUC.
 
     ``y``: per customer node, 1 fraud / 0 legitimate (other nodes are ignored); ``split`` names the
     nodes that train and validate, and their weights. With ``epochs``, train exactly that many epochs
     and keep the last state (a refit whose epoch count validation chose; ``split.val`` is not used).
+    ``seed`` (default ``cfg.seed``) seeds the weights and the sampling.
     """
     import torch
 
@@ -65,7 +67,7 @@ def fit_gnn(
     from fraudgraph.ml.model import EdgeAwareRGCN
 
     dgl = import_dgl()
-    seed_everything(cfg.seed)
+    seed_everything(cfg.seed if seed is None else seed)
     g = tensors.graph
     nodes, edges = scaler.scaled(tensors)
     model = EdgeAwareRGCN(

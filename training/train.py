@@ -246,12 +246,16 @@ def refit_for_deployment(
 ) -> tuple[Any, float, dict[str, Any], pd.DataFrame]:
     """The model the consumer deploys: ``rgcn_edge`` refit on every decision point up to as-of, labelled
     with what is known at as-of (``y_deploy`` of :func:`training.examples.deployment_labels`), for the
-    ``epochs`` early stopping chose on validation, leaving out every validation customer.
+    ``epochs`` early stopping chose on validation, leaving out every validation customer. With
+    ``training.deployed_refits`` above 1 it is refit that many times from seeds ``seed``, ``seed + 1``, ...
+    and deployed as their mean (:class:`fraudgraph.ml.model.AveragedRGCN`).
 
     Its threshold is chosen exactly as the validated model's (:func:`choose_threshold`): on the
     validation customers (labels known at the validation split's end), which the refit never trained on.
     Returns ``(model, threshold, figures, units)``, ``units`` the validation customers' scores.
     """
+    from fraudgraph.ml.model import AveragedRGCN
+
     y_rows = frame["y_deploy"].to_numpy()
     y_nodes = np.full(len(tensors.customer_ids), -1)
     y_nodes[target] = y_rows
@@ -259,26 +263,26 @@ def refit_for_deployment(
     holdout = frame["deploy_holdout"].to_numpy()
     fraud_customers = int(frame.loc[y_rows == 1, "customer_id"].nunique())
     log.info(
-        "refitting rgcn_edge for deployment on %d decision points (%d fraud customers), %d epochs",
+        "refitting rgcn_edge for deployment on %d decision points (%d fraud customers), %d epochs, %d seeds",
         int(labelled.sum()),
         fraud_customers,
         epochs,
+        cfg.deployed_refits,
     )
-    model, fit = fit_gnn(
-        tensors,
-        scaler,
-        y_nodes,
-        Split(target[labelled], target[holdout], frame.loc[labelled, "deploy_weight"].to_numpy(np.float32)),
-        cfg,
-        True,
-        epochs=epochs,
-    )
+    split = Split(target[labelled], target[holdout], frame.loc[labelled, "deploy_weight"].to_numpy(np.float32))
+    refits = [
+        fit_gnn(tensors, scaler, y_nodes, split, cfg, True, epochs=epochs, seed=cfg.seed + i)
+        for i in range(cfg.deployed_refits)
+    ]
+    model = refits[0][0] if len(refits) == 1 else AveragedRGCN([m for m, _ in refits])
+    model.eval()
     held = frame.loc[holdout]
     units = customer_units(held, gnn_scores(model, tensors, scaler, target[holdout], cfg), held["y"].to_numpy())
     threshold = choose_threshold(units, cfg)
     figures = {
         "epochs": epochs,
-        "seconds_per_epoch": fit["seconds_per_epoch"],
+        "refits": len(refits),
+        "seconds_per_epoch": refits[0][1]["seconds_per_epoch"],
         "fraud_customers": fraud_customers,
         "decision_points": int(labelled.sum()),
         "validation_customers": int(len(units)),

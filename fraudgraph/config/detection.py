@@ -109,6 +109,7 @@ class TrainingSettings(Section):
     gbdt: GbdtSettings
     threads: int = Field(ge=1)
     refit_on_all_labels: bool
+    deployed_refits: int = Field(ge=1)
 
 
 class DayOneRuleSettings(Section):

@@ -68,7 +68,7 @@ def gnn_scores(
     if nodes is None or edges is None:
         nodes, edges = scaler.scaled(tensors)
     g = tensors.graph
-    layers = len(model.layers)
+    layers = model.config["layers"]
     limit = cfg.full_graph_max_edges if full_graph_max_edges is None else full_graph_max_edges
     was_training = model.training
     if was_training:  # eval() walks every module: not on each online call
@@ -160,7 +160,7 @@ class ModelArtifact:
     def load(cls, model_dir: str | Path) -> ModelArtifact:
         import torch
 
-        from fraudgraph.ml.model import EdgeAwareRGCN
+        from fraudgraph.ml.model import rgcn_from_config
 
         d = Path(model_dir)
         for name in ("model.pt", "model_config.json", "feature_stats.json", "manifest.json"):
@@ -174,7 +174,7 @@ class ModelArtifact:
             )
         cfg = json.loads((d / "model_config.json").read_text())
         cfg["canonical_etypes"] = [tuple(e) for e in cfg["canonical_etypes"]]
-        model = EdgeAwareRGCN(**cfg)
+        model = rgcn_from_config(cfg)
         model.load_state_dict(torch.load(d / "model.pt", weights_only=True))
         model.eval()
         metrics = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").exists() else {}

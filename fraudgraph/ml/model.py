@@ -167,3 +167,36 @@ class EdgeAwareRGCN(nn.Module):
         for i, (layer, block, efeats) in enumerate(zip(self.layers, blocks, edge_feats)):
             h = layer(block, h, efeats, {self.target_ntype} if i == last else None)
         return self.classifier(h[self.target_ntype]).squeeze(-1)
+
+
+class AveragedRGCN(nn.Module):
+    """Several RGCNs of one architecture, fitted from different seeds: the fraud logit is their mean.
+
+    One fit's highest scores move with its seed (on world seed 1234 the deployed threshold moved between
+    0.648 and 0.944 over three training seeds), and the threshold is chosen exactly there, on the few
+    validation customers at the top. The mean of a few fits is steadier. Same inputs and output shape as
+    :class:`EdgeAwareRGCN`.
+    """
+
+    def __init__(self, members: list[EdgeAwareRGCN]):
+        super().__init__()
+        if not members:
+            raise ValueError("AveragedRGCN needs at least one member")
+        self.members = nn.ModuleList(members)
+        self.config = {**members[0].config, "members": len(members)}
+
+    def forward(
+        self, blocks: list[Any], node_feats: dict[str, torch.Tensor], edge_feats: list[dict[str, torch.Tensor]]
+    ) -> torch.Tensor:
+        """Mean fraud logit of the members, shape ``(n_target,)``."""
+        return torch.stack([m(blocks, node_feats, edge_feats) for m in self.members]).mean(0)
+
+
+def rgcn_from_config(config: dict[str, Any]) -> EdgeAwareRGCN | AveragedRGCN:
+    """The (untrained) model a saved ``config`` describes: an :class:`AveragedRGCN` when it names
+    ``members``, else one :class:`EdgeAwareRGCN`."""
+    config = dict(config)
+    members = config.pop("members", None)
+    if members is None:
+        return EdgeAwareRGCN(**config)
+    return AveragedRGCN([EdgeAwareRGCN(**config) for _ in range(int(members))])

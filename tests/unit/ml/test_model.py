@@ -107,6 +107,25 @@ def test_artifact_round_trips_to_identical_scores(planted, tmp_path, settings):
     assert manifest["features"]["edge"][0] == "events"
 
 
+def test_averaged_refits_score_the_mean_logit_and_round_trip(planted, tmp_path, settings):
+    """The deployed model averages refits from different seeds: its logit is the members' mean, the
+    members differ (the seeds matter), and the artifact reloads to identical scores."""
+    from fraudgraph.ml.model import AveragedRGCN
+
+    tensors, scaler, y, split, test = planted
+    cfg = CFG.model_copy(update={"max_epochs": 5})
+    members = [fit_gnn(tensors, scaler, y, split, cfg, True, epochs=5, seed=s)[0] for s in (3, 4)]
+    each = [gnn_scores(m, tensors, scaler, np.arange(len(y)), cfg) for m in members]
+    assert not np.allclose(each[0], each[1])
+    mean_logit = np.mean([np.log(p) - np.log1p(-p) for p in each], axis=0)
+    averaged = AveragedRGCN(members)
+    scores = gnn_scores(averaged, tensors, scaler, np.arange(len(y)), cfg)
+    np.testing.assert_allclose(scores, 1 / (1 + np.exp(-mean_logit)), atol=1e-5)
+    ModelArtifact.create(averaged, scaler, settings, 0.5, {"models": {}}, AS_OF).save(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "model_config.json").read_text())["members"] == 2
+    np.testing.assert_array_equal(ModelArtifact.load(tmp_path / "m").score_tensors(tensors), scores)
+
+
 @pytest.mark.slow
 def test_train_and_score_commands_on_a_generated_world(small_world, small_world_graph, small_world_snapshot,
                                                        tmp_path, settings):
