@@ -173,8 +173,10 @@ def loaded_world(settings, customers: int, backend: str, out_dir: Path):
         with open_graph(uri, settings) as store:
             store.upsert_customers(cust)
             store.upsert_links(links)
+        # the deployed shape: training.deployed_refits members averaged
         untrained_artifact(ref["customers"], ref["links"], as_of, settings, out_dir / "model",
-                           fanout_cap=settings.graph.neighbourhood_fanout_cap)
+                           fanout_cap=settings.graph.neighbourhood_fanout_cap,
+                           members=settings.training.deployed_refits)
         yield uri, as_of, ref, settings
     finally:
         if server is not None:

@@ -5,7 +5,8 @@
 
 Generates a world of N customers, loads its history into the chosen graph
 (pandas reference aggregates; not timed), builds a seeded model artifact
-(untrained: latency does not depend on the weights), then replays the first
+(untrained, of the deployed shape: `training.deployed_refits` members averaged; latency does not
+depend on the weights), then replays the first
 M live events through the consumer from a JSONL file and reports events/s,
 per-event end-to-end latency (receive to decision, per micro-batch) and the
 latency of the online scoring calls (one per micro-batch, all its customers in

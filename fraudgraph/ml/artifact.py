@@ -203,26 +203,32 @@ def untrained_artifact(
     hidden: int | None = None,
     edge_hidden: int | None = None,
     dropout: float | None = None,
+    members: int = 1,
 ) -> Path:
     """Save a seeded, untrained model artifact fitted to these frames' features and return its folder.
 
     For benchmarks and plumbing tests, whose timings and parity do not depend on the weights.
-    ``hidden``/``edge_hidden``/``dropout`` default to the training settings.
+    ``hidden``/``edge_hidden``/``dropout`` default to the training settings; ``members`` above 1 gives
+    an :class:`~fraudgraph.ml.model.AveragedRGCN` of that many (the deployed shape, for benchmarks).
     """
-    from fraudgraph.ml.model import EdgeAwareRGCN
+    from fraudgraph.ml.model import AveragedRGCN, EdgeAwareRGCN
 
     tensors = build_graph_tensors(ScoringInputs(customers, links, as_of_ms), fanout_cap=fanout_cap)
     seed_everything(seed)
     t = settings.training
-    model = EdgeAwareRGCN(
-        {n: x.shape[1] for n, x in tensors.node_features.items()},
-        next(iter(tensors.edge_features.values())).shape[1],
-        list(tensors.graph.canonical_etypes),
-        hidden=hidden or t.hidden_dim,
-        edge_hidden=edge_hidden or t.edge_hidden_dim,
-        layers=t.layers,
-        dropout=t.dropout if dropout is None else dropout,
-    )
+    models = [
+        EdgeAwareRGCN(
+            {n: x.shape[1] for n, x in tensors.node_features.items()},
+            next(iter(tensors.edge_features.values())).shape[1],
+            list(tensors.graph.canonical_etypes),
+            hidden=hidden or t.hidden_dim,
+            edge_hidden=edge_hidden or t.edge_hidden_dim,
+            layers=t.layers,
+            dropout=t.dropout if dropout is None else dropout,
+        )
+        for _ in range(members)
+    ]
+    model = models[0] if members == 1 else AveragedRGCN(models)
     ModelArtifact.create(
         model, FeatureScaler().fit(tensors), settings, threshold, {}, as_of_ms, fanout_cap=fanout_cap
     ).save(out_dir)
