@@ -254,7 +254,7 @@ def refit_for_deployment(
     validation customers (labels known at the validation split's end), which the refit never trained on.
     Returns ``(model, threshold, figures, units)``, ``units`` the validation customers' scores.
     """
-    from fraudgraph.ml.model import AveragedRGCN
+    from fraudgraph.ml.model import averaged
 
     y_rows = frame["y_deploy"].to_numpy()
     y_nodes = np.full(len(tensors.customer_ids), -1)
@@ -274,8 +274,7 @@ def refit_for_deployment(
         fit_gnn(tensors, scaler, y_nodes, split, cfg, True, epochs=epochs, seed=cfg.seed + i)
         for i in range(cfg.deployed_refits)
     ]
-    model = refits[0][0] if len(refits) == 1 else AveragedRGCN([m for m, _ in refits])
-    model.eval()
+    model = averaged([m for m, _ in refits])
     held = frame.loc[holdout]
     units = customer_units(held, gnn_scores(model, tensors, scaler, target[holdout], cfg), held["y"].to_numpy())
     threshold = choose_threshold(units, cfg)

@@ -211,7 +211,7 @@ def untrained_artifact(
     ``hidden``/``edge_hidden``/``dropout`` default to the training settings; ``members`` above 1 gives
     an :class:`~fraudgraph.ml.model.AveragedRGCN` of that many (the deployed shape, for benchmarks).
     """
-    from fraudgraph.ml.model import AveragedRGCN, EdgeAwareRGCN
+    from fraudgraph.ml.model import EdgeAwareRGCN, averaged
 
     tensors = build_graph_tensors(ScoringInputs(customers, links, as_of_ms), fanout_cap=fanout_cap)
     seed_everything(seed)
@@ -228,8 +228,7 @@ def untrained_artifact(
         )
         for _ in range(members)
     ]
-    model = models[0] if members == 1 else AveragedRGCN(models)
     ModelArtifact.create(
-        model, FeatureScaler().fit(tensors), settings, threshold, {}, as_of_ms, fanout_cap=fanout_cap
+        averaged(models), FeatureScaler().fit(tensors), settings, threshold, {}, as_of_ms, fanout_cap=fanout_cap
     ).save(out_dir)
     return Path(out_dir)

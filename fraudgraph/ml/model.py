@@ -192,6 +192,13 @@ class AveragedRGCN(nn.Module):
         return torch.stack([m(blocks, node_feats, edge_feats) for m in self.members]).mean(0)
 
 
+def averaged(models: list[EdgeAwareRGCN]) -> EdgeAwareRGCN | AveragedRGCN:
+    """The model to deploy from one or more fits, in eval mode: the fit itself when there is one (its
+    artifact stays the single-model format), else their :class:`AveragedRGCN`."""
+    model = models[0] if len(models) == 1 else AveragedRGCN(models)
+    return model.eval()
+
+
 def rgcn_from_config(config: dict[str, Any]) -> EdgeAwareRGCN | AveragedRGCN:
     """The (untrained) model a saved ``config`` describes: an :class:`AveragedRGCN` when it names
     ``members``, else one :class:`EdgeAwareRGCN`."""

@@ -53,7 +53,7 @@ def decision_evidence(inputs: ScoringInputs, customer_ids: Iterable[str]) -> dic
     for cid, kind, value_hash in rows:
         if (kind, value_hash) in members:
             members[(kind, value_hash)].append(cid)
-    degree = {key: len(customers) for key, customers in members.items()}
+    degree = {key: len(on_it) for key, on_it in members.items()}
     stats = inputs.identifier_stats
     if stats is not None and len(stats):  # a subgraph holds part of an identifier's links: its true degree
         for kind, value_hash, n in zip(stats["kind"].tolist(), stats["value_hash"].tolist(), stats["degree"].tolist()):
@@ -73,7 +73,7 @@ def decision_evidence(inputs: ScoringInputs, customer_ids: Iterable[str]) -> dic
                 pd.to_numeric(customers["signup_ts"], errors="coerce").to_numpy(float)[mine].tolist(),
             )
         )
-    fraud_members = {key: sum(m in fraud for m in customers) for key, customers in members.items()}
+    fraud_members = {key: sum(m in fraud for m in on_it) for key, on_it in members.items()}
     out = {}
     for cid in sorted(ids & (set(own) | set(signup))):
         known = signup.get(cid)
