@@ -69,9 +69,13 @@ class LinkHistory:
         self.signup_ts = np.full(len(cust_ids), np.nan)
         rows = self.customer_code.get_indexer(customers["customer_id"].astype(str))
         self.signup_ts[rows] = signup.to_numpy(float)
-        self.blocked_at = np.full(len(cust_ids), np.nan)  # latest block known to the snapshot (day-one rules)
-        if "blocked_at" in customers:
-            self.blocked_at[rows] = pd.to_numeric(customers["blocked_at"], errors="coerce").to_numpy(float)
+        # latest block and unblock known to the snapshot (the day-one rules and the blocked-customers feature
+        # compare them with each decision point's time)
+        self.blocked_at = np.full(len(cust_ids), np.nan)
+        self.unblocked_at = np.full(len(cust_ids), np.nan)
+        for name, values in (("blocked_at", self.blocked_at), ("unblocked_at", self.unblocked_at)):
+            if name in customers:
+                values[rows] = pd.to_numeric(customers[name], errors="coerce").to_numpy(float)
 
         c = self.customer_code.get_indexer(ev["customer_id"].astype(str).to_numpy())
         kind = ev["kind"].map(KIND_CODE).to_numpy(np.int64)
@@ -280,7 +284,12 @@ class LinkHistory:
         ex_c, cust = cust_nodes // self.n_customers, cust_nodes % self.n_customers
         signup = self.signup_ts[cust] + shift[ex_c]
         customers = pd.DataFrame(
-            {"customer_id": cust_nodes, "signup_ts": signup, "blocked_at": self.blocked_at[cust] + shift[ex_c]}
+            {
+                "customer_id": cust_nodes,
+                "signup_ts": signup,
+                "blocked_at": self.blocked_at[cust] + shift[ex_c],
+                "unblocked_at": self.unblocked_at[cust] + shift[ex_c],
+            }
         )
         summary_cols = self._customer_summary(cust, times[ex_c])
         summary_cols["first_link"] = summary_cols["first_link"] + shift[ex_c]

@@ -13,8 +13,17 @@ Features (all ``log1p`` of non-negative quantities, standardised later by
   score, nor its lifetime value (the model uses identity data alone; value is
   for the decision rules).
 - identifier (``IDENTIFIER_FEATURES``): degree (customers linked), age in days
-  since first seen, events, and the span in days between the first and the last
-  customer to appear on it (a burst of new accounts has a short span).
+  since first seen, events, the span in days between the first and the last
+  customer to appear on it (a burst of new accounts has a short span), and
+  ``blocked_customers``: how many of the customers it aggregates (the fan-out
+  cap's lowest ids) stand blocked at as-of, blocked at or before it and not
+  unblocked since (``blocked_at`` / ``unblocked_at`` customer properties). That
+  is fraud the bank already knew when it decided, the signal of a hijacked
+  account logging in on a device a blocked ring member used. No block event
+  creates a link or counts in a link aggregate; a customer's own block reaches
+  its own score only while the block stands, when it is no longer decided on
+  (a blocked account produces no events), and a training example of fraud
+  precedes its block.
 - edge (``EDGE_FEATURES``, same on both directions): events, age = as-of -
   first_seen, recency = as-of - last_seen, days between the customer's signup
   and the link's first use, and the event-type mix.
@@ -42,7 +51,7 @@ CUSTOMER_FEATURES = [
     "events",
     *(f"events_{t}" for t in LINK_EVENT_TYPES),
 ]
-IDENTIFIER_FEATURES = ["degree", "age_days", "events", "first_seen_span_days"]
+IDENTIFIER_FEATURES = ["degree", "age_days", "events", "first_seen_span_days", "blocked_customers"]
 EDGE_FEATURES = ["events", "age_days", "recency_days", "days_after_signup", *(f"mix_{t}" for t in LINK_EVENT_TYPES)]
 REVERSE_PREFIX = "rev_"
 
@@ -107,6 +116,7 @@ def build_graph_tensors(inputs: ScoringInputs, *, fanout_cap: int | None = None)
     dgl = import_dgl()
     lk = _VisibleLinks.of(links, as_of_ms)
     ids, c, start, customer_features = _customer_nodes(customers, lk, as_of_ms, customer_summary)
+    blocked = _blocked_as_of(customers, ids, as_of_ms)
     node_features = {CUSTOMER: customer_features}
     edge_all = _edge_features(lk, start[c], as_of_ms)
     graph_data, identifier_ids, edge_features = {}, {}, {}
@@ -128,8 +138,10 @@ def build_graph_tensors(inputs: ScoringInputs, *, fanout_cap: int | None = None)
         graph_data[(kind, REVERSE_PREFIX + label, CUSTOMER)] = (dst, src)
         edge_features[label] = edge_all[mask][keep]
         edge_features[REVERSE_PREFIX + label] = edge_all[mask]
+        # blocked customers among those the identifier aggregates (the same capped set online)
+        blocked_on = np.bincount(inverse[keep], weights=blocked[c_idx[keep]], minlength=len(uniq))
         node_features[kind] = _identifier_features(
-            kind, uniq, inverse, lk.first[mask], lk.events[mask], as_of_ms, identifier_stats
+            kind, uniq, inverse, lk.first[mask], lk.events[mask], as_of_ms, identifier_stats, blocked_on
         )
     num_nodes = {CUSTOMER: len(ids), **{k: len(v) for k, v in identifier_ids.items()}}
     g = dgl.heterograph(graph_data, num_nodes_dict=num_nodes)
@@ -239,9 +251,11 @@ def _identifier_features(
     events: np.ndarray,
     as_of_ms: int,
     identifier_stats: pd.DataFrame | None,
+    blocked_on: np.ndarray,
 ) -> np.ndarray:
     """``(n_identifiers, len(IDENTIFIER_FEATURES))`` for the identifiers ``uniq`` of one kind, from their
-    links (``inverse[i]`` is link ``i``'s identifier), where ``identifier_stats`` overrides them."""
+    links (``inverse[i]`` is link ``i``'s identifier), where ``identifier_stats`` overrides them;
+    ``blocked_on[j]``: blocked customers among those identifier ``j`` aggregates."""
     n_ident = len(uniq)
     if not n_ident:
         return np.zeros((0, len(IDENTIFIER_FEATURES)), np.float32)
@@ -266,9 +280,28 @@ def _identifier_features(
             _log1p_nonneg((as_of_ms - ident_first) / DAY_MS),
             _log1p_nonneg(ident_events),
             _log1p_nonneg((ident_last_join - ident_first) / DAY_MS),
+            _log1p_nonneg(blocked_on),
         ],
         1,
     ).astype(np.float32)
+
+
+def _blocked_as_of(customers: pd.DataFrame, ids: np.ndarray, as_of_ms: int) -> np.ndarray:
+    """``(len(ids),)`` float: 1 where the customer node stands blocked at as-of (``blocked_at`` at or
+    before it, no ``unblocked_at`` between the block and as-of), else 0 (unknown customers: 0)."""
+    out = np.zeros(len(ids))
+    if "blocked_at" not in customers or not len(customers):
+        return out
+    blocked_at = _column(customers, "blocked_at")
+    unblocked_at = (
+        _column(customers, "unblocked_at") if "unblocked_at" in customers else np.full(len(customers), np.nan)
+    )
+    unblocked = (unblocked_at >= blocked_at) & (unblocked_at <= as_of_ms)  # NaN compares False
+    stands = (blocked_at <= as_of_ms) & ~unblocked
+    pos = pd.Index(ids).get_indexer(_ids(customers["customer_id"]))
+    found = pos >= 0
+    out[pos[found]] = stands[found].astype(float)
+    return out
 
 
 def _ids(column: pd.Series) -> np.ndarray:

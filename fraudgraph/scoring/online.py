@@ -25,7 +25,7 @@ from fraudgraph.scoring.evidence import decision_evidence
 from fraudgraph.scoring.rules import Decision, DecisionRules
 
 # what scoring and the rules read from a customer vertex
-CUSTOMER_PROPERTIES = ("signup_ts", "lifetime_value", "clean_label")
+CUSTOMER_PROPERTIES = ("signup_ts", "lifetime_value", "clean_label", "blocked_at", "unblocked_at")
 
 
 @dataclass(frozen=True)

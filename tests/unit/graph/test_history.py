@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from etl.reference import _read, reference_link_events
+from etl.reference import _ms, _read, reference_customers, reference_link_events
 from fraudgraph.graph.history import LinkHistory, decision_points
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.identity import IdentifierHasher
@@ -24,10 +24,20 @@ def world(small_world, settings):
     events = _read(small_world, "events")
     events_ms = pd.to_datetime(events["ts"], utc=True).dt.as_unit("ms").astype("int64")
     links, _, link_events = reference_link_events(events, hasher)
-    customers = _read(small_world, "customers").assign(
-        signup_ts=lambda f: pd.to_datetime(f["signup_ts"], utc=True).dt.as_unit("ms").astype("int64"))
+    raw = {name: _read(small_world, name) for name in ("customers", "blocks", "appeals")}
+    # the snapshot's customers: profile plus the latest block and unblock known at the cut-off
+    customers = reference_customers(raw["customers"], raw["blocks"], raw["appeals"])
     return {"events": events, "events_ms": events_ms, "hasher": hasher, "link_events": link_events,
-            "customers": customers, "history": LinkHistory(link_events, customers)}
+            "raw": raw, "customers": customers, "history": LinkHistory(link_events, customers)}
+
+
+def truncated_customers(world, t: int) -> pd.DataFrame:
+    """The customers as the graph knew them at t: only blocks made and appeals decided by then."""
+    raw = world["raw"]
+    blocks = raw["blocks"].loc[_ms(raw["blocks"]["blocked_at"]) <= t]
+    appeals = raw["appeals"]
+    resolved = _ms(appeals["resolved_at"]).fillna(_ms(appeals["contacted_at"]))
+    return reference_customers(raw["customers"], blocks, appeals.loc[resolved <= t])
 
 
 def truncated_links(world, t: int) -> pd.DataFrame:
@@ -52,20 +62,33 @@ def test_decision_point_scores_equal_scores_on_the_truncated_world(world, settin
     customer scores in the whole graph rebuilt from the events up to t."""
     rng = np.random.default_rng(seed)
     history, customers, cap = world["history"], world["customers"], 5
-    points = decision_points(world["link_events"], settings.consumer.score_on).sample(12, random_state=seed)
-    points = points.assign(ts=points["ts"] + rng.integers(0, 3 * 86_400_000, len(points)))
+    every = decision_points(world["link_events"], settings.consumer.score_on)
+    # half of them of customers who share an identifier with a customer blocked at some time, where the
+    # blocked-customers feature depends on whether t is before or after the block (or its unblock)
+    ev = world["link_events"]
+    blocked_ids = set(customers.loc[customers["blocked_at"].notna(), "customer_id"])
+    near = ev.loc[ev["value_hash"].isin(ev.loc[ev["customer_id"].isin(blocked_ids), "value_hash"]), "customer_id"]
+    near_points = every.loc[every["customer_id"].isin(set(near)) & ~every["customer_id"].isin(blocked_ids)]
+    assert len(near_points) >= 6
+    points = pd.concat([near_points.sample(6, random_state=seed), every.sample(6, random_state=seed)])
+    points = points.assign(ts=points["ts"] + rng.integers(0, 60 * 86_400_000, len(points)))
     out = tmp_path_factory.mktemp("model")
     t_max = int(points["ts"].max())
-    untrained_artifact(customers, truncated_links(world, t_max), t_max, settings, out, fanout_cap=cap)
+    untrained_artifact(truncated_customers(world, t_max), truncated_links(world, t_max), t_max, settings, out,
+                       fanout_cap=cap)
     artifact = ModelArtifact.load(out)
 
     inputs = history.scoring_inputs(points["customer_id"], points["ts"], cap)
     assert (inputs.target_ids >= 0).all()  # a decision point's own event makes a link
     tensors = build_graph_tensors(inputs, fanout_cap=cap)
     together = artifact.score_tensors(tensors, tensors.index_of(inputs.target_ids))
+    blocked_seen = 0.0
     for (cid, t), score in zip(zip(points["customer_id"], points["ts"]), together):
-        whole = build_graph_tensors(ScoringInputs(customers, truncated_links(world, int(t)), int(t)), fanout_cap=cap)
+        truncated = ScoringInputs(truncated_customers(world, int(t)), truncated_links(world, int(t)), int(t))
+        whole = build_graph_tensors(truncated, fanout_cap=cap)
         assert artifact.score_tensors(whole, whole.index_of([cid]))[0] == pytest.approx(score, abs=1e-6)
+        blocked_seen += sum(whole.node_features[k][:, -1].sum() for k in whole.identifier_ids)
+    assert blocked_seen > 0  # some identifier carried a standing block at its decision point
 
 
 def test_label_events_are_never_links(world, settings):
