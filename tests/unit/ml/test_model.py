@@ -74,6 +74,35 @@ def test_edge_features_carry_the_planted_signal(planted):
     assert ranking_metrics(y[test], s_shuffled)["roc_auc"] < 0.7
 
 
+def test_identifiers_count_the_blocked_customers_they_aggregate_as_of_the_decision():
+    """A block counts from its time until an unblock; only the fan-out cap's lowest ids are counted."""
+    day = 86_400_000
+    customers = pd.DataFrame({
+        "customer_id": ["a", "b", "c", "d", "e"],
+        "signup_ts": [0, 0, 0, 0, 0],
+        "blocked_at": [10 * day, 10 * day, 50 * day, np.nan, 5 * day],
+        "unblocked_at": [np.nan, 20 * day, np.nan, np.nan, np.nan],
+    })
+    # device d1: a (blocked), b (blocked, unblocked since), c (blocked later), d; device d2: d, e (blocked, 3rd)
+    links = pd.DataFrame({
+        "customer_id": ["a", "b", "c", "d", "d", "e"],
+        "kind": ["device"] * 6,
+        "value_hash": ["d1", "d1", "d1", "d1", "d2", "d2"],
+        "first_seen": [day] * 6, "last_seen": [day] * 6, "event_count": [1] * 6,
+    })
+
+    def blocked_on(as_of_days: int, cap: int | None) -> dict[str, float]:
+        t = build_graph_tensors(ScoringInputs(customers, links, as_of_days * day), fanout_cap=cap)
+        col = t.node_features["device"][:, -1]
+        return dict(zip(t.identifier_ids["device"], np.expm1(col).round(6)))
+
+    assert blocked_on(30, None) == {"d1": 1.0, "d2": 1.0}  # a stands; b unblocked at day 20; c not yet
+    assert blocked_on(15, None) == {"d1": 2.0, "d2": 1.0}  # b still blocked at day 15
+    assert blocked_on(60, None) == {"d1": 2.0, "d2": 1.0}  # c blocked at day 50
+    assert blocked_on(60, 1) == {"d1": 1.0, "d2": 0.0}  # d1 aggregates a only, d2 aggregates d only
+    assert blocked_on(4, None) == {"d1": 0.0, "d2": 0.0}
+
+
 def test_training_is_seeded(planted):
     tensors, scaler, y, split, test = planted
     cfg = CFG.model_copy(update={"max_epochs": 5})

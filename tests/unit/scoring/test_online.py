@@ -44,8 +44,15 @@ def test_online_score_equals_batch_score(store, world_frames, artifact, settings
 
     hub_ids = set(links.groupby(["kind", "value_hash"]).filter(lambda g: len(g) > CAP)["customer_id"])
     rng = np.random.default_rng(5)
+    # and customers who share an identifier with a blocked customer (the blocked-customers feature
+    # reads blocked_at / unblocked_at of the neighbours from the store)
+    blocked = set(customers.loc[customers["blocked_at"].notna(), "customer_id"])
+    near = set(links.loc[links["value_hash"].isin(links.loc[links["customer_id"].isin(blocked), "value_hash"]),
+                         "customer_id"]) - blocked
     sample = list(rng.choice(sorted(hub_ids), 12, replace=False)) + \
-        list(rng.choice(sorted(set(customers["customer_id"]) - hub_ids), 8, replace=False))
+        list(rng.choice(sorted(set(customers["customer_id"]) - hub_ids), 8, replace=False)) + \
+        list(rng.choice(sorted(near), 6, replace=False))
+    sample = list(dict.fromkeys(sample))
     scorer = OnlineScorer(store, artifact, settings)
     for cid in sample:
         result = scorer.score(cid, as_of)
