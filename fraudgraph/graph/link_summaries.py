@@ -5,7 +5,7 @@ answers the online reads without scanning a hub's edges (see :mod:`fraudgraph.gr
 for when it is written and the compare-and-set that keeps it exact). This module is the one place
 that knows its layout. The stored keys stay short (one string per vertex, read on every score):
 
-- customer: ``{"id", "n", "fmax", "row", "p"}``
+- customer: ``{"id", "n", "fmax", "row", "p", "pk"}``
 - identifier: ``{"id", "n", "fmin", "fmax", "events", "first"}``
 
 Times are epoch milliseconds; ``-1`` stands for "no link".
@@ -24,7 +24,9 @@ class CustomerLinkSummary:
 
     ``links``: its links (edges); ``latest_first_seen``: the latest first-seen time over them;
     ``row``: its link-summary row (the values of ``LINK_SUMMARY_COLUMNS[1:]``, in that order);
-    ``properties``: the customer properties the store summarises (``summary_properties``).
+    ``properties``: the customer properties the store summarises (``summary_properties``), those the
+    vertex has; ``kept``: the names it was written for. A summary written before a name joined
+    ``summary_properties`` does not answer for that name (its absence would read as "never set").
     """
 
     vertex_id: str
@@ -32,6 +34,11 @@ class CustomerLinkSummary:
     latest_first_seen: int
     row: tuple[int, ...]
     properties: dict[str, Any]
+    kept: tuple[str, ...] = ()
+
+    def answers_for(self, names) -> bool:
+        """Was it written for every one of these property names?"""
+        return set(names) <= set(self.kept)
 
     def visible(self, as_of_ms: int | None) -> bool:
         """Is every link it covers first seen at or before ``as_of_ms`` (None: now)?"""
@@ -45,6 +52,7 @@ class CustomerLinkSummary:
                 "fmax": self.latest_first_seen,
                 "row": list(self.row),
                 "p": self.properties,
+                "pk": list(self.kept),
             },
             default=str,
         )
@@ -94,7 +102,9 @@ def decode_link_summary(text: str) -> LinkSummary:
     """A stored ``link_summary`` string as its typed value (a customer's holds ``row``)."""
     d = json.loads(text)
     if "row" in d:
-        return CustomerLinkSummary(d["id"], int(d["n"]), int(d["fmax"]), tuple(d["row"]), dict(d["p"]))
+        return CustomerLinkSummary(
+            d["id"], int(d["n"]), int(d["fmax"]), tuple(d["row"]), dict(d["p"]), tuple(d.get("pk", ()))
+        )
     return IdentifierLinkSummary(
         d["id"], int(d["n"]), int(d["fmin"]), int(d["fmax"]), int(d["events"]), tuple(tuple(f) for f in d["first"])
     )

@@ -113,6 +113,22 @@ def test_summaries_carry_the_scoring_properties(gstore):
     assert gstore.customers_of(["c007"], properties=names)["lifetime_value"].tolist() == [5.0]
 
 
+def test_a_summary_written_before_a_property_was_kept_does_not_answer_for_it(engine, gstore):
+    """After an upgrade adds a name to summary_properties, old summaries read the vertex for it."""
+    url, settings = engine
+    cust, links = small_world()
+    cust[7] = CustomerUpsert("c007", {**cust[7].properties, "blocked_at": 1_700_000_000_000})
+    older = settings.model_copy(deep=True)
+    older.graph.gremlin.summary_properties = [p for p in older.graph.gremlin.summary_properties if p != "blocked_at"]
+    with open_graph(url, older) as before_upgrade:
+        before_upgrade.upsert_customers(cust)
+        before_upgrade.upsert_links(links)
+    assert current(gstore, ["c007", "c008"]) == {"customer:c007": True, "customer:c008": True}
+    got = gstore.customers_of(["c007", "c008"], properties=["signup_ts", "blocked_at"])
+    assert got["blocked_at"].tolist()[0] == 1_700_000_000_000 and pd.isna(got["blocked_at"].tolist()[1])
+    assert got["signup_ts"].tolist() == [cust[7].properties["signup_ts"], cust[8].properties["signup_ts"]]
+
+
 def test_concurrent_writers_to_one_hub_leave_it_exact(engine, gstore, record_property):
     """Four writers share a hub; whatever the interleaving, the last refresh sees every edge (on JanusGraph
     the writers really run at once on the server's worker threads). Conflicts the writers retried are

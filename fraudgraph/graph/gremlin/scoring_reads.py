@@ -41,7 +41,8 @@ class GremlinScoringReads(GremlinSession):
     def customers_of(
         self, customer_ids: Sequence[str], properties: Sequence[str] | None = None, *, _summaries: dict | None = None
     ) -> pd.DataFrame:
-        """Chosen properties that summaries keep come from the summaries (one string per customer)."""
+        """Chosen properties that summaries keep come from the summaries (one string per customer); a
+        summary written before one of them joined ``summary_properties`` is passed over for the vertex."""
         from gremlin_python.process.traversal import T
 
         ids = [customer_vertex_id(c) for c in sorted(set(customer_ids))]
@@ -49,12 +50,13 @@ class GremlinScoringReads(GremlinSession):
         records = []
         if properties is not None and set(names) <= self.summary_properties:
             summaries = self._summaries(ids) if _summaries is None else _summaries
+            answered = {vid for vid in ids if vid in summaries and summaries[vid].answers_for(names)}
             records = [
                 {"customer_id": vid[len(_CUSTOMER_PREFIX) :], **summaries[vid].properties}
                 for vid in ids
-                if vid in summaries
+                if vid in answered
             ]
-            ids = [vid for vid in ids if vid not in summaries]
+            ids = [vid for vid in ids if vid not in answered]
         rows = self._run("customers_of", lambda g: g.V(*ids).value_map(True, *names).to_list()) if ids else []
         records += [{"customer_id": str(r[T.id])[len(_CUSTOMER_PREFIX) :], **self._flatten(r)} for r in rows]
         columns = ["customer_id", *names] if properties is not None else (None if records else ["customer_id"])

@@ -98,7 +98,12 @@ class GremlinSummaries(GremlinSession):
                         r["id"],
                         r["v"],
                         CustomerLinkSummary(
-                            r["id"], int(r["n"]), int(r["fmax"]), tuple(int(r[k]) for k in keys), self._flatten(r["p"])
+                            r["id"],
+                            int(r["n"]),
+                            int(r["fmax"]),
+                            tuple(int(r[k]) for k in keys),
+                            self._flatten(r["p"]),
+                            tuple(kept),
                         ).to_json(),
                     )
                     for r in t.to_list()
