@@ -19,7 +19,8 @@ identity graph as it is at that moment. Training, validation and testing use the
    sampled``), at most ``max_per_customer`` points per customer and split, usable labelled points
    first; each customer weighs the same in the loss (weights ``1 / points``).
 5. **Deployment labels**: the same points labelled with what is known at as-of, for the model the
-   consumer deploys (:func:`deployment_labels`; ``training.refit_on_all_labels``).
+   consumer deploys (:func:`deployment_labels`; ``training.refit_on_all_labels``); on large worlds
+   a sample of them that fits ``training.deployed_refit_budget`` (:func:`refit_points`).
 """
 
 from __future__ import annotations
@@ -169,6 +170,36 @@ def deployment_labels(
     frame["deploy_weight"] = 0.0
     frame.loc[frame["y_deploy"] >= 0, "deploy_weight"] = 1.0 / n
     return frame
+
+
+def refit_plan(refits: int, epochs: int, points: int, budget: int) -> tuple[int, int]:
+    """How the deployed refit stays within ``budget`` decision-point epochs (``training.deployed_refit_budget``:
+    refits x epochs x decision points, all refits together; a training epoch's cost grows with its points).
+
+    Averaging refits steadies one fit's top scores where fraud customers are few (small worlds); the
+    budget binds on large ones. There the refits drop first, down to one, then the one refit trains on a
+    sample of at most ``max_points`` points (:func:`refit_points`). Returns ``(refits, max_points)``.
+    """
+    epochs, points = max(epochs, 1), max(points, 1)
+    members = max(1, min(refits, budget // (epochs * points)))
+    return members, max(1, budget // (members * epochs))
+
+
+def refit_points(frame: pd.DataFrame, max_points: int, seed: int) -> np.ndarray:
+    """The deployed refit's training points, at most ``max_points`` of them: every labelled point
+    (``y_deploy`` >= 0) when they fit; otherwise every point of the fraud customers and a seeded sample of
+    legitimate customers, each with all of its points, filling the rest. Returns a mask over ``frame``.
+    """
+    labelled = frame["y_deploy"].to_numpy() >= 0
+    if labelled.sum() <= max_points:
+        return labelled
+    fraud = frame["y_deploy"].to_numpy() == 1
+    cid = frame["customer_id"].astype(str).to_numpy()
+    per_customer = pd.Series(cid[labelled & ~fraud]).value_counts().sort_index()  # legitimate: points each
+    order = np.random.default_rng([seed, len(SPLITS)]).permutation(len(per_customer))
+    fits = per_customer.iloc[order].cumsum().to_numpy() <= max(max_points - int(fraud.sum()), 0)
+    kept = set(per_customer.index[order][fits])
+    return fraud | (labelled & ~fraud & pd.Series(cid).isin(kept).to_numpy())
 
 
 def sample_points(frame: pd.DataFrame, per_customer: int, seed: int) -> pd.DataFrame:

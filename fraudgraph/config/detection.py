@@ -110,6 +110,7 @@ class TrainingSettings(Section):
     threads: int = Field(ge=1)
     refit_on_all_labels: bool
     deployed_refits: int = Field(ge=1)
+    deployed_refit_budget: int = Field(ge=1)
 
 
 class DayOneRuleSettings(Section):

@@ -169,8 +169,9 @@ def test_train_and_score_commands_on_a_generated_world(small_world, small_world_
     run = CliRunner()
     assert run.invoke(cli, ["labels", "--graph", uri, "--as-of", cutoff, "--out", str(tmp_path / "labels")]).exit_code == 0
     cfg = tmp_path / "fast.yaml"
+    # a refit budget the small world exceeds: the deployed refit is one fit on a sample of the points
     cfg.write_text("training:\n  max_epochs: 4\n  hidden_dim: 16\n  min_positives: 2\n  bootstrap_rounds: 20\n"
-                   "  gbdt:\n    max_iter: 30\n")
+                   "  deployed_refit_budget: 500\n  gbdt:\n    max_iter: 30\n")
     result = run.invoke(cli, ["train", "--snapshot", str(small_world_snapshot), "--labels", str(tmp_path / "labels"),
                               "--out", str(tmp_path / "model"), "--truth", truth, "--config", str(cfg), "--json"])
     assert result.exit_code == 0, result.output
@@ -184,6 +185,9 @@ def test_train_and_score_commands_on_a_generated_world(small_world, small_world_
     # the consumer deploys the refit on every label known at as-of, never fewer fraudsters than training saw
     deployed = metrics["deployed"]
     assert deployed["fraud_customers"] >= metrics["split"]["labels"]["train"]["fraud_customers"]
+    assert deployed["epochs"] * deployed["decision_points_eligible"] > 500 and deployed["refits_configured"] == 3
+    assert deployed["refits"] == 1 and deployed["epochs"] * deployed["decision_points"] <= 500
+    assert deployed["decision_points"] < deployed["decision_points_eligible"] and deployed["legit_customers"] > 0
     assert deployed["validation_customers"] > 0 and metrics["threshold"] == deployed["threshold"]
     # the threshold keeps the default false-flag budget on the validation scores saved beside it
     assert metrics["threshold_policy"] == {"policy": "false_flag_budget", "false_flags_per_10k": 20.0}
