@@ -53,7 +53,7 @@ def test_demo_runs_end_to_end(tmp_path):
     out = tmp_path / "demo"
     # a pipeline check, not a quality one: a small model trained a few epochs (training was 3 of the 4 minutes)
     env = {**os.environ, "FRAUDGRAPH_WORLD__CUSTOMERS": "2000", "FRAUDGRAPH_TRAINING__MAX_EPOCHS": "3",
-           "FRAUDGRAPH_TRAINING__HIDDEN_DIM": "16",
+           "FRAUDGRAPH_TRAINING__HIDDEN_DIM": "16", "FRAUDGRAPH_TRAINING__DEPLOYED_REFITS": "2",  # still averaged
            "FRAUDGRAPH_TRAINING__MIN_POSITIVES": "1", "FRAUDGRAPH_TRAINING__BOOTSTRAP_ROUNDS": "20",
            "FRAUDGRAPH_WORLD__FRAUD__PREVALENCE": "0.08",  # a small world with enough fraud to learn from
            "FRAUDGRAPH_WORLD__LIVE_DAYS": "10"}  # the replay decides at every event: keep the stream short
