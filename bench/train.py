@@ -5,9 +5,10 @@
 For each world seed: generates a world of N customers, loads it with the pandas reference of the
 ETL (the same tables and link events the Spark job writes; not timed), cleans the labels as of the
 cut-off, then runs the whole training job exactly as ``fraudgraph train`` does (decision-time
-examples, their point-in-time subgraphs, rgcn_edge, rgcn, gbdt and the day-one rules). Reports the
-examples built per second, seconds per epoch, the whole job's wall time, peak memory, and every
-model's test PR-AUC against ground truth, per seed and as mean and range over the seeds.
+examples, their point-in-time subgraphs, rgcn_edge, rgcn, gbdt and the day-one rules, the deployed
+refit). Reports the examples built per second, seconds per epoch, the deployed refit's plan and time,
+the whole job's wall time, peak memory, and every model's test PR-AUC against ground truth, per seed
+and as mean and range over the seeds.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def one_seed(settings, customers: int, seed: int) -> dict:
         "rgcn_edge_epochs": fits["rgcn_edge"]["epochs"],
         "rgcn_seconds_per_epoch": fits["rgcn"]["seconds_per_epoch"],
         "gbdt_fit_s": fits["gbdt"]["seconds"],
+        # the deployed refit within training.deployed_refit_budget: how many refits on how many points
+        "deployed": {k: metrics.get("deployed", {}).get(k) for k in
+                     ("refits", "refits_configured", "epochs", "decision_points", "decision_points_eligible",
+                      "seconds_per_epoch", "seconds")},
         "training_job_s": round(train_s, 1),
         "threshold": metrics["threshold"],
         "test_pr_auc_truth": {name: m["truth"]["pr_auc"] for name, m in metrics["models"].items()},
