@@ -79,6 +79,9 @@ def main() -> None:
                 t = time.perf_counter()
                 stats = consumer.run(FileSource(tmp / "live.jsonl"), install_signals=False)
                 wall = time.perf_counter() - t
+                # Gremlin stores: requests and seconds per request name during the replay
+                requests = {k: {"requests": int(n), "seconds": round(sec, 2)}
+                            for k, (n, sec) in sorted(getattr(store, "request_stats", {}).items())}
                 lat = consumer.stats.latencies_ms
                 calls = list(scorer.samples)
                 rng = random.Random(7)
@@ -115,6 +118,7 @@ def main() -> None:
         "online_score_p50_ms": round(percentile_ms(single, 50), 1),
         "online_score_p99_ms": round(percentile_ms(single, 99), 1),
         "decisions": stats["decisions"],
+        "store_requests": requests,
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
     print(table([(k, v) for k, v in result.items()]))

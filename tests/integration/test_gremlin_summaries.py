@@ -189,3 +189,38 @@ def test_janusgraph_declares_the_link_schema_at_start(janusgraph_server):
     assert {"customer", *IDENTIFIER_KINDS} <= vertex_labels
     assert set(EDGE_LABEL_BY_KIND.values()) <= edge_labels
     assert {"value_hash", SUMMARY, *LINK_FRAME_COLUMNS[3:]} <= keys
+
+
+def test_links_missing_a_property_are_read_in_full(gstore):
+    """Link reads come formatted as one string per edge on the server; an edge without one of the link
+    properties (an older writer, a bulk load) is dropped by ``format()`` and must come back as a map,
+    with every other link unchanged, in every read that lists links."""
+    cust, links = small_world()
+    gstore.upsert_customers(cust)
+    gstore.upsert_links(links)
+    before = gstore.links_frame().sort_values(["customer_id", "kind", "value_hash"]).reset_index(drop=True)
+    hub_vid = identifier_id("ip", "hub")
+    gstore._run("drop a property", lambda g: g.V("customer:c003").out_e().where(
+        __in_v_is(hub_vid)).properties("count_signup").drop().iterate())
+    after = gstore.links_frame().sort_values(["customer_id", "kind", "value_hash"]).reset_index(drop=True)
+    assert len(after) == len(before)
+    row = (after["customer_id"] == "c003") & (after["value_hash"] == "hub")
+    assert row.sum() == 1 and before.loc[row, "count_signup"].item() == 1
+    assert pd.isna(after.loc[row, "count_signup"]).item() or after.loc[row, "count_signup"].item() == 0
+    pd.testing.assert_frame_equal(after.loc[~row].drop(columns="count_signup"),
+                                  before.loc[~row].drop(columns="count_signup"))
+    mine = gstore.links_of(["c003"])
+    assert ("ip", "hub") in set(zip(mine["kind"], mine["value_hash"]))
+    assert mine.loc[mine["value_hash"] == "hub", "first_seen"].item() == before.loc[row, "first_seen"].item()
+    gstore.refresh_summaries(identifiers=[("ip", "hub")])
+    hub = gstore.neighbourhood("c003", fanout_cap=50).identifiers
+    assert [i.degree for i in hub if i.kind == "ip" and i.value_hash == "hub"] == [
+        int((before["value_hash"] == "hub").sum())
+    ]
+    assert "c003" in set(gstore.identifier_links([("ip", "hub")], 50)["customer_id"])
+
+
+def __in_v_is(vid):
+    from gremlin_python.process.graph_traversal import __
+
+    return __.in_v().has_id(vid)

@@ -49,38 +49,25 @@ class GremlinReads(GremlinSession):
         """The centres' links in one request, then their identifiers' summaries (degree and lowest-id
         customers; counted and ordered on the server only for identifiers without one, or when the cap
         is above what summaries keep)."""
-        from gremlin_python.process.graph_traversal import __
-
         cap = self.fanout_cap if fanout_cap is None else fanout_cap
         ids = list(dict.fromkeys(customer_ids))
         centres = [customer_vertex_id(c) for c in ids]
         rows = []
         for chunk in chunked(centres, self.batch_size):
-            rows += self._run(
-                "neighbourhood",
-                lambda g, chunk=chunk: (
-                    g.V(*chunk)
-                    .out_e()
-                    .project("centre", "label", "ident", "value_hash", "props")
-                    .by(__.out_v().id_())
-                    .by(__.label())
-                    .by(__.in_v().id_())
-                    .by(__.in_v().values("value_hash"))
-                    .by(__.value_map())
-                    .to_list()
-                ),
-            )
-        first = self._lowest_customers(sorted({str(r["ident"]) for r in rows}), cap + 1)
-        found: dict[str, list[SharedIdentifier]] = {cid: [] for cid in ids}
-        for r in rows:
-            centre = str(r["centre"])[len(_CUSTOMER_PREFIX) :]
-            degree, customers = first[str(r["ident"])]
-            others = tuple([c for c in customers if c != centre][:cap])
-            found[centre].append(
-                SharedIdentifier(
-                    KIND_BY_EDGE_LABEL[r["label"]], r["value_hash"], degree, others, self._link_props(r["props"])
+            rows += [
+                self._link_parts(r)
+                for r in self._run(
+                    "neighbourhood", lambda g, chunk=chunk: self._projected_links(g.V(*chunk).out_e()).to_list()
                 )
-            )
+            ]
+        first = self._lowest_customers(sorted({ident for _, ident, _ in rows}), cap + 1)
+        found: dict[str, list[SharedIdentifier]] = {cid: [] for cid in ids}
+        for customer, ident, props in rows:
+            centre = customer[len(_CUSTOMER_PREFIX) :]
+            degree, customers = first[ident]
+            others = tuple([c for c in customers if c != centre][:cap])
+            kind, value_hash = ident.split(":", 1)
+            found[centre].append(SharedIdentifier(kind, value_hash, degree, others, props))
         return {cid: Neighbourhood(cid, tuple(sorted(found[cid], key=lambda x: (x.kind, x.value_hash)))) for cid in ids}
 
     def _lowest_customers(self, ident_vids: Sequence[str], limit: int) -> dict[str, tuple[int, list[str]]]:

@@ -121,16 +121,7 @@ class GremlinSummaries(GremlinSession):
                 .by(_min_or(__.in_e().values("first_seen"), -1))
                 .by(_max_or(__.in_e().values("first_seen"), -1))
                 .by(_sum_or(__.in_e().values("event_count")))
-                .by(
-                    __.in_e()
-                    .order()
-                    .by(__.out_v().id_())
-                    .limit(cap)
-                    .project("c", "p")
-                    .by(__.out_v().id_())
-                    .by(__.value_map())
-                    .fold()
-                )
+                .by(self._projected_links(__.in_e().order().by(__.out_v().id_()).limit(cap)).fold())
                 .to_list()
             )
             store(
@@ -146,8 +137,8 @@ class GremlinSummaries(GremlinSession):
                             int(r["fmax"]),
                             int(r["events"]),
                             tuple(
-                                (str(f["c"])[len(_CUSTOMER_PREFIX) :], *(int(f["p"].get(k, 0)) for k in _LINK_PROPS))
-                                for f in r["first"]
+                                (customer[len(_CUSTOMER_PREFIX) :], *(props.get(k, 0) for k in _LINK_PROPS))
+                                for customer, _, props in map(self._link_parts, r["first"])
                             ),
                         ).to_json(),
                     )
@@ -157,12 +148,17 @@ class GremlinSummaries(GremlinSession):
 
         customers = [customer_vertex_id(c) for c in dict.fromkeys(customer_ids)]
         idents = [identifier_id(k, h) for k, h in dict.fromkeys(identifiers)]
-        for what, fn, ids, size in (
-            ("customers", refresh_customers, customers, self.batch_size),
-            ("identifiers", refresh_identifiers, idents, max(1, self.batch_size // 5)),
-        ):
-            for chunk in chunked(ids, size):
-                self._run(f"refresh_summaries.{what}", lambda g, chunk=chunk, fn=fn: fn(g, chunk))
+        # every chunk on its own: up to pool_size in flight, so one chunk's decoding and summary
+        # encoding here overlaps the next one's aggregation on the server
+        tasks = [
+            (f"refresh_summaries.{what}", lambda g, chunk=chunk, fn=fn: fn(g, chunk))
+            for what, fn, ids, size in (
+                ("customers", refresh_customers, customers, self.batch_size),
+                ("identifiers", refresh_identifiers, idents, max(1, self.batch_size // 5)),
+            )
+            for chunk in chunked(ids, size)
+        ]
+        self._run_concurrently(tasks)
 
     def rebuild_summaries(self, progress: bool = False) -> dict[str, int]:
         from tqdm import tqdm
