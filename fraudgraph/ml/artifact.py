@@ -10,6 +10,7 @@ names), ``settings.json`` (the training configuration) and ``metrics.json``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import io
 import json
@@ -187,7 +188,15 @@ class ModelArtifact:
         """Fraud probabilities for customer nodes ``idx`` (all when None)."""
         cfg = SimpleNamespace(batch_size=batch_size, full_graph_max_edges=full_graph_max_edges)
         idx = np.arange(len(tensors.customer_ids)) if idx is None else idx
-        return gnn_scores(self.model, tensors, self.scaler, idx, cfg)
+        return gnn_scores(self.inference_model, tensors, self.scaler, idx, cfg)
+
+    @functools.cached_property
+    def inference_model(self):
+        """The model scoring runs: an averaged model as one fused model of the same logits
+        (:func:`fraudgraph.ml.model.fused`: one message passing instead of one per member)."""
+        from fraudgraph.ml.model import AveragedRGCN, fused
+
+        return fused(self.model) if isinstance(self.model, AveragedRGCN) else self.model
 
 
 def untrained_artifact(

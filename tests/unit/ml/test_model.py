@@ -152,7 +152,41 @@ def test_averaged_refits_score_the_mean_logit_and_round_trip(planted, tmp_path, 
     np.testing.assert_allclose(scores, 1 / (1 + np.exp(-mean_logit)), atol=1e-5)
     ModelArtifact.create(averaged, scaler, settings, 0.5, {"models": {}}, AS_OF).save(tmp_path / "m")
     assert json.loads((tmp_path / "m" / "model_config.json").read_text())["members"] == 2
-    np.testing.assert_array_equal(ModelArtifact.load(tmp_path / "m").score_tensors(tensors), scores)
+    # the artifact scores with the members fused into one model: the same logits up to rounding
+    np.testing.assert_allclose(ModelArtifact.load(tmp_path / "m").score_tensors(tensors), scores, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("edge_features", [True, False])
+def test_fused_members_give_the_mean_logit_on_full_graphs_and_sampled_blocks(planted, edge_features):
+    """Online scoring runs an averaged model as one model with the members side by side: its logits
+    are the members' mean on the whole graph and through neighbour-sampler blocks alike."""
+    import torch
+
+    from fraudgraph.ml.model import AveragedRGCN, fused
+
+    _, _, y, split, _ = planted
+    customers, links, _ = planted_world()
+    rng = np.random.default_rng(1)  # customers that differ in their own features too (the planted ones do not)
+    customers["signup_ts"] = AS_OF - rng.integers(1, 100, len(customers)) * DAY
+    links["event_count"] = rng.integers(1, 9, len(links))
+    tensors = build_graph_tensors(ScoringInputs(customers, links, AS_OF))
+    scaler = FeatureScaler().fit(tensors)
+    cfg = CFG.model_copy(update={"max_epochs": 3})
+    members = [fit_gnn(tensors, scaler, y, split, cfg, edge_features, epochs=3, seed=s)[0] for s in (3, 4, 5)]
+    averaged = AveragedRGCN(members).eval()
+    one = fused(averaged)
+    assert one.config["hidden"] == 3 * members[0].config["hidden"] and not one.training
+    for limit in (10**9, 0):  # the full graph, then sampled blocks
+        want = gnn_scores(averaged, tensors, scaler, np.arange(len(y)), cfg, full_graph_max_edges=limit)
+        got = gnn_scores(one, tensors, scaler, np.arange(len(y)), cfg, full_graph_max_edges=limit)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+        assert np.ptp(want) > 1e-3  # the members' scores differ between customers: not a constant
+    nodes, edges = scaler.scaled(tensors)
+    with torch.inference_mode():
+        g = tensors.graph
+        layers = members[0].config["layers"]
+        torch.testing.assert_close(one([g] * layers, nodes, [edges] * layers),
+                                   averaged([g] * layers, nodes, [edges] * layers), rtol=0, atol=1e-5)
 
 
 @pytest.mark.slow
