@@ -76,39 +76,34 @@ class GremlinSummaries(GremlinSession):
 
         def refresh_customers(g, chunk):
             keys = ["first", *EDGE_LABEL_BY_KIND.values(), *_LINK_PROPS[2:]]  # LINK_SUMMARY_COLUMNS[1:]
-            t = (
-                g.V(*chunk)
-                .property(Cardinality.single, SUMMARY_VERSION, bump())
-                .project("id", "v", "n", "fmax", "p", *keys)
-                .by(__.id_())
-                .by(__.values(SUMMARY_VERSION))
+            # the aggregates come as one string, formatted on the server (a map of them costs gremlinpython
+            # far more to decode); every one has a default, so format() never drops a customer
+            aggregates = (
+                __.project("n", "fmax", *keys)
                 .by(__.out_e().count())
                 .by(_max_or(__.out_e().values("first_seen"), -1))
-                .by(__.value_map(*kept))
                 .by(_min_or(__.out_e().values("first_seen"), -1))
             )
             for label in EDGE_LABEL_BY_KIND.values():
-                t = t.by(__.out_e().has_label(label).count())
+                aggregates = aggregates.by(__.out_e().has_label(label).count())
             for prop in _LINK_PROPS[2:]:
-                t = t.by(_sum_or(__.out_e().values(prop)))
-            store(
-                g,
-                [
-                    (
-                        r["id"],
-                        r["v"],
-                        CustomerLinkSummary(
-                            r["id"],
-                            int(r["n"]),
-                            int(r["fmax"]),
-                            tuple(int(r[k]) for k in keys),
-                            self._flatten(r["p"]),
-                            tuple(kept),
-                        ).to_json(),
-                    )
-                    for r in t.to_list()
-                ],
+                aggregates = aggregates.by(_sum_or(__.out_e().values(prop)))
+            rows = (
+                g.V(*chunk)
+                .property(Cardinality.single, SUMMARY_VERSION, bump())
+                .project("id", "v", "p", "a")
+                .by(__.id_())
+                .by(__.values(SUMMARY_VERSION))
+                .by(__.value_map(*kept))
+                .by(aggregates.format_(",".join(f"%{{{k}}}" for k in ("n", "fmax", *keys))))
+                .to_list()
             )
+            summaries = []
+            for r in rows:
+                n, fmax, *values = map(int, r["a"].split(","))
+                summary = CustomerLinkSummary(r["id"], n, fmax, tuple(values), self._flatten(r["p"]), tuple(kept))
+                summaries.append((r["id"], r["v"], summary.to_json()))
+            store(g, summaries)
 
         def refresh_identifiers(g, chunk):
             rows = (
