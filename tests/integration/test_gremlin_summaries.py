@@ -192,7 +192,7 @@ def test_janusgraph_declares_the_link_schema_at_start(janusgraph_server):
 
 
 def test_links_missing_a_property_are_read_in_full(gstore):
-    """Link reads come formatted as one string per edge on the server; an edge without one of the link
+    """Link reads get each edge's properties as one string formatted on the server; an edge without one of the link
     properties (an older writer, a bulk load) is dropped by ``format()`` and must come back as a map,
     with every other link unchanged, in every read that lists links."""
     cust, links = small_world()

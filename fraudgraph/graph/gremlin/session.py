@@ -37,8 +37,8 @@ SUMMARY = "link_summary"
 SUMMARY_VERSION = "link_summary_version"
 _INTERNAL_PROPERTIES = (SUMMARY, SUMMARY_VERSION)
 _LINK_PROPS = LINK_FRAME_COLUMNS[3:]  # first_seen, last_seen, event_count, count_<type>...
-# a link edge as one string (see GremlinSession._projected_links); c, i: its endpoints' vertex ids
-_LINK_TEXT = "%{c}|%{i}|" + ",".join(f"%{{{p}}}" for p in _LINK_PROPS)
+# a link edge's properties as one string (see GremlinSession._projected_links)
+_LINK_TEXT = ",".join(f"%{{{p}}}" for p in _LINK_PROPS)
 _TRANSIENT_MARKERS = (
     "ConcurrentModificationException",
     "Connection was closed",
@@ -283,39 +283,34 @@ class GremlinSession(IdentityGraph):
 
     @staticmethod
     def _projected_links(edges):
-        """``edges`` (a traversal at link edges) as one string each, ``"<customer vertex id>|<identifier
-        vertex id>|<the _LINK_PROPS values, comma-separated>"``, formatted on the server.
+        """``edges`` (a traversal at link edges) as ``{"c": customer vertex id, "i": identifier vertex id,
+        "p": properties}``, the properties as one string of the ``_LINK_PROPS`` values, comma-separated,
+        formatted on the server.
 
-        A property map costs gremlinpython about 30 us per property to decode, a string about 10 us
-        per edge: on a consumer's reads that is most of the time. An edge that lacks one of the
-        properties (``format()`` drops it) comes instead as a map ``{"c", "i", "p": its value map}``;
-        :meth:`_link_record` reads both.
+        A property map costs gremlinpython about 30 us per property to decode, a string about 10 us:
+        on a consumer's reads that was most of the time. An edge that lacks one of the properties
+        (``format()`` drops it) comes with its value map instead; :meth:`_link_parts` reads both. (The
+        endpoints come as map entries rather than inside the string: formatting path variables made
+        JanusGraph track paths, four times slower on the server.)
         """
         from gremlin_python.process.graph_traversal import __
 
         return (
-            edges.as_("e")
-            .out_v()
-            .id_()
-            .as_("c")
-            .select("e")
-            .in_v()
-            .id_()
-            .as_("i")
-            .select("e")
-            .coalesce(
-                __.format_(_LINK_TEXT),
-                __.project("c", "i", "p").by(__.select("c")).by(__.select("i")).by(__.value_map()),
-            )
+            edges.project("c", "i", "p")
+            .by(__.out_v().id_())
+            .by(__.in_v().id_())
+            .by(__.coalesce(__.format_(_LINK_TEXT), __.value_map()))
         )
 
     @staticmethod
-    def _link_parts(row: Any) -> tuple[str, str, dict[str, int]]:
+    def _link_parts(row: Mapping[str, Any]) -> tuple[str, str, dict[str, int]]:
         """One :meth:`_projected_links` row as ``(customer vertex id, identifier vertex id, properties)``."""
-        if isinstance(row, str):
-            customer, ident, values = row.split("|")
-            return customer, ident, dict(zip(_LINK_PROPS, map(int, values.split(","))))
-        return str(row["c"]), str(row["i"]), {k: int(v) for k, v in row["p"].items() if isinstance(k, str)}
+        props = row["p"]
+        if isinstance(props, str):
+            values = dict(zip(_LINK_PROPS, map(int, props.split(","))))
+        else:
+            values = {k: int(v) for k, v in props.items() if isinstance(k, str)}
+        return str(row["c"]), str(row["i"]), values
 
     def _link_record(self, row: Any) -> dict[str, Any]:
         """One :meth:`_projected_links` row as a ``links`` frame row (count columns it lacks are absent)."""
