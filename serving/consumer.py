@@ -276,7 +276,7 @@ class LiveConsumer:
         new_keys = set(increments) - set(states)
         bases: dict[tuple[str, str, str], dict | None] = {}
         if new_keys:
-            existing = self.store.links_of(sorted({k[0] for k in new_keys}))
+            existing = self.store.existing_links(sorted(new_keys))
             for rec in existing.to_dict("records"):
                 key = (rec["customer_id"], rec["kind"], rec["value_hash"])
                 if key in new_keys:

@@ -112,6 +112,15 @@ class IdentityGraph(abc.ABC):
     def links_of(self, customer_ids: Sequence[str]) -> pd.DataFrame:
         """Every identity link of the given customers, in the ``links_frame`` layout."""
 
+    def existing_links(self, keys: Sequence[tuple[str, str, str]]) -> pd.DataFrame:
+        """The links among ``(customer_id, kind, value_hash)`` keys that are in the graph, in the
+        ``links_frame`` layout (what the live consumer needs before a link's first live event); stores
+        override it to leave the customers' other links on the server."""
+        wanted = set(keys)
+        frame = self.links_of(sorted({k[0] for k in wanted}))
+        mine = [key in wanted for key in zip(frame["customer_id"], frame["kind"], frame["value_hash"])]
+        return frame.loc[mine].reset_index(drop=True)
+
     @abc.abstractmethod
     def identifier_stats(self, identifiers: Sequence[tuple[str, str]], as_of_ms: int | None = None) -> pd.DataFrame:
         """Per (kind, value_hash): degree, first_seen_min, first_seen_max, events over all its links

@@ -71,6 +71,29 @@ class GremlinScoringReads(GremlinSession):
         frame = pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
         return frame.sort_values(["customer_id", "kind", "value_hash"]).reset_index(drop=True)
 
+    def existing_links(self, keys: Sequence[tuple[str, str, str]]) -> pd.DataFrame:
+        """Only the edges to the keys' identifiers cross the wire (a customer's other links stay on the
+        server)."""
+        from gremlin_python.process.graph_traversal import __
+        from gremlin_python.process.traversal import P
+
+        wanted = set(keys)
+        customers = sorted({customer_vertex_id(c) for c, _, _ in wanted})
+        idents = sorted({identifier_id(k, h) for _, k, h in wanted})
+        records = []
+        for chunk in chunked(customers, self.batch_size):
+            rows = self._run(
+                "existing_links",
+                lambda g, chunk=chunk: self._projected_links(
+                    g.V(*chunk).out_e().where(__.in_v().has_id(P.within(*idents)))
+                ).to_list(),
+            )
+            records += [
+                r for r in map(self._link_record, rows) if (r["customer_id"], r["kind"], r["value_hash"]) in wanted
+            ]
+        frame = pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
+        return frame.sort_values(["customer_id", "kind", "value_hash"]).reset_index(drop=True)
+
     def identifier_inputs(
         self, identifiers: Sequence[tuple[str, str]], limit: int, as_of_ms: int | None = None
     ) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -37,6 +37,27 @@ def test_upsert_and_read_back(store):
     assert hub.degree == len([l for l in links if l.value_hash == "hub"])
 
 
+def test_existing_links_are_exactly_the_asked_keys_in_the_graph(store):
+    """What the live consumer reads before a link's first live event: the asked links that exist, with
+    their properties as ``links_of`` gives them; never another link of the same customers or
+    identifiers, nothing for keys not in the graph."""
+    cust, links = small_world()
+    store.upsert_customers(cust)
+    store.upsert_links(links)
+    keys = [("c000", "ip", "hub"), ("c003", "ip", "hub"), ("c001", "ip", "hub"),  # c001 is not on the hub
+            ("c007", links[21].kind, links[21].value_hash), ("nobody", "ip", "hub"), ("c000", "email", "e999")]
+    present = {(l.customer_id, l.kind, l.value_hash) for l in links}
+    got = store.existing_links(keys)
+    cols = ["customer_id", "kind", "value_hash"]
+    assert sorted(map(tuple, got[cols].to_numpy().tolist())) == sorted(k for k in keys if k in present)
+    assert len(got) >= 2
+    full = store.links_of(sorted({k[0] for k in keys}))
+    want = full.merge(got[cols], on=cols).sort_values(cols).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got.sort_values(cols).reset_index(drop=True)[list(want.columns)].astype(str),
+                                  want.astype(str))
+    assert store.existing_links([("nobody", "ip", "hub")]).empty
+
+
 def test_same_batch_twice_is_idempotent(store):
     cust, links = small_world()
     store.upsert_customers(cust)
