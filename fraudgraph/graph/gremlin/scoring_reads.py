@@ -18,7 +18,7 @@ from ..elements import (
     customer_vertex_id,
     identifier_id,
 )
-from .session import _CUSTOMER_PREFIX, _LINK_PROPS, GremlinSession, _max_or, _min_or, _sum_or, _typed
+from .session import _CUSTOMER_PREFIX, _LINK_PROPS, GremlinSession, _max_or, _min_or, _sum_or, _typed, link_edge_id
 
 
 class GremlinScoringReads(GremlinSession):
@@ -72,25 +72,15 @@ class GremlinScoringReads(GremlinSession):
         return frame.sort_values(["customer_id", "kind", "value_hash"]).reset_index(drop=True)
 
     def existing_links(self, keys: Sequence[tuple[str, str, str]]) -> pd.DataFrame:
-        """Only the edges to the keys' identifiers cross the wire (a customer's other links stay on the
-        server)."""
-        from gremlin_python.process.graph_traversal import __
-        from gremlin_python.process.traversal import P
-
-        wanted = set(keys)
-        customers = sorted({customer_vertex_id(c) for c, _, _ in wanted})
-        idents = sorted({identifier_id(k, h) for _, k, h in wanted})
+        """Where the store names edges itself (``edge_ids: supplied``), the asked edges by id: a
+        customer's other links stay on the server. Engines that name edges read the customers' links."""
+        if self.edge_ids != "supplied":
+            return super().existing_links(keys)
+        ids = sorted({link_edge_id(c, k, h) for c, k, h in keys})
         records = []
-        for chunk in chunked(customers, self.batch_size):
-            rows = self._run(
-                "existing_links",
-                lambda g, chunk=chunk: self._projected_links(
-                    g.V(*chunk).out_e().where(__.in_v().has_id(P.within(*idents)))
-                ).to_list(),
-            )
-            records += [
-                r for r in map(self._link_record, rows) if (r["customer_id"], r["kind"], r["value_hash"]) in wanted
-            ]
+        for chunk in chunked(ids, self.batch_size):
+            rows = self._run("existing_links", lambda g, chunk=chunk: self._projected_links(g.E(*chunk)).to_list())
+            records += [self._link_record(r) for r in rows]
         frame = pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
         return frame.sort_values(["customer_id", "kind", "value_hash"]).reset_index(drop=True)
 

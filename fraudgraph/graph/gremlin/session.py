@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from ...config import GraphSettings
-from ...schema import CUSTOMER
+from ...schema import CUSTOMER, EDGE_LABEL_BY_KIND
 from ..base import IdentityGraph
 from ..elements import LINK_FRAME_COLUMNS, GraphStoreError, InvalidElementError, chunked
 from ..link_summaries import decode_link_summary
@@ -69,6 +69,12 @@ _TRANSIENT_MARKERS = (
     # request's write grows them fails this way; reads and upserts are both safe to repeat
     "ArrayIndexOutOfBoundsException",
 )
+
+
+def link_edge_id(customer_id: str, kind: str, value_hash: str) -> str:
+    """The id a link edge gets on engines that take ids from the writer (``graph.gremlin.edge_ids:
+    supplied``): one edge per customer and identifier, found again by id."""
+    return f"{EDGE_LABEL_BY_KIND[kind]}:{customer_id}:{value_hash}"
 
 
 def _is_transient(exc: BaseException) -> bool:

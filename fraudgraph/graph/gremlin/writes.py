@@ -14,12 +14,8 @@ from ..elements import (
     validate_customers,
     validate_links,
 )
-from .session import _single, _typed, _typed_map
+from .session import _single, _typed, _typed_map, link_edge_id
 from .summaries import GremlinSummaries
-
-
-def _edge_id(link: IdentityLink) -> str:
-    return f"{link.edge_label}:{link.customer_id}:{link.value_hash}"
 
 
 class GremlinWrites(GremlinSummaries):
@@ -92,7 +88,7 @@ class GremlinWrites(GremlinSummaries):
                 Direction.IN: identifier_id(l.kind, l.value_hash),
             }
             if self.edge_ids == "supplied":  # JanusGraph makes its own edge ids: merge on label and endpoints
-                key[T.id] = _edge_id(l)
+                key[T.id] = link_edge_id(l.customer_id, l.kind, l.value_hash)
             edge_rows.append(
                 {
                     "k": key,
