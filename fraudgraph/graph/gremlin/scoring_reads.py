@@ -5,6 +5,7 @@ is aggregated on the server for the rest (a hub's edges never cross the wire).""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -67,9 +68,7 @@ class GremlinScoringReads(GremlinSession):
 
         ids = [customer_vertex_id(c) for c in sorted(set(customer_ids))]
         rows = self._run("links_of", lambda g: self._projected_links(g.V(*ids).out_e()).to_list()) if ids else []
-        records = [self._link_record(r) for r in rows]
-        frame = pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
-        return frame.sort_values(["customer_id", "kind", "value_hash"]).reset_index(drop=True)
+        return self._links_frame(rows)
 
     def existing_links(self, keys: Sequence[tuple[str, str, str]]) -> pd.DataFrame:
         """Where the store names edges itself (``edge_ids: supplied``), the asked edges by id: a
@@ -77,11 +76,14 @@ class GremlinScoringReads(GremlinSession):
         if self.edge_ids != "supplied":
             return super().existing_links(keys)
         ids = sorted({link_edge_id(c, k, h) for c, k, h in keys})
-        records = []
+        rows = []
         for chunk in chunked(ids, self.batch_size):
-            rows = self._run("existing_links", lambda g, chunk=chunk: self._projected_links(g.E(*chunk)).to_list())
-            records += [self._link_record(r) for r in rows]
-        frame = pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
+            rows += self._run("existing_links", lambda g, chunk=chunk: self._projected_links(g.E(*chunk)).to_list())
+        return self._links_frame(rows)
+
+    def _links_frame(self, rows: Sequence[Any]) -> pd.DataFrame:
+        """:meth:`_projected_links` rows as a ``links`` frame, sorted by customer, kind and value hash."""
+        frame = pd.DataFrame.from_records([self._link_record(r) for r in rows], columns=LINK_FRAME_COLUMNS)
         return frame.sort_values(["customer_id", "kind", "value_hash"]).reset_index(drop=True)
 
     def identifier_inputs(
