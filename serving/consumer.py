@@ -294,18 +294,16 @@ class LiveConsumer:
     def _apply(self) -> None:
         dirty = self.ledger.dirty_links()
         pending = self.ledger.pending_customers()
-        # the writes leave the summaries of what they touch dropped; one refresh after both, so a
-        # customer with new properties and new links is summarised once
+        # customer properties first, their summaries left dropped: the link write refreshes the summaries of
+        # every customer it touches, so a customer with new properties and new links is summarised once
         if pending:
             self.store.upsert_customers([CustomerUpsert(c, p) for c, p in sorted(pending.items())], summaries=False)
         links = [link_from_state(tuple(row[:3]), *row[3:]) for row in dirty]
         if links:
-            self.store.upsert_links(links, summaries=False)
-        if dirty or pending:
-            self.store.refresh_summaries(
-                sorted(set(pending) | {link.customer_id for link in links}),
-                sorted({(link.kind, link.value_hash) for link in links}),
-            )
+            self.store.upsert_links(links)
+        unlinked = sorted(set(pending) - {link.customer_id for link in links})
+        if unlinked:
+            self.store.refresh_summaries(unlinked)
         if dirty or pending:
             self.ledger.applied([tuple(r[:3]) for r in dirty], list(pending))
 

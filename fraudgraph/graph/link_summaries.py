@@ -14,8 +14,15 @@ Times are epoch milliseconds; ``-1`` stands for "no link".
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from .elements import LINK_FRAME_COLUMNS
+
+# a link's values in an identifier summary's rows, after the customer id (the store's link-property order)
+LINK_ROW = tuple(LINK_FRAME_COLUMNS[3:])
+_FIRST_SEEN, _EVENTS = LINK_ROW.index("first_seen"), LINK_ROW.index("event_count")
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,52 @@ class IdentifierLinkSummary:
         """Does it hold the identifier's ``limit`` lowest-id customers?"""
         return len(self.lowest) >= limit or len(self.lowest) == self.customers
 
+    # Over 60 lines for a reason: every field's update rule, and the cases where the summary alone cannot
+    # give the new one, read best side by side.
+    def advanced(self, changes: Sequence[LinkChange], cap: int) -> IdentifierLinkSummary | None:
+        """This summary after ``changes`` were written to the identifier's links, or None where the summary
+        alone cannot give it (the caller aggregates the links instead).
+
+        ``cap``: how many lowest-id customers the summary holds (the fan-out cap plus one). None when a link
+        changes twice, when an existing link's first-seen time moves and it may have been the latest (the
+        new latest is not in the summary), or when an existing link that should be among the lowest is
+        not (a summary that disagrees with the change).
+        """
+        n, fmin, fmax, events = self.customers, self.earliest_first_seen, self.latest_first_seen, self.events
+        lowest = {row[0]: tuple(row[1:]) for row in self.lowest}
+        complete = len(self.lowest) == self.customers  # holds every link
+        highest_held = max(lowest, key=customer_order) if lowest else None
+        seen: set[str] = set()
+        for change in changes:
+            customer, before, after = change.customer_id, change.before, change.after
+            if customer in seen:
+                return None
+            seen.add(customer)
+            first_seen = after[_FIRST_SEEN]
+            if before is None:  # a new link
+                if customer in lowest:
+                    return None
+                fmin = first_seen if n == 0 else min(fmin, first_seen)
+                fmax = first_seen if n == 0 else max(fmax, first_seen)
+                n += 1
+                events += after[_EVENTS]
+                lowest[customer] = after
+                continue
+            held = customer in lowest
+            if not held and (
+                complete or highest_held is None or customer_order(customer) < customer_order(highest_held)
+            ):
+                return None
+            events += after[_EVENTS] - before[_EVENTS]
+            if first_seen != before[_FIRST_SEEN]:
+                if first_seen > before[_FIRST_SEEN] or before[_FIRST_SEEN] >= fmax:
+                    return None
+                fmin = min(fmin, first_seen)
+            if held:
+                lowest[customer] = after
+        kept = sorted(lowest, key=customer_order)[:cap]
+        return IdentifierLinkSummary(self.vertex_id, n, fmin, fmax, events, tuple((c, *lowest[c]) for c in kept))
+
     def to_json(self) -> str:
         return json.dumps(
             {
@@ -93,6 +146,22 @@ class IdentifierLinkSummary:
                 "first": [list(row) for row in self.lowest],
             }
         )
+
+
+@dataclass(frozen=True)
+class LinkChange:
+    """One link of an identifier as a write changed it: ``before`` and ``after`` are its values in
+    :data:`LINK_ROW` order, ``before`` None for a link the write created."""
+
+    customer_id: str
+    before: tuple[int, ...] | None
+    after: tuple[int, ...]
+
+
+def customer_order(customer_id: str) -> bytes:
+    """The order of a summary's lowest-id customers: Gremlin servers compare ids as Java strings (UTF-16
+    code units), which UTF-16 big-endian bytes reproduce (Python's own order differs above U+FFFF)."""
+    return customer_id.encode("utf-16-be")
 
 
 LinkSummary = CustomerLinkSummary | IdentifierLinkSummary

@@ -224,3 +224,81 @@ def __in_v_is(vid):
     from gremlin_python.process.graph_traversal import __
 
     return __.in_v().has_id(vid)
+
+
+def stored_and_aggregated(store, identifiers):
+    """Each identifier's stored summary, then the one aggregating its links gives (no advance pending)."""
+    vids = [identifier_id(k, h) for k, h in identifiers]
+    stored = store._summaries(vids)
+    store.refresh_summaries(identifiers=identifiers)
+    return stored, store._summaries(vids)
+
+
+def test_link_writes_advance_identifier_summaries_to_what_aggregating_gives(gstore):
+    """A write's refresh advances the summary it dropped by the links it changed (new links below and above
+    the held ids of a hub, more events, a first-seen moved earlier) instead of aggregating every link; the
+    result is what aggregating gives, and a change the summary alone cannot take is aggregated."""
+    cust, links = small_world(customers=180)
+    gstore.upsert_customers(cust)
+    gstore.upsert_links(links)
+    hub = sorted((l for l in links if l.value_hash == "hub"), key=lambda l: l.customer_id)
+    assert len(hub) > gstore.fanout_cap + 1  # more customers than the summary holds
+    first, last = hub[0], hub[-1]
+    latest = 1_700_002_000_000  # after every first-seen of the small world
+    rounds = [
+        # a new customer below every held id and one above them, more events on a held and an unheld link,
+        # and a new link on a small identifier: every summary advanced
+        (
+            [IdentityLink("a000", "ip", "hub", latest, latest, 1, {"login": 1}),
+             IdentityLink("zz99", "ip", "hub", 1_600_000_000_000, 1_600_000_000_000, 2, {"login": 2}),
+             IdentityLink(first.customer_id, "ip", "hub", first.first_seen, first.last_seen + 10,
+                          first.event_count + 3, {"login": first.event_count + 3}),
+             IdentityLink(last.customer_id, "ip", "hub", last.first_seen, last.last_seen + 10,
+                          last.event_count + 1, {"login": last.event_count + 1}),
+             IdentityLink("a000", "device", "d1", latest, latest, 1, {"login": 1})],
+            2, 0,
+        ),
+        # a held link of the hub seen earlier than it was: advanced; the small identifier's latest link
+        # seen earlier: its new latest first-seen is not in the summary, so its links are aggregated
+        (
+            [IdentityLink(first.customer_id, "ip", "hub", first.first_seen - 1_000, first.last_seen + 10,
+                          first.event_count + 4, {"login": first.event_count + 4}),
+             IdentityLink("a000", "device", "d1", 1_500_000_000_000, latest, 2, {"login": 2})],
+            1, 1,
+        ),
+    ]
+    touched = [("ip", "hub"), ("device", "d1")]
+    for written, advanced, aggregated in rounds:
+        before = dict(gstore.summary_refreshes)
+        gstore.upsert_links(written)
+        assert gstore.summary_refreshes["advanced"] - before["advanced"] == advanced
+        assert gstore.summary_refreshes["aggregated"] - before["aggregated"] == aggregated
+        stored, reference = stored_and_aggregated(gstore, touched)
+        assert stored == reference and len(stored) == 2
+    assert_reads_match_links(gstore, ["a000", first.customer_id], touched, cap=51)
+
+
+def test_a_summary_another_writer_touched_meanwhile_is_aggregated(engine, gstore):
+    """Another writer changes the hub between this writer's link write and its refresh: the version moved,
+    so the compare-and-set refuses the advanced summary and the links are aggregated (both writes in)."""
+    url, settings = engine
+    cust, links = small_world()
+    gstore.upsert_customers(cust)
+    gstore.upsert_links(links)
+    moved = gstore.summary_refreshes["version_moved"]
+    with open_graph(url, settings) as other:
+        note = gstore._note_advances
+
+        def then_another_writer(*args):
+            note(*args)
+            other.upsert_links([IdentityLink("b000", "ip", "hub", 1_000, 2_000, 7, {"login": 7})])
+
+        gstore._note_advances = then_another_writer
+        gstore.upsert_links([IdentityLink("a000", "ip", "hub", 1_000, 1_000, 5, {"login": 5})])
+        del gstore._note_advances
+    assert gstore.summary_refreshes["version_moved"] == moved + 1
+    stored, aggregated = stored_and_aggregated(gstore, [("ip", "hub")])
+    assert stored == aggregated
+    summary = stored[identifier_id("ip", "hub")]
+    assert summary.customers == len([l for l in links if l.value_hash == "hub"]) + 2
+    assert [row[0] for row in summary.lowest[:2]] == ["a000", "b000"]

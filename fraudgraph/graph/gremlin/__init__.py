@@ -21,7 +21,14 @@ them (:meth:`GremlinIdentityGraph.refresh_summaries`) in two requests: one
 bumps the version again and aggregates on the server, the next stores the
 summary only if the version is still the one it read (compare-and-set), so
 concurrent writers never leave an older summary behind and a crash between the
-write and the refresh leaves no summary rather than a stale one. A bulk load
+write and the refresh leaves no summary rather than a stale one. An identifier
+(a hub may have thousands of links) is not aggregated again when a link write
+can advance it: the invalidation returns the summary it dropped, the write
+reads its links' values just before, and the refresh stores the dropped
+summary advanced by the changed links, compare-and-set at the version the
+invalidation left, so it is stored only if no other writer touched the vertex
+since; otherwise, or when the summary alone cannot give the new one (an
+existing link's first-seen moved off the latest), it aggregates. A bulk load
 passes ``summaries=False`` and refreshes once at the end. A reader uses a
 summary when there is one and every link it covers is visible at as-of;
 otherwise it aggregates the links as before. The one window left: a reader

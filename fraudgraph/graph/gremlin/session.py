@@ -37,8 +37,15 @@ SUMMARY = "link_summary"
 SUMMARY_VERSION = "link_summary_version"
 _INTERNAL_PROPERTIES = (SUMMARY, SUMMARY_VERSION)
 _LINK_PROPS = LINK_FRAME_COLUMNS[3:]  # first_seen, last_seen, event_count, count_<type>...
+
+
 # a link edge's properties as one string (see GremlinSession._projected_links)
-_LINK_TEXT = ",".join(f"%{{{p}}}" for p in _LINK_PROPS)
+def format_template(keys: Sequence[str]) -> str:
+    """A ``format()`` pattern giving these keys' values comma-separated (``%{key},%{key},...``)."""
+    return ",".join(f"%{{{k}}}" for k in keys)
+
+
+_LINK_TEXT = format_template(_LINK_PROPS)
 _TRANSIENT_MARKERS = (
     "ConcurrentModificationException",
     "Connection was closed",
@@ -238,8 +245,9 @@ class GremlinSession(IdentityGraph):
                 raise InvalidElementError(index, value[:40], "JanusGraph reserves '-' in vertex ids")
 
     # ---------------------------------------------------------------- writes
-    def _write_chunks(self, what: str, write: Callable[[Any, Sequence[Any]], None], rows: Sequence[Any]) -> None:
-        """Send ``rows`` in chunks of ``batch_size``, up to ``pool_size`` requests in flight.
+    def _write_chunks(self, what: str, write: Callable[[Any, Sequence[Any]], T_], rows: Sequence[Any]) -> list[T_]:
+        """Send ``rows`` in chunks of ``batch_size``, up to ``pool_size`` requests in flight; each chunk's
+        result, in order.
 
         Chunks of one phase never depend on each other; a chunk that fails
         transiently is retried on its own (idempotent upserts). The first chunk goes alone: on an
@@ -248,16 +256,13 @@ class GremlinSession(IdentityGraph):
         half-created for every retry; after one chunk the types exist.
         """
         chunks = list(chunked(rows, self.batch_size))
-        if len(chunks) <= 1 or self.pool_size == 1:
-            for chunk in chunks:
-                self._run(what, lambda g, chunk=chunk: write(g, chunk))
-            return
-        first, rest = chunks[0], chunks[1:]
-        self._run(what, lambda g: write(g, first))
-        with ThreadPoolExecutor(max_workers=self.pool_size, thread_name_prefix="gremlin-write") as pool:
-            futures = [pool.submit(self._run, what, lambda g, chunk=chunk: write(g, chunk)) for chunk in rest]
-            for f in futures:
-                f.result()
+        if not chunks:
+            return []
+        first = self._run(what, lambda g: write(g, chunks[0]))
+        return [
+            first,
+            *self._run_concurrently([(what, lambda g, chunk=chunk: write(g, chunk)) for chunk in chunks[1:]]),
+        ]
 
     def _run_concurrently(self, tasks: Sequence[tuple[str, Callable[[Any], Any]]]) -> list[Any]:
         """``[(what, fn)]`` run with :meth:`_run`, up to ``pool_size`` at once; their results in order."""
@@ -315,7 +320,7 @@ class GremlinSession(IdentityGraph):
         if isinstance(props, str):
             values = dict(zip(_LINK_PROPS, map(int, props.split(","))))
         else:
-            values = {k: int(v) for k, v in props.items() if isinstance(k, str)}
+            values = GremlinSession._link_props(props)
         return str(row["c"]), str(row["i"]), values
 
     def _link_record(self, row: Any) -> dict[str, Any]:

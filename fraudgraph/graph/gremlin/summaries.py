@@ -3,11 +3,21 @@ version compare-and-set (the protocol is in :mod:`fraudgraph.graph.gremlin`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-from ...schema import CUSTOMER, EDGE_LABEL_BY_KIND
-from ..elements import chunked, customer_vertex_id, identifier_id
-from ..link_summaries import CustomerLinkSummary, IdentifierLinkSummary
+import pandas as pd
+
+from ...config import GraphSettings
+from ...schema import CUSTOMER, EDGE_LABEL_BY_KIND, IDENTIFIER_KINDS
+from ..elements import IdentityLink, chunked, customer_vertex_id, identifier_id
+from ..link_summaries import (
+    LINK_ROW,
+    CustomerLinkSummary,
+    IdentifierLinkSummary,
+    LinkChange,
+    decode_link_summary,
+)
 from .session import (
     _CUSTOMER_PREFIX,
     _LINK_PROPS,
@@ -18,11 +28,29 @@ from .session import (
     _min_or,
     _sum_or,
     _typed,
+    format_template,
 )
+
+
+@dataclass(frozen=True)
+class _Advance:
+    """What a refresh needs to advance an identifier's summary rather than aggregate its links: the
+    version this writer's invalidation left, the summary it dropped, and the links its write changed."""
+
+    version: int
+    summary: str
+    changes: tuple[LinkChange, ...]
 
 
 class GremlinSummaries(GremlinSession):
     """Keeps every vertex's ``link_summary`` current."""
+
+    def __init__(self, uri: str, settings: GraphSettings):
+        super().__init__(uri, settings)
+        self._advances: dict[str, _Advance] = {}  # identifier vertex id -> what its next refresh can advance
+        # identifier summaries refreshed by advancing the dropped one / by aggregating the links; advances
+        # whose compare-and-set found the version moved (another writer), then aggregated (observability)
+        self.summary_refreshes = {"advanced": 0, "aggregated": 0, "version_moved": 0}
 
     @staticmethod
     def _bump_version():
@@ -30,22 +58,72 @@ class GremlinSummaries(GremlinSession):
 
         return __.union(__.coalesce(__.values(SUMMARY_VERSION), __.constant(_typed(0))), __.constant(_typed(1))).sum_()
 
-    def _invalidate_summaries(self, vertex_ids: Sequence[str]) -> None:
+    def _invalidate_summaries(
+        self, vertex_ids: Sequence[str], keep_dropped: bool = False
+    ) -> dict[str, tuple[int, str]]:
         """Drop the summaries of vertices about to change and bump their versions (before the write, so a
-        write that never reaches its refresh leaves no summary behind)."""
-        from gremlin_python.process.graph_traversal import __
-        from gremlin_python.process.traversal import Cardinality
+        write that never reaches its refresh leaves no summary behind).
 
-        self._write_chunks(
-            "invalidate_summaries",
-            lambda g, chunk: (
-                g.V(*chunk)
-                .side_effect(__.properties(SUMMARY).drop())
-                .property(Cardinality.single, SUMMARY_VERSION, self._bump_version())
-                .iterate()
-            ),
-            list(vertex_ids),
+        With ``keep_dropped``, returns ``{identifier vertex id: (version after the bump, the summary
+        dropped)}`` for the identifiers that had one: what :meth:`_note_advances` needs to advance them
+        after the write. Any pending advance of these vertices is forgotten (their summary is gone now)."""
+        from gremlin_python.process.graph_traversal import __
+        from gremlin_python.process.traversal import Cardinality, Scope
+
+        vertex_ids = list(vertex_ids)
+        with self._lock:
+            for vid in vertex_ids:
+                self._advances.pop(vid, None)
+        dropped = (
+            __.has_label(*IDENTIFIER_KINDS)
+            .has(SUMMARY)
+            .project("id", "v", "s")
+            .by(__.id_())
+            .by(__.values(SUMMARY_VERSION))
+            .by(__.values(SUMMARY))
+            .aggregate(Scope.local, "dropped")
         )
+
+        def invalidate(g, chunk):
+            bumped = g.V(*chunk).property(Cardinality.single, SUMMARY_VERSION, self._bump_version())
+            if not keep_dropped:
+                bumped.side_effect(__.properties(SUMMARY).drop()).iterate()
+                return []
+            return bumped.side_effect(dropped).side_effect(__.properties(SUMMARY).drop()).cap("dropped").next()
+
+        chunks = self._write_chunks("invalidate_summaries", invalidate, vertex_ids)
+        return {str(r["id"]): (int(r["v"]), r["s"]) for rows in chunks for r in rows}
+
+    def _note_advances(
+        self, dropped: dict[str, tuple[int, str]], before: pd.DataFrame, links: Iterable[IdentityLink]
+    ) -> None:
+        """After a link write: for each identifier whose summary the invalidation dropped, the links the
+        write changed (``before``: the links' values read between the invalidation and the write, as a
+        ``links`` frame), so its refresh can advance that summary instead of aggregating every link."""
+        values = {
+            (r[0], r[1], r[2]): tuple(int(v) for v in r[3:])
+            for r in before[["customer_id", "kind", "value_hash", *LINK_ROW]].itertuples(index=False)
+        }
+        twice = len(values) < len(before)  # one link read twice (duplicate edges): aggregate those
+        changes: dict[str, list[LinkChange]] = {}
+        for link in links:
+            vid = identifier_id(link.kind, link.value_hash)
+            if vid not in dropped:
+                continue
+            prior = values.get((link.customer_id, link.kind, link.value_hash))
+            after = link.properties()  # what the edge merge leaves: its counts, first-seen min, last-seen max
+            if prior is not None:
+                was = dict(zip(LINK_ROW, prior))
+                after["first_seen"] = min(was["first_seen"], after["first_seen"])
+                after["last_seen"] = max(was["last_seen"], after["last_seen"])
+            changes.setdefault(vid, []).append(
+                LinkChange(link.customer_id, prior, tuple(int(after.get(k, 0)) for k in LINK_ROW))
+            )
+        with self._lock:
+            for vid, link_changes in changes.items():
+                if not twice:
+                    version, summary = dropped[vid]
+                    self._advances[vid] = _Advance(version, summary, tuple(link_changes))
 
     # Over 60 lines for a reason: the two requests of the summary protocol (bump and aggregate, then
     # compare-and-set) for customers and identifiers, written out as traversals beside each other so the
@@ -60,8 +138,9 @@ class GremlinSummaries(GremlinSession):
         kept = sorted(self.summary_properties)
 
         def store(g, rows):
-            """Compare-and-set: a summary read at an older version than the vertex's is dropped."""
-            (
+            """Compare-and-set: a summary read at an older version than the vertex's is dropped. Returns the
+            ids of the vertices it stored."""
+            return (
                 g.inject([{"k": {T.id: vid}, "v": _typed(v), "s": text} for vid, v, text in rows])
                 .unfold()
                 .as_("r")
@@ -71,7 +150,8 @@ class GremlinSummaries(GremlinSession):
                 .by(SUMMARY_VERSION)
                 .by("v")
                 .property(Cardinality.single, SUMMARY, __.select("r").select("s"))
-                .iterate()
+                .id_()
+                .to_list()
             )
 
         def refresh_customers(g, chunk):
@@ -95,7 +175,7 @@ class GremlinSummaries(GremlinSession):
                 .by(__.id_())
                 .by(__.values(SUMMARY_VERSION))
                 .by(__.value_map(*kept))
-                .by(aggregates.format_(",".join(f"%{{{k}}}" for k in ("n", "fmax", *keys))))
+                .by(aggregates.format_(format_template(("n", "fmax", *keys))))
                 .to_list()
             )
             summaries = []
@@ -143,6 +223,13 @@ class GremlinSummaries(GremlinSession):
 
         customers = [customer_vertex_id(c) for c in dict.fromkeys(customer_ids)]
         idents = [identifier_id(k, h) for k, h in dict.fromkeys(identifiers)]
+        # identifiers whose dropped summary this writer can advance by its own changes: stored only if no
+        # other writer bumped the version since (compare-and-set); the rest aggregate their links
+        advanced = self._store_advanced(idents, store)
+        idents = [vid for vid in idents if vid not in advanced]
+        with self._lock:
+            self.summary_refreshes["advanced"] += len(advanced)
+            self.summary_refreshes["aggregated"] += len(idents)
         # every chunk on its own: up to pool_size in flight, so one chunk's decoding and summary
         # encoding here overlaps the next one's aggregation on the server
         tasks = [
@@ -154,6 +241,32 @@ class GremlinSummaries(GremlinSession):
             for chunk in chunked(ids, size)
         ]
         self._run_concurrently(tasks)
+
+    def _store_advanced(self, identifier_vids: Sequence[str], store) -> set[str]:
+        """Advance the pending summaries of these identifiers and compare-and-set them at the version the
+        invalidation left; the ids stored (a summary the write's changes cannot advance is not tried)."""
+        with self._lock:
+            pending = {vid: self._advances.pop(vid) for vid in identifier_vids if vid in self._advances}
+        rows = []
+        for vid, advance in pending.items():
+            summary = decode_link_summary(advance.summary)
+            new = (
+                summary.advanced(advance.changes, self.fanout_cap + 1)
+                if isinstance(summary, IdentifierLinkSummary)
+                else None
+            )
+            if new is not None:
+                rows.append((vid, advance.version, new.to_json()))
+        results = self._run_concurrently(
+            [
+                ("refresh_summaries.advance", lambda g, chunk=chunk: store(g, chunk))
+                for chunk in chunked(rows, self.batch_size)
+            ]
+        )
+        stored = {str(vid) for ids in results for vid in ids}
+        with self._lock:
+            self.summary_refreshes["version_moved"] += len(rows) - len(stored)
+        return stored
 
     def rebuild_summaries(self, progress: bool = False) -> dict[str, int]:
         from tqdm import tqdm

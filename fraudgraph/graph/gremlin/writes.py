@@ -129,12 +129,20 @@ class GremlinWrites(GremlinSummaries):
         self._write_chunks("upsert_links.identifiers", write_identifiers, ident_rows)
         touched_customers = sorted({l.customer_id for l in links})
         touched_identifiers = sorted({(l.kind, l.value_hash) for l in links})
-        self._invalidate_summaries(
-            [customer_vertex_id(c) for c in touched_customers] + [identifier_id(k, h) for k, h in touched_identifiers]
+        dropped = self._invalidate_summaries(
+            [customer_vertex_id(c) for c in touched_customers] + [identifier_id(k, h) for k, h in touched_identifiers],
+            keep_dropped=summaries,
+        )
+        if not summaries:  # a bulk load: every summary is aggregated afresh at its end
+            self._write_chunks("upsert_links.edges", write_edges, edge_rows)
+            return len(links)
+        # the links' values before the write, for the identifiers whose dropped summary the refresh advances
+        before = self.existing_links(
+            [(l.customer_id, l.kind, l.value_hash) for l in links if identifier_id(l.kind, l.value_hash) in dropped]
         )
         self._write_chunks("upsert_links.edges", write_edges, edge_rows)
-        if summaries:
-            self.refresh_summaries(touched_customers, touched_identifiers)
+        self._note_advances(dropped, before, links)
+        self.refresh_summaries(touched_customers, touched_identifiers)
         return len(links)
 
     def clear(self) -> None:

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import json
+import random
 
-from fraudgraph.graph.link_summaries import CustomerLinkSummary, IdentifierLinkSummary, decode_link_summary
+from fraudgraph.graph.link_summaries import (
+    LINK_ROW,
+    CustomerLinkSummary,
+    IdentifierLinkSummary,
+    LinkChange,
+    customer_order,
+    decode_link_summary,
+)
 
 
 def test_a_customer_summary_survives_the_round_trip_and_keeps_the_stored_layout():
@@ -30,3 +38,80 @@ def test_an_identifier_summary_survives_the_round_trip_and_knows_what_it_covers(
     hub = IdentifierLinkSummary("ip:hub", 300, 10, 99, 900, lowest)
     assert hub.covers(2) and not hub.covers(3)
     assert not hub.visible(98) and hub.visible(99)
+
+
+def summary_of(links: dict[str, tuple[int, ...]], cap: int) -> IdentifierLinkSummary:
+    """What aggregating an identifier's links gives (the reference an advanced summary must equal)."""
+    fs = [row[_FS] for row in links.values()]
+    lowest = sorted(links, key=customer_order)[:cap]
+    return IdentifierLinkSummary("ip:hub", len(links), min(fs, default=-1), max(fs, default=-1),
+                                 sum(row[_EV] for row in links.values()), tuple((c, *links[c]) for c in lowest))
+
+
+def _row(first_seen: int, events: int) -> tuple[int, ...]:
+    values = dict.fromkeys(LINK_ROW, 0)
+    values.update(first_seen=first_seen, last_seen=first_seen + 5, event_count=events, count_login=events)
+    return tuple(values[k] for k in LINK_ROW)
+
+
+_FS, _EV = LINK_ROW.index("first_seen"), LINK_ROW.index("event_count")
+
+
+def test_an_advanced_identifier_summary_equals_aggregating_its_links():
+    """Random writes to one identifier (new links below and above the held ids, more events, a first-seen
+    moved earlier, several links per write): the summary advanced by each write's changes is exactly the
+    one aggregated from all links, or None, and None only where the summary alone cannot know."""
+    rng = random.Random(7)
+    cap = 5
+    advanced = refused = 0
+    for _ in range(300):
+        links = {f"c{rng.randrange(60):02d}": _row(rng.randrange(100, 200), rng.randrange(1, 4))
+                 for _ in range(rng.randrange(0, 12))}
+        summary = summary_of(links, cap)
+        for _ in range(6):
+            changes = []
+            for customer in rng.sample([f"c{i:02d}" for i in range(60)], rng.randrange(1, 4)):
+                before = links.get(customer)
+                if before is None:
+                    after = _row(rng.randrange(100, 200), rng.randrange(1, 4))
+                else:
+                    moved = rng.random() < 0.2
+                    first_seen = rng.randrange(50, before[_FS] + 1) if moved else before[_FS]
+                    after = _row(first_seen, before[_EV] + rng.randrange(1, 3))
+                changes.append(LinkChange(customer, before, after))
+                links[customer] = after
+            got = summary.advanced(changes, cap)
+            want = summary_of(links, cap)
+            if got is None:
+                refused += 1
+                # only a first-seen moved off a link at the latest first-seen leaves the summary unable
+                assert any(c.before is not None and c.after[_FS] != c.before[_FS] and c.before[_FS] >= summary.latest_first_seen
+                           for c in changes)
+            else:
+                advanced += 1
+                assert got == want
+            summary = want
+    assert advanced > 10 * refused > 0
+
+
+def test_a_summary_that_disagrees_with_the_changes_is_not_advanced():
+    links = {f"c{i}": _row(100 + i, 1) for i in range(8)}
+    summary = summary_of(links, 3)
+    # an existing link that should be held (c1 < the highest held id) but is not: the summary is not this graph's
+    stale = IdentifierLinkSummary("ip:hub", 8, 100, 107, 8, (("c0", *links["c0"]), ("c2", *links["c2"]),
+                                                             ("c3", *links["c3"])))
+    assert stale.advanced([LinkChange("c1", links["c1"], _row(101, 2))], 3) is None
+    # a "new" link the summary already holds, and one link changed twice in one write
+    assert summary.advanced([LinkChange("c0", None, _row(100, 1))], 3) is None
+    twice = [LinkChange("c9", None, _row(150, 1)), LinkChange("c9", _row(150, 1), _row(150, 2))]
+    assert summary.advanced(twice, 3) is None
+    # an existing link beyond the held ids changes the totals only
+    beyond = summary.advanced([LinkChange("c7", links["c7"], _row(107, 4))], 3)
+    assert (beyond.customers, beyond.events, beyond.lowest) == (8, 11, summary.lowest)
+
+
+def test_the_lowest_ids_follow_the_servers_string_order():
+    """Gremlin servers compare ids as UTF-16 code units; above U+FFFF that is not Python's order."""
+    ids = ["\uffff", "\U0001f600", "a"]
+    assert sorted(ids, key=customer_order) == ["a", "\U0001f600", "\uffff"]
+    assert sorted(ids) == ["a", "\uffff", "\U0001f600"]
