@@ -18,11 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..schema import IDENTIFIER_KINDS
 from .elements import LINK_FRAME_COLUMNS
 
 # a link's values in an identifier summary's rows, after the customer id (the store's link-property order)
 LINK_ROW = tuple(LINK_FRAME_COLUMNS[3:])
 _FIRST_SEEN, _EVENTS = LINK_ROW.index("first_seen"), LINK_ROW.index("event_count")
+_KIND_INDEX = {kind: i for i, kind in enumerate(IDENTIFIER_KINDS)}  # a customer row's links per kind
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,38 @@ class CustomerLinkSummary:
     def visible(self, as_of_ms: int | None) -> bool:
         """Is every link it covers first seen at or before ``as_of_ms`` (None: now)?"""
         return as_of_ms is None or self.latest_first_seen <= as_of_ms
+
+    def advanced(self, changes: Sequence[LinkChange]) -> CustomerLinkSummary | None:
+        """This summary after ``changes`` were written to the customer's links (its properties unchanged),
+        or None where the summary alone cannot give it: a link changed twice, or an existing link's
+        first-seen time moved while it may have been the latest."""
+        n, latest = self.links, self.latest_first_seen
+        first, *row = self.row  # earliest first-seen, links per kind, then the sums of LINK_ROW[_EVENTS:]
+        sums = len(LINK_ROW) - _EVENTS
+        kinds = len(row) - sums
+        seen: set[tuple[str, str]] = set()
+        for change in changes:
+            key = (change.kind, change.value_hash)
+            if key in seen:
+                return None
+            seen.add(key)
+            before, after = change.before, change.after
+            first_seen = after[_FIRST_SEEN]
+            if before is None:  # a new link
+                first = first_seen if n == 0 else min(first, first_seen)
+                latest = first_seen if n == 0 else max(latest, first_seen)
+                n += 1
+                row[_KIND_INDEX[change.kind]] += 1
+                was = (0,) * sums
+            else:
+                if first_seen != before[_FIRST_SEEN]:
+                    if first_seen > before[_FIRST_SEEN] or before[_FIRST_SEEN] >= latest:
+                        return None
+                    first = min(first, first_seen)
+                was = before[_EVENTS:]
+            for j, (old, new) in enumerate(zip(was, after[_EVENTS:])):
+                row[kinds + j] += new - old
+        return CustomerLinkSummary(self.vertex_id, n, latest, (first, *row), self.properties, self.kept)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -150,10 +184,12 @@ class IdentifierLinkSummary:
 
 @dataclass(frozen=True)
 class LinkChange:
-    """One link of an identifier as a write changed it: ``before`` and ``after`` are its values in
-    :data:`LINK_ROW` order, ``before`` None for a link the write created."""
+    """One link as a write changed it: ``before`` and ``after`` are its values in :data:`LINK_ROW` order,
+    ``before`` None for a link the write created."""
 
     customer_id: str
+    kind: str
+    value_hash: str
     before: tuple[int, ...] | None
     after: tuple[int, ...]
 

@@ -226,24 +226,29 @@ def __in_v_is(vid):
     return __.in_v().has_id(vid)
 
 
-def stored_and_aggregated(store, identifiers):
-    """Each identifier's stored summary, then the one aggregating its links gives (no advance pending)."""
-    vids = [identifier_id(k, h) for k, h in identifiers]
+def stored_and_aggregated(store, customer_ids, identifiers):
+    """Each vertex's stored summary, then the one aggregating its links gives (no advance pending)."""
+    vids = [f"customer:{c}" for c in customer_ids] + [identifier_id(k, h) for k, h in identifiers]
     stored = store._summaries(vids)
-    store.refresh_summaries(identifiers=identifiers)
+    store.refresh_summaries(customer_ids, identifiers)
     return stored, store._summaries(vids)
 
 
 def test_link_writes_advance_identifier_summaries_to_what_aggregating_gives(gstore):
-    """A write's refresh advances the summary it dropped by the links it changed (new links below and above
-    the held ids of a hub, more events, a first-seen moved earlier) instead of aggregating every link; the
-    result is what aggregating gives, and a change the summary alone cannot take is aggregated."""
+    """A write's refresh advances the summaries it dropped (identifiers and customers) by the links it
+    changed (new links below and above the held ids of a hub, more events, a first-seen moved earlier)
+    instead of aggregating every link; the result is what aggregating gives, and a change the summary
+    alone cannot take is aggregated."""
     cust, links = small_world(customers=180)
     gstore.upsert_customers(cust)
     gstore.upsert_links(links)
     hub = sorted((l for l in links if l.value_hash == "hub"), key=lambda l: l.customer_id)
     assert len(hub) > gstore.fanout_cap + 1  # more customers than the summary holds
-    first, last = hub[0], hub[-1]
+    # a held customer of the hub whose hub link is not its latest (moving that link's first-seen keeps
+    # the customer's summary advanceable), and the highest-id one (not held)
+    first = next(h for h in hub if any(l.customer_id == h.customer_id and l.first_seen > h.first_seen for l in links))
+    last = hub[-1]
+    assert first.customer_id < hub[gstore.fanout_cap].customer_id
     latest = 1_700_002_000_000  # after every first-seen of the small world
     rounds = [
         # a new customer below every held id and one above them, more events on a held and an unheld link,
@@ -256,26 +261,29 @@ def test_link_writes_advance_identifier_summaries_to_what_aggregating_gives(gsto
              IdentityLink(last.customer_id, "ip", "hub", last.first_seen, last.last_seen + 10,
                           last.event_count + 1, {"login": last.event_count + 1}),
              IdentityLink("a000", "device", "d1", latest, latest, 1, {"login": 1})],
-            2, 0,
+            # the two identifiers and the two existing customers advanced; the new customers aggregated
+            4, 2,
         ),
-        # a held link of the hub seen earlier than it was: advanced; the small identifier's latest link
-        # seen earlier: its new latest first-seen is not in the summary, so its links are aggregated
+        # a held link of the hub seen earlier than it was: the hub and that customer advanced; a000's link
+        # to the small identifier, the latest of both, seen earlier: their new latest first-seen is not in
+        # their summaries, so their links are aggregated
         (
             [IdentityLink(first.customer_id, "ip", "hub", first.first_seen - 1_000, first.last_seen + 10,
                           first.event_count + 4, {"login": first.event_count + 4}),
              IdentityLink("a000", "device", "d1", 1_500_000_000_000, latest, 2, {"login": 2})],
-            1, 1,
+            2, 2,
         ),
     ]
-    touched = [("ip", "hub"), ("device", "d1")]
+    identifiers = [("ip", "hub"), ("device", "d1")]
+    customers = ["a000", "zz99", first.customer_id, last.customer_id]
     for written, advanced, aggregated in rounds:
         before = dict(gstore.summary_refreshes)
         gstore.upsert_links(written)
         assert gstore.summary_refreshes["advanced"] - before["advanced"] == advanced
         assert gstore.summary_refreshes["aggregated"] - before["aggregated"] == aggregated
-        stored, reference = stored_and_aggregated(gstore, touched)
-        assert stored == reference and len(stored) == 2
-    assert_reads_match_links(gstore, ["a000", first.customer_id], touched, cap=51)
+        stored, reference = stored_and_aggregated(gstore, customers, identifiers)
+        assert stored == reference and len(stored) == 6
+    assert_reads_match_links(gstore, customers, identifiers, cap=51)
 
 
 def test_a_summary_another_writer_touched_meanwhile_is_aggregated(engine, gstore):
@@ -297,7 +305,7 @@ def test_a_summary_another_writer_touched_meanwhile_is_aggregated(engine, gstore
         gstore.upsert_links([IdentityLink("a000", "ip", "hub", 1_000, 1_000, 5, {"login": 5})])
         del gstore._note_advances
     assert gstore.summary_refreshes["version_moved"] == moved + 1
-    stored, aggregated = stored_and_aggregated(gstore, [("ip", "hub")])
+    stored, aggregated = stored_and_aggregated(gstore, ["a000", "b000"], [("ip", "hub")])
     assert stored == aggregated
     summary = stored[identifier_id("ip", "hub")]
     assert summary.customers == len([l for l in links if l.value_hash == "hub"]) + 2

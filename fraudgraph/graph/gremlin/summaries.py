@@ -48,9 +48,10 @@ class GremlinSummaries(GremlinSession):
     def __init__(self, uri: str, settings: GraphSettings):
         super().__init__(uri, settings)
         self._advances: dict[str, _Advance] = {}  # identifier vertex id -> what its next refresh can advance
-        # identifier summaries refreshed by advancing the dropped one / by aggregating the links; advances
-        # whose compare-and-set found the version moved (another writer), then aggregated (observability)
-        self.summary_refreshes = {"advanced": 0, "aggregated": 0, "version_moved": 0}
+        # summaries (customers and identifiers) refreshed by advancing the dropped one / by aggregating the
+        # links; of the aggregated, those the summary alone could not advance, and advances whose
+        # compare-and-set found the version moved by another writer (observability)
+        self.summary_refreshes = {"advanced": 0, "aggregated": 0, "not_advanceable": 0, "version_moved": 0}
 
     @staticmethod
     def _bump_version():
@@ -64,9 +65,9 @@ class GremlinSummaries(GremlinSession):
         """Drop the summaries of vertices about to change and bump their versions (before the write, so a
         write that never reaches its refresh leaves no summary behind).
 
-        With ``keep_dropped``, returns ``{identifier vertex id: (version after the bump, the summary
-        dropped)}`` for the identifiers that had one: what :meth:`_note_advances` needs to advance them
-        after the write. Any pending advance of these vertices is forgotten (their summary is gone now)."""
+        With ``keep_dropped``, returns ``{vertex id: (version after the bump, the summary dropped)}`` for the
+        vertices that had one: what :meth:`_note_advances` needs to advance them after the write. Any
+        pending advance of these vertices is forgotten (their summary is gone now)."""
         from gremlin_python.process.graph_traversal import __
         from gremlin_python.process.traversal import Cardinality, Scope
 
@@ -75,8 +76,7 @@ class GremlinSummaries(GremlinSession):
             for vid in vertex_ids:
                 self._advances.pop(vid, None)
         dropped = (
-            __.has_label(*IDENTIFIER_KINDS)
-            .has(SUMMARY)
+            __.has(SUMMARY)
             .project("id", "v", "s")
             .by(__.id_())
             .by(__.values(SUMMARY_VERSION))
@@ -97,9 +97,9 @@ class GremlinSummaries(GremlinSession):
     def _note_advances(
         self, dropped: dict[str, tuple[int, str]], before: pd.DataFrame, links: Iterable[IdentityLink]
     ) -> None:
-        """After a link write: for each identifier whose summary the invalidation dropped, the links the
-        write changed (``before``: the links' values read between the invalidation and the write, as a
-        ``links`` frame), so its refresh can advance that summary instead of aggregating every link."""
+        """After a link write: for each customer and identifier whose summary the invalidation dropped, the
+        links the write changed (``before``: the links' values read between the invalidation and the write,
+        as a ``links`` frame), so its refresh can advance that summary instead of aggregating its links."""
         values = {
             (r[0], r[1], r[2]): tuple(int(v) for v in r[3:])
             for r in before[["customer_id", "kind", "value_hash", *LINK_ROW]].itertuples(index=False)
@@ -107,8 +107,12 @@ class GremlinSummaries(GremlinSession):
         twice = len(values) < len(before)  # one link read twice (duplicate edges): aggregate those
         changes: dict[str, list[LinkChange]] = {}
         for link in links:
-            vid = identifier_id(link.kind, link.value_hash)
-            if vid not in dropped:
+            vids = [
+                v
+                for v in (identifier_id(link.kind, link.value_hash), customer_vertex_id(link.customer_id))
+                if v in dropped
+            ]
+            if not vids:
                 continue
             prior = values.get((link.customer_id, link.kind, link.value_hash))
             after = link.properties()  # what the edge merge leaves: its counts, first-seen min, last-seen max
@@ -116,9 +120,11 @@ class GremlinSummaries(GremlinSession):
                 was = dict(zip(LINK_ROW, prior))
                 after["first_seen"] = min(was["first_seen"], after["first_seen"])
                 after["last_seen"] = max(was["last_seen"], after["last_seen"])
-            changes.setdefault(vid, []).append(
-                LinkChange(link.customer_id, prior, tuple(int(after.get(k, 0)) for k in LINK_ROW))
+            change = LinkChange(
+                link.customer_id, link.kind, link.value_hash, prior, tuple(int(after.get(k, 0)) for k in LINK_ROW)
             )
+            for vid in vids:
+                changes.setdefault(vid, []).append(change)
         with self._lock:
             for vid, link_changes in changes.items():
                 if not twice:
@@ -223,13 +229,14 @@ class GremlinSummaries(GremlinSession):
 
         customers = [customer_vertex_id(c) for c in dict.fromkeys(customer_ids)]
         idents = [identifier_id(k, h) for k, h in dict.fromkeys(identifiers)]
-        # identifiers whose dropped summary this writer can advance by its own changes: stored only if no
+        # vertices whose dropped summary this writer can advance by its own changes: stored only if no
         # other writer bumped the version since (compare-and-set); the rest aggregate their links
-        advanced = self._store_advanced(idents, store)
+        advanced = self._store_advanced(customers + idents, store)
+        customers = [vid for vid in customers if vid not in advanced]
         idents = [vid for vid in idents if vid not in advanced]
         with self._lock:
             self.summary_refreshes["advanced"] += len(advanced)
-            self.summary_refreshes["aggregated"] += len(idents)
+            self.summary_refreshes["aggregated"] += len(customers) + len(idents)
         # every chunk on its own: up to pool_size in flight, so one chunk's decoding and summary
         # encoding here overlaps the next one's aggregation on the server
         tasks = [
@@ -242,19 +249,19 @@ class GremlinSummaries(GremlinSession):
         ]
         self._run_concurrently(tasks)
 
-    def _store_advanced(self, identifier_vids: Sequence[str], store) -> set[str]:
-        """Advance the pending summaries of these identifiers and compare-and-set them at the version the
-        invalidation left; the ids stored (a summary the write's changes cannot advance is not tried)."""
+    def _store_advanced(self, vertex_ids: Sequence[str], store) -> set[str]:
+        """Advance the pending summaries of these vertices and compare-and-set them at the version the
+        invalidation left; the ids stored (a summary the write's changes cannot advance is not tried, nor
+        a customer's written for other ``summary_properties`` than the store's: aggregating rewrites it)."""
         with self._lock:
-            pending = {vid: self._advances.pop(vid) for vid in identifier_vids if vid in self._advances}
+            pending = {vid: self._advances.pop(vid) for vid in vertex_ids if vid in self._advances}
         rows = []
         for vid, advance in pending.items():
             summary = decode_link_summary(advance.summary)
-            new = (
-                summary.advanced(advance.changes, self.fanout_cap + 1)
-                if isinstance(summary, IdentifierLinkSummary)
-                else None
-            )
+            if isinstance(summary, IdentifierLinkSummary):
+                new = summary.advanced(advance.changes, self.fanout_cap + 1)
+            else:
+                new = summary.advanced(advance.changes) if set(summary.kept) == self.summary_properties else None
             if new is not None:
                 rows.append((vid, advance.version, new.to_json()))
         results = self._run_concurrently(
@@ -265,13 +272,12 @@ class GremlinSummaries(GremlinSession):
         )
         stored = {str(vid) for ids in results for vid in ids}
         with self._lock:
+            self.summary_refreshes["not_advanceable"] += len(pending) - len(rows)
             self.summary_refreshes["version_moved"] += len(rows) - len(stored)
         return stored
 
     def rebuild_summaries(self, progress: bool = False) -> dict[str, int]:
         from tqdm import tqdm
-
-        from ...schema import IDENTIFIER_KINDS
 
         customers = [
             str(v)[len(_CUSTOMER_PREFIX) :]

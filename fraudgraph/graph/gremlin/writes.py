@@ -136,9 +136,13 @@ class GremlinWrites(GremlinSummaries):
         if not summaries:  # a bulk load: every summary is aggregated afresh at its end
             self._write_chunks("upsert_links.edges", write_edges, edge_rows)
             return len(links)
-        # the links' values before the write, for the identifiers whose dropped summary the refresh advances
+        # the links' values before the write, for the vertices whose dropped summary the refresh advances
         before = self.existing_links(
-            [(l.customer_id, l.kind, l.value_hash) for l in links if identifier_id(l.kind, l.value_hash) in dropped]
+            [
+                (l.customer_id, l.kind, l.value_hash)
+                for l in links
+                if identifier_id(l.kind, l.value_hash) in dropped or customer_vertex_id(l.customer_id) in dropped
+            ]
         )
         self._write_chunks("upsert_links.edges", write_edges, edge_rows)
         self._note_advances(dropped, before, links)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 
+from fraudgraph.graph.elements import LINK_SUMMARY_COLUMNS
 from fraudgraph.graph.link_summaries import (
     LINK_ROW,
     CustomerLinkSummary,
@@ -13,6 +14,7 @@ from fraudgraph.graph.link_summaries import (
     customer_order,
     decode_link_summary,
 )
+from fraudgraph.schema import IDENTIFIER_KINDS
 
 
 def test_a_customer_summary_survives_the_round_trip_and_keeps_the_stored_layout():
@@ -78,7 +80,7 @@ def test_an_advanced_identifier_summary_equals_aggregating_its_links():
                     moved = rng.random() < 0.2
                     first_seen = rng.randrange(50, before[_FS] + 1) if moved else before[_FS]
                     after = _row(first_seen, before[_EV] + rng.randrange(1, 3))
-                changes.append(LinkChange(customer, before, after))
+                changes.append(LinkChange(customer, "ip", "hub", before, after))
                 links[customer] = after
             got = summary.advanced(changes, cap)
             want = summary_of(links, cap)
@@ -100,13 +102,13 @@ def test_a_summary_that_disagrees_with_the_changes_is_not_advanced():
     # an existing link that should be held (c1 < the highest held id) but is not: the summary is not this graph's
     stale = IdentifierLinkSummary("ip:hub", 8, 100, 107, 8, (("c0", *links["c0"]), ("c2", *links["c2"]),
                                                              ("c3", *links["c3"])))
-    assert stale.advanced([LinkChange("c1", links["c1"], _row(101, 2))], 3) is None
+    assert stale.advanced([LinkChange("c1", "ip", "hub", links["c1"], _row(101, 2))], 3) is None
     # a "new" link the summary already holds, and one link changed twice in one write
-    assert summary.advanced([LinkChange("c0", None, _row(100, 1))], 3) is None
-    twice = [LinkChange("c9", None, _row(150, 1)), LinkChange("c9", _row(150, 1), _row(150, 2))]
+    assert summary.advanced([LinkChange("c0", "ip", "hub", None, _row(100, 1))], 3) is None
+    twice = [LinkChange("c9", "ip", "hub", None, _row(150, 1)), LinkChange("c9", "ip", "hub", _row(150, 1), _row(150, 2))]
     assert summary.advanced(twice, 3) is None
     # an existing link beyond the held ids changes the totals only
-    beyond = summary.advanced([LinkChange("c7", links["c7"], _row(107, 4))], 3)
+    beyond = summary.advanced([LinkChange("c7", "ip", "hub", links["c7"], _row(107, 4))], 3)
     assert (beyond.customers, beyond.events, beyond.lowest) == (8, 11, summary.lowest)
 
 
@@ -115,3 +117,48 @@ def test_the_lowest_ids_follow_the_servers_string_order():
     ids = ["\uffff", "\U0001f600", "a"]
     assert sorted(ids, key=customer_order) == ["a", "\U0001f600", "\uffff"]
     assert sorted(ids) == ["a", "\uffff", "\U0001f600"]
+
+
+def customer_summary_of(links: dict[tuple[str, str], tuple[int, ...]]) -> CustomerLinkSummary:
+    """What aggregating a customer's links gives: the row of ``LINK_SUMMARY_COLUMNS[1:]``."""
+    rows = list(links.values())
+    fs = [r[_FS] for r in rows]
+    per_kind = tuple(sum(1 for kind, _ in links if kind == k) for k in IDENTIFIER_KINDS)
+    sums = tuple(sum(r[j] for r in rows) for j in range(_EV, len(LINK_ROW)))
+    return CustomerLinkSummary("customer:c1", len(rows), max(fs, default=-1), (min(fs, default=-1), *per_kind, *sums),
+                               {"signup_ts": 5}, ("signup_ts",))
+
+
+def test_an_advanced_customer_summary_equals_aggregating_its_links():
+    """The customer side of the same: new links of every kind, more events, a first-seen moved earlier."""
+    assert len(customer_summary_of({}).row) == len(LINK_SUMMARY_COLUMNS) - 1
+    rng = random.Random(11)
+    advanced = refused = 0
+    for _ in range(300):
+        pool = [(k, f"{k[0]}{i}") for k in IDENTIFIER_KINDS for i in range(4)]
+        links = {key: _row(rng.randrange(100, 200), rng.randrange(1, 4)) for key in rng.sample(pool, rng.randrange(0, 6))}
+        summary = customer_summary_of(links)
+        for _ in range(4):
+            changes = []
+            for key in rng.sample(pool, rng.randrange(1, 4)):
+                before = links.get(key)
+                if before is None:
+                    after = _row(rng.randrange(100, 200), rng.randrange(1, 4))
+                else:
+                    first_seen = rng.randrange(50, before[_FS] + 1) if rng.random() < 0.2 else before[_FS]
+                    after = _row(first_seen, before[_EV] + rng.randrange(1, 3))
+                changes.append(LinkChange("c1", *key, before, after))
+                links[key] = after
+            got = summary.advanced(changes)
+            want = customer_summary_of(links)
+            if got is None:
+                refused += 1
+                assert any(c.before is not None and c.after[_FS] != c.before[_FS] and c.before[_FS] >= summary.latest_first_seen
+                           for c in changes)
+            else:
+                advanced += 1
+                assert got == want
+            summary = want
+    assert advanced > 10 * refused > 0
+    twice = [LinkChange("c1", "ip", "x", None, _row(150, 1)), LinkChange("c1", "ip", "x", _row(150, 1), _row(150, 2))]
+    assert customer_summary_of({}).advanced(twice) is None
