@@ -82,7 +82,7 @@ def main() -> None:
                 # Gremlin stores: requests and seconds per request name during the replay
                 requests = {k: {"requests": int(n), "seconds": round(sec, 2)}
                             for k, (n, sec) in sorted(getattr(store, "request_stats", {}).items())}
-                # Gremlin stores: identifier summaries advanced by a write's changes vs aggregated afresh
+                # Gremlin stores: summaries advanced by a write's changes vs aggregated afresh
                 refreshes = dict(getattr(store, "summary_refreshes", {}))
                 lat = consumer.stats.latencies_ms
                 calls = list(scorer.samples)
@@ -121,7 +121,7 @@ def main() -> None:
         "online_score_p99_ms": round(percentile_ms(single, 99), 1),
         "decisions": stats["decisions"],
         "store_requests": requests,
-        "identifier_summary_refreshes": refreshes,
+        "summary_refreshes": refreshes,
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
     print(table([(k, v) for k, v in result.items()]))
