@@ -16,6 +16,7 @@ from ..link_summaries import (
     CustomerLinkSummary,
     IdentifierLinkSummary,
     LinkChange,
+    LinkSummary,
     decode_link_summary,
 )
 from .session import (
@@ -258,6 +259,7 @@ class GremlinSummaries(GremlinSession):
         rows = []
         for vid, advance in pending.items():
             summary = decode_link_summary(advance.summary)
+            new: LinkSummary | None
             if isinstance(summary, IdentifierLinkSummary):
                 new = summary.advanced(advance.changes, self.fanout_cap + 1)
             else:
