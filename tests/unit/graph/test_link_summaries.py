@@ -59,41 +59,51 @@ def _row(first_seen: int, events: int) -> tuple[int, ...]:
 _FS, _EV = LINK_ROW.index("first_seen"), LINK_ROW.index("event_count")
 
 
+def random_write(rng, links, keys, change):
+    """One write of 1-3 links among ``keys``: new ones, or more events and now and then an earlier
+    first-seen. Updates ``links`` and returns the write's changes (``change(key, before, after)``)."""
+    changes = []
+    for key in rng.sample(keys, rng.randrange(1, 4)):
+        before = links.get(key)
+        if before is None:
+            after = _row(rng.randrange(100, 200), rng.randrange(1, 4))
+        else:
+            first_seen = rng.randrange(50, before[_FS] + 1) if rng.random() < 0.2 else before[_FS]
+            after = _row(first_seen, before[_EV] + rng.randrange(1, 3))
+        changes.append(change(key, before, after))
+        links[key] = after
+    return changes
+
+
+def advanced_as_aggregated(summary, changes, got, want) -> bool:
+    """``got`` (the advanced summary) equals ``want`` (aggregated); None only where the summary alone
+    cannot know: a first-seen moved off a link that may have been the latest. True when advanced."""
+    if got is None:
+        assert any(c.before is not None and c.after[_FS] != c.before[_FS] and c.before[_FS] >= summary.latest_first_seen
+                   for c in changes)
+        return False
+    assert got == want
+    return True
+
+
 def test_an_advanced_identifier_summary_equals_aggregating_its_links():
     """Random writes to one identifier (new links below and above the held ids, more events, a first-seen
     moved earlier, several links per write): the summary advanced by each write's changes is exactly the
     one aggregated from all links, or None, and None only where the summary alone cannot know."""
     rng = random.Random(7)
     cap = 5
-    advanced = refused = 0
+    customers = [f"c{i:02d}" for i in range(60)]
+    outcomes = []
     for _ in range(300):
-        links = {f"c{rng.randrange(60):02d}": _row(rng.randrange(100, 200), rng.randrange(1, 4))
-                 for _ in range(rng.randrange(0, 12))}
+        links = {c: _row(rng.randrange(100, 200), rng.randrange(1, 4))
+                 for c in rng.sample(customers, rng.randrange(0, 12))}
         summary = summary_of(links, cap)
         for _ in range(6):
-            changes = []
-            for customer in rng.sample([f"c{i:02d}" for i in range(60)], rng.randrange(1, 4)):
-                before = links.get(customer)
-                if before is None:
-                    after = _row(rng.randrange(100, 200), rng.randrange(1, 4))
-                else:
-                    moved = rng.random() < 0.2
-                    first_seen = rng.randrange(50, before[_FS] + 1) if moved else before[_FS]
-                    after = _row(first_seen, before[_EV] + rng.randrange(1, 3))
-                changes.append(LinkChange(customer, "ip", "hub", before, after))
-                links[customer] = after
-            got = summary.advanced(changes, cap)
+            changes = random_write(rng, links, customers, lambda c, b, a: LinkChange(c, "ip", "hub", b, a))
             want = summary_of(links, cap)
-            if got is None:
-                refused += 1
-                # only a first-seen moved off a link at the latest first-seen leaves the summary unable
-                assert any(c.before is not None and c.after[_FS] != c.before[_FS] and c.before[_FS] >= summary.latest_first_seen
-                           for c in changes)
-            else:
-                advanced += 1
-                assert got == want
+            outcomes.append(advanced_as_aggregated(summary, changes, summary.advanced(changes, cap), want))
             summary = want
-    assert advanced > 10 * refused > 0
+    assert sum(outcomes) > 10 * outcomes.count(False) > 0
 
 
 def test_a_summary_that_disagrees_with_the_changes_is_not_advanced():
@@ -133,32 +143,16 @@ def test_an_advanced_customer_summary_equals_aggregating_its_links():
     """The customer side of the same: new links of every kind, more events, a first-seen moved earlier."""
     assert len(customer_summary_of({}).row) == len(LINK_SUMMARY_COLUMNS) - 1
     rng = random.Random(11)
-    advanced = refused = 0
+    pool = [(k, f"{k[0]}{i}") for k in IDENTIFIER_KINDS for i in range(4)]
+    outcomes = []
     for _ in range(300):
-        pool = [(k, f"{k[0]}{i}") for k in IDENTIFIER_KINDS for i in range(4)]
         links = {key: _row(rng.randrange(100, 200), rng.randrange(1, 4)) for key in rng.sample(pool, rng.randrange(0, 6))}
         summary = customer_summary_of(links)
         for _ in range(4):
-            changes = []
-            for key in rng.sample(pool, rng.randrange(1, 4)):
-                before = links.get(key)
-                if before is None:
-                    after = _row(rng.randrange(100, 200), rng.randrange(1, 4))
-                else:
-                    first_seen = rng.randrange(50, before[_FS] + 1) if rng.random() < 0.2 else before[_FS]
-                    after = _row(first_seen, before[_EV] + rng.randrange(1, 3))
-                changes.append(LinkChange("c1", *key, before, after))
-                links[key] = after
-            got = summary.advanced(changes)
+            changes = random_write(rng, links, pool, lambda key, b, a: LinkChange("c1", *key, b, a))
             want = customer_summary_of(links)
-            if got is None:
-                refused += 1
-                assert any(c.before is not None and c.after[_FS] != c.before[_FS] and c.before[_FS] >= summary.latest_first_seen
-                           for c in changes)
-            else:
-                advanced += 1
-                assert got == want
+            outcomes.append(advanced_as_aggregated(summary, changes, summary.advanced(changes), want))
             summary = want
-    assert advanced > 10 * refused > 0
+    assert sum(outcomes) > 10 * outcomes.count(False) > 0
     twice = [LinkChange("c1", "ip", "x", None, _row(150, 1)), LinkChange("c1", "ip", "x", _row(150, 1), _row(150, 2))]
     assert customer_summary_of({}).advanced(twice) is None
