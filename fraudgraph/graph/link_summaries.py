@@ -14,7 +14,7 @@ Times are epoch milliseconds; ``-1`` stands for "no link".
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,24 +64,16 @@ class CustomerLinkSummary:
         seen: set[tuple[str, str]] = set()
         for change in changes:
             key = (change.kind, change.value_hash)
-            if key in seen:
+            span = None if key in seen else _first_seen_range(n, first, latest, change.before, change.after)
+            if span is None:
                 return None
             seen.add(key)
-            before, after = change.before, change.after
-            first_seen = after[_FIRST_SEEN]
-            if before is None:  # a new link
-                first = first_seen if n == 0 else min(first, first_seen)
-                latest = first_seen if n == 0 else max(latest, first_seen)
+            first, latest = span
+            if change.before is None:  # a new link
                 n += 1
                 row[_KIND_INDEX[change.kind]] += 1
-                was = (0,) * sums
-            else:
-                if first_seen != before[_FIRST_SEEN]:
-                    if first_seen > before[_FIRST_SEEN] or before[_FIRST_SEEN] >= latest:
-                        return None
-                    first = min(first, first_seen)
-                was = before[_EVENTS:]
-            for j, (old, new) in enumerate(zip(was, after[_EVENTS:])):
+            was = (0,) * sums if change.before is None else change.before[_EVENTS:]
+            for j, (old, new) in enumerate(zip(was, change.after[_EVENTS:])):
                 row[kinds + j] += new - old
         return CustomerLinkSummary(self.vertex_id, n, latest, (first, *row), self.properties, self.kept)
 
@@ -123,16 +115,14 @@ class IdentifierLinkSummary:
         """Does it hold the identifier's ``limit`` lowest-id customers?"""
         return len(self.lowest) >= limit or len(self.lowest) == self.customers
 
-    # Over 60 lines for a reason: every field's update rule, and the cases where the summary alone cannot
-    # give the new one, read best side by side.
     def advanced(self, changes: Sequence[LinkChange], cap: int) -> IdentifierLinkSummary | None:
         """This summary after ``changes`` were written to the identifier's links, or None where the summary
         alone cannot give it (the caller aggregates the links instead).
 
         ``cap``: how many lowest-id customers the summary holds (the fan-out cap plus one). None when a link
         changes twice, when an existing link's first-seen time moves and it may have been the latest (the
-        new latest is not in the summary), or when an existing link that should be among the lowest is
-        not (a summary that disagrees with the change).
+        new latest is not in the summary), or when a change disagrees with the summary (a new link it
+        already holds, an existing link that should be among the lowest and is not).
         """
         n, fmin, fmax, events = self.customers, self.earliest_first_seen, self.latest_first_seen, self.events
         lowest = {row[0]: tuple(row[1:]) for row in self.lowest}
@@ -144,27 +134,21 @@ class IdentifierLinkSummary:
             if customer in seen:
                 return None
             seen.add(customer)
-            first_seen = after[_FIRST_SEEN]
-            if before is None:  # a new link
-                if customer in lowest:
-                    return None
-                fmin = first_seen if n == 0 else min(fmin, first_seen)
-                fmax = first_seen if n == 0 else max(fmax, first_seen)
-                n += 1
-                events += after[_EVENTS]
-                lowest[customer] = after
-                continue
             held = customer in lowest
-            if not held and (
+            if before is None and held:
+                return None
+            if (before is not None and not held) and (
                 complete or highest_held is None or customer_order(customer) < customer_order(highest_held)
             ):
                 return None
-            events += after[_EVENTS] - before[_EVENTS]
-            if first_seen != before[_FIRST_SEEN]:
-                if first_seen > before[_FIRST_SEEN] or before[_FIRST_SEEN] >= fmax:
-                    return None
-                fmin = min(fmin, first_seen)
-            if held:
+            span = _first_seen_range(n, fmin, fmax, before, after)
+            if span is None:
+                return None
+            fmin, fmax = span
+            if before is None:  # a new link
+                n += 1
+            events += after[_EVENTS] - (0 if before is None else before[_EVENTS])
+            if before is None or held:
                 lowest[customer] = after
         kept = sorted(lowest, key=customer_order)[:cap]
         return IdentifierLinkSummary(self.vertex_id, n, fmin, fmax, events, tuple((c, *lowest[c]) for c in kept))
@@ -192,6 +176,27 @@ class LinkChange:
     value_hash: str
     before: tuple[int, ...] | None
     after: tuple[int, ...]
+
+
+def link_row(values: Mapping[str, Any]) -> tuple[int, ...]:
+    """A link's values in :data:`LINK_ROW` order, 0 for one it lacks."""
+    return tuple(int(values.get(k, 0)) for k in LINK_ROW)
+
+
+def _first_seen_range(
+    links: int, earliest: int, latest: int, before: tuple[int, ...] | None, after: tuple[int, ...]
+) -> tuple[int, int] | None:
+    """The earliest and latest first-seen over a vertex's links after one of them went from ``before`` (None:
+    new) to ``after``, ``links`` being how many it had; None where that needs the links themselves: an
+    existing link's first-seen moved while it may have been the latest (an edge merge only lowers it)."""
+    first_seen = after[_FIRST_SEEN]
+    if before is None:
+        return (first_seen, first_seen) if links == 0 else (min(earliest, first_seen), max(latest, first_seen))
+    if first_seen == before[_FIRST_SEEN]:
+        return earliest, latest
+    if first_seen > before[_FIRST_SEEN] or before[_FIRST_SEEN] >= latest:
+        return None
+    return min(earliest, first_seen), latest
 
 
 def customer_order(customer_id: str) -> bytes:

@@ -21,9 +21,9 @@ them (:meth:`GremlinIdentityGraph.refresh_summaries`) in two requests: one
 bumps the version again and aggregates on the server, the next stores the
 summary only if the version is still the one it read (compare-and-set), so
 concurrent writers never leave an older summary behind and a crash between the
-write and the refresh leaves no summary rather than a stale one. An identifier
-(a hub may have thousands of links) is not aggregated again when a link write
-can advance it: the invalidation returns the summary it dropped, the write
+write and the refresh leaves no summary rather than a stale one. A customer or
+identifier (a hub may have thousands of links) is not aggregated again when a
+link write can advance it: the invalidation returns the summary it dropped, the write
 reads its links' values just before, and the refresh stores the dropped
 summary advanced by the changed links, compare-and-set at the version the
 invalidation left, so it is stored only if no other writer touched the vertex

@@ -19,7 +19,8 @@ from ..elements import (
     customer_vertex_id,
     identifier_id,
 )
-from .session import _CUSTOMER_PREFIX, _LINK_PROPS, GremlinSession, _max_or, _min_or, _sum_or, _typed, link_edge_id
+from ..link_summaries import link_row
+from .session import _CUSTOMER_PREFIX, GremlinSession, _max_or, _min_or, _sum_or, _typed, link_edge_id
 
 
 class GremlinScoringReads(GremlinSession):
@@ -129,7 +130,7 @@ class GremlinScoringReads(GremlinSession):
             )
             for r in rows:
                 link = self._link_record(r)
-                records.append((*(link[k] for k in LINK_FRAME_COLUMNS[:3]), *(link.get(k, 0) for k in _LINK_PROPS)))
+                records.append((*(link[k] for k in LINK_FRAME_COLUMNS[:3]), *link_row(link)))
         return pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
 
     def identifier_stats(

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 from ...config import GraphSettings
 from ...schema import CUSTOMER, EDGE_LABEL_BY_KIND
 from ..base import IdentityGraph
-from ..elements import LINK_FRAME_COLUMNS, GraphStoreError, InvalidElementError, chunked
-from ..link_summaries import decode_link_summary
+from ..elements import GraphStoreError, InvalidElementError, chunked
+from ..link_summaries import LINK_ROW, decode_link_summary
 
 GRAPH_META_LABEL, GRAPH_META_ID = "graph_meta", "fraudgraph:graph_meta"
 
@@ -36,7 +36,6 @@ _CUSTOMER_PREFIX = f"{CUSTOMER}:"
 SUMMARY = "link_summary"
 SUMMARY_VERSION = "link_summary_version"
 _INTERNAL_PROPERTIES = (SUMMARY, SUMMARY_VERSION)
-_LINK_PROPS = LINK_FRAME_COLUMNS[3:]  # first_seen, last_seen, event_count, count_<type>...
 
 
 # a link edge's properties as one string (see GremlinSession._projected_links)
@@ -45,7 +44,7 @@ def format_template(keys: Sequence[str]) -> str:
     return ",".join(f"%{{{k}}}" for k in keys)
 
 
-_LINK_TEXT = format_template(_LINK_PROPS)
+_LINK_TEXT = format_template(LINK_ROW)
 _TRANSIENT_MARKERS = (
     "ConcurrentModificationException",
     "Connection was closed",
@@ -295,7 +294,7 @@ class GremlinSession(IdentityGraph):
     @staticmethod
     def _projected_links(edges):
         """``edges`` (a traversal at link edges) as ``{"c": customer vertex id, "i": identifier vertex id,
-        "p": properties}``, the properties as one string of the ``_LINK_PROPS`` values, comma-separated,
+        "p": properties}``, the properties as one string of the ``LINK_ROW`` values, comma-separated,
         formatted on the server.
 
         A property map costs gremlinpython about 30 us per property to decode, a string about 10 us:
@@ -318,7 +317,7 @@ class GremlinSession(IdentityGraph):
         """One :meth:`_projected_links` row as ``(customer vertex id, identifier vertex id, properties)``."""
         props = row["p"]
         if isinstance(props, str):
-            values = dict(zip(_LINK_PROPS, map(int, props.split(","))))
+            values = dict(zip(LINK_ROW, map(int, props.split(","))))
         else:
             values = GremlinSession._link_props(props)
         return str(row["c"]), str(row["i"]), values

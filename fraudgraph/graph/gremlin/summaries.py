@@ -18,10 +18,10 @@ from ..link_summaries import (
     LinkChange,
     LinkSummary,
     decode_link_summary,
+    link_row,
 )
 from .session import (
     _CUSTOMER_PREFIX,
-    _LINK_PROPS,
     SUMMARY,
     SUMMARY_VERSION,
     GremlinSession,
@@ -35,8 +35,8 @@ from .session import (
 
 @dataclass(frozen=True)
 class _Advance:
-    """What a refresh needs to advance an identifier's summary rather than aggregate its links: the
-    version this writer's invalidation left, the summary it dropped, and the links its write changed."""
+    """What a refresh needs to advance a vertex's summary rather than aggregate its links: the version
+    this writer's invalidation left, the summary it dropped, and the links its write changed."""
 
     version: int
     summary: str
@@ -48,7 +48,7 @@ class GremlinSummaries(GremlinSession):
 
     def __init__(self, uri: str, settings: GraphSettings):
         super().__init__(uri, settings)
-        self._advances: dict[str, _Advance] = {}  # identifier vertex id -> what its next refresh can advance
+        self._advances: dict[str, _Advance] = {}  # vertex id -> what its next refresh can advance
         # summaries (customers and identifiers) refreshed by advancing the dropped one / by aggregating the
         # links; of the aggregated, those the summary alone could not advance, and advances whose
         # compare-and-set found the version moved by another writer (observability)
@@ -105,7 +105,8 @@ class GremlinSummaries(GremlinSession):
             (r[0], r[1], r[2]): tuple(int(v) for v in r[3:])
             for r in before[["customer_id", "kind", "value_hash", *LINK_ROW]].itertuples(index=False)
         }
-        twice = len(values) < len(before)  # one link read twice (duplicate edges): aggregate those
+        if len(values) < len(before):  # a link read twice (duplicate edges): aggregate them all
+            return
         changes: dict[str, list[LinkChange]] = {}
         for link in links:
             vids = [
@@ -121,48 +122,27 @@ class GremlinSummaries(GremlinSession):
                 was = dict(zip(LINK_ROW, prior))
                 after["first_seen"] = min(was["first_seen"], after["first_seen"])
                 after["last_seen"] = max(was["last_seen"], after["last_seen"])
-            change = LinkChange(
-                link.customer_id, link.kind, link.value_hash, prior, tuple(int(after.get(k, 0)) for k in LINK_ROW)
-            )
+            change = LinkChange(link.customer_id, link.kind, link.value_hash, prior, link_row(after))
             for vid in vids:
                 changes.setdefault(vid, []).append(change)
         with self._lock:
             for vid, link_changes in changes.items():
-                if not twice:
-                    version, summary = dropped[vid]
-                    self._advances[vid] = _Advance(version, summary, tuple(link_changes))
+                version, summary = dropped[vid]
+                self._advances[vid] = _Advance(version, summary, tuple(link_changes))
 
-    # Over 60 lines for a reason: the two requests of the summary protocol (bump and aggregate, then
-    # compare-and-set) for customers and identifiers, written out as traversals beside each other so the
-    # compare-and-set reads as one.
+    # Over 60 lines for a reason: the bump-and-aggregate traversals for customers and identifiers, written
+    # out beside each other, then the order of the refresh (advance what can be, aggregate the rest).
     def refresh_summaries(self, customer_ids: Sequence[str] = (), identifiers: Sequence[tuple[str, str]] = ()) -> None:
         """Recompute the link summaries of these customers and identifiers (see the module docstring)."""
         from gremlin_python.process.graph_traversal import __
-        from gremlin_python.process.traversal import Cardinality, P, T
+        from gremlin_python.process.traversal import Cardinality
 
         cap = self.fanout_cap + 1
         bump = self._bump_version
         kept = sorted(self.summary_properties)
 
-        def store(g, rows):
-            """Compare-and-set: a summary read at an older version than the vertex's is dropped. Returns the
-            ids of the vertices it stored."""
-            return (
-                g.inject([{"k": {T.id: vid}, "v": _typed(v), "s": text} for vid, v, text in rows])
-                .unfold()
-                .as_("r")
-                .merge_v(__.select("r").select("k"))
-                .as_("x")
-                .where("x", P.eq("r"))
-                .by(SUMMARY_VERSION)
-                .by("v")
-                .property(Cardinality.single, SUMMARY, __.select("r").select("s"))
-                .id_()
-                .to_list()
-            )
-
         def refresh_customers(g, chunk):
-            keys = ["first", *EDGE_LABEL_BY_KIND.values(), *_LINK_PROPS[2:]]  # LINK_SUMMARY_COLUMNS[1:]
+            keys = ["first", *EDGE_LABEL_BY_KIND.values(), *LINK_ROW[2:]]  # LINK_SUMMARY_COLUMNS[1:]
             # the aggregates come as one string, formatted on the server (a map of them costs gremlinpython
             # far more to decode); every one has a default, so format() never drops a customer
             aggregates = (
@@ -173,7 +153,7 @@ class GremlinSummaries(GremlinSession):
             )
             for label in EDGE_LABEL_BY_KIND.values():
                 aggregates = aggregates.by(__.out_e().has_label(label).count())
-            for prop in _LINK_PROPS[2:]:
+            for prop in LINK_ROW[2:]:
                 aggregates = aggregates.by(_sum_or(__.out_e().values(prop)))
             rows = (
                 g.V(*chunk)
@@ -190,7 +170,7 @@ class GremlinSummaries(GremlinSession):
                 n, fmax, *values = map(int, r["a"].split(","))
                 summary = CustomerLinkSummary(r["id"], n, fmax, tuple(values), self._flatten(r["p"]), tuple(kept))
                 summaries.append((r["id"], r["v"], summary.to_json()))
-            store(g, summaries)
+            self._compare_and_set(g, summaries)
 
         def refresh_identifiers(g, chunk):
             rows = (
@@ -206,7 +186,7 @@ class GremlinSummaries(GremlinSession):
                 .by(self._projected_links(__.in_e().order().by(__.out_v().id_()).limit(cap)).fold())
                 .to_list()
             )
-            store(
+            self._compare_and_set(
                 g,
                 [
                     (
@@ -219,7 +199,7 @@ class GremlinSummaries(GremlinSession):
                             int(r["fmax"]),
                             int(r["events"]),
                             tuple(
-                                (customer[len(_CUSTOMER_PREFIX) :], *(props.get(k, 0) for k in _LINK_PROPS))
+                                (customer[len(_CUSTOMER_PREFIX) :], *link_row(props))
                                 for customer, _, props in map(self._link_parts, r["first"])
                             ),
                         ).to_json(),
@@ -232,7 +212,7 @@ class GremlinSummaries(GremlinSession):
         idents = [identifier_id(k, h) for k, h in dict.fromkeys(identifiers)]
         # vertices whose dropped summary this writer can advance by its own changes: stored only if no
         # other writer bumped the version since (compare-and-set); the rest aggregate their links
-        advanced = self._store_advanced(customers + idents, store)
+        advanced = self._store_advanced(customers + idents)
         customers = [vid for vid in customers if vid not in advanced]
         idents = [vid for vid in idents if vid not in advanced]
         with self._lock:
@@ -250,7 +230,28 @@ class GremlinSummaries(GremlinSession):
         ]
         self._run_concurrently(tasks)
 
-    def _store_advanced(self, vertex_ids: Sequence[str], store) -> set[str]:
+    @staticmethod
+    def _compare_and_set(g, rows: Sequence[tuple[str, int, str]]) -> list[str]:
+        """Store each ``(vertex id, version, summary)`` only if the vertex's version is still that one: a
+        summary read or advanced at an older version than the vertex's is dropped. The ids stored."""
+        from gremlin_python.process.graph_traversal import __
+        from gremlin_python.process.traversal import Cardinality, P, T
+
+        return (
+            g.inject([{"k": {T.id: vid}, "v": _typed(v), "s": text} for vid, v, text in rows])
+            .unfold()
+            .as_("r")
+            .merge_v(__.select("r").select("k"))
+            .as_("x")
+            .where("x", P.eq("r"))
+            .by(SUMMARY_VERSION)
+            .by("v")
+            .property(Cardinality.single, SUMMARY, __.select("r").select("s"))
+            .id_()
+            .to_list()
+        )
+
+    def _store_advanced(self, vertex_ids: Sequence[str]) -> set[str]:
         """Advance the pending summaries of these vertices and compare-and-set them at the version the
         invalidation left; the ids stored (a summary the write's changes cannot advance is not tried, nor
         a customer's written for other ``summary_properties`` than the store's: aggregating rewrites it)."""
@@ -268,7 +269,7 @@ class GremlinSummaries(GremlinSession):
                 rows.append((vid, advance.version, new.to_json()))
         results = self._run_concurrently(
             [
-                ("refresh_summaries.advance", lambda g, chunk=chunk: store(g, chunk))
+                ("refresh_summaries.advance", lambda g, chunk=chunk: self._compare_and_set(g, chunk))
                 for chunk in chunked(rows, self.batch_size)
             ]
         )
