@@ -14,7 +14,8 @@ is simply applied again.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -143,6 +144,13 @@ class IdentityGraph(abc.ABC):
         """``(customers_of(customer_ids, properties), link_summary(summary_ids, as_of_ms))``: what online
         scoring reads about its customers; stores that keep both in one place answer in one read."""
         return self.customers_of(customer_ids, properties), self.link_summary(summary_ids, as_of_ms)
+
+    @contextmanager
+    def summaries_read_once(self) -> Iterator[None]:
+        """Within the block, this thread's reads take each vertex's link summary from the store once: one
+        scoring reads an identifier's summary for its neighbourhood and again for its statistics, and
+        should see one state of it, in one request. Stores without summaries need nothing."""
+        yield
 
     def identifier_inputs(
         self, identifiers: Sequence[tuple[str, str]], limit: int, as_of_ms: int | None = None

@@ -64,6 +64,10 @@ class OnlineScorer:
         exactly as its own would.
         """
         ids = [customer_ids] if isinstance(customer_ids, str) else list(dict.fromkeys(customer_ids))
+        with self.store.summaries_read_once():  # an identifier's summary serves its neighbourhood and stats
+            return self._scoring_inputs(ids, as_of_ms)
+
+    def _scoring_inputs(self, ids: list[str], as_of_ms: int) -> ScoringInputs:
         hoods = self.store.neighbourhoods(ids, fanout_cap=self.cap)
         idents = sorted({(i.kind, i.value_hash) for nb in hoods.values() for i in nb.identifiers})
         # the neighbourhoods carry the scored customers' own links

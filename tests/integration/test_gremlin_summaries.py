@@ -310,3 +310,34 @@ def test_a_summary_another_writer_touched_meanwhile_is_aggregated(engine, gstore
     summary = stored[identifier_id("ip", "hub")]
     assert summary.customers == len([l for l in links if l.value_hash == "hub"]) + 2
     assert [row[0] for row in summary.lowest[:2]] == ["a000", "b000"]
+
+
+def test_inside_summaries_read_once_a_scoring_asks_each_summary_once(gstore):
+    cust, links = small_world()
+    gstore.upsert_customers(cust)
+    gstore.upsert_links(links)
+    centres = ["c000", "c003", "c017"]
+
+    def scoring_reads():
+        hoods = gstore.neighbourhoods(centres, fanout_cap=3)
+        idents = sorted({(i.kind, i.value_hash) for nb in hoods.values() for i in nb.identifiers})
+        return hoods, idents, gstore.identifier_inputs(idents, 3)
+
+    def summary_requests():
+        return gstore.request_stats.get("summaries", [0, 0.0])[0]
+
+    before = summary_requests()
+    hoods, idents, (shared, stats) = scoring_reads()
+    twice = summary_requests() - before
+    before = summary_requests()
+    with gstore.summaries_read_once():
+        hoods_once, idents_once, (shared_once, stats_once) = scoring_reads()
+    once = summary_requests() - before
+    assert (twice, once) == (2, 1)  # the identifiers' summaries: for the neighbourhoods and for the inputs
+    assert hoods_once == hoods and idents_once == idents and len(idents) > 3
+    pd.testing.assert_frame_equal(shared_once, shared)
+    pd.testing.assert_frame_equal(stats_once, stats)
+    # outside the block every read asks again
+    before = summary_requests()
+    scoring_reads()
+    assert summary_requests() - before == 2

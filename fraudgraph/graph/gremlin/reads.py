@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ...schema import COUNT_PROPERTY_BY_TYPE, CUSTOMER, EDGE_LABEL_BY_KIND, KIND_BY_EDGE_LABEL
-from ..elements import LinkedIdentifier, Neighbourhood, SharedIdentifier, chunked, customer_vertex_id, empty_stats
+from ..elements import LinkedIdentifier, Neighbourhood, SharedIdentifier, customer_vertex_id, empty_stats
 from .session import _CUSTOMER_PREFIX, GRAPH_META_ID, GRAPH_META_LABEL, GremlinSession, _typed
 
 
@@ -52,14 +52,12 @@ class GremlinReads(GremlinSession):
         cap = self.fanout_cap if fanout_cap is None else fanout_cap
         ids = list(dict.fromkeys(customer_ids))
         centres = [customer_vertex_id(c) for c in ids]
-        rows = []
-        for chunk in chunked(centres, self.batch_size):
-            rows += [
-                self._link_parts(r)
-                for r in self._run(
-                    "neighbourhood", lambda g, chunk=chunk: self._projected_links(g.V(*chunk).out_e()).to_list()
-                )
-            ]
+        rows = [
+            self._link_parts(r)
+            for r in self._read_chunks(
+                "neighbourhood", lambda g, chunk: self._projected_links(g.V(*chunk).out_e()).to_list(), centres
+            )
+        ]
         first = self._lowest_customers(sorted({ident for _, ident, _ in rows}), cap + 1)
         found: dict[str, list[SharedIdentifier]] = {cid: [] for cid in ids}
         for customer, ident, props in rows:
@@ -83,20 +81,20 @@ class GremlinReads(GremlinSession):
                 out[vid] = (summary.customers, [f[0] for f in summary.lowest[:limit]])
             else:
                 missing.append(vid)
-        for chunk in chunked(missing, self.batch_size):
-            rows = self._run(
-                "lowest_customers",
-                lambda g, chunk=chunk: (
-                    g.V(*chunk)
-                    .project("id", "degree", "customers")
-                    .by(__.id_())
-                    .by(__.in_e().count())
-                    .by(__.in_().id_().order().limit(limit).fold())
-                    .to_list()
-                ),
-            )
-            for r in rows:
-                out[str(r["id"])] = (int(r["degree"]), [str(c)[len(_CUSTOMER_PREFIX) :] for c in r["customers"]])
+        rows = self._read_chunks(
+            "lowest_customers",
+            lambda g, chunk: (
+                g.V(*chunk)
+                .project("id", "degree", "customers")
+                .by(__.id_())
+                .by(__.in_e().count())
+                .by(__.in_().id_().order().limit(limit).fold())
+                .to_list()
+            ),
+            missing,
+        )
+        for r in rows:
+            out[str(r["id"])] = (int(r["degree"]), [str(c)[len(_CUSTOMER_PREFIX) :] for c in r["customers"]])
         return out
 
     def _meta(self, key: str, default: str) -> str:

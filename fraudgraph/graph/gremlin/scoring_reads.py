@@ -15,7 +15,6 @@ from ..elements import (
     IDENTIFIER_STATS_COLUMNS,
     LINK_FRAME_COLUMNS,
     LINK_SUMMARY_COLUMNS,
-    chunked,
     customer_vertex_id,
     identifier_id,
 )
@@ -77,9 +76,7 @@ class GremlinScoringReads(GremlinSession):
         if self.edge_ids != "supplied":
             return super().existing_links(keys)
         ids = sorted({link_edge_id(c, k, h) for c, k, h in keys})
-        rows = []
-        for chunk in chunked(ids, self.batch_size):
-            rows += self._run("existing_links", lambda g, chunk=chunk: self._projected_links(g.E(*chunk)).to_list())
+        rows = self._read_chunks("existing_links", lambda g, chunk: self._projected_links(g.E(*chunk)).to_list(), ids)
         return self._links_frame(rows)
 
     def _links_frame(self, rows: Sequence[Any]) -> pd.DataFrame:
@@ -119,18 +116,18 @@ class GremlinScoringReads(GremlinSession):
             else:
                 missing.append(vid)
         as_of = _typed(as_of_or_end(as_of_ms))
-        for chunk in chunked(missing, self.batch_size):
-            rows = self._run(
-                "identifier_links",
-                lambda g, chunk=chunk: self._projected_links(
-                    g.V(*chunk).local(
-                        __.in_e().has("first_seen", P.lte(as_of)).order().by(__.out_v().id_()).limit(int(limit))
-                    )
-                ).to_list(),
-            )
-            for r in rows:
-                link = self._link_record(r)
-                records.append((*(link[k] for k in LINK_FRAME_COLUMNS[:3]), *link_row(link)))
+        rows = self._read_chunks(
+            "identifier_links",
+            lambda g, chunk: self._projected_links(
+                g.V(*chunk).local(
+                    __.in_e().has("first_seen", P.lte(as_of)).order().by(__.out_v().id_()).limit(int(limit))
+                )
+            ).to_list(),
+            missing,
+        )
+        for r in rows:
+            link = self._link_record(r)
+            records.append((*(link[k] for k in LINK_FRAME_COLUMNS[:3]), *link_row(link)))
         return pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
 
     def identifier_stats(
@@ -163,25 +160,24 @@ class GremlinScoringReads(GremlinSession):
         def visible():
             return __.in_e().has("first_seen", P.lte(limit))
 
-        for chunk in chunked(missing, self.batch_size):
-            rows = self._run(
-                "identifier_stats",
-                lambda g, chunk=chunk: (
-                    g.V(*chunk)
-                    .project("label", "value_hash", "n", "fmin", "fmax", "events")
-                    .by(__.label())
-                    .by(__.values("value_hash"))
-                    .by(visible().count())
-                    .by(_min_or(visible().values("first_seen"), -1))
-                    .by(_max_or(visible().values("first_seen"), -1))
-                    .by(_sum_or(visible().values("event_count")))
-                    .to_list()
-                ),
-            )
-            out += [
-                (r["label"], r["value_hash"], int(r["n"]), int(r["fmin"]), int(r["fmax"]), int(r["events"]))
-                for r in rows
-            ]
+        rows = self._read_chunks(
+            "identifier_stats",
+            lambda g, chunk: (
+                g.V(*chunk)
+                .project("label", "value_hash", "n", "fmin", "fmax", "events")
+                .by(__.label())
+                .by(__.values("value_hash"))
+                .by(visible().count())
+                .by(_min_or(visible().values("first_seen"), -1))
+                .by(_max_or(visible().values("first_seen"), -1))
+                .by(_sum_or(visible().values("event_count")))
+                .to_list()
+            ),
+            missing,
+        )
+        out += [
+            (r["label"], r["value_hash"], int(r["n"]), int(r["fmin"]), int(r["fmax"]), int(r["events"])) for r in rows
+        ]
         out = sorted(row for row in out if row[2])
         return pd.DataFrame(out, columns=IDENTIFIER_STATS_COLUMNS)
 
@@ -216,27 +212,26 @@ class GremlinScoringReads(GremlinSession):
             "events",
             *COUNT_PROPERTY_BY_TYPE.values(),
         ]
-        for chunk in chunked(missing, self.batch_size):
 
-            def query(g, chunk=chunk):
-                t = (
-                    g.V(*chunk)
-                    .project(*keys)
-                    .by(__.id_())
-                    .by(visible().count())
-                    .by(_min_or(visible().values("first_seen"), -1))
-                )
-                for label in EDGE_LABEL_BY_KIND.values():
-                    t = t.by(visible().has_label(label).count())
-                t = t.by(_sum_or(visible().values("event_count")))
-                for prop in COUNT_PROPERTY_BY_TYPE.values():
-                    t = t.by(_sum_or(visible().values(prop)))
-                return t.to_list()
+        def query(g, chunk):
+            t = (
+                g.V(*chunk)
+                .project(*keys)
+                .by(__.id_())
+                .by(visible().count())
+                .by(_min_or(visible().values("first_seen"), -1))
+            )
+            for label in EDGE_LABEL_BY_KIND.values():
+                t = t.by(visible().has_label(label).count())
+            t = t.by(_sum_or(visible().values("event_count")))
+            for prop in COUNT_PROPERTY_BY_TYPE.values():
+                t = t.by(_sum_or(visible().values(prop)))
+            return t.to_list()
 
-            out += [
-                (str(r["id"])[len(_CUSTOMER_PREFIX) :], *(int(r[k]) for k in keys[2:]))
-                for r in self._run("link_summary", query)
-                if int(r["n"])
-            ]
+        out += [
+            (str(r["id"])[len(_CUSTOMER_PREFIX) :], *(int(r[k]) for k in keys[2:]))
+            for r in self._read_chunks("link_summary", query, missing)
+            if int(r["n"])
+        ]
         out.sort()
         return pd.DataFrame(out, columns=LINK_SUMMARY_COLUMNS)

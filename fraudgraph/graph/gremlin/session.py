@@ -8,8 +8,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from ...config import GraphSettings
@@ -157,11 +158,16 @@ class GremlinSession(IdentityGraph):
         self.retries = 0  # transient failures retried so far (observability)
         # per request name: [requests, seconds] (observability: where a consumer's store time goes)
         self.request_stats: dict[str, list[float]] = {}
+        self._read_once = threading.local()  # .summaries: this thread's summaries_read_once memo, or None
 
     # ------------------------------------------------------------ connection
     def _connect(self):
         from gremlin_python.driver.driver_remote_connection import DriverRemoteConnection
         from gremlin_python.process.anonymous_traversal import traversal
+
+        from ._gremlinpython_compat import format_bytecode_only_when_logged
+
+        format_bytecode_only_when_logged()
 
         headers = None
         if self.iam:  # signed afresh for every connection: a signature is only valid for minutes
@@ -271,16 +277,48 @@ class GremlinSession(IdentityGraph):
             futures = [pool.submit(self._run, what, fn) for what, fn in tasks]
             return [f.result() for f in futures]
 
+    def _read_chunks(self, what: str, read: Callable[[Any, Sequence[Any]], list[T_]], keys: Sequence[Any]) -> list[T_]:
+        """``read(g, chunk)`` for chunks of ``batch_size`` keys, up to ``pool_size`` at once; the rows of
+        every chunk, in order."""
+        tasks = [(what, lambda g, chunk=chunk: read(g, chunk)) for chunk in chunked(list(keys), self.batch_size)]
+        return [row for rows in self._run_concurrently(tasks) for row in rows]
+
+    def _phases_concurrently(self, *phases: Callable[[], Any]) -> list[Any]:
+        """Independent write phases (each its own chunked requests) run side by side; their results in
+        order. The server's cores and the client's encoding overlap instead of waiting on each other."""
+        if self.pool_size == 1:
+            return [phase() for phase in phases]
+        with ThreadPoolExecutor(max_workers=len(phases), thread_name_prefix="gremlin-phase") as pool:
+            futures = [pool.submit(phase) for phase in phases]
+            return [f.result() for f in futures]
+
+    @contextmanager
+    def summaries_read_once(self) -> Iterator[None]:
+        outer = getattr(self._read_once, "summaries", None)
+        if outer is None:
+            self._read_once.summaries = {}
+        try:
+            yield
+        finally:
+            if outer is None:
+                self._read_once.summaries = None
+
     def _summaries(self, vertex_ids: Sequence[str]) -> dict[str, Any]:
         """``{vertex id: CustomerLinkSummary | IdentifierLinkSummary}`` of the vertices that have a current
-        one (only the strings travel)."""
-        out: dict[str, Any] = {}
-        for chunk in chunked(list(vertex_ids), self.batch_size):
-            (texts,) = self._run("summaries", lambda g, chunk=chunk: g.V(*chunk).values(SUMMARY).fold().to_list())
-            for text in texts:
-                summary = decode_link_summary(text)
-                out[summary.vertex_id] = summary
-        return out
+        one (only the strings travel); chunks up to ``pool_size`` at once. Inside
+        :meth:`summaries_read_once`, a vertex already read is not asked again."""
+        read: dict[str, Any] | None = getattr(self._read_once, "summaries", None)
+        ids = list(dict.fromkeys(vertex_ids))
+        asked = ids if read is None else [vid for vid in ids if vid not in read]
+        texts = self._read_chunks("summaries", lambda g, chunk: g.V(*chunk).values(SUMMARY).fold().next(), asked)
+        found = {}
+        for text in texts:
+            summary = decode_link_summary(text)
+            found[summary.vertex_id] = summary
+        if read is None:
+            return found
+        read.update({vid: found.get(vid) for vid in asked})  # None: read, and had no summary
+        return {vid: read[vid] for vid in ids if read[vid] is not None}
 
     @staticmethod
     def _flatten(value_map: Mapping[Any, Any]) -> dict[str, Any]:

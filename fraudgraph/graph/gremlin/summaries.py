@@ -208,27 +208,39 @@ class GremlinSummaries(GremlinSession):
                 ],
             )
 
-        customers = [customer_vertex_id(c) for c in dict.fromkeys(customer_ids)]
-        idents = [identifier_id(k, h) for k, h in dict.fromkeys(identifiers)]
+        def aggregations(vids):
+            # every chunk on its own: up to pool_size in flight, so one chunk's decoding and summary
+            # encoding here overlaps the next one's aggregation on the server
+            customers = [v for v in vids if v.startswith(_CUSTOMER_PREFIX)]
+            idents = [v for v in vids if not v.startswith(_CUSTOMER_PREFIX)]
+            with self._lock:
+                self.summary_refreshes["aggregated"] += len(vids)
+            return [
+                (f"refresh_summaries.{what}", lambda g, chunk=chunk, fn=fn: fn(g, chunk))
+                for what, fn, ids, size in (
+                    ("customers", refresh_customers, customers, self.batch_size),
+                    ("identifiers", refresh_identifiers, idents, max(1, self.batch_size // 5)),
+                )
+                for chunk in chunked(ids, size)
+            ]
+
+        vids = [customer_vertex_id(c) for c in dict.fromkeys(customer_ids)]
+        vids += [identifier_id(k, h) for k, h in dict.fromkeys(identifiers)]
         # vertices whose dropped summary this writer can advance by its own changes: stored only if no
-        # other writer bumped the version since (compare-and-set); the rest aggregate their links
-        advanced = self._store_advanced(customers + idents)
-        customers = [vid for vid in customers if vid not in advanced]
-        idents = [vid for vid in idents if vid not in advanced]
-        with self._lock:
-            self.summary_refreshes["advanced"] += len(advanced)
-            self.summary_refreshes["aggregated"] += len(customers) + len(idents)
-        # every chunk on its own: up to pool_size in flight, so one chunk's decoding and summary
-        # encoding here overlaps the next one's aggregation on the server
-        tasks = [
-            (f"refresh_summaries.{what}", lambda g, chunk=chunk, fn=fn: fn(g, chunk))
-            for what, fn, ids, size in (
-                ("customers", refresh_customers, customers, self.batch_size),
-                ("identifiers", refresh_identifiers, idents, max(1, self.batch_size // 5)),
-            )
-            for chunk in chunked(ids, size)
+        # other writer bumped the version since (compare-and-set), side by side with aggregating the links
+        # of the rest; an advance the compare-and-set refused is aggregated after
+        advances = self._advanced_summaries(vids)
+        advancing = {vid for vid, _, _ in advances}
+        stores = [
+            ("refresh_summaries.advance", lambda g, chunk=chunk: self._compare_and_set(g, chunk))
+            for chunk in chunked(advances, self.batch_size)
         ]
-        self._run_concurrently(tasks)
+        results = self._run_concurrently(stores + aggregations([v for v in vids if v not in advancing]))
+        stored = {str(vid) for ids in results[: len(stores)] for vid in ids}
+        with self._lock:
+            self.summary_refreshes["advanced"] += len(stored)
+            self.summary_refreshes["version_moved"] += len(advancing - stored)
+        self._run_concurrently(aggregations([v for v in vids if v in advancing and v not in stored]))
 
     @staticmethod
     def _compare_and_set(g, rows: Sequence[tuple[str, int, str]]) -> list[str]:
@@ -251,10 +263,11 @@ class GremlinSummaries(GremlinSession):
             .to_list()
         )
 
-    def _store_advanced(self, vertex_ids: Sequence[str]) -> set[str]:
-        """Advance the pending summaries of these vertices and compare-and-set them at the version the
-        invalidation left; the ids stored (a summary the write's changes cannot advance is not tried, nor
-        a customer's written for other ``summary_properties`` than the store's: aggregating rewrites it)."""
+    def _advanced_summaries(self, vertex_ids: Sequence[str]) -> list[tuple[str, int, str]]:
+        """``(vertex id, version, summary)`` for the pending summaries of these vertices that their write's
+        changes advance, at the version the invalidation left; a summary the changes cannot advance is not
+        tried, nor a customer's written for other ``summary_properties`` than the store's (aggregating
+        rewrites it). Their pending advances are used up."""
         with self._lock:
             pending = {vid: self._advances.pop(vid) for vid in vertex_ids if vid in self._advances}
         rows = []
@@ -267,17 +280,9 @@ class GremlinSummaries(GremlinSession):
                 new = summary.advanced(advance.changes) if set(summary.kept) == self.summary_properties else None
             if new is not None:
                 rows.append((vid, advance.version, new.to_json()))
-        results = self._run_concurrently(
-            [
-                ("refresh_summaries.advance", lambda g, chunk=chunk: self._compare_and_set(g, chunk))
-                for chunk in chunked(rows, self.batch_size)
-            ]
-        )
-        stored = {str(vid) for ids in results for vid in ids}
         with self._lock:
             self.summary_refreshes["not_advanceable"] += len(pending) - len(rows)
-            self.summary_refreshes["version_moved"] += len(rows) - len(stored)
-        return stored
+        return rows
 
     def rebuild_summaries(self, progress: bool = False) -> dict[str, int]:
         from tqdm import tqdm

@@ -78,6 +78,9 @@ class GremlinWrites(GremlinSummaries):
             {"k": {T.id: identifier_id(k, h), T.label: k}, "p": _single({"value_hash": h})}
             for k, h in sorted({(l.kind, l.value_hash) for l in links})
         ]
+        # a row carries each value once (the rows' encoding is most of a link write's client time): the
+        # counts set on create and on match alike, first and last seen merged by the property steps after
+        # (on a new edge there is nothing to merge with, so they take the written values)
         edge_rows = []
         for l in links:
             props = _typed_map(l.properties())
@@ -89,15 +92,7 @@ class GremlinWrites(GremlinSummaries):
             }
             if self.edge_ids == "supplied":  # JanusGraph makes its own edge ids: merge on label and endpoints
                 key[T.id] = link_edge_id(l.customer_id, l.kind, l.value_hash)
-            edge_rows.append(
-                {
-                    "k": key,
-                    "p": props,
-                    "m": counts,
-                    "fs": props["first_seen"],
-                    "ls": props["last_seen"],
-                }
-            )
+            edge_rows.append({"k": key, "m": counts, "fs": props["first_seen"], "ls": props["last_seen"]})
 
         def write_customers(g, chunk):
             g.inject(list(chunk)).unfold().merge_v().iterate()
@@ -118,20 +113,25 @@ class GremlinWrites(GremlinSummaries):
                 .unfold()
                 .as_("r")
                 .merge_e(__.select("r").select("k"))
-                .option(Merge.on_create, __.select("r").select("p"))
+                .option(Merge.on_create, __.select("r").select("m"))
                 .option(Merge.on_match, __.select("r").select("m"))
                 .property("first_seen", __.union(__.values("first_seen"), __.select("r").select("fs")).min_())
                 .property("last_seen", __.union(__.values("last_seen"), __.select("r").select("ls")).max_())
                 .iterate()
             )
 
-        self._write_chunks("upsert_links.customers", write_customers, cust_rows)
-        self._write_chunks("upsert_links.identifiers", write_identifiers, ident_rows)
         touched_customers = sorted({l.customer_id for l in links})
         touched_identifiers = sorted({(l.kind, l.value_hash) for l in links})
-        dropped = self._invalidate_summaries(
-            [customer_vertex_id(c) for c in touched_customers] + [identifier_id(k, h) for k, h in touched_identifiers],
-            keep_dropped=summaries,
+        # the endpoint vertices and the invalidation at once: a merge of an existing vertex changes nothing
+        # the invalidation reads, and a vertex the merge creates has no summary to drop
+        _, _, dropped = self._phases_concurrently(
+            lambda: self._write_chunks("upsert_links.customers", write_customers, cust_rows),
+            lambda: self._write_chunks("upsert_links.identifiers", write_identifiers, ident_rows),
+            lambda: self._invalidate_summaries(
+                [customer_vertex_id(c) for c in touched_customers]
+                + [identifier_id(k, h) for k, h in touched_identifiers],
+                keep_dropped=summaries,
+            ),
         )
         if not summaries:  # a bulk load: every summary is aggregated afresh at its end
             self._write_chunks("upsert_links.edges", write_edges, edge_rows)
