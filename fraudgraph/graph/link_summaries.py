@@ -178,6 +178,18 @@ class LinkChange:
     after: tuple[int, ...]
 
 
+def merged_link(written: Mapping[str, int], before: tuple[int, ...] | None) -> dict[str, int]:
+    """What writing a link leaves, given its values ``before`` (:data:`LINK_ROW` order; None: a new link):
+    the written counts, the earlier first-seen and the later last-seen (the merge rule of
+    :meth:`fraudgraph.graph.IdentityGraph.upsert_links`)."""
+    after = dict(written)
+    if before is not None:
+        was = dict(zip(LINK_ROW, before))
+        after["first_seen"] = min(was["first_seen"], after["first_seen"])
+        after["last_seen"] = max(was["last_seen"], after["last_seen"])
+    return after
+
+
 def link_row(values: Mapping[str, Any]) -> tuple[int, ...]:
     """A link's values in :data:`LINK_ROW` order, 0 for one it lacks."""
     return tuple(int(values.get(k, 0)) for k in LINK_ROW)

@@ -297,8 +297,8 @@ def test_a_summary_another_writer_touched_meanwhile_is_aggregated(engine, gstore
     with open_graph(url, settings) as other:
         note = gstore._note_advances
 
-        def then_another_writer(*args):
-            note(*args)
+        def then_another_writer(*args, **kwargs):
+            note(*args, **kwargs)
             other.upsert_links([IdentityLink("b000", "ip", "hub", 1_000, 2_000, 7, {"login": 7})])
 
         gstore._note_advances = then_another_writer

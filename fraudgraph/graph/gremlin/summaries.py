@@ -3,14 +3,12 @@ version compare-and-set (the protocol is in :mod:`fraudgraph.graph.gremlin`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-
-import pandas as pd
 
 from ...config import GraphSettings
 from ...schema import CUSTOMER, EDGE_LABEL_BY_KIND, IDENTIFIER_KINDS
-from ..elements import IdentityLink, chunked, customer_vertex_id, identifier_id
+from ..elements import chunked, customer_vertex_id, identifier_id
 from ..link_summaries import (
     LINK_ROW,
     CustomerLinkSummary,
@@ -96,37 +94,20 @@ class GremlinSummaries(GremlinSession):
         return {str(r["id"]): (int(r["v"]), r["s"]) for rows in chunks for r in rows}
 
     def _note_advances(
-        self, dropped: dict[str, tuple[int, str]], before: pd.DataFrame, links: Iterable[IdentityLink]
+        self, dropped: dict[str, tuple[int, str]], changes: Sequence[LinkChange], exact: bool = True
     ) -> None:
         """After a link write: for each customer and identifier whose summary the invalidation dropped, the
-        links the write changed (``before``: the links' values read between the invalidation and the write,
-        as a ``links`` frame), so its refresh can advance that summary instead of aggregating its links."""
-        values = {
-            (r[0], r[1], r[2]): tuple(int(v) for v in r[3:])
-            for r in before[["customer_id", "kind", "value_hash", *LINK_ROW]].itertuples(index=False)
-        }
-        if len(values) < len(before):  # a link read twice (duplicate edges): aggregate them all
+        links the write changed, so its refresh can advance that summary instead of aggregating its links.
+        Not ``exact`` (a link was read twice: duplicate edges): nothing is noted, every summary aggregates."""
+        if not exact:
             return
-        changes: dict[str, list[LinkChange]] = {}
-        for link in links:
-            vids = [
-                v
-                for v in (identifier_id(link.kind, link.value_hash), customer_vertex_id(link.customer_id))
-                if v in dropped
-            ]
-            if not vids:
-                continue
-            prior = values.get((link.customer_id, link.kind, link.value_hash))
-            after = link.properties()  # what the edge merge leaves: its counts, first-seen min, last-seen max
-            if prior is not None:
-                was = dict(zip(LINK_ROW, prior))
-                after["first_seen"] = min(was["first_seen"], after["first_seen"])
-                after["last_seen"] = max(was["last_seen"], after["last_seen"])
-            change = LinkChange(link.customer_id, link.kind, link.value_hash, prior, link_row(after))
-            for vid in vids:
-                changes.setdefault(vid, []).append(change)
+        by_vertex: dict[str, list[LinkChange]] = {}
+        for change in changes:
+            for vid in (identifier_id(change.kind, change.value_hash), customer_vertex_id(change.customer_id)):
+                if vid in dropped:
+                    by_vertex.setdefault(vid, []).append(change)
         with self._lock:
-            for vid, link_changes in changes.items():
+            for vid, link_changes in by_vertex.items():
                 version, summary = dropped[vid]
                 self._advances[vid] = _Advance(version, summary, tuple(link_changes))
 
