@@ -9,6 +9,11 @@ upsert is a direct id lookup, as Neptune recommends:
 - identifier vertex ``<kind>:<value_hash>`` with property ``value_hash``
 - edge ``has_<kind>:<customer_id>:<value_hash>``
 
+A link's first-seen only moves earlier and its last-seen later. A write that
+keeps summaries reads its links' values first (after the invalidation below)
+and sets what the merge leaves in one map; a bulk load merges them on the
+server with property steps instead.
+
 Online reads do not scan hubs. Every customer and identifier vertex carries a
 materialised summary of its links (property ``link_summary``, a compact JSON
 string, and the counter ``link_summary_version``): for a customer what its own
