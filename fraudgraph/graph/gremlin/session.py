@@ -269,13 +269,19 @@ class GremlinSession(IdentityGraph):
             *self._run_concurrently([(what, lambda g, chunk=chunk: write(g, chunk)) for chunk in chunks[1:]]),
         ]
 
+    def _side_by_side(self, calls: Sequence[Callable[[], T_]], workers: int, name: str) -> list[T_]:
+        """Each call, up to ``workers`` at once (one after another with a pool of one connection); their
+        results in order."""
+        if len(calls) <= 1 or self.pool_size == 1:
+            return [call() for call in calls]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
+            futures = [pool.submit(call) for call in calls]
+            return [f.result() for f in futures]
+
     def _run_concurrently(self, tasks: Sequence[tuple[str, Callable[[Any], Any]]]) -> list[Any]:
         """``[(what, fn)]`` run with :meth:`_run`, up to ``pool_size`` at once; their results in order."""
-        if len(tasks) <= 1 or self.pool_size == 1:
-            return [self._run(what, fn) for what, fn in tasks]
-        with ThreadPoolExecutor(max_workers=self.pool_size, thread_name_prefix="gremlin-request") as pool:
-            futures = [pool.submit(self._run, what, fn) for what, fn in tasks]
-            return [f.result() for f in futures]
+        calls = [functools.partial(self._run, what, fn) for what, fn in tasks]
+        return self._side_by_side(calls, self.pool_size, "gremlin-request")
 
     def _read_chunks(self, what: str, read: Callable[[Any, Sequence[Any]], list[T_]], keys: Sequence[Any]) -> list[T_]:
         """``read(g, chunk)`` for chunks of ``batch_size`` keys, up to ``pool_size`` at once; the rows of
@@ -286,11 +292,7 @@ class GremlinSession(IdentityGraph):
     def _phases_concurrently(self, *phases: Callable[[], Any]) -> list[Any]:
         """Independent write phases (each its own chunked requests) run side by side; their results in
         order. The server's cores and the client's encoding overlap instead of waiting on each other."""
-        if self.pool_size == 1:
-            return [phase() for phase in phases]
-        with ThreadPoolExecutor(max_workers=len(phases), thread_name_prefix="gremlin-phase") as pool:
-            futures = [pool.submit(phase) for phase in phases]
-            return [f.result() for f in futures]
+        return self._side_by_side(phases, len(phases), "gremlin-phase")
 
     @contextmanager
     def summaries_read_once(self) -> Iterator[None]:
