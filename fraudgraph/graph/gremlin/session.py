@@ -130,6 +130,22 @@ def _sum_or(values, default: int = 0):
     return __.coalesce(values.sum_(), __.constant(_typed(default)))
 
 
+class _Connection:
+    """One gremlinpython connection and its traversal source, with the number of requests using it."""
+
+    def __init__(self, remote: Any, g: Any):
+        self.remote, self.g = remote, g
+        self.users = 0
+        self.retired = False  # broken or closed: no new request gets it
+        self.closed = False
+
+    def close(self) -> None:
+        try:
+            self.remote.close()
+        except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is dropped anyway
+            pass
+
+
 class GremlinSession(IdentityGraph):
     """A connection to a Gremlin endpoint ``ws://HOST:PORT/gremlin`` or ``wss://...`` with retry and
     backoff, chunked concurrent writes and the decoding every read shares (the store's writes, summaries
@@ -153,8 +169,7 @@ class GremlinSession(IdentityGraph):
         self.iam, self.iam_region = gg.iam, gg.iam_region
         self.edge_ids = gg.edge_ids
         self._lock = threading.Lock()
-        self._conn = None
-        self._g = None
+        self._current: _Connection | None = None
         self.retries = 0  # transient failures retried so far (observability)
         # per request name: [requests, seconds] (observability: where a consumer's store time goes)
         self.request_stats: dict[str, list[float]] = {}
@@ -185,33 +200,41 @@ class GremlinSession(IdentityGraph):
         )
         return conn, traversal().with_remote(conn)
 
-    def _source(self):
+    def _acquire(self) -> _Connection:
+        """The current connection (opened on first use), counted as in use until :meth:`_release`."""
         with self._lock:
-            if self._g is None:
-                self._conn, self._g = self._connect()
-            return self._g
+            if self._current is None:
+                self._current = _Connection(*self._connect())
+            self._current.users += 1
+            return self._current
 
-    def _reset(self, broken=None) -> None:
-        """Drop the connection; with ``broken``, only if it is still the current one."""
+    def _release(self, connection: _Connection, broken: bool = False) -> None:
+        """One request is done with ``connection``; ``broken``: later requests open a new one.
+
+        A broken connection is closed only when no other request still uses it. gremlinpython's client
+        close shuts down the executor that completes every in-flight request, so closing it under a
+        concurrent request leaves that request's result unset and its thread waiting forever.
+        """
         with self._lock:
-            if broken is not None and broken is not self._g:
-                return  # another thread already reconnected
-            conn, self._conn, self._g = self._conn, None, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001 - the connection is already broken
-                pass
+            connection.users -= 1
+            if broken and connection is self._current:
+                self._current = None
+                connection.retired = True
+            close = connection.retired and connection.users == 0 and not connection.closed
+            connection.closed = connection.closed or close
+        if close:
+            connection.close()
 
     def _run(self, what: str, fn: Callable[[Any], T_]) -> T_:
         """Run ``fn(g)`` with retry and backoff on transient failures."""
         delay = self.backoff_initial_s
         for attempt in range(self.max_retries + 1):
-            g = None
+            connection = None
+            broken = False
             try:
-                g = self._source()
+                connection = self._acquire()
                 started = time.perf_counter()
-                out = fn(g)
+                out = fn(connection.g)
                 self._count_request(what, time.perf_counter() - started)
                 return out
             except Exception as exc:  # noqa: BLE001 - classified below
@@ -226,10 +249,13 @@ class GremlinSession(IdentityGraph):
                     self.max_retries,
                     delay,
                 )
-                if type(exc).__name__ != "GremlinServerError":  # the server answered: the connection is fine
-                    self._reset(g)
-                time.sleep(delay * (0.5 + random.random() / 2))
-                delay = min(delay * 2, self.backoff_max_s)
+                # the server answered: the connection is fine; otherwise the next attempt opens a new one
+                broken = type(exc).__name__ != "GremlinServerError"
+            finally:
+                if connection is not None:
+                    self._release(connection, broken)
+            time.sleep(delay * (0.5 + random.random() / 2))
+            delay = min(delay * 2, self.backoff_max_s)
         raise AssertionError("unreachable")
 
     def _count_request(self, what: str, seconds: float) -> None:
@@ -239,7 +265,14 @@ class GremlinSession(IdentityGraph):
             entry[1] += seconds
 
     def close(self) -> None:
-        self._reset()
+        """Close the connection (at once if idle, else when its last request is done)."""
+        with self._lock:
+            connection, self._current = self._current, None
+            if connection is not None:
+                connection.users += 1
+                connection.retired = True
+        if connection is not None:
+            self._release(connection)
 
     def _check_engine_ids(self, values) -> None:
         """JanusGraph reserves ``-`` inside custom string vertex ids: refuse the batch, naming the element."""
