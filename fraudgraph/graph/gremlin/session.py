@@ -136,8 +136,7 @@ class _Connection:
     def __init__(self, remote: Any, g: Any):
         self.remote, self.g = remote, g
         self.users = 0
-        self.retired = False  # broken or closed: no new request gets it
-        self.closed = False
+        self.retired = False  # broken or closed: no new request gets it; closed when its users reach 0
 
     def close(self) -> None:
         try:
@@ -220,8 +219,8 @@ class GremlinSession(IdentityGraph):
             if broken and connection is self._current:
                 self._current = None
                 connection.retired = True
-            close = connection.retired and connection.users == 0 and not connection.closed
-            connection.closed = connection.closed or close
+            # retired only once (while current), and never acquired again: its users reach 0 once
+            close = connection.retired and connection.users == 0
         if close:
             connection.close()
 
