@@ -341,3 +341,49 @@ def test_inside_summaries_read_once_a_scoring_asks_each_summary_once(gstore):
     before = summary_requests()
     scoring_reads()
     assert summary_requests() - before == 2
+
+
+def test_a_link_write_whose_answer_was_lost_creates_each_link_once(engine, gstore):
+    """The edge write's first request is applied on the server and its answer lost (the connection drops):
+    the retry must not create the links again. On JanusGraph new links are added with ``addE`` (no search
+    for an edge there is not), which is not safe to repeat, so a retry merges; on engines with ids from
+    fraudgraph the merge finds the edge by id. Edges, link values and summaries end as one clean write
+    leaves them."""
+    from gremlin_python.process.graph_traversal import __
+
+    cust, links = small_world()
+    gstore.upsert_customers(cust)
+    gstore.upsert_links(links[::2])
+    run, lost = gstore._run, []
+    new_edges_request = "upsert_links.new_edges" if gstore.edge_ids == "engine" else "upsert_links.edges"
+
+    def answer_lost_once(what, fn):
+        def applied_then_dropped(g):
+            out = fn(g)
+            if what == new_edges_request and not lost:
+                lost.append(what)
+                raise ConnectionError("Connection was closed by server (test: after the write was applied)")
+            return out
+
+        return run(what, applied_then_dropped)
+
+    gstore._run = answer_lost_once
+    written = [*links[1::2], *links[:10:2]]  # new links, and links already there with more events
+    written = [l if i % 2 else IdentityLink(l.customer_id, l.kind, l.value_hash, l.first_seen, l.last_seen + 5,
+                                            l.event_count + 2, {"login": l.event_count + 2})
+               for i, l in enumerate(written)]
+    gstore.upsert_links(written)
+    del gstore._run
+    assert lost == [new_edges_request] and gstore.retries >= 1
+    edges = gstore._run("count", lambda g: g.E().count().next())
+    assert edges == len(links)  # each link once
+    frame = gstore.links_frame().set_index(["customer_id", "kind", "value_hash"])
+    assert not frame.index.duplicated().any()
+    for l in written:
+        row = frame.loc[(l.customer_id, l.kind, l.value_hash)]
+        assert int(row["event_count"]) == l.event_count and int(row["last_seen"]) == l.last_seen
+    customers = sorted({l.customer_id for l in written})
+    identifiers = sorted({(l.kind, l.value_hash) for l in written})
+    stored, aggregated = stored_and_aggregated(gstore, customers, identifiers)
+    assert stored == aggregated
+    assert_reads_match_links(gstore, customers, identifiers)
