@@ -91,17 +91,16 @@ class GremlinWrites(GremlinSummaries):
                 key[T.id] = link_edge_id(l.customer_id, l.kind, l.value_hash)
             return key
 
-        def write_customers(g, chunk):
-            g.inject(list(chunk)).unfold().merge_v().iterate()
+        def write_customers(g, chunk):  # the merged vertices, for their invalidation
+            return g.inject(list(chunk)).unfold().merge_v()
 
         def write_identifiers(g, chunk):
-            (
+            return (
                 g.inject(list(chunk))
                 .unfold()
                 .as_("r")
                 .merge_v(__.select("r").select("k"))
                 .option(Merge.on_create, __.select("r").select("p"))
-                .iterate()
             )
 
         def write_merging(g, chunk):
@@ -166,17 +165,25 @@ class GremlinWrites(GremlinSummaries):
 
         touched_customers = sorted({l.customer_id for l in links})
         touched_identifiers = sorted({(l.kind, l.value_hash) for l in links})
-        # the endpoint vertices and the invalidation at once: a merge of an existing vertex changes nothing
-        # the invalidation reads, and a vertex the merge creates has no summary to drop
-        _, _, dropped = self._phases_concurrently(
-            lambda: self._write_chunks("upsert_links.customers", write_customers, cust_rows),
-            lambda: self._write_chunks("upsert_links.identifiers", write_identifiers, ident_rows),
-            lambda: self._invalidate_summaries(
-                [customer_vertex_id(c) for c in touched_customers]
-                + [identifier_id(k, h) for k, h in touched_identifiers],
-                keep_dropped=summaries,
+        # the endpoint vertices merged and invalidated in the same requests (one lookup of each): a vertex
+        # the merge creates has no summary to drop, and its version starts at the bump
+        customers_dropped, identifiers_dropped = self._phases_concurrently(
+            lambda: self._invalidated(
+                "upsert_links.customers",
+                write_customers,
+                cust_rows,
+                [customer_vertex_id(c) for c in touched_customers],
+                summaries,
+            ),
+            lambda: self._invalidated(
+                "upsert_links.identifiers",
+                write_identifiers,
+                ident_rows,
+                [identifier_id(k, h) for k, h in touched_identifiers],
+                summaries,
             ),
         )
+        dropped = {**customers_dropped, **identifiers_dropped}
         if not summaries:  # a bulk load: every summary is aggregated afresh at its end
             rows = []
             for l in links:
