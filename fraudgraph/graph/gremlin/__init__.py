@@ -12,10 +12,7 @@ upsert is a direct id lookup, as Neptune recommends:
 A link's first-seen only moves earlier and its last-seen later. A write that
 keeps summaries reads its links' values first (after the invalidation below)
 and sets what the merge leaves in one map; a bulk load merges them on the
-server with property steps instead. Where the engine names edges
-(JanusGraph), the links such a write read as missing are created with
-``addE`` rather than merged, and a retried request merges them (its first
-attempt may have been applied).
+server with property steps instead.
 
 Online reads do not scan hubs. Every customer and identifier vertex carries a
 materialised summary of its links (property ``link_summary``, a compact JSON

@@ -4,7 +4,6 @@ writes, and the helpers and decoding every traversal of the store shares."""
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
 import random
 import threading
@@ -283,34 +282,24 @@ class GremlinSession(IdentityGraph):
                 raise InvalidElementError(index, value[:40], "JanusGraph reserves '-' in vertex ids")
 
     # ---------------------------------------------------------------- writes
-    def _write_chunks(
-        self,
-        what: str,
-        write: Callable[[Any, Sequence[Any]], T_],
-        rows: Sequence[Any],
-        retry: Callable[[Any, Sequence[Any]], T_] | None = None,
-    ) -> list[T_]:
+    def _write_chunks(self, what: str, write: Callable[[Any, Sequence[Any]], T_], rows: Sequence[Any]) -> list[T_]:
         """Send ``rows`` in chunks of ``batch_size``, up to ``pool_size`` requests in flight; each chunk's
         result, in order.
 
         Chunks of one phase never depend on each other; a chunk that fails
-        transiently is retried on its own (idempotent upserts). A ``write`` that is not safe to repeat
-        (it creates) names a ``retry`` that is: a chunk's later attempts use it, since a failed attempt
-        may have been applied on the server before its answer was lost. The first chunk goes alone: on
-        an engine that creates its schema on first use (JanusGraph), concurrent first writes of a
+        transiently is retried on its own (idempotent upserts). The first chunk goes alone: on an
+        engine that creates its schema on first use (JanusGraph), concurrent first writes of a
         property or label race to create it, and a lost race can leave the type locked or
         half-created for every retry; after one chunk the types exist.
         """
         chunks = list(chunked(rows, self.batch_size))
         if not chunks:
             return []
-
-        def attempts(chunk: Sequence[Any]) -> Callable[[Any], T_]:
-            tries = itertools.count()
-            return lambda g: (write if next(tries) == 0 or retry is None else retry)(g, chunk)
-
-        first = self._run(what, attempts(chunks[0]))
-        return [first, *self._run_concurrently([(what, attempts(chunk)) for chunk in chunks[1:]])]
+        first = self._run(what, lambda g: write(g, chunks[0]))
+        return [
+            first,
+            *self._run_concurrently([(what, lambda g, chunk=chunk: write(g, chunk)) for chunk in chunks[1:]]),
+        ]
 
     def _side_by_side(self, calls: Sequence[Callable[[], T_]], workers: int, name: str) -> list[T_]:
         """Each call, up to ``workers`` at once (one after another with a pool of one connection); their

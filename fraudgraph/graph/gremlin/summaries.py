@@ -3,9 +3,8 @@ version compare-and-set (the protocol is in :mod:`fraudgraph.graph.gremlin`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from ...config import GraphSettings
 from ...schema import CUSTOMER, EDGE_LABEL_BY_KIND, IDENTIFIER_KINDS
@@ -68,25 +67,10 @@ class GremlinSummaries(GremlinSession):
         With ``keep_dropped``, returns ``{vertex id: (version after the bump, the summary dropped)}`` for the
         vertices that had one: what :meth:`_note_advances` needs to advance them after the write. Any
         pending advance of these vertices is forgotten (their summary is gone now)."""
-        vertex_ids = list(vertex_ids)
-        return self._invalidated(
-            "invalidate_summaries", lambda g, chunk: g.V(*chunk), vertex_ids, vertex_ids, keep_dropped
-        )
-
-    def _invalidated(
-        self,
-        what: str,
-        vertices: Callable[[Any, Sequence[Any]], Any],
-        rows: Sequence[Any],
-        vertex_ids: Sequence[str],
-        keep_dropped: bool,
-    ) -> dict[str, tuple[int, str]]:
-        """:meth:`_invalidate_summaries` at the vertices ``vertices(g, chunk)`` gives for each chunk of
-        ``rows`` (a merge of them, say: one lookup and one request per vertex instead of two);
-        ``vertex_ids`` are theirs."""
         from gremlin_python.process.graph_traversal import __
         from gremlin_python.process.traversal import Cardinality, Scope
 
+        vertex_ids = list(vertex_ids)
         with self._lock:
             for vid in vertex_ids:
                 self._advances.pop(vid, None)
@@ -100,13 +84,13 @@ class GremlinSummaries(GremlinSession):
         )
 
         def invalidate(g, chunk):
-            bumped = vertices(g, chunk).property(Cardinality.single, SUMMARY_VERSION, self._bump_version())
+            bumped = g.V(*chunk).property(Cardinality.single, SUMMARY_VERSION, self._bump_version())
             if not keep_dropped:
                 bumped.side_effect(__.properties(SUMMARY).drop()).iterate()
                 return []
             return bumped.side_effect(dropped).side_effect(__.properties(SUMMARY).drop()).cap("dropped").next()
 
-        chunks = self._write_chunks(what, invalidate, rows)
+        chunks = self._write_chunks("invalidate_summaries", invalidate, vertex_ids)
         return {str(r["id"]): (int(r["v"]), r["s"]) for rows in chunks for r in rows}
 
     def _note_advances(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 
 from ...schema import CUSTOMER
@@ -20,9 +20,8 @@ from .summaries import GremlinSummaries
 
 
 class GremlinWrites(GremlinSummaries):
-    """``mergeV``/``mergeE`` (``addE`` for links read as missing, where the engine names edges) over
-    injected lists of maps, with the summaries of every touched vertex invalidated before and refreshed
-    after."""
+    """``mergeV``/``mergeE`` over injected lists of maps, with the summaries of every touched vertex
+    invalidated before and refreshed after."""
 
     def upsert_customers(self, customers: Sequence[CustomerUpsert], *, summaries: bool = True) -> int:
         """Merge customer properties; customers whose ``summary_properties`` change get their summaries
@@ -91,16 +90,17 @@ class GremlinWrites(GremlinSummaries):
                 key[T.id] = link_edge_id(l.customer_id, l.kind, l.value_hash)
             return key
 
-        def write_customers(g, chunk):  # the merged vertices, for their invalidation
-            return g.inject(list(chunk)).unfold().merge_v()
+        def write_customers(g, chunk):
+            g.inject(list(chunk)).unfold().merge_v().iterate()
 
         def write_identifiers(g, chunk):
-            return (
+            (
                 g.inject(list(chunk))
                 .unfold()
                 .as_("r")
                 .merge_v(__.select("r").select("k"))
                 .option(Merge.on_create, __.select("r").select("p"))
+                .iterate()
             )
 
         def write_merging(g, chunk):
@@ -133,57 +133,19 @@ class GremlinWrites(GremlinSummaries):
                 .iterate()
             )
 
-        def write_added(g, chunk):
-            # rows {k, p} of links the write read as missing, on an engine that names edges itself: addE
-            # between the endpoints found by id (merged in the first phase), without mergeE's search for an
-            # edge there is not. Not safe to repeat: a retry, whose first attempt may have been applied,
-            # merges (write_merged) instead
-            t = (
-                g.inject([added_row(r) for r in chunk])
-                .unfold()
-                .as_("r")
-                .merge_v(__.select("r").select("o"))
-                .as_("o")
-                .select("r")
-                .merge_v(__.select("r").select("i"))
-                .add_e(__.select("r").select("l"))
-                .from_("o")
-            )
-            for prop in LINK_ROW:
-                t = t.property(prop, __.select("r").select("p").select(prop))
-            t.iterate()
-
-        def added_row(row: dict) -> dict:
-            key = row["k"]
-            ident = key[Direction.IN]
-            return {
-                "o": {T.id: key[Direction.OUT], T.label: CUSTOMER},
-                "i": {T.id: ident, T.label: ident.split(":", 1)[0]},
-                "l": key[T.label],
-                "p": row["p"],
-            }
-
         touched_customers = sorted({l.customer_id for l in links})
         touched_identifiers = sorted({(l.kind, l.value_hash) for l in links})
-        # the endpoint vertices merged and invalidated in the same requests (one lookup of each): a vertex
-        # the merge creates has no summary to drop, and its version starts at the bump
-        customers_dropped, identifiers_dropped = self._phases_concurrently(
-            lambda: self._invalidated(
-                "upsert_links.customers",
-                write_customers,
-                cust_rows,
-                [customer_vertex_id(c) for c in touched_customers],
-                summaries,
-            ),
-            lambda: self._invalidated(
-                "upsert_links.identifiers",
-                write_identifiers,
-                ident_rows,
-                [identifier_id(k, h) for k, h in touched_identifiers],
-                summaries,
+        # the endpoint vertices and the invalidation at once: a merge of an existing vertex changes nothing
+        # the invalidation reads, and a vertex the merge creates has no summary to drop
+        _, _, dropped = self._phases_concurrently(
+            lambda: self._write_chunks("upsert_links.customers", write_customers, cust_rows),
+            lambda: self._write_chunks("upsert_links.identifiers", write_identifiers, ident_rows),
+            lambda: self._invalidate_summaries(
+                [customer_vertex_id(c) for c in touched_customers]
+                + [identifier_id(k, h) for k, h in touched_identifiers],
+                keep_dropped=summaries,
             ),
         )
-        dropped = {**customers_dropped, **identifiers_dropped}
         if not summaries:  # a bulk load: every summary is aggregated afresh at its end
             rows = []
             for l in links:
@@ -207,18 +169,7 @@ class GremlinWrites(GremlinSummaries):
             key = (l.customer_id, l.kind, l.value_hash)
             changes.append(LinkChange(*key, prior.get(key), link_row(merged_link(l.properties(), prior.get(key)))))
         rows = [{"k": merge_key(l), "p": _typed_map(dict(zip(LINK_ROW, c.after)))} for l, c in zip(links, changes)]
-        if self.edge_ids == "supplied":  # mergeE finds the edge by its id there (addE not measured)
-            self._write_chunks("upsert_links.edges", write_merged, rows)
-        else:
-            # a link given twice in one call is merged, as the same edge, in one phase
-            times = Counter((l.customer_id, l.kind, l.value_hash) for l in links)
-            adds = [c.before is None and times[(c.customer_id, c.kind, c.value_hash)] == 1 for c in changes]
-            new = [r for r, add in zip(rows, adds) if add]
-            known = [r for r, add in zip(rows, adds) if not add]
-            self._phases_concurrently(
-                lambda: self._write_chunks("upsert_links.edges", write_merged, known),
-                lambda: self._write_chunks("upsert_links.new_edges", write_added, new, retry=write_merged),
-            )
+        self._write_chunks("upsert_links.edges", write_merged, rows)
         self._note_advances(dropped, changes, exact=len(prior) == len(before))
         self.refresh_summaries(touched_customers, touched_identifiers)
         return len(links)

@@ -1,5 +1,4 @@
-"""A broken Gremlin connection is closed only after the last request still using it is done; a chunk
-whose write is not safe to repeat is retried with its merge.
+"""A broken Gremlin connection is closed only after the last request still using it is done.
 
 gremlinpython's client close shuts down the executor that completes in-flight requests: closing it
 under another thread's request left that request waiting forever (a consumer and the CI run hung when
@@ -97,29 +96,3 @@ def test_close_waits_for_the_requests_in_flight():
     leave.set()
     worker.join(5)
     assert events == ["open connection-1", "close connection-1"]
-
-
-def test_a_chunk_whose_write_is_not_safe_to_repeat_is_retried_with_its_retry_write():
-    """A create request may have been applied before its answer was lost: the chunk's later attempts use
-    the ``retry`` write (a merge); the other chunks, which did not fail, are created once."""
-    events: list[str] = []
-    session = _Session(events)
-    session.batch_size = 2
-    calls: list[tuple[str, tuple]] = []
-
-    def create(g, chunk):
-        calls.append(("create", tuple(chunk)))
-        if tuple(chunk) == ("c", "d") and calls.count(("create", ("c", "d"))) == 1:
-            raise ConnectionError("Connection was closed by server")
-        return "created"
-
-    def merge(g, chunk):
-        calls.append(("merge", tuple(chunk)))
-        return "merged"
-
-    out = session._write_chunks("links", create, ["a", "b", "c", "d", "e"], retry=merge)
-    assert out == ["created", "merged", "created"]
-    assert sorted(calls) == [("create", ("a", "b")), ("create", ("c", "d")), ("create", ("e",)),
-                             ("merge", ("c", "d"))]
-    assert session.retries == 1
-    session.close()
