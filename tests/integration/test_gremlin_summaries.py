@@ -364,7 +364,8 @@ def test_a_link_write_whose_answer_was_lost_creates_each_link_once(engine, gstor
         return run(what, applied_then_dropped)
 
     gstore._run = answer_lost_once
-    written = [*links[1::2], *links[:10:2]]  # new links, and links already there with more events
+    # links[1::2] are new, links[:10:2] already there; every other one is written with more events
+    written = [*links[1::2], *links[:10:2]]
     written = [l if i % 2 else IdentityLink(l.customer_id, l.kind, l.value_hash, l.first_seen, l.last_seen + 5,
                                             l.event_count + 2, {"login": l.event_count + 2})
                for i, l in enumerate(written)]
