@@ -122,7 +122,10 @@ class LiveConsumer:
                 self.metrics.duplicates.inc()
         new_events = sorted(unique.values(), key=lambda e: (e.ts_ms, e.event_id))
         for step in event_time_steps(new_events, int(self.settings.consumer.max_batch_span_s * 1000)):
-            self._process_step(step)
+            # a step's reads of its customers' links and summaries, its writes and its scoring read what the
+            # step already read or wrote once (this consumer is their customers' only writer)
+            with self.store.sole_writer():
+                self._process_step(step)
         self.decisions.flush()
         self.dead_letter.flush()
         per_event = (time.perf_counter() - received) * 1000
@@ -294,14 +297,16 @@ class LiveConsumer:
     def _apply(self) -> None:
         dirty = self.ledger.dirty_links()
         pending = self.ledger.pending_customers()
-        # customer properties first, their summaries left dropped: the link write refreshes the summaries of
-        # every customer it touches, so a customer with new properties and new links is summarised once
-        if pending:
-            self.store.upsert_customers([CustomerUpsert(c, p) for c, p in sorted(pending.items())], summaries=False)
         links = [link_from_state(tuple(row[:3]), *row[3:]) for row in dirty]
+        linked = {link.customer_id for link in links}
+        # the properties of customers with links go with the link write (one round of requests, one
+        # summary refresh); the others' are merged on their own, their summaries refreshed after
+        unlinked = sorted(set(pending) - linked)
+        if unlinked:
+            self.store.upsert_customers([CustomerUpsert(c, pending[c]) for c in unlinked], summaries=False)
         if links:
-            self.store.upsert_links(links)
-        unlinked = sorted(set(pending) - {link.customer_id for link in links})
+            with_links = [CustomerUpsert(c, p) for c, p in sorted(pending.items()) if c in linked and p]
+            self.store.upsert_links(links, customers=with_links)
         if unlinked:
             self.store.refresh_summaries(unlinked)
         if dirty or pending:

@@ -53,12 +53,17 @@ class IdentityGraph(abc.ABC):
         :meth:`upsert_links`)."""
 
     @abc.abstractmethod
-    def upsert_links(self, links: Sequence[IdentityLink], *, summaries: bool = True) -> int:
+    def upsert_links(
+        self, links: Sequence[IdentityLink], *, summaries: bool = True, customers: Sequence[CustomerUpsert] = ()
+    ) -> int:
         """Create or merge identity links (and their endpoint vertices).
 
         ``summaries=False`` leaves a store's materialised link summaries (see
         :meth:`refresh_summaries`) for the caller to refresh once after a bulk
         load, instead of after every batch; stores without them ignore it.
+        ``customers``: properties to merge on the links' customers in the same
+        write (what :meth:`upsert_customers` would do, without its own round of
+        requests); each must be one of the links' customers.
         """
 
     def refresh_summaries(  # noqa: B027 - a no-op for stores that keep no summaries
@@ -150,6 +155,17 @@ class IdentityGraph(abc.ABC):
         """Within the block, this thread's reads take each vertex's link summary from the store once: one
         scoring reads an identifier's summary for its neighbourhood and again for its statistics, and
         should see one state of it, in one request. Stores without summaries need nothing."""
+        yield
+
+    @contextmanager
+    def sole_writer(self) -> Iterator[None]:
+        """Within the block, this thread is the only writer of the links of every customer it reads or
+        writes (the live consumer's contract: one consumer per customer, which its ledger's absolute link
+        values already need). A remote store may then answer this thread's reads of those customers'
+        links, and of the link summaries it stored itself, from what it read and wrote in the block
+        instead of asking the server again. A summary another writer changes meanwhile is seen as of this
+        thread's own write, as if that writer's had landed after the read. Stores that read locally need
+        nothing."""
         yield
 
     def identifier_inputs(

@@ -168,6 +168,15 @@ def validate_customers(batch: Sequence[CustomerUpsert]) -> None:
                 raise InvalidElementError(i, f"customer {c.customer_id}", problem)
 
 
+def check_link_customers(customers: Sequence[CustomerUpsert], links: Sequence[IdentityLink]) -> None:
+    """``upsert_links(customers=...)``: valid customers, each one of the links' customers."""
+    validate_customers(customers)
+    linked = {link.customer_id for link in links}
+    for i, c in enumerate(customers):
+        if c.customer_id not in linked:
+            raise InvalidElementError(i, f"customer {c.customer_id}", "not a customer of the links written with it")
+
+
 def validate_links(batch: Sequence[IdentityLink]) -> None:
     for i, link in enumerate(batch):
         if not isinstance(link, IdentityLink):

@@ -384,3 +384,109 @@ def test_a_link_write_whose_answer_was_lost_creates_each_link_once(engine, gstor
     stored, aggregated = stored_and_aggregated(gstore, customers, identifiers)
     assert stored == aggregated
     assert_reads_match_links(gstore, customers, identifiers)
+
+
+def test_inside_sole_writer_a_step_reads_its_customers_links_once_and_sees_its_own_writes(engine, gstore):
+    """The live consumer's step inside ``sole_writer``: the base read of its customers' links serves the
+    write's read of them and the scoring's neighbourhoods, and the summaries the write stored serve the
+    scoring; every answer equals what the server gives after the block. A write that fails leaves its
+    customers to be read again."""
+    cust, links = small_world()
+    gstore.upsert_customers(cust)
+    gstore.upsert_links(links[::2])
+    # every link of twelve customers: those not there yet, and more events on those already there
+    there = {(l.customer_id, l.kind, l.value_hash) for l in links[::2]}
+    written = [
+        IdentityLink(l.customer_id, l.kind, l.value_hash, l.first_seen, l.last_seen + 5, l.event_count + 2,
+                     {"login": l.event_count + 2}) if (l.customer_id, l.kind, l.value_hash) in there else l
+        for l in links if l.customer_id < "c012"
+    ]
+    customers = sorted({l.customer_id for l in written})
+    identifiers = sorted({(l.kind, l.value_hash) for l in written})
+
+    def requests(*names):
+        return sum(gstore.request_stats.get(n, [0, 0.0])[0] for n in names)
+
+    link_reads = ("links_of", "existing_links", "neighbourhood")
+    with gstore.sole_writer():
+        base = gstore.existing_links([(l.customer_id, l.kind, l.value_hash) for l in written])
+        assert len(base) == len([c for c, _, _ in there if c < "c012"]) > 0
+        reads, summary_reads = requests(*link_reads), requests("summaries")
+        gstore.upsert_links(written)
+        hoods = gstore.neighbourhoods(customers, fanout_cap=3)
+        with gstore.summaries_read_once():  # as the online scorer reads them
+            inputs = gstore.identifier_inputs(identifiers, 3)
+            summary = gstore.link_summary(customers)
+        assert requests(*link_reads) == reads  # the write's read and the neighbourhoods: none
+        # the identifiers' and customers' summaries this write stored: none either
+        assert requests("summaries") == summary_reads
+    assert gstore.neighbourhoods(customers, fanout_cap=3) == hoods
+    fresh = gstore.identifier_inputs(identifiers, 3)
+    pd.testing.assert_frame_equal(inputs[0], fresh[0])
+    pd.testing.assert_frame_equal(inputs[1], fresh[1])
+    pd.testing.assert_frame_equal(summary, gstore.link_summary(customers))
+    assert_reads_match_links(gstore, customers, identifiers)
+
+    # a link write that fails after its edges may have landed: its customers are read again
+    run = gstore._run
+
+    def edges_fail(what, fn):
+        if what == "upsert_links.edges":
+            raise ValueError("test: the edge write is refused")
+        return run(what, fn)
+
+    more = [IdentityLink(l.customer_id, l.kind, l.value_hash, l.first_seen, l.last_seen + 9, l.event_count + 1,
+                         {"login": l.event_count + 1}) for l in written[:6]]
+    with gstore.sole_writer():
+        gstore.existing_links([(l.customer_id, l.kind, l.value_hash) for l in more])
+        gstore._run = edges_fail
+        with pytest.raises(Exception, match="refused"):
+            gstore.upsert_links(more)
+        del gstore._run
+        reads, merges = requests(*link_reads), requests("upsert_links.customers", "upsert_links.identifiers")
+        gstore.upsert_links(more)
+        assert requests(*link_reads) == reads + 1  # known no more: read afresh
+        # every link was there, so were its customer and identifier: no vertex merged
+        assert requests("upsert_links.customers", "upsert_links.identifiers") == merges
+    frame = gstore.links_frame().set_index(["customer_id", "kind", "value_hash"])
+    for l in more:
+        assert int(frame.loc[(l.customer_id, l.kind, l.value_hash), "event_count"]) == l.event_count
+    assert_reads_match_links(gstore, sorted({l.customer_id for l in more}), sorted({(l.kind, l.value_hash) for l in more}))
+
+
+def test_a_write_sends_its_first_chunk_alone_until_its_types_exist(gstore):
+    """JanusGraph makes a label or property key on first use, and concurrent first uses race: a write with
+    a type not yet written sends its first chunk alone; once written, a write of the same types sends
+    every chunk at once."""
+    import time
+
+    gstore.batch_size = 5
+    run, spans = gstore._run, []
+
+    def timed(what, fn):
+        def slow(g):
+            start = time.perf_counter()
+            time.sleep(0.05)  # long enough that chunks sent together overlap
+            try:
+                return fn(g)
+            finally:
+                spans.append((start, time.perf_counter()))
+
+        return run(what, slow) if what == "upsert_customers" else run(what, fn)
+
+    gstore._run = timed
+
+    def first_chunk_alone():
+        first = min(spans)
+        return all(start >= first[1] for start, _ in spans if (start, _) != first)
+
+    gstore.upsert_customers([CustomerUpsert(f"t{i}", {"fresh_key_a": i}) for i in range(20)])
+    assert len(spans) == 4 and first_chunk_alone()
+    spans.clear()
+    gstore.upsert_customers([CustomerUpsert(f"u{i}", {"fresh_key_a": i}) for i in range(20)])
+    assert len(spans) == 4 and not first_chunk_alone()
+    spans.clear()
+    gstore.upsert_customers([CustomerUpsert(f"v{i}", {"fresh_key_a": i, "fresh_key_b": 1}) for i in range(20)])
+    assert len(spans) == 4 and first_chunk_alone()  # a new key: alone again
+    del gstore._run
+    assert gstore.customer("v3") == {"fresh_key_a": 3, "fresh_key_b": 1}

@@ -46,18 +46,18 @@ class GremlinReads(GremlinSession):
         return self.neighbourhoods([customer_id], fanout_cap)[customer_id]
 
     def neighbourhoods(self, customer_ids: Sequence[str], fanout_cap: int | None = None) -> dict[str, Neighbourhood]:
-        """The centres' links in one request, then their identifiers' summaries (degree and lowest-id
-        customers; counted and ordered on the server only for identifiers without one, or when the cap
-        is above what summaries keep)."""
+        """The centres' links in one request (inside :meth:`sole_writer`, those not already known), then
+        their identifiers' summaries (degree and lowest-id customers; counted and ordered on the server
+        only for identifiers without one, or when the cap is above what summaries keep)."""
         cap = self.fanout_cap if fanout_cap is None else fanout_cap
         ids = list(dict.fromkeys(customer_ids))
         centres = [customer_vertex_id(c) for c in ids]
-        rows = [
-            self._link_parts(r)
-            for r in self._read_chunks(
-                "neighbourhood", lambda g, chunk: self._projected_links(g.V(*chunk).out_e()).to_list(), centres
-            )
-        ]
+        rows = self._customers_links(
+            centres,
+            lambda vids: self._read_chunks(
+                "neighbourhood", lambda g, chunk: self._projected_links(g.V(*chunk).out_e()).to_list(), vids
+            ),
+        )
         first = self._lowest_customers(sorted({ident for _, ident, _ in rows}), cap + 1)
         found: dict[str, list[SharedIdentifier]] = {cid: [] for cid in ids}
         for customer, ident, props in rows:

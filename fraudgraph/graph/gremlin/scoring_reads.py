@@ -5,7 +5,6 @@ is aggregated on the server for the rest (a hub's edges never cross the wire).""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import pandas as pd
 
@@ -67,21 +66,25 @@ class GremlinScoringReads(GremlinSession):
     def links_of(self, customer_ids: Sequence[str]) -> pd.DataFrame:
 
         ids = [customer_vertex_id(c) for c in sorted(set(customer_ids))]
-        rows = self._run("links_of", lambda g: self._projected_links(g.V(*ids).out_e()).to_list()) if ids else []
-        return self._links_frame(rows)
+        parts = self._customers_links(
+            ids, lambda vids: self._run("links_of", lambda g: self._projected_links(g.V(*vids).out_e()).to_list())
+        )
+        return self._links_frame(parts)
 
     def existing_links(self, keys: Sequence[tuple[str, str, str]]) -> pd.DataFrame:
         """Where the store names edges itself (``edge_ids: supplied``), the asked edges by id: a
-        customer's other links stay on the server. Engines that name edges read the customers' links."""
-        if self.edge_ids != "supplied":
+        customer's other links stay on the server. Engines that name edges read the customers' links,
+        and so does every engine inside :meth:`sole_writer`, where they serve the block's later reads."""
+        if self.edge_ids != "supplied" or getattr(self._read_once, "links", None) is not None:
             return super().existing_links(keys)
         ids = sorted({link_edge_id(c, k, h) for c, k, h in keys})
         rows = self._read_chunks("existing_links", lambda g, chunk: self._projected_links(g.E(*chunk)).to_list(), ids)
-        return self._links_frame(rows)
+        return self._links_frame([self._link_parts(r) for r in rows])
 
-    def _links_frame(self, rows: Sequence[Any]) -> pd.DataFrame:
-        """:meth:`_projected_links` rows as a ``links`` frame, sorted by customer, kind and value hash."""
-        frame = pd.DataFrame.from_records([self._link_record(r) for r in rows], columns=LINK_FRAME_COLUMNS)
+    def _links_frame(self, parts: Sequence[tuple[str, str, dict[str, int]]]) -> pd.DataFrame:
+        """``(customer vertex id, identifier vertex id, properties)`` links as a ``links`` frame, sorted by
+        customer, kind and value hash."""
+        frame = pd.DataFrame.from_records([self._link_record(p) for p in parts], columns=LINK_FRAME_COLUMNS)
         return frame.sort_values(["customer_id", "kind", "value_hash"]).reset_index(drop=True)
 
     def identifier_inputs(

@@ -8,7 +8,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -172,7 +172,9 @@ class GremlinSession(IdentityGraph):
         self.retries = 0  # transient failures retried so far (observability)
         # per request name: [requests, seconds] (observability: where a consumer's store time goes)
         self.request_stats: dict[str, list[float]] = {}
-        self._read_once = threading.local()  # .summaries: this thread's summaries_read_once memo, or None
+        # .summaries: this thread's summaries_read_once memo, or None; .links: its sole_writer known links, or None
+        self._read_once = threading.local()
+        self._types_written: set[str] = set()  # labels and property keys a whole write call has written
 
     # ------------------------------------------------------------ connection
     def _connect(self):
@@ -282,7 +284,13 @@ class GremlinSession(IdentityGraph):
                 raise InvalidElementError(index, value[:40], "JanusGraph reserves '-' in vertex ids")
 
     # ---------------------------------------------------------------- writes
-    def _write_chunks(self, what: str, write: Callable[[Any, Sequence[Any]], T_], rows: Sequence[Any]) -> list[T_]:
+    def _write_chunks(
+        self,
+        what: str,
+        write: Callable[[Any, Sequence[Any]], T_],
+        rows: Sequence[Any],
+        types: Iterable[str] | None = None,
+    ) -> list[T_]:
         """Send ``rows`` in chunks of ``batch_size``, up to ``pool_size`` requests in flight; each chunk's
         result, in order.
 
@@ -290,16 +298,27 @@ class GremlinSession(IdentityGraph):
         transiently is retried on its own (idempotent upserts). The first chunk goes alone: on an
         engine that creates its schema on first use (JanusGraph), concurrent first writes of a
         property or label race to create it, and a lost race can leave the type locked or
-        half-created for every retry; after one chunk the types exist.
+        half-created for every retry; after one chunk the types exist. ``types``: every label and
+        property key the rows write; once a call has written them all, a later call writing none
+        but those sends its first chunk with the others (None: always alone).
         """
         chunks = list(chunked(rows, self.batch_size))
         if not chunks:
             return []
+        types = None if types is None else set(types)
+        with self._lock:
+            made = types is not None and types <= self._types_written
+        if made:
+            return self._run_concurrently([(what, lambda g, chunk=chunk: write(g, chunk)) for chunk in chunks])
         first = self._run(what, lambda g: write(g, chunks[0]))
-        return [
+        out = [
             first,
             *self._run_concurrently([(what, lambda g, chunk=chunk: write(g, chunk)) for chunk in chunks[1:]]),
         ]
+        if types is not None:
+            with self._lock:
+                self._types_written |= types
+        return out
 
     def _side_by_side(self, calls: Sequence[Callable[[], T_]], workers: int, name: str) -> list[T_]:
         """Each call, up to ``workers`` at once (one after another with a pool of one connection); their
@@ -336,6 +355,79 @@ class GremlinSession(IdentityGraph):
         finally:
             if outer is None:
                 self._read_once.summaries = None
+
+    @contextmanager
+    def sole_writer(self) -> Iterator[None]:
+        # the summaries memo of summaries_read_once, kept for the whole block (stored summaries go in it,
+        # invalidated ones come out), and every link of the customers whose links were read in the block
+        if getattr(self._read_once, "links", None) is not None:
+            yield
+            return
+        outer = getattr(self._read_once, "summaries", None)
+        self._read_once.links = {}
+        if outer is None:
+            self._read_once.summaries = {}
+        try:
+            yield
+        finally:
+            self._read_once.links = None
+            if outer is None:
+                self._read_once.summaries = None
+
+    def _customers_links(
+        self, customer_vids: Sequence[str], read: Callable[[Sequence[str]], list[Any]]
+    ) -> list[tuple[str, str, dict[str, int]]]:
+        """Every link of these customers as ``(customer vertex id, identifier vertex id, properties)``;
+        ``read(vids)`` gives :meth:`_projected_links` rows of the given customers' links. Inside
+        :meth:`sole_writer`, a customer whose links were read or written in the block is not asked again,
+        and the ones read are kept (a customer with two edges to one identifier, which concurrent
+        creators can leave on JanusGraph, is not: its writes read it afresh and merge the duplicates)."""
+        known: dict[str, dict[str, dict[str, int]]] | None = getattr(self._read_once, "links", None)
+        vids = list(dict.fromkeys(customer_vids))
+        asked = vids if known is None else [v for v in vids if v not in known]
+        rows = [self._link_parts(r) for r in read(asked)] if asked else []
+        if known is None:
+            return rows
+        fresh: dict[str, dict[str, dict[str, int]]] = {v: {} for v in asked}
+        doubled = set()
+        for customer, ident, props in rows:
+            if ident in fresh.setdefault(customer, {}):
+                doubled.add(customer)
+            fresh[customer][ident] = props
+        out = [row for row in rows if row[0] in doubled]
+        for vid in vids:
+            if vid in doubled:
+                continue
+            links = known.get(vid)
+            if links is None:
+                links = known[vid] = fresh.get(vid, {})
+            out += [(vid, ident, dict(props)) for ident, props in links.items()]
+        return out
+
+    def _forget_links(self, customer_vids: Sequence[str]) -> dict[str, dict[str, dict[str, int]]]:
+        """Take these customers out of :meth:`sole_writer`'s known links; what was known of them."""
+        known = getattr(self._read_once, "links", None)
+        if known is None:
+            return {}
+        return {vid: known.pop(vid) for vid in customer_vids if vid in known}
+
+    def _note_links(self, links: Mapping[str, Mapping[str, dict[str, int]]]) -> None:
+        """Inside :meth:`sole_writer`: ``{customer vertex id: {identifier vertex id: properties}}``, every
+        link of each customer as this thread wrote it."""
+        known = getattr(self._read_once, "links", None)
+        if known is not None:
+            known.update({vid: dict(idents) for vid, idents in links.items()})
+
+    def _note_summaries(self, stored: Mapping[str, str | None]) -> None:
+        """Inside a read-once block: ``{vertex id: summary text this thread stored, or None: dropped}``."""
+        read = getattr(self._read_once, "summaries", None)
+        if read is None:
+            return
+        for vid, text in stored.items():
+            if text is None:
+                read.pop(vid, None)
+            else:
+                read[vid] = decode_link_summary(text)
 
     def _summaries(self, vertex_ids: Sequence[str]) -> dict[str, Any]:
         """``{vertex id: CustomerLinkSummary | IdentifierLinkSummary}`` of the vertices that have a current
@@ -395,8 +487,9 @@ class GremlinSession(IdentityGraph):
         return str(row["c"]), str(row["i"]), values
 
     def _link_record(self, row: Any) -> dict[str, Any]:
-        """One :meth:`_projected_links` row as a ``links`` frame row (count columns it lacks are absent)."""
-        customer, ident, props = self._link_parts(row)
+        """One :meth:`_projected_links` row, or its :meth:`_link_parts`, as a ``links`` frame row (count
+        columns it lacks are absent)."""
+        customer, ident, props = row if isinstance(row, tuple) else self._link_parts(row)
         kind, value_hash = ident.split(":", 1)
         return {"customer_id": customer[len(_CUSTOMER_PREFIX) :], "kind": kind, "value_hash": value_hash, **props}
 

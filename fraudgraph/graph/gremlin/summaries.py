@@ -74,6 +74,7 @@ class GremlinSummaries(GremlinSession):
         with self._lock:
             for vid in vertex_ids:
                 self._advances.pop(vid, None)
+        self._note_summaries(dict.fromkeys(vertex_ids))  # this thread's memo no longer knows them
         dropped = (
             __.has(SUMMARY)
             .project("id", "v", "s")
@@ -90,7 +91,7 @@ class GremlinSummaries(GremlinSession):
                 return []
             return bumped.side_effect(dropped).side_effect(__.properties(SUMMARY).drop()).cap("dropped").next()
 
-        chunks = self._write_chunks("invalidate_summaries", invalidate, vertex_ids)
+        chunks = self._write_chunks("invalidate_summaries", invalidate, vertex_ids, types=(SUMMARY_VERSION,))
         return {str(r["id"]): (int(r["v"]), r["s"]) for rows in chunks for r in rows}
 
     def _note_advances(
@@ -151,7 +152,7 @@ class GremlinSummaries(GremlinSession):
                 n, fmax, *values = map(int, r["a"].split(","))
                 summary = CustomerLinkSummary(r["id"], n, fmax, tuple(values), self._flatten(r["p"]), tuple(kept))
                 summaries.append((r["id"], r["v"], summary.to_json()))
-            self._compare_and_set(g, summaries)
+            return self._stored(g, summaries)
 
         def refresh_identifiers(g, chunk):
             rows = (
@@ -167,7 +168,7 @@ class GremlinSummaries(GremlinSession):
                 .by(self._projected_links(__.in_e().order().by(__.out_v().id_()).limit(cap)).fold())
                 .to_list()
             )
-            self._compare_and_set(
+            return self._stored(
                 g,
                 [
                     (
@@ -213,15 +214,24 @@ class GremlinSummaries(GremlinSession):
         advances = self._advanced_summaries(vids)
         advancing = {vid for vid, _, _ in advances}
         stores = [
-            ("refresh_summaries.advance", lambda g, chunk=chunk: self._compare_and_set(g, chunk))
+            ("refresh_summaries.advance", lambda g, chunk=chunk: self._stored(g, chunk))
             for chunk in chunked(advances, self.batch_size)
         ]
         results = self._run_concurrently(stores + aggregations([v for v in vids if v not in advancing]))
-        stored = {str(vid) for ids in results[: len(stores)] for vid in ids}
+        advanced = {vid for texts in results[: len(stores)] for vid in texts}
         with self._lock:
-            self.summary_refreshes["advanced"] += len(stored)
-            self.summary_refreshes["version_moved"] += len(advancing - stored)
-        self._run_concurrently(aggregations([v for v in vids if v in advancing and v not in stored]))
+            self.summary_refreshes["advanced"] += len(advanced)
+            self.summary_refreshes["version_moved"] += len(advancing - advanced)
+        results += self._run_concurrently(aggregations([v for v in vids if v in advancing and v not in advanced]))
+        # what this thread stored is what its later reads in a read-once block see
+        self._note_summaries({vid: text for texts in results for vid, text in texts.items()})
+
+    @classmethod
+    def _stored(cls, g, rows: Sequence[tuple[str, int, str]]) -> dict[str, str]:
+        """:meth:`_compare_and_set` of ``(vertex id, version, summary)`` rows: ``{vertex id: summary}`` of
+        those stored."""
+        stored = {str(vid) for vid in cls._compare_and_set(g, rows)}
+        return {str(vid): text for vid, _, text in rows if str(vid) in stored}
 
     @staticmethod
     def _compare_and_set(g, rows: Sequence[tuple[str, int, str]]) -> list[str]:

@@ -9,6 +9,7 @@ from ...schema import CUSTOMER
 from ..elements import (
     CustomerUpsert,
     IdentityLink,
+    check_link_customers,
     customer_vertex_id,
     identifier_id,
     validate_customers,
@@ -26,14 +27,20 @@ class GremlinWrites(GremlinSummaries):
     def upsert_customers(self, customers: Sequence[CustomerUpsert], *, summaries: bool = True) -> int:
         """Merge customer properties; customers whose ``summary_properties`` change get their summaries
         invalidated first and refreshed after (unless ``summaries=False``)."""
-        from gremlin_python.process.graph_traversal import __
-        from gremlin_python.process.traversal import Merge, T
-
         customers = list(customers)
         validate_customers(customers)
         self._check_engine_ids((i, c.customer_id) for i, c in enumerate(customers))
         summarised = sorted({c.customer_id for c in customers if self.summary_properties & c.properties.keys()})
         self._invalidate_summaries([customer_vertex_id(c) for c in summarised])
+        self._merge_customers("upsert_customers", customers)
+        if summaries and summarised:
+            self.refresh_summaries(customer_ids=summarised)
+        return len(customers)
+
+    def _merge_customers(self, what: str, customers: Sequence[CustomerUpsert]) -> None:
+        """Merge the customers' vertices with their properties; a None value removes the property."""
+        from gremlin_python.process.traversal import T
+
         rows, drops = [], defaultdict(list)
         for c in customers:
             vid = customer_vertex_id(c.customer_id)
@@ -42,39 +49,63 @@ class GremlinWrites(GremlinSummaries):
             if removed:
                 drops[removed].append(vid)
             rows.append({"k": {T.id: vid, T.label: CUSTOMER}, "p": _single(props)})
-
-        def write(g, chunk):
-            (
-                g.inject(list(chunk))
-                .unfold()
-                .as_("r")
-                .merge_v(__.select("r").select("k"))
-                .option(Merge.on_create, __.select("r").select("p"))
-                .option(Merge.on_match, __.select("r").select("p"))
-                .iterate()
-            )
-
-        self._write_chunks("upsert_customers", write, rows)
-        for keys, ids in drops.items():  # a None value removes the property
+        types = {CUSTOMER, *(k for r in rows for k in r["p"])}
+        self._write_chunks(what, self._merge_vertices, rows, types=types)
+        for keys, ids in drops.items():
             self._write_chunks(
-                "remove_properties", lambda g, chunk, keys=keys: g.V(*chunk).properties(*keys).drop().iterate(), ids
+                "remove_properties",
+                lambda g, chunk, keys=keys: g.V(*chunk).properties(*keys).drop().iterate(),
+                ids,
+                types=(),  # a drop makes no type
             )
-        if summaries and summarised:
-            self.refresh_summaries(customer_ids=summarised)
-        return len(customers)
+
+    @staticmethod
+    def _merge_vertices(g, rows: Sequence[dict]) -> None:
+        """Rows ``{k: merge key, p: properties}``: each vertex merged, ``p`` set on create and on match."""
+        from gremlin_python.process.graph_traversal import __
+        from gremlin_python.process.traversal import Merge
+
+        (
+            g.inject(list(rows))
+            .unfold()
+            .as_("r")
+            .merge_v(__.select("r").select("k"))
+            .option(Merge.on_create, __.select("r").select("p"))
+            .option(Merge.on_match, __.select("r").select("p"))
+            .iterate()
+        )
 
     # Over 60 lines for a reason: three write phases (customer vertices, identifier vertices, edges), each with
     # its own traversal, then the summaries: the order the module docstring describes.
-    def upsert_links(self, links: Sequence[IdentityLink], *, summaries: bool = True) -> int:
+    def upsert_links(
+        self, links: Sequence[IdentityLink], *, summaries: bool = True, customers: Sequence[CustomerUpsert] = ()
+    ) -> int:
         """Three phases (customer vertices, identifier vertices, edges), each chunked and concurrent,
-        then the link summaries of every customer and identifier written (unless ``summaries=False``)."""
+        then the link summaries of every customer and identifier written (unless ``summaries=False``).
+
+        ``customers``' properties are merged with their vertices; those that change ``summary_properties``
+        after the invalidation, beside the edges (so a write that stops half-way leaves no summary with
+        their old values), and their summaries are aggregated, not advanced."""
         from gremlin_python.process.graph_traversal import __
         from gremlin_python.process.traversal import Direction, Merge, T
 
         links = list(links)
         validate_links(links)
+        check_link_customers(customers, links)
         self._check_engine_ids((i, v) for i, l in enumerate(links) for v in (l.customer_id, l.value_hash))
-        cust_rows = [{T.id: customer_vertex_id(c), T.label: CUSTOMER} for c in sorted({l.customer_id for l in links})]
+        # properties that no summary keeps go with the vertex merge; the others (and removals) after the
+        # invalidation
+        late = [c for c in customers if self.summary_properties & c.properties.keys() or None in c.properties.values()]
+        late_ids = {c.customer_id for c in late}
+        early = {
+            c.customer_id: _single(_typed_map(c.properties))
+            for c in customers
+            if c.customer_id not in late_ids and c.properties
+        }
+        cust_rows = [
+            {"k": {T.id: customer_vertex_id(c), T.label: CUSTOMER}, "p": early.get(c, {})}
+            for c in sorted({l.customer_id for l in links})
+        ]
         ident_rows = [
             {"k": {T.id: identifier_id(k, h), T.label: k}, "p": _single({"value_hash": h})}
             for k, h in sorted({(l.kind, l.value_hash) for l in links})
@@ -91,7 +122,10 @@ class GremlinWrites(GremlinSummaries):
             return key
 
         def write_customers(g, chunk):
-            g.inject(list(chunk)).unfold().merge_v().iterate()
+            if any(r["p"] for r in chunk):
+                self._merge_vertices(g, chunk)
+            else:
+                g.inject([r["k"] for r in chunk]).unfold().merge_v().iterate()
 
         def write_identifiers(g, chunk):
             (
@@ -133,13 +167,38 @@ class GremlinWrites(GremlinSummaries):
                 .iterate()
             )
 
+        def edge_types(rows) -> set[str]:
+            labels = {l.edge_label for l in links}
+            return labels | {k for r in rows for k in r.get("p", r.get("m", {}))} | {"first_seen", "last_seen"}
+
         touched_customers = sorted({l.customer_id for l in links})
         touched_identifiers = sorted({(l.kind, l.value_hash) for l in links})
+        keys = [(l.customer_id, l.kind, l.value_hash) for l in links]
+        before = None
+        if summaries and getattr(self._read_once, "links", None) is not None:
+            # inside sole_writer no other writer changes these links, so they can be read before the
+            # invalidation (from what the block knows), and the endpoints of every link already there,
+            # which nothing deletes, need no merge
+            before = self.existing_links(keys)
+            there = {customer_vertex_id(c) for c in before["customer_id"]}
+            there |= {identifier_id(k, h) for k, h in zip(before["kind"], before["value_hash"])}
+            cust_rows = [r for r in cust_rows if r["p"] or r["k"][T.id] not in there]
+            ident_rows = [r for r in ident_rows if r["k"][T.id] not in there]
         # the endpoint vertices and the invalidation at once: a merge of an existing vertex changes nothing
         # the invalidation reads, and a vertex the merge creates has no summary to drop
         _, _, dropped = self._phases_concurrently(
-            lambda: self._write_chunks("upsert_links.customers", write_customers, cust_rows),
-            lambda: self._write_chunks("upsert_links.identifiers", write_identifiers, ident_rows),
+            lambda: self._write_chunks(
+                "upsert_links.customers",
+                write_customers,
+                cust_rows,
+                types={CUSTOMER, *(k for p in early.values() for k in p)},
+            ),
+            lambda: self._write_chunks(
+                "upsert_links.identifiers",
+                write_identifiers,
+                ident_rows,
+                types={"value_hash", *(k for k, _ in touched_identifiers)},
+            ),
             lambda: self._invalidate_summaries(
                 [customer_vertex_id(c) for c in touched_customers]
                 + [identifier_id(k, h) for k, h in touched_identifiers],
@@ -147,16 +206,24 @@ class GremlinWrites(GremlinSummaries):
             ),
         )
         if not summaries:  # a bulk load: every summary is aggregated afresh at its end
+            self._forget_links([customer_vertex_id(c) for c in touched_customers])  # merged on the server
             rows = []
             for l in links:
                 props = _typed_map(l.properties())
                 counts = {k: v for k, v in props.items() if k not in ("first_seen", "last_seen")}
                 rows.append({"k": merge_key(l), "m": counts, "fs": props["first_seen"], "ls": props["last_seen"]})
-            self._write_chunks("upsert_links.edges", write_merging, rows)
+            self._phases_concurrently(
+                lambda: self._write_chunks("upsert_links.edges", write_merging, rows, types=edge_types(rows)),
+                lambda: self._merge_customers("upsert_links.customer_properties", late),
+            )
             return len(links)
         # the links' values just before the write (after the invalidation, so they are the values the
-        # dropped summaries were made of): what the merge leaves, and what the refresh advances them by
-        before = self.existing_links([(l.customer_id, l.kind, l.value_hash) for l in links])
+        # dropped summaries were made of; inside sole_writer, what this thread read or wrote, which no
+        # other writer changes): what the merge leaves, and what the refresh advances them by
+        if before is None:
+            before = self.existing_links(keys)
+        # out of sole_writer's known links until the write is done: a failed write leaves them unknown
+        known = self._forget_links([customer_vertex_id(c) for c in touched_customers])
         prior: dict[tuple[str, str, str], tuple[int, ...]] = {}
         for r in before[["customer_id", "kind", "value_hash", *LINK_ROW]].itertuples(index=False):
             values = tuple(int(v) for v in r[3:])
@@ -169,7 +236,17 @@ class GremlinWrites(GremlinSummaries):
             key = (l.customer_id, l.kind, l.value_hash)
             changes.append(LinkChange(*key, prior.get(key), link_row(merged_link(l.properties(), prior.get(key)))))
         rows = [{"k": merge_key(l), "p": _typed_map(dict(zip(LINK_ROW, c.after)))} for l, c in zip(links, changes)]
-        self._write_chunks("upsert_links.edges", write_merged, rows)
+        self._phases_concurrently(
+            lambda: self._write_chunks("upsert_links.edges", write_merged, rows, types=edge_types(rows)),
+            lambda: self._merge_customers("upsert_links.customer_properties", late),
+        )
+        for vid in map(customer_vertex_id, late_ids):  # their dropped summaries hold the old values
+            dropped.pop(vid, None)
+        for c in changes:
+            customer = known.get(customer_vertex_id(c.customer_id))
+            if customer is not None:
+                customer[identifier_id(c.kind, c.value_hash)] = dict(zip(LINK_ROW, c.after))
+        self._note_links(known)
         self._note_advances(dropped, changes, exact=len(prior) == len(before))
         self.refresh_summaries(touched_customers, touched_identifiers)
         return len(links)
@@ -177,3 +254,6 @@ class GremlinWrites(GremlinSummaries):
     def clear(self) -> None:
         """Drop every vertex and edge (tests and benchmarks only)."""
         self._run("clear", lambda g: g.V().drop().iterate())
+        for memo in (getattr(self._read_once, "links", None), getattr(self._read_once, "summaries", None)):
+            if memo is not None:
+                memo.clear()

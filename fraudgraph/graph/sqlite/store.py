@@ -18,7 +18,14 @@ from collections.abc import Sequence
 
 from ...config import GraphSettings
 from ...schema import COUNT_PROPERTY_BY_TYPE
-from ..elements import CustomerUpsert, IdentityLink, chunked, validate_customers, validate_links
+from ..elements import (
+    CustomerUpsert,
+    IdentityLink,
+    check_link_customers,
+    chunked,
+    validate_customers,
+    validate_links,
+)
 from .reads import SqliteReads
 from .schema import (
     BUILD_IDENTIFIER_SUMMARY,
@@ -155,12 +162,17 @@ class SqliteIdentityGraph(SqliteReads):
                 db.executemany(UPSERT_CUSTOMER, rows)
         return len(customers)
 
-    def upsert_links(self, links: Sequence[IdentityLink], *, summaries: bool = True) -> int:
+    def upsert_links(
+        self, links: Sequence[IdentityLink], *, summaries: bool = True, customers: Sequence[CustomerUpsert] = ()
+    ) -> int:
         # both summary tables are kept in the same transaction, whatever ``summaries`` says
         links = list(links)
         validate_links(links)
+        check_link_customers(customers, links)
+        if customers:
+            self.upsert_customers(customers)
         for chunk in chunked(links, self.batch_size):
-            customers = sorted({(l.customer_id,) for l in chunk})
+            linked = sorted({(l.customer_id,) for l in chunk})
             identifiers = sorted({(l.kind, l.value_hash) for l in chunk})
             rows = [
                 (
@@ -175,10 +187,10 @@ class SqliteIdentityGraph(SqliteReads):
                 for l in chunk
             ]
             with self._write() as db:
-                db.executemany(ENSURE_CUSTOMER, customers)
+                db.executemany(ENSURE_CUSTOMER, linked)
                 db.executemany(ENSURE_IDENTIFIER, identifiers)
                 db.executemany(UPSERT_LINK, rows)
-                for part in chunked([c for (c,) in customers], 500):
+                for part in chunked([c for (c,) in linked], 500):
                     db.execute(REFRESH_SUMMARY.format(marks=",".join("?" * len(part))), part)
                 for kind, hashes in by_kind(identifiers).items():
                     for part in chunked(hashes, 500):

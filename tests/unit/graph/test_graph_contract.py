@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from fraudgraph.graph import CustomerUpsert, IdentityLink, InvalidElementError
+from fraudgraph.graph.elements import summarise_links
 from fraudgraph.graph.snapshot import frames_to_elements, normalise_customers, normalise_links, read_snapshot
 from graph_helpers import expected_identifier_stats, small_world
 
@@ -294,3 +295,32 @@ def test_janusgraph_refuses_a_reserved_id_naming_the_element(store):
     else:
         store.upsert_links([link])
         assert store.stats()["edges"]["has_device"] == 1
+
+
+def test_customer_properties_written_with_the_links_are_read_back_everywhere(store):
+    """``upsert_links(customers=...)`` (the live consumer's one write per step): properties kept by the
+    summaries, others and removals all land, and the reads served from summaries answer with the new
+    values and the new links; a customer that is not one of the links' is refused, naming it."""
+    cust, links = small_world()
+    store.upsert_customers(cust)
+    store.upsert_links(links[::2])
+    store.customers_of(["c001", "c003"], ["lifetime_value"])  # summaries exist before the write
+    mine = [l for l in links if l.customer_id < "c010"]
+    customers = [CustomerUpsert("c001", {"lifetime_value": 999.5, "country": "QA"}),  # kept by summaries, and not
+                 CustomerUpsert("c002", {"risk_note": "x"}),  # kept by no summary
+                 CustomerUpsert("c003", {"vip": None, "blocked_at": 1_700_000_500_000})]  # a removal
+    store.upsert_links(mine, customers=customers)
+    assert store.customer("c001")["lifetime_value"] == 999.5 and store.customer("c001")["country"] == "QA"
+    assert store.customer("c002")["risk_note"] == "x"
+    assert "vip" not in store.customer("c003") and store.customer("c003")["blocked_at"] == 1_700_000_500_000
+    ids = sorted({l.customer_id for l in mine})
+    got = store.customers_of(ids, ["lifetime_value", "blocked_at"]).set_index("customer_id")
+    assert got.loc["c001", "lifetime_value"] == 999.5 and got.loc["c003", "blocked_at"] == 1_700_000_500_000
+    assert got.loc["c002", "lifetime_value"] == cust[2].properties["lifetime_value"]
+    frame = store.links_frame()
+    want = summarise_links(frame.loc[frame["customer_id"].isin(ids)]).set_index("customer_id").astype("int64")
+    pd.testing.assert_frame_equal(store.link_summary(ids).set_index("customer_id").astype("int64"), want,
+                                  check_like=True)
+    assert len(frame) == len(links[::2]) + len([l for l in links[1::2] if l.customer_id < "c010"])
+    with pytest.raises(InvalidElementError, match="c059.*not a customer of the links"):
+        store.upsert_links(mine, customers=[CustomerUpsert("c059", {"vip": True})])
