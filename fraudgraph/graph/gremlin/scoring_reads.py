@@ -75,7 +75,7 @@ class GremlinScoringReads(GremlinSession):
         """Where the store names edges itself (``edge_ids: supplied``), the asked edges by id: a
         customer's other links stay on the server. Engines that name edges read the customers' links,
         and so does every engine inside :meth:`sole_writer`, where they serve the block's later reads."""
-        if self.edge_ids != "supplied" or getattr(self._read_once, "links", None) is not None:
+        if self.edge_ids != "supplied" or self._known_links() is not None:
             return super().existing_links(keys)
         ids = sorted({link_edge_id(c, k, h) for c, k, h in keys})
         rows = self._read_chunks("existing_links", lambda g, chunk: self._projected_links(g.E(*chunk)).to_list(), ids)

@@ -360,7 +360,7 @@ class GremlinSession(IdentityGraph):
     def sole_writer(self) -> Iterator[None]:
         # the summaries memo of summaries_read_once, kept for the whole block (stored summaries go in it,
         # invalidated ones come out), and every link of the customers whose links were read in the block
-        if getattr(self._read_once, "links", None) is not None:
+        if self._known_links() is not None:
             yield
             return
         outer = getattr(self._read_once, "summaries", None)
@@ -374,6 +374,11 @@ class GremlinSession(IdentityGraph):
             if outer is None:
                 self._read_once.summaries = None
 
+    def _known_links(self) -> dict[str, dict[str, dict[str, int]]] | None:
+        """Inside :meth:`sole_writer`, ``{customer vertex id: {identifier vertex id: properties}}``: every
+        link of the customers this thread read or wrote in the block; None outside one."""
+        return getattr(self._read_once, "links", None)
+
     def _customers_links(
         self, customer_vids: Sequence[str], read: Callable[[Sequence[str]], list[Any]]
     ) -> list[tuple[str, str, dict[str, int]]]:
@@ -382,7 +387,7 @@ class GremlinSession(IdentityGraph):
         :meth:`sole_writer`, a customer whose links were read or written in the block is not asked again,
         and the ones read are kept (a customer with two edges to one identifier, which concurrent
         creators can leave on JanusGraph, is not: its writes read it afresh and merge the duplicates)."""
-        known: dict[str, dict[str, dict[str, int]]] | None = getattr(self._read_once, "links", None)
+        known = self._known_links()
         vids = list(dict.fromkeys(customer_vids))
         asked = vids if known is None else [v for v in vids if v not in known]
         rows = [self._link_parts(r) for r in read(asked)] if asked else []
@@ -391,7 +396,7 @@ class GremlinSession(IdentityGraph):
         fresh: dict[str, dict[str, dict[str, int]]] = {v: {} for v in asked}
         doubled = set()
         for customer, ident, props in rows:
-            if ident in fresh.setdefault(customer, {}):
+            if ident in fresh[customer]:
                 doubled.add(customer)
             fresh[customer][ident] = props
         out = [row for row in rows if row[0] in doubled]
@@ -406,17 +411,17 @@ class GremlinSession(IdentityGraph):
 
     def _forget_links(self, customer_vids: Sequence[str]) -> dict[str, dict[str, dict[str, int]]]:
         """Take these customers out of :meth:`sole_writer`'s known links; what was known of them."""
-        known = getattr(self._read_once, "links", None)
+        known = self._known_links()
         if known is None:
             return {}
         return {vid: known.pop(vid) for vid in customer_vids if vid in known}
 
-    def _note_links(self, links: Mapping[str, Mapping[str, dict[str, int]]]) -> None:
+    def _note_links(self, links: Mapping[str, dict[str, dict[str, int]]]) -> None:
         """Inside :meth:`sole_writer`: ``{customer vertex id: {identifier vertex id: properties}}``, every
         link of each customer as this thread wrote it."""
-        known = getattr(self._read_once, "links", None)
+        known = self._known_links()
         if known is not None:
-            known.update({vid: dict(idents) for vid, idents in links.items()})
+            known.update(links)
 
     def _note_summaries(self, stored: Mapping[str, str | None]) -> None:
         """Inside a read-once block: ``{vertex id: summary text this thread stored, or None: dropped}``."""

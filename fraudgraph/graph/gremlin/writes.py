@@ -50,7 +50,7 @@ class GremlinWrites(GremlinSummaries):
                 drops[removed].append(vid)
             rows.append({"k": {T.id: vid, T.label: CUSTOMER}, "p": _single(props)})
         types = {CUSTOMER, *(k for r in rows for k in r["p"])}
-        self._write_chunks(what, self._merge_vertices, rows, types=types)
+        self._write_chunks(what, self._merge_rows, rows, types=types)
         for keys, ids in drops.items():
             self._write_chunks(
                 "remove_properties",
@@ -60,17 +60,16 @@ class GremlinWrites(GremlinSummaries):
             )
 
     @staticmethod
-    def _merge_vertices(g, rows: Sequence[dict]) -> None:
-        """Rows ``{k: merge key, p: properties}``: each vertex merged, ``p`` set on create and on match."""
+    def _merge_rows(g, rows: Sequence[dict], edges: bool = False) -> None:
+        """Rows ``{k: merge key, p: properties}``: each vertex (or edge) merged, ``p`` set on create and
+        on match."""
         from gremlin_python.process.graph_traversal import __
         from gremlin_python.process.traversal import Merge
 
+        r = g.inject(list(rows)).unfold().as_("r")
+        merged = r.merge_e(__.select("r").select("k")) if edges else r.merge_v(__.select("r").select("k"))
         (
-            g.inject(list(rows))
-            .unfold()
-            .as_("r")
-            .merge_v(__.select("r").select("k"))
-            .option(Merge.on_create, __.select("r").select("p"))
+            merged.option(Merge.on_create, __.select("r").select("p"))
             .option(Merge.on_match, __.select("r").select("p"))
             .iterate()
         )
@@ -123,7 +122,7 @@ class GremlinWrites(GremlinSummaries):
 
         def write_customers(g, chunk):
             if any(r["p"] for r in chunk):
-                self._merge_vertices(g, chunk)
+                self._merge_rows(g, chunk)
             else:
                 g.inject([r["k"] for r in chunk]).unfold().merge_v().iterate()
 
@@ -157,25 +156,15 @@ class GremlinWrites(GremlinSummaries):
             # one map, set on create and on match alike (a retried chunk whose first try was applied
             # matches and sets the same values). JanusGraph copies an edge for each property step, so this
             # is about half the server time of write_merging there
-            (
-                g.inject(list(chunk))
-                .unfold()
-                .as_("r")
-                .merge_e(__.select("r").select("k"))
-                .option(Merge.on_create, __.select("r").select("p"))
-                .option(Merge.on_match, __.select("r").select("p"))
-                .iterate()
-            )
+            self._merge_rows(g, chunk, edges=True)
 
-        def edge_types(rows) -> set[str]:
-            labels = {l.edge_label for l in links}
-            return labels | {k for r in rows for k in r.get("p", r.get("m", {}))} | {"first_seen", "last_seen"}
+        labels = {l.edge_label for l in links}  # with the edges' property keys, the types an edge write makes
 
         touched_customers = sorted({l.customer_id for l in links})
         touched_identifiers = sorted({(l.kind, l.value_hash) for l in links})
         keys = [(l.customer_id, l.kind, l.value_hash) for l in links]
         before = None
-        if summaries and getattr(self._read_once, "links", None) is not None:
+        if summaries and self._known_links() is not None:
             # inside sole_writer no other writer changes these links, so they can be read before the
             # invalidation (from what the block knows), and the endpoints of every link already there,
             # which nothing deletes, need no merge
@@ -213,7 +202,12 @@ class GremlinWrites(GremlinSummaries):
                 counts = {k: v for k, v in props.items() if k not in ("first_seen", "last_seen")}
                 rows.append({"k": merge_key(l), "m": counts, "fs": props["first_seen"], "ls": props["last_seen"]})
             self._phases_concurrently(
-                lambda: self._write_chunks("upsert_links.edges", write_merging, rows, types=edge_types(rows)),
+                lambda: self._write_chunks(
+                    "upsert_links.edges",
+                    write_merging,
+                    rows,
+                    types={*labels, "first_seen", "last_seen", *(k for r in rows for k in r["m"])},
+                ),
                 lambda: self._merge_customers("upsert_links.customer_properties", late),
             )
             return len(links)
@@ -237,7 +231,7 @@ class GremlinWrites(GremlinSummaries):
             changes.append(LinkChange(*key, prior.get(key), link_row(merged_link(l.properties(), prior.get(key)))))
         rows = [{"k": merge_key(l), "p": _typed_map(dict(zip(LINK_ROW, c.after)))} for l, c in zip(links, changes)]
         self._phases_concurrently(
-            lambda: self._write_chunks("upsert_links.edges", write_merged, rows, types=edge_types(rows)),
+            lambda: self._write_chunks("upsert_links.edges", write_merged, rows, types={*labels, *LINK_ROW}),
             lambda: self._merge_customers("upsert_links.customer_properties", late),
         )
         for vid in map(customer_vertex_id, late_ids):  # their dropped summaries hold the old values
@@ -254,6 +248,6 @@ class GremlinWrites(GremlinSummaries):
     def clear(self) -> None:
         """Drop every vertex and edge (tests and benchmarks only)."""
         self._run("clear", lambda g: g.V().drop().iterate())
-        for memo in (getattr(self._read_once, "links", None), getattr(self._read_once, "summaries", None)):
+        for memo in (self._known_links(), getattr(self._read_once, "summaries", None)):
             if memo is not None:
                 memo.clear()
