@@ -160,6 +160,10 @@ class JanusGraphServer(GremlinServer):
             f"{groovy_list(keys)}.each {{ if (!mgmt.containsPropertyKey(it)) "
             "mgmt.makePropertyKey(it).dataType(Object.class).cardinality(org.janusgraph.core.Cardinality.SINGLE)"
             ".make() }\n"
+            # concurrent bumps of one vertex's summary version conflict (one retries) instead of both
+            # landing: the compare-and-set of the summary protocol needs every bump to move the version
+            f"mgmt.setConsistency(mgmt.getPropertyKey('{SUMMARY_VERSION}'), "
+            "org.janusgraph.core.schema.ConsistencyModifier.LOCK)\n"
             "mgmt.commit()\n"
         )
         return script

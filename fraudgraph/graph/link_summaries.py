@@ -45,6 +45,25 @@ class CustomerLinkSummary:
     properties: dict[str, Any]
     kept: tuple[str, ...] = ()
 
+    @classmethod
+    def empty(cls, vertex_id: str, properties: Mapping[str, Any], kept: Sequence[str]) -> CustomerLinkSummary:
+        """The summary of a customer with no links: what aggregating its (no) links gives."""
+        sums = len(LINK_ROW) - _EVENTS
+        return cls(vertex_id, 0, -1, (-1, *(0,) * (len(IDENTIFIER_KINDS) + sums)), dict(properties), tuple(kept))
+
+    def with_properties(self, written: Mapping[str, Any]) -> CustomerLinkSummary:
+        """This summary after ``written`` was merged into the customer's properties (None removes one);
+        names it was not written for are left out, as aggregating leaves them."""
+        properties = dict(self.properties)
+        for name, value in written.items():
+            if name not in self.kept:
+                continue
+            if value is None:
+                properties.pop(name, None)
+            else:
+                properties[name] = value
+        return CustomerLinkSummary(self.vertex_id, self.links, self.latest_first_seen, self.row, properties, self.kept)
+
     def answers_for(self, names) -> bool:
         """Was it written for every one of these property names?"""
         return set(names) <= set(self.kept)
@@ -106,6 +125,11 @@ class IdentifierLinkSummary:
     latest_first_seen: int
     events: int
     lowest: tuple[tuple[Any, ...], ...]
+
+    @classmethod
+    def empty(cls, vertex_id: str) -> IdentifierLinkSummary:
+        """The summary of an identifier with no links: what aggregating its (no) links gives."""
+        return cls(vertex_id, 0, -1, -1, 0, ())
 
     def visible(self, as_of_ms: int | None) -> bool:
         """Is every link it covers first seen at or before ``as_of_ms`` (None: now)?"""

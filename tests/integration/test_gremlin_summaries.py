@@ -261,8 +261,9 @@ def test_link_writes_advance_identifier_summaries_to_what_aggregating_gives(gsto
              IdentityLink(last.customer_id, "ip", "hub", last.first_seen, last.last_seen + 10,
                           last.event_count + 1, {"login": last.event_count + 1}),
              IdentityLink("a000", "device", "d1", latest, latest, 1, {"login": 1})],
-            # the two identifiers and the two existing customers advanced; the new customers aggregated
-            4, 2,
+            # the two identifiers, the two existing customers and the two new ones (made by the write, so
+            # their empty summaries are advanced) advanced
+            6, 0,
         ),
         # a held link of the hub seen earlier than it was: the hub and that customer advanced; a000's link
         # to the small identifier, the latest of both, seen earlier: their new latest first-seen is not in
@@ -310,6 +311,41 @@ def test_a_summary_another_writer_touched_meanwhile_is_aggregated(engine, gstore
     summary = stored[identifier_id("ip", "hub")]
     assert summary.customers == len([l for l in links if l.value_hash == "hub"]) + 2
     assert [row[0] for row in summary.lowest[:2]] == ["a000", "b000"]
+
+
+def test_a_writer_refused_by_an_invalidation_aggregates_until_its_links_are_in(engine, gstore):
+    """The interleaving behind a four-writer failure: writer W's links are still being written when a third
+    writer's aggregation stores a hub summary without them; W's own aggregation is then refused by writer
+    X's invalidation, and X advances that summary. W aggregates again (X was an invalidator, not an
+    aggregator that read W's links), so the hub ends with every link; left to X, it lacked W's."""
+    url, settings = engine
+    cust, links = small_world()
+    gstore.upsert_customers(cust)
+    gstore.upsert_links(links)
+    hub = identifier_id("ip", "hub")
+    with open_graph(url, settings) as third, open_graph(url, settings) as x:
+        read_links = gstore.existing_links
+        stored = gstore._stored
+        refused_by_x = []
+
+        def aggregation_while_w_writes(keys):  # after W's invalidation, before W's edges
+            third.refresh_summaries(identifiers=[("ip", "hub")])
+            return read_links(keys)
+
+        def x_writes_before_ws_compare_and_set(g, rows):
+            if not refused_by_x and any(vid == hub and version % 2 == 1 for vid, version, _ in rows):
+                refused_by_x.append(True)  # W's aggregation (odd version), once
+                x.upsert_links([IdentityLink("x000", "ip", "hub", 1_000, 2_000, 3, {"login": 3})])
+            return stored(g, rows)
+
+        gstore.existing_links = aggregation_while_w_writes
+        gstore._stored = x_writes_before_ws_compare_and_set
+        gstore.upsert_links([IdentityLink("w000", "ip", "hub", 1_000, 1_000, 5, {"login": 5})])
+        del gstore.existing_links, gstore._stored
+        assert refused_by_x and x.summary_refreshes["advanced"] >= 1  # X advanced the summary it dropped
+    stored_now, aggregated = stored_and_aggregated(gstore, [], [("ip", "hub")])
+    assert stored_now == aggregated
+    assert stored_now[hub].customers == len([l for l in links if l.value_hash == "hub"]) + 2
 
 
 def test_inside_summaries_read_once_a_scoring_asks_each_summary_once(gstore):

@@ -16,16 +16,19 @@ server with property steps instead.
 
 Online reads do not scan hubs. Every customer and identifier vertex carries a
 materialised summary of its links (property ``link_summary``, a compact JSON
-string, and the counter ``link_summary_version``): for a customer what its own
+string, and ``link_summary_version``, a random token that every change replaces): for a customer what its own
 features need, its latest first-seen time and the ``summary_properties``; for
 an identifier its degree, first-seen range and event total, and the links of
 its ``fanout_cap + 1`` lowest-id customers. Before writing, ``upsert_links``
 (and ``upsert_customers`` when a kept property changes) drops the summaries of
-the vertices it touches and bumps their versions; after writing it refreshes
+the vertices it touches (merging them, so a vertex it creates starts from the
+empty summary) and gives them new versions; after writing it refreshes
 them (:meth:`GremlinIdentityGraph.refresh_summaries`) in two requests: one
-bumps the version again and aggregates on the server, the next stores the
-summary only if the version is still the one it read (compare-and-set), so
-concurrent writers never leave an older summary behind and a crash between the
+gives a new version and aggregates on the server, the next stores the
+summary only if the version is still the one it read (compare-and-set, which
+writes the version again: on JanusGraph the version is declared ``LOCK``, so a
+concurrent change of it makes one of the two retry), so concurrent writers
+never leave an older summary behind and a crash between the
 write and the refresh leaves no summary rather than a stale one. A customer or
 identifier (a hub may have thousands of links) is not aggregated again when a
 link write can advance it: the invalidation returns the summary it dropped, the write

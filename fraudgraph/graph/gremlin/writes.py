@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ...schema import CUSTOMER
 from ..elements import (
@@ -16,7 +17,7 @@ from ..elements import (
     validate_links,
 )
 from ..link_summaries import LINK_ROW, LinkChange, link_row, merged_link
-from .session import _single, _typed, _typed_map, link_edge_id
+from .session import _CUSTOMER_PREFIX, _single, _typed, _typed_map, link_edge_id
 from .summaries import GremlinSummaries
 
 
@@ -30,12 +31,48 @@ class GremlinWrites(GremlinSummaries):
         customers = list(customers)
         validate_customers(customers)
         self._check_engine_ids((i, c.customer_id) for i, c in enumerate(customers))
-        summarised = sorted({c.customer_id for c in customers if self.summary_properties & c.properties.keys()})
-        self._invalidate_summaries([customer_vertex_id(c) for c in summarised])
-        self._merge_customers("upsert_customers", customers)
-        if summaries and summarised:
-            self.refresh_summaries(customer_ids=summarised)
+        # customers whose summary properties change: merged, their summaries dropped and their values set in
+        # one request each (a customer written twice: its values in the order given); removals after
+        written = self._summary_writes(customers)
+        rows = [self._vertex_row(vid, CUSTOMER, after=self._set_values(props)) for vid, props in written.items()]
+        types = {CUSTOMER, *(k for props in written.values() for k in props)}
+        dropped = self._invalidate_summaries(rows, keep_dropped=summaries, types=types)
+        self._merge_customers(
+            "upsert_customers",
+            [c for c in customers if customer_vertex_id(c.customer_id) not in written] + self._removals(written),
+        )
+        if summaries and written:
+            self._note_advances(dropped, (), properties=written)
+            self.refresh_summaries(customer_ids=[vid[len(_CUSTOMER_PREFIX) :] for vid in written])
         return len(customers)
+
+    def _summary_writes(self, customers: Sequence[CustomerUpsert]) -> dict[str, dict[str, Any]]:
+        """``{customer vertex id: every property written}`` of the customers whose ``summary_properties``
+        (or any property's removal) these writes change, the values of one customer's writes merged in
+        the order given."""
+        out: dict[str, dict[str, Any]] = {}
+        for c in customers:
+            if self.summary_properties & c.properties.keys() or None in c.properties.values():
+                out.setdefault(customer_vertex_id(c.customer_id), {})
+        for c in customers:
+            vid = customer_vertex_id(c.customer_id)
+            if vid in out:
+                out[vid].update(c.properties)
+        return out
+
+    @staticmethod
+    def _set_values(props: Mapping[str, Any]) -> dict[str, Any]:
+        """The values these properties are set to (None removes one: left out)."""
+        return {k: v for k, v in props.items() if v is not None}
+
+    @staticmethod
+    def _removals(written: Mapping[str, Mapping[str, Any]]) -> list[CustomerUpsert]:
+        """The property removals (None values) of :meth:`_summary_writes`, as customer upserts."""
+        return [
+            CustomerUpsert(vid[len(_CUSTOMER_PREFIX) :], {k: None for k, v in props.items() if v is None})
+            for vid, props in written.items()
+            if None in props.values()
+        ]
 
     def _merge_customers(self, what: str, customers: Sequence[CustomerUpsert]) -> None:
         """Merge the customers' vertices with their properties; a None value removes the property."""
@@ -74,17 +111,19 @@ class GremlinWrites(GremlinSummaries):
             .iterate()
         )
 
-    # Over 60 lines for a reason: three write phases (customer vertices, identifier vertices, edges), each with
-    # its own traversal, then the summaries: the order the module docstring describes.
+    # Over 60 lines for a reason: two write phases (the endpoint vertices merged as their summaries are
+    # invalidated, then the edges), each with its own traversal, then the summaries: the order the module
+    # docstring describes.
     def upsert_links(
         self, links: Sequence[IdentityLink], *, summaries: bool = True, customers: Sequence[CustomerUpsert] = ()
     ) -> int:
-        """Three phases (customer vertices, identifier vertices, edges), each chunked and concurrent,
-        then the link summaries of every customer and identifier written (unless ``summaries=False``).
+        """Two phases (the endpoint vertices merged as their summaries are invalidated, then the edges),
+        each chunked and concurrent, then the link summaries of every customer and identifier written
+        (unless ``summaries=False``).
 
         ``customers``' properties are merged with their vertices; those that change ``summary_properties``
         after the invalidation, beside the edges (so a write that stops half-way leaves no summary with
-        their old values), and their summaries are aggregated, not advanced."""
+        their old values), and their summaries are advanced by them and the links."""
         from gremlin_python.process.graph_traversal import __
         from gremlin_python.process.traversal import Direction, Merge, T
 
@@ -92,23 +131,24 @@ class GremlinWrites(GremlinSummaries):
         validate_links(links)
         check_link_customers(customers, links)
         self._check_engine_ids((i, v) for i, l in enumerate(links) for v in (l.customer_id, l.value_hash))
-        # properties that no summary keeps go with the vertex merge; the others (and removals) after the
-        # invalidation
-        late = [c for c in customers if self.summary_properties & c.properties.keys() or None in c.properties.values()]
-        late_ids = {c.customer_id for c in late}
+        # properties that no summary keeps go with the vertex merge; the others once the summary is dropped,
+        # in the same request, and removals beside the edges
+        written = self._summary_writes(customers)
         early = {
-            c.customer_id: _single(_typed_map(c.properties))
+            c.customer_id: _typed_map(c.properties)
             for c in customers
-            if c.customer_id not in late_ids and c.properties
+            if customer_vertex_id(c.customer_id) not in written and c.properties
         }
-        cust_rows = [
-            {"k": {T.id: customer_vertex_id(c), T.label: CUSTOMER}, "p": early.get(c, {})}
-            for c in sorted({l.customer_id for l in links})
-        ]
-        ident_rows = [
-            {"k": {T.id: identifier_id(k, h), T.label: k}, "p": _single({"value_hash": h})}
-            for k, h in sorted({(l.kind, l.value_hash) for l in links})
-        ]
+        removals = self._removals(written)
+        touched_customers = sorted({l.customer_id for l in links})
+        touched_identifiers = sorted({(l.kind, l.value_hash) for l in links})
+        # the endpoint vertices, merged by the invalidation (a vertex it creates has no summary to drop)
+        vertex_rows = [
+            self._vertex_row(vid, CUSTOMER, early.get(c), early.get(c), self._set_values(written.get(vid, {})))
+            for c, vid in ((c, customer_vertex_id(c)) for c in touched_customers)
+        ] + [self._vertex_row(identifier_id(k, h), k, {"value_hash": h}) for k, h in touched_identifiers]
+        vertex_types = {CUSTOMER, "value_hash", *(k for k, _ in touched_identifiers)}
+        vertex_types |= {k for p in [*early.values(), *written.values()] for k in p}
 
         def merge_key(l: IdentityLink) -> dict:
             key = {
@@ -119,22 +159,6 @@ class GremlinWrites(GremlinSummaries):
             if self.edge_ids == "supplied":  # JanusGraph makes its own edge ids: merge on label and endpoints
                 key[T.id] = link_edge_id(l.customer_id, l.kind, l.value_hash)
             return key
-
-        def write_customers(g, chunk):
-            if any(r["p"] for r in chunk):
-                self._merge_rows(g, chunk)
-            else:
-                g.inject([r["k"] for r in chunk]).unfold().merge_v().iterate()
-
-        def write_identifiers(g, chunk):
-            (
-                g.inject(list(chunk))
-                .unfold()
-                .as_("r")
-                .merge_v(__.select("r").select("k"))
-                .option(Merge.on_create, __.select("r").select("p"))
-                .iterate()
-            )
 
         def write_merging(g, chunk):
             # rows {k, m: counts, fs, ls}: the counts set on create and on match, first and last seen merged
@@ -160,40 +184,11 @@ class GremlinWrites(GremlinSummaries):
 
         labels = {l.edge_label for l in links}  # with the edges' property keys, the types an edge write makes
 
-        touched_customers = sorted({l.customer_id for l in links})
-        touched_identifiers = sorted({(l.kind, l.value_hash) for l in links})
         keys = [(l.customer_id, l.kind, l.value_hash) for l in links]
-        before = None
-        if summaries and self._known_links() is not None:
-            # inside sole_writer no other writer changes these links, so they can be read before the
-            # invalidation (from what the block knows), and the endpoints of every link already there,
-            # which nothing deletes, need no merge
-            before = self.existing_links(keys)
-            there = {customer_vertex_id(c) for c in before["customer_id"]}
-            there |= {identifier_id(k, h) for k, h in zip(before["kind"], before["value_hash"])}
-            cust_rows = [r for r in cust_rows if r["p"] or r["k"][T.id] not in there]
-            ident_rows = [r for r in ident_rows if r["k"][T.id] not in there]
-        # the endpoint vertices and the invalidation at once: a merge of an existing vertex changes nothing
-        # the invalidation reads, and a vertex the merge creates has no summary to drop
-        _, _, dropped = self._phases_concurrently(
-            lambda: self._write_chunks(
-                "upsert_links.customers",
-                write_customers,
-                cust_rows,
-                types={CUSTOMER, *(k for p in early.values() for k in p)},
-            ),
-            lambda: self._write_chunks(
-                "upsert_links.identifiers",
-                write_identifiers,
-                ident_rows,
-                types={"value_hash", *(k for k, _ in touched_identifiers)},
-            ),
-            lambda: self._invalidate_summaries(
-                [customer_vertex_id(c) for c in touched_customers]
-                + [identifier_id(k, h) for k, h in touched_identifiers],
-                keep_dropped=summaries,
-            ),
-        )
+        # inside sole_writer no other writer changes these links, so they can be read before the
+        # invalidation, from what the block knows
+        before = self.existing_links(keys) if summaries and self._known_links() is not None else None
+        dropped = self._invalidate_summaries(vertex_rows, keep_dropped=summaries, types=vertex_types)
         if not summaries:  # a bulk load: every summary is aggregated afresh at its end
             self._forget_links([customer_vertex_id(c) for c in touched_customers])  # merged on the server
             rows = []
@@ -208,7 +203,7 @@ class GremlinWrites(GremlinSummaries):
                     rows,
                     types={*labels, "first_seen", "last_seen", *(k for r in rows for k in r["m"])},
                 ),
-                lambda: self._merge_customers("upsert_links.customer_properties", late),
+                lambda: self._merge_customers("upsert_links.customer_properties", removals),
             )
             return len(links)
         # the links' values just before the write (after the invalidation, so they are the values the
@@ -232,16 +227,14 @@ class GremlinWrites(GremlinSummaries):
         rows = [{"k": merge_key(l), "p": _typed_map(dict(zip(LINK_ROW, c.after)))} for l, c in zip(links, changes)]
         self._phases_concurrently(
             lambda: self._write_chunks("upsert_links.edges", write_merged, rows, types={*labels, *LINK_ROW}),
-            lambda: self._merge_customers("upsert_links.customer_properties", late),
+            lambda: self._merge_customers("upsert_links.customer_properties", removals),
         )
-        for vid in map(customer_vertex_id, late_ids):  # their dropped summaries hold the old values
-            dropped.pop(vid, None)
         for c in changes:
             customer = known.get(customer_vertex_id(c.customer_id))
             if customer is not None:
                 customer[identifier_id(c.kind, c.value_hash)] = dict(zip(LINK_ROW, c.after))
         self._note_links(known)
-        self._note_advances(dropped, changes, exact=len(prior) == len(before))
+        self._note_advances(dropped, changes, exact=len(prior) == len(before), properties=written)
         self.refresh_summaries(touched_customers, touched_identifiers)
         return len(links)
 
