@@ -24,7 +24,6 @@ SIGTERM or SIGINT stops polling, finishes the batch in flight, commits and exits
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import time
@@ -34,17 +33,27 @@ from typing import Any
 from fraudgraph.config import Settings
 from fraudgraph.graph import CustomerUpsert, IdentityGraph
 from fraudgraph.identity import IdentifierHasher
+from fraudgraph.logs import Progress
 from fraudgraph.redaction import mask_free_text, redact_payload
-from fraudgraph.schema import LABEL_EVENT_TYPES, Event, InvalidEvent, validate_event
+from fraudgraph.schema import LABEL_EVENT_TYPES, Event
 from fraudgraph.scoring.online import OnlineScorer
 from fraudgraph.scoring.rules import decision_properties
-from fraudgraph.timeutil import now_ms
 
 from .kafka_io import KafkaSink
 from .ledger import Ledger, merge_customer_props
 from .metrics import ConsumerMetrics
 from .sources import JsonlSink, Message
-from .steps import ConsumerStats, customer_updates, event_json, event_time_steps, is_transient, link_from_state
+from .steps import (
+    ConsumerStats,
+    Rejection,
+    customer_updates,
+    event_json,
+    event_time_steps,
+    is_transient,
+    link_from_state,
+    parse_message,
+    triggers_score,
+)
 
 log = logging.getLogger("fraudgraph.consumer")
 
@@ -76,7 +85,9 @@ class LiveConsumer:
         log.info("stop requested: finishing the batch in flight")
         self._stop = True
 
-    def run(self, source, *, install_signals: bool = True) -> dict[str, Any]:
+    def run(self, source, *, install_signals: bool = True, progress: Progress | None = None) -> dict[str, Any]:
+        """Poll, process and commit until the source is exhausted or a stop is requested. ``progress``:
+        advanced by each batch's events, with the decisions so far and events/s (a replay's)."""
         if install_signals:
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
@@ -88,8 +99,12 @@ class LiveConsumer:
             if batch:
                 self.process(batch)
                 source.commit(batch, self.ledger)
+                if progress is not None:
+                    progress.update(len(batch), **{d: n for d, n in self.stats.decisions.items()})
             elif getattr(source, "exhausted", False):
                 break
+        if progress is not None:
+            progress.close()
         return self.stats.as_dict()
 
     def recover(self) -> None:
@@ -134,48 +149,12 @@ class LiveConsumer:
             self.metrics.latency.observe(per_event / 1000)
 
     def _parse(self, msg: Message) -> Event | None:
-        """The event in ``msg``, or None after dead-lettering it: too large, not UTF-8, not a JSON object
-        (broken, hostile or too deep), against the event contract, or stamped in the future."""
-        cfg = self.settings.consumer
-        payload = msg.payload
-        size = len(payload) if isinstance(payload, bytes) else len(payload.encode("utf-8", errors="replace"))
-        if size > cfg.max_event_bytes:
-            self._reject(
-                msg,
-                "payload:too_large",
-                f"payload: {size:,} bytes, more than consumer.max_event_bytes={cfg.max_event_bytes:,}",
-            )
+        """The event in ``msg``, or None after dead-lettering it (:func:`serving.steps.parse_message`)."""
+        parsed = parse_message(msg.payload, self.settings.consumer)
+        if isinstance(parsed, Rejection):
+            self._reject(msg, parsed.code, parsed.reason, event_id=parsed.event_id)
             return None
-        try:
-            text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
-        except UnicodeDecodeError as exc:
-            self._reject(msg, "payload:not_utf8", f"payload: not UTF-8 (byte {exc.start})")
-            return None
-        try:
-            record = json.loads(text)
-        except RecursionError:
-            self._reject(msg, "payload:too_deep", "payload: JSON nested too deeply")
-            return None
-        except ValueError as exc:
-            self._reject(msg, "payload:invalid_json", f"payload: not a JSON event object ({exc.__class__.__name__})")
-            return None
-        if not isinstance(record, dict):
-            self._reject(msg, "payload:invalid_json", "payload: not a JSON event object (not an object)")
-            return None
-        try:
-            event = validate_event(record)
-        except InvalidEvent as exc:
-            self._reject(msg, exc.reason_code, mask_free_text(str(exc)), event_id=exc.event_id)
-            return None
-        if cfg.max_clock_skew_s is not None and event.ts_ms > now_ms() + cfg.max_clock_skew_s * 1000:
-            self._reject(
-                msg,
-                "ts:future",
-                f"ts: more than consumer.max_clock_skew_s={cfg.max_clock_skew_s:g} s ahead of the wall clock",
-                event_id=event.event_id,
-            )
-            return None
-        return event
+        return parsed
 
     def _reject(self, msg: Message, code: str, reason: str, *, event_id: str | None = None) -> None:
         """Dead-letter one input: reason, position, event id and a redacted payload (identifiers as keyed
@@ -285,14 +264,13 @@ class LiveConsumer:
                 if key in new_keys:
                     bases[key] = {k: int(v) for k, v in rec.items() if k not in ("customer_id", "kind", "value_hash")}
         for ev, keys in zip(events, keys_by_event):
-            trigger: str = ev.event_type
-            if ev.event_type == "login":
-                new_ident = any(k in new_keys and bases.get(k) is None and k[1] in ("device", "ip") for k in keys)
-                trigger = "login_new_identifier" if new_ident else "login"
-            if trigger in self.score_on or ev.event_type in self.score_on:
+            new_ident = any(k in new_keys and bases.get(k) is None and k[1] in ("device", "ip") for k in keys)
+            if triggers_score(ev.event_type, new_ident, self.score_on):
                 scores[ev.customer_id] = (ev.event_id, ev.event_type, ev.ts_ms)
         updates = {k: (v[0], v[1], v[2], dict(v[3])) for k, v in increments.items()}
-        self.ledger.record([e.event_id for e in events], updates, bases, dict(customers), scores, states)
+        # the step is scored as of its latest event: the graph then holds every event up to that moment
+        as_of = max(ev.ts_ms for ev in events)
+        self.ledger.record([e.event_id for e in events], updates, bases, dict(customers), scores, states, as_of)
 
     def _apply(self) -> None:
         dirty = self.ledger.dirty_links()
@@ -318,8 +296,9 @@ class LiveConsumer:
             if pending and self.scorer is None:
                 self.ledger.scored([p[0] for p in pending])
             return
-        # one subgraph and one forward pass for the micro-batch, as of its latest event
-        results = self.scorer.score_many([p[0] for p in pending], max(p[3] for p in pending))
+        # one subgraph and one forward pass for the step, as of its latest event (the graph as it stands)
+        as_of = max([p[3] for p in pending] + [self.ledger.pending_as_of() or 0])
+        results = self.scorer.score_many([p[0] for p in pending], as_of)
         done: list[str] = []
         vertex_updates: dict[str, dict[str, Any]] = {}
         emitted: list[dict[str, Any]] = []

@@ -155,11 +155,13 @@ class Ledger:
         customer_props: dict[str, dict],
         scores: dict[str, tuple[str, str, int]],
         states: dict | None = None,
+        as_of_ms: int | None = None,
     ) -> None:
         """One transaction: events seen, live link aggregates, pending customer writes and scores.
 
         ``states``: :meth:`link_states` of the updated links, read by the caller just before (one
-        consumer writes a ledger); read here when not given."""
+        consumer writes a ledger); read here when not given. ``as_of_ms``: the moment the pending
+        scores are made as of (the step's latest event), kept so that recovery scores as of it too."""
         if states is None:
             states = self.link_states(link_updates)
         inserts, updates = [], []
@@ -190,6 +192,12 @@ class Ledger:
                 db.executemany(
                     "INSERT OR REPLACE INTO pending_score VALUES (?, ?, ?, ?)", [(cid, *v) for cid, v in scores.items()]
                 )
+                if scores and as_of_ms is not None:
+                    db.execute(
+                        "INSERT INTO ledger_meta (key, value) VALUES ('pending_score_as_of', ?) ON CONFLICT(key) "
+                        "DO UPDATE SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                        (str(int(as_of_ms)),),
+                    )
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -202,10 +210,18 @@ class Ledger:
             self._db.executemany("DELETE FROM pending_customer WHERE customer_id=?", [(c,) for c in customers])
             self._db.execute("COMMIT")
 
+    def pending_as_of(self) -> int | None:
+        """The moment the pending scores are made as of (epoch ms), when their step recorded one."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM ledger_meta WHERE key = 'pending_score_as_of'").fetchone()
+        return int(row[0]) if row else None
+
     def scored(self, customer_ids: list[str]) -> None:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("DELETE FROM pending_score WHERE customer_id=?", [(c,) for c in customer_ids])
+            if not self._db.execute("SELECT 1 FROM pending_score LIMIT 1").fetchone():
+                self._db.execute("DELETE FROM ledger_meta WHERE key = 'pending_score_as_of'")
             self._db.execute("COMMIT")
 
     def commit_offset(self, source: str, position: int) -> None:

@@ -34,12 +34,14 @@ class Message:
 
 
 class FileSource:
-    """A JSONL file, one event per line; positions are line numbers."""
+    """A JSONL file, one event per line; positions are line numbers. ``stop_at``: the source ends after
+    that line (a part of a file; None: at the end of the file)."""
 
-    def __init__(self, path: str | Path, *, start: int = 0, follow: bool = False):
+    def __init__(self, path: str | Path, *, start: int = 0, follow: bool = False, stop_at: int | None = None):
         self.path = Path(path)
         self.name = source_name(str(self.path))
         self.follow = follow
+        self.stop_at = stop_at
         self._fh: IO[bytes] = open(self.path, "rb")  # bytes: a line that is not UTF-8 is a dead letter, not a crash
         self._line = 0
         while self._line < start and self._fh.readline():
@@ -50,6 +52,9 @@ class FileSource:
         out: list[Message] = []
         deadline = time.monotonic() + timeout_s
         while len(out) < max_records:
+            if self.stop_at is not None and self._line >= self.stop_at:
+                self.exhausted = True
+                break
             pos = self._fh.tell()
             line = self._fh.readline()
             if not line or not line.endswith(b"\n"):
@@ -81,6 +86,7 @@ class StdinSource(FileSource):
     def __init__(self, stream: IO[bytes] | None = None):
         self.name = "stdin"
         self.follow = False
+        self.stop_at = None
         self._fh = stream or sys.stdin.buffer
         self._line = 0
         self.exhausted = False

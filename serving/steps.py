@@ -7,8 +7,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from fraudgraph.config.serving import ConsumerSettings
 from fraudgraph.graph import IdentityLink
-from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, Event
+from fraudgraph.redaction import mask_free_text
+from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, Event, InvalidEvent, validate_event
+from fraudgraph.timeutil import now_ms
 
 
 @dataclass
@@ -34,6 +37,58 @@ class ConsumerStats:
             "decisions": dict(self.decisions),
             "latency_ms": {"p50": pct(0.5), "p99": pct(0.99)},
         }
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why an input is a dead letter: a reason code (``field:reason``), a sentence naming the field
+    (never its raw value) and the event id when one could be read."""
+
+    code: str
+    reason: str
+    event_id: str | None = None
+
+
+def parse_message(payload: str | bytes, cfg: ConsumerSettings) -> Event | Rejection:
+    """The event in ``payload``, or why it is a dead letter: too large, not UTF-8, not a JSON object
+    (broken, hostile or too deep), against the event contract, or stamped in the future. The one
+    parse of the live consumer and of its bulk replay (:mod:`serving.replay`)."""
+    size = len(payload) if isinstance(payload, bytes) else len(payload.encode("utf-8", errors="replace"))
+    if size > cfg.max_event_bytes:
+        return Rejection(
+            "payload:too_large", f"payload: {size:,} bytes, more than consumer.max_event_bytes={cfg.max_event_bytes:,}"
+        )
+    try:
+        text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
+    except UnicodeDecodeError as exc:
+        return Rejection("payload:not_utf8", f"payload: not UTF-8 (byte {exc.start})")
+    try:
+        record = json.loads(text)
+    except RecursionError:
+        return Rejection("payload:too_deep", "payload: JSON nested too deeply")
+    except ValueError as exc:
+        return Rejection("payload:invalid_json", f"payload: not a JSON event object ({exc.__class__.__name__})")
+    if not isinstance(record, dict):
+        return Rejection("payload:invalid_json", "payload: not a JSON event object (not an object)")
+    try:
+        event = validate_event(record)
+    except InvalidEvent as exc:
+        return Rejection(exc.reason_code, mask_free_text(str(exc)), exc.event_id)
+    if cfg.max_clock_skew_s is not None and event.ts_ms > now_ms() + cfg.max_clock_skew_s * 1000:
+        return Rejection(
+            "ts:future",
+            f"ts: more than consumer.max_clock_skew_s={cfg.max_clock_skew_s:g} s ahead of the wall clock",
+            event.event_id,
+        )
+    return event
+
+
+def triggers_score(event_type: str, brings_new_device_or_ip: bool, score_on) -> bool:
+    """Does an event make the consumer score its customer? Its type is in ``consumer.score_on``, or it
+    is a login that brings a device or IP the customer had never used (``login_new_identifier``)."""
+    if event_type in score_on:
+        return True
+    return event_type == "login" and brings_new_device_or_ip and "login_new_identifier" in score_on
 
 
 def customer_updates(ev: Event) -> dict[str, Any]:

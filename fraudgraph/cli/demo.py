@@ -94,7 +94,13 @@ def run_demo(settings: Settings, out_dir: Path) -> dict[str, Any]:
 
     log.info("stage 6/6: replaying the live stream through the real-time consumer")
     report["stages"]["live"] = replay_live(
-        settings, uri, model_dir, world_dir / "live" / "events.jsonl", out_dir / "live", truth_path
+        settings,
+        uri,
+        model_dir,
+        world_dir / "live" / "events.jsonl",
+        out_dir / "live",
+        out_dir / "snapshot",
+        truth_path,
     )
     report["graph"] = uri
     report["wall_s"] = round(time.monotonic() - started, 2)
@@ -128,9 +134,17 @@ def run_demo_seeds(settings: Settings, out_dir: Path, seeds: list[int]) -> dict[
 
 
 def replay_live(
-    settings: Settings, uri: str, model_dir: Path, events_path: Path, live_dir: Path, truth_path: Path | None = None
+    settings: Settings,
+    uri: str,
+    model_dir: Path,
+    events_path: Path,
+    live_dir: Path,
+    snapshot_dir: Path | None,
+    truth_path: Path | None = None,
 ) -> dict[str, Any]:
-    """Run the real consumer over a JSONL stream into the graph at ``uri``, as ``fraudgraph consume`` does.
+    """Replay a JSONL stream into the graph at ``uri``: its first part through the real consumer, step
+    by step, and every decision also made in bulk from the point-in-time link history, compared with
+    the consumer's on its part (:func:`serving.replay.replay_stream`).
 
     With ``truth_path``, the decisions are judged against ground truth
     (:func:`fraudgraph.evaluation.live.live_outcomes`) and the figures are also written into the
@@ -138,42 +152,15 @@ def replay_live(
     """
     from fraudgraph.graph import open_graph
     from fraudgraph.ml.artifact import ModelArtifact
-    from fraudgraph.scoring.online import OnlineScorer
-    from serving.consumer import LiveConsumer
-    from serving.ledger import Ledger
-    from serving.sources import FileSource, JsonlSink
+    from serving.replay import replay_stream
 
     shutil.rmtree(live_dir, ignore_errors=True)
     live_dir.mkdir(parents=True)
-    t = time.monotonic()
-    ledger = Ledger(live_dir / "consumer-ledger.db")
     with open_graph(uri, settings) as store:
-        scorer = OnlineScorer(store, ModelArtifact.load(model_dir), settings)
-        consumer = LiveConsumer(
-            store,
-            scorer,
-            settings,
-            ledger,
-            JsonlSink(live_dir / "decisions.jsonl"),
-            JsonlSink(live_dir / "rejects.jsonl"),
-        )
-        source = FileSource(events_path)
-        stats = consumer.run(source, install_signals=False)
-        source.close()
-        consumer.metrics.close()
-    ledger.close()
-    wall = time.monotonic() - t
-    out = {
-        "events": stats["events_in"],
-        "rejected": stats["rejected"],
-        "duplicates": stats["duplicates"],
-        "decisions": stats["decisions"],
-        "wall_s": round(wall, 2),
-        "events_per_s": round(stats["events_in"] / wall, 1) if wall else None,
-        "latency_ms": stats["latency_ms"],
-        "decisions_path": str(live_dir / "decisions.jsonl"),
-        "max_batch_span_s": settings.consumer.max_batch_span_s,
-    }
+        out = replay_stream(settings, store, ModelArtifact.load(model_dir), events_path, snapshot_dir, live_dir)
+    parity = out["parity"]
+    if parity is not None and not parity["equal"]:
+        log.error("the bulk replay differs from the consumer on the consumer's part: %s", parity)
     if truth_path is not None:
         out.update(live_outcomes(events_path, live_dir / "decisions.jsonl", truth_path))
         metrics_path = Path(model_dir) / "metrics.json"

@@ -162,15 +162,40 @@ def world_check(app: AppContext, world_dir: str, out_dir: str | None) -> None:
 )
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, exists=True))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option(
+    "--snapshot",
+    "snapshot_dir",
+    default=None,
+    type=click.Path(file_okay=False, exists=True),
+    help="The snapshot the graph was loaded from: the stream after its first replay.consumer_events is "
+    "then decided in bulk (checked against the consumer on that first part). Without it the consumer "
+    "replays the whole stream, step by step.",
+)
 @common_options
 @pass_app
-def evaluate(app: AppContext, events_path: str, truth: str, graph_uri: str, model_dir: str, out_dir: str) -> None:
+def evaluate(
+    app: AppContext,
+    events_path: str,
+    truth: str,
+    graph_uri: str,
+    model_dir: str,
+    out_dir: str,
+    snapshot_dir: str | None,
+) -> None:
     """Replay a live stream through the real consumer and judge its decisions against ground truth.
 
     Writes OUT/live.json and the model's metrics.json under "live"."""
     from fraudgraph.cli.demo import replay_live
 
-    live = replay_live(app.settings, graph_uri, Path(model_dir), Path(events_path), Path(out_dir), Path(truth))
+    live = replay_live(
+        app.settings,
+        graph_uri,
+        Path(model_dir),
+        Path(events_path),
+        Path(out_dir),
+        Path(snapshot_dir) if snapshot_dir else None,
+        Path(truth),
+    )
     (Path(out_dir) / "live.json").write_text(json.dumps(live, indent=2, default=str))
     app.emit(
         live,

@@ -49,7 +49,7 @@ from fraudgraph.config.infrastructure import (
     SqliteSettings,
     SqsServerSettings,
 )
-from fraudgraph.config.serving import ApiSettings, ConsumerSettings, OnlineSettings, Scope, TokenSpec
+from fraudgraph.config.serving import ApiSettings, ConsumerSettings, OnlineSettings, ReplaySettings, Scope, TokenSpec
 from fraudgraph.config.world import BlockingSettings, FraudWorldSettings, LegitWorldSettings, WorldSettings
 
 ENV_PREFIX = "FRAUDGRAPH_"
@@ -74,6 +74,7 @@ class Settings(Section):
     rules: RuleSettings
     online: OnlineSettings
     consumer: ConsumerSettings
+    replay: ReplaySettings
     api: ApiSettings
     kafka_server: KafkaServerSettings
     sqs_server: SqsServerSettings
@@ -192,6 +193,7 @@ __all__ = [
     "OnlineSettings",
     "PROJECT_ROOT",
     "PrivacySettings",
+    "ReplaySettings",
     "RuleSettings",
     "Scope",
     "Section",

@@ -39,6 +39,13 @@ class ConsumerSettings(Section):
     ]
 
 
+class ReplaySettings(Section):
+    """How the main job replays the live stream (docs/consumer.md, "The main job's replay")."""
+
+    consumer_events: int = Field(ge=0)
+    chunk_points: int = Field(ge=1)
+
+
 Scope = Literal["read", "score", "review", "override"]
 
 

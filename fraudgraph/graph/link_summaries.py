@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..schema import IDENTIFIER_KINDS
@@ -62,7 +62,7 @@ class CustomerLinkSummary:
                 properties.pop(name, None)
             else:
                 properties[name] = value
-        return CustomerLinkSummary(self.vertex_id, self.links, self.latest_first_seen, self.row, properties, self.kept)
+        return replace(self, properties=properties)
 
     def answers_for(self, names) -> bool:
         """Was it written for every one of these property names?"""

@@ -97,16 +97,17 @@ class GremlinWrites(GremlinSummaries):
             )
 
     @staticmethod
-    def _merge_rows(g, rows: Sequence[dict], edges: bool = False) -> None:
-        """Rows ``{k: merge key, p: properties}``: each vertex (or edge) merged, ``p`` set on create and
-        on match."""
+    def _merge_rows(g, rows: Sequence[dict]) -> None:
+        """Rows ``{k: merge key, p: properties}``: each vertex merged, ``p`` set on create and on match."""
         from gremlin_python.process.graph_traversal import __
         from gremlin_python.process.traversal import Merge
 
-        r = g.inject(list(rows)).unfold().as_("r")
-        merged = r.merge_e(__.select("r").select("k")) if edges else r.merge_v(__.select("r").select("k"))
         (
-            merged.option(Merge.on_create, __.select("r").select("p"))
+            g.inject(list(rows))
+            .unfold()
+            .as_("r")
+            .merge_v(__.select("r").select("k"))
+            .option(Merge.on_create, __.select("r").select("p"))
             .option(Merge.on_match, __.select("r").select("p"))
             .iterate()
         )
@@ -121,9 +122,10 @@ class GremlinWrites(GremlinSummaries):
         each chunked and concurrent, then the link summaries of every customer and identifier written
         (unless ``summaries=False``).
 
-        ``customers``' properties are merged with their vertices; those that change ``summary_properties``
-        after the invalidation, beside the edges (so a write that stops half-way leaves no summary with
-        their old values), and their summaries are advanced by them and the links."""
+        ``customers``' properties are merged with their vertices; those of customers whose
+        ``summary_properties`` change are set in the invalidation's request once the summary is dropped
+        (so a write that stops half-way leaves no summary with their old values; removals go beside the
+        edges), and their summaries are advanced by them and the links."""
         from gremlin_python.process.graph_traversal import __
         from gremlin_python.process.traversal import Direction, Merge, T
 
@@ -143,10 +145,12 @@ class GremlinWrites(GremlinSummaries):
         touched_customers = sorted({l.customer_id for l in links})
         touched_identifiers = sorted({(l.kind, l.value_hash) for l in links})
         # the endpoint vertices, merged by the invalidation (a vertex it creates has no summary to drop)
-        vertex_rows = [
-            self._vertex_row(vid, CUSTOMER, early.get(c), early.get(c), self._set_values(written.get(vid, {})))
-            for c, vid in ((c, customer_vertex_id(c)) for c in touched_customers)
-        ] + [self._vertex_row(identifier_id(k, h), k, {"value_hash": h}) for k, h in touched_identifiers]
+        vertex_rows = []
+        for cid in touched_customers:
+            vid = customer_vertex_id(cid)
+            props = early.get(cid)
+            vertex_rows.append(self._vertex_row(vid, CUSTOMER, props, props, self._set_values(written.get(vid, {}))))
+        vertex_rows += [self._vertex_row(identifier_id(k, h), k, {"value_hash": h}) for k, h in touched_identifiers]
         vertex_types = {CUSTOMER, "value_hash", *(k for k, _ in touched_identifiers)}
         vertex_types |= {k for p in [*early.values(), *written.values()] for k in p}
 

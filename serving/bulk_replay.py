@@ -1,0 +1,309 @@
+"""The live stream decided in bulk, exactly as the consumer decides it.
+
+The consumer (:class:`serving.consumer.LiveConsumer`) writes, reads and scores once per step of at
+most ``consumer.max_batch_span_s`` of event time. In a replay of a sparse stream nearly every event
+is its own step, so a replay costs one graph write and one scoring read per event. This module makes
+the same decisions without a graph round trip per step:
+
+1. :func:`plan_stream` reads the stream as the consumer polls it (``consumer.max_batch`` messages at
+   a time), parses each message with the consumer's parse, drops duplicates, cuts each poll into the
+   consumer's steps and lists, per step, its link events (keyed hashes only), the customer properties
+   it sets and the customers it scores (the consumer's trigger rule, :func:`serving.steps.triggers_score`).
+2. :class:`BulkDecider` builds one :class:`~fraudgraph.graph.history.LinkHistory` over the snapshot's
+   link events and the stream's. For every scored ``(customer, step)`` it builds what the consumer's
+   scoring read returns after that step (the graph as of the step's latest event; customer properties
+   as the step left them), then scores and decides thousands of them at once with the consumer's
+   feature code, model and rules.
+
+The premise: the graph after step ``k`` holds exactly the events up to the step's latest event. It
+holds for a stream in time order (the consumer cuts each poll in time order; a stream whose polls
+overlap in time breaks it). :func:`plan_stream` counts the scoring steps where it fails
+(``StreamPlan.unordered_steps``); such a stream is replayed through the consumer instead.
+``tests/integration/test_bulk_replay.py`` replays one stream both ways and compares every decision.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fraudgraph.config import Settings
+from fraudgraph.graph.history import LINK_EVENT_COLUMNS, LinkHistory
+from fraudgraph.identity import IdentifierHasher
+from fraudgraph.logs import progress
+from fraudgraph.ml.artifact import ModelArtifact
+from fraudgraph.ml.features import build_graph_tensors
+from fraudgraph.schema import LABEL_EVENT_TYPES, numeric_property
+from fraudgraph.scoring.evidence import decision_evidence
+from fraudgraph.scoring.online import CUSTOMER_PROPERTIES
+from fraudgraph.scoring.rules import CustomerEvidence, DecisionRules
+
+from .ledger import merge_customer_props
+from .sources import Message
+from .steps import Rejection, customer_updates, event_time_steps, parse_message, triggers_score
+
+log = logging.getLogger("fraudgraph.replay")
+
+SCORE_COLUMNS = ["step", "customer_id", "event_id", "event_type", "ts", "as_of", "position"]
+# customer properties kept as times (shifted with each decision point's clock, like every other time)
+_TIME_PROPERTIES = ("signup_ts", "blocked_at", "unblocked_at")
+
+
+@dataclass
+class StreamPlan:
+    """What the consumer does with a stream, before any graph is read.
+
+    - ``link_events``: ``LINK_EVENT_COLUMNS`` of every applied identity event (hashed identifiers);
+    - ``scores``: ``SCORE_COLUMNS``: one row per customer a step scores, with the step's last
+      triggering event of that customer (its decision's id), the step's latest event time (``as_of``)
+      and the message position of that event;
+    - ``property_updates``: ``step, customer_id, name, value``: the customer properties each step sets;
+    - ``batch_ends``: the position of the last message of each poll.
+    """
+
+    link_events: pd.DataFrame
+    scores: pd.DataFrame
+    property_updates: pd.DataFrame
+    steps: int
+    batch_ends: list[int]
+    events_in: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    rejections: Counter = field(default_factory=Counter)
+    unordered_steps: int = 0
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejections.values())
+
+
+# Over 60 lines for a reason: it is the consumer's per-batch loop (parse, de-duplicate, cut, record) in one
+# pass over the stream; each part keeps state the next one reads.
+def plan_stream(
+    messages: Iterable[Message],
+    settings: Settings,
+    hasher: IdentifierHasher,
+    history_keys: set[tuple[str, str, str]],
+) -> StreamPlan:
+    """Plan a stream as the consumer processes it. ``history_keys``: ``(customer_id, kind, value_hash)``
+    of every link the graph holds before the stream (a login that brings none of its device or IP links
+    new is not scored)."""
+    cfg = settings.consumer
+    span_ms = int(cfg.max_batch_span_s * 1000)
+    seen: set[str] = set()
+    touched: set[tuple[str, str, str]] = set()
+    link_rows: list[tuple] = []
+    score_rows: list[tuple] = []
+    prop_rows: list[tuple] = []
+    step_bounds: list[tuple[int, int, bool]] = []  # (first ts, last ts, scores anyone) per step
+    plan = StreamPlan(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), 0, [])
+
+    def run_batch(batch: list[Message]) -> None:
+        plan.events_in += len(batch)
+        plan.batch_ends.append(batch[-1].position)
+        unique: dict[str, tuple[Any, int]] = {}
+        for msg in batch:
+            parsed = parse_message(msg.payload, cfg)
+            if isinstance(parsed, Rejection):
+                plan.rejections[parsed.code] += 1
+            elif parsed.event_id in seen or parsed.event_id in unique:
+                plan.duplicates += 1
+            else:
+                unique[parsed.event_id] = (parsed, msg.position)
+        ordered = sorted((ev for ev, _ in unique.values()), key=lambda e: (e.ts_ms, e.event_id))
+        for step in event_time_steps(ordered, span_ms):
+            k = len(step_bounds)
+            scores: dict[str, tuple] = {}
+            props: dict[str, dict] = defaultdict(dict)
+            new_keys: set[tuple[str, str, str]] = set()
+            for ev in step:
+                keys = (
+                    []
+                    if ev.event_type in LABEL_EVENT_TYPES
+                    else [(ev.customer_id, kind, hasher.hash(kind, raw)) for kind, raw in ev.identifiers().items()]
+                )
+                link_rows.extend((ev.event_id, *key, ev.ts_ms, ev.event_type) for key in keys)
+                new_ident = any(
+                    key[1] in ("device", "ip") and key not in touched and key not in history_keys for key in keys
+                )
+                if triggers_score(ev.event_type, new_ident, cfg.score_on):
+                    scores[ev.customer_id] = (ev.event_id, ev.event_type, ev.ts_ms, unique[ev.event_id][1])
+                props[ev.customer_id] = merge_customer_props(props[ev.customer_id], customer_updates(ev))
+                new_keys.update(keys)
+                seen.add(ev.event_id)
+            touched.update(new_keys)
+            as_of = max(ev.ts_ms for ev in step)
+            score_rows.extend((k, cid, *v[:3], as_of, v[3]) for cid, v in scores.items())
+            prop_rows.extend((k, cid, name, value) for cid, p in props.items() for name, value in p.items())
+            step_bounds.append((min(ev.ts_ms for ev in step), as_of, bool(scores)))
+            plan.applied += len(step)
+
+    batch: list[Message] = []
+    for msg in messages:
+        batch.append(msg)
+        if len(batch) == cfg.max_batch:
+            run_batch(batch)
+            batch = []
+    if batch:
+        run_batch(batch)
+
+    plan.steps = len(step_bounds)
+    plan.link_events = pd.DataFrame(link_rows, columns=LINK_EVENT_COLUMNS)
+    plan.scores = pd.DataFrame(score_rows, columns=SCORE_COLUMNS)
+    plan.property_updates = pd.DataFrame(prop_rows, columns=["step", "customer_id", "name", "value"])
+    plan.unordered_steps = _unordered_scoring_steps(step_bounds)
+    return plan
+
+
+def _unordered_scoring_steps(bounds: list[tuple[int, int, bool]]) -> int:
+    """Scoring steps whose latest event is not after every earlier step's events and before every later
+    step's (where the graph after the step is not "every event up to its latest")."""
+    if not bounds:
+        return 0
+    first = np.array([b[0] for b in bounds], dtype=np.int64)
+    last = np.array([b[1] for b in bounds], dtype=np.int64)
+    scoring = np.array([b[2] for b in bounds])
+    earlier_max = np.maximum.accumulate(np.r_[np.iinfo(np.int64).min, last[:-1]])
+    later_min = np.minimum.accumulate(np.r_[first[1:], np.iinfo(np.int64).max][::-1])[::-1]
+    bad = (earlier_max > last) | (later_min <= last)
+    return int((bad & scoring).sum())
+
+
+class BulkDecider:
+    """Scores and decides a :class:`StreamPlan`'s scoring moments as the consumer would, in chunks.
+
+    Args:
+        artifact: the deployed model (its threshold and fan-out cap, as the consumer's scorer).
+        settings: ``rules`` and ``graph.neighbourhood_fanout_cap`` as the consumer's.
+        chunk_points: decision points scored together (memory: about 100 subgraph links each).
+    """
+
+    def __init__(self, artifact: ModelArtifact, settings: Settings, *, chunk_points: int = 2000):
+        self.artifact = artifact
+        self.cap = artifact.fanout_cap or settings.graph.neighbourhood_fanout_cap
+        self.rules = DecisionRules(settings.rules, artifact.threshold)
+        self.chunk_points = chunk_points
+
+    def decide(
+        self, plan: StreamPlan, history_link_events: pd.DataFrame, customers: pd.DataFrame, *, progress_bar=True
+    ) -> list[dict[str, Any]]:
+        """The consumer's decision records for ``plan``, in step order.
+
+        Args:
+            history_link_events: ``LINK_EVENT_COLUMNS`` of the graph before the stream (the snapshot's).
+            customers: the graph's customers before the stream: ``customer_id`` and the properties
+                scoring reads (``CUSTOMER_PROPERTIES``; missing ones are unknown).
+        """
+        if not len(plan.scores):
+            return []
+        events = pd.concat([history_link_events[LINK_EVENT_COLUMNS], plan.link_events], ignore_index=True)
+        ids = pd.Index(
+            np.union1d(
+                customers["customer_id"].astype(str).to_numpy(),
+                np.union1d(plan.scores["customer_id"].astype(str), plan.property_updates["customer_id"].astype(str)),
+            )
+        )
+        history = LinkHistory(events, pd.DataFrame({"customer_id": ids}))
+        timeline = _PropertyTimeline(history.customer_code, customers, plan)
+        scores = plan.scores.sort_values(["step", "customer_id"], kind="stable").reset_index(drop=True)
+        out: list[dict[str, Any]] = []
+        chunks = range(0, len(scores), self.chunk_points)
+        for start in progress(chunks, desc="bulk replay: scoring", unit="chunk", enabled=progress_bar):
+            out += self._decide_chunk(history, timeline, scores.iloc[start : start + self.chunk_points])
+        return out
+
+    def _decide_chunk(self, history: LinkHistory, timeline: _PropertyTimeline, chunk: pd.DataFrame) -> list[dict]:
+        times = chunk["as_of"].to_numpy(np.int64)
+        steps = chunk["step"].to_numpy(np.int64)
+        inputs = history.scoring_inputs(chunk["customer_id"].to_numpy(), times, self.cap)
+        n_c = history.n_customers
+        nodes = inputs.customers["customer_id"].to_numpy(np.int64)
+        ex, code = nodes // n_c, nodes % n_c
+        shift = inputs.as_of_ms - times[ex]
+        props = timeline.values(code, steps[ex])
+        for name in _TIME_PROPERTIES:
+            props[name] = props[name] + shift
+        inputs = replace(inputs, customers=pd.DataFrame({"customer_id": nodes, **props}))
+        tensors = build_graph_tensors(inputs, fanout_cap=self.cap)
+        codes = history.customer_code.get_indexer(chunk["customer_id"].astype(str))
+        targets = np.arange(len(chunk), dtype=np.int64) * n_c + codes
+        present = np.isin(targets, tensors.customer_ids)
+        found = targets[present]
+        scores = self.artifact.score_tensors(tensors, tensors.index_of(found)) if len(found) else np.zeros(0)
+        # node ids stand for customer ids here (integers: the point-in-time frames' ids)
+        evidence: dict[Any, CustomerEvidence] = dict(decision_evidence(inputs, found.tolist()))
+        values = timeline.values(codes[present], steps[present], ("lifetime_value",))["lifetime_value"]
+        out = []
+        rows = chunk.loc[present]
+        for (_, row), node, score, value in zip(rows.iterrows(), found, scores, values):
+            d = self.rules.decide(float(score), numeric_property(value), evidence.get(int(node)))
+            out.append(
+                {
+                    "decision_id": row["event_id"],
+                    "customer_id": row["customer_id"],
+                    "event_id": row["event_id"],
+                    "event_type": row["event_type"],
+                    "ts": int(row["ts"]),
+                    "scored_as_of": int(row["as_of"]),
+                    "score": round(float(score), 6),
+                    "decision": d.decision,
+                    "reason_codes": list(d.reason_codes),
+                    "reasons": list(d.reasons),
+                    "model_version": self.artifact.version,
+                    "position": int(row["position"]),
+                }
+            )
+        return out
+
+
+class _PropertyTimeline:
+    """Each customer's scoring properties after any step: the graph's value before the stream, replaced
+    by the latest step at or before it that set one (as the consumer's write after each step does)."""
+
+    def __init__(self, customer_code: pd.Index, customers: pd.DataFrame, plan: StreamPlan):
+        self.n_steps = plan.steps + 1
+        base_rows = customer_code.get_indexer(customers["customer_id"].astype(str))
+        self.base: dict[str, np.ndarray] = {}
+        self.updates: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        upd = plan.property_updates
+        for name in CUSTOMER_PROPERTIES:
+            numeric = name != "clean_label"
+            base = np.full(len(customer_code), np.nan) if numeric else np.full(len(customer_code), None, object)
+            if name in customers:
+                col = customers[name]
+                base[base_rows] = (
+                    pd.to_numeric(col, errors="coerce").to_numpy(float) if numeric else col.to_numpy(object)
+                )
+            self.base[name] = base
+            mine = upd.loc[upd["name"] == name]
+            key = customer_code.get_indexer(mine["customer_id"].astype(str)).astype(np.int64) * self.n_steps + mine[
+                "step"
+            ].to_numpy(np.int64)
+            values = (
+                pd.to_numeric(mine["value"], errors="coerce").to_numpy(float) if numeric else mine["value"].to_numpy()
+            )
+            order = np.argsort(key, kind="stable")
+            self.updates[name] = (key[order], np.asarray(values)[order])
+
+    def values(self, code: np.ndarray, step: np.ndarray, names=CUSTOMER_PROPERTIES) -> dict[str, np.ndarray]:
+        """``{name: (len(code),)}``: each property of customer ``code[i]`` after step ``step[i]``."""
+        out = {}
+        query = code.astype(np.int64) * self.n_steps + step
+        for name in names:
+            key, values = self.updates[name]
+            result = self.base[name][code].copy()
+            if len(key):
+                i = np.searchsorted(key, query, "right") - 1
+                hit = (i >= 0) & (key[np.maximum(i, 0)] // self.n_steps == code)
+                result[hit] = values[i[hit]]
+            out[name] = result
+        return out
+
+
+__all__ = ["BulkDecider", "StreamPlan", "plan_stream"]

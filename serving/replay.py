@@ -1,0 +1,232 @@
+"""The main job's replay of a live stream: the real consumer on its first part, the rest in bulk.
+
+:func:`replay_stream` replays a JSONL stream into a graph the way ``fraudgraph demo`` does:
+
+1. the whole stream is planned and decided in bulk (:mod:`serving.bulk_replay`): the consumer's
+   decisions, made from the point-in-time link history in chunks of thousands;
+2. the first ``replay.consumer_events`` (whole polls of ``consumer.max_batch``) go through the real
+   consumer (:class:`serving.consumer.LiveConsumer`, file source, step by step, scoring online); its
+   decisions are what the stream decided there, and each is compared with the bulk one
+   (:func:`compare_decisions`);
+3. the rest is written into the graph by the same consumer with one step per poll and no scoring, and
+   its bulk decisions are emitted and written to the customer vertices.
+
+The graph, the ledger (events seen, offsets) and the decisions file end as a replay through the
+consumer alone leaves them. A stream whose steps are not in time order (see
+:class:`serving.bulk_replay.StreamPlan`) goes through the consumer alone, step by step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fraudgraph.config import Settings
+from fraudgraph.graph import IdentityGraph
+from fraudgraph.graph.history import LINK_EVENT_COLUMNS
+from fraudgraph.identity import IdentifierHasher
+from fraudgraph.logs import Progress
+from fraudgraph.ml.artifact import ModelArtifact
+from fraudgraph.scoring.online import OnlineScorer
+from fraudgraph.scoring.rules import decision_properties
+
+from .bulk_replay import BulkDecider, plan_stream
+from .consumer import LiveConsumer
+from .ledger import Ledger
+from .sources import FileSource, JsonlSink
+
+log = logging.getLogger("fraudgraph.replay")
+
+# a score may differ by float rounding between one subgraph and thousands side by side
+SCORE_TOLERANCE = 1e-5
+# the span of a bulk write step: one step per poll, whatever the poll's event times
+_ONE_STEP_PER_POLL_S = 10 * 365 * 86400.0
+
+
+# Over 60 lines for a reason: the three parts of the replay in order (plan and decide in bulk, the consumer's
+# part, the bulk part's writes), each timed for the report.
+def replay_stream(
+    settings: Settings,
+    store: IdentityGraph,
+    artifact: ModelArtifact,
+    events_path: Path,
+    snapshot_dir: Path | None,
+    live_dir: Path,
+    *,
+    progress_bar: bool = True,
+) -> dict[str, Any]:
+    """Replay ``events_path`` into ``store`` (see the module docstring); decisions go to
+    ``live_dir/decisions.jsonl``, dead letters to ``live_dir/rejects.jsonl``, the consumer's ledger to
+    ``live_dir/consumer-ledger.db``. Without ``snapshot_dir`` (the link events the graph was loaded
+    from) the whole stream goes through the consumer. Returns the replay's figures (``parts`` says which part of the
+    stream each path decided, ``parity`` how the two agreed on the consumer's part)."""
+    started = time.monotonic()
+    hasher = IdentifierHasher.from_settings(settings.privacy)
+    source = FileSource(events_path)
+    messages = source.poll(2**62, 0)
+    source.close()
+    history = (
+        pd.read_parquet(Path(snapshot_dir) / "link_events.parquet", columns=LINK_EVENT_COLUMNS)
+        if snapshot_dir is not None
+        else pd.DataFrame(columns=LINK_EVENT_COLUMNS)
+    )
+    history_keys = set(zip(history["customer_id"], history["kind"], history["value_hash"]))
+    plan = plan_stream(messages, settings, hasher, history_keys)
+    polls = len(plan.batch_ends)
+    consumer_polls = -(-settings.replay.consumer_events // settings.consumer.max_batch)
+    if plan.unordered_steps:
+        log.warning(
+            "%d scoring steps of the stream are out of time order: the whole stream goes through the consumer",
+            plan.unordered_steps,
+        )
+    if snapshot_dir is None or plan.unordered_steps or consumer_polls == 0 or consumer_polls >= polls:
+        consumer_polls = polls
+    stop_at = plan.batch_ends[consumer_polls - 1] if polls else 0
+    bulk: list[dict[str, Any]] = []
+    t = time.monotonic()
+    if consumer_polls < polls:
+        log.info("bulk replay: %d events in %d steps, %d scoring moments", plan.applied, plan.steps, len(plan.scores))
+        bulk = BulkDecider(artifact, settings, chunk_points=settings.replay.chunk_points).decide(
+            plan, history, store.customers_frame(), progress_bar=progress_bar
+        )
+    bulk_s = time.monotonic() - t
+
+    decisions_path = live_dir / "decisions.jsonl"
+    ledger = Ledger(live_dir / "consumer-ledger.db")
+    decisions, dead = JsonlSink(decisions_path), JsonlSink(live_dir / "rejects.jsonl")
+    try:
+        t = time.monotonic()
+        part = FileSource(events_path, stop_at=stop_at)
+        consumer = LiveConsumer(store, OnlineScorer(store, artifact, settings), settings, ledger, decisions, dead)
+        bar = Progress(
+            sum(1 for m in messages if m.position <= stop_at),
+            "replay: the consumer's part, step by step",
+            "event",
+            enabled=progress_bar,
+        )
+        stats = consumer.run(part, install_signals=False, progress=bar)
+        part.close()
+        consumer_s = time.monotonic() - t
+        decisions.flush()
+        t = time.monotonic()
+        rest_stats = _write_rest(settings, store, ledger, events_path, stop_at, bulk, decisions, dead)
+        write_s = time.monotonic() - t
+    finally:
+        decisions.close()
+        dead.close()
+        ledger.close()
+
+    emitted = _read_jsonl(decisions_path)
+    on_consumer_part = [d for d in bulk if d["position"] <= stop_at]
+    consumer_part = emitted[: len(emitted) - rest_stats["decisions_emitted"]]
+    parity = compare_decisions(consumer_part, on_consumer_part) if bulk else None
+    counts = {"block": 0, "review": 0, "allow": 0}
+    for d in emitted:
+        counts[d["decision"]] += 1
+    wall = time.monotonic() - started
+    consumer_events = stats["events_in"]
+    return {
+        "events": plan.events_in,
+        "rejected": plan.rejected,
+        "duplicates": plan.duplicates,
+        "decisions": counts,
+        "wall_s": round(wall, 2),
+        "events_per_s": round(plan.events_in / wall, 1) if wall else None,
+        "decisions_path": str(decisions_path),
+        "max_batch_span_s": settings.consumer.max_batch_span_s,
+        "parts": {
+            "consumer": {
+                "first_line": 1,
+                "last_line": stop_at,
+                "events": consumer_events,
+                "polls": consumer_polls,
+                "wall_s": round(consumer_s, 2),
+                "events_per_s": round(consumer_events / consumer_s, 1) if consumer_s else None,
+                "latency_ms": stats["latency_ms"],
+                "decisions": sum(stats["decisions"].values()),
+            },
+            "bulk": {
+                "first_line": stop_at + 1 if consumer_polls < polls else None,
+                "events": plan.events_in - consumer_events,
+                "decisions": rest_stats["decisions_emitted"],
+                "scoring_s": round(bulk_s, 2),
+                "graph_write_s": round(write_s, 2),
+            },
+        },
+        "unordered_steps": plan.unordered_steps,
+        "parity": parity,
+        # the consumer's own figures over its part (the report's per-step latency)
+        "latency_ms": stats["latency_ms"],
+    }
+
+
+def _write_rest(
+    settings: Settings,
+    store: IdentityGraph,
+    ledger: Ledger,
+    events_path: Path,
+    stop_at: int,
+    bulk: list[dict[str, Any]],
+    decisions: JsonlSink,
+    dead: JsonlSink,
+) -> dict[str, int]:
+    """The stream after line ``stop_at`` written by the consumer (one step per poll, no scoring), then its
+    bulk decisions emitted and written to the customer vertices (each customer's latest)."""
+    rest = [d for d in bulk if d["position"] > stop_at]
+    if not bulk:
+        return {"decisions_emitted": 0}
+    cfg = settings.consumer.model_copy(update={"max_batch_span_s": _ONE_STEP_PER_POLL_S})
+    writer = LiveConsumer(store, None, settings.model_copy(update={"consumer": cfg}), ledger, decisions, dead)
+    source = FileSource(events_path, start=ledger.offset(FileSource(events_path).name))
+    writer.run(source, install_signals=False)
+    source.close()
+    latest: dict[str, dict[str, Any]] = {}
+    for d in rest:
+        latest[d["customer_id"]] = decision_properties(
+            d["score"], d["decision"], d["reason_codes"], d["model_version"], d["scored_as_of"]
+        )
+        decisions.write({k: v for k, v in d.items() if k != "position"})
+    if latest:
+        store.set_customer_properties(latest)
+    decisions.flush()
+    return {"decisions_emitted": len(rest)}
+
+
+def compare_decisions(consumer: list[dict[str, Any]], bulk: list[dict[str, Any]]) -> dict[str, Any]:
+    """How the consumer's decisions and the bulk ones agree, matched by decision id: counts, decisions
+    and reason codes that differ, the largest score difference, and ``equal`` (every decision of either
+    side in the other, the same decision and reason codes, scores within ``SCORE_TOLERANCE``)."""
+    mine = {d["decision_id"]: d for d in consumer}
+    theirs = {d["decision_id"]: d for d in bulk}
+    both = sorted(set(mine) & set(theirs))
+    diffs = [abs(float(mine[i]["score"]) - float(theirs[i]["score"])) for i in both]
+    other_decision = sum(mine[i]["decision"] != theirs[i]["decision"] for i in both)
+    other_reasons = sum(list(mine[i]["reason_codes"]) != list(theirs[i]["reason_codes"]) for i in both)
+    only_consumer, only_bulk = len(set(mine) - set(theirs)), len(set(theirs) - set(mine))
+    max_diff = max(diffs, default=0.0)
+    return {
+        "consumer_decisions": len(mine),
+        "bulk_decisions": len(theirs),
+        "matched": len(both),
+        "only_consumer": only_consumer,
+        "only_bulk": only_bulk,
+        "other_decision": other_decision,
+        "other_reason_codes": other_reasons,
+        "max_abs_score_diff": max_diff,
+        "equal": not (only_consumer or only_bulk or other_decision or other_reasons) and max_diff <= SCORE_TOLERANCE,
+    }
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    import json
+
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+__all__ = ["SCORE_TOLERANCE", "compare_decisions", "replay_stream"]
