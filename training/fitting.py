@@ -17,6 +17,7 @@ from fraudgraph.config import TrainingSettings
 from fraudgraph.evaluation.ranking import (
     ranking_metrics,
 )
+from fraudgraph.logs import Progress
 from fraudgraph.ml.artifact import gnn_scores, seed_everything
 from fraudgraph.ml.features import (
     CUSTOMER_FEATURES,
@@ -53,13 +54,15 @@ def fit_gnn(
     use_edge_features: bool,
     epochs: int | None = None,
     seed: int | None = None,
+    desc: str = "training",
 ) -> tuple[Any, dict]:
     """Train one RGCN variant with early stopping on validation PR-AUC.
 
     ``y``: per customer node, 1 fraud / 0 legitimate (other nodes are ignored); ``split`` names the
     nodes that train and validate, and their weights. With ``epochs``, train exactly that many epochs
     and keep the last state (a refit whose epoch count validation chose; ``split.val`` is not used).
-    ``seed`` (default ``cfg.seed``) seeds the weights and the sampling.
+    ``seed`` (default ``cfg.seed``) seeds the weights and the sampling. ``desc`` names the fit in its
+    progress (each epoch with its loss and the validation PR-AUC early stopping reads).
     """
     import torch
 
@@ -102,6 +105,7 @@ def fit_gnn(
         )
     best: dict[str, Any] = {"pr_auc": -1.0, "epoch": -1, "state": None}
     history = []
+    bar = Progress(epochs or cfg.max_epochs, desc, "epoch", logger=log)
     for epoch in range(epochs or cfg.max_epochs):
         model.train()
         t = time.perf_counter()
@@ -129,6 +133,7 @@ def fit_gnn(
         if epochs:
             history.append({"epoch": epoch, "loss": round(float(np.mean(losses)), 5), "epoch_s": round(epoch_s, 3)})
             best = {"pr_auc": None, "epoch": epoch, "state": None}
+            bar.update(loss=float(np.mean(losses)))
             continue
         val_scores = gnn_scores(model, tensors, scaler, split.val, cfg, nodes=nodes, edges=edges)
         val = ranking_metrics(y[split.val], val_scores, sample_weight=split.val_weight)
@@ -143,8 +148,11 @@ def fit_gnn(
         score = val["pr_auc"] if val["pr_auc"] is not None else -float(np.mean(losses))
         if score > best["pr_auc"]:
             best = {"pr_auc": score, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
-        elif epoch - best["epoch"] >= cfg.patience and epoch + 1 >= cfg.min_epochs:
+        bar.update(loss=float(np.mean(losses)), val_pr_auc=float(score), best_epoch=best["epoch"])
+        if epoch - best["epoch"] >= cfg.patience and epoch + 1 >= cfg.min_epochs:
+            log.info("%s: early stop at epoch %d (best validation PR-AUC at epoch %d)", desc, epoch, best["epoch"])
             break
+    bar.close()
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     model.eval()

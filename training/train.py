@@ -185,7 +185,7 @@ def fit_models(
     models: dict[str, Any] = {}
     for name, use_edges in (("rgcn_edge", True), ("rgcn", False)):
         log.info("training %s", name)
-        models[name], fits[name] = fit_gnn(tensors, scaler, y_nodes, split, cfg, use_edges)
+        models[name], fits[name] = fit_gnn(tensors, scaler, y_nodes, split, cfg, use_edges, desc=f"training {name}")
         scores[name] = gnn_scores(models[name], tensors, scaler, target, cfg)
     log.info("training gbdt")
     t = time.perf_counter()
@@ -281,7 +281,18 @@ def refit_for_deployment(
     split = Split(target[labelled], target[holdout], frame.loc[labelled, "deploy_weight"].to_numpy(np.float32))
     t = time.perf_counter()
     refits = [
-        fit_gnn(tensors, scaler, y_nodes, split, cfg, True, epochs=epochs, seed=cfg.seed + i) for i in range(members)
+        fit_gnn(
+            tensors,
+            scaler,
+            y_nodes,
+            split,
+            cfg,
+            True,
+            epochs=epochs,
+            seed=cfg.seed + i,
+            desc=f"refitting rgcn_edge {i + 1}/{members} for deployment",
+        )
+        for i in range(members)
     ]
     refit_s = time.perf_counter() - t
     model = averaged([m for m, _ in refits])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from fraudgraph.cli.context import AppContext, cli, common_options, fail, pass_app, truth_option
+from fraudgraph.cli.context import AppContext, cli, common_options, fail, needs_pii_key, pass_app, truth_option
 
 log = logging.getLogger("fraudgraph.cli")
 
@@ -55,6 +55,7 @@ def generate(app: AppContext, customers: int | None, seed: int | None, out_dir: 
 @click.option("--rejects", default=None, type=click.Path(file_okay=False), help="Write rejected rows here.")
 @click.option("--master", default=None, help="Spark master (default spark.master).")
 @common_options
+@needs_pii_key
 @pass_app
 def etl(
     app: AppContext,
@@ -128,6 +129,7 @@ def profile(app: AppContext, input_source: str, out_dir: str) -> None:
 @truth_option
 @click.option("--no-write-back", is_flag=True, default=False, help="Do not write labels to the graph.")
 @common_options
+@needs_pii_key
 @pass_app
 def labels(
     app: AppContext, graph_uri: str | None, as_of: str, out_dir: str, truth: str | None, no_write_back: bool
@@ -154,6 +156,7 @@ def labels(
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @truth_option
 @common_options
+@needs_pii_key
 @pass_app
 def train(
     app: AppContext, snapshot: str | None, graph_uri: str | None, labels_dir: str, out_dir: str, truth: str | None
@@ -183,6 +186,7 @@ def train(
 @click.option("--as-of", "as_of", default=None, help="Score as of this time (default: the graph's latest activity).")
 @click.option("--no-write-back", is_flag=True, default=False, help="Do not write scores to the graph.")
 @common_options
+@needs_pii_key
 @pass_app
 def score(
     app: AppContext, graph_uri: str | None, model_dir: str, out_dir: str, as_of: str | None, no_write_back: bool

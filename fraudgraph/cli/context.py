@@ -101,6 +101,21 @@ def common_options(fn: Callable) -> Callable:
     return wrapper
 
 
+def needs_pii_key(fn: Callable) -> Callable:
+    """The command hashes identifiers or reads a graph built with a key: without a usable key it stops
+    before Spark, a server or a long step starts (one line naming the setting, exit 2). Goes between
+    :func:`common_options` and ``pass_app``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from fraudgraph.identity import IdentifierHasher
+
+        IdentifierHasher.from_settings(click.get_current_context().ensure_object(AppContext).settings.privacy)
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
 @click.group()
 @config_option
 @json_option

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from fraudgraph.cli.context import AppContext, cli, common_options, fail, pass_app
+from fraudgraph.cli.context import AppContext, cli, common_options, fail, needs_pii_key, pass_app
 
 log = logging.getLogger("fraudgraph.cli")
 
@@ -33,6 +33,7 @@ log = logging.getLogger("fraudgraph.cli")
     help="Stop after this many seconds without a message (Kafka; draining a topic).",
 )
 @common_options
+@needs_pii_key
 @pass_app
 def consume(
     app: AppContext,
@@ -91,6 +92,7 @@ def consume(
 @click.option("--host", default=None, help="Bind address (default api.host, loopback).")
 @click.option("--port", type=int, default=None, help="Port (default api.port).")
 @common_options
+@needs_pii_key
 @pass_app
 def api(app: AppContext, graph_uri: str | None, model_dir: str, host: str | None, port: int | None) -> None:
     """Internal query API and review console (FastAPI on uvicorn)."""
@@ -172,6 +174,7 @@ def world_check(app: AppContext, world_dir: str, out_dir: str | None) -> None:
     "replays the whole stream, step by step.",
 )
 @common_options
+@needs_pii_key
 @pass_app
 def evaluate(
     app: AppContext,

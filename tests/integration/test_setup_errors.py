@@ -62,3 +62,33 @@ def test_no_key_needs_the_demo_key_allowed(tmp_path, settings):
     result = run("graph", "stats", "--graph", uri, env=env)
     assert result.exit_code == 2 and "no PII key" in result.output and "allow_demo_key" in result.output
     assert os.environ.get("FRAUDGRAPH_PII_KEY")  # the runner's env did not leak
+
+
+def test_commands_without_a_pii_key_stop_first_in_one_line(tmp_path):
+    """etl, labels, train, score, consume, api and evaluate check the key before Spark, a server or a long
+    step starts: one line on stderr naming the setting, exit 2, no traceback, nothing written."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "FRAUDGRAPH_PII_KEY"}
+    env["FRAUDGRAPH_PRIVACY__ALLOW_DEMO_KEY"] = "false"
+    graph = f"sqlite:///{tmp_path / 'g.db'}"
+    (tmp_path / "events.jsonl").write_text("")
+    commands = {
+        "etl": ["etl", "--input", str(tmp_path), "--graph", graph],
+        "labels": ["labels", "--graph", graph, "--as-of", "2026-01-01", "--out", str(tmp_path / "l")],
+        "train": ["train", "--snapshot", str(tmp_path), "--labels", str(tmp_path), "--out", str(tmp_path / "m")],
+        "score": ["score", "--graph", graph, "--model", str(tmp_path), "--out", str(tmp_path / "s")],
+        "consume": ["consume", "--source", str(tmp_path / "events.jsonl"), "--graph", graph, "--model", str(tmp_path)],
+        "api": ["api", "--graph", graph, "--model", str(tmp_path), "--port", "0"],
+        "evaluate": ["evaluate", "--events", str(tmp_path / "events.jsonl"), "--truth", str(tmp_path / "events.jsonl"),
+                     "--graph", graph, "--model", str(tmp_path), "--out", str(tmp_path / "e")],
+    }
+    for name, args in commands.items():
+        proc = subprocess.run([sys.executable, "-m", "fraudgraph.cli.main", *args], env=env, capture_output=True,
+                              text=True, timeout=120, cwd=tmp_path)
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == 2, (name, proc.stderr)
+        assert len(lines) == 1 and "no PII key" in lines[0] and "FRAUDGRAPH_PII_KEY" in lines[0], (name, lines)
+        assert "Traceback" not in proc.stderr and "spark" not in proc.stderr.lower(), name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"]  # nothing written, no graph made
