@@ -64,7 +64,7 @@ class StreamPlan:
       triggering event of that customer (its decision's id), the step's latest event time (``as_of``)
       and the message position of that event;
     - ``property_updates``: ``step, customer_id, name, value``: the customer properties each step sets;
-    - ``batch_ends``: the position of the last message of each poll.
+    - ``batch_ends``: the position of the last message of each poll, ``batch_steps`` its steps.
     """
 
     link_events: pd.DataFrame
@@ -72,6 +72,7 @@ class StreamPlan:
     property_updates: pd.DataFrame
     steps: int
     batch_ends: list[int]
+    batch_steps: list[int] = field(default_factory=list)
     events_in: int = 0
     applied: int = 0
     duplicates: int = 0
@@ -117,7 +118,9 @@ def plan_stream(
             else:
                 unique[parsed.event_id] = (parsed, msg.position)
         ordered = sorted((ev for ev, _ in unique.values()), key=lambda e: (e.ts_ms, e.event_id))
-        for step in event_time_steps(ordered, span_ms):
+        steps = event_time_steps(ordered, span_ms)
+        plan.batch_steps.append(len(steps))
+        for step in steps:
             k = len(step_bounds)
             scores: dict[str, tuple] = {}
             props: dict[str, dict] = defaultdict(dict)

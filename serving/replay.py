@@ -83,12 +83,13 @@ def replay_stream(
             "%d scoring steps of the stream are out of time order: the whole stream goes through the consumer",
             plan.unordered_steps,
         )
-    if snapshot_dir is None or plan.unordered_steps or consumer_polls == 0 or consumer_polls >= polls:
+    exact = snapshot_dir is not None and not plan.unordered_steps
+    if not exact or consumer_polls >= polls:
         consumer_polls = polls
     stop_at = plan.batch_ends[consumer_polls - 1] if polls else 0
     bulk: list[dict[str, Any]] = []
     t = time.monotonic()
-    if consumer_polls < polls:
+    if exact:
         log.info("bulk replay: %d events in %d steps, %d scoring moments", plan.applied, plan.steps, len(plan.scores))
         bulk = BulkDecider(artifact, settings, chunk_points=settings.replay.chunk_points).decide(
             plan, history, store.customers_frame(), progress_bar=progress_bar
@@ -146,11 +147,13 @@ def replay_stream(
                 "polls": consumer_polls,
                 "wall_s": round(consumer_s, 2),
                 "events_per_s": round(consumer_events / consumer_s, 1) if consumer_s else None,
-                "latency_ms": stats["latency_ms"],
+                "steps": sum(plan.batch_steps[:consumer_polls]),
+                "ms_per_step": round(1000 * consumer_s / max(sum(plan.batch_steps[:consumer_polls]), 1), 2),
                 "decisions": sum(stats["decisions"].values()),
             },
             "bulk": {
                 "first_line": stop_at + 1 if consumer_polls < polls else None,
+                "compared_only": consumer_polls == polls,
                 "events": plan.events_in - consumer_events,
                 "decisions": rest_stats["decisions_emitted"],
                 "scoring_s": round(bulk_s, 2),
@@ -177,7 +180,7 @@ def _write_rest(
     """The stream after line ``stop_at`` written by the consumer (one step per poll, no scoring), then its
     bulk decisions emitted and written to the customer vertices (each customer's latest)."""
     rest = [d for d in bulk if d["position"] > stop_at]
-    if not bulk:
+    if not rest:
         return {"decisions_emitted": 0}
     cfg = settings.consumer.model_copy(update={"max_batch_span_s": _ONE_STEP_PER_POLL_S})
     writer = LiveConsumer(store, None, settings.model_copy(update={"consumer": cfg}), ledger, decisions, dead)

@@ -103,6 +103,7 @@ def run_demo(settings: Settings, out_dir: Path) -> dict[str, Any]:
         truth_path,
     )
     report["graph"] = uri
+    report["figures"] = _figures(settings, uri, out_dir, world_dir, model_dir)
     report["wall_s"] = round(time.monotonic() - started, 2)
 
     report_md = out_dir / "report.md"
@@ -111,6 +112,30 @@ def run_demo(settings: Settings, out_dir: Path) -> dict[str, Any]:
     (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
     log.info("demo report written to %s", report_md)
     return report
+
+
+def _figures(settings: Settings, uri: str, out_dir: Path, world_dir: Path, model_dir: Path) -> dict[str, str]:
+    """The report's pictures (:mod:`fraudgraph.cli.demo_figures`), the training job's PR curves among them."""
+    from fraudgraph.cli.demo_figures import write_figures
+    from fraudgraph.graph import open_graph
+    from fraudgraph.ml.artifact import ModelArtifact
+
+    threshold = settings.rules.threshold
+    if threshold is None:
+        threshold = ModelArtifact.load(model_dir).threshold
+    with open_graph(uri, settings) as store:
+        files = write_figures(
+            out_dir,
+            store,
+            world_dir / "live" / "events.jsonl",
+            out_dir / "live" / "decisions.jsonl",
+            world_dir / "truth" / "ground_truth.parquet",
+            threshold,
+        )
+    if (model_dir / "pr_curves.png").exists():
+        shutil.copy(model_dir / "pr_curves.png", out_dir / "offline_pr.png")
+        files["offline_pr"] = "offline_pr.png"
+    return files
 
 
 def run_demo_seeds(settings: Settings, out_dir: Path, seeds: list[int]) -> dict[str, Any]:

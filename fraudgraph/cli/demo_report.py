@@ -37,6 +37,17 @@ def settings_test_days(metrics: dict[str, Any]) -> int:
     return round((metrics["split"]["as_of_ms"] - metrics["split"]["t2_ms"]) / DAY_MS)
 
 
+def _parts_words(live: dict[str, Any]) -> str:
+    parts = live.get("parts")
+    if not parts or not parts["bulk"].get("first_line"):
+        return "every event through the real consumer"
+    verdict = "equal" if (live.get("parity") or {}).get("equal") else "NOT equal"
+    return (
+        f"lines 1-{parts['consumer']['last_line']:,} through the real consumer, the rest in bulk from the "
+        f"point-in-time history, {verdict} to the consumer's on its part"
+    )
+
+
 def live_headline(live: dict[str, Any] | None) -> list[str]:
     """The headline: the live stream replayed through the real consumer, judged against ground truth."""
     if not live or "precision" not in live:
@@ -64,10 +75,11 @@ def live_headline(live: dict[str, Any] | None) -> list[str]:
     )
     ev, hours = live["events_to_first_flag"], live["hours_to_first_flag"]
     return [
-        "## Headline: the live stream through the real-time consumer",
+        "## Headline: the live stream, decided as the real-time consumer decides it",
         "",
-        f"{live['events']:,} live events replayed through the consumer (micro-batches of at most "
-        f"{live.get('max_batch_span_s', '-')} s of event time), decisions judged against ground truth. "
+        f"{live['events']:,} live events decided as the consumer decides them (steps of at most "
+        f"{live.get('max_batch_span_s', '-')} s of event time; {_parts_words(live)}), decisions judged against "
+        "ground truth. "
         f"**Precision of flags {pct(live['precision'])}** ({live['caught']:,} of {live['flagged_customers']:,} "
         f"flagged customers were fraudsters); **recall {pct(live['recall'])}** of {live['active_fraudsters']:,} "
         f"fraudsters active in the stream (an identity event after their fraud began; "
@@ -115,6 +127,7 @@ def render_report(report: dict[str, Any]) -> str:
         f"Generated {report['generated_at']} in {report['wall_s']} s. Graph: `{report['graph']}`.",
         "",
         *live_headline(stages.get("live")),
+        *figure_lines(report.get("figures"), stages.get("live")),
         *world_and_etl_lines(stages["generate"], stages["etl"]),
     ]
     for stage, section in (
@@ -126,6 +139,56 @@ def render_report(report: dict[str, Any]) -> str:
         if stages.get(stage):
             lines += section(stages[stage])
     return "\n".join(lines) + "\n"
+
+
+def figure_lines(files: dict[str, str] | None, live: dict[str, Any] | None) -> list[str]:
+    """The pictures beside the headline (PNG files next to report.md)."""
+    if not files:
+        return []
+    lines = ["", "## Pictures", ""]
+    captions = {
+        "live_pr": "The live stream: the deployed model's precision and recall over the customers it decided, "
+        "and the deployed threshold's point.",
+        "offline_pr": "The decision-time test split: every model against the cleaned labels and against ground truth.",
+        "per_day": "Per day of the live stream: customers flagged against fraudsters active that day.",
+        "scores": "Scores of the decided customers by fraud type and for legitimate customers, against the threshold.",
+        "neighbourhoods": "The identity neighbourhood of one caught ring member and one missed fraudster "
+        "(grey: identifiers; customers coloured by ground truth).",
+    }
+    for name, caption in captions.items():
+        if name in files:
+            lines += [f"![{name}]({files[name]})", "", caption, ""]
+    return lines
+
+
+def replay_parts_lines(live: dict[str, Any]) -> list[str]:
+    """Which part of the stream the real consumer decided, and how the bulk replay agreed with it."""
+    parts, parity = live.get("parts"), live.get("parity")
+    if not parts:
+        return []
+    c, b = parts["consumer"], parts["bulk"]
+    lines = [
+        "",
+        f"Lines 1-{c['last_line']:,} of the stream ({c['events']:,} events, {c['polls']} polls) went through the "
+        f"real consumer, step by step: {c['steps']:,} steps of at most {live['max_batch_span_s']} s of event time, "
+        f"{c['ms_per_step']} ms a step, {c['events_per_s']:,} events/s, {c['decisions']:,} decisions.",
+    ]
+    if b.get("first_line"):
+        lines.append(
+            f"Lines {b['first_line']:,} on ({b['events']:,} events) were decided in bulk from the point-in-time "
+            f"link history ({b['decisions']:,} decisions; scoring {b['scoring_s']} s for the whole stream) and "
+            f"written to the graph by the consumer, one step per poll ({b['graph_write_s']} s)."
+        )
+    if parity:
+        verdict = "the same" if parity["equal"] else "**not the same**"
+        lines.append(
+            f"On the consumer's part the bulk replay made {parity['bulk_decisions']:,} decisions and the consumer "
+            f"{parity['consumer_decisions']:,}: {verdict} (decisions that differ {parity['other_decision']}, reason "
+            f"codes that differ {parity['other_reason_codes']}, missing on either side "
+            f"{parity['only_consumer'] + parity['only_bulk']}, largest score difference "
+            f"{parity['max_abs_score_diff']:.2g})."
+        )
+    return lines
 
 
 def world_and_etl_lines(g: dict[str, Any], e: dict[str, Any]) -> list[str]:
@@ -227,12 +290,12 @@ def live_detail_lines(live: dict[str, Any]) -> list[str]:
         "",
         "## Live stream through the real-time consumer",
         "",
-        f"{live['events']:,} live events replayed through `fraudgraph consume` in {live['wall_s']} s "
-        f"({live['events_per_s']:,} events/s; end-to-end p50 {live['latency_ms']['p50']} ms, "
-        f"p99 {live['latency_ms']['p99']} ms per micro-batch); {live['rejected']:,} rejected, "
+        f"{live['events']:,} live events replayed in {live['wall_s']} s ({live['events_per_s']:,} events/s); "
+        f"{live['rejected']:,} rejected, "
         f"{live['duplicates']:,} duplicates. Decisions: "
         + ", ".join(f"{d} {n:,}" for d, n in live["decisions"].items())
         + ".",
+        *replay_parts_lines(live),
         "",
         "| fraud starting in the stream | accounts | blocked | review | missed | events to decision "
         "p50 / p90 | caught on first event |",

@@ -42,7 +42,7 @@ class ConsumerSettings(Section):
 class ReplaySettings(Section):
     """How the main job replays the live stream (docs/consumer.md, "The main job's replay")."""
 
-    consumer_events: int = Field(ge=0)
+    consumer_events: int = Field(ge=1)
     chunk_points: int = Field(ge=1)
 
 

@@ -57,8 +57,9 @@ def model(small_world, labelled_graph, settings, tmp_path_factory):
         customers, links = store.customers_frame(), store.links_frame()
     as_of = int(pd.to_numeric(links["last_seen"]).max())
     out = tmp_path_factory.mktemp("bulk-model")
-    model_dir = untrained_artifact(customers, links, as_of, settings, out / "model", fanout_cap=20, seed=3,
-                                   hidden=16, edge_hidden=8, members=3)
+    model_dir = untrained_artifact(
+        customers, links, as_of, settings, out / "model", fanout_cap=20, seed=3, hidden=16, edge_hidden=8, members=3
+    )
     scratch = tmp_path_factory.mktemp("bulk-score") / "graph.db"
     shutil.copy(labelled_graph, scratch)
     with open_graph(f"sqlite:///{scratch}", settings) as store:
@@ -113,14 +114,19 @@ def test_bulk_decisions_equal_the_consumers_on_every_decided_event(
     _, by_consumer = consumer_alone
     history = pd.read_parquet(small_world_snapshot / "link_events.parquet", columns=LINK_EVENT_COLUMNS)
     source = FileSource(stream)
-    plan = plan_stream(source.poll(10**9, 0), settings, IdentifierHasher.from_settings(settings.privacy),
-                       set(zip(history["customer_id"], history["kind"], history["value_hash"])))
+    plan = plan_stream(
+        source.poll(10**9, 0),
+        settings,
+        IdentifierHasher.from_settings(settings.privacy),
+        set(zip(history["customer_id"], history["kind"], history["value_hash"])),
+    )
     source.close()
     assert plan.unordered_steps == 0 and plan.rejected == 1 and plan.duplicates == 60
     with open_graph(f"sqlite:///{labelled_graph}", settings) as store:
         customers = store.customers_frame()
     bulk = BulkDecider(ModelArtifact.load(model), settings, chunk_points=700).decide(
-        plan, history, customers, progress_bar=False)
+        plan, history, customers, progress_bar=False
+    )
 
     parity = compare_decisions(by_consumer, bulk)
     assert len(by_consumer) >= 1000
@@ -142,8 +148,9 @@ def test_the_main_jobs_replay_leaves_what_the_consumer_alone_leaves(
     shutil.copy(labelled_graph, graph)
     part = settings.model_copy(update={"replay": settings.replay.model_copy(update={"consumer_events": 800})})
     with open_graph(f"sqlite:///{graph}", part) as store:
-        out = replay_stream(part, store, ModelArtifact.load(model), stream, small_world_snapshot, tmp_path / "live",
-                            progress_bar=False)
+        out = replay_stream(
+            part, store, ModelArtifact.load(model), stream, small_world_snapshot, tmp_path / "live", progress_bar=False
+        )
     consumer = out["parts"]["consumer"]
     assert consumer["events"] == 1000 and consumer["last_line"] == 1000  # one whole poll
     assert out["parts"]["bulk"]["first_line"] == 1001 and out["parts"]["bulk"]["decisions"] > 0
@@ -155,8 +162,17 @@ def test_the_main_jobs_replay_leaves_what_the_consumer_alone_leaves(
     assert compare_decisions(by_consumer, emitted)["equal"]
     with open_graph(f"sqlite:///{graph}", settings) as got, open_graph(f"sqlite:///{alone_graph}", settings) as want:
         pd.testing.assert_frame_equal(normalise_links(got.links_frame()), normalise_links(want.links_frame()))
-        keep = ["customer_id", "signup_ts", "lifetime_value", "blocked_at", "unblocked_at", "appealed_at",
-                "score", "decision", "scored_as_of"]
+        keep = [
+            "customer_id",
+            "signup_ts",
+            "lifetime_value",
+            "blocked_at",
+            "unblocked_at",
+            "appealed_at",
+            "score",
+            "decision",
+            "scored_as_of",
+        ]
         a = got.customers_frame().reindex(columns=keep).sort_values("customer_id").reset_index(drop=True)
         b = want.customers_frame().reindex(columns=keep).sort_values("customer_id").reset_index(drop=True)
         pd.testing.assert_frame_equal(a, b, check_dtype=False, atol=SCORE_TOLERANCE)
