@@ -56,7 +56,8 @@ def test_demo_runs_end_to_end(tmp_path):
            "FRAUDGRAPH_TRAINING__HIDDEN_DIM": "16", "FRAUDGRAPH_TRAINING__DEPLOYED_REFITS": "2",  # still averaged
            "FRAUDGRAPH_TRAINING__MIN_POSITIVES": "1", "FRAUDGRAPH_TRAINING__BOOTSTRAP_ROUNDS": "20",
            "FRAUDGRAPH_WORLD__FRAUD__PREVALENCE": "0.08",  # a small world with enough fraud to learn from
-           "FRAUDGRAPH_WORLD__LIVE_DAYS": "10"}  # the replay decides at every event: keep the stream short
+           "FRAUDGRAPH_WORLD__LIVE_DAYS": "10",  # the consumer's part decides at every event: keep it short
+           "FRAUDGRAPH_REPLAY__CONSUMER_EVENTS": "200", "FRAUDGRAPH_CONSUMER__MAX_BATCH": "200"}
     proc = subprocess.run([sys.executable, "-m", "fraudgraph.cli.main", "demo", "--out", str(out), "--json"],
                           capture_output=True, text=True, timeout=1100, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -66,7 +67,19 @@ def test_demo_runs_end_to_end(tmp_path):
     live = report["stages"]["live"]
     assert live["active_fraudsters"] > 0 and live["events"] > 0
     assert json.loads((out / "model" / "metrics.json").read_text())["live"]["active_fraudsters"] == live["active_fraudsters"]
-    assert "## Headline: the live stream through the real-time consumer" in (out / "report.md").read_text()
+    text = (out / "report.md").read_text()
+    assert "## Headline: the live stream, decided as the real-time consumer decides it" in text
+    # the first poll went through the real consumer, the rest was decided in bulk, and they agreed there
+    parts = live["parts"]
+    assert parts["consumer"]["last_line"] == 200 and parts["bulk"]["first_line"] == 201
+    assert live["parity"]["equal"] and live["parity"]["matched"] == parts["consumer"]["decisions"] > 0
+    assert "the rest in bulk from the point-in-time history, equal to the consumer's on its part" in text
+    for name in ("live_pr", "offline_pr", "per_day", "scores", "neighbourhoods"):
+        png = out / report["figures"][name]
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({png.name})" in text
+    # not a terminal: progress comes as log lines (each model's epochs with the validation figure)
+    assert "training rgcn_edge: " in proc.stderr and "val_pr_auc" in proc.stderr
+    assert "replay: the consumer's part, step by step: " in proc.stderr
 
 
 @pytest.mark.slow
