@@ -51,11 +51,14 @@ def test_a_graph_refuses_a_process_with_another_pii_key(tmp_path, settings):
 def test_no_key_needs_the_demo_key_allowed(tmp_path, settings):
     env = {"FRAUDGRAPH_PII_KEY": ""}
     uri = f"sqlite:///{tmp_path / 'g.db'}"
+    # the key is checked first: before the missing graph file, before the broken model artifact
     result = run("labels", "--graph", uri, "--as-of", "2026-01-01", "--out", str(tmp_path / "l"), env=env)
-    assert result.exit_code == 2 and "no such file" in result.output
+    assert result.exit_code == 2 and "no PII key" in result.output
     (tmp_path / "events.jsonl").write_text("")
-    result = run("consume", "--source", f"file://{tmp_path / 'events.jsonl'}", "--graph", uri, "--model",
-                 str(tmp_path), env=env)
+    args = ["consume", "--source", f"file://{tmp_path / 'events.jsonl'}", "--graph", uri, "--model", str(tmp_path)]
+    result = run(*args, env=env)
+    assert result.exit_code == 2 and "no PII key" in result.output
+    result = run(*args, env={"FRAUDGRAPH_PII_KEY": "a-key"})
     assert result.exit_code == 2 and "missing model.pt" in result.output  # a broken artifact: one line
     with open_graph(uri, settings) as store:
         store.upsert_customers([CustomerUpsert("C1", {"signup_ts": 1})])
