@@ -10,7 +10,9 @@ features exactly as training does and reports, per customer (its highest or lowe
 decision points, whichever ranks fraud higher), the PR-AUC against ground truth of:
 
 - every customer-level input of the GBDT baseline (:func:`training.fitting.tabular_features`);
-- each day-one rule and the day-one rules' score (rules fired).
+- each day-one rule and the day-one rules' score (rules fired);
+- every raw field of the world's tables, the per-customer statistics a fraud team would compute from
+  them, pairs of those, and the order of rows and ids (:mod:`fraudgraph.synthetic.field_check`).
 
 The world is too easy while any single input exceeds 0.35 or the rules exceed 0.5 (issue
 thresholds; ``docs/synthetic-world.md`` keeps the table of the default world).
@@ -31,6 +33,7 @@ from fraudgraph.graph.history import LinkHistory, decision_points
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.scoring.day_one import DayOneRules
+from fraudgraph.synthetic.field_check import field_check, render_field_check
 from fraudgraph.timeutil import DAY_MS, to_epoch_ms
 from training.examples import sample_points, truth_at_points
 from training.fitting import tabular_features
@@ -77,6 +80,9 @@ def world_readback(world_dir: str | Path, settings: Settings) -> dict[str, Any]:
     rule_rows = [r for r in rows if r["input"].startswith("rule")]
     top = inputs_table[0] if inputs_table else {"input": None, "pr_auc": 0.0}
     rules_pr = next(r["pr_auc"] for r in rule_rows if r["input"] == "rules_fired")
+    population = pd.DataFrame({"customer_id": points["customer_id"].astype(str), "is_fraud": truth["is_fraud"]})
+    population = population.groupby("customer_id", as_index=False)["is_fraud"].max()
+    fields = field_check(world, population, as_of)
     return {
         "world": str(world),
         "seed": manifest.get("seed"),
@@ -89,7 +95,8 @@ def world_readback(world_dir: str | Path, settings: Settings) -> dict[str, Any]:
         "rules": rule_rows,
         "max_single_input": top,
         "rules_pr_auc": rules_pr,
-        "too_easy": bool(top["pr_auc"] > SINGLE_INPUT_LIMIT or rules_pr > RULES_LIMIT),
+        "too_easy": bool(top["pr_auc"] > SINGLE_INPUT_LIMIT or rules_pr > RULES_LIMIT or fields["gives_fraud_away"]),
+        "raw_fields": fields,
     }
 
 
@@ -112,5 +119,6 @@ def render_readback(r: dict[str, Any], top: int = 15) -> str:
         f"| input (top {top} of {len(r['inputs'])}) | PR-AUC | fraud ranks |",
         "| --- | ---: | --- |",
         *[f"| {x['input']} | {x['pr_auc']:.3f} | {x['direction']} |" for x in r["inputs"][:top]],
+        *(render_field_check(r["raw_fields"]) if r.get("raw_fields") else []),
     ]
     return "\n".join(lines) + "\n"

@@ -31,6 +31,11 @@ class LegitWorldSettings(Section):
     office_share: float = Field(ge=0, le=1)
     vpn_share: float = Field(ge=0, le=1)
     new_phone_share: float = Field(ge=0, le=1)
+    dynamic_ip_share: float = Field(ge=0, le=1)
+    channel_switch_share: float = Field(ge=0, le=1)
+    disposable_email_share: float = Field(ge=0, le=1)
+    spend_log_mean: float
+    spend_log_sd: float = Field(ge=0)
 
 
 class FraudWorldSettings(Section):
@@ -52,6 +57,14 @@ class FraudWorldSettings(Section):
     ring_signup_spread_days: float = Field(gt=0)
     stolen_card_share: float = Field(ge=0, le=1)
     resold_device_share: float = Field(ge=0, le=1)
+    dynamic_ip_share: float = Field(ge=0, le=1)
+    channel_switch_share: float = Field(ge=0, le=1)
+    disposable_email_share: float = Field(ge=0, le=1)
+    spend_log_mean: float
+    lifetime_value_median: float = Field(gt=0)
+    phished_takeover_share: float = Field(ge=0, le=1)
+    synthetic_factory_size: list[int]
+    synthetic_build_days: list[float]
 
 
 class BlockingSettings(Section):
@@ -62,6 +75,8 @@ class BlockingSettings(Section):
     fraud_appeal_rate: float = Field(ge=0, le=1)
     false_block_rate: float = Field(ge=0, le=1)
     false_block_appeal_rate: float = Field(ge=0, le=1)
+    wrong_outcome_rate: float = Field(ge=0, le=1)
+    block_reasons: dict[str, float]
     appeal_delay_median_days: float = Field(gt=0)
     unblock_delay_days: float = Field(ge=0)
 

@@ -26,11 +26,7 @@ class BlockingBehaviour(WorldState):
             blocked_at = c.fraud_start_ts + int(delay * DAY)
             if blocked_at >= self.end:
                 return  # caught only after the world ends: recent fraud not yet blocked
-            reason = {
-                "ring": "linked_to_fraud_ring",
-                "account_takeover": "account_takeover",
-                "synthetic_identity": "synthetic_identity",
-            }[c.fraud_type]
+            reason = self._block_reason(rng)
             c.blocked_at = blocked_at
             blocks.append(
                 {
@@ -41,14 +37,8 @@ class BlockingBehaviour(WorldState):
                 }
             )
             if rng.random() < lb.fraud_appeal_rate:
-                contacted = blocked_at + int(lb.appeal_delay_median_days * math.exp(rng.gauss(0, 0.7)) * DAY)
-                appeals.append(
-                    {
-                        "customer_id": c.customer_id,
-                        "contacted_at": contacted,
-                        "outcome": "upheld",
-                        "resolved_at": contacted + int(lb.unblock_delay_days * DAY),
-                    }
+                self._appeal(
+                    c, blocked_at, "unblocked" if rng.random() < lb.wrong_outcome_rate else "upheld", rng, appeals
                 )
             return
         if rng.random() >= lb.false_block_rate:
@@ -62,18 +52,24 @@ class BlockingBehaviour(WorldState):
                 "customer_id": c.customer_id,
                 "blocked_at": blocked_at,
                 "source": "manual" if rng.random() < lb.manual_block_share else "rule",
-                "reason": rng.choice(["suspicious_payment", "velocity_rule", "device_mismatch"]),
+                "reason": self._block_reason(rng),
             }
         )
         if rng.random() < lb.false_block_appeal_rate:
-            contacted = blocked_at + int(lb.appeal_delay_median_days * math.exp(rng.gauss(0, 0.7)) * DAY)
-            resolved = contacted + int(lb.unblock_delay_days * DAY)
+            self._appeal(c, blocked_at, "upheld" if rng.random() < lb.wrong_outcome_rate else "unblocked", rng, appeals)
+
+    def _block_reason(self, rng: random.Random) -> str:
+        """One vocabulary for every block, true or false, drawn with the same weights."""
+        reasons = self.s.blocking.block_reasons
+        return rng.choices(list(reasons), list(reasons.values()))[0]
+
+    def _appeal(self, c: Customer, blocked_at: int, outcome: str, rng: random.Random, appeals: list) -> None:
+        """The customer contacts care; an ``unblocked`` outcome lifts the block when it is decided."""
+        lb = self.s.blocking
+        contacted = blocked_at + int(lb.appeal_delay_median_days * math.exp(rng.gauss(0, 0.7)) * DAY)
+        resolved = contacted + int(lb.unblock_delay_days * DAY)
+        if outcome == "unblocked":
             c.unblocked_at = resolved
-            appeals.append(
-                {
-                    "customer_id": c.customer_id,
-                    "contacted_at": contacted,
-                    "outcome": "unblocked",
-                    "resolved_at": resolved,
-                }
-            )
+        appeals.append(
+            {"customer_id": c.customer_id, "contacted_at": contacted, "outcome": outcome, "resolved_at": resolved}
+        )

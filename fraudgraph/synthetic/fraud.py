@@ -8,16 +8,22 @@ import random
 from typing import Any
 
 from fraudgraph.synthetic.identities import (
-    CHANNELS,
     COUNTRIES,
     COUNTRY_WEIGHTS,
-    DISPOSABLE_DOMAINS,
+    EMAIL_PROVIDERS,
+    FIRST,
     HOSTING_PREFIXES,
+    LAST,
+    PROVIDER_WEIGHTS,
     Customer,
     WorldState,
+    channel_now,
+    channels_for,
     fresh_card,
     fresh_device,
     fresh_email,
+    home_ip_now,
+    payment_amount,
     random_ip,
 )
 from fraudgraph.timeutil import DAY_MS, HOUR_MS, MINUTE_MS
@@ -29,22 +35,52 @@ class FraudBehaviour(WorldState):
     """The fraud half of :class:`~fraudgraph.synthetic.world.WorldGenerator` (a mixin over
     :class:`~fraudgraph.synthetic.identities.WorldState`)."""
 
-    def _synthetic_identity(self, customer_id: str, rng: random.Random) -> Customer:
-        """A lone synthetic identity: its own fresh device and card, sometimes a disposable email."""
-        c = Customer(
-            customer_id,
-            self.start + rng.randrange(self.end - self.start - DAY),
-            rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0],
-            round(rng.uniform(0, 25), 2),
-            kind="synthetic_identity",
-            fraud_type="synthetic_identity",
-        )
-        c.fraud_start_ts = c.signup_ts
-        c.devices = [fresh_device(rng)]
-        c.email = fresh_email(rng, disposable=rng.random() < 0.3)
-        c.cards = [fresh_card(rng)]
-        c.home_ip = rng.choice(self.carrier_ips) if rng.random() < 0.5 else random_ip(rng)
+    def _fraud_profile(self, c: Customer, rng: random.Random) -> Customer:
+        """What a fraudster shares with everyone: an IP that may move, one or two channels, a spend level and
+        a lifetime value from the same families of distributions as legitimate customers'."""
+        fs = self.s.fraud
+        c.dynamic_ip = rng.random() < fs.dynamic_ip_share
+        c.channels = channels_for(rng, fs.channel_switch_share)
+        c.spend_level = rng.gauss(fs.spend_log_mean, self.s.legit.spend_log_sd)
+        c.lifetime_value = round(fs.lifetime_value_median * math.exp(rng.gauss(0, 1.0)), 2)
         return c
+
+    def _synthetic_factories(self, ids: list[str], rng: random.Random, legit: list[Customer]) -> list[Customer]:
+        """Synthetic identities, made a few at a time by one fabricator: each factory's identities share one
+        or two devices and a home /24 (and sometimes a card stolen from a legitimate customer), sign up over
+        ``synthetic_build_days``, act thinly while they build a history, then bust out together."""
+        fs = self.s.fraud
+        lo, hi = fs.synthetic_factory_size
+        out: list[Customer] = []
+        card_owners = [c for c in legit if c.cards]
+        i = 0
+        while i < len(ids):
+            size = min(len(ids) - i, rng.randint(lo, hi))
+            members, i = ids[i : i + size], i + size
+            build = int(rng.uniform(*fs.synthetic_build_days) * DAY)
+            first = self.start + rng.randrange(max(1, self.end - self.start - build - 2 * DAY))
+            bust = first + build
+            devices = [fresh_device(rng) for _ in range(rng.randint(1, 2))]
+            home = random_ip(rng)
+            stolen = rng.choice(rng.choice(card_owners).cards) if card_owners and rng.random() < 0.5 else None
+            for cid in members:
+                c = Customer(
+                    cid,
+                    first + rng.randrange(max(1, build // 2)),
+                    rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0],
+                    0.0,
+                    kind="synthetic_identity",
+                    fraud_type="synthetic_identity",
+                )
+                self._fraud_profile(c, rng)
+                c.fraud_start_ts = c.signup_ts
+                c.devices = [rng.choice(devices)]
+                c.email = fresh_email(rng, disposable=rng.random() < fs.disposable_email_share)
+                c.cards = [stolen if stolen and rng.random() < 0.4 else fresh_card(rng)]
+                c.home_ip = f"{home.rsplit('.', 1)[0]}.{rng.randrange(1, 255)}"
+                c.sleeper_until = bust + rng.randrange(2 * DAY)  # the bust-out
+                out.append(c)
+        return out
 
     def _take_over(self, legit: list[Customer], ring_pool: list[dict], n_ato: int, rng: random.Random) -> None:
         """Account takeovers: ``n_ato`` legitimate accounts old enough get a fraud start and a ring."""
@@ -74,8 +110,9 @@ class FraudBehaviour(WorldState):
             ring_id = f"R{chunk:03d}-{r:03d}"
             r += 1
             subnet = f"{rng.choice(HOSTING_PREFIXES)}.{rng.randrange(256)}.{rng.randrange(256)}"
-            domain = rng.choice(DISPOSABLE_DOMAINS + ["gmail.com", "outlook.com"])
-            prefix = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 6)))
+            # a ring's made-up addresses follow one name with numbers, at an ordinary provider
+            domain = rng.choices(EMAIL_PROVIDERS, PROVIDER_WEIGHTS)[0]
+            prefix = f"{rng.choice(FIRST)}{rng.choice(LAST)}"
             start = self.start + rng.randrange(self.end - self.start - 5 * DAY)
             gens = max(1, min(fs.ring_generations, size // 2))
             devices = [fresh_device(rng) for _ in range(fs.ring_devices)]
@@ -99,11 +136,12 @@ class FraudBehaviour(WorldState):
                         cid,
                         signup,
                         rng.choices(COUNTRIES, COUNTRY_WEIGHTS)[0],
-                        round(rng.uniform(0, 30), 2),
+                        0.0,
                         kind="ring",
                         fraud_type="ring",
                         ring_id=ring_id,
                     )
+                    self._fraud_profile(c, rng)
                     c.fraud_start_ts = c.signup_ts
                     if rng.random() < fs.sleeper_share:
                         lo, hi = fs.sleeper_days
@@ -111,9 +149,9 @@ class FraudBehaviour(WorldState):
                     c.devices = [rng.choice(devices)]
                     c.cards = rng.sample(cards, rng.randint(1, 2))
                     c.email = (
-                        f"{prefix}{rng.randrange(10, 9999)}@{domain}"
-                        if rng.random() < 0.6
-                        else fresh_email(rng, disposable=rng.random() < 0.3)
+                        f"{prefix}{rng.randrange(1, 1_000_000)}@{domain}"
+                        if rng.random() < 0.4
+                        else fresh_email(rng, disposable=rng.random() < fs.disposable_email_share)
                     )
                     c.home_ip = f"{subnet}.{rng.randrange(1, 255)}"
                     members.append(c)
@@ -142,14 +180,17 @@ class FraudBehaviour(WorldState):
             return rng.choice(self.wifi_ips)
         if ring is not None and r < fs.carrier_ip_share + fs.public_wifi_share + fs.office_ip_share:
             return ring["office_ip"]
-        return f"{ring['subnet']}.{rng.randrange(1, 255)}" if ring else (c.home_ip or random_ip(rng))
+        return home_ip_now(c, rng)
 
     def _fraud_events(self, c: Customer, ring: dict | None, rng: random.Random, emit) -> None:
+        if c.kind == "synthetic_identity":
+            self._synthetic_events(c, rng, emit)
+            return
         fs = self.s.fraud
-        channel = rng.choice(CHANNELS)
+        channel = lambda: channel_now(c, rng)  # noqa: E731
         ip = lambda: self._fraud_ip(ring, c, rng)  # noqa: E731
         t = c.signup_ts
-        emit(c, "signup", t, device_id=c.devices[0], ip=ip(), email=c.email, channel=channel)
+        emit(c, "signup", t, device_id=c.devices[0], ip=ip(), email=c.email, channel=channel())
         if c.sleeper_until is not None:  # ages quietly: a login now and then, then acts
             for _ in range(rng.randint(0, 3)):
                 emit(
@@ -158,7 +199,7 @@ class FraudBehaviour(WorldState):
                     t + rng.randrange(max(1, c.sleeper_until - t)),
                     device_id=c.devices[0],
                     ip=ip(),
-                    channel=channel,
+                    channel=channel(),
                 )
             t = c.sleeper_until
         for k, card in enumerate(c.cards):
@@ -166,7 +207,7 @@ class FraudBehaviour(WorldState):
                 t += rng.randrange(DAY, 20 * DAY)
             else:
                 t += rng.randrange(10 * MINUTE, 6 * HOUR)
-            emit(c, "add_card", t, device_id=c.devices[0], ip=ip(), card_fingerprint=card, channel=channel)
+            emit(c, "add_card", t, device_id=c.devices[0], ip=ip(), card_fingerprint=card, channel=channel())
         for _ in range(rng.randint(1, 6)):
             t += rng.randrange(HOUR, 3 * DAY)
             emit(
@@ -176,12 +217,34 @@ class FraudBehaviour(WorldState):
                 device_id=c.devices[0],
                 ip=ip(),
                 card_fingerprint=rng.choice(c.cards),
-                amount=round(math.exp(rng.gauss(4.2, 0.7)), 2),
+                amount=payment_amount(c, rng),
                 currency="USD",
-                channel=channel,
+                channel=channel(),
             )
             if rng.random() < 0.5:
-                emit(c, "login", t - rng.randrange(MINUTE, HOUR), device_id=c.devices[0], ip=ip(), channel=channel)
+                emit(c, "login", t - rng.randrange(MINUTE, HOUR), device_id=c.devices[0], ip=ip(), channel=channel())
+
+    def _synthetic_events(self, c: Customer, rng: random.Random, emit) -> None:
+        """A thin, slow build (a few logins, a card, a small payment or two), then the bust-out: several
+        payments within a day, at about the time its factory's other identities bust out."""
+        channel = lambda: channel_now(c, rng)  # noqa: E731
+        ip = lambda: home_ip_now(c, rng)  # noqa: E731
+        bust = c.sleeper_until or c.signup_ts
+        emit(c, "signup", c.signup_ts, device_id=c.devices[0], ip=ip(), email=c.email, channel=channel())
+        span = max(1, bust - c.signup_ts)
+        emit(c, "add_card", c.signup_ts + rng.randrange(span), device_id=c.devices[0], ip=ip(),
+             card_fingerprint=c.cards[0], channel=channel())  # fmt: skip
+        for _ in range(rng.randint(1, 4)):
+            emit(c, "login", c.signup_ts + rng.randrange(span), device_id=c.devices[0], ip=ip(), channel=channel())
+        for _ in range(rng.randint(0, 2)):
+            small = payment_amount(c, rng, -0.5)
+            emit(c, "payment", c.signup_ts + rng.randrange(span), device_id=c.devices[0], ip=ip(),
+                 card_fingerprint=c.cards[0], amount=small, currency="USD", channel=channel())  # fmt: skip
+        t = bust
+        for _ in range(rng.randint(2, 6)):
+            t += rng.randrange(10 * MINUTE, 4 * HOUR)
+            emit(c, "payment", t, device_id=c.devices[0], ip=ip(), card_fingerprint=c.cards[0],
+                 amount=payment_amount(c, rng, 0.3), currency="USD", channel=channel())  # fmt: skip
 
     def _ring_card(self, rng: random.Random, card_owners: list[Customer]) -> str:
         """A new card, or one stolen from a legitimate customer who keeps using it (a legitimate collision)."""
@@ -204,24 +267,32 @@ class FraudBehaviour(WorldState):
                             buyer.device_times[device] = last + rng.randrange(30 * DAY, 120 * DAY)
 
     def _takeover_events(self, c: Customer, ring: dict | None, rng: random.Random, emit) -> None:
-        if ring is not None:
+        """A hijacked account: through a ring (its device, IPs and cards), or by phishing or credential
+        stuffing (the attacker's own device and a residential IP, paying with the victim's own card)."""
+        fs = self.s.fraud
+        channel = rng.choice(channels_for(rng, 0.0) + c.channels)
+        if ring is not None and rng.random() >= fs.phished_takeover_share:
             devices, cards = rng.choice(ring["generations"])
             device, card = rng.choice(devices), rng.choice(cards)
             ip = lambda: self._fraud_ip(ring, c, rng)  # noqa: E731
             email = (
-                f"{ring['prefix']}{rng.randrange(10, 9999)}@{ring['domain']}"
-                if rng.random() < 0.5
-                else fresh_email(rng, disposable=rng.random() < 0.3)
+                f"{ring['prefix']}{rng.randrange(1, 1_000_000)}@{ring['domain']}"
+                if rng.random() < 0.4
+                else fresh_email(rng, disposable=rng.random() < fs.disposable_email_share)
             )
         else:
-            device, card, email = fresh_device(rng), fresh_card(rng), fresh_email(rng, disposable=True)
-            ip = lambda: random_ip(rng)  # noqa: E731
+            device, email = fresh_device(rng), fresh_email(rng, disposable=rng.random() < fs.disposable_email_share)
+            card = rng.choice(c.cards) if c.cards and rng.random() < 0.7 else fresh_card(rng)
+            attacker_ip = random_ip(rng)
+            ip = lambda: attacker_ip if rng.random() < 0.6 else random_ip(rng)  # noqa: E731
         t = c.fraud_start_ts
-        emit(c, "login", t, device_id=device, ip=ip(), channel="web")
-        t += rng.randrange(5 * MINUTE, 2 * HOUR)
-        emit(c, "change_email", t, device_id=device, ip=ip(), email=email, channel="web")
-        t += rng.randrange(5 * MINUTE, 2 * HOUR)
-        emit(c, "add_card", t, device_id=device, ip=ip(), card_fingerprint=card, channel="web")
+        emit(c, "login", t, device_id=device, ip=ip(), channel=channel)
+        if rng.random() < 0.7:
+            t += rng.randrange(5 * MINUTE, 2 * HOUR)
+            emit(c, "change_email", t, device_id=device, ip=ip(), email=email, channel=channel)
+        if card not in c.cards:
+            t += rng.randrange(5 * MINUTE, 2 * HOUR)
+            emit(c, "add_card", t, device_id=device, ip=ip(), card_fingerprint=card, channel=channel)
         for _ in range(rng.randint(1, 4)):
             t += rng.randrange(30 * MINUTE, DAY)
             emit(
@@ -231,7 +302,7 @@ class FraudBehaviour(WorldState):
                 device_id=device,
                 ip=ip(),
                 card_fingerprint=card,
-                amount=round(math.exp(rng.gauss(4.5, 0.6)), 2),
+                amount=payment_amount(c, rng, 0.4),
                 currency="USD",
-                channel="web",
+                channel=channel,
             )

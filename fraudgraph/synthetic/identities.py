@@ -7,6 +7,7 @@ IPs, emails: deliberately untidy, as real raw data is).
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 
@@ -86,6 +87,9 @@ class Customer:
     device_times: dict[str, int] = field(default_factory=dict)  # devices that appear at a known time
     new_phone_at: int | None = None  # a new phone, then email change and card on it
     sleeper_until: int | None = None  # a fraud account that ages quietly before it acts
+    dynamic_ip: bool = False  # the home IP is re-assigned within its /24 from time to time
+    channels: tuple[str, ...] = ("app_android",)  # the first is the usual one
+    spend_level: float = 3.0  # log of the customer's typical payment amount
 
 
 class WorldState:
@@ -124,6 +128,32 @@ def random_ip(rng: random.Random) -> str:
     return f"{rng.randrange(11, 220)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
 
 
+def home_ip_now(c: Customer, rng: random.Random) -> str:
+    """The customer's home IP at one event: a dynamic one moves within its /24 half of the time."""
+    if c.home_ip is None:
+        return random_ip(rng)
+    if c.dynamic_ip and rng.random() < 0.5:
+        return f"{c.home_ip.rsplit('.', 1)[0]}.{rng.randrange(1, 255)}"
+    return c.home_ip
+
+
+def channels_for(rng: random.Random, switch_share: float) -> tuple[str, ...]:
+    """A customer's channels: one for life, or a usual one and a second used part of the time."""
+    first = rng.choice(CHANNELS)
+    if rng.random() < switch_share:
+        return (first, rng.choice([ch for ch in CHANNELS if ch != first]))
+    return (first,)
+
+
+def channel_now(c: Customer, rng: random.Random) -> str:
+    return c.channels[1] if len(c.channels) > 1 and rng.random() < 0.3 else c.channels[0]
+
+
+def payment_amount(c: Customer, rng: random.Random, shift: float = 0.0) -> float:
+    """A payment around the customer's own level (log-normal, spread 0.6)."""
+    return round(math.exp(rng.gauss(c.spend_level + shift, 0.6)), 2)
+
+
 def fresh_email(rng: random.Random, disposable: bool = False) -> str:
     first, last = rng.choice(FIRST), rng.choice(LAST)
     style = rng.random()
@@ -137,4 +167,4 @@ def fresh_email(rng: random.Random, disposable: bool = False) -> str:
     domain = rng.choice(DISPOSABLE_DOMAINS) if disposable else rng.choices(EMAIL_PROVIDERS, PROVIDER_WEIGHTS)[0]
     if rng.random() < 0.3:
         local = local.capitalize()  # raw data is not normalised
-    return f"{local}{rng.randrange(100, 999) if disposable else ''}@{domain}"
+    return f"{local}@{domain}"

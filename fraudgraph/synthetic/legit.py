@@ -7,15 +7,18 @@ import math
 import random
 
 from fraudgraph.synthetic.identities import (
-    CHANNELS,
     COUNTRIES,
     COUNTRY_WEIGHTS,
     Customer,
     WorldState,
+    channel_now,
+    channels_for,
     fresh_card,
     fresh_device,
     fresh_email,
+    home_ip_now,
     hosting_ip,
+    payment_amount,
     random_ip,
 )
 from fraudgraph.timeutil import DAY_MS, HOUR_MS, MINUTE_MS
@@ -43,6 +46,9 @@ class LegitBehaviour(WorldState):
             c.office_ip = rng.choice(self.office_ips)
         if rng.random() < ls.new_phone_share:
             c.new_phone_at = c.signup_ts + 7 * DAY + rng.randrange(max(1, self.end - c.signup_ts))
+        c.dynamic_ip = rng.random() < ls.dynamic_ip_share
+        c.channels = channels_for(rng, ls.channel_switch_share)
+        c.spend_level = rng.gauss(ls.spend_log_mean, ls.spend_log_sd)
         return c
 
     def _households_and_identifiers(self, legit: list[Customer], rng: random.Random) -> None:
@@ -74,7 +80,7 @@ class LegitBehaviour(WorldState):
         for m in legit:
             if rng.random() < ls.extra_device_rate:
                 m.devices.append(fresh_device(rng))
-            m.email = fresh_email(rng)
+            m.email = fresh_email(rng, disposable=rng.random() < ls.disposable_email_share)
             if rng.random() < ls.card_rate and not m.cards:
                 m.cards.append(fresh_card(rng))
             if m.cards and rng.random() < 0.2:
@@ -85,10 +91,16 @@ class LegitBehaviour(WorldState):
     # order drawn.
     def _legit_events(self, c: Customer, n_logins: int, n_payments: int, rng: random.Random, emit) -> None:
         ls = self.s.legit
-        channel = rng.choice(CHANNELS)
+        channel = lambda: channel_now(c, rng)  # noqa: E731
         end = min(c.fraud_start_ts or self.end, c.active_until or self.end)  # takeover or churn ends the owner's use
         emit(
-            c, "signup", c.signup_ts, device_id=c.devices[0], ip=self._legit_ip(c, rng), email=c.email, channel=channel
+            c,
+            "signup",
+            c.signup_ts,
+            device_id=c.devices[0],
+            ip=self._legit_ip(c, rng),
+            email=c.email,
+            channel=channel(),
         )
         # device churn: later devices appear part-way through the life of the account (second-hand ones when bought)
         device_from = [c.signup_ts] + [
@@ -97,8 +109,10 @@ class LegitBehaviour(WorldState):
         email = c.email
         if rng.random() < ls.email_change_rate:
             ts = c.signup_ts + rng.randrange(max(1, end - c.signup_ts))
-            email = fresh_email(rng)
-            emit(c, "change_email", ts, device_id=c.devices[0], ip=self._legit_ip(c, rng), email=email, channel=channel)
+            email = fresh_email(rng, disposable=rng.random() < ls.disposable_email_share)
+            emit(
+                c, "change_email", ts, device_id=c.devices[0], ip=self._legit_ip(c, rng), email=email, channel=channel()
+            )
         for k, card in enumerate(c.cards):
             if k == 0 and rng.random() < ls.card_at_signup_share:  # a card right away, to book the first ride
                 ts = c.signup_ts + rng.randrange(10 * MINUTE, 6 * HOUR)
@@ -113,7 +127,7 @@ class LegitBehaviour(WorldState):
                 device_id=c.devices[0],
                 ip=self._legit_ip(c, rng),
                 card_fingerprint=card,
-                channel=channel,
+                channel=channel(),
             )
             if k == 0 and rng.random() < ls.first_payment_soon_share:
                 emit(
@@ -123,15 +137,15 @@ class LegitBehaviour(WorldState):
                     device_id=c.devices[0],
                     ip=self._legit_ip(c, rng),
                     card_fingerprint=card,
-                    amount=round(math.exp(rng.gauss(3.0, 0.8)), 2),
+                    amount=payment_amount(c, rng),
                     currency="USD",
-                    channel=channel,
+                    channel=channel(),
                 )
         if c.new_phone_at is not None and c.new_phone_at < end:  # looks like a takeover, is not one
             phone, t = fresh_device(rng), c.new_phone_at
             c.devices.append(phone)
             device_from.append(t)
-            emit(c, "login", t, device_id=phone, ip=self._legit_ip(c, rng), channel=channel)
+            emit(c, "login", t, device_id=phone, ip=self._legit_ip(c, rng), channel=channel())
             if rng.random() < 0.5:
                 t += rng.randrange(5 * MINUTE, 3 * HOUR)
                 emit(
@@ -140,14 +154,20 @@ class LegitBehaviour(WorldState):
                     t,
                     device_id=phone,
                     ip=self._legit_ip(c, rng),
-                    email=fresh_email(rng),
-                    channel=channel,
+                    email=fresh_email(rng, disposable=rng.random() < ls.disposable_email_share),
+                    channel=channel(),
                 )
             t += rng.randrange(5 * MINUTE, 3 * HOUR)
             new_card = fresh_card(rng)
             c.cards.append(new_card)
             emit(
-                c, "add_card", t, device_id=phone, ip=self._legit_ip(c, rng), card_fingerprint=new_card, channel=channel
+                c,
+                "add_card",
+                t,
+                device_id=phone,
+                ip=self._legit_ip(c, rng),
+                card_fingerprint=new_card,
+                channel=channel(),
             )
         span = max(1, end - c.signup_ts)
         for _ in range(n_logins):
@@ -158,7 +178,7 @@ class LegitBehaviour(WorldState):
                 ts,
                 device_id=self._device_at(c, device_from, ts, rng),
                 ip=self._legit_ip(c, rng),
-                channel=channel,
+                channel=channel(),
             )
         for _ in range(n_payments if c.cards else 0):
             ts = c.signup_ts + rng.randrange(span)
@@ -169,9 +189,9 @@ class LegitBehaviour(WorldState):
                 device_id=self._device_at(c, device_from, ts, rng),
                 ip=self._legit_ip(c, rng),
                 card_fingerprint=rng.choice(c.cards),
-                amount=round(math.exp(rng.gauss(3.0, 0.8)), 2),
+                amount=payment_amount(c, rng),
                 currency="USD",
-                channel=channel,
+                channel=channel(),
             )
 
     @staticmethod
@@ -192,4 +212,4 @@ class LegitBehaviour(WorldState):
             return rng.choice(self.wifi_ips)
         if r < ls.public_wifi_share + ls.carrier_ip_share:
             return rng.choice(self.carrier_ips)
-        return c.home_ip or random_ip(rng)
+        return home_ip_now(c, rng)

@@ -4,6 +4,7 @@ JSONL stream (the contract is in ``docs/synthetic-world.md``)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -129,13 +130,16 @@ def to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
 
 
 class EventLog:
-    """A chunk's events in the order they are made, numbered ``E<chunk>-<seq>``; events at or after the
+    """A chunk's events in the order they are made, with ids ``E<16 hex>`` keyed on the world's seed, the chunk
+    and the order they are made in (random-looking: an id's order says nothing of its customer); events at or
+    after the
     world's end are not kept, nor (while ``keep`` is set) those ``keep(customer, ts)`` refuses. Rows are
     turned into Arrow batches (``LIVE_SCHEMA``, every event field) every ``batch_rows`` events, which keeps
     a chunk's memory a fraction of what its Python dicts would take."""
 
-    def __init__(self, chunk: int, end: int, batch_rows: int = 16_384) -> None:
+    def __init__(self, chunk: int, end: int, batch_rows: int = 16_384, salt: str = "") -> None:
         self.chunk, self.end, self.seq, self.batch_rows = chunk, end, 0, batch_rows
+        self.salt = salt.encode()
         self.keep: Callable[[Customer, int], bool] | None = None
         self.rows: list[dict[str, Any]] = []
         self.batches: list[pa.Table] = []
@@ -148,7 +152,8 @@ class EventLog:
             return
         self.rows.append(
             {
-                "event_id": f"E{self.chunk:03d}-{self.seq:08d}",
+                "event_id": "E"
+                + hashlib.blake2b(f"{self.chunk}:{self.seq}".encode(), key=self.salt[:64], digest_size=8).hexdigest(),
                 "event_type": etype,
                 "ts": ts,
                 "customer_id": c.customer_id,

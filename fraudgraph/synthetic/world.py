@@ -160,7 +160,7 @@ class WorldGenerator(LegitBehaviour, FraudBehaviour, BlockingBehaviour):
         self._households_and_identifiers(legit, rng)
         ring_pool = self._rings(ids[n_legit : n_legit + n_ring], chunk, rng, legit)
         self._resell_ring_devices(ring_pool, legit, rng)
-        synthetic = [self._synthetic_identity(cid, rng) for cid in ids[n_legit + n_ring :]]
+        synthetic = self._synthetic_factories(ids[n_legit + n_ring :], rng, legit)
         customers = legit + [c for ring in ring_pool for c in ring["members"]] + synthetic
         self._take_over(legit, ring_pool, n_ato, rng)
         # labels: blocks and appeals (imperfect, delayed)
@@ -184,7 +184,7 @@ class WorldGenerator(LegitBehaviour, FraudBehaviour, BlockingBehaviour):
         """Every event of the chunk's customers, sorted by time: behaviour while active, then the block,
         appeal and unblock events (an appeal's outcome comes when it is decided, never with the contact)."""
         ls = self.s.legit
-        log = EventLog(chunk, self.end)
+        log = EventLog(chunk, self.end, salt=str(self.s.seed))
         log.keep = is_active  # blocked accounts do nothing (label history is drawn before behaviour)
         months = np.clip((self.end - np.array([c.signup_ts for c in customers])) / (30 * DAY), 0, None)
         n_logins = nrng.poisson(ls.logins_per_month * months)
@@ -231,6 +231,10 @@ class WorldGenerator(LegitBehaviour, FraudBehaviour, BlockingBehaviour):
         live = live.set_column(live.schema.get_field_index("lifetime_value"), "lifetime_value", value)
         writer.tables["events"] = hist
         writer.live_tables.append(live)
+        # rows in id order (ids are drawn at random): the order of rows says nothing of who is who
+        customers = sorted(customers, key=lambda c: c.customer_id)
+        blocks = sorted(blocks, key=lambda b: (b["blocked_at"], b["customer_id"]))
+        appeals = sorted(appeals, key=lambda a: (a["contacted_at"], a["customer_id"]))
         hist_customers = [c for c in customers if c.signup_ts < self.cutoff]
         writer.write(
             "customers",

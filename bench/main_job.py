@@ -1,0 +1,87 @@
+"""The main job's wall time, as a person trying the project runs it.
+
+    python bench/main_job.py --json FILE [--seed S] [--customers N] [--out DIR]
+
+Runs ``fraudgraph demo`` (README command 1 without the environment set-up) in a child process, not on
+a terminal (progress comes as log lines), and reports its wall time, each stage's, the longest gap
+between two lines of its log (how long a person waits with nothing new shown), the replay's parts
+(the events the real consumer decided, the bulk part, and whether the two agreed on the consumer's
+part) and the live headline figures. Target (issue: the main job in minutes): under 8 minutes for one
+seed at 20,000 customers on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import table, write_result
+
+from fraudgraph.config import load_settings
+
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+
+
+def longest_silence_s(log_text: str) -> float:
+    """The longest gap between two consecutive time-stamped log lines (seconds)."""
+    stamps = [
+        dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
+        for m in (_STAMP.match(line) for line in log_text.splitlines())
+        if m
+    ]
+    return max(((b - a).total_seconds() for a, b in zip(stamps, stamps[1:])), default=0.0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seed", type=int, default=None, help="world seed (default world.seed)")
+    ap.add_argument("--customers", type=int, default=None, help="world size (default world.customers)")
+    ap.add_argument("--out", default=None, help="keep the main job's output here (default: a temporary folder)")
+    ap.add_argument("--json", dest="json_path", default=None)
+    args = ap.parse_args()
+    env = dict(os.environ)
+    if args.seed is not None:
+        env["FRAUDGRAPH_WORLD__SEED"] = str(args.seed)
+    if args.customers is not None:
+        env["FRAUDGRAPH_WORLD__CUSTOMERS"] = str(args.customers)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(args.out or Path(tmp) / "demo")
+        t = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "fraudgraph.cli.main", "demo", "--out", str(out), "--json"],
+            capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        wall = time.perf_counter() - t
+        if proc.returncode != 0:
+            sys.exit(f"the main job failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+        report = json.loads(proc.stdout)
+    live = report["stages"]["live"]
+    result = {
+        "benchmark": "main_job",
+        "seed": report["stages"]["generate"].get("seed", args.seed),
+        "customers": args.customers or load_settings().world.customers,
+        "wall_s": round(wall, 1),
+        "target_s": 480,
+        "stage_wall_s": report.get("stage_wall_s"),
+        "longest_log_silence_s": round(longest_silence_s(proc.stderr), 1),
+        "live_events": live["events"],
+        "replay_parts": live.get("parts"),
+        "replay_parity": live.get("parity"),
+        "live_precision": live.get("precision"),
+        "live_recall": live.get("recall"),
+        "live_decisions": live.get("decisions"),
+    }
+    print(table([(k, v) for k, v in result.items()]))
+    write_result(args.json_path, result)
+
+
+if __name__ == "__main__":
+    main()
