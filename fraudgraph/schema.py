@@ -85,6 +85,19 @@ def card_problem(value: str) -> str | None:
 IDENTIFIER_PROBLEMS = {"ip": ip_problem, "email": email_problem, "card_fingerprint": card_problem}
 
 
+def block_stands(blocked_at, unblocked_at, as_of_ms):
+    """Does a customer's block stand at ``as_of_ms``: blocked at or before it, and not unblocked between the
+    block and then? Epoch-ms values or arrays of them (missing: NaN or None); the one rule of the features
+    (blocked neighbours), the decision rules (a standing block is not scored) and training (such a moment
+    is no example)."""
+    import numpy as np
+
+    b = np.asarray(blocked_at, dtype=np.float64)
+    u = np.asarray(unblocked_at, dtype=np.float64)
+    lifted = (u >= b) & (u <= as_of_ms)  # NaN compares False
+    return (b <= as_of_ms) & ~lifted
+
+
 def numeric_property(value: Any) -> float | None:
     """A vertex property read as a number: a finite float, or None when missing or not a number."""
     try:

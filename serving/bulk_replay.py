@@ -39,7 +39,7 @@ from fraudgraph.identity import IdentifierHasher
 from fraudgraph.logs import progress
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.ml.features import build_graph_tensors
-from fraudgraph.schema import LABEL_EVENT_TYPES, numeric_property
+from fraudgraph.schema import LABEL_EVENT_TYPES, block_stands, numeric_property
 from fraudgraph.scoring.evidence import decision_evidence
 from fraudgraph.scoring.online import CUSTOMER_PROPERTIES
 from fraudgraph.scoring.rules import CustomerEvidence, DecisionRules
@@ -241,11 +241,17 @@ class BulkDecider:
         scores = self.artifact.score_tensors(tensors, tensors.index_of(found)) if len(found) else np.zeros(0)
         # node ids stand for customer ids here (integers: the point-in-time frames' ids)
         evidence: dict[Any, CustomerEvidence] = dict(decision_evidence(inputs, found.tolist()))
-        values = timeline.values(codes[present], steps[present], ("lifetime_value",))["lifetime_value"]
+        mine = timeline.values(codes[present], steps[present], ("lifetime_value", "blocked_at", "unblocked_at"))
+        standing = block_stands(mine["blocked_at"], mine["unblocked_at"], chunk["as_of"].to_numpy(np.int64)[present])
         out = []
         rows = chunk.loc[present]
-        for (_, row), node, score, value in zip(rows.iterrows(), found, scores, values):
-            d = self.rules.decide(float(score), numeric_property(value), evidence.get(int(node)))
+        for (_, row), node, score, value, stands in zip(
+            rows.iterrows(), found, scores, mine["lifetime_value"], standing
+        ):
+            if stands:  # as the consumer's scorer: a standing block is not scored
+                d = self.rules.blocked()
+            else:
+                d = self.rules.decide(float(score), numeric_property(value), evidence.get(int(node)))
             out.append(
                 {
                     "decision_id": row["event_id"],
@@ -254,7 +260,7 @@ class BulkDecider:
                     "event_type": row["event_type"],
                     "ts": int(row["ts"]),
                     "scored_as_of": int(row["as_of"]),
-                    "score": round(float(score), 6),
+                    "score": None if stands else round(float(score), 6),
                     "decision": d.decision,
                     "reason_codes": list(d.reason_codes),
                     "reasons": list(d.reasons),

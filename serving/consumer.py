@@ -319,7 +319,7 @@ class LiveConsumer:
                     "event_type": event_type,
                     "ts": ts,
                     "scored_as_of": result.as_of_ms,
-                    "score": round(result.score, 6),
+                    "score": None if result.score is None else round(result.score, 6),
                     "decision": d.decision,
                     "reason_codes": list(d.reason_codes),
                     "reasons": list(d.reasons),

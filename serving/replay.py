@@ -125,7 +125,7 @@ def replay_stream(
     on_consumer_part = [d for d in bulk if d["position"] <= stop_at]
     consumer_part = emitted[: len(emitted) - rest_stats["decisions_emitted"]]
     parity = compare_decisions(consumer_part, on_consumer_part) if bulk else None
-    counts = {"block": 0, "review": 0, "allow": 0}
+    counts = {"block": 0, "review": 0, "allow": 0, "blocked": 0}
     for d in emitted:
         counts[d["decision"]] += 1
     wall = time.monotonic() - started
@@ -206,7 +206,7 @@ def compare_decisions(consumer: list[dict[str, Any]], bulk: list[dict[str, Any]]
     mine = {d["decision_id"]: d for d in consumer}
     theirs = {d["decision_id"]: d for d in bulk}
     both = sorted(set(mine) & set(theirs))
-    diffs = [abs(float(mine[i]["score"]) - float(theirs[i]["score"])) for i in both]
+    diffs = [_score_diff(mine[i]["score"], theirs[i]["score"]) for i in both]
     other_decision = sum(mine[i]["decision"] != theirs[i]["decision"] for i in both)
     other_reasons = sum(list(mine[i]["reason_codes"]) != list(theirs[i]["reason_codes"]) for i in both)
     only_consumer, only_bulk = len(set(mine) - set(theirs)), len(set(theirs) - set(mine))
@@ -222,6 +222,13 @@ def compare_decisions(consumer: list[dict[str, Any]], bulk: list[dict[str, Any]]
         "max_abs_score_diff": max_diff,
         "equal": not (only_consumer or only_bulk or other_decision or other_reasons) and max_diff <= SCORE_TOLERANCE,
     }
+
+
+def _score_diff(a: float | None, b: float | None) -> float:
+    """|a - b|; 0 when neither was scored (a standing block), infinite when only one was."""
+    if a is None or b is None:
+        return 0.0 if a is None and b is None else float("inf")
+    return abs(float(a) - float(b))
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ class ConsumerStats:
     rejected: int = 0
     duplicates: int = 0
     applied: int = 0
-    decisions: dict[str, int] = field(default_factory=lambda: {"block": 0, "review": 0, "allow": 0})
+    decisions: dict[str, int] = field(default_factory=lambda: {"block": 0, "review": 0, "allow": 0, "blocked": 0})
     latencies_ms: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:

@@ -33,6 +33,7 @@ import pandas as pd
 from fraudgraph.config import LabelSettings, TrainingSettings
 from fraudgraph.labels.cleaning import clean_labels
 from fraudgraph.labels.maturity import FRAUD, LEGIT
+from fraudgraph.schema import block_stands
 from fraudgraph.timeutil import DAY_MS
 
 SPLITS = ("train", "val", "test")
@@ -80,6 +81,12 @@ def build_examples(
     """
     t1, t2 = split_bounds(as_of_ms, cfg)
     pts = points.loc[points["ts"] <= as_of_ms].copy()
+    # a moment at which the customer's block stands is never scored (the consumer decides it blocked)
+    by_id = customers.set_index(customers["customer_id"].astype(str))
+    cid = pts["customer_id"].astype(str)
+    blocked_at = cid.map(pd.to_numeric(by_id["blocked_at"], errors="coerce")) if "blocked_at" in by_id else np.nan
+    unblocked_at = cid.map(pd.to_numeric(by_id["unblocked_at"], errors="coerce")) if "unblocked_at" in by_id else np.nan
+    pts = pts.loc[~block_stands(blocked_at, unblocked_at, pts["ts"].to_numpy(np.float64))]
     pts["split"] = np.select([pts["ts"] < t1, pts["ts"] < t2], ["train", "val"], "test")
     ends = {"train": t1, "val": t2}
     labels = {s: clean_labels(customers, links_at(end), end, label_settings).labels for s, end in ends.items()}

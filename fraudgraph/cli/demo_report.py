@@ -311,10 +311,10 @@ def live_detail_lines(live: dict[str, Any]) -> list[str]:
         )
     lines += [
         "",
-        "| day | block | review | allow |",
-        "| --- | ---: | ---: | ---: |",
+        "| day | block | review | allow | blocked (block stands, not scored) |",
+        "| --- | ---: | ---: | ---: | ---: |",
         *[
-            f"| {day} | {c['block']:,} | {c['review']:,} | {c['allow']:,} |"
+            f"| {day} | {c['block']:,} | {c['review']:,} | {c['allow']:,} | {c.get('blocked', 0):,} |"
             for day, c in live["decisions_per_day"].items()
         ],
     ]

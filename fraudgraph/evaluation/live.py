@@ -110,7 +110,9 @@ def _decisions_per_day(events, decisions) -> dict[str, dict[str, int]]:
     by_day = pd.crosstab(
         ts_of.loc[decisions["event_id"]].dt.strftime("%Y-%m-%d").to_numpy(), decisions["decision"].to_numpy()
     )
-    return {day: {d: int(row.get(d, 0)) for d in ("block", "review", "allow")} for day, row in by_day.iterrows()}
+    return {
+        day: {d: int(row.get(d, 0)) for d in ("block", "review", "allow", "blocked")} for day, row in by_day.iterrows()
+    }
 
 
 def _with_fraud_phase(events, truth_path: Path):

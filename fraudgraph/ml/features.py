@@ -13,20 +13,21 @@ Features (all ``log1p`` of non-negative quantities, standardised later by
   score, nor its lifetime value (the model uses identity data alone; value is
   for the decision rules).
 - identifier (``IDENTIFIER_FEATURES``): degree (customers linked), age in days
-  since first seen, events, the span in days between the first and the last
-  customer to appear on it (a burst of new accounts has a short span), and
-  ``blocked_customers``: how many of the customers it aggregates (the fan-out
-  cap's lowest ids) stand blocked at as-of, blocked at or before it and not
-  unblocked since (``blocked_at`` / ``unblocked_at`` customer properties). That
-  is fraud the bank already knew when it decided, the signal of a hijacked
-  account logging in on a device a blocked ring member used. No block event
-  creates a link or counts in a link aggregate; a customer's own block reaches
-  its own score only while the block stands, when it is no longer decided on
-  (a blocked account produces no events), and a training example of fraud
-  precedes its block.
-- edge (``EDGE_FEATURES``, same on both directions): events, age = as-of -
-  first_seen, recency = as-of - last_seen, days between the customer's signup
-  and the link's first use, and the event-type mix.
+  since first seen, events, and the span in days between the first and the last
+  customer to appear on it (a burst of new accounts has a short span).
+- edge (``EDGE_FEATURES``, same on both directions but the last): events, age
+  = as-of - first_seen, recency = as-of - last_seen, days between the customer's
+  signup and the link's first use, the event-type mix, and, on the identifier ->
+  customer direction only, ``other_customers_blocked``: how many of the *other*
+  customers the identifier aggregates (the fan-out cap's lowest ids) stand
+  blocked at as-of (blocked at or before it, not unblocked since: the
+  ``blocked_at`` / ``unblocked_at`` properties). That is fraud the team already
+  knew when it decided, the signal of a hijacked account logging in on a device
+  a blocked ring member used. A customer's own block never reaches its own
+  score: it is left out of the count on its own incoming edges, the customer ->
+  identifier direction carries 0, and no customer feature reads a block, a label
+  or an appeal (a customer whose block stands is not scored at all:
+  :func:`fraudgraph.scoring.rules.block_stands`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,14 @@ import pandas as pd
 from fraudgraph.arrays import sorted_unique
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml._dgl_compat import import_dgl
-from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, CUSTOMER, EDGE_LABEL_BY_KIND, IDENTIFIER_KINDS, LINK_EVENT_TYPES
+from fraudgraph.schema import (
+    COUNT_PROPERTY_BY_TYPE,
+    CUSTOMER,
+    EDGE_LABEL_BY_KIND,
+    IDENTIFIER_KINDS,
+    LINK_EVENT_TYPES,
+    block_stands,
+)
 from fraudgraph.timeutil import DAY_MS
 
 CUSTOMER_FEATURES = [
@@ -51,8 +59,15 @@ CUSTOMER_FEATURES = [
     "events",
     *(f"events_{t}" for t in LINK_EVENT_TYPES),
 ]
-IDENTIFIER_FEATURES = ["degree", "age_days", "events", "first_seen_span_days", "blocked_customers"]
-EDGE_FEATURES = ["events", "age_days", "recency_days", "days_after_signup", *(f"mix_{t}" for t in LINK_EVENT_TYPES)]
+IDENTIFIER_FEATURES = ["degree", "age_days", "events", "first_seen_span_days"]
+EDGE_FEATURES = [
+    "events",
+    "age_days",
+    "recency_days",
+    "days_after_signup",
+    *(f"mix_{t}" for t in LINK_EVENT_TYPES),
+    "other_customers_blocked",
+]
 REVERSE_PREFIX = "rev_"
 
 
@@ -136,12 +151,15 @@ def build_graph_tensors(inputs: ScoringInputs, *, fanout_cap: int | None = None)
         keep_t = torch.as_tensor(keep)
         graph_data[(CUSTOMER, label, kind)] = (src[keep_t], dst[keep_t])
         graph_data[(kind, REVERSE_PREFIX + label, CUSTOMER)] = (dst, src)
-        edge_features[label] = edge_all[mask][keep]
-        edge_features[REVERSE_PREFIX + label] = edge_all[mask]
-        # blocked customers among those the identifier aggregates (the same capped set online)
+        # blocked customers among those the identifier aggregates (the same capped set online), less the
+        # receiving customer itself: on the identifier -> customer direction only
         blocked_on = np.bincount(inverse[keep], weights=blocked[c_idx[keep]], minlength=len(uniq))
+        others = _log1p_nonneg(blocked_on[inverse] - blocked[c_idx] * keep)[:, None].astype(np.float32)
+        edges_of_kind = edge_all[mask]
+        edge_features[label] = np.concatenate([edges_of_kind[keep], np.zeros((int(keep.sum()), 1), np.float32)], 1)
+        edge_features[REVERSE_PREFIX + label] = np.concatenate([edges_of_kind, others], 1)
         node_features[kind] = _identifier_features(
-            kind, uniq, inverse, lk.first[mask], lk.events[mask], as_of_ms, identifier_stats, blocked_on
+            kind, uniq, inverse, lk.first[mask], lk.events[mask], as_of_ms, identifier_stats
         )
     num_nodes = {CUSTOMER: len(ids), **{k: len(v) for k, v in identifier_ids.items()}}
     g = dgl.heterograph(graph_data, num_nodes_dict=num_nodes)
@@ -229,8 +247,8 @@ def _customer_nodes(
 
 
 def _edge_features(lk: _VisibleLinks, link_start: np.ndarray, as_of_ms: int) -> np.ndarray:
-    """``(n_links, len(EDGE_FEATURES))``: events, days since first and last use, days from the customer's
-    start to its first use, and the event-type mix."""
+    """``(n_links, len(EDGE_FEATURES) - 1)``: events, days since first and last use, days from the customer's
+    start to its first use, and the event-type mix (the blocked count is added per direction)."""
     return np.concatenate(
         [
             _log1p_nonneg(lk.events)[:, None],
@@ -251,11 +269,9 @@ def _identifier_features(
     events: np.ndarray,
     as_of_ms: int,
     identifier_stats: pd.DataFrame | None,
-    blocked_on: np.ndarray,
 ) -> np.ndarray:
     """``(n_identifiers, len(IDENTIFIER_FEATURES))`` for the identifiers ``uniq`` of one kind, from their
-    links (``inverse[i]`` is link ``i``'s identifier), where ``identifier_stats`` overrides them;
-    ``blocked_on[j]``: blocked customers among those identifier ``j`` aggregates."""
+    links (``inverse[i]`` is link ``i``'s identifier), where ``identifier_stats`` overrides them."""
     n_ident = len(uniq)
     if not n_ident:
         return np.zeros((0, len(IDENTIFIER_FEATURES)), np.float32)
@@ -280,24 +296,21 @@ def _identifier_features(
             _log1p_nonneg((as_of_ms - ident_first) / DAY_MS),
             _log1p_nonneg(ident_events),
             _log1p_nonneg((ident_last_join - ident_first) / DAY_MS),
-            _log1p_nonneg(blocked_on),
         ],
         1,
     ).astype(np.float32)
 
 
 def _blocked_as_of(customers: pd.DataFrame, ids: np.ndarray, as_of_ms: int) -> np.ndarray:
-    """``(len(ids),)`` float: 1 where the customer node stands blocked at as-of (``blocked_at`` at or
-    before it, no ``unblocked_at`` between the block and as-of), else 0 (unknown customers: 0)."""
+    """``(len(ids),)`` float: 1 where the customer node's block stands at as-of
+    (:func:`fraudgraph.schema.block_stands`), else 0 (unknown customers: 0)."""
     out = np.zeros(len(ids))
     if "blocked_at" not in customers or not len(customers):
         return out
-    blocked_at = _column(customers, "blocked_at")
     unblocked_at = (
         _column(customers, "unblocked_at") if "unblocked_at" in customers else np.full(len(customers), np.nan)
     )
-    unblocked = (unblocked_at >= blocked_at) & (unblocked_at <= as_of_ms)  # NaN compares False
-    stands = (blocked_at <= as_of_ms) & ~unblocked
+    stands = block_stands(_column(customers, "blocked_at"), unblocked_at, as_of_ms)
     pos = pd.Index(ids).get_indexer(_ids(customers["customer_id"]))
     found = pos >= 0
     out[pos[found]] = stands[found].astype(float)

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from fraudgraph.config import Settings
@@ -23,8 +24,9 @@ from fraudgraph.graph import IdentityGraph
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.ml.features import build_graph_tensors
+from fraudgraph.schema import block_stands
 from fraudgraph.scoring.evidence import decision_evidence
-from fraudgraph.scoring.rules import DecisionRules, decision_properties
+from fraudgraph.scoring.rules import DECISIONS, DecisionRules, decision_properties
 from fraudgraph.timeutil import iso_utc
 
 log = logging.getLogger(__name__)
@@ -67,15 +69,27 @@ def score_graph(
         if "lifetime_value" in customers
         else pd.Series(dtype=float)
     )
+    by_id = customers.set_index(customers["customer_id"].astype(str))
+    standing = block_stands(
+        pd.to_numeric(by_id.get("blocked_at"), errors="coerce").reindex(tensors.customer_ids).to_numpy(float)
+        if "blocked_at" in by_id
+        else np.nan,
+        pd.to_numeric(by_id.get("unblocked_at"), errors="coerce").reindex(tensors.customer_ids).to_numpy(float)
+        if "unblocked_at" in by_id
+        else np.nan,
+        as_of_ms,
+    )
+    standing = np.broadcast_to(standing, (len(tensors.customer_ids),))
     rows = []
-    for cid, score in zip(tensors.customer_ids, scores):
+    for cid, score, stands in zip(tensors.customer_ids, scores, standing):
         ltv = value.get(cid)
         ltv = None if ltv is None or pd.isna(ltv) else float(ltv)
-        d = rules.decide(float(score), ltv, evidence.get(cid))
+        # a customer whose block stands is not scored as new evidence (:meth:`DecisionRules.blocked`)
+        d = rules.blocked() if stands else rules.decide(float(score), ltv, evidence.get(cid))
         rows.append(
             {
                 "customer_id": cid,
-                "score": float(score),
+                "score": float("nan") if stands else float(score),
                 "decision": d.decision,
                 "reason_codes": list(d.reason_codes),
                 "reasons": list(d.reasons),
@@ -103,7 +117,7 @@ def score_graph(
         "as_of_ms": as_of_ms,
         "threshold": rules.threshold,
         "model_version": artifact.version,
-        "decisions": {k: int(counts.get(k, 0)) for k in ("block", "review", "allow")},
+        "decisions": {k: int(counts.get(k, 0)) for k in DECISIONS},
         "out": str(out / "decisions.parquet"),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

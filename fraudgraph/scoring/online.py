@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from fraudgraph.config import Settings
@@ -20,7 +21,7 @@ from fraudgraph.graph.elements import LINK_FRAME_COLUMNS
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.ml.features import build_graph_tensors
-from fraudgraph.schema import numeric_property
+from fraudgraph.schema import block_stands, numeric_property
 from fraudgraph.scoring.evidence import decision_evidence
 from fraudgraph.scoring.rules import Decision, DecisionRules
 
@@ -31,7 +32,7 @@ CUSTOMER_PROPERTIES = ("signup_ts", "lifetime_value", "clean_label", "blocked_at
 @dataclass(frozen=True)
 class OnlineResult:
     customer_id: str
-    score: float
+    score: float | None  # None: the customer's block stands, it is not scored
     decision: Decision
     model_version: str
     as_of_ms: int
@@ -101,7 +102,8 @@ class OnlineScorer:
         return self.score_many([customer_id], as_of_ms).get(customer_id)
 
     def score_many(self, customer_ids, as_of_ms: int) -> dict[str, OnlineResult]:
-        """Score and decide several customers with one subgraph and one forward pass."""
+        """Score and decide several customers with one subgraph and one forward pass. A customer whose
+        block stands at as-of is not scored: it is decided ``blocked`` (:meth:`DecisionRules.blocked`)."""
         ids = list(dict.fromkeys(customer_ids))
         if not ids:
             return {}
@@ -112,12 +114,25 @@ class OnlineScorer:
         present = [c for c in ids if c in in_graph]
         if not present:
             return {}
+        out = {}
+        if "blocked_at" in customers:
+            unblocked = customers["unblocked_at"] if "unblocked_at" in customers else None
+            stands = block_stands(
+                pd.to_numeric(customers["blocked_at"], errors="coerce"),
+                pd.to_numeric(unblocked, errors="coerce") if unblocked is not None else np.nan,
+                as_of_ms,
+            )
+            standing = set(customers["customer_id"].to_numpy()[stands].tolist()) & set(present)
+            for cid in standing:
+                out[cid] = OnlineResult(cid, None, self.rules.blocked(), self.artifact.version, as_of_ms)
+            present = [c for c in present if c not in standing]
+        if not present:
+            return out
         scores = self.artifact.score_tensors(tensors, tensors.index_of(present))
         value_of = {}
         if "lifetime_value" in customers:
             value_of = dict(zip(customers["customer_id"], customers["lifetime_value"]))
         evidence = decision_evidence(inputs, present)
-        out = {}
         for cid, score in zip(present, scores):
             value = numeric_property(value_of.get(cid))
             decision = self.rules.decide(float(score), value, evidence.get(cid))

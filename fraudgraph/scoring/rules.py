@@ -19,6 +19,9 @@ from typing import Any
 from fraudgraph.config import RuleSettings
 
 BLOCK, REVIEW, ALLOW = "block", "review", "allow"
+# a customer whose block stands is not scored: its events are recorded and decided so (never a catch)
+BLOCKED = "blocked"
+DECISIONS = (BLOCK, REVIEW, ALLOW, BLOCKED)
 KIND_NAMES = {"ip": "IP address", "device": "device", "email": "email address", "card": "card"}
 
 
@@ -61,6 +64,17 @@ class DecisionRules:
         self.settings = settings
         self.threshold = settings.threshold if settings.threshold is not None else model_threshold
 
+    def blocked(self) -> Decision:
+        """The decision for a customer whose block stands (:func:`fraudgraph.schema.block_stands`): not
+        scored, so no score (NaN) and one reason."""
+        return Decision(
+            BLOCKED,
+            float("nan"),
+            float(self.threshold),
+            ("BLOCK_STANDS",),
+            ("the customer's block stands: its events are recorded, not scored as new evidence",),
+        )
+
     def decide(self, score: float, lifetime_value: float | None, evidence: CustomerEvidence | None = None) -> Decision:
         s = self.settings
         value = float(lifetime_value) if lifetime_value is not None else 0.0
@@ -101,13 +115,14 @@ class DecisionRules:
 
 
 def decision_properties(
-    score: float, decision: str, reason_codes, model_version: str, scored_as_of_ms: int
+    score: float | None, decision: str, reason_codes, model_version: str, scored_as_of_ms: int
 ) -> dict[str, Any]:
     """The customer-vertex properties every decision writes back (batch scoring, the consumer, the API):
-    ``score`` (6 decimals), ``decision``, ``decision_reasons`` (JSON list of codes), ``model_version``
-    and ``scored_as_of`` (epoch ms)."""
+    ``score`` (6 decimals; removed for a customer whose block stands, which is not scored), ``decision``,
+    ``decision_reasons`` (JSON list of codes), ``model_version`` and ``scored_as_of`` (epoch ms)."""
+    unscored = score is None or score != score  # None or NaN
     return {
-        "score": round(float(score), 6),
+        "score": None if unscored else round(float(score), 6),
         "decision": decision,
         "decision_reasons": json.dumps(list(reason_codes)),
         "model_version": model_version,

@@ -246,6 +246,17 @@ class FraudBehaviour(WorldState):
             emit(c, "payment", t, device_id=c.devices[0], ip=ip(), card_fingerprint=c.cards[0],
                  amount=payment_amount(c, rng, 0.3), currency="USD", channel=channel())  # fmt: skip
 
+    def _tries_after_block(self, c: Customer, ring: dict | None, rng: random.Random, emit) -> None:
+        """A blocked fraudster keeps trying: login attempts on its device over the following days (the block
+        is not the end of a fraudster's interest in an account)."""
+        if c.blocked_at is None:
+            return
+        t = c.blocked_at
+        for _ in range(rng.randint(1, 5)):
+            t += rng.randrange(HOUR, 5 * DAY)
+            ip = self._fraud_ip(ring, c, rng) if ring is not None else home_ip_now(c, rng)
+            emit(c, "login", t, device_id=rng.choice(c.devices), ip=ip, channel=channel_now(c, rng))
+
     def _ring_card(self, rng: random.Random, card_owners: list[Customer]) -> str:
         """A new card, or one stolen from a legitimate customer who keeps using it (a legitimate collision)."""
         if card_owners and rng.random() < self.s.fraud.stolen_card_share:

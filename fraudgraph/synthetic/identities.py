@@ -105,11 +105,14 @@ class WorldState:
     office_ips: list[str]
 
 
-def is_active(c: Customer, ts: int) -> bool:
-    """False for identity events while the account is blocked (blocked accounts do nothing)."""
+def is_active(c: Customer, ts: int, event_type: str = "login") -> bool:
+    """Is an identity event kept? Not while the account is blocked, except a fraudster's logins: blocked
+    fraudsters keep trying (the platform refuses everything else they attempt)."""
     if c.blocked_at is None or ts < c.blocked_at:
         return True
-    return c.unblocked_at is not None and ts >= c.unblocked_at
+    if c.unblocked_at is not None and ts >= c.unblocked_at:
+        return True
+    return c.kind != "legit" and event_type == "login"
 
 
 def fresh_device(rng: random.Random) -> str:

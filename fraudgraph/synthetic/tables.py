@@ -133,14 +133,14 @@ class EventLog:
     """A chunk's events in the order they are made, with ids ``E<16 hex>`` keyed on the world's seed, the chunk
     and the order they are made in (random-looking: an id's order says nothing of its customer); events at or
     after the
-    world's end are not kept, nor (while ``keep`` is set) those ``keep(customer, ts)`` refuses. Rows are
+    world's end are not kept, nor (while ``keep`` is set) those ``keep(customer, ts, event_type)`` refuses. Rows are
     turned into Arrow batches (``LIVE_SCHEMA``, every event field) every ``batch_rows`` events, which keeps
     a chunk's memory a fraction of what its Python dicts would take."""
 
     def __init__(self, chunk: int, end: int, batch_rows: int = 16_384, salt: str = "") -> None:
         self.chunk, self.end, self.seq, self.batch_rows = chunk, end, 0, batch_rows
         self.salt = salt.encode()
-        self.keep: Callable[[Customer, int], bool] | None = None
+        self.keep: Callable[[Customer, int, str], bool] | None = None
         self.rows: list[dict[str, Any]] = []
         self.batches: list[pa.Table] = []
 
@@ -148,7 +148,7 @@ class EventLog:
         if ts >= self.end:
             return
         self.seq += 1  # numbered even when refused below: ids do not depend on the filter
-        if self.keep is not None and not self.keep(c, ts):
+        if self.keep is not None and not self.keep(c, ts, etype):
             return
         self.rows.append(
             {

@@ -185,7 +185,7 @@ class WorldGenerator(LegitBehaviour, FraudBehaviour, BlockingBehaviour):
         appeal and unblock events (an appeal's outcome comes when it is decided, never with the contact)."""
         ls = self.s.legit
         log = EventLog(chunk, self.end, salt=str(self.s.seed))
-        log.keep = is_active  # blocked accounts do nothing (label history is drawn before behaviour)
+        log.keep = is_active  # blocked accounts do nothing but fraudsters' logins (label history comes first)
         months = np.clip((self.end - np.array([c.signup_ts for c in customers])) / (30 * DAY), 0, None)
         n_logins = nrng.poisson(ls.logins_per_month * months)
         n_payments = nrng.poisson(ls.payments_per_month * months)
@@ -197,6 +197,8 @@ class WorldGenerator(LegitBehaviour, FraudBehaviour, BlockingBehaviour):
                     self._takeover_events(c, ring_by_id.get(c.ring_id), rng, log.emit)
             else:
                 self._fraud_events(c, ring_by_id.get(c.ring_id), rng, log.emit)
+            if c.fraud_type != "none" and c.kind != "legit" and c.blocked_at is not None:
+                self._tries_after_block(c, ring_by_id.get(c.ring_id), rng, log.emit)
         by_id = {c.customer_id: c for c in customers}
         log.keep = None
         for b in blocks:

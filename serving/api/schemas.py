@@ -24,7 +24,7 @@ class CustomerOut(BaseModel):
     label_source: str | None = None
     blocked: bool
     score: float | None = None
-    decision: Literal["block", "review", "allow"] | None = None
+    decision: Literal["block", "review", "allow", "blocked"] | None = None
     reason_codes: list[str] = []
     model_version: str | None = None
     scored_as_of: int | None = None
@@ -38,7 +38,7 @@ class NeighbourCustomer(BaseModel):
     hop: int = Field(description="1: shares an identifier with the customer; 2: with a hop-1 customer")
     via: list[str] = Field(description="identifiers shared, as kind:value_hash")
     label: str | None = None
-    decision: Literal["block", "review", "allow"] | None = None
+    decision: Literal["block", "review", "allow", "blocked"] | None = None
     score: float | None = None
 
 
@@ -77,8 +77,10 @@ class ScoreRequest(BaseModel):
 class ScoreOut(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
     customer_id: str
-    score: float
-    decision: Literal["block", "review", "allow"]
+    score: float | None = Field(
+        description="fraud probability; null when the customer's block stands (decision blocked)"
+    )
+    decision: Literal["block", "review", "allow", "blocked"]
     reason_codes: list[str]
     reasons: list[str]
     model_version: str
@@ -140,7 +142,7 @@ class ReviewEntry(BaseModel):
     outcome: Literal["fraud", "legit"]
     actor: str = Field(description="name of the token that recorded it")
     at: int = Field(description="epoch ms")
-    previous_decision: Literal["block", "review", "allow"] | None = None
+    previous_decision: Literal["block", "review", "allow", "blocked"] | None = None
     previous_outcome: Literal["fraud", "legit"] | None = None
     override: bool = Field(description="recorded outside the review queue with the override scope")
     note: str = ""

@@ -103,7 +103,7 @@ def test_replay_is_exactly_once_with_dead_letters(small_world, small_world_graph
 
     decisions = read_jsonl(tmp_path / "decisions.jsonl")
     assert decisions and len({d["decision_id"] for d in decisions}) == len(decisions)
-    assert {d["decision"] for d in decisions} <= {"block", "review", "allow"}
+    assert {d["decision"] for d in decisions} <= {"block", "review", "allow", "blocked"}
     last = decisions[-1]
     with open_graph(uri, settings) as store:
         props = store.customer(last["customer_id"])

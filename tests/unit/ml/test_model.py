@@ -13,6 +13,7 @@ from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.features import FeatureScaler, build_graph_tensors
 from fraudgraph.evaluation.ranking import ranking_metrics
 from fraudgraph.ml.artifact import ModelArtifact, gnn_scores
+from fraudgraph.schema import block_stands
 from training.fitting import Split, fit_gnn
 
 DAY = 86_400_000
@@ -74,8 +75,9 @@ def test_edge_features_carry_the_planted_signal(planted):
     assert ranking_metrics(y[test], s_shuffled)["roc_auc"] < 0.7
 
 
-def test_identifiers_count_the_blocked_customers_they_aggregate_as_of_the_decision():
-    """A block counts from its time until an unblock; only the fan-out cap's lowest ids are counted."""
+def test_each_customer_sees_the_other_blocked_customers_of_its_identifiers_as_of_the_decision():
+    """A block counts from its time until an unblock; only the fan-out cap's lowest ids are counted; a
+    customer's own block is never in what reaches it (identifier -> customer edges count the others)."""
     day = 86_400_000
     customers = pd.DataFrame({
         "customer_id": ["a", "b", "c", "d", "e"],
@@ -91,16 +93,51 @@ def test_identifiers_count_the_blocked_customers_they_aggregate_as_of_the_decisi
         "first_seen": [day] * 6, "last_seen": [day] * 6, "event_count": [1] * 6,
     })
 
-    def blocked_on(as_of_days: int, cap: int | None) -> dict[str, float]:
+    def others_blocked(as_of_days: int, cap: int | None) -> dict[tuple[str, str], float]:
         t = build_graph_tensors(ScoringInputs(customers, links, as_of_days * day), fanout_cap=cap)
-        col = t.node_features["device"][:, -1]
-        return dict(zip(t.identifier_ids["device"], np.expm1(col).round(6)))
+        ident, cust = (x.numpy() for x in t.graph.edges(etype="rev_has_device"))
+        col = np.expm1(t.edge_features["rev_has_device"][:, -1]).round(6)
+        forward = t.edge_features["has_device"][:, -1]
+        assert (forward == 0).all()  # the customer -> identifier direction carries no block
+        return {(t.identifier_ids["device"][i], t.customer_ids[c]): float(v) for i, c, v in zip(ident, cust, col)}
 
-    assert blocked_on(30, None) == {"d1": 1.0, "d2": 1.0}  # a stands; b unblocked at day 20; c not yet
-    assert blocked_on(15, None) == {"d1": 2.0, "d2": 1.0}  # b still blocked at day 15
-    assert blocked_on(60, None) == {"d1": 2.0, "d2": 1.0}  # c blocked at day 50
-    assert blocked_on(60, 1) == {"d1": 1.0, "d2": 0.0}  # d1 aggregates a only, d2 aggregates d only
-    assert blocked_on(4, None) == {"d1": 0.0, "d2": 0.0}
+    at30 = others_blocked(30, None)  # a stands; b unblocked at day 20; c not yet
+    assert at30[("d1", "a")] == 0.0 and at30[("d1", "b")] == 1.0 and at30[("d1", "d")] == 1.0
+    assert at30[("d2", "d")] == 1.0 and at30[("d2", "e")] == 0.0  # e's own block never reaches e
+    at15 = others_blocked(15, None)  # b still blocked at day 15
+    assert at15[("d1", "c")] == 2.0 and at15[("d1", "a")] == 1.0 and at15[("d1", "b")] == 1.0
+    at60 = others_blocked(60, None)  # c blocked at day 50
+    assert at60[("d1", "d")] == 2.0 and at60[("d1", "c")] == 1.0
+    capped = others_blocked(60, 1)  # d1 aggregates a only, d2 aggregates d only
+    assert capped[("d1", "c")] == 1.0 and capped[("d1", "a")] == 0.0 and capped[("d2", "e")] == 0.0
+    assert set(others_blocked(4, None).values()) == {0.0}
+
+
+def test_a_customers_own_block_never_moves_its_own_inputs():
+    """Block a customer: the features that reach it (its node, its edges both ways, its identifiers) stay."""
+    day = 86_400_000
+    customers = pd.DataFrame({"customer_id": ["a", "b", "c"], "signup_ts": [0, 0, 0],
+                              "blocked_at": [np.nan, 3 * day, np.nan], "unblocked_at": [np.nan] * 3})
+    links = pd.DataFrame({"customer_id": ["a", "b", "c", "a"], "kind": ["device", "device", "device", "card"],
+                          "value_hash": ["d1", "d1", "d1", "k1"], "first_seen": [day] * 4, "last_seen": [day] * 4,
+                          "event_count": [2] * 4})
+
+    def seen_by_a(frame):
+        t = build_graph_tensors(ScoringInputs(frame, links, 10 * day), fanout_cap=20)
+        a = t.index_of(["a"])[0]
+        out = [t.node_features["customer"][a]]
+        for et in t.edge_features:
+            src, dst = (x.numpy() for x in t.graph.edges(etype=et))
+            mine = dst == a if et.startswith("rev_") else src == a
+            out.append(t.edge_features[et][mine].ravel())
+        out += [t.node_features[k].ravel() for k in ("device", "card")]
+        return np.concatenate(out)
+
+    blocked_a = customers.assign(blocked_at=[5 * day, 3 * day, np.nan])
+    np.testing.assert_array_equal(seen_by_a(customers), seen_by_a(blocked_a))
+    # and b's block does reach a: the signal is there, only a's own is left out
+    unblocked_b = customers.assign(blocked_at=[np.nan, np.nan, np.nan])
+    assert not np.array_equal(seen_by_a(customers), seen_by_a(unblocked_b))
 
 
 def test_training_is_seeded(planted):
@@ -240,13 +277,24 @@ def test_train_and_score_commands_on_a_generated_world(small_world, small_world_
     summary = json.loads(result.stdout)
     decisions = pd.read_parquet(tmp_path / "scores" / "decisions.parquet")
     assert len(decisions) == summary["customers"]
-    assert set(decisions["decision"]) <= {"block", "review", "allow"}
+    assert set(decisions["decision"]) <= {"block", "review", "allow", "blocked"}
     assert sum(summary["decisions"].values()) == len(decisions)
-    row = decisions.sort_values("score").iloc[-1]
+    # a customer whose block stands as of the scoring is decided blocked, not scored
+    with open_graph(uri, settings) as store:
+        frame = store.customers_frame()
+    stands = block_stands(pd.to_numeric(frame["blocked_at"], errors="coerce"),
+                          pd.to_numeric(frame.get("unblocked_at"), errors="coerce"), summary["as_of_ms"])
+    blocked_ids = set(frame.loc[stands, "customer_id"])
+    assert blocked_ids and blocked_ids == set(decisions.loc[decisions["decision"] == "blocked", "customer_id"])
+    assert decisions.loc[decisions["decision"] == "blocked", "score"].isna().all()
+    row = decisions.dropna(subset=["score"]).sort_values("score").iloc[-1]
     with open_graph(uri, settings) as store:
         props = store.customer(row["customer_id"])
     assert props["decision"] == row["decision"] and props["model_version"] == summary["model_version"]
     assert abs(props["score"] - row["score"]) < 1e-5
+    with open_graph(uri, settings) as store:
+        blocked_props = store.customer(sorted(blocked_ids)[0])
+    assert blocked_props["decision"] == "blocked" and "score" not in blocked_props
 
 
 @pytest.mark.slow
