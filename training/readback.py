@@ -12,7 +12,7 @@ decision points, whichever ranks fraud higher), the PR-AUC against ground truth 
 - every customer-level input of the GBDT baseline (:func:`training.fitting.tabular_features`);
 - each day-one rule and the day-one rules' score (rules fired);
 - every raw field of the world's tables, the per-customer statistics a fraud team would compute from
-  them, pairs of those, and the order of rows and ids (:mod:`fraudgraph.synthetic.field_check`).
+  them, pairs of those, and the order of rows and ids (:mod:`fraudgraph.evaluation.field_check`).
 
 The world is too easy while any single input exceeds 0.35 or the rules exceed 0.5 (issue
 thresholds; ``docs/synthetic-world.md`` keeps the table of the default world).
@@ -28,12 +28,12 @@ import pandas as pd
 
 from etl.reference import reference_etl
 from fraudgraph.config import Settings
+from fraudgraph.evaluation.field_check import field_check, render_field_check
 from fraudgraph.evaluation.ranking import ranking_metrics
 from fraudgraph.graph.history import LinkHistory, decision_points
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.scoring.day_one import DayOneRules
-from fraudgraph.synthetic.field_check import field_check, render_field_check
 from fraudgraph.timeutil import DAY_MS, to_epoch_ms
 from training.examples import sample_points, truth_at_points
 from training.fitting import tabular_features

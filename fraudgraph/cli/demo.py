@@ -23,6 +23,7 @@ from typing import Any
 from fraudgraph.cli.demo_report import render_report
 from fraudgraph.cli.seed_summary import render_seed_summary, summarise_seeds
 from fraudgraph.config import Settings
+from fraudgraph.evaluation.blocked_neighbours import blocked_neighbour_outcomes
 from fraudgraph.evaluation.live import decision_outcomes, live_outcomes
 
 log = logging.getLogger(__name__)
@@ -204,6 +205,14 @@ def replay_live(
         log.error("the bulk replay differs from the consumer on the consumer's part: %s", parity)
     if truth_path is not None:
         out.update(live_outcomes(events_path, live_dir / "decisions.jsonl", truth_path))
+        if (events_path.parent.parent / "historical").is_dir():  # a generated world: its history is beside
+            out["blocked_neighbours"] = blocked_neighbour_outcomes(
+                events_path.parent.parent,
+                events_path,
+                live_dir / "decisions.jsonl",
+                truth_path,
+                settings.rules.day_one.max_shared_degree,
+            )
         metrics_path = Path(model_dir) / "metrics.json"
         metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
         metrics["live"] = {k: v for k, v in out.items() if k != "decisions_path"}

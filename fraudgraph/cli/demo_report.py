@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fraudgraph.evaluation.blocked_neighbours import render_blocked_neighbour_lines
 from fraudgraph.timeutil import DAY_MS
 
 
@@ -127,6 +128,7 @@ def render_report(report: dict[str, Any]) -> str:
         f"Generated {report['generated_at']} in {report['wall_s']} s. Graph: `{report['graph']}`.",
         "",
         *live_headline(stages.get("live")),
+        *render_blocked_neighbour_lines((stages.get("live") or {}).get("blocked_neighbours")),
         *figure_lines(report.get("figures"), stages.get("live")),
         *world_and_etl_lines(stages["generate"], stages["etl"]),
     ]

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from fraudgraph.synthetic.field_check import FIELD_LIMIT, field_check
+from fraudgraph.evaluation.field_check import FIELD_LIMIT, field_check
 from fraudgraph.synthetic.world import WorldGenerator
 from fraudgraph.timeutil import DAY_MS, to_epoch_ms
 
