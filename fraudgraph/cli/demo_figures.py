@@ -45,6 +45,7 @@ def live_units(events_path: Path, decisions_path: Path, truth_path: Path) -> pd.
     truth = pd.read_parquet(truth_path)
     truth["customer_id"] = truth["customer_id"].astype(str)
     start = truth.set_index("customer_id")["fraud_start_ts"].where(truth.set_index("customer_id")["is_fraud_true"])
+    decisions = decisions.loc[decisions["decision"] != "blocked"]  # a standing block is not scored
     d = decisions.merge(events[["event_id", "ts"]], on="event_id", how="left", suffixes=("_decision", ""))
     d["fraud_phase"] = d["customer_id"].map(start).le(d["ts"]).fillna(False).astype(bool)
     d["flag"] = d["decision"].isin(["block", "review"])

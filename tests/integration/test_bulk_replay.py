@@ -134,8 +134,11 @@ def test_bulk_decisions_equal_the_consumers_on_every_decided_event(
     assert parity["other_decision"] == 0 and parity["other_reason_codes"] == 0
     assert parity["max_abs_score_diff"] <= SCORE_TOLERANCE
     assert parity["equal"]
-    # the comparison is not empty-handed: all three decisions, fraud neighbours in the reasons
-    assert {d["decision"] for d in by_consumer} == {"block", "review", "allow"}
+    # the comparison is not empty-handed: every decision, blocked customers' tries among them (not scored),
+    # fraud neighbours in the reasons
+    assert {d["decision"] for d in by_consumer} == {"block", "review", "allow", "blocked"}
+    assert all(d["score"] is None and d["reason_codes"] == ["BLOCK_STANDS"] for d in by_consumer
+               if d["decision"] == "blocked")
     assert any(c.endswith("_WITH_FRAUD") for d in by_consumer for c in d["reason_codes"])
     bulk_of = {d["decision_id"]: d for d in bulk}
     assert all(bulk_of[d["decision_id"]]["scored_as_of"] == d["scored_as_of"] for d in by_consumer)
