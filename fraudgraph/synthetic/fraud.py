@@ -47,12 +47,11 @@ class FraudBehaviour(WorldState):
 
     def _synthetic_factories(self, ids: list[str], rng: random.Random, legit: list[Customer]) -> list[Customer]:
         """Synthetic identities, made a few at a time by one fabricator: each factory's identities share one
-        or two devices and a home /24 (and sometimes a card stolen from a legitimate customer), sign up over
-        ``synthetic_build_days``, act thinly while they build a history, then bust out together."""
+        or two devices and a home /24 (and a few of them one card), sign up over ``synthetic_build_days``,
+        act thinly while they build a history on cards opened in their names, then bust out together."""
         fs = self.s.fraud
         lo, hi = fs.synthetic_factory_size
         out: list[Customer] = []
-        card_owners = [c for c in legit if c.cards]
         i = 0
         while i < len(ids):
             size = min(len(ids) - i, rng.randint(lo, hi))
@@ -62,7 +61,8 @@ class FraudBehaviour(WorldState):
             bust = first + build
             devices = [fresh_device(rng) for _ in range(rng.randint(1, 2))]
             home = random_ip(rng)
-            stolen = rng.choice(rng.choice(card_owners).cards) if card_owners and rng.random() < 0.5 else None
+            # credit built in the synthetic names: each identity its own new card, a few sharing the factory's
+            shared_card = fresh_card(rng)
             for cid in members:
                 c = Customer(
                     cid,
@@ -76,7 +76,7 @@ class FraudBehaviour(WorldState):
                 c.fraud_start_ts = c.signup_ts
                 c.devices = [rng.choice(devices)]
                 c.email = fresh_email(rng, disposable=rng.random() < fs.disposable_email_share)
-                c.cards = [stolen if stolen and rng.random() < 0.4 else fresh_card(rng)]
+                c.cards = [shared_card if rng.random() < 0.3 else fresh_card(rng)]
                 c.home_ip = f"{home.rsplit('.', 1)[0]}.{rng.randrange(1, 255)}"
                 c.sleeper_until = bust + rng.randrange(2 * DAY)  # the bust-out
                 out.append(c)

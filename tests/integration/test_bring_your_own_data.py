@@ -63,11 +63,13 @@ def test_short_history_export_with_own_column_names_trains_a_model(tmp_path, set
 
     # fraud mostly by long-standing accounts (hijacked), in a world whose export holds 30 days of events
     world_settings = settings.world.model_copy(update={
-        "customers": 5000, "chunk_customers": 5000, "history_days": 150, "live_days": 5,
+        "customers": 7000, "chunk_customers": 7000, "history_days": 150, "live_days": 5,
         "fraud": settings.world.fraud.model_copy(update={"prevalence": 0.15, "takeover_share": 0.6,
                                                          "ring_share": 0.3}),
-        # blocks within days of the fraud, as a team that blocks fast sees it
-        "blocking": settings.world.blocking.model_copy(update={"block_delay_median_days": 3})})
+        # blocks within days of the fraud, as a team that blocks fast sees it, and fraudsters who rarely
+        # contest them (an appeal keeps a block out of the fraud labels: this short export needs them)
+        "blocking": settings.world.blocking.model_copy(update={"block_delay_median_days": 3,
+                                                               "fraud_appeal_rate": 0.05})})
     WorldGenerator(world_settings).generate(tmp_path / "world", progress=False)
     team, cutoff = team_export(tmp_path / "world", tmp_path / "team")
     truth = tmp_path / "world" / "truth" / "ground_truth.parquet"

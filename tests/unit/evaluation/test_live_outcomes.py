@@ -41,8 +41,8 @@ def test_counts_catches_and_events_to_decision(tmp_path):
     ato = out["takeovers"]
     assert (ato["in_stream"], ato["blocked"], ato["reviewed"], ato["missed"]) == (1, 0, 1, 0)
     assert ato["events_to_decision"]["p50"] == 2.0
-    assert out["decisions_per_day"]["2026-01-01"] == {"block": 1, "review": 0, "allow": 1}
-    assert out["decisions_per_day"]["2026-01-03"] == {"block": 0, "review": 2, "allow": 1}
+    assert out["decisions_per_day"]["2026-01-01"] == {"block": 1, "review": 0, "allow": 1, "blocked": 0}
+    assert out["decisions_per_day"]["2026-01-03"] == {"block": 0, "review": 2, "allow": 1, "blocked": 0}
 
 
 def test_headline_precision_recall_and_false_flags(tmp_path):
