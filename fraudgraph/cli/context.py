@@ -52,8 +52,9 @@ def fail(message: str) -> None:
 def _setup_errors() -> tuple[type[BaseException], ...]:
     from fraudgraph.graph import GraphSetupError
     from fraudgraph.identity import IdentifierError
+    from fraudgraph.ml import ModelArtifactError
 
-    return (GraphSetupError, IdentifierError, FileNotFoundError)
+    return (GraphSetupError, IdentifierError, FileNotFoundError, ModelArtifactError)
 
 
 SETUP_ERRORS = _setup_errors()

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from fraudgraph.graph.scoring_inputs import ScoringInputs
+from fraudgraph.ml import ModelArtifactError
 from fraudgraph.ml.features import (
     CUSTOMER_FEATURES,
     EDGE_FEATURES,
@@ -169,9 +170,16 @@ class ModelArtifact:
                 raise FileNotFoundError(f"model artifact {d}: missing {name}")
         manifest = json.loads((d / "manifest.json").read_text())
         if manifest.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(
+            raise ModelArtifactError(
                 f"model artifact {d}: schema version {manifest.get('schema_version')} "
                 f"does not match this fraudgraph ({SCHEMA_VERSION})"
+            )
+        features = {"customer": CUSTOMER_FEATURES, "identifier": IDENTIFIER_FEATURES, "edge": EDGE_FEATURES}
+        if manifest.get("features", features) != features:
+            changed = sorted(k for k in features if manifest["features"].get(k) != features[k])
+            raise ModelArtifactError(
+                f"model artifact {d}: trained on other {' and '.join(changed)} features than this fraudgraph "
+                "computes; retrain it (fraudgraph train)"
             )
         cfg = json.loads((d / "model_config.json").read_text())
         cfg["canonical_etypes"] = [tuple(e) for e in cfg["canonical_etypes"]]

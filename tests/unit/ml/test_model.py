@@ -171,6 +171,13 @@ def test_artifact_round_trips_to_identical_scores(planted, tmp_path, settings):
     assert loaded.threshold == 0.5 and loaded.version.startswith("rgcn_edge-")
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert manifest["features"]["edge"][0] == "events"
+    # a model trained on other features is refused when loaded, not mis-scored
+    from fraudgraph.ml import ModelArtifactError
+
+    manifest["features"]["identifier"] = [*manifest["features"]["identifier"], "blocked_customers"]
+    (tmp_path / "m" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelArtifactError, match="identifier features"):
+        ModelArtifact.load(tmp_path / "m")
 
 
 def test_averaged_refits_score_the_mean_logit_and_round_trip(planted, tmp_path, settings):
