@@ -80,6 +80,16 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def series_epoch_ms(values):
+    """Epoch ms (int64) of a pandas Series of datetimes or ISO-8601 strings (the tables' and the JSONL
+    stream's times)."""
+    import pandas as pd
+
+    if not pd.api.types.is_datetime64_any_dtype(values):
+        values = pd.to_datetime(values, utc=True, format="ISO8601")
+    return pd.to_datetime(values, utc=True).dt.as_unit("ms").astype("int64")
+
+
 def days(ms: float) -> float:
     """A duration in milliseconds, in days."""
     return ms / DAY_MS

@@ -34,10 +34,10 @@ from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.scoring.online import OnlineScorer
 from fraudgraph.scoring.rules import decision_properties
 
-from .bulk_replay import BulkDecider, plan_stream
+from .bulk_replay import BulkDecider, StreamPlan, plan_stream
 from .consumer import LiveConsumer
 from .ledger import Ledger
-from .sources import FileSource, JsonlSink
+from .sources import FileSource, JsonlSink, Message
 
 log = logging.getLogger("fraudgraph.replay")
 
@@ -65,27 +65,10 @@ def replay_stream(
     from) the whole stream goes through the consumer. Returns the replay's figures (``parts`` says which part of the
     stream each path decided, ``parity`` how the two agreed on the consumer's part)."""
     started = time.monotonic()
-    hasher = IdentifierHasher.from_settings(settings.privacy)
-    source = FileSource(events_path)
-    messages = source.poll(2**62, 0)
-    source.close()
-    history = (
-        pd.read_parquet(Path(snapshot_dir) / "link_events.parquet", columns=LINK_EVENT_COLUMNS)
-        if snapshot_dir is not None
-        else pd.DataFrame(columns=LINK_EVENT_COLUMNS)
-    )
-    history_keys = set(zip(history["customer_id"], history["kind"], history["value_hash"]))
-    plan = plan_stream(messages, settings, hasher, history_keys)
+    messages, history, plan = _read_and_plan(settings, events_path, snapshot_dir)
     polls = len(plan.batch_ends)
-    consumer_polls = -(-settings.replay.consumer_events // settings.consumer.max_batch)
-    if plan.unordered_steps:
-        log.warning(
-            "%d scoring steps of the stream are out of time order: the whole stream goes through the consumer",
-            plan.unordered_steps,
-        )
     exact = snapshot_dir is not None and not plan.unordered_steps
-    if not exact or consumer_polls >= polls:
-        consumer_polls = polls
+    consumer_polls = min(polls, -(-settings.replay.consumer_events // settings.consumer.max_batch)) if exact else polls
     stop_at = plan.batch_ends[consumer_polls - 1] if polls else 0
     bulk: list[dict[str, Any]] = []
     t = time.monotonic()
@@ -115,7 +98,7 @@ def replay_stream(
         decisions.flush()
         t = time.monotonic()
         rest_stats = _write_rest(settings, store, ledger, events_path, stop_at, bulk, decisions, dead)
-        write_s = time.monotonic() - t
+        timings = {"consumer_s": consumer_s, "bulk_s": bulk_s, "write_s": time.monotonic() - t}
     finally:
         decisions.close()
         dead.close()
@@ -129,7 +112,6 @@ def replay_stream(
     for d in emitted:
         counts[d["decision"]] += 1
     wall = time.monotonic() - started
-    consumer_events = stats["events_in"]
     return {
         "events": plan.events_in,
         "rejected": plan.rejected,
@@ -139,32 +121,68 @@ def replay_stream(
         "events_per_s": round(plan.events_in / wall, 1) if wall else None,
         "decisions_path": str(decisions_path),
         "max_batch_span_s": settings.consumer.max_batch_span_s,
-        "parts": {
-            "consumer": {
-                "first_line": 1,
-                "last_line": stop_at,
-                "events": consumer_events,
-                "polls": consumer_polls,
-                "wall_s": round(consumer_s, 2),
-                "events_per_s": round(consumer_events / consumer_s, 1) if consumer_s else None,
-                "steps": sum(plan.batch_steps[:consumer_polls]),
-                "ms_per_step": round(1000 * consumer_s / max(sum(plan.batch_steps[:consumer_polls]), 1), 2),
-                "decisions": sum(stats["decisions"].values()),
-            },
-            "bulk": {
-                "first_line": stop_at + 1 if consumer_polls < polls else None,
-                "compared_only": consumer_polls == polls,
-                "events": plan.events_in - consumer_events,
-                "decisions": rest_stats["decisions_emitted"],
-                "scoring_s": round(bulk_s, 2),
-                "graph_write_s": round(write_s, 2),
-            },
-        },
+        "parts": _parts(plan, stop_at, consumer_polls, stats, rest_stats["decisions_emitted"], timings),
         "unordered_steps": plan.unordered_steps,
         "parity": parity,
         # the consumer's own figures over its part (the report's per-step latency)
         "latency_ms": stats["latency_ms"],
     }
+
+
+def _parts(
+    plan: StreamPlan,
+    stop_at: int,
+    consumer_polls: int,
+    stats: dict[str, Any],
+    rest_decisions: int,
+    timings: dict[str, float],
+) -> dict[str, dict[str, Any]]:
+    """Which lines each path decided, with its figures (the report's "which part" paragraph)."""
+    consumer_events, consumer_s = stats["events_in"], timings["consumer_s"]
+    steps = sum(plan.batch_steps[:consumer_polls])
+    return {
+        "consumer": {
+            "first_line": 1,
+            "last_line": stop_at,
+            "events": consumer_events,
+            "polls": consumer_polls,
+            "wall_s": round(consumer_s, 2),
+            "events_per_s": round(consumer_events / consumer_s, 1) if consumer_s else None,
+            "steps": steps,
+            "ms_per_step": round(1000 * consumer_s / max(steps, 1), 2),
+            "decisions": sum(stats["decisions"].values()),
+        },
+        "bulk": {
+            "first_line": stop_at + 1 if consumer_polls < len(plan.batch_ends) else None,
+            "compared_only": consumer_polls == len(plan.batch_ends),
+            "events": plan.events_in - consumer_events,
+            "decisions": rest_decisions,
+            "scoring_s": round(timings["bulk_s"], 2),
+            "graph_write_s": round(timings["write_s"], 2),
+        },
+    }
+
+
+def _read_and_plan(
+    settings: Settings, events_path: Path, snapshot_dir: Path | None
+) -> tuple[list[Message], pd.DataFrame, StreamPlan]:
+    """The stream's messages, the snapshot's link events (none without a snapshot) and the stream's plan."""
+    source = FileSource(events_path)
+    messages = source.poll(2**62, 0)
+    source.close()
+    history = (
+        pd.read_parquet(Path(snapshot_dir) / "link_events.parquet", columns=LINK_EVENT_COLUMNS)
+        if snapshot_dir is not None
+        else pd.DataFrame(columns=LINK_EVENT_COLUMNS)
+    )
+    history_keys = set(zip(history["customer_id"], history["kind"], history["value_hash"]))
+    plan = plan_stream(messages, settings, IdentifierHasher.from_settings(settings.privacy), history_keys)
+    if plan.unordered_steps:
+        log.warning(
+            "%d scoring steps of the stream are out of time order: the whole stream goes through the consumer",
+            plan.unordered_steps,
+        )
+    return messages, history, plan
 
 
 def _write_rest(

@@ -28,7 +28,7 @@ import pandas as pd
 
 from etl.reference import reference_etl
 from fraudgraph.config import Settings
-from fraudgraph.evaluation.field_check import field_check, render_field_check
+from fraudgraph.evaluation.field_check import field_check
 from fraudgraph.evaluation.ranking import ranking_metrics
 from fraudgraph.graph.history import LinkHistory, decision_points
 from fraudgraph.identity import IdentifierHasher
@@ -122,3 +122,38 @@ def render_readback(r: dict[str, Any], top: int = 15) -> str:
         *(render_field_check(r["raw_fields"]) if r.get("raw_fields") else []),
     ]
     return "\n".join(lines) + "\n"
+
+
+def render_field_check(r: dict[str, Any], top: int = 12) -> list[str]:
+    verdict = "**gives fraud away**" if r["gives_fraud_away"] else "**no give-away found**"
+    lines = [
+        "",
+        "## Every field, statistic, pair and order",
+        "",
+        f"{r['population']:,} customers of the test population, {r['fraudsters']:,} fraudsters (base rate "
+        f"{r['base_rate']:.2%}). Highest field `{r['max_field']['field']}` {r['max_field']['pr_auc']:.3f}, highest "
+        f"pair {r['max_pair']['fields']} {r['max_pair']['pr_auc']:.3f} (limit {r['field_limit']}): {verdict}.",
+        "",
+        f"| field (top {top} of {len(r['fields'])}) | kind | PR-AUC |",
+        "| --- | --- | ---: |",
+        *[f"| {x['field']} | {x['kind']} | {x['pr_auc']:.3f} |" for x in r["fields"][:top]],
+        "",
+        "| pair (top 5) | PR-AUC |",
+        "| --- | ---: |",
+        *[f"| {' + '.join(x['fields'])} | {x['pr_auc']:.3f} |" for x in r["pairs"][:5]],
+        "",
+        "| order | PR-AUC | limit (99th percentile of shuffled) |",
+        "| --- | ---: | ---: |",
+        *[f"| {x['field']} | {x['pr_auc']:.3f} | {x['limit']:.3f} |" for x in r["orders"]],
+    ]
+    if r["label_fields"]:
+        lines += [
+            "",
+            "| label column, among blocked customers | PR-AUC of finding the false blocks | base rate | gain |",
+            "| --- | ---: | ---: | ---: |",
+            *[
+                f"| {x['field']} | {x['pr_auc']:.3f} | {x['base_rate']:.3f} | {x['gain']:.3f} |"
+                for x in r["label_fields"]
+            ],
+        ]
+    return lines

@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 # Over 60 lines for a reason: it is the main job: six stages in order, each a call with its log line and its
 # part of the report.
 def run_demo(settings: Settings, out_dir: Path) -> dict[str, Any]:
-    from etl.load_identity_graph import run_etl
-    from etl.spark_session import build_spark_session
     from fraudgraph.graph import open_graph
     from fraudgraph.labels.stage import run_labels
     from fraudgraph.ml.artifact import ModelArtifact
@@ -49,20 +47,88 @@ def run_demo(settings: Settings, out_dir: Path) -> dict[str, Any]:
 
     world_dir = out_dir / "world"
     shutil.rmtree(world_dir, ignore_errors=True)
-    stage_s: dict[str, float] = {}
-    mark = time.monotonic()
-
-    def stage_done(name: str) -> None:
-        nonlocal mark
-        stage_s[name] = round(time.monotonic() - mark, 2)
-        mark = time.monotonic()
-
+    clock = _StageClock()
     log.info("stage 1/6: generating a synthetic world of %d customers", settings.world.customers)
     t = time.monotonic()
     world = WorldGenerator(settings.world).generate(world_dir)
     rates = describe_world(world_dir)
     report["stages"]["generate"] = {**world, "rates": rates, "wall_s": round(time.monotonic() - t, 2)}
-    stage_done("generate")
+    clock.done("generate")
+
+    uri, report["stages"]["etl"] = _load_graph(settings, world_dir, out_dir)
+    clock.done("etl")
+
+    log.info("stage 3/6: labels as of the cut-off %s", world["cutoff"])
+    with open_graph(uri, settings) as store:
+        labels = run_labels(
+            store,
+            to_epoch_ms(world["cutoff"]),
+            out_dir / "labels",
+            settings,
+            world_dir / "truth" / "ground_truth.parquet",
+        )
+    report["stages"]["labels"] = labels
+    clock.done("labels")
+
+    log.info("stage 4/6: training rgcn_edge, rgcn and gbdt")
+    model_dir = out_dir / "model"
+    truth_path = world_dir / "truth" / "ground_truth.parquet"
+    metrics = run_training(settings, out_dir / "snapshot", out_dir / "labels", model_dir, truth_path)
+    report["stages"]["train"] = {"model_dir": str(model_dir), "metrics": metrics}
+    clock.done("train")
+
+    log.info("stage 5/6: batch scoring and decisions")
+    with open_graph(uri, settings) as store:
+        scored = score_graph(store, ModelArtifact.load(model_dir), settings, out_dir / "scores")
+    report["stages"]["score"] = {
+        **scored,
+        "outcomes": decision_outcomes(out_dir / "scores" / "decisions.parquet", truth_path, scored["as_of_ms"]),
+    }
+
+    clock.done("score")
+    log.info("stage 6/6: replaying the live stream (the first part through the real-time consumer)")
+    report["stages"]["live"] = replay_live(
+        settings,
+        uri,
+        model_dir,
+        world_dir / "live" / "events.jsonl",
+        out_dir / "live",
+        out_dir / "snapshot",
+        truth_path,
+    )
+    clock.done("live")
+    report["graph"] = uri
+    report["figures"] = _figures(settings, uri, out_dir, world_dir, model_dir)
+    clock.done("report")
+    report["stage_wall_s"] = clock.stages
+    report["wall_s"] = round(time.monotonic() - started, 2)
+    report_md = out_dir / "report.md"
+    report["report_md"] = str(report_md)
+    report_md.write_text(render_report(report))
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    log.info("demo report written to %s", report_md)
+    return report
+
+
+class _StageClock:
+    """Each stage's wall time (s), from the end of the one before."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, float] = {}
+        self._mark = time.monotonic()
+
+    def done(self, name: str) -> None:
+        now = time.monotonic()
+        self.stages[name] = round(now - self._mark, 2)
+        self._mark = now
+
+
+def _load_graph(settings: Settings, world_dir: Path, out_dir: Path) -> tuple[str, dict[str, Any]]:
+    """Stage 2: the Spark ETL of the world into a fresh ``out_dir/graph.db`` (snapshot and rejects beside);
+    returns the graph's URI and the stage's report."""
+    from etl.load_identity_graph import run_etl
+    from etl.spark_session import build_spark_session
+    from fraudgraph.graph import open_graph
 
     graph_path = (out_dir / "graph.db").resolve()
     for suffix in ("", "-wal", "-shm"):
@@ -75,60 +141,7 @@ def run_demo(settings: Settings, out_dir: Path) -> dict[str, Any]:
     )
     with open_graph(uri, settings) as store:
         stats = store.stats()
-    report["stages"]["etl"] = {**etl, "graph_stats": stats}
-    stage_done("etl")
-
-    log.info("stage 3/6: labels as of the cut-off %s", world["cutoff"])
-    with open_graph(uri, settings) as store:
-        labels = run_labels(
-            store,
-            to_epoch_ms(world["cutoff"]),
-            out_dir / "labels",
-            settings,
-            world_dir / "truth" / "ground_truth.parquet",
-        )
-    report["stages"]["labels"] = labels
-    stage_done("labels")
-
-    log.info("stage 4/6: training rgcn_edge, rgcn and gbdt")
-    model_dir = out_dir / "model"
-    truth_path = world_dir / "truth" / "ground_truth.parquet"
-    metrics = run_training(settings, out_dir / "snapshot", out_dir / "labels", model_dir, truth_path)
-    report["stages"]["train"] = {"model_dir": str(model_dir), "metrics": metrics}
-    stage_done("train")
-
-    log.info("stage 5/6: batch scoring and decisions")
-    with open_graph(uri, settings) as store:
-        scored = score_graph(store, ModelArtifact.load(model_dir), settings, out_dir / "scores")
-    report["stages"]["score"] = {
-        **scored,
-        "outcomes": decision_outcomes(out_dir / "scores" / "decisions.parquet", truth_path, scored["as_of_ms"]),
-    }
-
-    stage_done("score")
-    log.info("stage 6/6: replaying the live stream (the first part through the real-time consumer)")
-    report["stages"]["live"] = replay_live(
-        settings,
-        uri,
-        model_dir,
-        world_dir / "live" / "events.jsonl",
-        out_dir / "live",
-        out_dir / "snapshot",
-        truth_path,
-    )
-    stage_done("live")
-    report["graph"] = uri
-    report["figures"] = _figures(settings, uri, out_dir, world_dir, model_dir)
-    stage_done("report")
-    report["stage_wall_s"] = stage_s
-    report["wall_s"] = round(time.monotonic() - started, 2)
-
-    report_md = out_dir / "report.md"
-    report["report_md"] = str(report_md)
-    report_md.write_text(render_report(report))
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
-    log.info("demo report written to %s", report_md)
-    return report
+    return uri, {**etl, "graph_stats": stats}
 
 
 def _figures(settings: Settings, uri: str, out_dir: Path, world_dir: Path, model_dir: Path) -> dict[str, str]:

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from fraudgraph.schema import LABEL_EVENT_TYPES
+from fraudgraph.timeutil import series_epoch_ms
 
 
 class BlockedNeighbours:
@@ -79,14 +80,6 @@ class BlockedNeighbours:
         return False
 
 
-def _ms(series: pd.Series) -> pd.Series:
-    """Epoch ms of datetimes or ISO-8601 strings."""
-    stamps = (
-        series if pd.api.types.is_datetime64_any_dtype(series) else pd.to_datetime(series, utc=True, format="ISO8601")
-    )
-    return pd.to_datetime(stamps, utc=True).dt.as_unit("ms").astype("int64")
-
-
 # Over 60 lines for a reason: one pass of reading (history, stream, truth), then the two reports side by side,
 # each a few lines over the same per-customer frames.
 def blocked_neighbour_outcomes(
@@ -99,19 +92,11 @@ def blocked_neighbour_outcomes(
     live = pd.read_json(events_path, lines=True, dtype={"customer_id": str, "event_id": str})
     for frame in (hist, live):
         frame["customer_id"] = frame["customer_id"].astype(str)
-        frame["ms"] = _ms(frame["ts"])
+        frame["ms"] = series_epoch_ms(frame["ts"])
     for col in ("device_id", "card_fingerprint"):
         if col not in live:
             live[col] = None
-    blocks = [(c, int(ms)) for c, ms in zip(*_pair(world / "historical" / "blocks.parquet", "blocked_at"))]
-    appeals = pd.read_parquet(world / "historical" / "appeals.parquet")
-    done = appeals.loc[(appeals["outcome"] == "unblocked") & appeals["resolved_at"].notna()]
-    unblocks = list(zip(done["customer_id"].astype(str), _ms(done["resolved_at"])))
-    blocks += list(
-        zip(live.loc[live["event_type"] == "block", "customer_id"], live.loc[live["event_type"] == "block", "ms"])
-    )
-    unblocks += list(zip(live.loc[live["event_type"] == "unblock", "customer_id"],
-                         live.loc[live["event_type"] == "unblock", "ms"]))  # fmt: skip
+    blocks, unblocks = _team_blocks(world, live)
     identity = live.loc[~live["event_type"].isin(LABEL_EVENT_TYPES)]
     oracle = BlockedNeighbours(pd.concat([hist, identity[hist.columns]], ignore_index=True), blocks, unblocks,
                                max_degree)  # fmt: skip
@@ -119,7 +104,7 @@ def blocked_neighbour_outcomes(
     truth = pd.read_parquet(truth_path)
     truth["customer_id"] = truth["customer_id"].astype(str)
     t = truth.set_index("customer_id")
-    start = _ms(t["fraud_start_ts"].where(t["is_fraud_true"]).dropna()).reindex(t.index)
+    start = series_epoch_ms(t["fraud_start_ts"].where(t["is_fraud_true"]).dropna()).reindex(t.index)
     ev = identity.assign(start=identity["customer_id"].map(start))
     ev["fraud_phase"] = ev["start"].notna() & (ev["ms"] >= ev["start"])
     first_fraud = ev.loc[ev["fraud_phase"]].groupby("customer_id")["ms"].min()
@@ -172,9 +157,20 @@ def blocked_neighbour_outcomes(
     }
 
 
-def _pair(path: Path, col: str):
-    frame = pd.read_parquet(path)
-    return frame["customer_id"].astype(str), _ms(frame[col])
+def _team_blocks(world: Path, live: pd.DataFrame) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """``(blocks, unblocks)``: ``(customer_id, epoch ms)`` of every block and unblock the team recorded,
+    in the historical tables (an appeal decided ``unblocked``) and in the stream."""
+    hist = pd.read_parquet(world / "historical" / "blocks.parquet")
+    appeals = pd.read_parquet(world / "historical" / "appeals.parquet")
+    done = appeals.loc[(appeals["outcome"] == "unblocked") & appeals["resolved_at"].notna()]
+    out = []
+    for frame, col, kind in ((hist, "blocked_at", "block"), (done, "resolved_at", "unblock")):
+        mine = live.loc[live["event_type"] == kind]
+        out.append(
+            list(zip(frame["customer_id"].astype(str), series_epoch_ms(frame[col]).tolist()))
+            + list(zip(mine["customer_id"], mine["ms"].tolist()))
+        )
+    return out[0], out[1]
 
 
 def render_blocked_neighbour_lines(r: dict[str, Any] | None) -> list[str]:

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from fraudgraph.evaluation.ranking import ranking_metrics
-from fraudgraph.timeutil import DAY_MS
+from fraudgraph.timeutil import DAY_MS, series_epoch_ms
 
 FIELD_LIMIT = 0.35
 ORDER_SHUFFLES = 200
@@ -135,7 +135,7 @@ def customer_statistics(events: pd.DataFrame, customers: pd.DataFrame, as_of_ms:
     """Per customer (index ``customer_id``): every statistic this check scores. Numeric columns, plus the
     categorical ones listed in ``CATEGORICAL``."""
     ev = events.copy()
-    ev["ts_ms"] = pd.to_datetime(ev["ts"], utc=True).dt.as_unit("ms").astype("int64")
+    ev["ts_ms"] = series_epoch_ms(ev["ts"])
     ev = ev.sort_values(["customer_id", "ts_ms"], kind="stable")
     ev = pd.concat([ev, _email_parts(ev["email"]).add_prefix("e_"), _ip_parts(ev["ip"]).add_prefix("i_")], axis=1)
     g = ev.groupby("customer_id", sort=True)
@@ -180,9 +180,7 @@ def customer_statistics(events: pd.DataFrame, customers: pd.DataFrame, as_of_ms:
     )
     c = customers.set_index("customer_id")
     out["lifetime_value"] = c["lifetime_value"].reindex(out.index)
-    out["account_age_days"] = (
-        as_of_ms - pd.to_datetime(c["signup_ts"], utc=True).dt.as_unit("ms").astype("int64")
-    ).reindex(out.index) / DAY_MS
+    out["account_age_days"] = (as_of_ms - series_epoch_ms(c["signup_ts"])).reindex(out.index) / DAY_MS
     out["country"] = c["country"].reindex(out.index)
     return out
 
@@ -285,13 +283,13 @@ def label_fields(world: Path, as_of_ms: int) -> list[dict[str, Any]]:
     truth = pd.read_parquet(world / "truth" / "ground_truth.parquet")
     for frame in (blocks, appeals, truth):
         frame["customer_id"] = frame["customer_id"].astype(str)
-    blocks["blocked_ms"] = pd.to_datetime(blocks["blocked_at"], utc=True).dt.as_unit("ms").astype("int64")
+    blocks["blocked_ms"] = series_epoch_ms(blocks["blocked_at"])
     blocks = blocks.loc[blocks["blocked_ms"] <= as_of_ms]
     last = blocks.sort_values("blocked_ms").drop_duplicates("customer_id", keep="last").set_index("customer_id")
     if len(last) < 20:
         return []
     t = truth.set_index("customer_id")
-    start = pd.to_datetime(t["fraud_start_ts"], utc=True).dt.as_unit("ms").astype("int64")
+    start = series_epoch_ms(t["fraud_start_ts"])
     started = t["is_fraud_true"].reindex(last.index).fillna(False).astype(bool) & (
         start.reindex(last.index).to_numpy() <= last["blocked_ms"].to_numpy()
     )
@@ -321,39 +319,4 @@ def label_fields(world: Path, as_of_ms: int) -> list[dict[str, Any]]:
     return rows
 
 
-def render_field_check(r: dict[str, Any], top: int = 12) -> list[str]:
-    verdict = "**gives fraud away**" if r["gives_fraud_away"] else "**no give-away found**"
-    lines = [
-        "",
-        "## Every field, statistic, pair and order",
-        "",
-        f"{r['population']:,} customers of the test population, {r['fraudsters']:,} fraudsters (base rate "
-        f"{r['base_rate']:.2%}). Highest field `{r['max_field']['field']}` {r['max_field']['pr_auc']:.3f}, highest "
-        f"pair {r['max_pair']['fields']} {r['max_pair']['pr_auc']:.3f} (limit {r['field_limit']}): {verdict}.",
-        "",
-        f"| field (top {top} of {len(r['fields'])}) | kind | PR-AUC |",
-        "| --- | --- | ---: |",
-        *[f"| {x['field']} | {x['kind']} | {x['pr_auc']:.3f} |" for x in r["fields"][:top]],
-        "",
-        "| pair (top 5) | PR-AUC |",
-        "| --- | ---: |",
-        *[f"| {' + '.join(x['fields'])} | {x['pr_auc']:.3f} |" for x in r["pairs"][:5]],
-        "",
-        "| order | PR-AUC | limit (99th percentile of shuffled) |",
-        "| --- | ---: | ---: |",
-        *[f"| {x['field']} | {x['pr_auc']:.3f} | {x['limit']:.3f} |" for x in r["orders"]],
-    ]
-    if r["label_fields"]:
-        lines += [
-            "",
-            "| label column, among blocked customers | PR-AUC of finding the false blocks | base rate | gain |",
-            "| --- | ---: | ---: | ---: |",
-            *[
-                f"| {x['field']} | {x['pr_auc']:.3f} | {x['base_rate']:.3f} | {x['gain']:.3f} |"
-                for x in r["label_fields"]
-            ],
-        ]
-    return lines
-
-
-__all__ = ["FIELD_LIMIT", "customer_statistics", "field_check", "render_field_check", "score_field"]
+__all__ = ["FIELD_LIMIT", "customer_statistics", "field_check", "score_field"]

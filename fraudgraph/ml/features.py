@@ -131,7 +131,7 @@ def build_graph_tensors(inputs: ScoringInputs, *, fanout_cap: int | None = None)
     dgl = import_dgl()
     lk = _VisibleLinks.of(links, as_of_ms)
     ids, c, start, customer_features = _customer_nodes(customers, lk, as_of_ms, customer_summary)
-    blocked = _blocked_as_of(customers, ids, as_of_ms)
+    blocked = blocked_as_of(customers, ids, as_of_ms)
     node_features = {CUSTOMER: customer_features}
     edge_all = _edge_features(lk, start[c], as_of_ms)
     graph_data, identifier_ids, edge_features = {}, {}, {}
@@ -301,9 +301,10 @@ def _identifier_features(
     ).astype(np.float32)
 
 
-def _blocked_as_of(customers: pd.DataFrame, ids: np.ndarray, as_of_ms: int) -> np.ndarray:
-    """``(len(ids),)`` float: 1 where the customer node's block stands at as-of
-    (:func:`fraudgraph.schema.block_stands`), else 0 (unknown customers: 0)."""
+def blocked_as_of(customers: pd.DataFrame, ids, as_of_ms: int) -> np.ndarray:
+    """``(len(ids),)`` float: 1 where customer ``ids[i]``'s block stands at as-of
+    (:func:`fraudgraph.schema.block_stands`), else 0 (unknown customers: 0). Features, online and
+    batch scoring read standing blocks through it."""
     out = np.zeros(len(ids))
     if "blocked_at" not in customers or not len(customers):
         return out

@@ -16,15 +16,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from fraudgraph.config import Settings
 from fraudgraph.graph import IdentityGraph
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.artifact import ModelArtifact
-from fraudgraph.ml.features import build_graph_tensors
-from fraudgraph.schema import block_stands
+from fraudgraph.ml.features import blocked_as_of, build_graph_tensors
 from fraudgraph.scoring.evidence import decision_evidence
 from fraudgraph.scoring.rules import DECISIONS, DecisionRules, decision_properties
 from fraudgraph.timeutil import iso_utc
@@ -69,17 +67,7 @@ def score_graph(
         if "lifetime_value" in customers
         else pd.Series(dtype=float)
     )
-    by_id = customers.set_index(customers["customer_id"].astype(str))
-    standing = block_stands(
-        pd.to_numeric(by_id.get("blocked_at"), errors="coerce").reindex(tensors.customer_ids).to_numpy(float)
-        if "blocked_at" in by_id
-        else np.nan,
-        pd.to_numeric(by_id.get("unblocked_at"), errors="coerce").reindex(tensors.customer_ids).to_numpy(float)
-        if "unblocked_at" in by_id
-        else np.nan,
-        as_of_ms,
-    )
-    standing = np.broadcast_to(standing, (len(tensors.customer_ids),))
+    standing = blocked_as_of(customers, tensors.customer_ids, as_of_ms)
     rows = []
     for cid, score, stands in zip(tensors.customer_ids, scores, standing):
         ltv = value.get(cid)

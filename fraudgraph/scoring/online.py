@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from fraudgraph.config import Settings
@@ -20,8 +19,8 @@ from fraudgraph.graph import IdentityGraph
 from fraudgraph.graph.elements import LINK_FRAME_COLUMNS
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.artifact import ModelArtifact
-from fraudgraph.ml.features import build_graph_tensors
-from fraudgraph.schema import block_stands, numeric_property
+from fraudgraph.ml.features import blocked_as_of, build_graph_tensors
+from fraudgraph.schema import numeric_property
 from fraudgraph.scoring.evidence import decision_evidence
 from fraudgraph.scoring.rules import Decision, DecisionRules
 
@@ -115,17 +114,10 @@ class OnlineScorer:
         if not present:
             return {}
         out = {}
-        if "blocked_at" in customers:
-            unblocked = customers["unblocked_at"] if "unblocked_at" in customers else None
-            stands = block_stands(
-                pd.to_numeric(customers["blocked_at"], errors="coerce"),
-                pd.to_numeric(unblocked, errors="coerce") if unblocked is not None else np.nan,
-                as_of_ms,
-            )
-            standing = set(customers["customer_id"].to_numpy()[stands].tolist()) & set(present)
-            for cid in standing:
-                out[cid] = OnlineResult(cid, None, self.rules.blocked(), self.artifact.version, as_of_ms)
-            present = [c for c in present if c not in standing]
+        standing = {c for c, b in zip(present, blocked_as_of(customers, present, as_of_ms)) if b}
+        for cid in standing:
+            out[cid] = OnlineResult(cid, None, self.rules.blocked(), self.artifact.version, as_of_ms)
+        present = [c for c in present if c not in standing]
         if not present:
             return out
         scores = self.artifact.score_tensors(tensors, tensors.index_of(present))
