@@ -14,6 +14,7 @@ from fraudgraph.evaluation.ranking import (
     bootstrap_interval,
     ranking_metrics,
     threshold_for_false_flag_budget,
+    threshold_for_flag_rate,
     threshold_for_precision,
 )
 
@@ -75,31 +76,41 @@ def judge(
     return out
 
 
-def choose_threshold(units: pd.DataFrame, cfg: TrainingSettings) -> float:
-    """The decision threshold, chosen on validation customer units (one row per customer: ``outcome``
-    the label known at the validation split's end, ``score`` its highest score, ``population_weight``)
-    by ``training.threshold_policy``:
+def choose_threshold(units: pd.DataFrame, cfg: TrainingSettings) -> tuple[float, dict[str, Any]]:
+    """The decision threshold and the rate it was chosen for, on validation customer units (one row per
+    customer: ``outcome`` the label known at the validation split's end, ``score`` its highest score,
+    ``population_weight``) by ``training.threshold_policy``, from labels only:
 
-    - ``false_flag_budget``: the lowest threshold that flags at most ``training.false_flags_per_10k``
-      of every 10,000 customers labelled legitimate. Why it is the default: about half the fraud in a
-      world is never blocked and so is labelled legitimate; a precision target measured against those
-      labels undercounts the fraud it flags and pushes the threshold towards flagging nothing (0.9996
-      on world seed 42), while a budget of false flags is what a fraud team can staff and stays
-      meaningful when labels miss fraud (a missed fraudster flagged only spends budget).
+    - ``labelled_fraud_rate`` (default): flag as many validation customers as the labels call fraud
+      (population-weighted): the lowest threshold that flags at most that share. No number is chosen:
+      the rate follows each world's labels, so a world with more (or less) fraud gets a lower (or
+      higher) threshold, and flags beyond the labelled fraud land first on the customers the model
+      ranks most like it, which the labels may only have missed.
+    - ``false_flag_budget``: the lowest threshold that flags at most ``training.false_flags_per_10k`` of
+      every 10,000 customers labelled legitimate: a budget a fraud team can staff. Labelled
+      legitimate includes the fraud nobody blocked, so it over-counts false flags by as much as the
+      labels miss (a 40,000-customer world: 20 estimated where the stream had 3.5).
     - ``target_precision``: the lowest threshold whose precision against the labels reaches
-      ``training.target_precision`` (best F1 when none does).
+      ``training.target_precision``; strict wherever much fraud is never blocked (0.9996 on a default
+      world), because the labels call that fraud legitimate.
     """
     y, s, w = units["outcome"], units["score"], units["population_weight"]
     if cfg.threshold_policy == "false_flag_budget":
-        return threshold_for_false_flag_budget(y, s, cfg.false_flags_per_10k, sample_weight=w)
-    return threshold_for_precision(y, s, cfg.target_precision, sample_weight=w)
+        return threshold_for_false_flag_budget(y, s, cfg.false_flags_per_10k, sample_weight=w), {}
+    if cfg.threshold_policy == "target_precision":
+        return threshold_for_precision(y, s, cfg.target_precision, sample_weight=w), {}
+    rate = float(w[y == 1].sum() / w.sum()) if len(w) else 0.0
+    return threshold_for_flag_rate(s, rate, sample_weight=w), {"flag_rate": round(rate, 6)}
 
 
-def threshold_policy(cfg: TrainingSettings) -> dict[str, Any]:
-    """The policy and its one parameter, as the metrics record it."""
+def threshold_policy(cfg: TrainingSettings, estimates: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The policy, its parameter and (``estimates``) what it read off the validation labels, as the
+    metrics record it."""
     if cfg.threshold_policy == "false_flag_budget":
         return {"policy": "false_flag_budget", "false_flags_per_10k": cfg.false_flags_per_10k}
-    return {"policy": "target_precision", "target_precision": cfg.target_precision}
+    if cfg.threshold_policy == "target_precision":
+        return {"policy": "target_precision", "target_precision": cfg.target_precision}
+    return {"policy": "labelled_fraud_rate", **(estimates or {})}
 
 
 def policy_words(policy: dict[str, Any] | None, target_precision: float | None = None) -> str:
@@ -107,4 +118,8 @@ def policy_words(policy: dict[str, Any] | None, target_precision: float | None =
     if policy and policy.get("policy") == "false_flag_budget":
         return f"for at most {policy['false_flags_per_10k']:g} false flags per 10,000 customers labelled legitimate"
     target = policy.get("target_precision") if policy else target_precision
+    if policy and policy.get("policy") == "labelled_fraud_rate":
+        rate = policy.get("flag_rate")
+        share = f" ({rate:.2%})" if rate is not None else ""
+        return f"to flag as many validation customers as the labels call fraud{share}"
     return f"for precision {target:.0%}" if target is not None else "for the configured policy"

@@ -120,12 +120,12 @@ def run_training(
     scores["rules"] = DayOneRules(settings.rules.day_one).score(inputs)[has]
 
     val_units = {m: customer_units(frame.loc[masks["val"]], scores[m][masks["val"]], y[masks["val"]]) for m in MODELS}
-    threshold = choose_threshold(val_units["rgcn_edge"], cfg)
+    threshold, estimates = choose_threshold(val_units["rgcn_edge"], cfg)
     metrics: dict[str, Any] = {
         "models": {},
         "threshold": round(threshold, 6),
         "main_model": "rgcn_edge",
-        "threshold_policy": threshold_policy(cfg),
+        "threshold_policy": threshold_policy(cfg, estimates),
         "target_precision": cfg.target_precision,
         "unit": "customer",
     }
@@ -154,6 +154,7 @@ def run_training(
             tensors, scaler, frame, target, cfg, fits["rgcn_edge"]["best_epoch"] + 1
         )
         metrics["threshold"] = round(deployed_threshold, 6)
+        metrics["threshold_policy"] = threshold_policy(cfg, metrics["deployed"]["threshold_estimates"])
     metrics["validated_threshold"] = round(threshold, 6)
     metrics["wall_s"] = round(time.monotonic() - started, 2)
 
@@ -298,7 +299,7 @@ def refit_for_deployment(
     model = averaged([m for m, _ in refits])
     held = frame.loc[holdout]
     units = customer_units(held, gnn_scores(model, tensors, scaler, target[holdout], cfg), held["y"].to_numpy())
-    threshold = choose_threshold(units, cfg)
+    threshold, estimates = choose_threshold(units, cfg)
     figures = {
         "epochs": epochs,
         "refits": len(refits),
@@ -313,6 +314,7 @@ def refit_for_deployment(
         "validation_customers": int(len(units)),
         "validation": judge(units, threshold),
         "threshold": round(threshold, 6),
+        "threshold_estimates": estimates,
     }
     return model, threshold, figures, units
 

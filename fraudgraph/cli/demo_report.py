@@ -95,7 +95,24 @@ def live_headline(live: dict[str, Any] | None) -> list[str]:
         f"From a caught fraudster's first fraud event to its first flag: events p50 {ev['p50']} / p90 {ev['p90']}, "
         f"hours p50 {hours['p50']} / p90 {hours['p90']}.",
         "",
+        *threshold_transfer_lines(live),
         *operating_point_lines(live.get("operating_points") or []),
+    ]
+
+
+def threshold_transfer_lines(live: dict[str, Any]) -> list[str]:
+    """The deployed threshold's recall beside the best recall any threshold reaches at 85 % precision on
+    the same stream: how well a threshold chosen on labels transfers (read off truth, never used)."""
+    best = live.get("best_at_precision_85")
+    if not best:
+        return []
+    pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+    at = f" (at threshold {best['threshold']:.4f})" if best.get("threshold") is not None else ""
+    return [
+        f"Threshold transfer: the deployed threshold's recall {pct(live['recall'])} at precision "
+        f"{pct(live['precision'])}; the best recall any threshold reaches on this stream at precision 85 % or "
+        f"more is {pct(best['recall'])}{at}.",
+        "",
     ]
 
 

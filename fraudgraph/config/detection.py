@@ -103,7 +103,7 @@ class TrainingSettings(Section):
     min_positives: int = Field(ge=1)
     bootstrap_rounds: int = Field(ge=0)
     pos_weight_max: float = Field(ge=1)
-    threshold_policy: Literal["false_flag_budget", "target_precision"]
+    threshold_policy: Literal["labelled_fraud_rate", "false_flag_budget", "target_precision"]
     false_flags_per_10k: float = Field(ge=0, le=10_000)
     target_precision: float = Field(gt=0, lt=1)
     gbdt: GbdtSettings

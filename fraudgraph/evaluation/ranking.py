@@ -85,6 +85,24 @@ def threshold_for_false_flag_budget(y_true, scores, per_10k: float, sample_weigh
     return float(s_sorted[ok[-1]])
 
 
+def threshold_for_flag_rate(scores, rate: float, sample_weight=None) -> float:
+    """The lowest score threshold that flags at most ``rate`` of the customers (each standing for its
+    ``sample_weight``), flagged meaning ``score >= threshold``; ties are flagged together, so a tie
+    that would overshoot the rate is left out. Above the highest score when even that overshoots."""
+    s = np.asarray(scores, dtype=float)
+    w = np.ones(len(s)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    if not len(s):
+        return 0.5
+    order = np.argsort(-s, kind="stable")
+    s_sorted = s[order]
+    flagged = np.cumsum(w[order]) / w.sum()
+    last_of_value = np.r_[s_sorted[1:] != s_sorted[:-1], True]
+    ok = np.flatnonzero(last_of_value & (flagged <= rate + 1e-12))
+    if not len(ok):
+        return float(np.nextafter(s_sorted[0], np.inf))
+    return float(s_sorted[ok[-1]])
+
+
 def bootstrap_interval(
     y_true,
     scores,

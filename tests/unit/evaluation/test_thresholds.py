@@ -1,11 +1,16 @@
-"""The decision threshold policies: a false-flag budget on customers labelled legitimate, and a precision target."""
+"""The decision threshold policies: the labelled fraud rate, a false-flag budget on customers labelled legitimate,
+and a precision target."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fraudgraph.evaluation.ranking import threshold_for_false_flag_budget, threshold_for_precision
+import pandas as pd
+
+from fraudgraph.config import load_settings
+from fraudgraph.evaluation.ranking import threshold_for_false_flag_budget, threshold_for_flag_rate, threshold_for_precision
+from training.judging import choose_threshold
 
 
 def _false_flags_per_10k(y, s, w, t):
@@ -68,3 +73,34 @@ def test_labels_that_miss_fraud_make_a_precision_target_strict_but_not_a_budget(
     t_budget = threshold_for_false_flag_budget(labels, s, 60)
     assert (s >= t_precision).sum() == 5
     assert (s >= t_budget).sum() == 10 and truth[s >= t_budget].all()
+
+
+def test_the_flag_rate_threshold_flags_at_most_the_rate_with_ties_together_and_weights():
+    s = np.array([0.9, 0.8, 0.8, 0.5, 0.1])
+    assert threshold_for_flag_rate(s, 0.2) == 0.9
+    assert threshold_for_flag_rate(s, 0.5) == 0.9  # the tie at 0.8 would make three of five
+    assert threshold_for_flag_rate(s, 0.6) == 0.8
+    assert threshold_for_flag_rate(s, 1.0) == 0.1
+    t = threshold_for_flag_rate(s, 0.1)
+    assert t > 0.9 and not (s >= t).any()
+    w = np.array([1.0, 1.0, 1.0, 6.0, 1.0])  # a sampled customer standing for six
+    assert threshold_for_flag_rate(s, 0.3, sample_weight=w) == 0.8
+    assert threshold_for_flag_rate(s, 0.8, sample_weight=w) == 0.8
+
+
+def test_the_default_policy_flags_as_many_as_the_labels_call_fraud_whatever_the_world():
+    """Two worlds ranked alike, one with three times the labelled fraud: the threshold follows the labels
+    down, where a fixed false-flag budget stays put."""
+    cfg = load_settings().training
+    assert cfg.threshold_policy == "labelled_fraud_rate"
+    rng = np.random.default_rng(0)
+    thresholds = []
+    for fraud in (30, 90):
+        y = np.r_[np.ones(fraud), np.zeros(3000)].astype(int)
+        s = np.r_[rng.uniform(0.6, 1.0, fraud), rng.uniform(0.0, 0.9, 3000)]
+        units = pd.DataFrame({"outcome": y, "score": s, "population_weight": 1.0})
+        t, estimates = choose_threshold(units, cfg)
+        assert estimates == {"flag_rate": round(fraud / (3000 + fraud), 6)}
+        assert (s >= t).sum() <= fraud and (s >= s[s < t].max()).sum() > fraud
+        thresholds.append(t)
+    assert thresholds[1] < thresholds[0]

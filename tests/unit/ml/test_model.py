@@ -267,14 +267,16 @@ def test_train_and_score_commands_on_a_generated_world(small_world, small_world_
     assert deployed["refits"] == 1 and deployed["epochs"] * deployed["decision_points"] <= 500
     assert deployed["decision_points"] < deployed["decision_points_eligible"] and deployed["legit_customers"] > 0
     assert deployed["validation_customers"] > 0 and metrics["threshold"] == deployed["threshold"]
-    # the threshold keeps the default false-flag budget on the validation scores saved beside it
-    assert metrics["threshold_policy"] == {"policy": "false_flag_budget", "false_flags_per_10k": 20.0}
+    # the threshold flags as many validation customers as the labels call fraud (saved beside it)
     val = pd.read_parquet(tmp_path / "model" / "validation_scores.parquet")
     assert len(val) == deployed["validation_customers"]
-    legit = val["outcome"] == 0
-    spent = 1e4 * val.loc[legit & (val["score"] >= metrics["threshold"]), "population_weight"].sum()
-    assert spent / val.loc[legit, "population_weight"].sum() <= 20.0
-    assert deployed["validation"]["at_threshold"]["false_flags_per_10k"] <= 20.0
+    w = val["population_weight"]
+    rate = w[val["outcome"] == 1].sum() / w.sum()
+    assert metrics["threshold_policy"] == {"policy": "labelled_fraud_rate", "flag_rate": round(rate, 6)}
+    assert w[val["score"] >= metrics["threshold"]].sum() / w.sum() <= rate + 1e-9
+    below = val.loc[val["score"] < metrics["threshold"], "score"]
+    if len(below):  # the next lower score would flag more than the rate
+        assert w[val["score"] >= below.max()].sum() / w.sum() > rate
     for name in ("model.pt", "feature_stats.json", "manifest.json", "pr_curves.png", "summary.md"):
         assert (tmp_path / "model" / name).exists(), name
 
