@@ -38,8 +38,10 @@ from fraudgraph.graph.history import LINK_EVENT_COLUMNS, LinkHistory
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.logs import progress
 from fraudgraph.ml.artifact import ModelArtifact
+from fraudgraph.ml.baselines import BaselineModels
 from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.schema import LABEL_EVENT_TYPES, block_stands, numeric_property
+from fraudgraph.scoring.day_one import DayOneRules
 from fraudgraph.scoring.evidence import decision_evidence
 from fraudgraph.scoring.online import CUSTOMER_PROPERTIES
 from fraudgraph.scoring.rules import CustomerEvidence, DecisionRules
@@ -185,13 +187,26 @@ class BulkDecider:
         artifact: the deployed model (its threshold and fan-out cap, as the consumer's scorer).
         settings: ``rules`` and ``graph.neighbourhood_fanout_cap`` as the consumer's.
         chunk_points: decision points scored together (memory: about 100 subgraph links each).
+        baselines: other models to score every decision with, on the same tensors
+            (:class:`fraudgraph.ml.baselines.BaselineModels`; the day-one rules are added): their
+            scores collect in :attr:`model_scores`, never in a decision.
     """
 
-    def __init__(self, artifact: ModelArtifact, settings: Settings, *, chunk_points: int = 2000):
+    def __init__(
+        self,
+        artifact: ModelArtifact,
+        settings: Settings,
+        *,
+        chunk_points: int = 2000,
+        baselines: BaselineModels | None = None,
+    ):
         self.artifact = artifact
         self.cap = artifact.fanout_cap or settings.graph.neighbourhood_fanout_cap
         self.rules = DecisionRules(settings.rules, artifact.threshold)
         self.chunk_points = chunk_points
+        self.baselines = baselines
+        self.day_one = DayOneRules(settings.rules.day_one)
+        self.model_scores: list[pd.DataFrame] = []  # per chunk: event_id, customer_id, one column per model
 
     def decide(
         self, plan: StreamPlan, history_link_events: pd.DataFrame, customers: pd.DataFrame, *, progress_bar=True
@@ -245,6 +260,12 @@ class BulkDecider:
         standing = block_stands(mine["blocked_at"], mine["unblocked_at"], chunk["as_of"].to_numpy(np.int64)[present])
         out = []
         rows = chunk.loc[present]
+        if self.baselines is not None and len(found):
+            others = self.baselines.score(tensors, self.artifact.scaler, tensors.index_of(found))
+            others["rules"] = self.day_one.score(inputs)[present]
+            ids = {"event_id": rows["event_id"].to_numpy(), "customer_id": rows["customer_id"].to_numpy()}
+            frame = pd.DataFrame({**ids, "deployed": scores, **others})
+            self.model_scores.append(frame.loc[~standing])  # a standing block is not scored by any model
         for (_, row), node, score, value, stands in zip(
             rows.iterrows(), found, scores, mine["lifetime_value"], standing
         ):

@@ -31,6 +31,7 @@ from fraudgraph.graph.history import LINK_EVENT_COLUMNS
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.logs import Progress
 from fraudgraph.ml.artifact import ModelArtifact
+from fraudgraph.ml.baselines import BaselineModels
 from fraudgraph.scoring.online import OnlineScorer
 from fraudgraph.scoring.rules import decision_properties
 
@@ -58,11 +59,14 @@ def replay_stream(
     live_dir: Path,
     *,
     progress_bar: bool = True,
+    baselines: BaselineModels | None = None,
 ) -> dict[str, Any]:
     """Replay ``events_path`` into ``store`` (see the module docstring); decisions go to
     ``live_dir/decisions.jsonl``, dead letters to ``live_dir/rejects.jsonl``, the consumer's ledger to
     ``live_dir/consumer-ledger.db``. Without ``snapshot_dir`` (the link events the graph was loaded
-    from) the whole stream goes through the consumer. Returns the replay's figures (``parts`` says which part of the
+    from) the whole stream goes through the consumer. With ``baselines`` (and a bulk part), every decision's
+    score by each baseline, the day-one rules and the deployed model goes to ``live_dir/model_scores.parquet``
+    (never into a decision). Returns the replay's figures (``parts`` says which part of the
     stream each path decided, ``parity`` how the two agreed on the consumer's part)."""
     started = time.monotonic()
     messages, history, plan = _read_and_plan(settings, events_path, snapshot_dir)
@@ -74,9 +78,12 @@ def replay_stream(
     t = time.monotonic()
     if exact:
         log.info("bulk replay: %d events in %d steps, %d scoring moments", plan.applied, plan.steps, len(plan.scores))
-        bulk = BulkDecider(artifact, settings, chunk_points=settings.replay.chunk_points).decide(
-            plan, history, store.customers_frame(), progress_bar=progress_bar
-        )
+        decider = BulkDecider(artifact, settings, chunk_points=settings.replay.chunk_points, baselines=baselines)
+        bulk = decider.decide(plan, history, store.customers_frame(), progress_bar=progress_bar)
+        if decider.model_scores:
+            pd.concat(decider.model_scores, ignore_index=True).to_parquet(
+                live_dir / "model_scores.parquet", index=False
+            )
     bulk_s = time.monotonic() - t
 
     decisions_path = live_dir / "decisions.jsonl"

@@ -1,6 +1,6 @@
 """Fitting the models on decision-time examples: the GNNs (``rgcn_edge``, ``rgcn``) with early
-stopping on validation PR-AUC, and the GBDT baseline on the same point-in-time features plus per-kind
-aggregates of every identifier and edge feature (:func:`tabular_features`)."""
+stopping on validation PR-AUC, and the GBDT baseline on the same point-in-time features plus one- and
+two-hop aggregates (:func:`fraudgraph.ml.baselines.tabular_features`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from fraudgraph.config import TrainingSettings
 from fraudgraph.evaluation.ranking import (
@@ -20,14 +19,10 @@ from fraudgraph.evaluation.ranking import (
 from fraudgraph.logs import Progress
 from fraudgraph.ml.artifact import gnn_scores, seed_everything
 from fraudgraph.ml.features import (
-    CUSTOMER_FEATURES,
-    EDGE_FEATURES,
-    IDENTIFIER_FEATURES,
-    REVERSE_PREFIX,
     FeatureScaler,
     IdentityGraphTensors,
 )
-from fraudgraph.schema import CUSTOMER, EDGE_LABEL_BY_KIND, IDENTIFIER_KINDS
+from fraudgraph.schema import CUSTOMER
 
 log = logging.getLogger("fraudgraph.training")
 
@@ -165,34 +160,6 @@ def fit_gnn(
         "seconds_per_epoch": round(float(np.mean([h["epoch_s"] for h in history])), 3),
         "history": history,
     }
-
-
-def tabular_features(tensors: IdentityGraphTensors, idx: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """The GBDT's view of customer nodes ``idx``: the customer's own features plus, per identifier kind,
-    the number of identifiers and the min/mean/max of every identifier and edge feature.
-
-    Returns ``(matrix (len(idx), n_features), feature names)``: the same point-in-time inputs the
-    RGCN reads, flattened one hop.
-    """
-    idx = np.asarray(idx, dtype=np.int64)
-    position = pd.Series(np.arange(len(idx)), index=idx)
-    cols, names = [tensors.node_features[CUSTOMER][idx]], list(CUSTOMER_FEATURES)
-    for kind in IDENTIFIER_KINDS:
-        label = REVERSE_PREFIX + EDGE_LABEL_BY_KIND[kind]  # identifier -> customer: every link, uncapped
-        ident, cust = (t.numpy() for t in tensors.graph.edges(etype=label))
-        keep = np.isin(cust, idx)
-        feats = np.concatenate([tensors.node_features[kind][ident[keep]], tensors.edge_features[label][keep]], 1)
-        fnames = [f"identifier_{f}" for f in IDENTIFIER_FEATURES] + [f"edge_{f}" for f in EDGE_FEATURES]
-        frame = pd.DataFrame(feats, columns=fnames)
-        frame["_row"] = position.loc[cust[keep]].to_numpy()
-        grouped = frame.groupby("_row")
-        agg = pd.concat({"min": grouped.min(), "mean": grouped.mean(), "max": grouped.max()}, axis=1)
-        agg.columns = [f"{kind}_{f}_{stat}" for stat, f in agg.columns]
-        agg[f"{kind}_count"] = grouped.size()
-        agg = agg.reindex(range(len(idx))).fillna(0.0)
-        cols.append(agg.to_numpy(np.float32))
-        names += list(agg.columns)
-    return np.concatenate(cols, 1), names
 
 
 def fit_gbdt(features: np.ndarray, y: np.ndarray, weight: np.ndarray, cfg: TrainingSettings):

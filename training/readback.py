@@ -9,7 +9,7 @@ at most ``training.examples.max_per_customer`` per customer, seeded), builds the
 features exactly as training does and reports, per customer (its highest or lowest value over its
 decision points, whichever ranks fraud higher), the PR-AUC against ground truth of:
 
-- every customer-level input of the GBDT baseline (:func:`training.fitting.tabular_features`);
+- every customer-level input of the GBDT baseline (:func:`fraudgraph.ml.baselines.tabular_features`);
 - each day-one rule and the day-one rules' score (rules fired);
 - every raw field of the world's tables, the per-customer statistics a fraud team would compute from
   them, pairs of those, and the order of rows and ids (:mod:`fraudgraph.evaluation.field_check`).
@@ -32,11 +32,11 @@ from fraudgraph.evaluation.field_check import field_check
 from fraudgraph.evaluation.ranking import ranking_metrics
 from fraudgraph.graph.history import LinkHistory, decision_points
 from fraudgraph.identity import IdentifierHasher
+from fraudgraph.ml.baselines import tabular_features
 from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.scoring.day_one import DayOneRules
 from fraudgraph.timeutil import DAY_MS, to_epoch_ms
 from training.examples import sample_points, truth_at_points
-from training.fitting import tabular_features
 
 SINGLE_INPUT_LIMIT = 0.35
 RULES_LIMIT = 0.5

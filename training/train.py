@@ -10,8 +10,11 @@
    :mod:`fraudgraph.ml.features` (the code online scoring uses); standardise them (statistics saved
    with the model).
 4. Train ``rgcn_edge`` (main), ``rgcn`` (same without edge features) and ``gbdt``
-   (HistGradientBoosting on the same point-in-time customer features plus per-kind min/mean/max of
-   every identifier and edge feature); score the day-one ``rules`` baseline. Weighted loss: every
+   (HistGradientBoosting on the same point-in-time customer features, per-kind min/mean/max of every
+   identifier and edge feature, and two-hop aggregates of the customers sharing an identifier:
+   :mod:`fraudgraph.ml.baselines`); score ``guilt_by_association`` (propagation from standing blocks,
+   nothing fitted) and the day-one ``rules``. The baselines are saved in ``baselines/`` so that the live
+   replay judges each of them too. Weighted loss: every
    customer weighs the same, the fraud class up to ``pos_weight_max``; early stopping on validation
    PR-AUC; everything seeded.
 5. Judge every model per customer (its highest score over its decision points in the split, as the
@@ -43,6 +46,7 @@ import pandas as pd
 from fraudgraph.config import Settings, TrainingSettings
 from fraudgraph.graph.history import LinkHistory, decision_points
 from fraudgraph.ml.artifact import ModelArtifact, gnn_scores
+from fraudgraph.ml.baselines import BaselineModels, guilt_by_association, tabular_features
 from fraudgraph.ml.features import (
     FeatureScaler,
     IdentityGraphTensors,
@@ -50,12 +54,12 @@ from fraudgraph.ml.features import (
 )
 from fraudgraph.scoring.day_one import DayOneRules
 from training.examples import SPLITS, DecisionExamples, build_examples, refit_plan, refit_points, truth_at_points
-from training.fitting import Split, fit_gbdt, fit_gnn, tabular_features
+from training.fitting import Split, fit_gbdt, fit_gnn
 from training.judging import choose_threshold, customer_units, judge, threshold_policy
 from training.report import plot_pr_curves, render_summary
 
 log = logging.getLogger("fraudgraph.training")
-MODELS = ("rgcn_edge", "rgcn", "gbdt", "rules")
+MODELS = ("rgcn_edge", "rgcn", "gbdt", "guilt_by_association", "rules")
 
 
 class TrainingRefused(ValueError):
@@ -116,7 +120,10 @@ def run_training(
         (frame.loc[va, "weight"] * frame.loc[va, "population_weight"]).to_numpy(),
     )
 
-    models, fits, scores = fit_models(tensors, scaler, y_nodes, split, target, y, tr, frame.loc[tr, "weight"], cfg)
+    models, fits, scores, table = fit_models(
+        tensors, scaler, y_nodes, split, target, y, tr, frame.loc[tr, "weight"], cfg
+    )
+    scores["guilt_by_association"] = guilt_by_association(tensors, target)
     scores["rules"] = DayOneRules(settings.rules.day_one).score(inputs)[has]
 
     val_units = {m: customer_units(frame.loc[masks["val"]], scores[m][masks["val"]], y[masks["val"]]) for m in MODELS}
@@ -156,6 +163,14 @@ def run_training(
         metrics["threshold"] = round(deployed_threshold, 6)
         metrics["threshold_policy"] = threshold_policy(cfg, metrics["deployed"]["threshold_estimates"])
     metrics["validated_threshold"] = round(threshold, 6)
+    baselines = BaselineModels(
+        gnns={"rgcn_edge_validated": models["rgcn_edge"], "rgcn": models["rgcn"]}, gbdts={"gbdt": models["gbdt"]}
+    )
+    if cfg.refit_on_all_labels:  # the GBDT on the labels the deployed model was refit on: judged beside it live
+        deploy = frame["y_deploy"].to_numpy() >= 0
+        baselines.gbdts["gbdt_deployed"] = fit_gbdt(
+            table[deploy], frame.loc[deploy, "y_deploy"].to_numpy(), frame.loc[deploy, "deploy_weight"].to_numpy(), cfg
+        )
     metrics["wall_s"] = round(time.monotonic() - started, 2)
 
     ModelArtifact.create(deployed, scaler, settings, deployed_threshold, metrics, as_of_ms, fanout_cap=cap).save(out)
@@ -163,7 +178,8 @@ def run_training(
     deployed_units[["customer_id", "outcome", "score", "population_weight"]].to_parquet(
         out / "validation_scores.parquet", index=False
     )
-    _write_reports(out, models["rgcn"], fits, curves, metrics)
+    baselines.save(out)
+    _write_reports(out, fits, curves, metrics)
     return metrics
 
 
@@ -177,10 +193,10 @@ def fit_models(
     train: np.ndarray,
     train_weight: pd.Series,
     cfg: TrainingSettings,
-) -> tuple[dict[str, Any], dict[str, dict], dict[str, np.ndarray]]:
+) -> tuple[dict[str, Any], dict[str, dict], dict[str, np.ndarray], np.ndarray]:
     """Fit ``rgcn_edge``, ``rgcn`` and ``gbdt`` on the training examples (``train``, a mask over the
-    examples; ``target`` their customer nodes, ``y`` their labels); return the models, their fit records and every
-    example's score by each."""
+    examples; ``target`` their customer nodes, ``y`` their labels); return the models, their fit records,
+    every example's score by each and the GBDT's feature table of every example."""
     scores: dict[str, np.ndarray] = {}
     fits: dict[str, dict] = {}
     models: dict[str, Any] = {}
@@ -194,7 +210,7 @@ def fit_models(
     models["gbdt"] = fit_gbdt(tab[train], y[train], train_weight.to_numpy(), cfg)
     scores["gbdt"] = models["gbdt"].predict_proba(tab)[:, 1]
     fits["gbdt"] = {"seconds": round(time.perf_counter() - t, 2)}
-    return models, fits, scores
+    return models, fits, scores, tab
 
 
 def judge_on_test(
@@ -226,12 +242,8 @@ def judge_on_test(
     return out, curves
 
 
-def _write_reports(out: Path, rgcn, fits: dict[str, dict], curves: dict[str, dict], metrics: dict[str, Any]) -> None:
-    """The baseline GNN's weights, the training histories, the PR curves and ``summary.md``."""
-    import torch
-
-    (out / "baselines").mkdir(exist_ok=True)
-    torch.save(rgcn.state_dict(), out / "baselines" / "rgcn.pt")
+def _write_reports(out: Path, fits: dict[str, dict], curves: dict[str, dict], metrics: dict[str, Any]) -> None:
+    """The training histories, the PR curves and ``summary.md``."""
     (out / "history.json").write_text(json.dumps({k: v.get("history") for k, v in fits.items()}, indent=1))
     plot_pr_curves(curves, out / "pr_curves.png")
     (out / "summary.md").write_text(render_summary(metrics))

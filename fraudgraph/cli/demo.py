@@ -24,7 +24,7 @@ from fraudgraph.cli.demo_report import render_report
 from fraudgraph.cli.seed_summary import render_seed_summary, summarise_seeds
 from fraudgraph.config import Settings
 from fraudgraph.evaluation.blocked_neighbours import blocked_neighbour_outcomes
-from fraudgraph.evaluation.live import decision_outcomes, live_outcomes
+from fraudgraph.evaluation.live import decision_outcomes, live_outcomes, models_on_stream
 
 log = logging.getLogger(__name__)
 
@@ -207,12 +207,16 @@ def replay_live(
     """
     from fraudgraph.graph import open_graph
     from fraudgraph.ml.artifact import ModelArtifact
+    from fraudgraph.ml.baselines import BaselineModels
     from serving.replay import replay_stream
 
     shutil.rmtree(live_dir, ignore_errors=True)
     live_dir.mkdir(parents=True)
+    baselines = BaselineModels.load(model_dir) if truth_path is not None else None
     with open_graph(uri, settings) as store:
-        out = replay_stream(settings, store, ModelArtifact.load(model_dir), events_path, snapshot_dir, live_dir)
+        out = replay_stream(
+            settings, store, ModelArtifact.load(model_dir), events_path, snapshot_dir, live_dir, baselines=baselines
+        )
     parity = out["parity"]
     if parity is not None and not parity["equal"]:
         log.error("the bulk replay differs from the consumer on the consumer's part: %s", parity)
@@ -226,6 +230,13 @@ def replay_live(
                 truth_path,
                 settings.rules.day_one.max_shared_degree,
             )
+        if (live_dir / "model_scores.parquet").exists():
+            budgets = {"deployed": out["false_flags_per_10k_legit"]}
+            if out.get("blocked_neighbours"):
+                budgets["blocked_neighbour_rule"] = out["blocked_neighbours"]["blocked_neighbour_rule"][
+                    "false_flags_per_10k_legit"
+                ]
+            out["models"] = models_on_stream(events_path, live_dir / "model_scores.parquet", truth_path, budgets)
         metrics_path = Path(model_dir) / "metrics.json"
         metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
         metrics["live"] = {k: v for k, v in out.items() if k != "decisions_path"}

@@ -91,6 +91,36 @@ def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> 
     }
 
 
+def models_on_stream(
+    events_path: Path, model_scores_path: Path, truth_path: Path, budgets: dict[str, float]
+) -> dict[str, Any]:
+    """Every model's scores on the stream's decisions (``model_scores.parquet`` of the replay: one column
+    per model, ``deployed`` the consumer's own) judged alike, as :func:`live_outcomes` judges the
+    consumer: per model, the recall at each false-flag budget of ``budgets`` (false flags per 10,000
+    legitimate active customers, e.g. the deployed model's and the plain blocked-neighbour rule's) and the
+    best recall any threshold reaches at 85 % precision. Thresholds here are read off truth to compare
+    models at one budget; no model's deployed threshold is."""
+    import pandas as pd
+
+    events = pd.read_json(events_path, lines=True, convert_dates=False, dtype={"customer_id": str})
+    events["ts"] = pd.to_datetime(events["ts"], utc=True)
+    ev = _with_fraud_phase(events[["event_id", "customer_id", "ts", "event_type"]], truth_path)
+    identity = ~ev["event_type"].isin(LABEL_EVENT_TYPES)
+    active = set(ev.loc[ev["fraud_phase"] & identity, "customer_id"])
+    legit_active = len(set(ev.loc[identity, "customer_id"]) - active)
+    scores = pd.read_parquet(model_scores_path)
+    scores["customer_id"] = scores["customer_id"].astype(str)
+    out: dict[str, Any] = {"active_fraudsters": len(active), "legit_active_customers": legit_active, "models": {}}
+    for name in [c for c in scores.columns if c not in ("event_id", "customer_id")]:
+        frame = scores[["event_id", "customer_id", name]].rename(columns={name: "score"})
+        sweep = score_sweep(customer_best_scores(frame, ev), len(active), legit_active)
+        out["models"][name] = {
+            "best_at_precision_85": best_recall_at_precision(sweep, 0.85),
+            "at_budget": {k: recall_at_false_flag_budget(sweep, v) for k, v in budgets.items() if v is not None},
+        }
+    return out
+
+
 def _read_stream(events_path: Path, decisions_path: Path):
     """The stream's events (event_id, customer_id, ts as UTC datetimes, event_type) and the decisions."""
     import pandas as pd

@@ -86,7 +86,9 @@ class IdentityGraphTensors:
 
     ``customer_ids[i]`` is the id of customer node ``i``; ``identifier_ids[kind][j]``
     the value hash of identifier node ``j`` of that kind. ``node_features[ntype]``
-    is ``(num_nodes, n_features)``; ``edge_features[etype]`` ``(num_edges, n_edge_features)``.
+    is ``(num_nodes, n_features)``; ``edge_features[etype]`` ``(num_edges, n_edge_features)``;
+    ``blocked[i]`` 1 where customer ``i``'s block stands at as-of (never a model input of its own: the
+    RGCN reads it only through ``other_customers_blocked``, the baselines through their neighbours).
     """
 
     graph: Any
@@ -96,6 +98,7 @@ class IdentityGraphTensors:
     edge_features: dict[str, np.ndarray]
     as_of_ms: int
     customer_index: dict[str, int] = field(default_factory=dict)
+    blocked: np.ndarray | None = None  # (num_customers,) 1 where the customer's block stands at as-of
 
     def index_of(self, customer_ids) -> np.ndarray:
         if not self.customer_index:
@@ -163,7 +166,7 @@ def build_graph_tensors(inputs: ScoringInputs, *, fanout_cap: int | None = None)
         )
     num_nodes = {CUSTOMER: len(ids), **{k: len(v) for k, v in identifier_ids.items()}}
     g = dgl.heterograph(graph_data, num_nodes_dict=num_nodes)
-    return IdentityGraphTensors(g, ids, identifier_ids, node_features, edge_features, int(as_of_ms))
+    return IdentityGraphTensors(g, ids, identifier_ids, node_features, edge_features, int(as_of_ms), blocked=blocked)
 
 
 @dataclass

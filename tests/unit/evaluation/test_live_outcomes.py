@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 
-from fraudgraph.evaluation.live import live_outcomes
+from fraudgraph.evaluation.live import live_outcomes, models_on_stream
 
 
 def _write(tmp_path, events, decisions, truth):
@@ -139,3 +139,24 @@ def test_a_fraudster_with_only_label_events_in_the_stream_is_not_active(tmp_path
     assert out["label_events_only_fraudsters"] == 2
     assert out["recall_by_fraud_type"]["account_takeover"]["active"] == 0
     assert out["legit_active_customers"] == 1
+
+
+def test_every_model_is_judged_on_the_same_decisions_at_one_false_flag_budget(tmp_path):
+    ev = lambda i, c, day: {"event_id": f"E{i}", "customer_id": c, "event_type": "login",  # noqa: E731
+                            "ts": f"2026-01-0{day}T10:00:00Z"}
+    events = [ev(1, "ring1", 1), ev(2, "ring2", 1), ev(3, "legit1", 2), ev(4, "legit2", 2)]
+    truth = {"customer_id": ["ring1", "ring2", "legit1", "legit2"], "is_fraud_true": [True, True, False, False],
+             "fraud_type": ["ring", "ring", "none", "none"],
+             "fraud_start_ts": ["2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", None, None]}
+    _write(tmp_path, events, [], truth)
+    pd.DataFrame({"event_id": ["E1", "E2", "E3", "E4"], "customer_id": ["ring1", "ring2", "legit1", "legit2"],
+                  "deployed": [0.9, 0.5, 0.7, 0.1],       # one false flag (legit1) before ring2
+                  "other": [0.9, 0.8, 0.1, 0.2]}).to_parquet(tmp_path / "scores.parquet")
+    out = models_on_stream(tmp_path / "events.jsonl", tmp_path / "scores.parquet", tmp_path / "truth.parquet",
+                           {"none": 0.0, "one": 5000.0})
+    assert out["active_fraudsters"] == 2 and out["legit_active_customers"] == 2
+    deployed, other = out["models"]["deployed"], out["models"]["other"]
+    assert deployed["at_budget"]["none"]["recall"] == 0.5 and deployed["at_budget"]["one"]["recall"] == 1.0
+    assert deployed["at_budget"]["one"]["threshold"] == 0.5
+    assert other["at_budget"]["none"]["recall"] == 1.0 and other["at_budget"]["none"]["precision"] == 1.0
+    assert other["best_at_precision_85"]["recall"] == 1.0 and deployed["best_at_precision_85"]["recall"] == 0.5

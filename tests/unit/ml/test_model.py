@@ -13,6 +13,7 @@ from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.features import FeatureScaler, build_graph_tensors
 from fraudgraph.evaluation.ranking import ranking_metrics
 from fraudgraph.ml.artifact import ModelArtifact, gnn_scores
+from fraudgraph.ml.baselines import BaselineModels
 from fraudgraph.schema import block_stands
 from training.fitting import Split, fit_gnn
 
@@ -254,7 +255,7 @@ def test_train_and_score_commands_on_a_generated_world(small_world, small_world_
                               "--out", str(tmp_path / "model"), "--truth", truth, "--config", str(cfg), "--json"])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
-    assert set(metrics["models"]) == {"rgcn_edge", "rgcn", "gbdt", "rules"}
+    assert set(metrics["models"]) == {"rgcn_edge", "rgcn", "gbdt", "guilt_by_association", "rules"}
     assert metrics["split"]["by_decision_time"] and metrics["split"]["examples"]["test"] > 0
     for m in metrics["models"].values():
         assert {"pr_auc", "roc_auc", "recall_at_precision_85", "precision_at_recall_50"} <= set(m["labels"])
@@ -273,10 +274,15 @@ def test_train_and_score_commands_on_a_generated_world(small_world, small_world_
     w = val["population_weight"]
     rate = w[val["outcome"] == 1].sum() / w.sum()
     assert metrics["threshold_policy"] == {"policy": "labelled_fraud_rate", "flag_rate": round(rate, 6)}
-    assert w[val["score"] >= metrics["threshold"]].sum() / w.sum() <= rate + 1e-9
-    below = val.loc[val["score"] < metrics["threshold"], "score"]
+    threshold = ModelArtifact.load(tmp_path / "model").threshold  # unrounded
+    assert round(threshold, 6) == metrics["threshold"]
+    assert w[val["score"] >= threshold].sum() / w.sum() <= rate + 1e-9
+    below = val.loc[val["score"] < threshold, "score"]
     if len(below):  # the next lower score would flag more than the rate
         assert w[val["score"] >= below.max()].sum() / w.sum() > rate
+    # the baselines are saved beside it, so that the live replay judges each of them too
+    assert set(BaselineModels.load(tmp_path / "model").gnns) == {"rgcn_edge_validated", "rgcn"}
+    assert set(BaselineModels.load(tmp_path / "model").gbdts) == {"gbdt", "gbdt_deployed"}
     for name in ("model.pt", "feature_stats.json", "manifest.json", "pr_curves.png", "summary.md"):
         assert (tmp_path / "model" / name).exists(), name
 
