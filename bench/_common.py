@@ -121,13 +121,14 @@ def reference_world(settings, customers: int, out_dir: Path):
     Returns ``(world summary, cut-off epoch ms, {"customers", "links", "rejects"})``.
     """
     from etl.reference import reference_etl
+    from fraudgraph.event_tags import EventTagger
     from fraudgraph.identity import IdentifierHasher
     from fraudgraph.timeutil import to_epoch_ms
     from fraudgraph.synthetic.world import WorldGenerator
 
     world = WorldGenerator(settings.world.model_copy(update={"customers": customers})).generate(
         out_dir / "world", progress=False)
-    ref = reference_etl(out_dir / "world", IdentifierHasher.from_settings(settings.privacy))
+    ref = reference_etl(out_dir / "world", IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
     return world, to_epoch_ms(world["cutoff"]), ref
 
 

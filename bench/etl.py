@@ -24,6 +24,7 @@ from etl.load_identity_graph import run_etl
 from etl.reference import reference_etl
 from fraudgraph.config import load_settings
 from fraudgraph.graph.snapshot import write_snapshot
+from fraudgraph.event_tags import EventTagger
 from fraudgraph.identity import IdentifierHasher
 from etl.spark_session import build_spark_session
 from fraudgraph.synthetic.world import WorldGenerator
@@ -77,7 +78,7 @@ def main() -> None:
         spark.stop()
 
         t = time.perf_counter()
-        ref = reference_etl(world, IdentifierHasher.from_settings(settings.privacy))
+        ref = reference_etl(world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
         write_snapshot(ref["customers"], ref["links"], Path(tmp) / "pandas-snap")
         pandas_s = time.perf_counter() - t
 

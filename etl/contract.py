@@ -58,6 +58,7 @@ CONTRACT: dict[str, tuple[Column, ...]] = {
         Column("email", "text", False, "no email"),
         Column("card_fingerprint", "text", False, "no card"),
         Column("amount", "number", False, "no amount (payments without one are still identity events)"),
+        Column("channel", "text", False, "no channel (web, app_ios, app_android are tagged)"),
     ),
     "customers": (
         Column("customer_id", "id", True),

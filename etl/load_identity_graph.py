@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from etl.contract import TABLES, InputContractError, check_input
-from etl.partitions import HASHED_SCHEMA, validate_partition, write_partition
+from etl.partitions import hashed_schema, validate_partition, write_partition
 from etl.reading import epoch_ms_column, resolve_table
 from etl.transforms import (
     customer_properties,
@@ -82,7 +82,7 @@ def run_etl(
     if "ts" in events.columns and not isinstance(events.schema["ts"].dataType, StringType):
         events = events.withColumn("ts", epoch_ms_column(events, "ts"))  # text is parsed by the validator
     log.info("validating and hashing events")
-    processed = events.mapInPandas(validate_partition(settings_json), HASHED_SCHEMA).persist(
+    processed = events.mapInPandas(validate_partition(settings_json), hashed_schema()).persist(
         StorageLevel.MEMORY_AND_DISK
     )
     valid = processed.where(F.col("reject_reason").isNull())

@@ -10,11 +10,17 @@ from collections.abc import Iterator
 log = logging.getLogger("fraudgraph.etl")
 
 
-HASHED_SCHEMA = (
-    "event_id string, event_type string, ts_ms long, customer_id string, device_hash string, ip_hash string, "
-    "email_hash string, card_hash string, amount double, reject_field string, reject_reason string, "
-    "record string"
-)
+def hashed_schema() -> str:
+    """The Spark schema of :func:`validate_partition`'s rows: the hashed event columns, one long per event
+    tag, and the reject's field, reason and redacted record."""
+    from fraudgraph.schema import EVENT_TAGS
+
+    return (
+        "event_id string, event_type string, ts_ms long, customer_id string, device_hash string, ip_hash string, "
+        "email_hash string, card_hash string, amount double, "
+        + "".join(f"{tag} long, " for tag in EVENT_TAGS)
+        + "reject_field string, reject_reason string, record string"
+    )
 
 
 def validate_partition(settings_json: str):
@@ -23,11 +29,15 @@ def validate_partition(settings_json: str):
 
         from fraudgraph.config import Settings
         from fraudgraph.event_frames import validate_and_hash
+        from fraudgraph.event_tags import EventTagger
         from fraudgraph.identity import IdentifierHasher
+        from fraudgraph.schema import EVENT_TAGS
 
-        hasher = IdentifierHasher.from_settings(Settings.model_validate_json(settings_json).privacy)
+        settings = Settings.model_validate_json(settings_json)
+        hasher = IdentifierHasher.from_settings(settings.privacy)
+        tagger = EventTagger(settings.event_tags)
         for pdf in batches:
-            ok, rejects = validate_and_hash(pdf, hasher)
+            ok, rejects = validate_and_hash(pdf, hasher, tagger)
             ok = ok.assign(reject_field=None, reject_reason=None, record=None)
             rej = pd.DataFrame(
                 {
@@ -40,13 +50,14 @@ def validate_partition(settings_json: str):
                     "email_hash": None,
                     "card_hash": None,
                     "amount": None,
+                    **{tag: None for tag in EVENT_TAGS},
                     "reject_field": rejects["field"],
                     "reject_reason": rejects["reason"],
                     "record": rejects["record"],
                 }
             )
             out = pd.concat([ok, rej], ignore_index=True) if len(rej) else ok
-            yield out.astype({"ts_ms": "Int64", "amount": "float64"})
+            yield out.astype({"ts_ms": "Int64", "amount": "float64", **{tag: "Int64" for tag in EVENT_TAGS}})
 
     return run
 

@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 
 from fraudgraph.event_frames import HASH_COLUMN_BY_KIND, validate_and_hash
+from fraudgraph.event_tags import EventTagger
+from fraudgraph.graph.history import LINK_EVENT_COLUMNS
 from fraudgraph.identity import IdentifierHasher
-from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND, LINK_EVENT_TYPES
+from fraudgraph.schema import EDGE_LABEL_BY_KIND, EVENT_TAGS, LINK_COUNT_PROPERTIES, LINK_EVENT_TYPES
 from fraudgraph.timeutil import to_epoch_ms
 
 
@@ -33,40 +35,42 @@ def _ms(s: pd.Series) -> pd.Series:
     return s.map(lambda v: pd.NA if v is None or v != v else to_epoch_ms(v)).astype("Int64")
 
 
-def reference_links(events: pd.DataFrame, hasher: IdentifierHasher) -> tuple[pd.DataFrame, pd.DataFrame]:
+def reference_links(
+    events: pd.DataFrame, hasher: IdentifierHasher, tagger: EventTagger
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(links, rejects)`` from a raw events table."""
-    links, rejects, _ = reference_link_events(events, hasher)
+    links, rejects, _ = reference_link_events(events, hasher, tagger)
     return links, rejects
 
 
 def reference_link_events(
-    events: pd.DataFrame, hasher: IdentifierHasher
+    events: pd.DataFrame, hasher: IdentifierHasher, tagger: EventTagger
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """``(links, rejects, link_events)`` from a raw events table (what the Spark job writes)."""
-    valid, rejects = validate_and_hash(events, hasher)
+    valid, rejects = validate_and_hash(events, hasher, tagger)
     valid = valid.loc[valid["event_type"].isin(LINK_EVENT_TYPES)]  # label events are never links
     parts = []
     for kind, col in HASH_COLUMN_BY_KIND.items():
-        p = valid.loc[valid[col].notna(), ["event_id", "customer_id", col, "ts_ms", "event_type"]].rename(
+        p = valid.loc[valid[col].notna(), ["event_id", "customer_id", col, "ts_ms", "event_type", *EVENT_TAGS]].rename(
             columns={col: "value_hash"}
         )
         p.insert(2, "kind", kind)
         parts.append(p)
     x = pd.concat(parts, ignore_index=True)
-    for t, prop in COUNT_PROPERTY_BY_TYPE.items():
-        x[prop] = (x["event_type"] == t).astype("int64")
+    for t in LINK_EVENT_TYPES:
+        x[LINK_COUNT_PROPERTIES[t]] = (x["event_type"] == t).astype("int64")
+    for tag in EVENT_TAGS:
+        x[LINK_COUNT_PROPERTIES[tag]] = x[tag].astype("int64")
     agg = {
         "first_seen": ("ts_ms", "min"),
         "last_seen": ("ts_ms", "max"),
         "event_count": ("ts_ms", "size"),
-        **{p: (p, "sum") for p in COUNT_PROPERTY_BY_TYPE.values()},
+        **{p: (p, "sum") for p in LINK_COUNT_PROPERTIES.values()},
     }
     links = x.groupby(["customer_id", "kind", "value_hash"], sort=False).agg(**agg).reset_index()
     links["edge_label"] = links["kind"].map(EDGE_LABEL_BY_KIND)
     links["identifier_id"] = links["kind"] + ":" + links["value_hash"]
-    link_events = x[["event_id", "customer_id", "kind", "value_hash", "ts_ms", "event_type"]].rename(
-        columns={"ts_ms": "ts"}
-    )
+    link_events = x.rename(columns={"ts_ms": "ts"})[LINK_EVENT_COLUMNS]
     return links, rejects, link_events.reset_index(drop=True)
 
 
@@ -106,8 +110,8 @@ def reference_customers(customers: pd.DataFrame, blocks: pd.DataFrame, appeals: 
     return out
 
 
-def reference_etl(world_dir: str | Path, hasher: IdentifierHasher) -> dict[str, pd.DataFrame]:
+def reference_etl(world_dir: str | Path, hasher: IdentifierHasher, tagger: EventTagger) -> dict[str, pd.DataFrame]:
     world = Path(world_dir)
-    links, rejects, link_events = reference_link_events(_read(world, "events"), hasher)
+    links, rejects, link_events = reference_link_events(_read(world, "events"), hasher, tagger)
     customers = reference_customers(_read(world, "customers"), _read(world, "blocks"), _read(world, "appeals"))
     return {"links": links, "customers": customers, "rejects": rejects, "link_events": link_events}

@@ -30,13 +30,13 @@ DECIDED_APPEAL_OUTCOMES = ("unblocked", "upheld")
 
 def link_events(valid):
     """One row per identifier an identity event carried: event_id, customer_id, kind, value_hash (keyed
-    hash), ts (epoch ms), event_type. Label events (block, unblock, appeal) are left out: they are
-    label history, never links. The snapshot keeps this table so any stage can rebuild the graph as
-    of any time (:class:`fraudgraph.graph.history.LinkHistory`)."""
+    hash), ts (epoch ms), event_type and the event's tags (one column each). Label events (block,
+    unblock, appeal) are left out: they are label history, never links. The snapshot keeps this table
+    so any stage can rebuild the graph as of any time (:class:`fraudgraph.graph.history.LinkHistory`)."""
     from pyspark.sql import functions as F
 
     from fraudgraph.event_frames import HASH_COLUMN_BY_KIND
-    from fraudgraph.schema import LINK_EVENT_TYPES
+    from fraudgraph.schema import EVENT_TAGS, LINK_EVENT_TYPES
 
     identity = valid.where(F.col("event_type").isin(*LINK_EVENT_TYPES))
     parts = [
@@ -47,6 +47,7 @@ def link_events(valid):
             F.col(col).alias("value_hash"),
             F.col("ts_ms").alias("ts"),
             "event_type",
+            *[F.coalesce(F.col(tag), F.lit(0)).cast("long").alias(tag) for tag in EVENT_TAGS],
         )
         for kind, col in HASH_COLUMN_BY_KIND.items()
     ]
@@ -58,10 +59,10 @@ def link_events(valid):
 
 def identity_links(events):
     """(customer, kind, value_hash) aggregates of :func:`link_events`: first/last seen, event count,
-    counts per type."""
+    counts per type and per tag."""
     from pyspark.sql import functions as F
 
-    from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND
+    from fraudgraph.schema import EDGE_LABEL_BY_KIND, EVENT_TAGS, LINK_COUNT_PROPERTIES, LINK_EVENT_TYPES
 
     exploded = events.withColumnRenamed("ts", "ts_ms")
     aggs = [
@@ -70,9 +71,10 @@ def identity_links(events):
         F.count(F.lit(1)).alias("event_count"),
     ]
     aggs += [
-        F.sum(F.when(F.col("event_type") == t, 1).otherwise(0)).cast("long").alias(p)
-        for t, p in COUNT_PROPERTY_BY_TYPE.items()
+        F.sum(F.when(F.col("event_type") == t, 1).otherwise(0)).cast("long").alias(LINK_COUNT_PROPERTIES[t])
+        for t in LINK_EVENT_TYPES
     ]
+    aggs += [F.sum(F.col(tag)).cast("long").alias(LINK_COUNT_PROPERTIES[tag]) for tag in EVENT_TAGS]
     links = exploded.groupBy("customer_id", "kind", "value_hash").agg(*aggs)
     label = F.create_map(*[x for k, v in EDGE_LABEL_BY_KIND.items() for x in (F.lit(k), F.lit(v))])
     return links.select(
@@ -84,7 +86,7 @@ def identity_links(events):
         "first_seen",
         "last_seen",
         "event_count",
-        *COUNT_PROPERTY_BY_TYPE.values(),
+        *LINK_COUNT_PROPERTIES.values(),
     )
 
 
@@ -170,7 +172,7 @@ def write_neptune_csv(customers, links, out: str) -> None:
     """Gremlin load-data format: ``~id``, ``~label``, ``~from``, ``~to`` and typed property headers."""
     from pyspark.sql import functions as F
 
-    from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE
+    from fraudgraph.schema import LINK_COUNT_PROPERTIES
 
     opts = {"header": True, "escape": '"', "quoteAll": False}
     cust = customers.select(
@@ -185,7 +187,7 @@ def write_neptune_csv(customers, links, out: str) -> None:
         F.col("value_hash").alias("value_hash:String"),
     ).dropDuplicates(["~id"])
     idents.write.mode("overwrite").options(**opts).csv(f"{out}/vertices_identifier")
-    props = ["first_seen", "last_seen", "event_count", *COUNT_PROPERTY_BY_TYPE.values()]
+    props = ["first_seen", "last_seen", "event_count", *LINK_COUNT_PROPERTIES.values()]
     edges = links.select(
         F.concat_ws(":", "edge_label", "customer_id", "value_hash").alias("~id"),
         F.concat(F.lit("customer:"), "customer_id").alias("~from"),

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .event_tags import EventTagger
 from .identity import IdentifierHasher
 from .redaction import redact_payload
-from .schema import EVENT_FIELD_BY_KIND, EVENT_TYPES, IDENTIFIER_PROBLEMS
+from .schema import EVENT_FIELD_BY_KIND, EVENT_TAGS, EVENT_TYPES, IDENTIFIER_PROBLEMS
 from .timeutil import to_epoch_ms
 
 EVENT_COLUMNS = [
@@ -26,10 +27,13 @@ EVENT_COLUMNS = [
     "email",
     "card_fingerprint",
     "amount",
+    "channel",
 ]
 HASH_COLUMN_BY_KIND = {kind: f"{kind}_hash" for kind in EVENT_FIELD_BY_KIND}
-# Columns of the validated, hashed event table (no raw identifier survives).
-HASHED_EVENT_COLUMNS = ["event_id", "event_type", "ts_ms", "customer_id", *HASH_COLUMN_BY_KIND.values(), "amount"]
+# Columns of the validated, hashed event table (no raw identifier survives; the tags read off them do).
+HASHED_EVENT_COLUMNS = [
+    "event_id", "event_type", "ts_ms", "customer_id", *HASH_COLUMN_BY_KIND.values(), "amount", *EVENT_TAGS
+]  # fmt: skip
 REJECT_COLUMNS = ["event_id", "customer_id", "event_type", "field", "reason", "record"]
 
 
@@ -63,13 +67,16 @@ def _timestamps_ms(s: pd.Series) -> pd.Series:
 
 # Over 60 lines for a reason: one vectorised check per Event field, in the contract's order: the first check a
 # row fails is its reject reason, so the order is the logic.
-def validate_and_hash(frame: pd.DataFrame, hasher: IdentifierHasher) -> tuple[pd.DataFrame, pd.DataFrame]:
+def validate_and_hash(
+    frame: pd.DataFrame, hasher: IdentifierHasher, tagger: EventTagger
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split an event table into ``(valid hashed events, rejects)``.
 
     ``frame`` has the Event columns (missing optional ones are treated as empty).
     The first failing check of a row is its reason: ``"<field>: <reason>"``.
     Valid rows come back with ``ts_ms`` (UTC epoch ms) and ``<kind>_hash``
-    columns instead of raw identifiers. Rejects keep the record as redacted JSON
+    columns instead of raw identifiers, and one column per event tag read off the raw values first
+    (:class:`fraudgraph.event_tags.EventTagger`). Rejects keep the record as redacted JSON
     (:func:`fraudgraph.redaction.redact_payload`: no raw identifier), with ``field`` and ``reason``.
     """
     df = frame.copy()
@@ -138,4 +145,7 @@ def validate_and_hash(frame: pd.DataFrame, hasher: IdentifierHasher) -> tuple[pd
         hashes = {v: hasher.hash(kind, v) for v in values}
         out[HASH_COLUMN_BY_KIND[kind]] = ok[col].map(lambda v, hashes=hashes: hashes.get(v) if v is not None else None)
     out["amount"] = amount[~bad].astype("float64")
+    tags = tagger.frame_tags(ok.assign(amount=amount[~bad]))
+    for tag in EVENT_TAGS:
+        out[tag] = tags[tag].to_numpy()
     return out.reset_index(drop=True), rejects.reset_index(drop=True)

@@ -2,8 +2,11 @@
 
 Vertex labels: ``customer`` and one label per identifier kind. Edges run
 ``customer -has_<kind>-> <kind>`` and carry ``first_seen``/``last_seen``
-(epoch milliseconds, UTC), ``event_count`` and one ``count_<event_type>``
-per event type seen on that link.
+(epoch milliseconds, UTC), ``event_count``, one ``count_<event_type>``
+per event type seen on that link and one ``count_<tag>`` per event tag
+(:mod:`fraudgraph.event_tags`: what a fraud team reads off an event's raw
+fields before they are hashed, such as a hosting IP, a disposable e-mail
+domain, the channel, or the payment amount in whole currency units).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .redaction import IDENTIFIER_FIELDS, luhn_valid, mask_free_text
 from .timeutil import from_epoch_ms, to_epoch_ms
 
-SCHEMA_VERSION = 2  # 2: label events are no longer link counts or features
+SCHEMA_VERSION = 3  # 2: label events are no longer link counts or features; 3: event tags on links
 
 CUSTOMER = "customer"
 IDENTIFIER_KINDS: tuple[str, ...] = ("device", "ip", "email", "card")
@@ -46,7 +49,23 @@ EventType = Literal["signup", "login", "payment", "add_card", "change_email", "b
 # identifiers they carry.
 LABEL_EVENT_TYPES: tuple[str, ...] = ("block", "unblock", "appeal")
 LINK_EVENT_TYPES: tuple[str, ...] = tuple(t for t in EVENT_TYPES if t not in LABEL_EVENT_TYPES)
-COUNT_PROPERTY_BY_TYPE: dict[str, str] = {t: f"count_{t}" for t in LINK_EVENT_TYPES}
+# What an identity event says beyond its identifiers, read off its raw fields before hashing
+# (fraudgraph.event_tags): flags count the events that carry them, a quantity sums its value.
+EVENT_TAG_FLAGS: tuple[str, ...] = (
+    "ip_hosting",
+    "ip_carrier_nat",
+    "email_disposable",
+    "email_free_provider",
+    "email_many_digits",
+    "channel_web",
+    "channel_app_ios",
+    "channel_app_android",
+)
+EVENT_TAG_QUANTITIES: tuple[str, ...] = ("amount_units",)
+EVENT_TAGS: tuple[str, ...] = (*EVENT_TAG_FLAGS, *EVENT_TAG_QUANTITIES)
+# every count a link carries: per event type, then per event tag
+LINK_COUNT_KEYS: tuple[str, ...] = (*LINK_EVENT_TYPES, *EVENT_TAGS)
+LINK_COUNT_PROPERTIES: dict[str, str] = {key: f"count_{key}" for key in LINK_COUNT_KEYS}
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DIGITS_RE = re.compile(r"^[0-9 \-]+$")

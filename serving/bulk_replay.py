@@ -34,13 +34,14 @@ import numpy as np
 import pandas as pd
 
 from fraudgraph.config import Settings
+from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph.history import LINK_EVENT_COLUMNS, LinkHistory
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.logs import progress
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.ml.baselines import BaselineModels
 from fraudgraph.ml.features import build_graph_tensors
-from fraudgraph.schema import LABEL_EVENT_TYPES, block_stands, numeric_property
+from fraudgraph.schema import EVENT_TAGS, LABEL_EVENT_TYPES, block_stands, numeric_property
 from fraudgraph.scoring.day_one import DayOneRules
 from fraudgraph.scoring.evidence import decision_evidence
 from fraudgraph.scoring.online import CUSTOMER_PROPERTIES
@@ -48,7 +49,7 @@ from fraudgraph.scoring.rules import CustomerEvidence, DecisionRules
 
 from .ledger import merge_customer_props
 from .sources import Message
-from .steps import Rejection, customer_updates, event_time_steps, parse_message, triggers_score
+from .steps import Rejection, customer_updates, event_time_steps, link_counts, parse_message, triggers_score
 
 log = logging.getLogger("fraudgraph.replay")
 
@@ -97,6 +98,7 @@ def plan_stream(
     """Plan a stream as the consumer processes it. ``history_keys``: ``(customer_id, kind, value_hash)``
     of every link the graph holds before the stream (a login that brings none of its device or IP links
     new is not scored)."""
+    tagger = EventTagger(settings.event_tags)
     cfg = settings.consumer
     span_ms = int(cfg.max_batch_span_s * 1000)
     seen: set[str] = set()
@@ -133,7 +135,10 @@ def plan_stream(
                     if ev.event_type in LABEL_EVENT_TYPES
                     else [(ev.customer_id, kind, hasher.hash(kind, raw)) for kind, raw in ev.identifiers().items()]
                 )
-                link_rows.extend((ev.event_id, *key, ev.ts_ms, ev.event_type) for key in keys)
+                tags = link_counts(ev, tagger) if keys else {}
+                link_rows.extend(
+                    (ev.event_id, *key, ev.ts_ms, ev.event_type, *(tags.get(t, 0) for t in EVENT_TAGS)) for key in keys
+                )
                 new_ident = any(
                     key[1] in ("device", "ip") and key not in touched and key not in history_keys for key in keys
                 )

@@ -31,6 +31,7 @@ from collections import defaultdict
 from typing import Any
 
 from fraudgraph.config import Settings
+from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph import CustomerUpsert, IdentityGraph
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.logs import Progress
@@ -50,6 +51,7 @@ from .steps import (
     event_json,
     event_time_steps,
     is_transient,
+    link_counts,
     link_from_state,
     parse_message,
     triggers_score,
@@ -75,6 +77,7 @@ class LiveConsumer:
         self.decisions = decisions
         self.dead_letter = dead_letter
         self.hasher = IdentifierHasher.from_settings(settings.privacy)
+        self.tagger = EventTagger(settings.event_tags)
         self.score_on = set(settings.consumer.score_on)
         self.stats = ConsumerStats()
         self.metrics = ConsumerMetrics()
@@ -247,11 +250,13 @@ class LiveConsumer:
                 else [(ev.customer_id, kind, self.hasher.hash(kind, raw)) for kind, raw in ev.identifiers().items()]
             )
             keys_by_event.append(keys)
+            counts = link_counts(ev, self.tagger) if keys else {}
             for key in keys:
                 inc = increments.setdefault(key, [ev.ts_ms, ev.ts_ms, 0, defaultdict(int)])
                 inc[0], inc[1] = min(inc[0], ev.ts_ms), max(inc[1], ev.ts_ms)
                 inc[2] += 1
-                inc[3][ev.event_type] += 1
+                for name, n in counts.items():
+                    inc[3][name] += n
             customers[ev.customer_id] = merge_customer_props(customers[ev.customer_id], customer_updates(ev))
         # the graph's value of each link before its first live event
         states = self.ledger.link_states(increments)

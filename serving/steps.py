@@ -1,5 +1,6 @@
-"""The pieces of a consumer step: stream-time steps, the customer properties an event sets, the
-absolute value of a live link, which failures are transient, and the consumer's counters."""
+"""The pieces of a consumer step: stream-time steps, the customer properties an event sets, what an
+event adds to its links' counts, the absolute value of a live link, which failures are transient, and
+the consumer's counters."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fraudgraph.config.serving import ConsumerSettings
+from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph import IdentityLink
 from fraudgraph.redaction import mask_free_text
-from fraudgraph.schema import COUNT_PROPERTY_BY_TYPE, Event, InvalidEvent, validate_event
+from fraudgraph.schema import LABEL_EVENT_TYPES, LINK_COUNT_PROPERTIES, Event, InvalidEvent, validate_event
 from fraudgraph.timeutil import now_ms
 
 
@@ -116,6 +118,14 @@ def customer_updates(ev: Event) -> dict[str, Any]:
     return props
 
 
+def link_counts(ev: Event, tagger: EventTagger) -> dict[str, int]:
+    """What an identity event adds to each link it touches, by ``LINK_COUNT_KEYS``: 1 to its type and its
+    tags read off the raw fields (:class:`fraudgraph.event_tags.EventTagger`). Label events add nothing."""
+    if ev.event_type in LABEL_EVENT_TYPES:
+        return {}
+    return {ev.event_type: 1, **tagger.tags(ip=ev.ip, email=ev.email, channel=ev.channel, amount=ev.amount)}
+
+
 def event_time_steps(events: list[Event], span_ms: int) -> list[list[Event]]:
     """Time-ordered events cut into steps that each span at most ``span_ms`` of event time.
 
@@ -164,7 +174,7 @@ def link_from_state(key, base_json, first, last, count, counts_json) -> Identity
     if base:
         first, last = min(first, base["first_seen"]), max(last, base["last_seen"])
         count += base["event_count"]
-        for t, prop in COUNT_PROPERTY_BY_TYPE.items():
+        for t, prop in LINK_COUNT_PROPERTIES.items():
             live_counts[t] = live_counts.get(t, 0) + int(base.get(prop, 0))
     return IdentityLink(
         key[0], key[1], key[2], int(first), int(last), int(count), {t: int(n) for t, n in live_counts.items() if n}

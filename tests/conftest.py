@@ -146,9 +146,10 @@ def small_world_graph(small_world, tmp_path, settings):
     from etl.reference import reference_etl
     from fraudgraph.graph import open_graph
     from fraudgraph.graph.snapshot import frames_to_elements
+    from fraudgraph.event_tags import EventTagger
     from fraudgraph.identity import IdentifierHasher
 
-    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy))
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
     uri = f"sqlite:///{tmp_path / 'small-world.db'}"
     with open_graph(uri, settings) as store:
         customers, links = frames_to_elements(ref["customers"], ref["links"])
@@ -162,9 +163,10 @@ def small_world_snapshot(small_world, tmp_path_factory, settings):
     """The small world's snapshot folder as the ETL writes it (pandas reference aggregates, link events)."""
     from etl.reference import reference_etl
     from fraudgraph.graph.snapshot import write_snapshot
+    from fraudgraph.event_tags import EventTagger
     from fraudgraph.identity import IdentifierHasher
 
-    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy))
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
     out = tmp_path_factory.mktemp("small-world-snapshot")
     write_snapshot(ref["customers"], ref["links"], out, link_events=ref["link_events"])
     return out

@@ -30,6 +30,7 @@ from etl.reference import reference_etl
 from fraudgraph.config import Settings
 from fraudgraph.evaluation.field_check import field_check
 from fraudgraph.evaluation.ranking import ranking_metrics
+from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph.history import LinkHistory, decision_points
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.ml.baselines import tabular_features
@@ -47,7 +48,7 @@ def world_readback(world_dir: str | Path, settings: Settings) -> dict[str, Any]:
     world = Path(world_dir)
     manifest = json.loads((world / "manifest.json").read_text())
     as_of = to_epoch_ms(manifest["cutoff"])
-    ref = reference_etl(world, IdentifierHasher.from_settings(settings.privacy))
+    ref = reference_etl(world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
     history = LinkHistory(ref["link_events"], ref["customers"])
     cfg = settings.training
     points = decision_points(ref["link_events"], settings.consumer.score_on)

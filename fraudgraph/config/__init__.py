@@ -26,6 +26,7 @@ from fraudgraph.config.detection import (
     BurstRule,
     ComponentRule,
     DayOneRuleSettings,
+    EventTagSettings,
     ExampleSettings,
     GbdtSettings,
     HeuristicSettings,
@@ -69,6 +70,7 @@ class Settings(Section):
     world: WorldSettings
     spark: SparkSettings
     etl: EtlSettings
+    event_tags: EventTagSettings
     labels: LabelSettings
     training: TrainingSettings
     rules: RuleSettings
@@ -171,6 +173,7 @@ __all__ = [
     "BurstRule",
     "CONF_DIR",
     "ComponentRule",
+    "EventTagSettings",
     "ConfigError",
     "ConsumerSettings",
     "DEFAULT_CONFIG",

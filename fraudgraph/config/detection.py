@@ -9,6 +9,18 @@ from pydantic import Field
 from fraudgraph.config.base import Section
 
 
+class EventTagSettings(Section):
+    """What :mod:`fraudgraph.event_tags` reads off an event's raw fields before hashing: the hosting / VPN
+    and carrier NAT IP ranges (CIDR), the disposable and free e-mail provider domains, and how many digits
+    make an e-mail local part look generated."""
+
+    hosting_ip_ranges: list[str]
+    carrier_nat_ranges: list[str]
+    disposable_email_domains: list[str]
+    free_email_domains: list[str]
+    many_digits: int = Field(ge=1)
+
+
 class HeuristicRule(Section):
     """A label heuristic: switchable, and the confidence of the fraud labels it sets."""
 

@@ -12,11 +12,11 @@ from typing import Any
 import pandas as pd
 
 from ..schema import (
-    COUNT_PROPERTY_BY_TYPE,
     CUSTOMER,
     EDGE_LABEL_BY_KIND,
     EDGE_LABELS,
     IDENTIFIER_KINDS,
+    LINK_COUNT_PROPERTIES,
     VERTEX_LABELS,
 )
 from ..timeutil import as_of_or_end
@@ -70,7 +70,7 @@ class IdentityLink:
         """A link from one row of a ``links`` frame (``LINK_FRAME_COLUMNS``; a missing, null or zero
         ``count_<type>`` counts as no event of that type)."""
         counts = {}
-        for etype, prop in COUNT_PROPERTY_BY_TYPE.items():
+        for etype, prop in LINK_COUNT_PROPERTIES.items():
             value = rec.get(prop)
             if value is not None and not pd.isna(value) and value:
                 counts[etype] = int(value)
@@ -95,7 +95,7 @@ class IdentityLink:
             "last_seen": int(self.last_seen),
             "event_count": int(self.event_count),
         }
-        for etype, prop in COUNT_PROPERTY_BY_TYPE.items():
+        for etype, prop in LINK_COUNT_PROPERTIES.items():
             props[prop] = int(self.counts.get(etype, 0))
         return props
 
@@ -197,7 +197,7 @@ def validate_links(batch: Sequence[IdentityLink]) -> None:
         if link.event_count < 0:
             raise InvalidElementError(i, name, "event_count is negative")
         for etype, n in link.counts.items():
-            if etype not in COUNT_PROPERTY_BY_TYPE:
+            if etype not in LINK_COUNT_PROPERTIES:
                 raise InvalidElementError(i, name, f"unknown event type {etype!r} in counts")
             if isinstance(n, bool) or not isinstance(n, int) or n < 0:
                 raise InvalidElementError(i, name, f"count for {etype!r} must be a non-negative integer")
@@ -220,7 +220,7 @@ LINK_FRAME_COLUMNS = [
     "first_seen",
     "last_seen",
     "event_count",
-    *COUNT_PROPERTY_BY_TYPE.values(),
+    *LINK_COUNT_PROPERTIES.values(),
 ]
 # per customer, over its links first seen at or before as-of: what its own features need
 LINK_SUMMARY_COLUMNS = [
@@ -228,7 +228,7 @@ LINK_SUMMARY_COLUMNS = [
     "first_link",
     *(f"identifiers_{k}" for k in IDENTIFIER_KINDS),
     "events",
-    *COUNT_PROPERTY_BY_TYPE.values(),
+    *LINK_COUNT_PROPERTIES.values(),
 ]
 
 
@@ -243,7 +243,7 @@ def summarise_links(links: pd.DataFrame, as_of_ms: int | None = None) -> pd.Data
     for kind in IDENTIFIER_KINDS:
         out[f"identifiers_{kind}"] = (links["kind"] == kind).groupby(links["customer_id"]).sum()
     out["events"] = grouped["event_count"].sum()
-    for col in COUNT_PROPERTY_BY_TYPE.values():
+    for col in LINK_COUNT_PROPERTIES.values():
         out[col] = (
             pd.to_numeric(links[col], errors="coerce").fillna(0).groupby(links["customer_id"]).sum()
             if col in links

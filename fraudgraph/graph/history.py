@@ -35,11 +35,12 @@ import numpy as np
 import pandas as pd
 
 from ..arrays import ranges, segment_searchsorted, sorted_unique
-from ..schema import COUNT_PROPERTY_BY_TYPE, IDENTIFIER_KINDS, LINK_EVENT_TYPES
+from ..schema import EVENT_TAGS, IDENTIFIER_KINDS, LINK_COUNT_PROPERTIES, LINK_EVENT_TYPES
 from .elements import IDENTIFIER_STATS_COLUMNS, LINK_FRAME_COLUMNS, LINK_SUMMARY_COLUMNS
 from .scoring_inputs import ScoringInputs
 
-LINK_EVENT_COLUMNS = ["event_id", "customer_id", "kind", "value_hash", "ts", "event_type"]
+# one row per identifier an identity event carried, with the event's tags (fraudgraph.event_tags)
+LINK_EVENT_COLUMNS = ["event_id", "customer_id", "kind", "value_hash", "ts", "event_type", *EVENT_TAGS]
 TYPE_CODE = {t: i for i, t in enumerate(LINK_EVENT_TYPES)}
 KIND_CODE = {k: i for i, k in enumerate(IDENTIFIER_KINDS)}
 # identifiers with more links than this are walked one decision point at a time (hubs)
@@ -87,6 +88,12 @@ class LinkHistory:
         ts = ev["ts"].to_numpy(np.int64)
         etype = ev["event_type"].map(TYPE_CODE).to_numpy(np.int64)
         n_types = len(LINK_EVENT_TYPES)
+        # per event, what it adds to each count of LINK_COUNT_PROPERTIES: 1 for its type, then its tags
+        counts = np.zeros((len(ev), len(LINK_COUNT_PROPERTIES)), dtype=np.int64)
+        counts[np.arange(len(ev)), etype] = 1
+        for j, tag in enumerate(EVENT_TAGS):
+            if tag in ev:
+                counts[:, n_types + j] = pd.to_numeric(ev[tag], errors="coerce").fillna(0).to_numpy(np.int64)
 
         # links: one per (customer, identifier); events sorted by (link, ts)
         link_key = c.astype(np.int64) * self.n_idents + i
@@ -95,9 +102,8 @@ class LinkHistory:
         self.link_ident = (self.link_key % self.n_idents).astype(np.int64)
         order = np.lexsort((ts, link_of_event))
         self.ev_ts = ts[order]
-        onehot = np.zeros((len(order) + 1, n_types), dtype=np.int32)
-        onehot[np.arange(1, len(order) + 1), etype[order]] = 1
-        self.ev_cum = np.cumsum(onehot, axis=0)  # row p: per-type counts of the first p events (by link)
+        self.ev_cum = np.cumsum(np.vstack([np.zeros((1, counts.shape[1]), np.int64), counts[order]]), axis=0)
+        # row p: the counts of the first p events (by link)
         self.link_start = np.searchsorted(link_of_event[order], np.arange(len(self.link_key)), "left")
         self.link_end = np.searchsorted(link_of_event[order], np.arange(len(self.link_key)), "right")
         self.link_first = self.ev_ts[self.link_start]
@@ -119,9 +125,7 @@ class LinkHistory:
         # customers: events by time (events and per-type counts), link first-seen per kind
         cust_order = np.lexsort((ts, c))
         self.cust_ev_ts = ts[cust_order]
-        onehot = np.zeros((len(cust_order) + 1, n_types), dtype=np.int32)
-        onehot[np.arange(1, len(cust_order) + 1), etype[cust_order]] = 1
-        self.cust_ev_cum = np.cumsum(onehot, axis=0)
+        self.cust_ev_cum = np.cumsum(np.vstack([np.zeros((1, counts.shape[1]), np.int64), counts[cust_order]]), axis=0)
         self.cust_ev_start = np.searchsorted(c[cust_order], np.arange(self.n_customers), "left")
         self.cust_ev_end = np.searchsorted(c[cust_order], np.arange(self.n_customers), "right")
         link_kind = (
@@ -189,7 +193,7 @@ class LinkHistory:
             )
         out["events"] = p - start
         per_type = self.cust_ev_cum[p] - self.cust_ev_cum[start]
-        for j, col in enumerate(COUNT_PROPERTY_BY_TYPE.values()):
+        for j, col in enumerate(LINK_COUNT_PROPERTIES.values()):
             out[col] = per_type[:, j]
         return out
 
@@ -208,7 +212,7 @@ class LinkHistory:
                 "event_count": count[visible],
             }
         )
-        for j, col in enumerate(COUNT_PROPERTY_BY_TYPE.values()):
+        for j, col in enumerate(LINK_COUNT_PROPERTIES.values()):
             frame[col] = per_type[visible, j]
         return frame[LINK_FRAME_COLUMNS]
 
@@ -260,7 +264,7 @@ class LinkHistory:
                 "event_count": count,
             }
         )
-        for j, col in enumerate(COUNT_PROPERTY_BY_TYPE.values()):
+        for j, col in enumerate(LINK_COUNT_PROPERTIES.values()):
             links[col] = per_type[:, j]
 
         # identifier statistics at t (the full, uncapped view)

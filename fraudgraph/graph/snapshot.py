@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND, SCHEMA_VERSION
+from ..schema import EDGE_LABEL_BY_KIND, LINK_COUNT_PROPERTIES, SCHEMA_VERSION
 from ..timeutil import now_ms
 
 LINK_COLUMNS = [
@@ -35,7 +35,7 @@ LINK_COLUMNS = [
     "first_seen",
     "last_seen",
     "event_count",
-    *COUNT_PROPERTY_BY_TYPE.values(),
+    *LINK_COUNT_PROPERTIES.values(),
 ]
 
 
@@ -46,7 +46,7 @@ def normalise_links(links: pd.DataFrame) -> pd.DataFrame:
         df["identifier_id"] = df["kind"] + ":" + df["value_hash"]
     if "edge_label" not in df:
         df["edge_label"] = df["kind"].map(EDGE_LABEL_BY_KIND)
-    for col in COUNT_PROPERTY_BY_TYPE.values():
+    for col in LINK_COUNT_PROPERTIES.values():
         df[col] = df[col].fillna(0).astype("int64") if col in df else 0
     for col in ("first_seen", "last_seen", "event_count"):
         df[col] = df[col].astype("int64")

@@ -44,10 +44,12 @@ from fraudgraph.arrays import sorted_unique
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml._dgl_compat import import_dgl
 from fraudgraph.schema import (
-    COUNT_PROPERTY_BY_TYPE,
     CUSTOMER,
     EDGE_LABEL_BY_KIND,
+    EVENT_TAG_FLAGS,
     IDENTIFIER_KINDS,
+    LINK_COUNT_KEYS,
+    LINK_COUNT_PROPERTIES,
     LINK_EVENT_TYPES,
     block_stands,
 )
@@ -58,6 +60,9 @@ CUSTOMER_FEATURES = [
     *(f"identifiers_{k}" for k in IDENTIFIER_KINDS),
     "events",
     *(f"events_{t}" for t in LINK_EVENT_TYPES),
+    *(f"share_{tag}" for tag in EVENT_TAG_FLAGS),
+    "amount_per_payment",
+    "payments_per_day",
 ]
 IDENTIFIER_FEATURES = ["degree", "age_days", "events", "first_seen_span_days"]
 EDGE_FEATURES = [
@@ -66,8 +71,12 @@ EDGE_FEATURES = [
     "recency_days",
     "days_after_signup",
     *(f"mix_{t}" for t in LINK_EVENT_TYPES),
+    *(f"share_{tag}" for tag in EVENT_TAG_FLAGS),
+    "amount_per_payment",
     "other_customers_blocked",
 ]
+_AMOUNT = LINK_COUNT_KEYS.index("amount_units")
+_PAYMENT = LINK_COUNT_KEYS.index("payment")
 REVERSE_PREFIX = "rev_"
 
 
@@ -172,7 +181,7 @@ def build_graph_tensors(inputs: ScoringInputs, *, fanout_cap: int | None = None)
 @dataclass
 class _VisibleLinks:
     """The links first seen by as-of, one entry per link: customer and identifier ids, first and last
-    seen (epoch ms), event count and ``mix`` ``(n_links, len(COUNT_PROPERTY_BY_TYPE))`` per-type counts."""
+    seen (epoch ms), event count and ``mix`` ``(n_links, len(LINK_COUNT_PROPERTIES))`` per-type counts."""
 
     customer: np.ndarray
     kind: np.ndarray
@@ -188,9 +197,9 @@ class _VisibleLinks:
         visible = first <= as_of_ms
         first = first[visible]
         mix = (
-            np.stack([_column(links, col)[visible] for col in COUNT_PROPERTY_BY_TYPE.values()], 1)
+            np.stack([_column(links, col)[visible] for col in LINK_COUNT_PROPERTIES.values()], 1)
             if len(first)
-            else np.zeros((0, len(COUNT_PROPERTY_BY_TYPE)))
+            else np.zeros((0, len(LINK_COUNT_PROPERTIES)))
         )
         return cls(
             _ids(links["customer_id"])[visible],
@@ -229,7 +238,7 @@ def _customer_nodes(
     for kind in IDENTIFIER_KINDS:
         cust[f"identifiers_{kind}"] = np.bincount(c[lk.kind == kind], minlength=n_cust)
     cust["events"] = np.bincount(c, weights=lk.events, minlength=n_cust)
-    for j, t in enumerate(COUNT_PROPERTY_BY_TYPE):
+    for j, t in enumerate(LINK_COUNT_KEYS):
         cust[f"events_{t}"] = np.bincount(c, weights=lk.mix[:, j], minlength=n_cust)
     if customer_summary is not None and len(customer_summary):
         pos = cindex.get_indexer(_ids(customer_summary["customer_id"]))
@@ -243,22 +252,30 @@ def _customer_nodes(
             cust[f"identifiers_{kind}"] = cust[f"identifiers_{kind}"].astype(np.float64)
             cust[f"identifiers_{kind}"][pos] = _column(customer_summary, f"identifiers_{kind}")[found]
         cust["events"][pos] = _column(customer_summary, "events")[found]
-        for t, col in COUNT_PROPERTY_BY_TYPE.items():
+        for t, col in LINK_COUNT_PROPERTIES.items():
             cust[f"events_{t}"][pos] = _column(customer_summary, col)[found]
+    # what the event tags say of the customer: shares of its link events, spend per payment, velocity
+    for tag in EVENT_TAG_FLAGS:
+        cust[f"share_{tag}"] = cust[f"events_{tag}"] / np.maximum(cust["events"], 1)
+    cust["amount_per_payment"] = cust["events_amount_units"] / np.maximum(cust["events_payment"], 1)
+    cust["payments_per_day"] = cust["events_payment"] / np.maximum(cust["account_age_days"], 1)
     features = np.stack([_log1p_nonneg(cust[f]) for f in CUSTOMER_FEATURES], 1).astype(np.float32)
     return ids, c, start, features
 
 
 def _edge_features(lk: _VisibleLinks, link_start: np.ndarray, as_of_ms: int) -> np.ndarray:
     """``(n_links, len(EDGE_FEATURES) - 1)``: events, days since first and last use, days from the customer's
-    start to its first use, and the event-type mix (the blocked count is added per direction)."""
+    start to its first use, the event-type mix and the share of events with each tag flag (shares of the
+    link's events), and the spend per payment on the link (the blocked count is added per direction)."""
+    shares = lk.mix / np.maximum(lk.events, 1)[:, None]
     return np.concatenate(
         [
             _log1p_nonneg(lk.events)[:, None],
             _log1p_nonneg((as_of_ms - lk.first) / DAY_MS)[:, None],
             _log1p_nonneg((as_of_ms - lk.last) / DAY_MS)[:, None],
             _log1p_nonneg((lk.first - link_start) / DAY_MS)[:, None],
-            lk.mix / np.maximum(lk.events, 1)[:, None],
+            shares[:, : len(LINK_EVENT_TYPES) + len(EVENT_TAG_FLAGS)],
+            _log1p_nonneg(lk.mix[:, _AMOUNT] / np.maximum(lk.mix[:, _PAYMENT], 1))[:, None],
         ],
         1,
     ).astype(np.float32)

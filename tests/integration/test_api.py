@@ -10,6 +10,8 @@ import httpx
 import pandas as pd
 import pytest
 
+from fraudgraph.event_tags import EventTagger
+
 from fraudgraph.identity import IdentifierHasher
 
 from api_helpers import start_uvicorn
@@ -30,7 +32,7 @@ def flagging_model(small_world, settings, tmp_path_factory):
     from etl.reference import reference_etl
     from fraudgraph.ml.artifact import untrained_artifact
 
-    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy))
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
     as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6
     out = untrained_artifact(ref["customers"], ref["links"], as_of, settings, tmp_path_factory.mktemp("api-model"),
                              fanout_cap=20, threshold=0.0, seed=3, hidden=16, edge_hidden=8)

@@ -13,6 +13,7 @@ import pytest
 from fraudgraph.graph import open_graph
 from fraudgraph.graph.history import LINK_EVENT_COLUMNS
 from fraudgraph.graph.snapshot import normalise_links
+from fraudgraph.event_tags import EventTagger
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.scoring.online import OnlineScorer
@@ -35,7 +36,7 @@ def labelled_graph(small_world, tmp_path_factory, settings):
     from fraudgraph.labels.stage import run_labels
 
     out = tmp_path_factory.mktemp("bulk-replay")
-    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy))
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
     path = out / "graph.db"
     with open_graph(f"sqlite:///{path}", settings) as store:
         customers, links = frames_to_elements(ref["customers"], ref["links"])

@@ -21,6 +21,7 @@ from etl.load_identity_graph import run_etl
 from etl.reference import reference_etl
 from fraudgraph.graph import identifier_id, open_graph
 from fraudgraph.graph.snapshot import frames_to_elements, normalise_links
+from fraudgraph.event_tags import EventTagger
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.scoring.rules import decision_properties
 
@@ -41,7 +42,7 @@ def model_dir(small_world, settings, tmp_path_factory):
     """A seeded (untrained) model: which writes happen does not depend on its quality."""
     from fraudgraph.ml.artifact import untrained_artifact
 
-    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy))
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
     as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6
     return untrained_artifact(ref["customers"], ref["links"], as_of, settings, tmp_path_factory.mktemp("cw-model"),
                               fanout_cap=20, seed=5, hidden=16, edge_hidden=8)
@@ -115,7 +116,7 @@ def test_etl_partitions_two_consumers_and_reviews_at_once_equal_one_writer(
         "etl": jsettings.etl.model_copy(update={"write_partitions": 2}),
         "api": type(jsettings.api).model_validate({**jsettings.api.model_dump(), "tokens": TOKENS,
                                                    "review_log": str(tmp_path / "reviews.db")})})
-    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy))
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
     lines = (small_world / "live" / "events.jsonl").read_text().splitlines()[:LIVE_EVENTS]
     live_customers = {json.loads(x)["customer_id"] for x in lines}
     groups = [[x for x in lines if consumer_group(json.loads(x)["customer_id"]) == g] for g in (0, 1)]

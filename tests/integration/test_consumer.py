@@ -16,6 +16,7 @@ import pytest
 from etl.reference import reference_links
 from fraudgraph.graph import open_graph
 from fraudgraph.graph.snapshot import frames_to_elements, normalise_links
+from fraudgraph.event_tags import EventTagger
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.scoring.online import OnlineScorer
 from serving.consumer import LiveConsumer
@@ -29,7 +30,7 @@ def model_dir(small_world, settings, tmp_path_factory):
     from etl.reference import reference_etl
     from fraudgraph.ml.artifact import untrained_artifact
 
-    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy))
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
     as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6
     return untrained_artifact(ref["customers"], ref["links"], as_of, settings,
                               tmp_path_factory.mktemp("consumer-model"), fanout_cap=20, seed=2, hidden=16,
@@ -40,7 +41,7 @@ def expected_links(small_world, settings, extra: pd.DataFrame) -> pd.DataFrame:
     """Reference aggregates of historical events plus the given live events (what exactly-once must give)."""
     hist = pd.read_parquet(small_world / "historical" / "events.parquet")
     events = pd.concat([hist, extra], ignore_index=True)
-    links, _ = reference_links(events, IdentifierHasher.from_settings(settings.privacy))
+    links, _ = reference_links(events, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
     return normalise_links(links)
 
 
@@ -152,7 +153,7 @@ def test_kill_9_mid_stream_then_restart_equals_uninterrupted_run(small_world, mo
     """Two identical graphs: one consumer runs through, the other is killed with SIGKILL and restarted."""
     from etl.reference import reference_etl
 
-    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy))
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
     customers, links = frames_to_elements(ref["customers"], ref["links"])
     src = tmp_path / "live.jsonl"
     src.write_text("\n".join(live_events(small_world)[:500]) + "\n")

@@ -13,6 +13,7 @@ from etl.reference import reference_etl
 from fraudgraph.graph import open_graph
 from fraudgraph.graph.elements import customer_vertex_id, identifier_id
 from fraudgraph.graph.snapshot import frames_to_elements, normalise_links
+from fraudgraph.event_tags import EventTagger
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.ml.artifact import ModelArtifact, untrained_artifact
 from fraudgraph.scoring.online import OnlineScorer
@@ -26,7 +27,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.gremlin]
 @pytest.fixture(scope="module")
 def world(small_world, settings, tmp_path_factory):
     """The small world's reference aggregates and a seeded model (the plumbing does not need a trained one)."""
-    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy))
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
     as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6
     model = untrained_artifact(ref["customers"], ref["links"], as_of, settings,
                                tmp_path_factory.mktemp("engines-model"), fanout_cap=20, seed=2, hidden=16,

@@ -12,6 +12,7 @@ from etl.load_identity_graph import run_etl
 from etl.reference import reference_etl
 from fraudgraph.graph import open_graph
 from fraudgraph.graph.snapshot import normalise_customers, normalise_links, read_snapshot
+from fraudgraph.event_tags import EventTagger
 from fraudgraph.identity import IdentifierHasher
 
 pytestmark = pytest.mark.slow
@@ -54,7 +55,7 @@ def etl_run(spark, settings, csv_world, tmp_path_factory):
 
 def test_snapshot_equals_pandas_reference(etl_run, csv_world, settings):
     out, _, _ = etl_run
-    ref = reference_etl(csv_world, IdentifierHasher.from_settings(settings.privacy))
+    ref = reference_etl(csv_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
     customers, links = read_snapshot(out / "snap")
     pd.testing.assert_frame_equal(normalise_links(links), normalise_links(ref["links"]))
     a = normalise_customers(customers).astype(object).where(lambda d: d.notna(), None)

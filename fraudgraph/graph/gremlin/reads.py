@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from ...schema import COUNT_PROPERTY_BY_TYPE, CUSTOMER, EDGE_LABEL_BY_KIND, KIND_BY_EDGE_LABEL
+from ...schema import CUSTOMER, EDGE_LABEL_BY_KIND, KIND_BY_EDGE_LABEL, LINK_COUNT_PROPERTIES
 from ..elements import LinkedIdentifier, Neighbourhood, SharedIdentifier, customer_vertex_id, empty_stats
 from .session import _CUSTOMER_PREFIX, GRAPH_META_ID, GRAPH_META_LABEL, GremlinSession, _typed
 
@@ -177,7 +177,7 @@ class GremlinReads(GremlinSession):
         records = [self._link_record(r) for r in rows]
         cols = ["customer_id", "kind", "value_hash", "first_seen", "last_seen", "event_count"]
         frame = pd.DataFrame.from_records(records, columns=None if records else cols)
-        for col in COUNT_PROPERTY_BY_TYPE.values():
+        for col in LINK_COUNT_PROPERTIES.values():
             if col in frame:
                 frame[col] = frame[col].fillna(0).astype("int64")
         return frame

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from ...schema import COUNT_PROPERTY_BY_TYPE, EDGE_LABEL_BY_KIND
+from ...schema import EDGE_LABEL_BY_KIND, LINK_COUNT_PROPERTIES
 from ...timeutil import as_of_or_end
 from ..elements import (
     IDENTIFIER_STATS_COLUMNS,
@@ -213,7 +213,7 @@ class GremlinScoringReads(GremlinSession):
             "first_link",
             *(f"identifiers_{k}" for k in EDGE_LABEL_BY_KIND),
             "events",
-            *COUNT_PROPERTY_BY_TYPE.values(),
+            *LINK_COUNT_PROPERTIES.values(),
         ]
 
         def query(g, chunk):
@@ -227,7 +227,7 @@ class GremlinScoringReads(GremlinSession):
             for label in EDGE_LABEL_BY_KIND.values():
                 t = t.by(visible().has_label(label).count())
             t = t.by(_sum_or(visible().values("event_count")))
-            for prop in COUNT_PROPERTY_BY_TYPE.values():
+            for prop in LINK_COUNT_PROPERTIES.values():
                 t = t.by(_sum_or(visible().values(prop)))
             return t.to_list()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...schema import COUNT_PROPERTY_BY_TYPE, IDENTIFIER_KINDS
+from ...schema import IDENTIFIER_KINDS, LINK_COUNT_PROPERTIES
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS graph_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -61,7 +61,7 @@ UPSERT_CUSTOMER = (
 )
 ENSURE_CUSTOMER = "INSERT OR IGNORE INTO customer (id, props) VALUES (?, '{}')"
 ENSURE_IDENTIFIER = "INSERT OR IGNORE INTO identifier (kind, value_hash) VALUES (?, ?)"
-COUNTS = list(COUNT_PROPERTY_BY_TYPE.values())  # one INTEGER column per event type: count_signup, ...
+COUNTS = list(LINK_COUNT_PROPERTIES.values())  # one INTEGER column per event type: count_signup, ...
 SCHEMA = SCHEMA.replace("{count_columns}", ",\n    ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in COUNTS))
 SUMMARY_VALUES = [f"identifiers_{k}" for k in IDENTIFIER_KINDS] + ["events", *COUNTS]
 SCHEMA = SCHEMA.replace("{summary_columns}", ",\n    ".join(f"{c} INTEGER NOT NULL" for c in SUMMARY_VALUES))

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 
 from ...config import GraphSettings
-from ...schema import COUNT_PROPERTY_BY_TYPE
+from ...schema import LINK_COUNT_PROPERTIES
 from ..elements import (
     CustomerUpsert,
     IdentityLink,
@@ -102,7 +102,7 @@ class SqliteIdentityGraph(SqliteReads):
                 "UPDATE link SET "
                 + ", ".join(
                     f"{c} = coalesce(json_extract(counts, '$.{t}'), 0)"
-                    for t, c in COUNT_PROPERTY_BY_TYPE.items()
+                    for t, c in LINK_COUNT_PROPERTIES.items()
                     if c in missing
                 )
             )
@@ -182,7 +182,7 @@ class SqliteIdentityGraph(SqliteReads):
                     int(l.first_seen),
                     int(l.last_seen),
                     int(l.event_count),
-                    *(int(l.counts.get(t, 0)) for t in COUNT_PROPERTY_BY_TYPE),
+                    *(int(l.counts.get(t, 0)) for t in LINK_COUNT_PROPERTIES),
                 )
                 for l in chunk
             ]

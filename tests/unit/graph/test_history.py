@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from etl.reference import _ms, _read, reference_customers, reference_link_events
 from fraudgraph.graph.history import LinkHistory, decision_points
 from fraudgraph.graph.scoring_inputs import ScoringInputs
+from fraudgraph.event_tags import EventTagger
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.ml.artifact import ModelArtifact, untrained_artifact
 from fraudgraph.ml.features import build_graph_tensors
@@ -21,13 +22,14 @@ KEY = ["customer_id", "kind", "value_hash"]
 @pytest.fixture(scope="module")
 def world(small_world, settings):
     hasher = IdentifierHasher.from_settings(settings.privacy)
+    tagger = EventTagger(settings.event_tags)
     events = _read(small_world, "events")
     events_ms = pd.to_datetime(events["ts"], utc=True).dt.as_unit("ms").astype("int64")
-    links, _, link_events = reference_link_events(events, hasher)
+    links, _, link_events = reference_link_events(events, hasher, tagger)
     raw = {name: _read(small_world, name) for name in ("customers", "blocks", "appeals")}
     # the snapshot's customers: profile plus the latest block and unblock known at the cut-off
     customers = reference_customers(raw["customers"], raw["blocks"], raw["appeals"])
-    return {"events": events, "events_ms": events_ms, "hasher": hasher, "link_events": link_events,
+    return {"events": events, "events_ms": events_ms, "hasher": hasher, "tagger": tagger, "link_events": link_events,
             "raw": raw, "customers": customers, "history": LinkHistory(link_events, customers)}
 
 
@@ -42,7 +44,7 @@ def truncated_customers(world, t: int) -> pd.DataFrame:
 
 def truncated_links(world, t: int) -> pd.DataFrame:
     """What the ETL would have produced from the events up to t."""
-    links, _ = reference_link_events(world["events"].loc[world["events_ms"] <= t], world["hasher"])[:2]
+    links, _ = reference_link_events(world["events"].loc[world["events_ms"] <= t], world["hasher"], world["tagger"])[:2]
     return links
 
 
@@ -97,8 +99,8 @@ def test_label_events_are_never_links(world, settings):
     blocks = events.head(5).assign(event_type="block", event_id=lambda f: f["event_id"] + "-block")
     appeals = events.head(5).assign(event_type="appeal", event_id=lambda f: f["event_id"] + "-appeal")
     with_labels = pd.concat([events, blocks, appeals], ignore_index=True)
-    links_a, _, ev_a = reference_link_events(events, world["hasher"])
-    links_b, _, ev_b = reference_link_events(with_labels, world["hasher"])
+    links_a, _, ev_a = reference_link_events(events, world["hasher"], world["tagger"])
+    links_b, _, ev_b = reference_link_events(with_labels, world["hasher"], world["tagger"])
     assert not ev_b["event_type"].isin(LABEL_EVENT_TYPES).any()
     pd.testing.assert_frame_equal(links_a.sort_values(KEY).reset_index(drop=True),
                                   links_b.sort_values(KEY).reset_index(drop=True))

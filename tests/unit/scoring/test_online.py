@@ -11,6 +11,7 @@ import pytest
 from etl.reference import reference_etl
 from fraudgraph.scoring.batch import score_graph
 from fraudgraph.graph.snapshot import frames_to_elements
+from fraudgraph.event_tags import EventTagger
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.scoring.online import OnlineScorer
 from fraudgraph.ml.artifact import ModelArtifact, untrained_artifact
@@ -20,7 +21,7 @@ CAP = 5  # small, so carrier and Wi-Fi hubs exceed it
 
 @pytest.fixture(scope="module")
 def world_frames(small_world, settings):
-    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy))
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
     as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6
     return ref["customers"], ref["links"], int(as_of)
 
