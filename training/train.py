@@ -52,6 +52,7 @@ from fraudgraph.ml.features import (
     IdentityGraphTensors,
     build_graph_tensors,
 )
+from fraudgraph.schema import CUSTOMER
 from fraudgraph.scoring.day_one import DayOneRules
 from training.examples import SPLITS, DecisionExamples, build_examples, refit_plan, refit_points, truth_at_points
 from training.fitting import Split, fit_gbdt, fit_gnn
@@ -59,7 +60,7 @@ from training.judging import choose_threshold, customer_units, judge, threshold_
 from training.report import plot_pr_curves, render_summary
 
 log = logging.getLogger("fraudgraph.training")
-MODELS = ("rgcn_edge", "rgcn", "gbdt", "guilt_by_association", "rules")
+MODELS = ("rgcn_edge", "rgcn", "gbdt", "gbdt_own", "guilt_by_association", "rules")
 
 
 class TrainingRefused(ValueError):
@@ -164,7 +165,8 @@ def run_training(
         metrics["threshold_policy"] = threshold_policy(cfg, metrics["deployed"]["threshold_estimates"])
     metrics["validated_threshold"] = round(threshold, 6)
     baselines = BaselineModels(
-        gnns={"rgcn_edge_validated": models["rgcn_edge"], "rgcn": models["rgcn"]}, gbdts={"gbdt": models["gbdt"]}
+        gnns={"rgcn_edge_validated": models["rgcn_edge"], "rgcn": models["rgcn"]},
+        gbdts={"gbdt": models["gbdt"], "gbdt_own": models["gbdt_own"]},
     )
     if cfg.refit_on_all_labels:  # the GBDT on the labels the deployed model was refit on: judged beside it live
         deploy = frame["y_deploy"].to_numpy() >= 0
@@ -209,6 +211,9 @@ def fit_models(
     tab, _ = tabular_features(tensors, target)
     models["gbdt"] = fit_gbdt(tab[train], y[train], train_weight.to_numpy(), cfg)
     scores["gbdt"] = models["gbdt"].predict_proba(tab)[:, 1]
+    own = tensors.node_features[CUSTOMER][target]  # the properties without the graph: the ablation
+    models["gbdt_own"] = fit_gbdt(own[train], y[train], train_weight.to_numpy(), cfg)
+    scores["gbdt_own"] = models["gbdt_own"].predict_proba(own)[:, 1]
     fits["gbdt"] = {"seconds": round(time.perf_counter() - t, 2)}
     return models, fits, scores, tab
 

@@ -109,6 +109,7 @@ MODEL_WORDS = {
     "rgcn_edge_validated": "`rgcn_edge` (training split only)",
     "rgcn": "`rgcn` (training split only)",
     "gbdt": "`gbdt` (training split only)",
+    "gbdt_own": "`gbdt` on the customer's own features only (training split only)",
     "guilt_by_association": "guilt by association (nothing fitted)",
     "rules": "day-one rules",
 }

@@ -34,7 +34,8 @@ from fraudgraph.ml.features import (
 from fraudgraph.schema import CUSTOMER, EDGE_LABEL_BY_KIND, IDENTIFIER_KINDS
 
 GNN_BASELINES = ("rgcn_edge_validated", "rgcn")
-GBDT_BASELINES = ("gbdt", "gbdt_deployed")
+GBDT_BASELINES = ("gbdt", "gbdt_deployed", "gbdt_own")
+OWN_ONLY = ("gbdt_own",)  # read the customer's own features only: the properties without the graph
 
 
 def tabular_features(tensors: IdentityGraphTensors, idx: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -155,7 +156,8 @@ class BaselineModels:
     tensors and scaled features as the deployed model: ``gnns`` by name (``rgcn_edge_validated``, the
     deployed architecture fitted on the training split only; ``rgcn``, without edge features), ``gbdts``
     by name (``gbdt`` on the training split, ``gbdt_deployed`` on the labels the deployed model was refit
-    on). Pickled models are trusted artifacts of this project's own training job, as the model is."""
+    on, ``gbdt_own`` on the customer's own features only: the properties without the graph). Pickled
+    models are trusted artifacts of this project's own training job, as the model is."""
 
     gnns: dict[str, Any] = field(default_factory=dict)
     gbdts: dict[str, Any] = field(default_factory=dict)
@@ -210,9 +212,10 @@ class BaselineModels:
             for name, model in self.gnns.items():
                 out[name] = gnn_scores(model, tensors, scaler, idx, cfg, nodes=nodes, edges=edges)
         if self.gbdts:
-            table, _ = tabular_features(tensors, idx)
+            table = tabular_features(tensors, idx)[0] if set(self.gbdts) - set(OWN_ONLY) else None
+            own = tensors.node_features[CUSTOMER][idx]
             for name, model in self.gbdts.items():
-                out[name] = model.predict_proba(table)[:, 1]
+                out[name] = model.predict_proba(own if name in OWN_ONLY else table)[:, 1]
         return out
 
 

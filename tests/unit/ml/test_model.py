@@ -255,7 +255,7 @@ def test_train_and_score_commands_on_a_generated_world(small_world, small_world_
                               "--out", str(tmp_path / "model"), "--truth", truth, "--config", str(cfg), "--json"])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
-    assert set(metrics["models"]) == {"rgcn_edge", "rgcn", "gbdt", "guilt_by_association", "rules"}
+    assert set(metrics["models"]) == {"rgcn_edge", "rgcn", "gbdt", "gbdt_own", "guilt_by_association", "rules"}
     assert metrics["split"]["by_decision_time"] and metrics["split"]["examples"]["test"] > 0
     for m in metrics["models"].values():
         assert {"pr_auc", "roc_auc", "recall_at_precision_85", "precision_at_recall_50"} <= set(m["labels"])
@@ -282,7 +282,7 @@ def test_train_and_score_commands_on_a_generated_world(small_world, small_world_
         assert w[val["score"] >= below.max()].sum() / w.sum() > rate
     # the baselines are saved beside it, so that the live replay judges each of them too
     assert set(BaselineModels.load(tmp_path / "model").gnns) == {"rgcn_edge_validated", "rgcn"}
-    assert set(BaselineModels.load(tmp_path / "model").gbdts) == {"gbdt", "gbdt_deployed"}
+    assert set(BaselineModels.load(tmp_path / "model").gbdts) == {"gbdt", "gbdt_deployed", "gbdt_own"}
     for name in ("model.pt", "feature_stats.json", "manifest.json", "pr_curves.png", "summary.md"):
         assert (tmp_path / "model" / name).exists(), name
 
