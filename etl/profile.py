@@ -11,10 +11,12 @@ needs, and writes ``profile.md``, ``profile.json`` and ``suggested-config.yaml``
 
 The suggestions follow two rules. Maturity must let most appeals arrive and be decided (the p90 of
 block -> decision), yet leave fraud labels time to mature inside the validation split (at most half
-of it). The split is the one, of a few shapes (test the last 10-25 % of the event span, validation
-the 25-35 % before it), whose training and validation splits can each label the most fraud customers
-the way the training job labels them (a block matured by the split's end, within the fraud window
-after a decision point).
+of it). The split is read off where the labels are, not only how long the events run: of a few
+shapes (test the last 10-25 %, validation the 25-35 % before it) of two spans, the events' and the
+labels' (from the first block to the last event: ten years of sign-ups may hold every block in a
+few days), it is the one whose training and validation splits can each label the most fraud
+customers the way the training job labels them (a block matured by the split's end, within the
+fraud window after a decision point).
 """
 
 from __future__ import annotations
@@ -172,26 +174,35 @@ def suggest_settings(
         )
     else:
         maturity, why = 30.0, "no appeals in the data: the default"
-    # the split: of a few shapes, the one whose training and validation splits can label the most fraud
+    # the split: of a few shapes of the events' span and of the labels' span (first block to last event),
+    # the one whose training and validation splits can label the most fraud
     span = profile["span"]["events"]["days"]
     end = float(events["ts"].max()) if len(events) else 0.0
+    label_span = (end - float(first_block.min())) / DAY_MS if len(first_block) and len(events) else 0.0
+    spans = [("events", span)] + ([("labels", label_span)] if 0 < label_span < span else [])
     best = None
-    for test_share, val_share in ((0.2, 0.35), (0.15, 0.3), (0.15, 0.25), (0.1, 0.25), (0.25, 0.35)):
-        test_days, val_days = max(1.0, math.floor(span * test_share)), max(1.0, math.floor(span * val_share))
-        m = min(maturity, max(1.0, math.floor(val_days / 2)))
-        t2 = end - test_days * DAY_MS
-        counts = labelled_fraud_per_split(events, first_block, t2 - val_days * DAY_MS, t2, m)
-        if best is None or min(counts.values()) > min(best[3].values()):
-            best = (test_days, val_days, m, counts)
-    test_days, val_days, capped, counts = best
+    for basis, days in spans:
+        for test_share, val_share in ((0.2, 0.35), (0.15, 0.3), (0.15, 0.25), (0.1, 0.25), (0.25, 0.35)):
+            test_days, val_days = max(1.0, math.floor(days * test_share)), max(1.0, math.floor(days * val_share))
+            m = min(maturity, max(1.0, math.floor(val_days / 2)))
+            t2 = end - test_days * DAY_MS
+            counts = labelled_fraud_per_split(events, first_block, t2 - val_days * DAY_MS, t2, m)
+            if best is None or min(counts.values()) > min(best[3].values()):
+                best = (test_days, val_days, m, counts, basis)
+    test_days, val_days, capped, counts, basis = best
     if capped < maturity:
         why += (
             f"; capped at half the validation split ({capped:g} d) so that validation's blocks can mature "
             "(a shorter window admits some blocks that an appeal would later lift)"
         )
         maturity = capped
+    basis_words = (
+        f"events span {span:g} days"
+        if basis == "events"
+        else f"events span {span:g} days, the labels (first block to last event) {label_span:.1f}"
+    )
     split_why = (
-        f"events span {span:g} days: test the last {test_days:g}, validation the {val_days:g} before; "
+        f"{basis_words}: test the last {test_days:g}, validation the {val_days:g} before; "
         f"of the split shapes tried, this one labels the most fraud customers in its smaller split "
         f"(~{counts['train']} in training, ~{counts['val']} in validation at labels.maturity_days="
         f"{maturity:g})"
