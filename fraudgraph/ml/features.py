@@ -9,7 +9,9 @@ Features (all ``log1p`` of non-negative quantities, standardised later by
 :class:`FeatureScaler`):
 
 - customer (``CUSTOMER_FEATURES``): account age in days at as-of, identifiers
-  per kind, events, events per type. Never the customer's own label, block or
+  per kind, events, events per type, and from the event tags
+  (:mod:`fraudgraph.event_tags`) the share of its link events with each tag
+  flag, spend per payment and payments per day of account age. Never the customer's own label, block or
   score, nor its lifetime value (the model uses identity data alone; value is
   for the decision rules).
 - identifier (``IDENTIFIER_FEATURES``): degree (customers linked), age in days
@@ -17,7 +19,8 @@ Features (all ``log1p`` of non-negative quantities, standardised later by
   customer to appear on it (a burst of new accounts has a short span).
 - edge (``EDGE_FEATURES``, same on both directions but the last): events, age
   = as-of - first_seen, recency = as-of - last_seen, days between the customer's
-  signup and the link's first use, the event-type mix, and, on the identifier ->
+  signup and the link's first use, the event-type mix, the share of the link's
+  events with each tag flag, the spend per payment on the link, and, on the identifier ->
   customer direction only, ``other_customers_blocked``: how many of the *other*
   customers the identifier aggregates (the fan-out cap's lowest ids) stand
   blocked at as-of (blocked at or before it, not unblocked since: the
@@ -147,6 +150,7 @@ def build_graph_tensors(inputs: ScoringInputs, *, fanout_cap: int | None = None)
     node_features = {CUSTOMER: customer_features}
     edge_all = _edge_features(lk, start[c], as_of_ms)
     graph_data, identifier_ids, edge_features = {}, {}, {}
+    stats_by_kind = _split_by_kind(identifier_stats)
     for kind in IDENTIFIER_KINDS:
         mask = lk.kind == kind
         uniq, inverse = np.unique(lk.value_hash[mask], return_inverse=True)
@@ -171,7 +175,7 @@ def build_graph_tensors(inputs: ScoringInputs, *, fanout_cap: int | None = None)
         edge_features[label] = np.concatenate([edges_of_kind[keep], np.zeros((int(keep.sum()), 1), np.float32)], 1)
         edge_features[REVERSE_PREFIX + label] = np.concatenate([edges_of_kind, others], 1)
         node_features[kind] = _identifier_features(
-            kind, uniq, inverse, lk.first[mask], lk.events[mask], as_of_ms, identifier_stats
+            uniq, inverse, lk.first[mask], lk.events[mask], as_of_ms, stats_by_kind.get(kind)
         )
     num_nodes = {CUSTOMER: len(ids), **{k: len(v) for k, v in identifier_ids.items()}}
     g = dgl.heterograph(graph_data, num_nodes_dict=num_nodes)
@@ -281,17 +285,32 @@ def _edge_features(lk: _VisibleLinks, link_start: np.ndarray, as_of_ms: int) -> 
     ).astype(np.float32)
 
 
+def _split_by_kind(identifier_stats: pd.DataFrame | None) -> dict[str, dict[str, np.ndarray]]:
+    """``identifier_stats`` as plain arrays per kind (``value_hash`` and the statistics), read once."""
+    if identifier_stats is None or not len(identifier_stats):
+        return {}
+    kinds = identifier_stats["kind"].to_numpy()
+    columns = {
+        "value_hash": _ids(identifier_stats["value_hash"]),
+        **{
+            c: identifier_stats[c].to_numpy(dtype=np.float64)
+            for c in ("degree", "first_seen_min", "first_seen_max", "events")
+        },
+    }
+    return {kind: {c: v[kinds == kind] for c, v in columns.items()} for kind in np.unique(kinds)}
+
+
 def _identifier_features(
-    kind: str,
     uniq: np.ndarray,
     inverse: np.ndarray,
     first: np.ndarray,
     events: np.ndarray,
     as_of_ms: int,
-    identifier_stats: pd.DataFrame | None,
+    stats: dict[str, np.ndarray] | None,
 ) -> np.ndarray:
     """``(n_identifiers, len(IDENTIFIER_FEATURES))`` for the identifiers ``uniq`` of one kind, from their
-    links (``inverse[i]`` is link ``i``'s identifier), where ``identifier_stats`` overrides them."""
+    links (``inverse[i]`` is link ``i``'s identifier), where ``stats`` (this kind's identifier statistics,
+    :func:`_split_by_kind`) overrides them."""
     n_ident = len(uniq)
     if not n_ident:
         return np.zeros((0, len(IDENTIFIER_FEATURES)), np.float32)
@@ -301,15 +320,14 @@ def _identifier_features(
     ident_last_join = np.full(n_ident, -np.inf)
     np.maximum.at(ident_last_join, inverse, first)
     ident_events = np.bincount(inverse, weights=events, minlength=n_ident)
-    if identifier_stats is not None:
-        st = identifier_stats.loc[identifier_stats["kind"].to_numpy() == kind]
-        pos = pd.Index(uniq).get_indexer(_ids(st["value_hash"]))
+    if stats is not None:
+        pos = pd.Index(uniq).get_indexer(stats["value_hash"])
         found = pos >= 0
         pos = pos[found]
-        degree[pos] = st["degree"].to_numpy(dtype=np.float64)[found]
-        ident_first[pos] = st["first_seen_min"].to_numpy(dtype=np.float64)[found]
-        ident_last_join[pos] = st["first_seen_max"].to_numpy(dtype=np.float64)[found]
-        ident_events[pos] = st["events"].to_numpy(dtype=np.float64)[found]
+        degree[pos] = stats["degree"][found]
+        ident_first[pos] = stats["first_seen_min"][found]
+        ident_last_join[pos] = stats["first_seen_max"][found]
+        ident_events[pos] = stats["events"][found]
     return np.stack(
         [
             _log1p_nonneg(degree),

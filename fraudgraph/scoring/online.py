@@ -19,7 +19,7 @@ from fraudgraph.graph import IdentityGraph
 from fraudgraph.graph.elements import LINK_FRAME_COLUMNS
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.artifact import ModelArtifact
-from fraudgraph.ml.features import blocked_as_of, build_graph_tensors
+from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.schema import numeric_property
 from fraudgraph.scoring.evidence import decision_evidence
 from fraudgraph.scoring.rules import Decision, DecisionRules
@@ -114,7 +114,7 @@ class OnlineScorer:
         if not present:
             return {}
         out = {}
-        standing = {c for c, b in zip(present, blocked_as_of(customers, present, as_of_ms)) if b}
+        standing = {c for c, b in zip(present, tensors.blocked[tensors.index_of(present)]) if b}
         for cid in standing:
             out[cid] = OnlineResult(cid, None, self.rules.blocked(), self.artifact.version, as_of_ms)
         present = [c for c in present if c not in standing]
