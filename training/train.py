@@ -124,6 +124,7 @@ def run_training(
     models, fits, scores, table = fit_models(
         tensors, scaler, y_nodes, split, target, y, tr, frame.loc[tr, "weight"], cfg
     )
+    log.info("scoring guilt_by_association and the day-one rules")
     scores["guilt_by_association"] = guilt_by_association(tensors, target)
     scores["rules"] = DayOneRules(settings.rules.day_one).score(inputs)[has]
 
@@ -169,6 +170,7 @@ def run_training(
         gbdts={"gbdt": models["gbdt"], "gbdt_own": models["gbdt_own"]},
     )
     if cfg.refit_on_all_labels:  # the GBDT on the labels the deployed model was refit on: judged beside it live
+        log.info("refitting gbdt on the deployment labels (judged beside the deployed model live)")
         deploy = frame["y_deploy"].to_numpy() >= 0
         baselines.gbdts["gbdt_deployed"] = fit_gbdt(
             table[deploy], frame.loc[deploy, "y_deploy"].to_numpy(), frame.loc[deploy, "deploy_weight"].to_numpy(), cfg
@@ -206,10 +208,12 @@ def fit_models(
         log.info("training %s", name)
         models[name], fits[name] = fit_gnn(tensors, scaler, y_nodes, split, cfg, use_edges, desc=f"training {name}")
         scores[name] = gnn_scores(models[name], tensors, scaler, target, cfg)
-    log.info("training gbdt")
+    log.info("training gbdt: one- and two-hop features of %d examples", len(target))
     t = time.perf_counter()
     tab, _ = tabular_features(tensors, target)
+    log.info("training gbdt on %d features", tab.shape[1])
     models["gbdt"] = fit_gbdt(tab[train], y[train], train_weight.to_numpy(), cfg)
+    log.info("training gbdt_own (the customer's own features only)")
     scores["gbdt"] = models["gbdt"].predict_proba(tab)[:, 1]
     own = tensors.node_features[CUSTOMER][target]  # the properties without the graph: the ablation
     models["gbdt_own"] = fit_gbdt(own[train], y[train], train_weight.to_numpy(), cfg)
@@ -235,6 +239,7 @@ def judge_on_test(
     out: dict[str, Any] = {}
     curves: dict[str, dict] = {}
     for name in MODELS:
+        log.info("judging %s on the test split%s", name, " (with bootstrap intervals)" if with_truth else "")
         th = threshold if name == "rgcn_edge" else None
         lab_units = customer_units(test, scores[name][in_test], y[in_test])
         m = {"labels": judge(lab_units, th), "validation": judge(val_units[name], None)}
