@@ -89,13 +89,11 @@ class EventTagger:
         for col, tagger in (("ip", self.ip_tags), ("email", self.email_tags)):
             if col not in frame:
                 continue
-            values = frame[col].where(frame[col].notna(), None)
-            mapping = {v: tagger(v) for v in values.dropna().unique() if isinstance(v, str)}
-            tagged = values.map(lambda v, m=mapping: m.get(v, ()) if isinstance(v, str) else ())
+            mapping = {v: tagger(v) for v in frame[col].dropna().unique() if isinstance(v, str)}
             for tag in EVENT_TAG_FLAGS:
-                hit = tagged.map(lambda ts, tag=tag: tag in ts)
-                if hit.any():
-                    out.loc[hit.to_numpy(bool), tag] = 1
+                hits = [v for v, tags in mapping.items() if tag in tags]
+                if hits:
+                    out.loc[frame[col].isin(hits).to_numpy(bool), tag] = 1
         if "channel" in frame:
             channel = frame["channel"].map(lambda v: v.strip() if isinstance(v, str) else None)
             for value, tag in CHANNEL_TAGS.items():

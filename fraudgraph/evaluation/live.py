@@ -48,6 +48,9 @@ def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> 
     false_flagged = flagged_customers - set(first_flag.index)
     # customers with an identity event in the stream and no fraud identity event
     legit_active = set(ev.loc[identity, "customer_id"]) - set(active.index)
+    # what any other threshold would give on the same decisions' scores
+    scored = len(decisions) and "score" in decisions
+    sweep = score_sweep(customer_best_scores(decisions, ev), len(active), len(legit_active)) if scored else None
     label_only = set(ev.loc[ev["fraud_phase"], "customer_id"]) - set(active.index)
 
     def share(mask) -> float | None:
@@ -79,14 +82,8 @@ def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> 
         "legit_active_customers": len(legit_active),
         "false_flags_per_10k_legit": round(1e4 * len(false_flagged) / len(legit_active), 2) if legit_active else None,
         "decisions_per_day": _decisions_per_day(events, decisions),
-        "operating_points": operating_points(decisions, ev, set(active.index), len(legit_active)),
-        "best_at_precision_85": (
-            best_recall_at_precision(
-                score_sweep(customer_best_scores(decisions, ev), len(active), len(legit_active)), 0.85
-            )
-            if len(decisions) and "score" in decisions
-            else None
-        ),
+        "operating_points": operating_points(sweep, len(active), len(legit_active)),
+        "best_at_precision_85": best_recall_at_precision(sweep, 0.85) if sweep is not None else None,
         **_flag_tables(active),
     }
 
@@ -297,13 +294,13 @@ def recall_at_false_flag_budget(sweep, per_10k: float) -> dict[str, Any]:
     }
 
 
-def operating_points(decisions, events, active: set, legit_active: int) -> list[dict[str, Any]]:
-    """What the same replay's scores would give at other thresholds (the decisions carry each score):
-    precision, recall and false flags per 10,000 legitimate customers at each of ``OPERATING_THRESHOLDS``.
-    A reading of the ranking for whoever sets ``rules.threshold``, never used to set it."""
-    if not len(decisions) or "score" not in decisions:
+def operating_points(sweep, active: int, legit_active: int) -> list[dict[str, Any]]:
+    """What the same replay's scores would give at other thresholds (``sweep`` of :func:`score_sweep`;
+    None when the decisions carry no score): precision, recall and false flags per 10,000 legitimate
+    customers at each of ``OPERATING_THRESHOLDS``. A reading of the ranking for whoever sets
+    ``rules.threshold``, never used to set it."""
+    if sweep is None:
         return []
-    sweep = score_sweep(customer_best_scores(decisions, events), len(active), legit_active)
     out = []
     for t in OPERATING_THRESHOLDS:
         at = sweep.loc[sweep["threshold"] >= t]
@@ -314,7 +311,7 @@ def operating_points(decisions, events, active: set, legit_active: int) -> list[
                 "flagged": flagged,
                 "caught": caught,
                 "precision": round(caught / flagged, 4) if flagged else None,
-                "recall": round(caught / len(active), 4) if active else None,
+                "recall": round(caught / active, 4) if active else None,
                 "false_flags_per_10k_legit": round(1e4 * (flagged - caught) / legit_active, 2)
                 if legit_active
                 else None,

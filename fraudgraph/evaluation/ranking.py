@@ -74,11 +74,21 @@ def threshold_for_false_flag_budget(y_true, scores, per_10k: float, sample_weigh
     legit = y == 0
     if not legit.any():
         return float(s.min()) if len(s) else 0.5
+    # false flags per 10k at each row, ties split
+    return _lowest_threshold_within(s, np.where(legit, w, 0.0), w[legit].sum(), per_10k, scale=1e4)
+
+
+def _lowest_threshold_within(
+    s: np.ndarray, counted: np.ndarray, total: float, limit: float, *, scale: float = 1.0
+) -> float:
+    """The lowest threshold at which ``scale`` x the ``counted`` weight of the flagged rows (``score >=
+    threshold``; a threshold flags every tie at once) over ``total`` stays within ``limit``; just above the
+    highest score when even that exceeds it."""
     order = np.argsort(-s, kind="stable")
-    s_sorted, legit_w = s[order], np.where(legit, w, 0.0)[order]
-    spent = np.cumsum(legit_w) * 1e4 / w[legit].sum()  # false flags per 10k at each row, ties split
-    last_of_value = np.r_[s_sorted[1:] != s_sorted[:-1], True]  # a threshold flags every tie at once
-    ok = np.flatnonzero(last_of_value & (spent <= per_10k))
+    s_sorted = s[order]
+    spent = np.cumsum(counted[order]) * scale / total
+    last_of_value = np.r_[s_sorted[1:] != s_sorted[:-1], True]
+    ok = np.flatnonzero(last_of_value & (spent <= limit))
     # spent grows as the threshold falls: the last admissible distinct score is the lowest threshold
     if not len(ok):
         return float(np.nextafter(s_sorted[0], np.inf))
@@ -93,14 +103,7 @@ def threshold_for_flag_rate(scores, rate: float, sample_weight=None) -> float:
     w = np.ones(len(s)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     if not len(s):
         return 0.5
-    order = np.argsort(-s, kind="stable")
-    s_sorted = s[order]
-    flagged = np.cumsum(w[order]) / w.sum()
-    last_of_value = np.r_[s_sorted[1:] != s_sorted[:-1], True]
-    ok = np.flatnonzero(last_of_value & (flagged <= rate + 1e-12))
-    if not len(ok):
-        return float(np.nextafter(s_sorted[0], np.inf))
-    return float(s_sorted[ok[-1]])
+    return _lowest_threshold_within(s, w, w.sum(), rate + 1e-12)
 
 
 def bootstrap_interval(

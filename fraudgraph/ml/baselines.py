@@ -67,16 +67,16 @@ def tabular_features(tensors: IdentityGraphTensors, idx: np.ndarray) -> tuple[np
     return np.concatenate([*cols, two_hop], 1), names + two_hop_names
 
 
-def _neighbour_matrix(tensors: IdentityGraphTensors, idx: np.ndarray, kinds=IDENTIFIER_KINDS):
-    """Sparse ``(len(idx), n_customers)`` 0/1: the customers each target shares an identifier of
-    ``kinds`` with (the capped members an identifier aggregates, as the RGCN's second hop), itself left out."""
+def _paths_by_kind(tensors: IdentityGraphTensors, idx: np.ndarray) -> dict[str, Any]:
+    """Sparse ``(len(idx), n_customers)`` per identifier kind: how many identifiers of that kind each target
+    shares with each customer (the capped members an identifier aggregates, as the RGCN's second hop)."""
     import scipy.sparse as sp
 
     n_c = len(tensors.customer_ids)
-    paths = sp.csr_matrix((len(idx), n_c), dtype=np.float32)
     row_of = np.full(n_c, -1, dtype=np.int64)
     row_of[idx] = np.arange(len(idx))
-    for kind in kinds:
+    out = {}
+    for kind in IDENTIFIER_KINDS:
         label = EDGE_LABEL_BY_KIND[kind]
         n_i = tensors.graph.num_nodes(kind)
         ident, cust = (t.numpy() for t in tensors.graph.edges(etype=REVERSE_PREFIX + label))
@@ -84,15 +84,23 @@ def _neighbour_matrix(tensors: IdentityGraphTensors, idx: np.ndarray, kinds=IDEN
         a = sp.csr_matrix((np.ones(int(mine.sum()), np.float32), (row_of[cust[mine]], ident[mine])), (len(idx), n_i))
         member, ident_h = (t.numpy() for t in tensors.graph.edges(etype=label))  # capped
         b = sp.csr_matrix((np.ones(len(member), np.float32), (ident_h, member)), (n_i, n_c))
-        paths = paths + a @ b
-    coo = paths.tocoo()
+        out[kind] = a @ b
+    return out
+
+
+def _neighbours(paths: dict[str, Any], idx: np.ndarray, kinds=IDENTIFIER_KINDS):
+    """Sparse 0/1 ``(len(idx), n_customers)``: the customers each target shares an identifier of ``kinds``
+    with (:func:`_paths_by_kind`), itself left out."""
+    import scipy.sparse as sp
+
+    coo = sum(paths[k] for k in kinds).tocoo()
     keep = coo.col != idx[coo.row]
-    return sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (coo.row[keep], coo.col[keep])), (len(idx), n_c))
+    return sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (coo.row[keep], coo.col[keep])), coo.shape)
 
 
 def neighbour_features(tensors: IdentityGraphTensors, idx: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Two-hop aggregates of customer nodes ``idx`` over the customers they share an identifier with
-    (:func:`_neighbour_matrix`): their number (all kinds, and through devices and cards), the share whose
+    (:func:`_neighbours`): their number (all kinds, and through devices and cards), the share whose
     block stands at the decision time (the target's own never counts), and the mean, min and max of each
     of their customer features (``log1p`` values: account age, identifiers, events).
 
@@ -101,13 +109,14 @@ def neighbour_features(tensors: IdentityGraphTensors, idx: np.ndarray) -> tuple[
     idx = np.asarray(idx, dtype=np.int64)
     x = tensors.node_features[CUSTOMER].astype(np.float64)
     blocked = tensors.blocked if tensors.blocked is not None else np.zeros(len(tensors.customer_ids))
-    nb = _neighbour_matrix(tensors, idx)
+    paths = _paths_by_kind(tensors, idx)
+    nb = _neighbours(paths, idx)
     count = np.asarray(nb.sum(1)).ravel()
     safe = np.maximum(count, 1)
     cols = {
         "neighbours": np.log1p(count),
-        "neighbours_device": np.log1p(np.asarray(_neighbour_matrix(tensors, idx, ("device",)).sum(1)).ravel()),
-        "neighbours_card": np.log1p(np.asarray(_neighbour_matrix(tensors, idx, ("card",)).sum(1)).ravel()),
+        "neighbours_device": np.log1p(np.asarray(_neighbours(paths, idx, ("device",)).sum(1)).ravel()),
+        "neighbours_card": np.log1p(np.asarray(_neighbours(paths, idx, ("card",)).sum(1)).ravel()),
         "neighbours_blocked_share": (nb @ blocked) / safe,
     }
     top = x.max(0) if len(x) else np.zeros(x.shape[1])
