@@ -13,9 +13,9 @@ import pandas as pd
 
 from .event_tags import EventTagger
 from .identity import IdentifierHasher
-from .redaction import redact_payload
+from .redaction import DEFAULT_ID_PATTERN, id_problem, mask_free_text, redact_payload, screened_id
 from .schema import EVENT_FIELD_BY_KIND, EVENT_TAGS, EVENT_TYPES, IDENTIFIER_PROBLEMS
-from .timeutil import to_epoch_ms
+from .timeutil import DAY_MS, now_ms, to_epoch_ms
 
 EVENT_COLUMNS = [
     "event_id",
@@ -34,6 +34,7 @@ HASH_COLUMN_BY_KIND = {kind: f"{kind}_hash" for kind in EVENT_FIELD_BY_KIND}
 HASHED_EVENT_COLUMNS = [
     "event_id", "event_type", "ts_ms", "customer_id", *HASH_COLUMN_BY_KIND.values(), "amount", *EVENT_TAGS
 ]  # fmt: skip
+FUTURE_SLACK_MS = DAY_MS  # a historical table's event stamped later than this after the wall clock is a reject
 REJECT_COLUMNS = ["event_id", "customer_id", "event_type", "field", "reason", "record"]
 
 
@@ -68,7 +69,7 @@ def _timestamps_ms(s: pd.Series) -> pd.Series:
 # Over 60 lines for a reason: one vectorised check per Event field, in the contract's order: the first check a
 # row fails is its reject reason, so the order is the logic.
 def validate_and_hash(
-    frame: pd.DataFrame, hasher: IdentifierHasher, tagger: EventTagger
+    frame: pd.DataFrame, hasher: IdentifierHasher, tagger: EventTagger, id_pattern: str = DEFAULT_ID_PATTERN
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split an event table into ``(valid hashed events, rejects)``.
 
@@ -77,7 +78,9 @@ def validate_and_hash(
     Valid rows come back with ``ts_ms`` (UTC epoch ms) and ``<kind>_hash``
     columns instead of raw identifiers, and one column per event tag read off the raw values first
     (:class:`fraudgraph.event_tags.EventTagger`). Rejects keep the record as redacted JSON
-    (:func:`fraudgraph.redaction.redact_payload`: no raw identifier), with ``field`` and ``reason``.
+    (:func:`fraudgraph.redaction.redact_payload`: no raw identifier), with ``field`` and ``reason``;
+    their id and type columns are screened (:func:`fraudgraph.redaction.screened_id`). Ids are checked
+    against ``id_pattern`` (``privacy.id_pattern``) as the consumer checks them.
     """
     df = frame.copy()
     for col in EVENT_COLUMNS:
@@ -97,11 +100,17 @@ def validate_and_hash(
         df[col] = _blank_to_none(df[col])
     flag(df["event_id"].isna(), "event_id", "missing")
     flag(df["customer_id"].isna(), "customer_id", "missing")
+    for col in ("event_id", "customer_id"):
+        problems = {v: id_problem(v, id_pattern) for v in df[col].dropna().unique()}
+        why = df[col].map(lambda v, problems=problems: problems.get(v) if v is not None else None)
+        flag(why.notna(), col, why)
     flag(df["event_type"].isna(), "event_type", "missing")
     flag(~df["event_type"].isin(EVENT_TYPES) & df["event_type"].notna(), "event_type", "unknown event type")
     ts_ms = _timestamps_ms(df["ts"])
     flag(df["ts"].isna(), "ts", "missing")
     flag(ts_ms.isna(), "ts", "not a parseable timestamp")
+    flag(ts_ms.fillna(0) < 0, "ts", "before 1970-01-01, not an event time")
+    flag(ts_ms.fillna(0) > now_ms() + FUTURE_SLACK_MS, "ts", "more than a day after the wall clock")
     for col, check in IDENTIFIER_PROBLEMS.items():
         values = df[col].dropna().unique()
         problems = {v: check(v) for v in values}
@@ -114,9 +123,9 @@ def validate_and_hash(
     bad = field.notna()
     rejects = pd.DataFrame(
         {
-            "event_id": df.loc[bad, "event_id"],
-            "customer_id": df.loc[bad, "customer_id"],
-            "event_type": df.loc[bad, "event_type"],
+            "event_id": df.loc[bad, "event_id"].map(lambda v: screened_id(v, id_pattern)),
+            "customer_id": df.loc[bad, "customer_id"].map(lambda v: screened_id(v, id_pattern)),
+            "event_type": df.loc[bad, "event_type"].map(lambda v: None if v is None else mask_free_text(v)[:64]),
             "field": field[bad],
             "reason": reason[bad],
             # the record as a redacted dead letter: identifiers as keyed hashes, card numbers and emails masked

@@ -26,6 +26,7 @@ from functools import lru_cache
 import pandas as pd
 
 from .config import EventTagSettings
+from .redaction import canonical_text
 from .schema import EVENT_TAG_FLAGS, EVENT_TAGS
 
 CHANNEL_TAGS = {"web": "channel_web", "app_ios": "channel_app_ios", "app_android": "channel_app_android"}
@@ -58,7 +59,7 @@ class EventTagger:
         return tuple(out)
 
     def _email_tags(self, email: str) -> tuple[str, ...]:
-        local, _, domain = email.strip().lower().rpartition("@")
+        local, _, domain = canonical_text(email).strip().lower().rpartition("@")  # as the hasher reads it
         out = []
         if domain in self.disposable:
             out.append("email_disposable")

@@ -1,7 +1,8 @@
 """Identifier normalisation and keyed hashing: the one implementation every stage uses.
 
 Raw emails, IPs, device ids and card fingerprints never reach the graph or the
-logs. Each value is normalised (:func:`normalise_identifier`) and replaced by
+logs. Each value is normalised (:func:`normalise_identifier`, rule
+:data:`NORMALISATION_RULE`) and replaced by
 ``HMAC-SHA256(key, "<kind>:<normalised>")`` truncated to ``hash_hex_chars``
 hex characters. The same key gives the same hash in the ETL, the consumer and
 the API; a different key gives unlinkable hashes.
@@ -16,6 +17,7 @@ import logging
 import os
 from pathlib import Path
 
+from .redaction import canonical_text
 from .schema import IDENTIFIER_KINDS, looks_like_card_number
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,10 @@ log = logging.getLogger(__name__)
 PII_KEY_ENV = "FRAUDGRAPH_PII_KEY"
 # Public, so anything hashed with it is only pseudonymised for demos and tests.
 DEMO_PII_KEY = "fraudgraph-demo-key-do-not-use-in-production"
+# The normalisation rule's version, part of the key fingerprint a graph records: a graph whose identifiers
+# were hashed under another rule refuses this process (1: trim, then per kind; 2: Unicode NFKC and format
+# characters removed first, so a zero-width space or fullwidth letters no longer make a second identity).
+NORMALISATION_RULE = 2
 
 
 class IdentifierError(ValueError):
@@ -32,7 +38,10 @@ class IdentifierError(ValueError):
 def normalise_identifier(kind: str, value: str) -> str:
     """Canonical form of a raw identifier.
 
-    - email: trimmed and lower-cased
+    First, every kind: Unicode NFKC, zero-width and other format characters (category ``Cf``)
+    removed (:func:`fraudgraph.redaction.canonical_text`; ASCII text is unchanged), trimmed. Then:
+
+    - email: lower-cased
     - ip: canonical IPv4/IPv6 text (``ipaddress``), IPv4-mapped IPv6 folded to IPv4
     - device: trimmed
     - card: trimmed fingerprint; a raw card number (13-19 digits passing Luhn) is rejected
@@ -41,7 +50,7 @@ def normalise_identifier(kind: str, value: str) -> str:
         raise IdentifierError(f"unknown identifier kind {kind!r}")
     if not isinstance(value, str):
         raise IdentifierError(f"{kind}: expected a string, got {type(value).__name__}")
-    text = value.strip()
+    text = canonical_text(value).strip()
     if not text:
         raise IdentifierError(f"{kind}: empty value")
     if kind == "email":
@@ -113,8 +122,10 @@ class IdentifierHasher:
 
     @property
     def key_fingerprint(self) -> str:
-        """A fingerprint of the key (not the key): what a graph records to refuse a process with another key."""
-        return hmac.new(self._key, b"fraudgraph:pii-key-fingerprint", hashlib.sha256).hexdigest()[:16]
+        """A fingerprint of the key (not the key) and of the normalisation rule, ``<16 hex>/rule<N>``: what a
+        graph records to refuse a process that would hash its identifiers differently."""
+        digest = hmac.new(self._key, b"fraudgraph:pii-key-fingerprint", hashlib.sha256).hexdigest()[:16]
+        return f"{digest}/rule{NORMALISATION_RULE}"
 
     def hash_normalised(self, kind: str, normalised: str) -> str:
         digest = hmac.new(self._key, f"{kind}:{normalised}".encode(), hashlib.sha256).hexdigest()

@@ -19,7 +19,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .redaction import IDENTIFIER_FIELDS, luhn_valid, mask_free_text
+from .redaction import (
+    DEFAULT_ID_PATTERN,
+    IDENTIFIER_FIELDS,
+    id_problem,
+    looks_like_card_number,
+    mask_free_text,
+    screened_id,
+)
 from .timeutil import from_epoch_ms, to_epoch_ms
 
 SCHEMA_VERSION = 3  # 2: label events are no longer link counts or features; 3: event tags on links
@@ -68,15 +75,6 @@ LINK_COUNT_KEYS: tuple[str, ...] = (*LINK_EVENT_TYPES, *EVENT_TAGS)
 LINK_COUNT_PROPERTIES: dict[str, str] = {key: f"count_{key}" for key in LINK_COUNT_KEYS}
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_DIGITS_RE = re.compile(r"^[0-9 \-]+$")
-
-
-def looks_like_card_number(value: str) -> bool:
-    """A 13-19 digit value (spaces and dashes ignored) passing Luhn: a raw card number (PAN)."""
-    if not _DIGITS_RE.match(value):
-        return False
-    digits = value.replace(" ", "").replace("-", "")
-    return 13 <= len(digits) <= 19 and luhn_valid(digits)
 
 
 def ip_problem(value: str) -> str | None:
@@ -153,6 +151,16 @@ class Event(BaseModel):
     outcome: str | None = Field(None, max_length=50)
     lifetime_value: float | None = Field(None, ge=0, allow_inf_nan=False)
 
+    @field_validator("event_id", "customer_id")
+    @classmethod
+    def _check_id(cls, value: str, info) -> str:
+        """An id matches the declared pattern (``privacy.id_pattern``, passed as the validation context)
+        and holds no card number or email address: ids are stored, served and logged as they are."""
+        problem = id_problem(value, (info.context or {}).get("id_pattern") or DEFAULT_ID_PATTERN)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @field_validator("reason", "outcome", "channel", "currency", "country")
     @classmethod
     def _screen_free_text(cls, value: str | None) -> str | None:
@@ -165,9 +173,13 @@ class Event(BaseModel):
         if value is None:
             raise ValueError("timestamp is required")
         try:
-            return from_epoch_ms(to_epoch_ms(value))
-        except (ValueError, OverflowError, OSError) as exc:
-            raise ValueError(f"not a parseable timestamp ({exc})") from None
+            ms = to_epoch_ms(value)
+            parsed = from_epoch_ms(ms)
+        except (ValueError, OverflowError, OSError):  # the parser's message would echo the value
+            raise ValueError("not a parseable timestamp (ISO 8601 or epoch seconds or milliseconds)") from None
+        if ms < 0:  # a year-1 sign-up would make every later event of the account look years old
+            raise ValueError("before 1970-01-01, not an event time")
+        return parsed
 
     @field_validator("device_id", "email", "card_fingerprint", "ip", mode="before")
     @classmethod
@@ -220,18 +232,23 @@ class InvalidEvent(ValueError):
 _REASON_CODES = {
     "Field required": "missing",
     "timestamp is required": "missing",
-    "Extra inputs are not permitted": "unknown_field",
+    "unknown field": "unknown_field",
+    "looks like a card number or an email address, not an id": "not_an_id",
+    "does not match the id pattern": "pattern",
+    "before 1970-01-01, not an event time": "before_1970",
 }
 
 
-def validate_event(record: dict[str, Any]) -> Event:
+def validate_event(record: dict[str, Any], id_pattern: str | None = None) -> Event:
     """Validate one raw record into an :class:`Event` or raise :class:`InvalidEvent`.
 
-    The error names each failing field and the reason; it never echoes the raw
-    identifier value, so it is safe to log.
+    The error names each failing field and the reason; it never echoes a raw value, and a field
+    the contract does not know is named in its screened form (``event: unknown field (...)``, reason
+    code ``event:unknown_field``), so the error is safe to log and its code safe as a metric label.
+    ``id_pattern``: what event and customer ids must match (default :data:`DEFAULT_ID_PATTERN`).
     """
     try:
-        return Event.model_validate(record)
+        return Event.model_validate(record, context={"id_pattern": id_pattern or DEFAULT_ID_PATTERN})
     except ValidationError as exc:
         reasons = []
         for err in exc.errors(include_input=False, include_url=False):
@@ -241,6 +258,8 @@ def validate_event(record: dict[str, Any]) -> Event:
                 msg = msg[len("Value error, ") :]
             if err["type"] == "literal_error" and field == "event_type":
                 msg = "unknown event type"
+            if err["type"] == "extra_forbidden":
+                field, msg = "event", f"unknown field ({mask_free_text(field)[:64]!r})"
             reasons.append((field, msg))
         event_id = record.get("event_id") if isinstance(record, dict) else None
-        raise InvalidEvent(str(event_id) if event_id is not None else None, reasons) from None
+        raise InvalidEvent(screened_id(event_id, id_pattern or DEFAULT_ID_PATTERN), reasons) from None

@@ -3,6 +3,7 @@ ETL, the local servers, logging."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -60,6 +61,16 @@ class PrivacySettings(Section):
     pii_key_file: str | None
     hash_hex_chars: int = Field(ge=16, le=64)
     allow_demo_key: bool
+    id_pattern: str
+
+    @field_validator("id_pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression ({exc})") from None
+        return value
 
 
 class GremlinServerSettings(LocalServerSettings):

@@ -61,3 +61,22 @@ def test_key_resolution_order(tmp_path, monkeypatch):
     assert resolve_pii_key("from-config", str(f)) == (b"from-config", False)
     monkeypatch.delenv("FRAUDGRAPH_PII_KEY")
     assert resolve_pii_key(None, None) == (DEMO_PII_KEY.encode(), True)
+
+
+@pytest.mark.parametrize("kind,plain,confusable", [
+    ("email", "alice@example.com", "ali\u200bce@example.com"),  # zero-width space
+    ("email", "alice@example.com", "\uff41\uff4c\uff49\uff43\uff45@example.com"),  # fullwidth letters
+    ("email", "alice@example.com", "\ufeffAlice@Example.com\u200d"),  # byte-order mark, zero-width joiner
+    ("device", "dev-1", "dev\u2060-1"),  # word joiner
+    ("device", "dev-1", "\uff44\uff45\uff56-1"),
+    ("ip", "203.0.113.7", "\uff12\uff10\uff13.0.113.7"),  # fullwidth digits
+    ("card", "fp_8c1e", "fp_8c1e\u200b"),
+])
+def test_confusable_forms_of_an_identifier_are_one_identity(kind, plain, confusable):
+    hasher = IdentifierHasher(b"k")
+    assert normalise_identifier(kind, confusable) == normalise_identifier(kind, plain)
+    assert hasher.hash(kind, confusable) == hasher.hash(kind, plain)
+
+
+def test_the_key_fingerprint_names_the_normalisation_rule():
+    assert IdentifierHasher(b"k").key_fingerprint.endswith("/rule2")

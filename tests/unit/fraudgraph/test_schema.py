@@ -23,7 +23,10 @@ def test_valid_event_normalises_time_to_utc():
     ({"email": "not-an-email"}, "email", "not a valid email address"),
     ({"card_fingerprint": "4111111111111111"}, "card_fingerprint", "raw card number"),
     ({"amount": -5}, "amount", "greater than or equal to 0"),
-    ({"favourite_colour": "red"}, "favourite_colour", "Extra inputs"),
+    ({"favourite_colour": "red"}, "event", "unknown field ('favourite_colour')"),
+    ({"customer_id": "4111 1111 1111 1111"}, "customer_id", "looks like a card number"),
+    ({"customer_id": "alice@example.com"}, "customer_id", "looks like a card number or an email address"),
+    ({"event_id": "e 1"}, "event_id", "does not match the id pattern"),
 ])
 def test_invalid_event_names_field_and_reason(patch, field, reason):
     with pytest.raises(InvalidEvent) as err:
@@ -31,7 +34,7 @@ def test_invalid_event_names_field_and_reason(patch, field, reason):
     fields = [f for f, _ in err.value.reasons]
     assert field in fields
     assert reason in dict(err.value.reasons)[field]
-    assert "e1" in str(err.value)
+    assert ("e1" in str(err.value)) == (field != "event_id")
 
 
 def test_error_never_echoes_raw_identifier():
@@ -47,3 +50,34 @@ def test_missing_customer_id_reason_code():
     with pytest.raises(InvalidEvent) as err:
         validate_event(rec)
     assert err.value.reason_code == "customer_id:missing"
+
+
+@pytest.mark.parametrize("name", ["4111111111111111", "4111-1111-1111-1111", "bob@example.com"])
+def test_an_unknown_field_named_by_a_card_number_or_email_is_named_masked_with_a_fixed_code(name):
+    with pytest.raises(InvalidEvent) as err:
+        validate_event({**BASE, name: "x"})
+    assert err.value.reason_code == "event:unknown_field"  # a metric label: no value of the input in it
+    assert name not in str(err.value) and ("[card]" in str(err.value) or "[email]" in str(err.value))
+
+
+@pytest.mark.parametrize("bad_id", ["4111111111111111", "5500.0000.0000.0004", "C-4242-4242-4242-4242"])
+def test_a_card_number_as_event_id_is_refused_and_never_echoed(bad_id):
+    with pytest.raises(InvalidEvent) as err:
+        validate_event({**BASE, "event_id": bad_id})
+    assert err.value.reason_code == "event_id:not_an_id"
+    assert "4242-4242" not in str(err.value) and "4111111111111111" not in str(err.value)
+    assert "5500.0000" not in str(err.value) and err.value.event_id is not None and "[card]" in err.value.event_id
+
+
+def test_a_bad_timestamp_is_not_echoed():
+    with pytest.raises(InvalidEvent) as err:
+        validate_event({**BASE, "ts": "4111.1111.1111.1111"})
+    assert "4111" not in str(err.value) and err.value.reasons == [
+        ("ts", "not a parseable timestamp (ISO 8601 or epoch seconds or milliseconds)")
+    ]
+
+
+def test_the_id_pattern_is_the_callers():
+    assert validate_event({**BASE, "customer_id": "cust/42"}, id_pattern=r"cust/[0-9]+|e[0-9]+").customer_id == "cust/42"
+    with pytest.raises(InvalidEvent):
+        validate_event({**BASE, "customer_id": "c1"}, id_pattern=r"cust/[0-9]+|e[0-9]+")
