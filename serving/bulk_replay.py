@@ -49,7 +49,17 @@ from fraudgraph.scoring.rules import CustomerEvidence, DecisionRules
 
 from .ledger import merge_customer_props
 from .sources import Message
-from .steps import Rejection, customer_updates, event_time_steps, link_counts, parse_message, triggers_score
+from .steps import (
+    Rejection,
+    conflict_rejection,
+    customer_updates,
+    event_digest,
+    event_time_steps,
+    link_counts,
+    parse_message,
+    too_old,
+    triggers_score,
+)
 
 log = logging.getLogger("fraudgraph.replay")
 
@@ -81,6 +91,7 @@ class StreamPlan:
     duplicates: int = 0
     rejections: Counter = field(default_factory=Counter)
     unordered_steps: int = 0
+    newest_applied: int | None = None  # the ledger's watermark (consumer.max_event_age_s counts back from it)
 
     @property
     def rejected(self) -> int:
@@ -101,7 +112,7 @@ def plan_stream(
     tagger = EventTagger(settings.event_tags)
     cfg = settings.consumer
     span_ms = int(cfg.max_batch_span_s * 1000)
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # applied event id -> content digest
     touched: set[tuple[str, str, str]] = set()
     link_rows: list[tuple] = []
     score_rows: list[tuple] = []
@@ -113,14 +124,27 @@ def plan_stream(
         plan.events_in += len(batch)
         plan.batch_ends.append(batch[-1].position)
         unique: dict[str, tuple[Any, int]] = {}
-        for msg in batch:
-            parsed = parse_message(msg.payload, cfg)
+        digests: dict[str, str] = {}
+        parsed_batch = [(msg, parse_message(msg.payload, cfg, settings.privacy.id_pattern)) for msg in batch]
+        newest = max(
+            [t for t in (plan.newest_applied,) if t is not None]
+            + [p.ts_ms for _, p in parsed_batch if not isinstance(p, Rejection)],
+            default=None,
+        )
+        for msg, parsed in parsed_batch:
+            if not isinstance(parsed, Rejection) and parsed.event_id not in seen:
+                parsed = too_old(parsed, newest, cfg) or parsed
             if isinstance(parsed, Rejection):
                 plan.rejections[parsed.code] += 1
-            elif parsed.event_id in seen or parsed.event_id in unique:
-                plan.duplicates += 1
+                continue
+            digest = event_digest(parsed, hasher)
+            first = digests.get(parsed.event_id, seen.get(parsed.event_id))
+            if first is None:
+                unique[parsed.event_id], digests[parsed.event_id] = (parsed, msg.position), digest
+            elif first != digest:  # as the consumer: same id, other content is a dead letter
+                plan.rejections[conflict_rejection(parsed, first, digest).code] += 1
             else:
-                unique[parsed.event_id] = (parsed, msg.position)
+                plan.duplicates += 1
         ordered = sorted((ev for ev, _ in unique.values()), key=lambda e: (e.ts_ms, e.event_id))
         steps = event_time_steps(ordered, span_ms)
         plan.batch_steps.append(len(steps))
@@ -146,9 +170,10 @@ def plan_stream(
                     scores[ev.customer_id] = (ev.event_id, ev.event_type, ev.ts_ms, unique[ev.event_id][1])
                 props[ev.customer_id] = merge_customer_props(props[ev.customer_id], customer_updates(ev))
                 new_keys.update(keys)
-                seen.add(ev.event_id)
+                seen[ev.event_id] = digests[ev.event_id]
             touched.update(new_keys)
             as_of = max(ev.ts_ms for ev in step)
+            plan.newest_applied = as_of if plan.newest_applied is None else max(plan.newest_applied, as_of)
             score_rows.extend((k, cid, *v[:3], as_of, v[3]) for cid, v in scores.items())
             prop_rows.extend((k, cid, name, value) for cid, p in props.items() for name, value in p.items())
             step_bounds.append((min(ev.ts_ms for ev in step), as_of, bool(scores)))

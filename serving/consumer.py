@@ -47,13 +47,16 @@ from .sources import JsonlSink, Message
 from .steps import (
     ConsumerStats,
     Rejection,
+    conflict_rejection,
     customer_updates,
+    event_digest,
     event_json,
     event_time_steps,
     is_transient,
     link_counts,
     link_from_state,
     parse_message,
+    too_old,
     triggers_score,
 )
 
@@ -82,6 +85,7 @@ class LiveConsumer:
         self.stats = ConsumerStats()
         self.metrics = ConsumerMetrics()
         self._stop = False
+        self._digests: dict[str, str] = {}  # the batch in flight's new events: id -> content digest
 
     # ------------------------------------------------------------- lifecycle
     def request_stop(self, *_: Any) -> None:
@@ -125,17 +129,30 @@ class LiveConsumer:
         received = time.perf_counter()
         self.stats.events_in += len(batch)
         self.metrics.events_in.inc(len(batch))
-        events: list[Event] = []
+        parsed: list[tuple[Message, Event]] = []
         for msg in batch:
             event = self._parse(msg)
             if event is not None:
-                events.append(event)
-        fresh = self.ledger.unseen(e.event_id for e in events)
+                parsed.append((msg, event))
+        known = self.ledger.seen_digests(ev.event_id for _, ev in parsed)
+        # the watermark: the newest event time applied before the batch or in it (the bulk replay's rule too)
+        newest = max(
+            [t for t in (self.ledger.newest_applied(),) if t is not None] + [ev.ts_ms for _, ev in parsed], default=None
+        )
         unique: dict[str, Event] = {}
-        for ev in events:
-            if ev.event_id in fresh and ev.event_id not in unique:
-                unique[ev.event_id] = ev
-            else:
+        for msg, ev in parsed:
+            late = too_old(ev, newest, self.settings.consumer)
+            if late is not None and ev.event_id not in known:
+                self._reject(msg, late.code, late.reason, event_id=ev.event_id)
+                continue
+            digest = event_digest(ev, self.hasher)
+            first = self._digests.get(ev.event_id) if ev.event_id in unique else known.get(ev.event_id)
+            if ev.event_id not in unique and ev.event_id not in known:
+                unique[ev.event_id], self._digests[ev.event_id] = ev, digest
+            elif first is not None and first != digest:  # same id, other content: on record, never applied
+                rejection = conflict_rejection(ev, first, digest)
+                self._reject(msg, rejection.code, rejection.reason, event_id=ev.event_id)
+            else:  # a redelivery: silent
                 self.stats.duplicates += 1
                 self.metrics.duplicates.inc()
         new_events = sorted(unique.values(), key=lambda e: (e.ts_ms, e.event_id))
@@ -144,6 +161,7 @@ class LiveConsumer:
             # step already read or wrote once (this consumer is their customers' only writer)
             with self.store.sole_writer():
                 self._process_step(step)
+        self._digests.clear()
         self.decisions.flush()
         self.dead_letter.flush()
         per_event = (time.perf_counter() - received) * 1000
@@ -153,7 +171,7 @@ class LiveConsumer:
 
     def _parse(self, msg: Message) -> Event | None:
         """The event in ``msg``, or None after dead-lettering it (:func:`serving.steps.parse_message`)."""
-        parsed = parse_message(msg.payload, self.settings.consumer)
+        parsed = parse_message(msg.payload, self.settings.consumer, self.settings.privacy.id_pattern)
         if isinstance(parsed, Rejection):
             self._reject(msg, parsed.code, parsed.reason, event_id=parsed.event_id)
             return None
@@ -275,7 +293,8 @@ class LiveConsumer:
         updates = {k: (v[0], v[1], v[2], dict(v[3])) for k, v in increments.items()}
         # the step is scored as of its latest event: the graph then holds every event up to that moment
         as_of = max(ev.ts_ms for ev in events)
-        self.ledger.record([e.event_id for e in events], updates, bases, dict(customers), scores, states, as_of)
+        digests = {e.event_id: self._digests[e.event_id] for e in events}
+        self.ledger.record(digests, updates, bases, dict(customers), scores, states, as_of)
 
     def _apply(self) -> None:
         dirty = self.ledger.dirty_links()

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS seen (event_id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen (event_id TEXT PRIMARY KEY, digest TEXT) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS link_state (
     customer_id TEXT NOT NULL, kind TEXT NOT NULL, value_hash TEXT NOT NULL,
     base TEXT NOT NULL, live_first INTEGER, live_last INTEGER, live_count INTEGER NOT NULL DEFAULT 0,
@@ -80,6 +80,8 @@ class Ledger:
         for stmt in _SCHEMA.split(";"):
             if stmt.strip():
                 self._db.execute(stmt)
+        if "digest" not in {r[1] for r in self._db.execute("PRAGMA table_info(seen)")}:  # a ledger from before
+            self._db.execute("ALTER TABLE seen ADD COLUMN digest TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -98,17 +100,17 @@ class Ledger:
             )
 
     # ----------------------------------------------------------------- reads
-    def unseen(self, event_ids: Iterable[str]) -> set[str]:
+    def seen_digests(self, event_ids: Iterable[str]) -> dict[str, str | None]:
+        """The events of ``event_ids`` already applied, each with the digest of its content
+        (:func:`serving.steps.event_digest`; None where a ledger from before digests recorded it)."""
         ids = list(dict.fromkeys(event_ids))
-        seen: set[str] = set()
+        seen: dict[str, str | None] = {}
         with self._lock:
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
                 marks = ",".join("?" * len(chunk))
-                seen |= {
-                    r[0] for r in self._db.execute(f"SELECT event_id FROM seen WHERE event_id IN ({marks})", chunk)
-                }
-        return set(ids) - seen
+                seen.update(self._db.execute(f"SELECT event_id, digest FROM seen WHERE event_id IN ({marks})", chunk))
+        return seen
 
     def link_states(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], tuple]:
         """Live state ``(live_first, live_last, live_count, live_counts)`` of the links already in the ledger."""
@@ -149,7 +151,7 @@ class Ledger:
     # ---------------------------------------------------------------- writes
     def record(
         self,
-        event_ids: list[str],
+        event_ids: dict[str, str],
         link_updates: dict,
         bases: dict,
         customer_props: dict[str, dict],
@@ -157,7 +159,8 @@ class Ledger:
         states: dict | None = None,
         as_of_ms: int | None = None,
     ) -> None:
-        """One transaction: events seen, live link aggregates, pending customer writes and scores.
+        """One transaction: events seen (``event_ids``: id -> content digest), live link aggregates, pending
+        customer writes and scores.
 
         ``states``: :meth:`link_states` of the updated links, read by the caller just before (one
         consumer writes a ledger); read here when not given. ``as_of_ms``: the moment the pending
@@ -178,7 +181,7 @@ class Ledger:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.executemany("INSERT OR IGNORE INTO seen (event_id) VALUES (?)", [(e,) for e in event_ids])
+                db.executemany("INSERT OR IGNORE INTO seen (event_id, digest) VALUES (?, ?)", list(event_ids.items()))
                 db.executemany("INSERT INTO link_state VALUES (?,?,?,?,?,?,?,?,1)", inserts)
                 db.executemany(
                     "UPDATE link_state SET live_first=?, live_last=?, live_count=?, live_counts=?, "
@@ -192,6 +195,12 @@ class Ledger:
                 db.executemany(
                     "INSERT OR REPLACE INTO pending_score VALUES (?, ?, ?, ?)", [(cid, *v) for cid, v in scores.items()]
                 )
+                if as_of_ms is not None:  # the step's latest event: the watermark moves with it
+                    db.execute(
+                        "INSERT INTO ledger_meta (key, value) VALUES ('newest_applied', ?) ON CONFLICT(key) "
+                        "DO UPDATE SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                        (str(int(as_of_ms)),),
+                    )
                 if scores and as_of_ms is not None:
                     db.execute(
                         "INSERT INTO ledger_meta (key, value) VALUES ('pending_score_as_of', ?) ON CONFLICT(key) "
@@ -209,6 +218,13 @@ class Ledger:
             self._db.executemany("UPDATE link_state SET dirty=0 WHERE customer_id=? AND kind=? AND value_hash=?", links)
             self._db.executemany("DELETE FROM pending_customer WHERE customer_id=?", [(c,) for c in customers])
             self._db.execute("COMMIT")
+
+    def newest_applied(self) -> int | None:
+        """The newest event time (epoch ms) of the events recorded so far: the watermark
+        ``consumer.max_event_age_s`` counts back from."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM ledger_meta WHERE key = 'newest_applied'").fetchone()
+        return int(row[0]) if row else None
 
     def pending_as_of(self) -> int | None:
         """The moment the pending scores are made as of (epoch ms), when their step recorded one."""

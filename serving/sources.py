@@ -35,7 +35,9 @@ class Message:
 
 class FileSource:
     """A JSONL file, one event per line; positions are line numbers. ``stop_at``: the source ends after
-    that line (a part of a file; None: at the end of the file)."""
+    that line (a part of a file; None: at the end of the file). Reads without seeking, so a pipe, a FIFO
+    and a file read alike: a line still being written is kept until its newline comes (``follow``), and
+    at the end of a source that is not followed a last line without a newline is a line."""
 
     def __init__(self, path: str | Path, *, start: int = 0, follow: bool = False, stop_at: int | None = None):
         self.path = Path(path)
@@ -43,6 +45,7 @@ class FileSource:
         self.follow = follow
         self.stop_at = stop_at
         self._fh: IO[bytes] = open(self.path, "rb")  # bytes: a line that is not UTF-8 is a dead letter, not a crash
+        self._partial = b""  # the start of a line whose newline has not come yet
         self._line = 0
         while self._line < start and self._fh.readline():
             self._line += 1
@@ -55,13 +58,12 @@ class FileSource:
             if self.stop_at is not None and self._line >= self.stop_at:
                 self.exhausted = True
                 break
-            pos = self._fh.tell()
-            line = self._fh.readline()
-            if not line or not line.endswith(b"\n"):
-                if line:  # a partial line being written: read it again later
-                    self._fh.seek(pos)
+            line = self._partial + self._fh.readline()
+            self._partial = b""
+            if not line.endswith(b"\n") and (self.follow or not line):
+                self._partial = line  # a line being written (or nothing yet): its rest comes later
                 if not self.follow:
-                    self.exhausted = not line
+                    self.exhausted = True
                     break
                 if out or time.monotonic() >= deadline:
                     break
@@ -88,6 +90,7 @@ class StdinSource(FileSource):
         self.follow = False
         self.stop_at = None
         self._fh = stream or sys.stdin.buffer
+        self._partial = b""
         self._line = 0
         self.exhausted = False
 

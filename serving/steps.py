@@ -51,10 +51,11 @@ class Rejection:
     event_id: str | None = None
 
 
-def parse_message(payload: str | bytes, cfg: ConsumerSettings) -> Event | Rejection:
+def parse_message(payload: str | bytes, cfg: ConsumerSettings, id_pattern: str | None = None) -> Event | Rejection:
     """The event in ``payload``, or why it is a dead letter: too large, not UTF-8, not a JSON object
-    (broken, hostile or too deep), against the event contract, or stamped in the future. The one
-    parse of the live consumer and of its bulk replay (:mod:`serving.replay`)."""
+    (broken, hostile or too deep), against the event contract (ids against ``id_pattern``,
+    ``privacy.id_pattern``), or stamped in the future. The one parse of the live consumer and of its
+    bulk replay (:mod:`serving.replay`)."""
     size = len(payload) if isinstance(payload, bytes) else len(payload.encode("utf-8", errors="replace"))
     if size > cfg.max_event_bytes:
         return Rejection(
@@ -73,7 +74,7 @@ def parse_message(payload: str | bytes, cfg: ConsumerSettings) -> Event | Reject
     if not isinstance(record, dict):
         return Rejection("payload:invalid_json", "payload: not a JSON event object (not an object)")
     try:
-        event = validate_event(record)
+        event = validate_event(record, id_pattern)
     except InvalidEvent as exc:
         return Rejection(exc.reason_code, mask_free_text(str(exc)), exc.event_id)
     if cfg.max_clock_skew_s is not None and event.ts_ms > now_ms() + cfg.max_clock_skew_s * 1000:
@@ -83,6 +84,35 @@ def parse_message(payload: str | bytes, cfg: ConsumerSettings) -> Event | Reject
             event.event_id,
         )
     return event
+
+
+def too_old(event: Event, newest_ms: int | None, cfg: ConsumerSettings) -> Rejection | None:
+    """The dead letter of an event stamped more than ``consumer.max_event_age_s`` before the watermark
+    ``newest_ms`` (the newest event time applied before its batch or in it), else None."""
+    if cfg.max_event_age_s is None or newest_ms is None:
+        return None
+    if event.ts_ms >= newest_ms - cfg.max_event_age_s * 1000:
+        return None
+    return Rejection(
+        "ts:too_old",
+        f"ts: more than consumer.max_event_age_s={cfg.max_event_age_s:g} s before the newest event",
+        event.event_id,
+    )
+
+
+def event_digest(event: Event, hasher) -> str:
+    """A keyed digest of an event's content (every field, as validated): a redelivery has the same one, a
+    conflicting event reusing its id another. Keyed with the PII key, so it says nothing of raw values."""
+    return hasher.hash_normalised("event", json.dumps(event.model_dump(mode="json"), sort_keys=True))
+
+
+def conflict_rejection(event: Event, first: str, this: str) -> Rejection:
+    """The dead letter of an event whose id was already applied with other content."""
+    return Rejection(
+        "event_id:conflict",
+        f"event_id: already applied with other content (content digest {first[:16]}, this one {this[:16]})",
+        event.event_id,
+    )
 
 
 def triggers_score(event_type: str, brings_new_device_or_ip: bool, score_on) -> bool:

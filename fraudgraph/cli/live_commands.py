@@ -27,6 +27,12 @@ log = logging.getLogger("fraudgraph.cli")
 @click.option("--ledger", default=None, help="Ledger file (default consumer.ledger).")
 @click.option("--follow", is_flag=True, default=False, help="Keep tailing a file source.")
 @click.option(
+    "--create",
+    is_flag=True,
+    default=False,
+    help="Make the SQLite graph when its file does not exist (without it a missing graph is refused).",
+)
+@click.option(
     "--until-idle",
     type=float,
     default=None,
@@ -44,6 +50,7 @@ def consume(
     dead_letter: str | None,
     ledger: str | None,
     follow: bool,
+    create: bool,
     until_idle: float | None,
 ) -> None:
     """Live consumer: events into the graph, scored and decided as they arrive."""
@@ -56,7 +63,7 @@ def consume(
 
     cfg = app.settings.consumer
     artifact = ModelArtifact.load(model_dir)
-    with open_graph(graph_uri, app.settings) as store:
+    with open_graph(graph_uri, app.settings, create=create) as store:
         try:
             led = Ledger(ledger_path_for(store, ledger or cfg.ledger))
             led.bind(store.graph_id, store.uri)

@@ -24,6 +24,7 @@ class ConsumerSettings(Section):
     max_batch_span_s: float = Field(gt=0)
     max_event_bytes: int = Field(ge=256)
     max_clock_skew_s: float | None = Field(gt=0)
+    max_event_age_s: float | None = Field(gt=0)
     score_on: list[
         Literal[
             "signup",
@@ -66,6 +67,7 @@ class ApiSettings(Section):
     # append-only log of review outcomes (SQLite); null: beside a SQLite graph (GRAPH.reviews.db)
     review_log: str | None
     max_body_bytes: int = Field(ge=1024)
+    body_timeout_s: float = Field(gt=0)
     docs: bool  # Swagger UI and ReDoc (they load assets from a CDN); /openapi.json always
     max_score_ids: int = Field(ge=1)
     max_neighbourhood_limit: int = Field(ge=1)

@@ -95,3 +95,16 @@ def test_commands_without_a_pii_key_stop_first_in_one_line(tmp_path):
         assert len(lines) == 1 and "no PII key" in lines[0] and "FRAUDGRAPH_PII_KEY" in lines[0], (name, lines)
         assert "Traceback" not in proc.stderr and "spark" not in proc.stderr.lower(), name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"]  # nothing written, no graph made
+
+
+def test_an_empty_or_foreign_sqlite_file_is_not_a_graph(tmp_path, settings):
+    import sqlite3
+
+    (tmp_path / "empty.db").write_bytes(b"")
+    with sqlite3.connect(tmp_path / "foreign.db") as db:
+        db.execute("CREATE TABLE something (x)")
+    for name in ("empty.db", "foreign.db"):
+        before = (tmp_path / name).read_bytes()
+        result = run("graph", "stats", "--graph", f"sqlite:///{tmp_path / name}")
+        assert result.exit_code == 2 and "holds no identity graph" in result.output, result.output
+        assert (tmp_path / name).read_bytes() == before  # the check wrote nothing
