@@ -39,8 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from etl.contract import TABLES, InputContractError, check_input
-from etl.partitions import hashed_schema, validate_partition, write_partition
+from etl.partitions import check_rows_partition, hashed_schema, validate_partition, write_partition
 from etl.reading import epoch_ms_column, resolve_table
+from etl.table_rows import CHECKED_TABLES, REJECT_COLUMNS
 from etl.transforms import (
     customer_properties,
     identity_links,
@@ -67,7 +68,7 @@ def run_etl(
     """Run the whole job on an existing Spark session; returns the summary."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
-    from pyspark.sql.types import StringType
+    from pyspark.sql.types import StringType, StructField, StructType
 
     from fraudgraph.schema import EDGE_LABELS, SCHEMA_VERSION
     from fraudgraph.timeutil import now_ms
@@ -87,19 +88,41 @@ def run_etl(
     )
     valid = processed.where(F.col("reject_reason").isNull())
     bad = processed.where(F.col("reject_reason").isNotNull())
+    row_rejects = {}
+    for name in CHECKED_TABLES:  # customer, block and appeal rows that break the contract: rejects, checked first
+        # a new schema: StructType.add would change the table's own (cached) schema in place
+        schema = StructType([*tables[name].schema.fields, *(StructField(c, StringType()) for c in REJECT_COLUMNS)])
+        checked = (
+            tables[name]
+            .mapInPandas(check_rows_partition(settings_json, name), schema)
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        )
+        tables[name] = checked.where(F.col("reject_reason").isNull()).drop(*REJECT_COLUMNS)
+        row_rejects[name] = (checked, checked.where(F.col("reject_reason").isNotNull()))
     identity_events = link_events(valid).persist(StorageLevel.MEMORY_AND_DISK)
     links = identity_links(identity_events).persist(StorageLevel.MEMORY_AND_DISK)
     customers = customer_properties(tables["customers"], tables["blocks"], tables["appeals"]).persist(
         StorageLevel.MEMORY_AND_DISK
     )
 
-    rows_read = {name: (processed if name == "events" else df).count() for name, df in tables.items()}
+    rows_read = {name: (processed if name == "events" else row_rejects[name][0]).count() for name in tables}
+    rejected_rows = {
+        name: {
+            f"{r['reject_field']}: {r['reject_reason']}": r["count"]
+            for r in bad_rows.groupBy("reject_field", "reject_reason").count().collect()
+        }
+        for name, (_, bad_rows) in row_rejects.items()
+    }
     rejected = {
         f"{r['reject_field']}: {r['reject_reason']}": r["count"]
         for r in bad.groupBy("reject_field", "reject_reason").count().collect()
     }
     if rejects:
         _write_rejects(bad, rejects)
+        for name, (_, bad_rows) in row_rejects.items():
+            bad_rows.select(
+                F.col("reject_field").alias("field"), F.col("reject_reason").alias("reason"), "record"
+            ).write.mode("overwrite").json(f"{rejects}/{name}")
     if snapshot:
         _write_snapshot(snapshot, customers, links, identity_events, label_history(tables["blocks"], tables["appeals"]))
     if neptune_csv:
@@ -115,6 +138,7 @@ def run_etl(
         "rows_read": rows_read,
         "events_valid": rows_read["events"] - sum(rejected.values()),
         "rejected": {"total": sum(rejected.values()), "by_reason": dict(sorted(rejected.items()))},
+        "rejected_rows": {name: dict(sorted(r.items())) for name, r in rejected_rows.items()},
         "written": {"vertices": vertices, "edges": {e: link_counts.get(e, 0) for e in EDGE_LABELS}},
         "outputs": {"snapshot": snapshot, "neptune_csv": neptune_csv, "rejects": rejects},
         "wall_s": round(time.monotonic() - started, 2),
@@ -131,7 +155,7 @@ def run_etl(
             },
         }
         (Path(snapshot) / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    for df in (processed, identity_events, links, customers):
+    for df in (processed, identity_events, links, customers, *(checked for checked, _ in row_rejects.values())):
         df.unpersist()
     return summary
 
@@ -254,6 +278,10 @@ def format_summary(s: dict[str, Any]) -> str:
         f"events valid: {s['events_valid']:,}; rejected: {s['rejected']['total']:,}",
     ]
     lines += [f"  {reason}: {n:,}" for reason, n in s["rejected"]["by_reason"].items()]
+    for table, reasons in s.get("rejected_rows", {}).items():
+        if reasons:
+            lines.append(f"{table} rows rejected: {sum(reasons.values()):,}")
+            lines += [f"  {reason}: {n:,}" for reason, n in reasons.items()]
     lines.append("vertices: " + ", ".join(f"{k} {v:,}" for k, v in s["written"]["vertices"].items()))
     lines.append("edges: " + ", ".join(f"{k} {v:,}" for k, v in s["written"]["edges"].items()))
     return "\n".join(lines)

@@ -37,7 +37,7 @@ def validate_partition(settings_json: str):
         hasher = IdentifierHasher.from_settings(settings.privacy)
         tagger = EventTagger(settings.event_tags)
         for pdf in batches:
-            ok, rejects = validate_and_hash(pdf, hasher, tagger)
+            ok, rejects = validate_and_hash(pdf, hasher, tagger, settings.privacy.id_pattern)
             ok = ok.assign(reject_field=None, reject_reason=None, record=None)
             rej = pd.DataFrame(
                 {
@@ -58,6 +58,24 @@ def validate_partition(settings_json: str):
             )
             out = pd.concat([ok, rej], ignore_index=True) if len(rej) else ok
             yield out.astype({"ts_ms": "Int64", "amount": "float64", **{tag: "Int64" for tag in EVENT_TAGS}})
+
+    return run
+
+
+def check_rows_partition(settings_json: str, table: str):
+    """``mapInPandas`` function: each row of a customer, block or appeal table checked against the contract
+    (:func:`etl.table_rows.check_table_rows`: the input columns plus ``reject_field``, ``reject_reason``,
+    ``record``)."""
+
+    def run(batches: Iterator) -> Iterator:
+        from etl.table_rows import check_table_rows
+        from fraudgraph.config import Settings
+        from fraudgraph.identity import IdentifierHasher
+
+        settings = Settings.model_validate_json(settings_json)
+        hasher = IdentifierHasher.from_settings(settings.privacy)
+        for pdf in batches:
+            yield check_table_rows(pdf, table, hasher, settings.privacy.id_pattern)
 
     return run
 

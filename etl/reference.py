@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from etl.table_rows import CHECKED_TABLES, valid_rows
 from fraudgraph.event_frames import HASH_COLUMN_BY_KIND, validate_and_hash
 from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph.history import LINK_EVENT_COLUMNS
 from fraudgraph.identity import IdentifierHasher
+from fraudgraph.redaction import DEFAULT_ID_PATTERN, mask_free_text
 from fraudgraph.schema import EDGE_LABEL_BY_KIND, EVENT_TAGS, LINK_COUNT_PROPERTIES, LINK_EVENT_TYPES
 from fraudgraph.timeutil import to_epoch_ms
 
@@ -74,16 +76,23 @@ def reference_link_events(
     return links, rejects, link_events.reset_index(drop=True)
 
 
+def _screened(s: pd.Series) -> pd.Series:
+    """Free text as the Spark job stores it (:func:`etl.transforms.screened_text`)."""
+    return s.map(lambda v: None if v is None or v != v else mask_free_text(str(v)))
+
+
 def reference_customers(customers: pd.DataFrame, blocks: pd.DataFrame, appeals: pd.DataFrame) -> pd.DataFrame:
     prof = pd.DataFrame(
         {
             "customer_id": customers["customer_id"].astype(str),
             "signup_ts": _ms(customers["signup_ts"]),
-            "country": customers["country"],
+            "country": _screened(customers["country"]),
             "lifetime_value": pd.to_numeric(customers["lifetime_value"]).astype("float64"),
         }
     )
     prof = prof.drop_duplicates("customer_id")
+    blocks = blocks.assign(reason=_screened(blocks["reason"]))
+    appeals = appeals.assign(outcome=_screened(appeals["outcome"]))
     b = blocks.assign(blocked_at=_ms(blocks["blocked_at"])).sort_values("blocked_at")
     b = (
         b.groupby("customer_id")
@@ -113,5 +122,7 @@ def reference_customers(customers: pd.DataFrame, blocks: pd.DataFrame, appeals: 
 def reference_etl(world_dir: str | Path, hasher: IdentifierHasher, tagger: EventTagger) -> dict[str, pd.DataFrame]:
     world = Path(world_dir)
     links, rejects, link_events = reference_link_events(_read(world, "events"), hasher, tagger)
-    customers = reference_customers(_read(world, "customers"), _read(world, "blocks"), _read(world, "appeals"))
+    # rows that break the contract are rejects, as the Spark job's (etl.table_rows)
+    tables = {name: valid_rows(_read(world, name), name, hasher, DEFAULT_ID_PATTERN)[0] for name in CHECKED_TABLES}
+    customers = reference_customers(tables["customers"], tables["blocks"], tables["appeals"])
     return {"links": links, "customers": customers, "rejects": rejects, "link_events": link_events}

@@ -28,6 +28,18 @@ CUSTOMER_PROPERTY_TYPES = {  # snapshot column -> Neptune CSV type
 DECIDED_APPEAL_OUTCOMES = ("unblocked", "upheld")
 
 
+def screened_text(name: str):
+    """Column ``name`` as text screened by the one rule (:func:`fraudgraph.redaction.mask_free_text`: no
+    card number or email address is stored in the graph, the snapshot or the Neptune CSV)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType
+
+    from fraudgraph.redaction import mask_free_text
+
+    screen = F.udf(lambda v: None if v is None else mask_free_text(v), StringType())
+    return screen(F.col(name).cast("string"))
+
+
 def link_events(valid):
     """One row per identifier an identity event carried: event_id, customer_id, kind, value_hash (keyed
     hash), ts (epoch ms), event_type and the event's tags (one column each). Label events (block,
@@ -99,7 +111,7 @@ def customer_properties(customers, blocks, appeals):
         customers.select(
             F.col("customer_id").cast("string").alias("customer_id"),
             epoch_ms_column(customers, "signup_ts").alias("signup_ts"),
-            F.col("country").cast("string").alias("country"),
+            screened_text("country").alias("country"),
             F.col("lifetime_value").cast("double").alias("lifetime_value"),
         )
         .where(F.col("customer_id").isNotNull())
@@ -109,7 +121,7 @@ def customer_properties(customers, blocks, appeals):
         F.col("customer_id").cast("string").alias("customer_id"),
         epoch_ms_column(blocks, "blocked_at").alias("blocked_at"),
         F.col("source").cast("string").alias("source"),
-        F.col("reason").cast("string").alias("reason"),
+        screened_text("reason").alias("reason"),
     )
     b = b.groupBy("customer_id").agg(
         F.max("blocked_at").alias("blocked_at"),
@@ -119,7 +131,7 @@ def customer_properties(customers, blocks, appeals):
     a = appeals.select(
         F.col("customer_id").cast("string").alias("customer_id"),
         epoch_ms_column(appeals, "contacted_at").alias("contacted_at"),
-        F.col("outcome").cast("string").alias("outcome"),
+        screened_text("outcome").alias("outcome"),
         epoch_ms_column(appeals, "resolved_at").alias("resolved_at"),
     )
     # a decided appeal without a resolution time counts from its contact (docs/input-contract.md)
@@ -152,7 +164,7 @@ def label_history(blocks, appeals):
         F.lit("block").alias("kind"),
         epoch_ms_column(blocks, "blocked_at").alias("at"),
         F.col("source").cast("string").alias("source"),
-        F.col("reason").cast("string").alias("reason"),
+        screened_text("reason").alias("reason"),
         F.lit(None).cast("string").alias("outcome"),
         F.lit(None).cast("long").alias("resolved_at"),
     )
@@ -162,10 +174,19 @@ def label_history(blocks, appeals):
         epoch_ms_column(appeals, "contacted_at").alias("at"),
         F.lit(None).cast("string").alias("source"),
         F.lit(None).cast("string").alias("reason"),
-        F.col("outcome").cast("string").alias("outcome"),
+        screened_text("outcome").alias("outcome"),
         epoch_ms_column(appeals, "resolved_at").alias("resolved_at"),
     )
     return b.unionByName(a).where(F.col("customer_id").isNotNull())
+
+
+def _formula_safe(name: str):
+    """A text column whose cells cannot run as spreadsheet formulas when the CSV is opened in one: a cell that
+    starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'`` (OWASP's rule)."""
+    from pyspark.sql import functions as F
+
+    col = F.col(name)
+    return F.when(col.rlike("^[=+\\-@\t\r]"), F.concat(F.lit("'"), col)).otherwise(col)
 
 
 def write_neptune_csv(customers, links, out: str) -> None:
@@ -178,7 +199,10 @@ def write_neptune_csv(customers, links, out: str) -> None:
     cust = customers.select(
         F.concat(F.lit("customer:"), "customer_id").alias("~id"),
         F.lit("customer").alias("~label"),
-        *[F.col(c).alias(f"{c}:{t}") for c, t in CUSTOMER_PROPERTY_TYPES.items()],
+        *[
+            (_formula_safe(c) if t == "String" else F.col(c)).alias(f"{c}:{t}")
+            for c, t in CUSTOMER_PROPERTY_TYPES.items()
+        ],
     )
     cust.write.mode("overwrite").options(**opts).csv(f"{out}/vertices_customer")
     idents = links.select(

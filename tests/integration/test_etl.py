@@ -27,6 +27,9 @@ BAD_ROWS = [
 ]
 
 
+CARD_AS_ID, CARD_IN_TEXT, FORMULA = "4111-1111-1111-1111", "5500 0000 0000 0004", "=HYPERLINK(1)"
+
+
 @pytest.fixture(scope="module")
 def csv_world(small_world, tmp_path_factory):
     """The small world as CSV tables with one bad row per reject reason injected."""
@@ -39,7 +42,20 @@ def csv_world(small_world, tmp_path_factory):
         if name == "events":
             template = df.iloc[0].to_dict()
             bad = [{**template, **patch, "event_id": f"BAD-{i}"} for i, (patch, _) in enumerate(BAD_ROWS)]
+            bad.append({**template, "event_id": CARD_AS_ID})  # a card number as an id: a reject that hides it
             df = pd.concat([df, pd.DataFrame(bad)], ignore_index=True)
+        if name == "customers":
+            df.loc[0, "country"] = FORMULA  # a cell a spreadsheet would run
+            bad = df.iloc[[1, 1, 1, 1]].copy()  # rows that used to abort the job or pass unchecked
+            bad["customer_id"] = ["X-LTV-INF", "X-LTV-TEXT", "X-YEAR-1", "Z" * 100_000]
+            bad["lifetime_value"] = ["1e999", "12,50 EUR", "1", "1"]
+            bad["signup_ts"] = [df.loc[1, "signup_ts"]] * 2 + ["0001-01-01T00:00:00.000Z", df.loc[1, "signup_ts"]]
+            df = pd.concat([df, bad], ignore_index=True)
+        if name == "blocks":
+            df.loc[0, "reason"] = f"chargeback on {CARD_IN_TEXT}"
+            bad = df.iloc[[1]].copy()
+            bad["customer_id"], bad["blocked_at"] = CARD_AS_ID, "9999-12-31T00:00:00.000Z"
+            df = pd.concat([df, bad], ignore_index=True)
         df.to_csv(out / f"{name}.csv", index=False, quoting=csv.QUOTE_MINIMAL, escapechar=None)
     return out
 
@@ -68,7 +84,7 @@ def test_snapshot_equals_pandas_reference(etl_run, csv_world, settings):
 
 def test_rejects_are_counted_and_written_with_reasons(etl_run):
     out, _, summary = etl_run
-    assert summary["rejected"]["total"] == len(BAD_ROWS)
+    assert summary["rejected"]["total"] == len(BAD_ROWS) + 1
     rows = [json.loads(line) for f in sorted((out / "rejects" / "events").glob("*.json"))
             for line in f.read_text().splitlines()]
     by_id = {r["event_id"]: f"{r['field']}: {r['reason']}" for r in rows}
@@ -77,7 +93,20 @@ def test_rejects_are_counted_and_written_with_reasons(etl_run):
     card_reject = next(r for r in rows if r["event_id"] == "BAD-2")
     assert "4111" not in card_reject["record"]  # the dead letter is redacted too
     assert json.loads(card_reject["record"])["event_id"] == "BAD-2"
-    assert summary["events_valid"] == summary["rows_read"]["events"] - len(BAD_ROWS)
+    assert summary["events_valid"] == summary["rows_read"]["events"] - len(BAD_ROWS) - 1
+    card_id = next(r for r in rows if r["field"] == "event_id")
+    assert card_id["event_id"] == "[card]" and "looks like a card number" in card_id["reason"]
+    assert CARD_AS_ID not in json.dumps(rows)
+    # customer and block rows that break the contract: rejects with their reasons, the job went on
+    assert summary["rejected_rows"]["customers"] == {"customer_id: does not match the id pattern (privacy.id_pattern)": 1,
+                                                     "lifetime_value: not a finite number": 1,
+                                                     "lifetime_value: not a number": 1,
+                                                     "signup_ts: before 1970-01-01, not an event time": 1}
+    assert summary["rejected_rows"]["blocks"] == {
+        "customer_id: looks like a card number or an email address, not an id": 1}
+    table_rows = [json.loads(line) for f in sorted((out / "rejects" / "customers").glob("*.json"))
+                  for line in f.read_text().splitlines()]
+    assert len(table_rows) == 4 and all(len(r["record"]) <= 8192 for r in table_rows)
 
 
 def test_graph_matches_summary_and_holds_no_raw_identifiers(etl_run):
@@ -88,6 +117,11 @@ def test_graph_matches_summary_and_holds_no_raw_identifiers(etl_run):
     assert links["value_hash"].str.fullmatch(r"[0-9a-f]{32}").all()
     db = (out / "graph.db").read_bytes()
     assert b"@gmail.com" not in db and b"dev-" not in db and b"fp_" not in db
+    assert CARD_IN_TEXT.encode() not in db and b"chargeback on [card]" in db  # free text screened
+    assert b"X-LTV-INF" not in db and b"X-YEAR-1" not in db and b"ZZZZZZZZ" not in db  # rejected rows: not written
+    snapshot = pd.read_parquet(out / "snap" / "customers.parquet")
+    assert "chargeback on [card]" in set(snapshot["block_reason"]) and FORMULA in set(snapshot["country"])
+    assert not snapshot.astype(str).apply(lambda c: c.str.contains(CARD_IN_TEXT, regex=False)).any().any()
 
 
 def test_rerun_into_same_graph_changes_nothing(spark, settings, etl_run, csv_world):
@@ -116,6 +150,9 @@ def test_neptune_csv_follows_gremlin_load_format(etl_run):
     assert header[:2] == ["~id", "~label"]
     assert {"signup_ts:Long", "lifetime_value:Double", "country:String", "is_fraud:Int"} <= set(header)
     assert rows == summary["written"]["vertices"]["customer"]
+    cells = "".join(f.read_text() for f in (nep / "vertices_customer").glob("part-*.csv"))
+    assert f",'{FORMULA}," in cells and f",{FORMULA}," not in cells  # no cell a spreadsheet would run
+    assert CARD_IN_TEXT not in cells
     header, rows = read("vertices_identifier")
     assert header == ["~id", "~label", "value_hash:String"]
     assert rows == sum(v for k, v in summary["written"]["vertices"].items() if k != "customer")
