@@ -72,7 +72,9 @@ def create_app(
     for router in (ops.router, customers.router, scoring.router, reviews.router):
         app.include_router(router)
     # outermost: auth and body limits before anything reads the request, security headers on every response
-    app.add_middleware(GuardMiddleware, tokens=tokens, max_body_bytes=cfg.max_body_bytes)
+    app.add_middleware(
+        GuardMiddleware, tokens=tokens, max_body_bytes=cfg.max_body_bytes, body_timeout_s=cfg.body_timeout_s
+    )
     return app
 
 

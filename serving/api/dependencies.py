@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from fraudgraph.config import Settings
 from fraudgraph.graph import IdentityGraph
 from fraudgraph.identity import IdentifierHasher
+from fraudgraph.redaction import id_problem
 from fraudgraph.scoring.online import OnlineScorer
 from serving.review_log import ReviewLog
 
@@ -53,8 +54,20 @@ def require(scope: str):
     return Depends(check)
 
 
+def checked_customer_ids(customer_ids: list[str], settings: Settings) -> list[str]:
+    """The ids, each checked against the one id rule (:func:`fraudgraph.redaction.id_problem`,
+    ``privacy.id_pattern``); a refusal (422) never echoes the value."""
+    for i, customer_id in enumerate(customer_ids):
+        problem = id_problem(customer_id, settings.privacy.id_pattern)
+        if problem:
+            where = "customer_id" if len(customer_ids) == 1 else f"customer_ids[{i}]"
+            raise ApiError(422, "invalid_request", f"{where}: {problem}")
+    return customer_ids
+
+
 def customer_or_404(customer_id: str, svc: Services = Depends(services)) -> dict[str, Any]:
+    checked_customer_ids([customer_id], svc.settings)
     props = svc.store.customer(customer_id)
     if props is None:
-        raise ApiError(404, "not_found", f"customer {customer_id!r} is not in the graph")
+        raise ApiError(404, "not_found", "the customer is not in the graph")
     return props

@@ -6,12 +6,15 @@ FastAPI dependencies run after the request body has been parsed, so a dependency
 without a valid bearer token gets 401 from the headers alone, and any request body above
 ``api.max_body_bytes`` gets 413 (from ``Content-Length``, or while a chunked body streams in). The
 caller (:class:`Principal`) is left in the request state for the scope checks
-(:func:`serving.api.dependencies.require`).
+(:func:`serving.api.dependencies.require`). A body is read in full before the route runs, and one not
+received within ``api.body_timeout_s`` gets 408: a slow client cannot hold a worker.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +33,8 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (
         b"content-security-policy",
-        b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-        b"img-src 'self' data:; frame-ancestors 'none'",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     ),
 ]
 
@@ -74,8 +77,8 @@ class GuardMiddleware:
     """Pure ASGI: auth for ``/v1`` from the headers, then the body size limit, then security headers on
     every response."""
 
-    def __init__(self, app, tokens: dict[str, Principal], max_body_bytes: int):
-        self.app, self.tokens, self.max_body = app, tokens, max_body_bytes
+    def __init__(self, app, tokens: dict[str, Principal], max_body_bytes: int, body_timeout_s: float = 10.0):
+        self.app, self.tokens, self.max_body, self.body_timeout_s = app, tokens, max_body_bytes, body_timeout_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -101,10 +104,16 @@ class GuardMiddleware:
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             return await self._too_large(scope, receive, send_with_headers)
-        if length is None and scope["method"] in ("POST", "PUT", "PATCH"):
-            buffered, size = [], 0  # chunked: read at most the limit, then hand the body on
+        if scope["method"] in ("POST", "PUT", "PATCH"):
+            # read the body here, at most the limit and within the time limit, then hand it on
+            buffered, size, deadline = [], 0, time.monotonic() + self.body_timeout_s
             while True:
-                message = await receive()
+                try:
+                    message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+                except TimeoutError:
+                    return await error_response(
+                        408, "timeout", f"request body not received within api.body_timeout_s={self.body_timeout_s:g}"
+                    )(scope, receive, send_with_headers)
                 buffered.append(message)
                 size += len(message.get("body", b""))
                 if size > self.max_body:

@@ -24,6 +24,7 @@ def scopes_of(token):
     spec = TOKENS[token]
     return spec["scopes"] if isinstance(spec, dict) else spec
 RAW_EMAIL_FIELD = "email"
+BODY_TIMEOUT_S = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,8 @@ def api(request, flagging_model, settings, tmp_path_factory):
     store.upsert_links(links)
     run_labels(store, as_of, tmp / "labels", settings)
     api_settings = settings.model_copy(update={"api": type(settings.api).model_validate(
-        {**settings.api.model_dump(), "tokens": TOKENS, "review_log": str(tmp / "reviews.db")})})
+        {**settings.api.model_dump(), "tokens": TOKENS, "review_log": str(tmp / "reviews.db"),
+         "body_timeout_s": BODY_TIMEOUT_S})})
     app = create_app(store, OnlineScorer(store, ModelArtifact.load(model_dir), api_settings), api_settings)
     port = free_port()
     server, thread = start_uvicorn(app, port)
@@ -84,6 +86,13 @@ def test_health_ready_metrics_need_no_token(api):
     assert ready.json() == {"status": "ready", "components": {"graph": "ok", "model": "ok", "review_log": "ok"}}
     assert ready.headers["x-content-type-options"] == "nosniff" and "frame-ancestors 'none'" in \
         ready.headers["content-security-policy"]
+    csp = ready.headers["content-security-policy"]
+    assert "'unsafe-inline'" not in csp and "script-src 'self'" in csp and "style-src 'self'" in csp
+    page = httpx.get(f"{base}/console")
+    assert "<script>" not in page.text and "style=" not in page.text  # nothing inline for the policy to allow
+    assert httpx.get(f"{base}/console/console.js").headers["content-type"].startswith("text/javascript")
+    assert httpx.get(f"{base}/console/console.css").headers["content-type"].startswith("text/css")
+    assert httpx.get(f"{base}/console/index.py").status_code == 404
     assert httpx.get(f"{base}/docs").status_code == 404  # Swagger UI (CDN assets) is off by default
     httpx.get(f"{base}/v1/customers/x", headers=bearer("reader"))
     metrics = httpx.get(f"{base}/metrics").text
@@ -368,6 +377,33 @@ def _chromium():
 
 
 @pytest.mark.browser
+@pytest.mark.parametrize("bad_id", ["4111111111111111", "4111-1111-1111-1111", "jane@example.com", "a b"])
+def test_a_card_number_or_email_as_customer_id_is_refused_and_never_echoed(api, bad_id):
+    base, *_ = api
+    for response in (httpx.get(f"{base}/v1/customers/{bad_id}", headers=bearer("reader")),
+                     httpx.post(f"{base}/v1/score", json={"customer_ids": ["C000000001", bad_id]},
+                                headers=bearer("scorer"))):
+        assert response.status_code == 422 and bad_id not in response.text, response.text
+    missing = httpx.get(f"{base}/v1/customers/C999999999", headers=bearer("reader"))
+    assert missing.status_code == 404 and "C999999999" not in missing.text
+
+
+def test_a_slow_request_body_gets_408_and_frees_the_worker(api):
+    import socket
+
+    base, *_ = api
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=BODY_TIMEOUT_S + 10) as sock:
+        sock.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer scorer\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"customer_ids\"")
+        started = time.monotonic()
+        answer = sock.recv(4096).decode()
+        waited = time.monotonic() - started
+    assert answer.startswith("HTTP/1.1 408") and "api.body_timeout_s" in answer
+    assert BODY_TIMEOUT_S - 0.5 <= waited < BODY_TIMEOUT_S + 5
+    assert httpx.get(f"{base}/healthz").status_code == 200
+
+
 def test_review_console_in_headless_chromium(api, settings):
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By

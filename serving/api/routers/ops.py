@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..dependencies import Services, services
-from ..errors import ErrorResponse
+from ..errors import ApiError, ErrorResponse
 from ..schemas import Health, Ready
 
 CONSOLE_HTML = Path(__file__).resolve().parents[2] / "console" / "index.html"
@@ -55,6 +55,17 @@ def metrics(request: Request):
 @router.get("/console", response_class=HTMLResponse, include_in_schema=False)
 def console():
     return HTMLResponse(CONSOLE_HTML.read_text())
+
+
+# the page's script and styles are files of their own: the Content-Security-Policy allows no inline script or style
+CONSOLE_ASSETS = {"console.js": "text/javascript", "console.css": "text/css"}
+
+
+@router.get("/console/{asset}", include_in_schema=False)
+def console_asset(asset: str):
+    if asset not in CONSOLE_ASSETS:
+        raise ApiError(404, "not_found", "no such console file")
+    return Response((CONSOLE_HTML.parent / asset).read_text(), media_type=CONSOLE_ASSETS[asset])
 
 
 __all__ = ["router", "ErrorResponse"]

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends
 from fraudgraph.scoring.rules import decision_properties
 from fraudgraph.timeutil import now_ms
 
-from ..dependencies import Services, require, services
+from ..dependencies import Services, checked_customer_ids, require, services
 from ..errors import ERRORS, ApiError
 from ..schemas import ScoreOut, ScoreRequest, ScoreResponse
 
@@ -21,6 +21,7 @@ def score(body: ScoreRequest, svc: Services = Depends(services)):
     ids = list(dict.fromkeys(body.customer_ids))
     if len(ids) > cfg.max_score_ids:
         raise ApiError(422, "invalid_request", f"customer_ids: at most {cfg.max_score_ids} per request")
+    checked_customer_ids(ids, svc.settings)
     as_of = now_ms()
     with svc.scoring_slots:  # CPU-bound: more at once than cores only thrashes
         results = svc.scorer.score_many(ids, as_of)
