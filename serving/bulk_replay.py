@@ -8,7 +8,7 @@ the same decisions without a graph round trip per step:
 1. :func:`plan_stream` reads the stream as the consumer polls it (``consumer.max_batch`` messages at
    a time), parses each message with the consumer's parse, drops duplicates, cuts each poll into the
    consumer's steps and lists, per step, its link events (keyed hashes only), the customer properties
-   it sets and the customers it scores (the consumer's trigger rule, :func:`serving.steps.triggers_score`).
+   it sets and the customers it scores (the trigger rule, :func:`fraudgraph.scoring.triggers.triggers_score`).
 2. :class:`BulkDecider` builds one :class:`~fraudgraph.graph.history.LinkHistory` over the snapshot's
    link events and the stream's. For every scored ``(customer, step)`` it builds what the consumer's
    scoring read returns after that step (the graph as of the step's latest event; customer properties
@@ -46,9 +46,10 @@ from fraudgraph.scoring.day_one import DayOneRules
 from fraudgraph.scoring.evidence import decision_evidence
 from fraudgraph.scoring.online import CUSTOMER_PROPERTIES
 from fraudgraph.scoring.rules import CustomerEvidence, DecisionRules
+from fraudgraph.scoring.triggers import NEW_IDENTIFIER_KINDS, triggers_score
 
 from .ledger import merge_customer_props
-from .sources import Message
+from .messages import Message
 from .steps import (
     Rejection,
     conflict_rejection,
@@ -58,7 +59,6 @@ from .steps import (
     link_counts,
     parse_message,
     too_old,
-    triggers_score,
 )
 
 log = logging.getLogger("fraudgraph.replay")
@@ -164,7 +164,7 @@ def plan_stream(
                     (ev.event_id, *key, ev.ts_ms, ev.event_type, *(tags.get(t, 0) for t in EVENT_TAGS)) for key in keys
                 )
                 new_ident = any(
-                    key[1] in ("device", "ip") and key not in touched and key not in history_keys for key in keys
+                    key[1] in NEW_IDENTIFIER_KINDS and key not in touched and key not in history_keys for key in keys
                 )
                 if triggers_score(ev.event_type, new_ident, cfg.score_on):
                     scores[ev.customer_id] = (ev.event_id, ev.event_type, ev.ts_ms, unique[ev.event_id][1])

@@ -39,11 +39,11 @@ from fraudgraph.redaction import mask_free_text, redact_payload
 from fraudgraph.schema import LABEL_EVENT_TYPES, Event
 from fraudgraph.scoring.online import OnlineScorer
 from fraudgraph.scoring.rules import decision_properties
+from fraudgraph.scoring.triggers import NEW_IDENTIFIER_KINDS, triggers_score
 
-from .kafka_io import KafkaSink
 from .ledger import Ledger, merge_customer_props
+from .messages import Message, Sink, Source
 from .metrics import ConsumerMetrics
-from .sources import JsonlSink, Message
 from .steps import (
     ConsumerStats,
     Rejection,
@@ -57,7 +57,6 @@ from .steps import (
     link_from_state,
     parse_message,
     too_old,
-    triggers_score,
 )
 
 log = logging.getLogger("fraudgraph.consumer")
@@ -70,8 +69,8 @@ class LiveConsumer:
         scorer: OnlineScorer | None,
         settings: Settings,
         ledger: Ledger,
-        decisions: JsonlSink | KafkaSink,
-        dead_letter: JsonlSink | KafkaSink,
+        decisions: Sink,
+        dead_letter: Sink,
     ):
         self.store = store
         self.scorer = scorer
@@ -92,7 +91,7 @@ class LiveConsumer:
         log.info("stop requested: finishing the batch in flight")
         self._stop = True
 
-    def run(self, source, *, install_signals: bool = True, progress: Progress | None = None) -> dict[str, Any]:
+    def run(self, source: Source, *, install_signals: bool = True, progress: Progress | None = None) -> dict[str, Any]:
         """Poll, process and commit until the source is exhausted or a stop is requested. ``progress``:
         advanced by each batch's events, with the decisions so far and events/s (a replay's)."""
         if install_signals:
@@ -108,7 +107,7 @@ class LiveConsumer:
                 source.commit(batch, self.ledger)
                 if progress is not None:
                     progress.update(len(batch), **{d: n for d, n in self.stats.decisions.items()})
-            elif getattr(source, "exhausted", False):
+            elif source.exhausted:
                 break
         if progress is not None:
             progress.close()
@@ -287,7 +286,7 @@ class LiveConsumer:
                 if key in new_keys:
                     bases[key] = {k: int(v) for k, v in rec.items() if k not in ("customer_id", "kind", "value_hash")}
         for ev, keys in zip(events, keys_by_event):
-            new_ident = any(k in new_keys and bases.get(k) is None and k[1] in ("device", "ip") for k in keys)
+            new_ident = any(k in new_keys and bases.get(k) is None and k[1] in NEW_IDENTIFIER_KINDS for k in keys)
             if triggers_score(ev.event_type, new_ident, self.score_on):
                 scores[ev.customer_id] = (ev.event_id, ev.event_type, ev.ts_ms)
         updates = {k: (v[0], v[1], v[2], dict(v[3])) for k, v in increments.items()}

@@ -38,7 +38,8 @@ from fraudgraph.scoring.rules import decision_properties
 from .bulk_replay import BulkDecider, StreamPlan, plan_stream
 from .consumer import LiveConsumer
 from .ledger import Ledger
-from .sources import FileSource, JsonlSink, Message
+from .messages import Message
+from .sources import FileSource, JsonlSink
 
 log = logging.getLogger("fraudgraph.replay")
 

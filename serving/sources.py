@@ -19,18 +19,13 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlparse
 
+from .messages import Message, Sink, Source
+
 log = logging.getLogger("fraudgraph.consumer.sources")
-
-
-@dataclass
-class Message:
-    payload: str | bytes  # bytes as received where the source has them; the consumer decodes (UTF-8 only)
-    position: int  # source-specific: line number for files
 
 
 class FileSource:
@@ -95,22 +90,7 @@ class StdinSource(FileSource):
         self.exhausted = False
 
 
-class IdleStop:
-    """A broker source is ``exhausted`` after ``idle_stop_s`` without a message (None: never)."""
-
-    idle_stop_s: float | None = None
-    exhausted = False
-    _last_message = 0.0
-
-    def _note_poll(self, got_messages: bool) -> None:
-        now = time.monotonic()
-        if got_messages or not self._last_message:
-            self._last_message = now
-        elif self.idle_stop_s is not None and now - self._last_message >= self.idle_stop_s:
-            self.exhausted = True
-
-
-def open_sink(uri: str, *, retry_s: float = 120):
+def open_sink(uri: str, *, retry_s: float = 120) -> Sink:
     """A JSONL file or ``-`` (standard output), ``kafka://HOST:PORT/TOPIC`` or an SQS queue URL."""
     from .kafka_io import KafkaSink, kafka_parts
     from .sqs_io import SqsSink
@@ -145,7 +125,7 @@ def source_name(uri: str) -> str:
 
 def open_source(
     uri: str, *, start: int = 0, follow: bool = False, idle_stop_s: float | None = None, retry_s: float = 120
-):
+) -> Source:
     from .kafka_io import KafkaSource, kafka_parts
     from .sqs_io import SqsSource
 

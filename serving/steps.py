@@ -115,14 +115,6 @@ def conflict_rejection(event: Event, first: str, this: str) -> Rejection:
     )
 
 
-def triggers_score(event_type: str, brings_new_device_or_ip: bool, score_on) -> bool:
-    """Does an event make the consumer score its customer? Its type is in ``consumer.score_on``, or it
-    is a login that brings a device or IP the customer had never used (``login_new_identifier``)."""
-    if event_type in score_on:
-        return True
-    return event_type == "login" and brings_new_device_or_ip and "login_new_identifier" in score_on
-
-
 def customer_updates(ev: Event) -> dict[str, Any]:
     """Customer vertex properties an event sets."""
     ts = ev.ts_ms

@@ -4,7 +4,7 @@ The consumer scores a customer at signup and at each risk event (``consumer.scor
 identity graph as it is at that moment. Training, validation and testing use the same moments:
 
 1. **Decision points** come from the snapshot's link events
-   (:func:`fraudgraph.graph.history.decision_points`), up to the labels' as-of.
+   (:func:`fraudgraph.scoring.triggers.decision_points`: the consumer's trigger rule), up to the labels' as-of.
 2. **Split by decision time**: test = the last ``training.split.test_days`` before as-of,
    validation the ``val_days`` before that, training everything earlier.
 3. **Labels known at the end of each split**: the labels of a split are cleaned as of its end

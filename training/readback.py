@@ -31,11 +31,12 @@ from fraudgraph.config import Settings
 from fraudgraph.evaluation.field_check import field_check
 from fraudgraph.evaluation.ranking import ranking_metrics
 from fraudgraph.event_tags import EventTagger
-from fraudgraph.graph.history import LinkHistory, decision_points
+from fraudgraph.graph.history import LinkHistory
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.ml.baselines import tabular_features
 from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.scoring.day_one import DayOneRules
+from fraudgraph.scoring.triggers import decision_points
 from fraudgraph.timeutil import DAY_MS, to_epoch_ms
 from training.examples import sample_points, truth_at_points
 

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from fraudgraph.config import Settings, TrainingSettings
-from fraudgraph.graph.history import LinkHistory, decision_points
+from fraudgraph.graph.history import LinkHistory
 from fraudgraph.ml.artifact import ModelArtifact, gnn_scores
 from fraudgraph.ml.baselines import BaselineModels, guilt_by_association, tabular_features
 from fraudgraph.ml.features import (
@@ -54,6 +54,7 @@ from fraudgraph.ml.features import (
 )
 from fraudgraph.schema import CUSTOMER
 from fraudgraph.scoring.day_one import DayOneRules
+from fraudgraph.scoring.triggers import decision_points
 from training.examples import SPLITS, DecisionExamples, build_examples, refit_plan, refit_points, truth_at_points
 from training.fitting import Split, fit_gbdt, fit_gnn
 from training.judging import choose_threshold, customer_units, judge, threshold_policy

@@ -16,7 +16,10 @@ log = logging.getLogger("fraudgraph.cli")
 # ------------------------------------------------------------------- consume
 @cli.command()
 @click.option(
-    "--source", required=True, help="file:///PATH (JSONL), - for standard input, or kafka://HOST:PORT/TOPIC?group=NAME."
+    "--source",
+    required=True,
+    help="file:///PATH (JSONL; a file or a FIFO), - for standard input, kafka://HOST:PORT/TOPIC?group=NAME, "
+    "or an SQS queue URL (http[s]://...).",
 )
 @click.option("--graph", "graph_uri", default=None, help="Graph URI (default graph.uri).")
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, exists=True))

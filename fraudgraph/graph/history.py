@@ -326,24 +326,3 @@ class LinkHistory:
             parts_ex.append(np.full(len(chosen), e, dtype=np.int64))
             parts_link.append(chosen)
         return np.concatenate(parts_ex).astype(np.int64), np.concatenate(parts_link).astype(np.int64)
-
-
-def decision_points(link_events: pd.DataFrame, score_on) -> pd.DataFrame:
-    """The moments the live consumer scores a customer, from the link-event table.
-
-    One row per event (``event_id``, ``customer_id``, ``ts``, ``event_type``) whose type is in
-    ``score_on`` (``consumer.score_on``), plus, when ``login_new_identifier`` is in it, each login
-    that is the first event of one of its device or IP links (a device or IP the customer had not
-    used before), as :class:`serving.consumer.LiveConsumer` decides. Sorted by time.
-    """
-    wanted = set(score_on)
-    ev = link_events[["event_id", "customer_id", "kind", "value_hash", "ts", "event_type"]]
-    by_event = ev.drop_duplicates("event_id")
-    keep = by_event["event_type"].isin(wanted)
-    if "login_new_identifier" in wanted:
-        ordered = ev.sort_values(["ts", "event_id"], kind="stable")
-        firsts = ordered.drop_duplicates(["customer_id", "kind", "value_hash"])
-        new_ident = firsts.loc[(firsts["event_type"] == "login") & firsts["kind"].isin(["device", "ip"]), "event_id"]
-        keep |= by_event["event_id"].isin(set(new_ident))
-    out = by_event.loc[keep, ["event_id", "customer_id", "ts", "event_type"]]
-    return out.sort_values(["ts", "event_id"], kind="stable").reset_index(drop=True)

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from etl.reference import _ms, _read, reference_customers, reference_link_events
-from fraudgraph.graph.history import LinkHistory, decision_points
+from fraudgraph.graph.history import LinkHistory
+from fraudgraph.scoring.triggers import decision_points
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.event_tags import EventTagger
 from fraudgraph.identity import IdentifierHasher
