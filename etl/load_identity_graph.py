@@ -82,7 +82,6 @@ def run_etl(
     events = tables["events"]
     if "ts" in events.columns and not isinstance(events.schema["ts"].dataType, StringType):
         events = events.withColumn("ts", epoch_ms_column(events, "ts"))  # text is parsed by the validator
-    log.info("validating and hashing events")
     processed = events.mapInPandas(validate_partition(settings_json), hashed_schema()).persist(
         StorageLevel.MEMORY_AND_DISK
     )
@@ -105,7 +104,11 @@ def run_etl(
         StorageLevel.MEMORY_AND_DISK
     )
 
-    rows_read = {name: (processed if name == "events" else row_rejects[name][0]).count() for name in tables}
+    log.info("validating and hashing every event (counting the rows read and the rejects)")
+    rows_read = {"events": processed.count()}
+    log.info("checking every customer, block and appeal row against the contract")
+    rows_read |= {name: checked.count() for name, (checked, _) in row_rejects.items()}
+    log.info("counting the rejects by reason")
     rejected_rows = {
         name: {
             f"{r['reject_field']}: {r['reject_reason']}": r["count"]

@@ -102,9 +102,12 @@ def run_training(
         frame = pd.concat([frame, truth_at_points(frame, pd.read_parquet(truth_path))], axis=1)
     cap = settings.graph.neighbourhood_fanout_cap
     t = time.perf_counter()
+    log.info("decision-time examples: reading the graph as of each of %d decision points", len(frame))
     inputs = history.scoring_inputs(frame["customer_id"], frame["ts"], cap)
     has = inputs.target_ids >= 0
     frame, target_ids = frame.loc[has].reset_index(drop=True), inputs.target_ids[has]
+    read_s = time.perf_counter() - t
+    log.info("decision-time examples: %d subgraph links read in %.1f s; building features", len(inputs.links), read_s)
     tensors = build_graph_tensors(inputs, fanout_cap=cap)
     target = tensors.index_of(target_ids)
     build_s = time.perf_counter() - t
