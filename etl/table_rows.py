@@ -24,7 +24,7 @@ import math
 import pandas as pd
 
 from etl.contract import CONTRACT
-from fraudgraph.event_frames import FUTURE_SLACK_MS
+from fraudgraph.event_frames import AFTER_WALL_CLOCK, BEFORE_1970, FUTURE_SLACK_MS
 from fraudgraph.redaction import id_problem, redact_payload
 from fraudgraph.timeutil import now_ms, to_epoch_ms
 
@@ -40,9 +40,9 @@ def _time_problem(value, required: bool, latest_ms: int) -> str | None:
     except (ValueError, TypeError, OverflowError, OSError):
         return "not a parseable timestamp"
     if ms < 0:
-        return "before 1970-01-01, not an event time"
+        return BEFORE_1970
     if ms > latest_ms:
-        return "more than a day after the wall clock"
+        return AFTER_WALL_CLOCK
     return None
 
 

@@ -35,6 +35,8 @@ HASHED_EVENT_COLUMNS = [
     "event_id", "event_type", "ts_ms", "customer_id", *HASH_COLUMN_BY_KIND.values(), "amount", *EVENT_TAGS
 ]  # fmt: skip
 FUTURE_SLACK_MS = DAY_MS  # a historical table's event stamped later than this after the wall clock is a reject
+BEFORE_1970 = "before 1970-01-01, not an event time"
+AFTER_WALL_CLOCK = "more than a day after the wall clock"
 REJECT_COLUMNS = ["event_id", "customer_id", "event_type", "field", "reason", "record"]
 
 
@@ -109,8 +111,8 @@ def validate_and_hash(
     ts_ms = _timestamps_ms(df["ts"])
     flag(df["ts"].isna(), "ts", "missing")
     flag(ts_ms.isna(), "ts", "not a parseable timestamp")
-    flag(ts_ms.fillna(0) < 0, "ts", "before 1970-01-01, not an event time")
-    flag(ts_ms.fillna(0) > now_ms() + FUTURE_SLACK_MS, "ts", "more than a day after the wall clock")
+    flag(ts_ms.fillna(0) < 0, "ts", BEFORE_1970)
+    flag(ts_ms.fillna(0) > now_ms() + FUTURE_SLACK_MS, "ts", AFTER_WALL_CLOCK)
     for col, check in IDENTIFIER_PROBLEMS.items():
         values = df[col].dropna().unique()
         problems = {v: check(v) for v in values}

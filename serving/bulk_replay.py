@@ -59,6 +59,7 @@ from .steps import (
     link_counts,
     parse_message,
     too_old,
+    watermark,
 )
 
 log = logging.getLogger("fraudgraph.replay")
@@ -126,11 +127,7 @@ def plan_stream(
         unique: dict[str, tuple[Any, int]] = {}
         digests: dict[str, str] = {}
         parsed_batch = [(msg, parse_message(msg.payload, cfg, settings.privacy.id_pattern)) for msg in batch]
-        newest = max(
-            [t for t in (plan.newest_applied,) if t is not None]
-            + [p.ts_ms for _, p in parsed_batch if not isinstance(p, Rejection)],
-            default=None,
-        )
+        newest = watermark(plan.newest_applied, [p.ts_ms for _, p in parsed_batch if not isinstance(p, Rejection)])
         for msg, parsed in parsed_batch:
             if not isinstance(parsed, Rejection) and parsed.event_id not in seen:
                 parsed = too_old(parsed, newest, cfg) or parsed

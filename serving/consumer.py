@@ -57,6 +57,7 @@ from .steps import (
     link_from_state,
     parse_message,
     too_old,
+    watermark,
 )
 
 log = logging.getLogger("fraudgraph.consumer")
@@ -135,9 +136,7 @@ class LiveConsumer:
                 parsed.append((msg, event))
         known = self.ledger.seen_digests(ev.event_id for _, ev in parsed)
         # the watermark: the newest event time applied before the batch or in it (the bulk replay's rule too)
-        newest = max(
-            [t for t in (self.ledger.newest_applied(),) if t is not None] + [ev.ts_ms for _, ev in parsed], default=None
-        )
+        newest = watermark(self.ledger.newest_applied(), [ev.ts_ms for _, ev in parsed])
         unique: dict[str, Event] = {}
         for msg, ev in parsed:
             late = too_old(ev, newest, self.settings.consumer)

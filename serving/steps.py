@@ -86,6 +86,11 @@ def parse_message(payload: str | bytes, cfg: ConsumerSettings, id_pattern: str |
     return event
 
 
+def watermark(newest_applied_ms: int | None, batch_times_ms) -> int | None:
+    """The newest event time applied before a batch (the ledger's) or in it: what ``too_old`` counts back from."""
+    return max([*([] if newest_applied_ms is None else [newest_applied_ms]), *batch_times_ms], default=None)
+
+
 def too_old(event: Event, newest_ms: int | None, cfg: ConsumerSettings) -> Rejection | None:
     """The dead letter of an event stamped more than ``consumer.max_event_age_s`` before the watermark
     ``newest_ms`` (the newest event time applied before its batch or in it), else None."""
