@@ -38,8 +38,8 @@ from fraudgraph.graph import open_graph
 from fraudgraph.scoring.online import OnlineScorer
 from fraudgraph.ml.artifact import ModelArtifact
 from serving.consumer import LiveConsumer
-from serving.ledger import Ledger
-from serving.sources import FileSource, JsonlSink
+from serving.consumer.ledger import Ledger
+from serving.consumer.sources import FileSource, JsonlSink
 
 
 class TimedScorer(OnlineScorer):

@@ -48,9 +48,9 @@ from fraudgraph.scoring.online import CUSTOMER_PROPERTIES
 from fraudgraph.scoring.rules import CustomerEvidence, DecisionRules
 from fraudgraph.scoring.triggers import NEW_IDENTIFIER_KINDS, triggers_score
 
-from .ledger import merge_customer_props
-from .messages import Message
-from .steps import (
+from .consumer.ledger import merge_customer_props
+from .consumer.sources import Message
+from .consumer.steps import (
     Rejection,
     conflict_rejection,
     customer_updates,

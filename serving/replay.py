@@ -26,20 +26,18 @@ from typing import Any
 import pandas as pd
 
 from fraudgraph.config import Settings
-from fraudgraph.graph import IdentityGraph
+from fraudgraph.graph import CustomerUpsert, IdentityGraph
 from fraudgraph.graph.history import LINK_EVENT_COLUMNS
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.logs import Progress
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.ml.baselines import BaselineModels
-from fraudgraph.scoring.online import OnlineScorer
 from fraudgraph.scoring.rules import decision_properties
 
 from .bulk_replay import BulkDecider, StreamPlan, plan_stream
-from .consumer import LiveConsumer
-from .ledger import Ledger
-from .messages import Message
-from .sources import FileSource, JsonlSink
+from .consumer import build_consumer, open_consumer_source, open_ledger
+from .consumer.ledger import Ledger
+from .consumer.sources import FileSource, JsonlSink, Message
 
 log = logging.getLogger("fraudgraph.replay")
 
@@ -88,12 +86,12 @@ def replay_stream(
     bulk_s = time.monotonic() - t
 
     decisions_path = live_dir / "decisions.jsonl"
-    ledger = Ledger(live_dir / "consumer-ledger.db")
+    ledger = open_ledger(store, live_dir / "consumer-ledger.db")
     decisions, dead = JsonlSink(decisions_path), JsonlSink(live_dir / "rejects.jsonl")
     try:
         t = time.monotonic()
         part = FileSource(events_path, stop_at=stop_at)
-        consumer = LiveConsumer(store, OnlineScorer(store, artifact, settings), settings, ledger, decisions, dead)
+        consumer = build_consumer(store, settings, ledger, model=artifact, decisions=decisions, dead_letter=dead)
         bar = Progress(
             sum(1 for m in messages if m.position <= stop_at),
             "replay: the consumer's part, step by step",
@@ -209,8 +207,10 @@ def _write_rest(
     if not rest:
         return {"decisions_emitted": 0}
     cfg = settings.consumer.model_copy(update={"max_batch_span_s": _ONE_STEP_PER_POLL_S})
-    writer = LiveConsumer(store, None, settings.model_copy(update={"consumer": cfg}), ledger, decisions, dead)
-    source = FileSource(events_path, start=ledger.offset(FileSource(events_path).name))
+    writer = build_consumer(
+        store, settings.model_copy(update={"consumer": cfg}), ledger, model=None, decisions=decisions, dead_letter=dead
+    )
+    source = open_consumer_source(str(events_path), ledger, settings)
     writer.run(source, install_signals=False)
     source.close()
     latest: dict[str, dict[str, Any]] = {}
@@ -220,7 +220,7 @@ def _write_rest(
         )
         decisions.write({k: v for k, v in d.items() if k != "position"})
     if latest:
-        store.set_customer_properties(latest)
+        store.upsert_customers([CustomerUpsert(c, p) for c, p in latest.items()])
     decisions.flush()
     return {"decisions_emitted": len(rest)}
 

@@ -202,8 +202,8 @@ def replay_live(
     the consumer's on its part (:func:`serving.replay.replay_stream`).
 
     With ``truth_path``, the decisions are judged against ground truth
-    (:func:`fraudgraph.evaluation.live.live_outcomes`) and the figures are also written into the
-    model's ``metrics.json`` under ``"live"``.
+    (:func:`fraudgraph.evaluation.live.live_outcomes`). The model's folder is only read: a replay is an
+    evaluation of the model, not part of it.
     """
     from fraudgraph.graph import open_graph
     from fraudgraph.ml.artifact import ModelArtifact
@@ -237,8 +237,4 @@ def replay_live(
                     "false_flags_per_10k_legit"
                 ]
             out["models"] = models_on_stream(events_path, live_dir / "model_scores.parquet", truth_path, budgets)
-        metrics_path = Path(model_dir) / "metrics.json"
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-        metrics["live"] = {k: v for k, v in out.items() if k != "decisions_path"}
-        metrics_path.write_text(json.dumps(metrics, indent=2))
     return out

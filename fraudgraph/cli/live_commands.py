@@ -59,28 +59,18 @@ def consume(
     """Live consumer: events into the graph, scored and decided as they arrive."""
     from fraudgraph.graph import open_graph
     from fraudgraph.ml.artifact import ModelArtifact
-    from fraudgraph.scoring.online import OnlineScorer
-    from serving.consumer import LiveConsumer
-    from serving.ledger import Ledger, LedgerMismatch, ledger_path_for
-    from serving.sources import dead_letter_for, open_sink, open_source, source_name
+    from serving.consumer import LedgerMismatch, build_consumer, open_consumer_source, open_ledger
 
     cfg = app.settings.consumer
     artifact = ModelArtifact.load(model_dir)
     with open_graph(graph_uri, app.settings, create=create) as store:
         try:
-            led = Ledger(ledger_path_for(store, ledger or cfg.ledger))
-            led.bind(store.graph_id, store.uri)
+            led = open_ledger(store, ledger or cfg.ledger)
         except LedgerMismatch as exc:
             fail(str(exc))
-        start = 0 if source.startswith(("kafka://", "http://", "https://")) else led.offset(source_name(source))
-        src = open_source(source, start=start, follow=follow, idle_stop_s=until_idle, retry_s=cfg.broker_retry_s)
-        consumer = LiveConsumer(
-            store,
-            OnlineScorer(store, artifact, app.settings),
-            app.settings,
-            led,
-            open_sink(decisions, retry_s=cfg.broker_retry_s),
-            open_sink(dead_letter or dead_letter_for(source, cfg.dead_letter), retry_s=cfg.broker_retry_s),
+        src = open_consumer_source(source, led, app.settings, follow=follow, idle_stop_s=until_idle)
+        consumer = build_consumer(
+            store, app.settings, led, model=artifact, decisions=decisions, dead_letter=dead_letter, source_uri=source
         )
         if cfg.metrics_port:
             port = consumer.metrics.serve(cfg.metrics_port)
@@ -197,7 +187,7 @@ def evaluate(
 ) -> None:
     """Replay a live stream through the real consumer and judge its decisions against ground truth.
 
-    Writes OUT/live.json and the model's metrics.json under "live"."""
+    Writes OUT/live.json (the model's folder is only read)."""
     from fraudgraph.cli.demo import replay_live
 
     live = replay_live(

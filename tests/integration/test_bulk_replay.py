@@ -19,9 +19,9 @@ from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.scoring.online import OnlineScorer
 from serving.bulk_replay import BulkDecider, plan_stream
 from serving.consumer import LiveConsumer
-from serving.ledger import Ledger
+from serving.consumer.ledger import Ledger
 from serving.replay import SCORE_TOLERANCE, compare_decisions, replay_stream
-from serving.sources import FileSource, JsonlSink
+from serving.consumer.sources import FileSource, JsonlSink
 
 pytestmark = pytest.mark.slow
 

@@ -58,8 +58,8 @@ def run_consumer(url, settings, model_dir, lines, folder):
     from fraudgraph.ml.artifact import ModelArtifact
     from fraudgraph.scoring.online import OnlineScorer
     from serving.consumer import LiveConsumer
-    from serving.ledger import Ledger
-    from serving.sources import FileSource, JsonlSink
+    from serving.consumer.ledger import Ledger
+    from serving.consumer.sources import FileSource, JsonlSink
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "live.jsonl").write_text("\n".join(lines) + "\n")

@@ -25,8 +25,8 @@ from fraudgraph.event_tags import EventTagger
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.scoring.online import OnlineScorer
 from serving.consumer import LiveConsumer
-from serving.ledger import Ledger
-from serving.sources import FileSource, JsonlSink
+from serving.consumer.ledger import Ledger
+from serving.consumer.sources import FileSource, JsonlSink
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +246,7 @@ def test_kafka_source_commits_after_effects_and_dead_letters_to_dlq(small_world,
     from confluent_kafka import Consumer, Producer, TopicPartition
 
     from fraudgraph.ml.artifact import ModelArtifact
-    from serving.kafka_io import KafkaSink, KafkaSource
+    from serving.consumer.sources.kafka import KafkaSink, KafkaSource
 
     uri, _ = small_world_graph
     lines = live_events(small_world)[:300]
@@ -295,8 +295,8 @@ def test_kafka_source_commits_after_effects_and_dead_letters_to_dlq(small_world,
 def test_sqs_source_deletes_after_effects_and_dead_letters_to_dlq_queue(small_world, small_world_graph, model_dir,
                                                                        settings, sqs_server, tmp_path):
     from fraudgraph.ml.artifact import ModelArtifact
-    from serving.sources import dead_letter_for
-    from serving.sqs_io import SqsSink, SqsSource, sqs_client
+    from serving.consumer.sources import dead_letter_for
+    from serving.consumer.sources.sqs import SqsSink, SqsSource, sqs_client
 
     uri, _ = small_world_graph
     sqs = sqs_client(sqs_server.endpoint + "/")
@@ -373,7 +373,7 @@ def test_kafka_broker_restart_mid_stream_consumer_recovers(small_world, small_wo
     from confluent_kafka import Producer
 
     from fraudgraph.ml.artifact import ModelArtifact
-    from serving.kafka_io import KafkaSink, KafkaSource
+    from serving.consumer.sources.kafka import KafkaSink, KafkaSource
 
     uri, _ = small_world_graph
     lines = live_events(small_world)[300:500]
@@ -402,7 +402,7 @@ def test_sqs_server_restart_mid_stream_consumer_recovers(small_world, small_worl
                                                          sqs_server, tmp_path):
     """ElasticMQ keeps its queues and messages on disk; the consumer retries while it is away."""
     from fraudgraph.ml.artifact import ModelArtifact
-    from serving.sqs_io import SqsSink, SqsSource, sqs_client
+    from serving.consumer.sources.sqs import SqsSink, SqsSource, sqs_client
 
     uri, _ = small_world_graph
     sqs = sqs_client(sqs_server.endpoint + "/")
@@ -684,7 +684,7 @@ def test_hostile_kafka_stream_is_applied_or_dead_lettered_exactly_once(small_wor
     from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
     from fraudgraph.ml.artifact import ModelArtifact
-    from serving.kafka_io import KafkaSink, KafkaSource
+    from serving.consumer.sources.kafka import KafkaSink, KafkaSource
 
     drawn: list[bytes] = []
 

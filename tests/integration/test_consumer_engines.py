@@ -18,8 +18,8 @@ from fraudgraph.identity import IdentifierHasher
 from fraudgraph.ml.artifact import ModelArtifact, untrained_artifact
 from fraudgraph.scoring.online import OnlineScorer
 from serving.consumer import LiveConsumer
-from serving.ledger import Ledger
-from serving.sources import FileSource, JsonlSink
+from serving.consumer.ledger import Ledger
+from serving.consumer.sources import FileSource, JsonlSink
 
 pytestmark = [pytest.mark.slow, pytest.mark.gremlin]
 

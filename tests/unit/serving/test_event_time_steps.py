@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fraudgraph.schema import validate_event
-from serving.steps import event_time_steps
+from serving.consumer.steps import event_time_steps
 
 
 def _ev(i: int, seconds: float):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from fraudgraph.graph.elements import GraphStoreError
-from serving.steps import is_transient
+from serving.consumer.steps import is_transient
 
 
 def _raised_from(exc: BaseException, cause: BaseException) -> BaseException:

@@ -19,6 +19,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _SCHEMA = """
@@ -69,7 +70,34 @@ def merge_customer_props(old: dict, new: dict) -> dict:
     return out
 
 
+# one journaled link: customer_id, kind, value_hash, base (JSON), live_first, live_last, live_count,
+# live_counts (JSON) -- the row :func:`serving.consumer.steps.link_from_state` makes the absolute link of
+LinkRow = tuple
+
+
+@dataclass
+class JournalEntry:
+    """The work a step journaled and the consumer has still to apply and decide: what :meth:`Ledger.record`
+    hands straight on, and what :meth:`Ledger.pending` reads back after a crash.
+
+    - ``links``: the journaled links (:data:`LinkRow`), sorted by customer, kind and value hash;
+    - ``customers``: customer id -> the properties to merge on its vertex;
+    - ``scores``: ``(customer_id, event_id, event_type, ts)`` of the customers to score, by time;
+    - ``as_of_ms``: the moment they are scored as of (the step's latest event), None when not known.
+    """
+
+    links: list[LinkRow] = field(default_factory=list)
+    customers: dict[str, dict] = field(default_factory=dict)
+    scores: list[tuple[str, str, str, int]] = field(default_factory=list)
+    as_of_ms: int | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.links or self.customers or self.scores)
+
+
 class Ledger:
+    """The consumer's journal (one SQLite file); see the module's docstring."""
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +130,7 @@ class Ledger:
     # ----------------------------------------------------------------- reads
     def seen_digests(self, event_ids: Iterable[str]) -> dict[str, str | None]:
         """The events of ``event_ids`` already applied, each with the digest of its content
-        (:func:`serving.steps.event_digest`; None where a ledger from before digests recorded it)."""
+        (:func:`serving.consumer.steps.event_digest`; None where a ledger from before digests recorded it)."""
         ids = list(dict.fromkeys(event_ids))
         seen: dict[str, str | None] = {}
         with self._lock:
@@ -113,12 +141,12 @@ class Ledger:
         return seen
 
     def link_states(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], tuple]:
-        """Live state ``(live_first, live_last, live_count, live_counts)`` of the links already in the ledger."""
+        """State ``(live_first, live_last, live_count, live_counts, base)`` of the links already in the ledger."""
         out = {}
         with self._lock:
             for key in set(keys):
                 row = self._db.execute(
-                    "SELECT live_first, live_last, live_count, live_counts FROM link_state "
+                    "SELECT live_first, live_last, live_count, live_counts, base FROM link_state "
                     "WHERE customer_id=? AND kind=? AND value_hash=?",
                     key,
                 ).fetchone()
@@ -158,25 +186,32 @@ class Ledger:
         scores: dict[str, tuple[str, str, int]],
         states: dict | None = None,
         as_of_ms: int | None = None,
-    ) -> None:
+    ) -> JournalEntry:
         """One transaction: events seen (``event_ids``: id -> content digest), live link aggregates, pending
         customer writes and scores.
 
         ``states``: :meth:`link_states` of the updated links, read by the caller just before (one
         consumer writes a ledger); read here when not given. ``as_of_ms``: the moment the pending
-        scores are made as of (the step's latest event), kept so that recovery scores as of it too."""
+        scores are made as of (the step's latest event), kept so that recovery scores as of it too.
+
+        Returns the :class:`JournalEntry` written, for the consumer to apply without reading it back (the
+        ledger had no pending work before: the consumer finishes each step's work before the next)."""
         if states is None:
             states = self.link_states(link_updates)
         inserts, updates = [], []
+        rows: list[LinkRow] = []
         for key, (first, last, count, counts) in link_updates.items():
             row = states.get(key)
             if row is None:
                 inserts.append((*key, json.dumps(bases.get(key)), first, last, count, json.dumps(counts)))
+                rows.append(inserts[-1])
             else:
                 merged = json.loads(row[3])
                 for t, n in counts.items():
                     merged[t] = merged.get(t, 0) + n
                 updates.append((min(row[0], first), max(row[1], last), row[2] + count, json.dumps(merged), *key))
+                rows.append((*key, row[4], *updates[-1][:4]))
+        entry = JournalEntry(sorted(rows, key=lambda r: r[:3]), {}, [], as_of_ms if scores else None)
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
@@ -192,6 +227,7 @@ class Ledger:
                     row = db.execute("SELECT props FROM pending_customer WHERE customer_id=?", (cid,)).fetchone()
                     merged = merge_customer_props(json.loads(row[0]) if row else {}, props)
                     db.execute("INSERT OR REPLACE INTO pending_customer VALUES (?, ?)", (cid, json.dumps(merged)))
+                    entry.customers[cid] = merged
                 db.executemany(
                     "INSERT OR REPLACE INTO pending_score VALUES (?, ?, ?, ?)", [(cid, *v) for cid, v in scores.items()]
                 )
@@ -211,6 +247,12 @@ class Ledger:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+        entry.scores = sorted(((cid, *v) for cid, v in scores.items()), key=lambda p: (p[3], p[0]))
+        return entry
+
+    def pending(self) -> JournalEntry:
+        """The journaled work not yet applied or decided (after a crash): what recovery finishes."""
+        return JournalEntry(self.dirty_links(), self.pending_customers(), self.pending_scores(), self.pending_as_of())
 
     def applied(self, links: list[tuple[str, str, str]], customers: list[str]) -> None:
         with self._lock:

@@ -7,7 +7,7 @@ Delivery is at-least-once from the source, effects exactly once:
 1. parse and validate; a bad event goes to the dead letter with its reason and
    the stream goes on;
 2. drop events already in the ledger (redeliveries) or repeated in the batch, and cut the rest
-   into steps of at most ``consumer.max_batch_span_s`` of event time (:func:`serving.steps.event_time_steps`);
+   into steps of at most ``consumer.max_batch_span_s`` of event time (:func:`serving.consumer.steps.event_time_steps`);
    steps 3-5 run once per step, in time order;
 3. record, in one ledger transaction, the events as seen, the live link
    aggregates (with the graph's value before the first live event as base),
@@ -37,13 +37,13 @@ from fraudgraph.identity import IdentifierHasher
 from fraudgraph.logs import Progress
 from fraudgraph.redaction import mask_free_text, redact_payload
 from fraudgraph.schema import LABEL_EVENT_TYPES, Event
-from fraudgraph.scoring.online import OnlineScorer
+from fraudgraph.scoring.online import OnlineResult, OnlineScorer
 from fraudgraph.scoring.rules import decision_properties
 from fraudgraph.scoring.triggers import NEW_IDENTIFIER_KINDS, triggers_score
 
-from .ledger import Ledger, merge_customer_props
-from .messages import Message, Sink, Source
+from .ledger import JournalEntry, Ledger, merge_customer_props
 from .metrics import ConsumerMetrics
+from .sources import Message, Sink, Source
 from .steps import (
     ConsumerStats,
     Rejection,
@@ -115,14 +115,14 @@ class LiveConsumer:
         return self.stats.as_dict()
 
     def recover(self) -> None:
-        """Apply work a previous run recorded but did not finish (after a crash); work that fails again
-        for a reason that is not transient is quarantined instead of stopping the consumer for good."""
-        pending = (
-            len(self.ledger.dirty_links()) + len(self.ledger.pending_customers()) + len(self.ledger.pending_scores())
-        )
-        if pending:
+        """Apply work a previous run recorded but did not finish (after a crash): the one place the journal
+        is read back. Work that fails again for a reason that is not transient is quarantined instead of
+        stopping the consumer for good."""
+        entry = self.ledger.pending()
+        if entry:
+            pending = len(entry.links) + len(entry.customers) + len(entry.scores)
             log.warning("recovering %d unfinished writes and decisions from the ledger", pending)
-        self._apply_and_score(" on recovery", [])
+            self._apply_and_score(entry, " on recovery", [])
 
     # ------------------------------------------------------------- one batch
     def process(self, batch: list[Message]) -> None:
@@ -168,7 +168,7 @@ class LiveConsumer:
             self.metrics.latency.observe(per_event / 1000)
 
     def _parse(self, msg: Message) -> Event | None:
-        """The event in ``msg``, or None after dead-lettering it (:func:`serving.steps.parse_message`)."""
+        """The event in ``msg``, or None after dead-lettering it (:func:`serving.consumer.steps.parse_message`)."""
         parsed = parse_message(msg.payload, self.settings.consumer, self.settings.privacy.id_pattern)
         if isinstance(parsed, Rejection):
             self._reject(msg, parsed.code, parsed.reason, event_id=parsed.event_id)
@@ -198,7 +198,7 @@ class LiveConsumer:
         (:meth:`_quarantine`). Transient failures (store unreachable, timeouts) propagate: the consumer
         exits, and a restart resumes from the ledger without losing or repeating anything."""
         try:
-            self._record(step)
+            entry = self._record(step)
         except Exception as exc:  # noqa: BLE001 - any input-caused failure must not wedge the consumer
             if is_transient(exc):
                 raise
@@ -212,15 +212,15 @@ class LiveConsumer:
                 Message(event_json(ev), -1), "graph:refused", f"graph: {type(exc).__name__}", event_id=ev.event_id
             )
             return
-        self._apply_and_score("", [e.event_id for e in step])
+        self._apply_and_score(entry, "", [e.event_id for e in step])
         self.stats.applied += len(step)
 
-    def _apply_and_score(self, when: str, event_ids: list[str]) -> None:
+    def _apply_and_score(self, entry: JournalEntry, when: str, event_ids: list[str]) -> None:
         """Apply the journaled writes, then score and decide; a failure that is not transient quarantines
         the work (named ``<error type><when>``) instead of stopping the consumer for good."""
         try:
-            self._apply()
-            self._score_pending()
+            self._apply(entry)
+            self._score(entry)
         except Exception as exc:  # noqa: BLE001 - classified below
             if is_transient(exc):
                 raise
@@ -254,7 +254,9 @@ class LiveConsumer:
             }
         )
 
-    def _record(self, events: list[Event]) -> None:
+    def _record(self, events: list[Event]) -> JournalEntry:
+        """Journal one step (events seen, live link aggregates, customer updates, customers to score) in one
+        ledger transaction; returns the entry for :meth:`_apply` and :meth:`_score`."""
         increments: dict[tuple[str, str, str], list] = {}
         customers: dict[str, dict] = defaultdict(dict)
         scores: dict[str, tuple[str, str, int]] = {}
@@ -292,68 +294,77 @@ class LiveConsumer:
         # the step is scored as of its latest event: the graph then holds every event up to that moment
         as_of = max(ev.ts_ms for ev in events)
         digests = {e.event_id: self._digests[e.event_id] for e in events}
-        self.ledger.record(digests, updates, bases, dict(customers), scores, states, as_of)
+        return self.ledger.record(digests, updates, bases, dict(customers), scores, states, as_of)
 
-    def _apply(self) -> None:
-        dirty = self.ledger.dirty_links()
-        pending = self.ledger.pending_customers()
-        links = [link_from_state(tuple(row[:3]), *row[3:]) for row in dirty]
+    def _apply(self, entry: JournalEntry) -> None:
+        """Write the entry's absolute link values and customer properties to the graph, then mark them
+        applied in the ledger."""
+        links = [link_from_state(tuple(row[:3]), *row[3:]) for row in entry.links]
         linked = {link.customer_id for link in links}
-        # the properties of customers with links go with the link write (one round of requests, one
-        # summary refresh); the others' are merged on their own, their summaries refreshed after
-        unlinked = sorted(set(pending) - linked)
+        # the properties of customers with links go with the link write (one round of requests); the
+        # others' are merged on their own
+        unlinked = sorted(set(entry.customers) - linked)
         if unlinked:
-            self.store.upsert_customers([CustomerUpsert(c, pending[c]) for c in unlinked], summaries=False)
+            self.store.upsert_customers([CustomerUpsert(c, entry.customers[c]) for c in unlinked])
         if links:
-            with_links = [CustomerUpsert(c, p) for c, p in sorted(pending.items()) if c in linked and p]
+            with_links = [CustomerUpsert(c, p) for c, p in sorted(entry.customers.items()) if c in linked and p]
             self.store.upsert_links(links, customers=with_links)
-        if unlinked:
-            self.store.refresh_summaries(unlinked)
-        if dirty or pending:
-            self.ledger.applied([tuple(r[:3]) for r in dirty], list(pending))
+        if entry.links or entry.customers:
+            self.ledger.applied([tuple(r[:3]) for r in entry.links], list(entry.customers))
 
-    def _score_pending(self) -> None:
-        pending = self.ledger.pending_scores()
-        if not pending or self.scorer is None:
-            if pending and self.scorer is None:
-                self.ledger.scored([p[0] for p in pending])
+    def _score(self, entry: JournalEntry) -> None:
+        """Score the entry's customers with one subgraph and one forward pass, as of its latest event (the
+        graph as it stands), write each score and decision to the customer's vertex, emit the decisions,
+        then mark them scored in the ledger."""
+        if not entry.scores:
             return
-        # one subgraph and one forward pass for the step, as of its latest event (the graph as it stands)
-        as_of = max([p[3] for p in pending] + [self.ledger.pending_as_of() or 0])
-        results = self.scorer.score_many([p[0] for p in pending], as_of)
-        done: list[str] = []
-        vertex_updates: dict[str, dict[str, Any]] = {}
-        emitted: list[dict[str, Any]] = []
-        for customer_id, event_id, event_type, ts in pending:
-            done.append(customer_id)
-            result = results.get(customer_id)
-            if result is None:
-                continue
-            d = result.decision
-            vertex_updates[customer_id] = decision_properties(
-                result.score, d.decision, d.reason_codes, result.model_version, result.as_of_ms
-            )
-            emitted.append(
-                {
-                    "decision_id": event_id,
-                    "customer_id": customer_id,
-                    "event_id": event_id,
-                    "event_type": event_type,
-                    "ts": ts,
-                    "scored_as_of": result.as_of_ms,
-                    "score": None if result.score is None else round(result.score, 6),
-                    "decision": d.decision,
-                    "reason_codes": list(d.reason_codes),
-                    "reasons": list(d.reasons),
-                    "model_version": result.model_version,
-                }
-            )
+        if self.scorer is None:  # a writer without a model (the replay's bulk part): nothing to decide
+            self.ledger.scored([p[0] for p in entry.scores])
+            return
+        as_of = max([p[3] for p in entry.scores] + [entry.as_of_ms or 0])
+        results = self.scorer.score_many([p[0] for p in entry.scores], as_of)
+        vertex_updates, emitted = decision_records(entry.scores, results)
         # the vertex first, then the decision: a crash in between re-scores and re-emits the same decision_id
         if vertex_updates:
-            self.store.set_customer_properties(vertex_updates)
+            self.store.upsert_customers([CustomerUpsert(c, p) for c, p in vertex_updates.items()])
         for record in emitted:
             self.decisions.write(record)
             self.stats.decisions[record["decision"]] += 1
             self.metrics.decisions.labels(decision=record["decision"]).inc()
         self.decisions.flush()
-        self.ledger.scored(done)
+        self.ledger.scored([p[0] for p in entry.scores])
+
+
+def decision_records(
+    scores: list[tuple[str, str, str, int]], results: dict[str, OnlineResult]
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """For the scored customers (``(customer_id, event_id, event_type, ts)``, one per customer) and their
+    results: the properties each customer's vertex gets (:func:`decision_properties`) and the decision
+    records emitted, one per result, ``decision_id`` the triggering event's id (a re-emit after a crash
+    repeats it). A customer without a result (not in the graph) gets neither."""
+    vertex_updates: dict[str, dict[str, Any]] = {}
+    emitted: list[dict[str, Any]] = []
+    for customer_id, event_id, event_type, ts in scores:
+        result = results.get(customer_id)
+        if result is None:
+            continue
+        d = result.decision
+        vertex_updates[customer_id] = decision_properties(
+            result.score, d.decision, d.reason_codes, result.model_version, result.as_of_ms
+        )
+        emitted.append(
+            {
+                "decision_id": event_id,
+                "customer_id": customer_id,
+                "event_id": event_id,
+                "event_type": event_type,
+                "ts": ts,
+                "scored_as_of": result.as_of_ms,
+                "score": None if result.score is None else round(result.score, 6),
+                "decision": d.decision,
+                "reason_codes": list(d.reason_codes),
+                "reasons": list(d.reasons),
+                "model_version": result.model_version,
+            }
+        )
+    return vertex_updates, emitted

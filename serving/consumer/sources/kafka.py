@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from .messages import IdleStop, Message
+from .base import IdleStop, Message
 
 log = logging.getLogger("fraudgraph.consumer.sources")
 
