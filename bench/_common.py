@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-
-import os
 
 # benchmarks run on synthetic worlds: the public demo PII key is fine there (never for real data)
 os.environ.setdefault("FRAUDGRAPH_PRIVACY__ALLOW_DEMO_KEY", "true")
@@ -123,8 +122,8 @@ def reference_world(settings, customers: int, out_dir: Path):
     from etl.reference import reference_etl
     from fraudgraph.event_tags import EventTagger
     from fraudgraph.identity import IdentifierHasher
-    from fraudgraph.timeutil import to_epoch_ms
     from fraudgraph.synthetic.world import WorldGenerator
+    from fraudgraph.timeutil import to_epoch_ms
 
     world = WorldGenerator(settings.world.model_copy(update={"customers": customers})).generate(
         out_dir / "world", progress=False)

@@ -35,8 +35,8 @@ from _common import loaded_world, peak_rss_mb, percentile_ms, table, write_resul
 
 from fraudgraph.config import load_settings
 from fraudgraph.graph import open_graph
-from fraudgraph.scoring.online import OnlineScorer
 from fraudgraph.ml.artifact import ModelArtifact
+from fraudgraph.scoring.online import OnlineScorer
 from serving.consumer import LiveConsumer
 from serving.consumer.ledger import Ledger
 from serving.consumer.sources import FileSource, JsonlSink

@@ -22,11 +22,11 @@ from _common import peak_rss_mb, table, write_result
 
 from etl.load_identity_graph import run_etl
 from etl.reference import reference_etl
-from fraudgraph.config import load_settings
-from fraudgraph.graph.snapshot import write_snapshot
-from fraudgraph.event_tags import EventTagger
-from fraudgraph.identity import IdentifierHasher
 from etl.spark_session import build_spark_session
+from fraudgraph.config import load_settings
+from fraudgraph.event_tags import EventTagger
+from fraudgraph.graph.snapshot import write_snapshot
+from fraudgraph.identity import IdentifierHasher
 from fraudgraph.synthetic.world import WorldGenerator
 
 

@@ -92,12 +92,12 @@ def main() -> None:
         rng = random.Random(2)
         sample = [customers[rng.randrange(len(customers))].customer_id for _ in range(args.reads)]
         for cid in sample[:50]:  # warm-up
-            store.neighbourhood(cid)
+            store.neighbourhoods([cid])[cid]
         lat = []
         sizes = []
         for cid in sample:
             t = time.perf_counter()
-            nb = store.neighbourhood(cid)
+            nb = store.neighbourhoods([cid])[cid]
             lat.append(time.perf_counter() - t)
             sizes.append(len(nb.customers))
         store.close()

@@ -30,6 +30,13 @@ This module wires the job; its parts live beside it: :mod:`etl.reading` (input t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from fraudgraph.config import Settings
+
 import argparse
 import json
 import logging
@@ -56,8 +63,8 @@ log = logging.getLogger("fraudgraph.etl")
 # Over 60 lines for a reason: it is the job itself, its steps in order (read, validate and hash, link,
 # write each output, count), each a call or a DataFrame expression that reads best where it is used.
 def run_etl(
-    spark,
-    settings,
+    spark: SparkSession,
+    settings: Settings,
     input_source: str,
     graph_uri: str | None,
     *,
@@ -200,12 +207,12 @@ def _write_graph(graph_uri: str, settings, customers, links) -> None:
     log.info("writing to graph %s", graph_uri)
     settings_json = settings.model_dump_json()
     with open_graph(graph_uri, settings) as store:  # create the store once before the executors connect
-        keeps_summaries = store.keeps_summaries
+        refreshed_apart = store.summaries.refreshed_apart
     n = settings.etl.write_partitions
     batch = settings.etl.write_batch_size
     customers.repartition(n).foreachPartition(write_partition(graph_uri, settings_json, "customers", batch))
     links.repartition(n, "value_hash").foreachPartition(write_partition(graph_uri, settings_json, "links", batch))
-    if keeps_summaries:  # once per vertex after every link is in, not once per batch that touched it
+    if refreshed_apart:  # once per vertex after every link is in, not once per batch that touched it
         log.info("refreshing link summaries")
         links.select("customer_id").distinct().repartition(n).foreachPartition(
             write_partition(graph_uri, settings_json, "customer_summaries", batch)

@@ -5,7 +5,8 @@ partition, absolute aggregates, so a failed job is simply run again)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 log = logging.getLogger("fraudgraph.etl")
 
@@ -23,7 +24,7 @@ def hashed_schema() -> str:
     )
 
 
-def validate_partition(settings_json: str):
+def validate_partition(settings_json: str) -> Callable[[Iterator[Any]], Iterator[Any]]:
     def run(batches: Iterator) -> Iterator:
         import pandas as pd
 
@@ -62,7 +63,7 @@ def validate_partition(settings_json: str):
     return run
 
 
-def check_rows_partition(settings_json: str, table: str):
+def check_rows_partition(settings_json: str, table: str) -> Callable[[Iterator[Any]], Iterator[Any]]:
     """``mapInPandas`` function: each row of a customer, block or appeal table checked against the contract
     (:func:`etl.table_rows.check_table_rows`: the input columns plus ``reject_field``, ``reject_reason``,
     ``record``)."""
@@ -80,7 +81,7 @@ def check_rows_partition(settings_json: str, table: str):
     return run
 
 
-def write_partition(uri: str, settings_json: str, what: str, batch_size: int):
+def write_partition(uri: str, settings_json: str, what: str, batch_size: int) -> Callable[[Iterator[Any]], None]:
     """Write a partition to the graph in batches: ``customers`` or ``links`` rows, or, once every link is
     in, the link summaries of ``customer_summaries`` (customer_id) or ``identifier_summaries``
     (kind, value_hash) rows."""
@@ -95,19 +96,21 @@ def write_partition(uri: str, settings_json: str, what: str, batch_size: int):
             )
 
         settings = Settings.model_validate_json(settings_json)
-        with open_graph(uri, settings) as store:
-            element, apply = {  # summaries are refreshed once at the end of the load, not per batch
-                "customers": (customer, lambda b: store.upsert_customers(b, summaries=False)),
-                "links": (IdentityLink.from_record, lambda b: store.upsert_links(b, summaries=False)),
+        with open_graph(uri, settings) as store, store.summaries.deferred():
+            writers: dict[str, tuple[Callable[[dict], Any], Callable[[list], Any]]] = {
+                # summaries are refreshed once at the end of the load, not per batch
+                "customers": (customer, store.upsert_customers),
+                "links": (IdentityLink.from_record, store.upsert_links),
                 "customer_summaries": (
                     lambda rec: rec["customer_id"],
-                    lambda b: store.refresh_summaries(customer_ids=b),
+                    lambda b: store.summaries.refresh(customer_ids=b),
                 ),
                 "identifier_summaries": (
                     lambda rec: (rec["kind"], rec["value_hash"]),
-                    lambda b: store.refresh_summaries(identifiers=b),
+                    lambda b: store.summaries.refresh(identifiers=b),
                 ),
-            }[what]
+            }
+            element, apply = writers[what]
             batch: list = []
             for row in rows:
                 batch.append(element(row.asDict()))

@@ -38,6 +38,8 @@ IDENTIFIER_COLUMNS = {"device": "device_id", "ip": "ip", "email": "email", "card
 def read_table(source: str, table: str, columns: ColumnMap | None = None) -> pd.DataFrame:
     """One contract table in the contract's column names (absent optional columns as nulls)."""
     path = table_file(source, table)
+    if path is None:
+        raise FileNotFoundError(f"{source}: no {table}.parquet or {table}.csv (in it or under historical/)")
     wanted = renames(columns, table)
     if path.suffix == ".parquet":
         frame = pd.read_parquet(path)
@@ -189,6 +191,7 @@ def suggest_settings(
             counts = labelled_fraud_per_split(events, first_block, t2 - val_days * DAY_MS, t2, m)
             if best is None or min(counts.values()) > min(best[3].values()):
                 best = (test_days, val_days, m, counts, basis)
+    assert best is not None  # the loop above tries at least one split
     test_days, val_days, capped, counts, basis = best
     if capped < maturity:
         why += (

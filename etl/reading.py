@@ -3,6 +3,15 @@ contract, with every time column turned into epoch milliseconds."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, SparkSession
+    from pyspark.sql import DataFrame as SparkDataFrame
+    from pyspark.sql.types import DataType
+
+    from etl.contract import ColumnMap
+
 import logging
 
 from etl.contract import InputContractError
@@ -10,7 +19,7 @@ from etl.contract import InputContractError
 log = logging.getLogger("fraudgraph.etl")
 
 
-def resolve_table(spark, source: str, name: str, columns=None):
+def resolve_table(spark: SparkSession, source: str, name: str, columns: ColumnMap | None = None) -> SparkDataFrame:
     """A DataFrame for table ``name`` from a folder (Parquet or CSV) or ``hive:DB``, in the contract's
     column names (``etl.columns`` renames), with absent optional columns as nulls. Raises
     :class:`etl.contract.InputContractError` when the table breaks the contract."""
@@ -40,7 +49,7 @@ def resolve_table(spark, source: str, name: str, columns=None):
     return df
 
 
-def spark_family(dtype) -> str:
+def spark_family(dtype: DataType) -> str:
     """The contract's type family of a Spark type (as :func:`etl.contract.file_schema` names Arrow's)."""
     name = dtype.typeName()
     return {"integer": "int", "long": "int", "short": "int", "byte": "int", "timestamp_ntz": "timestamp"}.get(
@@ -48,7 +57,7 @@ def spark_family(dtype) -> str:
     )
 
 
-def epoch_ms_column(df, column: str):
+def epoch_ms_column(df: SparkDataFrame, column: str) -> Column:
     """Epoch ms (long) of a timestamp, ISO string or number column (numbers in epoch seconds or ms, as
     :func:`fraudgraph.timeutil.epoch_number_ms` reads them)."""
     from pyspark.sql import functions as F

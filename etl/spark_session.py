@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
 import logging
 import os
 import sys
@@ -11,7 +16,7 @@ from fraudgraph.config import SparkSettings
 log = logging.getLogger(__name__)
 
 
-def build_spark_session(settings: SparkSettings, master: str | None = None):
+def build_spark_session(settings: SparkSettings, master: str | None = None) -> SparkSession:
     """Create (or reuse) the Spark session: UTC, few shuffle partitions, UI off, loopback bind.
 
     Executors must run this interpreter (with fraudgraph installed), so

@@ -18,6 +18,11 @@ and times.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fraudgraph.identity import IdentifierHasher
+
 import json
 import math
 
@@ -58,7 +63,7 @@ def _number_problem(value) -> str | None:
     return "must be greater than or equal to 0" if number < 0 else None
 
 
-def check_table_rows(frame: pd.DataFrame, table: str, hasher, id_pattern: str) -> pd.DataFrame:
+def check_table_rows(frame: pd.DataFrame, table: str, hasher: IdentifierHasher, id_pattern: str) -> pd.DataFrame:
     """``frame`` with ``reject_field``, ``reject_reason`` and ``record`` (the row redacted) set on the rows that
     fail a check of ``table``'s contract (the first failing column names the reason), None elsewhere."""
     latest = now_ms() + FUTURE_SLACK_MS
@@ -90,7 +95,9 @@ def check_table_rows(frame: pd.DataFrame, table: str, hasher, id_pattern: str) -
     return out
 
 
-def valid_rows(frame: pd.DataFrame, table: str, hasher, id_pattern: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def valid_rows(
+    frame: pd.DataFrame, table: str, hasher: IdentifierHasher, id_pattern: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(the rows that pass, the rejects with field, reason and redacted record)`` of a pandas table."""
     checked = check_table_rows(frame, table, hasher, id_pattern)
     bad = checked["reject_reason"].notna()

@@ -3,6 +3,12 @@ identifier), customer properties with their label history, and the Neptune bulk-
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column
+    from pyspark.sql import DataFrame as SparkDataFrame
+
 import logging
 
 from etl.reading import epoch_ms_column
@@ -28,7 +34,7 @@ CUSTOMER_PROPERTY_TYPES = {  # snapshot column -> Neptune CSV type
 DECIDED_APPEAL_OUTCOMES = ("unblocked", "upheld")
 
 
-def screened_text(name: str):
+def screened_text(name: str) -> Column:
     """Column ``name`` as text screened by the one rule (:func:`fraudgraph.redaction.mask_free_text`: no
     card number or email address is stored in the graph, the snapshot or the Neptune CSV)."""
     from pyspark.sql import functions as F
@@ -40,7 +46,7 @@ def screened_text(name: str):
     return screen(F.col(name).cast("string"))
 
 
-def link_events(valid):
+def link_events(valid: SparkDataFrame) -> SparkDataFrame:
     """One row per identifier an identity event carried: event_id, customer_id, kind, value_hash (keyed
     hash), ts (epoch ms), event_type and the event's tags (one column each). Label events (block,
     unblock, appeal) are left out: they are label history, never links. The snapshot keeps this table
@@ -69,7 +75,7 @@ def link_events(valid):
     return exploded
 
 
-def identity_links(events):
+def identity_links(events: SparkDataFrame) -> SparkDataFrame:
     """(customer, kind, value_hash) aggregates of :func:`link_events`: first/last seen, event count,
     counts per type and per tag."""
     from pyspark.sql import functions as F
@@ -102,7 +108,7 @@ def identity_links(events):
     )
 
 
-def customer_properties(customers, blocks, appeals):
+def customer_properties(customers: SparkDataFrame, blocks: SparkDataFrame, appeals: SparkDataFrame) -> SparkDataFrame:
     """Customer vertex properties: profile, latest block, latest appeal (with when it was decided), raw
     is_fraud. The whole history is kept by :func:`label_history`."""
     from pyspark.sql import functions as F
@@ -154,7 +160,7 @@ def customer_properties(customers, blocks, appeals):
     )
 
 
-def label_history(blocks, appeals):
+def label_history(blocks: SparkDataFrame, appeals: SparkDataFrame) -> SparkDataFrame:
     """Every block and appeal, one row each: customer_id, kind (block | appeal), at (epoch ms), source,
     reason, outcome, resolved_at (epoch ms, null while pending). Label history only, never features."""
     from pyspark.sql import functions as F
@@ -189,13 +195,13 @@ def _formula_safe(name: str):
     return F.when(col.rlike("^[=+\\-@\t\r]"), F.concat(F.lit("'"), col)).otherwise(col)
 
 
-def write_neptune_csv(customers, links, out: str) -> None:
+def write_neptune_csv(customers: SparkDataFrame, links: SparkDataFrame, out: str) -> None:
     """Gremlin load-data format: ``~id``, ``~label``, ``~from``, ``~to`` and typed property headers."""
     from pyspark.sql import functions as F
 
     from fraudgraph.schema import LINK_COUNT_PROPERTIES
 
-    opts = {"header": True, "escape": '"', "quoteAll": False}
+    opts: dict[str, bool | str] = {"header": True, "escape": '"', "quoteAll": False}
     cust = customers.select(
         F.concat(F.lit("customer:"), "customer_id").alias("~id"),
         F.lit("customer").alias("~label"),

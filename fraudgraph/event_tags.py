@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import math
 from functools import lru_cache
+from typing import Any
 
 import pandas as pd
 
@@ -70,7 +71,7 @@ class EventTagger:
         return tuple(out)
 
     def tags(
-        self, *, ip: str | None = None, email: str | None = None, channel: str | None = None, amount=None
+        self, *, ip: str | None = None, email: str | None = None, channel: str | None = None, amount: Any = None
     ) -> dict[str, int]:
         """``{tag: count}`` of one event (tags it does not carry are left out)."""
         out: dict[str, int] = {}
@@ -104,7 +105,7 @@ class EventTagger:
         return out
 
 
-def whole_units(amount) -> int:
+def whole_units(amount: Any) -> int:
     """A payment amount as whole currency units (rounded; 0 when missing or not a finite number >= 0)."""
     try:
         value = float(amount)

@@ -10,6 +10,11 @@ the API; a different key gives unlinkable hashes.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config.infrastructure import PrivacySettings
+
 import hashlib
 import hmac
 import ipaddress
@@ -111,7 +116,7 @@ class IdentifierHasher:
             )
 
     @classmethod
-    def from_settings(cls, privacy) -> IdentifierHasher:
+    def from_settings(cls, privacy: PrivacySettings) -> IdentifierHasher:
         key, demo = resolve_pii_key(privacy.pii_key, privacy.pii_key_file)
         if demo and not getattr(privacy, "allow_demo_key", False):
             raise IdentifierError(

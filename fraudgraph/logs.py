@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterable, Sized
+from typing import TypeVar
 
 _NOISY = ("gremlinpython", "py4j", "aiohttp", "urllib3", "matplotlib", "asyncio")
 
@@ -122,9 +124,14 @@ class Progress:
         self.close()
 
 
-def progress(iterable, desc: str, unit: str = "it", *, total: int | None = None, enabled: bool = True):
+T = TypeVar("T")
+
+
+def progress(
+    iterable: Iterable[T], desc: str, unit: str = "it", *, total: int | None = None, enabled: bool = True
+) -> Iterable[T]:
     """Iterate ``iterable`` under a :class:`Progress` (its ``len`` is the total when it has one)."""
-    if total is None and hasattr(iterable, "__len__"):
+    if total is None and isinstance(iterable, Sized):
         total = len(iterable)
     with Progress(total, desc, unit, enabled=enabled) as bar:
         for item in iterable:

@@ -19,6 +19,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .identity import IdentifierHasher
+
 import json
 import re
 import unicodedata
@@ -188,7 +193,7 @@ def mask_unreadable_payload(text: str) -> str:
     return mask_free_text(_IPV4.sub("[ip]", text))
 
 
-def redact_record(record: dict[str, Any], hasher) -> dict[str, Any]:
+def redact_record(record: dict[str, Any], hasher: IdentifierHasher) -> dict[str, Any]:
     """A JSON object with identifier fields replaced by ``hash:<keyed hash>`` (``[redacted]`` when the
     value cannot be hashed) and every other string screened; nested values are screened as text."""
     out: dict[str, Any] = {}
@@ -208,7 +213,9 @@ def redact_record(record: dict[str, Any], hasher) -> dict[str, Any]:
     return out
 
 
-def redact_payload(payload: str | bytes, hasher, max_bytes: int = MAX_DEAD_LETTER_BYTES) -> dict[str, Any]:
+def redact_payload(
+    payload: str | bytes, hasher: IdentifierHasher, max_bytes: int = MAX_DEAD_LETTER_BYTES
+) -> dict[str, Any]:
     """``{"payload": redacted text, "payload_bytes": original size, "truncated": bool, "fields": [...]}``
     for a dead letter. A JSON object keeps its shape with :func:`redact_record`; anything else (bytes
     that are not UTF-8, hostile or broken JSON) is screened as text. Never raises."""

@@ -102,7 +102,7 @@ def card_problem(value: str) -> str | None:
 IDENTIFIER_PROBLEMS = {"ip": ip_problem, "email": email_problem, "card_fingerprint": card_problem}
 
 
-def block_stands(blocked_at, unblocked_at, as_of_ms):
+def block_stands(blocked_at: Any, unblocked_at: Any, as_of_ms: Any) -> Any:
     """Does a customer's block stand at ``as_of_ms``: blocked at or before it, and not unblocked between the
     block and then? Epoch-ms values or arrays of them (missing: NaN or None); the one rule of the features
     (blocked neighbours), the decision rules (a standing block is not scored) and training (such a moment

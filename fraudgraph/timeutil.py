@@ -8,6 +8,11 @@ written as multiples of the constants below, never as literal millisecond counts
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 import datetime as dt
 import time
 from typing import Any
@@ -80,7 +85,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def series_epoch_ms(values):
+def series_epoch_ms(values: pd.Series) -> pd.Series:
     """Epoch ms (int64) of a pandas Series of datetimes or ISO-8601 strings (the tables' and the JSONL
     stream's times)."""
     import pandas as pd

@@ -3,12 +3,14 @@ script the project keeps in ``conf/``."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from fraudgraph.config import CONF_DIR
+from fraudgraph.config import CONF_DIR, Settings
 from localservers.java import JavaServer, absolute_state_dir, resolve_maven_classpath, servers_cache
 
 log = logging.getLogger(__name__)
@@ -20,7 +22,13 @@ class GremlinServer(JavaServer):
     MAIN = "org.apache.tinkerpop.gremlin.server.GremlinServer"
     NAME = "gremlin-server"
 
-    def __init__(self, settings, *, state_dir: str | Path | None = None, port: int | None = None):
+    def __init__(
+        self,
+        settings: Any,  # GremlinServerSettings, or JanusGraphServerSettings for the subclass
+        *,
+        state_dir: str | Path | None = None,
+        port: int | None = None,
+    ):
         state = absolute_state_dir(state_dir or settings.state_dir)
         super().__init__(
             self.NAME, state, settings.host, port or settings.port, settings.start_timeout_s, settings.heap
@@ -32,7 +40,7 @@ class GremlinServer(JavaServer):
         return f"ws://{self.host}:{self.port}/gremlin"
 
     @staticmethod
-    def store_settings(settings):
+    def store_settings(settings: Settings) -> Settings:
         """The settings a fraudgraph store on this engine uses: TinkerGraph takes them as they are."""
         return settings
 
@@ -126,7 +134,7 @@ class JanusGraphServer(GremlinServer):
         )
 
     @staticmethod
-    def store_settings(settings):
+    def store_settings(settings: Settings) -> Settings:
         """JanusGraph refuses user-supplied edge ids: a store on it lets the engine name edges
         (``graph.gremlin.edge_ids: engine``)."""
         gremlin = settings.graph.gremlin.model_copy(update={"edge_ids": "engine"})
@@ -192,7 +200,5 @@ def gremlin_answers(url: str, timeout_s: float = 5.0) -> bool:
         return False
     finally:
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):
                 conn.close()
-            except Exception:  # noqa: BLE001
-                pass

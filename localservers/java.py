@@ -10,6 +10,7 @@ file under its state folder, so it outlives the command that started it and
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -150,8 +151,9 @@ class JavaServer:
 
     def start(self) -> dict:
         """Start in the background and wait until it answers; a running server is left as it is."""
-        if self.pid() is not None:
-            self._wait_ready(self.pid())
+        running = self.pid()
+        if running is not None:
+            self._wait_ready(running)
             return self.status()
         if port_open(self.host, self.port):
             raise ServerError(f"{self.name}: port {self.host}:{self.port} is already taken by another process")
@@ -202,10 +204,8 @@ class JavaServer:
             os.kill(pid, signal.SIGKILL)
             while _pid_alive(pid):
                 time.sleep(0.1)
-        try:  # reap it if it was our child
+        with contextlib.suppress(ChildProcessError):  # reap it if it was our child
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         self.pid_file.unlink(missing_ok=True)
         return self.status()
 
@@ -216,8 +216,6 @@ class JavaServer:
             os.kill(pid, signal.SIGKILL)
             while _pid_alive(pid):
                 time.sleep(0.05)
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
         self.pid_file.unlink(missing_ok=True)

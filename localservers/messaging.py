@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from fraudgraph.config import CONF_DIR
+from fraudgraph.config.infrastructure import KafkaServerSettings, SqsServerSettings
 from localservers.java import JavaServer, ServerError, absolute_state_dir, resolve_maven_classpath, servers_cache
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ class KafkaServer(JavaServer):
 
     def __init__(
         self,
-        settings,
+        settings: KafkaServerSettings,
         *,
         state_dir: str | Path | None = None,
         port: int | None = None,
@@ -101,7 +102,7 @@ class ElasticMQServer(JavaServer):
 
     MAIN = "org.elasticmq.server.Main"
 
-    def __init__(self, settings, *, state_dir: str | Path | None = None, port: int | None = None):
+    def __init__(self, settings: SqsServerSettings, *, state_dir: str | Path | None = None, port: int | None = None):
         state = absolute_state_dir(state_dir or settings.state_dir)
         super().__init__(
             "elasticmq", state, settings.host, port or settings.port, settings.start_timeout_s, settings.heap

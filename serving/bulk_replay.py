@@ -36,6 +36,7 @@ import pandas as pd
 from fraudgraph.config import Settings
 from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph.history import LINK_EVENT_COLUMNS, LinkHistory
+from fraudgraph.graph.scoring_inputs import CUSTOMER_PROPERTIES
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.logs import progress
 from fraudgraph.ml.artifact import ModelArtifact
@@ -44,10 +45,10 @@ from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.schema import EVENT_TAGS, LABEL_EVENT_TYPES, block_stands, numeric_property
 from fraudgraph.scoring.day_one import DayOneRules
 from fraudgraph.scoring.evidence import decision_evidence
-from fraudgraph.scoring.online import CUSTOMER_PROPERTIES
 from fraudgraph.scoring.rules import CustomerEvidence, DecisionRules
 from fraudgraph.scoring.triggers import NEW_IDENTIFIER_KINDS, triggers_score
 
+from .consumer.decisions import decision_record
 from .consumer.ledger import merge_customer_props
 from .consumer.sources import Message
 from .consumer.steps import (
@@ -236,7 +237,7 @@ class BulkDecider:
         self.model_scores: list[pd.DataFrame] = []  # per chunk: event_id, customer_id, one column per model
 
     def decide(
-        self, plan: StreamPlan, history_link_events: pd.DataFrame, customers: pd.DataFrame, *, progress_bar=True
+        self, plan: StreamPlan, history_link_events: pd.DataFrame, customers: pd.DataFrame, *, progress_bar: bool = True
     ) -> list[dict[str, Any]]:
         """The consumer's decision records for ``plan``, in step order.
 
@@ -300,22 +301,17 @@ class BulkDecider:
                 d = self.rules.blocked()
             else:
                 d = self.rules.decide(float(score), numeric_property(value), evidence.get(int(node)))
-            out.append(
-                {
-                    "decision_id": row["event_id"],
-                    "customer_id": row["customer_id"],
-                    "event_id": row["event_id"],
-                    "event_type": row["event_type"],
-                    "ts": int(row["ts"]),
-                    "scored_as_of": int(row["as_of"]),
-                    "score": None if stands else round(float(score), 6),
-                    "decision": d.decision,
-                    "reason_codes": list(d.reason_codes),
-                    "reasons": list(d.reasons),
-                    "model_version": self.artifact.version,
-                    "position": int(row["position"]),
-                }
+            record = decision_record(
+                row["event_id"],
+                row["customer_id"],
+                row["event_type"],
+                row["ts"],
+                row["as_of"],
+                None if stands else float(score),
+                d,
+                self.artifact.version,
             )
+            out.append({**record, "position": int(row["position"])})
         return out
 
 

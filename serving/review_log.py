@@ -6,6 +6,11 @@ triggers in the file itself refuse UPDATE and DELETE, so the log stays append-on
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fraudgraph.graph import IdentityGraph
+
 import sqlite3
 import threading
 from pathlib import Path
@@ -25,7 +30,7 @@ CREATE TRIGGER IF NOT EXISTS review_no_delete BEFORE DELETE ON review
 COLUMNS = ("seq", "customer_id", "outcome", "actor", "at", "previous_decision", "previous_outcome", "override", "note")
 
 
-def review_log_path(store, configured: str | None) -> Path:
+def review_log_path(store: IdentityGraph, configured: str | None) -> Path:
     """``configured``, else beside a SQLite graph's file; a Gremlin graph needs ``api.review_log``."""
     if configured:
         return Path(configured)
@@ -64,6 +69,7 @@ class ReviewLog:
                 "override, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (customer_id, outcome, actor, at, previous_decision, previous_outcome, int(override), note),
             )
+            assert cur.lastrowid is not None  # an INSERT always sets it
             return int(cur.lastrowid)
 
     def history(self, customer_id: str) -> list[dict[str, Any]]:

@@ -144,9 +144,9 @@ def small_world_graph(small_world, tmp_path, settings):
     import json
 
     from etl.reference import reference_etl
+    from fraudgraph.event_tags import EventTagger
     from fraudgraph.graph import open_graph
     from fraudgraph.graph.snapshot import frames_to_elements
-    from fraudgraph.event_tags import EventTagger
     from fraudgraph.identity import IdentifierHasher
 
     ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
@@ -162,8 +162,8 @@ def small_world_graph(small_world, tmp_path, settings):
 def small_world_snapshot(small_world, tmp_path_factory, settings):
     """The small world's snapshot folder as the ETL writes it (pandas reference aggregates, link events)."""
     from etl.reference import reference_etl
-    from fraudgraph.graph.snapshot import write_snapshot
     from fraudgraph.event_tags import EventTagger
+    from fraudgraph.graph.snapshot import write_snapshot
     from fraudgraph.identity import IdentifierHasher
 
     ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))

@@ -2,11 +2,12 @@
 the identifier statistics pandas computes from a links frame."""
 
 from __future__ import annotations
+
 import random
-import networkx as nx
+
 import pandas as pd
-from fraudgraph.graph import CustomerUpsert, IdentityLink, InvalidElementError
-from fraudgraph.graph.snapshot import frames_to_elements, normalise_customers, normalise_links, read_snapshot
+
+from fraudgraph.graph import CustomerUpsert, IdentityLink
 
 
 def small_world(seed: int = 7, customers: int = 60):

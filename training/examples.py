@@ -25,6 +25,7 @@ identity graph as it is at that moment. Training, validation and testing use the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,7 +66,7 @@ def split_bounds(as_of_ms: int, cfg: TrainingSettings) -> tuple[int, int]:
 def build_examples(
     points: pd.DataFrame,
     customers: pd.DataFrame,
-    links_at,
+    links_at: Callable[[int], pd.DataFrame],
     test_labels: pd.DataFrame,
     as_of_ms: int,
     cfg: TrainingSettings,

@@ -59,6 +59,7 @@ def world_readback(world_dir: str | Path, settings: Settings) -> dict[str, Any]:
     truth = truth_at_points(points, pd.read_parquet(world / "truth" / "ground_truth.parquet"))
     cap = settings.graph.neighbourhood_fanout_cap
     inputs = history.scoring_inputs(points["customer_id"], points["ts"], cap)
+    assert inputs.target_ids is not None  # decision points side by side always carry them
     tensors = build_graph_tensors(inputs, fanout_cap=cap)
     has = inputs.target_ids >= 0
     table, names = tabular_features(tensors, tensors.index_of(inputs.target_ids[has]))
@@ -80,7 +81,7 @@ def world_readback(world_dir: str | Path, settings: Settings) -> dict[str, Any]:
         rows.append({"input": col, "pr_auc": max(up, down), "direction": "high" if up >= down else "low"})
     inputs_table = sorted((r for r in rows if not r["input"].startswith("rule")), key=lambda r: -r["pr_auc"])
     rule_rows = [r for r in rows if r["input"].startswith("rule")]
-    top = inputs_table[0] if inputs_table else {"input": None, "pr_auc": 0.0}
+    top: dict[str, Any] = inputs_table[0] if inputs_table else {"input": None, "pr_auc": 0.0}
     rules_pr = next(r["pr_auc"] for r in rule_rows if r["input"] == "rules_fired")
     population = pd.DataFrame({"customer_id": points["customer_id"].astype(str), "is_fraud": truth["is_fraud"]})
     population = population.groupby("customer_id", as_index=False)["is_fraud"].max()

@@ -104,6 +104,7 @@ def run_training(
     t = time.perf_counter()
     log.info("decision-time examples: reading the graph as of each of %d decision points", len(frame))
     inputs = history.scoring_inputs(frame["customer_id"], frame["ts"], cap)
+    assert inputs.target_ids is not None  # decision points side by side always carry them
     has = inputs.target_ids >= 0
     frame, target_ids = frame.loc[has].reset_index(drop=True), inputs.target_ids[has]
     read_s = time.perf_counter() - t

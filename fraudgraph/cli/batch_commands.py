@@ -164,13 +164,13 @@ def train(
     """Train the edge-feature-aware RGCN and its baselines; write a model artifact."""
     from training.train import TrainingRefused, run_training
 
-    if not snapshot and not graph_uri:
-        raise click.UsageError("give --snapshot DIR or --graph URI")
     if graph_uri:
         fail(
             "--graph: a graph holds each link's lifetime totals, not the link events that decision-time "
             "training rebuilds the past from; pass --snapshot DIR written by `fraudgraph etl --snapshot DIR`"
         )
+    if not snapshot:
+        raise click.UsageError("give --snapshot DIR or --graph URI")
     try:
         metrics = run_training(app.settings, snapshot, labels_dir, out_dir, truth)
     except (TrainingRefused, FileNotFoundError) as exc:

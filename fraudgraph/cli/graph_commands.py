@@ -47,9 +47,10 @@ def graph_stats(app: AppContext, graph_uri: str | None) -> None:
 def graph_export(app: AppContext, graph_uri: str | None, out_dir: str) -> None:
     """Export vertices and edges as a Parquet snapshot."""
     from fraudgraph.graph import open_graph
+    from fraudgraph.graph.snapshot import export_graph
 
     with open_graph(graph_uri, app.settings, create=False) as store:
-        paths = store.export(out_dir)
+        paths = export_graph(store, out_dir)
     app.emit({k: str(v) for k, v in paths.items()})
 
 
@@ -63,7 +64,7 @@ def graph_refresh_summaries(app: AppContext, graph_uri: str | None) -> None:
     from fraudgraph.graph import open_graph
 
     with open_graph(graph_uri, app.settings, create=False) as store:
-        app.emit(store.rebuild_summaries(progress=True))
+        app.emit(store.summaries.rebuild(progress=True))
 
 
 # ------------------------------------------------------------ gremlin-server

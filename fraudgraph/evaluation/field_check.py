@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from fraudgraph.evaluation.ranking import ranking_metrics
 from fraudgraph.timeutil import DAY_MS, series_epoch_ms
@@ -86,7 +87,7 @@ def _category_scores(values: pd.Series, y: np.ndarray, half: np.ndarray) -> np.n
     return out
 
 
-def score_field(x, y: np.ndarray, half: np.ndarray, *, categorical: bool = False) -> float:
+def score_field(x: ArrayLike, y: np.ndarray, half: np.ndarray, *, categorical: bool = False) -> float:
     """The field's PR-AUC as the module docstring describes (the best of its rankings)."""
     if categorical:
         return _pr_auc(y, _category_scores(pd.Series(x), y, half))
@@ -250,8 +251,8 @@ def field_check(world_dir: str | Path, population: pd.DataFrame, as_of_ms: int) 
         order_rows.append({"field": col, "pr_auc": round(pr, 4), "limit": round(order_limit, 4)})
 
     label_rows = label_fields(world, as_of_ms)
-    worst_field = rows[0] if rows else {"field": None, "pr_auc": 0.0}
-    worst_pair = pairs[0] if pairs else {"fields": None, "pr_auc": 0.0}
+    worst_field: dict[str, Any] = rows[0] if rows else {"field": None, "pr_auc": 0.0}
+    worst_pair: dict[str, Any] = pairs[0] if pairs else {"fields": None, "pr_auc": 0.0}
     gives_away = (
         worst_field["pr_auc"] > FIELD_LIMIT
         or worst_pair["pr_auc"] > FIELD_LIMIT

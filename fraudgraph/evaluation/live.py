@@ -7,6 +7,11 @@ and lives in :mod:`fraudgraph.cli`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +40,6 @@ def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> 
     - ``decisions_per_day`` and, for the older report table, ``new_ring_accounts`` / ``takeovers``
       with blocked / reviewed / missed counts.
     """
-    import pandas as pd
 
     events, decisions = _read_stream(events_path, decisions_path)
     ev = _with_fraud_phase(events, truth_path)
@@ -224,7 +228,7 @@ def _flag_tables(active) -> dict[str, Any]:
 OPERATING_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
-def customer_best_scores(scores, events) -> Any:
+def customer_best_scores(scores: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
     """Per customer with a scored decision: its highest score at a fraud-phase event (``fraud_best``,
     NaN when none) and at any other event (``other_best``). ``scores``: ``event_id``, ``customer_id``,
     ``score`` per decided event (a model's or the consumer's); ``events`` carry ``fraud_phase``."""
@@ -236,7 +240,7 @@ def customer_best_scores(scores, events) -> Any:
     return fraud_best.to_frame("fraud_best").join(other_best.rename("other_best"), how="outer")
 
 
-def score_sweep(best, active_fraudsters: int, legit_active: int) -> Any:
+def score_sweep(best: pd.DataFrame, active_fraudsters: int, legit_active: int) -> pd.DataFrame:
     """What a threshold at each distinct score would give (``best`` from :func:`customer_best_scores`):
     one row per threshold, highest first, with ``flagged``, ``caught`` (fraudsters flagged at a
     fraud-phase event), ``false_flags`` (every other flagged customer), ``precision``, ``recall`` and
@@ -266,7 +270,7 @@ def score_sweep(best, active_fraudsters: int, legit_active: int) -> Any:
     )
 
 
-def best_recall_at_precision(sweep, target: float) -> dict[str, Any]:
+def best_recall_at_precision(sweep: pd.DataFrame, target: float) -> dict[str, Any]:
     """The best recall any threshold reaches at precision ``target`` or more, and that threshold."""
     ok = sweep.loc[sweep["precision"] >= target]
     if not len(ok):
@@ -279,7 +283,7 @@ def best_recall_at_precision(sweep, target: float) -> dict[str, Any]:
     }
 
 
-def recall_at_false_flag_budget(sweep, per_10k: float) -> dict[str, Any]:
+def recall_at_false_flag_budget(sweep: pd.DataFrame, per_10k: float) -> dict[str, Any]:
     """Recall and precision at the lowest threshold whose false flags per 10,000 legitimate customers stay
     within ``per_10k`` (how models are compared at one budget)."""
     ok = sweep.loc[sweep["false_flags_per_10k_legit"] <= per_10k + 1e-9]
@@ -294,7 +298,7 @@ def recall_at_false_flag_budget(sweep, per_10k: float) -> dict[str, Any]:
     }
 
 
-def operating_points(sweep, active: int, legit_active: int) -> list[dict[str, Any]]:
+def operating_points(sweep: pd.DataFrame | None, active: int, legit_active: int) -> list[dict[str, Any]]:
     """What the same replay's scores would give at other thresholds (``sweep`` of :func:`score_sweep`;
     None when the decisions carry no score): precision, recall and false flags per 10,000 legitimate
     customers at each of ``OPERATING_THRESHOLDS``. A reading of the ranking for whoever sets

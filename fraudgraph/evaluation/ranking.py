@@ -5,14 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from fraudgraph.arrays import ranges
 
 
 def ranking_metrics(
-    y_true, scores, *, precision_target: float = 0.85, recall_target: float = 0.5, sample_weight=None
-) -> dict:
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    *,
+    precision_target: float = 0.85,
+    recall_target: float = 0.5,
+    sample_weight: ArrayLike | None = None,
+) -> dict[str, Any]:
     """PR-AUC, ROC-AUC, recall at 85 % precision and precision at 50 % recall (None when undefined).
 
     ``sample_weight``: how many customers each row stands for (a sampled legitimate customer stands
@@ -41,7 +47,9 @@ def ranking_metrics(
     return out
 
 
-def threshold_for_precision(y_true, scores, target: float, sample_weight=None) -> float:
+def threshold_for_precision(
+    y_true: ArrayLike, scores: ArrayLike, target: float, sample_weight: ArrayLike | None = None
+) -> float:
     """The lowest score threshold whose precision on (y_true, scores) reaches ``target``.
 
     Falls back to the threshold of best F1 when no threshold reaches it.
@@ -59,7 +67,9 @@ def threshold_for_precision(y_true, scores, target: float, sample_weight=None) -
     return float(t[int(np.argmax(f1))])
 
 
-def threshold_for_false_flag_budget(y_true, scores, per_10k: float, sample_weight=None) -> float:
+def threshold_for_false_flag_budget(
+    y_true: ArrayLike, scores: ArrayLike, per_10k: float, sample_weight: ArrayLike | None = None
+) -> float:
     """The lowest score threshold that flags at most ``per_10k`` of every 10,000 customers labelled
     legitimate (``y_true == 0``, each standing for its ``sample_weight``), flagged meaning
     ``score >= threshold``.
@@ -95,7 +105,7 @@ def _lowest_threshold_within(
     return float(s_sorted[ok[-1]])
 
 
-def threshold_for_flag_rate(scores, rate: float, sample_weight=None) -> float:
+def threshold_for_flag_rate(scores: ArrayLike, rate: float, sample_weight: ArrayLike | None = None) -> float:
     """The lowest score threshold that flags at most ``rate`` of the customers (each standing for its
     ``sample_weight``), flagged meaning ``score >= threshold``; ties are flagged together, so a tie
     that would overshoot the rate is left out. Above the highest score when even that overshoots."""
@@ -107,13 +117,13 @@ def threshold_for_flag_rate(scores, rate: float, sample_weight=None) -> float:
 
 
 def bootstrap_interval(
-    y_true,
-    scores,
-    clusters,
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    clusters: ArrayLike,
     *,
     rounds: int = 200,
     seed: int = 0,
-    sample_weight=None,
+    sample_weight: ArrayLike | None = None,
     metric: str = "pr_auc",
     level: float = 0.9,
 ) -> list[float] | None:

@@ -6,9 +6,14 @@ server (Gremlin Server, Neptune, JanusGraph).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
 from contextlib import closing
 
-from .base import IdentityGraph
+from .base import IdentityGraph, LinkSummaries, customer_properties
 from .elements import (
     CustomerUpsert,
     GraphStoreError,
@@ -25,7 +30,7 @@ class GraphSetupError(ValueError):
     """A graph that must not be used as configured: missing file, another PII key, a bad URI. One line."""
 
 
-def open_graph(uri: str | None = None, settings=None, *, create: bool = True) -> IdentityGraph:
+def open_graph(uri: str | None = None, settings: Settings | None = None, *, create: bool = True) -> IdentityGraph:
     """Open the identity graph at ``uri`` (default: ``graph.uri`` of the settings).
 
     ``create=False`` refuses a SQLite file that does not exist or holds no identity graph (an empty or
@@ -84,7 +89,7 @@ def _check_key(store: IdentityGraph, settings) -> None:
     from ..identity import IdentifierHasher
 
     fingerprint = IdentifierHasher.from_settings(settings.privacy).key_fingerprint
-    kept = store.key_fingerprint(fingerprint)
+    kept = store._bind_key_fingerprint(fingerprint)
     if kept != fingerprint and kept.split("/")[0] == fingerprint.split("/")[0]:
         store.close()
         raise GraphSetupError(
@@ -107,9 +112,11 @@ __all__ = [
     "IdentityGraph",
     "IdentityLink",
     "InvalidElementError",
+    "LinkSummaries",
     "LinkedIdentifier",
     "Neighbourhood",
     "SharedIdentifier",
+    "customer_properties",
     "identifier_id",
     "open_graph",
 ]

@@ -46,6 +46,11 @@ class CustomerUpsert:
     customer_id: str
     properties: Mapping[str, PropertyValue | None] = field(default_factory=dict)
 
+    @classmethod
+    def many(cls, updates: Mapping[str, Mapping[str, PropertyValue | None]]) -> list[CustomerUpsert]:
+        """One upsert per ``customer_id -> properties`` (labels, scores, decisions written back)."""
+        return [cls(cid, dict(props)) for cid, props in updates.items()]
+
 
 @dataclass(frozen=True)
 class IdentityLink:
@@ -233,7 +238,7 @@ LINK_SUMMARY_COLUMNS = [
 
 
 def summarise_links(links: pd.DataFrame, as_of_ms: int | None = None) -> pd.DataFrame:
-    """:meth:`IdentityGraph.link_summary` computed from a links frame (the reference for the stores)."""
+    """:meth:`IdentityGraph._link_summary` computed from a links frame (the reference for the stores)."""
     limit = as_of_or_end(as_of_ms)
     links = links.loc[pd.to_numeric(links["first_seen"]) <= limit]
     if links.empty:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from ..arrays import ranges, segment_searchsorted, sorted_unique
 from ..schema import EVENT_TAGS, IDENTIFIER_KINDS, LINK_COUNT_PROPERTIES, LINK_EVENT_TYPES
@@ -219,7 +220,7 @@ class LinkHistory:
     # ------------------------------------------------------------ decision points
     # Over 60 lines for a reason: one vectorised pass over every decision point at once (shifted times, visible
     # links, capped fan-out); its intermediate arrays are large and kept local on purpose.
-    def scoring_inputs(self, customer_ids, times_ms, fanout_cap: int) -> ScoringInputs:
+    def scoring_inputs(self, customer_ids: ArrayLike, times_ms: ArrayLike, fanout_cap: int) -> ScoringInputs:
         """The scoring subgraph of every decision point ``(customer_ids[e], times_ms[e])``, side by side."""
         times = np.asarray(times_ms, dtype=np.int64)
         n_ex = len(times)

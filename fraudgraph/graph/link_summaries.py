@@ -14,7 +14,7 @@ Times are epoch milliseconds; ``-1`` stands for "no link".
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -64,7 +64,7 @@ class CustomerLinkSummary:
                 properties[name] = value
         return replace(self, properties=properties)
 
-    def answers_for(self, names) -> bool:
+    def answers_for(self, names: Iterable[str]) -> bool:
         """Was it written for every one of these property names?"""
         return set(names) <= set(self.kept)
 

@@ -11,6 +11,7 @@ botocore before they expire, and every new connection is signed afresh. Switched
 from __future__ import annotations
 
 import os
+from typing import Any
 from urllib.parse import urlparse
 
 SERVICE = "neptune-db"
@@ -20,7 +21,7 @@ class IamConfigError(ValueError):
     """IAM auth is on but no credentials or region can be found; names what to set."""
 
 
-def handshake_headers(url: str, region: str | None = None, credentials=None) -> dict[str, str]:
+def handshake_headers(url: str, region: str | None = None, credentials: Any = None) -> dict[str, str]:
     """Headers (``Authorization``, ``X-Amz-Date``, ``Host``, and ``X-Amz-Security-Token`` with a session
     token) that sign the WebSocket handshake to ``url`` (``ws://`` or ``wss://``)."""
     import botocore.session

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+# what scoring and the rules read from a customer vertex
+CUSTOMER_PROPERTIES = ("signup_ts", "lifetime_value", "clean_label", "blocked_at", "unblocked_at")
+
 
 @dataclass
 class ScoringInputs:

@@ -18,6 +18,12 @@ The graph export and the Spark ETL write the same layout.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .base import IdentityGraph
+    from .elements import CustomerUpsert, IdentityLink
+
 import json
 from pathlib import Path
 
@@ -96,6 +102,11 @@ def write_snapshot(
     return paths
 
 
+def export_graph(graph: IdentityGraph, out_dir: str | Path) -> dict[str, Path]:
+    """Write a graph's customers and links as a Parquet snapshot (:func:`write_snapshot`)."""
+    return write_snapshot(graph.customers_frame(), graph.links_frame(), out_dir)
+
+
 def read_snapshot(snapshot_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(customers, links)`` frames of a snapshot folder."""
     d = Path(snapshot_dir)
@@ -116,7 +127,7 @@ def _clean(value):
     return value
 
 
-def frames_to_elements(customers: pd.DataFrame, links: pd.DataFrame):
+def frames_to_elements(customers: pd.DataFrame, links: pd.DataFrame) -> tuple[list[CustomerUpsert], list[IdentityLink]]:
     """Snapshot frames -> ``(list[CustomerUpsert], list[IdentityLink])`` for loading into a store."""
     from .elements import CustomerUpsert, IdentityLink
 

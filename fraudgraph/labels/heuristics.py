@@ -77,7 +77,9 @@ class MissedFraudRules:
         (first, last), (f_first, f_last) = use[cid], use[fraudster]
         return abs(f_first - first) <= first_gap_ms and last - f_last <= after_ms
 
-    def shared_card_with_fraudsters(self, links, labels, customers) -> list[Correction]:
+    def shared_card_with_fraudsters(
+        self, links: pd.DataFrame, labels: pd.DataFrame, customers: pd.DataFrame
+    ) -> list[Correction]:
         cfg = self.settings.shared_card_with_fraudsters
         fraud, correctable = self._sets(labels)
         cards = links.loc[
@@ -109,7 +111,9 @@ class MissedFraudRules:
                 )
         return out
 
-    def fraud_dominated_component(self, links, labels, customers) -> list[Correction]:
+    def fraud_dominated_component(
+        self, links: pd.DataFrame, labels: pd.DataFrame, customers: pd.DataFrame
+    ) -> list[Correction]:
         cfg = self.settings.fraud_dominated_component
         fraud, correctable = self._sets(labels)
         labelled = set(labels.loc[labels["label"].isin([FRAUD, LEGIT]), "customer_id"])
@@ -168,7 +172,9 @@ class MissedFraudRules:
                 )
         return out
 
-    def device_signup_burst(self, links, labels, customers) -> list[Correction]:
+    def device_signup_burst(
+        self, links: pd.DataFrame, labels: pd.DataFrame, customers: pd.DataFrame
+    ) -> list[Correction]:
         cfg = self.settings.device_signup_burst
         fraud, correctable = self._sets(labels)
         if "signup_ts" not in customers:

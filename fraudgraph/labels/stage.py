@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from fraudgraph.config import LabelSettings, Settings
-from fraudgraph.graph import IdentityGraph
+from fraudgraph.graph import CustomerUpsert, IdentityGraph
 from fraudgraph.labels.cleaning import LabelResult, clean_labels
 from fraudgraph.labels.maturity import FRAUD, LEGIT, UNKNOWN
 from fraudgraph.timeutil import DAY_MS
@@ -123,7 +123,7 @@ def run_labels(
             r.customer_id: {"clean_label": r.label, "label_source": r.source, "label_as_of": int(as_of_ms)}
             for r in result.labels.itertuples(index=False)
         }
-        store.set_customer_properties(updates)
+        store.upsert_customers(CustomerUpsert.many(updates))
     counts = result.labels.groupby(["label", "source"]).size()
     report: dict[str, Any] = {
         "as_of": labels["as_of"].iloc[0].isoformat() if len(labels) else None,

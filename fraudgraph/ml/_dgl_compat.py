@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import sys
 import types
+from types import ModuleType
 
 
 def _alias_setuptools_extern_packaging() -> None:
@@ -35,7 +36,7 @@ def _alias_setuptools_extern_packaging() -> None:
     sys.modules["setuptools.extern.packaging.version"] = packaging.version
 
 
-def import_dgl():
+def import_dgl() -> ModuleType:
     """Import and return the ``dgl`` module with the compatibility alias in place."""
     _alias_setuptools_extern_packaging()
     import os

@@ -9,6 +9,13 @@ names), ``settings.json`` (the training configuration) and ``metrics.json``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fraudgraph.config import Settings
+
 import datetime as dt
 import functools
 import hashlib
@@ -48,14 +55,14 @@ def seed_everything(seed: int) -> None:
 
 
 def gnn_scores(
-    model,
+    model: Any,
     tensors: IdentityGraphTensors,
     scaler: FeatureScaler,
-    idx,
-    cfg,
+    idx: np.ndarray,
+    cfg: Any,
     *,
-    nodes=None,
-    edges=None,
+    nodes: dict[str, Any] | None = None,
+    edges: dict[str, Any] | None = None,
     full_graph_max_edges: int | None = None,
 ) -> np.ndarray:
     """Fraud probabilities of customer nodes ``idx`` (full neighbourhoods, eval mode)."""
@@ -118,9 +125,9 @@ class ModelArtifact:
     @classmethod
     def create(
         cls,
-        model,
+        model: Any,
         scaler: FeatureScaler,
-        settings,
+        settings: Any,
         threshold: float,
         metrics: dict[str, Any],
         as_of_ms: int,
@@ -191,7 +198,12 @@ class ModelArtifact:
         return cls(model, FeatureScaler.load(d / "feature_stats.json"), manifest, settings, metrics)
 
     def score_tensors(
-        self, tensors: IdentityGraphTensors, idx=None, *, batch_size: int = 1024, full_graph_max_edges: int = 4_000_000
+        self,
+        tensors: IdentityGraphTensors,
+        idx: np.ndarray | None = None,
+        *,
+        batch_size: int = 1024,
+        full_graph_max_edges: int = 4_000_000,
     ) -> np.ndarray:
         """Fraud probabilities for customer nodes ``idx`` (all when None)."""
         cfg = SimpleNamespace(batch_size=batch_size, full_graph_max_edges=full_graph_max_edges)
@@ -199,7 +211,7 @@ class ModelArtifact:
         return gnn_scores(self.inference_model, tensors, self.scaler, idx, cfg)
 
     @functools.cached_property
-    def inference_model(self):
+    def inference_model(self) -> Any:
         """The model scoring runs: an averaged model as one fused model of the same logits
         (:func:`fraudgraph.ml.model.fused`: one message passing instead of one per member)."""
         from fraudgraph.ml.model import AveragedRGCN, fused
@@ -208,10 +220,10 @@ class ModelArtifact:
 
 
 def untrained_artifact(
-    customers,
-    links,
+    customers: pd.DataFrame,
+    links: pd.DataFrame,
     as_of_ms: int,
-    settings,
+    settings: Settings,
     out_dir: str | Path,
     *,
     fanout_cap: int,

@@ -36,6 +36,7 @@ Features (all ``log1p`` of non-negative quantities, standardised later by
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,7 @@ class IdentityGraphTensors:
     customer_index: dict[str, int] = field(default_factory=dict)
     blocked: np.ndarray | None = None  # (num_customers,) 1 where the customer's block stands at as-of
 
-    def index_of(self, customer_ids) -> np.ndarray:
+    def index_of(self, customer_ids: Iterable[str]) -> np.ndarray:
         if not self.customer_index:
             self.customer_index = {c: i for i, c in enumerate(self.customer_ids)}
         return np.array([self.customer_index[c] for c in customer_ids], dtype=np.int64)
@@ -339,7 +340,7 @@ def _identifier_features(
     ).astype(np.float32)
 
 
-def blocked_as_of(customers: pd.DataFrame, ids, as_of_ms: int) -> np.ndarray:
+def blocked_as_of(customers: pd.DataFrame, ids: Sequence[str] | np.ndarray, as_of_ms: int) -> np.ndarray:
     """``(len(ids),)`` float: 1 where customer ``ids[i]``'s block stands at as-of
     (:func:`fraudgraph.schema.block_stands`), else 0 (unknown customers: 0). Features, online and
     batch scoring read standing blocks through it."""

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from fraudgraph.config import Settings
-from fraudgraph.graph import IdentityGraph
+from fraudgraph.graph import CustomerUpsert, IdentityGraph
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.ml.features import blocked_as_of, build_graph_tensors
@@ -91,13 +91,15 @@ def score_graph(
         out / "decisions.parquet", index=False
     )
     if write_back:
-        store.set_customer_properties(
-            {
-                r["customer_id"]: decision_properties(
-                    r["score"], r["decision"], r["reason_codes"], r["model_version"], as_of_ms
-                )
-                for r in rows
-            }
+        store.upsert_customers(
+            CustomerUpsert.many(
+                {
+                    r["customer_id"]: decision_properties(
+                        r["score"], r["decision"], r["reason_codes"], r["model_version"], as_of_ms
+                    )
+                    for r in rows
+                }
+            )
         )
     counts = decisions["decision"].value_counts()
     summary = {

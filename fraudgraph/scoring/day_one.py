@@ -31,6 +31,10 @@ class DayOneRules:
         self.settings = settings
 
     def fired(self, inputs: ScoringInputs) -> pd.DataFrame:
+        """Which rules fire at each decision point of ``inputs`` (made with ``target_ids`` and
+        ``identifier_stats``: :meth:`fraudgraph.graph.history.LinkHistory.scoring_inputs`)."""
+        if inputs.target_ids is None or inputs.identifier_stats is None:
+            raise ValueError("day-one rules need decision points: inputs with target_ids and identifier_stats")
         s = self.settings
         targets = pd.Series(np.arange(len(inputs.target_ids)), index=inputs.target_ids)
         targets = targets.loc[targets.index >= 0]

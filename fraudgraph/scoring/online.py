@@ -10,22 +10,19 @@ equals the batch score over the same graph state.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import pandas as pd
+import numpy as np
 
 from fraudgraph.config import Settings
 from fraudgraph.graph import IdentityGraph
-from fraudgraph.graph.elements import LINK_FRAME_COLUMNS
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.schema import numeric_property
 from fraudgraph.scoring.evidence import decision_evidence
 from fraudgraph.scoring.rules import Decision, DecisionRules
-
-# what scoring and the rules read from a customer vertex
-CUSTOMER_PROPERTIES = ("signup_ts", "lifetime_value", "clean_label", "blocked_at", "unblocked_at")
 
 
 @dataclass(frozen=True)
@@ -55,52 +52,18 @@ class OnlineScorer:
         self.cap = artifact.fanout_cap or settings.graph.neighbourhood_fanout_cap
         self.rules = DecisionRules(settings.rules, artifact.threshold)
 
-    def scoring_inputs(self, customer_ids, as_of_ms: int) -> ScoringInputs:
-        """The customers' scoring subgraph as of ``as_of_ms``: what their scores and their decisions'
-        evidence (:func:`fraudgraph.scoring.evidence.decision_evidence`) are both made from.
-
-        A two-layer model scores a customer from its identifiers, which aggregate
-        their ``cap`` lowest-id customers. So the subgraph holds the scored
-        customers' links, those capped customers' links to the same identifiers,
-        the identifiers' full statistics and every member's link summary (its
-        own features) -- not the members' other links, which cannot reach the
-        score. The union of several customers' subgraphs scores each of them
-        exactly as its own would.
-        """
+    def scoring_inputs(self, customer_ids: str | Sequence[str], as_of_ms: int) -> ScoringInputs:
+        """The customers' scoring subgraph as of ``as_of_ms`` at the model's fan-out cap
+        (:meth:`fraudgraph.graph.IdentityGraph.scoring_inputs`): what their scores and their decisions'
+        evidence (:func:`fraudgraph.scoring.evidence.decision_evidence`) are both made from."""
         ids = [customer_ids] if isinstance(customer_ids, str) else list(dict.fromkeys(customer_ids))
-        with self.store.summaries_read_once():  # an identifier's summary serves its neighbourhood and stats
-            return self._scoring_inputs(ids, as_of_ms)
-
-    def _scoring_inputs(self, ids: list[str], as_of_ms: int) -> ScoringInputs:
-        hoods = self.store.neighbourhoods(ids, fanout_cap=self.cap)
-        idents = sorted({(i.kind, i.value_hash) for nb in hoods.values() for i in nb.identifiers})
-        # the neighbourhoods carry the scored customers' own links
-        own = pd.DataFrame.from_records(
-            [
-                (cid, i.kind, i.value_hash, *(i.link.get(k, 0) for k in LINK_FRAME_COLUMNS[3:]))
-                for cid in ids
-                for i in hoods[cid].identifiers
-            ],
-            columns=LINK_FRAME_COLUMNS,
-        )
-        shared, stats = self.store.identifier_inputs(idents, self.cap, as_of_ms)
-        if len(shared):  # a scored customer among its identifiers' lowest ids is in both: keep one
-            seen = set(zip(shared["customer_id"], shared["kind"], shared["value_hash"]))
-            mine = [key not in seen for key in zip(own["customer_id"], own["kind"], own["value_hash"])]
-            links = pd.concat([own.loc[mine], shared], ignore_index=True)
-        else:
-            links = own
-        members = sorted(set(ids) | set(links["customer_id"]) | {c for nb in hoods.values() for c in nb.customers})
-        customers, summary = self.store.scoring_customers(
-            members, CUSTOMER_PROPERTIES, sorted(set(links["customer_id"])), as_of_ms
-        )
-        return ScoringInputs(customers, links, as_of_ms, stats, summary)
+        return self.store.scoring_inputs(ids, as_of_ms, self.cap)
 
     def score(self, customer_id: str, as_of_ms: int) -> OnlineResult | None:
         """Score and decide one customer as of ``as_of_ms``; None when it is not in the graph."""
         return self.score_many([customer_id], as_of_ms).get(customer_id)
 
-    def score_many(self, customer_ids, as_of_ms: int) -> dict[str, OnlineResult]:
+    def score_many(self, customer_ids: Iterable[str], as_of_ms: int) -> dict[str, OnlineResult]:
         """Score and decide several customers with one subgraph and one forward pass. A customer whose
         block stands at as-of is not scored: it is decided ``blocked`` (:meth:`DecisionRules.blocked`)."""
         ids = list(dict.fromkeys(customer_ids))
@@ -114,7 +77,8 @@ class OnlineScorer:
         if not present:
             return {}
         out = {}
-        standing = {c for c, b in zip(present, tensors.blocked[tensors.index_of(present)]) if b}
+        blocked = tensors.blocked if tensors.blocked is not None else np.zeros(len(tensors.customer_ids))
+        standing = {c for c, b in zip(present, blocked[tensors.index_of(present)]) if b}
         for cid in standing:
             out[cid] = OnlineResult(cid, None, self.rules.blocked(), self.artifact.version, as_of_ms)
         present = [c for c in present if c not in standing]

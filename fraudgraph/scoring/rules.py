@@ -13,6 +13,7 @@ shows), the same for batch scoring, the live consumer and the API.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,14 +116,14 @@ class DecisionRules:
 
 
 def decision_properties(
-    score: float | None, decision: str, reason_codes, model_version: str, scored_as_of_ms: int
+    score: float | None, decision: str, reason_codes: Iterable[str], model_version: str, scored_as_of_ms: int
 ) -> dict[str, Any]:
     """The customer-vertex properties every decision writes back (batch scoring, the consumer, the API):
     ``score`` (6 decimals; removed for a customer whose block stands, which is not scored), ``decision``,
     ``decision_reasons`` (JSON list of codes), ``model_version`` and ``scored_as_of`` (epoch ms)."""
-    unscored = score is None or score != score  # None or NaN
+    scored = score is not None and score == score  # not None, not NaN
     return {
-        "score": None if unscored else round(float(score), 6),
+        "score": round(float(score), 6) if score is not None and scored else None,
         "decision": decision,
         "decision_reasons": json.dumps(list(reason_codes)),
         "model_version": model_version,

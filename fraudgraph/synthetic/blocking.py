@@ -23,6 +23,7 @@ class BlockingBehaviour(WorldState):
             if rng.random() >= lb.detect_rate[c.fraud_type]:  # type: ignore[index]  # a fraudster's type is one of the three
                 return  # never caught
             delay = lb.block_delay_median_days * math.exp(rng.gauss(0, lb.block_delay_sigma))
+            assert c.fraud_start_ts is not None  # every fraudster has its start
             blocked_at = c.fraud_start_ts + int(delay * DAY)
             if blocked_at >= self.end:
                 return  # caught only after the world ends: recent fraud not yet blocked

@@ -297,6 +297,7 @@ class FraudBehaviour(WorldState):
             attacker_ip = random_ip(rng)
             ip = lambda: attacker_ip if rng.random() < 0.6 else random_ip(rng)  # noqa: E731
         t = c.fraud_start_ts
+        assert t is not None  # a takeover has its start
         emit(c, "login", t, device_id=device, ip=ip(), channel=channel)
         if rng.random() < 0.7:
             t += rng.randrange(5 * MINUTE, 2 * HOUR)

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import Depends, Request
 
 from fraudgraph.config import Settings
-from fraudgraph.graph import IdentityGraph
+from fraudgraph.graph import IdentityGraph, customer_properties
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.redaction import id_problem
 from fraudgraph.scoring.online import OnlineScorer
@@ -43,7 +43,7 @@ def caller(request: Request) -> Principal:
     return principal
 
 
-def require(scope: str):
+def require(scope: str) -> Any:
     """A dependency that refuses (403) a caller whose token lacks ``scope``; returns the caller."""
 
     def check(principal: Principal = Depends(caller)) -> Principal:
@@ -67,7 +67,7 @@ def checked_customer_ids(customer_ids: list[str], settings: Settings) -> list[st
 
 def customer_or_404(customer_id: str, svc: Services = Depends(services)) -> dict[str, Any]:
     checked_customer_ids([customer_id], svc.settings)
-    props = svc.store.customer(customer_id)
+    props = customer_properties(svc.store, customer_id)
     if props is None:
         raise ApiError(404, "not_found", "the customer is not in the graph")
     return props

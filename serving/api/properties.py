@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fraudgraph.schema import numeric_property
 
 from .schemas import NeighbourCustomer
+
+if TYPE_CHECKING:
+    from fraudgraph.graph import IdentityGraph
 
 
 def as_int(value: Any) -> int | None:
@@ -58,7 +61,9 @@ def review_case(props: dict) -> tuple[bool, bool]:
     return decision(props) == "review", closed
 
 
-def neighbour_rows(store, customer_ids: list[str], hop: dict[str, int], via: dict[str, set[str]]):
+def neighbour_rows(
+    store: IdentityGraph, customer_ids: list[str], hop: dict[str, int], via: dict[str, set[str]]
+) -> list[NeighbourCustomer]:
     frame = store.customers_of(customer_ids)
     props = {r["customer_id"]: r for r in frame.to_dict("records")} if len(frame) else {}
     return [

@@ -12,6 +12,11 @@ received within ``api.body_timeout_s`` gets 408: a slow client cannot hold a wor
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
 import asyncio
 import hashlib
 import time
@@ -77,7 +82,9 @@ class GuardMiddleware:
     """Pure ASGI: auth for ``/v1`` from the headers, then the body size limit, then security headers on
     every response."""
 
-    def __init__(self, app, tokens: dict[str, Principal], max_body_bytes: int, body_timeout_s: float = 10.0):
+    def __init__(
+        self, app: ASGIApp, tokens: dict[str, Principal], max_body_bytes: int, body_timeout_s: float = 10.0
+    ) -> None:
         self.app, self.tokens, self.max_body, self.body_timeout_s = app, tokens, max_body_bytes, body_timeout_s
 
     async def __call__(self, scope, receive, send):

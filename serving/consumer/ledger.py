@@ -15,6 +15,11 @@ One SQLite file, written in one transaction per micro-batch, before the graph:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fraudgraph.graph import IdentityGraph
+
 import json
 import sqlite3
 import threading
@@ -38,7 +43,7 @@ CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NUL
 """
 
 
-def ledger_path_for(store, configured: str | None) -> Path:
+def ledger_path_for(store: IdentityGraph, configured: str | None) -> Path:
     """Where a consumer's ledger lives: ``configured`` when set, else beside a SQLite graph's file; a
     Gremlin graph has no file to sit beside, so it needs ``consumer.ledger`` (never the working
     directory by default)."""

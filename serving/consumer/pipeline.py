@@ -37,10 +37,10 @@ from fraudgraph.identity import IdentifierHasher
 from fraudgraph.logs import Progress
 from fraudgraph.redaction import mask_free_text, redact_payload
 from fraudgraph.schema import LABEL_EVENT_TYPES, Event
-from fraudgraph.scoring.online import OnlineResult, OnlineScorer
-from fraudgraph.scoring.rules import decision_properties
+from fraudgraph.scoring.online import OnlineScorer
 from fraudgraph.scoring.triggers import NEW_IDENTIFIER_KINDS, triggers_score
 
+from .decisions import decision_records
 from .ledger import JournalEntry, Ledger, merge_customer_props
 from .metrics import ConsumerMetrics
 from .sources import Message, Sink, Source
@@ -281,7 +281,7 @@ class LiveConsumer:
         new_keys = set(increments) - set(states)
         bases: dict[tuple[str, str, str], dict | None] = {}
         if new_keys:
-            existing = self.store.existing_links(sorted(new_keys))
+            existing = self.store.links_of(keys=sorted(new_keys))
             for rec in existing.to_dict("records"):
                 key = (rec["customer_id"], rec["kind"], rec["value_hash"])
                 if key in new_keys:
@@ -333,38 +333,3 @@ class LiveConsumer:
             self.metrics.decisions.labels(decision=record["decision"]).inc()
         self.decisions.flush()
         self.ledger.scored([p[0] for p in entry.scores])
-
-
-def decision_records(
-    scores: list[tuple[str, str, str, int]], results: dict[str, OnlineResult]
-) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    """For the scored customers (``(customer_id, event_id, event_type, ts)``, one per customer) and their
-    results: the properties each customer's vertex gets (:func:`decision_properties`) and the decision
-    records emitted, one per result, ``decision_id`` the triggering event's id (a re-emit after a crash
-    repeats it). A customer without a result (not in the graph) gets neither."""
-    vertex_updates: dict[str, dict[str, Any]] = {}
-    emitted: list[dict[str, Any]] = []
-    for customer_id, event_id, event_type, ts in scores:
-        result = results.get(customer_id)
-        if result is None:
-            continue
-        d = result.decision
-        vertex_updates[customer_id] = decision_properties(
-            result.score, d.decision, d.reason_codes, result.model_version, result.as_of_ms
-        )
-        emitted.append(
-            {
-                "decision_id": event_id,
-                "customer_id": customer_id,
-                "event_id": event_id,
-                "event_type": event_type,
-                "ts": ts,
-                "scored_as_of": result.as_of_ms,
-                "score": None if result.score is None else round(result.score, 6),
-                "decision": d.decision,
-                "reason_codes": list(d.reason_codes),
-                "reasons": list(d.reasons),
-                "model_version": result.model_version,
-            }
-        )
-    return vertex_updates, emitted

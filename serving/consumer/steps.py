@@ -4,6 +4,12 @@ the consumer's counters."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fraudgraph.identity import IdentifierHasher
+
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,7 +92,7 @@ def parse_message(payload: str | bytes, cfg: ConsumerSettings, id_pattern: str |
     return event
 
 
-def watermark(newest_applied_ms: int | None, batch_times_ms) -> int | None:
+def watermark(newest_applied_ms: int | None, batch_times_ms: Iterable[int]) -> int | None:
     """The newest event time applied before a batch (the ledger's) or in it: what ``too_old`` counts back from."""
     return max([*([] if newest_applied_ms is None else [newest_applied_ms]), *batch_times_ms], default=None)
 
@@ -105,7 +111,7 @@ def too_old(event: Event, newest_ms: int | None, cfg: ConsumerSettings) -> Rejec
     )
 
 
-def event_digest(event: Event, hasher) -> str:
+def event_digest(event: Event, hasher: IdentifierHasher) -> str:
     """A keyed digest of an event's content (every field, as validated): a redelivery has the same one, a
     conflicting event reusing its id another. Keyed with the PII key, so it says nothing of raw values."""
     return hasher.hash_normalised("event", json.dumps(event.model_dump(mode="json"), sort_keys=True))
@@ -176,15 +182,16 @@ def is_transient(exc: BaseException) -> bool:
     Gremlin store's ``GraphStoreError`` once its own retries are spent) is one too."""
     import sqlite3
 
-    while exc is not None:
-        if isinstance(exc, sqlite3.OperationalError):
-            if any(w in str(exc) for w in ("locked", "busy", "unable to open", "disk I/O")):
+    # OSError: ConnectionError, TimeoutError and aiohttp's connector errors; the two by name: aiohttp's own
+    unreachable = ("ServerDisconnectedError", "WSServerHandshakeError")
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, sqlite3.OperationalError):
+            if any(w in str(cause) for w in ("locked", "busy", "unable to open", "disk I/O")):
                 return True
-        elif isinstance(exc, OSError):  # ConnectionError, TimeoutError, aiohttp's connector errors
+        elif isinstance(cause, OSError) or type(cause).__name__ in unreachable:
             return True
-        elif type(exc).__name__ in ("ServerDisconnectedError", "WSServerHandshakeError"):
-            return True
-        exc = exc.__cause__
+        cause = cause.__cause__
     return False
 
 
@@ -193,7 +200,9 @@ def event_json(ev: Event) -> str:
     return ev.model_dump_json(exclude_none=True)
 
 
-def link_from_state(key, base_json, first, last, count, counts_json) -> IdentityLink:
+def link_from_state(
+    key: tuple[str, str, str], base_json: str | None, first: int, last: int, count: int, counts_json: str
+) -> IdentityLink:
     """A link's absolute value: its live aggregates in the ledger over the graph's value before the
     first live event (``base_json``; none for a link the stream created)."""
     base = json.loads(base_json) if base_json else None

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from fraudgraph.event_tags import EventTagger
-
+from fraudgraph.graph import CustomerUpsert, customer_properties
 from fraudgraph.identity import IdentifierHasher
 
 from api_helpers import start_uvicorn
@@ -47,8 +47,8 @@ def api(request, flagging_model, settings, tmp_path_factory):
     from fraudgraph.graph import open_graph
     from fraudgraph.graph.snapshot import frames_to_elements
     from fraudgraph.labels.stage import run_labels
-    from fraudgraph.scoring.online import OnlineScorer
     from fraudgraph.ml.artifact import ModelArtifact
+    from fraudgraph.scoring.online import OnlineScorer
     from localservers import free_port
     from serving.api import create_app
 
@@ -143,7 +143,7 @@ def test_customer_identity_label_and_404(api):
         ident = got[(row.kind, row.value_hash)]
         assert ident["event_count"] == row.event_count and ident["first_seen"] == row.first_seen
         assert ident["degree"] == int(((links["kind"] == row.kind) & (links["value_hash"] == row.value_hash)).sum())
-    assert body["label"] == store.customer(cid)["clean_label"]
+    assert body["label"] == customer_properties(store, cid)["clean_label"]
     missing = httpx.get(f"{base}/v1/customers/no-such-customer", headers=bearer("reader"))
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "not_found"
@@ -216,7 +216,7 @@ def test_score_writes_the_vertex_like_the_consumer(api, settings):
     assert [x["customer_id"] for x in body["results"]] == ids[:4]
     for x in body["results"]:
         assert 0 <= x["score"] <= 1 and x["decision"] in ("block", "review") and "HIGH_SCORE" in x["reason_codes"]
-        props = store.customer(x["customer_id"])
+        props = customer_properties(store, x["customer_id"])
         assert props["decision"] == x["decision"] and abs(props["score"] - x["score"]) < 1e-6
     for payload in ({"customer_ids": []}, {"ids": ["a"]}, {"customer_ids": "C1"}):
         bad = httpx.post(f"{base}/v1/score", json=payload, headers=bearer("scorer"))
@@ -241,7 +241,7 @@ def test_review_queue_outcome_and_labels(api, settings, tmp_path):
     assert [c["customer_id"] for c in page["cases"]] == open_ids[5:10] and page["next_offset"] == 10
 
     target = valuable[0]
-    was = store.customer(target).get("clean_label")
+    was = customer_properties(store, target).get("clean_label")
     outcome = "legit" if was == "fraud" else "fraud"
     r = httpx.post(f"{base}/v1/reviews/{target}", json={"outcome": outcome, "note": "checked documents"},
                    headers=bearer("analyst"))
@@ -259,7 +259,7 @@ def test_review_queue_outcome_and_labels(api, settings, tmp_path):
     # the next labels run takes the analyst's outcome first
     now_ms = int(time.time() * 1000)
     run_labels(store, now_ms, tmp_path / "labels", settings)
-    props = store.customer(target)
+    props = customer_properties(store, target)
     assert props["clean_label"] == outcome and props["label_source"] == "analyst"
 
 
@@ -272,7 +272,7 @@ def test_reviews_are_attributable_and_bounded_to_the_queue(api, settings, caplog
                                   "customer_id"].iloc[40:42])
     httpx.post(f"{base}/v1/score", json={"customer_ids": valuable}, headers=bearer("all"))
     queued, outsider = valuable[0], list(customers["customer_id"].iloc[60:61])[0]
-    store.set_customer_properties({outsider: {"decision": "block"}})
+    store.upsert_customers(CustomerUpsert.many({outsider: {"decision": "block"}}))
     caplog.set_level(logging.INFO, logger="fraudgraph.api.reviews")
     assert httpx.post(f"{base}/v1/reviews/{queued}", json={"outcome": "fraud", "note": "card 4111 1111 1111 1111"},
                       headers=bearer("analyst")).status_code == 200
@@ -291,7 +291,7 @@ def test_reviews_are_attributable_and_bounded_to_the_queue(api, settings, caplog
     assert httpx.get(f"{base}/v1/reviews/{queued}/history", headers=bearer("reader")).status_code == 403
     assert f"review outcome fraud for customer {queued} by alice" in caplog.text
     assert "analyst" not in caplog.text and "Bearer" not in caplog.text  # the actor's name, never its token
-    assert store.customer(queued)["review_actor"] == "lead"
+    assert customer_properties(store, queued)["review_actor"] == "lead"
 
 
 def test_auth_comes_before_the_body_and_bodies_are_bounded(api):
@@ -350,7 +350,7 @@ def test_openapi_fuzzing_finds_no_server_error_or_schema_break(api):
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                           HealthCheck.function_scoped_fixture])
         @given(case=op.as_strategy())
-        def check(case):
+        def check(case, op=op):
             response = case.call(headers={"Authorization": "Bearer all"})
             assert response.status_code < 500, f"{op.method} {op.path}: {response.status_code} {response.text}"
             case.validate_response(response)
@@ -453,5 +453,5 @@ def test_review_console_in_headless_chromium(api, settings):
               "the case leaves the queue")
     finally:
         browser.quit()
-    props = store.customer(target)
+    props = customer_properties(store, target)
     assert props["review_outcome"] == "fraud" and props["review_note"] == "two accounts, one passport"

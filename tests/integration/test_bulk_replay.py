@@ -10,18 +10,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph import open_graph
 from fraudgraph.graph.history import LINK_EVENT_COLUMNS
 from fraudgraph.graph.snapshot import normalise_links
-from fraudgraph.event_tags import EventTagger
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.scoring.online import OnlineScorer
 from serving.bulk_replay import BulkDecider, plan_stream
 from serving.consumer import LiveConsumer
 from serving.consumer.ledger import Ledger
-from serving.replay import SCORE_TOLERANCE, compare_decisions, replay_stream
 from serving.consumer.sources import FileSource, JsonlSink
+from serving.replay import SCORE_TOLERANCE, compare_decisions, replay_stream
 
 pytestmark = pytest.mark.slow
 

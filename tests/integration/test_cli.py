@@ -35,8 +35,8 @@ def test_refresh_summaries_rebuilds_what_identifier_stats_read(tmp_path, setting
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"customers": 3, "identifiers": 1}
     with open_graph(uri, settings) as g:
-        assert g.identifier_stats([("ip", "hub")]).values.tolist() == [["ip", "hub", 3, 10, 12, 6]]
-        assert g.neighbourhood("a").identifiers[0].degree == 3
+        assert g._identifier_stats([("ip", "hub")]).values.tolist() == [["ip", "hub", 3, 10, 12, 6]]
+        assert g.neighbourhoods(["a"])["a"].identifiers[0].degree == 3
 
 
 def test_bad_config_fails_at_start_naming_the_key(tmp_path):
@@ -66,7 +66,7 @@ def test_demo_runs_end_to_end(tmp_path):
     assert report["stages"]["etl"]["graph_stats"]["vertices"]["customer"] > 0
     live = report["stages"]["live"]
     assert live["active_fraudsters"] > 0 and live["events"] > 0
-    assert json.loads((out / "model" / "metrics.json").read_text())["live"]["active_fraudsters"] == live["active_fraudsters"]
+    assert "live" not in json.loads((out / "model" / "metrics.json").read_text())  # the replay only reads the model
     text = (out / "report.md").read_text()
     assert "## Headline: the live stream, decided as the real-time consumer decides it" in text
     # the first poll went through the real consumer, the rest was decided in bulk, and they agreed there

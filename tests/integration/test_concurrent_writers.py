@@ -19,9 +19,9 @@ import pytest
 
 from etl.load_identity_graph import run_etl
 from etl.reference import reference_etl
-from fraudgraph.graph import identifier_id, open_graph
-from fraudgraph.graph.snapshot import frames_to_elements, normalise_links
 from fraudgraph.event_tags import EventTagger
+from fraudgraph.graph import customer_properties, identifier_id, open_graph
+from fraudgraph.graph.snapshot import frames_to_elements, normalise_links
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.scoring.rules import decision_properties
 
@@ -94,8 +94,8 @@ def graph_state(store, customer_ids, identifiers):
     kept = sorted(c for c in customers.columns if c not in TIMING_PROPERTIES)
     return {
         "links": normalise_links(store.links_frame()),
-        "link_summary": store.link_summary(customer_ids).astype("int64", errors="ignore"),
-        "identifier_stats": store.identifier_stats(identifiers).astype(
+        "link_summary": store._link_summary(customer_ids).astype("int64", errors="ignore"),
+        "identifier_stats": store._identifier_stats(identifiers).astype(
             {c: "int64" for c in ("degree", "first_seen_min", "first_seen_max", "events")}),
         "stats": store.stats(),
         "customers": customers[kept].astype("string"),
@@ -104,11 +104,12 @@ def graph_state(store, customer_ids, identifiers):
 
 def test_etl_partitions_two_consumers_and_reviews_at_once_equal_one_writer(
         spark, small_world, settings, model_dir, janusgraph_server, tmp_path, record_property):
-    from conftest import janusgraph_settings
     from fraudgraph.ml.artifact import ModelArtifact
     from fraudgraph.scoring.online import OnlineScorer
     from localservers import free_port
     from serving.api import create_app
+
+    from conftest import janusgraph_settings
 
     url, jsettings = janusgraph_server.url, janusgraph_settings(settings)
     jsettings = jsettings.model_copy(update={
@@ -225,5 +226,5 @@ def test_etl_partitions_two_consumers_and_reviews_at_once_equal_one_writer(
         shared = got["customers"].columns.intersection(want["customers"].columns)
         pd.testing.assert_frame_equal(got["customers"][shared], want["customers"][shared], obj="customers")
         for cid, outcome in results["reviews"]:
-            props = store.customer(cid)
+            props = customer_properties(store, cid)
             assert (props["review_outcome"], props["review_actor"]) == (outcome, "lead")

@@ -9,20 +9,19 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from click.testing import CliRunner
 
-from fraudgraph.cli.main import cli
-from fraudgraph.redaction import contains_card_number
-
 from etl.reference import reference_links
-from fraudgraph.graph import open_graph
-from fraudgraph.graph.snapshot import frames_to_elements, normalise_links
+from fraudgraph.cli.main import cli
 from fraudgraph.event_tags import EventTagger
+from fraudgraph.graph import customer_properties, open_graph
+from fraudgraph.graph.snapshot import frames_to_elements, normalise_links
 from fraudgraph.identity import IdentifierHasher
+from fraudgraph.redaction import contains_card_number
 from fraudgraph.scoring.online import OnlineScorer
 from serving.consumer import LiveConsumer
 from serving.consumer.ledger import Ledger
@@ -112,7 +111,7 @@ def test_replay_is_exactly_once_with_dead_letters(small_world, small_world_graph
     assert {d["decision"] for d in decisions} <= {"block", "review", "allow", "blocked"}
     last = decisions[-1]
     with open_graph(uri, settings) as store:
-        props = store.customer(last["customer_id"])
+        props = customer_properties(store, last["customer_id"])
     assert props["model_version"] == last["model_version"]
 
     # the whole file redelivered from the start: everything is a duplicate, nothing changes
@@ -140,7 +139,7 @@ def test_block_appeal_unblock_update_label_history(small_world_graph, model_dir,
         links_before = normalise_links(store.links_frame())
     run_consumer(uri, model_dir, settings, src, tmp_path / "ledger.db", tmp_path)
     with open_graph(uri, settings) as store:
-        props = store.customer("C000103030")
+        props = customer_properties(store, "C000103030")
         # label history never becomes links or link counts, whatever identifiers the events carry
         pd.testing.assert_frame_equal(normalise_links(store.links_frame()), links_before)
     assert props["blocked_at"] == 1767571200000 and props["block_source"] == "manual"
@@ -492,8 +491,8 @@ def test_hostile_inputs_never_stop_the_consumer_and_no_raw_pii_leaves(small_worl
     payload = json.loads(card["payload"])  # identifiers as keyed hashes, or redacted where they cannot be hashed
     assert payload["email"].startswith("hash:") and payload["ip"] == payload["card_fingerprint"] == "[redacted]"
     with open_graph(uri, settings) as store:
-        props = store.customer("C000000001")
-        layouts = store.customer("C000000002")
+        props = customer_properties(store, "C000000001")
+        layouts = customer_properties(store, "C000000002")
     assert props["block_reason"] == "card [card] mail [email]"
     assert layouts["block_reason"] == "ticket 12 [card] / [card] 2024 / [card] 123 / [card] / [card]"
 
@@ -540,7 +539,7 @@ def test_a_pipe_and_a_fifo_are_read_like_a_file(small_world, small_world_graph, 
         out = tmp_path / name
         out.mkdir()
         db = out / "graph.db"
-        db.write_bytes(open(uri[len("sqlite:///"):], "rb").read())
+        db.write_bytes(Path(uri[len("sqlite:///"):]).read_bytes())
         if name == "pipe":
             source, stdin = "-", subprocess.PIPE
         else:
@@ -554,7 +553,7 @@ def test_a_pipe_and_a_fifo_are_read_like_a_file(small_world, small_world_graph, 
         if name == "pipe":  # the pipe carries the stream: the consumer reads it while it is written
             _, err = proc.communicate(input=body, timeout=300)
         else:
-            writer = threading.Thread(target=lambda: fifo.write_bytes(body))  # blocks until the consumer opens it
+            writer = threading.Thread(target=fifo.write_bytes, args=(body,))  # blocks until the consumer opens it
             writer.start()
             _, err = proc.communicate(timeout=300)
             writer.join()
@@ -569,7 +568,9 @@ def test_fuzzed_streams_are_applied_or_dead_lettered_exactly_once(small_world, s
     """Hypothesis mixes valid events with arbitrary bytes, hostile JSON and contract-breaking values, and
     puts card numbers in every common layout into every string position (field names and values, ids, free
     text, times); no raw card number reaches any output."""
-    from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
+    from hypothesis import strategies as st
 
     uri, _ = small_world_graph
     valid = [line.encode() for line in live_events(small_world)[:260]]
@@ -611,7 +612,7 @@ def test_fuzzed_streams_are_applied_or_dead_lettered_exactly_once(small_world, s
     def run(bad, at):
         out = tmp_path_factory.mktemp("fuzz")
         db = out / "graph.db"
-        db.write_bytes(open(uri[len("sqlite:///"):], "rb").read())
+        db.write_bytes(Path(uri[len("sqlite:///"):]).read_bytes())
         stream = valid[:at] + bad + valid[at:at + 60]
         src = out / "live.jsonl"
         src.write_bytes(b"\n".join(stream) + b"\n")
@@ -681,7 +682,9 @@ def test_hostile_kafka_stream_is_applied_or_dead_lettered_exactly_once(small_wor
     message is applied or dead-lettered once (to the DLQ topic, redacted), nothing is lost, a restart
     changes nothing."""
     from confluent_kafka import Producer
-    from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
+    from hypothesis import strategies as st
 
     from fraudgraph.ml.artifact import ModelArtifact
     from serving.consumer.sources.kafka import KafkaSink, KafkaSource

@@ -10,9 +10,9 @@ import pytest
 
 from etl.load_identity_graph import run_etl
 from etl.reference import reference_etl
+from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph import open_graph
 from fraudgraph.graph.snapshot import normalise_customers, normalise_links, read_snapshot
-from fraudgraph.event_tags import EventTagger
 from fraudgraph.identity import IdentifierHasher
 
 pytestmark = pytest.mark.slow
@@ -184,6 +184,6 @@ def test_gremlin_server_gets_same_statistics_as_sqlite(spark, settings, etl_run,
         # the load ends with one summary refresh per vertex: online reads find them all current
         ids = sorted(reference.links_frame()["customer_id"].unique())[:40]
         assert len(store._summaries([f"customer:{c}" for c in ids])) == len(ids)
-        pd.testing.assert_frame_equal(store.link_summary(ids).astype("int64", errors="ignore"),
-                                      reference.link_summary(ids).astype("int64", errors="ignore"))
+        pd.testing.assert_frame_equal(store._link_summary(ids).astype("int64", errors="ignore"),
+                                      reference._link_summary(ids).astype("int64", errors="ignore"))
         store.clear()

@@ -37,7 +37,7 @@ def test_two_processes_write_embedded_store_at_once(tmp_path, settings):
         stats = store.stats()
         assert stats["vertices"]["customer"] == 2000
         assert stats["edges"]["has_ip"] == 2000
-        assert store.neighbourhood("w1-5", fanout_cap=5).identifiers[0].degree == 2000
+        assert store.neighbourhoods(["w1-5"], fanout_cap=5)["w1-5"].identifiers[0].degree == 2000
 
 
 def test_reader_sees_consistent_batches_while_writer_runs(tmp_path, settings):

@@ -8,7 +8,7 @@ import threading
 import pandas as pd
 import pytest
 
-from fraudgraph.graph import CustomerUpsert, IdentityLink, identifier_id, open_graph
+from fraudgraph.graph import CustomerUpsert, IdentityLink, customer_properties, identifier_id, open_graph
 from fraudgraph.graph.elements import summarise_links
 from fraudgraph.graph.gremlin import SUMMARY
 
@@ -45,15 +45,15 @@ def current(store, customer_ids=(), identifiers=()):
 
 def assert_reads_match_links(store, customer_ids, identifiers, cap=4):
     frame = store.links_frame()
-    got = store.link_summary(customer_ids).set_index("customer_id").astype("int64")
+    got = store._link_summary(customer_ids).set_index("customer_id").astype("int64")
     want = summarise_links(frame.loc[frame["customer_id"].isin(customer_ids)]).set_index("customer_id")
     pd.testing.assert_frame_equal(got, want.astype("int64"), check_like=True)
-    stats = store.identifier_stats(identifiers).astype({c: "int64" for c in ("degree", "first_seen_min",
+    stats = store._identifier_stats(identifiers).astype({c: "int64" for c in ("degree", "first_seen_min",
                                                                                 "first_seen_max", "events")})
     ref = expected_identifier_stats(frame, None)
     ref = ref.loc[ref.set_index(["kind", "value_hash"]).index.isin(identifiers)].reset_index(drop=True)
     pd.testing.assert_frame_equal(stats.reset_index(drop=True), ref[list(stats.columns)])
-    links = store.identifier_links(identifiers, cap)
+    links = store._identifier_links(identifiers, cap)
     for kind, h in identifiers:
         mine = frame.loc[(frame["kind"] == kind) & (frame["value_hash"] == h)].sort_values("customer_id").head(cap)
         part = links.loc[(links["kind"] == kind) & (links["value_hash"] == h)].sort_values("customer_id")
@@ -68,9 +68,9 @@ def test_writes_leave_current_summaries_that_reads_serve(gstore):
     customers = ["c000", "c003", "c017", "c042"]
     identifiers = [("ip", "hub"), ("device", "d1"), ("email", "e5")]
     assert all(current(gstore, customers, identifiers).values())
-    assert gstore.customer("c000").keys() == {"signup_ts", "lifetime_value", "country", "vip"}  # not exposed
+    assert customer_properties(gstore, "c000").keys() == {"signup_ts", "lifetime_value", "country", "vip"}  # not exposed
     assert_reads_match_links(gstore, customers, identifiers)
-    hub = gstore.neighbourhood("c000", fanout_cap=3).identifiers
+    hub = gstore.neighbourhoods(["c000"], fanout_cap=3)["c000"].identifiers
     assert [i.degree for i in hub if i.kind == "ip"] == [len([l for l in links if l.value_hash == "hub"])]
 
 
@@ -82,11 +82,12 @@ def test_a_stale_summary_is_never_served(gstore):
     # a bulk write that defers its refresh: only counts change (no new edge for a live count to catch)
     changed = IdentityLink(old.customer_id, "ip", "hub", old.first_seen - 5_000, old.last_seen, old.event_count + 40,
                            {"login": old.event_count + 39, "signup": 1})
-    gstore.upsert_links([changed], summaries=False)
+    with gstore.summaries.deferred():
+        gstore.upsert_links([changed])
     assert current(gstore, [old.customer_id], [("ip", "hub")]) == {f"customer:{old.customer_id}": False,
                                                                    "ip:hub": False}
     assert_reads_match_links(gstore, [old.customer_id, "c003"], [("ip", "hub"), ("device", "d1")])
-    gstore.refresh_summaries([old.customer_id], [("ip", "hub")])
+    gstore.summaries.refresh([old.customer_id], [("ip", "hub")])
     assert all(current(gstore, [old.customer_id], [("ip", "hub")]).values())
     assert_reads_match_links(gstore, [old.customer_id, "c003"], [("ip", "hub"), ("device", "d1")])
 
@@ -100,15 +101,16 @@ def test_summaries_carry_the_scoring_properties(gstore):
     assert before["lifetime_value"].tolist() == [cust[7].properties["lifetime_value"],
                                                  cust[8].properties["lifetime_value"]]
     # a kept property changes (the rules read it) or goes: the summary follows; other properties leave it be
-    gstore.set_customer_properties({"c007": {"lifetime_value": 999.5}, "c008": {"lifetime_value": None},
-                                    "c000": {"score": 0.7}})
+    gstore.upsert_customers(CustomerUpsert.many({"c007": {"lifetime_value": 999.5}, "c008": {"lifetime_value": None},
+                                    "c000": {"score": 0.7}}))
     assert current(gstore, ["c007", "c008", "c000"]) == {"customer:c007": True, "customer:c008": True,
                                                          "customer:c000": True}
     after = gstore.customers_of(["c007", "c008"], properties=names)
     assert after["lifetime_value"].tolist()[0] == 999.5 and pd.isna(after["lifetime_value"].tolist()[1])
     assert after["signup_ts"].tolist() == before["signup_ts"].tolist()
     # a deferred write leaves no summary, and reads fall back to the vertex
-    gstore.upsert_customers([CustomerUpsert("c007", {"lifetime_value": 5.0})], summaries=False)
+    with gstore.summaries.deferred():
+        gstore.upsert_customers([CustomerUpsert("c007", {"lifetime_value": 5.0})])
     assert current(gstore, ["c007"]) == {"customer:c007": False}
     assert gstore.customers_of(["c007"], properties=names)["lifetime_value"].tolist() == [5.0]
 
@@ -150,7 +152,7 @@ def test_concurrent_writers_to_one_hub_leave_it_exact(engine, gstore, record_pro
     record_property("conflicts_retried", sum(retried))
     logging.getLogger("fraudgraph.tests").info("four writers on one hub: %d conflicts retried", sum(retried))
     assert current(gstore, [], [("ip", "shared")]) == {"ip:shared": True}
-    (row,) = gstore.identifier_stats([("ip", "shared")]).itertuples(index=False)
+    (row,) = gstore._identifier_stats([("ip", "shared")]).itertuples(index=False)
     assert (row.degree, row.first_seen_min, row.first_seen_max, row.events) == (240, 1_000, 1_059, 60 * (1 + 2 + 3 + 4))
     assert_reads_match_links(gstore, ["w0_00", "w3_59"], [("ip", "shared")], cap=51)
     assert SUMMARY not in gstore.customers_of(["w0_00"]).columns
@@ -158,10 +160,11 @@ def test_concurrent_writers_to_one_hub_leave_it_exact(engine, gstore, record_pro
 
 def test_rebuild_after_a_load_without_summaries(gstore):
     cust, links = small_world()
-    gstore.upsert_links(links, summaries=False)
+    with gstore.summaries.deferred():
+        gstore.upsert_links(links)
     assert not any(current(gstore, ["c000", "c001"], [("ip", "hub")]).values())
     assert_reads_match_links(gstore, ["c000", "c001"], [("ip", "hub")])  # served from the links
-    counts = gstore.rebuild_summaries()
+    counts = gstore.summaries.rebuild()
     assert counts == {"customers": len({l.customer_id for l in links}),
                       "identifiers": len({(l.kind, l.value_hash) for l in links})}
     assert all(current(gstore, ["c000", "c001"], [("ip", "hub")]).values())
@@ -212,12 +215,12 @@ def test_links_missing_a_property_are_read_in_full(gstore):
     mine = gstore.links_of(["c003"])
     assert ("ip", "hub") in set(zip(mine["kind"], mine["value_hash"]))
     assert mine.loc[mine["value_hash"] == "hub", "first_seen"].item() == before.loc[row, "first_seen"].item()
-    gstore.refresh_summaries(identifiers=[("ip", "hub")])
-    hub = gstore.neighbourhood("c003", fanout_cap=50).identifiers
+    gstore.summaries.refresh(identifiers=[("ip", "hub")])
+    hub = gstore.neighbourhoods(["c003"], fanout_cap=50)["c003"].identifiers
     assert [i.degree for i in hub if i.kind == "ip" and i.value_hash == "hub"] == [
         int((before["value_hash"] == "hub").sum())
     ]
-    assert "c003" in set(gstore.identifier_links([("ip", "hub")], 50)["customer_id"])
+    assert "c003" in set(gstore._identifier_links([("ip", "hub")], 50)["customer_id"])
 
 
 def __in_v_is(vid):
@@ -230,7 +233,7 @@ def stored_and_aggregated(store, customer_ids, identifiers):
     """Each vertex's stored summary, then the one aggregating its links gives (no advance pending)."""
     vids = [f"customer:{c}" for c in customer_ids] + [identifier_id(k, h) for k, h in identifiers]
     stored = store._summaries(vids)
-    store.refresh_summaries(customer_ids, identifiers)
+    store.summaries.refresh(customer_ids, identifiers)
     return stored, store._summaries(vids)
 
 
@@ -324,13 +327,13 @@ def test_a_writer_refused_by_an_invalidation_aggregates_until_its_links_are_in(e
     gstore.upsert_links(links)
     hub = identifier_id("ip", "hub")
     with open_graph(url, settings) as third, open_graph(url, settings) as x:
-        read_links = gstore.existing_links
+        read_links = gstore.links_of
         stored = gstore._stored
         refused_by_x = []
 
-        def aggregation_while_w_writes(keys):  # after W's invalidation, before W's edges
-            third.refresh_summaries(identifiers=[("ip", "hub")])
-            return read_links(keys)
+        def aggregation_while_w_writes(customer_ids=(), *, keys=None):  # after W's invalidation, before its edges
+            third.summaries.refresh(identifiers=[("ip", "hub")])
+            return read_links(customer_ids, keys=keys)
 
         def x_writes_before_ws_compare_and_set(g, rows):
             if not refused_by_x and any(vid == hub and version % 2 == 1 for vid, version, _ in rows):
@@ -338,10 +341,10 @@ def test_a_writer_refused_by_an_invalidation_aggregates_until_its_links_are_in(e
                 x.upsert_links([IdentityLink("x000", "ip", "hub", 1_000, 2_000, 3, {"login": 3})])
             return stored(g, rows)
 
-        gstore.existing_links = aggregation_while_w_writes
+        gstore.links_of = aggregation_while_w_writes
         gstore._stored = x_writes_before_ws_compare_and_set
         gstore.upsert_links([IdentityLink("w000", "ip", "hub", 1_000, 1_000, 5, {"login": 5})])
-        del gstore.existing_links, gstore._stored
+        del gstore.links_of, gstore._stored
         assert refused_by_x and x.summary_refreshes["advanced"] >= 1  # X advanced the summary it dropped
     stored_now, aggregated = stored_and_aggregated(gstore, [], [("ip", "hub")])
     assert stored_now == aggregated
@@ -366,7 +369,7 @@ def test_inside_summaries_read_once_a_scoring_asks_each_summary_once(gstore):
     hoods, idents, (shared, stats) = scoring_reads()
     twice = summary_requests() - before
     before = summary_requests()
-    with gstore.summaries_read_once():
+    with gstore._summaries_read_once():
         hoods_once, idents_once, (shared_once, stats_once) = scoring_reads()
     once = summary_requests() - before
     assert (twice, once) == (2, 1)  # the identifiers' summaries: for the neighbourhoods and for the inputs
@@ -445,14 +448,14 @@ def test_inside_sole_writer_a_step_reads_its_customers_links_once_and_sees_its_o
 
     link_reads = ("links_of", "existing_links", "neighbourhood")
     with gstore.sole_writer():
-        base = gstore.existing_links([(l.customer_id, l.kind, l.value_hash) for l in written])
+        base = gstore.links_of(keys=[(l.customer_id, l.kind, l.value_hash) for l in written])
         assert len(base) == len([c for c, _, _ in there if c < "c012"]) > 0
         reads, summary_reads = requests(*link_reads), requests("summaries")
         gstore.upsert_links(written)
         hoods = gstore.neighbourhoods(customers, fanout_cap=3)
-        with gstore.summaries_read_once():  # as the online scorer reads them
+        with gstore._summaries_read_once():  # as the online scorer reads them
             inputs = gstore.identifier_inputs(identifiers, 3)
-            summary = gstore.link_summary(customers)
+            summary = gstore._link_summary(customers)
         assert requests(*link_reads) == reads  # the write's read and the neighbourhoods: none
         # the identifiers' and customers' summaries this write stored: none either
         assert requests("summaries") == summary_reads
@@ -460,7 +463,7 @@ def test_inside_sole_writer_a_step_reads_its_customers_links_once_and_sees_its_o
     fresh = gstore.identifier_inputs(identifiers, 3)
     pd.testing.assert_frame_equal(inputs[0], fresh[0])
     pd.testing.assert_frame_equal(inputs[1], fresh[1])
-    pd.testing.assert_frame_equal(summary, gstore.link_summary(customers))
+    pd.testing.assert_frame_equal(summary, gstore._link_summary(customers))
     assert_reads_match_links(gstore, customers, identifiers)
 
     # a link write that fails after its edges may have landed: its customers are read again
@@ -474,7 +477,7 @@ def test_inside_sole_writer_a_step_reads_its_customers_links_once_and_sees_its_o
     more = [IdentityLink(l.customer_id, l.kind, l.value_hash, l.first_seen, l.last_seen + 9, l.event_count + 1,
                          {"login": l.event_count + 1}) for l in written[:6]]
     with gstore.sole_writer():
-        gstore.existing_links([(l.customer_id, l.kind, l.value_hash) for l in more])
+        gstore.links_of(keys=[(l.customer_id, l.kind, l.value_hash) for l in more])
         gstore._run = edges_fail
         with pytest.raises(Exception, match="refused"):
             gstore.upsert_links(more)
@@ -523,4 +526,4 @@ def test_a_write_sends_its_first_chunk_alone_until_its_types_exist(gstore):
     gstore.upsert_customers([CustomerUpsert(f"v{i}", {"fresh_key_a": i, "fresh_key_b": 1}) for i in range(20)])
     assert len(spans) == 4 and first_chunk_alone()  # a new key: alone again
     del gstore._run
-    assert gstore.customer("v3") == {"fresh_key_a": 3, "fresh_key_b": 1}
+    assert customer_properties(gstore, "v3") == {"fresh_key_a": 3, "fresh_key_b": 1}

@@ -23,7 +23,7 @@ its ``fanout_cap + 1`` lowest-id customers. Before writing, ``upsert_links``
 (and ``upsert_customers`` when a kept property changes) drops the summaries of
 the vertices it touches (merging them, so a vertex it creates starts from the
 empty summary) and gives them new versions; after writing it refreshes
-them (:meth:`GremlinIdentityGraph.refresh_summaries`) in two requests: one
+them (:meth:`GremlinIdentityGraph._refresh_summaries`) in two requests: one
 gives a new version and aggregates on the server, the next stores the
 summary only if the version is still the one it read (compare-and-set, which
 writes the version again: on JanusGraph the version is declared ``LOCK``, so a
@@ -37,7 +37,7 @@ summary advanced by the changed links, compare-and-set at the version the
 invalidation left, so it is stored only if no other writer touched the vertex
 since; otherwise, or when the summary alone cannot give the new one (an
 existing link's first-seen moved off the latest), it aggregates. A bulk load
-passes ``summaries=False`` and refreshes once at the end. A reader uses a
+defers them (``graph.summaries.deferred()``) and refreshes once at the end. A reader uses a
 summary when there is one and every link it covers is visible at as-of;
 otherwise it aggregates the links as before. The one window left: a reader
 running while another process writes the same vertex can see the summary from
@@ -64,4 +64,4 @@ __all__ = ["SUMMARY", "SUMMARY_VERSION", "GremlinIdentityGraph"]
 class GremlinIdentityGraph(GremlinWrites, GremlinScoringReads, GremlinReads):
     """Identity graph behind a Gremlin endpoint ``ws://HOST:PORT/gremlin`` or ``wss://...``."""
 
-    keeps_summaries = True
+    _summaries_refreshed_apart = True

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..elements import PropertyValue
+
+import contextlib
 from collections.abc import Sequence
 
 import pandas as pd
@@ -13,10 +19,6 @@ from .session import _CUSTOMER_PREFIX, GRAPH_META_ID, GRAPH_META_LABEL, GremlinS
 
 class GremlinReads(GremlinSession):
     """What the API and the exports read; neighbourhoods use identifier summaries where they cover the cap."""
-
-    def customer(self, customer_id: str) -> dict | None:
-        rows = self._run("customer", lambda g: g.V(customer_vertex_id(customer_id)).value_map().to_list())
-        return self._flatten(rows[0]) if rows else None
 
     def identity(self, customer_id: str) -> list[LinkedIdentifier]:
         from gremlin_python.process.graph_traversal import __
@@ -41,9 +43,6 @@ class GremlinReads(GremlinSession):
             for r in rows
         ]
         return sorted(out, key=lambda x: (x.kind, x.value_hash))
-
-    def neighbourhood(self, customer_id: str, fanout_cap: int | None = None) -> Neighbourhood:
-        return self.neighbourhoods([customer_id], fanout_cap)[customer_id]
 
     def neighbourhoods(self, customer_ids: Sequence[str], fanout_cap: int | None = None) -> dict[str, Neighbourhood]:
         """The centres' links in one request (inside :meth:`sole_writer`, those not already known), then
@@ -107,7 +106,7 @@ class GremlinReads(GremlinSession):
 
         found = self._run("graph meta", read)
         if not found:
-            try:
+            with contextlib.suppress(Exception):  # another process wrote it first: read theirs
                 self._run(
                     "graph meta",
                     lambda g: (
@@ -119,12 +118,10 @@ class GremlinReads(GremlinSession):
                         .iterate()
                     ),
                 )
-            except Exception:  # noqa: BLE001 - another process wrote it first: read theirs
-                pass
             found = self._run("graph meta", read)
         return str(found[0])
 
-    def key_fingerprint(self, fingerprint: str) -> str:
+    def _bind_key_fingerprint(self, fingerprint: str) -> str:
         return self._meta("pii_key_fingerprint", fingerprint)
 
     @property
@@ -149,7 +146,7 @@ class GremlinReads(GremlinSession):
             stats["edges"][label] = int(n)
         return stats
 
-    def customers_with(self, prop: str, value) -> pd.DataFrame:
+    def customers_with(self, prop: str, value: PropertyValue) -> pd.DataFrame:
         from gremlin_python.process.traversal import T
 
         rows = self._run("customers_with", lambda g: g.V().has(CUSTOMER, prop, _typed(value)).value_map(True).to_list())

@@ -24,7 +24,7 @@ from .session import _CUSTOMER_PREFIX, GremlinSession, _max_or, _min_or, _sum_or
 class GremlinScoringReads(GremlinSession):
     """The frames batch and online scoring build their inputs from."""
 
-    def scoring_customers(
+    def _scoring_customers(
         self,
         customer_ids: Sequence[str],
         properties: Sequence[str],
@@ -35,7 +35,7 @@ class GremlinScoringReads(GremlinSession):
         summaries = self._summaries([customer_vertex_id(c) for c in sorted(set(customer_ids) | set(summary_ids))])
         return (
             self.customers_of(customer_ids, properties, _summaries=summaries),
-            self.link_summary(summary_ids, as_of_ms, _summaries=summaries),
+            self._link_summary(summary_ids, as_of_ms, _summaries=summaries),
         )
 
     def customers_of(
@@ -63,7 +63,7 @@ class GremlinScoringReads(GremlinSession):
         frame = pd.DataFrame.from_records(records, columns=columns)
         return frame.sort_values("customer_id").reset_index(drop=True) if records else frame
 
-    def links_of(self, customer_ids: Sequence[str]) -> pd.DataFrame:
+    def _customer_links(self, customer_ids: Sequence[str]) -> pd.DataFrame:
 
         ids = [customer_vertex_id(c) for c in sorted(set(customer_ids))]
         parts = self._customers_links(
@@ -71,14 +71,17 @@ class GremlinScoringReads(GremlinSession):
         )
         return self._links_frame(parts)
 
-    def existing_links(self, keys: Sequence[tuple[str, str, str]]) -> pd.DataFrame:
-        """Where the store names edges itself (``edge_ids: supplied``), the asked edges by id: a
-        customer's other links stay on the server. Engines that name edges read the customers' links,
-        and so does every engine inside :meth:`sole_writer`, where they serve the block's later reads."""
-        if self.edge_ids != "supplied" or self._known_links() is not None:
-            return super().existing_links(keys)
+    def links_of(
+        self, customer_ids: Sequence[str] = (), *, keys: Sequence[tuple[str, str, str]] | None = None
+    ) -> pd.DataFrame:
+        """With ``keys``, where the store names edges itself (``edge_ids: supplied``), the asked edges by
+        id: a customer's other links stay on the server. Engines that name edges read the customers'
+        links, and so does every engine inside :meth:`sole_writer`, where they serve the block's later
+        reads."""
+        if keys is None or self.edge_ids != "supplied" or self._known_links() is not None:
+            return super().links_of(customer_ids, keys=keys)
         ids = sorted({link_edge_id(c, k, h) for c, k, h in keys})
-        rows = self._read_chunks("existing_links", lambda g, chunk: self._projected_links(g.E(*chunk)).to_list(), ids)
+        rows = self._read_chunks("links_of", lambda g, chunk: self._projected_links(g.E(*chunk)).to_list(), ids)
         return self._links_frame([self._link_parts(r) for r in rows])
 
     def _links_frame(self, parts: Sequence[tuple[str, str, dict[str, int]]]) -> pd.DataFrame:
@@ -93,11 +96,11 @@ class GremlinScoringReads(GremlinSession):
         """Both frames from one read of the identifiers' summaries."""
         summaries = self._summaries([identifier_id(k, h) for k, h in sorted(set(identifiers))])
         return (
-            self.identifier_links(identifiers, limit, as_of_ms, _summaries=summaries),
-            self.identifier_stats(identifiers, as_of_ms, _summaries=summaries),
+            self._identifier_links(identifiers, limit, as_of_ms, _summaries=summaries),
+            self._identifier_stats(identifiers, as_of_ms, _summaries=summaries),
         )
 
-    def identifier_links(
+    def _identifier_links(
         self,
         identifiers: Sequence[tuple[str, str]],
         limit: int,
@@ -133,7 +136,7 @@ class GremlinScoringReads(GremlinSession):
             records.append((*(link[k] for k in LINK_FRAME_COLUMNS[:3]), *link_row(link)))
         return pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
 
-    def identifier_stats(
+    def _identifier_stats(
         self, identifiers: Sequence[tuple[str, str]], as_of_ms: int | None = None, *, _summaries: dict | None = None
     ) -> pd.DataFrame:
         """From the identifiers' summaries; aggregated on the server for the others (a hub's hundreds of
@@ -184,7 +187,7 @@ class GremlinScoringReads(GremlinSession):
         out = sorted(row for row in out if row[2])
         return pd.DataFrame(out, columns=IDENTIFIER_STATS_COLUMNS)
 
-    def link_summary(
+    def _link_summary(
         self, customer_ids: Sequence[str], as_of_ms: int | None = None, *, _summaries: dict | None = None
     ) -> pd.DataFrame:
         """From the customers' summaries; aggregated on the server (one row per customer, not its edges)

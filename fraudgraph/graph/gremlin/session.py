@@ -3,6 +3,7 @@ writes, and the helpers and decoding every traversal of the store shares."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import random
@@ -139,10 +140,8 @@ class _Connection:
         self.retired = False  # broken or closed: no new request gets it; closed when its users reach 0
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a broken connection may fail to close; it is dropped anyway
             self.remote.close()
-        except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is dropped anyway
-            pass
 
 
 class GremlinSession(IdentityGraph):
@@ -172,7 +171,7 @@ class GremlinSession(IdentityGraph):
         self.retries = 0  # transient failures retried so far (observability)
         # per request name: [requests, seconds] (observability: where a consumer's store time goes)
         self.request_stats: dict[str, list[float]] = {}
-        # .summaries: this thread's summaries_read_once memo, or None; .links: its sole_writer known links, or None
+        # .summaries: this thread's _summaries_read_once memo, or None; .links: its sole_writer known links, or None
         self._read_once = threading.local()
         self._types_written: set[str] = set()  # labels and property keys a whole write call has written
 
@@ -346,7 +345,7 @@ class GremlinSession(IdentityGraph):
         return self._side_by_side(phases, len(phases), "gremlin-phase")
 
     @contextmanager
-    def summaries_read_once(self) -> Iterator[None]:
+    def _summaries_read_once(self) -> Iterator[None]:
         outer = getattr(self._read_once, "summaries", None)
         if outer is None:
             self._read_once.summaries = {}
@@ -358,7 +357,7 @@ class GremlinSession(IdentityGraph):
 
     @contextmanager
     def sole_writer(self) -> Iterator[None]:
-        # the summaries memo of summaries_read_once, kept for the whole block (stored summaries go in it,
+        # the summaries memo of _summaries_read_once, kept for the whole block (stored summaries go in it,
         # invalidated ones come out), and every link of the customers whose links were read in the block
         if self._known_links() is not None:
             yield
@@ -437,7 +436,7 @@ class GremlinSession(IdentityGraph):
     def _summaries(self, vertex_ids: Sequence[str]) -> dict[str, Any]:
         """``{vertex id: CustomerLinkSummary | IdentifierLinkSummary}`` of the vertices that have a current
         one (only the strings travel); chunks up to ``pool_size`` at once. Inside
-        :meth:`summaries_read_once`, a vertex already read is not asked again."""
+        :meth:`_summaries_read_once`, a vertex already read is not asked again."""
         read: dict[str, Any] | None = getattr(self._read_once, "summaries", None)
         ids = list(dict.fromkeys(vertex_ids))
         asked = ids if read is None else [vid for vid in ids if vid not in read]

@@ -43,7 +43,7 @@ def _new_version(aggregation: bool = False) -> int:
     at once on an engine that does not serialise them (JanusGraph makes a vertex created by two writers at
     once without locking it) still leave versions that differ, so at most one compare-and-set succeeds.
     An aggregation's tokens are odd, every other one even: a writer refused by an aggregation knows that
-    aggregation reads its links (see :meth:`GremlinSummaries.refresh_summaries`)."""
+    aggregation reads its links (see :meth:`GremlinSummaries._refresh_summaries`)."""
     return secrets.randbits(61) * 2 + (1 if aggregation else 2)
 
 
@@ -197,7 +197,7 @@ class GremlinSummaries(GremlinSession):
 
     # Over 60 lines for a reason: the bump-and-aggregate traversals for customers and identifiers, written
     # out beside each other, then the order of the refresh (advance what can be, aggregate the rest).
-    def refresh_summaries(self, customer_ids: Sequence[str] = (), identifiers: Sequence[tuple[str, str]] = ()) -> None:
+    def _refresh_summaries(self, customer_ids: Sequence[str] = (), identifiers: Sequence[tuple[str, str]] = ()) -> None:
         """Recompute the link summaries of these customers and identifiers (see the module docstring)."""
         from gremlin_python.process.graph_traversal import __
         from gremlin_python.process.traversal import Cardinality
@@ -413,7 +413,7 @@ class GremlinSummaries(GremlinSession):
             self.summary_refreshes["not_advanceable"] += len(pending) - len(rows)
         return rows
 
-    def rebuild_summaries(self, progress: bool = False) -> dict[str, int]:
+    def _rebuild_summaries(self, progress: bool = False) -> dict[str, int]:
         from tqdm import tqdm
 
         customers = [
@@ -429,9 +429,9 @@ class GremlinSummaries(GremlinSession):
             total=len(customers) + len(identifiers), desc="summaries", unit="vertex", disable=not progress
         ) as bar:
             for chunk in chunked(customers, step):
-                self.refresh_summaries(customer_ids=chunk)
+                self._refresh_summaries(customer_ids=chunk)
                 bar.update(len(chunk))
             for chunk in chunked(identifiers, step):
-                self.refresh_summaries(identifiers=chunk)
+                self._refresh_summaries(identifiers=chunk)
                 bar.update(len(chunk))
         return {"customers": len(customers), "identifiers": len(identifiers)}

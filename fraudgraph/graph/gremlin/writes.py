@@ -25,9 +25,10 @@ class GremlinWrites(GremlinSummaries):
     """``mergeV``/``mergeE`` over injected lists of maps, with the summaries of every touched vertex
     invalidated before and refreshed after."""
 
-    def upsert_customers(self, customers: Sequence[CustomerUpsert], *, summaries: bool = True) -> int:
+    def upsert_customers(self, customers: Sequence[CustomerUpsert]) -> int:
         """Merge customer properties; customers whose ``summary_properties`` change get their summaries
-        invalidated first and refreshed after (unless ``summaries=False``)."""
+        invalidated first and refreshed after (unless deferred: :meth:`LinkSummaries.deferred`)."""
+        summaries = not self._summaries_deferred()
         customers = list(customers)
         validate_customers(customers)
         self._check_engine_ids((i, c.customer_id) for i, c in enumerate(customers))
@@ -43,7 +44,7 @@ class GremlinWrites(GremlinSummaries):
         )
         if summaries and written:
             self._note_advances(dropped, (), properties=written)
-            self.refresh_summaries(customer_ids=[vid[len(_CUSTOMER_PREFIX) :] for vid in written])
+            self._refresh_summaries(customer_ids=[vid[len(_CUSTOMER_PREFIX) :] for vid in written])
         return len(customers)
 
     def _summary_writes(self, customers: Sequence[CustomerUpsert]) -> dict[str, dict[str, Any]]:
@@ -115,12 +116,10 @@ class GremlinWrites(GremlinSummaries):
     # Over 60 lines for a reason: two write phases (the endpoint vertices merged as their summaries are
     # invalidated, then the edges), each with its own traversal, then the summaries: the order the module
     # docstring describes.
-    def upsert_links(
-        self, links: Sequence[IdentityLink], *, summaries: bool = True, customers: Sequence[CustomerUpsert] = ()
-    ) -> int:
+    def upsert_links(self, links: Sequence[IdentityLink], *, customers: Sequence[CustomerUpsert] = ()) -> int:
         """Two phases (the endpoint vertices merged as their summaries are invalidated, then the edges),
         each chunked and concurrent, then the link summaries of every customer and identifier written
-        (unless ``summaries=False``).
+        (unless deferred: :meth:`LinkSummaries.deferred`).
 
         ``customers``' properties are merged with their vertices; those of customers whose
         ``summary_properties`` change are set in the invalidation's request once the summary is dropped
@@ -199,7 +198,8 @@ class GremlinWrites(GremlinSummaries):
         keys = [(l.customer_id, l.kind, l.value_hash) for l in links]
         # inside sole_writer no other writer changes these links, so they can be read before the
         # invalidation, from what the block knows
-        before = self.existing_links(keys) if summaries and self._known_links() is not None else None
+        summaries = not self._summaries_deferred()
+        before = self.links_of(keys=keys) if summaries and self._known_links() is not None else None
         dropped = self._invalidate_summaries(vertex_rows, keep_dropped=summaries, types=vertex_types)
         if not summaries:  # a bulk load: every summary is aggregated afresh at its end
             self._forget_links([customer_vertex_id(c) for c in touched_customers])  # merged on the server
@@ -222,7 +222,7 @@ class GremlinWrites(GremlinSummaries):
         # dropped summaries were made of; inside sole_writer, what this thread read or wrote, which no
         # other writer changes): what the merge leaves, and what the refresh advances them by
         if before is None:
-            before = self.existing_links(keys)
+            before = self.links_of(keys=keys)
         # out of sole_writer's known links until the write is done: a failed write leaves them unknown
         known = self._forget_links([customer_vertex_id(c) for c in touched_customers])
         prior: dict[tuple[str, str, str], tuple[int, ...]] = {}
@@ -257,7 +257,7 @@ class GremlinWrites(GremlinSummaries):
                 customer[identifier_id(c.kind, c.value_hash)] = dict(zip(LINK_ROW, c.after))
         self._note_links(known)
         self._note_advances(dropped, changes, exact=exact, properties=written)
-        self.refresh_summaries(touched_customers, touched_identifiers)
+        self._refresh_summaries(touched_customers, touched_identifiers)
         return len(links)
 
     def clear(self) -> None:

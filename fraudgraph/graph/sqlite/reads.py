@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..elements import PropertyValue
+
 import json
 import sqlite3
 import threading
@@ -46,10 +51,6 @@ class SqliteReads(IdentityGraph):
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
-    def customer(self, customer_id: str) -> dict | None:
-        rows = self._query("SELECT props FROM customer WHERE id = ?", (customer_id,))
-        return json.loads(rows[0][0]) if rows else None
-
     def identity(self, customer_id: str) -> list[LinkedIdentifier]:
         rows = self._query(
             "SELECT l.kind, l.value_hash, l.first_seen, l.last_seen, l.event_count, "
@@ -60,9 +61,6 @@ class SqliteReads(IdentityGraph):
             (customer_id,),
         )
         return [LinkedIdentifier(r[0], r[1], link_props(*r[2:-1]), r[-1]) for r in rows]
-
-    def neighbourhood(self, customer_id: str, fanout_cap: int | None = None) -> Neighbourhood:
-        return self.neighbourhoods([customer_id], fanout_cap)[customer_id]
 
     def neighbourhoods(self, customer_ids: Sequence[str], fanout_cap: int | None = None) -> dict[str, Neighbourhood]:
         cap = self.fanout_cap if fanout_cap is None else fanout_cap
@@ -142,7 +140,7 @@ class SqliteReads(IdentityGraph):
             records += [{"customer_id": cid, **json.loads(props)} for cid, props in rows]
         return pd.DataFrame.from_records(records, columns=None if records else ["customer_id"])
 
-    def links_of(self, customer_ids: Sequence[str]) -> pd.DataFrame:
+    def _customer_links(self, customer_ids: Sequence[str]) -> pd.DataFrame:
         ids = sorted(set(customer_ids))
         rows: list[tuple] = []
         with self._lock:
@@ -169,7 +167,7 @@ class SqliteReads(IdentityGraph):
                     out[(kind, h)] = tuple(values)
         return out
 
-    def identifier_stats(self, identifiers: Sequence[tuple[str, str]], as_of_ms: int | None = None) -> pd.DataFrame:
+    def _identifier_stats(self, identifiers: Sequence[tuple[str, str]], as_of_ms: int | None = None) -> pd.DataFrame:
         """From the kept summary when every link of the identifier is visible at as-of (the live case);
         computed from its links otherwise."""
         limit = as_of_or_end(as_of_ms)
@@ -190,7 +188,7 @@ class SqliteReads(IdentityGraph):
                     rows.append((kind, h, n, fmin, fmax, ev))
         return frame(rows, IDENTIFIER_STATS_COLUMNS, 2)
 
-    def link_summary(self, customer_ids: Sequence[str], as_of_ms: int | None = None) -> pd.DataFrame:
+    def _link_summary(self, customer_ids: Sequence[str], as_of_ms: int | None = None) -> pd.DataFrame:
         """From the kept summary when every link of the customer is visible at as-of (the live case);
         computed from its links otherwise."""
         limit = as_of_or_end(as_of_ms)
@@ -220,7 +218,7 @@ class SqliteReads(IdentityGraph):
         rows.sort(key=lambda r: r[0])
         return frame(rows, LINK_SUMMARY_COLUMNS, 1)
 
-    def identifier_links(
+    def _identifier_links(
         self, identifiers: Sequence[tuple[str, str]], limit: int, as_of_ms: int | None = None
     ) -> pd.DataFrame:
         as_of = as_of_or_end(as_of_ms)
@@ -234,7 +232,7 @@ class SqliteReads(IdentityGraph):
                 ).fetchall()
         return frame(rows, LINK_FRAME_COLUMNS, 3)
 
-    def customers_with(self, prop: str, value) -> pd.DataFrame:
+    def customers_with(self, prop: str, value: PropertyValue) -> pd.DataFrame:
         if not prop.replace("_", "").isalnum():
             raise ValueError(f"property name {prop!r}: letters, digits and _ only")
         rows = self._query(

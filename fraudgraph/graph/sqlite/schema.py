@@ -3,6 +3,7 @@ per event type, and the two link-summary tables every write keeps in its own tra
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,7 @@ REFRESH_SUMMARY = (
     f"SELECT customer_id, min(first_seen), max(first_seen), {KIND_SUMS}, sum(event_count), {COUNT_SUMS} "
     "FROM link WHERE customer_id IN ({marks}) GROUP BY customer_id"
 )
-# the same over every customer and identifier (migrations and rebuild_summaries)
+# the same over every customer and identifier (migrations and the summaries rebuild)
 BUILD_SUMMARY = REFRESH_SUMMARY.replace("WHERE customer_id IN ({marks}) ", "")
 BUILD_IDENTIFIER_SUMMARY = REFRESH_IDENTIFIER_SUMMARY.replace("WHERE kind = ? AND value_hash IN ({marks}) ", "")
 
@@ -108,7 +109,7 @@ def link_props(first_seen: int, last_seen: int, event_count: int, *counts: int) 
     return props
 
 
-def by_kind(identifiers) -> dict[str, list[str]]:
+def by_kind(identifiers: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     """(kind, value_hash) pairs grouped by kind (one indexed ``kind = ? AND value_hash IN (...)`` each)."""
     out: dict[str, list[str]] = {}
     for kind, h in identifiers:

@@ -118,7 +118,7 @@ class SqliteIdentityGraph(SqliteReads):
             log.warning("%s: building the per-identifier link summary (one-off migration)", self.path)
             self._db.execute(BUILD_IDENTIFIER_SUMMARY)
 
-    def rebuild_summaries(self, progress: bool = False) -> dict[str, int]:
+    def _rebuild_summaries(self, progress: bool = False) -> dict[str, int]:
         with self._write() as db:
             db.execute("DELETE FROM customer_link_summary")
             db.execute("DELETE FROM identifier_link_summary")
@@ -153,7 +153,7 @@ class SqliteIdentityGraph(SqliteReads):
             self._db.close()
 
     # ----------------------------------------------------------------- writes
-    def upsert_customers(self, customers: Sequence[CustomerUpsert], *, summaries: bool = True) -> int:
+    def upsert_customers(self, customers: Sequence[CustomerUpsert]) -> int:
         customers = list(customers)
         validate_customers(customers)
         for chunk in chunked(customers, self.batch_size):
@@ -162,10 +162,8 @@ class SqliteIdentityGraph(SqliteReads):
                 db.executemany(UPSERT_CUSTOMER, rows)
         return len(customers)
 
-    def upsert_links(
-        self, links: Sequence[IdentityLink], *, summaries: bool = True, customers: Sequence[CustomerUpsert] = ()
-    ) -> int:
-        # both summary tables are kept in the same transaction, whatever ``summaries`` says
+    def upsert_links(self, links: Sequence[IdentityLink], *, customers: Sequence[CustomerUpsert] = ()) -> int:
+        # both summary tables are kept in the same transaction (nothing to defer)
         links = list(links)
         validate_links(links)
         check_link_customers(customers, links)
@@ -197,7 +195,7 @@ class SqliteIdentityGraph(SqliteReads):
                         db.execute(REFRESH_IDENTIFIER_SUMMARY.format(marks=",".join("?" * len(part))), (kind, *part))
         return len(links)
 
-    def key_fingerprint(self, fingerprint: str) -> str:
+    def _bind_key_fingerprint(self, fingerprint: str) -> str:
         with self._lock:
             with self._write():
                 self._db.execute(

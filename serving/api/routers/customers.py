@@ -24,7 +24,9 @@ def _limit(limit: int, svc: Services) -> int:
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut, responses={**ERRORS, **NOT_FOUND})
-def get_customer(customer_id: str, props: dict = Depends(customer_or_404), svc: Services = Depends(services)):
+def get_customer(
+    customer_id: str, props: dict = Depends(customer_or_404), svc: Services = Depends(services)
+) -> CustomerOut:
     """A customer's identity (hashed identifiers by kind, with degree), label, latest score and decision."""
     by_kind: dict[str, list[IdentifierOut]] = {k: [] for k in IDENTIFIER_KINDS}
     for ident in svc.store.identity(customer_id):
@@ -67,7 +69,7 @@ def get_neighbourhood(
     hops: int = Query(1, ge=1, le=2),
     limit: int = Query(50, ge=1, le=MAX_LIMIT),
     svc: Services = Depends(services),
-):
+) -> NeighbourhoodOut:
     """Customers sharing identifiers with this one (hops=2: and with those), through which identifiers.
 
     Each identifier contributes at most the model's fan-out cap of customers (lowest ids first);
@@ -131,7 +133,7 @@ def lookup(
     card_fingerprint: str | None = Query(None, description="the processor's fingerprint, never a PAN"),
     limit: int = Query(50, ge=1, le=MAX_LIMIT),
     svc: Services = Depends(services),
-):
+) -> LookupOut:
     """Customers linked to one raw identifier (give exactly one). The raw value is hashed and dropped."""
     limit = _limit(limit, svc)
     given = {
@@ -153,10 +155,9 @@ def lookup(
         raise ApiError(422, "invalid_request", f"{field}: {str(exc).split(': ', 1)[-1]}") from None
     finally:
         del raw, given
-    stats = svc.store.identifier_stats([(kind, value_hash)])
+    links, stats = svc.store.identifier_inputs([(kind, value_hash)], limit)
     degree = int(stats["degree"].iloc[0]) if len(stats) else 0
-    links = svc.store.identifier_links([(kind, value_hash)], limit) if degree else None
-    ids = sorted(links["customer_id"]) if links is not None else []
+    ids = sorted(links["customer_id"]) if degree else []
     key = f"{kind}:{value_hash}"
     return LookupOut(
         kind=kind,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -17,7 +18,7 @@ router = APIRouter(tags=["ops"])
 
 
 @router.get("/healthz", response_model=Health)
-def healthz():
+def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
@@ -25,12 +26,12 @@ def healthz():
 @router.get(
     "/readyz", response_model=Ready, responses={503: {"model": Ready, "description": "a component is not ready"}}
 )
-def readyz(svc: Services = Depends(services)):
+def readyz(svc: Services = Depends(services)) -> dict[str, Any] | JSONResponse:
     """Each component's state: the graph answers, is writable and holds the schema; the model is loaded; the
     review log answers. No paths and no versions."""
     components = {}
     try:
-        svc.store.customer("__readiness_probe__")
+        svc.store.customers_of(["__readiness_probe__"])
         svc.store.graph_id  # noqa: B018 - reads (and on a new graph writes) the graph's id: writable
         components["graph"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any store failure means not ready
@@ -47,13 +48,13 @@ def readyz(svc: Services = Depends(services)):
 
 
 @router.get("/metrics", response_class=Response, include_in_schema=False)
-def metrics(request: Request):
+def metrics(request: Request) -> Response:
     """Prometheus metrics (request counts and latency per route)."""
     return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/console", response_class=HTMLResponse, include_in_schema=False)
-def console():
+def console() -> HTMLResponse:
     return HTMLResponse(CONSOLE_HTML.read_text())
 
 
@@ -62,7 +63,7 @@ CONSOLE_ASSETS = {"console.js": "text/javascript", "console.css": "text/css"}
 
 
 @router.get("/console/{asset}", include_in_schema=False)
-def console_asset(asset: str):
+def console_asset(asset: str) -> Response:
     if asset not in CONSOLE_ASSETS:
         raise ApiError(404, "not_found", "no such console file")
     return Response((CONSOLE_HTML.parent / asset).read_text(), media_type=CONSOLE_ASSETS[asset])

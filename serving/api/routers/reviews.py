@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
+from fraudgraph.graph import CustomerUpsert
 from fraudgraph.redaction import mask_free_text
 from fraudgraph.schema import numeric_property
 from fraudgraph.timeutil import now_ms
@@ -32,7 +33,7 @@ def reviews(
     offset: int = Query(0, ge=0),
     limit: int = Query(50, ge=1, le=MAX_PAGE),
     svc: Services = Depends(services),
-):
+) -> ReviewPage:
     """Customers decided ``review``: open (no outcome yet) or closed; highest score, then value, first."""
     if limit > svc.settings.api.review_page_max:
         raise ApiError(422, "invalid_request", f"limit: at most {svc.settings.api.review_page_max}")
@@ -67,7 +68,7 @@ def record_review(
     props: dict = Depends(customer_or_404),
     who: Principal = require("review"),
     svc: Services = Depends(services),
-):
+) -> ReviewOut:
     """Record the analyst's outcome for a customer in the review queue (any customer with ``override``): it
     closes the case, is appended to the review log with the token's name, the time and the previous
     decision, and is the first label source on the next labels run."""
@@ -85,15 +86,17 @@ def record_review(
     svc.review_log.append(
         customer_id, body.outcome, who.name, now, decision(props), review_outcome(props), override, note
     )
-    svc.store.set_customer_properties(
-        {
-            customer_id: {
-                "review_outcome": body.outcome,
-                "review_outcome_at": now,
-                "review_note": note,
-                "review_actor": who.name,
+    svc.store.upsert_customers(
+        CustomerUpsert.many(
+            {
+                customer_id: {
+                    "review_outcome": body.outcome,
+                    "review_outcome_at": now,
+                    "review_note": note,
+                    "review_actor": who.name,
+                }
             }
-        }
+        )
     )
     log.info(
         "review outcome %s for customer %s by %s%s",
@@ -111,7 +114,7 @@ def record_review(
     responses={**ERRORS, **NOT_FOUND},
     dependencies=[require("review"), Depends(customer_or_404)],
 )
-def review_history(customer_id: str, svc: Services = Depends(services)):
+def review_history(customer_id: str, svc: Services = Depends(services)) -> ReviewHistory:
     """Every outcome recorded for the customer, oldest first, from the append-only review log."""
     return ReviewHistory(
         customer_id=customer_id, entries=[ReviewEntry(**e) for e in svc.review_log.history(customer_id)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
+from fraudgraph.graph import CustomerUpsert
 from fraudgraph.scoring.rules import decision_properties
 from fraudgraph.timeutil import now_ms
 
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/v1", tags=["scoring"], dependencies=[require("score"
 
 
 @router.post("/score", response_model=ScoreResponse, responses={**ERRORS})
-def score(body: ScoreRequest, svc: Services = Depends(services)):
+def score(body: ScoreRequest, svc: Services = Depends(services)) -> ScoreResponse:
     """Score and decide customers now, online, through the consumer's code path (one subgraph)."""
     cfg = svc.settings.api
     ids = list(dict.fromkeys(body.customer_ids))
@@ -38,10 +39,12 @@ def score(body: ScoreRequest, svc: Services = Depends(services)):
         for c, r in results.items()
     ]
     if cfg.write_scores and results:
-        svc.store.set_customer_properties(
-            {
-                r.customer_id: decision_properties(r.score, r.decision, r.reason_codes, r.model_version, r.as_of)
-                for r in out
-            }
+        svc.store.upsert_customers(
+            CustomerUpsert.many(
+                {
+                    r.customer_id: decision_properties(r.score, r.decision, r.reason_codes, r.model_version, r.as_of)
+                    for r in out
+                }
+            )
         )
     return ScoreResponse(results=out, not_found=[c for c in ids if c not in results])

@@ -33,7 +33,8 @@ class FileSource:
         self.name = source_name(str(self.path))
         self.follow = follow
         self.stop_at = stop_at
-        self._fh: IO[bytes] = open(self.path, "rb")  # bytes: a line that is not UTF-8 is a dead letter, not a crash
+        # bytes: a line that is not UTF-8 is a dead letter, not a crash; kept open until close()
+        self._fh: IO[bytes] = open(self.path, "rb")  # noqa: SIM115
         self._partial = b""  # the start of a line whose newline has not come yet
         self._line = 0
         while self._line < start and self._fh.readline():
@@ -66,7 +67,7 @@ class FileSource:
     def close(self) -> None:
         self._fh.close()
 
-    def commit(self, batch: list[Message], ledger) -> None:
+    def commit(self, batch: list[Message], ledger: Any) -> None:
         ledger.commit_offset(self.name, batch[-1].position)
 
 
@@ -94,7 +95,7 @@ class JsonlSink:
         else:
             path = Path(urlparse(text).path if text.startswith("file:") else text)
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(path, "a", encoding="utf-8")
+            self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open until close()
 
     def write(self, record: dict[str, Any]) -> None:
         self._fh.write(json.dumps(record, sort_keys=True, default=str) + "\n")

@@ -54,11 +54,12 @@ class KafkaSource(IdleStop):
         for m in self._consumer.consume(num_messages=max_records, timeout=timeout_s):
             if m.error():
                 continue
-            out.append(KafkaMessage(m.value() or b"", m.offset(), m.partition(), m.topic()))
+            # a message without an error has its offset, partition and topic
+            out.append(KafkaMessage(m.value() or b"", m.offset() or 0, m.partition() or 0, m.topic() or ""))
         self._note_poll(bool(out))
         return out
 
-    def commit(self, batch: list[Message], ledger=None) -> None:
+    def commit(self, batch: list[Message], ledger: Any = None) -> None:
         from confluent_kafka import TopicPartition
 
         last: dict[tuple[str, int], int] = {}

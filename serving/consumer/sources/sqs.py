@@ -20,7 +20,7 @@ class SqsMessage(Message):
     receipt: str = ""
 
 
-def sqs_client(queue_url: str):
+def sqs_client(queue_url: str) -> Any:
     import os
 
     import boto3
@@ -92,7 +92,7 @@ class SqsSource(IdleStop):
         self._note_poll(bool(out))
         return out
 
-    def commit(self, batch: list[Message], ledger=None) -> None:
+    def commit(self, batch: list[Message], ledger: Any = None) -> None:
         for i in range(0, len(batch), 10):
             entries = [
                 {"Id": str(j), "ReceiptHandle": cast(SqsMessage, m).receipt} for j, m in enumerate(batch[i : i + 10])

@@ -4,12 +4,15 @@ and a precision target."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-import pandas as pd
-
 from fraudgraph.config import load_settings
-from fraudgraph.evaluation.ranking import threshold_for_false_flag_budget, threshold_for_flag_rate, threshold_for_precision
+from fraudgraph.evaluation.ranking import (
+    threshold_for_false_flag_budget,
+    threshold_for_flag_rate,
+    threshold_for_precision,
+)
 from training.judging import choose_threshold
 
 

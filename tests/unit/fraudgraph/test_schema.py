@@ -9,7 +9,7 @@ BASE = {"event_id": "e1", "event_type": "login", "ts": "2026-03-01T12:00:00Z", "
 
 def test_valid_event_normalises_time_to_utc():
     ev = validate_event({**BASE, "ts": "2026-03-01T16:00:00+04:00", "ip": "203.0.113.9"})
-    assert ev.ts == dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc)
+    assert ev.ts == dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
     assert ev.ts_ms == 1772366400000
     assert validate_event({**BASE, "ts": 1772366400000}).ts == ev.ts
     assert ev.identifiers() == {"ip": "203.0.113.9"}

@@ -5,17 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from etl.reference import _ms, _read, reference_customers, reference_link_events
-from fraudgraph.graph.history import LinkHistory
-from fraudgraph.scoring.triggers import decision_points
-from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.event_tags import EventTagger
+from fraudgraph.graph.history import LinkHistory
+from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.ml.artifact import ModelArtifact, untrained_artifact
 from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.schema import LABEL_EVENT_TYPES
+from fraudgraph.scoring.triggers import decision_points
 
 KEY = ["customer_id", "kind", "value_hash"]
 

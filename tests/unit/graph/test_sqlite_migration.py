@@ -33,14 +33,14 @@ def test_json_counts_move_to_columns(tmp_path, settings):
         assert (row["count_signup"], row["count_login"], row["count_payment"], row["count_add_card"]) == (1, 3, 1, 0)
         assert "count_appeal" not in row  # label events are never link counts
         assert row["event_count"] == 5
-        (summary,) = store.link_summary(["c1"]).to_dict("records")  # the summary table was built too
+        (summary,) = store._link_summary(["c1"]).to_dict("records")  # the summary table was built too
         assert (summary["identifiers_device"], summary["events"], summary["count_login"]) == (1, 5, 3)
-        nb = store.neighbourhood("c1")
+        nb = store.neighbourhoods(["c1"])["c1"]
         assert nb.identifiers[0].link["count_login"] == 3 and nb.identifiers[0].degree == 1
         # and the identifier summary table, which identifier_stats reads
         kept = sqlite3.connect(path).execute("SELECT * FROM identifier_link_summary").fetchall()
         assert kept == [("device", "d1", 1, 10, 10, 5)]
-        assert store.identifier_stats([("device", "d1")]).values.tolist() == [["device", "d1", 1, 10, 10, 5]]
+        assert store._identifier_stats([("device", "d1")]).values.tolist() == [["device", "d1", 1, 10, 10, 5]]
     # opening again does not migrate twice, and the old index is gone
     with open_graph(f"sqlite:///{path}", settings) as store:
         assert store.links_frame()["count_login"].tolist() == [3]

@@ -7,10 +7,10 @@ import json
 import pandas as pd
 
 from fraudgraph.config import load_settings
-from fraudgraph.graph import CustomerUpsert, IdentityLink
-from fraudgraph.labels.stage import run_labels
+from fraudgraph.graph import CustomerUpsert, IdentityLink, customer_properties
 from fraudgraph.labels.cleaning import clean_labels
 from fraudgraph.labels.maturity import mature_labels, visible_links
+from fraudgraph.labels.stage import run_labels
 
 DAY = 86_400_000
 T0 = 1_750_000_000_000  # an arbitrary UTC instant
@@ -203,10 +203,10 @@ def test_write_back_is_idempotent(store, tmp_path, settings):
     after2 = store.customers_frame().sort_values("customer_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(after1, after2)
     assert r1["by_source"] == r2["by_source"]
-    props = store.customer("c")
+    props = customer_properties(store, "c")
     assert props["clean_label"] == "fraud" and props["label_source"] == "shared_card_with_fraudsters"
     assert props["label_as_of"] == T0
-    assert store.customer("n")["clean_label"] == "unknown"
+    assert customer_properties(store, "n")["clean_label"] == "unknown"
     assert pd.read_parquet(tmp_path / "a" / "labels.parquet").equals(pd.read_parquet(tmp_path / "b" / "labels.parquet"))
 
 

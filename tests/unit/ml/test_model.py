@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 
 from fraudgraph.config import TrainingSettings, load_settings
-from fraudgraph.graph.scoring_inputs import ScoringInputs
-from fraudgraph.ml.features import FeatureScaler, build_graph_tensors
 from fraudgraph.evaluation.ranking import ranking_metrics
+from fraudgraph.graph import customer_properties
+from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.artifact import ModelArtifact, gnn_scores
 from fraudgraph.ml.baselines import BaselineModels
+from fraudgraph.ml.features import FeatureScaler, build_graph_tensors
 from fraudgraph.schema import block_stands
 from training.fitting import Split, fit_gnn
 
@@ -304,11 +305,11 @@ def test_train_and_score_commands_on_a_generated_world(small_world, small_world_
     assert decisions.loc[decisions["decision"] == "blocked", "score"].isna().all()
     row = decisions.dropna(subset=["score"]).sort_values("score").iloc[-1]
     with open_graph(uri, settings) as store:
-        props = store.customer(row["customer_id"])
+        props = customer_properties(store, row["customer_id"])
     assert props["decision"] == row["decision"] and props["model_version"] == summary["model_version"]
     assert abs(props["score"] - row["score"]) < 1e-5
     with open_graph(uri, settings) as store:
-        blocked_props = store.customer(sorted(blocked_ids)[0])
+        blocked_props = customer_properties(store, sorted(blocked_ids)[0])
     assert blocked_props["decision"] == "blocked" and "score" not in blocked_props
 
 

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 from etl.reference import reference_etl
-from fraudgraph.scoring.batch import score_graph
-from fraudgraph.graph.snapshot import frames_to_elements
 from fraudgraph.event_tags import EventTagger
+from fraudgraph.graph.snapshot import frames_to_elements
 from fraudgraph.identity import IdentifierHasher
-from fraudgraph.scoring.online import OnlineScorer
 from fraudgraph.ml.artifact import ModelArtifact, untrained_artifact
+from fraudgraph.scoring.batch import score_graph
+from fraudgraph.scoring.online import OnlineScorer
 
 CAP = 5  # small, so carrier and Wi-Fi hubs exceed it
 

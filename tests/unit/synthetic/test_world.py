@@ -9,8 +9,8 @@ import pytest
 
 from fraudgraph.config import load_settings
 from fraudgraph.schema import validate_event
-from fraudgraph.synthetic.world import WorldGenerator
 from fraudgraph.synthetic.stats import describe_world, read_live_events
+from fraudgraph.synthetic.world import WorldGenerator
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,6 @@ def test_world_check_sees_a_planted_give_away(tmp_path, settings):
         out = tmp_path / name
         WorldGenerator(world_settings).generate(out, progress=False)
         result = world_readback(out, settings)
-        by_input = {r["input"]: r["pr_auc"] for r in result["inputs"]}
         rules = {r["input"]: r["pr_auc"] for r in result["rules"]}
         assert 0 < result["fraudsters"] < result["customers"]
         assert set(rules) == {"rule_shares_with_blocked", "rule_device_burst", "rule_card_soon_after_signup",
