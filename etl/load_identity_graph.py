@@ -30,20 +30,13 @@ This module wires the job; its parts live beside it: :mod:`etl.reading` (input t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
-
-    from fraudgraph.config import Settings
-
 import argparse
 import json
 import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from etl.contract import TABLES, InputContractError, check_input
 from etl.partitions import check_rows_partition, hashed_schema, validate_partition, write_partition
@@ -56,6 +49,11 @@ from etl.transforms import (
     link_events,
     write_neptune_csv,
 )
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from fraudgraph.config import Settings
 
 log = logging.getLogger("fraudgraph.etl")
 

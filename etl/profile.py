@@ -158,6 +158,18 @@ def labelled_fraud_per_split(
     return out
 
 
+def _appeal_maturity(contact90: float | None, decision90: float | None) -> tuple[float, str]:
+    """``labels.maturity_days`` from the appeals' p90 times (block -> contact, contact -> decision), and why."""
+    if contact90 is None:
+        return 30.0, "no appeals in the data: the default"
+    maturity = max(1.0, math.ceil(contact90 + (decision90 or 0.0)))
+    return maturity, (
+        f"p90 of block -> appeal contact ({contact90:g} d) + contact -> decision "
+        f"({decision90 if decision90 is not None else 0:g} d): most appeals arrive and are decided before a "
+        "block counts as fraud"
+    )
+
+
 def suggest_settings(
     profile: dict[str, Any], events: pd.DataFrame, first_block: pd.Series, min_positives: int
 ) -> dict[str, Any]:
@@ -165,17 +177,8 @@ def suggest_settings(
 
     ``events``: customer_id and ts (epoch ms) of every event; ``first_block``: epoch ms per customer."""
     ap = profile["appeals"]
-    contact90, decision90 = ap["block_to_contact_days"]["p90"], ap["contact_to_decision_days"]["p90"]
-    if contact90 is not None:
-        wait = contact90 + (decision90 or 0.0)
-        maturity = max(1.0, math.ceil(wait))
-        why = (
-            f"p90 of block -> appeal contact ({contact90:g} d) + contact -> decision "
-            f"({decision90 if decision90 is not None else 0:g} d): most appeals arrive and are decided before a "
-            "block counts as fraud"
-        )
-    else:
-        maturity, why = 30.0, "no appeals in the data: the default"
+    contact90 = ap["block_to_contact_days"]["p90"]
+    maturity, why = _appeal_maturity(contact90, ap["contact_to_decision_days"]["p90"])
     # the split: of a few shapes of the events' span and of the labels' span (first block to last event),
     # the one whose training and validation splits can label the most fraud
     span = profile["span"]["events"]["days"]

@@ -3,7 +3,10 @@ contract, with every time column turned into epoch milliseconds."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
+
+from etl.contract import InputContractError
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, SparkSession
@@ -11,10 +14,6 @@ if TYPE_CHECKING:
     from pyspark.sql.types import DataType
 
     from etl.contract import ColumnMap
-
-import logging
-
-from etl.contract import InputContractError
 
 log = logging.getLogger("fraudgraph.etl")
 

@@ -18,13 +18,9 @@ and times.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from fraudgraph.identity import IdentifierHasher
-
 import json
 import math
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -32,6 +28,9 @@ from etl.contract import CONTRACT
 from fraudgraph.event_frames import AFTER_WALL_CLOCK, BEFORE_1970, FUTURE_SLACK_MS
 from fraudgraph.redaction import id_problem, redact_payload
 from fraudgraph.timeutil import now_ms, to_epoch_ms
+
+if TYPE_CHECKING:
+    from fraudgraph.identity import IdentifierHasher
 
 CHECKED_TABLES = ("customers", "blocks", "appeals")
 REJECT_COLUMNS = ("reject_field", "reject_reason", "record")

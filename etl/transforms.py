@@ -3,15 +3,14 @@ identifier), customer properties with their label history, and the Neptune bulk-
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
+
+from etl.reading import epoch_ms_column
 
 if TYPE_CHECKING:
     from pyspark.sql import Column
     from pyspark.sql import DataFrame as SparkDataFrame
-
-import logging
-
-from etl.reading import epoch_ms_column
 
 log = logging.getLogger("fraudgraph.etl")
 

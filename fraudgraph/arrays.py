@@ -9,6 +9,8 @@ integer uniques go through a sort here.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
 
 
 def sorted_unique(values: np.ndarray) -> np.ndarray:
@@ -50,3 +52,38 @@ def segment_searchsorted(values: np.ndarray, starts: np.ndarray, ends: np.ndarra
         go_right = active & (values[safe] <= q)
         lo = np.where(go_right, mid + 1, lo)
         hi = np.where(active & ~go_right, mid, hi)
+
+
+def log1p_nonneg(x: ArrayLike) -> np.ndarray:
+    """log(1 + x) of ``x`` clipped at 0 (counts and durations as features)."""
+    return np.log1p(np.clip(np.asarray(x, dtype=np.float64), 0, None))
+
+
+def node_ids(column: pd.Series) -> np.ndarray:
+    """Node ids as given: integer codes stay int64 (the point-in-time path), anything else is text."""
+    values = column.to_numpy()
+    return values.astype(np.int64) if values.dtype.kind in "iu" else values.astype(str)
+
+
+def numeric_column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A numeric column as float64 (missing column: zeros for counts, NaN for times; unparsable: NaN/0)."""
+    if name not in frame:
+        return np.full(len(frame), np.nan if name == "signup_ts" else 0.0)
+    raw = frame[name].to_numpy()
+    if raw.dtype.kind in "iufb":  # plain numpy numbers: no missing-value machinery (the online hot path)
+        values = raw.astype(np.float64)
+    else:
+        values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.nan_to_num(values, nan=0.0) if name.startswith("count_") else values
+
+
+def rank_within(group: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """0-based rank of each element by ``key`` inside its ``group`` (ties by position)."""
+    order = np.lexsort((np.arange(len(key)), key, group))
+    sorted_group = group[order]
+    starts = np.r_[0, np.flatnonzero(sorted_group[1:] != sorted_group[:-1]) + 1]
+    sizes = np.diff(np.r_[starts, len(order)])
+    rank_sorted = np.arange(len(order)) - np.repeat(starts, sizes)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = rank_sorted
+    return rank

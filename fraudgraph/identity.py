@@ -10,20 +10,19 @@ the API; a different key gives unlinkable hashes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .config.infrastructure import PrivacySettings
-
 import hashlib
 import hmac
 import ipaddress
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .redaction import canonical_text
 from .schema import IDENTIFIER_KINDS, looks_like_card_number
+
+if TYPE_CHECKING:
+    from .config.infrastructure import PrivacySettings
 
 log = logging.getLogger(__name__)
 

@@ -19,15 +19,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .identity import IdentifierHasher
-
 import json
 import re
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .identity import IdentifierHasher
 
 # identifier fields of an event and their kinds: their one home (fraudgraph.schema derives EVENT_FIELD_BY_KIND)
 IDENTIFIER_FIELDS = {"device_id": "device", "ip": "ip", "email": "email", "card_fingerprint": "card"}

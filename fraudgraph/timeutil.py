@@ -8,14 +8,12 @@ written as multiples of the constants below, never as literal millisecond counts
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import datetime as dt
+import time
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
-
-import datetime as dt
-import time
-from typing import Any
 
 SECOND_MS = 1_000
 MINUTE_MS = 60 * SECOND_MS

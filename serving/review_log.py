@@ -6,15 +6,13 @@ triggers in the file itself refuse UPDATE and DELETE, so the log stays append-on
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from fraudgraph.graph import IdentityGraph
-
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fraudgraph.graph import IdentityGraph
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS review (

@@ -18,10 +18,8 @@ from fraudgraph.evaluation.ranking import (
 )
 from fraudgraph.logs import Progress
 from fraudgraph.ml.artifact import gnn_scores, seed_everything
-from fraudgraph.ml.features import (
-    FeatureScaler,
-    IdentityGraphTensors,
-)
+from fraudgraph.ml.features import IdentityGraphTensors
+from fraudgraph.ml.scaling import FeatureScaler
 from fraudgraph.schema import CUSTOMER
 
 log = logging.getLogger("fraudgraph.training")

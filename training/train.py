@@ -47,17 +47,15 @@ from fraudgraph.config import Settings, TrainingSettings
 from fraudgraph.graph.history import LinkHistory
 from fraudgraph.ml.artifact import ModelArtifact, gnn_scores
 from fraudgraph.ml.baselines import BaselineModels, guilt_by_association, tabular_features
-from fraudgraph.ml.features import (
-    FeatureScaler,
-    IdentityGraphTensors,
-    build_graph_tensors,
-)
+from fraudgraph.ml.features import IdentityGraphTensors, build_graph_tensors
+from fraudgraph.ml.scaling import FeatureScaler
 from fraudgraph.schema import CUSTOMER
 from fraudgraph.scoring.day_one import DayOneRules
 from fraudgraph.scoring.triggers import decision_points
-from training.examples import SPLITS, DecisionExamples, build_examples, refit_plan, refit_points, truth_at_points
+from training.examples import SPLITS, DecisionExamples, build_examples, truth_at_points
 from training.fitting import Split, fit_gbdt, fit_gnn
 from training.judging import choose_threshold, customer_units, judge, threshold_policy
+from training.refit import refit_for_deployment
 from training.report import plot_pr_curves, render_summary
 
 log = logging.getLogger("fraudgraph.training")
@@ -262,88 +260,6 @@ def _write_reports(out: Path, fits: dict[str, dict], curves: dict[str, dict], me
     (out / "history.json").write_text(json.dumps({k: v.get("history") for k, v in fits.items()}, indent=1))
     plot_pr_curves(curves, out / "pr_curves.png")
     (out / "summary.md").write_text(render_summary(metrics))
-
-
-def refit_for_deployment(
-    tensors: IdentityGraphTensors,
-    scaler: FeatureScaler,
-    frame: pd.DataFrame,
-    target: np.ndarray,
-    cfg: TrainingSettings,
-    epochs: int,
-) -> tuple[Any, float, dict[str, Any], pd.DataFrame]:
-    """The model the consumer deploys: ``rgcn_edge`` refit on every decision point up to as-of, labelled
-    with what is known at as-of (``y_deploy`` of :func:`training.examples.deployment_labels`), for the
-    ``epochs`` early stopping chose on validation, leaving out every validation customer. With
-    ``training.deployed_refits`` above 1 it is refit that many times from seeds ``seed``, ``seed + 1``, ...
-    and deployed as their mean (:class:`fraudgraph.ml.model.AveragedRGCN`). Their work is bounded by
-    ``training.deployed_refit_budget``: on a large world fewer refits, then a sample of the points
-    (:func:`training.examples.refit_plan`).
-
-    Its threshold is chosen exactly as the validated model's (:func:`choose_threshold`): on the
-    validation customers (labels known at the validation split's end), which the refit never trained on.
-    Returns ``(model, threshold, figures, units)``, ``units`` the validation customers' scores.
-    """
-    from fraudgraph.ml.model import averaged
-
-    y_rows = frame["y_deploy"].to_numpy()
-    eligible = int((y_rows >= 0).sum())
-    members, max_points = refit_plan(cfg.deployed_refits, epochs, eligible, cfg.deployed_refit_budget)
-    labelled = refit_points(frame, max_points, cfg.seed)
-    y_nodes = np.full(len(tensors.customer_ids), -1)
-    y_nodes[target[labelled]] = y_rows[labelled]
-    holdout = frame["deploy_holdout"].to_numpy()
-    fraud_customers = int(frame.loc[y_rows == 1, "customer_id"].nunique())
-    legit_customers = int(frame.loc[labelled & (y_rows == 0), "customer_id"].nunique())
-    log.info(
-        "refitting rgcn_edge for deployment on %d of %d decision points (%d fraud, %d legitimate customers), "
-        "%d epochs, %d seeds (budget %d decision-point epochs)",
-        int(labelled.sum()),
-        eligible,
-        fraud_customers,
-        legit_customers,
-        epochs,
-        members,
-        cfg.deployed_refit_budget,
-    )
-    split = Split(target[labelled], target[holdout], frame.loc[labelled, "deploy_weight"].to_numpy(np.float32))
-    t = time.perf_counter()
-    refits = [
-        fit_gnn(
-            tensors,
-            scaler,
-            y_nodes,
-            split,
-            cfg,
-            True,
-            epochs=epochs,
-            seed=cfg.seed + i,
-            desc=f"refitting rgcn_edge {i + 1}/{members} for deployment",
-        )
-        for i in range(members)
-    ]
-    refit_s = time.perf_counter() - t
-    model = averaged([m for m, _ in refits])
-    held = frame.loc[holdout]
-    units = customer_units(held, gnn_scores(model, tensors, scaler, target[holdout], cfg), held["y"].to_numpy())
-    threshold, estimates = choose_threshold(units, cfg)
-    figures = {
-        "epochs": epochs,
-        "refits": len(refits),
-        "refits_configured": cfg.deployed_refits,
-        "budget_decision_point_epochs": cfg.deployed_refit_budget,
-        "seconds_per_epoch": refits[0][1]["seconds_per_epoch"],
-        "seconds": round(refit_s, 1),
-        "fraud_customers": fraud_customers,
-        "legit_customers": legit_customers,
-        "decision_points": int(labelled.sum()),
-        "decision_points_eligible": eligible,
-        "validation_customers": int(len(units)),
-        "validation": judge(units, threshold),
-        "threshold": round(threshold, 6),
-        "threshold_estimates": estimates,
-    }
-    return model, threshold, figures, units
 
 
 def refuse_when_too_few(examples: DecisionExamples, cfg: TrainingSettings) -> None:

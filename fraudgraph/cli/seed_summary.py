@@ -11,47 +11,13 @@ LIVE_FIGURES = ("precision", "recall", "caught_before_first_payment", "false_fla
 
 def summarise_seeds(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """Per seed and pooled live figures; offline test PR-AUC (truth) per model as mean / min / max."""
-    import numpy as np
-
-    def spread(values: list) -> dict[str, float | None]:
-        vals = [v for v in values if v is not None]
-        if not vals:
-            return {"mean": None, "min": None, "max": None}
-        return {"mean": round(float(np.mean(vals)), 4), "min": round(min(vals), 4), "max": round(max(vals), 4)}
-
     live = {seed: r["stages"]["live"] for seed, r in runs.items()}
     models = {seed: r["stages"]["train"]["metrics"]["models"] for seed, r in runs.items()}
-    pooled_flagged = sum(v["flagged_customers"] for v in live.values())
-    pooled_caught = sum(v["caught"] for v in live.values())
-    pooled_active = sum(v["active_fraudsters"] for v in live.values())
-    ring_new = [v["new_ring_accounts_caught"] for v in live.values()]
-    pooled = {
-        "flagged_customers": pooled_flagged,
-        "caught": pooled_caught,
-        "active_fraudsters": pooled_active,
-        "precision": round(pooled_caught / pooled_flagged, 4) if pooled_flagged else None,
-        "recall": round(pooled_caught / pooled_active, 4) if pooled_active else None,
-        "recall_by_fraud_type": {},
-    }
-    for t in ("ring", "synthetic_identity", "account_takeover"):
-        act = sum(v["recall_by_fraud_type"][t]["active"] for v in live.values())
-        cau = sum(v["recall_by_fraud_type"][t]["caught"] for v in live.values())
-        pooled["recall_by_fraud_type"][t] = {
-            "active": act,
-            "caught": cau,
-            "recall": round(cau / act, 4) if act else None,
-        }
-    act = sum(g["active"] for g in ring_new)
-    early = sum(round((g["caught_before_first_payment"] or 0) * g["active"]) for g in ring_new)
-    pooled["new_ring_accounts_by_first_payment"] = {
-        "active": act,
-        "caught": early,
-        "share": round(early / act, 4) if act else None,
-    }
+    pooled = _pooled(list(live.values()))
     offline = {}
     for name in next(iter(models.values())):
         offline[name] = {
-            ref: spread([models[s][name].get(ref, {}).get("pr_auc") for s in models]) for ref in ("labels", "truth")
+            ref: _spread([models[s][name].get(ref, {}).get("pr_auc") for s in models]) for ref in ("labels", "truth")
         }
     return {
         "seeds": list(runs),
@@ -64,12 +30,55 @@ def summarise_seeds(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
                 }
                 for s, v in live.items()
             },
-            "spread": {k: spread([v[k] for v in live.values()]) for k in LIVE_FIGURES},
+            "spread": {k: _spread([v[k] for v in live.values()]) for k in LIVE_FIGURES},
             "pooled": pooled,
         },
         "offline_pr_auc": offline,
         "per_seed_reports": {s: r["report_md"] for s, r in runs.items()},
     }
+
+
+def _pooled(live: list[dict[str, Any]]) -> dict[str, Any]:
+    """The seeds' live figures pooled: flagged, caught and active fraudsters summed, precision and recall of
+    the sums, per fraud type, and the new ring accounts caught by their first payment."""
+    pooled_flagged = sum(v["flagged_customers"] for v in live)
+    pooled_caught = sum(v["caught"] for v in live)
+    pooled_active = sum(v["active_fraudsters"] for v in live)
+    ring_new = [v["new_ring_accounts_caught"] for v in live]
+    pooled = {
+        "flagged_customers": pooled_flagged,
+        "caught": pooled_caught,
+        "active_fraudsters": pooled_active,
+        "precision": round(pooled_caught / pooled_flagged, 4) if pooled_flagged else None,
+        "recall": round(pooled_caught / pooled_active, 4) if pooled_active else None,
+        "recall_by_fraud_type": {},
+    }
+    for t in ("ring", "synthetic_identity", "account_takeover"):
+        act = sum(v["recall_by_fraud_type"][t]["active"] for v in live)
+        cau = sum(v["recall_by_fraud_type"][t]["caught"] for v in live)
+        pooled["recall_by_fraud_type"][t] = {
+            "active": act,
+            "caught": cau,
+            "recall": round(cau / act, 4) if act else None,
+        }
+    act = sum(g["active"] for g in ring_new)
+    early = sum(round((g["caught_before_first_payment"] or 0) * g["active"]) for g in ring_new)
+    pooled["new_ring_accounts_by_first_payment"] = {
+        "active": act,
+        "caught": early,
+        "share": round(early / act, 4) if act else None,
+    }
+    return pooled
+
+
+def _spread(values: list) -> dict[str, float | None]:
+    """Mean, min and max of the values given (None ones left out), to 4 decimals."""
+    import numpy as np
+
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return {"mean": None, "min": None, "max": None}
+    return {"mean": round(float(np.mean(vals)), 4), "min": round(min(vals), 4), "max": round(max(vals), 4)}
 
 
 def render_seed_summary(summary: dict[str, Any]) -> str:

@@ -7,15 +7,20 @@ and lives in :mod:`fraudgraph.cli`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fraudgraph.evaluation.sweep import (
+    best_recall_at_precision,
+    customer_best_scores,
+    operating_points,
+    recall_at_false_flag_budget,
+    score_sweep,
+)
+from fraudgraph.schema import LABEL_EVENT_TYPES
 
 if TYPE_CHECKING:
     import pandas as pd
-
-from pathlib import Path
-from typing import Any
-
-from fraudgraph.schema import LABEL_EVENT_TYPES
 
 
 def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> dict[str, Any]:
@@ -37,8 +42,7 @@ def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> 
     - ``events_to_first_flag`` / ``hours_to_first_flag``: from a caught fraudster's first fraud
       event (1 = flagged at it) to the first flag, p50 / p90 / max;
     - ``false_flags_per_10k_legit``: false flags per 10,000 legitimate customers active in the stream;
-    - ``decisions_per_day`` and, for the older report table, ``new_ring_accounts`` / ``takeovers``
-      with blocked / reviewed / missed counts.
+    - ``decisions_per_day``, and ``new_ring_accounts`` / ``takeovers`` blocked / reviewed / missed.
     """
 
     events, decisions = _read_stream(events_path, decisions_path)
@@ -57,29 +61,18 @@ def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> 
     sweep = score_sweep(customer_best_scores(decisions, ev), len(active), len(legit_active)) if scored else None
     label_only = set(ev.loc[ev["fraud_phase"], "customer_id"]) - set(active.index)
 
-    def share(mask) -> float | None:
-        return round(float(mask.mean()), 4) if len(mask) else None
-
-    def group(rows: pd.DataFrame) -> dict[str, Any]:
-        return {
-            "active": int(len(rows)),
-            "caught": int(rows["caught"].sum()),
-            "recall": share(rows["caught"]),
-            "caught_before_first_payment": share(rows["before_first_payment"]),
-        }
-
     return {
         "flagged_customers": len(flagged_customers),
         "caught": int(active["caught"].sum()),
         "active_fraudsters": int(len(active)),
         "label_events_only_fraudsters": len(label_only),
         "precision": round(len(first_flag) / len(flagged_customers), 4) if flagged_customers else None,
-        "recall": share(active["caught"]),
+        "recall": _share(active["caught"]),
         "recall_by_fraud_type": {
-            t: group(active.loc[active["type"] == t]) for t in ("ring", "synthetic_identity", "account_takeover")
+            t: _caught_in(active.loc[active["type"] == t]) for t in ("ring", "synthetic_identity", "account_takeover")
         },
-        "new_ring_accounts_caught": group(active.loc[active["new_ring_account"]]),
-        "caught_before_first_payment": share(active["before_first_payment"]),
+        "new_ring_accounts_caught": _caught_in(active.loc[active["new_ring_account"]]),
+        "caught_before_first_payment": _share(active["before_first_payment"]),
         "events_to_first_flag": _quantiles(active["events_to_flag"].dropna().astype(int).tolist()),
         "hours_to_first_flag": _quantiles(active["hours_to_flag"].dropna().tolist()),
         "false_flags": len(false_flagged),
@@ -89,6 +82,21 @@ def live_outcomes(events_path: Path, decisions_path: Path, truth_path: Path) -> 
         "operating_points": operating_points(sweep, len(active), len(legit_active)),
         "best_at_precision_85": best_recall_at_precision(sweep, 0.85) if sweep is not None else None,
         **_flag_tables(active),
+    }
+
+
+def _share(mask: pd.Series) -> float | None:
+    """The share of True in ``mask`` to 4 decimals; None when it is empty."""
+    return round(float(mask.mean()), 4) if len(mask) else None
+
+
+def _caught_in(rows: pd.DataFrame) -> dict[str, Any]:
+    """Active, caught, recall and the share caught by the first payment of these fraudsters."""
+    return {
+        "active": int(len(rows)),
+        "caught": int(rows["caught"].sum()),
+        "recall": _share(rows["caught"]),
+        "caught_before_first_payment": _share(rows["before_first_payment"]),
     }
 
 
@@ -222,105 +230,6 @@ def _flag_tables(active) -> dict[str, Any]:
             "missed": int(len(rows)) - blocked - reviewed,
             "events_to_decision": _quantiles(rows["events_to_flag"].dropna().astype(int).tolist()),
         }
-    return out
-
-
-OPERATING_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-
-
-def customer_best_scores(scores: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
-    """Per customer with a scored decision: its highest score at a fraud-phase event (``fraud_best``,
-    NaN when none) and at any other event (``other_best``). ``scores``: ``event_id``, ``customer_id``,
-    ``score`` per decided event (a model's or the consumer's); ``events`` carry ``fraud_phase``."""
-    d = scores[["event_id", "customer_id", "score"]].dropna(subset=["score"])
-    d = d.merge(events[["event_id", "fraud_phase"]], on="event_id", how="left")
-    phase = d["fraud_phase"].fillna(False).astype(bool).to_numpy()
-    fraud_best = d.loc[phase].groupby("customer_id")["score"].max()
-    other_best = d.loc[~phase].groupby("customer_id")["score"].max()
-    return fraud_best.to_frame("fraud_best").join(other_best.rename("other_best"), how="outer")
-
-
-def score_sweep(best: pd.DataFrame, active_fraudsters: int, legit_active: int) -> pd.DataFrame:
-    """What a threshold at each distinct score would give (``best`` from :func:`customer_best_scores`):
-    one row per threshold, highest first, with ``flagged``, ``caught`` (fraudsters flagged at a
-    fraud-phase event), ``false_flags`` (every other flagged customer), ``precision``, ``recall`` and
-    ``false_flags_per_10k_legit``."""
-    import numpy as np
-    import pandas as pd
-
-    caught_at = best["fraud_best"].to_numpy(dtype=float)
-    flagged_at = np.fmax(caught_at, best["other_best"].to_numpy(dtype=float))
-    every = np.concatenate([caught_at, flagged_at])
-    thresholds = np.unique(every[~np.isnan(every)])[::-1]
-    caught_sorted = np.sort(caught_at[~np.isnan(caught_at)])
-    flagged_sorted = np.sort(flagged_at[~np.isnan(flagged_at)])
-    caught = len(caught_sorted) - np.searchsorted(caught_sorted, thresholds, "left")
-    flagged = len(flagged_sorted) - np.searchsorted(flagged_sorted, thresholds, "left")
-    false = flagged - caught
-    return pd.DataFrame(
-        {
-            "threshold": thresholds,
-            "flagged": flagged,
-            "caught": caught,
-            "false_flags": false,
-            "precision": caught / np.maximum(flagged, 1),
-            "recall": caught / max(active_fraudsters, 1),
-            "false_flags_per_10k_legit": 1e4 * false / max(legit_active, 1),
-        }
-    )
-
-
-def best_recall_at_precision(sweep: pd.DataFrame, target: float) -> dict[str, Any]:
-    """The best recall any threshold reaches at precision ``target`` or more, and that threshold."""
-    ok = sweep.loc[sweep["precision"] >= target]
-    if not len(ok):
-        return {"precision_target": target, "recall": 0.0, "threshold": None}
-    row = ok.loc[ok["recall"].idxmax()]
-    return {
-        "precision_target": target,
-        "recall": round(float(row["recall"]), 4),
-        "threshold": round(float(row["threshold"]), 6),
-    }
-
-
-def recall_at_false_flag_budget(sweep: pd.DataFrame, per_10k: float) -> dict[str, Any]:
-    """Recall and precision at the lowest threshold whose false flags per 10,000 legitimate customers stay
-    within ``per_10k`` (how models are compared at one budget)."""
-    ok = sweep.loc[sweep["false_flags_per_10k_legit"] <= per_10k + 1e-9]
-    if not len(ok):
-        return {"false_flags_per_10k": per_10k, "recall": 0.0, "precision": None, "threshold": None}
-    row = ok.iloc[-1]
-    return {
-        "false_flags_per_10k": per_10k,
-        "recall": round(float(row["recall"]), 4),
-        "precision": round(float(row["precision"]), 4) if row["flagged"] else None,
-        "threshold": round(float(row["threshold"]), 6),
-    }
-
-
-def operating_points(sweep: pd.DataFrame | None, active: int, legit_active: int) -> list[dict[str, Any]]:
-    """What the same replay's scores would give at other thresholds (``sweep`` of :func:`score_sweep`;
-    None when the decisions carry no score): precision, recall and false flags per 10,000 legitimate
-    customers at each of ``OPERATING_THRESHOLDS``. A reading of the ranking for whoever sets
-    ``rules.threshold``, never used to set it."""
-    if sweep is None:
-        return []
-    out = []
-    for t in OPERATING_THRESHOLDS:
-        at = sweep.loc[sweep["threshold"] >= t]
-        flagged, caught = (int(at.iloc[-1]["flagged"]), int(at.iloc[-1]["caught"])) if len(at) else (0, 0)
-        out.append(
-            {
-                "threshold": t,
-                "flagged": flagged,
-                "caught": caught,
-                "precision": round(caught / flagged, 4) if flagged else None,
-                "recall": round(caught / active, 4) if active else None,
-                "false_flags_per_10k_legit": round(1e4 * (flagged - caught) / legit_active, 2)
-                if legit_active
-                else None,
-            }
-        )
     return out
 
 

@@ -6,12 +6,8 @@ server (Gremlin Server, Neptune, JanusGraph).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ..config import Settings
-
 from contextlib import closing
+from typing import TYPE_CHECKING
 
 from .base import IdentityGraph, LinkSummaries, customer_properties
 from .elements import (
@@ -24,6 +20,9 @@ from .elements import (
     SharedIdentifier,
     identifier_id,
 )
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 
 class GraphSetupError(ValueError):

@@ -18,19 +18,18 @@ The graph export and the Spark ETL write the same layout.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .base import IdentityGraph
-    from .elements import CustomerUpsert, IdentityLink
-
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ..schema import EDGE_LABEL_BY_KIND, LINK_COUNT_PROPERTIES, SCHEMA_VERSION
 from ..timeutil import now_ms
+
+if TYPE_CHECKING:
+    from .base import IdentityGraph
+    from .elements import CustomerUpsert, IdentityLink
 
 LINK_COLUMNS = [
     "edge_label",

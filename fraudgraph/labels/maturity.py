@@ -72,41 +72,21 @@ def mature_labels(customers: pd.DataFrame, as_of_ms: int, settings: LabelSetting
     block_mature = is_blocked & (as_of_ms - blocked >= maturity)
     account_mature = signup.notna() & (as_of_ms - signup >= maturity)
 
-    conditions = [
-        review == FRAUD,
-        review == LEGIT,
-        lifted,
-        upheld,
-        appealed_in_window,
-        block_mature,
-        is_blocked,
-        account_mature,
+    rules = [  # (condition, label, source, confidence): the first that holds decides
+        (review == FRAUD, FRAUD, "analyst", conf.analyst),
+        (review == LEGIT, LEGIT, "analyst", conf.analyst),
+        (lifted, LEGIT, "unblocked_after_appeal", conf.unblocked_after_appeal),
+        (upheld, FRAUD, "appeal_upheld", conf.appeal_upheld),
+        (appealed_in_window, UNKNOWN, "appealed", 0.0),
+        (block_mature, FRAUD, "block_matured", conf.block_matured),
+        (is_blocked, UNKNOWN, "block_immature", 0.0),
+        (account_mature, LEGIT, "matured_no_block", conf.matured_no_block),
     ]
-    labels = [FRAUD, LEGIT, LEGIT, FRAUD, UNKNOWN, FRAUD, UNKNOWN, LEGIT]
-    sources = [
-        "analyst",
-        "analyst",
-        "unblocked_after_appeal",
-        "appeal_upheld",
-        "appealed",
-        "block_matured",
-        "block_immature",
-        "matured_no_block",
-    ]
-    confidences = [
-        conf.analyst,
-        conf.analyst,
-        conf.unblocked_after_appeal,
-        conf.appeal_upheld,
-        0.0,
-        conf.block_matured,
-        0.0,
-        conf.matured_no_block,
-    ]
+    conditions = [r[0] for r in rules]
     out = pd.DataFrame({"customer_id": c["customer_id"].astype(str)})
-    out["label"] = np.select(conditions, labels, default=UNKNOWN)
-    out["source"] = np.select(conditions, sources, default="account_immature")
-    out["confidence"] = np.select(conditions, confidences, default=0.0).astype("float64")
+    out["label"] = np.select(conditions, [r[1] for r in rules], default=UNKNOWN)
+    out["source"] = np.select(conditions, [r[2] for r in rules], default="account_immature")
+    out["confidence"] = np.select(conditions, [r[3] for r in rules], default=0.0).astype("float64")
     out["raw_is_fraud"] = is_blocked.astype("int64")
     out["as_of"] = as_of_ms
     return out[LABEL_COLUMNS]

@@ -9,13 +9,6 @@ names), ``settings.json`` (the training configuration) and ``metrics.json``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from fraudgraph.config import Settings
-
 import datetime as dt
 import functools
 import hashlib
@@ -25,7 +18,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,11 +28,16 @@ from fraudgraph.ml.features import (
     CUSTOMER_FEATURES,
     EDGE_FEATURES,
     IDENTIFIER_FEATURES,
-    FeatureScaler,
     IdentityGraphTensors,
     build_graph_tensors,
 )
+from fraudgraph.ml.scaling import FeatureScaler
 from fraudgraph.schema import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fraudgraph.config import Settings
 
 
 def seed_everything(seed: int) -> None:

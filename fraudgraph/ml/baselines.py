@@ -28,9 +28,9 @@ from fraudgraph.ml.features import (
     EDGE_FEATURES,
     IDENTIFIER_FEATURES,
     REVERSE_PREFIX,
-    FeatureScaler,
     IdentityGraphTensors,
 )
+from fraudgraph.ml.scaling import FeatureScaler
 from fraudgraph.schema import CUSTOMER, EDGE_LABEL_BY_KIND, IDENTIFIER_KINDS
 
 GNN_BASELINES = ("rgcn_edge_validated", "rgcn")

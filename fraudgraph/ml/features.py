@@ -6,14 +6,12 @@ is an :class:`IdentityGraphTensors`: a DGL heterograph with both edge
 directions and float32 feature matrices for every node and edge type.
 
 Features (all ``log1p`` of non-negative quantities, standardised later by
-:class:`FeatureScaler`):
+:class:`fraudgraph.ml.scaling.FeatureScaler`):
 
-- customer (``CUSTOMER_FEATURES``): account age in days at as-of, identifiers
-  per kind, events, events per type, and from the event tags
-  (:mod:`fraudgraph.event_tags`) the share of its link events with each tag
+- customer (``CUSTOMER_FEATURES``): account age in days at as-of, identifiers per kind, events, events per
+  type, and from the event tags (:mod:`fraudgraph.event_tags`) the share of its link events with each tag
   flag, spend per payment and payments per day of account age. Never the customer's own label, block or
-  score, nor its lifetime value (the model uses identity data alone; value is
-  for the decision rules).
+  score, nor its lifetime value (the model uses identity data alone; value is for the decision rules).
 - identifier (``IDENTIFIER_FEATURES``): degree (customers linked), age in days
   since first seen, events, and the span in days between the first and the last
   customer to appear on it (a burst of new accounts has a short span).
@@ -35,16 +33,14 @@ Features (all ``log1p`` of non-negative quantities, standardised later by
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fraudgraph.arrays import sorted_unique
+from fraudgraph.arrays import log1p_nonneg, node_ids, numeric_column, rank_within, sorted_unique
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml._dgl_compat import import_dgl
 from fraudgraph.schema import (
@@ -119,10 +115,6 @@ class IdentityGraphTensors:
         return np.array([self.customer_index[c] for c in customer_ids], dtype=np.int64)
 
 
-def _log1p_nonneg(x) -> np.ndarray:
-    return np.log1p(np.clip(np.asarray(x, dtype=np.float64), 0, None))
-
-
 def build_graph_tensors(inputs: ScoringInputs, *, fanout_cap: int | None = None) -> IdentityGraphTensors:
     """Build the heterograph and raw features of everything in ``inputs`` visible at its as-of.
 
@@ -164,14 +156,14 @@ def build_graph_tensors(inputs: ScoringInputs, *, fanout_cap: int | None = None)
         keep = np.ones(len(c_idx), dtype=bool)
         if fanout_cap is not None and len(c_idx):
             # customer indices follow customer_id order, so rank by index = rank by id
-            keep = _rank_within(inverse, c_idx) < fanout_cap
+            keep = rank_within(inverse, c_idx) < fanout_cap
         keep_t = torch.as_tensor(keep)
         graph_data[(CUSTOMER, label, kind)] = (src[keep_t], dst[keep_t])
         graph_data[(kind, REVERSE_PREFIX + label, CUSTOMER)] = (dst, src)
         # blocked customers among those the identifier aggregates (the same capped set online), less the
         # receiving customer itself: on the identifier -> customer direction only
         blocked_on = np.bincount(inverse[keep], weights=blocked[c_idx[keep]], minlength=len(uniq))
-        others = _log1p_nonneg(blocked_on[inverse] - blocked[c_idx] * keep)[:, None].astype(np.float32)
+        others = log1p_nonneg(blocked_on[inverse] - blocked[c_idx] * keep)[:, None].astype(np.float32)
         edges_of_kind = edge_all[mask]
         edge_features[label] = np.concatenate([edges_of_kind[keep], np.zeros((int(keep.sum()), 1), np.float32)], 1)
         edge_features[REVERSE_PREFIX + label] = np.concatenate([edges_of_kind, others], 1)
@@ -198,21 +190,21 @@ class _VisibleLinks:
 
     @classmethod
     def of(cls, links: pd.DataFrame, as_of_ms: int) -> _VisibleLinks:
-        first = _column(links, "first_seen")
+        first = numeric_column(links, "first_seen")
         visible = first <= as_of_ms
         first = first[visible]
         mix = (
-            np.stack([_column(links, col)[visible] for col in LINK_COUNT_PROPERTIES.values()], 1)
+            np.stack([numeric_column(links, col)[visible] for col in LINK_COUNT_PROPERTIES.values()], 1)
             if len(first)
             else np.zeros((0, len(LINK_COUNT_PROPERTIES)))
         )
         return cls(
-            _ids(links["customer_id"])[visible],
+            node_ids(links["customer_id"])[visible],
             links["kind"].to_numpy().astype(str)[visible],
-            _ids(links["value_hash"])[visible],
+            node_ids(links["value_hash"])[visible],
             first,
-            _column(links, "last_seen")[visible],
-            _column(links, "event_count")[visible],
+            numeric_column(links, "last_seen")[visible],
+            numeric_column(links, "event_count")[visible],
             mix,
         )
 
@@ -224,9 +216,9 @@ def _customer_nodes(
     and every linked one), each link's customer node, each customer's start (epoch ms: signup, else its
     first link, else as-of) and its ``(n_customers, len(CUSTOMER_FEATURES))`` features, where
     ``customer_summary`` overrides those of the customers it lists."""
-    signup_all = _column(customers, "signup_ts")
+    signup_all = numeric_column(customers, "signup_ts")
     visible_customer = np.isnan(signup_all) | (signup_all <= as_of_ms)
-    customer_id = _ids(customers["customer_id"])[visible_customer]
+    customer_id = node_ids(customers["customer_id"])[visible_customer]
     ids = sorted_unique(np.concatenate([customer_id, lk.customer]))
     ids = ids if ids.dtype.kind in "iu" else ids.astype(object)
     n_cust = len(ids)
@@ -246,25 +238,25 @@ def _customer_nodes(
     for j, t in enumerate(LINK_COUNT_KEYS):
         cust[f"events_{t}"] = np.bincount(c, weights=lk.mix[:, j], minlength=n_cust)
     if customer_summary is not None and len(customer_summary):
-        pos = cindex.get_indexer(_ids(customer_summary["customer_id"]))
+        pos = cindex.get_indexer(node_ids(customer_summary["customer_id"]))
         found = pos >= 0
         pos = pos[found]
-        first_link[pos] = _column(customer_summary, "first_link")[found]
+        first_link[pos] = numeric_column(customer_summary, "first_link")[found]
         start = np.where(np.isnan(signup_ms), first_link, signup_ms)
         start = np.where(np.isnan(start), as_of_ms, start)
         cust["account_age_days"] = (as_of_ms - start) / DAY_MS
         for kind in IDENTIFIER_KINDS:
             cust[f"identifiers_{kind}"] = cust[f"identifiers_{kind}"].astype(np.float64)
-            cust[f"identifiers_{kind}"][pos] = _column(customer_summary, f"identifiers_{kind}")[found]
-        cust["events"][pos] = _column(customer_summary, "events")[found]
+            cust[f"identifiers_{kind}"][pos] = numeric_column(customer_summary, f"identifiers_{kind}")[found]
+        cust["events"][pos] = numeric_column(customer_summary, "events")[found]
         for t, col in LINK_COUNT_PROPERTIES.items():
-            cust[f"events_{t}"][pos] = _column(customer_summary, col)[found]
+            cust[f"events_{t}"][pos] = numeric_column(customer_summary, col)[found]
     # what the event tags say of the customer: shares of its link events, spend per payment, velocity
     for tag in EVENT_TAG_FLAGS:
         cust[f"share_{tag}"] = cust[f"events_{tag}"] / np.maximum(cust["events"], 1)
     cust["amount_per_payment"] = cust["events_amount_units"] / np.maximum(cust["events_payment"], 1)
     cust["payments_per_day"] = cust["events_payment"] / np.maximum(cust["account_age_days"], 1)
-    features = np.stack([_log1p_nonneg(cust[f]) for f in CUSTOMER_FEATURES], 1).astype(np.float32)
+    features = np.stack([log1p_nonneg(cust[f]) for f in CUSTOMER_FEATURES], 1).astype(np.float32)
     return ids, c, start, features
 
 
@@ -275,12 +267,12 @@ def _edge_features(lk: _VisibleLinks, link_start: np.ndarray, as_of_ms: int) -> 
     shares = lk.mix / np.maximum(lk.events, 1)[:, None]
     return np.concatenate(
         [
-            _log1p_nonneg(lk.events)[:, None],
-            _log1p_nonneg((as_of_ms - lk.first) / DAY_MS)[:, None],
-            _log1p_nonneg((as_of_ms - lk.last) / DAY_MS)[:, None],
-            _log1p_nonneg((lk.first - link_start) / DAY_MS)[:, None],
+            log1p_nonneg(lk.events)[:, None],
+            log1p_nonneg((as_of_ms - lk.first) / DAY_MS)[:, None],
+            log1p_nonneg((as_of_ms - lk.last) / DAY_MS)[:, None],
+            log1p_nonneg((lk.first - link_start) / DAY_MS)[:, None],
             shares[:, : len(LINK_EVENT_TYPES) + len(EVENT_TAG_FLAGS)],
-            _log1p_nonneg(lk.mix[:, _AMOUNT] / np.maximum(lk.mix[:, _PAYMENT], 1))[:, None],
+            log1p_nonneg(lk.mix[:, _AMOUNT] / np.maximum(lk.mix[:, _PAYMENT], 1))[:, None],
         ],
         1,
     ).astype(np.float32)
@@ -292,7 +284,7 @@ def _split_by_kind(identifier_stats: pd.DataFrame | None) -> dict[str, dict[str,
         return {}
     kinds = identifier_stats["kind"].to_numpy()
     columns = {
-        "value_hash": _ids(identifier_stats["value_hash"]),
+        "value_hash": node_ids(identifier_stats["value_hash"]),
         **{
             c: identifier_stats[c].to_numpy(dtype=np.float64)
             for c in ("degree", "first_seen_min", "first_seen_max", "events")
@@ -331,10 +323,10 @@ def _identifier_features(
         ident_events[pos] = stats["events"][found]
     return np.stack(
         [
-            _log1p_nonneg(degree),
-            _log1p_nonneg((as_of_ms - ident_first) / DAY_MS),
-            _log1p_nonneg(ident_events),
-            _log1p_nonneg((ident_last_join - ident_first) / DAY_MS),
+            log1p_nonneg(degree),
+            log1p_nonneg((as_of_ms - ident_first) / DAY_MS),
+            log1p_nonneg(ident_events),
+            log1p_nonneg((ident_last_join - ident_first) / DAY_MS),
         ],
         1,
     ).astype(np.float32)
@@ -348,74 +340,10 @@ def blocked_as_of(customers: pd.DataFrame, ids: Sequence[str] | np.ndarray, as_o
     if "blocked_at" not in customers or not len(customers):
         return out
     unblocked_at = (
-        _column(customers, "unblocked_at") if "unblocked_at" in customers else np.full(len(customers), np.nan)
+        numeric_column(customers, "unblocked_at") if "unblocked_at" in customers else np.full(len(customers), np.nan)
     )
-    stands = block_stands(_column(customers, "blocked_at"), unblocked_at, as_of_ms)
-    pos = pd.Index(ids).get_indexer(_ids(customers["customer_id"]))
+    stands = block_stands(numeric_column(customers, "blocked_at"), unblocked_at, as_of_ms)
+    pos = pd.Index(ids).get_indexer(node_ids(customers["customer_id"]))
     found = pos >= 0
     out[pos[found]] = stands[found].astype(float)
     return out
-
-
-def _ids(column: pd.Series) -> np.ndarray:
-    """Node ids as given: integer codes stay int64 (the point-in-time path), anything else is text."""
-    values = column.to_numpy()
-    return values.astype(np.int64) if values.dtype.kind in "iu" else values.astype(str)
-
-
-def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
-    """A numeric column as float64 (missing column: zeros for counts, NaN for times; unparsable: NaN/0)."""
-    if name not in frame:
-        return np.full(len(frame), np.nan if name == "signup_ts" else 0.0)
-    raw = frame[name].to_numpy()
-    if raw.dtype.kind in "iufb":  # plain numpy numbers: no missing-value machinery (the online hot path)
-        values = raw.astype(np.float64)
-    else:
-        values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    return np.nan_to_num(values, nan=0.0) if name.startswith("count_") else values
-
-
-def _rank_within(group: np.ndarray, key: np.ndarray) -> np.ndarray:
-    """0-based rank of each element by ``key`` inside its ``group`` (ties by position)."""
-    order = np.lexsort((np.arange(len(key)), key, group))
-    sorted_group = group[order]
-    starts = np.r_[0, np.flatnonzero(sorted_group[1:] != sorted_group[:-1]) + 1]
-    sizes = np.diff(np.r_[starts, len(order)])
-    rank_sorted = np.arange(len(order)) - np.repeat(starts, sizes)
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = rank_sorted
-    return rank
-
-
-class FeatureScaler:
-    """Per node/edge type standardisation (mean 0, unit variance), saved with the model."""
-
-    def __init__(self, stats: dict[str, dict[str, list[float]]] | None = None):
-        self.stats = stats or {}
-
-    def fit(self, tensors: IdentityGraphTensors) -> FeatureScaler:
-        for group, feats in (("node", tensors.node_features), ("edge", tensors.edge_features)):
-            for name, x in feats.items():
-                mean = x.mean(0) if len(x) else np.zeros(x.shape[1])
-                std = x.std(0) if len(x) else np.ones(x.shape[1])
-                self.stats[f"{group}:{name}"] = {"mean": mean.tolist(), "std": np.where(std > 1e-6, std, 1).tolist()}
-        return self
-
-    def transform(self, group: str, name: str, x: np.ndarray) -> np.ndarray:
-        s = self.stats[f"{group}:{name}"]
-        return ((x - np.asarray(s["mean"], np.float32)) / np.asarray(s["std"], np.float32)).astype(np.float32)
-
-    def scaled(self, tensors: IdentityGraphTensors) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Torch tensors of scaled node and edge features."""
-        import torch
-
-        nodes = {k: torch.from_numpy(self.transform("node", k, v)) for k, v in tensors.node_features.items()}
-        edges = {k: torch.from_numpy(self.transform("edge", k, v)) for k, v in tensors.edge_features.items()}
-        return nodes, edges
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.stats))
-
-    @classmethod
-    def load(cls, path: str | Path) -> FeatureScaler:
-        return cls(json.loads(Path(path).read_text()))

@@ -29,8 +29,45 @@ def decision_evidence(inputs: ScoringInputs, customer_ids: Iterable[str]) -> dic
     if not ids:
         return {}
     as_of_ms = inputs.as_of_ms
+    own, members, degree = _identifier_members(inputs, ids)
+
+    customers = inputs.customers
+    fraud: set[str] = set()
+    if "clean_label" in customers:
+        fraud = set(customers["customer_id"].to_numpy()[(customers["clean_label"] == "fraud").to_numpy()].tolist())
+    signup: dict[str, float] = {}
+    if "signup_ts" in customers:
+        mine = customers["customer_id"].isin(ids).to_numpy()
+        signup = dict(
+            zip(
+                customers["customer_id"].to_numpy()[mine].tolist(),
+                pd.to_numeric(customers["signup_ts"], errors="coerce").to_numpy(float)[mine].tolist(),
+            )
+        )
+    fraud_members = {key: sum(m in fraud for m in on_it) for key, on_it in members.items()}
+    out = {}
+    for cid in sorted(ids & (set(own) | set(signup))):
+        known = signup.get(cid)
+        age = (as_of_ms - known) / DAY_MS if known is not None and not np.isnan(known) else None
+        is_fraud = cid in fraud  # the customer itself is not its own fraud neighbour
+        shared = tuple(
+            SharedIdentifierEvidence(
+                kind, degree[(kind, h)], fraud_members[(kind, h)] - (members[(kind, h)].count(cid) if is_fraud else 0)
+            )
+            for kind, h in own.get(cid, [])
+        )
+        out[cid] = CustomerEvidence(age, shared)
+    return out
+
+
+def _identifier_members(
+    inputs: ScoringInputs, ids: set[str]
+) -> tuple[dict[str, list[tuple[str, str]]], dict[tuple[str, str], list[str]], dict[tuple[str, str], int]]:
+    """``(own, members, degree)``: each wanted customer's ``(kind, value_hash)`` identifiers, the customers
+    on each of those identifiers among the links first seen by as-of, and each identifier's degree (its
+    true one where ``inputs`` hold only part of its links)."""
     links = inputs.links
-    visible = pd.to_numeric(links["first_seen"]).to_numpy() <= as_of_ms
+    visible = pd.to_numeric(links["first_seen"]).to_numpy() <= inputs.as_of_ms
     # Only the links of an identifier the wanted customers use matter: select them in one vectorised
     # pass (by value hash, a superset of the (kind, value hash) keys) so batch scoring, which passes
     # the whole graph, loops over the flagged customers' neighbourhoods and not over every link.
@@ -60,30 +97,4 @@ def decision_evidence(inputs: ScoringInputs, customer_ids: Iterable[str]) -> dic
             if (kind, value_hash) in degree:
                 degree[(kind, value_hash)] = int(n)
 
-    customers = inputs.customers
-    fraud: set[str] = set()
-    if "clean_label" in customers:
-        fraud = set(customers["customer_id"].to_numpy()[(customers["clean_label"] == "fraud").to_numpy()].tolist())
-    signup: dict[str, float] = {}
-    if "signup_ts" in customers:
-        mine = customers["customer_id"].isin(ids).to_numpy()
-        signup = dict(
-            zip(
-                customers["customer_id"].to_numpy()[mine].tolist(),
-                pd.to_numeric(customers["signup_ts"], errors="coerce").to_numpy(float)[mine].tolist(),
-            )
-        )
-    fraud_members = {key: sum(m in fraud for m in on_it) for key, on_it in members.items()}
-    out = {}
-    for cid in sorted(ids & (set(own) | set(signup))):
-        known = signup.get(cid)
-        age = (as_of_ms - known) / DAY_MS if known is not None and not np.isnan(known) else None
-        is_fraud = cid in fraud  # the customer itself is not its own fraud neighbour
-        shared = tuple(
-            SharedIdentifierEvidence(
-                kind, degree[(kind, h)], fraud_members[(kind, h)] - (members[(kind, h)].count(cid) if is_fraud else 0)
-            )
-            for kind, h in own.get(cid, [])
-        )
-        out[cid] = CustomerEvidence(age, shared)
-    return out
+    return own, members, degree

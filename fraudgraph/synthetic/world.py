@@ -210,6 +210,20 @@ class WorldGenerator(LegitBehaviour, FraudBehaviour, BlockingBehaviour):
                 log.emit(c, "unblock", a["resolved_at"], reason="appeal_accepted")
         return log.table()
 
+    def _split_events(self, events: pa.Table) -> tuple[pa.Table, pa.Table]:
+        """``(historical, live)``: the identity events before the cut-off (label events are tables of their
+        own), and every event from it on (a live signup's lifetime value is 0)."""
+        import pyarrow.compute as pc
+
+        cutoff = pa.scalar(self.cutoff, type=pa.int64()).cast(TS)
+        before = pc.less(events["ts"], cutoff)
+        identity = pc.invert(pc.is_in(events["event_type"], value_set=pa.array(["block", "appeal", "unblock"])))
+        hist = events.filter(pc.and_(before, identity)).select(EVENTS_SCHEMA.names)
+        live = events.filter(pc.invert(before))
+        signup = pc.equal(live["event_type"], "signup")
+        value = pc.if_else(signup, pa.scalar(0.0), live["lifetime_value"])
+        return hist, live.set_column(live.schema.get_field_index("lifetime_value"), "lifetime_value", value)
+
     def _write_chunk(
         self,
         writer: ChunkTables,
@@ -220,17 +234,7 @@ class WorldGenerator(LegitBehaviour, FraudBehaviour, BlockingBehaviour):
     ) -> None:
         """The chunk's historical tables (before the cut-off; an appeal undecided by then is pending), its
         live events, and the ground truth."""
-        import pyarrow.compute as pc
-
-        cutoff = pa.scalar(self.cutoff, type=pa.int64()).cast(TS)
-        before = pc.less(events["ts"], cutoff)
-        identity = pc.invert(pc.is_in(events["event_type"], value_set=pa.array(["block", "appeal", "unblock"])))
-        hist = events.filter(pc.and_(before, identity)).select(EVENTS_SCHEMA.names)
-        live = events.filter(pc.invert(before))
-        # live signups carry the customer's profile
-        signup = pc.equal(live["event_type"], "signup")
-        value = pc.if_else(signup, pa.scalar(0.0), live["lifetime_value"])
-        live = live.set_column(live.schema.get_field_index("lifetime_value"), "lifetime_value", value)
+        hist, live = self._split_events(events)
         writer.tables["events"] = hist
         writer.live_tables.append(live)
         # rows in id order (ids are drawn at random): the order of rows says nothing of who is who

@@ -12,22 +12,21 @@ received within ``api.body_timeout_s`` gets 408: a slow client cannot hold a wor
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from starlette.types import ASGIApp
-
 import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from fraudgraph.config import ApiSettings, TokenSpec
 
 from .errors import error_response
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 SCOPES = {"read", "score", "review", "override"}
 SECURITY_HEADERS = [

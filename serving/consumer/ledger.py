@@ -15,17 +15,16 @@ One SQLite file, written in one transaction per micro-batch, before the graph:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from fraudgraph.graph import IdentityGraph
-
 import json
 import sqlite3
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fraudgraph.graph import IdentityGraph
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (event_id TEXT PRIMARY KEY, digest TEXT) WITHOUT ROWID;
@@ -203,20 +202,8 @@ class Ledger:
         ledger had no pending work before: the consumer finishes each step's work before the next)."""
         if states is None:
             states = self.link_states(link_updates)
-        inserts, updates = [], []
-        rows: list[LinkRow] = []
-        for key, (first, last, count, counts) in link_updates.items():
-            row = states.get(key)
-            if row is None:
-                inserts.append((*key, json.dumps(bases.get(key)), first, last, count, json.dumps(counts)))
-                rows.append(inserts[-1])
-            else:
-                merged = json.loads(row[3])
-                for t, n in counts.items():
-                    merged[t] = merged.get(t, 0) + n
-                updates.append((min(row[0], first), max(row[1], last), row[2] + count, json.dumps(merged), *key))
-                rows.append((*key, row[4], *updates[-1][:4]))
-        entry = JournalEntry(sorted(rows, key=lambda r: r[:3]), {}, [], as_of_ms if scores else None)
+        inserts, updates, rows = _link_writes(link_updates, bases, states)
+        entry = JournalEntry(rows, {}, [], as_of_ms if scores else None)
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
@@ -237,17 +224,9 @@ class Ledger:
                     "INSERT OR REPLACE INTO pending_score VALUES (?, ?, ?, ?)", [(cid, *v) for cid, v in scores.items()]
                 )
                 if as_of_ms is not None:  # the step's latest event: the watermark moves with it
-                    db.execute(
-                        "INSERT INTO ledger_meta (key, value) VALUES ('newest_applied', ?) ON CONFLICT(key) "
-                        "DO UPDATE SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
-                        (str(int(as_of_ms)),),
-                    )
+                    _raise_meta(db, "newest_applied", as_of_ms)
                 if scores and as_of_ms is not None:
-                    db.execute(
-                        "INSERT INTO ledger_meta (key, value) VALUES ('pending_score_as_of', ?) ON CONFLICT(key) "
-                        "DO UPDATE SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
-                        (str(int(as_of_ms)),),
-                    )
+                    _raise_meta(db, "pending_score_as_of", as_of_ms)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -290,3 +269,32 @@ class Ledger:
     def commit_offset(self, source: str, position: int) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO offsets VALUES (?, ?)", (source, int(position)))
+
+
+def _link_writes(link_updates: dict, bases: dict, states: dict) -> tuple[list[tuple], list[tuple], list[LinkRow]]:
+    """``(inserts, updates, rows)`` for :meth:`Ledger.record`: new ``link_state`` rows (the graph's value
+    as base), updates merging the step's live aggregates into rows already there, and every journaled
+    link as a :data:`LinkRow` sorted by customer, kind and value hash."""
+    inserts, updates = [], []
+    rows: list[LinkRow] = []
+    for key, (first, last, count, counts) in link_updates.items():
+        row = states.get(key)
+        if row is None:
+            inserts.append((*key, json.dumps(bases.get(key)), first, last, count, json.dumps(counts)))
+            rows.append(inserts[-1])
+        else:
+            merged = json.loads(row[3])
+            for t, n in counts.items():
+                merged[t] = merged.get(t, 0) + n
+            updates.append((min(row[0], first), max(row[1], last), row[2] + count, json.dumps(merged), *key))
+            rows.append((*key, row[4], *updates[-1][:4]))
+    return inserts, updates, sorted(rows, key=lambda r: r[:3])
+
+
+def _raise_meta(db: sqlite3.Connection, key: str, value_ms: int) -> None:
+    """Set the ledger's ``key`` to ``value_ms`` unless it already holds a later time."""
+    db.execute(
+        "INSERT INTO ledger_meta (key, value) VALUES (?, ?) ON CONFLICT(key) "
+        "DO UPDATE SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+        (key, str(int(value_ms))),
+    )

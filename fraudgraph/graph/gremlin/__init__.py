@@ -55,7 +55,7 @@ Modules: ``session`` (connection, retry, chunked writes), ``summaries`` (the sum
 
 from .reads import GremlinReads
 from .scoring_reads import GremlinScoringReads
-from .session import SUMMARY, SUMMARY_VERSION
+from .traversals import SUMMARY, SUMMARY_VERSION
 from .writes import GremlinWrites
 
 __all__ = ["SUMMARY", "SUMMARY_VERSION", "GremlinIdentityGraph"]

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ..elements import PropertyValue
-
 import contextlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ...schema import CUSTOMER, EDGE_LABEL_BY_KIND, KIND_BY_EDGE_LABEL, LINK_COUNT_PROPERTIES
 from ..elements import LinkedIdentifier, Neighbourhood, SharedIdentifier, customer_vertex_id, empty_stats
-from .session import _CUSTOMER_PREFIX, GRAPH_META_ID, GRAPH_META_LABEL, GremlinSession, _typed
+from .session import GremlinSession
+from .traversals import (
+    CUSTOMER_PREFIX,
+    GRAPH_META_ID,
+    GRAPH_META_LABEL,
+    flatten_value_map,
+    link_props,
+    link_record,
+    projected_links,
+    typed,
+)
+
+if TYPE_CHECKING:
+    from ..elements import PropertyValue
 
 
 class GremlinReads(GremlinSession):
@@ -37,9 +46,7 @@ class GremlinReads(GremlinSession):
             ),
         )
         out = [
-            LinkedIdentifier(
-                KIND_BY_EDGE_LABEL[r["label"]], r["value_hash"], self._link_props(r["props"]), int(r["degree"])
-            )
+            LinkedIdentifier(KIND_BY_EDGE_LABEL[r["label"]], r["value_hash"], link_props(r["props"]), int(r["degree"]))
             for r in rows
         ]
         return sorted(out, key=lambda x: (x.kind, x.value_hash))
@@ -54,13 +61,13 @@ class GremlinReads(GremlinSession):
         rows = self._customers_links(
             centres,
             lambda vids: self._read_chunks(
-                "neighbourhood", lambda g, chunk: self._projected_links(g.V(*chunk).out_e()).to_list(), vids
+                "neighbourhood", lambda g, chunk: projected_links(g.V(*chunk).out_e()).to_list(), vids
             ),
         )
         first = self._lowest_customers(sorted({ident for _, ident, _ in rows}), cap + 1)
         found: dict[str, list[SharedIdentifier]] = {cid: [] for cid in ids}
         for customer, ident, props in rows:
-            centre = customer[len(_CUSTOMER_PREFIX) :]
+            centre = customer[len(CUSTOMER_PREFIX) :]
             degree, customers = first[ident]
             others = tuple([c for c in customers if c != centre][:cap])
             kind, value_hash = ident.split(":", 1)
@@ -93,7 +100,7 @@ class GremlinReads(GremlinSession):
             missing,
         )
         for r in rows:
-            out[str(r["id"])] = (int(r["degree"]), [str(c)[len(_CUSTOMER_PREFIX) :] for c in r["customers"]])
+            out[str(r["id"])] = (int(r["degree"]), [str(c)[len(CUSTOMER_PREFIX) :] for c in r["customers"]])
         return out
 
     def _meta(self, key: str, default: str) -> str:
@@ -149,8 +156,8 @@ class GremlinReads(GremlinSession):
     def customers_with(self, prop: str, value: PropertyValue) -> pd.DataFrame:
         from gremlin_python.process.traversal import T
 
-        rows = self._run("customers_with", lambda g: g.V().has(CUSTOMER, prop, _typed(value)).value_map(True).to_list())
-        records = [{"customer_id": str(r[T.id])[len(_CUSTOMER_PREFIX) :], **self._flatten(r)} for r in rows]
+        rows = self._run("customers_with", lambda g: g.V().has(CUSTOMER, prop, typed(value)).value_map(True).to_list())
+        records = [{"customer_id": str(r[T.id])[len(CUSTOMER_PREFIX) :], **flatten_value_map(r)} for r in rows]
         frame = pd.DataFrame.from_records(records, columns=None if records else ["customer_id"])
         return frame.sort_values("customer_id").reset_index(drop=True) if records else frame
 
@@ -160,8 +167,8 @@ class GremlinReads(GremlinSession):
         rows = self._run("export customers", lambda g: g.V().has_label(CUSTOMER).value_map(True).to_list())
         records = []
         for r in rows:
-            rec = {"customer_id": str(r[T.id])[len(_CUSTOMER_PREFIX) :]}
-            rec.update(self._flatten(r))
+            rec = {"customer_id": str(r[T.id])[len(CUSTOMER_PREFIX) :]}
+            rec.update(flatten_value_map(r))
             records.append(rec)
         return pd.DataFrame.from_records(records, columns=None if records else ["customer_id"])
 
@@ -169,9 +176,9 @@ class GremlinReads(GremlinSession):
 
         rows = self._run(
             "export links",
-            lambda g: self._projected_links(g.E().has_label(*EDGE_LABEL_BY_KIND.values())).to_list(),
+            lambda g: projected_links(g.E().has_label(*EDGE_LABEL_BY_KIND.values())).to_list(),
         )
-        records = [self._link_record(r) for r in rows]
+        records = [link_record(r) for r in rows]
         cols = ["customer_id", "kind", "value_hash", "first_seen", "last_seen", "event_count"]
         frame = pd.DataFrame.from_records(records, columns=None if records else cols)
         for col in LINK_COUNT_PROPERTIES.values():

@@ -18,7 +18,19 @@ from ..elements import (
     identifier_id,
 )
 from ..link_summaries import link_row
-from .session import _CUSTOMER_PREFIX, GremlinSession, _max_or, _min_or, _sum_or, _typed, link_edge_id
+from .session import GremlinSession
+from .traversals import (
+    CUSTOMER_PREFIX,
+    flatten_value_map,
+    link_edge_id,
+    link_parts,
+    link_record,
+    max_or,
+    min_or,
+    projected_links,
+    sum_or,
+    typed,
+)
 
 
 class GremlinScoringReads(GremlinSession):
@@ -52,13 +64,13 @@ class GremlinScoringReads(GremlinSession):
             summaries = self._summaries(ids) if _summaries is None else _summaries
             answered = {vid for vid in ids if vid in summaries and summaries[vid].answers_for(names)}
             records = [
-                {"customer_id": vid[len(_CUSTOMER_PREFIX) :], **summaries[vid].properties}
+                {"customer_id": vid[len(CUSTOMER_PREFIX) :], **summaries[vid].properties}
                 for vid in ids
                 if vid in answered
             ]
             ids = [vid for vid in ids if vid not in answered]
         rows = self._run("customers_of", lambda g: g.V(*ids).value_map(True, *names).to_list()) if ids else []
-        records += [{"customer_id": str(r[T.id])[len(_CUSTOMER_PREFIX) :], **self._flatten(r)} for r in rows]
+        records += [{"customer_id": str(r[T.id])[len(CUSTOMER_PREFIX) :], **flatten_value_map(r)} for r in rows]
         columns = ["customer_id", *names] if properties is not None else (None if records else ["customer_id"])
         frame = pd.DataFrame.from_records(records, columns=columns)
         return frame.sort_values("customer_id").reset_index(drop=True) if records else frame
@@ -67,7 +79,7 @@ class GremlinScoringReads(GremlinSession):
 
         ids = [customer_vertex_id(c) for c in sorted(set(customer_ids))]
         parts = self._customers_links(
-            ids, lambda vids: self._run("links_of", lambda g: self._projected_links(g.V(*vids).out_e()).to_list())
+            ids, lambda vids: self._run("links_of", lambda g: projected_links(g.V(*vids).out_e()).to_list())
         )
         return self._links_frame(parts)
 
@@ -81,13 +93,13 @@ class GremlinScoringReads(GremlinSession):
         if keys is None or self.edge_ids != "supplied" or self._known_links() is not None:
             return super().links_of(customer_ids, keys=keys)
         ids = sorted({link_edge_id(c, k, h) for c, k, h in keys})
-        rows = self._read_chunks("links_of", lambda g, chunk: self._projected_links(g.E(*chunk)).to_list(), ids)
-        return self._links_frame([self._link_parts(r) for r in rows])
+        rows = self._read_chunks("links_of", lambda g, chunk: projected_links(g.E(*chunk)).to_list(), ids)
+        return self._links_frame([link_parts(r) for r in rows])
 
     def _links_frame(self, parts: Sequence[tuple[str, str, dict[str, int]]]) -> pd.DataFrame:
         """``(customer vertex id, identifier vertex id, properties)`` links as a ``links`` frame, sorted by
         customer, kind and value hash."""
-        frame = pd.DataFrame.from_records([self._link_record(p) for p in parts], columns=LINK_FRAME_COLUMNS)
+        frame = pd.DataFrame.from_records([link_record(p) for p in parts], columns=LINK_FRAME_COLUMNS)
         return frame.sort_values(["customer_id", "kind", "value_hash"]).reset_index(drop=True)
 
     def identifier_inputs(
@@ -121,10 +133,10 @@ class GremlinScoringReads(GremlinSession):
                 records += [(f[0], kind, value_hash, *f[1:]) for f in summary.lowest[:limit]]
             else:
                 missing.append(vid)
-        as_of = _typed(as_of_or_end(as_of_ms))
+        as_of = typed(as_of_or_end(as_of_ms))
         rows = self._read_chunks(
             "identifier_links",
-            lambda g, chunk: self._projected_links(
+            lambda g, chunk: projected_links(
                 g.V(*chunk).local(
                     __.in_e().has("first_seen", P.lte(as_of)).order().by(__.out_v().id_()).limit(int(limit))
                 )
@@ -132,7 +144,7 @@ class GremlinScoringReads(GremlinSession):
             missing,
         )
         for r in rows:
-            link = self._link_record(r)
+            link = link_record(r)
             records.append((*(link[k] for k in LINK_FRAME_COLUMNS[:3]), *link_row(link)))
         return pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
 
@@ -161,7 +173,7 @@ class GremlinScoringReads(GremlinSession):
                 )
             else:
                 missing.append(vid)
-        limit = _typed(as_of_or_end(as_of_ms))
+        limit = typed(as_of_or_end(as_of_ms))
 
         def visible():
             return __.in_e().has("first_seen", P.lte(limit))
@@ -174,9 +186,9 @@ class GremlinScoringReads(GremlinSession):
                 .by(__.label())
                 .by(__.values("value_hash"))
                 .by(visible().count())
-                .by(_min_or(visible().values("first_seen"), -1))
-                .by(_max_or(visible().values("first_seen"), -1))
-                .by(_sum_or(visible().values("event_count")))
+                .by(min_or(visible().values("first_seen"), -1))
+                .by(max_or(visible().values("first_seen"), -1))
+                .by(sum_or(visible().values("event_count")))
                 .to_list()
             ),
             missing,
@@ -202,10 +214,10 @@ class GremlinScoringReads(GremlinSession):
             summary = summaries.get(vid)
             if summary is not None and summary.visible(as_of_ms):
                 if summary.links:  # customers without links are left out
-                    out.append((vid[len(_CUSTOMER_PREFIX) :], *summary.row))
+                    out.append((vid[len(CUSTOMER_PREFIX) :], *summary.row))
             else:
                 missing.append(vid)
-        limit = _typed(as_of_or_end(as_of_ms))
+        limit = typed(as_of_or_end(as_of_ms))
 
         def visible():
             return __.out_e().has("first_seen", P.lte(limit))
@@ -225,17 +237,17 @@ class GremlinScoringReads(GremlinSession):
                 .project(*keys)
                 .by(__.id_())
                 .by(visible().count())
-                .by(_min_or(visible().values("first_seen"), -1))
+                .by(min_or(visible().values("first_seen"), -1))
             )
             for label in EDGE_LABEL_BY_KIND.values():
                 t = t.by(visible().has_label(label).count())
-            t = t.by(_sum_or(visible().values("event_count")))
+            t = t.by(sum_or(visible().values("event_count")))
             for prop in LINK_COUNT_PROPERTIES.values():
-                t = t.by(_sum_or(visible().values(prop)))
+                t = t.by(sum_or(visible().values(prop)))
             return t.to_list()
 
         out += [
-            (str(r["id"])[len(_CUSTOMER_PREFIX) :], *(int(r[k]) for k in keys[2:]))
+            (str(r["id"])[len(CUSTOMER_PREFIX) :], *(int(r[k]) for k in keys[2:]))
             for r in self._read_chunks("link_summary", query, missing)
             if int(r["n"])
         ]

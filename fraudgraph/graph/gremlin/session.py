@@ -15,120 +15,13 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from ...config import GraphSettings
-from ...schema import CUSTOMER, EDGE_LABEL_BY_KIND
 from ..base import IdentityGraph
 from ..elements import GraphStoreError, InvalidElementError, chunked
-from ..link_summaries import LINK_ROW, decode_link_summary
-
-GRAPH_META_LABEL, GRAPH_META_ID = "graph_meta", "fraudgraph:graph_meta"
-
-
-def _single(props: Mapping[str, Any]) -> dict[str, Any]:
-    """Vertex properties for mergeV with their cardinality stated: Neptune's default is ``set``, where a
-    plain write would add a value instead of replacing it."""
-    from gremlin_python.process.traversal import CardinalityValue
-
-    return {k: CardinalityValue.single(v) for k, v in props.items()}
-
+from ..link_summaries import decode_link_summary
+from .traversals import SUMMARY, is_transient, link_parts
 
 log = logging.getLogger(__name__)
 T_ = TypeVar("T_")
-
-_CUSTOMER_PREFIX = f"{CUSTOMER}:"
-SUMMARY = "link_summary"
-SUMMARY_VERSION = "link_summary_version"
-_INTERNAL_PROPERTIES = (SUMMARY, SUMMARY_VERSION)
-
-
-# a link edge's properties as one string (see GremlinSession._projected_links)
-def format_template(keys: Sequence[str]) -> str:
-    """A ``format()`` pattern giving these keys' values comma-separated (``%{key},%{key},...``)."""
-    return ",".join(f"%{{{k}}}" for k in keys)
-
-
-_LINK_TEXT = format_template(LINK_ROW)
-_TRANSIENT_MARKERS = (
-    "ConcurrentModificationException",
-    "Connection was closed",
-    "Connection was already closed",
-    "Connection refused",
-    "is not configured on the server",  # server still binding `g` during start-up
-    "already exists",  # two concurrent requests created the same id (TinkerGraph); the retry merges
-    # JanusGraph: two writers created the same property key or label at once (automatic schema), or a
-    # lock on the same element; the retry finds it made and merges
-    "violates a uniqueness constraint",
-    "LockingException",
-    "Could not commit transaction",
-    # another thread's retry reset the shared connection under this request
-    "Client is closed",
-    "cannot schedule new futures after shutdown",
-    "Connection reset",
-    "Cannot connect",
-    "Connect call failed",
-    "ServerDisconnected",
-    "Server disconnected",
-    "timed out",
-    "TimeoutError",
-    "Broken pipe",
-    "Session is closed",
-    "closed transport",
-    "Cannot write to closing transport",
-    # TinkerGraph's edge sets are unsynchronised: a read iterating a hub's edges while another
-    # request's write grows them fails this way; reads and upserts are both safe to repeat
-    "ArrayIndexOutOfBoundsException",
-)
-
-
-def link_edge_id(customer_id: str, kind: str, value_hash: str) -> str:
-    """The id a link edge gets on engines that take ids from the writer (``graph.gremlin.edge_ids:
-    supplied``): one edge per customer and identifier, found again by id."""
-    return f"{EDGE_LABEL_BY_KIND[kind]}:{customer_id}:{value_hash}"
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
-        return True
-    text = f"{type(exc).__name__}: {exc}"
-    return any(marker.lower() in text.lower() for marker in _TRANSIENT_MARKERS)
-
-
-def _typed(value: Any) -> Any:
-    """Python ints as Gremlin Long: GraphBinary otherwise sends Int32 and overflows on epoch ms."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return _long()(value)
-    return value
-
-
-@functools.cache
-def _long() -> type:
-    # imported once, on first use (gremlinpython is only needed by Gremlin stores); an import statement
-    # in _typed itself cost 4 % of a consumer's time
-    from gremlin_python.statics import long
-
-    return long
-
-
-def _typed_map(props: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _typed(v) for k, v in props.items()}
-
-
-def _min_or(values, default: int):
-    """min of a value stream, ``default`` when it is empty (min of nothing produces no row)."""
-    from gremlin_python.process.graph_traversal import __
-
-    return __.coalesce(values.min_(), __.constant(_typed(default)))
-
-
-def _max_or(values, default: int):
-    from gremlin_python.process.graph_traversal import __
-
-    return __.coalesce(values.max_(), __.constant(_typed(default)))
-
-
-def _sum_or(values, default: int = 0):
-    from gremlin_python.process.graph_traversal import __
-
-    return __.coalesce(values.sum_(), __.constant(_typed(default)))
 
 
 class _Connection:
@@ -238,7 +131,7 @@ class GremlinSession(IdentityGraph):
                 self._count_request(what, time.perf_counter() - started)
                 return out
             except Exception as exc:  # noqa: BLE001 - classified below
-                if not _is_transient(exc) or attempt == self.max_retries:
+                if not is_transient(exc) or attempt == self.max_retries:
                     raise GraphStoreError(f"gremlin {what} failed: {type(exc).__name__}: {exc}") from exc
                 self.retries += 1
                 log.warning(
@@ -382,14 +275,14 @@ class GremlinSession(IdentityGraph):
         self, customer_vids: Sequence[str], read: Callable[[Sequence[str]], list[Any]]
     ) -> list[tuple[str, str, dict[str, int]]]:
         """Every link of these customers as ``(customer vertex id, identifier vertex id, properties)``;
-        ``read(vids)`` gives :meth:`_projected_links` rows of the given customers' links. Inside
+        ``read(vids)`` gives :func:`projected_links` rows of the given customers' links. Inside
         :meth:`sole_writer`, a customer whose links were read or written in the block is not asked again,
         and the ones read are kept (a customer with two edges to one identifier, which concurrent
         creators can leave on JanusGraph, is not: its writes read it afresh and merge the duplicates)."""
         known = self._known_links()
         vids = list(dict.fromkeys(customer_vids))
         asked = vids if known is None else [v for v in vids if v not in known]
-        rows = [self._link_parts(r) for r in read(asked)] if asked else []
+        rows = [link_parts(r) for r in read(asked)] if asked else []
         if known is None:
             return rows
         fresh: dict[str, dict[str, dict[str, int]]] = {v: {} for v in asked}
@@ -449,54 +342,3 @@ class GremlinSession(IdentityGraph):
             return found
         read.update({vid: found.get(vid) for vid in asked})  # None: read, and had no summary
         return {vid: read[vid] for vid in ids if read[vid] is not None}
-
-    @staticmethod
-    def _flatten(value_map: Mapping[Any, Any]) -> dict[str, Any]:
-        out = {}
-        for k, v in value_map.items():
-            if not isinstance(k, str) or k in _INTERNAL_PROPERTIES:
-                continue
-            out[k] = v[0] if isinstance(v, list) and len(v) == 1 else v
-        return out
-
-    @staticmethod
-    def _projected_links(edges):
-        """``edges`` (a traversal at link edges) as ``{"c": customer vertex id, "i": identifier vertex id,
-        "p": properties}``, the properties as one string of the ``LINK_ROW`` values, comma-separated,
-        formatted on the server.
-
-        A property map costs gremlinpython about 30 us per property to decode, a string about 10 us:
-        on a consumer's reads that was most of the time. An edge that lacks one of the properties
-        (``format()`` drops it) comes with its value map instead; :meth:`_link_parts` reads both. (The
-        endpoints come as map entries rather than inside the string: formatting path variables made
-        JanusGraph track paths, four times slower on the server.)
-        """
-        from gremlin_python.process.graph_traversal import __
-
-        return (
-            edges.project("c", "i", "p")
-            .by(__.out_v().id_())
-            .by(__.in_v().id_())
-            .by(__.coalesce(__.format_(_LINK_TEXT), __.value_map()))
-        )
-
-    @staticmethod
-    def _link_parts(row: Mapping[str, Any]) -> tuple[str, str, dict[str, int]]:
-        """One :meth:`_projected_links` row as ``(customer vertex id, identifier vertex id, properties)``."""
-        props = row["p"]
-        if isinstance(props, str):
-            values = dict(zip(LINK_ROW, map(int, props.split(","))))
-        else:
-            values = GremlinSession._link_props(props)
-        return str(row["c"]), str(row["i"]), values
-
-    def _link_record(self, row: Any) -> dict[str, Any]:
-        """One :meth:`_projected_links` row, or its :meth:`_link_parts`, as a ``links`` frame row (count
-        columns it lacks are absent)."""
-        customer, ident, props = row if isinstance(row, tuple) else self._link_parts(row)
-        kind, value_hash = ident.split(":", 1)
-        return {"customer_id": customer[len(_CUSTOMER_PREFIX) :], "kind": kind, "value_hash": value_hash, **props}
-
-    @staticmethod
-    def _link_props(props: Mapping[str, Any]) -> dict[str, int]:
-        return {k: int(v) for k, v in props.items() if isinstance(k, str)}

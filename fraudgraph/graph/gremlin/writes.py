@@ -17,8 +17,8 @@ from ..elements import (
     validate_links,
 )
 from ..link_summaries import LINK_ROW, LinkChange, link_row, merged_link
-from .session import _CUSTOMER_PREFIX, _single, _typed, _typed_map, link_edge_id
 from .summaries import GremlinSummaries
+from .traversals import CUSTOMER_PREFIX, link_edge_id, single_valued, typed, typed_map
 
 
 class GremlinWrites(GremlinSummaries):
@@ -44,7 +44,7 @@ class GremlinWrites(GremlinSummaries):
         )
         if summaries and written:
             self._note_advances(dropped, (), properties=written)
-            self._refresh_summaries(customer_ids=[vid[len(_CUSTOMER_PREFIX) :] for vid in written])
+            self._refresh_summaries(customer_ids=[vid[len(CUSTOMER_PREFIX) :] for vid in written])
         return len(customers)
 
     def _summary_writes(self, customers: Sequence[CustomerUpsert]) -> dict[str, dict[str, Any]]:
@@ -70,7 +70,7 @@ class GremlinWrites(GremlinSummaries):
     def _removals(written: Mapping[str, Mapping[str, Any]]) -> list[CustomerUpsert]:
         """The property removals (None values) of :meth:`_summary_writes`, as customer upserts."""
         return [
-            CustomerUpsert(vid[len(_CUSTOMER_PREFIX) :], {k: None for k, v in props.items() if v is None})
+            CustomerUpsert(vid[len(CUSTOMER_PREFIX) :], {k: None for k, v in props.items() if v is None})
             for vid, props in written.items()
             if None in props.values()
         ]
@@ -82,11 +82,11 @@ class GremlinWrites(GremlinSummaries):
         rows, drops = [], defaultdict(list)
         for c in customers:
             vid = customer_vertex_id(c.customer_id)
-            props = {k: _typed(v) for k, v in c.properties.items() if v is not None}
+            props = {k: typed(v) for k, v in c.properties.items() if v is not None}
             removed = tuple(sorted(k for k, v in c.properties.items() if v is None))
             if removed:
                 drops[removed].append(vid)
-            rows.append({"k": {T.id: vid, T.label: CUSTOMER}, "p": _single(props)})
+            rows.append({"k": {T.id: vid, T.label: CUSTOMER}, "p": single_valued(props)})
         types = {CUSTOMER, *(k for r in rows for k in r["p"])}
         self._write_chunks(what, self._merge_rows, rows, types=types)
         for keys, ids in drops.items():
@@ -136,7 +136,7 @@ class GremlinWrites(GremlinSummaries):
         # in the same request, and removals beside the edges
         written = self._summary_writes(customers)
         early = {
-            c.customer_id: _typed_map(c.properties)
+            c.customer_id: typed_map(c.properties)
             for c in customers
             if customer_vertex_id(c.customer_id) not in written and c.properties
         }
@@ -205,7 +205,7 @@ class GremlinWrites(GremlinSummaries):
             self._forget_links([customer_vertex_id(c) for c in touched_customers])  # merged on the server
             rows = []
             for l in links:
-                props = _typed_map(l.properties())
+                props = typed_map(l.properties())
                 counts = {k: v for k, v in props.items() if k not in ("first_seen", "last_seen")}
                 rows.append({"k": merge_key(l), "m": counts, "fs": props["first_seen"], "ls": props["last_seen"]})
             self._phases_concurrently(
@@ -239,7 +239,7 @@ class GremlinWrites(GremlinSummaries):
         exact = len(prior) == len(before)  # no duplicate edges: each existing link is one edge
         rows = []
         for l, c in zip(links, changes):
-            after = _typed_map(dict(zip(LINK_ROW, c.after)))
+            after = typed_map(dict(zip(LINK_ROW, c.after)))
             if c.before is None:  # a new link (a retry that finds it made sets nothing more)
                 changed = {}
             elif exact:

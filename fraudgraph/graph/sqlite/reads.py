@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ..elements import PropertyValue
-
 import json
 import sqlite3
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -37,6 +33,9 @@ from .schema import (
     frame,
     link_props,
 )
+
+if TYPE_CHECKING:
+    from ..elements import PropertyValue
 
 
 class SqliteReads(IdentityGraph):

@@ -104,7 +104,7 @@ def test_saved_baselines_score_as_before_saving(graph, tmp_path):
     idx = t.index_of(["a", "b", "c", "d", "e", "f", "g"])
     table, _ = tabular_features(t, idx)
     gbdt = HistGradientBoostingClassifier(max_iter=5, min_samples_leaf=1).fit(table, [1, 0, 0, 1, 1, 0, 0])
-    from fraudgraph.ml.features import FeatureScaler
+    from fraudgraph.ml.scaling import FeatureScaler
 
     scaler = FeatureScaler().fit(t)
     BaselineModels(gbdts={"gbdt": gbdt}).save(tmp_path)

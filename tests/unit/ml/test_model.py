@@ -14,7 +14,8 @@ from fraudgraph.graph import customer_properties
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.artifact import ModelArtifact, gnn_scores
 from fraudgraph.ml.baselines import BaselineModels
-from fraudgraph.ml.features import FeatureScaler, build_graph_tensors
+from fraudgraph.ml.features import build_graph_tensors
+from fraudgraph.ml.scaling import FeatureScaler
 from fraudgraph.schema import block_stands
 from training.fitting import Split, fit_gnn
 
