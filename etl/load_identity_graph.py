@@ -51,6 +51,7 @@ from etl.transforms import (
 )
 
 if TYPE_CHECKING:
+    from pyspark.sql import DataFrame as SparkDataFrame
     from pyspark.sql import SparkSession
 
     from fraudgraph.config import Settings
@@ -73,7 +74,7 @@ def run_etl(
     """Run the whole job on an existing Spark session; returns the summary."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
-    from pyspark.sql.types import StringType, StructField, StructType
+    from pyspark.sql.types import StringType
 
     from fraudgraph.schema import EDGE_LABELS, SCHEMA_VERSION
     from fraudgraph.timeutil import now_ms
@@ -92,17 +93,7 @@ def run_etl(
     )
     valid = processed.where(F.col("reject_reason").isNull())
     bad = processed.where(F.col("reject_reason").isNotNull())
-    row_rejects = {}
-    for name in CHECKED_TABLES:  # customer, block and appeal rows that break the contract: rejects, checked first
-        # a new schema: StructType.add would change the table's own (cached) schema in place
-        schema = StructType([*tables[name].schema.fields, *(StructField(c, StringType()) for c in REJECT_COLUMNS)])
-        checked = (
-            tables[name]
-            .mapInPandas(check_rows_partition(settings_json, name), schema)
-            .persist(StorageLevel.MEMORY_AND_DISK)
-        )
-        tables[name] = checked.where(F.col("reject_reason").isNull()).drop(*REJECT_COLUMNS)
-        row_rejects[name] = (checked, checked.where(F.col("reject_reason").isNotNull()))
+    row_rejects = _check_table_rows(tables, settings_json)
     identity_events = link_events(valid).persist(StorageLevel.MEMORY_AND_DISK)
     links = identity_links(identity_events).persist(StorageLevel.MEMORY_AND_DISK)
     customers = customer_properties(tables["customers"], tables["blocks"], tables["appeals"]).persist(
@@ -114,17 +105,8 @@ def run_etl(
     log.info("checking every customer, block and appeal row against the contract")
     rows_read |= {name: checked.count() for name, (checked, _) in row_rejects.items()}
     log.info("counting the rejects by reason")
-    rejected_rows = {
-        name: {
-            f"{r['reject_field']}: {r['reject_reason']}": r["count"]
-            for r in bad_rows.groupBy("reject_field", "reject_reason").count().collect()
-        }
-        for name, (_, bad_rows) in row_rejects.items()
-    }
-    rejected = {
-        f"{r['reject_field']}: {r['reject_reason']}": r["count"]
-        for r in bad.groupBy("reject_field", "reject_reason").count().collect()
-    }
+    rejected_rows = {name: _by_reason(bad_rows) for name, (_, bad_rows) in row_rejects.items()}
+    rejected = _by_reason(bad)
     if rejects:
         _write_rejects(bad, rejects)
         for name, (_, bad_rows) in row_rejects.items():
@@ -152,20 +134,44 @@ def run_etl(
         "wall_s": round(time.monotonic() - started, 2),
     }
     if snapshot:
-        manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "created_at_ms": now_ms(),
-            "source": "etl",
-            "rows": {
-                "customers": customers.count(),
-                "links": sum(link_counts.values()),
-                "identifiers": sum(vertices.values()) - vertices["customer"],
-            },
-        }
+        rows = {"customers": customers.count(), "links": sum(link_counts.values())}
+        rows["identifiers"] = sum(vertices.values()) - vertices["customer"]
+        manifest = {"schema_version": SCHEMA_VERSION, "created_at_ms": now_ms(), "source": "etl", "rows": rows}
         (Path(snapshot) / "manifest.json").write_text(json.dumps(manifest, indent=2))
     for df in (processed, identity_events, links, customers, *(checked for checked, _ in row_rejects.values())):
         df.unpersist()
     return summary
+
+
+def _check_table_rows(
+    tables: dict[str, SparkDataFrame], settings_json: str
+) -> dict[str, tuple[SparkDataFrame, SparkDataFrame]]:
+    """Every customer, block and appeal row checked against the contract before anything reads them:
+    ``tables`` keep the rows that pass; returns per table ``(checked, rejects)``, both persisted frames."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    row_rejects = {}
+    for name in CHECKED_TABLES:
+        # a new schema: StructType.add would change the table's own (cached) schema in place
+        schema = StructType([*tables[name].schema.fields, *(StructField(c, StringType()) for c in REJECT_COLUMNS)])
+        checked = (
+            tables[name]
+            .mapInPandas(check_rows_partition(settings_json, name), schema)
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        )
+        tables[name] = checked.where(F.col("reject_reason").isNull()).drop(*REJECT_COLUMNS)
+        row_rejects[name] = (checked, checked.where(F.col("reject_reason").isNotNull()))
+    return row_rejects
+
+
+def _by_reason(rejects: SparkDataFrame) -> dict[str, int]:
+    """``{"<field>: <reason>": count}`` of a rejects frame."""
+    return {
+        f"{r['reject_field']}: {r['reject_reason']}": r["count"]
+        for r in rejects.groupBy("reject_field", "reject_reason").count().collect()
+    }
 
 
 def _write_rejects(bad, rejects: str) -> None:

@@ -109,7 +109,7 @@ class GremlinServer(JavaServer):
             )
         ]
         # the parallel collector: a graph server allocates for every traversal, and its young collections
-        # on both cores took the JanusGraph consumer benchmark from 460-487 to 504 events/s (serial: one)
+        # run on both cores (the serial collector uses one; docs/decisions.md)
         base = ["-XX:+UseParallelGC" if o == "-XX:+UseSerialGC" else o for o in super().jvm_options()]
         if not self.settings.quick_jit:  # full JIT: slower start, faster traversals once warm
             base = [o for o in base if not o.startswith("-XX:TieredStopAtLevel")]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,28 +71,13 @@ def fit_gnn(
         {n: x.shape[1] for n, x in nodes.items()},
         next(iter(edges.values())).shape[1],
         list(g.canonical_etypes),
-        cfg.hidden_dim,
-        cfg.edge_hidden_dim,
-        cfg.layers,
-        cfg.dropout,
-        use_edge_features,
+        *(cfg.hidden_dim, cfg.edge_hidden_dim, cfg.layers, cfg.dropout, use_edge_features),
     )
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    y_t = torch.as_tensor(np.clip(y, 0, 1), dtype=torch.float32)
-    w_node = np.zeros(len(y), dtype=np.float32)
-    w_node[split.train] = 1.0 if split.train_weight is None else split.train_weight
-    w_t = torch.as_tensor(w_node)
-    pos = w_node[split.train][y[split.train] == 1].sum()
-    neg = w_node[split.train][y[split.train] == 0].sum()
-    pos_weight = float(min(cfg.pos_weight_max, neg / max(pos, 1e-9)))
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight), reduction="none")
-
-    def weighted_loss(logits, idx):
-        w = w_t[idx]
-        return (loss_fn(logits, y_t[idx]) * w).sum() / w.sum().clamp_min(1e-9)
-
+    weighted_loss, pos_weight = _weighted_loss(y, split, cfg)
     full = cfg.mode == "full" or (cfg.mode == "auto" and g.num_edges() <= cfg.full_graph_max_edges)
     train_idx = torch.as_tensor(split.train, dtype=torch.int64)
+    sampler = None  # full-graph steps
     if not full:
         sampler = dgl.dataloading.MultiLayerNeighborSampler(
             [{et: f for et in g.etypes} for f in (cfg.fanouts + cfg.fanouts[-1:] * cfg.layers)[: cfg.layers]]
@@ -100,28 +86,8 @@ def fit_gnn(
     history = []
     bar = Progress(epochs or cfg.max_epochs, desc, "epoch", logger=log)
     for epoch in range(epochs or cfg.max_epochs):
-        model.train()
         t = time.perf_counter()
-        losses = []
-        if full:
-            opt.zero_grad()
-            logits = model([g] * cfg.layers, nodes, [edges] * cfg.layers)
-            loss = weighted_loss(logits[train_idx], train_idx)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        else:
-            loader = dgl.dataloading.DataLoader(
-                g, {CUSTOMER: train_idx}, sampler, batch_size=cfg.batch_size, shuffle=True, drop_last=False
-            )
-            for input_nodes, output_nodes, blocks in loader:
-                nf = {nt: nodes[nt][ids] for nt, ids in input_nodes.items()}
-                ef = [{et: edges[et][b.edges[et].data[dgl.EID]] for et in b.etypes} for b in blocks]
-                opt.zero_grad()
-                loss = weighted_loss(model(blocks, nf, ef), output_nodes[CUSTOMER])
-                loss.backward()
-                opt.step()
-                losses.append(loss.item())
+        losses = _train_epoch(model, opt, weighted_loss, g, nodes, edges, train_idx, cfg, sampler)
         epoch_s = time.perf_counter() - t
         if epochs:
             history.append({"epoch": epoch, "loss": round(float(np.mean(losses)), 5), "epoch_s": round(epoch_s, 3)})
@@ -130,14 +96,8 @@ def fit_gnn(
             continue
         val_scores = gnn_scores(model, tensors, scaler, split.val, cfg, nodes=nodes, edges=edges)
         val = ranking_metrics(y[split.val], val_scores, sample_weight=split.val_weight)
-        history.append(
-            {
-                "epoch": epoch,
-                "loss": round(float(np.mean(losses)), 5),
-                "val_pr_auc": val["pr_auc"],
-                "epoch_s": round(epoch_s, 3),
-            }
-        )
+        mean_loss, val_pr_auc = round(float(np.mean(losses)), 5), val["pr_auc"]
+        history.append({"epoch": epoch, "loss": mean_loss, "val_pr_auc": val_pr_auc, "epoch_s": round(epoch_s, 3)})
         score = val["pr_auc"] if val["pr_auc"] is not None else -float(np.mean(losses))
         if score > best["pr_auc"]:
             best = {"pr_auc": score, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
@@ -158,6 +118,66 @@ def fit_gnn(
         "seconds_per_epoch": round(float(np.mean([h["epoch_s"] for h in history])), 3),
         "history": history,
     }
+
+
+def _weighted_loss(y: np.ndarray, split: Split, cfg: TrainingSettings) -> tuple[Callable[[Any, Any], Any], float]:
+    """The training loss (binary cross-entropy, each training node weighted by ``split.train_weight``, the
+    positive class by negatives / positives up to ``training.pos_weight_max``) and that positive weight."""
+    import torch
+
+    y_t = torch.as_tensor(np.clip(y, 0, 1), dtype=torch.float32)
+    w_node = np.zeros(len(y), dtype=np.float32)
+    w_node[split.train] = 1.0 if split.train_weight is None else split.train_weight
+    w_t = torch.as_tensor(w_node)
+    pos = w_node[split.train][y[split.train] == 1].sum()
+    neg = w_node[split.train][y[split.train] == 0].sum()
+    pos_weight = float(min(cfg.pos_weight_max, neg / max(pos, 1e-9)))
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight), reduction="none")
+
+    def weighted_loss(logits: Any, idx: Any) -> Any:
+        w = w_t[idx]
+        return (loss_fn(logits, y_t[idx]) * w).sum() / w.sum().clamp_min(1e-9)
+
+    return weighted_loss, pos_weight
+
+
+def _train_epoch(
+    model: Any,
+    opt: Any,
+    weighted_loss: Callable[[Any, Any], Any],
+    g: Any,
+    nodes: dict[str, Any],
+    edges: dict[str, Any],
+    train_idx: Any,
+    cfg: TrainingSettings,
+    sampler: Any,
+) -> list[float]:
+    """One epoch: a full-graph step (``sampler`` None) or a minibatch per sampled block of the training
+    nodes. Returns the losses of its steps."""
+    from fraudgraph.ml._dgl_compat import import_dgl
+
+    model.train()
+    if sampler is None:
+        opt.zero_grad()
+        logits = model([g] * cfg.layers, nodes, [edges] * cfg.layers)
+        loss = weighted_loss(logits[train_idx], train_idx)
+        loss.backward()
+        opt.step()
+        return [loss.item()]
+    dgl = import_dgl()
+    losses = []
+    loader = dgl.dataloading.DataLoader(
+        g, {CUSTOMER: train_idx}, sampler, batch_size=cfg.batch_size, shuffle=True, drop_last=False
+    )
+    for input_nodes, output_nodes, blocks in loader:
+        nf = {nt: nodes[nt][ids] for nt, ids in input_nodes.items()}
+        ef = [{et: edges[et][b.edges[et].data[dgl.EID]] for et in b.etypes} for b in blocks]
+        opt.zero_grad()
+        loss = weighted_loss(model(blocks, nf, ef), output_nodes[CUSTOMER])
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
 
 
 def fit_gbdt(features: np.ndarray, y: np.ndarray, weight: np.ndarray, cfg: TrainingSettings) -> Any:

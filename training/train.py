@@ -45,6 +45,7 @@ import pandas as pd
 
 from fraudgraph.config import Settings, TrainingSettings
 from fraudgraph.graph.history import LinkHistory
+from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.artifact import ModelArtifact, gnn_scores
 from fraudgraph.ml.baselines import BaselineModels, guilt_by_association, tabular_features
 from fraudgraph.ml.features import IdentityGraphTensors, build_graph_tensors
@@ -99,6 +100,68 @@ def run_training(
     if truth_path:
         frame = pd.concat([frame, truth_at_points(frame, pd.read_parquet(truth_path))], axis=1)
     cap = settings.graph.neighbourhood_fanout_cap
+    frame, inputs, has, tensors, target, build_s = _decision_time_graph(history, frame, cap)
+    scaler = FeatureScaler().fit(tensors)
+    y = frame["y"].to_numpy()
+    masks = {s: (frame["split"] == s).to_numpy() for s in SPLITS}
+    tr, va = masks["train"] & (y >= 0), masks["val"] & (y >= 0)
+    y_nodes = np.full(len(tensors.customer_ids), -1)
+    y_nodes[target] = y
+    val_weight = (frame.loc[va, "weight"] * frame.loc[va, "population_weight"]).to_numpy()
+    split = Split(target[tr], target[va], frame.loc[tr, "weight"].to_numpy(np.float32), val_weight)
+
+    models, fits, scores, table = fit_models(
+        tensors, scaler, y_nodes, split, target, y, tr, frame.loc[tr, "weight"], cfg
+    )
+    log.info("scoring guilt_by_association and the day-one rules")
+    scores["guilt_by_association"] = guilt_by_association(tensors, target)
+    scores["rules"] = DayOneRules(settings.rules.day_one).score(inputs)[has]
+
+    val_units = {m: customer_units(frame.loc[masks["val"]], scores[m][masks["val"]], y[masks["val"]]) for m in MODELS}
+    threshold, estimates = choose_threshold(val_units["rgcn_edge"], cfg)
+    metrics: dict[str, Any] = {
+        **{"models": {}, "threshold": round(threshold, 6), "main_model": "rgcn_edge", "unit": "customer"},
+        **{"threshold_policy": threshold_policy(cfg, estimates), "target_precision": cfg.target_precision},
+    }
+    metrics["models"], curves = judge_on_test(
+        frame.loc[masks["test"]], scores, masks["test"], y, val_units, threshold, cfg, with_truth=bool(truth_path)
+    )
+    metrics["split"] = {
+        **{"as_of_ms": as_of_ms, "t1_ms": examples.t1_ms, "t2_ms": examples.t2_ms, "by_decision_time": True},
+        **{"labels": examples.label_counts, "examples": {s: int(masks[s].sum()) for s in SPLITS}},
+    }
+    metrics["training"] = {k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in fits.items()}
+    metrics["graph"] = {
+        **{"examples": len(frame), "subgraph_links": int(len(inputs.links)), "fanout_cap": cap},
+        **{"message_edges": int(tensors.graph.num_edges()), "build_s": round(build_s, 2)},
+    }
+    deployed, deployed_threshold, deployed_units = models["rgcn_edge"], threshold, val_units["rgcn_edge"]
+    if cfg.refit_on_all_labels:
+        deployed, deployed_threshold, metrics["deployed"], deployed_units = refit_for_deployment(
+            tensors, scaler, frame, target, cfg, fits["rgcn_edge"]["best_epoch"] + 1
+        )
+        metrics["threshold"] = round(deployed_threshold, 6)
+        metrics["threshold_policy"] = threshold_policy(cfg, metrics["deployed"]["threshold_estimates"])
+    metrics["validated_threshold"] = round(threshold, 6)
+    baselines = _baselines(models, frame, table, cfg)
+    metrics["wall_s"] = round(time.monotonic() - started, 2)
+
+    ModelArtifact.create(deployed, scaler, settings, deployed_threshold, metrics, as_of_ms, fanout_cap=cap).save(out)
+    # what the deployed threshold was chosen on: another budget can be read off without retraining
+    deployed_units[["customer_id", "outcome", "score", "population_weight"]].to_parquet(
+        out / "validation_scores.parquet", index=False
+    )
+    baselines.save(out)
+    _write_reports(out, fits, curves, metrics)
+    return metrics
+
+
+def _decision_time_graph(
+    history: LinkHistory, frame: pd.DataFrame, cap: int
+) -> tuple[pd.DataFrame, ScoringInputs, np.ndarray, IdentityGraphTensors, np.ndarray, float]:
+    """The graph as of every decision point of ``frame``, side by side: ``(frame, inputs, has, tensors,
+    target, build_s)``, ``frame`` keeping the points whose customer had a link by then (``has``, over the
+    points given), ``target`` their customer nodes, ``build_s`` the seconds it took."""
     t = time.perf_counter()
     log.info("decision-time examples: reading the graph as of each of %d decision points", len(frame))
     inputs = history.scoring_inputs(frame["customer_id"], frame["ts"], cap)
@@ -111,83 +174,23 @@ def run_training(
     target = tensors.index_of(target_ids)
     build_s = time.perf_counter() - t
     log.info("decision-time examples: %d (%d subgraph links) built in %.1f s", len(frame), len(inputs.links), build_s)
-    scaler = FeatureScaler().fit(tensors)
-    y = frame["y"].to_numpy()
-    masks = {s: (frame["split"] == s).to_numpy() for s in SPLITS}
-    tr, va = masks["train"] & (y >= 0), masks["val"] & (y >= 0)
-    y_nodes = np.full(len(tensors.customer_ids), -1)
-    y_nodes[target] = y
-    split = Split(
-        target[tr],
-        target[va],
-        frame.loc[tr, "weight"].to_numpy(np.float32),
-        (frame.loc[va, "weight"] * frame.loc[va, "population_weight"]).to_numpy(),
-    )
+    return frame, inputs, has, tensors, target, build_s
 
-    models, fits, scores, table = fit_models(
-        tensors, scaler, y_nodes, split, target, y, tr, frame.loc[tr, "weight"], cfg
-    )
-    log.info("scoring guilt_by_association and the day-one rules")
-    scores["guilt_by_association"] = guilt_by_association(tensors, target)
-    scores["rules"] = DayOneRules(settings.rules.day_one).score(inputs)[has]
 
-    val_units = {m: customer_units(frame.loc[masks["val"]], scores[m][masks["val"]], y[masks["val"]]) for m in MODELS}
-    threshold, estimates = choose_threshold(val_units["rgcn_edge"], cfg)
-    metrics: dict[str, Any] = {
-        "models": {},
-        "threshold": round(threshold, 6),
-        "main_model": "rgcn_edge",
-        "threshold_policy": threshold_policy(cfg, estimates),
-        "target_precision": cfg.target_precision,
-        "unit": "customer",
-    }
-    metrics["models"], curves = judge_on_test(
-        frame.loc[masks["test"]], scores, masks["test"], y, val_units, threshold, cfg, with_truth=bool(truth_path)
-    )
-    metrics["split"] = {
-        "as_of_ms": as_of_ms,
-        "t1_ms": examples.t1_ms,
-        "t2_ms": examples.t2_ms,
-        "by_decision_time": True,
-        "labels": examples.label_counts,
-        "examples": {s: int(masks[s].sum()) for s in SPLITS},
-    }
-    metrics["training"] = {k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in fits.items()}
-    metrics["graph"] = {
-        "examples": len(frame),
-        "subgraph_links": int(len(inputs.links)),
-        "message_edges": int(tensors.graph.num_edges()),
-        "fanout_cap": cap,
-        "build_s": round(build_s, 2),
-    }
-    deployed, deployed_threshold, deployed_units = models["rgcn_edge"], threshold, val_units["rgcn_edge"]
-    if cfg.refit_on_all_labels:
-        deployed, deployed_threshold, metrics["deployed"], deployed_units = refit_for_deployment(
-            tensors, scaler, frame, target, cfg, fits["rgcn_edge"]["best_epoch"] + 1
-        )
-        metrics["threshold"] = round(deployed_threshold, 6)
-        metrics["threshold_policy"] = threshold_policy(cfg, metrics["deployed"]["threshold_estimates"])
-    metrics["validated_threshold"] = round(threshold, 6)
+def _baselines(models: dict[str, Any], frame: pd.DataFrame, table: np.ndarray, cfg: TrainingSettings) -> BaselineModels:
+    """The models judged beside the deployed one live: the validated ``rgcn_edge``, ``rgcn`` and the GBDTs,
+    and with ``training.refit_on_all_labels`` a GBDT refit on the labels the deployed model was refit on."""
     baselines = BaselineModels(
         gnns={"rgcn_edge_validated": models["rgcn_edge"], "rgcn": models["rgcn"]},
         gbdts={"gbdt": models["gbdt"], "gbdt_own": models["gbdt_own"]},
     )
-    if cfg.refit_on_all_labels:  # the GBDT on the labels the deployed model was refit on: judged beside it live
+    if cfg.refit_on_all_labels:
         log.info("refitting gbdt on the deployment labels (judged beside the deployed model live)")
         deploy = frame["y_deploy"].to_numpy() >= 0
         baselines.gbdts["gbdt_deployed"] = fit_gbdt(
             table[deploy], frame.loc[deploy, "y_deploy"].to_numpy(), frame.loc[deploy, "deploy_weight"].to_numpy(), cfg
         )
-    metrics["wall_s"] = round(time.monotonic() - started, 2)
-
-    ModelArtifact.create(deployed, scaler, settings, deployed_threshold, metrics, as_of_ms, fanout_cap=cap).save(out)
-    # what the deployed threshold was chosen on: another budget can be read off without retraining
-    deployed_units[["customer_id", "outcome", "score", "population_weight"]].to_parquet(
-        out / "validation_scores.parquet", index=False
-    )
-    baselines.save(out)
-    _write_reports(out, fits, curves, metrics)
-    return metrics
+    return baselines
 
 
 def fit_models(

@@ -40,7 +40,7 @@ class OnlineScorer:
     def __init__(self, store: IdentityGraph, artifact: ModelArtifact, settings: Settings):
         """Also sets this process's torch intra-op threads and its OpenMP and BLAS pools (DGL's message
         passing, numpy) to ``online.torch_threads``: a scoring subgraph is a few hundred edges, and more
-        threads only add their start-up and sync (measured: single-score p99 about 25 against 21 ms)."""
+        threads only add their start-up and sync (docs/decisions.md)."""
         import torch
         from threadpoolctl import threadpool_limits
 

@@ -3,9 +3,8 @@
 gremlinpython 3.7 formats every request's bytecode for a debug log line three
 times (``DriverRemoteConnection.submit``, then twice in ``Client.submit_async``),
 with ``str()`` called eagerly, whether or not the ``gremlinpython`` logger logs
-debug. A request carries its rows as bytecode arguments: 500 link rows format to
-about 8 ms of Python per call, 24 ms per request, a fifth of a link write's time
-on the client (measured: 48 -> 38 ms to send 500 rows to TinkerGraph).
+debug. A request carries its rows as bytecode arguments, so formatting them was a
+large share of a link write's time on the client (docs/decisions.md).
 
 :func:`format_bytecode_only_when_logged` makes ``Bytecode.__repr__`` give a short
 placeholder unless that logger is enabled for debug, in which case it formats in

@@ -6,6 +6,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pandas as pd
+
 from ...schema import CUSTOMER
 from ..elements import (
     CustomerUpsert,
@@ -113,9 +115,6 @@ class GremlinWrites(GremlinSummaries):
             .iterate()
         )
 
-    # Over 60 lines for a reason: two write phases (the endpoint vertices merged as their summaries are
-    # invalidated, then the edges), each with its own traversal, then the summaries: the order the module
-    # docstring describes.
     def upsert_links(self, links: Sequence[IdentityLink], *, customers: Sequence[CustomerUpsert] = ()) -> int:
         """Two phases (the endpoint vertices merged as their summaries are invalidated, then the edges),
         each chunked and concurrent, then the link summaries of every customer and identifier written
@@ -125,76 +124,16 @@ class GremlinWrites(GremlinSummaries):
         ``summary_properties`` change are set in the invalidation's request once the summary is dropped
         (so a write that stops half-way leaves no summary with their old values; removals go beside the
         edges), and their summaries are advanced by them and the links."""
-        from gremlin_python.process.graph_traversal import __
-        from gremlin_python.process.traversal import Direction, Merge, T
-
         links = list(links)
         validate_links(links)
         check_link_customers(customers, links)
         self._check_engine_ids((i, v) for i, l in enumerate(links) for v in (l.customer_id, l.value_hash))
-        # properties that no summary keeps go with the vertex merge; the others once the summary is dropped,
-        # in the same request, and removals beside the edges
         written = self._summary_writes(customers)
-        early = {
-            c.customer_id: typed_map(c.properties)
-            for c in customers
-            if customer_vertex_id(c.customer_id) not in written and c.properties
-        }
         removals = self._removals(written)
         touched_customers = sorted({l.customer_id for l in links})
         touched_identifiers = sorted({(l.kind, l.value_hash) for l in links})
-        # the endpoint vertices, merged by the invalidation (a vertex it creates has no summary to drop)
-        vertex_rows = []
-        for cid in touched_customers:
-            vid = customer_vertex_id(cid)
-            props = early.get(cid)
-            vertex_rows.append(self._vertex_row(vid, CUSTOMER, props, props, self._set_values(written.get(vid, {}))))
-        vertex_rows += [self._vertex_row(identifier_id(k, h), k, {"value_hash": h}) for k, h in touched_identifiers]
-        vertex_types = {CUSTOMER, "value_hash", *(k for k, _ in touched_identifiers)}
-        vertex_types |= {k for p in [*early.values(), *written.values()] for k in p}
-
-        def merge_key(l: IdentityLink) -> dict:
-            key = {
-                T.label: l.edge_label,
-                Direction.OUT: customer_vertex_id(l.customer_id),
-                Direction.IN: identifier_id(l.kind, l.value_hash),
-            }
-            if self.edge_ids == "supplied":  # JanusGraph makes its own edge ids: merge on label and endpoints
-                key[T.id] = link_edge_id(l.customer_id, l.kind, l.value_hash)
-            return key
-
-        def write_merging(g, chunk):
-            # rows {k, m: counts, fs, ls}: the counts set on create and on match, first and last seen merged
-            # on the server (on a new edge there is nothing to merge with: they take the written values)
-            (
-                g.inject(list(chunk))
-                .unfold()
-                .as_("r")
-                .merge_e(__.select("r").select("k"))
-                .option(Merge.on_create, __.select("r").select("m"))
-                .option(Merge.on_match, __.select("r").select("m"))
-                .property("first_seen", __.union(__.values("first_seen"), __.select("r").select("fs")).min_())
-                .property("last_seen", __.union(__.values("last_seen"), __.select("r").select("ls")).max_())
-                .iterate()
-            )
-
-        def write_merged(g, chunk):
-            # rows {k, p, m}: the values the merge leaves, worked out from the links' values read just
-            # before: all of them set on create, the ones that change on match (JanusGraph rewrites an edge
-            # for each property it sets: 81 against 95 ms per 500 edges where a login changes two of
-            # eight). A retried chunk whose first try was applied matches and sets the same values
-            (
-                g.inject(list(chunk))
-                .unfold()
-                .as_("r")
-                .merge_e(__.select("r").select("k"))
-                .option(Merge.on_create, __.select("r").select("p"))
-                .option(Merge.on_match, __.select("r").select("m"))
-                .iterate()
-            )
-
+        vertex_rows, vertex_types = self._endpoint_rows(touched_customers, touched_identifiers, customers, written)
         labels = {l.edge_label for l in links}  # with the edges' property keys, the types an edge write makes
-
         keys = [(l.customer_id, l.kind, l.value_hash) for l in links]
         # inside sole_writer no other writer changes these links, so they can be read before the
         # invalidation, from what the block knows
@@ -203,18 +142,10 @@ class GremlinWrites(GremlinSummaries):
         dropped = self._invalidate_summaries(vertex_rows, keep_dropped=summaries, types=vertex_types)
         if not summaries:  # a bulk load: every summary is aggregated afresh at its end
             self._forget_links([customer_vertex_id(c) for c in touched_customers])  # merged on the server
-            rows = []
-            for l in links:
-                props = typed_map(l.properties())
-                counts = {k: v for k, v in props.items() if k not in ("first_seen", "last_seen")}
-                rows.append({"k": merge_key(l), "m": counts, "fs": props["first_seen"], "ls": props["last_seen"]})
+            rows = [self._bulk_edge_row(l) for l in links]
+            edge_types = {*labels, "first_seen", "last_seen", *(k for r in rows for k in r["m"])}
             self._phases_concurrently(
-                lambda: self._write_chunks(
-                    "upsert_links.edges",
-                    write_merging,
-                    rows,
-                    types={*labels, "first_seen", "last_seen", *(k for r in rows for k in r["m"])},
-                ),
+                lambda: self._write_chunks("upsert_links.edges", merge_edges_on_server, rows, types=edge_types),
                 lambda: self._merge_customers("upsert_links.customer_properties", removals),
             )
             return len(links)
@@ -225,30 +156,10 @@ class GremlinWrites(GremlinSummaries):
             before = self.links_of(keys=keys)
         # out of sole_writer's known links until the write is done: a failed write leaves them unknown
         known = self._forget_links([customer_vertex_id(c) for c in touched_customers])
-        prior: dict[tuple[str, str, str], tuple[int, ...]] = {}
-        for r in before[["customer_id", "kind", "value_hash", *LINK_ROW]].itertuples(index=False):
-            values = tuple(int(v) for v in r[3:])
-            seen = prior.get((r[0], r[1], r[2]))
-            if seen is not None:  # duplicate edges (concurrent creators on JanusGraph): merge them as one
-                values = link_row(merged_link(dict(zip(LINK_ROW, values)), seen))
-            prior[(r[0], r[1], r[2])] = values
-        changes = []
-        for l in links:
-            key = (l.customer_id, l.kind, l.value_hash)
-            changes.append(LinkChange(*key, prior.get(key), link_row(merged_link(l.properties(), prior.get(key)))))
-        exact = len(prior) == len(before)  # no duplicate edges: each existing link is one edge
-        rows = []
-        for l, c in zip(links, changes):
-            after = typed_map(dict(zip(LINK_ROW, c.after)))
-            if c.before is None:  # a new link (a retry that finds it made sets nothing more)
-                changed = {}
-            elif exact:
-                changed = {k: v for k, v, was in zip(LINK_ROW, after.values(), c.before) if v != was}
-            else:  # duplicate edges: each gets every value, so they end alike
-                changed = after
-            rows.append({"k": merge_key(l), "p": after, "m": changed})
+        changes, exact = link_changes(links, before)
+        rows = [self._edge_row(l, c, exact) for l, c in zip(links, changes)]
         self._phases_concurrently(
-            lambda: self._write_chunks("upsert_links.edges", write_merged, rows, types={*labels, *LINK_ROW}),
+            lambda: self._write_chunks("upsert_links.edges", merge_edges_as_given, rows, types={*labels, *LINK_ROW}),
             lambda: self._merge_customers("upsert_links.customer_properties", removals),
         )
         for c in changes:
@@ -260,9 +171,121 @@ class GremlinWrites(GremlinSummaries):
         self._refresh_summaries(touched_customers, touched_identifiers)
         return len(links)
 
+    def _endpoint_rows(
+        self,
+        customer_ids: Sequence[str],
+        identifiers: Sequence[tuple[str, str]],
+        customers: Sequence[CustomerUpsert],
+        written: Mapping[str, Mapping[str, Any]],
+    ) -> tuple[list[dict[str, Any]], set[str]]:
+        """The links' endpoint vertices as :meth:`_vertex_row` rows for the invalidation that merges them (a
+        vertex it creates has no summary to drop), and the labels and property keys they write. Properties
+        no summary keeps go with the merge; ``written`` (kept ones) once the summary is dropped."""
+        early = {
+            c.customer_id: typed_map(c.properties)
+            for c in customers
+            if customer_vertex_id(c.customer_id) not in written and c.properties
+        }
+        rows = []
+        for cid in customer_ids:
+            vid = customer_vertex_id(cid)
+            props = early.get(cid)
+            rows.append(self._vertex_row(vid, CUSTOMER, props, props, self._set_values(written.get(vid, {}))))
+        rows += [self._vertex_row(identifier_id(k, h), k, {"value_hash": h}) for k, h in identifiers]
+        types = {CUSTOMER, "value_hash", *(k for k, _ in identifiers)}
+        types |= {k for p in [*early.values(), *written.values()] for k in p}
+        return rows, types
+
+    def _merge_key(self, l: IdentityLink) -> dict[Any, Any]:
+        """What ``mergeE`` finds a link's edge by: label and endpoints, and its id where the writer names
+        edges (JanusGraph makes its own edge ids: merged on label and endpoints)."""
+        from gremlin_python.process.traversal import Direction, T
+
+        key: dict[Any, Any] = {
+            T.label: l.edge_label,
+            Direction.OUT: customer_vertex_id(l.customer_id),
+            Direction.IN: identifier_id(l.kind, l.value_hash),
+        }
+        if self.edge_ids == "supplied":
+            key[T.id] = link_edge_id(l.customer_id, l.kind, l.value_hash)
+        return key
+
+    def _bulk_edge_row(self, l: IdentityLink) -> dict[str, Any]:
+        """A :func:`merge_edges_on_server` row: the counts, and first and last seen to merge on the server."""
+        props = typed_map(l.properties())
+        counts = {k: v for k, v in props.items() if k not in ("first_seen", "last_seen")}
+        return {"k": self._merge_key(l), "m": counts, "fs": props["first_seen"], "ls": props["last_seen"]}
+
+    def _edge_row(self, l: IdentityLink, change: LinkChange, exact: bool) -> dict[str, Any]:
+        """A :func:`merge_edges_as_given` row: every value the merge leaves on create, the ones that change on
+        match (none for a new link; all of them where duplicate edges must end alike)."""
+        after = typed_map(dict(zip(LINK_ROW, change.after)))
+        if change.before is None:  # a new link (a retry that finds it made sets nothing more)
+            changed = {}
+        elif exact:
+            changed = {k: v for k, v, was in zip(LINK_ROW, after.values(), change.before) if v != was}
+        else:  # duplicate edges: each gets every value, so they end alike
+            changed = after
+        return {"k": self._merge_key(l), "p": after, "m": changed}
+
     def clear(self) -> None:
         """Drop every vertex and edge (tests and benchmarks only)."""
         self._run("clear", lambda g: g.V().drop().iterate())
         for memo in (self._known_links(), getattr(self._read_once, "summaries", None)):
             if memo is not None:
                 memo.clear()
+
+
+def link_changes(links: Sequence[IdentityLink], before: pd.DataFrame) -> tuple[list[LinkChange], bool]:
+    """Each link's change from its value ``before`` the write (a ``links`` frame of the same keys) to what
+    the merge leaves, and whether every existing link is one edge (no duplicates, which concurrent creators
+    can leave on JanusGraph: those are merged as one here)."""
+    prior: dict[tuple[str, str, str], tuple[int, ...]] = {}
+    for r in before[["customer_id", "kind", "value_hash", *LINK_ROW]].itertuples(index=False):
+        values = tuple(int(v) for v in r[3:])
+        seen = prior.get((r[0], r[1], r[2]))
+        if seen is not None:
+            values = link_row(merged_link(dict(zip(LINK_ROW, values)), seen))
+        prior[(r[0], r[1], r[2])] = values
+    changes = []
+    for l in links:
+        key = (l.customer_id, l.kind, l.value_hash)
+        changes.append(LinkChange(*key, prior.get(key), link_row(merged_link(l.properties(), prior.get(key)))))
+    return changes, len(prior) == len(before)
+
+
+def merge_edges_on_server(g: Any, chunk: Sequence[dict[str, Any]]) -> None:
+    """Rows ``{k, m: counts, fs, ls}`` (a bulk load): the counts set on create and on match, first and last
+    seen merged on the server (on a new edge there is nothing to merge with: they take the written values)."""
+    from gremlin_python.process.graph_traversal import __
+    from gremlin_python.process.traversal import Merge
+
+    (
+        g.inject(list(chunk))
+        .unfold()
+        .as_("r")
+        .merge_e(__.select("r").select("k"))
+        .option(Merge.on_create, __.select("r").select("m"))
+        .option(Merge.on_match, __.select("r").select("m"))
+        .property("first_seen", __.union(__.values("first_seen"), __.select("r").select("fs")).min_())
+        .property("last_seen", __.union(__.values("last_seen"), __.select("r").select("ls")).max_())
+        .iterate()
+    )
+
+
+def merge_edges_as_given(g: Any, chunk: Sequence[dict[str, Any]]) -> None:
+    """Rows ``{k, p, m}``: the values the merge leaves, worked out from the links' values read just before,
+    all of them set on create and only the ones that change on match (JanusGraph rewrites an edge for each
+    property it sets). A retried chunk whose first try was applied matches and sets the same values."""
+    from gremlin_python.process.graph_traversal import __
+    from gremlin_python.process.traversal import Merge
+
+    (
+        g.inject(list(chunk))
+        .unfold()
+        .as_("r")
+        .merge_e(__.select("r").select("k"))
+        .option(Merge.on_create, __.select("r").select("p"))
+        .option(Merge.on_match, __.select("r").select("m"))
+        .iterate()
+    )
