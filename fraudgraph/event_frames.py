@@ -123,25 +123,7 @@ def validate_and_hash(
     flag(amount < 0, "amount", "must be greater than or equal to 0")
 
     bad = field.notna()
-    rejects = pd.DataFrame(
-        {
-            "event_id": df.loc[bad, "event_id"].map(lambda v: screened_id(v, id_pattern)),
-            "customer_id": df.loc[bad, "customer_id"].map(lambda v: screened_id(v, id_pattern)),
-            "event_type": df.loc[bad, "event_type"].map(lambda v: None if v is None else mask_free_text(v)[:64]),
-            "field": field[bad],
-            "reason": reason[bad],
-            # the record as a redacted dead letter: identifiers as keyed hashes, card numbers and emails masked
-            "record": [
-                redact_payload(line, hasher)["payload"]
-                for line in (
-                    frame.loc[bad].to_json(orient="records", lines=True, date_format="iso", date_unit="ms").splitlines()
-                    if bad.any()
-                    else []
-                )
-            ],
-        },
-        columns=REJECT_COLUMNS,
-    )
+    rejects = _rejects(frame, df, bad, field, reason, hasher, id_pattern)
     ok = df.loc[~bad]
     out = pd.DataFrame(
         {
@@ -160,3 +142,32 @@ def validate_and_hash(
     for tag in EVENT_TAGS:
         out[tag] = tags[tag].to_numpy()
     return out.reset_index(drop=True), rejects.reset_index(drop=True)
+
+
+def _rejects(
+    frame: pd.DataFrame,
+    df: pd.DataFrame,
+    bad: pd.Series,
+    field: pd.Series,
+    reason: pd.Series,
+    hasher: IdentifierHasher,
+    id_pattern: str,
+) -> pd.DataFrame:
+    """The rejected rows (``bad``) with their field and reason, id and type columns screened, and the record
+    as a redacted dead letter: identifiers as keyed hashes, card numbers and emails masked."""
+    lines = (
+        frame.loc[bad].to_json(orient="records", lines=True, date_format="iso", date_unit="ms").splitlines()
+        if bad.any()
+        else []
+    )
+    return pd.DataFrame(
+        {
+            "event_id": df.loc[bad, "event_id"].map(lambda v: screened_id(v, id_pattern)),
+            "customer_id": df.loc[bad, "customer_id"].map(lambda v: screened_id(v, id_pattern)),
+            "event_type": df.loc[bad, "event_type"].map(lambda v: None if v is None else mask_free_text(v)[:64]),
+            "field": field[bad],
+            "reason": reason[bad],
+            "record": [redact_payload(line, hasher)["payload"] for line in lines],
+        },
+        columns=REJECT_COLUMNS,
+    )

@@ -111,32 +111,51 @@ def plan_stream(
     """Plan a stream as the consumer processes it. ``history_keys``: ``(customer_id, kind, value_hash)``
     of every link the graph holds before the stream (a login that brings none of its device or IP links
     new is not scored)."""
-    tagger = EventTagger(settings.event_tags)
-    cfg = settings.consumer
-    span_ms = int(cfg.max_batch_span_s * 1000)
-    seen: dict[str, str] = {}  # applied event id -> content digest
-    touched: set[tuple[str, str, str]] = set()
-    link_rows: list[tuple] = []
-    score_rows: list[tuple] = []
-    prop_rows: list[tuple] = []
-    step_bounds: list[tuple[int, int, bool]] = []  # (first ts, last ts, scores anyone) per step
-    plan = StreamPlan(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), 0, [])
+    planner = _StreamPlanner(settings, hasher, history_keys)
+    batch: list[Message] = []
+    for msg in messages:
+        batch.append(msg)
+        if len(batch) == settings.consumer.max_batch:
+            planner.add_batch(batch)
+            batch = []
+    if batch:
+        planner.add_batch(batch)
+    return planner.finish()
 
-    def run_batch(batch: list[Message]) -> None:
+
+class _StreamPlanner:
+    """The consumer's polls, de-duplication and steps replayed without a graph: what each step journals
+    (link events, customer properties) and whom it scores, as of when."""
+
+    def __init__(self, settings: Settings, hasher: IdentifierHasher, history_keys: set[tuple[str, str, str]]):
+        self.cfg, self.id_pattern, self.hasher = settings.consumer, settings.privacy.id_pattern, hasher
+        self.tagger = EventTagger(settings.event_tags)
+        self.history_keys = history_keys
+        self.seen: dict[str, str] = {}  # applied event id -> content digest
+        self.touched: set[tuple[str, str, str]] = set()
+        self.link_rows: list[tuple] = []
+        self.score_rows: list[tuple] = []
+        self.prop_rows: list[tuple] = []
+        self.step_bounds: list[tuple[int, int, bool]] = []  # (first ts, last ts, scores anyone) per step
+        self.plan = StreamPlan(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), 0, [])
+
+    def add_batch(self, batch: list[Message]) -> None:
+        """One poll: parse, refuse what the consumer refuses, drop redeliveries, then its steps in time order."""
+        plan = self.plan
         plan.events_in += len(batch)
         plan.batch_ends.append(batch[-1].position)
         unique: dict[str, tuple[Any, int]] = {}
         digests: dict[str, str] = {}
-        parsed_batch = [(msg, parse_message(msg.payload, cfg, settings.privacy.id_pattern)) for msg in batch]
+        parsed_batch = [(msg, parse_message(msg.payload, self.cfg, self.id_pattern)) for msg in batch]
         newest = watermark(plan.newest_applied, [p.ts_ms for _, p in parsed_batch if not isinstance(p, Rejection)])
         for msg, parsed in parsed_batch:
-            if not isinstance(parsed, Rejection) and parsed.event_id not in seen:
-                parsed = too_old(parsed, newest, cfg) or parsed
+            if not isinstance(parsed, Rejection) and parsed.event_id not in self.seen:
+                parsed = too_old(parsed, newest, self.cfg) or parsed
             if isinstance(parsed, Rejection):
                 plan.rejections[parsed.code] += 1
                 continue
-            digest = event_digest(parsed, hasher)
-            first = digests.get(parsed.event_id, seen.get(parsed.event_id))
+            digest = event_digest(parsed, self.hasher)
+            first = digests.get(parsed.event_id, self.seen.get(parsed.event_id))
             if first is None:
                 unique[parsed.event_id], digests[parsed.event_id] = (parsed, msg.position), digest
             elif first != digest:  # as the consumer: same id, other content is a dead letter
@@ -144,54 +163,55 @@ def plan_stream(
             else:
                 plan.duplicates += 1
         ordered = sorted((ev for ev, _ in unique.values()), key=lambda e: (e.ts_ms, e.event_id))
-        steps = event_time_steps(ordered, span_ms)
+        steps = event_time_steps(ordered, int(self.cfg.max_batch_span_s * 1000))
         plan.batch_steps.append(len(steps))
         for step in steps:
-            k = len(step_bounds)
-            scores: dict[str, tuple] = {}
-            props: dict[str, dict] = defaultdict(dict)
-            new_keys: set[tuple[str, str, str]] = set()
-            for ev in step:
-                keys = (
-                    []
-                    if ev.event_type in LABEL_EVENT_TYPES
-                    else [(ev.customer_id, kind, hasher.hash(kind, raw)) for kind, raw in ev.identifiers().items()]
-                )
-                tags = link_counts(ev, tagger) if keys else {}
-                link_rows.extend(
-                    (ev.event_id, *key, ev.ts_ms, ev.event_type, *(tags.get(t, 0) for t in EVENT_TAGS)) for key in keys
-                )
-                new_ident = any(
-                    key[1] in NEW_IDENTIFIER_KINDS and key not in touched and key not in history_keys for key in keys
-                )
-                if triggers_score(ev.event_type, new_ident, cfg.score_on):
-                    scores[ev.customer_id] = (ev.event_id, ev.event_type, ev.ts_ms, unique[ev.event_id][1])
-                props[ev.customer_id] = merge_customer_props(props[ev.customer_id], customer_updates(ev))
-                new_keys.update(keys)
-                seen[ev.event_id] = digests[ev.event_id]
-            touched.update(new_keys)
-            as_of = max(ev.ts_ms for ev in step)
-            plan.newest_applied = as_of if plan.newest_applied is None else max(plan.newest_applied, as_of)
-            score_rows.extend((k, cid, *v[:3], as_of, v[3]) for cid, v in scores.items())
-            prop_rows.extend((k, cid, name, value) for cid, p in props.items() for name, value in p.items())
-            step_bounds.append((min(ev.ts_ms for ev in step), as_of, bool(scores)))
-            plan.applied += len(step)
+            self._add_step(step, unique, digests)
 
-    batch: list[Message] = []
-    for msg in messages:
-        batch.append(msg)
-        if len(batch) == cfg.max_batch:
-            run_batch(batch)
-            batch = []
-    if batch:
-        run_batch(batch)
+    def _add_step(self, step: list[Any], unique: dict[str, tuple[Any, int]], digests: dict[str, str]) -> None:
+        """One step: its link events, the customers it scores (the one trigger rule) and the properties it
+        sets, as of its latest event."""
+        k = len(self.step_bounds)
+        scores: dict[str, tuple] = {}
+        props: dict[str, dict] = defaultdict(dict)
+        new_keys: set[tuple[str, str, str]] = set()
+        for ev in step:
+            keys = (
+                []
+                if ev.event_type in LABEL_EVENT_TYPES
+                else [(ev.customer_id, kind, self.hasher.hash(kind, raw)) for kind, raw in ev.identifiers().items()]
+            )
+            tags = link_counts(ev, self.tagger) if keys else {}
+            self.link_rows.extend(
+                (ev.event_id, *key, ev.ts_ms, ev.event_type, *(tags.get(t, 0) for t in EVENT_TAGS)) for key in keys
+            )
+            new_ident = any(
+                key[1] in NEW_IDENTIFIER_KINDS and key not in self.touched and key not in self.history_keys
+                for key in keys
+            )
+            if triggers_score(ev.event_type, new_ident, self.cfg.score_on):
+                scores[ev.customer_id] = (ev.event_id, ev.event_type, ev.ts_ms, unique[ev.event_id][1])
+            props[ev.customer_id] = merge_customer_props(props[ev.customer_id], customer_updates(ev))
+            new_keys.update(keys)
+            self.seen[ev.event_id] = digests[ev.event_id]
+        self.touched.update(new_keys)
+        as_of = max(ev.ts_ms for ev in step)
+        plan = self.plan
+        plan.newest_applied = as_of if plan.newest_applied is None else max(plan.newest_applied, as_of)
+        self.score_rows.extend((k, cid, *v[:3], as_of, v[3]) for cid, v in scores.items())
+        self.prop_rows.extend((k, cid, name, value) for cid, p in props.items() for name, value in p.items())
+        self.step_bounds.append((min(ev.ts_ms for ev in step), as_of, bool(scores)))
+        plan.applied += len(step)
 
-    plan.steps = len(step_bounds)
-    plan.link_events = pd.DataFrame(link_rows, columns=LINK_EVENT_COLUMNS)
-    plan.scores = pd.DataFrame(score_rows, columns=SCORE_COLUMNS)
-    plan.property_updates = pd.DataFrame(prop_rows, columns=["step", "customer_id", "name", "value"])
-    plan.unordered_steps = _unordered_scoring_steps(step_bounds)
-    return plan
+    def finish(self) -> StreamPlan:
+        """The plan, its rows as frames."""
+        plan = self.plan
+        plan.steps = len(self.step_bounds)
+        plan.link_events = pd.DataFrame(self.link_rows, columns=LINK_EVENT_COLUMNS)
+        plan.scores = pd.DataFrame(self.score_rows, columns=SCORE_COLUMNS)
+        plan.property_updates = pd.DataFrame(self.prop_rows, columns=["step", "customer_id", "name", "value"])
+        plan.unordered_steps = _unordered_scoring_steps(self.step_bounds)
+        return plan
 
 
 def _unordered_scoring_steps(bounds: list[tuple[int, int, bool]]) -> int:

@@ -73,16 +73,8 @@ def replay_stream(
     exact = snapshot_dir is not None and not plan.unordered_steps
     consumer_polls = min(polls, -(-settings.replay.consumer_events // settings.consumer.max_batch)) if exact else polls
     stop_at = plan.batch_ends[consumer_polls - 1] if polls else 0
-    bulk: list[dict[str, Any]] = []
     t = time.monotonic()
-    if exact:
-        log.info("bulk replay: %d events in %d steps, %d scoring moments", plan.applied, plan.steps, len(plan.scores))
-        decider = BulkDecider(artifact, settings, chunk_points=settings.replay.chunk_points, baselines=baselines)
-        bulk = decider.decide(plan, history, store.customers_frame(), progress_bar=progress_bar)
-        if decider.model_scores:
-            pd.concat(decider.model_scores, ignore_index=True).to_parquet(
-                live_dir / "model_scores.parquet", index=False
-            )
+    bulk = _bulk_decisions(settings, store, artifact, plan, history, live_dir, progress_bar, baselines) if exact else []
     bulk_s = time.monotonic() - t
 
     decisions_path = live_dir / "decisions.jsonl"
@@ -92,12 +84,8 @@ def replay_stream(
         t = time.monotonic()
         part = FileSource(events_path, stop_at=stop_at)
         consumer = build_consumer(store, settings, ledger, model=artifact, decisions=decisions, dead_letter=dead)
-        bar = Progress(
-            sum(1 for m in messages if m.position <= stop_at),
-            "replay: the consumer's part, step by step",
-            "event",
-            enabled=progress_bar,
-        )
+        on_part = sum(1 for m in messages if m.position <= stop_at)
+        bar = Progress(on_part, "replay: the consumer's part, step by step", "event", enabled=progress_bar)
         stats = consumer.run(part, install_signals=False, progress=bar)
         part.close()
         consumer_s = time.monotonic() - t
@@ -133,6 +121,26 @@ def replay_stream(
         # the consumer's own figures over its part (the report's per-step latency)
         "latency_ms": stats["latency_ms"],
     }
+
+
+def _bulk_decisions(
+    settings: Settings,
+    store: IdentityGraph,
+    artifact: ModelArtifact,
+    plan: StreamPlan,
+    history: pd.DataFrame,
+    live_dir: Path,
+    progress_bar: bool,
+    baselines: BaselineModels | None,
+) -> list[dict[str, Any]]:
+    """Every decision of the planned stream made in bulk (:class:`serving.bulk_replay.BulkDecider`); with
+    ``baselines``, every model's score of each decision goes to ``live_dir/model_scores.parquet``."""
+    log.info("bulk replay: %d events in %d steps, %d scoring moments", plan.applied, plan.steps, len(plan.scores))
+    decider = BulkDecider(artifact, settings, chunk_points=settings.replay.chunk_points, baselines=baselines)
+    bulk = decider.decide(plan, history, store.customers_frame(), progress_bar=progress_bar)
+    if decider.model_scores:
+        pd.concat(decider.model_scores, ignore_index=True).to_parquet(live_dir / "model_scores.parquet", index=False)
+    return bulk
 
 
 def _parts(

@@ -100,36 +100,10 @@ def build_examples(
     window = cfg.examples.fraud_window_days * DAY_MS
     parts, counts = [], {}
     for split in SPLITS:
-        part = pts.loc[pts["split"] == split].copy()
         end = {"train": t1, "val": t2, "test": as_of_ms}[split]
-        lab = labels[split].set_index(labels[split]["customer_id"].astype(str))["label"]
-        label = part["customer_id"].astype(str).map(lab)
-        y = np.where(label == LEGIT, 0, np.where(label == FRAUD, 1, -1))
-        block = part["customer_id"].astype(str).map(blocked)
-        block = block.where(block <= end)
-        last_point = part.groupby("customer_id")["ts"].transform("max")
-        anchor = block.fillna(last_point)
-        in_window = part["ts"].to_numpy() >= (anchor.to_numpy() - window)
-        part["y"] = np.where((y == 1) & ~in_window, -1, y)
-        legit = np.sort(part.loc[label.to_numpy() == LEGIT, "customer_id"].astype(str).unique())
-        rng = np.random.default_rng([cfg.seed, SPLITS.index(split)])
-        kept = (
-            rng.choice(legit, min(len(legit), cfg.examples.legit_customers_per_split), replace=False)
-            if len(legit)
-            else legit
+        part, counts[split] = _split_examples(
+            pts.loc[pts["split"] == split].copy(), split, end, labels[split], blocked, window, cfg
         )
-        is_legit = part["customer_id"].astype(str).isin(set(legit)).to_numpy()
-        part = part.loc[~is_legit | part["customer_id"].astype(str).isin(set(kept)).to_numpy()].copy()
-        # how many customers each kept row's customer stands for (sampled legitimate customers: several)
-        part["population_weight"] = np.where(
-            part["customer_id"].astype(str).isin(set(legit)).to_numpy(), len(legit) / max(len(kept), 1), 1.0
-        )
-        counts[split] = {
-            "fraud_customers": int(part.loc[part["y"] == 1, "customer_id"].nunique()),
-            "legit_customers": int(len(legit)),
-            "legit_customers_sampled": int(len(kept)),
-            "decision_points": int(len(part)),
-        }
         parts.append(part)
     frame = pd.concat(parts, ignore_index=True)
     frame = sample_points(frame, cfg.examples.max_per_customer, cfg.seed)
@@ -145,6 +119,49 @@ def build_examples(
         "decision_points": int((frame["y_deploy"] >= 0).sum()),
     }
     return DecisionExamples(frame.reset_index(drop=True), t1, t2, as_of_ms, counts)
+
+
+def _split_examples(
+    part: pd.DataFrame,
+    split: str,
+    end: int,
+    split_labels: pd.DataFrame,
+    blocked: pd.Series,
+    window: float,
+    cfg: TrainingSettings,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """One split's decision points labelled with what was known at its ``end`` (a fraudster's points only
+    within ``window`` before its block, or its last point), legitimate customers sampled down to
+    ``training.examples.legit_customers_per_split`` (each kept one standing for several), and its counts."""
+    lab = split_labels.set_index(split_labels["customer_id"].astype(str))["label"]
+    label = part["customer_id"].astype(str).map(lab)
+    y = np.where(label == LEGIT, 0, np.where(label == FRAUD, 1, -1))
+    block = part["customer_id"].astype(str).map(blocked)
+    block = block.where(block <= end)
+    last_point = part.groupby("customer_id")["ts"].transform("max")
+    anchor = block.fillna(last_point)
+    in_window = part["ts"].to_numpy() >= (anchor.to_numpy() - window)
+    part["y"] = np.where((y == 1) & ~in_window, -1, y)
+    legit = np.sort(part.loc[label.to_numpy() == LEGIT, "customer_id"].astype(str).unique())
+    rng = np.random.default_rng([cfg.seed, SPLITS.index(split)])
+    kept = (
+        rng.choice(legit, min(len(legit), cfg.examples.legit_customers_per_split), replace=False)
+        if len(legit)
+        else legit
+    )
+    is_legit = part["customer_id"].astype(str).isin(set(legit)).to_numpy()
+    part = part.loc[~is_legit | part["customer_id"].astype(str).isin(set(kept)).to_numpy()].copy()
+    # how many customers each kept row's customer stands for (sampled legitimate customers: several)
+    part["population_weight"] = np.where(
+        part["customer_id"].astype(str).isin(set(legit)).to_numpy(), len(legit) / max(len(kept), 1), 1.0
+    )
+    counts = {
+        "fraud_customers": int(part.loc[part["y"] == 1, "customer_id"].nunique()),
+        "legit_customers": int(len(legit)),
+        "legit_customers_sampled": int(len(kept)),
+        "decision_points": int(len(part)),
+    }
+    return part, counts
 
 
 def deployment_labels(
