@@ -160,8 +160,7 @@ def loaded_world(settings, customers: int, backend: str, out_dir: Path):
     server on exit.
     """
     from fraudgraph.graph import open_graph
-    from fraudgraph.graph.snapshot import frames_to_elements
-    from fraudgraph.ml.artifact import untrained_artifact
+    from tests.testing_support import frames_to_elements, untrained_artifact
 
     _, as_of, ref = reference_world(settings, customers, out_dir)
     server = None

@@ -146,8 +146,9 @@ def small_world_graph(small_world, tmp_path, settings):
     from etl.reference import reference_etl
     from fraudgraph.event_tags import EventTagger
     from fraudgraph.graph import open_graph
-    from fraudgraph.graph.snapshot import frames_to_elements
     from fraudgraph.identity import IdentifierHasher
+
+    from testing_support import frames_to_elements
 
     ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
     uri = f"sqlite:///{tmp_path / 'small-world.db'}"

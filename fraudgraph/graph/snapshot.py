@@ -29,7 +29,6 @@ from ..timeutil import now_ms
 
 if TYPE_CHECKING:
     from .base import IdentityGraph
-    from .elements import CustomerUpsert, IdentityLink
 
 LINK_COLUMNS = [
     "edge_label",
@@ -104,36 +103,3 @@ def write_snapshot(
 def export_graph(graph: IdentityGraph, out_dir: str | Path) -> dict[str, Path]:
     """Write a graph's customers and links as a Parquet snapshot (:func:`write_snapshot`)."""
     return write_snapshot(graph.customers_frame(), graph.links_frame(), out_dir)
-
-
-def read_snapshot(snapshot_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(customers, links)`` frames of a snapshot folder."""
-    d = Path(snapshot_dir)
-    for name in ("customers.parquet", "links.parquet"):
-        if not (d / name).exists():
-            raise FileNotFoundError(f"snapshot {d}: missing {name}")
-    return pd.read_parquet(d / "customers.parquet"), pd.read_parquet(d / "links.parquet")
-
-
-def _clean(value):
-    """Parquet/pandas scalar -> plain Python (NaN/None -> None)."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value
-
-
-def frames_to_elements(customers: pd.DataFrame, links: pd.DataFrame) -> tuple[list[CustomerUpsert], list[IdentityLink]]:
-    """Snapshot frames -> ``(list[CustomerUpsert], list[IdentityLink])`` for loading into a store."""
-    from .elements import CustomerUpsert, IdentityLink
-
-    prop_cols = [c for c in customers.columns if c != "customer_id"]
-    cust = []
-    for row in customers.itertuples(index=False):
-        rec = row._asdict()
-        props = {c: _clean(rec[c]) for c in prop_cols}
-        cust.append(CustomerUpsert(str(rec["customer_id"]), {k: v for k, v in props.items() if v is not None}))
-    return cust, [IdentityLink.from_record(rec) for rec in links.to_dict("records")]

@@ -22,22 +22,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml import ModelArtifactError
 from fraudgraph.ml.features import (
     CUSTOMER_FEATURES,
     EDGE_FEATURES,
     IDENTIFIER_FEATURES,
     IdentityGraphTensors,
-    build_graph_tensors,
 )
 from fraudgraph.ml.scaling import FeatureScaler
 from fraudgraph.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
-    import pandas as pd
-
-    from fraudgraph.config import Settings
+    pass
 
 
 def seed_everything(seed: int) -> None:
@@ -215,47 +211,3 @@ class ModelArtifact:
         from fraudgraph.ml.model import AveragedRGCN, fused
 
         return fused(self.model) if isinstance(self.model, AveragedRGCN) else self.model
-
-
-def untrained_artifact(
-    customers: pd.DataFrame,
-    links: pd.DataFrame,
-    as_of_ms: int,
-    settings: Settings,
-    out_dir: str | Path,
-    *,
-    fanout_cap: int,
-    threshold: float = 0.5,
-    seed: int = 1,
-    hidden: int | None = None,
-    edge_hidden: int | None = None,
-    dropout: float | None = None,
-    members: int = 1,
-) -> Path:
-    """Save a seeded, untrained model artifact fitted to these frames' features and return its folder.
-
-    For benchmarks and plumbing tests, whose timings and parity do not depend on the weights.
-    ``hidden``/``edge_hidden``/``dropout`` default to the training settings; ``members`` above 1 gives
-    an :class:`~fraudgraph.ml.model.AveragedRGCN` of that many (the deployed shape, for benchmarks).
-    """
-    from fraudgraph.ml.model import EdgeAwareRGCN, averaged
-
-    tensors = build_graph_tensors(ScoringInputs(customers, links, as_of_ms), fanout_cap=fanout_cap)
-    seed_everything(seed)
-    t = settings.training
-    models = [
-        EdgeAwareRGCN(
-            {n: x.shape[1] for n, x in tensors.node_features.items()},
-            next(iter(tensors.edge_features.values())).shape[1],
-            list(tensors.graph.canonical_etypes),
-            hidden=hidden or t.hidden_dim,
-            edge_hidden=edge_hidden or t.edge_hidden_dim,
-            layers=t.layers,
-            dropout=t.dropout if dropout is None else dropout,
-        )
-        for _ in range(members)
-    ]
-    ModelArtifact.create(
-        averaged(models), FeatureScaler().fit(tensors), settings, threshold, {}, as_of_ms, fanout_cap=fanout_cap
-    ).save(out_dir)
-    return Path(out_dir)

@@ -31,7 +31,8 @@ BODY_TIMEOUT_S = 2.0
 def flagging_model(small_world, settings, tmp_path_factory):
     """A seeded model with threshold 0: every scored customer is flagged (review if valuable, else block)."""
     from etl.reference import reference_etl
-    from fraudgraph.ml.artifact import untrained_artifact
+
+    from testing_support import untrained_artifact
 
     ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
     as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6
@@ -45,12 +46,13 @@ def flagging_model(small_world, settings, tmp_path_factory):
 def api(request, flagging_model, settings, tmp_path_factory):
     """``(base URL, store, reference frames, as-of)`` of a running API over the small world."""
     from fraudgraph.graph import open_graph
-    from fraudgraph.graph.snapshot import frames_to_elements
     from fraudgraph.labels.stage import run_labels
     from fraudgraph.ml.artifact import ModelArtifact
     from fraudgraph.scoring.online import OnlineScorer
     from localservers import free_port
     from serving.api import create_app
+
+    from testing_support import frames_to_elements
 
     model_dir, ref, as_of = flagging_model
     tmp = tmp_path_factory.mktemp(f"api-{request.param}")

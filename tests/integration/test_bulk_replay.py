@@ -32,8 +32,9 @@ STREAM_EVENTS = 2400
 def labelled_graph(small_world, tmp_path_factory, settings):
     """The small world loaded into a graph with its cleaned labels (so reasons name fraud neighbours)."""
     from etl.reference import reference_etl
-    from fraudgraph.graph.snapshot import frames_to_elements
     from fraudgraph.labels.stage import run_labels
+
+    from testing_support import frames_to_elements
 
     out = tmp_path_factory.mktemp("bulk-replay")
     ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
@@ -51,8 +52,9 @@ def labelled_graph(small_world, tmp_path_factory, settings):
 def model(small_world, labelled_graph, settings, tmp_path_factory):
     """A seeded model of the deployed shape (three averaged members), with its threshold at the 90th
     percentile of its own scores on the graph (so the stream gets blocks, reviews and allows)."""
-    from fraudgraph.ml.artifact import untrained_artifact
     from fraudgraph.scoring.batch import score_graph
+
+    from testing_support import untrained_artifact
 
     with open_graph(f"sqlite:///{labelled_graph}", settings) as store:
         customers, links = store.customers_frame(), store.links_frame()

@@ -21,11 +21,12 @@ from etl.load_identity_graph import run_etl
 from etl.reference import reference_etl
 from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph import customer_properties, identifier_id, open_graph
-from fraudgraph.graph.snapshot import frames_to_elements, normalise_links
+from fraudgraph.graph.snapshot import normalise_links
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.scoring.rules import decision_properties
 
 from api_helpers import start_uvicorn
+from testing_support import frames_to_elements
 
 pytestmark = [pytest.mark.slow, pytest.mark.gremlin]
 
@@ -40,7 +41,7 @@ TIMING_PROPERTIES = {*decision_properties(0.0, "allow", (), "", 0), "review_outc
 @pytest.fixture(scope="module")
 def model_dir(small_world, settings, tmp_path_factory):
     """A seeded (untrained) model: which writes happen does not depend on its quality."""
-    from fraudgraph.ml.artifact import untrained_artifact
+    from testing_support import untrained_artifact
 
     ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
     as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6

@@ -19,7 +19,7 @@ from etl.reference import reference_links
 from fraudgraph.cli.main import cli
 from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph import customer_properties, open_graph
-from fraudgraph.graph.snapshot import frames_to_elements, normalise_links
+from fraudgraph.graph.snapshot import normalise_links
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.redaction import contains_card_number
 from fraudgraph.scoring.online import OnlineScorer
@@ -27,12 +27,15 @@ from serving.consumer import LiveConsumer
 from serving.consumer.ledger import Ledger
 from serving.consumer.sources import FileSource, JsonlSink
 
+from testing_support import frames_to_elements
+
 
 @pytest.fixture(scope="module")
 def model_dir(small_world, settings, tmp_path_factory):
     """A seeded (untrained) model: the consumer's plumbing does not depend on its quality."""
     from etl.reference import reference_etl
-    from fraudgraph.ml.artifact import untrained_artifact
+
+    from testing_support import untrained_artifact
 
     ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
     as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6

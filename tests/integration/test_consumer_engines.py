@@ -13,13 +13,15 @@ from etl.reference import reference_etl
 from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph import open_graph
 from fraudgraph.graph.elements import customer_vertex_id, identifier_id
-from fraudgraph.graph.snapshot import frames_to_elements, normalise_links
+from fraudgraph.graph.snapshot import normalise_links
 from fraudgraph.identity import IdentifierHasher
-from fraudgraph.ml.artifact import ModelArtifact, untrained_artifact
+from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.scoring.online import OnlineScorer
 from serving.consumer import LiveConsumer
 from serving.consumer.ledger import Ledger
 from serving.consumer.sources import FileSource, JsonlSink
+
+from testing_support import frames_to_elements, untrained_artifact
 
 pytestmark = [pytest.mark.slow, pytest.mark.gremlin]
 

@@ -12,8 +12,10 @@ from etl.load_identity_graph import run_etl
 from etl.reference import reference_etl
 from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph import open_graph
-from fraudgraph.graph.snapshot import normalise_customers, normalise_links, read_snapshot
+from fraudgraph.graph.snapshot import normalise_customers, normalise_links
 from fraudgraph.identity import IdentifierHasher
+
+from testing_support import read_snapshot
 
 pytestmark = pytest.mark.slow
 

@@ -14,10 +14,12 @@ from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph.history import LinkHistory
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.identity import IdentifierHasher
-from fraudgraph.ml.artifact import ModelArtifact, untrained_artifact
+from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.schema import LABEL_EVENT_TYPES
 from fraudgraph.scoring.triggers import decision_points
+
+from testing_support import untrained_artifact
 
 KEY = ["customer_id", "kind", "value_hash"]
 

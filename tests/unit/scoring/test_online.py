@@ -10,11 +10,12 @@ import pytest
 
 from etl.reference import reference_etl
 from fraudgraph.event_tags import EventTagger
-from fraudgraph.graph.snapshot import frames_to_elements
 from fraudgraph.identity import IdentifierHasher
-from fraudgraph.ml.artifact import ModelArtifact, untrained_artifact
+from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.scoring.batch import score_graph
 from fraudgraph.scoring.online import OnlineScorer
+
+from testing_support import frames_to_elements, untrained_artifact
 
 CAP = 5  # small, so carrier and Wi-Fi hubs exceed it
 

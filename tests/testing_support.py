@@ -1,0 +1,91 @@
+"""Data the tests and the benchmarks share but the product never uses: snapshot frames as store elements,
+a snapshot's frames read back, and a seeded untrained model artifact (for plumbing and timing, which do
+not depend on the weights)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from fraudgraph.config import Settings
+from fraudgraph.graph import CustomerUpsert, IdentityLink
+from fraudgraph.graph.scoring_inputs import ScoringInputs
+from fraudgraph.ml.artifact import ModelArtifact, seed_everything
+from fraudgraph.ml.features import build_graph_tensors
+from fraudgraph.ml.scaling import FeatureScaler
+
+
+def read_snapshot(snapshot_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(customers, links)`` frames of a snapshot folder."""
+    d = Path(snapshot_dir)
+    for name in ("customers.parquet", "links.parquet"):
+        if not (d / name).exists():
+            raise FileNotFoundError(f"snapshot {d}: missing {name}")
+    return pd.read_parquet(d / "customers.parquet"), pd.read_parquet(d / "links.parquet")
+
+
+def _clean(value):
+    """Parquet/pandas scalar -> plain Python (NaN/None -> None)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def frames_to_elements(customers: pd.DataFrame, links: pd.DataFrame) -> tuple[list[CustomerUpsert], list[IdentityLink]]:
+    """Snapshot frames -> ``(list[CustomerUpsert], list[IdentityLink])`` for loading into a store."""
+    prop_cols = [c for c in customers.columns if c != "customer_id"]
+    cust = []
+    for row in customers.itertuples(index=False):
+        rec = row._asdict()
+        props = {c: _clean(rec[c]) for c in prop_cols}
+        cust.append(CustomerUpsert(str(rec["customer_id"]), {k: v for k, v in props.items() if v is not None}))
+    return cust, [IdentityLink.from_record(rec) for rec in links.to_dict("records")]
+
+
+def untrained_artifact(
+    customers: pd.DataFrame,
+    links: pd.DataFrame,
+    as_of_ms: int,
+    settings: Settings,
+    out_dir: str | Path,
+    *,
+    fanout_cap: int,
+    threshold: float = 0.5,
+    seed: int = 1,
+    hidden: int | None = None,
+    edge_hidden: int | None = None,
+    dropout: float | None = None,
+    members: int = 1,
+) -> Path:
+    """Save a seeded, untrained model artifact fitted to these frames' features and return its folder.
+
+    For benchmarks and plumbing tests, whose timings and parity do not depend on the weights.
+    ``hidden``/``edge_hidden``/``dropout`` default to the training settings; ``members`` above 1 gives
+    an :class:`~fraudgraph.ml.model.AveragedRGCN` of that many (the deployed shape, for benchmarks).
+    """
+    from fraudgraph.ml.model import EdgeAwareRGCN, averaged
+
+    tensors = build_graph_tensors(ScoringInputs(customers, links, as_of_ms), fanout_cap=fanout_cap)
+    seed_everything(seed)
+    t = settings.training
+    models = [
+        EdgeAwareRGCN(
+            {n: x.shape[1] for n, x in tensors.node_features.items()},
+            next(iter(tensors.edge_features.values())).shape[1],
+            list(tensors.graph.canonical_etypes),
+            hidden=hidden or t.hidden_dim,
+            edge_hidden=edge_hidden or t.edge_hidden_dim,
+            layers=t.layers,
+            dropout=t.dropout if dropout is None else dropout,
+        )
+        for _ in range(members)
+    ]
+    ModelArtifact.create(
+        averaged(models), FeatureScaler().fit(tensors), settings, threshold, {}, as_of_ms, fanout_cap=fanout_cap
+    ).save(out_dir)
+    return Path(out_dir)
