@@ -100,8 +100,6 @@ class StreamPlan:
         return sum(self.rejections.values())
 
 
-# Over 60 lines for a reason: it is the consumer's per-batch loop (parse, de-duplicate, cut, record) in one
-# pass over the stream; each part keeps state the next one reads.
 def plan_stream(
     messages: Iterable[Message],
     settings: Settings,

@@ -61,8 +61,6 @@ def split_bounds(as_of_ms: int, cfg: TrainingSettings) -> tuple[int, int]:
     return t2 - int(cfg.split.val_days * DAY_MS), t2
 
 
-# Over 60 lines for a reason: the decision-time protocol (split by decision time, labels known at each split's
-# end, the fraud window, per-customer weights) kept in one place, to be read against docs/model.md.
 def build_examples(
     points: pd.DataFrame,
     customers: pd.DataFrame,

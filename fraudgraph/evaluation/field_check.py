@@ -130,8 +130,6 @@ def _ip_parts(ips: pd.Series) -> pd.DataFrame:
     )
 
 
-# Over 60 lines for a reason: one table of every per-customer statistic, built column by column from the
-# event table (each a plain group-by); split up, the grouped frames would travel between functions.
 def customer_statistics(events: pd.DataFrame, customers: pd.DataFrame, as_of_ms: int) -> pd.DataFrame:
     """Per customer (index ``customer_id``): every statistic this check scores. Numeric columns, plus the
     categorical ones listed in ``CATEGORICAL``."""
@@ -210,8 +208,6 @@ def order_fields(world: Path, ids: pd.Index) -> pd.DataFrame:
     )
 
 
-# Over 60 lines for a reason: the check's four parts (fields, pairs, orders, label columns) in the order the
-# report shows them, each a short loop over its columns.
 def field_check(world_dir: str | Path, population: pd.DataFrame, as_of_ms: int) -> dict[str, Any]:
     """Score every field of the world in ``world_dir`` on ``population`` (``customer_id``, ``is_fraud``)."""
     world = Path(world_dir)

@@ -63,21 +63,12 @@ class LinkHistory:
         cust_ids = np.union1d(customers["customer_id"].astype(str).to_numpy(), ev["customer_id"].astype(str).to_numpy())
         self.customer_ids = cust_ids.astype(object)  # code -> id, in id order (lowest id = lowest code)
         self.customer_code = pd.Index(self.customer_ids)
-        signup = (
-            pd.to_numeric(customers["signup_ts"], errors="coerce")
-            if "signup_ts" in customers
-            else pd.Series(np.nan, index=customers.index)
-        )
-        self.signup_ts = np.full(len(cust_ids), np.nan)
         rows = self.customer_code.get_indexer(customers["customer_id"].astype(str))
-        self.signup_ts[rows] = signup.to_numpy(float)
-        # latest block and unblock known to the snapshot (the day-one rules and the blocked-customers feature
-        # compare them with each decision point's time)
-        self.blocked_at = np.full(len(cust_ids), np.nan)
-        self.unblocked_at = np.full(len(cust_ids), np.nan)
-        for name, values in (("blocked_at", self.blocked_at), ("unblocked_at", self.unblocked_at)):
-            if name in customers:
-                values[rows] = pd.to_numeric(customers[name], errors="coerce").to_numpy(float)
+        # signup, and the latest block and unblock known to the snapshot (the day-one rules and the
+        # blocked-customers feature compare them with each decision point's time)
+        self.signup_ts, self.blocked_at, self.unblocked_at = (
+            _per_customer(customers, name, rows, len(cust_ids)) for name in ("signup_ts", "blocked_at", "unblocked_at")
+        )
 
         c = self.customer_code.get_indexer(ev["customer_id"].astype(str).to_numpy())
         kind = ev["kind"].map(KIND_CODE).to_numpy(np.int64)
@@ -88,13 +79,7 @@ class LinkHistory:
         self.n_customers, self.n_idents = len(cust_ids), len(ident_uniques)
         ts = ev["ts"].to_numpy(np.int64)
         etype = ev["event_type"].map(TYPE_CODE).to_numpy(np.int64)
-        n_types = len(LINK_EVENT_TYPES)
-        # per event, what it adds to each count of LINK_COUNT_PROPERTIES: 1 for its type, then its tags
-        counts = np.zeros((len(ev), len(LINK_COUNT_PROPERTIES)), dtype=np.int64)
-        counts[np.arange(len(ev)), etype] = 1
-        for j, tag in enumerate(EVENT_TAGS):
-            if tag in ev:
-                counts[:, n_types + j] = pd.to_numeric(ev[tag], errors="coerce").fillna(0).to_numpy(np.int64)
+        counts = _event_counts(ev, etype)
 
         # links: one per (customer, identifier); events sorted by (link, ts)
         link_key = c.astype(np.int64) * self.n_idents + i
@@ -268,20 +253,7 @@ class LinkHistory:
         for j, col in enumerate(LINK_COUNT_PROPERTIES.values()):
             links[col] = per_type[:, j]
 
-        # identifier statistics at t (the full, uncapped view)
-        ident_nodes, first_row = np.unique(node_i, return_index=True)
-        ex_i, ident = all_ex[first_row], self.link_ident[all_link][first_row]
-        degree, fmin, fmax, ievents = self._identifier_stats(ident, times[ex_i])
-        stats = pd.DataFrame(
-            {
-                "kind": self.ident_kind[ident],
-                "value_hash": ident_nodes,
-                "degree": degree,
-                "first_seen_min": fmin + shift[ex_i],
-                "first_seen_max": fmax + shift[ex_i],
-                "events": ievents,
-            }
-        )[IDENTIFIER_STATS_COLUMNS]
+        stats = self._identifier_stats_frame(node_i, all_ex, all_link, times, shift)
 
         # member customers (the targets too): signup and link summary at t
         target_nodes = np.where(known, np.arange(n_ex) * self.n_customers + np.maximum(target, 0), -1)
@@ -302,6 +274,25 @@ class LinkHistory:
         linked = sorted_unique(node_c)
         has_links = (target_nodes >= 0) & np.isin(target_nodes, linked, kind="sort")
         return ScoringInputs(customers, links, as_of, stats, summary, np.where(has_links, target_nodes, -1))
+
+    def _identifier_stats_frame(
+        self, node_i: np.ndarray, all_ex: np.ndarray, all_link: np.ndarray, times: np.ndarray, shift: np.ndarray
+    ) -> pd.DataFrame:
+        """``IDENTIFIER_STATS_COLUMNS`` of the subgraph's identifier nodes at their decision point's time: the
+        full, uncapped view (degree, first-seen range and events), times shifted as the links' are."""
+        ident_nodes, first_row = np.unique(node_i, return_index=True)
+        ex_i, ident = all_ex[first_row], self.link_ident[all_link][first_row]
+        degree, fmin, fmax, ievents = self._identifier_stats(ident, times[ex_i])
+        return pd.DataFrame(
+            {
+                "kind": self.ident_kind[ident],
+                "value_hash": ident_nodes,
+                "degree": degree,
+                "first_seen_min": fmin + shift[ex_i],
+                "first_seen_max": fmax + shift[ex_i],
+                "events": ievents,
+            }
+        )[IDENTIFIER_STATS_COLUMNS]
 
     def _capped_members(
         self, pair_ex: np.ndarray, pair_ident: np.ndarray, times: np.ndarray, cap: int
@@ -327,3 +318,23 @@ class LinkHistory:
             parts_ex.append(np.full(len(chosen), e, dtype=np.int64))
             parts_link.append(chosen)
         return np.concatenate(parts_ex).astype(np.int64), np.concatenate(parts_link).astype(np.int64)
+
+
+def _per_customer(customers: pd.DataFrame, name: str, rows: np.ndarray, n: int) -> np.ndarray:
+    """Column ``name`` of ``customers`` (epoch ms) placed at their customer codes ``rows``; NaN elsewhere
+    and where the column is missing."""
+    out = np.full(n, np.nan)
+    if name in customers:
+        out[rows] = pd.to_numeric(customers[name], errors="coerce").to_numpy(float)
+    return out
+
+
+def _event_counts(ev: pd.DataFrame, etype: np.ndarray) -> np.ndarray:
+    """``(len(ev), len(LINK_COUNT_PROPERTIES))``: what each link event adds to each count, 1 for its type
+    (``etype``, the type codes), then its tags."""
+    counts = np.zeros((len(ev), len(LINK_COUNT_PROPERTIES)), dtype=np.int64)
+    counts[np.arange(len(ev)), etype] = 1
+    for j, tag in enumerate(EVENT_TAGS):
+        if tag in ev:
+            counts[:, len(LINK_EVENT_TYPES) + j] = pd.to_numeric(ev[tag], errors="coerce").fillna(0).to_numpy(np.int64)
+    return counts

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 
 from fraudgraph.synthetic.identities import (
     COUNTRIES,
@@ -142,33 +143,7 @@ class LegitBehaviour(WorldState):
                     channel=channel(),
                 )
         if c.new_phone_at is not None and c.new_phone_at < end:  # looks like a takeover, is not one
-            phone, t = fresh_device(rng), c.new_phone_at
-            c.devices.append(phone)
-            device_from.append(t)
-            emit(c, "login", t, device_id=phone, ip=self._legit_ip(c, rng), channel=channel())
-            if rng.random() < 0.5:
-                t += rng.randrange(5 * MINUTE, 3 * HOUR)
-                emit(
-                    c,
-                    "change_email",
-                    t,
-                    device_id=phone,
-                    ip=self._legit_ip(c, rng),
-                    email=fresh_email(rng, disposable=rng.random() < ls.disposable_email_share),
-                    channel=channel(),
-                )
-            t += rng.randrange(5 * MINUTE, 3 * HOUR)
-            new_card = fresh_card(rng)
-            c.cards.append(new_card)
-            emit(
-                c,
-                "add_card",
-                t,
-                device_id=phone,
-                ip=self._legit_ip(c, rng),
-                card_fingerprint=new_card,
-                channel=channel(),
-            )
+            self._new_phone(c, c.new_phone_at, device_from, rng, emit, channel)
         span = max(1, end - c.signup_ts)
         for _ in range(n_logins):
             ts = c.signup_ts + rng.randrange(span)
@@ -193,6 +168,46 @@ class LegitBehaviour(WorldState):
                 currency="USD",
                 channel=channel(),
             )
+
+    def _new_phone(
+        self,
+        c: Customer,
+        t: int,
+        device_from: list[int],
+        rng: random.Random,
+        emit: Callable[..., None],
+        channel: Callable[[], str],
+    ) -> None:
+        """The owner moves to a new phone at ``t``: a login from it, sometimes a new email, then a new card
+        (a legitimate customer that looks like a takeover)."""
+        ls = self.s.legit
+        phone = fresh_device(rng)
+        c.devices.append(phone)
+        device_from.append(t)
+        emit(c, "login", t, device_id=phone, ip=self._legit_ip(c, rng), channel=channel())
+        if rng.random() < 0.5:
+            t += rng.randrange(5 * MINUTE, 3 * HOUR)
+            emit(
+                c,
+                "change_email",
+                t,
+                device_id=phone,
+                ip=self._legit_ip(c, rng),
+                email=fresh_email(rng, disposable=rng.random() < ls.disposable_email_share),
+                channel=channel(),
+            )
+        t += rng.randrange(5 * MINUTE, 3 * HOUR)
+        new_card = fresh_card(rng)
+        c.cards.append(new_card)
+        emit(
+            c,
+            "add_card",
+            t,
+            device_id=phone,
+            ip=self._legit_ip(c, rng),
+            card_fingerprint=new_card,
+            channel=channel(),
+        )
 
     @staticmethod
     def _device_at(c: Customer, device_from: list[int], ts: int, rng: random.Random) -> str:

@@ -100,20 +100,20 @@ def typed_map(props: Mapping[str, Any]) -> dict[str, Any]:
     return {k: typed(v) for k, v in props.items()}
 
 
-def min_or(values, default: int):
+def min_or(values: Any, default: int) -> Any:
     """min of a value stream, ``default`` when it is empty (min of nothing produces no row)."""
     from gremlin_python.process.graph_traversal import __
 
     return __.coalesce(values.min_(), __.constant(typed(default)))
 
 
-def max_or(values, default: int):
+def max_or(values: Any, default: int) -> Any:
     from gremlin_python.process.graph_traversal import __
 
     return __.coalesce(values.max_(), __.constant(typed(default)))
 
 
-def sum_or(values, default: int = 0):
+def sum_or(values: Any, default: int = 0) -> Any:
     from gremlin_python.process.graph_traversal import __
 
     return __.coalesce(values.sum_(), __.constant(typed(default)))
