@@ -10,15 +10,10 @@ import pytest
 
 from fraudgraph.graph import CustomerUpsert, IdentityLink, InvalidElementError, customer_properties
 from fraudgraph.graph.elements import summarise_links
-from fraudgraph.graph.snapshot import (
-    export_graph,
-    frames_to_elements,
-    normalise_customers,
-    normalise_links,
-    read_snapshot,
-)
+from fraudgraph.graph.snapshot import export_graph, normalise_customers, normalise_links
 
 from graph_helpers import expected_identifier_stats, small_world
+from testing_support import frames_to_elements, read_snapshot
 
 
 def nx_reference(links):
