@@ -61,18 +61,12 @@ def fit_gnn(
     import torch
 
     from fraudgraph.ml._dgl_compat import import_dgl
-    from fraudgraph.ml.model import EdgeAwareRGCN
 
     dgl = import_dgl()
     seed_everything(cfg.seed if seed is None else seed)
     g = tensors.graph
     nodes, edges = scaler.scaled(tensors)
-    model = EdgeAwareRGCN(
-        {n: x.shape[1] for n, x in nodes.items()},
-        next(iter(edges.values())).shape[1],
-        list(g.canonical_etypes),
-        *(cfg.hidden_dim, cfg.edge_hidden_dim, cfg.layers, cfg.dropout, use_edge_features),
-    )
+    model = _new_model(g, nodes, edges, cfg, use_edge_features)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     weighted_loss, pos_weight = _weighted_loss(y, split, cfg)
     full = cfg.mode == "full" or (cfg.mode == "auto" and g.num_edges() <= cfg.full_graph_max_edges)
@@ -118,6 +112,24 @@ def fit_gnn(
         "seconds_per_epoch": round(float(np.mean([h["epoch_s"] for h in history])), 3),
         "history": history,
     }
+
+
+def _new_model(
+    g: Any, nodes: dict[str, Any], edges: dict[str, Any], cfg: TrainingSettings, use_edge_features: bool
+) -> Any:
+    """An untrained RGCN of the configured shape for this graph's node and edge features."""
+    from fraudgraph.ml.model import EdgeAwareRGCN
+
+    return EdgeAwareRGCN(
+        {n: x.shape[1] for n, x in nodes.items()},
+        next(iter(edges.values())).shape[1],
+        list(g.canonical_etypes),
+        cfg.hidden_dim,
+        cfg.edge_hidden_dim,
+        cfg.layers,
+        cfg.dropout,
+        use_edge_features,
+    )
 
 
 def _weighted_loss(y: np.ndarray, split: Split, cfg: TrainingSettings) -> tuple[Callable[[Any, Any], Any], float]:

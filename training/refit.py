@@ -96,6 +96,12 @@ def _deploy_points(frame: pd.DataFrame, cfg: TrainingSettings, epochs: int) -> t
     log.info(
         "refitting rgcn_edge for deployment on %d of %d decision points (%d fraud, %d legitimate customers), "
         "%d epochs, %d seeds (budget %d decision-point epochs)",
-        *(int(labelled.sum()), eligible, fraud_customers, legit_customers, epochs, members, cfg.deployed_refit_budget),
+        int(labelled.sum()),
+        eligible,
+        fraud_customers,
+        legit_customers,
+        epochs,
+        members,
+        cfg.deployed_refit_budget,
     )
     return members, labelled, eligible, fraud_customers, legit_customers

@@ -89,13 +89,7 @@ def run_training(
     torch.set_num_threads(cfg.threads)
     out = Path(out_dir)
     started = time.monotonic()
-    labels, as_of_ms = read_labels(labels_dir)
-    history = LinkHistory.read(snapshot_dir)
-    customers = pd.read_parquet(Path(snapshot_dir) / "customers.parquet")
-    link_events = pd.read_parquet(Path(snapshot_dir) / "link_events.parquet")
-    points = decision_points(link_events, settings.consumer.score_on)
-    examples = build_examples(points, customers, history.links_as_of, labels, as_of_ms, cfg, settings.labels)
-    refuse_when_too_few(examples, cfg)
+    history, examples, as_of_ms = _examples(settings, snapshot_dir, labels_dir)
     frame = examples.frame
     if truth_path:
         frame = pd.concat([frame, truth_at_points(frame, pd.read_parquet(truth_path))], axis=1)
@@ -104,11 +98,8 @@ def run_training(
     scaler = FeatureScaler().fit(tensors)
     y = frame["y"].to_numpy()
     masks = {s: (frame["split"] == s).to_numpy() for s in SPLITS}
-    tr, va = masks["train"] & (y >= 0), masks["val"] & (y >= 0)
-    y_nodes = np.full(len(tensors.customer_ids), -1)
-    y_nodes[target] = y
-    val_weight = (frame.loc[va, "weight"] * frame.loc[va, "population_weight"]).to_numpy()
-    split = Split(target[tr], target[va], frame.loc[tr, "weight"].to_numpy(np.float32), val_weight)
+    tr = masks["train"] & (y >= 0)
+    y_nodes, split = _node_split(frame, target, len(tensors.customer_ids), masks)
 
     models, fits, scores, table = fit_models(
         tensors, scaler, y_nodes, split, target, y, tr, frame.loc[tr, "weight"], cfg
@@ -120,20 +111,31 @@ def run_training(
     val_units = {m: customer_units(frame.loc[masks["val"]], scores[m][masks["val"]], y[masks["val"]]) for m in MODELS}
     threshold, estimates = choose_threshold(val_units["rgcn_edge"], cfg)
     metrics: dict[str, Any] = {
-        **{"models": {}, "threshold": round(threshold, 6), "main_model": "rgcn_edge", "unit": "customer"},
-        **{"threshold_policy": threshold_policy(cfg, estimates), "target_precision": cfg.target_precision},
+        "models": {},
+        "threshold": round(threshold, 6),
+        "main_model": "rgcn_edge",
+        "threshold_policy": threshold_policy(cfg, estimates),
+        "target_precision": cfg.target_precision,
+        "unit": "customer",
     }
     metrics["models"], curves = judge_on_test(
         frame.loc[masks["test"]], scores, masks["test"], y, val_units, threshold, cfg, with_truth=bool(truth_path)
     )
     metrics["split"] = {
-        **{"as_of_ms": as_of_ms, "t1_ms": examples.t1_ms, "t2_ms": examples.t2_ms, "by_decision_time": True},
-        **{"labels": examples.label_counts, "examples": {s: int(masks[s].sum()) for s in SPLITS}},
+        "as_of_ms": as_of_ms,
+        "t1_ms": examples.t1_ms,
+        "t2_ms": examples.t2_ms,
+        "by_decision_time": True,
+        "labels": examples.label_counts,
+        "examples": {s: int(masks[s].sum()) for s in SPLITS},
     }
     metrics["training"] = {k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in fits.items()}
     metrics["graph"] = {
-        **{"examples": len(frame), "subgraph_links": int(len(inputs.links)), "fanout_cap": cap},
-        **{"message_edges": int(tensors.graph.num_edges()), "build_s": round(build_s, 2)},
+        "examples": len(frame),
+        "subgraph_links": int(len(inputs.links)),
+        "message_edges": int(tensors.graph.num_edges()),
+        "fanout_cap": cap,
+        "build_s": round(build_s, 2),
     }
     deployed, deployed_threshold, deployed_units = models["rgcn_edge"], threshold, val_units["rgcn_edge"]
     if cfg.refit_on_all_labels:
@@ -154,6 +156,35 @@ def run_training(
     baselines.save(out)
     _write_reports(out, fits, curves, metrics)
     return metrics
+
+
+def _examples(
+    settings: Settings, snapshot_dir: str | Path, labels_dir: str | Path
+) -> tuple[LinkHistory, DecisionExamples, int]:
+    """The snapshot's link history, its decision points labelled and sampled (refused when too few), and
+    the labels' as-of."""
+    labels, as_of_ms = read_labels(labels_dir)
+    history = LinkHistory.read(snapshot_dir)
+    customers = pd.read_parquet(Path(snapshot_dir) / "customers.parquet")
+    link_events = pd.read_parquet(Path(snapshot_dir) / "link_events.parquet")
+    points = decision_points(link_events, settings.consumer.score_on)
+    cfg = settings.training
+    examples = build_examples(points, customers, history.links_as_of, labels, as_of_ms, cfg, settings.labels)
+    refuse_when_too_few(examples, cfg)
+    return history, examples, as_of_ms
+
+
+def _node_split(
+    frame: pd.DataFrame, target: np.ndarray, n_customers: int, masks: dict[str, np.ndarray]
+) -> tuple[np.ndarray, Split]:
+    """Each customer node's label (-1 unlabelled) and the labelled training and validation nodes with their
+    weights (validation's scaled by the legitimate customers each one stands for)."""
+    y = frame["y"].to_numpy()
+    tr, va = masks["train"] & (y >= 0), masks["val"] & (y >= 0)
+    y_nodes = np.full(n_customers, -1)
+    y_nodes[target] = y
+    val_weight = (frame.loc[va, "weight"] * frame.loc[va, "population_weight"]).to_numpy()
+    return y_nodes, Split(target[tr], target[va], frame.loc[tr, "weight"].to_numpy(np.float32), val_weight)
 
 
 def _decision_time_graph(

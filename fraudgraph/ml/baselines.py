@@ -108,7 +108,7 @@ def neighbour_features(tensors: IdentityGraphTensors, idx: np.ndarray) -> tuple[
     """
     idx = np.asarray(idx, dtype=np.int64)
     x = tensors.node_features[CUSTOMER].astype(np.float64)
-    blocked = tensors.blocked if tensors.blocked is not None else np.zeros(len(tensors.customer_ids))
+    blocked = tensors.blocked
     paths = _paths_by_kind(tensors, idx)
     nb = _neighbours(paths, idx)
     count = np.asarray(nb.sum(1)).ravel()
@@ -137,7 +137,7 @@ def guilt_by_association(tensors: IdentityGraphTensors, idx: np.ndarray) -> np.n
     block never counts. It is the "linked to a blocked account" rule made graded.
     """
     idx = np.asarray(idx, dtype=np.int64)
-    blocked = tensors.blocked if tensors.blocked is not None else np.zeros(len(tensors.customer_ids))
+    blocked = tensors.blocked
     n_c = len(tensors.customer_ids)
     row_of = np.full(n_c, -1, dtype=np.int64)
     row_of[idx] = np.arange(len(idx))

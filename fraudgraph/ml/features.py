@@ -106,8 +106,8 @@ class IdentityGraphTensors:
     node_features: dict[str, np.ndarray]
     edge_features: dict[str, np.ndarray]
     as_of_ms: int
+    blocked: np.ndarray  # (num_customers,) 1 where the customer's block stands at as-of
     customer_index: dict[str, int] = field(default_factory=dict)
-    blocked: np.ndarray | None = None  # (num_customers,) 1 where the customer's block stands at as-of
 
     def index_of(self, customer_ids: Iterable[str]) -> np.ndarray:
         if not self.customer_index:

@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from fraudgraph.config import Settings
 from fraudgraph.graph import IdentityGraph
 from fraudgraph.graph.scoring_inputs import ScoringInputs
@@ -77,8 +75,7 @@ class OnlineScorer:
         if not present:
             return {}
         out = {}
-        blocked = tensors.blocked if tensors.blocked is not None else np.zeros(len(tensors.customer_ids))
-        standing = {c for c, b in zip(present, blocked[tensors.index_of(present)]) if b}
+        standing = {c for c, b in zip(present, tensors.blocked[tensors.index_of(present)]) if b}
         for cid in standing:
             out[cid] = OnlineResult(cid, None, self.rules.blocked(), self.artifact.version, as_of_ms)
         present = [c for c in present if c not in standing]
