@@ -180,3 +180,10 @@ def loaded_world(settings, customers: int, backend: str, out_dir: Path):
     finally:
         if server is not None:
             server.stop()
+
+
+def request_stats(store: object) -> dict[str, list[float]]:
+    """A Gremlin store's ``{request name: [requests, seconds]}`` so far; empty for the embedded store."""
+    from fraudgraph.graph.gremlin import GremlinIdentityGraph
+
+    return store.client.request_stats if isinstance(store, GremlinIdentityGraph) else {}

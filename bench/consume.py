@@ -31,10 +31,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import loaded_world, peak_rss_mb, percentile_ms, table, write_result
+from _common import loaded_world, peak_rss_mb, percentile_ms, request_stats, table, write_result
 
 from fraudgraph.config import load_settings
 from fraudgraph.graph import open_graph
+from fraudgraph.graph.gremlin import GremlinIdentityGraph
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.scoring.online import OnlineScorer
 from serving.consumer import LiveConsumer
@@ -81,9 +82,9 @@ def main() -> None:
                 wall = time.perf_counter() - t
                 # Gremlin stores: requests and seconds per request name during the replay
                 requests = {k: {"requests": int(n), "seconds": round(sec, 2)}
-                            for k, (n, sec) in sorted(getattr(store, "request_stats", {}).items())}
+                            for k, (n, sec) in sorted(request_stats(store).items())}
                 # Gremlin stores: summaries advanced by a write's changes vs aggregated afresh
-                refreshes = dict(getattr(store, "summary_refreshes", {}))
+                refreshes = dict(store.summary_cache.refreshes) if isinstance(store, GremlinIdentityGraph) else {}
                 lat = consumer.stats.latencies_ms
                 calls = list(scorer.samples)
                 rng = random.Random(7)

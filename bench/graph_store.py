@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import peak_rss_mb, percentile_ms, table, temporary_graph_server, write_result
+from _common import peak_rss_mb, percentile_ms, request_stats, table, temporary_graph_server, write_result
 
 from fraudgraph.config import load_settings
 from fraudgraph.graph import CustomerUpsert, IdentityLink, open_graph
@@ -85,7 +85,7 @@ def main() -> None:
         write_s = time.perf_counter() - t
         # per request name: requests and seconds of the load (Gremlin stores; where its time went)
         requests = {k: {"requests": int(n), "seconds": round(sec, 2)}
-                    for k, (n, sec) in sorted(getattr(store, "request_stats", {}).items())}
+                    for k, (n, sec) in sorted(request_stats(store).items())}
         stats = store.stats()
         elements = sum(stats["vertices"].values()) + sum(stats["edges"].values())
 

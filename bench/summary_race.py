@@ -62,7 +62,7 @@ def one_run(url: str, settings) -> tuple[bool, int]:
                         for i in range(r * PER_ROUND, (r + 1) * PER_ROUND)
                     ]
                 )
-            retried[worker] = store.retries
+            retried[worker] = store.client.retries
 
     threads = [threading.Thread(target=write, args=(w,)) for w in range(WRITERS)]
     for t in threads:
@@ -71,7 +71,7 @@ def one_run(url: str, settings) -> tuple[bool, int]:
         t.join(300)
     hub = identifier_id("ip", "shared")
     with open_graph(url, settings) as store:
-        summary = store._summaries([hub]).get(hub)
+        summary = store.summary_cache.read([hub]).get(hub)
     links = WRITERS * ROUNDS * PER_ROUND
     events = ROUNDS * PER_ROUND * sum(range(1, WRITERS + 1))
     ok = summary is not None and (summary.customers, summary.events) == (links, events)

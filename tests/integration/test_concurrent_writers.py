@@ -21,6 +21,7 @@ from etl.load_identity_graph import run_etl
 from etl.reference import reference_etl
 from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph import customer_properties, identifier_id, open_graph
+from fraudgraph.graph.gremlin import GremlinIdentityGraph
 from fraudgraph.graph.snapshot import normalise_links
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.scoring.rules import decision_properties
@@ -72,7 +73,7 @@ def run_consumer(url, settings, model_dir, lines, folder):
         source = FileSource(folder / "live.jsonl")
         stats = consumer.run(source, install_signals=False)
         source.close()
-        retries = getattr(store, "retries", 0)  # the embedded store has no retries
+        retries = store.client.retries if isinstance(store, GremlinIdentityGraph) else 0  # none embedded
     decisions.close()
     dead.close()
     ledger.close()
@@ -190,7 +191,7 @@ def test_etl_partitions_two_consumers_and_reviews_at_once_equal_one_writer(
     threads[-1].join(300)
     server.should_exit = True
     server_thread.join(10)
-    api_retries = api_store.retries
+    api_retries = api_store.client.retries
     api_store.close()
     if errors:
         raise errors[0]
@@ -218,7 +219,7 @@ def test_etl_partitions_two_consumers_and_reviews_at_once_equal_one_writer(
         idents = sorted(set(zip(reference.links_frame()["kind"], reference.links_frame()["value_hash"])))
         # every vertex ends with a current summary (so the reads below are served from the summaries)
         vids = [f"customer:{c}" for c in ids] + [identifier_id(k, h) for k, h in idents]
-        assert len(store._summaries(vids)) == len(vids)
+        assert len(store.summary_cache.read(vids)) == len(vids)
         got, want = graph_state(store, ids, idents), graph_state(reference, ids, idents)
         assert got["stats"] == want["stats"]
         for key in ("links", "link_summary", "identifier_stats"):

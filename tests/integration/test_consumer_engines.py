@@ -13,6 +13,7 @@ from etl.reference import reference_etl
 from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph import open_graph
 from fraudgraph.graph.elements import customer_vertex_id, identifier_id
+from fraudgraph.graph.gremlin import GremlinIdentityGraph
 from fraudgraph.graph.snapshot import normalise_links
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.ml.artifact import ModelArtifact
@@ -52,7 +53,7 @@ def replay(engine, uri, settings, world, small_world, tmp_path, events=500):
             store.upsert_customers(customers)
             store.upsert_links(links)
         store.summaries.rebuild()
-        loaded = dict(getattr(store, "summary_refreshes", {}))
+        loaded = dict(store.summary_cache.refreshes) if isinstance(store, GremlinIdentityGraph) else {}
         decisions, dead = JsonlSink(out / "decisions.jsonl"), JsonlSink(out / "dead.jsonl")
         ledger = Ledger(out / "ledger.db")
         consumer = LiveConsumer(store, OnlineScorer(store, ModelArtifact.load(model), settings), settings, ledger,
@@ -66,10 +67,10 @@ def replay(engine, uri, settings, world, small_world, tmp_path, events=500):
         if engine != "sqlite":
             vids = [customer_vertex_id(c) for c in sorted(set(frame["customer_id"]))]
             vids += [identifier_id(k, h) for k, h in sorted(set(zip(frame["kind"], frame["value_hash"])))]
-            stored = store._summaries(vids)
-            refreshes = {k: v - loaded[k] for k, v in store.summary_refreshes.items()}  # the consumer's own
+            stored = store.summary_cache.read(vids)
+            refreshes = {k: v - loaded[k] for k, v in store.summary_cache.refreshes.items()}  # the consumer's own
             store.summaries.rebuild()
-            summaries = (vids, stored, store._summaries(vids), refreshes)
+            summaries = (vids, stored, store.summary_cache.read(vids), refreshes)
     rows = [json.loads(x) for x in (out / "decisions.jsonl").read_text().splitlines()]
     return pd.DataFrame(rows).sort_values("decision_id").reset_index(drop=True), frame, summaries
 

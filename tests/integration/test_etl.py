@@ -185,7 +185,7 @@ def test_gremlin_server_gets_same_statistics_as_sqlite(spark, settings, etl_run,
         assert store.stats() == summary["written"]
         # the load ends with one summary refresh per vertex: online reads find them all current
         ids = sorted(reference.links_frame()["customer_id"].unique())[:40]
-        assert len(store._summaries([f"customer:{c}" for c in ids])) == len(ids)
+        assert len(store.summary_cache.read([f"customer:{c}" for c in ids])) == len(ids)
         pd.testing.assert_frame_equal(store._link_summary(ids).astype("int64", errors="ignore"),
                                       reference._link_summary(ids).astype("int64", errors="ignore"))
         store.clear()

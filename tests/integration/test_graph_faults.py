@@ -77,7 +77,7 @@ def test_gremlin_server_restart_mid_run(gremlin_server, settings):
     batch = [IdentityLink(f"b{i}", "card", "k-b", 5, 9, 2, {"add_card": 1, "payment": 1}) for i in range(100)]
     store.upsert_links(batch)  # blocks in retry/backoff until the server is back
     restarter.join()
-    assert store.retries > 0
+    assert store.client.retries > 0
     stats = store.stats()
     assert stats["edges"]["has_device"] == 100  # survived the restart
     assert stats["edges"]["has_card"] == 100  # the retried batch, once

@@ -39,7 +39,7 @@ def gstore(engine):
 def current(store, customer_ids=(), identifiers=()):
     """Which of these vertices have a summary a reader would use."""
     vids = [f"customer:{c}" for c in customer_ids] + [identifier_id(k, h) for k, h in identifiers]
-    found = store._summaries(vids)
+    found = store.summary_cache.read(vids)
     return {v: v in found for v in vids}
 
 
@@ -143,7 +143,7 @@ def test_concurrent_writers_to_one_hub_leave_it_exact(engine, gstore, record_pro
             for start in range(0, 60, 15):
                 store.upsert_links([IdentityLink(f"w{worker}_{i:02d}", "ip", "shared", 1_000 + i, 2_000 + i,
                                                  worker + 1, {"login": worker + 1}) for i in range(start, start + 15)])
-            retried[worker] = store.retries
+            retried[worker] = store.client.retries
     threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
     for t in threads:
         t.start()
@@ -203,7 +203,7 @@ def test_links_missing_a_property_are_read_in_full(gstore):
     gstore.upsert_links(links)
     before = gstore.links_frame().sort_values(["customer_id", "kind", "value_hash"]).reset_index(drop=True)
     hub_vid = identifier_id("ip", "hub")
-    gstore._run("drop a property", lambda g: g.V("customer:c003").out_e().where(
+    gstore.client.run("drop a property", lambda g: g.V("customer:c003").out_e().where(
         __in_v_is(hub_vid)).properties("count_signup").drop().iterate())
     after = gstore.links_frame().sort_values(["customer_id", "kind", "value_hash"]).reset_index(drop=True)
     assert len(after) == len(before)
@@ -232,9 +232,9 @@ def __in_v_is(vid):
 def stored_and_aggregated(store, customer_ids, identifiers):
     """Each vertex's stored summary, then the one aggregating its links gives (no advance pending)."""
     vids = [f"customer:{c}" for c in customer_ids] + [identifier_id(k, h) for k, h in identifiers]
-    stored = store._summaries(vids)
+    stored = store.summary_cache.read(vids)
     store.summaries.refresh(customer_ids, identifiers)
-    return stored, store._summaries(vids)
+    return stored, store.summary_cache.read(vids)
 
 
 def test_link_writes_advance_identifier_summaries_to_what_aggregating_gives(gstore):
@@ -246,12 +246,12 @@ def test_link_writes_advance_identifier_summaries_to_what_aggregating_gives(gsto
     gstore.upsert_customers(cust)
     gstore.upsert_links(links)
     hub = sorted((l for l in links if l.value_hash == "hub"), key=lambda l: l.customer_id)
-    assert len(hub) > gstore.fanout_cap + 1  # more customers than the summary holds
+    assert len(hub) > gstore.summary_cache.fanout_cap + 1  # more customers than the summary holds
     # a held customer of the hub whose hub link is not its latest (moving that link's first-seen keeps
     # the customer's summary advanceable), and the highest-id one (not held)
     first = next(h for h in hub if any(l.customer_id == h.customer_id and l.first_seen > h.first_seen for l in links))
     last = hub[-1]
-    assert first.customer_id < hub[gstore.fanout_cap].customer_id
+    assert first.customer_id < hub[gstore.summary_cache.fanout_cap].customer_id
     latest = 1_700_002_000_000  # after every first-seen of the small world
     rounds = [
         # a new customer below every held id and one above them, more events on a held and an unheld link,
@@ -281,10 +281,10 @@ def test_link_writes_advance_identifier_summaries_to_what_aggregating_gives(gsto
     identifiers = [("ip", "hub"), ("device", "d1")]
     customers = ["a000", "zz99", first.customer_id, last.customer_id]
     for written, advanced, aggregated in rounds:
-        before = dict(gstore.summary_refreshes)
+        before = dict(gstore.summary_cache.refreshes)
         gstore.upsert_links(written)
-        assert gstore.summary_refreshes["advanced"] - before["advanced"] == advanced
-        assert gstore.summary_refreshes["aggregated"] - before["aggregated"] == aggregated
+        assert gstore.summary_cache.refreshes["advanced"] - before["advanced"] == advanced
+        assert gstore.summary_cache.refreshes["aggregated"] - before["aggregated"] == aggregated
         stored, reference = stored_and_aggregated(gstore, customers, identifiers)
         assert stored == reference and len(stored) == 6
     assert_reads_match_links(gstore, customers, identifiers, cap=51)
@@ -297,18 +297,18 @@ def test_a_summary_another_writer_touched_meanwhile_is_aggregated(engine, gstore
     cust, links = small_world()
     gstore.upsert_customers(cust)
     gstore.upsert_links(links)
-    moved = gstore.summary_refreshes["version_moved"]
+    moved = gstore.summary_cache.refreshes["version_moved"]
     with open_graph(url, settings) as other:
-        note = gstore._note_advances
+        note = gstore.summary_cache.note_advances
 
         def then_another_writer(*args, **kwargs):
             note(*args, **kwargs)
             other.upsert_links([IdentityLink("b000", "ip", "hub", 1_000, 2_000, 7, {"login": 7})])
 
-        gstore._note_advances = then_another_writer
+        gstore.summary_cache.note_advances = then_another_writer
         gstore.upsert_links([IdentityLink("a000", "ip", "hub", 1_000, 1_000, 5, {"login": 5})])
-        del gstore._note_advances
-    assert gstore.summary_refreshes["version_moved"] == moved + 1
+        del gstore.summary_cache.note_advances
+    assert gstore.summary_cache.refreshes["version_moved"] == moved + 1
     stored, aggregated = stored_and_aggregated(gstore, ["a000", "b000"], [("ip", "hub")])
     assert stored == aggregated
     summary = stored[identifier_id("ip", "hub")]
@@ -328,7 +328,7 @@ def test_a_writer_refused_by_an_invalidation_aggregates_until_its_links_are_in(e
     hub = identifier_id("ip", "hub")
     with open_graph(url, settings) as third, open_graph(url, settings) as x:
         read_links = gstore.links_of
-        stored = gstore._stored
+        stored = gstore.summary_cache.compare_and_set
         refused_by_x = []
 
         def aggregation_while_w_writes(customer_ids=(), *, keys=None):  # after W's invalidation, before its edges
@@ -342,10 +342,10 @@ def test_a_writer_refused_by_an_invalidation_aggregates_until_its_links_are_in(e
             return stored(g, rows)
 
         gstore.links_of = aggregation_while_w_writes
-        gstore._stored = x_writes_before_ws_compare_and_set
+        gstore.summary_cache.compare_and_set = x_writes_before_ws_compare_and_set
         gstore.upsert_links([IdentityLink("w000", "ip", "hub", 1_000, 1_000, 5, {"login": 5})])
-        del gstore.links_of, gstore._stored
-        assert refused_by_x and x.summary_refreshes["advanced"] >= 1  # X advanced the summary it dropped
+        del gstore.links_of, gstore.summary_cache.compare_and_set
+        assert refused_by_x and x.summary_cache.refreshes["advanced"] >= 1  # X advanced the summary it dropped
     stored_now, aggregated = stored_and_aggregated(gstore, [], [("ip", "hub")])
     assert stored_now == aggregated
     assert stored_now[hub].customers == len([l for l in links if l.value_hash == "hub"]) + 2
@@ -363,7 +363,7 @@ def test_inside_summaries_read_once_a_scoring_asks_each_summary_once(gstore):
         return hoods, idents, gstore.identifier_inputs(idents, 3)
 
     def summary_requests():
-        return gstore.request_stats.get("summaries", [0, 0.0])[0]
+        return gstore.client.request_stats.get("summaries", [0, 0.0])[0]
 
     before = summary_requests()
     hoods, idents, (shared, stats) = scoring_reads()
@@ -390,7 +390,7 @@ def test_a_link_write_whose_answer_was_lost_creates_each_link_once(engine, gstor
     cust, links = small_world()
     gstore.upsert_customers(cust)
     gstore.upsert_links(links[::2])
-    run, lost = gstore._run, []
+    run, lost = gstore.client.run, []
 
     def answer_lost_once(what, fn):
         def applied_then_dropped(g):
@@ -402,16 +402,16 @@ def test_a_link_write_whose_answer_was_lost_creates_each_link_once(engine, gstor
 
         return run(what, applied_then_dropped)
 
-    gstore._run = answer_lost_once
+    gstore.client.run = answer_lost_once
     # links[1::2] are new, links[:10:2] already there; every other one is written with more events
     written = [*links[1::2], *links[:10:2]]
     written = [l if i % 2 else IdentityLink(l.customer_id, l.kind, l.value_hash, l.first_seen, l.last_seen + 5,
                                             l.event_count + 2, {"login": l.event_count + 2})
                for i, l in enumerate(written)]
     gstore.upsert_links(written)
-    del gstore._run
-    assert lost == ["upsert_links.edges"] and gstore.retries >= 1
-    edges = gstore._run("count", lambda g: g.E().count().next())
+    del gstore.client.run
+    assert lost == ["upsert_links.edges"] and gstore.client.retries >= 1
+    edges = gstore.client.run("count", lambda g: g.E().count().next())
     assert edges == len(links)  # each link once
     frame = gstore.links_frame().set_index(["customer_id", "kind", "value_hash"])
     assert not frame.index.duplicated().any()
@@ -444,7 +444,7 @@ def test_inside_sole_writer_a_step_reads_its_customers_links_once_and_sees_its_o
     identifiers = sorted({(l.kind, l.value_hash) for l in written})
 
     def requests(*names):
-        return sum(gstore.request_stats.get(n, [0, 0.0])[0] for n in names)
+        return sum(gstore.client.request_stats.get(n, [0, 0.0])[0] for n in names)
 
     link_reads = ("links_of", "existing_links", "neighbourhood")
     with gstore.sole_writer():
@@ -467,7 +467,7 @@ def test_inside_sole_writer_a_step_reads_its_customers_links_once_and_sees_its_o
     assert_reads_match_links(gstore, customers, identifiers)
 
     # a link write that fails after its edges may have landed: its customers are read again
-    run = gstore._run
+    run = gstore.client.run
 
     def edges_fail(what, fn):
         if what == "upsert_links.edges":
@@ -478,10 +478,10 @@ def test_inside_sole_writer_a_step_reads_its_customers_links_once_and_sees_its_o
                          {"login": l.event_count + 1}) for l in written[:6]]
     with gstore.sole_writer():
         gstore.links_of(keys=[(l.customer_id, l.kind, l.value_hash) for l in more])
-        gstore._run = edges_fail
+        gstore.client.run = edges_fail
         with pytest.raises(Exception, match="refused"):
             gstore.upsert_links(more)
-        del gstore._run
+        del gstore.client.run
         reads = requests(*link_reads)
         gstore.upsert_links(more)
         assert requests(*link_reads) == reads + 1  # known no more: read afresh
@@ -497,8 +497,8 @@ def test_a_write_sends_its_first_chunk_alone_until_its_types_exist(gstore):
     every chunk at once."""
     import time
 
-    gstore.batch_size = 5
-    run, spans = gstore._run, []
+    gstore.client.batch_size = 5
+    run, spans = gstore.client.run, []
 
     def timed(what, fn):
         def slow(g):
@@ -511,7 +511,7 @@ def test_a_write_sends_its_first_chunk_alone_until_its_types_exist(gstore):
 
         return run(what, slow) if what == "upsert_customers" else run(what, fn)
 
-    gstore._run = timed
+    gstore.client.run = timed
 
     def first_chunk_alone():
         first = min(spans)
@@ -525,5 +525,5 @@ def test_a_write_sends_its_first_chunk_alone_until_its_types_exist(gstore):
     spans.clear()
     gstore.upsert_customers([CustomerUpsert(f"v{i}", {"fresh_key_a": i, "fresh_key_b": 1}) for i in range(20)])
     assert len(spans) == 4 and first_chunk_alone()  # a new key: alone again
-    del gstore._run
+    del gstore.client.run
     assert customer_properties(gstore, "v3") == {"fresh_key_a": 3, "fresh_key_b": 1}

@@ -23,7 +23,7 @@ its ``fanout_cap + 1`` lowest-id customers. Before writing, ``upsert_links``
 (and ``upsert_customers`` when a kept property changes) drops the summaries of
 the vertices it touches (merging them, so a vertex it creates starts from the
 empty summary) and gives them new versions; after writing it refreshes
-them (:meth:`GremlinIdentityGraph._refresh_summaries`) in two requests: one
+them (:meth:`SummaryCache.refresh`) in two requests: one
 gives a new version and aggregates on the server, the next stores the
 summary only if the version is still the one it read (compare-and-set, which
 writes the version again: on JanusGraph the version is declared ``LOCK``, so a
@@ -48,20 +48,14 @@ Transient failures (connection reset or refused, server restart, Neptune's
 fresh connection; because every write is an idempotent upsert, a retried
 request takes effect exactly once.
 
-Modules: ``session`` (connection, retry, chunked writes), ``summaries`` (the summary protocol),
-``writes`` (upserts), ``reads`` (one customer, neighbourhoods, metadata, exports) and
-``scoring_reads`` (the scoring inputs as of a time).
+Modules: ``session`` (``GremlinClient``: connection, retry, chunked requests), ``memo`` (what one thread
+already knows inside a block), ``summaries`` (``SummaryCache``: the summary protocol), ``writes``
+(``GremlinWriter``: upserts), ``reads`` (``GremlinReader``: one customer, neighbourhoods, metadata,
+exports), ``scoring_reads`` (``GremlinScoringReader``: the scoring inputs as of a time) and ``store``
+(``GremlinIdentityGraph``, composed of them).
 """
 
-from .reads import GremlinReads
-from .scoring_reads import GremlinScoringReads
+from .store import GremlinIdentityGraph
 from .traversals import SUMMARY, SUMMARY_VERSION
-from .writes import GremlinWrites
 
 __all__ = ["SUMMARY", "SUMMARY_VERSION", "GremlinIdentityGraph"]
-
-
-class GremlinIdentityGraph(GremlinWrites, GremlinScoringReads, GremlinReads):
-    """Identity graph behind a Gremlin endpoint ``ws://HOST:PORT/gremlin`` or ``wss://...``."""
-
-    _summaries_refreshed_apart = True

@@ -10,7 +10,8 @@ import pandas as pd
 
 from ...schema import CUSTOMER, EDGE_LABEL_BY_KIND, KIND_BY_EDGE_LABEL, LINK_COUNT_PROPERTIES
 from ..elements import LinkedIdentifier, Neighbourhood, SharedIdentifier, customer_vertex_id, empty_stats
-from .session import GremlinSession
+from .session import GremlinClient
+from .summaries import SummaryCache
 from .traversals import (
     CUSTOMER_PREFIX,
     GRAPH_META_ID,
@@ -26,13 +27,18 @@ if TYPE_CHECKING:
     from ..elements import PropertyValue
 
 
-class GremlinReads(GremlinSession):
-    """What the API and the exports read; neighbourhoods use identifier summaries where they cover the cap."""
+class GremlinReader:
+    """What the API and the exports read through ``client``; neighbourhoods use identifier summaries where
+    they cover the cap, and inside a sole writer's block the customers' links it already knows."""
+
+    def __init__(self, client: GremlinClient, summaries: SummaryCache, fanout_cap: int):
+        self.client, self.summaries, self.memo = client, summaries, summaries.memo
+        self.fanout_cap = fanout_cap
 
     def identity(self, customer_id: str) -> list[LinkedIdentifier]:
         from gremlin_python.process.graph_traversal import __
 
-        rows = self._run(
+        rows = self.client.run(
             "identity",
             lambda g: (
                 g.V(customer_vertex_id(customer_id))
@@ -52,15 +58,15 @@ class GremlinReads(GremlinSession):
         return sorted(out, key=lambda x: (x.kind, x.value_hash))
 
     def neighbourhoods(self, customer_ids: Sequence[str], fanout_cap: int | None = None) -> dict[str, Neighbourhood]:
-        """The centres' links in one request (inside :meth:`sole_writer`, those not already known), then
+        """The centres' links in one request (inside a sole writer's block, those not already known), then
         their identifiers' summaries (degree and lowest-id customers; counted and ordered on the server
         only for identifiers without one, or when the cap is above what summaries keep)."""
         cap = self.fanout_cap if fanout_cap is None else fanout_cap
         ids = list(dict.fromkeys(customer_ids))
         centres = [customer_vertex_id(c) for c in ids]
-        rows = self._customers_links(
+        rows = self.memo.customers_links(
             centres,
-            lambda vids: self._read_chunks(
+            lambda vids: self.client.read_chunks(
                 "neighbourhood", lambda g, chunk: projected_links(g.V(*chunk).out_e()).to_list(), vids
             ),
         )
@@ -80,14 +86,14 @@ class GremlinReads(GremlinSession):
 
         out = {}
         missing = []
-        summaries = self._summaries(ident_vids)
+        summaries = self.summaries.read(ident_vids)
         for vid in ident_vids:
             summary = summaries.get(vid)
             if summary is not None and summary.covers(limit):
                 out[vid] = (summary.customers, [f[0] for f in summary.lowest[:limit]])
             else:
                 missing.append(vid)
-        rows = self._read_chunks(
+        rows = self.client.read_chunks(
             "lowest_customers",
             lambda g, chunk: (
                 g.V(*chunk)
@@ -111,10 +117,10 @@ class GremlinReads(GremlinSession):
         def read(g):
             return g.V(GRAPH_META_ID).values(key).to_list()
 
-        found = self._run("graph meta", read)
+        found = self.client.run("graph meta", read)
         if not found:
             with contextlib.suppress(Exception):  # another process wrote it first: read theirs
-                self._run(
+                self.client.run(
                     "graph meta",
                     lambda g: (
                         g.V(GRAPH_META_ID)
@@ -125,13 +131,13 @@ class GremlinReads(GremlinSession):
                         .iterate()
                     ),
                 )
-            found = self._run("graph meta", read)
+            found = self.client.run("graph meta", read)
         return str(found[0])
 
-    def _bind_key_fingerprint(self, fingerprint: str) -> str:
+    def bind_key_fingerprint(self, fingerprint: str) -> str:
+        """The PII key fingerprint the graph is bound to (``fingerprint`` if it was bound to none)."""
         return self._meta("pii_key_fingerprint", fingerprint)
 
-    @property
     def graph_id(self) -> str:
         """This graph's identity, kept on one ``graph_meta`` vertex (made by the first process that asks)."""
         import uuid
@@ -144,7 +150,7 @@ class GremlinReads(GremlinSession):
         def count(g):
             return (g.V().group_count().by(__.label()).next(), g.E().group_count().by(__.label()).next())
 
-        vertices, edges = self._run("stats", count)
+        vertices, edges = self.client.run("stats", count)
         stats = empty_stats()
         for label, n in vertices.items():
             if label != GRAPH_META_LABEL:
@@ -156,7 +162,9 @@ class GremlinReads(GremlinSession):
     def customers_with(self, prop: str, value: PropertyValue) -> pd.DataFrame:
         from gremlin_python.process.traversal import T
 
-        rows = self._run("customers_with", lambda g: g.V().has(CUSTOMER, prop, typed(value)).value_map(True).to_list())
+        rows = self.client.run(
+            "customers_with", lambda g: g.V().has(CUSTOMER, prop, typed(value)).value_map(True).to_list()
+        )
         records = [{"customer_id": str(r[T.id])[len(CUSTOMER_PREFIX) :], **flatten_value_map(r)} for r in rows]
         frame = pd.DataFrame.from_records(records, columns=None if records else ["customer_id"])
         return frame.sort_values("customer_id").reset_index(drop=True) if records else frame
@@ -164,7 +172,7 @@ class GremlinReads(GremlinSession):
     def customers_frame(self) -> pd.DataFrame:
         from gremlin_python.process.traversal import T
 
-        rows = self._run("export customers", lambda g: g.V().has_label(CUSTOMER).value_map(True).to_list())
+        rows = self.client.run("export customers", lambda g: g.V().has_label(CUSTOMER).value_map(True).to_list())
         records = []
         for r in rows:
             rec = {"customer_id": str(r[T.id])[len(CUSTOMER_PREFIX) :]}
@@ -174,7 +182,7 @@ class GremlinReads(GremlinSession):
 
     def links_frame(self) -> pd.DataFrame:
 
-        rows = self._run(
+        rows = self.client.run(
             "export links",
             lambda g: projected_links(g.E().has_label(*EDGE_LABEL_BY_KIND.values())).to_list(),
         )

@@ -18,7 +18,8 @@ from ..elements import (
     identifier_id,
 )
 from ..link_summaries import link_row
-from .session import GremlinSession
+from .session import GremlinClient
+from .summaries import SummaryCache
 from .traversals import (
     CUSTOMER_PREFIX,
     flatten_value_map,
@@ -33,10 +34,14 @@ from .traversals import (
 )
 
 
-class GremlinScoringReads(GremlinSession):
-    """The frames batch and online scoring build their inputs from."""
+class GremlinScoringReader:
+    """The frames batch and online scoring build their inputs from, read through ``client`` from the
+    vertices' summaries where they are visible at as-of."""
 
-    def _scoring_customers(
+    def __init__(self, client: GremlinClient, summaries: SummaryCache):
+        self.client, self.summaries, self.memo = client, summaries, summaries.memo
+
+    def scoring_customers(
         self,
         customer_ids: Sequence[str],
         properties: Sequence[str],
@@ -44,10 +49,10 @@ class GremlinScoringReads(GremlinSession):
         as_of_ms: int | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Both frames from one read of the customers' summaries."""
-        summaries = self._summaries([customer_vertex_id(c) for c in sorted(set(customer_ids) | set(summary_ids))])
+        summaries = self.summaries.read([customer_vertex_id(c) for c in sorted(set(customer_ids) | set(summary_ids))])
         return (
             self.customers_of(customer_ids, properties, _summaries=summaries),
-            self._link_summary(summary_ids, as_of_ms, _summaries=summaries),
+            self.link_summary(summary_ids, as_of_ms, _summaries=summaries),
         )
 
     def customers_of(
@@ -60,8 +65,8 @@ class GremlinScoringReads(GremlinSession):
         ids = [customer_vertex_id(c) for c in sorted(set(customer_ids))]
         names = list(dict.fromkeys(properties)) if properties is not None else []
         records = []
-        if properties is not None and set(names) <= self.summary_properties:
-            summaries = self._summaries(ids) if _summaries is None else _summaries
+        if properties is not None and set(names) <= self.summaries.summary_properties:
+            summaries = self.summaries.read(ids) if _summaries is None else _summaries
             answered = {vid for vid in ids if vid in summaries and summaries[vid].answers_for(names)}
             records = [
                 {"customer_id": vid[len(CUSTOMER_PREFIX) :], **summaries[vid].properties}
@@ -69,31 +74,26 @@ class GremlinScoringReads(GremlinSession):
                 if vid in answered
             ]
             ids = [vid for vid in ids if vid not in answered]
-        rows = self._run("customers_of", lambda g: g.V(*ids).value_map(True, *names).to_list()) if ids else []
+        rows = self.client.run("customers_of", lambda g: g.V(*ids).value_map(True, *names).to_list()) if ids else []
         records += [{"customer_id": str(r[T.id])[len(CUSTOMER_PREFIX) :], **flatten_value_map(r)} for r in rows]
         columns = ["customer_id", *names] if properties is not None else (None if records else ["customer_id"])
         frame = pd.DataFrame.from_records(records, columns=columns)
         return frame.sort_values("customer_id").reset_index(drop=True) if records else frame
 
-    def _customer_links(self, customer_ids: Sequence[str]) -> pd.DataFrame:
+    def customer_links(self, customer_ids: Sequence[str]) -> pd.DataFrame:
+        """Every link of these customers (inside a sole writer's block, those it knows are not asked)."""
 
         ids = [customer_vertex_id(c) for c in sorted(set(customer_ids))]
-        parts = self._customers_links(
-            ids, lambda vids: self._run("links_of", lambda g: projected_links(g.V(*vids).out_e()).to_list())
+        parts = self.memo.customers_links(
+            ids, lambda vids: self.client.run("links_of", lambda g: projected_links(g.V(*vids).out_e()).to_list())
         )
         return self._links_frame(parts)
 
-    def links_of(
-        self, customer_ids: Sequence[str] = (), *, keys: Sequence[tuple[str, str, str]] | None = None
-    ) -> pd.DataFrame:
-        """With ``keys``, where the store names edges itself (``edge_ids: supplied``), the asked edges by
-        id: a customer's other links stay on the server. Engines that name edges read the customers'
-        links, and so does every engine inside :meth:`sole_writer`, where they serve the block's later
-        reads."""
-        if keys is None or self.edge_ids != "supplied" or self._known_links() is not None:
-            return super().links_of(customer_ids, keys=keys)
+    def links_by_edge_id(self, keys: Sequence[tuple[str, str, str]]) -> pd.DataFrame:
+        """The ``(customer_id, kind, value_hash)`` links asked, read by edge id (only where the store names
+        edges itself, ``edge_ids: supplied``): a customer's other links stay on the server."""
         ids = sorted({link_edge_id(c, k, h) for c, k, h in keys})
-        rows = self._read_chunks("links_of", lambda g, chunk: projected_links(g.E(*chunk)).to_list(), ids)
+        rows = self.client.read_chunks("links_of", lambda g, chunk: projected_links(g.E(*chunk)).to_list(), ids)
         return self._links_frame([link_parts(r) for r in rows])
 
     def _links_frame(self, parts: Sequence[tuple[str, str, dict[str, int]]]) -> pd.DataFrame:
@@ -106,13 +106,13 @@ class GremlinScoringReads(GremlinSession):
         self, identifiers: Sequence[tuple[str, str]], limit: int, as_of_ms: int | None = None
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Both frames from one read of the identifiers' summaries."""
-        summaries = self._summaries([identifier_id(k, h) for k, h in sorted(set(identifiers))])
+        summaries = self.summaries.read([identifier_id(k, h) for k, h in sorted(set(identifiers))])
         return (
-            self._identifier_links(identifiers, limit, as_of_ms, _summaries=summaries),
-            self._identifier_stats(identifiers, as_of_ms, _summaries=summaries),
+            self.identifier_links(identifiers, limit, as_of_ms, _summaries=summaries),
+            self.identifier_stats(identifiers, as_of_ms, _summaries=summaries),
         )
 
-    def _identifier_links(
+    def identifier_links(
         self,
         identifiers: Sequence[tuple[str, str]],
         limit: int,
@@ -125,7 +125,7 @@ class GremlinScoringReads(GremlinSession):
 
         wanted = {identifier_id(k, h): (k, h) for k, h in sorted(set(identifiers))}
         records, missing = [], []
-        summaries = self._summaries(list(wanted)) if _summaries is None else _summaries
+        summaries = self.summaries.read(list(wanted)) if _summaries is None else _summaries
         for vid in wanted:
             summary = summaries.get(vid)
             if summary is not None and summary.visible(as_of_ms) and summary.covers(limit):
@@ -134,7 +134,7 @@ class GremlinScoringReads(GremlinSession):
             else:
                 missing.append(vid)
         as_of = typed(as_of_or_end(as_of_ms))
-        rows = self._read_chunks(
+        rows = self.client.read_chunks(
             "identifier_links",
             lambda g, chunk: projected_links(
                 g.V(*chunk).local(
@@ -148,7 +148,7 @@ class GremlinScoringReads(GremlinSession):
             records.append((*(link[k] for k in LINK_FRAME_COLUMNS[:3]), *link_row(link)))
         return pd.DataFrame.from_records(records, columns=LINK_FRAME_COLUMNS)
 
-    def _identifier_stats(
+    def identifier_stats(
         self, identifiers: Sequence[tuple[str, str]], as_of_ms: int | None = None, *, _summaries: dict | None = None
     ) -> pd.DataFrame:
         """From the identifiers' summaries; aggregated on the server for the others (a hub's hundreds of
@@ -158,7 +158,7 @@ class GremlinScoringReads(GremlinSession):
 
         wanted = {identifier_id(k, h): (k, h) for k, h in sorted(set(identifiers))}
         out, missing = [], []
-        summaries = self._summaries(list(wanted)) if _summaries is None else _summaries
+        summaries = self.summaries.read(list(wanted)) if _summaries is None else _summaries
         for vid in wanted:
             summary = summaries.get(vid)
             if summary is not None and summary.visible(as_of_ms):
@@ -178,7 +178,7 @@ class GremlinScoringReads(GremlinSession):
         def visible():
             return __.in_e().has("first_seen", P.lte(limit))
 
-        rows = self._read_chunks(
+        rows = self.client.read_chunks(
             "identifier_stats",
             lambda g, chunk: (
                 g.V(*chunk)
@@ -199,7 +199,7 @@ class GremlinScoringReads(GremlinSession):
         out = sorted(row for row in out if row[2])
         return pd.DataFrame(out, columns=IDENTIFIER_STATS_COLUMNS)
 
-    def _link_summary(
+    def link_summary(
         self, customer_ids: Sequence[str], as_of_ms: int | None = None, *, _summaries: dict | None = None
     ) -> pd.DataFrame:
         """From the customers' summaries; aggregated on the server (one row per customer, not its edges)
@@ -209,7 +209,7 @@ class GremlinScoringReads(GremlinSession):
 
         ids = [customer_vertex_id(c) for c in sorted(set(customer_ids))]
         out, missing = [], []
-        summaries = self._summaries(ids) if _summaries is None else _summaries
+        summaries = self.summaries.read(ids) if _summaries is None else _summaries
         for vid in ids:
             summary = summaries.get(vid)
             if summary is not None and summary.visible(as_of_ms):
@@ -248,7 +248,7 @@ class GremlinScoringReads(GremlinSession):
 
         out += [
             (str(r["id"])[len(CUSTOMER_PREFIX) :], *(int(r[k]) for k in keys[2:]))
-            for r in self._read_chunks("link_summary", query, missing)
+            for r in self.client.read_chunks("link_summary", query, missing)
             if int(r["n"])
         ]
         out.sort()

@@ -1,5 +1,5 @@
-"""The connection to a Gremlin server: retry with backoff on transient failures, chunked concurrent
-writes, and the helpers and decoding every traversal of the store shares."""
+"""The client of a Gremlin server: one shared connection, retry with backoff on transient failures, and
+chunked requests sent side by side. It knows nothing of identities or summaries."""
 
 from __future__ import annotations
 
@@ -9,16 +9,13 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from ...config import GraphSettings
-from ..base import IdentityGraph
 from ..elements import GraphStoreError, InvalidElementError, chunked
-from ..link_summaries import decode_link_summary
-from .traversals import SUMMARY, is_transient, link_parts
+from .traversals import is_transient
 
 log = logging.getLogger(__name__)
 T_ = TypeVar("T_")
@@ -37,13 +34,13 @@ class _Connection:
             self.remote.close()
 
 
-class GremlinSession(IdentityGraph):
-    """A connection to a Gremlin endpoint ``ws://HOST:PORT/gremlin`` or ``wss://...`` with retry and
-    backoff, chunked concurrent writes and the decoding every read shares (the store's writes, summaries
-    and reads are mixins over it)."""
+class GremlinClient:
+    """Requests to a Gremlin endpoint ``ws://HOST:PORT/gremlin`` or ``wss://...``: :meth:`run` one
+    traversal with retry and backoff, or many rows in chunks of ``batch_size`` with up to ``pool_size``
+    requests in flight (:meth:`write_chunks`, :meth:`read_chunks`)."""
 
     def __init__(self, uri: str, settings: GraphSettings):
-        """The store at ``uri`` built from its settings (``graph`` and ``graph.gremlin``)."""
+        """The client of ``uri`` built from its settings (``graph`` and ``graph.gremlin``)."""
         gg = settings.gremlin
         if not uri.startswith(("ws://", "wss://")):
             raise ValueError(f"graph URI {uri!r}: expected ws://HOST:PORT/gremlin or wss://...")
@@ -51,12 +48,10 @@ class GremlinSession(IdentityGraph):
         self.traversal_source = gg.traversal_source
         self.pool_size = gg.pool_size
         self.batch_size = gg.batch_size
-        self.fanout_cap = settings.neighbourhood_fanout_cap
         self.max_retries = gg.max_retries
         self.backoff_initial_s = gg.backoff_initial_s
         self.backoff_max_s = gg.backoff_max_s
         self.request_timeout_s = gg.request_timeout_s
-        self.summary_properties = frozenset(gg.summary_properties)
         self.iam, self.iam_region = gg.iam, gg.iam_region
         self.edge_ids = gg.edge_ids
         self._lock = threading.Lock()
@@ -64,12 +59,10 @@ class GremlinSession(IdentityGraph):
         self.retries = 0  # transient failures retried so far (observability)
         # per request name: [requests, seconds] (observability: where a consumer's store time goes)
         self.request_stats: dict[str, list[float]] = {}
-        # .summaries: this thread's _summaries_read_once memo, or None; .links: its sole_writer known links, or None
-        self._read_once = threading.local()
         self._types_written: set[str] = set()  # labels and property keys a whole write call has written
 
     # ------------------------------------------------------------ connection
-    def _connect(self):
+    def _connect(self) -> tuple[Any, Any]:
         from gremlin_python.driver.driver_remote_connection import DriverRemoteConnection
         from gremlin_python.process.anonymous_traversal import traversal
 
@@ -118,7 +111,7 @@ class GremlinSession(IdentityGraph):
         if close:
             connection.close()
 
-    def _run(self, what: str, fn: Callable[[Any], T_]) -> T_:
+    def run(self, what: str, fn: Callable[[Any], T_]) -> T_:
         """Run ``fn(g)`` with retry and backoff on transient failures."""
         delay = self.backoff_initial_s
         for attempt in range(self.max_retries + 1):
@@ -167,7 +160,7 @@ class GremlinSession(IdentityGraph):
         if connection is not None:
             self._release(connection)
 
-    def _check_engine_ids(self, values) -> None:
+    def check_engine_ids(self, values: Iterable[tuple[int, str]]) -> None:
         """JanusGraph reserves ``-`` inside custom string vertex ids: refuse the batch, naming the element."""
         if self.edge_ids != "engine":
             return
@@ -176,7 +169,7 @@ class GremlinSession(IdentityGraph):
                 raise InvalidElementError(index, value[:40], "JanusGraph reserves '-' in vertex ids")
 
     # ---------------------------------------------------------------- writes
-    def _write_chunks(
+    def write_chunks(
         self,
         what: str,
         write: Callable[[Any, Sequence[Any]], T_],
@@ -201,11 +194,11 @@ class GremlinSession(IdentityGraph):
         with self._lock:
             made = types is not None and types <= self._types_written
         if made:
-            return self._run_concurrently([(what, lambda g, chunk=chunk: write(g, chunk)) for chunk in chunks])
-        first = self._run(what, lambda g: write(g, chunks[0]))
+            return self.run_concurrently([(what, lambda g, chunk=chunk: write(g, chunk)) for chunk in chunks])
+        first = self.run(what, lambda g: write(g, chunks[0]))
         out = [
             first,
-            *self._run_concurrently([(what, lambda g, chunk=chunk: write(g, chunk)) for chunk in chunks[1:]]),
+            *self.run_concurrently([(what, lambda g, chunk=chunk: write(g, chunk)) for chunk in chunks[1:]]),
         ]
         if types is not None:
             with self._lock:
@@ -221,124 +214,18 @@ class GremlinSession(IdentityGraph):
             futures = [pool.submit(call) for call in calls]
             return [f.result() for f in futures]
 
-    def _run_concurrently(self, tasks: Sequence[tuple[str, Callable[[Any], Any]]]) -> list[Any]:
-        """``[(what, fn)]`` run with :meth:`_run`, up to ``pool_size`` at once; their results in order."""
-        calls = [functools.partial(self._run, what, fn) for what, fn in tasks]
+    def run_concurrently(self, tasks: Sequence[tuple[str, Callable[[Any], Any]]]) -> list[Any]:
+        """``[(what, fn)]`` run with :meth:`run`, up to ``pool_size`` at once; their results in order."""
+        calls = [functools.partial(self.run, what, fn) for what, fn in tasks]
         return self._side_by_side(calls, self.pool_size, "gremlin-request")
 
-    def _read_chunks(self, what: str, read: Callable[[Any, Sequence[Any]], list[T_]], keys: Sequence[Any]) -> list[T_]:
+    def read_chunks(self, what: str, read: Callable[[Any, Sequence[Any]], list[T_]], keys: Sequence[Any]) -> list[T_]:
         """``read(g, chunk)`` for chunks of ``batch_size`` keys, up to ``pool_size`` at once; the rows of
         every chunk, in order."""
         tasks = [(what, lambda g, chunk=chunk: read(g, chunk)) for chunk in chunked(list(keys), self.batch_size)]
-        return [row for rows in self._run_concurrently(tasks) for row in rows]
+        return [row for rows in self.run_concurrently(tasks) for row in rows]
 
-    def _phases_concurrently(self, *phases: Callable[[], Any]) -> list[Any]:
+    def phases_concurrently(self, *phases: Callable[[], Any]) -> list[Any]:
         """Independent write phases (each its own chunked requests) run side by side; their results in
         order. The server's cores and the client's encoding overlap instead of waiting on each other."""
         return self._side_by_side(phases, len(phases), "gremlin-phase")
-
-    @contextmanager
-    def _summaries_read_once(self) -> Iterator[None]:
-        outer = getattr(self._read_once, "summaries", None)
-        if outer is None:
-            self._read_once.summaries = {}
-        try:
-            yield
-        finally:
-            if outer is None:
-                self._read_once.summaries = None
-
-    @contextmanager
-    def sole_writer(self) -> Iterator[None]:
-        # the summaries memo of _summaries_read_once, kept for the whole block (stored summaries go in it,
-        # invalidated ones come out), and every link of the customers whose links were read in the block
-        if self._known_links() is not None:
-            yield
-            return
-        outer = getattr(self._read_once, "summaries", None)
-        self._read_once.links = {}
-        if outer is None:
-            self._read_once.summaries = {}
-        try:
-            yield
-        finally:
-            self._read_once.links = None
-            if outer is None:
-                self._read_once.summaries = None
-
-    def _known_links(self) -> dict[str, dict[str, dict[str, int]]] | None:
-        """Inside :meth:`sole_writer`, ``{customer vertex id: {identifier vertex id: properties}}``: every
-        link of the customers this thread read or wrote in the block; None outside one."""
-        return getattr(self._read_once, "links", None)
-
-    def _customers_links(
-        self, customer_vids: Sequence[str], read: Callable[[Sequence[str]], list[Any]]
-    ) -> list[tuple[str, str, dict[str, int]]]:
-        """Every link of these customers as ``(customer vertex id, identifier vertex id, properties)``;
-        ``read(vids)`` gives :func:`projected_links` rows of the given customers' links. Inside
-        :meth:`sole_writer`, a customer whose links were read or written in the block is not asked again,
-        and the ones read are kept (a customer with two edges to one identifier, which concurrent
-        creators can leave on JanusGraph, is not: its writes read it afresh and merge the duplicates)."""
-        known = self._known_links()
-        vids = list(dict.fromkeys(customer_vids))
-        asked = vids if known is None else [v for v in vids if v not in known]
-        rows = [link_parts(r) for r in read(asked)] if asked else []
-        if known is None:
-            return rows
-        fresh: dict[str, dict[str, dict[str, int]]] = {v: {} for v in asked}
-        doubled = set()
-        for customer, ident, props in rows:
-            if ident in fresh[customer]:
-                doubled.add(customer)
-            fresh[customer][ident] = props
-        out = [row for row in rows if row[0] in doubled]
-        for vid in vids:
-            if vid in doubled:
-                continue
-            links = known.get(vid)
-            if links is None:
-                links = known[vid] = fresh.get(vid, {})
-            out += [(vid, ident, dict(props)) for ident, props in links.items()]
-        return out
-
-    def _forget_links(self, customer_vids: Sequence[str]) -> dict[str, dict[str, dict[str, int]]]:
-        """Take these customers out of :meth:`sole_writer`'s known links; what was known of them."""
-        known = self._known_links()
-        if known is None:
-            return {}
-        return {vid: known.pop(vid) for vid in customer_vids if vid in known}
-
-    def _note_links(self, links: Mapping[str, dict[str, dict[str, int]]]) -> None:
-        """Inside :meth:`sole_writer`: ``{customer vertex id: {identifier vertex id: properties}}``, every
-        link of each customer as this thread wrote it."""
-        known = self._known_links()
-        if known is not None:
-            known.update(links)
-
-    def _note_summaries(self, stored: Mapping[str, str | None]) -> None:
-        """Inside a read-once block: ``{vertex id: summary text this thread stored, or None: dropped}``."""
-        read = getattr(self._read_once, "summaries", None)
-        if read is None:
-            return
-        for vid, text in stored.items():
-            if text is None:
-                read.pop(vid, None)
-            else:
-                read[vid] = decode_link_summary(text)
-
-    def _summaries(self, vertex_ids: Sequence[str]) -> dict[str, Any]:
-        """``{vertex id: CustomerLinkSummary | IdentifierLinkSummary}`` of the vertices that have a current
-        one (only the strings travel); chunks up to ``pool_size`` at once. Inside
-        :meth:`_summaries_read_once`, a vertex already read is not asked again."""
-        read: dict[str, Any] | None = getattr(self._read_once, "summaries", None)
-        ids = list(dict.fromkeys(vertex_ids))
-        asked = ids if read is None else [vid for vid in ids if vid not in read]
-        texts = self._read_chunks("summaries", lambda g, chunk: g.V(*chunk).values(SUMMARY).fold().next(), asked)
-        found = {}
-        for text in texts:
-            summary = decode_link_summary(text)
-            found[summary.vertex_id] = summary
-        if read is None:
-            return found
-        read.update({vid: found.get(vid) for vid in asked})  # None: read, and had no summary
-        return {vid: read[vid] for vid in ids if read[vid] is not None}

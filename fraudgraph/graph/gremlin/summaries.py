@@ -1,9 +1,10 @@
-"""Link summaries on the Gremlin store: invalidated before a write, refreshed after it with a
+"""Link summaries on the Gremlin store: read, invalidated before a write, refreshed after it with a
 version compare-and-set (the protocol is in :mod:`fraudgraph.graph.gremlin`)."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -18,7 +19,8 @@ from ..link_summaries import (
     decode_link_summary,
 )
 from .aggregates import customer_summary_rows, identifier_summary_rows
-from .session import GremlinSession
+from .memo import ThreadMemo
+from .session import GremlinClient
 from .traversals import (
     CUSTOMER_PREFIX,
     SUMMARY,
@@ -32,26 +34,32 @@ from .versions import Advance, invalidate_chunk, new_version, stored_summaries
 log = logging.getLogger(__name__)
 
 
-class GremlinSummaries(GremlinSession):
-    """Keeps every vertex's ``link_summary`` current."""
+class SummaryCache:
+    """Every vertex's ``link_summary``, kept current through ``client``: :meth:`read` them,
+    :meth:`invalidate` before a write, :meth:`note_advances` and :meth:`refresh` after it. ``memo`` holds
+    what this thread already read or stored inside a block."""
 
-    def __init__(self, uri: str, settings: GraphSettings):
-        super().__init__(uri, settings)
+    def __init__(self, client: GremlinClient, memo: ThreadMemo, settings: GraphSettings):
+        """``settings``: ``graph`` (the fan-out cap) and ``graph.gremlin`` (the kept customer properties)."""
+        self.client, self.memo = client, memo
+        self.summary_properties = frozenset(settings.gremlin.summary_properties)
+        self.fanout_cap = settings.neighbourhood_fanout_cap
+        self._lock = threading.Lock()
         self._advances: dict[str, Advance] = {}  # vertex id -> what its next refresh can advance
         # summaries (customers and identifiers) refreshed by advancing the dropped one / by aggregating the
         # links; of the aggregated, those the summary alone could not advance, and advances whose
         # compare-and-set found the version moved by another writer (observability)
-        self.summary_refreshes = {"advanced": 0, "aggregated": 0, "not_advanceable": 0, "version_moved": 0}
+        self.refreshes = {"advanced": 0, "aggregated": 0, "not_advanceable": 0, "version_moved": 0}
 
-    def _invalidate_summaries(
+    def invalidate(
         self, vertices: Sequence[Mapping[str, Any]], keep_dropped: bool = False, types: Iterable[str] = ()
     ) -> dict[str, tuple[int, str]]:
-        """Merge these vertices (rows from :meth:`_vertex_row`: created if absent), drop their summaries and
+        """Merge these vertices (rows from :meth:`vertex_row`: created if absent), drop their summaries and
         give them new versions, in one request per chunk (before the write, so a write that never reaches
         its refresh leaves no summary behind). ``types``: the labels and property keys the rows write.
 
         With ``keep_dropped``, returns ``{vertex id: (its new version, summary)}``, what
-        :meth:`_note_advances` needs to advance them after the write: the summary dropped, or for a vertex
+        :meth:`note_advances` needs to advance them after the write: the summary dropped, or for a vertex
         this merge created, the empty summary (it had no links). Two writers can both create one vertex at
         once (JanusGraph does not lock a vertex it takes for new); both start from the empty summary, and
         only one compare-and-set can succeed, so the other aggregates after its write. Any pending advance
@@ -62,12 +70,14 @@ class GremlinSummaries(GremlinSession):
         with self._lock:
             for vid in vertex_ids:
                 self._advances.pop(vid, None)
-        self._note_summaries(dict.fromkeys(vertex_ids))  # this thread's memo no longer knows them
+        self.memo.note_summaries(dict.fromkeys(vertex_ids))  # this thread's memo no longer knows them
 
         def invalidate(g: Any, chunk: Sequence[Mapping[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
             return invalidate_chunk(g, chunk, keep_dropped)
 
-        chunks = self._write_chunks("invalidate_summaries", invalidate, list(vertices), types={SUMMARY_VERSION, *types})
+        chunks = self.client.write_chunks(
+            "invalidate_summaries", invalidate, list(vertices), types={SUMMARY_VERSION, *types}
+        )
         dropped = {}
         kept = sorted(self.summary_properties)
         for version, rows in chunks:
@@ -84,7 +94,7 @@ class GremlinSummaries(GremlinSession):
                     dropped[vid] = (version, text)
         return dropped
 
-    def _vertex_row(
+    def vertex_row(
         self,
         vertex_id: str,
         label: str,
@@ -92,10 +102,10 @@ class GremlinSummaries(GremlinSession):
         match: Mapping[str, Any] | None = None,
         after: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A vertex for :meth:`_invalidate_summaries`: merged on its id and label, ``create`` set when it is
+        """A vertex for :meth:`invalidate`: merged on its id and label, ``create`` set when it is
         made, ``match`` when it is there, ``after`` once its summary is dropped, in the same request
         (cardinality stated). Summary properties go in ``after`` only (the empty summary of a vertex the
-        merge makes holds none: :meth:`_note_advances` adds them)."""
+        merge makes holds none: :meth:`note_advances` adds them)."""
         from gremlin_python.process.traversal import T
 
         match = match or {}
@@ -111,7 +121,7 @@ class GremlinSummaries(GremlinSession):
             row["a"] = single_valued(typed_map(after))
         return row
 
-    def _note_advances(
+    def note_advances(
         self,
         dropped: dict[str, tuple[int, str]],
         changes: Sequence[LinkChange],
@@ -139,16 +149,16 @@ class GremlinSummaries(GremlinSession):
 
     # Over 60 lines for a reason: the bump-and-aggregate traversals for customers and identifiers, written
     # out beside each other, then the order of the refresh (advance what can be, aggregate the rest).
-    def _refresh_summaries(self, customer_ids: Sequence[str] = (), identifiers: Sequence[tuple[str, str]] = ()) -> None:
+    def refresh(self, customer_ids: Sequence[str] = (), identifiers: Sequence[tuple[str, str]] = ()) -> None:
         """Recompute the link summaries of these customers and identifiers (see the module docstring)."""
         cap = self.fanout_cap + 1
         kept = sorted(self.summary_properties)
 
         def refresh_customers(g: Any, chunk: Sequence[str]) -> dict[str, str | None]:
-            return self._stored(g, customer_summary_rows(g, chunk, kept))
+            return self.compare_and_set(g, customer_summary_rows(g, chunk, kept))
 
         def refresh_identifiers(g: Any, chunk: Sequence[str]) -> dict[str, str | None]:
-            return self._stored(g, identifier_summary_rows(g, chunk, cap))
+            return self.compare_and_set(g, identifier_summary_rows(g, chunk, cap))
 
         def aggregations(vids):
             # every chunk on its own: up to pool_size in flight, so one chunk's decoding and summary
@@ -156,12 +166,12 @@ class GremlinSummaries(GremlinSession):
             customers = [v for v in vids if v.startswith(CUSTOMER_PREFIX)]
             idents = [v for v in vids if not v.startswith(CUSTOMER_PREFIX)]
             with self._lock:
-                self.summary_refreshes["aggregated"] += len(vids)
+                self.refreshes["aggregated"] += len(vids)
             return [
                 (f"refresh_summaries.{what}", lambda g, chunk=chunk, fn=fn: fn(g, chunk))
                 for what, fn, ids, size in (
-                    ("customers", refresh_customers, customers, self.batch_size),
-                    ("identifiers", refresh_identifiers, idents, max(1, self.batch_size // 5)),
+                    ("customers", refresh_customers, customers, self.client.batch_size),
+                    ("identifiers", refresh_identifiers, idents, max(1, self.client.batch_size // 5)),
                 )
                 for chunk in chunked(ids, size)
             ]
@@ -171,18 +181,18 @@ class GremlinSummaries(GremlinSession):
         # vertices whose dropped summary this writer can advance by its own changes: stored only if no
         # other writer bumped the version since (compare-and-set), side by side with aggregating the links
         # of the rest; an advance the compare-and-set refused is aggregated after
-        advances = self._advanced_summaries(vids)
+        advances = self._advanced(vids)
         advancing = {vid for vid, _, _ in advances}
         stores = [
-            ("refresh_summaries.advance", lambda g, chunk=chunk: self._stored(g, chunk))
-            for chunk in chunked(advances, self.batch_size)
+            ("refresh_summaries.advance", lambda g, chunk=chunk: self.compare_and_set(g, chunk))
+            for chunk in chunked(advances, self.client.batch_size)
         ]
-        results = self._run_concurrently(stores + aggregations([v for v in vids if v not in advancing]))
+        results = self.client.run_concurrently(stores + aggregations([v for v in vids if v not in advancing]))
         stored = {vid: text for texts in results for vid, text in texts.items() if text is not None}
         advanced = {vid for texts in results[: len(stores)] for vid, text in texts.items() if text is not None}
         with self._lock:
-            self.summary_refreshes["advanced"] += len(advanced)
-            self.summary_refreshes["version_moved"] += len(advancing - advanced)
+            self.refreshes["advanced"] += len(advanced)
+            self.refreshes["version_moved"] += len(advancing - advanced)
         # a refused compare-and-set (another writer gave the vertex a new version meanwhile) is aggregated
         # again unless that writer's own aggregation has read this writer's links: an advance refused, or an
         # aggregation refused by an invalidation (that writer may advance a summary stored while this
@@ -190,21 +200,23 @@ class GremlinSummaries(GremlinSession):
         # vertex could keep that summary (seen with four writers on one hub)
         refused = [v for v in vids if v in advancing and v not in advanced]
         refused += [v for texts in results[len(stores) :] for v, text in texts.items() if text is None]
-        for _ in range(self.max_retries):
+        for _ in range(self.client.max_retries):
             if not refused:
                 break
-            results = self._run_concurrently(aggregations(refused))
+            results = self.client.run_concurrently(aggregations(refused))
             stored.update({vid: text for texts in results for vid, text in texts.items() if text is not None})
             refused = [v for texts in results for v, text in texts.items() if text is None]
         if refused:  # still refused: dropped, so readers aggregate the links rather than trust a summary
             log.warning(
-                "link summaries of %d vertices still contended after %d tries: dropped", len(refused), self.max_retries
+                "link summaries of %d vertices still contended after %d tries: dropped",
+                len(refused),
+                self.client.max_retries,
             )
-            self._drop_summaries(refused)
+            self.drop(refused)
         # what this thread stored is what its later reads in a read-once block see
-        self._note_summaries(stored)
+        self.memo.note_summaries(stored)
 
-    def _drop_summaries(self, vertex_ids: Sequence[str]) -> None:
+    def drop(self, vertex_ids: Sequence[str]) -> None:
         """Drop the summaries of these vertices and give them new versions (no merge: a vertex not there
         stays absent)."""
         from gremlin_python.process.graph_traversal import __
@@ -216,15 +228,16 @@ class GremlinSummaries(GremlinSession):
                 __.properties(SUMMARY).drop()
             ).iterate()
 
-        self._write_chunks("drop_summaries", drop, list(vertex_ids), types=(SUMMARY_VERSION,))
-        self._note_summaries(dict.fromkeys(vertex_ids))
+        self.client.write_chunks("drop_summaries", drop, list(vertex_ids), types=(SUMMARY_VERSION,))
+        self.memo.note_summaries(dict.fromkeys(vertex_ids))
 
-    def _stored(self, g: Any, rows: Sequence[tuple[str, int, str]]) -> dict[str, str | None]:
-        """:func:`fraudgraph.graph.gremlin.versions.stored_summaries` (a method: the tests interleave a
-        second writer here)."""
+    def compare_and_set(self, g: Any, rows: Sequence[tuple[str, int, str]]) -> dict[str, str | None]:
+        """Store each ``(vertex id, version, summary)`` if the vertex's version is still the one given:
+        :func:`fraudgraph.graph.gremlin.versions.stored_summaries` (a method: the tests interleave a second
+        writer here)."""
         return stored_summaries(g, rows)
 
-    def _advanced_summaries(self, vertex_ids: Sequence[str]) -> list[tuple[str, int, str]]:
+    def _advanced(self, vertex_ids: Sequence[str]) -> list[tuple[str, int, str]]:
         """``(vertex id, version, summary)`` for the pending summaries of these vertices that their write's
         changes advance, at the version the invalidation left; a summary the changes cannot advance is not
         tried, nor a customer's written for other ``summary_properties`` than the store's (aggregating
@@ -244,28 +257,46 @@ class GremlinSummaries(GremlinSession):
             if new is not None:
                 rows.append((vid, advance.version, new.to_json()))
         with self._lock:
-            self.summary_refreshes["not_advanceable"] += len(pending) - len(rows)
+            self.refreshes["not_advanceable"] += len(pending) - len(rows)
         return rows
 
-    def _rebuild_summaries(self, progress: bool = False) -> dict[str, int]:
+    def rebuild(self, progress: bool = False) -> dict[str, int]:
+        """Refresh every customer's and identifier's summary; how many of each."""
         from tqdm import tqdm
 
         customers = [
             str(v)[len(CUSTOMER_PREFIX) :]
-            for v in self._run("list customers", lambda g: g.V().has_label(CUSTOMER).id_().to_list())
+            for v in self.client.run("list customers", lambda g: g.V().has_label(CUSTOMER).id_().to_list())
         ]
         identifiers = [
             tuple(str(v).split(":", 1))
-            for v in self._run("list identifiers", lambda g: g.V().has_label(*IDENTIFIER_KINDS).id_().to_list())
+            for v in self.client.run("list identifiers", lambda g: g.V().has_label(*IDENTIFIER_KINDS).id_().to_list())
         ]
-        step = self.batch_size
+        step = self.client.batch_size
         with tqdm(
             total=len(customers) + len(identifiers), desc="summaries", unit="vertex", disable=not progress
         ) as bar:
             for chunk in chunked(customers, step):
-                self._refresh_summaries(customer_ids=chunk)
+                self.refresh(customer_ids=chunk)
                 bar.update(len(chunk))
             for chunk in chunked(identifiers, step):
-                self._refresh_summaries(identifiers=chunk)
+                self.refresh(identifiers=chunk)
                 bar.update(len(chunk))
         return {"customers": len(customers), "identifiers": len(identifiers)}
+
+    def read(self, vertex_ids: Sequence[str]) -> dict[str, Any]:
+        """``{vertex id: CustomerLinkSummary | IdentifierLinkSummary}`` of the vertices that have a current
+        one (only the strings travel; a customer's vertex id says which kind it is); chunks up to
+        ``pool_size`` at once. Inside a memo block, a vertex already read is not asked again."""
+        read = self.memo.summaries
+        ids = list(dict.fromkeys(vertex_ids))
+        asked = ids if read is None else [vid for vid in ids if vid not in read]
+        texts = self.client.read_chunks("summaries", lambda g, chunk: g.V(*chunk).values(SUMMARY).fold().next(), asked)
+        found: dict[str, LinkSummary] = {}
+        for text in texts:
+            summary = decode_link_summary(text)
+            found[summary.vertex_id] = summary
+        if read is None:
+            return found
+        read.update({vid: found.get(vid) for vid in asked})  # None: read, and had no summary
+        return {vid: read[vid] for vid in ids if read[vid] is not None}

@@ -18,7 +18,7 @@ def new_version(aggregation: bool = False) -> int:
     at once on an engine that does not serialise them (JanusGraph makes a vertex created by two writers at
     once without locking it) still leave versions that differ, so at most one compare-and-set succeeds.
     An aggregation's tokens are odd, every other one even: a writer refused by an aggregation knows that
-    aggregation reads its links (see :meth:`fraudgraph.graph.gremlin.summaries.GremlinSummaries._refresh_summaries`)."""
+    aggregation reads its links (see :meth:`fraudgraph.graph.gremlin.summaries.SummaryCache.refresh`)."""
     return secrets.randbits(61) * 2 + (1 if aggregation else 2)
 
 

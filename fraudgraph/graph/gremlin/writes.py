@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -19,34 +19,47 @@ from ..elements import (
     validate_links,
 )
 from ..link_summaries import LINK_ROW, LinkChange, link_row, merged_link
-from .summaries import GremlinSummaries
+from .session import GremlinClient
+from .summaries import SummaryCache
 from .traversals import CUSTOMER_PREFIX, link_edge_id, single_valued, typed, typed_map
 
 
-class GremlinWrites(GremlinSummaries):
-    """``mergeV``/``mergeE`` over injected lists of maps, with the summaries of every touched vertex
-    invalidated before and refreshed after."""
+class GremlinWriter:
+    """``mergeV``/``mergeE`` over injected lists of maps through ``client``, with the summaries of every
+    touched vertex invalidated before and refreshed after by ``summaries``. ``read_links(keys)``: the
+    store's read of these links' current values (a ``links`` frame)."""
 
-    def upsert_customers(self, customers: Sequence[CustomerUpsert]) -> int:
+    def __init__(
+        self,
+        client: GremlinClient,
+        summaries: SummaryCache,
+        read_links: Callable[[Sequence[tuple[str, str, str]]], pd.DataFrame],
+    ):
+        self.client, self.summaries, self.memo = client, summaries, summaries.memo
+        self.read_links = read_links
+
+    def upsert_customers(self, customers: Sequence[CustomerUpsert], *, refresh: bool = True) -> int:
         """Merge customer properties; customers whose ``summary_properties`` change get their summaries
-        invalidated first and refreshed after (unless deferred: :meth:`LinkSummaries.deferred`)."""
-        summaries = not self._summaries_deferred()
+        invalidated first and refreshed after (unless not ``refresh``: a bulk load refreshes at its end)."""
+        summaries = refresh
         customers = list(customers)
         validate_customers(customers)
-        self._check_engine_ids((i, c.customer_id) for i, c in enumerate(customers))
+        self.client.check_engine_ids((i, c.customer_id) for i, c in enumerate(customers))
         # customers whose summary properties change: merged, their summaries dropped and their values set in
         # one request each (a customer written twice: its values in the order given); removals after
         written = self._summary_writes(customers)
-        rows = [self._vertex_row(vid, CUSTOMER, after=self._set_values(props)) for vid, props in written.items()]
+        rows = [
+            self.summaries.vertex_row(vid, CUSTOMER, after=self._set_values(props)) for vid, props in written.items()
+        ]
         types = {CUSTOMER, *(k for props in written.values() for k in props)}
-        dropped = self._invalidate_summaries(rows, keep_dropped=summaries, types=types)
+        dropped = self.summaries.invalidate(rows, keep_dropped=summaries, types=types)
         self._merge_customers(
             "upsert_customers",
             [c for c in customers if customer_vertex_id(c.customer_id) not in written] + self._removals(written),
         )
         if summaries and written:
-            self._note_advances(dropped, (), properties=written)
-            self._refresh_summaries(customer_ids=[vid[len(CUSTOMER_PREFIX) :] for vid in written])
+            self.summaries.note_advances(dropped, (), properties=written)
+            self.summaries.refresh(customer_ids=[vid[len(CUSTOMER_PREFIX) :] for vid in written])
         return len(customers)
 
     def _summary_writes(self, customers: Sequence[CustomerUpsert]) -> dict[str, dict[str, Any]]:
@@ -55,7 +68,7 @@ class GremlinWrites(GremlinSummaries):
         the order given."""
         out: dict[str, dict[str, Any]] = {}
         for c in customers:
-            if self.summary_properties & c.properties.keys() or None in c.properties.values():
+            if self.summaries.summary_properties & c.properties.keys() or None in c.properties.values():
                 out.setdefault(customer_vertex_id(c.customer_id), {})
         for c in customers:
             vid = customer_vertex_id(c.customer_id)
@@ -90,9 +103,9 @@ class GremlinWrites(GremlinSummaries):
                 drops[removed].append(vid)
             rows.append({"k": {T.id: vid, T.label: CUSTOMER}, "p": single_valued(props)})
         types = {CUSTOMER, *(k for r in rows for k in r["p"])}
-        self._write_chunks(what, self._merge_rows, rows, types=types)
+        self.client.write_chunks(what, self._merge_rows, rows, types=types)
         for keys, ids in drops.items():
-            self._write_chunks(
+            self.client.write_chunks(
                 "remove_properties",
                 lambda g, chunk, keys=keys: g.V(*chunk).properties(*keys).drop().iterate(),
                 ids,
@@ -115,10 +128,12 @@ class GremlinWrites(GremlinSummaries):
             .iterate()
         )
 
-    def upsert_links(self, links: Sequence[IdentityLink], *, customers: Sequence[CustomerUpsert] = ()) -> int:
+    def upsert_links(
+        self, links: Sequence[IdentityLink], *, customers: Sequence[CustomerUpsert] = (), refresh: bool = True
+    ) -> int:
         """Two phases (the endpoint vertices merged as their summaries are invalidated, then the edges),
         each chunked and concurrent, then the link summaries of every customer and identifier written
-        (unless deferred: :meth:`LinkSummaries.deferred`).
+        (unless not ``refresh``: a bulk load refreshes at its end).
 
         ``customers``' properties are merged with their vertices; those of customers whose
         ``summary_properties`` change are set in the invalidation's request once the summary is dropped
@@ -127,7 +142,7 @@ class GremlinWrites(GremlinSummaries):
         links = list(links)
         validate_links(links)
         check_link_customers(customers, links)
-        self._check_engine_ids((i, v) for i, l in enumerate(links) for v in (l.customer_id, l.value_hash))
+        self.client.check_engine_ids((i, v) for i, l in enumerate(links) for v in (l.customer_id, l.value_hash))
         written = self._summary_writes(customers)
         removals = self._removals(written)
         touched_customers = sorted({l.customer_id for l in links})
@@ -137,15 +152,15 @@ class GremlinWrites(GremlinSummaries):
         keys = [(l.customer_id, l.kind, l.value_hash) for l in links]
         # inside sole_writer no other writer changes these links, so they can be read before the
         # invalidation, from what the block knows
-        summaries = not self._summaries_deferred()
-        before = self.links_of(keys=keys) if summaries and self._known_links() is not None else None
-        dropped = self._invalidate_summaries(vertex_rows, keep_dropped=summaries, types=vertex_types)
+        summaries = refresh
+        before = self.read_links(keys) if summaries and self.memo.links is not None else None
+        dropped = self.summaries.invalidate(vertex_rows, keep_dropped=summaries, types=vertex_types)
         if not summaries:  # a bulk load: every summary is aggregated afresh at its end
-            self._forget_links([customer_vertex_id(c) for c in touched_customers])  # merged on the server
+            self.memo.forget_links([customer_vertex_id(c) for c in touched_customers])  # merged on the server
             rows = [self._bulk_edge_row(l) for l in links]
             edge_types = {*labels, "first_seen", "last_seen", *(k for r in rows for k in r["m"])}
-            self._phases_concurrently(
-                lambda: self._write_chunks("upsert_links.edges", merge_edges_on_server, rows, types=edge_types),
+            self.client.phases_concurrently(
+                lambda: self.client.write_chunks("upsert_links.edges", merge_edges_on_server, rows, types=edge_types),
                 lambda: self._merge_customers("upsert_links.customer_properties", removals),
             )
             return len(links)
@@ -153,22 +168,24 @@ class GremlinWrites(GremlinSummaries):
         # dropped summaries were made of; inside sole_writer, what this thread read or wrote, which no
         # other writer changes): what the merge leaves, and what the refresh advances them by
         if before is None:
-            before = self.links_of(keys=keys)
+            before = self.read_links(keys)
         # out of sole_writer's known links until the write is done: a failed write leaves them unknown
-        known = self._forget_links([customer_vertex_id(c) for c in touched_customers])
+        known = self.memo.forget_links([customer_vertex_id(c) for c in touched_customers])
         changes, exact = link_changes(links, before)
         rows = [self._edge_row(l, c, exact) for l, c in zip(links, changes)]
-        self._phases_concurrently(
-            lambda: self._write_chunks("upsert_links.edges", merge_edges_as_given, rows, types={*labels, *LINK_ROW}),
+        self.client.phases_concurrently(
+            lambda: self.client.write_chunks(
+                "upsert_links.edges", merge_edges_as_given, rows, types={*labels, *LINK_ROW}
+            ),
             lambda: self._merge_customers("upsert_links.customer_properties", removals),
         )
         for c in changes:
             customer = known.get(customer_vertex_id(c.customer_id))
             if customer is not None:
                 customer[identifier_id(c.kind, c.value_hash)] = dict(zip(LINK_ROW, c.after))
-        self._note_links(known)
-        self._note_advances(dropped, changes, exact=exact, properties=written)
-        self._refresh_summaries(touched_customers, touched_identifiers)
+        self.memo.note_links(known)
+        self.summaries.note_advances(dropped, changes, exact=exact, properties=written)
+        self.summaries.refresh(touched_customers, touched_identifiers)
         return len(links)
 
     def _endpoint_rows(
@@ -178,7 +195,7 @@ class GremlinWrites(GremlinSummaries):
         customers: Sequence[CustomerUpsert],
         written: Mapping[str, Mapping[str, Any]],
     ) -> tuple[list[dict[str, Any]], set[str]]:
-        """The links' endpoint vertices as :meth:`_vertex_row` rows for the invalidation that merges them (a
+        """The links' endpoint vertices as :meth:`SummaryCache.vertex_row` rows for the invalidation that merges them (a
         vertex it creates has no summary to drop), and the labels and property keys they write. Properties
         no summary keeps go with the merge; ``written`` (kept ones) once the summary is dropped."""
         early = {
@@ -190,8 +207,8 @@ class GremlinWrites(GremlinSummaries):
         for cid in customer_ids:
             vid = customer_vertex_id(cid)
             props = early.get(cid)
-            rows.append(self._vertex_row(vid, CUSTOMER, props, props, self._set_values(written.get(vid, {}))))
-        rows += [self._vertex_row(identifier_id(k, h), k, {"value_hash": h}) for k, h in identifiers]
+            rows.append(self.summaries.vertex_row(vid, CUSTOMER, props, props, self._set_values(written.get(vid, {}))))
+        rows += [self.summaries.vertex_row(identifier_id(k, h), k, {"value_hash": h}) for k, h in identifiers]
         types = {CUSTOMER, "value_hash", *(k for k, _ in identifiers)}
         types |= {k for p in [*early.values(), *written.values()] for k in p}
         return rows, types
@@ -206,7 +223,7 @@ class GremlinWrites(GremlinSummaries):
             Direction.OUT: customer_vertex_id(l.customer_id),
             Direction.IN: identifier_id(l.kind, l.value_hash),
         }
-        if self.edge_ids == "supplied":
+        if self.client.edge_ids == "supplied":
             key[T.id] = link_edge_id(l.customer_id, l.kind, l.value_hash)
         return key
 
@@ -230,10 +247,8 @@ class GremlinWrites(GremlinSummaries):
 
     def clear(self) -> None:
         """Drop every vertex and edge (tests and benchmarks only)."""
-        self._run("clear", lambda g: g.V().drop().iterate())
-        for memo in (self._known_links(), getattr(self._read_once, "summaries", None)):
-            if memo is not None:
-                memo.clear()
+        self.client.run("clear", lambda g: g.V().drop().iterate())
+        self.memo.clear()
 
 
 def link_changes(links: Sequence[IdentityLink], before: pd.DataFrame) -> tuple[list[LinkChange], bool]:

@@ -10,6 +10,7 @@ import pytest
 
 from fraudgraph.graph import CustomerUpsert, IdentityLink, InvalidElementError, customer_properties
 from fraudgraph.graph.elements import summarise_links
+from fraudgraph.graph.gremlin import GremlinIdentityGraph
 from fraudgraph.graph.snapshot import export_graph, normalise_customers, normalise_links
 
 from graph_helpers import expected_identifier_stats, small_world
@@ -150,7 +151,6 @@ def test_customers_of_with_chosen_properties(store):
 
 def test_link_summary_and_identifier_links_match_the_links_frame(store):
     """The two reads online scoring is built on, against pandas over the store's own links frame."""
-    from fraudgraph.graph.elements import summarise_links
 
     cust, links = small_world()
     store.upsert_customers(cust)
@@ -274,11 +274,11 @@ def test_property_updates_replace_the_value_whatever_the_default_cardinality(sto
     store.upsert_links([IdentityLink("C1", "device", "d" * 32, 1000, 3000, 2, {"login": 2})])
     props = customer_properties(store, "C1")
     assert props["lifetime_value"] == 30.0 and props["decision"] == "d30" and props["signup_ts"] == 5
-    if hasattr(store, "_run"):  # Gremlin: every vertex property holds exactly one value
-        counts = store._run("test", lambda g: g.V().properties().key().group_count().next())
+    if isinstance(store, GremlinIdentityGraph):  # every vertex property holds exactly one value
+        counts = store.client.run("test", lambda g: g.V().properties().key().group_count().next())
         from gremlin_python.process.graph_traversal import __
 
-        per_vertex = store._run("test", lambda g: g.V().properties().group_count().by(
+        per_vertex = store.client.run("test", lambda g: g.V().properties().group_count().by(
             __.project("v", "k").by(__.element().id_()).by(__.key())).next())
         assert all(n == 1 for n in per_vertex.values()), per_vertex
         assert counts
@@ -290,7 +290,7 @@ def test_janusgraph_refuses_a_reserved_id_naming_the_element(store):
     from fraudgraph.graph import InvalidElementError
 
     link = IdentityLink("3f2b-uuid-like", "device", "d" * 32, 1, 2, 1, {"login": 1})
-    if getattr(store, "edge_ids", "supplied") == "engine":
+    if isinstance(store, GremlinIdentityGraph) and store.client.edge_ids == "engine":
         with pytest.raises(InvalidElementError, match="reserves '-'"):
             store.upsert_links([link])
         assert store.stats()["edges"]["has_device"] == 0

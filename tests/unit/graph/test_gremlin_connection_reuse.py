@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 
 from fraudgraph.config import load_settings
-from fraudgraph.graph.gremlin import GremlinIdentityGraph
+from fraudgraph.graph.gremlin.session import GremlinClient
 
 
 class _Remote:
@@ -23,7 +23,7 @@ class _Remote:
         self.events.append(f"close {self.name}")
 
 
-class _Session(GremlinIdentityGraph):
+class _RecordingClient(GremlinClient):
     def __init__(self, events: list[str]):
         settings = load_settings(environ={}).graph
         super().__init__("ws://127.0.0.1:1/gremlin", settings)
@@ -40,7 +40,7 @@ class _Session(GremlinIdentityGraph):
 
 def test_a_failed_request_does_not_close_the_connection_under_a_concurrent_one():
     events: list[str] = []
-    session = _Session(events)
+    session = _RecordingClient(events)
     slow_started, retried = threading.Event(), threading.Event()
 
     def slow(g):
@@ -60,9 +60,9 @@ def test_a_failed_request_does_not_close_the_connection_under_a_concurrent_one()
         return g
 
     results = {}
-    worker = threading.Thread(target=lambda: results.setdefault("slow", session._run("slow", slow)))
+    worker = threading.Thread(target=lambda: results.setdefault("slow", session.run("slow", slow)))
     worker.start()
-    results["failing"] = session._run("failing", failing_once)
+    results["failing"] = session.run("failing", failing_once)
     worker.join(5)
 
     assert not worker.is_alive()
@@ -80,7 +80,7 @@ def test_a_failed_request_does_not_close_the_connection_under_a_concurrent_one()
 
 def test_close_waits_for_the_requests_in_flight():
     events: list[str] = []
-    session = _Session(events)
+    session = _RecordingClient(events)
     inside, leave = threading.Event(), threading.Event()
 
     def request(g):
@@ -88,7 +88,7 @@ def test_close_waits_for_the_requests_in_flight():
         assert leave.wait(5)
         return g
 
-    worker = threading.Thread(target=lambda: session._run("read", request))
+    worker = threading.Thread(target=lambda: session.run("read", request))
     worker.start()
     assert inside.wait(5)
     session.close()
