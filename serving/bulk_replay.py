@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -53,6 +53,7 @@ from .consumer.ledger import merge_customer_props
 from .consumer.sources import Message
 from .consumer.steps import (
     Rejection,
+    before_signup,
     conflict_rejection,
     customer_updates,
     event_digest,
@@ -105,11 +106,16 @@ def plan_stream(
     settings: Settings,
     hasher: IdentifierHasher,
     history_keys: set[tuple[str, str, str]],
+    history_signups: Mapping[str, int],
+    trained_as_of_ms: int,
 ) -> StreamPlan:
     """Plan a stream as the consumer processes it. ``history_keys``: ``(customer_id, kind, value_hash)``
     of every link the graph holds before the stream (a login that brings none of its device or IP links
-    new is not scored)."""
-    planner = _StreamPlanner(settings, hasher, history_keys)
+    new is not scored); ``history_signups``: ``{customer id: signup_ts}`` it holds (an event too long
+    before its customer's signup is refused); ``trained_as_of_ms``: the deployed model's, where the
+    consumer's watermark starts."""
+    planner = _StreamPlanner(settings, hasher, history_keys, history_signups)
+    planner.plan.newest_applied = trained_as_of_ms
     batch: list[Message] = []
     for msg in messages:
         batch.append(msg)
@@ -125,10 +131,17 @@ class _StreamPlanner:
     """The consumer's polls, de-duplication and steps replayed without a graph: what each step journals
     (link events, customer properties) and whom it scores, as of when."""
 
-    def __init__(self, settings: Settings, hasher: IdentifierHasher, history_keys: set[tuple[str, str, str]]):
+    def __init__(
+        self,
+        settings: Settings,
+        hasher: IdentifierHasher,
+        history_keys: set[tuple[str, str, str]],
+        history_signups: Mapping[str, int],
+    ):
         self.cfg, self.id_pattern, self.hasher = settings.consumer, settings.privacy.id_pattern, hasher
         self.tagger = EventTagger(settings.event_tags)
         self.history_keys = history_keys
+        self.signups = dict(history_signups)  # customer id -> the signup_ts the graph holds by now
         self.seen: dict[str, str] = {}  # applied event id -> content digest
         self.touched: set[tuple[str, str, str]] = set()
         self.link_rows: list[tuple] = []
@@ -160,6 +173,9 @@ class _StreamPlanner:
                 plan.rejections[conflict_rejection(parsed, first, digest).code] += 1
             else:
                 plan.duplicates += 1
+        for event_id, early in before_signup([ev for ev, _ in unique.values()], self.signups, self.cfg).items():
+            plan.rejections[early.code] += 1
+            del unique[event_id], digests[event_id]
         ordered = sorted((ev for ev, _ in unique.values()), key=lambda e: (e.ts_ms, e.event_id))
         steps = event_time_steps(ordered, int(self.cfg.max_batch_span_s * 1000))
         plan.batch_steps.append(len(steps))
@@ -193,6 +209,8 @@ class _StreamPlanner:
             new_keys.update(keys)
             self.seen[ev.event_id] = digests[ev.event_id]
         self.touched.update(new_keys)
+        # the graph keeps the step's signup_ts as written (the earliest of the step)
+        self.signups.update({cid: int(p["signup_ts"]) for cid, p in props.items() if "signup_ts" in p})
         as_of = max(ev.ts_ms for ev in step)
         plan = self.plan
         plan.newest_applied = as_of if plan.newest_applied is None else max(plan.newest_applied, as_of)
@@ -319,16 +337,8 @@ class BulkDecider:
                 d = self.rules.blocked()
             else:
                 d = self.rules.decide(float(score), numeric_property(value), evidence.get(int(node)))
-            record = decision_record(
-                row["event_id"],
-                row["customer_id"],
-                row["event_type"],
-                row["ts"],
-                row["as_of"],
-                None if stands else float(score),
-                d,
-                self.artifact.version,
-            )
+            moment = (row["event_id"], row["customer_id"], row["event_type"], row["ts"], row["as_of"])
+            record = decision_record(*moment, None if stands else float(score), d, self.artifact.version)
             out.append({**record, "position": int(row["position"])})
         return out
 

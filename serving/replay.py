@@ -38,6 +38,7 @@ from .bulk_replay import BulkDecider, StreamPlan, plan_stream
 from .consumer import build_consumer, open_consumer_source, open_ledger
 from .consumer.ledger import Ledger
 from .consumer.sources import FileSource, JsonlSink, Message
+from .consumer.steps import graph_signups
 
 log = logging.getLogger("fraudgraph.replay")
 
@@ -68,13 +69,16 @@ def replay_stream(
     (never into a decision). Returns the replay's figures (``parts`` says which part of the
     stream each path decided, ``parity`` how the two agreed on the consumer's part)."""
     started = time.monotonic()
-    messages, history, plan = _read_and_plan(settings, events_path, snapshot_dir)
+    customers = store.customers_frame()  # the graph's customers before the stream
+    messages, history, plan = _read_and_plan(settings, events_path, snapshot_dir, customers, artifact)
     polls = len(plan.batch_ends)
     exact = snapshot_dir is not None and not plan.unordered_steps
     consumer_polls = min(polls, -(-settings.replay.consumer_events // settings.consumer.max_batch)) if exact else polls
     stop_at = plan.batch_ends[consumer_polls - 1] if polls else 0
     t = time.monotonic()
-    bulk = _bulk_decisions(settings, store, artifact, plan, history, live_dir, progress_bar, baselines) if exact else []
+    bulk = []
+    if exact:
+        bulk = _bulk_decisions(settings, customers, artifact, plan, history, live_dir, progress_bar, baselines)
     bulk_s = time.monotonic() - t
 
     decisions_path = live_dir / "decisions.jsonl"
@@ -125,7 +129,7 @@ def replay_stream(
 
 def _bulk_decisions(
     settings: Settings,
-    store: IdentityGraph,
+    customers: pd.DataFrame,
     artifact: ModelArtifact,
     plan: StreamPlan,
     history: pd.DataFrame,
@@ -137,7 +141,7 @@ def _bulk_decisions(
     ``baselines``, every model's score of each decision goes to ``live_dir/model_scores.parquet``."""
     log.info("bulk replay: %d events in %d steps, %d scoring moments", plan.applied, plan.steps, len(plan.scores))
     decider = BulkDecider(artifact, settings, chunk_points=settings.replay.chunk_points, baselines=baselines)
-    bulk = decider.decide(plan, history, store.customers_frame(), progress_bar=progress_bar)
+    bulk = decider.decide(plan, history, customers, progress_bar=progress_bar)
     if decider.model_scores:
         pd.concat(decider.model_scores, ignore_index=True).to_parquet(live_dir / "model_scores.parquet", index=False)
     return bulk
@@ -178,9 +182,10 @@ def _parts(
 
 
 def _read_and_plan(
-    settings: Settings, events_path: Path, snapshot_dir: Path | None
+    settings: Settings, events_path: Path, snapshot_dir: Path | None, customers: pd.DataFrame, artifact: ModelArtifact
 ) -> tuple[list[Message], pd.DataFrame, StreamPlan]:
-    """The stream's messages, the snapshot's link events (none without a snapshot) and the stream's plan."""
+    """The stream's messages, the snapshot's link events (none without a snapshot) and the stream's plan;
+    ``customers``: the graph's customers before the stream; ``artifact``: the model deciding it."""
     source = FileSource(events_path)
     messages = source.poll(2**62, 0)
     source.close()
@@ -190,7 +195,8 @@ def _read_and_plan(
         else pd.DataFrame(columns=LINK_EVENT_COLUMNS)
     )
     history_keys = set(zip(history["customer_id"], history["kind"], history["value_hash"]))
-    plan = plan_stream(messages, settings, IdentifierHasher.from_settings(settings.privacy), history_keys)
+    hasher = IdentifierHasher.from_settings(settings.privacy)
+    plan = plan_stream(messages, settings, hasher, history_keys, graph_signups(customers), artifact.trained_as_of_ms)
     if plan.unordered_steps:
         log.warning(
             "%d scoring steps of the stream are out of time order: the whole stream goes through the consumer",

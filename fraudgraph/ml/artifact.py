@@ -116,6 +116,11 @@ class ModelArtifact:
     def fanout_cap(self) -> int | None:
         return self.manifest.get("fanout_cap")
 
+    @property
+    def trained_as_of_ms(self) -> int:
+        """The moment (epoch ms) the training data ran up to: every event before it was in the graph."""
+        return int(self.manifest["trained_as_of_ms"])
+
     @classmethod
     def create(
         cls,

@@ -252,6 +252,14 @@ class Ledger:
             row = self._db.execute("SELECT value FROM ledger_meta WHERE key = 'newest_applied'").fetchone()
         return int(row[0]) if row else None
 
+    def raise_watermark(self, ms: int) -> None:
+        """Count the watermark from ``ms`` (epoch ms) at least: the graph held every event before it (the
+        deployed model's training data ran up to it), though this ledger recorded none of them."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            _raise_meta(self._db, "newest_applied", ms)
+            self._db.execute("COMMIT")
+
     def pending_as_of(self) -> int | None:
         """The moment the pending scores are made as of (epoch ms), when their step recorded one."""
         with self._lock:

@@ -4,8 +4,8 @@
 
 Delivery is at-least-once from the source, effects exactly once:
 
-1. parse and validate; a bad event goes to the dead letter with its reason and
-   the stream goes on;
+1. parse and validate; a bad event (or one stamped too long before the newest event or its customer's
+   signup) goes to the dead letter with its reason and the stream goes on;
 2. drop events already in the ledger (redeliveries) or repeated in the batch, and cut the rest
    into steps of at most ``consumer.max_batch_span_s`` of event time (:func:`serving.consumer.steps.event_time_steps`);
    steps 3-5 run once per step, in time order;
@@ -47,11 +47,13 @@ from .sources import Message, Sink, Source
 from .steps import (
     ConsumerStats,
     Rejection,
+    before_signup,
     conflict_rejection,
     customer_updates,
     event_digest,
     event_json,
     event_time_steps,
+    graph_signups,
     is_transient,
     link_counts,
     link_from_state,
@@ -86,6 +88,8 @@ class LiveConsumer:
         self.metrics = ConsumerMetrics()
         self._stop = False
         self._digests: dict[str, str] = {}  # the batch in flight's new events: id -> content digest
+        if scorer is not None:  # a fresh ledger's watermark: the model's data, all in the graph, ran up to it
+            ledger.raise_watermark(scorer.artifact.trained_as_of_ms)
 
     # ------------------------------------------------------------- lifecycle
     def request_stop(self, *_: Any) -> None:
@@ -138,6 +142,7 @@ class LiveConsumer:
         # the watermark: the newest event time applied before the batch or in it (the bulk replay's rule too)
         newest = watermark(self.ledger.newest_applied(), [ev.ts_ms for _, ev in parsed])
         unique: dict[str, Event] = {}
+        messages: dict[str, Message] = {}
         for msg, ev in parsed:
             late = too_old(ev, newest, self.settings.consumer)
             if late is not None and ev.event_id not in known:
@@ -147,12 +152,18 @@ class LiveConsumer:
             first = self._digests.get(ev.event_id) if ev.event_id in unique else known.get(ev.event_id)
             if ev.event_id not in unique and ev.event_id not in known:
                 unique[ev.event_id], self._digests[ev.event_id] = ev, digest
+                messages[ev.event_id] = msg
             elif first is not None and first != digest:  # same id, other content: on record, never applied
                 rejection = conflict_rejection(ev, first, digest)
                 self._reject(msg, rejection.code, rejection.reason, event_id=ev.event_id)
             else:  # a redelivery: silent
                 self.stats.duplicates += 1
                 self.metrics.duplicates.inc()
+        for event_id, early in before_signup(
+            unique.values(), self._graph_signups(unique), self.settings.consumer
+        ).items():
+            self._reject(messages[event_id], early.code, early.reason, event_id=event_id)
+            del unique[event_id], self._digests[event_id]
         new_events = sorted(unique.values(), key=lambda e: (e.ts_ms, e.event_id))
         for step in event_time_steps(new_events, int(self.settings.consumer.max_batch_span_s * 1000)):
             # a step's reads of its customers' links and summaries, its writes and its scoring read what the
@@ -166,6 +177,12 @@ class LiveConsumer:
         self.stats.latencies_ms.extend([per_event] * len(batch))
         for _ in batch:
             self.metrics.latency.observe(per_event / 1000)
+
+    def _graph_signups(self, events: dict[str, Event]) -> dict[str, int]:
+        """The signup_ts the graph holds for these events' customers (one read; none with the rule off)."""
+        ids = sorted({ev.customer_id for ev in events.values()})
+        off = self.settings.consumer.max_clock_skew_s is None or not ids
+        return {} if off else graph_signups(self.store.customers_of(ids, ["signup_ts"]))
 
     def _parse(self, msg: Message) -> Event | None:
         """The event in ``msg``, or None after dead-lettering it (:func:`serving.consumer.steps.parse_message`)."""
@@ -236,13 +253,8 @@ class LiveConsumer:
         self.ledger.scored([p[0] for p in scores])
         self.stats.rejected += len(event_ids) or 1
         self.metrics.rejected.labels(reason="quarantined").inc()
-        log.error(
-            "quarantined %d journaled link writes, %d customer updates and %d scores after %s",
-            len(dirty),
-            len(pending),
-            len(scores),
-            error,
-        )
+        counts = (len(dirty), len(pending), len(scores))
+        log.error("quarantined %d journaled link writes, %d customer updates and %d scores after %s", *counts, error)
         self.dead_letter.write(
             {
                 "reason_code": "journal:quarantined",

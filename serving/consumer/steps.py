@@ -4,7 +4,7 @@ the consumer's counters."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import pandas as pd
 
 from fraudgraph.config.serving import ConsumerSettings
 from fraudgraph.event_tags import EventTagger
@@ -109,6 +111,35 @@ def too_old(event: Event, newest_ms: int | None, cfg: ConsumerSettings) -> Rejec
         f"ts: more than consumer.max_event_age_s={cfg.max_event_age_s:g} s before the newest event",
         event.event_id,
     )
+
+
+def graph_signups(customers: pd.DataFrame) -> dict[str, int]:
+    """``{customer id: signup_ts}`` of a ``customers`` frame (customers without one left out)."""
+    if "signup_ts" not in customers:
+        return {}
+    held = customers.loc[customers["signup_ts"].notna(), ["customer_id", "signup_ts"]]
+    return {str(c): int(t) for c, t in zip(held["customer_id"], held["signup_ts"])}
+
+
+def before_signup(events: Iterable[Event], known: Mapping[str, int], cfg: ConsumerSettings) -> dict[str, Rejection]:
+    """``{event id: dead letter}`` of the batch's events stamped more than ``consumer.max_clock_skew_s``
+    before their customer's signup: the one the graph held before the batch (``known``), else the earliest
+    signup event of the batch. A signup event is never refused here (the earliest stands:
+    :func:`serving.consumer.ledger.merge_customer_props`). The one rule of the consumer and its bulk replay."""
+    events = list(events)
+    if cfg.max_clock_skew_s is None:
+        return {}
+    signups = dict(known)
+    for ev in events:
+        if ev.event_type == "signup" and ev.customer_id not in known:
+            signups[ev.customer_id] = min(signups.get(ev.customer_id, ev.ts_ms), ev.ts_ms)
+    skew_ms = cfg.max_clock_skew_s * 1000
+    reason = f"ts: more than consumer.max_clock_skew_s={cfg.max_clock_skew_s:g} s before the customer's signup"
+    return {
+        ev.event_id: Rejection("ts:before_signup", reason, ev.event_id)
+        for ev in events
+        if ev.event_type != "signup" and ev.customer_id in signups and ev.ts_ms < signups[ev.customer_id] - skew_ms
+    }
 
 
 def event_digest(event: Event, hasher: IdentifierHasher) -> str:

@@ -21,6 +21,7 @@ from serving.bulk_replay import BulkDecider, plan_stream
 from serving.consumer import LiveConsumer
 from serving.consumer.ledger import Ledger
 from serving.consumer.sources import FileSource, JsonlSink
+from serving.consumer.steps import graph_signups
 from serving.replay import SCORE_TOLERANCE, compare_decisions, replay_stream
 
 pytestmark = pytest.mark.slow
@@ -116,17 +117,19 @@ def test_bulk_decisions_equal_the_consumers_on_every_decided_event(
 ):
     _, by_consumer = consumer_alone
     history = pd.read_parquet(small_world_snapshot / "link_events.parquet", columns=LINK_EVENT_COLUMNS)
+    with open_graph(f"sqlite:///{labelled_graph}", settings) as store:
+        customers = store.customers_frame()
     source = FileSource(stream)
     plan = plan_stream(
         source.poll(10**9, 0),
         settings,
         IdentifierHasher.from_settings(settings.privacy),
         set(zip(history["customer_id"], history["kind"], history["value_hash"])),
+        graph_signups(customers),
+        ModelArtifact.load(model).trained_as_of_ms,
     )
     source.close()
     assert plan.unordered_steps == 0 and plan.rejected == 1 and plan.duplicates == 60
-    with open_graph(f"sqlite:///{labelled_graph}", settings) as store:
-        customers = store.customers_frame()
     bulk = BulkDecider(ModelArtifact.load(model), settings, chunk_points=700).decide(
         plan, history, customers, progress_bar=False
     )

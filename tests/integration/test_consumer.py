@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -469,6 +470,70 @@ def hostile_inputs() -> list[bytes]:
                     "customer_id": "C000000001"}).encode(),                        # time travel: re-decide a block
         json.dumps({**ev, "event_id": "H-year1", "event_type": "signup", "ts": "0001-01-01T00:00:00Z"}).encode(),
     ]
+
+
+def test_an_event_before_its_customers_signup_by_more_than_the_skew_is_dead_lettered(
+        small_world_graph, model_dir, settings, tmp_path):
+    """Time bounds back to the signup: the graph's signup_ts for a known customer, the batch's signup for a
+    new one; within consumer.max_clock_skew_s of it an event applies, before that it is dead-lettered."""
+    uri, _ = small_world_graph
+    with open_graph(uri, settings) as store:
+        # the latest signup: its events are well within consumer.max_event_age_s of the model's data
+        known = store.customers_frame().dropna(subset=["signup_ts"]).sort_values("signup_ts").iloc[-1]
+    cid, signup = str(known["customer_id"]), int(known["signup_ts"])
+    skew_ms = int(settings.consumer.max_clock_skew_s * 1000)
+
+    def event(event_id, customer, ts_ms, event_type="login", **fields):
+        ts = datetime.fromtimestamp(ts_ms / 1000, tz=UTC).isoformat()
+        return json.dumps({"event_id": event_id, "event_type": event_type, "ts": ts, "customer_id": customer,
+                           "device_id": f"dev-{event_id}", **fields})
+
+    new_signup = signup + 86_400_000
+    lines = [
+        event("S-early", cid, signup - 2 * skew_ms),                 # before the graph's signup: refused
+        event("S-skew", cid, signup - skew_ms // 2),                 # within the skew: applied
+        event("S-new-early", "C-NEW-1", new_signup - 86_400_000, "payment", amount=5.0),  # before its batch signup
+        event("S-new", "C-NEW-1", new_signup, "signup", email="new1@example.com"),
+        event("S-none", "C-NEW-2", signup),                          # no signup known: applied
+    ]
+    src = tmp_path / "live.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    stats = run_consumer(uri, model_dir, settings, src, tmp_path / "ledger.db", tmp_path)
+    dead = read_jsonl(tmp_path / "dead.jsonl")
+    assert sorted((d["event_id"], d["reason_code"]) for d in dead) == [
+        ("S-early", "ts:before_signup"), ("S-new-early", "ts:before_signup")]
+    assert "before the customer's signup" in dead[0]["reason"]
+    assert stats["applied"] == 3 and stats["rejected"] == 2
+    with open_graph(uri, settings) as store:
+        assert customer_properties(store, "C-NEW-1")["signup_ts"] == new_signup
+        devices = set(store.links_of([cid, "C-NEW-2"])["customer_id"])
+    assert devices == {cid, "C-NEW-2"}
+
+
+def test_a_fresh_ledgers_first_event_is_too_old_when_it_predates_the_models_data_by_more_than_the_age(
+        small_world_graph, model_dir, settings, tmp_path):
+    """A fresh ledger has applied nothing, but the graph holds every event up to the deployed model's
+    training as-of: one event alone, older than that by more than consumer.max_event_age_s, is refused."""
+    from fraudgraph.ml.artifact import ModelArtifact
+
+    uri, _ = small_world_graph
+    as_of = ModelArtifact.load(model_dir).trained_as_of_ms
+    age_ms = int(settings.consumer.max_event_age_s * 1000)
+
+    def login(event_id, ts_ms):
+        ts = datetime.fromtimestamp(ts_ms / 1000, tz=UTC).isoformat()
+        return json.dumps({"event_id": event_id, "event_type": "login", "ts": ts, "customer_id": "C-OLD",
+                           "device_id": "dev-old"})
+
+    src = tmp_path / "live.jsonl"
+    src.write_text(login("W-old", as_of - age_ms - 86_400_000) + "\n")
+    stats = run_consumer(uri, model_dir, settings, src, tmp_path / "ledger.db", tmp_path)
+    assert [d["reason_code"] for d in read_jsonl(tmp_path / "dead.jsonl")] == ["ts:too_old"]
+    assert stats["applied"] == 0
+    src.write_text(login("W-old", as_of - age_ms - 86_400_000) + "\n" + login("W-ok", as_of - age_ms + 86_400_000)
+                   + "\n")
+    stats = run_consumer(uri, model_dir, settings, src, tmp_path / "ledger.db", tmp_path, start=1)
+    assert stats["applied"] == 1
 
 
 def test_hostile_inputs_never_stop_the_consumer_and_no_raw_pii_leaves(small_world, small_world_graph, model_dir,
