@@ -31,6 +31,8 @@ def one_seed(settings, customers: int, seed: int) -> dict:
     settings = settings.model_copy(update={"world": settings.world.model_copy(update={"seed": seed})})
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        # the run is tracked in a registry of its own, gone with the folder
+        settings = settings.model_copy(update={"registry": settings.registry.model_copy(update={"dir": str(tmp / "registry")})})
         _, as_of, ref = reference_world(settings, customers, tmp)
         write_snapshot(ref["customers"], ref["links"], tmp / "snapshot", link_events=ref["link_events"])
         labels = clean_labels(ref["customers"], ref["links"], as_of, settings.labels).labels

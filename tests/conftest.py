@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ for _name in list(os.environ):
     if _name.startswith("FRAUDGRAPH_") and _name not in ("FRAUDGRAPH_SERVERS_CACHE", "FRAUDGRAPH_CONF_DIR"):
         del os.environ[_name]
 os.environ["FRAUDGRAPH_PII_KEY"] = "test-key-not-secret"
+# training runs are tracked: into a registry of the session's own, never the working directory's models/
+os.environ["FRAUDGRAPH_REGISTRY__DIR"] = tempfile.mkdtemp(prefix="fraudgraph-registry-")
 
 
 @pytest.fixture(scope="session")

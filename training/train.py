@@ -56,6 +56,7 @@ from fraudgraph.scoring.triggers import decision_points
 from training.examples import SPLITS, DecisionExamples, build_examples, truth_at_points
 from training.fitting import Split, fit_gbdt, fit_gnn
 from training.judging import choose_threshold, customer_units, judge, threshold_policy
+from training.lineage import track_training
 from training.refit import refit_for_deployment
 from training.report import plot_pr_curves, render_summary
 
@@ -89,12 +90,12 @@ def run_training(
     torch.set_num_threads(cfg.threads)
     out = Path(out_dir)
     started = time.monotonic()
-    history, examples, as_of_ms = _examples(settings, snapshot_dir, labels_dir)
+    history, examples, as_of_ms = labelled_examples(settings, snapshot_dir, labels_dir)
     frame = examples.frame
     if truth_path:
         frame = pd.concat([frame, truth_at_points(frame, pd.read_parquet(truth_path))], axis=1)
     cap = settings.graph.neighbourhood_fanout_cap
-    frame, inputs, has, tensors, target, build_s = _decision_time_graph(history, frame, cap)
+    frame, inputs, has, tensors, target, build_s = decision_time_graph(history, frame, cap)
     scaler = FeatureScaler().fit(tensors)
     y = frame["y"].to_numpy()
     masks = {s: (frame["split"] == s).to_numpy() for s in SPLITS}
@@ -121,14 +122,7 @@ def run_training(
     metrics["models"], curves = judge_on_test(
         frame.loc[masks["test"]], scores, masks["test"], y, val_units, threshold, cfg, with_truth=bool(truth_path)
     )
-    metrics["split"] = {
-        "as_of_ms": as_of_ms,
-        "t1_ms": examples.t1_ms,
-        "t2_ms": examples.t2_ms,
-        "by_decision_time": True,
-        "labels": examples.label_counts,
-        "examples": {s: int(masks[s].sum()) for s in SPLITS},
-    }
+    metrics["split"] = _split_record(examples, as_of_ms, masks)
     metrics["training"] = {k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in fits.items()}
     metrics["graph"] = {
         "examples": len(frame),
@@ -148,17 +142,32 @@ def run_training(
     baselines = _baselines(models, frame, table, cfg)
     metrics["wall_s"] = round(time.monotonic() - started, 2)
 
-    ModelArtifact.create(deployed, scaler, settings, deployed_threshold, metrics, as_of_ms, fanout_cap=cap).save(out)
+    artifact = ModelArtifact.create(deployed, scaler, settings, deployed_threshold, metrics, as_of_ms, fanout_cap=cap)
+    artifact.save(out)
     # what the deployed threshold was chosen on: another budget can be read off without retraining
     deployed_units[["customer_id", "outcome", "score", "population_weight"]].to_parquet(
         out / "validation_scores.parquet", index=False
     )
     baselines.save(out)
     _write_reports(out, fits, curves, metrics)
-    return metrics
+    # every run tracked (registry.tracking_uri): what a registered version and its gate go back to
+    run_id = track_training(settings, out, metrics, snapshot_dir, labels_dir, as_of_ms, artifact.version)
+    return {**metrics, "tracking": {"run_id": run_id}}
 
 
-def _examples(
+def _split_record(examples: DecisionExamples, as_of_ms: int, masks: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The decision-time split as the metrics record it."""
+    return {
+        "as_of_ms": as_of_ms,
+        "t1_ms": examples.t1_ms,
+        "t2_ms": examples.t2_ms,
+        "by_decision_time": True,
+        "labels": examples.label_counts,
+        "examples": {s: int(masks[s].sum()) for s in SPLITS},
+    }
+
+
+def labelled_examples(
     settings: Settings, snapshot_dir: str | Path, labels_dir: str | Path
 ) -> tuple[LinkHistory, DecisionExamples, int]:
     """The snapshot's link history, its decision points labelled and sampled (refused when too few), and
@@ -187,7 +196,7 @@ def _node_split(
     return y_nodes, Split(target[tr], target[va], frame.loc[tr, "weight"].to_numpy(np.float32), val_weight)
 
 
-def _decision_time_graph(
+def decision_time_graph(
     history: LinkHistory, frame: pd.DataFrame, cap: int
 ) -> tuple[pd.DataFrame, ScoringInputs, np.ndarray, IdentityGraphTensors, np.ndarray, float]:
     """The graph as of every decision point of ``frame``, side by side: ``(frame, inputs, has, tensors,

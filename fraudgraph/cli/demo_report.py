@@ -182,6 +182,7 @@ def render_report(report: dict[str, Any]) -> str:
         ("train", model_lines),
         ("score", decision_lines),
         ("live", live_detail_lines),
+        ("registry", registry_lines),
     ):
         if stages.get(stage):
             lines += section(stages[stage])
@@ -206,3 +207,22 @@ def figure_lines(files: dict[str, str] | None, live: dict[str, Any] | None) -> l
         if name in files:
             lines += [f"![{name}]({files[name]})", "", caption, ""]
     return lines
+
+
+def registry_lines(registry: dict[str, Any]) -> list[str]:
+    """The model's registered version and what the promotion gate decided."""
+    decided = "promoted to production" if registry["promoted"] else f"kept as {registry['stage']}"
+    lines = [
+        "",
+        "## Model registry",
+        "",
+        f"Version {registry['version']} (training run `{registry['run_id']}`): {decided}, {registry['reason']}.",
+    ]
+    if registry.get("figures"):
+        lines += ["", "| model | version | PR-AUC | precision | recall | judged |", "|---|---|---|---|---|---|"]
+        versions = {"candidate": registry["version"], "production": registry["production_before"]}
+        for name, f in registry["figures"].items():
+            cells = (name, versions[name], f["pr_auc"], f["precision"], f["recall"], f["judged"])
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines += [f"- {r}" for r in registry.get("regressions", [])]
+    return [*lines, "", f"Runs and versions: `mlflow ui --backend-store-uri {registry['tracking_uri']}`.", ""]

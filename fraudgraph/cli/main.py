@@ -2,7 +2,7 @@
 
 Every subcommand takes ``--config FILE`` and ``--json`` (machine-readable
 summary on stdout; logs go to stderr). The subcommands live by kind in
-``graph_commands``, ``batch_commands`` and ``live_commands``; importing them
+``graph_commands``, ``batch_commands``, ``live_commands`` and ``model_commands``; importing them
 registers them on :data:`fraudgraph.cli.context.cli`.
 """
 
@@ -12,7 +12,12 @@ import sys
 
 import click
 
-from fraudgraph.cli import batch_commands, graph_commands, live_commands  # noqa: F401  (registers the subcommands)
+from fraudgraph.cli import (  # noqa: F401  (registers the subcommands)
+    batch_commands,
+    graph_commands,
+    live_commands,
+    model_commands,
+)
 from fraudgraph.cli.context import cli
 from fraudgraph.config import ConfigError
 

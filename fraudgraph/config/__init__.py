@@ -7,8 +7,8 @@ reason (:class:`ConfigError`).
 
 Every default lives in ``conf/default.yaml`` and only there: the classes below
 state types and bounds, so a key missing from the file fails at start too.
-They live by concern in ``infrastructure``, ``world``, ``detection`` and
-``serving``; this module loads and validates them.
+They live by concern in ``infrastructure``, ``world``, ``detection``,
+``serving`` and ``lifecycle``; this module loads and validates them.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from fraudgraph.config.infrastructure import (
     SqliteSettings,
     SqsServerSettings,
 )
+from fraudgraph.config.lifecycle import GateTolerance, RegistrySettings
 from fraudgraph.config.serving import ApiSettings, ConsumerSettings, OnlineSettings, ReplaySettings, Scope, TokenSpec
 from fraudgraph.config.world import BlockingSettings, FraudWorldSettings, LegitWorldSettings, WorldSettings
 
@@ -77,6 +78,7 @@ class Settings(Section):
     online: OnlineSettings
     consumer: ConsumerSettings
     replay: ReplaySettings
+    registry: RegistrySettings
     api: ApiSettings
     kafka_server: KafkaServerSettings
     sqs_server: SqsServerSettings
@@ -168,6 +170,8 @@ def load_settings(
 
 
 __all__ = [
+    "GateTolerance",
+    "RegistrySettings",
     "ApiSettings",
     "BlockingSettings",
     "BurstRule",

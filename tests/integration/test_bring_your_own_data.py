@@ -56,10 +56,13 @@ def fraudgraph(*args: str, env: dict | None = None) -> subprocess.CompletedProce
                           timeout=900, env={**os.environ, **(env or {})})
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(1500)
-def test_short_history_export_with_own_column_names_trains_a_model(tmp_path, settings):
+@pytest.fixture(scope="module")
+def trained_export(tmp_path_factory, settings):
+    """A short-history export with the team's own column names taken through profile -> ETL -> labels ->
+    train (each step checked on the way): its folder, the suggested config and the ground truth."""
     from fraudgraph.synthetic.world import WorldGenerator
+
+    tmp_path = tmp_path_factory.mktemp("bring-your-own-data")
 
     # fraud mostly by long-standing accounts (hijacked), in a world whose export holds 30 days of events
     world_settings = settings.world.model_copy(update={
@@ -111,8 +114,16 @@ def test_short_history_export_with_own_column_names_trains_a_model(tmp_path, set
     # one deployed refit: the figures below are the validated models' (the averaged refit has its own tests)
     result = fraudgraph("train", "--snapshot", str(tmp_path / "snap"), "--labels", str(tmp_path / "labels"),
                         "--out", str(tmp_path / "model"), "--truth", str(truth), "--config", config, "--json",
-                        env={"FRAUDGRAPH_TRAINING__DEPLOYED_REFITS": "1"})
+                        env={"FRAUDGRAPH_TRAINING__DEPLOYED_REFITS": "1",
+                             "FRAUDGRAPH_REGISTRY__DIR": str(tmp_path / "registry")})
     assert result.returncode == 0, result.stderr
+    return tmp_path, config, truth
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_short_history_export_with_own_column_names_trains_a_model(trained_export):
+    tmp_path, _, _ = trained_export
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
     main = metrics["models"]["rgcn_edge"]["truth"]
     for name, m in metrics["models"].items():
@@ -123,3 +134,59 @@ def test_short_history_export_with_own_column_names_trains_a_model(tmp_path, set
     print(f"short-history export: rgcn_edge PR-AUC vs truth {main['pr_auc']:.3f}, prevalence {prevalence:.4f}, "
           f"ratio {main['pr_auc'] / prevalence:.1f}; splits {metrics['split']['labels']}")
     assert main["pr_auc"] > 2 * prevalence
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_the_registry_promotes_the_trained_model_and_its_gate_refuses_a_deliberately_worse_one(trained_export):
+    """Tracked runs, the registry and the promotion gate through the CLI: the first model goes to
+    production; a retrain with a crippled configuration (a learning rate that leaves it untrained) is
+    refused on the candidate's test split, promoted only when forced with a reason, and rolled back."""
+    tmp_path, config, _ = trained_export
+    registry = {"FRAUDGRAPH_REGISTRY__DIR": str(tmp_path / "registry")}
+
+    def models(*args: str) -> subprocess.CompletedProcess:
+        return fraudgraph("models", *args, "--config", config, "--json", env=registry)
+
+    run = json.loads((tmp_path / "model" / "run.json").read_text())  # every training run is tracked
+    first = models("register", "--model", str(tmp_path / "model"))
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["run_id"] == run["run_id"] and json.loads(first.stdout)["version"] == 1
+    promoted = models("promote", "1")
+    assert promoted.returncode == 0, promoted.stderr
+    assert json.loads(promoted.stdout)["promoted"] and json.loads(promoted.stdout)["reason"] == "first model in production"
+
+    # the same export retrained with a configuration that cannot learn
+    crippled = {**registry, "FRAUDGRAPH_TRAINING__DEPLOYED_REFITS": "1", "FRAUDGRAPH_TRAINING__LEARNING_RATE": "1e-7",
+                "FRAUDGRAPH_TRAINING__MIN_EPOCHS": "1", "FRAUDGRAPH_TRAINING__MAX_EPOCHS": "1",
+                "FRAUDGRAPH_TRAINING__GBDT__MAX_ITER": "5", "FRAUDGRAPH_TRAINING__BOOTSTRAP_ROUNDS": "0"}
+    result = fraudgraph("train", "--snapshot", str(tmp_path / "snap"), "--labels", str(tmp_path / "labels"),
+                        "--out", str(tmp_path / "worse"), "--config", config, "--json", env=crippled)
+    assert result.returncode == 0, result.stderr
+    assert models("register", "--model", str(tmp_path / "worse")).returncode == 0
+    refused = models("promote", "2")
+    assert refused.returncode == 1, refused.stderr
+    verdict = json.loads(refused.stdout)
+    assert not verdict["promoted"] and verdict["production_before"] == 1
+    assert any(r.startswith("pr_auc:") for r in verdict["regressions"]), verdict
+    figures = verdict["figures"]  # both on the candidate's test split, each as validated
+    assert figures["candidate"]["customers"] == figures["production"]["customers"] > 0
+    assert figures["candidate"]["judged"] == figures["production"]["judged"] == "validated"
+    assert figures["production"]["pr_auc"] > figures["candidate"]["pr_auc"] + 0.02
+    listed = {v["version"]: v["stage"] for v in json.loads(models("list").stdout)["versions"]}
+    assert listed == {1: "production", 2: "candidate"}
+    shown = json.loads(models("show", "2").stdout)
+    assert "refused by the gate" in shown["history"][-1]["reason"]
+    assert shown["lineage"]["fraudgraph.snapshot_fingerprint"] and shown["lineage"]["fraudgraph.code_version"]
+
+    # forced: only with a reason, which is recorded; then rolled back
+    no_reason = models("promote", "2", "--force")
+    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
+    forced = models("promote", "2", "--force", "--reason", "test: the gate's refusal overridden")
+    assert forced.returncode == 0 and json.loads(forced.stdout)["forced"]
+    change = json.loads(models("show", "2").stdout)["history"][-1]
+    assert change["to"] == "production" and change["forced"] and change["reason"].startswith("test:")
+    back = models("rollback", "--reason", "test: back to the validated model")
+    assert back.returncode == 0 and json.loads(back.stdout)["version"] == 1
+    listed = {v["version"]: v["stage"] for v in json.loads(models("list").stdout)["versions"]}
+    assert listed == {1: "production", 2: "archived"}

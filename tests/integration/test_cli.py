@@ -57,7 +57,8 @@ def test_demo_runs_end_to_end(tmp_path):
            "FRAUDGRAPH_TRAINING__MIN_POSITIVES": "1", "FRAUDGRAPH_TRAINING__BOOTSTRAP_ROUNDS": "20",
            "FRAUDGRAPH_WORLD__FRAUD__PREVALENCE": "0.08",  # a small world with enough fraud to learn from
            "FRAUDGRAPH_WORLD__LIVE_DAYS": "10",  # the consumer's part decides at every event: keep it short
-           "FRAUDGRAPH_REPLAY__CONSUMER_EVENTS": "200", "FRAUDGRAPH_CONSUMER__MAX_BATCH": "200"}
+           "FRAUDGRAPH_REPLAY__CONSUMER_EVENTS": "200", "FRAUDGRAPH_CONSUMER__MAX_BATCH": "200",
+           "FRAUDGRAPH_REGISTRY__DIR": str(tmp_path / "registry")}
     proc = subprocess.run([sys.executable, "-m", "fraudgraph.cli.main", "demo", "--out", str(out), "--json"],
                           capture_output=True, text=True, timeout=1100, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -77,6 +78,11 @@ def test_demo_runs_end_to_end(tmp_path):
     for name in ("live_pr", "offline_pr", "per_day", "scores", "neighbourhoods"):
         png = out / report["figures"][name]
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({png.name})" in text
+    # the model is tracked, registered and, the registry's first, promoted without a comparison
+    registry = report["stages"]["registry"]
+    assert registry["promoted"] and registry["stage"] == "production" and registry["version"] == 1
+    assert registry["run_id"] == json.loads((out / "model" / "run.json").read_text())["run_id"]
+    assert "## Model registry" in text and "first model in production" in text
     # not a terminal: progress comes as log lines (each model's epochs with the validation figure)
     assert "training rgcn_edge: " in proc.stderr and "val_pr_auc" in proc.stderr
     assert "replay: the consumer's part, step by step: " in proc.stderr

@@ -5,13 +5,13 @@ Layers, lowest first (a module may import its own layer's package and any lower 
 
 0. the top of the library: config (a package), schema, identity, timeutil, logs, event_frames
 1. graph, synthetic
-2. labels, ml
+2. labels, ml, lifecycle
 3. scoring
 4. evaluation
 5. cli
 
-Packages on one layer do not import each other (labels and ml are independent, so are graph and
-synthetic).
+Packages on one layer do not import each other (labels, ml and lifecycle are independent, so are graph
+and synthetic).
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[3]
 LIBRARY = ROOT / "fraudgraph"
 ENTRY_POINTS = ("etl", "training", "serving", "localservers")
 TOP_PACKAGES = {"config"}  # sub-packages that belong to the top of the library
-LAYER = {"": 0, "graph": 1, "synthetic": 1, "labels": 2, "ml": 2, "scoring": 3, "evaluation": 4, "cli": 5}
+LAYER = {
+    "": 0, "graph": 1, "synthetic": 1, "labels": 2, "ml": 2, "lifecycle": 2, "scoring": 3, "evaluation": 4, "cli": 5,
+}
 
 
 def package_of(module: str) -> str:

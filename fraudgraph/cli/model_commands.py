@@ -1,0 +1,144 @@
+"""``fraudgraph models ...``: the model registry (list, show, register, promote through the gate, roll
+back). docs/lifecycle.md."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fraudgraph.cli.context import AppContext, cli, common_options, fail, pass_app
+
+_GATE_FIGURES = ("pr_auc", "precision", "recall")
+
+
+@cli.group()
+def models() -> None:
+    """The model registry: versions, their stages and the promotion gate."""
+
+
+def _registry(app: AppContext) -> Any:
+    from fraudgraph.lifecycle import ModelRegistry
+
+    return ModelRegistry(app.settings.registry)
+
+
+def _list_text(summary: dict[str, Any]) -> str:
+    if not summary["versions"]:
+        return f"no versions of {summary['model']} registered yet (fraudgraph models register --model DIR)"
+    lines = [f"{'version':>7}  {'stage':<10}  {'model':<22}  {'registered':<25}  test PR-AUC  run"]
+    for v in summary["versions"]:
+        pr_auc = v["metrics"].get("models.rgcn_edge.labels.pr_auc")
+        shown = f"{pr_auc:.4f}" if pr_auc is not None else "-"
+        lines.append(
+            f"{v['version']:>7}  {v['stage']:<10}  {v['model_id']:<22}  {v['registered_at']:<25}  {shown:>11}  "
+            f"{v['run_id']}"
+        )
+    return "\n".join(lines)
+
+
+@models.command("list")
+@common_options
+@pass_app
+def models_list(app: AppContext) -> None:
+    """Every registered version with its stage and its training run's test PR-AUC."""
+    from fraudgraph.lifecycle import RegistryError
+
+    registry = _registry(app)
+    rows = []
+    for v in registry.versions():
+        try:
+            metrics = registry.run_metrics(v.version)
+        except RegistryError:
+            metrics = {}
+        rows.append({**v.record(), "metrics": metrics})
+    app.emit({"model": registry.name, "versions": rows}, _list_text)
+
+
+def _show_text(summary: dict[str, Any]) -> str:
+    lines = [f"version {summary['version']} ({summary['model_id']}): {summary['stage']}"]
+    lines += [f"  {k}: {v}" for k, v in sorted(summary["lineage"].items())]
+    for change in summary["history"]:
+        forced = " (forced)" if change.get("forced") else ""
+        lines.append(f"  {change['at']}  {change['from']} -> {change['to']}{forced}: {change['reason']}")
+    return "\n".join(lines)
+
+
+@models.command("show")
+@click.argument("version", type=int)
+@common_options
+@pass_app
+def models_show(app: AppContext, version: int) -> None:
+    """One version: its lineage, test figures and every stage change with its reason."""
+    from fraudgraph.lifecycle import RegistryError
+
+    registry = _registry(app)
+    try:
+        v = registry.get(version)
+        summary = {**v.record(), "lineage": registry.lineage(version), "metrics": registry.run_metrics(version)}
+    except RegistryError as exc:
+        fail(str(exc))
+    app.emit(summary, _show_text)
+
+
+@models.command("register")
+@click.option(
+    "--model", "model_dir", required=True, type=click.Path(file_okay=False, exists=True), help="A trained model folder."
+)
+@common_options
+@pass_app
+def models_register(app: AppContext, model_dir: str) -> None:
+    """Register the tracked training run of a model folder (its run.json) as a candidate version."""
+    run_file = Path(model_dir) / "run.json"
+    if not run_file.exists():
+        fail(f"--model {model_dir}: no run.json (the folder was not written by a tracked training run)")
+    version = _registry(app).register(json.loads(run_file.read_text())["run_id"])
+    app.emit(version.record(), lambda v: f"version {v['version']} ({v['model_id']}): {v['stage']}")
+
+
+def _promotion_text(result: dict[str, Any]) -> str:
+    head = f"version {result['version']}: " + ("promoted" if result["promoted"] else "not promoted")
+    lines = [f"{head} ({result['reason']})"]
+    for name, figures in (result["figures"] or {}).items():
+        shown = ", ".join(f"{k} {figures[k]}" for k in _GATE_FIGURES)
+        lines.append(f"  {name}: {shown} ({figures['judged']}, {figures['customers']} test customers)")
+    lines += [f"  regression: {r}" for r in result["regressions"]]
+    return "\n".join(lines)
+
+
+@models.command("promote")
+@click.argument("version", type=int)
+@click.option("--force", is_flag=True, default=False, help="Promote even if the gate refuses (needs --reason).")
+@click.option("--reason", default=None, help="Why: recorded with the promotion.")
+@common_options
+@pass_app
+def models_promote(app: AppContext, version: int, force: bool, reason: str | None) -> None:
+    """Promote a version to production if it does not fall below the production model beyond
+    registry.tolerance on the candidate's decision-time test split (exit 1 when refused)."""
+    from fraudgraph.lifecycle import RegistryError
+    from training.promotion import promote
+
+    try:
+        result = promote(app.settings, _registry(app), version, force=force, reason=reason)
+    except RegistryError as exc:
+        fail(str(exc))
+    app.emit(result.record(), _promotion_text)
+    if not result.promoted and result.regressions:
+        raise SystemExit(1)
+
+
+@models.command("rollback")
+@click.option("--reason", required=True, help="Why: recorded with the rollback.")
+@common_options
+@pass_app
+def models_rollback(app: AppContext, reason: str) -> None:
+    """Put back the version that was in production before the current one (the current one is archived)."""
+    from fraudgraph.lifecycle import RegistryError
+
+    try:
+        back = _registry(app).rollback(reason=reason)
+    except RegistryError as exc:
+        fail(str(exc))
+    app.emit(back.record(), lambda v: f"version {v['version']} ({v['model_id']}) is in production again")

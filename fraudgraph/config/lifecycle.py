@@ -1,0 +1,23 @@
+"""The model lifecycle: tracked training runs and the model registry with its promotion gate."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from fraudgraph.config.base import Section
+
+
+class GateTolerance(Section):
+    """How far below production (absolute) a candidate may fall on a figure before the gate refuses it."""
+
+    pr_auc: float = Field(ge=0, le=1)
+    precision: float = Field(ge=0, le=1)
+    recall: float = Field(ge=0, le=1)
+
+
+class RegistrySettings(Section):
+    tracking_uri: str | None
+    dir: str
+    model_name: str = Field(min_length=1)
+    experiment: str = Field(min_length=1)
+    tolerance: GateTolerance

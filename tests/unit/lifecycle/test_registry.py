@@ -1,0 +1,67 @@
+"""The model registry on a real MLflow store (SQLite, as by default): tracked runs, versions, stages,
+aliases and the recorded history of every change."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fraudgraph.lifecycle import ModelRegistry, RegistryError, RunTracker
+
+
+@pytest.fixture
+def registry_settings(settings, tmp_path):
+    return settings.registry.model_copy(update={"dir": str(tmp_path / "models")})
+
+
+def tracked_run(tracker, tmp_path, name, pr_auc):
+    model = tmp_path / name
+    model.mkdir()
+    (model / "manifest.json").write_text(json.dumps({"model_version": name}))
+    return tracker.log_training(model, params={"training.epochs": 3}, metrics={"models": {"rgcn_edge": {
+        "labels": {"pr_auc": pr_auc}}}, "curve": [1, 2]}, lineage={"model_id": name, "fraudgraph.labels_dir": "L"})
+
+
+def test_a_tracked_run_keeps_its_parameters_metrics_lineage_and_model_folder(registry_settings, tmp_path):
+    tracker = RunTracker(registry_settings)
+    run_id = tracked_run(tracker, tmp_path, "m-one", 0.41)
+    run = tracker.client.get_run(run_id)
+    assert run.data.params == {"training.epochs": "3"}
+    assert run.data.metrics == {"models.rgcn_edge.labels.pr_auc": 0.41}  # lists are not metrics
+    assert run.data.tags["model_id"] == "m-one" and run.info.status == "FINISHED"
+    tracker.log_metrics(run_id, {"precision": 0.5, "recall": None}, prefix="live.")
+    assert tracker.run_metrics(run_id)["live.precision"] == 0.5
+    registry = ModelRegistry(registry_settings)
+    version = registry.register(run_id)
+    assert json.loads((registry.model_dir(version.version) / "manifest.json").read_text()) == {"model_version": "m-one"}
+    assert registry.lineage(version.version) == {"model_id": "m-one", "fraudgraph.labels_dir": "L"}
+
+
+def test_stages_one_production_at_a_time_and_rollback_puts_the_previous_one_back(registry_settings, tmp_path):
+    tracker, registry = RunTracker(registry_settings), ModelRegistry(registry_settings)
+    assert registry.versions() == [] and registry.in_stage("production") is None
+    runs = [tracked_run(tracker, tmp_path, f"m{i}", 0.4) for i in range(3)]
+    first, second, third = (registry.register(r) for r in runs)
+    assert registry.register(runs[0]).version == first.version == 1  # registering a run twice: one version
+    assert [v.stage for v in registry.versions()] == ["candidate"] * 3
+    with pytest.raises(RegistryError, match="no version is in production"):
+        registry.rollback(reason="nothing yet")
+    registry.move(1, "production", reason="first")
+    with pytest.raises(RegistryError, match="first in production"):
+        registry.rollback(reason="nothing before it")
+    registry.move(2, "production", reason="better", evaluation={"figures": {"candidate": {"pr_auc": 0.5}}})
+    registry.move(3, "shadow", reason="try beside")
+    assert [v.stage for v in registry.versions()] == ["archived", "production", "shadow"]
+    assert registry.in_stage("production").version == 2 and registry.in_stage("shadow").version == 3
+    back = registry.rollback(reason="live precision fell")
+    assert back.version == 1 and registry.in_stage("production").version == 1
+    assert [v.stage for v in registry.versions()] == ["production", "archived", "shadow"]
+    history = registry.get(2).history
+    assert [(c["from"], c["to"]) for c in history] == [("candidate", "production"), ("production", "archived")]
+    assert history[0]["evaluation"] == {"figures": {"candidate": {"pr_auc": 0.5}}}
+    assert back.history[-1]["reason"] == "rollback: live precision fell" and back.history[-1]["forced"]
+    with pytest.raises(RegistryError, match="stage 'staging'"):
+        registry.move(3, "staging", reason="no such stage")
+    with pytest.raises(RegistryError, match="version 9"):
+        registry.get(9)

@@ -1,0 +1,74 @@
+"""Promotion through the gate: a candidate replaces the production model only if it does not fall below
+it, beyond ``registry.tolerance``, on the gate figures (:func:`training.gate.gate_figures`), unless forced
+with a reason. Every decision, refusals included, is recorded on the candidate's version."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fraudgraph.config import Settings
+from fraudgraph.lifecycle import ModelRegistry, RegistryError, regressions
+from training.gate import gate_figures
+
+log = logging.getLogger("fraudgraph.training")
+
+
+@dataclass
+class PromotionResult:
+    """What promote decided for ``version``: ``promoted`` or refused (``regressions`` say why), whether
+    it was ``forced``, the gate's ``figures`` (candidate and production; None without a production model)
+    and the version that was in production before."""
+
+    version: int
+    promoted: bool
+    forced: bool = False
+    regressions: list[str] = field(default_factory=list)
+    figures: dict[str, Any] | None = None
+    production_before: int | None = None
+    reason: str = ""
+
+    def record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def promote(
+    settings: Settings, registry: ModelRegistry, version: int, *, force: bool = False, reason: str | None = None
+) -> PromotionResult:
+    """Evaluate candidate ``version`` and the production model on the candidate's decision-time test split
+    and promote it when the gate passes (or ``force`` with a ``reason``). A refusal leaves both stages as
+    they were and is recorded on the candidate."""
+    if force and not (reason or "").strip():
+        raise RegistryError("promote --force: give --reason, it is recorded with the promotion")
+    candidate = registry.get(version)
+    production = registry.in_stage("production")
+    if production is not None and production.version == version:
+        return PromotionResult(version, promoted=False, reason="already in production", production_before=version)
+    before = production.version if production is not None else None
+    figures, problems = None, []
+    if production is not None:
+        lineage = registry.lineage(version)
+        snapshot = Path(lineage.get("fraudgraph.snapshot_dir", ""))
+        labels = Path(lineage.get("fraudgraph.labels_dir", ""))
+        if not snapshot.is_dir() or not labels.is_dir():
+            problems = [f"the candidate's snapshot {snapshot} or labels {labels} are gone: the gate cannot measure it"]
+        else:
+            log.info("gate: version %d against production version %d on the candidate's test split", version, before)
+            dirs = {"candidate": registry.model_dir(version), "production": registry.model_dir(production.version)}
+            figures = gate_figures(settings, dirs, snapshot, labels)
+            problems = regressions(figures["candidate"], figures["production"], settings.registry.tolerance)
+    evaluation = {"against_version": before, "figures": figures, "regressions": problems}
+    if problems and not force:
+        registry.move(
+            version,
+            candidate.stage,
+            reason="promotion refused by the gate: " + "; ".join(problems),
+            evaluation=evaluation,
+        )
+        log.warning("gate: version %d refused: %s", version, "; ".join(problems))
+        return PromotionResult(version, False, False, problems, figures, before, "refused by the gate")
+    why = reason.strip() if reason else ("gate passed" if production is not None else "first model in production")
+    registry.move(version, "production", reason=why, forced=bool(force and problems), evaluation=evaluation)
+    return PromotionResult(version, True, bool(force and problems), problems, figures, before, why)
