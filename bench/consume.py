@@ -1,7 +1,7 @@
 """Live consumer benchmark: sustained events/s with online scoring, end-to-end and scoring latency.
 
     python bench/consume.py --backend sqlite|gremlin|janusgraph --customers N --json FILE [--events M]
-                            [--span-s S]
+                            [--span-s S] [--promote-every S]
 
 Generates a world of N customers, loads its history into the chosen graph
 (pandas reference aggregates; not timed), builds a seeded model artifact
@@ -20,6 +20,10 @@ time), so at the default bound nearly every event is its own step and events/s i
 (one ledger write, one graph write and one scoring call per event). A production stream at hundreds
 of events per second fills a 5-second step up to ``consumer.max_batch``: ``--span-s 86400`` measures
 that regime on the same events.
+
+``--promote-every S`` measures hot reload under load: the consumer follows a registry holding the model
+twice, and a thread promotes the other version every S seconds while the stream runs (the target: at
+least 90 % of the events/s without it, on the same machine).
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +42,8 @@ from _common import loaded_world, peak_rss_mb, percentile_ms, request_stats, tab
 from fraudgraph.config import load_settings
 from fraudgraph.graph import open_graph
 from fraudgraph.graph.gremlin import GremlinIdentityGraph
+from fraudgraph.lifecycle import ModelRegistry, RunTracker
+from fraudgraph.lifecycle.follow import ProductionFollower
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.scoring.online import OnlineScorer
 from serving.consumer import LiveConsumer
@@ -56,6 +64,28 @@ class TimedScorer(OnlineScorer):
             self.samples.append((time.perf_counter() - t, len(customer_ids)))
 
 
+def alternating_promotions(settings, tmp: Path, every_s: float):
+    """A registry in ``tmp`` with the benchmark's model registered twice (version 1 in production), a
+    follower of it, and a thread that promotes the other version every ``every_s`` seconds until the
+    returned event is set."""
+    reg = settings.registry.model_copy(update={"dir": str(tmp / "registry"), "poll_s": min(1.0, every_s / 2)})
+    shutil.copytree(tmp / "model", tmp / "model-b")
+    tracker, registry = RunTracker(reg), ModelRegistry(reg)
+    for folder in (tmp / "model", tmp / "model-b"):
+        registry.register(tracker.log_training(folder, params={}, metrics={}, lineage={"model_id": folder.name}))
+    registry.move(1, "production", reason="bench: first")
+    stop = threading.Event()
+
+    def promote() -> None:
+        version = 1
+        while not stop.wait(every_s):
+            version = 3 - version
+            registry.move(version, "production", reason="bench: hot reload under load")
+
+    threading.Thread(target=promote, name="bench-promoter", daemon=True).start()
+    return ProductionFollower(reg, ModelArtifact.load, reg.poll_s).start(), stop
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--backend", choices=["sqlite", "gremlin", "janusgraph"], default="sqlite")
@@ -63,6 +93,9 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=2000)
     ap.add_argument("--single", type=int, default=300, help="customers scored one at a time for latency")
     ap.add_argument("--span-s", type=float, default=None, help="event-time bound of a step (default: the setting)")
+    ap.add_argument("--promote-every", type=float, default=None, metavar="S",
+                    help="hot reload under load: the consumer follows the registry, and another version is "
+                         "promoted every S seconds while it runs")
     ap.add_argument("--json", dest="json_path", default=None)
     args = ap.parse_args()
     settings = load_settings()
@@ -73,13 +106,20 @@ def main() -> None:
         with loaded_world(settings, args.customers, args.backend, tmp) as (uri, as_of, ref, settings):
             lines = (tmp / "world" / "live" / "events.jsonl").read_text().splitlines()[:args.events]
             (tmp / "live.jsonl").write_text("\n".join(lines) + "\n")
+            follower, stop = alternating_promotions(settings, tmp, args.promote_every) if args.promote_every else (None, None)
             with open_graph(uri, settings) as store:
                 scorer = TimedScorer(store, ModelArtifact.load(tmp / "model"), settings)
                 consumer = LiveConsumer(store, scorer, settings, Ledger(tmp / "ledger.db"),
-                                        JsonlSink(tmp / "decisions.jsonl"), JsonlSink(tmp / "dead.jsonl"))
+                                        JsonlSink(tmp / "decisions.jsonl"), JsonlSink(tmp / "dead.jsonl"), follower)
                 t = time.perf_counter()
                 stats = consumer.run(FileSource(tmp / "live.jsonl"), install_signals=False)
                 wall = time.perf_counter() - t
+                reloads = 0
+                if follower is not None:
+                    stop.set()
+                    follower.stop()
+                    reloads = follower.reloads
+                    scorer = TimedScorer(store, follower.model, settings)  # the single scores below: timed
                 # Gremlin stores: requests and seconds per request name during the replay
                 requests = {k: {"requests": int(n), "seconds": round(sec, 2)}
                             for k, (n, sec) in sorted(request_stats(store).items())}
@@ -124,6 +164,9 @@ def main() -> None:
         "store_requests": requests,
         "summary_refreshes": refreshes,
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        # hot reload under load (--promote-every): the consumer switched models this many times
+        "promote_every_s": args.promote_every,
+        "reloads": reloads,
     }
     print(table([(k, v) for k, v in result.items()]))
     write_result(args.json_path, result)

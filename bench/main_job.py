@@ -78,6 +78,10 @@ def main() -> None:
         "live_precision": live.get("precision"),
         "live_recall": live.get("recall"),
         "live_decisions": live.get("decisions"),
+        # the registered version and what the promotion gate decided (with a production model: both
+        # models' figures on the candidate's decision-time test split)
+        "registry": {k: report["stages"].get("registry", {}).get(k)
+                     for k in ("version", "promoted", "reason", "regressions", "figures")},
     }
     print(table([(k, v) for k, v in result.items()]))
     write_result(args.json_path, result)

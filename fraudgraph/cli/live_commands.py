@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -22,7 +23,14 @@ log = logging.getLogger("fraudgraph.cli")
     "or an SQS queue URL (http[s]://...).",
 )
 @click.option("--graph", "graph_uri", default=None, help="Graph URI (default graph.uri).")
-@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--model", "model_dir", default=None, type=click.Path(file_okay=False, exists=True))
+@click.option(
+    "--from-registry",
+    is_flag=True,
+    default=False,
+    help="Score with the registry's production model and follow it (a promotion or rollback takes effect "
+    "within registry.poll_s, between micro-batches), instead of --model.",
+)
 @click.option(
     "--decisions", default="-", help="Decision sink: a JSONL path, - (standard output) or kafka://HOST:PORT/TOPIC."
 )
@@ -48,7 +56,8 @@ def consume(
     app: AppContext,
     source: str,
     graph_uri: str | None,
-    model_dir: str,
+    model_dir: str | None,
+    from_registry: bool,
     decisions: str,
     dead_letter: str | None,
     ledger: str | None,
@@ -58,11 +67,10 @@ def consume(
 ) -> None:
     """Live consumer: events into the graph, scored and decided as they arrive."""
     from fraudgraph.graph import open_graph
-    from fraudgraph.ml.artifact import ModelArtifact
     from serving.consumer import LedgerMismatch, build_consumer, open_consumer_source, open_ledger
 
     cfg = app.settings.consumer
-    artifact = ModelArtifact.load(model_dir)
+    artifact, follower = _model_or_follower(app, model_dir, from_registry)
     with open_graph(graph_uri, app.settings, create=create) as store:
         try:
             led = open_ledger(store, ledger or cfg.ledger)
@@ -70,8 +78,9 @@ def consume(
             fail(str(exc))
         src = open_consumer_source(source, led, app.settings, follow=follow, idle_stop_s=until_idle)
         consumer = build_consumer(
-            store, app.settings, led, model=artifact, decisions=decisions, dead_letter=dead_letter, source_uri=source
-        )
+            store, app.settings, led, model=artifact, decisions=decisions, dead_letter=dead_letter,
+            source_uri=source, follower=follower,
+        )  # fmt: skip
         if cfg.metrics_port:
             port = consumer.metrics.serve(cfg.metrics_port)
             click.echo(f"metrics on http://127.0.0.1:{port}/metrics", err=True)
@@ -79,34 +88,67 @@ def consume(
         consumer.metrics.close()
         src.close()
     led.close()
+    if follower is not None:
+        follower.stop()
     if app.json_output or decisions != "-":
         click.echo(json.dumps(stats, indent=2), err=decisions == "-")
+
+
+def _model_or_follower(app: AppContext, model_dir: str | None, from_registry: bool) -> tuple[Any, Any]:
+    """``(artifact, None)`` from ``--model``, or ``(None, follower)`` of the registry's production model."""
+    from fraudgraph.lifecycle import RegistryError
+    from fraudgraph.lifecycle.follow import ProductionFollower
+    from fraudgraph.ml.artifact import ModelArtifact
+
+    if (model_dir is None) == (not from_registry):
+        fail("give --model MODEL_DIR or --from-registry (one of them)")
+    if model_dir is not None:
+        return ModelArtifact.load(model_dir), None
+    try:
+        follower = ProductionFollower(app.settings.registry, ModelArtifact.load, app.settings.registry.poll_s)
+    except RegistryError as exc:
+        fail(f"--from-registry: {exc}")
+    return None, follower.start()
 
 
 # ----------------------------------------------------------------------- api
 @cli.command()
 @click.option("--graph", "graph_uri", default=None, help="Graph URI (default: graph.uri from config).")
 @click.option(
-    "--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False), help="Model artifact folder."
+    "--model", "model_dir", default=None, type=click.Path(exists=True, file_okay=False), help="Model artifact folder."
+)
+@click.option(
+    "--from-registry",
+    is_flag=True,
+    default=False,
+    help="Score with the registry's production model and follow it (between requests), instead of --model.",
 )
 @click.option("--host", default=None, help="Bind address (default api.host, loopback).")
 @click.option("--port", type=int, default=None, help="Port (default api.port).")
 @common_options
 @needs_pii_key
 @pass_app
-def api(app: AppContext, graph_uri: str | None, model_dir: str, host: str | None, port: int | None) -> None:
+def api(
+    app: AppContext,
+    graph_uri: str | None,
+    model_dir: str | None,
+    from_registry: bool,
+    host: str | None,
+    port: int | None,
+) -> None:
     """Internal query API and review console (FastAPI on uvicorn)."""
     import uvicorn
 
     from fraudgraph.graph import open_graph
-    from fraudgraph.ml.artifact import ModelArtifact
     from fraudgraph.scoring.online import OnlineScorer
     from serving.api import create_app
 
     cfg = app.settings.api
-    artifact = ModelArtifact.load(model_dir)
+    artifact, follower = _model_or_follower(app, model_dir, from_registry)
+    if follower is not None:
+        artifact = follower.model
     with open_graph(graph_uri, app.settings, create=False) as store:
-        web = create_app(store, OnlineScorer(store, artifact, app.settings), app.settings)
+        web = create_app(store, OnlineScorer(store, artifact, app.settings), app.settings, follower=follower)
         # uvicorn's access log would print query strings (a lookup's raw identifier): ours logs paths only
         uvicorn.run(
             web,

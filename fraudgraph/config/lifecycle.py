@@ -21,3 +21,4 @@ class RegistrySettings(Section):
     model_name: str = Field(min_length=1)
     experiment: str = Field(min_length=1)
     tolerance: GateTolerance
+    poll_s: float = Field(gt=0)

@@ -31,6 +31,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from fraudgraph.config import Settings
 from fraudgraph.graph import IdentityGraph
 from fraudgraph.identity import IdentifierHasher
+from fraudgraph.lifecycle.follow import ProductionFollower
+from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.scoring.online import OnlineScorer
 from serving.review_log import ReviewLog, review_log_path
 
@@ -43,10 +45,15 @@ log = logging.getLogger("fraudgraph.api")
 
 
 def create_app(
-    store: IdentityGraph, scorer: OnlineScorer, settings: Settings, review_log: ReviewLog | None = None
+    store: IdentityGraph,
+    scorer: OnlineScorer,
+    settings: Settings,
+    review_log: ReviewLog | None = None,
+    follower: ProductionFollower[ModelArtifact] | None = None,
 ) -> FastAPI:
     """The API over an open store and a loaded model. The caller owns (and closes) the store;
-    ``review_log`` defaults to ``api.review_log`` (beside a SQLite graph when unset)."""
+    ``review_log`` defaults to ``api.review_log`` (beside a SQLite graph when unset); ``follower``: the
+    registry's production model, switched to between requests when it moves."""
     cfg = settings.api
     tokens = load_tokens(cfg)
     if not tokens:
@@ -66,6 +73,7 @@ def create_app(
         IdentifierHasher.from_settings(settings.privacy),
         review_log or ReviewLog(review_log_path(store, cfg.review_log)),
         threading.BoundedSemaphore(cfg.score_concurrency),
+        follower,
     )
     install_error_handlers(app)
     _install_observability(app)

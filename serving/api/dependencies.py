@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fastapi import Depends, Request
@@ -11,6 +11,8 @@ from fastapi import Depends, Request
 from fraudgraph.config import Settings
 from fraudgraph.graph import IdentityGraph, customer_properties
 from fraudgraph.identity import IdentifierHasher
+from fraudgraph.lifecycle.follow import ProductionFollower
+from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.redaction import id_problem
 from fraudgraph.scoring.online import OnlineScorer
 from serving.review_log import ReviewLog
@@ -29,10 +31,19 @@ class Services:
     hasher: IdentifierHasher
     review_log: ReviewLog
     scoring_slots: threading.BoundedSemaphore
+    follower: ProductionFollower[ModelArtifact] | None = None
 
 
 def services(request: Request) -> Services:
-    return request.app.state.services
+    """The services for one request: with a registry follower, the production model as the request
+    starts (a promotion reaches requests that start after it; one in flight keeps its model)."""
+    svc: Services = request.app.state.services
+    if svc.follower is not None:
+        _, artifact, changed = svc.follower.take()
+        if changed:
+            svc.scorer = OnlineScorer(svc.store, artifact, svc.settings)
+        return replace(svc)
+    return svc
 
 
 def caller(request: Request) -> Principal:

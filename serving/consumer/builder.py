@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fraudgraph.config import Settings
 from fraudgraph.graph import IdentityGraph
+from fraudgraph.lifecycle.follow import ProductionFollower
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.scoring.online import OnlineScorer
 
@@ -50,11 +51,15 @@ def build_consumer(
     decisions: str | Sink,
     dead_letter: str | Sink | None = None,
     source_uri: str | None = None,
+    follower: ProductionFollower[ModelArtifact] | None = None,
 ) -> LiveConsumer:
     """A consumer over ``store`` journaling in ``ledger``: scoring with ``model`` (None: a writer that
-    applies events and decides nothing), emitting to ``decisions`` and dead-lettering to ``dead_letter``
+    applies events and decides nothing; with a ``follower``, the registry's production model, switched
+    between micro-batches when it moves), emitting to ``decisions`` and dead-lettering to ``dead_letter``
     (a sink, or a URI for :func:`open_sink`; None: the source's own dead-letter queue, else
     ``consumer.dead_letter``)."""
+    if follower is not None:
+        model = follower.model
     retry_s = settings.consumer.broker_retry_s
     if dead_letter is None:
         dead_letter = dead_letter_for(source_uri or "", settings.consumer.dead_letter)
@@ -65,6 +70,7 @@ def build_consumer(
         ledger,
         open_sink(decisions, retry_s=retry_s) if isinstance(decisions, str) else decisions,
         open_sink(dead_letter, retry_s=retry_s) if isinstance(dead_letter, str) else dead_letter,
+        follower,
     )
 
 

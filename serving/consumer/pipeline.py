@@ -34,32 +34,27 @@ from fraudgraph.config import Settings
 from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph import CustomerUpsert, IdentityGraph
 from fraudgraph.identity import IdentifierHasher
+from fraudgraph.lifecycle.follow import ProductionFollower
 from fraudgraph.logs import Progress
+from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.redaction import mask_free_text, redact_payload
 from fraudgraph.schema import LABEL_EVENT_TYPES, Event
 from fraudgraph.scoring.online import OnlineScorer
 from fraudgraph.scoring.triggers import NEW_IDENTIFIER_KINDS, triggers_score
 
+from .admission import admit
 from .decisions import decision_records
 from .ledger import JournalEntry, Ledger, merge_customer_props
 from .metrics import ConsumerMetrics
 from .sources import Message, Sink, Source
 from .steps import (
     ConsumerStats,
-    Rejection,
-    before_signup,
-    conflict_rejection,
     customer_updates,
-    event_digest,
     event_json,
     event_time_steps,
-    graph_signups,
     is_transient,
     link_counts,
     link_from_state,
-    parse_message,
-    too_old,
-    watermark,
 )
 
 log = logging.getLogger("fraudgraph.consumer")
@@ -74,7 +69,9 @@ class LiveConsumer:
         ledger: Ledger,
         decisions: Sink,
         dead_letter: Sink,
+        follower: ProductionFollower[ModelArtifact] | None = None,
     ):
+        """``follower``: the registry's production model, switched to between micro-batches (hot reload)."""
         self.store = store
         self.scorer = scorer
         self.settings = settings
@@ -88,6 +85,7 @@ class LiveConsumer:
         self.metrics = ConsumerMetrics()
         self._stop = False
         self._digests: dict[str, str] = {}  # the batch in flight's new events: id -> content digest
+        self.follower = follower
         if scorer is not None:  # a fresh ledger's watermark: the model's data, all in the graph, ran up to it
             ledger.raise_watermark(scorer.artifact.trained_as_of_ms)
 
@@ -131,46 +129,21 @@ class LiveConsumer:
     # ------------------------------------------------------------- one batch
     def process(self, batch: list[Message]) -> None:
         received = time.perf_counter()
+        self._follow_production()  # between micro-batches: the batch is decided by one model, loaded whole
         self.stats.events_in += len(batch)
         self.metrics.events_in.inc(len(batch))
-        parsed: list[tuple[Message, Event]] = []
-        for msg in batch:
-            event = self._parse(msg)
-            if event is not None:
-                parsed.append((msg, event))
-        known = self.ledger.seen_digests(ev.event_id for _, ev in parsed)
-        # the watermark: the newest event time applied before the batch or in it (the bulk replay's rule too)
-        newest = watermark(self.ledger.newest_applied(), [ev.ts_ms for _, ev in parsed])
-        unique: dict[str, Event] = {}
-        messages: dict[str, Message] = {}
-        for msg, ev in parsed:
-            late = too_old(ev, newest, self.settings.consumer)
-            if late is not None and ev.event_id not in known:
-                self._reject(msg, late.code, late.reason, event_id=ev.event_id)
-                continue
-            digest = event_digest(ev, self.hasher)
-            first = self._digests.get(ev.event_id) if ev.event_id in unique else known.get(ev.event_id)
-            if ev.event_id not in unique and ev.event_id not in known:
-                unique[ev.event_id], self._digests[ev.event_id] = ev, digest
-                messages[ev.event_id] = msg
-            elif first is not None and first != digest:  # same id, other content: on record, never applied
-                rejection = conflict_rejection(ev, first, digest)
-                self._reject(msg, rejection.code, rejection.reason, event_id=ev.event_id)
-            else:  # a redelivery: silent
-                self.stats.duplicates += 1
-                self.metrics.duplicates.inc()
-        for event_id, early in before_signup(
-            unique.values(), self._graph_signups(unique), self.settings.consumer
-        ).items():
-            self._reject(messages[event_id], early.code, early.reason, event_id=event_id)
-            del unique[event_id], self._digests[event_id]
-        new_events = sorted(unique.values(), key=lambda e: (e.ts_ms, e.event_id))
-        for step in event_time_steps(new_events, int(self.settings.consumer.max_batch_span_s * 1000)):
+        admitted = admit(batch, self.ledger, self.store, self.settings, self.hasher)
+        for msg, rejection in admitted.refused:
+            self._reject(msg, rejection.code, rejection.reason, event_id=rejection.event_id)
+        self.stats.duplicates += admitted.duplicates
+        self.metrics.duplicates.inc(admitted.duplicates)
+        self._digests = admitted.digests
+        for step in event_time_steps(admitted.events, int(self.settings.consumer.max_batch_span_s * 1000)):
             # a step's reads of its customers' links and summaries, its writes and its scoring read what the
             # step already read or wrote once (this consumer is their customers' only writer)
             with self.store.sole_writer():
                 self._process_step(step)
-        self._digests.clear()
+        self._digests = {}
         self.decisions.flush()
         self.dead_letter.flush()
         per_event = (time.perf_counter() - received) * 1000
@@ -178,19 +151,14 @@ class LiveConsumer:
         for _ in batch:
             self.metrics.latency.observe(per_event / 1000)
 
-    def _graph_signups(self, events: dict[str, Event]) -> dict[str, int]:
-        """The signup_ts the graph holds for these events' customers (one read; none with the rule off)."""
-        ids = sorted({ev.customer_id for ev in events.values()})
-        off = self.settings.consumer.max_clock_skew_s is None or not ids
-        return {} if off else graph_signups(self.store.customers_of(ids, ["signup_ts"]))
-
-    def _parse(self, msg: Message) -> Event | None:
-        """The event in ``msg``, or None after dead-lettering it (:func:`serving.consumer.steps.parse_message`)."""
-        parsed = parse_message(msg.payload, self.settings.consumer, self.settings.privacy.id_pattern)
-        if isinstance(parsed, Rejection):
-            self._reject(msg, parsed.code, parsed.reason, event_id=parsed.event_id)
-            return None
-        return parsed
+    def _follow_production(self) -> None:
+        """Switch to the registry's production model if it moved since the last batch."""
+        if self.follower is None:
+            return
+        _, artifact, changed = self.follower.take()
+        if changed:
+            self.scorer = OnlineScorer(self.store, artifact, self.settings)
+            self.ledger.raise_watermark(artifact.trained_as_of_ms)
 
     def _reject(self, msg: Message, code: str, reason: str, *, event_id: str | None = None) -> None:
         """Dead-letter one input: reason, position, event id and a redacted payload (identifiers as keyed

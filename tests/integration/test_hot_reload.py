@@ -1,0 +1,174 @@
+"""Hot reload: the consumer follows the registry's production version on a real Kafka broker. A promotion
+made while it runs takes effect between micro-batches; no event is lost or applied twice, and every
+decision names the one model that made it."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+from etl.reference import reference_etl
+from fraudgraph.event_tags import EventTagger
+from fraudgraph.graph import open_graph
+from fraudgraph.identity import IdentifierHasher
+from fraudgraph.lifecycle import ModelRegistry, RunTracker
+from fraudgraph.lifecycle.follow import ProductionFollower
+from fraudgraph.ml.artifact import ModelArtifact
+from serving.consumer import build_consumer
+from serving.consumer.ledger import Ledger
+from serving.consumer.sources import JsonlSink
+from serving.consumer.sources.kafka import KafkaSource
+
+from testing_support import untrained_artifact
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_promotion_during_a_running_consumer_takes_effect_between_micro_batches(
+        small_world, small_world_graph, settings, kafka_server, tmp_path):
+    from confluent_kafka import Producer
+
+    registry_settings = settings.registry.model_copy(update={"dir": str(tmp_path / "registry"), "poll_s": 0.2})
+    tuned = settings.model_copy(update={"registry": registry_settings}, deep=True)
+    tuned.consumer.max_batch = 20
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
+    as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6
+    # two versions: models of one shape with other seeds (other weights, other scores)
+    tracker, registry = RunTracker(registry_settings), ModelRegistry(registry_settings)
+    model_ids = []
+    for seed in (2, 3):
+        folder = untrained_artifact(ref["customers"], ref["links"], as_of, settings, tmp_path / f"model-{seed}",
+                                    fanout_cap=20, seed=seed, hidden=16, edge_hidden=8)
+        model_ids.append(ModelArtifact.load(folder).version)
+        registry.register(tracker.log_training(folder, params={}, metrics={}, lineage={"model_id": model_ids[-1]}))
+    registry.move(1, "production", reason="test: first")
+
+    uri, _ = small_world_graph
+    lines = (small_world / "live" / "events.jsonl").read_text().splitlines()[:400]
+    producer = Producer({"bootstrap.servers": kafka_server.bootstrap})
+    for line in lines:
+        producer.produce("reload-events", line.encode())
+    producer.flush(30)
+
+    decisions_path = tmp_path / "decisions.jsonl"
+
+    def promote_once_deciding():  # the second version, while the consumer is under way
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if decisions_path.exists() and len(decisions_path.read_text().splitlines()) >= 20:
+                registry.move(2, "production", reason="test: promoted mid-stream")
+                return
+            time.sleep(0.05)
+
+    promoter = threading.Thread(target=promote_once_deciding)
+    follower = ProductionFollower(registry_settings, ModelArtifact.load, registry_settings.poll_s).start()
+    ledger = Ledger(tmp_path / "ledger.db")
+    source = KafkaSource(kafka_server.bootstrap, "reload-events", "reload-test", idle_stop_s=8)
+    with open_graph(uri, settings) as store:
+        consumer = build_consumer(store, tuned, ledger, model=None, decisions=JsonlSink(decisions_path),
+                                  dead_letter=JsonlSink(tmp_path / "dead.jsonl"), follower=follower)
+        promoter.start()
+        stats = consumer.run(source, install_signals=False)
+    promoter.join()
+    follower.stop()
+    source.close()
+    ledger.close()
+
+    assert stats["events_in"] == stats["applied"] == 400 and stats["duplicates"] == 0 and stats["rejected"] == 0
+    made_by = [json.loads(line)["model_version"] for line in decisions_path.read_text().splitlines()]
+    assert len(made_by) == sum(stats["decisions"].values()) > 20
+    switch = made_by.index(model_ids[1])  # the first decision of the promoted version
+    assert switch >= 20 and set(made_by[:switch]) == {model_ids[0]} and set(made_by[switch:]) == {model_ids[1]}
+    assert follower.reloads == 1 and follower.version == 2
+
+
+def test_consume_from_the_registry_decides_with_the_production_version(small_world, small_world_graph, settings,
+                                                                      tmp_path, monkeypatch):
+    import yaml
+    from click.testing import CliRunner
+
+    from fraudgraph.cli.main import cli
+
+    registry_settings = settings.registry.model_copy(update={"dir": str(tmp_path / "registry")})
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"consumer": {"metrics_port": 0}}))
+    monkeypatch.setenv("FRAUDGRAPH_REGISTRY__DIR", registry_settings.dir)  # the environment wins over a file
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
+    as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6
+    folder = untrained_artifact(ref["customers"], ref["links"], as_of, settings, tmp_path / "model", fanout_cap=20,
+                                seed=4, hidden=16, edge_hidden=8)
+    uri, _ = small_world_graph
+    source = tmp_path / "live.jsonl"
+    source.write_text("\n".join((small_world / "live" / "events.jsonl").read_text().splitlines()[:50]) + "\n")
+    args = ["consume", "--source", str(source), "--graph", uri, "--decisions", str(tmp_path / "decisions.jsonl"),
+            "--ledger", str(tmp_path / "ledger.db"), "--config", str(config)]
+
+    nothing_in_production = CliRunner().invoke(cli, [*args, "--from-registry"])
+    assert nothing_in_production.exit_code == 2 and "promote one first" in nothing_in_production.output
+    both = CliRunner().invoke(cli, [*args, "--from-registry", "--model", str(folder)])
+    assert both.exit_code == 2 and "give --model MODEL_DIR or --from-registry" in both.output
+
+    registry = ModelRegistry(registry_settings)
+    model_id = ModelArtifact.load(folder).version
+    registry.register(RunTracker(registry_settings).log_training(folder, params={}, metrics={},
+                                                                 lineage={"model_id": model_id}))
+    registry.move(1, "production", reason="test: first")
+    result = CliRunner().invoke(cli, [*args, "--from-registry"])
+    assert result.exit_code == 0, result.output
+    made_by = {json.loads(line)["model_version"] for line in (tmp_path / "decisions.jsonl").read_text().splitlines()}
+    assert made_by == {model_id}
+
+
+def test_the_api_follows_a_promotion_between_requests(small_world, small_world_graph, settings, tmp_path):
+    import httpx
+
+    from fraudgraph.scoring.online import OnlineScorer
+    from localservers import free_port
+    from serving.api import create_app
+
+    from api_helpers import start_uvicorn
+
+    registry_settings = settings.registry.model_copy(update={"dir": str(tmp_path / "registry"), "poll_s": 0.1})
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
+    as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6
+    tracker, registry = RunTracker(registry_settings), ModelRegistry(registry_settings)
+    model_ids = []
+    for seed in (5, 6):
+        folder = untrained_artifact(ref["customers"], ref["links"], as_of, settings, tmp_path / f"model-{seed}",
+                                    fanout_cap=20, seed=seed, hidden=16, edge_hidden=8)
+        model_ids.append(ModelArtifact.load(folder).version)
+        registry.register(tracker.log_training(folder, params={}, metrics={}, lineage={"model_id": model_ids[-1]}))
+    registry.move(1, "production", reason="test: first")
+    api_settings = settings.model_copy(update={"api": type(settings.api).model_validate(
+        {**settings.api.model_dump(), "tokens": {"scorer": ["score"]}, "review_log": str(tmp_path / "reviews.db")})})
+    follower = ProductionFollower(registry_settings, ModelArtifact.load, registry_settings.poll_s).start()
+    uri, _ = small_world_graph
+    customer = str(ref["customers"]["customer_id"].iloc[0])
+
+    def scored_by(base: str) -> str:
+        r = httpx.post(f"{base}/v1/score", json={"customer_ids": [customer]},
+                       headers={"Authorization": "Bearer scorer"}, timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()["results"][0]["model_version"]
+
+    with open_graph(uri, settings) as store:
+        app = create_app(store, OnlineScorer(store, follower.model, api_settings), api_settings, follower=follower)
+        port = free_port()
+        server, thread = start_uvicorn(app, port)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            assert scored_by(base) == model_ids[0]
+            registry.move(2, "production", reason="test: promoted while serving")
+            seen, deadline = [], time.monotonic() + 15
+            while (not seen or seen[-1] != model_ids[1]) and time.monotonic() < deadline:
+                seen.append(scored_by(base))
+            assert seen[-1] == model_ids[1]  # without a restart
+            assert all(scored_by(base) == model_ids[1] for _ in range(5))
+        finally:
+            server.should_exit = True
+            thread.join(10)
+            follower.stop()
