@@ -43,7 +43,7 @@ from fraudgraph.config import load_settings
 from fraudgraph.graph import open_graph
 from fraudgraph.graph.gremlin import GremlinIdentityGraph
 from fraudgraph.lifecycle import ModelRegistry, RunTracker
-from fraudgraph.lifecycle.follow import ProductionFollower
+from fraudgraph.lifecycle.follow import StageFollower
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.scoring.online import OnlineScorer
 from serving.consumer import LiveConsumer
@@ -83,7 +83,7 @@ def alternating_promotions(settings, tmp: Path, every_s: float):
             registry.move(version, "production", reason="bench: hot reload under load")
 
     threading.Thread(target=promote, name="bench-promoter", daemon=True).start()
-    return ProductionFollower(reg, ModelArtifact.load, reg.poll_s).start(), stop
+    return StageFollower(reg, ModelArtifact.load, reg.poll_s).start(), stop
 
 
 def main() -> None:

@@ -34,6 +34,12 @@ log = logging.getLogger("fraudgraph.cli")
 @click.option(
     "--decisions", default="-", help="Decision sink: a JSONL path, - (standard output) or kafka://HOST:PORT/TOPIC."
 )
+@click.option(
+    "--shadow-decisions",
+    default=None,
+    help="With --from-registry: the model in the registry's shadow stage (followed too) scores the same "
+    "micro-batches, its decisions to this JSONL path or kafka://... (never acted on).",
+)
 @click.option("--dead-letter", default=None, help="Rejected events (default consumer.dead_letter).")
 @click.option("--ledger", default=None, help="Ledger file (default consumer.ledger).")
 @click.option("--follow", is_flag=True, default=False, help="Keep tailing a file source.")
@@ -59,6 +65,7 @@ def consume(
     model_dir: str | None,
     from_registry: bool,
     decisions: str,
+    shadow_decisions: str | None,
     dead_letter: str | None,
     ledger: str | None,
     follow: bool,
@@ -71,6 +78,8 @@ def consume(
 
     cfg = app.settings.consumer
     artifact, follower = _model_or_follower(app, model_dir, from_registry)
+    if shadow_decisions and follower is None:
+        fail("--shadow-decisions: needs --from-registry (the shadow model is the registry's)")
     with open_graph(graph_uri, app.settings, create=create) as store:
         try:
             led = open_ledger(store, ledger or cfg.ledger)
@@ -79,7 +88,7 @@ def consume(
         src = open_consumer_source(source, led, app.settings, follow=follow, idle_stop_s=until_idle)
         consumer = build_consumer(
             store, app.settings, led, model=artifact, decisions=decisions, dead_letter=dead_letter,
-            source_uri=source, follower=follower,
+            source_uri=source, follower=follower, shadow_decisions=shadow_decisions,
         )  # fmt: skip
         if cfg.metrics_port:
             port = consumer.metrics.serve(cfg.metrics_port)
@@ -97,7 +106,7 @@ def consume(
 def _model_or_follower(app: AppContext, model_dir: str | None, from_registry: bool) -> tuple[Any, Any]:
     """``(artifact, None)`` from ``--model``, or ``(None, follower)`` of the registry's production model."""
     from fraudgraph.lifecycle import RegistryError
-    from fraudgraph.lifecycle.follow import ProductionFollower
+    from fraudgraph.lifecycle.follow import StageFollower
     from fraudgraph.ml.artifact import ModelArtifact
 
     if (model_dir is None) == (not from_registry):
@@ -105,7 +114,7 @@ def _model_or_follower(app: AppContext, model_dir: str | None, from_registry: bo
     if model_dir is not None:
         return ModelArtifact.load(model_dir), None
     try:
-        follower = ProductionFollower(app.settings.registry, ModelArtifact.load, app.settings.registry.poll_s)
+        follower = StageFollower(app.settings.registry, ModelArtifact.load, app.settings.registry.poll_s)
     except RegistryError as exc:
         fail(f"--from-registry: {exc}")
     return None, follower.start()

@@ -129,6 +129,23 @@ def models_promote(app: AppContext, version: int, force: bool, reason: str | Non
         raise SystemExit(1)
 
 
+@models.command("shadow")
+@click.argument("version", type=int)
+@click.option("--reason", required=True, help="Why: recorded with the change.")
+@common_options
+@pass_app
+def models_shadow(app: AppContext, version: int, reason: str) -> None:
+    """Put a version in shadow: it scores beside production (consume --shadow-decisions), never acted on,
+    so no gate (the version in shadow before it is archived)."""
+    from fraudgraph.lifecycle import RegistryError
+
+    try:
+        moved = _registry(app).move(version, "shadow", reason=reason)
+    except RegistryError as exc:
+        fail(str(exc))
+    app.emit(moved.record(), lambda v: f"version {v['version']} ({v['model_id']}): shadow")
+
+
 @models.command("rollback")
 @click.option("--reason", required=True, help="Why: recorded with the rollback.")
 @common_options
@@ -142,3 +159,41 @@ def models_rollback(app: AppContext, reason: str) -> None:
     except RegistryError as exc:
         fail(str(exc))
     app.emit(back.record(), lambda v: f"version {v['version']} ({v['model_id']}) is in production again")
+
+
+def _compare_text(summary: dict[str, Any]) -> str:
+    counts = summary["decisions"]
+    agreement = summary["agreement"]
+    lines = [
+        f"decisions: production {counts['production']}, shadow {counts['shadow']}, both {counts['both']}",
+        "agreement: " + ("-" if agreement is None else f"{agreement:.1%}"),
+    ]
+    for model in ("production", "shadow"):
+        if model in summary:
+            m = summary[model]
+            lines.append(f"{model}: {m['flagged']} flagged, precision {m['precision']}, recall {m['recall']}")
+    return "\n".join(lines)
+
+
+@models.command("compare")
+@click.option("--decisions", "decisions_path", required=True, type=click.Path(dir_okay=False, exists=True))
+@click.option("--shadow-decisions", "shadow_path", required=True, type=click.Path(dir_okay=False, exists=True))
+@click.option(
+    "--labels",
+    "labels_dir",
+    default=None,
+    type=click.Path(file_okay=False, exists=True),
+    help="Matured labels (fraudgraph labels --as-of a later time): each model's precision and recall.",
+)
+@common_options
+@pass_app
+def models_compare(app: AppContext, decisions_path: str, shadow_path: str, labels_dir: str | None) -> None:
+    """Production against shadow on the same micro-batches: agreement, and with matured labels each one's
+    precision and recall."""
+    import pandas as pd
+
+    from fraudgraph.lifecycle.compare import compare_decisions, read_decisions
+
+    labels = pd.read_parquet(Path(labels_dir) / "labels.parquet") if labels_dir else None
+    summary = compare_decisions(read_decisions(decisions_path), read_decisions(shadow_path), labels)
+    app.emit(summary, _compare_text)

@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from fraudgraph.config import Settings
 from fraudgraph.graph import IdentityGraph
 from fraudgraph.identity import IdentifierHasher
-from fraudgraph.lifecycle.follow import ProductionFollower
+from fraudgraph.lifecycle.follow import StageFollower
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.scoring.online import OnlineScorer
 from serving.review_log import ReviewLog, review_log_path
@@ -49,7 +49,7 @@ def create_app(
     scorer: OnlineScorer,
     settings: Settings,
     review_log: ReviewLog | None = None,
-    follower: ProductionFollower[ModelArtifact] | None = None,
+    follower: StageFollower[ModelArtifact] | None = None,
 ) -> FastAPI:
     """The API over an open store and a loaded model. The caller owns (and closes) the store;
     ``review_log`` defaults to ``api.review_log`` (beside a SQLite graph when unset); ``follower``: the

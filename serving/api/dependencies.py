@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from fraudgraph.config import Settings
 from fraudgraph.graph import IdentityGraph, customer_properties
 from fraudgraph.identity import IdentifierHasher
-from fraudgraph.lifecycle.follow import ProductionFollower
+from fraudgraph.lifecycle.follow import StageFollower
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.redaction import id_problem
 from fraudgraph.scoring.online import OnlineScorer
@@ -31,7 +31,7 @@ class Services:
     hasher: IdentifierHasher
     review_log: ReviewLog
     scoring_slots: threading.BoundedSemaphore
-    follower: ProductionFollower[ModelArtifact] | None = None
+    follower: StageFollower[ModelArtifact] | None = None
 
 
 def services(request: Request) -> Services:
@@ -40,7 +40,7 @@ def services(request: Request) -> Services:
     svc: Services = request.app.state.services
     if svc.follower is not None:
         _, artifact, changed = svc.follower.take()
-        if changed:
+        if changed and artifact is not None:  # production is never left empty
             svc.scorer = OnlineScorer(svc.store, artifact, svc.settings)
         return replace(svc)
     return svc

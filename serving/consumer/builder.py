@@ -8,12 +8,13 @@ from pathlib import Path
 
 from fraudgraph.config import Settings
 from fraudgraph.graph import IdentityGraph
-from fraudgraph.lifecycle.follow import ProductionFollower
+from fraudgraph.lifecycle.follow import StageFollower
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.scoring.online import OnlineScorer
 
 from .ledger import Ledger, ledger_path_for
 from .pipeline import LiveConsumer
+from .shadow import ShadowScoring
 from .sources import Sink, Source, dead_letter_for, open_sink, open_source, source_name
 
 BROKER_SCHEMES = ("kafka://", "http://", "https://")  # sources whose position the broker keeps, not the ledger
@@ -51,16 +52,27 @@ def build_consumer(
     decisions: str | Sink,
     dead_letter: str | Sink | None = None,
     source_uri: str | None = None,
-    follower: ProductionFollower[ModelArtifact] | None = None,
+    follower: StageFollower[ModelArtifact] | None = None,
+    shadow_decisions: str | Sink | None = None,
 ) -> LiveConsumer:
     """A consumer over ``store`` journaling in ``ledger``: scoring with ``model`` (None: a writer that
     applies events and decides nothing; with a ``follower``, the registry's production model, switched
     between micro-batches when it moves), emitting to ``decisions`` and dead-lettering to ``dead_letter``
     (a sink, or a URI for :func:`open_sink`; None: the source's own dead-letter queue, else
-    ``consumer.dead_letter``)."""
+    ``consumer.dead_letter``). ``shadow_decisions`` (with a ``follower``): the model in the registry's
+    ``shadow`` stage, followed too, scores the same steps into this sink (:mod:`serving.consumer.shadow`)."""
+    retry_s = settings.consumer.broker_retry_s
+    shadow = None
     if follower is not None:
         model = follower.model
-    retry_s = settings.consumer.broker_retry_s
+        if shadow_decisions is not None:
+            shadow_follower = StageFollower(
+                follower.registry.settings, ModelArtifact.load, follower.poll_s, stage="shadow", required=False
+            ).start()
+            sink = shadow_decisions
+            if isinstance(sink, str):
+                sink = open_sink(sink, retry_s=retry_s)
+            shadow = ShadowScoring(store, settings, shadow_follower, sink)
     if dead_letter is None:
         dead_letter = dead_letter_for(source_uri or "", settings.consumer.dead_letter)
     return LiveConsumer(
@@ -71,6 +83,7 @@ def build_consumer(
         open_sink(decisions, retry_s=retry_s) if isinstance(decisions, str) else decisions,
         open_sink(dead_letter, retry_s=retry_s) if isinstance(dead_letter, str) else dead_letter,
         follower,
+        shadow,
     )
 
 

@@ -34,7 +34,7 @@ from fraudgraph.config import Settings
 from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph import CustomerUpsert, IdentityGraph
 from fraudgraph.identity import IdentifierHasher
-from fraudgraph.lifecycle.follow import ProductionFollower
+from fraudgraph.lifecycle.follow import StageFollower
 from fraudgraph.logs import Progress
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.redaction import mask_free_text, redact_payload
@@ -46,6 +46,7 @@ from .admission import admit
 from .decisions import decision_records
 from .ledger import JournalEntry, Ledger, merge_customer_props
 from .metrics import ConsumerMetrics
+from .shadow import ShadowScoring
 from .sources import Message, Sink, Source
 from .steps import (
     ConsumerStats,
@@ -69,9 +70,11 @@ class LiveConsumer:
         ledger: Ledger,
         decisions: Sink,
         dead_letter: Sink,
-        follower: ProductionFollower[ModelArtifact] | None = None,
+        follower: StageFollower[ModelArtifact] | None = None,
+        shadow: ShadowScoring | None = None,
     ):
-        """``follower``: the registry's production model, switched to between micro-batches (hot reload)."""
+        """``follower``: the registry's production model, switched to between micro-batches (hot reload);
+        ``shadow``: the model in ``shadow``, scoring the same steps into its own sink."""
         self.store = store
         self.scorer = scorer
         self.settings = settings
@@ -85,7 +88,7 @@ class LiveConsumer:
         self.metrics = ConsumerMetrics()
         self._stop = False
         self._digests: dict[str, str] = {}  # the batch in flight's new events: id -> content digest
-        self.follower = follower
+        self.follower, self.shadow = follower, shadow
         if scorer is not None:  # a fresh ledger's watermark: the model's data, all in the graph, ran up to it
             ledger.raise_watermark(scorer.artifact.trained_as_of_ms)
 
@@ -152,11 +155,13 @@ class LiveConsumer:
             self.metrics.latency.observe(per_event / 1000)
 
     def _follow_production(self) -> None:
-        """Switch to the registry's production model if it moved since the last batch."""
+        """Switch to the registry's production (and shadow) model if it moved since the last batch."""
+        if self.shadow is not None:
+            self.shadow.follow()
         if self.follower is None:
             return
         _, artifact, changed = self.follower.take()
-        if changed:
+        if changed and artifact is not None:  # production is never left empty
             self.scorer = OnlineScorer(self.store, artifact, self.settings)
             self.ledger.raise_watermark(artifact.trained_as_of_ms)
 
@@ -312,4 +317,6 @@ class LiveConsumer:
             self.stats.decisions[record["decision"]] += 1
             self.metrics.decisions.labels(decision=record["decision"]).inc()
         self.decisions.flush()
+        if self.shadow is not None:  # the same customers as of the same moment, never acted on
+            self.shadow.score(entry.scores, as_of)
         self.ledger.scored([p[0] for p in entry.scores])

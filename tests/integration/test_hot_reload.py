@@ -16,7 +16,7 @@ from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph import open_graph
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.lifecycle import ModelRegistry, RunTracker
-from fraudgraph.lifecycle.follow import ProductionFollower
+from fraudgraph.lifecycle.follow import StageFollower
 from fraudgraph.ml.artifact import ModelArtifact
 from serving.consumer import build_consumer
 from serving.consumer.ledger import Ledger
@@ -65,7 +65,7 @@ def test_a_promotion_during_a_running_consumer_takes_effect_between_micro_batche
             time.sleep(0.05)
 
     promoter = threading.Thread(target=promote_once_deciding)
-    follower = ProductionFollower(registry_settings, ModelArtifact.load, registry_settings.poll_s).start()
+    follower = StageFollower(registry_settings, ModelArtifact.load, registry_settings.poll_s).start()
     ledger = Ledger(tmp_path / "ledger.db")
     source = KafkaSource(kafka_server.bootstrap, "reload-events", "reload-test", idle_stop_s=8)
     with open_graph(uri, settings) as store:
@@ -145,7 +145,7 @@ def test_the_api_follows_a_promotion_between_requests(small_world, small_world_g
     registry.move(1, "production", reason="test: first")
     api_settings = settings.model_copy(update={"api": type(settings.api).model_validate(
         {**settings.api.model_dump(), "tokens": {"scorer": ["score"]}, "review_log": str(tmp_path / "reviews.db")})})
-    follower = ProductionFollower(registry_settings, ModelArtifact.load, registry_settings.poll_s).start()
+    follower = StageFollower(registry_settings, ModelArtifact.load, registry_settings.poll_s).start()
     uri, _ = small_world_graph
     customer = str(ref["customers"]["customer_id"].iloc[0])
 
@@ -172,3 +172,56 @@ def test_the_api_follows_a_promotion_between_requests(small_world, small_world_g
             server.should_exit = True
             thread.join(10)
             follower.stop()
+
+
+def test_a_shadow_model_scores_the_same_steps_into_its_own_sink_and_is_never_acted_on(
+        small_world, small_world_graph, settings, tmp_path, monkeypatch):
+    import yaml
+    from click.testing import CliRunner
+
+    from fraudgraph.cli.main import cli
+    from fraudgraph.labels.stage import run_labels
+
+    registry_settings = settings.registry.model_copy(update={"dir": str(tmp_path / "registry")})
+    monkeypatch.setenv("FRAUDGRAPH_REGISTRY__DIR", registry_settings.dir)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"consumer": {"metrics_port": 0}}))
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
+    as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6
+    tracker, registry = RunTracker(registry_settings), ModelRegistry(registry_settings)
+    model_ids = []
+    for seed, threshold in ((7, 0.5), (8, 0.0)):  # the shadow flags everyone: it cannot agree everywhere
+        folder = untrained_artifact(ref["customers"], ref["links"], as_of, settings, tmp_path / f"model-{seed}",
+                                    fanout_cap=20, seed=seed, hidden=16, edge_hidden=8, threshold=threshold)
+        model_ids.append(ModelArtifact.load(folder).version)
+        registry.register(tracker.log_training(folder, params={}, metrics={}, lineage={"model_id": model_ids[-1]}))
+    registry.move(1, "production", reason="test: first")
+    shadowed = CliRunner().invoke(cli, ["models", "shadow", "2", "--reason", "test: beside production", "--json"])
+    assert shadowed.exit_code == 0 and json.loads(shadowed.stdout)["stage"] == "shadow", shadowed.output
+    uri, _ = small_world_graph
+    source = tmp_path / "live.jsonl"
+    source.write_text("\n".join((small_world / "live" / "events.jsonl").read_text().splitlines()[:300]) + "\n")
+    result = CliRunner().invoke(cli, [
+        "consume", "--source", str(source), "--graph", uri, "--from-registry", "--config", str(config),
+        "--decisions", str(tmp_path / "decisions.jsonl"), "--shadow-decisions", str(tmp_path / "shadow.jsonl"),
+        "--ledger", str(tmp_path / "ledger.db")])
+    assert result.exit_code == 0, result.output
+
+    production = [json.loads(x) for x in (tmp_path / "decisions.jsonl").read_text().splitlines()]
+    shadow = [json.loads(x) for x in (tmp_path / "shadow.jsonl").read_text().splitlines()]
+    assert {d["decision_id"] for d in shadow} == {d["decision_id"] for d in production} and production
+    assert {d["model_version"] for d in production} == {model_ids[0]} and all(d["shadow"] for d in shadow)
+    assert {d["model_version"] for d in shadow} == {model_ids[1]}
+    with open_graph(uri, settings) as store:  # only production's decisions reach the customers' vertices
+        written = set(store.customers_with("model_version", model_ids[1])["customer_id"])
+        run_labels(store, as_of, tmp_path / "labels", settings)
+    assert not written
+
+    compared = CliRunner().invoke(cli, ["models", "compare", "--decisions", str(tmp_path / "decisions.jsonl"),
+                                        "--shadow-decisions", str(tmp_path / "shadow.jsonl"),
+                                        "--labels", str(tmp_path / "labels"), "--json"])
+    assert compared.exit_code == 0, compared.output
+    summary = json.loads(compared.stdout)
+    assert summary["decisions"]["both"] == len(production) and 0 <= summary["agreement"] < 1
+    assert summary["shadow"]["flagged"] >= summary["production"]["flagged"]
+    assert summary["labels"]["customers"] > 0 and "precision" in summary["production"]

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from fraudgraph.lifecycle import ModelRegistry, RegistryError, RunTracker
-from fraudgraph.lifecycle.follow import ProductionFollower
+from fraudgraph.lifecycle.follow import StageFollower
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def test_the_production_version_is_taken_only_once_loaded_and_between_pieces_of_
     register(registry_settings, tmp_path, "m1")
     register(registry_settings, tmp_path, "m2")
     with pytest.raises(RegistryError, match="promote one first"):
-        ProductionFollower(registry_settings, read_name, poll_s=0.05)
+        StageFollower(registry_settings, read_name, poll_s=0.05)
     registry.move(1, "production", reason="test: first")
     loading, release = threading.Event(), threading.Event()
 
@@ -45,7 +45,7 @@ def test_the_production_version_is_taken_only_once_loaded_and_between_pieces_of_
             assert release.wait(10)
         return name
 
-    follower = ProductionFollower(registry_settings, slow_load, poll_s=0.05)
+    follower = StageFollower(registry_settings, slow_load, poll_s=0.05)
     assert follower.take() == (1, "m1", False)
     registry.move(2, "production", reason="test: promoted")
     checking = threading.Thread(target=follower.check)
@@ -64,7 +64,7 @@ def test_the_follower_thread_picks_up_a_rollback_within_its_poll(registry_settin
         register(registry_settings, tmp_path, name)
     registry.move(1, "production", reason="test: first")
     registry.move(2, "production", reason="test: second")
-    follower = ProductionFollower(registry_settings, read_name, poll_s=0.05).start()
+    follower = StageFollower(registry_settings, read_name, poll_s=0.05).start()
     try:
         assert follower.take()[:2] == (2, "m2")
         registry.rollback(reason="test: back")
