@@ -46,9 +46,10 @@ import pandas as pd
 from fraudgraph.config import Settings, TrainingSettings
 from fraudgraph.graph.history import LinkHistory
 from fraudgraph.graph.scoring_inputs import ScoringInputs
+from fraudgraph.lifecycle.drift import REFERENCE_FILE, DriftReference
 from fraudgraph.ml.artifact import ModelArtifact, gnn_scores
 from fraudgraph.ml.baselines import BaselineModels, guilt_by_association, tabular_features
-from fraudgraph.ml.features import IdentityGraphTensors, build_graph_tensors
+from fraudgraph.ml.features import CUSTOMER_FEATURES, IdentityGraphTensors, build_graph_tensors
 from fraudgraph.ml.scaling import FeatureScaler
 from fraudgraph.schema import CUSTOMER
 from fraudgraph.scoring.day_one import DayOneRules
@@ -149,6 +150,9 @@ def run_training(
         out / "validation_scores.parquet", index=False
     )
     baselines.save(out)
+    # what live drift is measured against: the training examples' customer features, the validation scores
+    features = tensors.node_features[CUSTOMER][target[tr]]
+    DriftReference.fit(CUSTOMER_FEATURES, features, deployed_units["score"].to_numpy()).save(out / REFERENCE_FILE)
     _write_reports(out, fits, curves, metrics)
     # every run tracked (registry.tracking_uri): what a registered version and its gate go back to
     run_id = track_training(settings, out, metrics, snapshot_dir, labels_dir, as_of_ms, artifact.version)

@@ -1,5 +1,5 @@
 """``fraudgraph models ...``: the model registry (list, show, register, promote through the gate, roll
-back). docs/lifecycle.md."""
+back, shadow, compare), and ``fraudgraph drift``. docs/lifecycle.md."""
 
 from __future__ import annotations
 
@@ -197,3 +197,41 @@ def models_compare(app: AppContext, decisions_path: str, shadow_path: str, label
     labels = pd.read_parquet(Path(labels_dir) / "labels.parquet") if labels_dir else None
     summary = compare_decisions(read_decisions(decisions_path), read_decisions(shadow_path), labels)
     app.emit(summary, _compare_text)
+
+
+@cli.command("drift")
+@click.option(
+    "--log",
+    "log_path",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="The consumer's drift log (consumer.drift_log).",
+)
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="The model folder whose drift_reference.json the days are measured against.",
+)
+@click.option(
+    "--since", "since_days", type=int, default=30, show_default=True, help="Days back from the newest day in the log."
+)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@common_options
+@pass_app
+def drift(app: AppContext, log_path: str, model_dir: str, since_days: int, out_dir: str) -> None:
+    """Per day: decisions, their mix, the score's and each feature's PSI against the training reference
+    (drift.md and drift.png); days at or above registry.drift_alert_psi flagged."""
+    from fraudgraph.evaluation.drift_report import drift_summary, render_drift
+    from fraudgraph.lifecycle.drift import REFERENCE_FILE, DriftReference
+    from fraudgraph.ml.artifact import ModelArtifact
+
+    reference_path = Path(model_dir) / REFERENCE_FILE
+    if not reference_path.exists():
+        fail(f"--model {model_dir}: no {REFERENCE_FILE} (trained before drift references were kept: retrain)")
+    version = ModelArtifact.load(model_dir).version  # the log's lines of the days this model decided
+    alert = app.settings.registry.drift_alert_psi
+    summary = drift_summary(log_path, DriftReference.load(reference_path), version, since_days, alert)
+    summary["files"] = render_drift(summary, out_dir)
+    app.emit(summary, lambda s: Path(s["files"]["markdown"]).read_text())

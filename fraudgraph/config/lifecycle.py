@@ -22,3 +22,4 @@ class RegistrySettings(Section):
     experiment: str = Field(min_length=1)
     tolerance: GateTolerance
     poll_s: float = Field(gt=0)
+    drift_alert_psi: float = Field(gt=0)

@@ -25,6 +25,7 @@ class ConsumerSettings(Section):
     max_event_bytes: int = Field(ge=256)
     max_clock_skew_s: float | None = Field(gt=0)
     max_event_age_s: float | None = Field(gt=0)
+    drift_log: str | None
     score_on: list[
         Literal[
             "signup",

@@ -103,6 +103,7 @@ class ModelArtifact:
     manifest: dict[str, Any]
     settings: dict[str, Any]
     metrics: dict[str, Any]
+    folder: Path | None = None  # where it was loaded from (None: made in this process)
 
     @property
     def threshold(self) -> float:
@@ -194,7 +195,7 @@ class ModelArtifact:
         model.eval()
         metrics = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").exists() else {}
         settings = json.loads((d / "settings.json").read_text()) if (d / "settings.json").exists() else {}
-        return cls(model, FeatureScaler.load(d / "feature_stats.json"), manifest, settings, metrics)
+        return cls(model, FeatureScaler.load(d / "feature_stats.json"), manifest, settings, metrics, d)
 
     def score_tensors(
         self,

@@ -13,12 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from fraudgraph.config import Settings
 from fraudgraph.graph import IdentityGraph
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.ml.features import build_graph_tensors
-from fraudgraph.schema import numeric_property
+from fraudgraph.schema import CUSTOMER, numeric_property
 from fraudgraph.scoring.evidence import decision_evidence
 from fraudgraph.scoring.rules import Decision, DecisionRules
 
@@ -30,6 +32,7 @@ class OnlineResult:
     decision: Decision
     model_version: str
     as_of_ms: int
+    features: np.ndarray | None = None  # the raw customer features it was scored from (CUSTOMER_FEATURES)
 
 
 class OnlineScorer:
@@ -86,10 +89,11 @@ class OnlineScorer:
         if "lifetime_value" in customers:
             value_of = dict(zip(customers["customer_id"], customers["lifetime_value"]))
         evidence = decision_evidence(inputs, present)
-        for cid, score in zip(present, scores):
+        rows = tensors.node_features[CUSTOMER][tensors.index_of(present)]
+        for cid, score, row in zip(present, scores, rows):
             value = numeric_property(value_of.get(cid))
             decision = self.rules.decide(float(score), value, evidence.get(cid))
-            out[cid] = OnlineResult(cid, float(score), decision, self.artifact.version, as_of_ms)
+            out[cid] = OnlineResult(cid, float(score), decision, self.artifact.version, as_of_ms, row)
         return out
 
 

@@ -44,6 +44,7 @@ from fraudgraph.scoring.triggers import NEW_IDENTIFIER_KINDS, triggers_score
 
 from .admission import admit
 from .decisions import decision_records
+from .drift import DriftMonitor
 from .ledger import JournalEntry, Ledger, merge_customer_props
 from .metrics import ConsumerMetrics
 from .shadow import ShadowScoring
@@ -89,6 +90,7 @@ class LiveConsumer:
         self._stop = False
         self._digests: dict[str, str] = {}  # the batch in flight's new events: id -> content digest
         self.follower, self.shadow = follower, shadow
+        self.drift = DriftMonitor(self.metrics.registry, settings.consumer.drift_log, settings.registry.drift_alert_psi)
         if scorer is not None:  # a fresh ledger's watermark: the model's data, all in the graph, ran up to it
             ledger.raise_watermark(scorer.artifact.trained_as_of_ms)
 
@@ -117,6 +119,7 @@ class LiveConsumer:
                 break
         if progress is not None:
             progress.close()
+        self.drift.close()
         return self.stats.as_dict()
 
     def recover(self) -> None:
@@ -308,6 +311,7 @@ class LiveConsumer:
             return
         as_of = max([p[3] for p in entry.scores] + [entry.as_of_ms or 0])
         results = self.scorer.score_many([p[0] for p in entry.scores], as_of)
+        self.drift.observe(self.scorer.artifact, results)
         vertex_updates, emitted = decision_records(entry.scores, results)
         # the vertex first, then the decision: a crash in between re-scores and re-emits the same decision_id
         if vertex_updates:

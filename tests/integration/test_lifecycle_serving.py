@@ -1,6 +1,7 @@
-"""Hot reload: the consumer follows the registry's production version on a real Kafka broker. A promotion
-made while it runs takes effect between micro-batches; no event is lost or applied twice, and every
-decision names the one model that made it."""
+"""The model lifecycle where models serve: hot reload (the consumer on a real Kafka broker and the API
+follow the registry's production version: a promotion takes effect between micro-batches or requests, no
+event is lost or applied twice, every decision names the one model that made it), shadow scoring and
+drift."""
 
 from __future__ import annotations
 
@@ -225,3 +226,63 @@ def test_a_shadow_model_scores_the_same_steps_into_its_own_sink_and_is_never_act
     assert summary["decisions"]["both"] == len(production) and 0 <= summary["agreement"] < 1
     assert summary["shadow"]["flagged"] >= summary["production"]["flagged"]
     assert summary["labels"]["customers"] > 0 and "precision" in summary["production"]
+
+
+def test_the_consumer_measures_drift_per_day_and_the_report_flags_what_moved(small_world, small_world_graph,
+                                                                            settings, tmp_path):
+    import urllib.request
+
+    import numpy as np
+    from click.testing import CliRunner
+
+    from fraudgraph.cli.main import cli
+    from fraudgraph.lifecycle.drift import REFERENCE_FILE, DriftReference
+    from fraudgraph.ml.features import CUSTOMER_FEATURES
+    from fraudgraph.scoring.online import OnlineScorer
+
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
+    as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6
+    folder = untrained_artifact(ref["customers"], ref["links"], as_of, settings, tmp_path / "model", fanout_cap=20,
+                                seed=9, hidden=16, edge_hidden=8)
+    uri, _ = small_world_graph
+    # the reference: the model's own inputs and scores of 600 customers as of the cut-off (the "training" data)
+    with open_graph(uri, settings) as store:
+        results = OnlineScorer(store, ModelArtifact.load(folder), settings).score_many(
+            list(ref["customers"]["customer_id"][:600]), as_of)
+    scored = [r for r in results.values() if r.score is not None]
+    DriftReference.fit(CUSTOMER_FEATURES, np.array([r.features for r in scored]),
+                       np.array([r.score for r in scored])).save(folder / REFERENCE_FILE)
+    tuned = settings.model_copy(deep=True)
+    tuned.consumer.drift_log = str(tmp_path / "drift.jsonl")
+    lines = (small_world / "live" / "events.jsonl").read_text().splitlines()[:800]
+    (tmp_path / "live.jsonl").write_text("\n".join(lines) + "\n")
+    from serving.consumer.sources import FileSource
+
+    ledger = Ledger(tmp_path / "ledger.db")
+    with open_graph(uri, settings) as store:
+        consumer = build_consumer(store, tuned, ledger, model=ModelArtifact.load(folder),
+                                  decisions=JsonlSink(tmp_path / "decisions.jsonl"),
+                                  dead_letter=JsonlSink(tmp_path / "dead.jsonl"))
+        port = consumer.metrics.serve(0)
+        stats = consumer.run(FileSource(tmp_path / "live.jsonl"), install_signals=False)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+            metrics = resp.read().decode()
+        consumer.metrics.close()
+    ledger.close()
+    assert 'fraudgraph_drift_psi{name="score"}' in metrics and 'name="account_age_days"' in metrics
+    logged = [json.loads(x) for x in (tmp_path / "drift.jsonl").read_text().splitlines()]
+    days = sorted({r["day"] for r in logged})
+    assert len(days) >= 2 and sum(sum(r["decisions"].values()) for r in logged) == sum(stats["decisions"].values())
+
+    def report(model_dir, out):
+        result = CliRunner().invoke(cli, ["drift", "--log", str(tmp_path / "drift.jsonl"), "--model", str(model_dir),
+                                          "--since", "30", "--out", str(out), "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    summary = report(folder, tmp_path / "report")
+    assert [d["day"] for d in summary["days"]] == days
+    assert all(d["score_psi"] is not None and d["feature_psi"] for d in summary["days"])
+    assert (tmp_path / "report" / "drift.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| day | decisions |" in (tmp_path / "report" / "drift.md").read_text()
+    assert summary["model_version"] == ModelArtifact.load(folder).version
