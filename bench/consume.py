@@ -119,14 +119,15 @@ def main() -> None:
                     stop.set()
                     follower.stop()
                     reloads = follower.reloads
-                    scorer = TimedScorer(store, follower.model, settings)  # the single scores below: timed
                 # Gremlin stores: requests and seconds per request name during the replay
                 requests = {k: {"requests": int(n), "seconds": round(sec, 2)}
                             for k, (n, sec) in sorted(request_stats(store).items())}
                 # Gremlin stores: summaries advanced by a write's changes vs aggregated afresh
                 refreshes = dict(store.summary_cache.refreshes) if isinstance(store, GremlinIdentityGraph) else {}
                 lat = consumer.stats.latencies_ms
-                calls = list(scorer.samples)
+                calls = list(scorer.samples)  # with --promote-every: the calls before the first reload
+                if follower is not None:
+                    scorer = TimedScorer(store, follower.model, settings)  # the single scores below: timed
                 rng = random.Random(7)
                 ids = sorted(ref["customers"]["customer_id"])
                 sample = rng.sample(ids, min(args.single, len(ids)))
