@@ -26,6 +26,7 @@ class ConsumerSettings(Section):
     max_clock_skew_s: float | None = Field(gt=0)
     max_event_age_s: float | None = Field(gt=0)
     drift_log: str | None
+    link_event_log: str | None
     score_on: list[
         Literal[
             "signup",

@@ -38,13 +38,14 @@ from fraudgraph.lifecycle.follow import StageFollower
 from fraudgraph.logs import Progress
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.redaction import mask_free_text, redact_payload
-from fraudgraph.schema import LABEL_EVENT_TYPES, Event
+from fraudgraph.schema import EVENT_TAGS, LABEL_EVENT_TYPES, Event
 from fraudgraph.scoring.online import OnlineScorer
 from fraudgraph.scoring.triggers import NEW_IDENTIFIER_KINDS, triggers_score
 
 from .admission import admit
 from .decisions import decision_records
 from .drift import DriftMonitor
+from .event_log import LinkEventLog
 from .ledger import JournalEntry, Ledger, merge_customer_props
 from .metrics import ConsumerMetrics
 from .shadow import ShadowScoring
@@ -91,6 +92,7 @@ class LiveConsumer:
         self._digests: dict[str, str] = {}  # the batch in flight's new events: id -> content digest
         self.follower, self.shadow = follower, shadow
         self.drift = DriftMonitor(self.metrics.registry, settings.consumer.drift_log, settings.registry.drift_alert_psi)
+        self.event_log = LinkEventLog(settings.consumer.link_event_log) if settings.consumer.link_event_log else None
         if scorer is not None:  # a fresh ledger's watermark: the model's data, all in the graph, ran up to it
             ledger.raise_watermark(scorer.artifact.trained_as_of_ms)
 
@@ -248,7 +250,7 @@ class LiveConsumer:
         increments: dict[tuple[str, str, str], list] = {}
         customers: dict[str, dict] = defaultdict(dict)
         scores: dict[str, tuple[str, str, int]] = {}
-        keys_by_event = []
+        keys_by_event, logged = [], []
         for ev in events:
             keys = (
                 []
@@ -257,6 +259,9 @@ class LiveConsumer:
             )
             keys_by_event.append(keys)
             counts = link_counts(ev, self.tagger) if keys else {}
+            logged += [
+                (ev.event_id, *key, ev.ts_ms, ev.event_type, *(counts.get(t, 0) for t in EVENT_TAGS)) for key in keys
+            ]
             for key in keys:
                 inc = increments.setdefault(key, [ev.ts_ms, ev.ts_ms, 0, defaultdict(int)])
                 inc[0], inc[1] = min(inc[0], ev.ts_ms), max(inc[1], ev.ts_ms)
@@ -282,6 +287,8 @@ class LiveConsumer:
         # the step is scored as of its latest event: the graph then holds every event up to that moment
         as_of = max(ev.ts_ms for ev in events)
         digests = {e.event_id: self._digests[e.event_id] for e in events}
+        if self.event_log is not None:  # before the journal commits: a crash in between logs them again
+            self.event_log.append(logged)
         return self.ledger.record(digests, updates, bases, dict(customers), scores, states, as_of)
 
     def _apply(self, entry: JournalEntry) -> None:

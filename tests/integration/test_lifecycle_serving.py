@@ -286,3 +286,49 @@ def test_the_consumer_measures_drift_per_day_and_the_report_flags_what_moved(sma
     assert (tmp_path / "report" / "drift.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| day | decisions |" in (tmp_path / "report" / "drift.md").read_text()
     assert summary["model_version"] == ModelArtifact.load(folder).version
+
+
+def test_the_link_event_log_holds_the_live_link_events_as_the_consumer_applied_them(small_world, small_world_graph,
+                                                                                    settings, tmp_path):
+    from fraudgraph.graph.history import LINK_EVENT_COLUMNS
+    from serving.bulk_replay import plan_stream
+    from serving.consumer.event_log import LinkEventLog, read_link_event_log
+    from serving.consumer.sources import FileSource
+    from serving.consumer.steps import graph_signups
+
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
+    as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6
+    folder = untrained_artifact(ref["customers"], ref["links"], as_of, settings, tmp_path / "model", fanout_cap=20,
+                                seed=10, hidden=16, edge_hidden=8)
+    tuned = settings.model_copy(deep=True)
+    tuned.consumer.link_event_log = str(tmp_path / "link-events")
+    stream = tmp_path / "live.jsonl"
+    stream.write_text("\n".join((small_world / "live" / "events.jsonl").read_text().splitlines()[:400]) + "\n")
+    uri, _ = small_world_graph
+    with open_graph(uri, settings) as store:
+        signups = graph_signups(store.customers_frame())
+    ledger = Ledger(tmp_path / "ledger.db")
+    for _ in range(2):  # the second pass: every event a redelivery, nothing applied or logged again
+        with open_graph(uri, settings) as store:
+            consumer = build_consumer(store, tuned, ledger, model=ModelArtifact.load(folder),
+                                      decisions=JsonlSink(tmp_path / "decisions.jsonl"),
+                                      dead_letter=JsonlSink(tmp_path / "dead.jsonl"))
+            consumer.run(FileSource(stream), install_signals=False)
+    ledger.close()
+    lines_logged = sum(len(p.read_text().splitlines()) for p in (tmp_path / "link-events").glob("*.jsonl"))
+    logged = read_link_event_log(tmp_path / "link-events")
+    assert len(logged) == lines_logged > 0 and len(list((tmp_path / "link-events").glob("*.jsonl"))) >= 2
+
+    # the same link events the bulk replay plans for the stream (keyed hashes, tags, times)
+    source = FileSource(stream)
+    plan = plan_stream(source.poll(10**9, 0), tuned, IdentifierHasher.from_settings(settings.privacy), set(),
+                       signups, ModelArtifact.load(folder).trained_as_of_ms)
+    source.close()
+    planned = plan.link_events.sort_values(["ts", "event_id", "kind", "value_hash"], kind="stable")
+    pd.testing.assert_frame_equal(logged[LINK_EVENT_COLUMNS].reset_index(drop=True).astype(str),
+                                  planned[LINK_EVENT_COLUMNS].reset_index(drop=True).astype(str))
+    # a crash between the log and the journal logs a step twice: read back once
+    LinkEventLog(tmp_path / "link-events").append(list(logged.head(5).itertuples(index=False)))
+    assert len(read_link_event_log(tmp_path / "link-events")) == len(logged)
+    until = int(logged["ts"].iloc[len(logged) // 2])
+    assert (read_link_event_log(tmp_path / "link-events", until_ms=until)["ts"] <= until).all()
