@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from fraudgraph.cli.context import AppContext, cli, common_options, fail, pass_app
+from fraudgraph.cli.context import AppContext, cli, common_options, fail, needs_pii_key, pass_app
 
 _GATE_FIGURES = ("pr_auc", "precision", "recall")
 
@@ -235,3 +235,57 @@ def drift(app: AppContext, log_path: str, model_dir: str, since_days: int, out_d
     summary = drift_summary(log_path, DriftReference.load(reference_path), version, since_days, alert)
     summary["files"] = render_drift(summary, out_dir)
     app.emit(summary, lambda s: Path(s["files"]["markdown"]).read_text())
+
+
+@cli.command("retrain")
+@click.option("--graph", "graph_uri", default=None, help="Graph URI (default graph.uri).")
+@click.option(
+    "--snapshot",
+    "etl_snapshot",
+    required=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="The ETL snapshot: its link events are the history before the live stream.",
+)
+@click.option(
+    "--event-log",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="The consumer's link-event log (default consumer.link_event_log).",
+)
+@click.option("--as-of", "as_of", required=True, help="ISO-8601 time (UTC) or epoch ms: labels and events up to it.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--promote", "promote_if_passed", is_flag=True, default=False, help="Promote if the gate passes.")
+@common_options
+@needs_pii_key
+@pass_app
+def retrain_command(
+    app: AppContext,
+    graph_uri: str | None,
+    etl_snapshot: str,
+    event_log: str | None,
+    as_of: str,
+    out_dir: str,
+    promote_if_passed: bool,
+) -> None:
+    """The retraining job: labels -> snapshot -> train -> register as candidate (-> promote through the gate
+    with --promote). Idempotent: the same data, labels and settings give the registered version back."""
+    from fraudgraph.lifecycle import RegistryError
+    from fraudgraph.timeutil import to_epoch_ms
+    from training.retrain import retrain
+    from training.train import TrainingRefused
+
+    log_dir = event_log or app.settings.consumer.link_event_log
+    try:
+        summary = retrain(app.settings, graph_uri, to_epoch_ms(as_of), out_dir, etl_snapshot=etl_snapshot,
+                          event_log=log_dir, promote_if_passed=promote_if_passed)  # fmt: skip
+    except (TrainingRefused, RegistryError) as exc:
+        fail(str(exc))
+    app.emit(summary, _retrain_text)
+
+
+def _retrain_text(summary: dict[str, Any]) -> str:
+    head = f"version {summary['version']}: " + ("trained and registered" if summary["trained"] else "already trained")
+    promotion = summary["promotion"]
+    if promotion is None:
+        return head
+    return head + "; " + ("promoted" if promotion["promoted"] else "not promoted") + f" ({promotion['reason']})"

@@ -33,6 +33,7 @@ from typing import Any
 from fraudgraph.config import Settings
 from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph import CustomerUpsert, IdentityGraph
+from fraudgraph.graph.event_log import LinkEventLog
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.lifecycle.follow import StageFollower
 from fraudgraph.logs import Progress
@@ -45,7 +46,6 @@ from fraudgraph.scoring.triggers import NEW_IDENTIFIER_KINDS, triggers_score
 from .admission import admit
 from .decisions import decision_records
 from .drift import DriftMonitor
-from .event_log import LinkEventLog
 from .ledger import JournalEntry, Ledger, merge_customer_props
 from .metrics import ConsumerMetrics
 from .shadow import ShadowScoring

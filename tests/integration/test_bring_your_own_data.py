@@ -190,3 +190,31 @@ def test_the_registry_promotes_the_trained_model_and_its_gate_refuses_a_delibera
     assert back.returncode == 0 and json.loads(back.stdout)["version"] == 1
     listed = {v["version"]: v["stage"] for v in json.loads(models("list").stdout)["versions"]}
     assert listed == {1: "production", 2: "archived"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_retrain_registers_once_for_the_same_data_and_promotes_through_the_gate(trained_export):
+    """The retraining job from the graph and the ETL snapshot, run twice as cron would: the second run
+    finds the version trained on the same data, labels and settings and trains nothing."""
+    tmp_path, config, _ = trained_export
+    cutoff = json.loads((tmp_path / "world" / "manifest.json").read_text())["cutoff"]
+    # the job's mechanics, not the model's quality: a short training
+    env = {"FRAUDGRAPH_REGISTRY__DIR": str(tmp_path / "registry-retrain"), "FRAUDGRAPH_TRAINING__DEPLOYED_REFITS": "1",
+           "FRAUDGRAPH_TRAINING__MIN_EPOCHS": "2", "FRAUDGRAPH_TRAINING__MAX_EPOCHS": "2",
+           "FRAUDGRAPH_TRAINING__BOOTSTRAP_ROUNDS": "0", "FRAUDGRAPH_TRAINING__GBDT__MAX_ITER": "20"}
+    args = ["retrain", "--graph", f"sqlite:///{tmp_path / 'graph.db'}", "--snapshot", str(tmp_path / "snap"),
+            "--as-of", cutoff, "--out", str(tmp_path / "retrain"), "--promote", "--config", config, "--json"]
+    first = fraudgraph(*args, env=env)
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)
+    assert summary["trained"] and summary["version"] == 1
+    assert summary["promotion"]["promoted"] and summary["promotion"]["reason"] == "first model in production"
+    assert (Path(summary["model_dir"]) / "run.json").exists()
+    again = fraudgraph(*args, env=env)
+    assert again.returncode == 0, again.stderr
+    repeat = json.loads(again.stdout)
+    assert not repeat["trained"] and repeat["version"] == 1 and repeat["retrain_key"] == summary["retrain_key"]
+    assert repeat["promotion"]["reason"] == "already in production"
+    listed = fraudgraph("models", "list", "--config", config, "--json", env=env)
+    assert [v["stage"] for v in json.loads(listed.stdout)["versions"]] == ["production"]

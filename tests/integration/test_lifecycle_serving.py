@@ -290,9 +290,9 @@ def test_the_consumer_measures_drift_per_day_and_the_report_flags_what_moved(sma
 
 def test_the_link_event_log_holds_the_live_link_events_as_the_consumer_applied_them(small_world, small_world_graph,
                                                                                     settings, tmp_path):
+    from fraudgraph.graph.event_log import LinkEventLog, read_link_event_log
     from fraudgraph.graph.history import LINK_EVENT_COLUMNS
     from serving.bulk_replay import plan_stream
-    from serving.consumer.event_log import LinkEventLog, read_link_event_log
     from serving.consumer.sources import FileSource
     from serving.consumer.steps import graph_signups
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fraudgraph.graph.history import LINK_EVENT_COLUMNS
+from .history import LINK_EVENT_COLUMNS
 
 
 class LinkEventLog:
