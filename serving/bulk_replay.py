@@ -1,9 +1,8 @@
 """The live stream decided in bulk, exactly as the consumer decides it.
 
-The consumer (:class:`serving.consumer.LiveConsumer`) writes, reads and scores once per step of at
-most ``consumer.max_batch_span_s`` of event time. In a replay of a sparse stream nearly every event
-is its own step, so a replay costs one graph write and one scoring read per event. This module makes
-the same decisions without a graph round trip per step:
+The consumer (:class:`serving.consumer.LiveConsumer`) writes, reads and scores once per step of at most
+``consumer.max_batch_span_s`` of event time: in a sparse stream, once per event. This module makes the
+same decisions without a graph round trip per step:
 
 1. :func:`plan_stream` reads the stream as the consumer polls it (``consumer.max_batch`` messages at
    a time), parses each message with the consumer's parse, drops duplicates, cuts each poll into the
@@ -19,8 +18,7 @@ The premise: the graph after step ``k`` holds exactly the events up to the step'
 holds for a stream in time order (the consumer cuts each poll in time order; a stream whose polls
 overlap in time breaks it). :func:`plan_stream` counts the scoring steps where it fails
 (``StreamPlan.unordered_steps``); such a stream is replayed through the consumer instead.
-``tests/integration/test_bulk_replay.py`` replays one stream both ways and compares every decision.
-"""
+``tests/integration/test_bulk_replay.py`` replays one stream both ways and compares every decision."""
 
 from __future__ import annotations
 
@@ -41,7 +39,7 @@ from fraudgraph.logs import progress
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.ml.baselines import BaselineModels
 from fraudgraph.ml.features import build_graph_tensors
-from fraudgraph.schema import EVENT_TAGS, LABEL_EVENT_TYPES, block_stands, numeric_property
+from fraudgraph.schema import CUSTOMER, EVENT_TAGS, LABEL_EVENT_TYPES, block_stands, numeric_property
 from fraudgraph.scoring.day_one import DayOneRules
 from fraudgraph.scoring.evidence import decision_evidence
 from fraudgraph.scoring.rules import CustomerEvidence, DecisionRules
@@ -254,6 +252,7 @@ class BulkDecider:
         baselines: other models to score every decision with, on the same tensors
             (:class:`fraudgraph.ml.baselines.BaselineModels`; the day-one rules are added): their
             scores collect in :attr:`model_scores`, never in a decision.
+        keep_features: keep each scored decision's raw customer features in :attr:`features`.
     """
 
     def __init__(
@@ -263,6 +262,7 @@ class BulkDecider:
         *,
         chunk_points: int = 2000,
         baselines: BaselineModels | None = None,
+        keep_features: bool = False,
     ):
         self.artifact = artifact
         self.cap = artifact.fanout_cap or settings.graph.neighbourhood_fanout_cap
@@ -271,6 +271,7 @@ class BulkDecider:
         self.baselines = baselines
         self.day_one = DayOneRules(settings.rules.day_one)
         self.model_scores: list[pd.DataFrame] = []  # per chunk: event_id, customer_id, one column per model
+        self.features: dict[str, np.ndarray] | None = {} if keep_features else None
 
     def decide(
         self, plan: StreamPlan, history_link_events: pd.DataFrame, customers: pd.DataFrame, *, progress_bar: bool = True
@@ -324,14 +325,15 @@ class BulkDecider:
         standing = block_stands(mine["blocked_at"], mine["unblocked_at"], chunk["as_of"].to_numpy(np.int64)[present])
         out = []
         rows = chunk.loc[present]
+        own = tensors.node_features[CUSTOMER][tensors.index_of(found)] if len(found) else None
         if self.baselines is not None and len(found):
             others = self.baselines.score(tensors, self.artifact.scaler, tensors.index_of(found))
             others["rules"] = self.day_one.score(inputs)[present]
             ids = {"event_id": rows["event_id"].to_numpy(), "customer_id": rows["customer_id"].to_numpy()}
             frame = pd.DataFrame({**ids, "deployed": scores, **others})
             self.model_scores.append(frame.loc[~standing])  # a standing block is not scored by any model
-        for (_, row), node, score, value, stands in zip(
-            rows.iterrows(), found, scores, mine["lifetime_value"], standing
+        for i, ((_, row), node, score, value, stands) in enumerate(
+            zip(rows.iterrows(), found, scores, mine["lifetime_value"], standing)
         ):
             if stands:  # as the consumer's scorer: a standing block is not scored
                 d = self.rules.blocked()
@@ -339,6 +341,8 @@ class BulkDecider:
                 d = self.rules.decide(float(score), numeric_property(value), evidence.get(int(node)))
             moment = (row["event_id"], row["customer_id"], row["event_type"], row["ts"], row["as_of"])
             record = decision_record(*moment, None if stands else float(score), d, self.artifact.version)
+            if self.features is not None and own is not None and not stands:  # by decision id: drift's input
+                self.features[record["decision_id"]] = own[i]
             out.append({**record, "position": int(row["position"])})
         return out
 

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from fraudgraph.config import Settings
@@ -36,6 +37,7 @@ from fraudgraph.scoring.rules import decision_properties
 
 from .bulk_replay import BulkDecider, StreamPlan, plan_stream
 from .consumer import build_consumer, open_consumer_source, open_ledger
+from .consumer.drift import DriftMonitor
 from .consumer.ledger import Ledger
 from .consumer.sources import FileSource, JsonlSink, Message
 from .consumer.steps import graph_signups
@@ -60,42 +62,47 @@ def replay_stream(
     *,
     progress_bar: bool = True,
     baselines: BaselineModels | None = None,
+    ledger_path: Path | None = None,
 ) -> dict[str, Any]:
     """Replay ``events_path`` into ``store`` (see the module docstring); decisions go to
     ``live_dir/decisions.jsonl``, dead letters to ``live_dir/rejects.jsonl``, the consumer's ledger to
     ``live_dir/consumer-ledger.db``. Without ``snapshot_dir`` (the link events the graph was loaded
     from) the whole stream goes through the consumer. With ``baselines`` (and a bulk part), every decision's
     score by each baseline, the day-one rules and the deployed model goes to ``live_dir/model_scores.parquet``
-    (never into a decision). Returns the replay's figures (``parts`` says which part of the
-    stream each path decided, ``parity`` how the two agreed on the consumer's part)."""
+    (never into a decision). ``ledger_path``: a ledger kept from an earlier replay into the same graph
+    (the consumer's watermark goes on from it), instead of a fresh one in ``live_dir``. With
+    ``consumer.drift_log``, the bulk part's decisions are counted in it as the consumer counts its own.
+    Returns the replay's figures (``parts`` says which part of the stream each path decided, ``parity``
+    how the two agreed on the consumer's part)."""
     started = time.monotonic()
     customers = store.customers_frame()  # the graph's customers before the stream
-    messages, history, plan = _read_and_plan(settings, events_path, snapshot_dir, customers, artifact)
-    polls = len(plan.batch_ends)
-    exact = snapshot_dir is not None and not plan.unordered_steps
-    consumer_polls = min(polls, -(-settings.replay.consumer_events // settings.consumer.max_batch)) if exact else polls
-    stop_at = plan.batch_ends[consumer_polls - 1] if polls else 0
-    t = time.monotonic()
-    bulk = []
-    if exact:
-        bulk = _bulk_decisions(settings, customers, artifact, plan, history, live_dir, progress_bar, baselines)
-    bulk_s = time.monotonic() - t
-
+    ledger = open_ledger(store, ledger_path or live_dir / "consumer-ledger.db")
     decisions_path = live_dir / "decisions.jsonl"
-    ledger = open_ledger(store, live_dir / "consumer-ledger.db")
-    decisions, dead = JsonlSink(decisions_path), JsonlSink(live_dir / "rejects.jsonl")
+    sinks = decisions, dead = JsonlSink(decisions_path), JsonlSink(live_dir / "rejects.jsonl")
     try:
+        watermark = max(ledger.newest_applied() or 0, artifact.trained_as_of_ms)
+        messages, history, plan = _read_and_plan(settings, events_path, snapshot_dir, customers, watermark)
+        polls = len(plan.batch_ends)
+        exact = snapshot_dir is not None and not plan.unordered_steps
+        per_poll = settings.consumer.max_batch
+        consumer_polls = min(polls, -(-settings.replay.consumer_events // per_poll)) if exact else polls
+        stop_at = plan.batch_ends[consumer_polls - 1] if polls else 0
         t = time.monotonic()
-        part = FileSource(events_path, stop_at=stop_at)
-        consumer = build_consumer(store, settings, ledger, model=artifact, decisions=decisions, dead_letter=dead)
-        on_part = sum(1 for m in messages if m.position <= stop_at)
-        bar = Progress(on_part, "replay: the consumer's part, step by step", "event", enabled=progress_bar)
-        stats = consumer.run(part, install_signals=False, progress=bar)
-        part.close()
+        bulk: list[dict[str, Any]] = []
+        features: dict[str, Any] = {}
+        if exact:
+            bulk, features = _bulk_decisions(
+                settings, customers, artifact, plan, history, live_dir, progress_bar, baselines
+            )
+        bulk_s = time.monotonic() - t
+
+        t = time.monotonic()
+        stats = _consumer_part(settings, store, ledger, artifact, events_path, messages, stop_at, sinks, progress_bar)
         consumer_s = time.monotonic() - t
-        decisions.flush()
         t = time.monotonic()
         rest_stats = _write_rest(settings, store, ledger, events_path, stop_at, bulk, decisions, dead)
+        if settings.consumer.drift_log:
+            _count_drift(settings, artifact, [d for d in bulk if d["position"] > stop_at], features)
         timings = {"consumer_s": consumer_s, "bulk_s": bulk_s, "write_s": time.monotonic() - t}
     finally:
         decisions.close()
@@ -127,6 +134,30 @@ def replay_stream(
     }
 
 
+def _consumer_part(
+    settings: Settings,
+    store: IdentityGraph,
+    ledger: Ledger,
+    artifact: ModelArtifact,
+    events_path: Path,
+    messages: list[Message],
+    stop_at: int,
+    sinks: tuple[JsonlSink, JsonlSink],
+    progress_bar: bool,
+) -> dict[str, Any]:
+    """The stream up to line ``stop_at`` through the real consumer, step by step, scoring online, into
+    ``sinks`` (decisions, dead letters); returns the consumer's figures."""
+    decisions, dead = sinks
+    part = FileSource(events_path, stop_at=stop_at)
+    consumer = build_consumer(store, settings, ledger, model=artifact, decisions=decisions, dead_letter=dead)
+    events = sum(1 for m in messages if m.position <= stop_at)
+    bar = Progress(events, "replay: the consumer's part, step by step", "event", enabled=progress_bar)
+    stats = consumer.run(part, install_signals=False, progress=bar)
+    part.close()
+    decisions.flush()
+    return stats
+
+
 def _bulk_decisions(
     settings: Settings,
     customers: pd.DataFrame,
@@ -136,15 +167,48 @@ def _bulk_decisions(
     live_dir: Path,
     progress_bar: bool,
     baselines: BaselineModels | None,
-) -> list[dict[str, Any]]:
-    """Every decision of the planned stream made in bulk (:class:`serving.bulk_replay.BulkDecider`); with
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every decision of the planned stream made in bulk (:class:`serving.bulk_replay.BulkDecider`), and
+    with ``consumer.drift_log`` each scored decision's customer features by decision id; with
     ``baselines``, every model's score of each decision goes to ``live_dir/model_scores.parquet``."""
     log.info("bulk replay: %d events in %d steps, %d scoring moments", plan.applied, plan.steps, len(plan.scores))
-    decider = BulkDecider(artifact, settings, chunk_points=settings.replay.chunk_points, baselines=baselines)
+    decider = BulkDecider(
+        artifact,
+        settings,
+        chunk_points=settings.replay.chunk_points,
+        baselines=baselines,
+        keep_features=bool(settings.consumer.drift_log),
+    )
     bulk = decider.decide(plan, history, customers, progress_bar=progress_bar)
     if decider.model_scores:
         pd.concat(decider.model_scores, ignore_index=True).to_parquet(live_dir / "model_scores.parquet", index=False)
-    return bulk
+    return bulk, decider.features or {}
+
+
+def _count_drift(
+    settings: Settings, artifact: ModelArtifact, decided: list[dict[str, Any]], features: dict[str, Any]
+) -> None:
+    """The bulk part's decisions counted in the drift log (``consumer.drift_log``) per scoring step, as the
+    consumer's :class:`serving.consumer.drift.DriftMonitor` counts its own."""
+    from prometheus_client import CollectorRegistry
+
+    from fraudgraph.ml.features import CUSTOMER_FEATURES
+
+    monitor = DriftMonitor(CollectorRegistry(), settings.consumer.drift_log, settings.registry.drift_alert_psi)
+    steps: dict[int, list[dict[str, Any]]] = {}
+    for d in decided:
+        steps.setdefault(int(d["scored_as_of"]), []).append(d)
+    for as_of, step in sorted(steps.items()):
+        scored = [d for d in step if d["score"] is not None and d["decision_id"] in features]
+        rows = np.asarray([features[d["decision_id"]] for d in scored], dtype=float)
+        monitor.add(
+            artifact,
+            as_of,
+            rows.reshape(-1, len(CUSTOMER_FEATURES)),
+            [float(d["score"]) for d in scored],
+            [d["decision"] for d in step],
+        )
+    monitor.close()
 
 
 def _parts(
@@ -182,10 +246,11 @@ def _parts(
 
 
 def _read_and_plan(
-    settings: Settings, events_path: Path, snapshot_dir: Path | None, customers: pd.DataFrame, artifact: ModelArtifact
+    settings: Settings, events_path: Path, snapshot_dir: Path | None, customers: pd.DataFrame, watermark_ms: int
 ) -> tuple[list[Message], pd.DataFrame, StreamPlan]:
     """The stream's messages, the snapshot's link events (none without a snapshot) and the stream's plan;
-    ``customers``: the graph's customers before the stream; ``artifact``: the model deciding it."""
+    ``customers``: the graph's customers before the stream; ``watermark_ms``: the consumer's watermark
+    before it (the deciding model's training as-of, or a kept ledger's newest applied event)."""
     source = FileSource(events_path)
     messages = source.poll(2**62, 0)
     source.close()
@@ -196,7 +261,7 @@ def _read_and_plan(
     )
     history_keys = set(zip(history["customer_id"], history["kind"], history["value_hash"]))
     hasher = IdentifierHasher.from_settings(settings.privacy)
-    plan = plan_stream(messages, settings, hasher, history_keys, graph_signups(customers), artifact.trained_as_of_ms)
+    plan = plan_stream(messages, settings, hasher, history_keys, graph_signups(customers), watermark_ms)
     if plan.unordered_steps:
         log.warning(
             "%d scoring steps of the stream are out of time order: the whole stream goes through the consumer",

@@ -19,8 +19,7 @@ import pandas as pd
 
 from fraudgraph.config import Settings
 from fraudgraph.graph import open_graph
-from fraudgraph.graph.event_log import read_link_event_log
-from fraudgraph.graph.history import LINK_EVENT_COLUMNS
+from fraudgraph.graph.event_log import link_events_until
 from fraudgraph.graph.snapshot import write_snapshot
 from fraudgraph.labels.stage import run_labels
 from fraudgraph.lifecycle import ModelRegistry, RunTracker
@@ -44,14 +43,17 @@ def retrain(
     promote_if_passed: bool = False,
 ) -> dict[str, Any]:
     """Retrain on the graph as of ``as_of_ms`` into ``out_dir/as-of-<ms>/`` (labels, snapshot, model),
-    register the model as a candidate and, with ``promote_if_passed``, promote it through the gate. Returns
-    ``{version, trained, retrain_key, promotion}``."""
+        register the model as a candidate and, with ``promote_if_passed``, promote it through the gate. The
+    baselines are fitted only with ``retrain.baselines``. Returns
+        ``{version, trained, retrain_key, promotion}``."""
     out = Path(out_dir) / f"as-of-{as_of_ms}"
+    training = settings.training.model_copy(update={"baselines": settings.retrain.baselines})
+    settings = settings.model_copy(update={"training": training})
     with open_graph(graph_uri, settings, create=False) as store:
         log.info("retrain: labels as of %s", pd.Timestamp(as_of_ms, unit="ms", tz="UTC").isoformat())
         run_labels(store, as_of_ms, out / "labels", settings)
         customers, links = store.customers_frame(), store.links_frame()
-    events = _link_events(Path(etl_snapshot), event_log, as_of_ms)
+    events = link_events_until(etl_snapshot, event_log, as_of_ms)
     write_snapshot(customers, links, out / "snapshot", link_events=events)
     key = _retrain_key(settings, out, as_of_ms)
     registry = ModelRegistry(settings.registry)
@@ -67,16 +69,6 @@ def retrain(
     promotion = promote(settings, registry, version).record() if promote_if_passed else None
     return {"version": version, "trained": trained, "retrain_key": key, "model_dir": str(out / "model"),
             "promotion": promotion}  # fmt: skip
-
-
-def _link_events(etl_snapshot: Path, event_log: str | Path | None, as_of_ms: int) -> pd.DataFrame:
-    """The ETL snapshot's link events and the consumer's logged ones up to ``as_of_ms``, once each."""
-    frames = [pd.read_parquet(etl_snapshot / "link_events.parquet", columns=LINK_EVENT_COLUMNS)]
-    if event_log is not None and Path(event_log).is_dir():
-        frames.append(read_link_event_log(event_log, until_ms=as_of_ms))
-    events = pd.concat(frames, ignore_index=True)
-    events = events.loc[events["ts"] <= as_of_ms].drop_duplicates(["event_id", "kind", "value_hash"])
-    return events.sort_values(["ts", "event_id", "kind", "value_hash"], kind="stable").reset_index(drop=True)
 
 
 def _retrain_key(settings: Settings, out: Path, as_of_ms: int) -> str:

@@ -63,6 +63,7 @@ from training.report import plot_pr_curves, render_summary
 
 log = logging.getLogger("fraudgraph.training")
 MODELS = ("rgcn_edge", "rgcn", "gbdt", "gbdt_own", "guilt_by_association", "rules")
+FITTED_BASELINES = ("rgcn", "gbdt", "gbdt_own")  # left out without training.baselines
 
 
 class TrainingRefused(ValueError):
@@ -109,8 +110,9 @@ def run_training(
     log.info("scoring guilt_by_association and the day-one rules")
     scores["guilt_by_association"] = guilt_by_association(tensors, target)
     scores["rules"] = DayOneRules(settings.rules.day_one).score(inputs)[has]
+    scores = {m: scores[m] for m in MODELS if m in scores}  # the report's order
 
-    val_units = {m: customer_units(frame.loc[masks["val"]], scores[m][masks["val"]], y[masks["val"]]) for m in MODELS}
+    val_units = {m: customer_units(frame.loc[masks["val"]], scores[m][masks["val"]], y[masks["val"]]) for m in scores}
     threshold, estimates = choose_threshold(val_units["rgcn_edge"], cfg)
     metrics: dict[str, Any] = {
         "models": {},
@@ -221,13 +223,17 @@ def decision_time_graph(
     return frame, inputs, has, tensors, target, build_s
 
 
-def _baselines(models: dict[str, Any], frame: pd.DataFrame, table: np.ndarray, cfg: TrainingSettings) -> BaselineModels:
-    """The models judged beside the deployed one live: the validated ``rgcn_edge``, ``rgcn`` and the GBDTs,
-    and with ``training.refit_on_all_labels`` a GBDT refit on the labels the deployed model was refit on."""
-    baselines = BaselineModels(
-        gnns={"rgcn_edge_validated": models["rgcn_edge"], "rgcn": models["rgcn"]},
-        gbdts={"gbdt": models["gbdt"], "gbdt_own": models["gbdt_own"]},
-    )
+def _baselines(
+    models: dict[str, Any], frame: pd.DataFrame, table: np.ndarray | None, cfg: TrainingSettings
+) -> BaselineModels:
+    """The models judged beside the deployed one live: the validated ``rgcn_edge`` (what the promotion gate
+    judges) and, with ``training.baselines``, ``rgcn`` and the GBDTs, and with
+    ``training.refit_on_all_labels`` a GBDT refit on the labels the deployed model was refit on."""
+    baselines = BaselineModels(gnns={"rgcn_edge_validated": models["rgcn_edge"]})
+    if table is None:
+        return baselines
+    baselines.gnns["rgcn"] = models["rgcn"]
+    baselines.gbdts.update(gbdt=models["gbdt"], gbdt_own=models["gbdt_own"])
     if cfg.refit_on_all_labels:
         log.info("refitting gbdt on the deployment labels (judged beside the deployed model live)")
         deploy = frame["y_deploy"].to_numpy() >= 0
@@ -247,17 +253,22 @@ def fit_models(
     train: np.ndarray,
     train_weight: pd.Series,
     cfg: TrainingSettings,
-) -> tuple[dict[str, Any], dict[str, dict], dict[str, np.ndarray], np.ndarray]:
-    """Fit ``rgcn_edge``, ``rgcn`` and ``gbdt`` on the training examples (``train``, a mask over the
-    examples; ``target`` their customer nodes, ``y`` their labels); return the models, their fit records,
-    every example's score by each and the GBDT's feature table of every example."""
+) -> tuple[dict[str, Any], dict[str, dict], dict[str, np.ndarray], np.ndarray | None]:
+    """Fit ``rgcn_edge`` and, with ``training.baselines``, ``rgcn`` and the GBDTs on the training examples
+    (``train``, a mask over the examples; ``target`` their customer nodes, ``y`` their labels); return the
+    models, their fit records, every example's score by each and the GBDT's feature table of every example
+    (None without the baselines)."""
     scores: dict[str, np.ndarray] = {}
     fits: dict[str, dict] = {}
     models: dict[str, Any] = {}
-    for name, use_edges in (("rgcn_edge", True), ("rgcn", False)):
+    gnns = (("rgcn_edge", True), ("rgcn", False)) if cfg.baselines else (("rgcn_edge", True),)
+    for name, use_edges in gnns:
         log.info("training %s", name)
         models[name], fits[name] = fit_gnn(tensors, scaler, y_nodes, split, cfg, use_edges, desc=f"training {name}")
         scores[name] = gnn_scores(models[name], tensors, scaler, target, cfg)
+    if not cfg.baselines:
+        log.info("baselines left out (training.baselines: false)")
+        return models, fits, scores, None
     log.info("training gbdt: one- and two-hop features of %d examples", len(target))
     t = time.perf_counter()
     tab, _ = tabular_features(tensors, target)
@@ -288,7 +299,7 @@ def judge_on_test(
     type; the main model also at its validation threshold. Returns (metrics per model, PR-curve units)."""
     out: dict[str, Any] = {}
     curves: dict[str, dict] = {}
-    for name in MODELS:
+    for name in scores:
         log.info("judging %s on the test split%s", name, " (with bootstrap intervals)" if with_truth else "")
         th = threshold if name == "rgcn_edge" else None
         lab_units = customer_units(test, scores[name][in_test], y[in_test])

@@ -17,6 +17,7 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,53 +30,16 @@ from fraudgraph.evaluation.live import decision_outcomes, live_outcomes, models_
 log = logging.getLogger(__name__)
 
 
-# Over 60 lines for a reason: it is the main job: six stages in order (then the registry), each a call with
-# its log line and its part of the report.
 def run_demo(settings: Settings, out_dir: Path) -> dict[str, Any]:
     from fraudgraph.graph import open_graph
-    from fraudgraph.labels.stage import run_labels
     from fraudgraph.ml.artifact import ModelArtifact
     from fraudgraph.scoring.batch import score_graph
-    from fraudgraph.synthetic.stats import describe_world
-    from fraudgraph.synthetic.world import WorldGenerator
-    from fraudgraph.timeutil import to_epoch_ms
-    from training.train import run_training
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     report: dict[str, Any] = {"generated_at": dt.datetime.now(dt.UTC).isoformat(), "stages": {}}
-
-    world_dir = out_dir / "world"
-    shutil.rmtree(world_dir, ignore_errors=True)
-    clock = _StageClock()
-    log.info("stage 1/6: generating a synthetic world of %d customers", settings.world.customers)
-    t = time.monotonic()
-    world = WorldGenerator(settings.world).generate(world_dir)
-    rates = describe_world(world_dir)
-    report["stages"]["generate"] = {**world, "rates": rates, "wall_s": round(time.monotonic() - t, 2)}
-    clock.done("generate")
-
-    uri, report["stages"]["etl"] = _load_graph(settings, world_dir, out_dir)
-    clock.done("etl")
-
-    log.info("stage 3/6: labels as of the cut-off %s", world["cutoff"])
-    with open_graph(uri, settings) as store:
-        labels = run_labels(
-            store,
-            to_epoch_ms(world["cutoff"]),
-            out_dir / "labels",
-            settings,
-            world_dir / "truth" / "ground_truth.parquet",
-        )
-    report["stages"]["labels"] = labels
-    clock.done("labels")
-
-    log.info("stage 4/6: training rgcn_edge, rgcn and gbdt")
-    model_dir = out_dir / "model"
-    truth_path = world_dir / "truth" / "ground_truth.parquet"
-    metrics = run_training(settings, out_dir / "snapshot", out_dir / "labels", model_dir, truth_path)
-    report["stages"]["train"] = {"model_dir": str(model_dir), "metrics": metrics}
-    clock.done("train")
+    clock = StageClock()
+    prepared = prepare_world_and_model(settings, out_dir, report, clock)
+    uri, model_dir, truth_path, world_dir = prepared.uri, prepared.model_dir, prepared.truth_path, prepared.world_dir
 
     log.info("stage 5/6: batch scoring and decisions")
     with open_graph(uri, settings) as store:
@@ -97,8 +61,7 @@ def run_demo(settings: Settings, out_dir: Path) -> dict[str, Any]:
         truth_path,
     )
     clock.done("live")
-    run_id = metrics["tracking"]["run_id"]
-    report["stages"]["registry"] = register_and_promote(settings, run_id, report["stages"]["live"])
+    report["stages"]["registry"] = register_and_promote(settings, prepared.run_id, report["stages"]["live"])
     clock.done("registry")
     report["graph"] = uri
     report["figures"] = _figures(settings, uri, out_dir, world_dir, model_dir)
@@ -113,7 +76,59 @@ def run_demo(settings: Settings, out_dir: Path) -> dict[str, Any]:
     return report
 
 
-class _StageClock:
+@dataclass(frozen=True)
+class Prepared:
+    """What the main job's first four stages leave: the world's folder, the graph's URI (the history
+    loaded, no live event yet), ground truth, the trained model's folder and its tracked run."""
+
+    world_dir: Path
+    uri: str
+    truth_path: Path
+    model_dir: Path
+    run_id: str
+    cutoff: str
+
+
+def prepare_world_and_model(settings: Settings, out_dir: Path, report: dict[str, Any], clock: StageClock) -> Prepared:
+    """The main job's stages 1-4 into ``out_dir``: generate a world, load its history with the Spark ETL,
+    clean the labels as of the cut-off and train (the simulated month starts from the same four). Each
+    stage's figures go to ``report["stages"]`` and its time to ``clock``."""
+    from fraudgraph.graph import open_graph
+    from fraudgraph.labels.stage import run_labels
+    from fraudgraph.synthetic.stats import describe_world
+    from fraudgraph.synthetic.world import WorldGenerator
+    from fraudgraph.timeutil import to_epoch_ms
+    from training.train import run_training
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    world_dir = out_dir / "world"
+    shutil.rmtree(world_dir, ignore_errors=True)
+    log.info("stage 1/6: generating a synthetic world of %d customers", settings.world.customers)
+    t = time.monotonic()
+    world = WorldGenerator(settings.world).generate(world_dir)
+    rates = describe_world(world_dir)
+    report["stages"]["generate"] = {**world, "rates": rates, "wall_s": round(time.monotonic() - t, 2)}
+    clock.done("generate")
+
+    uri, report["stages"]["etl"] = _load_graph(settings, world_dir, out_dir)
+    clock.done("etl")
+
+    log.info("stage 3/6: labels as of the cut-off %s", world["cutoff"])
+    truth_path = world_dir / "truth" / "ground_truth.parquet"
+    with open_graph(uri, settings) as store:
+        labels = run_labels(store, to_epoch_ms(world["cutoff"]), out_dir / "labels", settings, truth_path)
+    report["stages"]["labels"] = labels
+    clock.done("labels")
+
+    log.info("stage 4/6: training rgcn_edge, rgcn and gbdt")
+    model_dir = out_dir / "model"
+    metrics = run_training(settings, out_dir / "snapshot", out_dir / "labels", model_dir, truth_path)
+    report["stages"]["train"] = {"model_dir": str(model_dir), "metrics": metrics}
+    clock.done("train")
+    return Prepared(world_dir, uri, truth_path, model_dir, metrics["tracking"]["run_id"], world["cutoff"])
+
+
+class StageClock:
     """Each stage's wall time (s), from the end of the one before."""
 
     def __init__(self) -> None:

@@ -282,19 +282,25 @@ def demo(app: AppContext, out_dir: str, seeds: str | None) -> None:
     app.emit(report, lambda r: Path(r["report_md"]).read_text())
 
 
-def _run_main_job(app: AppContext, out_dir: str, seeds: str | None) -> dict:
-    from fraudgraph.cli.demo import run_demo, run_demo_seeds
+def _allow_demo_key(app: AppContext, job: str) -> None:
+    """A job on synthetic worlds runs with the public demo PII key when no key is set, and says so."""
     from fraudgraph.identity import resolve_pii_key
 
     if resolve_pii_key(app.settings.privacy.pii_key, app.settings.privacy.pii_key_file)[1]:
         log.warning(
-            "the main job runs on synthetic worlds with the public demo PII key "
-            "(privacy.allow_demo_key: true); never use it for real data"
+            "%s runs on synthetic worlds with the public demo PII key "
+            "(privacy.allow_demo_key: true); never use it for real data",
+            job,
         )
         app._settings = app.settings.model_copy(
             update={"privacy": app.settings.privacy.model_copy(update={"allow_demo_key": True})}
         )
 
+
+def _run_main_job(app: AppContext, out_dir: str, seeds: str | None) -> dict:
+    from fraudgraph.cli.demo import run_demo, run_demo_seeds
+
+    _allow_demo_key(app, "the main job")
     if seeds:
         try:
             seed_list = [int(s) for s in seeds.split(",") if s.strip()]
@@ -302,3 +308,22 @@ def _run_main_job(app: AppContext, out_dir: str, seeds: str | None) -> dict:
             fail(f"--seeds: {seeds!r} is not a comma-separated list of integers")
         return run_demo_seeds(app.settings, Path(out_dir), seed_list)
     return run_demo(app.settings, Path(out_dir))
+
+
+# ---------------------------------------------------------------------- simulate-month
+@cli.command("simulate-month")
+@click.option("--out", "out_dir", default="month-out", type=click.Path(file_okay=False), help="Report folder.")
+@common_options
+@pass_app
+def simulate_month(app: AppContext, out_dir: str) -> None:
+    """A month of operation on a synthetic world: the consumer decides each period of the live stream, the
+    retraining job runs every retrain.every_days days on the graph it wrote, and the gate decides."""
+    from fraudgraph.cli.month import run_month
+    from training.train import TrainingRefused
+
+    _allow_demo_key(app, "the simulated month")
+    try:
+        report = run_month(app.settings, Path(out_dir))
+    except TrainingRefused as exc:
+        fail(str(exc))
+    app.emit(report, lambda r: (Path(out_dir) / "report.md").read_text())

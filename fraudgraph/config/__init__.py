@@ -50,7 +50,7 @@ from fraudgraph.config.infrastructure import (
     SqliteSettings,
     SqsServerSettings,
 )
-from fraudgraph.config.lifecycle import GateTolerance, RegistrySettings
+from fraudgraph.config.lifecycle import GateTolerance, RegistrySettings, RetrainSettings
 from fraudgraph.config.serving import ApiSettings, ConsumerSettings, OnlineSettings, ReplaySettings, Scope, TokenSpec
 from fraudgraph.config.world import BlockingSettings, FraudWorldSettings, LegitWorldSettings, WorldSettings
 
@@ -79,6 +79,7 @@ class Settings(Section):
     consumer: ConsumerSettings
     replay: ReplaySettings
     registry: RegistrySettings
+    retrain: RetrainSettings
     api: ApiSettings
     kafka_server: KafkaServerSettings
     sqs_server: SqsServerSettings
@@ -172,6 +173,7 @@ def load_settings(
 __all__ = [
     "GateTolerance",
     "RegistrySettings",
+    "RetrainSettings",
     "ApiSettings",
     "BlockingSettings",
     "BurstRule",

@@ -123,6 +123,7 @@ class TrainingSettings(Section):
     refit_on_all_labels: bool
     deployed_refits: int = Field(ge=1)
     deployed_refit_budget: int = Field(ge=1)
+    baselines: bool
 
 
 class DayOneRuleSettings(Section):

@@ -23,3 +23,11 @@ class RegistrySettings(Section):
     tolerance: GateTolerance
     poll_s: float = Field(gt=0)
     drift_alert_psi: float = Field(gt=0)
+
+
+class RetrainSettings(Section):
+    """The retraining job and the simulated month (``fraudgraph retrain``, ``fraudgraph month``)."""
+
+    baselines: bool
+    every_days: int = Field(ge=1)
+    consumer_events: int = Field(ge=1)

@@ -53,3 +53,14 @@ def read_link_event_log(folder: str | Path, until_ms: int | None = None) -> pd.D
         frame = frame.loc[frame["ts"] <= until_ms]
     frame = frame.drop_duplicates(["event_id", "kind", "value_hash"], keep="first")
     return frame.sort_values(["ts", "event_id", "kind", "value_hash"], kind="stable").reset_index(drop=True)
+
+
+def link_events_until(etl_snapshot: str | Path, event_log: str | Path | None, until_ms: int) -> pd.DataFrame:
+    """The ETL snapshot's link events and the consumer's logged ones (``event_log``, when it exists) up to
+    ``until_ms`` (epoch ms, inclusive), once each, sorted by time: the graph's link history as of then."""
+    frames = [pd.read_parquet(Path(etl_snapshot) / "link_events.parquet", columns=LINK_EVENT_COLUMNS)]
+    if event_log is not None and Path(event_log).is_dir():
+        frames.append(read_link_event_log(event_log, until_ms=until_ms))
+    events = pd.concat(frames, ignore_index=True)
+    events = events.loc[events["ts"] <= until_ms].drop_duplicates(["event_id", "kind", "value_hash"])
+    return events.sort_values(["ts", "event_id", "kind", "value_hash"], kind="stable").reset_index(drop=True)

@@ -45,19 +45,29 @@ class DriftMonitor:
 
     def observe(self, artifact: ModelArtifact, results: dict[str, OnlineResult]) -> None:
         """One scoring step's results (all of one as-of) by ``artifact``."""
-        reference = self._reference(artifact)
-        if reference is None or not results:
+        if not results:
             return
         first = next(iter(results.values()))
-        day = dt.datetime.fromtimestamp(first.as_of_ms / 1000, dt.UTC).date().isoformat()
-        key = (day, artifact.version)
-        if self._open is not None and self._open != key:
-            self._write(*self._open)
-        self._open = key
         scored = [r for r in results.values() if r.features is not None and r.score is not None]
         features = np.asarray([r.features for r in scored], dtype=float).reshape(-1, len(CUSTOMER_FEATURES))
         scores = [float(r.score) for r in scored if r.score is not None]
         decisions = [r.decision.decision for r in results.values()]
+        self.add(artifact, first.as_of_ms, features, scores, decisions)
+
+    def add(
+        self, artifact: ModelArtifact, as_of_ms: int, features: np.ndarray, scores: list[float], decisions: list[str]
+    ) -> None:
+        """Decisions made by ``artifact`` as of ``as_of_ms`` (epoch ms): the scored customers' raw
+        ``features`` (rows, ``CUSTOMER_FEATURES`` columns) and scores, and every decision (blocked ones
+        included). Decisions of a later day or another model close the day being counted."""
+        reference = self._reference(artifact)
+        if reference is None:
+            return
+        day = dt.datetime.fromtimestamp(as_of_ms / 1000, dt.UTC).date().isoformat()
+        key = (day, artifact.version)
+        if self._open is not None and self._open != key:
+            self._write(*self._open)
+        self._open = key
         self.daily.add(f"{day}|{artifact.version}", reference, CUSTOMER_FEATURES, features, scores, decisions)
         summary = self.daily.summary(f"{day}|{artifact.version}", reference)
         values = {"score": summary["score_psi"], **summary["feature_psi"]}

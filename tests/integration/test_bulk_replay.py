@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -15,7 +16,9 @@ from fraudgraph.graph import open_graph
 from fraudgraph.graph.history import LINK_EVENT_COLUMNS
 from fraudgraph.graph.snapshot import normalise_links
 from fraudgraph.identity import IdentifierHasher
+from fraudgraph.lifecycle.drift import REFERENCE_FILE, DriftReference
 from fraudgraph.ml.artifact import ModelArtifact
+from fraudgraph.ml.features import CUSTOMER_FEATURES
 from fraudgraph.scoring.online import OnlineScorer
 from serving.bulk_replay import BulkDecider, plan_stream
 from serving.consumer import LiveConsumer
@@ -72,7 +75,29 @@ def model(small_world, labelled_graph, settings, tmp_path_factory):
     manifest = json.loads((model_dir / "manifest.json").read_text())
     manifest["threshold"] = float(scores.quantile(0.9))
     (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    # a drift reference to count the stream's decisions against (what the consumer's drift log bins on)
+    features = np.random.default_rng(5).lognormal(size=(500, len(CUSTOMER_FEATURES)))
+    DriftReference.fit(CUSTOMER_FEATURES, features, scores.to_numpy()).save(model_dir / REFERENCE_FILE)
     return model_dir
+
+
+def with_drift_log(settings, path: Path):
+    """``settings`` with the consumer's drift log at ``path``."""
+    return settings.model_copy(update={"consumer": settings.consumer.model_copy(update={"drift_log": str(path)})})
+
+
+def drift_by_day(path: Path) -> dict:
+    """The drift log's counts and decisions summed per (day, model version): what its report reads."""
+    out: dict = {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        key = (record["day"], record["model_version"])
+        counts, decisions = out.setdefault(key, ({}, {}))
+        for name, bins in record["counts"].items():
+            counts[name] = [a + b for a, b in zip(counts.get(name, [0] * len(bins)), bins)]
+        for decision, n in record["decisions"].items():
+            decisions[decision] = decisions.get(decision, 0) + n
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +134,7 @@ def consumer_alone(labelled_graph, model, stream, settings, tmp_path_factory):
     out = tmp_path_factory.mktemp("consumer-alone")
     graph = out / "graph.db"
     shutil.copy(labelled_graph, graph)
-    return graph, consumer_replay(graph, model, stream, out, settings)
+    return graph, consumer_replay(graph, model, stream, out, with_drift_log(settings, out / "drift.jsonl"))
 
 
 def test_bulk_decisions_equal_the_consumers_on_every_decided_event(
@@ -156,6 +181,7 @@ def test_the_main_jobs_replay_leaves_what_the_consumer_alone_leaves(
     graph = tmp_path / "graph.db"
     shutil.copy(labelled_graph, graph)
     part = settings.model_copy(update={"replay": settings.replay.model_copy(update={"consumer_events": 800})})
+    part = with_drift_log(part, tmp_path / "drift.jsonl")
     with open_graph(f"sqlite:///{graph}", part) as store:
         out = replay_stream(
             part, store, ModelArtifact.load(model), stream, small_world_snapshot, tmp_path / "live", progress_bar=False
@@ -185,6 +211,11 @@ def test_the_main_jobs_replay_leaves_what_the_consumer_alone_leaves(
         a = got.customers_frame().reindex(columns=keep).sort_values("customer_id").reset_index(drop=True)
         b = want.customers_frame().reindex(columns=keep).sort_values("customer_id").reset_index(drop=True)
         pd.testing.assert_frame_equal(a, b, check_dtype=False, atol=SCORE_TOLERANCE)
+
+    # the drift log counts the bulk part's decisions as the consumer counts its own: per day, the same bins
+    alone = drift_by_day(alone_graph.parent / "drift.jsonl")
+    assert len(alone) >= 2 and sum(sum(d.values()) for _, d in alone.values()) == len(by_consumer)
+    assert drift_by_day(tmp_path / "drift.jsonl") == alone
 
     # the ledger saw the whole stream: replaying it again applies nothing
     again = consumer_replay(graph, model, stream, tmp_path / "live", settings, "consumer-ledger.db")
