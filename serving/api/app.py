@@ -20,22 +20,25 @@ Errors are ``{"error": {"code": ..., "message": ...}}`` with the HTTP status.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import threading
 import time
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from fraudgraph.config import Settings
-from fraudgraph.graph import IdentityGraph
+from fraudgraph.graph import CustomerUpsert, IdentityGraph
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.lifecycle.follow import StageFollower
 from fraudgraph.ml.artifact import ModelArtifact
-from fraudgraph.scoring.online import OnlineScorer
+from fraudgraph.scoring.online import OnlineResult, OnlineScorer
+from fraudgraph.scoring.rules import decision_properties
 from serving.review_log import ReviewLog, review_log_path
 
+from .batching import ScoreBatcher
 from .dependencies import Services
 from .errors import ErrorResponse, install_error_handlers
 from .routers import customers, ops, reviews, scoring
@@ -58,7 +61,22 @@ def create_app(
     tokens = load_tokens(cfg)
     if not tokens:
         log.warning("no API tokens configured (api.tokens / api.tokens_file): every /v1 call will get 401")
+    registry = CollectorRegistry()
+    batcher = ScoreBatcher(
+        lambda: app.state.services.scorer.score_many,
+        _score_writer(store) if cfg.write_scores else None,
+        max_ids=cfg.max_score_ids,
+        workers=cfg.score_concurrency,
+        registry=registry,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        batcher.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="fraudgraph internal API",
         version="1",
         description=__doc__.split("\n\n")[0],
@@ -72,11 +90,11 @@ def create_app(
         settings,
         IdentifierHasher.from_settings(settings.privacy),
         review_log or ReviewLog(review_log_path(store, cfg.review_log)),
-        threading.BoundedSemaphore(cfg.score_concurrency),
+        batcher,
         follower,
     )
     install_error_handlers(app)
-    _install_observability(app)
+    _install_observability(app, registry)
     for router in (ops.router, customers.router, scoring.router, reviews.router):
         app.include_router(router)
     # outermost: auth and body limits before anything reads the request, security headers on every response
@@ -86,9 +104,26 @@ def create_app(
     return app
 
 
-def _install_observability(app: FastAPI) -> None:
+def _score_writer(store: IdentityGraph) -> Callable[[list[OnlineResult]], None]:
+    """Writes a scoring batch's scores and decisions to its customers' vertices, as the consumer does."""
+
+    def write(results: list[OnlineResult]) -> None:
+        store.upsert_customers(
+            CustomerUpsert.many(
+                {
+                    r.customer_id: decision_properties(
+                        r.score, r.decision.decision, list(r.decision.reason_codes), r.model_version, r.as_of_ms
+                    )
+                    for r in results
+                }
+            )
+        )
+
+    return write
+
+
+def _install_observability(app: FastAPI, registry: CollectorRegistry) -> None:
     """Request counts and latency per route template (Prometheus) and one log line per request."""
-    registry = CollectorRegistry()
     app.state.registry = registry
     requests = Counter("fraudgraph_api_requests_total", "API requests", ["route", "status"], registry=registry)
     latency = Histogram(

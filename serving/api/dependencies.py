@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,6 +16,7 @@ from fraudgraph.redaction import id_problem
 from fraudgraph.scoring.online import OnlineScorer
 from serving.review_log import ReviewLog
 
+from .batching import ScoreBatcher
 from .errors import ApiError
 from .security import Principal
 
@@ -30,7 +30,7 @@ class Services:
     settings: Settings
     hasher: IdentifierHasher
     review_log: ReviewLog
-    scoring_slots: threading.BoundedSemaphore
+    batcher: ScoreBatcher
     follower: StageFollower[ModelArtifact] | None = None
 
 

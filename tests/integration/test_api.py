@@ -225,6 +225,48 @@ def test_score_writes_the_vertex_like_the_consumer(api, settings):
         assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
 
 
+def metric(base: str, name: str) -> float:
+    """One unlabelled series of the API's /metrics."""
+    text = httpx.get(f"{base}/metrics").text
+    return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")))
+
+
+def test_concurrent_score_requests_are_scored_in_batches_each_customer_as_alone(api, flagging_model, settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fraudgraph.ml.artifact import ModelArtifact
+    from fraudgraph.scoring.online import OnlineScorer
+
+    base, store, ref, _ = api
+    ids = list(ref["customers"]["customer_id"].iloc[100:160])
+    batches, requests = metric(base, "fraudgraph_api_score_batches_total"), metric(
+        base, "fraudgraph_api_score_batched_requests_total")
+
+    def one(customer_id):
+        r = httpx.post(f"{base}/v1/score", json={"customer_ids": [customer_id]}, headers=bearer("scorer"))
+        assert r.status_code == 200, r.text
+        return r.json()["results"]
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(one, ids))
+    # every request got its own customer back, and requests queued behind a batch were scored together
+    assert [a[0]["customer_id"] for a in answers if a] == [c for c, a in zip(ids, answers) if a]
+    assert metric(base, "fraudgraph_api_score_batched_requests_total") - requests == len(ids)
+    assert metric(base, "fraudgraph_api_score_batches_total") - batches < len(ids)
+    # a customer's score does not depend on who shares its batch: one subgraph of many equals each alone
+    scorer = OnlineScorer(store, ModelArtifact.load(flagging_model[0]), settings)
+    as_of = max(a[0]["as_of"] for a in answers if a)
+    together = scorer.score_many(ids, as_of)
+    for c in ids[:20]:
+        alone = scorer.score_many([c], as_of)
+        assert alone.keys() == ({c} & together.keys())
+        if c in alone:
+            a, b = alone[c].score, together[c].score
+            assert (a is None and b is None) or abs(a - b) <= 1e-5
+            assert alone[c].decision.decision == together[c].decision.decision
+            assert alone[c].decision.reason_codes == together[c].decision.reason_codes
+
+
 def test_review_queue_outcome_and_labels(api, settings, tmp_path):
     from fraudgraph.labels.stage import run_labels
 

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from fraudgraph.graph import CustomerUpsert
-from fraudgraph.scoring.rules import decision_properties
-from fraudgraph.timeutil import now_ms
-
 from ..dependencies import Services, checked_customer_ids, require, services
 from ..errors import ERRORS, ApiError
 from ..schemas import ScoreOut, ScoreRequest, ScoreResponse
@@ -17,15 +13,14 @@ router = APIRouter(prefix="/v1", tags=["scoring"], dependencies=[require("score"
 
 @router.post("/score", response_model=ScoreResponse, responses={**ERRORS})
 def score(body: ScoreRequest, svc: Services = Depends(services)) -> ScoreResponse:
-    """Score and decide customers now, online, through the consumer's code path (one subgraph)."""
+    """Score and decide customers now, online, through the consumer's code path: with the requests that
+    arrived while the batch before was scored, in one subgraph (:mod:`serving.api.batching`)."""
     cfg = svc.settings.api
     ids = list(dict.fromkeys(body.customer_ids))
     if len(ids) > cfg.max_score_ids:
         raise ApiError(422, "invalid_request", f"customer_ids: at most {cfg.max_score_ids} per request")
     checked_customer_ids(ids, svc.settings)
-    as_of = now_ms()
-    with svc.scoring_slots:  # CPU-bound: more at once than cores only thrashes
-        results = svc.scorer.score_many(ids, as_of)
+    results = svc.batcher.score(ids)  # with the requests queued beside it; scores written with the batch
     out = [
         ScoreOut(
             customer_id=c,
@@ -38,13 +33,4 @@ def score(body: ScoreRequest, svc: Services = Depends(services)) -> ScoreRespons
         )
         for c, r in results.items()
     ]
-    if cfg.write_scores and results:
-        svc.store.upsert_customers(
-            CustomerUpsert.many(
-                {
-                    r.customer_id: decision_properties(r.score, r.decision, r.reason_codes, r.model_version, r.as_of)
-                    for r in out
-                }
-            )
-        )
     return ScoreResponse(results=out, not_found=[c for c in ids if c not in results])
