@@ -120,11 +120,26 @@ class GremlinServer(JavaServer):
 
 
 class JanusGraphServer(GremlinServer):
-    """JanusGraph Server (in-memory storage, custom string vertex ids) with traversal source ``g``: a Gremlin
-    Server with JanusGraph's jars and graph; URL, readiness and JVM options are the Gremlin Server's."""
+    """JanusGraph Server (``janusgraph_server.storage``: in memory, or on a Cassandra over CQL; custom string
+    vertex ids) with traversal source ``g``: a Gremlin Server with JanusGraph's jars and graph; URL,
+    readiness and JVM options are the Gremlin Server's."""
 
     MAIN = "org.janusgraph.graphdb.server.JanusGraphServer"
     NAME = "janusgraph-server"
+
+    def __init__(
+        self,
+        settings: Any,  # JanusGraphServerSettings
+        *,
+        state_dir: str | Path | None = None,
+        port: int | None = None,
+        cql: tuple[str, int] | None = None,
+    ):
+        """``cql``: the Cassandra (host, CQL port) a server with ``storage: cql`` keeps its graph in."""
+        super().__init__(settings, state_dir=state_dir, port=port)
+        if settings.storage == "cql" and cql is None:
+            raise ValueError("janusgraph_server.storage: cql needs the Cassandra to store in (cql=(host, port))")
+        self.cql = cql
 
     def lib_dir(self) -> Path:
         return resolve_maven_classpath(
@@ -161,8 +176,12 @@ class JanusGraphServer(GremlinServer):
         keys = ["value_hash", *LINK_FRAME_COLUMNS[3:], SUMMARY, SUMMARY_VERSION]
         script = self.state_dir / "fraudgraph-schema.groovy"
         script.write_text(
-            "// Written by localservers.gremlin.JanusGraphServer: fraudgraph's schema, declared at start.\n"
+            "// Written by localservers.gremlin.JanusGraphServer: fraudgraph's schema, declared at start\n"
+            "// (retried: on distributed storage the schema's own lock can be contended at start).\n"
+            "def declared = false\n"
+            "for (int attempt = 0; attempt < 10 && !declared; attempt++) {\n"
             "def mgmt = graph.openManagement()\n"
+            "try {\n"
             f"{groovy_list([CUSTOMER, *IDENTIFIER_KINDS])}.each {{ if (!mgmt.containsVertexLabel(it)) "
             "mgmt.makeVertexLabel(it).make() }\n"
             f"{groovy_list(EDGE_LABEL_BY_KIND.values())}.each {{ if (!mgmt.containsEdgeLabel(it)) "
@@ -175,6 +194,10 @@ class JanusGraphServer(GremlinServer):
             f"mgmt.setConsistency(mgmt.getPropertyKey('{SUMMARY_VERSION}'), "
             "org.janusgraph.core.schema.ConsistencyModifier.LOCK)\n"
             "mgmt.commit()\n"
+            "declared = true\n"
+            "} catch (Exception e) { if (mgmt.isOpen()) mgmt.rollback(); Thread.sleep(500) }\n"
+            "}\n"
+            "if (!declared) throw new IllegalStateException('fraudgraph schema not declared after 10 attempts')\n"
         )
         return script
 
@@ -182,7 +205,16 @@ class JanusGraphServer(GremlinServer):
         lib = self.lib_dir()
         config = yaml.safe_load((CONF_DIR / "janusgraph" / "janusgraph-server.yaml").read_text())
         config["host"], config["port"] = self.host, self.port
-        config["graphs"] = {"graph": str(CONF_DIR / "janusgraph" / "janusgraph-inmemory.properties")}
+        if self.settings.storage == "cql" and self.cql is not None:
+            props = (CONF_DIR / "janusgraph" / "janusgraph-cql-local.properties").read_text()
+            host, port = self.cql
+            keyspace = self.settings.cql_keyspace
+            props += f"\nstorage.hostname={host}\nstorage.port={port}\nstorage.cql.keyspace={keyspace}\n"
+            graph_props = self.state_dir / "janusgraph.properties"
+            graph_props.write_text(props)
+        else:
+            graph_props = CONF_DIR / "janusgraph" / "janusgraph-inmemory.properties"
+        config["graphs"] = {"graph": str(graph_props)}
         return [str(lib / "*")], self.MAIN, [str(self._write_runtime_config(config))]
 
 

@@ -51,12 +51,39 @@ def gremlin_server_set(tmp_path_factory, settings):
 
 
 @pytest.fixture(scope="session")
-def janusgraph_server(tmp_path_factory, settings):
-    """A real JanusGraph Server (in-memory storage, several worker threads) on a free loopback port."""
+def cassandra_server(tmp_path_factory, settings):
+    """A real single-node Apache Cassandra on free loopback ports: JanusGraph's production storage."""
+    from localservers import CassandraServer, free_port
+
+    server = CassandraServer(settings.cassandra_server, state_dir=tmp_path_factory.mktemp("cassandra"),
+                             port=free_port(), storage_port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def janusgraph_server(tmp_path_factory, settings, cassandra_server):
+    """A real JanusGraph Server (several worker threads) on a free loopback port, its graph on the real
+    Cassandra (CQL storage, as JanusGraph runs in production)."""
     from localservers import JanusGraphServer, free_port
 
-    server = JanusGraphServer(settings.janusgraph_server, state_dir=tmp_path_factory.mktemp("janusgraph"),
-                              port=free_port())
+    cfg = settings.janusgraph_server.model_copy(update={"storage": "cql", "cql_keyspace": "fraudgraph_tests"})
+    server = JanusGraphServer(cfg, state_dir=tmp_path_factory.mktemp("janusgraph"), port=free_port(),
+                              cql=(cassandra_server.host, cassandra_server.port))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def janusgraph_memory_server(tmp_path_factory, settings):
+    """A real JanusGraph Server with in-memory storage on a free loopback port (the ETL's concurrent
+    partitions: see test_etl)."""
+    from localservers import JanusGraphServer, free_port
+
+    cfg = settings.janusgraph_server.model_copy(update={"storage": "inmemory"})
+    server = JanusGraphServer(cfg, state_dir=tmp_path_factory.mktemp("janusgraph-memory"), port=free_port())
     server.start()
     yield server
     server.stop()

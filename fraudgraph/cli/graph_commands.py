@@ -81,16 +81,29 @@ def graph_refresh_summaries(app: AppContext, graph_uri: str | None) -> None:
 @common_options
 @pass_app
 def gremlin_server(app: AppContext, action: str, port: int | None, state_dir: str | None, engine: str) -> None:
-    """Start, stop or report a local Gremlin Server on loopback (TinkerGraph or JanusGraph)."""
-    from localservers import GremlinServer, JanusGraphServer, ServerError
+    """Start, stop or report a local Gremlin Server on loopback (TinkerGraph or JanusGraph; a JanusGraph
+    with janusgraph_server.storage: cql starts and stops its Cassandra, cassandra_server.*, with it)."""
+    from localservers import CassandraServer, GremlinServer, JanusGraphServer, ServerError
 
+    cassandra = None
+    if engine == "janusgraph" and app.settings.janusgraph_server.storage == "cql":
+        cassandra = CassandraServer(app.settings.cassandra_server)
     server = (
-        JanusGraphServer(app.settings.janusgraph_server, state_dir=state_dir, port=port)
+        JanusGraphServer(
+            app.settings.janusgraph_server,
+            state_dir=state_dir,
+            port=port,
+            cql=(cassandra.host, cassandra.port) if cassandra else None,
+        )
         if engine == "janusgraph"
         else GremlinServer(app.settings.gremlin_server, state_dir=state_dir, port=port)
     )
     try:
+        if cassandra is not None and action == "start":
+            cassandra.start()
         status = getattr(server, action)()
+        if cassandra is not None:
+            status["cassandra"] = cassandra.stop() if action == "stop" else cassandra.status()
     except ServerError as exc:
         raise click.ClickException(str(exc)) from None
     status["url"] = server.url

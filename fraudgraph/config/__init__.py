@@ -38,6 +38,7 @@ from fraudgraph.config.detection import (
     TrainingSettings,
 )
 from fraudgraph.config.infrastructure import (
+    CassandraServerSettings,
     EtlSettings,
     GraphSettings,
     GremlinServerSettings,
@@ -68,6 +69,7 @@ class Settings(Section):
     privacy: PrivacySettings
     gremlin_server: GremlinServerSettings
     janusgraph_server: JanusGraphServerSettings
+    cassandra_server: CassandraServerSettings
     world: WorldSettings
     spark: SparkSettings
     etl: EtlSettings
@@ -171,6 +173,7 @@ def load_settings(
 
 
 __all__ = [
+    "CassandraServerSettings",
     "GateTolerance",
     "RegistrySettings",
     "RetrainSettings",

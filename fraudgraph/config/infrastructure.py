@@ -46,6 +46,17 @@ class LocalServerSettings(Section):
 class JanusGraphServerSettings(LocalServerSettings):
     janusgraph_version: str
     quick_jit: bool
+    # inmemory: lost at stop; cql: the local Cassandra (cassandra_server) in keyspace cql_keyspace
+    storage: Literal["inmemory", "cql"]
+    cql_keyspace: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
+
+
+class CassandraServerSettings(LocalServerSettings):
+    """A single-node Apache Cassandra on loopback: ``port`` is the CQL (native transport) port."""
+
+    storage_port: int = Field(ge=1, le=65535)
+    cassandra_version: str
+    quick_jit: bool
 
 
 class GraphSettings(Section):
