@@ -1,7 +1,7 @@
 """Live consumer benchmark: sustained events/s with online scoring, end-to-end and scoring latency.
 
     python bench/consume.py --backend sqlite|gremlin|janusgraph --customers N --json FILE [--events M]
-                            [--span-s S] [--promote-every S]
+                            [--span-s S] [--promote-every S] [--consumers N]
 
 Generates a world of N customers, loads its history into the chosen graph
 (pandas reference aggregates; not timed), builds a seeded model artifact
@@ -21,6 +21,12 @@ time), so at the default bound nearly every event is its own step and events/s i
 of events per second fills a 5-second step up to ``consumer.max_batch``: ``--span-s 86400`` measures
 that regime on the same events.
 
+``--consumers N`` measures N consumer processes on one graph, as a Kafka consumer group with events keyed
+by customer runs them: the stream is split by customer (a stable hash, as a partitioner does), each
+process consumes its share with its own ledger and connection, all at once; events/s is every event over
+the wall time of the slowest. On SQLite one process writes at a time (the others wait on its lock); a
+Gremlin server takes several.
+
 ``--promote-every S`` measures hot reload under load: the consumer follows a registry holding the model
 twice, and a thread promotes the other version every S seconds while the stream runs (the target: at
 least 90 % of the events/s without it, on the same machine).
@@ -29,6 +35,7 @@ least 90 % of the events/s without it, on the same machine).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import shutil
@@ -86,6 +93,67 @@ def alternating_promotions(settings, tmp: Path, every_s: float):
     return StageFollower(reg, ModelArtifact.load, reg.poll_s).start(), stop
 
 
+def partition_of(customer_id: str, partitions: int) -> int:
+    """The partition a customer's events go to (a stable hash, as a keyed producer's partitioner)."""
+    return int(hashlib.sha256(customer_id.encode()).hexdigest()[:8], 16) % partitions
+
+
+def run_one_consumer(uri: str, settings, model_dir: str, events: str, work: str) -> dict:
+    """One consumer process: its share of the stream through a LiveConsumer with its own ledger."""
+    work_dir = Path(work)
+    with open_graph(uri, settings) as store:
+        scorer = OnlineScorer(store, ModelArtifact.load(model_dir), settings)
+        consumer = LiveConsumer(store, scorer, settings, Ledger(work_dir / "ledger.db"),
+                                JsonlSink(work_dir / "decisions.jsonl"), JsonlSink(work_dir / "dead.jsonl"))
+        start = time.time()
+        stats = consumer.run(FileSource(events), install_signals=False)
+        end = time.time()
+    return {"events": stats["events_in"], "wall_s": round(end - start, 2), "start": start, "end": end,
+            "decisions": stats["decisions"]}
+
+
+def scale_out(args, settings) -> None:
+    """--consumers N: N consumer processes at once on one graph, the stream split by customer."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        with loaded_world(settings, args.customers, args.backend, tmp) as (uri, as_of, ref, settings):
+            lines = (tmp / "world" / "live" / "events.jsonl").read_text().splitlines()[:args.events]
+            shares: list[list[str]] = [[] for _ in range(args.consumers)]
+            for line in lines:
+                shares[partition_of(json.loads(line)["customer_id"], args.consumers)].append(line)
+            jobs = []
+            for i, share in enumerate(shares):
+                (tmp / f"consumer-{i}").mkdir()
+                (tmp / f"consumer-{i}" / "events.jsonl").write_text("\n".join(share) + "\n")
+                jobs.append((uri, settings, str(tmp / "model"), str(tmp / f"consumer-{i}" / "events.jsonl"),
+                             str(tmp / f"consumer-{i}")))
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(args.consumers, mp_context=context) as pool:
+                t = time.perf_counter()
+                per = list(pool.map(run_one_consumer, *zip(*jobs)))
+                wall = time.perf_counter() - t
+    events = sum(p["events"] for p in per)
+    result = {
+        "benchmark": "consume_scaleout",
+        "backend": args.backend,
+        "customers": args.customers,
+        "consumers": args.consumers,
+        "events": events,
+        "max_batch_span_s": settings.consumer.max_batch_span_s,
+        # from the first consumer's first event to the last one's end (process start-up not counted)
+        "wall_s": round(max(p["end"] for p in per) - min(p["start"] for p in per), 2),
+        "events_per_s": round(events / (max(p["end"] for p in per) - min(p["start"] for p in per)), 1),
+        "wall_with_start_s": round(wall, 2),
+        "per_consumer": [{k: v for k, v in p.items() if k not in ("start", "end")} for p in per],
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+    print(table([(k, v) for k, v in result.items()]))
+    write_result(args.json_path, result)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--backend", choices=["sqlite", "gremlin", "janusgraph"], default="sqlite")
@@ -96,11 +164,15 @@ def main() -> None:
     ap.add_argument("--promote-every", type=float, default=None, metavar="S",
                     help="hot reload under load: the consumer follows the registry, and another version is "
                          "promoted every S seconds while it runs")
+    ap.add_argument("--consumers", type=int, default=None,
+                    help="consumer processes on the graph at once, the stream split between them by customer")
     ap.add_argument("--json", dest="json_path", default=None)
     args = ap.parse_args()
     settings = load_settings()
     if args.span_s is not None:
         settings.consumer.max_batch_span_s = args.span_s
+    if args.consumers is not None:  # the scale-out measurement (1 consumer too: its own baseline)
+        return scale_out(args, settings)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         with loaded_world(settings, args.customers, args.backend, tmp) as (uri, as_of, ref, settings):
