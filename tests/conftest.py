@@ -63,27 +63,26 @@ def cassandra_server(tmp_path_factory, settings):
 
 
 @pytest.fixture(scope="session")
-def janusgraph_server(tmp_path_factory, settings, cassandra_server):
-    """A real JanusGraph Server (several worker threads) on a free loopback port, its graph on the real
-    Cassandra (CQL storage, as JanusGraph runs in production)."""
+def janusgraph_server(tmp_path_factory, settings):
+    """A real JanusGraph Server with in-memory storage (several worker threads) on a free loopback port."""
     from localservers import JanusGraphServer, free_port
 
-    cfg = settings.janusgraph_server.model_copy(update={"storage": "cql", "cql_keyspace": "fraudgraph_tests"})
-    server = JanusGraphServer(cfg, state_dir=tmp_path_factory.mktemp("janusgraph"), port=free_port(),
-                              cql=(cassandra_server.host, cassandra_server.port))
+    cfg = settings.janusgraph_server.model_copy(update={"storage": "inmemory"})
+    server = JanusGraphServer(cfg, state_dir=tmp_path_factory.mktemp("janusgraph"), port=free_port())
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def janusgraph_memory_server(tmp_path_factory, settings):
-    """A real JanusGraph Server with in-memory storage on a free loopback port (the ETL's concurrent
-    partitions: see test_etl)."""
+def janusgraph_cql_server(tmp_path_factory, settings, cassandra_server):
+    """A real JanusGraph Server (several worker threads) on a free loopback port, its graph on the real
+    Cassandra (CQL storage, as JanusGraph runs in production)."""
     from localservers import JanusGraphServer, free_port
 
-    cfg = settings.janusgraph_server.model_copy(update={"storage": "inmemory"})
-    server = JanusGraphServer(cfg, state_dir=tmp_path_factory.mktemp("janusgraph-memory"), port=free_port())
+    cfg = settings.janusgraph_server.model_copy(update={"storage": "cql", "cql_keyspace": "fraudgraph_tests"})
+    server = JanusGraphServer(cfg, state_dir=tmp_path_factory.mktemp("janusgraph-cql"), port=free_port(),
+                              cql=(cassandra_server.host, cassandra_server.port))
     server.start()
     yield server
     server.stop()
@@ -101,8 +100,9 @@ def make_store(kind: str, tmp_path: Path, settings, request):
 
     if kind == "sqlite":
         return open_graph(f"sqlite:///{tmp_path / 'graph.db'}", settings)
-    if kind == "janusgraph":
-        store = open_graph(request.getfixturevalue("janusgraph_server").url, janusgraph_settings(settings))
+    if kind in ("janusgraph", "janusgraph_cql"):
+        server = request.getfixturevalue("janusgraph_cql_server" if kind == "janusgraph_cql" else "janusgraph_server")
+        store = open_graph(server.url, janusgraph_settings(settings))
         store.clear()
         return store
     server = request.getfixturevalue("gremlin_server_set" if kind == "gremlin_set" else "gremlin_server")
@@ -115,7 +115,8 @@ def make_store(kind: str, tmp_path: Path, settings, request):
                         pytest.param("gremlin_set", marks=[pytest.mark.slow, pytest.mark.gremlin]),
                         pytest.param("janusgraph", marks=[pytest.mark.slow, pytest.mark.gremlin])])
 def store(request, tmp_path, settings):
-    """An empty identity graph on each backend."""
+    """An empty identity graph on each backend (JanusGraph in memory; the graph contract suite runs it on
+    the real Cassandra, tests/unit/graph/test_graph_contract.py)."""
     s = make_store(request.param, tmp_path, settings, request)
     yield s
     s.close()

@@ -170,14 +170,14 @@ def test_neptune_csv_follows_gremlin_load_format(etl_run):
 @pytest.mark.gremlin
 @pytest.mark.parametrize("engine", ["tinkergraph", "janusgraph"])
 def test_gremlin_server_gets_same_statistics_as_sqlite(spark, settings, etl_run, csv_world, engine, request):
-    """Two ETL write partitions at once into TinkerGraph or JanusGraph: the same graph as SQLite. JanusGraph
-    in memory here: on the single-node Cassandra, two partitions' concurrent writes of shared identifiers'
-    locked summary versions ran into lock contention until the server's request timeout (docs/graph.md)."""
+    """Two ETL write partitions at once into TinkerGraph or JanusGraph (in memory: on the single-node
+    Cassandra the partitions' locked summary versions contended until the request timeout, docs/graph.md):
+    the same graph as SQLite."""
     from conftest import janusgraph_settings
 
     _, sqlite_uri, summary = etl_run
     if engine == "janusgraph":
-        url, settings = request.getfixturevalue("janusgraph_memory_server").url, janusgraph_settings(settings)
+        url, settings = request.getfixturevalue("janusgraph_server").url, janusgraph_settings(settings)
     else:
         url = request.getfixturevalue("gremlin_server").url
     with open_graph(url, settings) as store:

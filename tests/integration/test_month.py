@@ -27,7 +27,7 @@ def test_a_simulated_month_retrains_on_what_the_consumer_wrote_and_the_gate_deci
            "FRAUDGRAPH_WORLD__LIVE_DAYS": "8", "FRAUDGRAPH_RETRAIN__EVERY_DAYS": "4",
            "FRAUDGRAPH_RETRAIN__CONSUMER_EVENTS": "200", "FRAUDGRAPH_CONSUMER__MAX_BATCH": "200",
            "FRAUDGRAPH_TRAINING__MAX_EPOCHS": "3", "FRAUDGRAPH_TRAINING__HIDDEN_DIM": "16",
-           "FRAUDGRAPH_TRAINING__DEPLOYED_REFITS": "2", "FRAUDGRAPH_TRAINING__MIN_POSITIVES": "1",
+           "FRAUDGRAPH_TRAINING__DEPLOYED_REFITS": "1", "FRAUDGRAPH_TRAINING__MIN_POSITIVES": "1",
            "FRAUDGRAPH_TRAINING__BOOTSTRAP_ROUNDS": "20", "FRAUDGRAPH_TRAINING__BASELINES": "false",
            "FRAUDGRAPH_REGISTRY__DIR": str(tmp_path / "deployment-registry")}  # fmt: skip
     proc = subprocess.run([sys.executable, "-m", "fraudgraph.cli.main", "simulate-month", "--out", str(out), "--json"],

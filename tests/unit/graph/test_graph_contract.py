@@ -17,6 +17,18 @@ from graph_helpers import expected_identifier_stats, small_world
 from testing_support import frames_to_elements, read_snapshot
 
 
+@pytest.fixture(params=["sqlite", pytest.param("gremlin", marks=[pytest.mark.slow, pytest.mark.gremlin]),
+                        pytest.param("gremlin_set", marks=[pytest.mark.slow, pytest.mark.gremlin]),
+                        pytest.param("janusgraph_cql", marks=[pytest.mark.slow, pytest.mark.gremlin])])
+def store(request, tmp_path, settings):
+    """An empty identity graph on each backend, JanusGraph on the real Cassandra (its production storage)."""
+    from conftest import make_store
+
+    s = make_store(request.param, tmp_path, settings, request)
+    yield s
+    s.close()
+
+
 def nx_reference(links):
     g = nx.Graph()
     for l in links:
