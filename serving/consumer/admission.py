@@ -30,10 +30,12 @@ from .steps import (
 class Admitted:
     """A batch sorted out: its new ``events`` in time order with their content ``digests``, the messages
     ``refused`` with why (in the batch's order, then the refusals by signup), and how many were
-    ``duplicates`` of events applied before or earlier in the batch."""
+    ``duplicates`` of events applied before or earlier in the batch; ``owners``: each new event's source
+    partition (:attr:`serving.consumer.sources.Message.owner`)."""
 
     events: list[Event] = field(default_factory=list)
     digests: dict[str, str] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)
     refused: list[tuple[Message, Rejection]] = field(default_factory=list)
     duplicates: int = 0
 
@@ -76,4 +78,5 @@ def admit(
         out.refused.append((unique.pop(event_id)[0], rejection))
         del out.digests[event_id]
     out.events = sorted((ev for _, ev in unique.values()), key=lambda e: (e.ts_ms, e.event_id))
+    out.owners = {event_id: msg.owner for event_id, (msg, _) in unique.items()}
     return out

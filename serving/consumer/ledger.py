@@ -11,6 +11,15 @@ One SQLite file, written in one transaction per micro-batch, before the graph:
   finishes it on restart (:meth:`fraudgraph` consumer ``recover``).
 - ``offsets``: the position of a file source, committed after the graph
   write and the decision emit.
+
+Several consumers of one group (Kafka partitions keyed by customer) share one ledger: every journaled row
+carries its **owner**, the source partition its event came from (``''`` for a source without partitions),
+and ``partition_owner`` holds, per partition, the consumer that owns it and an epoch raised at each
+hand-over. A consumer assigned a partition claims it (:meth:`Ledger.claim`) and finishes the work the
+previous owner journaled but did not apply (recovery, per partition); a consumer that lost a partition
+without knowing (a pause past the group's session timeout) is fenced: its next journal write or graph
+write for that partition raises :class:`PartitionRevoked`, and the batch is left to the new owner, who
+drops the events already seen. docs/scaling.md lists the failure cases.
 """
 
 from __future__ import annotations
@@ -23,23 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .ledger_schema import create_or_upgrade
+from .partitions import UNPARTITIONED, PartitionClaims, PartitionRevoked
+
 if TYPE_CHECKING:
     from fraudgraph.graph import IdentityGraph
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS seen (event_id TEXT PRIMARY KEY, digest TEXT) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS link_state (
-    customer_id TEXT NOT NULL, kind TEXT NOT NULL, value_hash TEXT NOT NULL,
-    base TEXT NOT NULL, live_first INTEGER, live_last INTEGER, live_count INTEGER NOT NULL DEFAULT 0,
-    live_counts TEXT NOT NULL DEFAULT '{}', dirty INTEGER NOT NULL DEFAULT 1,
-    PRIMARY KEY (customer_id, kind, value_hash)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS link_state_dirty ON link_state (dirty);
-CREATE TABLE IF NOT EXISTS pending_customer (customer_id TEXT PRIMARY KEY, props TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS pending_score (
-    customer_id TEXT PRIMARY KEY, event_id TEXT NOT NULL, event_type TEXT NOT NULL, ts INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS offsets (source TEXT PRIMARY KEY, position INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-"""
+__all__ = ["UNPARTITIONED", "JournalEntry", "Ledger", "LedgerMismatch", "PartitionRevoked", "merge_customer_props"]
 
 
 def ledger_path_for(store: IdentityGraph, configured: str | None) -> Path:
@@ -87,19 +86,21 @@ class JournalEntry:
     - ``links``: the journaled links (:data:`LinkRow`), sorted by customer, kind and value hash;
     - ``customers``: customer id -> the properties to merge on its vertex;
     - ``scores``: ``(customer_id, event_id, event_type, ts)`` of the customers to score, by time;
-    - ``as_of_ms``: the moment they are scored as of (the step's latest event), None when not known.
+    - ``as_of_ms``: the moment they are scored as of (the step's latest event), None when not known;
+    - ``owners``: the partitions the work belongs to (:data:`UNPARTITIONED` for a source without them).
     """
 
     links: list[LinkRow] = field(default_factory=list)
     customers: dict[str, dict] = field(default_factory=dict)
     scores: list[tuple[str, str, str, int]] = field(default_factory=list)
     as_of_ms: int | None = None
+    owners: frozenset[str] = frozenset({UNPARTITIONED})
 
     def __bool__(self) -> bool:
         return bool(self.links or self.customers or self.scores)
 
 
-class Ledger:
+class Ledger(PartitionClaims):
     """The consumer's journal (one SQLite file); see the module's docstring."""
 
     def __init__(self, path: str | Path):
@@ -109,11 +110,8 @@ class Ledger:
         self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=60)
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = FULL")  # the ledger is the source of exactly-once
-        for stmt in _SCHEMA.split(";"):
-            if stmt.strip():
-                self._db.execute(stmt)
-        if "digest" not in {r[1] for r in self._db.execute("PRAGMA table_info(seen)")}:  # a ledger from before
-            self._db.execute("ALTER TABLE seen ADD COLUMN digest TEXT")
+        self.fence: dict[str, tuple[str, int]] = {}  # partition -> (this consumer, epoch) it claimed
+        create_or_upgrade(self._db)
 
     def close(self) -> None:
         self._db.close()
@@ -163,21 +161,29 @@ class Ledger:
             row = self._db.execute("SELECT position FROM offsets WHERE source = ?", (source,)).fetchone()
         return int(row[0]) if row else 0
 
-    def dirty_links(self) -> list[tuple]:
+    def dirty_links(self, owners: Iterable[str] | None = None) -> list[tuple]:
+        """Journaled links not yet written to the graph (of ``owners``' partitions; None: all)."""
+        where, args = self._owned(owners)
         with self._lock:
             return self._db.execute(
                 "SELECT customer_id, kind, value_hash, base, live_first, live_last, live_count, live_counts "
-                "FROM link_state WHERE dirty = 1 ORDER BY customer_id, kind, value_hash"
+                f"FROM link_state WHERE dirty = 1 AND {where} ORDER BY customer_id, kind, value_hash",
+                args,
             ).fetchall()
 
-    def pending_customers(self) -> dict[str, dict]:
+    def pending_customers(self, owners: Iterable[str] | None = None) -> dict[str, dict]:
+        where, args = self._owned(owners)
         with self._lock:
-            return {c: json.loads(p) for c, p in self._db.execute("SELECT customer_id, props FROM pending_customer")}
+            rows = self._db.execute(f"SELECT customer_id, props FROM pending_customer WHERE {where}", args)
+            return {c: json.loads(p) for c, p in rows}
 
-    def pending_scores(self) -> list[tuple[str, str, str, int]]:
+    def pending_scores(self, owners: Iterable[str] | None = None) -> list[tuple[str, str, str, int]]:
+        where, args = self._owned(owners)
         with self._lock:
             return self._db.execute(
-                "SELECT customer_id, event_id, event_type, ts FROM pending_score ORDER BY ts, customer_id"
+                "SELECT customer_id, event_id, event_type, ts FROM pending_score "
+                f"WHERE {where} ORDER BY ts, customer_id",
+                args,
             ).fetchall()
 
     # ---------------------------------------------------------------- writes
@@ -190,9 +196,14 @@ class Ledger:
         scores: dict[str, tuple[str, str, int]],
         states: dict | None = None,
         as_of_ms: int | None = None,
+        owner_of: dict[str, str] | None = None,
     ) -> JournalEntry:
         """One transaction: events seen (``event_ids``: id -> content digest), live link aggregates, pending
         customer writes and scores.
+
+        ``owner_of``: customer id -> the partition its events came from (absent: :data:`UNPARTITIONED`);
+        the transaction is refused (:class:`PartitionRevoked`) when one of them is no longer this
+        consumer's.
 
         ``states``: :meth:`link_states` of the updated links, read by the caller just before (one
         consumer writes a ledger); read here when not given. ``as_of_ms``: the moment the pending
@@ -202,31 +213,34 @@ class Ledger:
         ledger had no pending work before: the consumer finishes each step's work before the next)."""
         if states is None:
             states = self.link_states(link_updates)
+        owner_of = owner_of or {}
+        owners = frozenset(owner_of.values()) | {UNPARTITIONED}
         inserts, updates, rows = _link_writes(link_updates, bases, states)
-        entry = JournalEntry(rows, {}, [], as_of_ms if scores else None)
+        inserts = [(*row, owner_of.get(row[0], UNPARTITIONED)) for row in inserts]
+        entry = JournalEntry(rows, {}, [], as_of_ms if scores else None, owners)
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
+                self._check_fence(db, owners)
                 db.executemany("INSERT OR IGNORE INTO seen (event_id, digest) VALUES (?, ?)", list(event_ids.items()))
-                db.executemany("INSERT INTO link_state VALUES (?,?,?,?,?,?,?,?,1)", inserts)
+                db.executemany(
+                    "INSERT INTO link_state (customer_id, kind, value_hash, base, live_first, live_last, live_count, "
+                    "live_counts, dirty, owner) VALUES (?,?,?,?,?,?,?,?,1,?)",
+                    inserts,
+                )
                 db.executemany(
                     "UPDATE link_state SET live_first=?, live_last=?, live_count=?, live_counts=?, "
-                    "dirty=1 WHERE customer_id=? AND kind=? AND value_hash=?",
-                    updates,
+                    "dirty=1, owner=? WHERE customer_id=? AND kind=? AND value_hash=?",
+                    [(*u[:4], owner_of.get(u[4], UNPARTITIONED), *u[4:]) for u in updates],
                 )
-                for cid, props in customer_props.items():
-                    row = db.execute("SELECT props FROM pending_customer WHERE customer_id=?", (cid,)).fetchone()
-                    merged = merge_customer_props(json.loads(row[0]) if row else {}, props)
-                    db.execute("INSERT OR REPLACE INTO pending_customer VALUES (?, ?)", (cid, json.dumps(merged)))
-                    entry.customers[cid] = merged
+                entry.customers.update(_journal_customers(db, customer_props, owner_of))
                 db.executemany(
-                    "INSERT OR REPLACE INTO pending_score VALUES (?, ?, ?, ?)", [(cid, *v) for cid, v in scores.items()]
+                    "INSERT OR REPLACE INTO pending_score VALUES (?, ?, ?, ?, ?, ?)",
+                    [(cid, *v, owner_of.get(cid, UNPARTITIONED), as_of_ms) for cid, v in scores.items()],
                 )
                 if as_of_ms is not None:  # the step's latest event: the watermark moves with it
                     _raise_meta(db, "newest_applied", as_of_ms)
-                if scores and as_of_ms is not None:
-                    _raise_meta(db, "pending_score_as_of", as_of_ms)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -234,9 +248,16 @@ class Ledger:
         entry.scores = sorted(((cid, *v) for cid, v in scores.items()), key=lambda p: (p[3], p[0]))
         return entry
 
-    def pending(self) -> JournalEntry:
-        """The journaled work not yet applied or decided (after a crash): what recovery finishes."""
-        return JournalEntry(self.dirty_links(), self.pending_customers(), self.pending_scores(), self.pending_as_of())
+    def pending(self, owners: Iterable[str] | None = None) -> JournalEntry:
+        """The journaled work not yet applied or decided (after a crash) of ``owners``' partitions (None:
+        all): what recovery finishes."""
+        return JournalEntry(
+            self.dirty_links(owners),
+            self.pending_customers(owners),
+            self.pending_scores(owners),
+            self.pending_as_of(owners),
+            frozenset(owners) if owners is not None else frozenset({UNPARTITIONED}),
+        )
 
     def applied(self, links: list[tuple[str, str, str]], customers: list[str]) -> None:
         with self._lock:
@@ -260,18 +281,20 @@ class Ledger:
             _raise_meta(self._db, "newest_applied", ms)
             self._db.execute("COMMIT")
 
-    def pending_as_of(self) -> int | None:
-        """The moment the pending scores are made as of (epoch ms), when their step recorded one."""
+    def pending_as_of(self, owners: Iterable[str] | None = None) -> int | None:
+        """The moment the pending scores (of ``owners``' partitions) are made as of (epoch ms), when their
+        step recorded one (a ledger from before kept it once, for all)."""
+        where, args = self._owned(owners)
         with self._lock:
-            row = self._db.execute("SELECT value FROM ledger_meta WHERE key = 'pending_score_as_of'").fetchone()
-        return int(row[0]) if row else None
+            row = self._db.execute(f"SELECT max(as_of), count(*) FROM pending_score WHERE {where}", args).fetchone()
+            if row[0] is None and row[1]:
+                row = self._db.execute("SELECT value FROM ledger_meta WHERE key = 'pending_score_as_of'").fetchone()
+        return int(row[0]) if row and row[0] is not None else None
 
     def scored(self, customer_ids: list[str]) -> None:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("DELETE FROM pending_score WHERE customer_id=?", [(c,) for c in customer_ids])
-            if not self._db.execute("SELECT 1 FROM pending_score LIMIT 1").fetchone():
-                self._db.execute("DELETE FROM ledger_meta WHERE key = 'pending_score_as_of'")
             self._db.execute("COMMIT")
 
     def commit_offset(self, source: str, position: int) -> None:
@@ -297,6 +320,20 @@ def _link_writes(link_updates: dict, bases: dict, states: dict) -> tuple[list[tu
             updates.append((min(row[0], first), max(row[1], last), row[2] + count, json.dumps(merged), *key))
             rows.append((*key, row[4], *updates[-1][:4]))
     return inserts, updates, sorted(rows, key=lambda r: r[:3])
+
+
+def _journal_customers(db: sqlite3.Connection, props: dict[str, dict], owner_of: dict[str, str]) -> dict[str, dict]:
+    """Merge each customer's property updates into its pending write (in :meth:`Ledger.record`'s
+    transaction); returns the merged properties."""
+    merged = {}
+    for cid, update in props.items():
+        row = db.execute("SELECT props FROM pending_customer WHERE customer_id=?", (cid,)).fetchone()
+        merged[cid] = merge_customer_props(json.loads(row[0]) if row else {}, update)
+        db.execute(
+            "INSERT OR REPLACE INTO pending_customer VALUES (?, ?, ?)",
+            (cid, json.dumps(merged[cid]), owner_of.get(cid, UNPARTITIONED)),
+        )
+    return merged
 
 
 def _raise_meta(db: sqlite3.Connection, key: str, value_ms: int) -> None:

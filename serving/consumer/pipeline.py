@@ -20,14 +20,20 @@ Delivery is at-least-once from the source, effects exactly once:
 A consumer killed between any two steps finishes the recorded work on restart
 (:meth:`LiveConsumer.recover`) and resumes after the last committed position.
 SIGTERM or SIGINT stops polling, finishes the batch in flight, commits and exits.
+
+Consumers of one Kafka group share one ledger: a consumer assigned partitions claims them and finishes
+the work their previous owner journaled (:meth:`LiveConsumer.take_over`); a batch with work of a
+partition another consumer claimed meanwhile is left to that consumer (:class:`PartitionRevoked`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import time
-from collections import defaultdict
+import uuid
 from typing import Any
 
 from fraudgraph.config import Settings
@@ -39,25 +45,24 @@ from fraudgraph.lifecycle.follow import StageFollower
 from fraudgraph.logs import Progress
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.redaction import mask_free_text, redact_payload
-from fraudgraph.schema import EVENT_TAGS, LABEL_EVENT_TYPES, Event
+from fraudgraph.schema import Event
 from fraudgraph.scoring.online import OnlineScorer
 from fraudgraph.scoring.triggers import NEW_IDENTIFIER_KINDS, triggers_score
 
 from .admission import admit
 from .decisions import decision_records
 from .drift import DriftMonitor
-from .ledger import JournalEntry, Ledger, merge_customer_props
+from .ledger import UNPARTITIONED, JournalEntry, Ledger, PartitionRevoked
 from .metrics import ConsumerMetrics
 from .shadow import ShadowScoring
 from .sources import Message, Sink, Source
 from .steps import (
     ConsumerStats,
-    customer_updates,
     event_json,
     event_time_steps,
     is_transient,
-    link_counts,
     link_from_state,
+    step_increments,
 )
 
 log = logging.getLogger("fraudgraph.consumer")
@@ -90,6 +95,8 @@ class LiveConsumer:
         self.metrics = ConsumerMetrics()
         self._stop = False
         self._digests: dict[str, str] = {}  # the batch in flight's new events: id -> content digest
+        self._owners: dict[str, str] = {}  # the batch in flight's new events: id -> source partition
+        self.consumer_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.follower, self.shadow = follower, shadow
         self.drift = DriftMonitor(self.metrics.registry, settings.consumer.drift_log, settings.registry.drift_alert_psi)
         self.event_log = LinkEventLog(settings.consumer.link_event_log) if settings.consumer.link_event_log else None
@@ -109,11 +116,19 @@ class LiveConsumer:
             signal.signal(signal.SIGINT, self.request_stop)
         self.ledger.bind(self.store.graph_id, self.store.uri)  # a ledger belongs to one graph
         self.recover()
+        listen = getattr(source, "listen_rebalance", None)
+        if listen is not None:  # a consumer group: partitions come and go
+            listen(self.take_over, self.hand_over)
         cfg = self.settings.consumer
         while not self._stop:
             batch = source.poll(cfg.max_batch, cfg.poll_timeout_s)
             if batch:
-                self.process(batch)
+                try:
+                    self.process(batch)
+                except PartitionRevoked as exc:  # fenced off: the new owner applies what is journaled
+                    log.warning("%s; leaving the batch uncommitted", exc)
+                    self.stats.fenced += 1
+                    continue
                 source.commit(batch, self.ledger)
                 if progress is not None:
                     progress.update(len(batch), **{d: n for d, n in self.stats.decisions.items()})
@@ -124,15 +139,27 @@ class LiveConsumer:
         self.drift.close()
         return self.stats.as_dict()
 
-    def recover(self) -> None:
-        """Apply work a previous run recorded but did not finish (after a crash): the one place the journal
-        is read back. Work that fails again for a reason that is not transient is quarantined instead of
-        stopping the consumer for good."""
-        entry = self.ledger.pending()
+    def recover(self, owners: list[str] | None = None) -> None:
+        """Apply work a previous run recorded but did not finish (after a crash) of ``owners``' partitions
+        (None: work without partitions): the one place the journal is read back. Work that fails again
+        for a reason that is not transient is quarantined instead of stopping the consumer for good."""
+        entry = self.ledger.pending([UNPARTITIONED] if owners is None else owners)
         if entry:
             pending = len(entry.links) + len(entry.customers) + len(entry.scores)
             log.warning("recovering %d unfinished writes and decisions from the ledger", pending)
             self._apply_and_score(entry, " on recovery", [])
+
+    def take_over(self, owners: list[str]) -> None:
+        """Partitions assigned to this consumer (a rebalance; no batch is in flight): claim them in the
+        ledger, which fences off their previous owner, and finish the work it journaled."""
+        self.ledger.claim(owners, self.consumer_id)
+        log.info("assigned partitions %s", ", ".join(owners) or "none")
+        self.recover(owners)
+
+    def hand_over(self, owners: list[str]) -> None:
+        """Partitions revoked from this consumer (a rebalance, after its last batch committed)."""
+        self.ledger.release(owners)
+        log.info("revoked partitions %s", ", ".join(owners) or "none")
 
     # ------------------------------------------------------------- one batch
     def process(self, batch: list[Message]) -> None:
@@ -146,12 +173,13 @@ class LiveConsumer:
         self.stats.duplicates += admitted.duplicates
         self.metrics.duplicates.inc(admitted.duplicates)
         self._digests = admitted.digests
+        self._owners = {ev.event_id: admitted.owners.get(ev.event_id, UNPARTITIONED) for ev in admitted.events}
         for step in event_time_steps(admitted.events, int(self.settings.consumer.max_batch_span_s * 1000)):
             # a step's reads of its customers' links and summaries, its writes and its scoring read what the
             # step already read or wrote once (this consumer is their customers' only writer)
             with self.store.sole_writer():
                 self._process_step(step)
-        self._digests = {}
+        self._digests, self._owners = {}, {}
         self.decisions.flush()
         self.dead_letter.flush()
         per_event = (time.perf_counter() - received) * 1000
@@ -195,7 +223,7 @@ class LiveConsumer:
         try:
             entry = self._record(step)
         except Exception as exc:  # noqa: BLE001 - any input-caused failure must not wedge the consumer
-            if is_transient(exc):
+            if is_transient(exc) or isinstance(exc, PartitionRevoked):
                 raise
             if len(step) > 1:
                 half = len(step) // 2
@@ -217,16 +245,16 @@ class LiveConsumer:
             self._apply(entry)
             self._score(entry)
         except Exception as exc:  # noqa: BLE001 - classified below
-            if is_transient(exc):
+            if is_transient(exc) or isinstance(exc, PartitionRevoked):
                 raise
-            self._quarantine(f"{type(exc).__name__}{when}", event_ids)
+            self._quarantine(f"{type(exc).__name__}{when}", event_ids, entry.owners)
 
-    def _quarantine(self, error: str, event_ids: list[str]) -> None:
-        """Journaled writes or scores that fail again for a reason that is not transient: drop them from
-        the ledger's pending work and dead-letter a record naming the events (no payload: they were
-        valid, and their identifiers are only kept hashed), so the stream goes on."""
-        dirty, pending = self.ledger.dirty_links(), self.ledger.pending_customers()
-        scores = self.ledger.pending_scores()
+    def _quarantine(self, error: str, event_ids: list[str], owners: frozenset[str]) -> None:
+        """Journaled writes or scores (of ``owners``' partitions) that fail again for a reason that is not
+        transient: drop them from the ledger's pending work and dead-letter a record naming the events (no
+        payload: they were valid, and their identifiers are only kept hashed), so the stream goes on."""
+        dirty, pending = self.ledger.dirty_links(owners), self.ledger.pending_customers(owners)
+        scores = self.ledger.pending_scores(owners)
         self.ledger.applied([tuple(r[:3]) for r in dirty], list(pending))
         self.ledger.scored([p[0] for p in scores])
         self.stats.rejected += len(event_ids) or 1
@@ -247,28 +275,8 @@ class LiveConsumer:
     def _record(self, events: list[Event]) -> JournalEntry:
         """Journal one step (events seen, live link aggregates, customer updates, customers to score) in one
         ledger transaction; returns the entry for :meth:`_apply` and :meth:`_score`."""
-        increments: dict[tuple[str, str, str], list] = {}
-        customers: dict[str, dict] = defaultdict(dict)
+        increments, customers, keys_by_event, logged = step_increments(events, self.hasher, self.tagger)
         scores: dict[str, tuple[str, str, int]] = {}
-        keys_by_event, logged = [], []
-        for ev in events:
-            keys = (
-                []
-                if ev.event_type in LABEL_EVENT_TYPES
-                else [(ev.customer_id, kind, self.hasher.hash(kind, raw)) for kind, raw in ev.identifiers().items()]
-            )
-            keys_by_event.append(keys)
-            counts = link_counts(ev, self.tagger) if keys else {}
-            logged += [
-                (ev.event_id, *key, ev.ts_ms, ev.event_type, *(counts.get(t, 0) for t in EVENT_TAGS)) for key in keys
-            ]
-            for key in keys:
-                inc = increments.setdefault(key, [ev.ts_ms, ev.ts_ms, 0, defaultdict(int)])
-                inc[0], inc[1] = min(inc[0], ev.ts_ms), max(inc[1], ev.ts_ms)
-                inc[2] += 1
-                for name, n in counts.items():
-                    inc[3][name] += n
-            customers[ev.customer_id] = merge_customer_props(customers[ev.customer_id], customer_updates(ev))
         # the graph's value of each link before its first live event
         states = self.ledger.link_states(increments)
         new_keys = set(increments) - set(states)
@@ -287,13 +295,15 @@ class LiveConsumer:
         # the step is scored as of its latest event: the graph then holds every event up to that moment
         as_of = max(ev.ts_ms for ev in events)
         digests = {e.event_id: self._digests[e.event_id] for e in events}
+        owner_of = {e.customer_id: self._owners.get(e.event_id, UNPARTITIONED) for e in events}
         if self.event_log is not None:  # before the journal commits: a crash in between logs them again
             self.event_log.append(logged)
-        return self.ledger.record(digests, updates, bases, dict(customers), scores, states, as_of)
+        return self.ledger.record(digests, updates, bases, dict(customers), scores, states, as_of, owner_of)
 
     def _apply(self, entry: JournalEntry) -> None:
         """Write the entry's absolute link values and customer properties to the graph, then mark them
         applied in the ledger."""
+        self.ledger.check_fence(entry.owners)  # a consumer fenced off since it journaled writes nothing
         links = [link_from_state(tuple(row[:3]), *row[3:]) for row in entry.links]
         linked = {link.customer_id for link in links}
         # the properties of customers with links go with the link write (one round of requests); the

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from fraudgraph.identity import IdentifierHasher
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +21,17 @@ from fraudgraph.config.serving import ConsumerSettings
 from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph import IdentityLink
 from fraudgraph.redaction import mask_free_text
-from fraudgraph.schema import LABEL_EVENT_TYPES, LINK_COUNT_PROPERTIES, Event, InvalidEvent, validate_event
+from fraudgraph.schema import (
+    EVENT_TAGS,
+    LABEL_EVENT_TYPES,
+    LINK_COUNT_PROPERTIES,
+    Event,
+    InvalidEvent,
+    validate_event,
+)
 from fraudgraph.timeutil import now_ms
+
+from .ledger import merge_customer_props
 
 
 @dataclass
@@ -30,6 +40,7 @@ class ConsumerStats:
     rejected: int = 0
     duplicates: int = 0
     applied: int = 0
+    fenced: int = 0  # batches left to the consumer that claimed their partition (a consumer group)
     decisions: dict[str, int] = field(default_factory=lambda: {"block": 0, "review": 0, "allow": 0, "blocked": 0})
     latencies_ms: list[float] = field(default_factory=list)
 
@@ -44,6 +55,7 @@ class ConsumerStats:
             "rejected": self.rejected,
             "duplicates": self.duplicates,
             "applied": self.applied,
+            "fenced_batches": self.fenced,
             "decisions": dict(self.decisions),
             "latency_ms": {"p50": pct(0.5), "p99": pct(0.99)},
         }
@@ -246,3 +258,35 @@ def link_from_state(
     return IdentityLink(
         key[0], key[1], key[2], int(first), int(last), int(count), {t: int(n) for t, n in live_counts.items() if n}
     )
+
+
+def step_increments(
+    events: list[Event], hasher: IdentifierHasher, tagger: EventTagger
+) -> tuple[dict[tuple[str, str, str], list], dict[str, dict], list[list[tuple[str, str, str]]], list[tuple]]:
+    """What one step of events adds, before the ledger is read: ``(increments, customers, keys_by_event,
+    logged)``: per link key ``(customer_id, kind, value_hash)`` its ``[first_ms, last_ms, events, counts by
+    tag]``; per customer its merged property updates; each event's link keys (none for label events);
+    and the link-event log's rows (event id, key, time, type, tag counts)."""
+    increments: dict[tuple[str, str, str], list] = {}
+    customers: dict[str, dict] = defaultdict(dict)
+    keys_by_event: list[list[tuple[str, str, str]]] = []
+    logged: list[tuple] = []
+    for ev in events:
+        keys = (
+            []
+            if ev.event_type in LABEL_EVENT_TYPES
+            else [(ev.customer_id, kind, hasher.hash(kind, raw)) for kind, raw in ev.identifiers().items()]
+        )
+        keys_by_event.append(keys)
+        counts = link_counts(ev, tagger) if keys else {}
+        logged += [
+            (ev.event_id, *key, ev.ts_ms, ev.event_type, *(counts.get(t, 0) for t in EVENT_TAGS)) for key in keys
+        ]
+        for key in keys:
+            inc = increments.setdefault(key, [ev.ts_ms, ev.ts_ms, 0, defaultdict(int)])
+            inc[0], inc[1] = min(inc[0], ev.ts_ms), max(inc[1], ev.ts_ms)
+            inc[2] += 1
+            for name, n in counts.items():
+                inc[3][name] += n
+        customers[ev.customer_id] = merge_customer_props(customers[ev.customer_id], customer_updates(ev))
+    return increments, dict(customers), keys_by_event, logged

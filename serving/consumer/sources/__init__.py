@@ -7,7 +7,8 @@ the consumer's ledger and committed only after the graph write and the
 decision emit. ``kafka://HOST:PORT/TOPIC?group=NAME`` consumes a Kafka
 topic with a consumer group; offsets are committed only after the batch's
 graph write and decision emit, bad events go to ``TOPIC.dlq`` (or
-``&dlq=TOPIC``). An SQS queue URL (``https://sqs.REGION.amazonaws.com/ACCOUNT/NAME``
+``&dlq=TOPIC``); query parameters with a dot are librdkafka settings
+(``&session.timeout.ms=10000``). An SQS queue URL (``https://sqs.REGION.amazonaws.com/ACCOUNT/NAME``
 or ``http://127.0.0.1:9324/000000000000/NAME`` for ElasticMQ) is read with
 long polling; messages are deleted only after the batch's effects, and bad
 events go to the queue ``NAME-dlq`` beside it.
@@ -56,7 +57,9 @@ def open_source(
         return StdinSource()
     if uri.startswith("kafka://"):
         bootstrap, topic, params = kafka_parts(uri)
-        return KafkaSource(bootstrap, topic, params.get("group", "fraudgraph-consumer"), idle_stop_s=idle_stop_s)
+        options = {k: v for k, v in params.items() if "." in k}
+        group = params.get("group", "fraudgraph-consumer")
+        return KafkaSource(bootstrap, topic, group, idle_stop_s=idle_stop_s, options=options)
     if uri.startswith(("http://", "https://")):
         return SqsSource(uri, idle_stop_s=idle_stop_s, retry_s=retry_s)
     parsed = urlparse(uri)

@@ -13,6 +13,12 @@ class Message:
     payload: str | bytes  # bytes as received where the source has them; the consumer decodes (UTF-8 only)
     position: int  # source-specific: line number for files
 
+    @property
+    def owner(self) -> str:
+        """The source partition the message came from, which owns its effects in a shared ledger ('': a
+        source without partitions)."""
+        return ""
+
 
 class Source(Protocol):
     """Where events come from: ``poll`` a batch, ``commit`` it once its effects are journaled (a file source

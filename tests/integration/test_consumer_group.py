@@ -1,0 +1,138 @@
+"""Consumers scaled out: two live consumers in one Kafka consumer group (events keyed by customer) on one
+graph and one shared ledger, one killed with SIGKILL mid-stream. The survivor takes its partitions over
+and must leave the graph a single consumer gives on the same stream: nothing lost, nothing applied twice,
+every triggering event decided; the killed consumer, restarted, has nothing left to do."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from etl.reference import reference_etl
+from fraudgraph.event_tags import EventTagger
+from fraudgraph.graph import open_graph
+from fraudgraph.graph.snapshot import normalise_links
+from fraudgraph.identity import IdentifierHasher
+from fraudgraph.scoring.rules import decision_properties
+
+from testing_support import frames_to_elements
+
+pytestmark = pytest.mark.slow
+
+EVENTS = 600  # the first events of the small world's live stream
+PARTITIONS = 4
+# written by decisions: their values depend on when a customer was scored, which two consumers change
+TIMING_PROPERTIES = set(decision_properties(0.0, "allow", (), "", 0))
+# a dead member is noticed within the session timeout; steps of one event time each, so which events are
+# decided does not depend on how the stream was cut into micro-batches
+CONFIG = "consumer:\n  max_batch: 40\n  max_batch_span_s: 0.001\n"
+
+
+@pytest.fixture(scope="module")
+def model_dir(small_world, settings, tmp_path_factory):
+    """A seeded (untrained) model: which writes and decisions happen does not depend on its quality."""
+    from testing_support import untrained_artifact
+
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
+    as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6
+    return untrained_artifact(ref["customers"], ref["links"], as_of, settings, tmp_path_factory.mktemp("group-model"),
+                              fanout_cap=20, seed=3, hidden=16, edge_hidden=8)
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def graph_state(uri, settings):
+    """What must not depend on how many consumers wrote: links, link summaries, identifier statistics,
+    counts, and the customer properties that come from the data (not the scores)."""
+    with open_graph(uri, settings) as store:
+        customers = store.customers_frame().set_index("customer_id").sort_index()
+        ids = sorted(customers.index)
+        links = normalise_links(store.links_frame())
+        identifiers = sorted(set(zip(links["kind"], links["value_hash"])))
+        kept = sorted(c for c in customers.columns if c not in TIMING_PROPERTIES)
+        return {
+            "links": links,
+            "link_summary": store._link_summary(ids).astype("int64", errors="ignore"),
+            "identifier_stats": store._identifier_stats(identifiers),
+            "stats": store.stats(),
+            "customers": customers[kept].astype("string"),
+        }
+
+
+def test_two_consumers_one_killed_the_survivor_finishes_with_one_consumers_graph(small_world, model_dir, settings,
+                                                                        kafka_server, tmp_path):
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
+    customers, links = frames_to_elements(ref["customers"], ref["links"])
+    topic = "group-events"
+    admin = AdminClient({"bootstrap.servers": kafka_server.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])[topic].result(30)
+    lines = (small_world / "live" / "events.jsonl").read_text().splitlines()[:EVENTS]
+    producer = Producer({"bootstrap.servers": kafka_server.bootstrap})
+    for line in lines:  # keyed by customer: one customer's events stay in one partition, in order
+        producer.produce(topic, line.encode(), key=json.loads(line)["customer_id"].encode())
+    producer.flush(30)
+    config = tmp_path / "group.yaml"
+    config.write_text(CONFIG)
+
+    def consume(run: str, group: str, graph: str, idle_s: int = 20) -> subprocess.Popen:
+        out = tmp_path / run
+        out.mkdir()
+        source = f"kafka://{kafka_server.bootstrap}/{topic}?group={group}&session.timeout.ms=6000" \
+                 "&heartbeat.interval.ms=500"
+        cmd = [sys.executable, "-m", "fraudgraph.cli.main", "consume", "--source", source, "--graph", graph,
+               "--model", str(model_dir), "--decisions", str(out / "decisions.jsonl"), "--until-idle", str(idle_s),
+               "--config", str(config)]
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(out / "log.txt", "w"))
+
+    uris = {}
+    for name in ("single", "group"):
+        uris[name] = f"sqlite:///{tmp_path / name}.db"  # its ledger beside it: one file for the whole group
+        with open_graph(uris[name], settings) as store:
+            store.upsert_customers(customers)
+            store.upsert_links(links)
+
+    single = consume("single", "one-consumer", uris["single"])
+    first, second = consume("first", "two-consumers", uris["group"]), consume("second", "two-consumers", uris["group"])
+
+    def assigned(run: str) -> list[int]:
+        """How many partitions each assignment of the run's gave it."""
+        lines = (tmp_path / run / "log.txt").read_text().splitlines()
+        return [line.count(f"{topic}/") for line in lines if "assigned partitions" in line]
+
+    def decisions(run: str) -> int:
+        return len(read_jsonl(tmp_path / run / "decisions.jsonl"))
+
+    # once the group has split the partitions between the two, and the first decided on its share
+    deadline = time.monotonic() + 180
+    while not all(0 < (assigned(run) or [0])[-1] < PARTITIONS for run in ("first", "second")) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    shared_at = decisions("first")
+    while decisions("first") < shared_at + 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(first.pid, signal.SIGKILL)  # mid-stream, wherever it is in its micro-batch
+    first.wait()
+    for proc, run in ((second, "second"), (single, "single")):
+        assert proc.wait(timeout=600) == 0, (tmp_path / run / "log.txt").read_text()[-3000:]
+    assert first.returncode == -signal.SIGKILL and decisions("first") >= shared_at + 10
+    assert decisions("second") > 0
+
+    # the survivor was assigned the killed consumer's partitions (a rebalance) and finished its journaled work
+    assert assigned("second")[-1] == PARTITIONS and len(assigned("second")) >= 2
+    one, group = graph_state(uris["single"], settings), graph_state(uris["group"], settings)
+    for part in ("links", "link_summary", "identifier_stats", "customers"):
+        pd.testing.assert_frame_equal(group[part], one[part], obj=part)
+    assert group["stats"] == one["stats"]
+
