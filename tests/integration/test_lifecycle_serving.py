@@ -106,7 +106,8 @@ def test_consume_from_the_registry_decides_with_the_production_version(small_wor
     source = tmp_path / "live.jsonl"
     source.write_text("\n".join((small_world / "live" / "events.jsonl").read_text().splitlines()[:50]) + "\n")
     args = ["consume", "--source", str(source), "--graph", uri, "--decisions", str(tmp_path / "decisions.jsonl"),
-            "--ledger", str(tmp_path / "ledger.db"), "--config", str(config)]
+            "--ledger", str(tmp_path / "ledger.db"), "--dead-letter", str(tmp_path / "dead.jsonl"), "--config",
+            str(config)]
 
     nothing_in_production = CliRunner().invoke(cli, [*args, "--from-registry"])
     assert nothing_in_production.exit_code == 2 and "promote one first" in nothing_in_production.output
@@ -205,7 +206,7 @@ def test_a_shadow_model_scores_the_same_steps_into_its_own_sink_and_is_never_act
     result = CliRunner().invoke(cli, [
         "consume", "--source", str(source), "--graph", uri, "--from-registry", "--config", str(config),
         "--decisions", str(tmp_path / "decisions.jsonl"), "--shadow-decisions", str(tmp_path / "shadow.jsonl"),
-        "--ledger", str(tmp_path / "ledger.db")])
+        "--ledger", str(tmp_path / "ledger.db"), "--dead-letter", str(tmp_path / "dead.jsonl")])
     assert result.exit_code == 0, result.output
 
     production = [json.loads(x) for x in (tmp_path / "decisions.jsonl").read_text().splitlines()]
