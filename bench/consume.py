@@ -23,7 +23,8 @@ that regime on the same events.
 
 ``--consumers N`` measures N consumer processes on one graph, as a Kafka consumer group with events keyed
 by customer runs them: the stream is split by customer (a stable hash, as a partitioner does), each
-process consumes its share with its own ledger and connection, all at once; events/s is every event over
+process consumes its share with its own connection, all on the group's one shared ledger (as the
+consumers of a Kafka group share it, docs/scaling.md), all at once; events/s is every event over
 the wall time of the slowest. On SQLite one process writes at a time (the others wait on its lock); a
 Gremlin server takes several.
 
@@ -98,12 +99,12 @@ def partition_of(customer_id: str, partitions: int) -> int:
     return int(hashlib.sha256(customer_id.encode()).hexdigest()[:8], 16) % partitions
 
 
-def run_one_consumer(uri: str, settings, model_dir: str, events: str, work: str) -> dict:
-    """One consumer process: its share of the stream through a LiveConsumer with its own ledger."""
+def run_one_consumer(uri: str, settings, model_dir: str, events: str, work: str, ledger: str) -> dict:
+    """One consumer process: its share of the stream through a LiveConsumer on the group's shared ledger."""
     work_dir = Path(work)
     with open_graph(uri, settings) as store:
         scorer = OnlineScorer(store, ModelArtifact.load(model_dir), settings)
-        consumer = LiveConsumer(store, scorer, settings, Ledger(work_dir / "ledger.db"),
+        consumer = LiveConsumer(store, scorer, settings, Ledger(ledger),
                                 JsonlSink(work_dir / "decisions.jsonl"), JsonlSink(work_dir / "dead.jsonl"))
         start = time.time()
         stats = consumer.run(FileSource(events), install_signals=False)
@@ -129,7 +130,7 @@ def scale_out(args, settings) -> None:
                 (tmp / f"consumer-{i}").mkdir()
                 (tmp / f"consumer-{i}" / "events.jsonl").write_text("\n".join(share) + "\n")
                 jobs.append((uri, settings, str(tmp / "model"), str(tmp / f"consumer-{i}" / "events.jsonl"),
-                             str(tmp / f"consumer-{i}")))
+                             str(tmp / f"consumer-{i}"), str(tmp / "group-ledger.db")))
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(args.consumers, mp_context=context) as pool:
                 t = time.perf_counter()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fraudgraph.config import Settings
-from fraudgraph.lifecycle import ModelRegistry, RegistryError, regressions
+from fraudgraph.lifecycle import ModelRegistry, ProductionMoved, RegistryError, regressions
 from training.gate import gate_figures
 
 log = logging.getLogger("fraudgraph.training")
@@ -70,5 +70,17 @@ def promote(
         log.warning("gate: version %d refused: %s", version, "; ".join(problems))
         return PromotionResult(version, False, False, problems, figures, before, "refused by the gate")
     why = reason.strip() if reason else ("gate passed" if production is not None else "first model in production")
-    registry.move(version, "production", reason=why, forced=bool(force and problems), evaluation=evaluation)
+    try:  # only if production is still the version the gate measured against (a promotion at once)
+        registry.move(
+            version,
+            "production",
+            reason=why,
+            forced=bool(force and problems),
+            evaluation=evaluation,
+            expect_production=before,
+        )
+    except ProductionMoved as moved:
+        registry.move(version, candidate.stage, reason=f"promotion refused: {moved}", evaluation=evaluation)
+        log.warning("gate: version %d not promoted: %s", version, moved)
+        return PromotionResult(version, False, False, [str(moved)], figures, before, "production moved meanwhile")
     return PromotionResult(version, True, bool(force and problems), problems, figures, before, why)

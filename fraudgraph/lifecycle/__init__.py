@@ -5,7 +5,7 @@ MLflow stays behind these modules: the rest of fraudgraph names runs, versions a
 """
 
 from .gate import GATE_FIGURES, regressions
-from .registry import STAGES, ModelRegistry, ModelVersion, RegistryError
+from .registry import STAGES, ModelRegistry, ModelVersion, ProductionMoved, RegistryError
 from .tracking import RunTracker, snapshot_fingerprint
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "STAGES",
     "ModelRegistry",
     "ModelVersion",
+    "ProductionMoved",
     "RegistryError",
     "RunTracker",
     "regressions",

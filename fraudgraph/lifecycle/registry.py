@@ -10,10 +10,12 @@ is in ``production`` and one in ``shadow``: moving another there archives the on
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,13 @@ _STAGE_TAG, _HISTORY_TAG, _MODEL_ID_TAG = "fraudgraph.stage", "fraudgraph.stage_
 
 class RegistryError(ValueError):
     """A registry request that cannot be carried out (unknown version or stage, nothing to roll back to)."""
+
+
+class ProductionMoved(RegistryError):
+    """Another promotion or rollback changed the production version since the caller read it."""
+
+
+_ANY = object()  # move(): no expectation about the production version
 
 
 @dataclass(frozen=True)
@@ -143,11 +152,43 @@ class ModelRegistry:
         reason: str,
         forced: bool = False,
         evaluation: Mapping[str, Any] | None = None,
+        expect_production: Any = _ANY,
     ) -> ModelVersion:
         """Put ``version`` in ``stage``, recording why; the version that held ``production`` or ``shadow``
-        before is archived (recorded too)."""
+        before is archived (recorded too). ``expect_production``: the production version (or None) the
+        caller decided against (a gate); when another move changed it meanwhile, nothing moves and
+        :class:`ProductionMoved` is raised. Stage changes are serialised (:meth:`stage_lock`)."""
         if stage not in STAGES:
             raise RegistryError(f"stage {stage!r}: expected one of {', '.join(STAGES)}")
+        with self.stage_lock():
+            if expect_production is not _ANY:
+                now = self.in_stage("production")
+                if (now.version if now is not None else None) != expect_production:
+                    raise ProductionMoved(
+                        f"production is version {now.version if now else None}, not {expect_production} "
+                        f"as when version {version} was judged: judge it again"
+                    )
+            return self._move(version, stage, reason, forced, evaluation)
+
+    @contextlib.contextmanager
+    def stage_lock(self) -> Iterator[None]:
+        """Serialise stage changes between processes: a lock file in ``registry.dir`` for the local store
+        (on a tracking server, only ``expect_production``'s check guards, up to the request's own time)."""
+        if self.settings.tracking_uri:
+            yield
+            return
+        path = Path(self.settings.dir).resolve() / "stages.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _move(
+        self, version: int, stage: str, reason: str, forced: bool, evaluation: Mapping[str, Any] | None
+    ) -> ModelVersion:
         target = self.get(version)
         if stage in _ALIASED:
             before = self.in_stage(stage)

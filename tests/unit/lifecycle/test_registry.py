@@ -65,3 +65,41 @@ def test_stages_one_production_at_a_time_and_rollback_puts_the_previous_one_back
         registry.move(3, "staging", reason="no such stage")
     with pytest.raises(RegistryError, match="version 9"):
         registry.get(9)
+
+
+def test_two_promotions_at_once_one_moves_and_the_other_is_told_production_moved(registry_settings, tmp_path):
+    """Two gates judged candidates against version 1 at the same time: the first to move wins; the other
+    must not replace it unjudged (before the stage lock, both moved and the second archived the first)."""
+    import threading
+
+    from fraudgraph.lifecycle import ProductionMoved
+
+    tracker, registry = RunTracker(registry_settings), ModelRegistry(registry_settings)
+    for i in range(3):
+        registry.register(tracked_run(tracker, tmp_path, f"m{i}", 0.4))
+    registry.move(1, "production", reason="first")
+    start, outcome = threading.Barrier(2), {}
+
+    def promote(version: int) -> None:
+        own = ModelRegistry(registry_settings)  # as another process would: its own client
+        start.wait()
+        try:
+            own.move(version, "production", reason="gate passed", expect_production=1)
+            outcome[version] = "moved"
+        except ProductionMoved:
+            outcome[version] = "refused"
+
+    threads = [threading.Thread(target=promote, args=(v,)) for v in (2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(outcome.values()) == ["moved", "refused"]
+    winner = next(v for v, o in outcome.items() if o == "moved")
+    loser = 5 - winner
+    stages = {v.version: v.stage for v in registry.versions()}
+    assert stages == {1: "archived", winner: "production", loser: "candidate"}
+    with pytest.raises(ProductionMoved, match=f"production is version {winner}, not 1"):
+        registry.move(loser, "production", reason="judged against 1", expect_production=1)
+    registry.move(loser, "production", reason="judged against the winner", expect_production=winner)
+    assert registry.in_stage("production").version == loser
