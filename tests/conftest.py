@@ -19,6 +19,25 @@ os.environ["FRAUDGRAPH_PII_KEY"] = "test-key-not-secret"
 os.environ["FRAUDGRAPH_REGISTRY__DIR"] = tempfile.mkdtemp(prefix="fraudgraph-registry-")
 
 
+# the local servers a test session starts (each once per pytest-xdist worker that asks for it)
+SERVER_FIXTURES = {"gremlin_server", "gremlin_server_set", "cassandra_server", "janusgraph_server",
+                   "janusgraph_cql_server", "kafka_server", "sqs_server"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Groups for pytest-xdist's ``--dist loadgroup`` (``scripts/dev test`` runs two workers): every module
+    with a test that talks to a local server runs on one worker, so each server starts once and Maven
+    resolves its jars once (never two Maven runs on one local repository); every other module stays
+    whole on one worker, so its module fixtures are built once."""
+    modules: dict[str, list] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    for module, tests in modules.items():
+        servers = any(t.get_closest_marker("gremlin") or SERVER_FIXTURES & set(t.fixturenames) for t in tests)
+        for t in tests:
+            t.add_marker(pytest.mark.xdist_group("servers" if servers else module))
+
+
 @pytest.fixture(scope="session")
 def settings():
     return load_settings(environ={})
