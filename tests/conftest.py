@@ -15,6 +15,10 @@ for _name in list(os.environ):
     if _name.startswith("FRAUDGRAPH_") and _name not in ("FRAUDGRAPH_SERVERS_CACHE", "FRAUDGRAPH_CONF_DIR"):
         del os.environ[_name]
 os.environ["FRAUDGRAPH_PII_KEY"] = "test-key-not-secret"
+if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: one compute thread each, children too
+    for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
+    os.environ["FRAUDGRAPH_TRAINING__THREADS"] = "1"
 # training runs are tracked: into a registry of the session's own, never the working directory's models/
 os.environ["FRAUDGRAPH_REGISTRY__DIR"] = tempfile.mkdtemp(prefix="fraudgraph-registry-")
 
@@ -24,6 +28,7 @@ SERVER_FIXTURES = {"gremlin_server", "gremlin_server_set", "cassandra_server", "
                    "janusgraph_cql_server", "kafka_server", "sqs_server"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
     """Groups for pytest-xdist's ``--dist loadgroup`` (``scripts/dev test`` runs two workers): every module
     with a test that talks to a local server runs on one worker, so each server starts once and Maven
