@@ -80,8 +80,7 @@ class CassandraServer(JavaServer):
             cdc_raw_directory=str(dirs["cdc_raw"]),
         )
         runtime = self.state_dir / "cassandra.yaml"
-        runtime.write_text(yaml.safe_dump(config, sort_keys=False))
-        self._runtime_config = runtime
+        runtime.write_text(yaml.safe_dump(config, sort_keys=False))  # read as -Dcassandra.config (jvm_options)
         return [str(lib / "*")], self.MAIN, []
 
     def jvm_options(self) -> list[str]:

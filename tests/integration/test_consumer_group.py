@@ -62,20 +62,27 @@ def graph_state(uri, settings):
         return {
             "links": links,
             "link_summary": store._link_summary(ids).astype("int64", errors="ignore"),
-            "identifier_stats": store._identifier_stats(identifiers),
+            "identifier_stats": store._identifier_stats(identifiers).astype(
+                {c: "int64" for c in ("degree", "first_seen_min", "first_seen_max", "events")}),
             "stats": store.stats(),
             "customers": customers[kept].astype("string"),
         }
 
 
-def test_two_consumers_one_killed_the_survivor_finishes_with_one_consumers_graph(small_world, model_dir, settings,
-                                                                        kafka_server, tmp_path):
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("janusgraph", marks=pytest.mark.gremlin)])
+def test_two_consumers_one_killed_the_survivor_finishes_with_one_consumers_graph(engine, small_world, model_dir,
+                                                                                settings, kafka_server, tmp_path,
+                                                                                request):
+    """The group on a SQLite file or on JanusGraph (its own graph server); the single consumer, the
+    reference, on SQLite (the engines give the same graph: tests/integration/test_consumer_engines.py)."""
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
+    from conftest import janusgraph_settings
+
     ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
     customers, links = frames_to_elements(ref["customers"], ref["links"])
-    topic = "group-events"
+    topic = f"group-events-{engine}"
     admin = AdminClient({"bootstrap.servers": kafka_server.bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])[topic].result(30)
     lines = (small_world / "live" / "events.jsonl").read_text().splitlines()[:EVENTS]
@@ -83,25 +90,34 @@ def test_two_consumers_one_killed_the_survivor_finishes_with_one_consumers_graph
     for line in lines:  # keyed by customer: one customer's events stay in one partition, in order
         producer.produce(topic, line.encode(), key=json.loads(line)["customer_id"].encode())
     producer.flush(30)
-    config = tmp_path / "group.yaml"
-    config.write_text(CONFIG)
+    configs = {"single": tmp_path / "single.yaml", "group": tmp_path / "group.yaml"}
+    configs["single"].write_text(CONFIG)
+    # JanusGraph names the edges itself (localservers.JanusGraphServer.store_settings)
+    configs["group"].write_text(CONFIG + ("graph:\n  gremlin:\n    edge_ids: engine\n" if engine == "janusgraph" else ""))
+    group_settings = janusgraph_settings(settings) if engine == "janusgraph" else settings
 
     def consume(run: str, group: str, graph: str, idle_s: int = 12) -> subprocess.Popen:
         out = tmp_path / run
         out.mkdir()
+        role = "single" if graph == uris["single"] else "group"  # each with its one ledger and settings
         source = f"kafka://{kafka_server.bootstrap}/{topic}?group={group}&session.timeout.ms=6000" \
                  "&heartbeat.interval.ms=500"
         cmd = [sys.executable, "-m", "fraudgraph.cli.main", "consume", "--source", source, "--graph", graph,
                "--model", str(model_dir), "--decisions", str(out / "decisions.jsonl"), "--until-idle", str(idle_s),
-               "--config", str(config)]
+               "--ledger", str(tmp_path / f"{role}-ledger.db"), "--config", str(configs[role])]
         return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(out / "log.txt", "w"))
 
-    uris = {}
-    for name in ("single", "group"):
-        uris[name] = f"sqlite:///{tmp_path / name}.db"  # its ledger beside it: one file for the whole group
-        with open_graph(uris[name], settings) as store:
-            store.upsert_customers(customers)
-            store.upsert_links(links)
+    uris = {"single": f"sqlite:///{tmp_path / 'single.db'}", "group": f"sqlite:///{tmp_path / 'group.db'}"}
+    if engine == "janusgraph":
+        uris["group"] = request.getfixturevalue("janusgraph_server").url
+    for name, store_settings in (("single", settings), ("group", group_settings)):
+        with open_graph(uris[name], store_settings) as store:
+            if name == "group" and engine == "janusgraph":
+                store.clear()
+            with store.summaries.deferred():
+                store.upsert_customers(customers)
+                store.upsert_links(links)
+            store.summaries.rebuild()
 
     single = consume("single", "one-consumer", uris["single"])
     first, second = consume("first", "two-consumers", uris["group"]), consume("second", "two-consumers", uris["group"])
@@ -131,7 +147,7 @@ def test_two_consumers_one_killed_the_survivor_finishes_with_one_consumers_graph
 
     # the survivor was assigned the killed consumer's partitions (a rebalance) and finished its journaled work
     assert assigned("second")[-1] == PARTITIONS and len(assigned("second")) >= 2
-    one, group = graph_state(uris["single"], settings), graph_state(uris["group"], settings)
+    one, group = graph_state(uris["single"], settings), graph_state(uris["group"], group_settings)
     for part in ("links", "link_summary", "identifier_stats", "customers"):
         pd.testing.assert_frame_equal(group[part], one[part], obj=part)
     assert group["stats"] == one["stats"]
@@ -146,6 +162,6 @@ def test_two_consumers_one_killed_the_survivor_finishes_with_one_consumers_graph
     restarted = consume("restarted", "two-consumers", uris["group"], idle_s=6)
     assert restarted.wait(timeout=300) == 0, (tmp_path / "restarted" / "log.txt").read_text()[-3000:]
     assert read_jsonl(tmp_path / "restarted" / "decisions.jsonl") == []
-    again = graph_state(uris["group"], settings)
+    again = graph_state(uris["group"], group_settings)
     for part in ("links", "link_summary", "identifier_stats", "customers"):
         pd.testing.assert_frame_equal(again[part], group[part], obj=part)
