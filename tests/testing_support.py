@@ -89,3 +89,18 @@ def untrained_artifact(
         averaged(models), FeatureScaler().fit(tensors), settings, threshold, {}, as_of_ms, fanout_cap=fanout_cap
     ).save(out_dir)
     return Path(out_dir)
+
+
+def seeded_world_model(world: Path, settings: Settings, out_dir: str | Path, *, seed: int) -> Path:
+    """A seeded, untrained model on a generated world's history as of its cut-off (the consumer tests'
+    model: which writes and decisions happen does not depend on its quality)."""
+    import json
+
+    from etl.reference import reference_etl
+    from fraudgraph.event_tags import EventTagger
+    from fraudgraph.identity import IdentifierHasher
+
+    ref = reference_etl(world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
+    as_of = pd.Timestamp(json.loads((world / "manifest.json").read_text())["cutoff"]).value // 10**6
+    return untrained_artifact(ref["customers"], ref["links"], as_of, settings, out_dir, fanout_cap=20, seed=seed,
+                              hidden=16, edge_hidden=8)

@@ -27,7 +27,7 @@ from fraudgraph.identity import IdentifierHasher
 from fraudgraph.scoring.rules import decision_properties
 
 from api_helpers import start_uvicorn
-from testing_support import frames_to_elements
+from testing_support import frames_to_elements, seeded_world_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.gremlin]
 
@@ -42,12 +42,7 @@ TIMING_PROPERTIES = {*decision_properties(0.0, "allow", (), "", 0), "review_outc
 @pytest.fixture(scope="module")
 def model_dir(small_world, settings, tmp_path_factory):
     """A seeded (untrained) model: which writes happen does not depend on its quality."""
-    from testing_support import untrained_artifact
-
-    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
-    as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6
-    return untrained_artifact(ref["customers"], ref["links"], as_of, settings, tmp_path_factory.mktemp("cw-model"),
-                              fanout_cap=20, seed=5, hidden=16, edge_hidden=8)
+    return seeded_world_model(small_world, settings, tmp_path_factory.mktemp("cw-model"), seed=5)
 
 
 def consumer_group(customer_id: str) -> int:

@@ -28,21 +28,13 @@ from serving.consumer import LiveConsumer
 from serving.consumer.ledger import Ledger
 from serving.consumer.sources import FileSource, JsonlSink
 
-from testing_support import frames_to_elements
+from testing_support import frames_to_elements, seeded_world_model
 
 
 @pytest.fixture(scope="module")
 def model_dir(small_world, settings, tmp_path_factory):
     """A seeded (untrained) model: the consumer's plumbing does not depend on its quality."""
-    from etl.reference import reference_etl
-
-    from testing_support import untrained_artifact
-
-    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
-    as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6
-    return untrained_artifact(ref["customers"], ref["links"], as_of, settings,
-                              tmp_path_factory.mktemp("consumer-model"), fanout_cap=20, seed=2, hidden=16,
-                              edge_hidden=8)
+    return seeded_world_model(small_world, settings, tmp_path_factory.mktemp("consumer-model"), seed=2)
 
 
 def expected_links(small_world, settings, extra: pd.DataFrame) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from fraudgraph.graph.snapshot import normalise_links
 from fraudgraph.identity import IdentifierHasher
 from fraudgraph.scoring.rules import decision_properties
 
-from testing_support import frames_to_elements
+from testing_support import frames_to_elements, seeded_world_model
 
 pytestmark = pytest.mark.slow
 
@@ -38,12 +38,7 @@ CONFIG = "consumer:\n  max_batch: 40\n  max_batch_span_s: 0.001\n"
 @pytest.fixture(scope="module")
 def model_dir(small_world, settings, tmp_path_factory):
     """A seeded (untrained) model: which writes and decisions happen does not depend on its quality."""
-    from testing_support import untrained_artifact
-
-    ref = reference_etl(small_world, IdentifierHasher.from_settings(settings.privacy), EventTagger(settings.event_tags))
-    as_of = pd.Timestamp(json.loads((small_world / "manifest.json").read_text())["cutoff"]).value // 10**6
-    return untrained_artifact(ref["customers"], ref["links"], as_of, settings, tmp_path_factory.mktemp("group-model"),
-                              fanout_cap=20, seed=3, hidden=16, edge_hidden=8)
+    return seeded_world_model(small_world, settings, tmp_path_factory.mktemp("group-model"), seed=3)
 
 
 def read_jsonl(path):
