@@ -48,6 +48,11 @@ def seed_everything(seed: int) -> None:
     import_dgl().seed(seed)
 
 
+EDGE_LIST_MAX_EDGES = 10_000
+"""Full graphs of at most this many edges are scored on their index tensors
+(:class:`fraudgraph.ml.features.EdgeLists`), larger ones on a DGL graph (docs/decisions.md)."""
+
+
 def gnn_scores(
     model: Any,
     tensors: IdentityGraphTensors,
@@ -70,17 +75,20 @@ def gnn_scores(
         return np.zeros(0, dtype=np.float64)
     if nodes is None or edges is None:
         nodes, edges = scaler.scaled(tensors)
-    g = tensors.graph
     layers = model.config["layers"]
     limit = cfg.full_graph_max_edges if full_graph_max_edges is None else full_graph_max_edges
+    n_edges = tensors.edge_lists.num_edges()
     was_training = model.training
     if was_training:  # eval() walks every module: not on each online call
         model.eval()
     with torch.inference_mode():  # lighter than no_grad: no autograd bookkeeping at all
-        if g.num_edges() <= limit:
+        if n_edges <= limit:
+            # a small graph (an online subgraph) as index tensors: no DGL graph is built at all
+            g = tensors.edge_lists if n_edges <= EDGE_LIST_MAX_EDGES else tensors.graph
             logits = model([g] * layers, nodes, [edges] * layers)
             out = torch.sigmoid(logits).numpy()[idx]
         else:
+            g = tensors.graph
             sampler = dgl.dataloading.MultiLayerFullNeighborSampler(layers)
             loader = dgl.dataloading.DataLoader(
                 g, {"customer": torch.as_tensor(idx)}, sampler, batch_size=cfg.batch_size, shuffle=False

@@ -2,8 +2,8 @@
 
 Input is plain data: a customer table and an identity-link table in the
 snapshot layout (:mod:`fraudgraph.graph.snapshot`), and the as-of time. Output
-is an :class:`IdentityGraphTensors`: a DGL heterograph with both edge
-directions and float32 feature matrices for every node and edge type.
+is an :class:`IdentityGraphTensors`: a heterograph with both edge
+directions (index tensors, a DGL graph on demand) and float32 feature matrices for every node and edge type.
 
 Features (all ``log1p`` of non-negative quantities, standardised later by
 :class:`fraudgraph.ml.scaling.FeatureScaler`):
@@ -89,6 +89,23 @@ def relations() -> list[tuple[str, str, str]]:
     return out
 
 
+@dataclass(frozen=True)
+class EdgeLists:
+    """A heterograph as plain index tensors: what a small scoring subgraph's message passing needs.
+
+    ``edges[(src type, relation, dst type)]`` is ``(src, dst)``, two int64 tensors of node indices;
+    ``num_nodes[ntype]`` the node count of each type. :class:`fraudgraph.ml.model.EdgeAwareRGCN`
+    runs on it without building a DGL graph, whose construction alone costs more than the forward
+    pass on a subgraph of a few hundred edges.
+    """
+
+    edges: dict[tuple[str, str, str], tuple[Any, Any]]
+    num_nodes: dict[str, int]
+
+    def num_edges(self) -> int:
+        return sum(int(src.shape[0]) for src, _ in self.edges.values())
+
+
 @dataclass
 class IdentityGraphTensors:
     """A heterograph over customers and identifiers with raw (unscaled) features.
@@ -98,9 +115,11 @@ class IdentityGraphTensors:
     is ``(num_nodes, n_features)``; ``edge_features[etype]`` ``(num_edges, n_edge_features)``;
     ``blocked[i]`` 1 where customer ``i``'s block stands at as-of (never a model input of its own: the
     RGCN reads it only through ``other_customers_blocked``, the baselines through their neighbours).
+    ``edge_lists`` holds the structure; :attr:`graph`, the same structure as a DGL heterograph, is
+    built on first use.
     """
 
-    graph: Any
+    edge_lists: EdgeLists
     customer_ids: np.ndarray
     identifier_ids: dict[str, np.ndarray]
     node_features: dict[str, np.ndarray]
@@ -108,6 +127,15 @@ class IdentityGraphTensors:
     as_of_ms: int
     blocked: np.ndarray  # (num_customers,) 1 where the customer's block stands at as-of
     customer_index: dict[str, int] = field(default_factory=dict)
+    _graph: Any = field(default=None, repr=False)
+
+    @property
+    def graph(self) -> Any:
+        """The DGL heterograph of :attr:`edge_lists` (training, sampled scoring, the baselines)."""
+        if self._graph is None:
+            dgl = import_dgl()
+            self._graph = dgl.heterograph(self.edge_lists.edges, num_nodes_dict=self.edge_lists.num_nodes)
+        return self._graph
 
     def index_of(self, customer_ids: Iterable[str]) -> np.ndarray:
         if not self.customer_index:
@@ -136,7 +164,6 @@ def build_graph_tensors(inputs: ScoringInputs, *, fanout_cap: int | None = None)
     identifier_stats, customer_summary = inputs.identifier_stats, inputs.customer_summary
     import torch
 
-    dgl = import_dgl()
     lk = _VisibleLinks.of(links, as_of_ms)
     ids, c, start, customer_features = _customer_nodes(customers, lk, as_of_ms, customer_summary)
     blocked = blocked_as_of(customers, ids, as_of_ms)
@@ -171,8 +198,8 @@ def build_graph_tensors(inputs: ScoringInputs, *, fanout_cap: int | None = None)
             uniq, inverse, lk.first[mask], lk.events[mask], as_of_ms, stats_by_kind.get(kind)
         )
     num_nodes = {CUSTOMER: len(ids), **{k: len(v) for k, v in identifier_ids.items()}}
-    g = dgl.heterograph(graph_data, num_nodes_dict=num_nodes)
-    return IdentityGraphTensors(g, ids, identifier_ids, node_features, edge_features, int(as_of_ms), blocked=blocked)
+    structure = EdgeLists(graph_data, num_nodes)
+    return IdentityGraphTensors(structure, ids, identifier_ids, node_features, edge_features, int(as_of_ms), blocked)
 
 
 @dataclass

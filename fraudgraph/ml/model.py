@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from fraudgraph.ml._dgl_compat import import_dgl
+from fraudgraph.ml.features import EdgeLists
 
 dgl = import_dgl()
 import dgl.function as fn  # noqa: E402
@@ -79,7 +80,10 @@ class RelationalMessagePassing(nn.Module):
         dst_types: set[str] | None = None,
     ) -> dict[str, torch.Tensor]:
         """New representations of the destination nodes; only of ``dst_types`` when given (the last layer
-        needs only the target type: the other relations' messages would be thrown away)."""
+        needs only the target type: the other relations' messages would be thrown away). ``graph`` is a
+        DGL graph or block, or the :class:`~fraudgraph.ml.features.EdgeLists` of a small full graph."""
+        if isinstance(graph, EdgeLists):
+            return self._forward_edge_lists(graph, h_src, edge_feats, dst_types)
         with graph.local_scope():
             funcs = {}
             for src, etype, dst in graph.canonical_etypes:
@@ -103,6 +107,38 @@ class RelationalMessagePassing(nn.Module):
                     h = torch.relu(h)
                 out[ntype] = self.dropout(h)
             return out
+
+    def _forward_edge_lists(
+        self,
+        graph: EdgeLists,
+        h_src: dict[str, torch.Tensor],
+        edge_feats: dict[str, torch.Tensor],
+        dst_types: set[str] | None,
+    ) -> dict[str, torch.Tensor]:
+        """:meth:`forward` on a full graph given as index tensors, with plain tensor ops: the same
+        messages, a mean per relation by ``index_add_`` over the destinations (0 where a node has none),
+        their sum, then the self weight. Equal to the DGL path up to float summation order (test)."""
+        agg: dict[str, torch.Tensor] = {}
+        for (src, etype, dst), (u, v) in graph.edges.items():
+            if u.shape[0] == 0 or (dst_types is not None and dst not in dst_types):
+                continue
+            m = self.source_weight[etype](h_src[src])[u]
+            if self.use_edge_features:
+                m = m + self.edge_weight[etype](self.edge_encoder[etype](edge_feats[etype]))
+            n_dst = graph.num_nodes[dst]
+            total = m.new_zeros((n_dst, m.shape[1])).index_add_(0, v, m)
+            degree = torch.bincount(v, minlength=n_dst).clamp_(min=1).unsqueeze(1)
+            mean = total / degree
+            agg[dst] = agg[dst] + mean if dst in agg else mean
+        out = {}
+        for ntype in graph.num_nodes if dst_types is None else [t for t in graph.num_nodes if t in dst_types]:
+            h = self.self_weight[ntype](h_src[ntype])
+            if ntype in agg:
+                h = h + agg[ntype]
+            if self.activation:
+                h = torch.relu(h)
+            out[ntype] = self.dropout(h)
+        return out
 
 
 class EdgeAwareRGCN(nn.Module):
@@ -158,7 +194,8 @@ class EdgeAwareRGCN(nn.Module):
     ) -> torch.Tensor:
         """Fraud logits of the target nodes of the last block, shape ``(n_target,)``.
 
-        ``blocks``: one graph per layer (the same full graph repeated, or sampler blocks);
+        ``blocks``: one graph per layer (the same full graph repeated, as a DGL graph or as
+        :class:`~fraudgraph.ml.features.EdgeLists`, or sampler blocks);
         ``node_feats``: features of the first block's source nodes;
         ``edge_feats[i]``: features of block ``i``'s edges per relation.
         """

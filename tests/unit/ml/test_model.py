@@ -236,6 +236,41 @@ def test_fused_members_give_the_mean_logit_on_full_graphs_and_sampled_blocks(pla
                                    averaged([g] * layers, nodes, [edges] * layers), rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("edge_features", [True, False])
+def test_a_small_graph_scores_the_same_on_index_tensors_as_on_a_dgl_graph(planted, edge_features):
+    """Online subgraphs run the layers on plain index tensors (no DGL graph is built): the same logits
+    as DGL's message passing, with relations that have no edges and customers that have no links."""
+    import torch
+
+    from fraudgraph.ml import artifact
+    from fraudgraph.ml.features import EdgeLists
+    from fraudgraph.ml.model import AveragedRGCN, fused
+
+    _, _, y, split, _ = planted
+    customers, links, _ = planted_world()
+    rng = np.random.default_rng(2)
+    customers["signup_ts"] = AS_OF - rng.integers(1, 100, len(customers)) * DAY
+    links["event_count"] = rng.integers(1, 9, len(links))
+    loners = pd.DataFrame({"customer_id": ["z1", "z2"], "signup_ts": AS_OF - 3 * DAY})  # no links at all
+    tensors = build_graph_tensors(ScoringInputs(pd.concat([customers, loners]), links, AS_OF), fanout_cap=40)
+    assert isinstance(tensors.edge_lists, EdgeLists) and tensors._graph is None  # no DGL graph built yet
+    scaler = FeatureScaler().fit(tensors)
+    cfg = CFG.model_copy(update={"max_epochs": 3})
+    members = [fit_gnn(tensors, scaler, y, split, cfg, edge_features, epochs=3, seed=s)[0] for s in (3, 4)]
+    nodes, edges = scaler.scaled(tensors)
+    for model in (members[0], fused(AveragedRGCN(members).eval())):
+        layers = model.config["layers"]
+        with torch.inference_mode():
+            on_dgl = model([tensors.graph] * layers, nodes, [edges] * layers)
+            on_lists = model([tensors.edge_lists] * layers, nodes, [edges] * layers)
+        torch.testing.assert_close(on_lists, on_dgl, rtol=0, atol=1e-5)
+        assert on_dgl.std() > 1e-3  # not a constant
+    # gnn_scores picks the index tensors for a graph this small
+    assert tensors.edge_lists.num_edges() <= artifact.EDGE_LIST_MAX_EDGES
+    want = torch.sigmoid(on_dgl).numpy()
+    np.testing.assert_allclose(gnn_scores(model, tensors, scaler, np.arange(len(want)), cfg), want, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_train_and_score_commands_on_a_generated_world(small_world, small_world_graph, small_world_snapshot,
                                                        tmp_path, settings):
