@@ -48,7 +48,7 @@ def seed_everything(seed: int) -> None:
     import_dgl().seed(seed)
 
 
-EDGE_LIST_MAX_EDGES = 10_000
+EDGE_LIST_MAX_EDGES = 30_000
 """Full graphs of at most this many edges are scored on their index tensors
 (:class:`fraudgraph.ml.features.EdgeLists`), larger ones on a DGL graph (docs/decisions.md)."""
 
@@ -82,9 +82,16 @@ def gnn_scores(
     if was_training:  # eval() walks every module: not on each online call
         model.eval()
     with torch.inference_mode():  # lighter than no_grad: no autograd bookkeeping at all
-        if n_edges <= limit:
-            # a small graph (an online subgraph) as index tensors: no DGL graph is built at all
-            g = tensors.edge_lists if n_edges <= EDGE_LIST_MAX_EDGES else tensors.graph
+        if n_edges <= EDGE_LIST_MAX_EDGES:
+            # a small graph (an online subgraph) as index tensors, only the edges the targets' scores
+            # need: no DGL graph is built at all
+            target = torch.as_tensor(idx)
+            target_type = model.config.get("target_ntype", "customer")
+            blocks, edge_ids = tensors.edge_lists.blocks_for(target_type, target, layers)
+            ef = [{et: edges[et][ids] for et, ids in per_layer.items()} for per_layer in edge_ids]
+            out = torch.sigmoid(model(blocks, nodes, ef)[target]).numpy()
+        elif n_edges <= limit:
+            g = tensors.graph
             logits = model([g] * layers, nodes, [edges] * layers)
             out = torch.sigmoid(logits).numpy()[idx]
         else:

@@ -117,12 +117,14 @@ class RelationalMessagePassing(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """:meth:`forward` on a full graph given as index tensors, with plain tensor ops: the same
         messages, a mean per relation by ``index_add_`` over the destinations (0 where a node has none),
-        their sum, then the self weight. Equal to the DGL path up to float summation order (test)."""
+        their sum, then the self weight; only for ``graph.dst_nodes`` when it names them (the rest stay
+        0). Equal to the DGL path up to float summation order (test)."""
         agg: dict[str, torch.Tensor] = {}
         for (src, etype, dst), (u, v) in graph.edges.items():
             if u.shape[0] == 0 or (dst_types is not None and dst not in dst_types):
                 continue
-            m = self.source_weight[etype](h_src[src])[u]
+            h = h_src[src]  # the source weight on the sources of edges, or on every node and pick: fewer rows
+            m = self.source_weight[etype](h[u]) if u.shape[0] < h.shape[0] else self.source_weight[etype](h)[u]
             if self.use_edge_features:
                 m = m + self.edge_weight[etype](self.edge_encoder[etype](edge_feats[etype]))
             n_dst = graph.num_nodes[dst]
@@ -132,12 +134,16 @@ class RelationalMessagePassing(nn.Module):
             agg[dst] = agg[dst] + mean if dst in agg else mean
         out = {}
         for ntype in graph.num_nodes if dst_types is None else [t for t in graph.num_nodes if t in dst_types]:
-            h = self.self_weight[ntype](h_src[ntype])
+            rows = None if graph.dst_nodes is None else graph.dst_nodes[ntype]
+            h = self.self_weight[ntype](h_src[ntype] if rows is None else h_src[ntype][rows])
             if ntype in agg:
-                h = h + agg[ntype]
+                h = h + (agg[ntype] if rows is None else agg[ntype][rows])
             if self.activation:
                 h = torch.relu(h)
-            out[ntype] = self.dropout(h)
+            h = self.dropout(h)
+            if rows is not None:  # the full node range, 0 where not computed
+                h = h.new_zeros((graph.num_nodes[ntype], h.shape[1])).index_copy_(0, rows, h)
+            out[ntype] = h
         return out
 
 

@@ -265,10 +265,15 @@ def test_a_small_graph_scores_the_same_on_index_tensors_as_on_a_dgl_graph(plante
             on_lists = model([tensors.edge_lists] * layers, nodes, [edges] * layers)
         torch.testing.assert_close(on_lists, on_dgl, rtol=0, atol=1e-5)
         assert on_dgl.std() > 1e-3  # not a constant
-    # gnn_scores picks the index tensors for a graph this small
+    # gnn_scores picks the index tensors for a graph this small, with only the edges its targets need
     assert tensors.edge_lists.num_edges() <= artifact.EDGE_LIST_MAX_EDGES
     want = torch.sigmoid(on_dgl).numpy()
     np.testing.assert_allclose(gnn_scores(model, tensors, scaler, np.arange(len(want)), cfg), want, atol=1e-6)
+    for targets in ([0], [5, 1, 299], tensors.index_of(["z1", "c0004"]), rng.permutation(len(want))[:40]):
+        targets = np.asarray(targets)
+        np.testing.assert_allclose(gnn_scores(model, tensors, scaler, targets, cfg), want[targets], atol=1e-6)
+    blocks, _ = tensors.edge_lists.blocks_for("customer", torch.as_tensor([0]), 2)
+    assert blocks[1].num_edges() < blocks[0].num_edges() < tensors.edge_lists.num_edges()  # pruned
 
 
 @pytest.mark.slow
