@@ -26,9 +26,9 @@ from fraudgraph.ml import ModelArtifactError
 from fraudgraph.ml.features import (
     CUSTOMER_FEATURES,
     EDGE_FEATURES,
-    IDENTIFIER_FEATURES,
     IdentityGraphTensors,
 )
+from fraudgraph.ml.identifier_features import IDENTIFIER_FEATURES
 from fraudgraph.ml.scaling import FeatureScaler
 from fraudgraph.schema import SCHEMA_VERSION
 
@@ -50,7 +50,7 @@ def seed_everything(seed: int) -> None:
 
 EDGE_LIST_MAX_EDGES = 30_000
 """Full graphs of at most this many edges are scored on their index tensors
-(:class:`fraudgraph.ml.features.EdgeLists`), larger ones on a DGL graph (docs/decisions.md)."""
+(:class:`fraudgraph.ml.edge_lists.EdgeLists`), larger ones on a DGL graph (docs/decisions.md)."""
 
 
 def gnn_scores(

@@ -26,10 +26,10 @@ import pandas as pd
 from fraudgraph.ml.features import (
     CUSTOMER_FEATURES,
     EDGE_FEATURES,
-    IDENTIFIER_FEATURES,
     REVERSE_PREFIX,
     IdentityGraphTensors,
 )
+from fraudgraph.ml.identifier_features import IDENTIFIER_FEATURES
 from fraudgraph.ml.scaling import FeatureScaler
 from fraudgraph.schema import CUSTOMER, EDGE_LABEL_BY_KIND, IDENTIFIER_KINDS
 

@@ -43,6 +43,8 @@ import pandas as pd
 from fraudgraph.arrays import log1p_nonneg, node_ids, numeric_column, rank_within, sorted_unique
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml._dgl_compat import import_dgl
+from fraudgraph.ml.edge_lists import EdgeLists
+from fraudgraph.ml.identifier_features import identifier_features, split_by_kind
 from fraudgraph.schema import (
     CUSTOMER,
     EDGE_LABEL_BY_KIND,
@@ -64,7 +66,6 @@ CUSTOMER_FEATURES = [
     "amount_per_payment",
     "payments_per_day",
 ]
-IDENTIFIER_FEATURES = ["degree", "age_days", "events", "first_seen_span_days"]
 EDGE_FEATURES = [
     "events",
     "age_days",
@@ -87,55 +88,6 @@ def relations() -> list[tuple[str, str, str]]:
         label = EDGE_LABEL_BY_KIND[kind]
         out += [(CUSTOMER, label, kind), (kind, REVERSE_PREFIX + label, CUSTOMER)]
     return out
-
-
-@dataclass(frozen=True)
-class EdgeLists:
-    """A heterograph as plain index tensors: what a small scoring subgraph's message passing needs.
-
-    ``edges[(src type, relation, dst type)]`` is ``(src, dst)``, two int64 tensors of node indices;
-    ``num_nodes[ntype]`` the node count of each type. :class:`fraudgraph.ml.model.EdgeAwareRGCN`
-    runs on it without building a DGL graph, whose construction alone costs more than the forward
-    pass on a subgraph of a few hundred edges.
-    """
-
-    edges: dict[tuple[str, str, str], tuple[Any, Any]]
-    num_nodes: dict[str, int]
-    # the nodes of each type a layer computes on it (int64 tensors; None: all of them)
-    dst_nodes: dict[str, Any] | None = None
-
-    def num_edges(self) -> int:
-        return sum(int(src.shape[0]) for src, _ in self.edges.values())
-
-    def blocks_for(self, target_type: str, targets: Any, layers: int) -> tuple[list[EdgeLists], list[dict[str, Any]]]:
-        """What ``layers`` message-passing layers need to compute the nodes ``targets`` (an int64
-        tensor) of ``target_type``, as DGL's full-neighbour sampler gives it but on the same node
-        numbering: per layer, the edges whose destination the next layer reads (the targets at the last
-        layer; at each one before, also the sources of the next layer's edges and, for the self weight,
-        its destinations), and the ids of those edges per relation (to pick their features).
-
-        A layer computes only the nodes in its ``dst_nodes`` (the others are left 0), so only the
-        targets' final representations are the full graph's; the rest are not to be read.
-        """
-        import torch
-
-        need = {ntype: torch.zeros(n, dtype=torch.bool) for ntype, n in self.num_nodes.items()}
-        need[target_type][targets] = True
-        blocks: list[EdgeLists] = []
-        edge_ids: list[dict[str, Any]] = []
-        for _ in range(layers):
-            before = {ntype: mask.clone() for ntype, mask in need.items()}  # self weight: its own last state
-            kept, ids = {}, {}
-            for (src, etype, dst), (u, v) in self.edges.items():
-                picked = need[dst][v].nonzero().squeeze(1)
-                kept[(src, etype, dst)] = (u[picked], v[picked])
-                ids[etype] = picked
-                before[src][u[picked]] = True
-            computed = {ntype: mask.nonzero().squeeze(1) for ntype, mask in need.items()}
-            blocks.insert(0, EdgeLists(kept, self.num_nodes, computed))
-            edge_ids.insert(0, ids)
-            need = before
-        return blocks, edge_ids
 
 
 @dataclass
@@ -202,7 +154,7 @@ def build_graph_tensors(inputs: ScoringInputs, *, fanout_cap: int | None = None)
     node_features = {CUSTOMER: customer_features}
     edge_all = _edge_features(lk, start[c], as_of_ms)
     graph_data, identifier_ids, edge_features = {}, {}, {}
-    stats_by_kind = _split_by_kind(identifier_stats)
+    stats_by_kind = split_by_kind(identifier_stats)
     for kind in IDENTIFIER_KINDS:
         mask = lk.kind == kind
         uniq, inverse = np.unique(lk.value_hash[mask], return_inverse=True)
@@ -226,7 +178,7 @@ def build_graph_tensors(inputs: ScoringInputs, *, fanout_cap: int | None = None)
         edges_of_kind = edge_all[mask]
         edge_features[label] = np.concatenate([edges_of_kind[keep], np.zeros((int(keep.sum()), 1), np.float32)], 1)
         edge_features[REVERSE_PREFIX + label] = np.concatenate([edges_of_kind, others], 1)
-        node_features[kind] = _identifier_features(
+        node_features[kind] = identifier_features(
             uniq, inverse, lk.first[mask], lk.events[mask], as_of_ms, stats_by_kind.get(kind)
         )
     num_nodes = {CUSTOMER: len(ids), **{k: len(v) for k, v in identifier_ids.items()}}
@@ -332,60 +284,6 @@ def _edge_features(lk: _VisibleLinks, link_start: np.ndarray, as_of_ms: int) -> 
             log1p_nonneg((lk.first - link_start) / DAY_MS)[:, None],
             shares[:, : len(LINK_EVENT_TYPES) + len(EVENT_TAG_FLAGS)],
             log1p_nonneg(lk.mix[:, _AMOUNT] / np.maximum(lk.mix[:, _PAYMENT], 1))[:, None],
-        ],
-        1,
-    ).astype(np.float32)
-
-
-def _split_by_kind(identifier_stats: pd.DataFrame | None) -> dict[str, dict[str, np.ndarray]]:
-    """``identifier_stats`` as plain arrays per kind (``value_hash`` and the statistics), read once."""
-    if identifier_stats is None or not len(identifier_stats):
-        return {}
-    kinds = identifier_stats["kind"].to_numpy()
-    columns = {
-        "value_hash": node_ids(identifier_stats["value_hash"]),
-        **{
-            c: identifier_stats[c].to_numpy(dtype=np.float64)
-            for c in ("degree", "first_seen_min", "first_seen_max", "events")
-        },
-    }
-    return {kind: {c: v[kinds == kind] for c, v in columns.items()} for kind in np.unique(kinds)}
-
-
-def _identifier_features(
-    uniq: np.ndarray,
-    inverse: np.ndarray,
-    first: np.ndarray,
-    events: np.ndarray,
-    as_of_ms: int,
-    stats: dict[str, np.ndarray] | None,
-) -> np.ndarray:
-    """``(n_identifiers, len(IDENTIFIER_FEATURES))`` for the identifiers ``uniq`` of one kind, from their
-    links (``inverse[i]`` is link ``i``'s identifier), where ``stats`` (this kind's identifier statistics,
-    :func:`_split_by_kind`) overrides them."""
-    n_ident = len(uniq)
-    if not n_ident:
-        return np.zeros((0, len(IDENTIFIER_FEATURES)), np.float32)
-    degree = np.bincount(inverse, minlength=n_ident).astype(np.float64)
-    ident_first = np.full(n_ident, np.inf)
-    np.minimum.at(ident_first, inverse, first)
-    ident_last_join = np.full(n_ident, -np.inf)
-    np.maximum.at(ident_last_join, inverse, first)
-    ident_events = np.bincount(inverse, weights=events, minlength=n_ident)
-    if stats is not None:
-        pos = pd.Index(uniq).get_indexer(stats["value_hash"])
-        found = pos >= 0
-        pos = pos[found]
-        degree[pos] = stats["degree"][found]
-        ident_first[pos] = stats["first_seen_min"][found]
-        ident_last_join[pos] = stats["first_seen_max"][found]
-        ident_events[pos] = stats["events"][found]
-    return np.stack(
-        [
-            log1p_nonneg(degree),
-            log1p_nonneg((as_of_ms - ident_first) / DAY_MS),
-            log1p_nonneg(ident_events),
-            log1p_nonneg((ident_last_join - ident_first) / DAY_MS),
         ],
         1,
     ).astype(np.float32)

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from fraudgraph.ml._dgl_compat import import_dgl
-from fraudgraph.ml.features import EdgeLists
+from fraudgraph.ml.edge_lists import EdgeLists
 
 dgl = import_dgl()
 import dgl.function as fn  # noqa: E402
@@ -81,7 +81,7 @@ class RelationalMessagePassing(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """New representations of the destination nodes; only of ``dst_types`` when given (the last layer
         needs only the target type: the other relations' messages would be thrown away). ``graph`` is a
-        DGL graph or block, or the :class:`~fraudgraph.ml.features.EdgeLists` of a small full graph."""
+        DGL graph or block, or the :class:`~fraudgraph.ml.edge_lists.EdgeLists` of a small full graph."""
         if isinstance(graph, EdgeLists):
             return self._forward_edge_lists(graph, h_src, edge_feats, dst_types)
         with graph.local_scope():
@@ -201,7 +201,7 @@ class EdgeAwareRGCN(nn.Module):
         """Fraud logits of the target nodes of the last block, shape ``(n_target,)``.
 
         ``blocks``: one graph per layer (the same full graph repeated, as a DGL graph or as
-        :class:`~fraudgraph.ml.features.EdgeLists`, or sampler blocks);
+        :class:`~fraudgraph.ml.edge_lists.EdgeLists`, or sampler blocks);
         ``node_feats``: features of the first block's source nodes;
         ``edge_feats[i]``: features of block ``i``'s edges per relation.
         """

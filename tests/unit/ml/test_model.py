@@ -243,7 +243,7 @@ def test_a_small_graph_scores_the_same_on_index_tensors_as_on_a_dgl_graph(plante
     import torch
 
     from fraudgraph.ml import artifact
-    from fraudgraph.ml.features import EdgeLists
+    from fraudgraph.ml.edge_lists import EdgeLists
     from fraudgraph.ml.model import AveragedRGCN, fused
 
     _, _, y, split, _ = planted
