@@ -4,16 +4,19 @@ not depend on the weights)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
 from fraudgraph.config import Settings
-from fraudgraph.graph import CustomerUpsert, IdentityLink
+from fraudgraph.graph import CustomerUpsert, IdentityLink, open_graph
 from fraudgraph.graph.scoring_inputs import ScoringInputs
+from fraudgraph.graph.snapshot import normalise_links
 from fraudgraph.ml.artifact import ModelArtifact, seed_everything
 from fraudgraph.ml.features import build_graph_tensors
 from fraudgraph.ml.scaling import FeatureScaler
+from fraudgraph.scoring.rules import decision_properties
 
 
 def read_snapshot(snapshot_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -94,8 +97,6 @@ def untrained_artifact(
 def seeded_world_model(world: Path, settings: Settings, out_dir: str | Path, *, seed: int) -> Path:
     """A seeded, untrained model on a generated world's history as of its cut-off (the consumer tests'
     model: which writes and decisions happen does not depend on its quality)."""
-    import json
-
     from etl.reference import reference_etl
     from fraudgraph.event_tags import EventTagger
     from fraudgraph.identity import IdentifierHasher
@@ -104,3 +105,30 @@ def seeded_world_model(world: Path, settings: Settings, out_dir: str | Path, *, 
     as_of = pd.Timestamp(json.loads((world / "manifest.json").read_text())["cutoff"]).value // 10**6
     return untrained_artifact(ref["customers"], ref["links"], as_of, settings, out_dir, fanout_cap=20, seed=seed,
                               hidden=16, edge_hidden=8)
+
+
+# written by decisions: their values depend on when a customer was scored, which several consumers change
+TIMING_PROPERTIES = set(decision_properties(0.0, "allow", (), "", 0))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def graph_state(uri: str, settings: Settings) -> dict:
+    """What must not depend on how many consumers wrote: links, link summaries, identifier statistics,
+    counts, and the customer properties that come from the data (not the scores)."""
+    with open_graph(uri, settings) as store:
+        customers = store.customers_frame().set_index("customer_id").sort_index()
+        ids = sorted(customers.index)
+        links = normalise_links(store.links_frame())
+        identifiers = sorted(set(zip(links["kind"], links["value_hash"])))
+        kept = sorted(c for c in customers.columns if c not in TIMING_PROPERTIES)
+        return {
+            "links": links,
+            "link_summary": store._link_summary(ids).astype("int64", errors="ignore"),
+            "identifier_stats": store._identifier_stats(identifiers).astype(
+                {c: "int64" for c in ("degree", "first_seen_min", "first_seen_max", "events")}),
+            "stats": store.stats(),
+            "customers": customers[kept].astype("string"),
+        }

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from fraudgraph.config.base import Section
 
@@ -21,6 +22,10 @@ class ConsumerSettings(Section):
     metrics_port: int = Field(ge=0, le=65535)
     # How long a source or sink keeps retrying an unreachable broker (restart, network blip) before failing.
     broker_retry_s: float = Field(gt=0)
+    # SQS: a received message is hidden from the other consumers this long (the broker's maximum: 12 h)
+    sqs_visibility_timeout_s: int = Field(ge=1, le=43200)
+    # competing consumers: a lease not renewed for this long is taken over (serving.consumer.partitions)
+    lease_s: float = Field(gt=0)
     max_batch_span_s: float = Field(gt=0)
     max_event_bytes: int = Field(ge=256)
     max_clock_skew_s: float | None = Field(gt=0)
@@ -40,6 +45,18 @@ class ConsumerSettings(Section):
             "appeal",
         ]
     ]
+
+    @model_validator(mode="after")
+    def _lease_expires_before_redelivery(self) -> ConsumerSettings:
+        """A message of a stalled consumer comes back to another only after the stalled one's lease has
+        expired, so the other claims the lease (fencing the stalled one off) before it sees the message."""
+        longest_poll = min(20, math.ceil(self.poll_timeout_s))
+        if self.sqs_visibility_timeout_s <= self.lease_s + longest_poll:
+            raise ValueError(
+                f"consumer.sqs_visibility_timeout_s ({self.sqs_visibility_timeout_s} s) must exceed "
+                f"consumer.lease_s ({self.lease_s:g} s) plus the longest poll ({longest_poll} s)"
+            )
+        return self
 
 
 class ReplaySettings(Section):

@@ -38,8 +38,14 @@ def open_consumer_source(
     """The source at ``uri``, resumed where this ledger last committed it (a file's line); a broker keeps
     its own position (consumer group offsets, undeleted messages)."""
     start = 0 if uri.startswith(BROKER_SCHEMES) else ledger.offset(source_name(uri))
+    cfg = settings.consumer
     return open_source(
-        uri, start=start, follow=follow, idle_stop_s=idle_stop_s, retry_s=settings.consumer.broker_retry_s
+        uri,
+        start=start,
+        follow=follow,
+        idle_stop_s=idle_stop_s,
+        retry_s=cfg.broker_retry_s,
+        visibility_timeout_s=cfg.sqs_visibility_timeout_s,
     )
 
 

@@ -29,6 +29,7 @@ _ADDED_COLUMNS = {
     "link_state": [("owner", "TEXT NOT NULL DEFAULT ''")],
     "pending_customer": [("owner", "TEXT NOT NULL DEFAULT ''")],
     "pending_score": [("owner", "TEXT NOT NULL DEFAULT ''"), ("as_of", "INTEGER")],
+    "partition_owner": [("renewed_ms", "INTEGER NOT NULL DEFAULT 0")],
 }
 
 

@@ -24,6 +24,9 @@ SIGTERM or SIGINT stops polling, finishes the batch in flight, commits and exits
 Consumers of one Kafka group share one ledger: a consumer assigned partitions claims them and finishes
 the work their previous owner journaled (:meth:`LiveConsumer.take_over`); a batch with work of a
 partition another consumer claimed meanwhile is left to that consumer (:class:`PartitionRevoked`).
+Consumers competing for one SQS queue journal under a lease each, renewed between batches; one whose
+lease expired (a crash, a stall) has its lease claimed and its journaled work finished by another
+(:meth:`LiveConsumer.keep_lease`).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from .decisions import decision_records
 from .drift import DriftMonitor
 from .ledger import UNPARTITIONED, JournalEntry, Ledger, PartitionRevoked
 from .metrics import ConsumerMetrics
+from .ownership import WorkOwnership
 from .shadow import ShadowScoring
 from .sources import Message, Sink, Source
 from .steps import (
@@ -68,7 +72,7 @@ from .steps import (
 log = logging.getLogger("fraudgraph.consumer")
 
 
-class LiveConsumer:
+class LiveConsumer(WorkOwnership):
     def __init__(
         self,
         store: IdentityGraph,
@@ -97,6 +101,8 @@ class LiveConsumer:
         self._digests: dict[str, str] = {}  # the batch in flight's new events: id -> content digest
         self._owners: dict[str, str] = {}  # the batch in flight's new events: id -> source partition
         self.consumer_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease: str | None = None  # competing consumers: the owner of this one's journaled work
+        self._leases_taken = 0
         self.follower, self.shadow = follower, shadow
         self.drift = DriftMonitor(self.metrics.registry, settings.consumer.drift_log, settings.registry.drift_alert_psi)
         self.event_log = LinkEventLog(settings.consumer.link_event_log) if settings.consumer.link_event_log else None
@@ -119,8 +125,11 @@ class LiveConsumer:
         listen = getattr(source, "listen_rebalance", None)
         if listen is not None:  # a consumer group: partitions come and go
             listen(self.take_over, self.hand_over)
+        competing = getattr(source, "competing", False)
         cfg = self.settings.consumer
         while not self._stop:
+            if competing:
+                self.keep_lease()
             batch = source.poll(cfg.max_batch, cfg.poll_timeout_s)
             if batch:
                 try:
@@ -149,18 +158,6 @@ class LiveConsumer:
             log.warning("recovering %d unfinished writes and decisions from the ledger", pending)
             self._apply_and_score(entry, " on recovery", [])
 
-    def take_over(self, owners: list[str]) -> None:
-        """Partitions assigned to this consumer (a rebalance; no batch is in flight): claim them in the
-        ledger, which fences off their previous owner, and finish the work it journaled."""
-        self.ledger.claim(owners, self.consumer_id)
-        log.info("assigned partitions %s", ", ".join(owners) or "none")
-        self.recover(owners)
-
-    def hand_over(self, owners: list[str]) -> None:
-        """Partitions revoked from this consumer (a rebalance, after its last batch committed)."""
-        self.ledger.release(owners)
-        log.info("revoked partitions %s", ", ".join(owners) or "none")
-
     # ------------------------------------------------------------- one batch
     def process(self, batch: list[Message]) -> None:
         received = time.perf_counter()
@@ -173,7 +170,8 @@ class LiveConsumer:
         self.stats.duplicates += admitted.duplicates
         self.metrics.duplicates.inc(admitted.duplicates)
         self._digests = admitted.digests
-        self._owners = {ev.event_id: admitted.owners.get(ev.event_id, UNPARTITIONED) for ev in admitted.events}
+        unowned = self.lease or UNPARTITIONED  # a message without a partition: this consumer's lease, if any
+        self._owners = {ev.event_id: admitted.owners.get(ev.event_id) or unowned for ev in admitted.events}
         for step in event_time_steps(admitted.events, int(self.settings.consumer.max_batch_span_s * 1000)):
             # a step's reads of its customers' links and summaries, its writes and its scoring read what the
             # step already read or wrote once (this consumer is their customers' only writer)

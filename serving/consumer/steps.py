@@ -41,6 +41,7 @@ class ConsumerStats:
     duplicates: int = 0
     applied: int = 0
     fenced: int = 0  # batches left to the consumer that claimed their partition (a consumer group)
+    leases_taken_over: int = 0  # competing consumers: expired leases whose journaled work this one finished
     decisions: dict[str, int] = field(default_factory=lambda: {"block": 0, "review": 0, "allow": 0, "blocked": 0})
     latencies_ms: list[float] = field(default_factory=list)
 
@@ -56,6 +57,7 @@ class ConsumerStats:
             "duplicates": self.duplicates,
             "applied": self.applied,
             "fenced_batches": self.fenced,
+            "leases_taken_over": self.leases_taken_over,
             "decisions": dict(self.decisions),
             "latency_ms": {"p50": pct(0.5), "p99": pct(0.99)},
         }

@@ -18,18 +18,14 @@ import pytest
 from etl.reference import reference_etl
 from fraudgraph.event_tags import EventTagger
 from fraudgraph.graph import open_graph
-from fraudgraph.graph.snapshot import normalise_links
 from fraudgraph.identity import IdentifierHasher
-from fraudgraph.scoring.rules import decision_properties
 
-from testing_support import frames_to_elements, seeded_world_model
+from testing_support import frames_to_elements, graph_state, read_jsonl, seeded_world_model
 
 pytestmark = pytest.mark.slow
 
 EVENTS = 400  # the first events of the small world's live stream
 PARTITIONS = 4
-# written by decisions: their values depend on when a customer was scored, which two consumers change
-TIMING_PROPERTIES = set(decision_properties(0.0, "allow", (), "", 0))
 # a dead member is noticed within the session timeout; steps of one event time each, so which events are
 # decided does not depend on how the stream was cut into micro-batches
 CONFIG = "consumer:\n  max_batch: 40\n  max_batch_span_s: 0.001\n"
@@ -39,29 +35,6 @@ CONFIG = "consumer:\n  max_batch: 40\n  max_batch_span_s: 0.001\n"
 def model_dir(small_world, settings, tmp_path_factory):
     """A seeded (untrained) model: which writes and decisions happen does not depend on its quality."""
     return seeded_world_model(small_world, settings, tmp_path_factory.mktemp("group-model"), seed=3)
-
-
-def read_jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def graph_state(uri, settings):
-    """What must not depend on how many consumers wrote: links, link summaries, identifier statistics,
-    counts, and the customer properties that come from the data (not the scores)."""
-    with open_graph(uri, settings) as store:
-        customers = store.customers_frame().set_index("customer_id").sort_index()
-        ids = sorted(customers.index)
-        links = normalise_links(store.links_frame())
-        identifiers = sorted(set(zip(links["kind"], links["value_hash"])))
-        kept = sorted(c for c in customers.columns if c not in TIMING_PROPERTIES)
-        return {
-            "links": links,
-            "link_summary": store._link_summary(ids).astype("int64", errors="ignore"),
-            "identifier_stats": store._identifier_stats(identifiers).astype(
-                {c: "int64" for c in ("degree", "first_seen_min", "first_seen_max", "events")}),
-            "stats": store.stats(),
-            "customers": customers[kept].astype("string"),
-        }
 
 
 @pytest.mark.parametrize("engine", ["sqlite", pytest.param("janusgraph", marks=pytest.mark.gremlin)])

@@ -11,7 +11,9 @@ graph write and decision emit, bad events go to ``TOPIC.dlq`` (or
 (``&session.timeout.ms=10000``). An SQS queue URL (``https://sqs.REGION.amazonaws.com/ACCOUNT/NAME``
 or ``http://127.0.0.1:9324/000000000000/NAME`` for ElasticMQ) is read with
 long polling; messages are deleted only after the batch's effects, and bad
-events go to the queue ``NAME-dlq`` beside it.
+events go to the queue ``NAME-dlq`` beside it (``NAME-dlq.fifo`` for ``NAME.fifo``). Several consumers may compete for
+one queue (a FIFO queue with the customer as message group keeps each customer's
+events in order): each journals under a lease (:mod:`serving.consumer.partitions`).
 """
 
 from __future__ import annotations
@@ -43,12 +45,20 @@ def dead_letter_for(source_uri: str, default: str) -> str:
         bootstrap, topic, params = kafka_parts(source_uri)
         return f"kafka://{bootstrap}/{params.get('dlq', topic + '.dlq')}"
     if source_uri.startswith(("http://", "https://")):
-        return source_uri.rstrip("/") + "-dlq"
+        queue = source_uri.rstrip("/")
+        fifo = queue.endswith(".fifo")  # a FIFO queue's dead letters go to a FIFO queue: NAME-dlq.fifo
+        return queue.removesuffix(".fifo") + "-dlq.fifo" if fifo else queue + "-dlq"
     return default
 
 
 def open_source(
-    uri: str, *, start: int = 0, follow: bool = False, idle_stop_s: float | None = None, retry_s: float = 120
+    uri: str,
+    *,
+    start: int = 0,
+    follow: bool = False,
+    idle_stop_s: float | None = None,
+    retry_s: float = 120,
+    visibility_timeout_s: int = 120,
 ) -> Source:
     from .kafka import KafkaSource, kafka_parts
     from .sqs import SqsSource
@@ -61,7 +71,7 @@ def open_source(
         group = params.get("group", "fraudgraph-consumer")
         return KafkaSource(bootstrap, topic, group, idle_stop_s=idle_stop_s, options=options)
     if uri.startswith(("http://", "https://")):
-        return SqsSource(uri, idle_stop_s=idle_stop_s, retry_s=retry_s)
+        return SqsSource(uri, idle_stop_s=idle_stop_s, retry_s=retry_s, visibility_timeout_s=visibility_timeout_s)
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         return FileSource(parsed.path if parsed.scheme else uri, start=start, follow=follow)

@@ -3,6 +3,7 @@ batch's effects, broker outages retried for ``consumer.broker_retry_s``."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -55,8 +56,11 @@ class SqsSource(IdleStop):
 
     An unreachable endpoint (a restart) is retried for ``retry_s``. A delete whose
     receipt handle went stale meanwhile is left: the message comes back and the
-    ledger drops it as a duplicate.
+    ledger drops it as a duplicate. Consumers compete for the queue's messages
+    (``competing``): each journals its work under a lease of its own.
     """
+
+    competing = True
 
     def __init__(
         self, queue_url: str, *, idle_stop_s: float | None = None, visibility_timeout_s: int = 120, retry_s: float = 120
@@ -116,7 +120,8 @@ class SqsSource(IdleStop):
 
 
 class SqsSink:
-    """Sends one JSON object per message to an SQS queue (decisions, dead letters)."""
+    """Sends one JSON object per message to an SQS queue (decisions, dead letters). To a FIFO queue
+    (``NAME.fifo``) in one message group, in the order written, each record deduplicated by its content."""
 
     def __init__(self, queue_url: str, *, retry_s: float = 120):
         self.queue_url = queue_url
@@ -135,10 +140,15 @@ class SqsSink:
                 "send",
                 self.retry_s,
                 QueueUrl=self.queue_url,
-                Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)],
+                Entries=[{"Id": str(i), "MessageBody": body, **self._fifo(body)} for i, body in enumerate(chunk)],
             )
             if resp.get("Failed"):
                 raise RuntimeError(f"SQS send failed for {len(resp['Failed'])} messages: {resp['Failed'][:1]}")
+
+    def _fifo(self, body: str) -> dict[str, str]:
+        if not self.queue_url.endswith(".fifo"):
+            return {}
+        return {"MessageGroupId": "fraudgraph", "MessageDeduplicationId": hashlib.sha256(body.encode()).hexdigest()}
 
     def close(self) -> None:
         self.flush()

@@ -55,3 +55,32 @@ def test_work_without_partitions_needs_no_claim(tmp_path):
     ledger.scored(["C1"])
     assert ledger.pending_as_of() is None and ledger.pending_scores() == []
     ledger.close()
+
+
+def test_a_lease_not_renewed_is_taken_over_and_its_old_holder_fenced_off(tmp_path):
+    """Competing consumers (one SQS queue) journal under leases: a lease renewed stays its holder's; one
+    left unrenewed past lease_s is another consumer's to claim, finish and retire, and its old holder,
+    back from a stall, can neither write for it nor renew it."""
+    import time
+
+    a, b = Ledger(tmp_path / "ledger.db"), Ledger(tmp_path / "ledger.db")
+    a.claim(["lease:a"], "consumer-a")
+    b.claim(["lease:b"], "consumer-b")
+    journal(a, "C1", "lease:a", "e1", 1_000)
+    assert b.expired_leases(60) == [] and a.expired_leases(60) == []
+    time.sleep(0.3)
+    assert b.renew("lease:b")
+    assert b.expired_leases(0.2) == ["lease:a"]  # a has not renewed for 0.3 s; b's own is never listed
+    assert a.expired_leases(0.2) == []  # b renewed just now, and a's own lease is a's
+    b.claim(["lease:a"], "consumer-b")
+    assert [r[0] for r in b.pending(["lease:a"]).links] == ["C1"]
+    # a comes back: fenced off its lease's journal, and its renewal fails (it must take a new lease)
+    with pytest.raises(PartitionRevoked, match="lease:a"):
+        journal(a, "C2", "lease:a", "e2", 2_000)
+    assert not a.renew("lease:a")
+    b.retire("lease:a")
+    assert b.expired_leases(0) == [] and not a.renew("lease:a")  # retired: nobody claims it again
+    with pytest.raises(PartitionRevoked):
+        a.check_fence(["lease:a"])
+    a.close()
+    b.close()
