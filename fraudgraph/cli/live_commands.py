@@ -74,6 +74,7 @@ def consume(
 ) -> None:
     """Live consumer: events into the graph, scored and decided as they arrive."""
     from fraudgraph.graph import open_graph
+    from fraudgraph.scoring.online import settle_for_serving
     from serving.consumer import LedgerMismatch, build_consumer, open_consumer_source, open_ledger
 
     cfg = app.settings.consumer
@@ -93,6 +94,7 @@ def consume(
         if cfg.metrics_port:
             port = consumer.metrics.serve(cfg.metrics_port)
             click.echo(f"metrics on http://127.0.0.1:{port}/metrics", err=True)
+        settle_for_serving()
         stats = consumer.run(src)
         consumer.metrics.close()
         src.close()
@@ -149,7 +151,7 @@ def api(
     import uvicorn
 
     from fraudgraph.graph import open_graph
-    from fraudgraph.scoring.online import OnlineScorer
+    from fraudgraph.scoring.online import OnlineScorer, settle_for_serving
     from serving.api import create_app
 
     cfg = app.settings.api
@@ -158,6 +160,7 @@ def api(
         artifact = follower.model
     with open_graph(graph_uri, app.settings, create=False) as store:
         web = create_app(store, OnlineScorer(store, artifact, app.settings), app.settings, follower=follower)
+        settle_for_serving()
         # uvicorn's access log would print query strings (a lookup's raw identifier): ours logs paths only
         uvicorn.run(
             web,

@@ -97,4 +97,16 @@ class OnlineScorer:
         return out
 
 
-__all__ = ["OnlineResult", "OnlineScorer"]
+def settle_for_serving() -> None:
+    """Call once a serving process (the consumer, the API) has loaded what it serves with: moves every
+    object allocated so far (the imported libraries, the model, the settings) out of the garbage
+    collector's sweeps (``gc.freeze``) and makes its sweeps of new objects rarer. A full sweep through
+    those objects paused scoring requests by tens of milliseconds (docs/decisions.md)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 1_000)
+
+
+__all__ = ["OnlineResult", "OnlineScorer", "settle_for_serving"]
