@@ -108,7 +108,6 @@ class Ledger(PartitionClaims):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=60)
-        self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = FULL")  # the ledger is the source of exactly-once
         self.fence: dict[str, tuple[str, int]] = {}  # partition -> (this consumer, epoch) it claimed
         create_or_upgrade(self._db)

@@ -4,6 +4,8 @@ since the first ledgers, so that a ledger written by an earlier version opens.""
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections.abc import Callable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (event_id TEXT PRIMARY KEY, digest TEXT) WITHOUT ROWID;
@@ -18,7 +20,8 @@ CREATE TABLE IF NOT EXISTS pending_score (
     customer_id TEXT PRIMARY KEY, event_id TEXT NOT NULL, event_type TEXT NOT NULL, ts INTEGER NOT NULL,
     owner TEXT NOT NULL DEFAULT '', as_of INTEGER) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS partition_owner (
-    owner TEXT PRIMARY KEY, consumer TEXT NOT NULL, epoch INTEGER NOT NULL) WITHOUT ROWID;
+    owner TEXT PRIMARY KEY, consumer TEXT NOT NULL, epoch INTEGER NOT NULL,
+    renewed_ms INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS offsets (source TEXT PRIMARY KEY, position INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS link_state_dirty ON link_state (dirty);
@@ -34,12 +37,35 @@ _ADDED_COLUMNS = {
 
 
 def create_or_upgrade(db: sqlite3.Connection) -> None:
-    """Create the ledger's tables, or add the columns a ledger from before lacks."""
-    for stmt in _SCHEMA.split(";"):
-        if stmt.strip():
-            db.execute(stmt)
-    for table, columns in _ADDED_COLUMNS.items():
-        have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
-        for name, declaration in columns:
-            if name not in have:
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+    """Put a ledger in WAL mode, and create its tables or add the columns a ledger from before lacks, in
+    one write transaction: the consumers of a group may open one new ledger at the same moment (``db``
+    in autocommit mode, with a busy timeout)."""
+    _retried_while_locked(lambda: db.execute("PRAGMA journal_mode = WAL"))
+    db.execute("BEGIN IMMEDIATE")  # waits for another process's creation (the busy timeout)
+    try:
+        for stmt in _SCHEMA.split(";"):
+            if stmt.strip():
+                db.execute(stmt)
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+            for name, declaration in columns:
+                if name not in have:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _retried_while_locked(statement: Callable[[], object], wait_s: float = 60.0) -> None:
+    """``statement`` again while another connection holds the lock it needs: SQLite answers a change of
+    journal mode with "database is locked" at once, without waiting out the busy timeout."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)

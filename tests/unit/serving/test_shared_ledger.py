@@ -84,3 +84,25 @@ def test_a_lease_not_renewed_is_taken_over_and_its_old_holder_fenced_off(tmp_pat
         a.check_fence(["lease:a"])
     a.close()
     b.close()
+
+
+def _open_fresh(path: str, start) -> str:
+    start.wait()  # every process opens the new file at once
+    try:
+        Ledger(path).close()
+        return "ok"
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        return f"{type(exc).__name__}: {exc}"
+
+
+def test_consumers_starting_together_on_a_new_shared_ledger_all_open_it(tmp_path):
+    """The consumers of a group start at once on one new ledger file: none may fail creating it (setting
+    its journal mode, creating or upgrading its tables)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    for attempt in range(3):
+        start = ctx.Manager().Barrier(6)
+        with ctx.Pool(6) as pool:
+            got = pool.starmap(_open_fresh, [(str(tmp_path / f"ledger-{attempt}.db"), start)] * 6)
+        assert got == ["ok"] * 6
