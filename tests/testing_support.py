@@ -132,3 +132,9 @@ def graph_state(uri: str, settings: Settings) -> dict:
             "stats": store.stats(),
             "customers": customers[kept].astype("string"),
         }
+
+
+def assert_same_graph_frames(got: dict, want: dict) -> None:
+    """The frames of two :func:`graph_state` results are equal, part by part."""
+    for part in ("links", "link_summary", "identifier_stats", "customers"):
+        pd.testing.assert_frame_equal(got[part], want[part], obj=part)

@@ -82,7 +82,7 @@ def gnn_scores(
     if was_training:  # eval() walks every module: not on each online call
         model.eval()
     with torch.inference_mode():  # lighter than no_grad: no autograd bookkeeping at all
-        if n_edges <= EDGE_LIST_MAX_EDGES:
+        if n_edges <= min(limit, EDGE_LIST_MAX_EDGES):
             # a small graph (an online subgraph) as index tensors, only the edges the targets' scores
             # need: no DGL graph is built at all
             target = torch.as_tensor(idx)

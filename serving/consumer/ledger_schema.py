@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (event_id TEXT PRIMARY KEY, digest TEXT) WITHOUT ROWID;
@@ -40,7 +39,7 @@ def create_or_upgrade(db: sqlite3.Connection) -> None:
     """Put a ledger in WAL mode, and create its tables or add the columns a ledger from before lacks, in
     one write transaction: the consumers of a group may open one new ledger at the same moment (``db``
     in autocommit mode, with a busy timeout)."""
-    _retried_while_locked(lambda: db.execute("PRAGMA journal_mode = WAL"))
+    _switch_to_wal(db)
     db.execute("BEGIN IMMEDIATE")  # waits for another process's creation (the busy timeout)
     try:
         for stmt in _SCHEMA.split(";"):
@@ -57,13 +56,13 @@ def create_or_upgrade(db: sqlite3.Connection) -> None:
         raise
 
 
-def _retried_while_locked(statement: Callable[[], object], wait_s: float = 60.0) -> None:
-    """``statement`` again while another connection holds the lock it needs: SQLite answers a change of
-    journal mode with "database is locked" at once, without waiting out the busy timeout."""
+def _switch_to_wal(db: sqlite3.Connection, wait_s: float = 60.0) -> None:
+    """WAL mode, tried again while another connection holds the lock: SQLite answers a change of journal
+    mode with "database is locked" at once, without waiting out the busy timeout."""
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            statement()
+            db.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
