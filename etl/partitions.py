@@ -14,11 +14,13 @@ log = logging.getLogger("fraudgraph.etl")
 def hashed_schema() -> str:
     """The Spark schema of :func:`validate_partition`'s rows: the hashed event columns, one long per event
     tag, and the reject's field, reason and redacted record."""
+    from fraudgraph.event_frames import HASH_COLUMN_BY_KIND
     from fraudgraph.schema import EVENT_TAGS
 
     return (
-        "event_id string, event_type string, ts_ms long, customer_id string, device_hash string, ip_hash string, "
-        "email_hash string, card_hash string, amount double, "
+        "event_id string, event_type string, ts_ms long, customer_id string, "
+        + "".join(f"{col} string, " for col in HASH_COLUMN_BY_KIND.values())
+        + "amount double, "
         + "".join(f"{tag} long, " for tag in EVENT_TAGS)
         + "reject_field string, reject_reason string, record string"
     )
@@ -29,7 +31,7 @@ def validate_partition(settings_json: str) -> Callable[[Iterator[Any]], Iterator
         import pandas as pd
 
         from fraudgraph.config import Settings
-        from fraudgraph.event_frames import validate_and_hash
+        from fraudgraph.event_frames import HASH_COLUMN_BY_KIND, validate_and_hash
         from fraudgraph.event_tags import EventTagger
         from fraudgraph.identity import IdentifierHasher
         from fraudgraph.schema import EVENT_TAGS
@@ -46,10 +48,7 @@ def validate_partition(settings_json: str) -> Callable[[Iterator[Any]], Iterator
                     "event_type": rejects["event_type"],
                     "ts_ms": None,
                     "customer_id": rejects["customer_id"],
-                    "device_hash": None,
-                    "ip_hash": None,
-                    "email_hash": None,
-                    "card_hash": None,
+                    **{col: None for col in HASH_COLUMN_BY_KIND.values()},
                     "amount": None,
                     **{tag: None for tag in EVENT_TAGS},
                     "reject_field": rejects["field"],

@@ -141,6 +141,7 @@ def validate_and_hash(
     tags = tagger.frame_tags(ok.assign(amount=amount[~bad]))
     for tag in EVENT_TAGS:
         out[tag] = tags[tag].to_numpy()
+    out.loc[out["ip_carrier_nat"] > 0, HASH_COLUMN_BY_KIND["subnet"]] = None  # EventTagger.identifiers_of's rule
     return out.reset_index(drop=True), rejects.reset_index(drop=True)
 
 

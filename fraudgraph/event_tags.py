@@ -15,6 +15,11 @@ so it is stored with the graph and no raw value is kept. The tags (:data:`fraudg
 
 The ETL (per partition, :func:`fraudgraph.event_frames.validate_and_hash`), the live consumer and the
 bulk replay all tag with this one class, so training, batch and online scoring read the same counts.
+
+The carrier-NAT list also decides one identifier: an event's IP links its customer to the IP's subnet
+(the fifth identifier kind, :data:`fraudgraph.schema.IDENTIFIER_KINDS`) unless the IP is carrier-grade
+NAT (:meth:`EventTagger.identifiers_of`). A carrier's NAT pool is shared by its subscribers at large:
+the address already groups hundreds of unrelated customers, and its /24 only groups more of them.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import pandas as pd
 
 from .config import EventTagSettings
 from .redaction import canonical_text
-from .schema import EVENT_TAG_FLAGS, EVENT_TAGS
+from .schema import EVENT_TAG_FLAGS, EVENT_TAGS, Event
 
 CHANNEL_TAGS = {"web": "channel_web", "app_ios": "channel_app_ios", "app_android": "channel_app_android"}
 
@@ -58,6 +63,14 @@ class EventTagger:
         if any(addr in net for net in self.carrier_nat):
             out.append("ip_carrier_nat")
         return tuple(out)
+
+    def identifiers_of(self, event: Event) -> dict[str, str]:
+        """The raw identifiers ``event`` links its customer to, by kind: its identifier fields', and its IP's
+        ``subnet`` unless the IP is carrier-grade NAT (the module docstring says why)."""
+        out = event.identifiers()
+        if "subnet" in out and "ip_carrier_nat" in self.ip_tags(out["subnet"]):
+            del out["subnet"]
+        return out
 
     def _email_tags(self, email: str) -> tuple[str, ...]:
         local, _, domain = canonical_text(email).strip().lower().rpartition("@")  # as the hasher reads it

@@ -33,6 +33,9 @@ DEMO_PII_KEY = "fraudgraph-demo-key-do-not-use-in-production"
 # were hashed under another rule refuses this process (1: trim, then per kind; 2: Unicode NFKC and format
 # characters removed first, so a zero-width space or fullwidth letters no longer make a second identity).
 NORMALISATION_RULE = 2
+# The prefix length of a ``subnet`` identifier, per IP version: an ISP hands a home or a small office one
+# IPv4 /24 or one IPv6 /48.
+SUBNET_PREFIX = {4: 24, 6: 48}
 
 
 class IdentifierError(ValueError):
@@ -47,6 +50,8 @@ def normalise_identifier(kind: str, value: str) -> str:
 
     - email: lower-cased
     - ip: canonical IPv4/IPv6 text (``ipaddress``), IPv4-mapped IPv6 folded to IPv4
+    - subnet (the value is an IP address): the network it is in, ``/24`` for IPv4 and ``/48`` for IPv6
+      (:data:`SUBNET_PREFIX`), as canonical text such as ``203.0.113.0/24``
     - device: trimmed
     - card: trimmed fingerprint; a raw card number (13-19 digits passing Luhn) is rejected
     """
@@ -61,13 +66,15 @@ def normalise_identifier(kind: str, value: str) -> str:
         if "@" not in text:
             raise IdentifierError("email: not a valid email address")
         return text.lower()
-    if kind == "ip":
+    if kind in ("ip", "subnet"):
         try:
             addr = ipaddress.ip_address(text)
         except ValueError:
-            raise IdentifierError("ip: not a valid IPv4 or IPv6 address") from None
+            raise IdentifierError(f"{kind}: not a valid IPv4 or IPv6 address") from None
         if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
             addr = addr.ipv4_mapped
+        if kind == "subnet":
+            return ipaddress.ip_network((addr, SUBNET_PREFIX[addr.version]), strict=False).compressed
         return addr.compressed
     if kind == "card" and looks_like_card_number(text):
         raise IdentifierError("card: looks like a raw card number; only fingerprints are accepted")

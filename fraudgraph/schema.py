@@ -29,16 +29,21 @@ from .redaction import (
 )
 from .timeutil import from_epoch_ms, to_epoch_ms
 
-SCHEMA_VERSION = 3  # 2: label events are no longer link counts or features; 3: event tags on links
+# 2: label events are no longer link counts or features; 3: event tags on links; 4: the IP's subnet, a fifth
+# identifier kind
+SCHEMA_VERSION = 4
 
 CUSTOMER = "customer"
-IDENTIFIER_KINDS: tuple[str, ...] = ("device", "ip", "email", "card")
+# ``subnet``: the network an IP address is in (its /24, an IPv6 address's /48), read off the event's ``ip`` field
+# (fraudgraph.identity.normalise_identifier): accounts behind one ISP block or one ring's proxy range share it
+# where each has its own address.
+IDENTIFIER_KINDS: tuple[str, ...] = ("device", "ip", "email", "card", "subnet")
 VERTEX_LABELS: tuple[str, ...] = (CUSTOMER, *IDENTIFIER_KINDS)
 EDGE_LABEL_BY_KIND: dict[str, str] = {kind: f"has_{kind}" for kind in IDENTIFIER_KINDS}
 EDGE_LABELS: tuple[str, ...] = tuple(EDGE_LABEL_BY_KIND.values())
 KIND_BY_EDGE_LABEL: dict[str, str] = {v: k for k, v in EDGE_LABEL_BY_KIND.items()}
 # Event field that carries each identifier kind (declared once, in the lowest module that needs them).
-EVENT_FIELD_BY_KIND: dict[str, str] = {kind: field for field, kind in IDENTIFIER_FIELDS.items()}
+EVENT_FIELD_BY_KIND: dict[str, str] = {**{kind: field for field, kind in IDENTIFIER_FIELDS.items()}, "subnet": "ip"}
 
 EVENT_TYPES: tuple[str, ...] = (
     "signup",

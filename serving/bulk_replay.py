@@ -39,7 +39,7 @@ from fraudgraph.logs import progress
 from fraudgraph.ml.artifact import ModelArtifact
 from fraudgraph.ml.baselines import BaselineModels
 from fraudgraph.ml.features import build_graph_tensors
-from fraudgraph.schema import CUSTOMER, EVENT_TAGS, LABEL_EVENT_TYPES, block_stands, numeric_property
+from fraudgraph.schema import CUSTOMER, EVENT_TAGS, block_stands, numeric_property
 from fraudgraph.scoring.day_one import DayOneRules
 from fraudgraph.scoring.evidence import decision_evidence
 from fraudgraph.scoring.rules import CustomerEvidence, DecisionRules
@@ -57,6 +57,7 @@ from .consumer.steps import (
     event_digest,
     event_time_steps,
     link_counts,
+    link_keys,
     parse_message,
     too_old,
     watermark,
@@ -188,11 +189,7 @@ class _StreamPlanner:
         props: dict[str, dict] = defaultdict(dict)
         new_keys: set[tuple[str, str, str]] = set()
         for ev in step:
-            keys = (
-                []
-                if ev.event_type in LABEL_EVENT_TYPES
-                else [(ev.customer_id, kind, self.hasher.hash(kind, raw)) for kind, raw in ev.identifiers().items()]
-            )
+            keys = link_keys(ev, self.hasher, self.tagger)
             tags = link_counts(ev, self.tagger) if keys else {}
             self.link_rows.extend(
                 (ev.event_id, *key, ev.ts_ms, ev.event_type, *(tags.get(t, 0) for t in EVENT_TAGS)) for key in keys

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class IdentifierOut(BaseModel):
-    kind: Literal["device", "ip", "email", "card"]
+    kind: Literal["device", "ip", "email", "card", "subnet"]
     value_hash: str
     first_seen: int = Field(description="epoch ms")
     last_seen: int = Field(description="epoch ms")
@@ -30,7 +30,7 @@ class CustomerOut(BaseModel):
     scored_as_of: int | None = None
     lifetime_value: float | None = None
     review_outcome: Literal["fraud", "legit"] | None = None
-    identifiers: dict[str, list[IdentifierOut]] = Field(description="by kind: device, ip, email, card")
+    identifiers: dict[str, list[IdentifierOut]] = Field(description="by kind: device, ip, email, card, subnet")
 
 
 class NeighbourCustomer(BaseModel):
@@ -43,7 +43,7 @@ class NeighbourCustomer(BaseModel):
 
 
 class SharedIdentifierOut(BaseModel):
-    kind: Literal["device", "ip", "email", "card"]
+    kind: Literal["device", "ip", "email", "card", "subnet"]
     value_hash: str
     hop: int
     degree: int = Field(description="true number of customers on the identifier")

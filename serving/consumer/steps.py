@@ -196,6 +196,14 @@ def customer_updates(ev: Event) -> dict[str, Any]:
     return props
 
 
+def link_keys(ev: Event, hasher: IdentifierHasher, tagger: EventTagger) -> list[tuple[str, str, str]]:
+    """The links an event touches, as ``(customer_id, kind, value_hash)`` keys
+    (:meth:`fraudgraph.event_tags.EventTagger.identifiers_of`, hashed); none for a label event."""
+    if ev.event_type in LABEL_EVENT_TYPES:
+        return []
+    return [(ev.customer_id, kind, hasher.hash(kind, raw)) for kind, raw in tagger.identifiers_of(ev).items()]
+
+
 def link_counts(ev: Event, tagger: EventTagger) -> dict[str, int]:
     """What an identity event adds to each link it touches, by ``LINK_COUNT_KEYS``: 1 to its type and its
     tags read off the raw fields (:class:`fraudgraph.event_tags.EventTagger`). Label events add nothing."""
@@ -274,11 +282,7 @@ def step_increments(
     keys_by_event: list[list[tuple[str, str, str]]] = []
     logged: list[tuple] = []
     for ev in events:
-        keys = (
-            []
-            if ev.event_type in LABEL_EVENT_TYPES
-            else [(ev.customer_id, kind, hasher.hash(kind, raw)) for kind, raw in ev.identifiers().items()]
-        )
+        keys = link_keys(ev, hasher, tagger)
         keys_by_event.append(keys)
         counts = link_counts(ev, tagger) if keys else {}
         logged += [

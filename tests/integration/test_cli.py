@@ -17,8 +17,8 @@ def test_graph_stats_json_lists_every_label(tmp_path, settings):
     result = CliRunner().invoke(cli, ["graph", "stats", "--graph", uri, "--json"])
     assert result.exit_code == 0, result.output
     stats = json.loads(result.stdout)
-    assert stats == {"vertices": {"customer": 1, "device": 0, "ip": 0, "email": 1, "card": 0},
-                     "edges": {"has_device": 0, "has_ip": 0, "has_email": 1, "has_card": 0}}
+    assert stats == {"vertices": {"customer": 1, "device": 0, "ip": 0, "email": 1, "card": 0, "subnet": 0},
+                     "edges": {"has_device": 0, "has_ip": 0, "has_email": 1, "has_card": 0, "has_subnet": 0}}
 
 
 def test_refresh_summaries_rebuilds_what_identifier_stats_read(tmp_path, settings):

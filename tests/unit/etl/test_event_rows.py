@@ -37,3 +37,29 @@ def test_bad_ids_and_times_are_rejects_that_echo_nothing_raw():
         assert raw not in text, raw
     assert rejects["event_id"].iloc[0] == "[card]" and rejects["customer_id"].iloc[1] == "[email]"
     assert rejects["event_type"].iloc[5] == "[card]"
+
+
+def test_the_subnet_of_each_event_is_hashed_from_its_ip():
+    """Two addresses of one /24 are two ``ip`` identifiers and one ``subnet``; an event without an IP has
+    neither, nor has a carrier-NAT address a subnet; and the frame's identifiers are the consumer's
+    (``EventTagger.identifiers_of``, hashed by kind)."""
+    from fraudgraph.schema import validate_event
+
+    rows = [
+        {**ROW, "event_id": "e1", "customer_id": "C1", "ip": "203.0.113.9"},
+        {**ROW, "event_id": "e2", "customer_id": "C2", "ip": "203.0.113.200"},
+        {**ROW, "event_id": "e3", "customer_id": "C3", "ip": "198.51.100.9"},
+        {**ROW, "event_id": "e4", "customer_id": "C4", "ip": None},
+        {**ROW, "event_id": "e5", "customer_id": "C5", "ip": "100.64.7.9"},  # carrier-grade NAT (conf/)
+    ]
+    ok, _ = _split(rows)
+    assert ok["ip_hash"].nunique() == 4 and ok["ip_hash"].iloc[3] is None
+    assert ok["subnet_hash"].iloc[0] == ok["subnet_hash"].iloc[1] != ok["subnet_hash"].iloc[2]
+    assert ok["subnet_hash"].iloc[3] is None and ok["subnet_hash"].iloc[4] is None
+    hasher, tagger = IdentifierHasher(b"k"), EventTagger(load_settings().event_tags)
+    for i, row in enumerate(rows):
+        linked = tagger.identifiers_of(validate_event(row))
+        frame = {kind: ok[f"{kind}_hash"].iloc[i] for kind in ("device", "ip", "subnet")}
+        assert {kind: hasher.hash(kind, raw) for kind, raw in linked.items()} == {
+            kind: h for kind, h in frame.items() if h is not None
+        }

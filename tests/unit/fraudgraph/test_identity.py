@@ -14,6 +14,20 @@ def test_normalisation():
     assert normalise_identifier("device", "  dev-1  ") == "dev-1"
 
 
+def test_an_ip_subnet_is_its_network():
+    """The fifth identifier kind is read off the IP field: every address of one /24 (IPv6: /48) is one
+    subnet, a neighbouring /24 another, and its hash is that of the network, not of any address."""
+    assert normalise_identifier("subnet", " 203.0.113.77 ") == "203.0.113.0/24"
+    assert normalise_identifier("subnet", "::ffff:203.0.113.7") == "203.0.113.0/24"
+    assert normalise_identifier("subnet", "2001:db8:1:2::5") == "2001:db8:1::/48"
+    h = IdentifierHasher(b"k")
+    assert h.hash("subnet", "203.0.113.1") == h.hash("subnet", "203.0.113.254")
+    assert h.hash("subnet", "203.0.113.1") != h.hash("subnet", "203.0.114.1")
+    assert h.hash("ip", "203.0.113.1") != h.hash("ip", "203.0.113.254")
+    with pytest.raises(IdentifierError, match="subnet: not a valid"):
+        normalise_identifier("subnet", "300.1.1.1")
+
+
 @pytest.mark.parametrize("kind,value,reason", [
     ("ip", "300.1.1.1", "ip: not a valid"),
     ("email", "no-at-sign", "email: not a valid"),

@@ -12,7 +12,7 @@ def test_valid_event_normalises_time_to_utc():
     assert ev.ts == dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
     assert ev.ts_ms == 1772366400000
     assert validate_event({**BASE, "ts": 1772366400000}).ts == ev.ts
-    assert ev.identifiers() == {"ip": "203.0.113.9"}
+    assert ev.identifiers() == {"ip": "203.0.113.9", "subnet": "203.0.113.9"}  # the subnet is read off the IP
 
 
 @pytest.mark.parametrize("patch,field,reason", [

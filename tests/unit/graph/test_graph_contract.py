@@ -86,7 +86,7 @@ def test_same_batch_twice_is_idempotent(store):
     n_ident = len({(l.kind, l.value_hash) for l in links})
     assert sum(stats1["vertices"].values()) == len(cust) + n_ident
     assert sum(stats1["edges"].values()) == len(links)
-    assert set(stats1["vertices"]) == {"customer", "device", "ip", "email", "card"}
+    assert set(stats1["vertices"]) == {"customer", "device", "ip", "email", "card", "subnet"}
 
 
 @pytest.mark.parametrize("summaries", [True, False], ids=["with-summaries", "bulk"])
@@ -272,7 +272,7 @@ def test_the_graph_keeps_one_id(store, settings):
     assert graph_id and store.graph_id == graph_id
     with open_graph(store.uri, settings) as again:
         assert again.graph_id == graph_id
-    assert set(store.stats()["vertices"]) <= {"customer", "device", "ip", "email", "card"}
+    assert set(store.stats()["vertices"]) <= {"customer", "device", "ip", "email", "card", "subnet"}
 
 
 def test_property_updates_replace_the_value_whatever_the_default_cardinality(store):
