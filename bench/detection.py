@@ -3,7 +3,7 @@
     python bench/detection.py RUN_DIR [RUN_DIR ...] [--json FILE]
 
 Each ``RUN_DIR`` is the ``--out`` folder of ``fraudgraph demo`` for one world seed (its
-``model/metrics.json`` holds the offline and live figures). Reports, per seed and pooled over every
+``model/metrics.json`` holds the offline figures, ``report.json`` the live ones). Reports, per seed and pooled over every
 seed's fraudsters and flags:
 
 - the deployed model's live precision and recall (Wilson 90 % intervals on the pooled counts), per
@@ -42,11 +42,15 @@ def wilson(k: int, n: int) -> list[float] | None:
 
 def one_run(run: Path) -> dict:
     m = json.loads((run / "model" / "metrics.json").read_text())
-    live = m["live"]
+    live = json.loads((run / "report.json").read_text())["stages"]["live"]  # the main job's, not the model's
     bn = live.get("blocked_neighbours") or {}
     without = (bn.get("by_blocked_neighbour") or {}).get("without_blocked_neighbour") or {}
+    world = json.loads((run / "report.json").read_text())["stages"]["generate"]
     out = {
+        "seed": world["seed"],
+        "customers": world["rates"]["customers"],
         "threshold": m["threshold"],
+        "labels_validation_pr_auc": m["models"]["rgcn_edge"]["validation"]["pr_auc"],
         "threshold_policy": m.get("threshold_policy"),
         "flagged": live["flagged_customers"],
         "caught": live["caught"],
@@ -120,7 +124,8 @@ def main() -> None:
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--json", dest="json_path", default=None)
     args = ap.parse_args()
-    runs = {str(Path(r)): one_run(Path(r)) for r in args.runs}
+    measured = [one_run(Path(r)) for r in args.runs]
+    runs = {f"seed {r['seed']}, {r['customers']:,} customers": r for r in measured}
     result = {"benchmark": "detection", "runs": runs, "pooled": pooled(runs)}
     rows = [(name, f"{r['precision']} / {r['recall']} (best at 85 %: {r['best_recall_at_precision_85']})")
             for name, r in runs.items()]  # fmt: skip
