@@ -4,6 +4,7 @@ with a reason. Every decision, refusals included, is recorded on the candidate's
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,7 +49,10 @@ def promote(
         return PromotionResult(version, promoted=False, reason="already in production", production_before=version)
     before = production.version if production is not None else None
     figures, problems = None, []
-    if production is not None:
+    unusable = _cannot_serve(registry, production.version) if production is not None else None
+    if unusable is not None:  # nothing to measure against: the production model cannot score any more
+        log.warning("gate: production version %d cannot serve this fraudgraph (%s)", before, unusable)
+    elif production is not None:
         lineage = registry.lineage(version)
         snapshot = Path(lineage.get("fraudgraph.snapshot_dir", ""))
         labels = Path(lineage.get("fraudgraph.labels_dir", ""))
@@ -69,7 +73,12 @@ def promote(
         )
         log.warning("gate: version %d refused: %s", version, "; ".join(problems))
         return PromotionResult(version, False, False, problems, figures, before, "refused by the gate")
-    why = reason.strip() if reason else ("gate passed" if production is not None else "first model in production")
+    if reason:
+        why = reason.strip()
+    elif unusable is not None:
+        why = f"production version {before} cannot serve this fraudgraph: {unusable}"
+    else:
+        why = "gate passed" if production is not None else "first model in production"
     try:  # only if production is still the version the gate measured against (a promotion at once)
         registry.move(
             version,
@@ -84,3 +93,15 @@ def promote(
         log.warning("gate: version %d not promoted: %s", version, moved)
         return PromotionResult(version, False, False, [str(moved)], figures, before, "production moved meanwhile")
     return PromotionResult(version, True, bool(force and problems), problems, figures, before, why)
+
+
+def _cannot_serve(registry: ModelRegistry, version: int) -> str | None:
+    """Why registered ``version`` cannot run on this fraudgraph (a model of an older schema or other
+    features, which the consumer and the API refuse too), or None. The gate has nothing to measure
+    against then, and the candidate replaces it: leaving it would leave production with no model."""
+    from fraudgraph.ml.artifact import ModelArtifact
+
+    manifest = registry.model_dir(version) / "manifest.json"
+    if not manifest.exists():
+        return f"its model folder has no {manifest.name}"
+    return ModelArtifact.incompatibility(json.loads(manifest.read_text()))

@@ -180,6 +180,21 @@ class ModelArtifact:
         (out / "settings.json").write_text(json.dumps(self.settings, indent=2))
         (out / "metrics.json").write_text(json.dumps(self.metrics, indent=2))
 
+    @staticmethod
+    def incompatibility(manifest: dict[str, Any]) -> str | None:
+        """Why a model with this ``manifest`` cannot run on this fraudgraph (another schema version, other
+        features), or None when it can."""
+        if manifest.get("schema_version") != SCHEMA_VERSION:
+            return f"schema version {manifest.get('schema_version')} does not match this fraudgraph ({SCHEMA_VERSION})"
+        features = {"customer": CUSTOMER_FEATURES, "identifier": IDENTIFIER_FEATURES, "edge": EDGE_FEATURES}
+        if manifest.get("features", features) != features:
+            changed = sorted(k for k in features if manifest["features"].get(k) != features[k])
+            return (
+                f"trained on other {' and '.join(changed)} features than this fraudgraph computes; "
+                "retrain it (fraudgraph train)"
+            )
+        return None
+
     @classmethod
     def load(cls, model_dir: str | Path) -> ModelArtifact:
         import torch
@@ -191,18 +206,9 @@ class ModelArtifact:
             if not (d / name).exists():
                 raise FileNotFoundError(f"model artifact {d}: missing {name}")
         manifest = json.loads((d / "manifest.json").read_text())
-        if manifest.get("schema_version") != SCHEMA_VERSION:
-            raise ModelArtifactError(
-                f"model artifact {d}: schema version {manifest.get('schema_version')} "
-                f"does not match this fraudgraph ({SCHEMA_VERSION})"
-            )
-        features = {"customer": CUSTOMER_FEATURES, "identifier": IDENTIFIER_FEATURES, "edge": EDGE_FEATURES}
-        if manifest.get("features", features) != features:
-            changed = sorted(k for k in features if manifest["features"].get(k) != features[k])
-            raise ModelArtifactError(
-                f"model artifact {d}: trained on other {' and '.join(changed)} features than this fraudgraph "
-                "computes; retrain it (fraudgraph train)"
-            )
+        problem = cls.incompatibility(manifest)
+        if problem is not None:
+            raise ModelArtifactError(f"model artifact {d}: {problem}")
         cfg = json.loads((d / "model_config.json").read_text())
         cfg["canonical_etypes"] = [tuple(e) for e in cfg["canonical_etypes"]]
         model = rgcn_from_config(cfg)

@@ -103,3 +103,33 @@ def test_two_promotions_at_once_one_moves_and_the_other_is_told_production_moved
         registry.move(loser, "production", reason="judged against 1", expect_production=1)
     registry.move(loser, "production", reason="judged against the winner", expect_production=winner)
     assert registry.in_stage("production").version == loser
+
+
+def test_a_production_model_of_an_older_schema_is_replaced_without_a_gate_it_cannot_run(
+    settings, registry_settings, tmp_path
+):
+    """After an upgrade that changes the schema, the production model can score nothing (the consumer and
+    the API refuse it): the gate has nothing to measure against, and the candidate is promoted with that
+    reason recorded. A production model of this schema still goes through the gate."""
+    from fraudgraph.schema import SCHEMA_VERSION
+    from training.promotion import promote
+
+    tracker, registry = RunTracker(registry_settings), ModelRegistry(registry_settings)
+    first, second = (registry.register(tracked_run(tracker, tmp_path, f"m{i}", 0.4)) for i in range(2))
+    registry.move(first.version, "production", reason="first")
+    manifest = registry.model_dir(first.version) / "manifest.json"
+    settings = settings.model_copy(update={"registry": registry_settings})
+
+    manifest.write_text(json.dumps({"model_version": "m0", "schema_version": SCHEMA_VERSION}))
+    gated = promote(settings, registry, second.version)  # its snapshot is gone: the gate cannot measure it
+    assert not gated.promoted and "snapshot" in gated.regressions[0]
+
+    manifest.write_text(json.dumps({"model_version": "m0", "schema_version": SCHEMA_VERSION - 1}))
+    replaced = promote(settings, registry, second.version)
+    assert replaced.promoted and not replaced.forced and replaced.figures is None
+    assert replaced.reason == (
+        f"production version 1 cannot serve this fraudgraph: schema version {SCHEMA_VERSION - 1} "
+        f"does not match this fraudgraph ({SCHEMA_VERSION})"
+    )
+    assert registry.in_stage("production").version == second.version
+    assert registry.get(second.version).history[-1]["reason"] == replaced.reason
