@@ -10,7 +10,11 @@ One relational layer computes, for every destination node ``v``::
 ``W_r h_u + U_r enc_r(e)`` is a per-relation weight applied to the
 concatenation of the source representation and an encoding of the edge's
 features (event counts, age, recency, event-type mix), so edge properties
-shape the message, not only node properties. ``W_self`` is a separate self
+shape the message, not only node properties. ``W_r`` and ``U_r`` are linear
+without bias, so the mean is taken first and the weights applied once per
+destination: ``W_r mean(h_u) + U_r mean(enc_r(e))``, the same messages with no
+weight applied per edge (an identifier shared by thousands of customers costs
+one matrix product, not thousands). ``W_self`` is a separate self
 weight: fraud graphs are heterophilous, so a node must not be dragged towards
 its neighbours' average. With ``use_edge_features=False`` the message is
 ``W_r h_u`` alone: the stock RGCN, kept as a baseline.
@@ -84,29 +88,52 @@ class RelationalMessagePassing(nn.Module):
         DGL graph or block, or the :class:`~fraudgraph.ml.edge_lists.EdgeLists` of a small full graph."""
         if isinstance(graph, EdgeLists):
             return self._forward_edge_lists(graph, h_src, edge_feats, dst_types)
+        agg: dict[str, torch.Tensor] = {}
         with graph.local_scope():
-            funcs = {}
             for src, etype, dst in graph.canonical_etypes:
                 if graph.num_edges(etype) == 0 or (dst_types is not None and dst not in dst_types):
                     continue
-                graph.srcnodes[src].data[f"hs_{etype}"] = self.source_weight[etype](h_src[src])
+                graph.srcnodes[src].data["h"] = h_src[src]
+                graph.update_all(fn.copy_u("h", "m"), fn.mean("m", "mean_h"), etype=etype)
+                mean_enc = None
                 if self.use_edge_features:
-                    graph.edges[etype].data["he"] = self.edge_weight[etype](self.edge_encoder[etype](edge_feats[etype]))
-                    funcs[etype] = (fn.u_add_e(f"hs_{etype}", "he", "m"), fn.mean("m", "agg"))
-                else:
-                    funcs[etype] = (fn.copy_u(f"hs_{etype}", "m"), fn.mean("m", "agg"))
-            if funcs:
-                graph.multi_update_all(funcs, "sum")
+                    graph.edges[etype].data["enc"] = self.edge_encoder[etype](edge_feats[etype])
+                    graph.update_all(fn.copy_e("enc", "m"), fn.mean("m", "mean_enc"), etype=etype)
+                    mean_enc = graph.dstnodes[dst].data["mean_enc"]
+                receiving = torch.nonzero(graph.in_degrees(etype=etype)).squeeze(1)
+                agg[dst] = self._add_messages(
+                    agg.get(dst), etype, graph.dstnodes[dst].data["mean_h"], mean_enc, receiving
+                )
             out = {}
             for ntype in graph.dsttypes if dst_types is None else [t for t in graph.dsttypes if t in dst_types]:
                 n_dst = graph.num_dst_nodes(ntype)
                 h = self.self_weight[ntype](h_src[ntype][:n_dst])
-                if "agg" in graph.dstnodes[ntype].data:
-                    h = h + graph.dstnodes[ntype].data["agg"]
+                if ntype in agg:
+                    h = h + agg[ntype]
                 if self.activation:
                     h = torch.relu(h)
                 out[ntype] = self.dropout(h)
             return out
+
+    def _add_messages(
+        self,
+        agg: torch.Tensor | None,
+        etype: str,
+        mean_h: torch.Tensor,
+        mean_enc: torch.Tensor | None,
+        receiving: torch.Tensor,
+    ) -> torch.Tensor:
+        """``agg`` (the destinations' sum over relations so far, None before the first) plus relation
+        ``etype``'s mean message ``W_r mean(h_u) + U_r mean(enc_r(e))``, ``(n_dst, out_dim)``. The weights
+        are applied only to the ``receiving`` rows (destinations with at least one such edge; the others'
+        means are 0 and so are their messages): a sparse relation costs its edges, not every node."""
+        rows = mean_h[receiving]
+        message = self.source_weight[etype](rows)
+        if mean_enc is not None:
+            message = message + self.edge_weight[etype](mean_enc[receiving])
+        if agg is None:
+            agg = message.new_zeros((mean_h.shape[0], message.shape[1]))
+        return agg.index_add(0, receiving, message)
 
     def _forward_edge_lists(
         self,
@@ -123,15 +150,16 @@ class RelationalMessagePassing(nn.Module):
         for (src, etype, dst), (u, v) in graph.edges.items():
             if u.shape[0] == 0 or (dst_types is not None and dst not in dst_types):
                 continue
-            h = h_src[src]  # the source weight on the sources of edges, or on every node and pick: fewer rows
-            m = self.source_weight[etype](h[u]) if u.shape[0] < h.shape[0] else self.source_weight[etype](h)[u]
-            if self.use_edge_features:
-                m = m + self.edge_weight[etype](self.edge_encoder[etype](edge_feats[etype]))
             n_dst = graph.num_nodes[dst]
-            total = m.new_zeros((n_dst, m.shape[1])).index_add_(0, v, m)
-            degree = torch.bincount(v, minlength=n_dst).clamp_(min=1).unsqueeze(1)
-            mean = total / degree
-            agg[dst] = agg[dst] + mean if dst in agg else mean
+            count = torch.bincount(v, minlength=n_dst)
+            degree = count.clamp(min=1).unsqueeze(1)
+            h = h_src[src]
+            mean_h = h.new_zeros((n_dst, h.shape[1])).index_add_(0, v, h[u]) / degree
+            mean_enc = None
+            if self.use_edge_features:
+                enc = self.edge_encoder[etype](edge_feats[etype])
+                mean_enc = enc.new_zeros((n_dst, enc.shape[1])).index_add_(0, v, enc) / degree
+            agg[dst] = self._add_messages(agg.get(dst), etype, mean_h, mean_enc, torch.nonzero(count).squeeze(1))
         out = {}
         for ntype in graph.num_nodes if dst_types is None else [t for t in graph.num_nodes if t in dst_types]:
             rows = None if graph.dst_nodes is None else graph.dst_nodes[ntype]
