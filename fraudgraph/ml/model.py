@@ -16,9 +16,9 @@ first and the weights applied once per receiving destination:
 ``W_r mean(h_u) + U_r mean(enc_r(e))``, the same messages with no weight
 applied per edge (an identifier shared by thousands of customers costs one
 matrix product, not thousands). A small online subgraph, on index tensors,
-applies them per edge: fewer tensor operations, where there are few edges. ``W_self`` is a separate self
-weight: fraud graphs are heterophilous, so a node must not be dragged towards
-its neighbours' average. With ``use_edge_features=False`` the message is
+applies them per edge: fewer tensor operations, where there are few edges.
+``W_self`` is a separate self weight: fraud graphs are heterophilous, so a node
+must not be dragged towards its neighbours' average. With ``use_edge_features=False`` the message is
 ``W_r h_u`` alone: the stock RGCN, kept as a baseline.
 
 No per-node embedding is learned, so the model is inductive: a customer that
