@@ -3,8 +3,8 @@
     python bench/detection.py RUN_DIR [RUN_DIR ...] [--json FILE]
 
 Each ``RUN_DIR`` is the ``--out`` folder of ``fraudgraph demo`` for one world seed (its
-``model/metrics.json`` holds the offline figures, ``report.json`` the live ones). Reports, per seed and pooled over every
-seed's fraudsters and flags:
+``model/metrics.json`` holds the offline figures, ``report.json`` the live ones). Reports, per seed and
+pooled over every seed's fraudsters and flags:
 
 - the deployed model's live precision and recall (Wilson 90 % intervals on the pooled counts), per
   fraud type, new ring accounts by their first payment, and beyond the team's own blocks (active
@@ -42,10 +42,10 @@ def wilson(k: int, n: int) -> list[float] | None:
 
 def one_run(run: Path) -> dict:
     m = json.loads((run / "model" / "metrics.json").read_text())
-    live = json.loads((run / "report.json").read_text())["stages"]["live"]  # the main job's, not the model's
+    stages = json.loads((run / "report.json").read_text())["stages"]  # the main job's report, not the model's
+    live, world = stages["live"], stages["generate"]
     bn = live.get("blocked_neighbours") or {}
     without = (bn.get("by_blocked_neighbour") or {}).get("without_blocked_neighbour") or {}
-    world = json.loads((run / "report.json").read_text())["stages"]["generate"]
     out = {
         "seed": world["seed"],
         "customers": world["rates"]["customers"],
