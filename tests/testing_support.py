@@ -85,6 +85,7 @@ def untrained_artifact(
             edge_hidden=edge_hidden or t.edge_hidden_dim,
             layers=t.layers,
             dropout=t.dropout if dropout is None else dropout,
+            edge_pooling=t.edge_pooling,
         )
         for _ in range(members)
     ]

@@ -129,6 +129,7 @@ def _new_model(
         cfg.layers,
         cfg.dropout,
         use_edge_features,
+        edge_pooling=cfg.edge_pooling,
     )
 
 

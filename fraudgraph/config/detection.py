@@ -99,6 +99,7 @@ class TrainingSettings(Section):
     seed: int
     hidden_dim: int = Field(ge=4)
     edge_hidden_dim: int = Field(ge=1)
+    edge_pooling: Literal["mean", "mean_max"]
     layers: int = Field(ge=1, le=4)
     dropout: float = Field(ge=0, lt=1)
     learning_rate: float = Field(gt=0)

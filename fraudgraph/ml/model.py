@@ -18,7 +18,14 @@ applied per edge (an identifier shared by thousands of customers costs one
 matrix product, not thousands). A small online subgraph, on index tensors,
 applies them per edge: fewer tensor operations, where there are few edges.
 ``W_self`` is a separate self weight: fraud graphs are heterophilous, so a node
-must not be dragged towards its neighbours' average. With ``use_edge_features=False`` the message is
+must not be dragged towards its neighbours' average.
+
+With ``edge_pooling="mean_max"`` each relation's message also carries
+``V_r max_{u -r-> v} enc_r(e_uv)``, the element-wise maximum of the edge
+encodings (0 where none): a mean over a long-lived customer's many links
+dilutes the one that is new, or the one device a blocked customer also used;
+a maximum keeps it (a hijacked account's fresh device beside years of its
+owner's own). With ``use_edge_features=False`` the message is
 ``W_r h_u`` alone: the stock RGCN, kept as a baseline.
 
 No per-node embedding is learned, so the model is inductive: a customer that
@@ -39,6 +46,8 @@ from fraudgraph.ml.edge_lists import EdgeLists
 
 dgl = import_dgl()
 import dgl.function as fn  # noqa: E402
+
+EDGE_POOLINGS = ("mean", "mean_max")
 
 
 class EdgeFeatureEncoder(nn.Module):
@@ -65,8 +74,12 @@ class RelationalMessagePassing(nn.Module):
         use_edge_features: bool,
         dropout: float,
         activation: bool,
+        edge_pooling: str = "mean",
     ):
         super().__init__()
+        if edge_pooling not in EDGE_POOLINGS:
+            raise ValueError(f"edge_pooling must be one of {EDGE_POOLINGS}, got {edge_pooling!r}")
+        self.max_pool = use_edge_features and edge_pooling == "mean_max"
         self.etypes = [e for _, e, _ in canonical_etypes]
         ntypes = sorted({s for s, _, _ in canonical_etypes} | {d for _, _, d in canonical_etypes})
         self.use_edge_features = use_edge_features
@@ -75,6 +88,8 @@ class RelationalMessagePassing(nn.Module):
         if use_edge_features:
             self.edge_encoder = nn.ModuleDict({e: EdgeFeatureEncoder(edge_dim, edge_hidden) for e in self.etypes})
             self.edge_weight = nn.ModuleDict({e: nn.Linear(edge_hidden, out_dim, bias=False) for e in self.etypes})
+        if self.max_pool:
+            self.edge_max_weight = nn.ModuleDict({e: nn.Linear(edge_hidden, out_dim, bias=False) for e in self.etypes})
         self.activation = activation
         self.dropout = nn.Dropout(dropout)
 
@@ -97,14 +112,17 @@ class RelationalMessagePassing(nn.Module):
                     continue
                 graph.srcnodes[src].data["h"] = h_src[src]
                 graph.update_all(fn.copy_u("h", "m"), fn.mean("m", "mean_h"), etype=etype)
-                mean_enc = None
+                mean_enc = max_enc = None
                 if self.use_edge_features:
                     graph.edges[etype].data["enc"] = self.edge_encoder[etype](edge_feats[etype])
                     graph.update_all(fn.copy_e("enc", "m"), fn.mean("m", "mean_enc"), etype=etype)
                     mean_enc = graph.dstnodes[dst].data["mean_enc"]
+                    if self.max_pool:
+                        graph.update_all(fn.copy_e("enc", "m"), fn.max("m", "max_enc"), etype=etype)
+                        max_enc = graph.dstnodes[dst].data["max_enc"]
                 receiving = torch.nonzero(graph.in_degrees(etype=etype)).squeeze(1)
                 agg[dst] = self._add_messages(
-                    agg.get(dst), etype, graph.dstnodes[dst].data["mean_h"], mean_enc, receiving
+                    agg.get(dst), etype, graph.dstnodes[dst].data["mean_h"], mean_enc, receiving, max_enc
                 )
             out = {}
             for ntype in graph.dsttypes if dst_types is None else [t for t in graph.dsttypes if t in dst_types]:
@@ -124,14 +142,18 @@ class RelationalMessagePassing(nn.Module):
         mean_h: torch.Tensor,
         mean_enc: torch.Tensor | None,
         receiving: torch.Tensor,
+        max_enc: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``agg`` (the destinations' sum over relations so far, None before the first) plus relation
         ``etype``'s mean message ``W_r mean(h_u) + U_r mean(enc_r(e))``, ``(n_dst, out_dim)``. The weights
         are applied only to the ``receiving`` rows (destinations with at least one such edge; the others'
-        means are 0 and so are their messages): a sparse relation costs its edges, not every node."""
+        means are 0 and so are their messages): a sparse relation costs its edges, not every node. With
+        max pooling, ``V_r max(enc_r(e))`` is added too."""
         message = self.source_weight[etype](mean_h[receiving])
         if mean_enc is not None:
             message = message + self.edge_weight[etype](mean_enc[receiving])
+        if max_enc is not None:
+            message = message + self.edge_max_weight[etype](max_enc[receiving])
         if agg is None:
             agg = message.new_zeros((mean_h.shape[0], message.shape[1]))
         return agg.index_add(0, receiving, message)
@@ -155,12 +177,19 @@ class RelationalMessagePassing(nn.Module):
             # the mean; fewer tensor operations than means first, which pays off only on large graphs
             h = h_src[src]
             m = self.source_weight[etype](h[u]) if u.shape[0] < h.shape[0] else self.source_weight[etype](h)[u]
-            if self.use_edge_features:
-                m = m + self.edge_weight[etype](self.edge_encoder[etype](edge_feats[etype]))
             n_dst = graph.num_nodes[dst]
+            pooled_max = None
+            if self.use_edge_features:
+                enc = self.edge_encoder[etype](edge_feats[etype])
+                m = m + self.edge_weight[etype](enc)
+                if self.max_pool:  # encodings are >= 0 (ReLU), so a 0 start is the max of none
+                    index = v.unsqueeze(1).expand(-1, enc.shape[1])
+                    pooled_max = enc.new_zeros((n_dst, enc.shape[1])).scatter_reduce_(0, index, enc, "amax")
             total = m.new_zeros((n_dst, m.shape[1])).index_add_(0, v, m)
             degree = torch.bincount(v, minlength=n_dst).clamp_(min=1).unsqueeze(1)
             mean = total / degree
+            if pooled_max is not None:
+                mean = mean + self.edge_max_weight[etype](pooled_max)
             agg[dst] = agg[dst] + mean if dst in agg else mean
         out = {}
         for ntype in graph.num_nodes if dst_types is None else [t for t in graph.num_nodes if t in dst_types]:
@@ -200,6 +229,7 @@ class EdgeAwareRGCN(nn.Module):
         dropout: float = 0.2,
         use_edge_features: bool = True,
         target_ntype: str = "customer",
+        edge_pooling: str = "mean",
     ):
         super().__init__()
         self.config = {
@@ -212,13 +242,22 @@ class EdgeAwareRGCN(nn.Module):
             "dropout": dropout,
             "use_edge_features": use_edge_features,
             "target_ntype": target_ntype,
+            "edge_pooling": edge_pooling,
         }
         self.target_ntype = target_ntype
         self.input_projection = nn.ModuleDict({n: nn.Linear(d, hidden) for n, d in node_dims.items()})
         self.layers = nn.ModuleList(
             [
                 RelationalMessagePassing(
-                    hidden, hidden, canonical_etypes, edge_dim, edge_hidden, use_edge_features, dropout, activation=True
+                    hidden,
+                    hidden,
+                    canonical_etypes,
+                    edge_dim,
+                    edge_hidden,
+                    use_edge_features,
+                    dropout,
+                    activation=True,
+                    edge_pooling=edge_pooling,
                 )
                 for _ in range(layers)
             ]
@@ -306,6 +345,9 @@ def fused(model: AveragedRGCN) -> EdgeAwareRGCN:
                     enc.net[0].bias.copy_(biases(encoders))
                 for etype, lin in layer.edge_weight.items():
                     lin.weight.copy_(diagonal([m.edge_weight[etype] for m in mine]))
+            if layer.max_pool:  # the maximum is element-wise, so each member's slice pools its own
+                for etype, lin in layer.edge_max_weight.items():
+                    lin.weight.copy_(diagonal([m.edge_max_weight[etype] for m in mine]))
         out.classifier.weight.copy_(stack([m.classifier for m in members], 1) / k)
         out.classifier.bias.copy_(torch.stack([m.classifier.bias for m in members]).mean(0))
     return out

@@ -375,3 +375,59 @@ def test_train_refuses_too_few_fraud_labels_and_writes_no_model(small_world, sma
     result = run.invoke(cli, ["train", "--graph", uri, "--labels", str(tmp_path / "labels"), "--out",
                               str(tmp_path / "model2")])
     assert result.exit_code == 2 and "link events" in result.output
+
+
+@pytest.mark.parametrize("on", ["dgl", "edge_lists"])
+def test_max_pooling_keeps_one_link_that_a_mean_over_many_dilutes(on):
+    """Two customers hold the same distinctive link (a fresh device, say); the second also holds nine
+    plain ones. With only the edge messages switched on, mean pooling tells the two apart (the nine
+    dilute the one), and the maximum part of ``mean_max`` gives both the same message."""
+    import torch
+
+    from fraudgraph.ml._dgl_compat import import_dgl
+    from fraudgraph.ml.edge_lists import EdgeLists
+    from fraudgraph.ml.model import RelationalMessagePassing
+
+    dgl = import_dgl()
+    etypes = [("device", "uses", "customer")]
+    src = torch.arange(11)
+    dst = torch.tensor([0] + [1] * 10)
+    edges = {"uses": torch.zeros(11, 3)}
+    edges["uses"][0] = edges["uses"][1] = torch.tensor([5.0, -2.0, 3.0])  # the distinctive link, on both
+    h = {"device": torch.randn(11, 4), "customer": torch.randn(2, 4)}
+    graph = EdgeLists({etypes[0]: (src, dst)}, {"device": 11, "customer": 2})
+    if on == "dgl":
+        graph = dgl.heterograph({etypes[0]: (src, dst)}, {"device": 11, "customer": 2})
+    torch.manual_seed(0)
+    out = {}
+    for pooling in ("mean", "mean_max"):
+        layer = RelationalMessagePassing(4, 6, etypes, 3, 5, True, 0.0, activation=False, edge_pooling=pooling)
+        with torch.no_grad():  # only the edge messages: no source or self term, no mean term for mean_max
+            for lin in (*layer.source_weight.values(), *layer.self_weight.values()):
+                lin.weight.zero_()
+                if lin.bias is not None:
+                    lin.bias.zero_()
+            layer.edge_encoder["uses"].net[0].bias.zero_()
+            if pooling == "mean_max":
+                layer.edge_weight["uses"].weight.zero_()
+        out[pooling] = layer.eval()(graph, h, edges)["customer"]
+    assert not torch.allclose(out["mean"][0], out["mean"][1])
+    assert out["mean_max"].abs().sum() > 0
+    torch.testing.assert_close(out["mean_max"][0], out["mean_max"][1])
+
+
+def test_a_saved_config_without_edge_pooling_builds_the_mean_pooling_model():
+    """Models saved before ``edge_pooling`` existed load with the pooling they were trained with."""
+    from fraudgraph.ml.model import rgcn_from_config
+
+    config = {"node_dims": {"customer": 3, "device": 2}, "edge_dim": 4,
+              "canonical_etypes": [("customer", "has_device", "device"), ("device", "rev_has_device", "customer")],
+              "hidden": 8, "edge_hidden": 4, "layers": 2, "dropout": 0.0, "use_edge_features": True,
+              "target_ntype": "customer"}
+    old = rgcn_from_config(config)
+    assert old.config["edge_pooling"] == "mean"
+    assert not any("edge_max_weight" in name for name, _ in old.named_parameters())
+    new = rgcn_from_config({**config, "edge_pooling": "mean_max", "members": 2})
+    assert any("edge_max_weight" in name for name, _ in new.named_parameters())
+    with pytest.raises(ValueError, match="edge_pooling"):
+        rgcn_from_config({**config, "edge_pooling": "sum"})
