@@ -19,8 +19,9 @@ identity graph as it is at that moment. Training, validation and testing use the
    sampled``), at most ``max_per_customer`` points per customer and split, usable labelled points
    first; each customer weighs the same in the loss (weights ``1 / points``).
 5. **Deployment labels**: the same points labelled with what is known at as-of, for the model the
-   consumer deploys (:func:`deployment_labels`; ``training.refit_on_all_labels``); on large worlds
-   a sample of them that fits ``training.deployed_refit_budget`` (:func:`refit_points`).
+   consumer deploys and for the validation customers its threshold is chosen on
+   (:func:`deployment_labels`; ``training.refit_on_all_labels``); on large worlds a sample of them
+   that fits ``training.deployed_refit_budget`` (:func:`refit_points`).
 """
 
 from __future__ import annotations
@@ -174,7 +175,8 @@ def deployment_labels(
     as-of (``labels_now``), fraud only within ``window_ms`` before the block (or before the customer's last
     decision point when a heuristic made it fraud).
 
-    Adds ``y_deploy`` (1 / 0 / -1), ``deploy_weight`` (``1 / labelled points`` of the customer, every
+    Adds ``y_deploy`` (1 / 0 / -1), ``y_now`` (the same label at every point, the held-out ones too: what
+    the refit's threshold is chosen on), ``deploy_weight`` (``1 / labelled points`` of the customer, every
     customer weighs the same) and ``deploy_holdout``: the validation split's labelled points. Every
     customer with a validation point is left out of the refit (``y_deploy`` -1 at all its points), so the
     refit's threshold is chosen on validation customers it never trained on, exactly as the validated
@@ -188,7 +190,9 @@ def deployment_labels(
     y = np.where(label == LEGIT, 0, np.where((label == FRAUD) & in_window, 1, -1))
     in_val = (frame["split"] == "val").to_numpy()
     held_out = cid.isin(set(cid[in_val])).to_numpy()
-    frame = frame.assign(y_deploy=np.where(held_out, -1, y), deploy_holdout=in_val & (frame["y"] >= 0).to_numpy())
+    frame = frame.assign(
+        y_deploy=np.where(held_out, -1, y), y_now=y, deploy_holdout=in_val & (frame["y"] >= 0).to_numpy()
+    )
     n = frame.loc[frame["y_deploy"] >= 0].groupby("customer_id")["ts"].transform("size")
     frame["deploy_weight"] = 0.0
     frame.loc[frame["y_deploy"] >= 0, "deploy_weight"] = 1.0 / n

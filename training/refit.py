@@ -33,7 +33,9 @@ def refit_for_deployment(
     what is known at as-of (``y_deploy``), for the ``epochs`` early stopping chose, leaving out every
     validation customer; ``training.deployed_refits`` seeds averaged (:class:`fraudgraph.ml.model.AveragedRGCN`)
     within ``training.deployed_refit_budget`` (:func:`training.examples.refit_plan`). Its threshold is chosen
-    as the validated model's, on the validation customers the refit never trained on. Returns ``(model,
+    by the validated model's policy, on the validation customers the refit never trained on, labelled as
+    the refit's own points are, with what is known at as-of (``y_now``): the labels that matured after
+    the validation split's end count (fraud blocked since, a block lifted since). Returns ``(model,
     threshold, figures, units)``, ``units`` the validation customers' scores.
     """
     from fraudgraph.ml.model import averaged
@@ -62,7 +64,7 @@ def refit_for_deployment(
     refit_s = time.perf_counter() - t
     model = averaged([m for m, _ in refits])
     held = frame.loc[holdout]
-    units = customer_units(held, gnn_scores(model, tensors, scaler, target[holdout], cfg), held["y"].to_numpy())
+    units = customer_units(held, gnn_scores(model, tensors, scaler, target[holdout], cfg), held["y_now"].to_numpy())
     threshold, estimates = choose_threshold(units, cfg)
     figures = {
         "epochs": epochs,

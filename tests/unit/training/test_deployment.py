@@ -11,15 +11,16 @@ from training.examples import deployment_labels, refit_plan, refit_points
 def test_deployment_labels_use_what_is_known_at_as_of_and_hold_out_validation():
     as_of = 400 * DAY_MS
     frame = pd.DataFrame({
-        "customer_id": ["fraud", "fraud", "held", "held", "legit", "unknown", "late"],
-        "ts": [10 * DAY_MS, 380 * DAY_MS, 50 * DAY_MS, 250 * DAY_MS, 20 * DAY_MS, 30 * DAY_MS, 390 * DAY_MS],
-        "split": ["train", "test", "train", "val", "train", "train", "test"],
+        "customer_id": ["fraud", "fraud", "held", "held", "legit", "unknown", "late", "held_late"],
+        "ts": [10 * DAY_MS, 380 * DAY_MS, 50 * DAY_MS, 250 * DAY_MS, 20 * DAY_MS, 30 * DAY_MS, 390 * DAY_MS,
+               360 * DAY_MS],
+        "split": ["train", "test", "train", "val", "train", "train", "test", "val"],
         # labels at each split's end: the fraudster still looked legitimate in training
-        "y": [0, 1, 0, 0, 0, -1, -1],
+        "y": [0, 1, 0, 0, 0, -1, -1, 0],
     })
-    labels_now = pd.DataFrame({"customer_id": ["fraud", "held", "legit", "unknown", "late"],
-                               "label": [FRAUD, LEGIT, LEGIT, "unknown", FRAUD]})
-    blocked = pd.Series({"fraud": 385 * DAY_MS, "late": 395 * DAY_MS})
+    labels_now = pd.DataFrame({"customer_id": ["fraud", "held", "legit", "unknown", "late", "held_late"],
+                               "label": [FRAUD, LEGIT, LEGIT, "unknown", FRAUD, FRAUD]})
+    blocked = pd.Series({"fraud": 385 * DAY_MS, "late": 395 * DAY_MS, "held_late": 392 * DAY_MS})
     last_point = frame.groupby("customer_id")["ts"].max()
     out = deployment_labels(frame, labels_now, blocked, last_point, as_of, 45 * DAY_MS)
     y = dict(zip(zip(out["customer_id"], out["ts"] // DAY_MS), out["y_deploy"]))
@@ -29,6 +30,10 @@ def test_deployment_labels_use_what_is_known_at_as_of_and_hold_out_validation():
     assert y[("held", 50)] == -1 and y[("held", 250)] == -1   # a validation customer is held out everywhere
     assert out.loc[out["customer_id"] == "held", "deploy_holdout"].tolist() == [False, True]
     assert y[("legit", 20)] == 0 and y[("unknown", 30)] == -1
+    # the threshold's validation customers: held out of the refit, labelled with what is known at as-of
+    held = out.loc[out["deploy_holdout"]].set_index("customer_id")
+    assert held["y_deploy"].tolist() == [-1, -1]
+    assert held.loc["held", "y_now"] == 0 and held.loc["held_late", "y_now"] == 1  # blocked after the split
     weights = out.groupby("customer_id")["deploy_weight"].sum()
     assert weights["fraud"] == 1.0 and weights["legit"] == 1.0 and weights["held"] == 0.0
 
