@@ -34,9 +34,7 @@ def refit_for_deployment(
     validation customer; ``training.deployed_refits`` seeds averaged (:class:`fraudgraph.ml.model.AveragedRGCN`)
     within ``training.deployed_refit_budget`` (:func:`training.examples.refit_plan`). Its threshold is chosen
     by the validated model's policy, on the validation customers the refit never trained on, labelled as
-    the refit's own points are, with what is known at as-of (``y_now``): the labels that matured after
-    the validation split's end count (fraud blocked since, a block lifted since). Returns ``(model,
-    threshold, figures, units)``, ``units`` the validation customers' scores.
+    its own points are (``y_now``). Returns ``(model, threshold, figures, units)``, ``units`` their scores.
     """
     from fraudgraph.ml.model import averaged
 

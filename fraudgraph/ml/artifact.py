@@ -234,7 +234,8 @@ class ModelArtifact:
     @functools.cached_property
     def inference_model(self) -> Any:
         """The model scoring runs: an averaged model as one fused model of the same logits
-        (:func:`fraudgraph.ml.model.fused`: one message passing instead of one per member)."""
-        from fraudgraph.ml.model import AveragedRGCN, fused
+        (:func:`fraudgraph.ml.fusion.fused`: one message passing instead of one per member)."""
+        from fraudgraph.ml.fusion import fused
+        from fraudgraph.ml.model import AveragedRGCN
 
         return fused(self.model) if isinstance(self.model, AveragedRGCN) else self.model

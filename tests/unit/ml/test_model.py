@@ -209,7 +209,8 @@ def test_fused_members_give_the_mean_logit_on_full_graphs_and_sampled_blocks(pla
     are the members' mean on the whole graph and through neighbour-sampler blocks alike."""
     import torch
 
-    from fraudgraph.ml.model import AveragedRGCN, fused
+    from fraudgraph.ml.fusion import fused
+    from fraudgraph.ml.model import AveragedRGCN
 
     _, _, y, split, _ = planted
     customers, links, _ = planted_world()
@@ -244,7 +245,8 @@ def test_a_small_graph_scores_the_same_on_index_tensors_as_on_a_dgl_graph(plante
 
     from fraudgraph.ml import artifact
     from fraudgraph.ml.edge_lists import EdgeLists
-    from fraudgraph.ml.model import AveragedRGCN, fused
+    from fraudgraph.ml.fusion import fused
+    from fraudgraph.ml.model import AveragedRGCN
 
     _, _, y, split, _ = planted
     customers, links, _ = planted_world()
