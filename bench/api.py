@@ -1,12 +1,14 @@
 """Query API benchmark: requests/s and latency of GET customer and POST score (1 and 100 ids).
 
     python bench/api.py --backend sqlite|gremlin --customers N --json FILE [--requests M] [--clients 1,4,16]
+        [--score-processes P]
 
 Generates a world of N customers, loads its history into the chosen graph
 (pandas reference aggregates; not timed), builds a seeded model artifact
 (latency does not depend on the weights), starts the API on uvicorn on a
 loopback port (`fraudgraph api`, its own process), and drives it with each number of concurrent httpx
-clients over keep-alive connections. Reports requests/s, p50 and p99 per operation and number of
+clients over keep-alive connections; ``--score-processes`` sets ``api.score_processes`` (0: scoring in
+the API process). Reports requests/s, p50 and p99 per operation and number of
 clients, and how many requests the score batches held (``serving.api.batching``). Target (issue:
 serving past one machine): ``POST /v1/score`` with one id at 4 clients p99 at most 50 ms and at least
 200 requests/s on SQLite, 20,000 customers.
@@ -94,6 +96,7 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=100_000)
     ap.add_argument("--requests", type=int, default=400, help="requests per operation")
     ap.add_argument("--clients", default="1,4,16", help="concurrent HTTP clients, comma-separated")
+    ap.add_argument("--score-processes", type=int, default=0, help="api.score_processes (0: in the API process)")
     ap.add_argument("--json", dest="json_path", default=None)
     args = ap.parse_args()
     settings = load_settings()
@@ -104,7 +107,8 @@ def main() -> None:
             ids = sorted(ref["customers"]["customer_id"])
             env = {**os.environ, "FRAUDGRAPH_API__TOKENS": json.dumps({TOKEN: ["read", "score", "review"]}),
                    "FRAUDGRAPH_API__WRITE_SCORES": "false", "FRAUDGRAPH_LOGGING__LEVEL": "WARNING",
-                   "FRAUDGRAPH_GRAPH__GREMLIN__EDGE_IDS": store_settings.graph.gremlin.edge_ids}
+                   "FRAUDGRAPH_GRAPH__GREMLIN__EDGE_IDS": store_settings.graph.gremlin.edge_ids,
+                   "FRAUDGRAPH_API__SCORE_PROCESSES": str(args.score_processes)}
             port = free_port()
             # the API in its own process, as deployed: the clients here must not share its interpreter
             api = subprocess.Popen([sys.executable, "-m", "fraudgraph.cli.main", "api", "--graph", uri, "--model",
@@ -136,6 +140,7 @@ def main() -> None:
                 api.terminate()
                 api.wait(30)
     result = {"benchmark": "api", "backend": args.backend, "customers": args.customers, "clients": args.clients,
+              "score_processes": args.score_processes,
               "target": {"score_1_4_clients": {"p99_ms_at_most": 50, "requests_per_s_at_least": 200}},
               **results, "peak_rss_mb": round(peak_rss_mb(), 1)}
     print(table([(k, v) for k, v in result.items()]))

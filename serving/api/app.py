@@ -38,10 +38,11 @@ from fraudgraph.scoring.online import OnlineResult, OnlineScorer
 from fraudgraph.scoring.rules import decision_properties
 from serving.review_log import ReviewLog, review_log_path
 
-from .batching import ScoreBatcher
+from .batching import ScoreBatcher, ScoreFunction
 from .dependencies import Services
 from .errors import ErrorResponse, install_error_handlers
 from .routers import customers, ops, reviews, scoring
+from .score_processes import ScoringProcesses
 from .security import GuardMiddleware, load_tokens
 
 log = logging.getLogger("fraudgraph.api")
@@ -62,11 +63,23 @@ def create_app(
     if not tokens:
         log.warning("no API tokens configured (api.tokens / api.tokens_file): every /v1 call will get 401")
     registry = CollectorRegistry()
+    review_log = review_log or ReviewLog(review_log_path(store, cfg.review_log))
+    # last of what can refuse the settings: started workers are only stopped by the app's shutdown
+    processes = (
+        ScoringProcesses(store.uri, settings, cfg.score_processes, scorer.artifact.folder)
+        if cfg.score_processes
+        else None
+    )
+
+    def current_scorer() -> ScoreFunction:  # looked up per batch: the production model as the batch starts
+        scorer = app.state.services.scorer
+        return processes.scorer(scorer.artifact.folder) if processes is not None else scorer.score_many
+
     batcher = ScoreBatcher(
-        lambda: app.state.services.scorer.score_many,
+        current_scorer,
         _score_writer(store) if cfg.write_scores else None,
         max_ids=cfg.max_score_ids,
-        workers=cfg.score_concurrency,
+        workers=cfg.score_processes or cfg.score_concurrency,
         registry=registry,
     )
 
@@ -74,6 +87,8 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         batcher.close()
+        if processes is not None:
+            processes.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -84,12 +99,13 @@ def create_app(
         redoc_url="/redoc" if cfg.docs else None,
         responses={422: {"model": ErrorResponse, "description": "invalid request"}},
     )
+    app.state.scoring_processes = processes
     app.state.services = Services(
         store,
         scorer,
         settings,
         IdentifierHasher.from_settings(settings.privacy),
-        review_log or ReviewLog(review_log_path(store, cfg.review_log)),
+        review_log,
         batcher,
         follower,
     )

@@ -267,6 +267,72 @@ def test_concurrent_score_requests_are_scored_in_batches_each_customer_as_alone(
             assert alone[c].decision.reason_codes == together[c].decision.reason_codes
 
 
+def test_scoring_processes_score_as_the_api_process_does_and_replace_a_killed_one(api, flagging_model, settings,
+                                                                                   tmp_path):
+    """``api.score_processes``: batches scored in worker processes give each customer the in-process
+    scorer's score, decision and model version; a killed worker fails at most its own batch and is
+    replaced, and the API answers every request after that."""
+    import os
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fraudgraph.ml.artifact import ModelArtifact
+    from fraudgraph.scoring.online import OnlineScorer
+    from localservers import free_port
+    from serving.api import create_app
+
+    base, store, ref, _ = api
+    s2 = settings.model_copy(update={"api": type(settings.api).model_validate(
+        {**settings.api.model_dump(), "tokens": TOKENS, "write_scores": False, "score_processes": 2,
+         "review_log": str(tmp_path / "reviews.db")})})
+    artifact = ModelArtifact.load(flagging_model[0])
+    app = create_app(store, OnlineScorer(store, artifact, s2), s2)
+    workers = app.state.scoring_processes._workers
+    assert len({w.process.pid for w in workers}) == 2 and all(w.process.is_alive() for w in workers)
+    port = free_port()
+    server, thread = start_uvicorn(app, port)
+    url = f"http://127.0.0.1:{port}/v1/score"
+    ids = list(ref["customers"]["customer_id"].iloc[200:224])
+
+    def one(customer_id):
+        r = httpx.post(url, json={"customer_ids": [customer_id]}, headers=bearer("scorer"), timeout=120)
+        return r.status_code, r.json()
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(one, ids))
+        assert all(status == 200 for status, _ in answers), answers
+        scorer = OnlineScorer(store, artifact, settings)
+        compared = 0
+        for c, (_, body) in zip(ids, answers):
+            for got in body["results"]:
+                want = scorer.score_many([c], got["as_of"])[c]
+                assert got["customer_id"] == c and got["model_version"] == artifact.version
+                assert (got["score"] is None) == (want.score is None)
+                if want.score is not None:
+                    assert abs(got["score"] - want.score) <= 1e-5
+                assert got["decision"] == want.decision.decision
+                assert got["reason_codes"] == list(want.decision.reason_codes)
+                compared += 1
+        assert compared >= 20
+        # both workers killed: each fails at most the one batch that finds it dead, then is replaced
+        for w in list(workers):
+            os.kill(w.process.pid, signal.SIGKILL)
+            w.process.join(10)
+        statuses = []
+        for _ in range(4):
+            with ThreadPoolExecutor(4) as pool:
+                statuses.append([status for status, _ in pool.map(one, ids[:8])])
+        failed = [s for burst in statuses for s in burst if s != 200]
+        # the two batches that met a dead worker (a batch holds at most the 4 requests in flight)
+        assert set(failed) <= {500} and len(failed) <= 8, statuses
+        assert statuses[-2:] == [[200] * 8] * 2, statuses
+        assert all(w.process.is_alive() for w in app.state.scoring_processes._workers)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
 def test_review_queue_outcome_and_labels(api, settings, tmp_path):
     from fraudgraph.labels.stage import run_labels
 
