@@ -65,23 +65,7 @@ def create_app(
     registry = CollectorRegistry()
     review_log = review_log or ReviewLog(review_log_path(store, cfg.review_log))
     # last of what can refuse the settings: started workers are only stopped by the app's shutdown
-    processes = (
-        ScoringProcesses(store.uri, settings, cfg.score_processes, scorer.artifact.folder)
-        if cfg.score_processes
-        else None
-    )
-
-    def current_scorer() -> ScoreFunction:  # looked up per batch: the production model as the batch starts
-        scorer = app.state.services.scorer
-        return processes.scorer(scorer.artifact.folder) if processes is not None else scorer.score_many
-
-    batcher = ScoreBatcher(
-        current_scorer,
-        _score_writer(store) if cfg.write_scores else None,
-        max_ids=cfg.max_score_ids,
-        workers=cfg.score_processes or cfg.score_concurrency,
-        registry=registry,
-    )
+    batcher, processes = _score_batcher(store, scorer, lambda: app.state.services.scorer, settings, registry)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -118,6 +102,37 @@ def create_app(
         GuardMiddleware, tokens=tokens, max_body_bytes=cfg.max_body_bytes, body_timeout_s=cfg.body_timeout_s
     )
     return app
+
+
+def _score_batcher(
+    store: IdentityGraph,
+    scorer: OnlineScorer,
+    current: Callable[[], OnlineScorer],
+    settings: Settings,
+    registry: CollectorRegistry,
+) -> tuple[ScoreBatcher, ScoringProcesses | None]:
+    """The batcher of ``POST /v1/score``, scoring with ``current()`` (looked up per batch: the production
+    model as the batch starts), in the API process or in ``api.score_processes`` workers started with
+    ``scorer``'s model."""
+    cfg = settings.api
+    processes = (
+        ScoringProcesses(store.uri, settings, cfg.score_processes, scorer.artifact.folder)
+        if cfg.score_processes
+        else None
+    )
+
+    def score_function() -> ScoreFunction:
+        now = current()
+        return processes.scorer(now.artifact.folder) if processes is not None else now.score_many
+
+    batcher = ScoreBatcher(
+        score_function,
+        _score_writer(store) if cfg.write_scores else None,
+        max_ids=cfg.max_score_ids,
+        workers=cfg.score_processes or cfg.score_concurrency,
+        registry=registry,
+    )
+    return batcher, processes
 
 
 def _score_writer(store: IdentityGraph) -> Callable[[list[OnlineResult]], None]:
