@@ -22,8 +22,8 @@ from pydantic import ValidationError
 from fraudgraph.config import LabelSettings, Settings, TrainingSettings
 from fraudgraph.ml.artifact import ModelArtifact, gnn_scores
 from fraudgraph.ml.baselines import BaselineModels
+from training.decision_graph import DecisionTimeGraphs
 from training.judging import customer_units, judge
-from training.train import decision_time_graph, labelled_examples
 
 log = logging.getLogger("fraudgraph.training")
 
@@ -45,25 +45,26 @@ def split_settings(settings: Settings, candidate: ModelArtifact) -> tuple[Settin
 
 
 def gate_figures(
-    settings: Settings, model_dirs: Mapping[str, Path], snapshot_dir: str | Path, labels_dir: str | Path
+    settings: Settings,
+    model_dirs: Mapping[str, Path],
+    snapshot_dir: str | Path,
+    labels_dir: str | Path,
+    graphs: DecisionTimeGraphs | None = None,
 ) -> dict[str, dict[str, Any]]:
     """``{name: {pr_auc, precision, recall, threshold, judged, customers}}`` for each model folder, every
     one scored on the decision-time test split of ``snapshot_dir`` and ``labels_dir`` as the first model
     (the candidate) defines it (:func:`split_settings`). PR-AUC is over the test customers' highest scores;
-    precision and recall at each model's own operating point. Labels only: ground truth is never read."""
+    precision and recall at each model's own operating point. Labels only: ground truth is never read.
+    ``graphs``: the job's decision-time graphs (the retraining job's training built the candidate's)."""
     artifacts = {name: ModelArtifact.load(d) for name, d in model_dirs.items()}
     candidate = next(iter(artifacts.values()))
     split_cfg, source = split_settings(settings, candidate)
-    history, examples, _ = labelled_examples(split_cfg, snapshot_dir, labels_dir)
-    frame = examples.frame
-    built: dict[int, tuple[Any, Any, Any]] = {}
+    graphs = graphs or DecisionTimeGraphs()  # the graph as of every decision point, once per fan-out cap
     out: dict[str, dict[str, Any]] = {}
     for name, artifact in artifacts.items():
         cap = artifact.fanout_cap or settings.graph.neighbourhood_fanout_cap
-        if cap not in built:  # the graph as of every decision point, once per fan-out cap
-            kept, _, _, tensors, target, _ = decision_time_graph(history, frame, cap)
-            built[cap] = (kept, tensors, target)
-        kept, tensors, target = built[cap]
+        built = graphs.get(split_cfg, snapshot_dir, labels_dir, cap)
+        kept, tensors, target = built.frame, built.tensors, built.target
         test = (kept["split"] == "test").to_numpy()
         y = kept["y"].to_numpy()
         model, threshold, judged = _validated(artifact, model_dirs[name])

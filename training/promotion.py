@@ -12,6 +12,7 @@ from typing import Any
 
 from fraudgraph.config import Settings
 from fraudgraph.lifecycle import ModelRegistry, ProductionMoved, RegistryError, regressions
+from training.decision_graph import DecisionTimeGraphs
 from training.gate import gate_figures
 
 log = logging.getLogger("fraudgraph.training")
@@ -36,11 +37,18 @@ class PromotionResult:
 
 
 def promote(
-    settings: Settings, registry: ModelRegistry, version: int, *, force: bool = False, reason: str | None = None
+    settings: Settings,
+    registry: ModelRegistry,
+    version: int,
+    *,
+    force: bool = False,
+    reason: str | None = None,
+    graphs: DecisionTimeGraphs | None = None,
 ) -> PromotionResult:
     """Evaluate candidate ``version`` and the production model on the candidate's decision-time test split
     and promote it when the gate passes (or ``force`` with a ``reason``). A refusal leaves both stages as
-    they were and is recorded on the candidate."""
+    they were and is recorded on the candidate. ``graphs``: the job's decision-time graphs (the retraining
+    job's training built the candidate's)."""
     if force and not (reason or "").strip():
         raise RegistryError("promote --force: give --reason, it is recorded with the promotion")
     candidate = registry.get(version)
@@ -48,21 +56,13 @@ def promote(
     if production is not None and production.version == version:
         return PromotionResult(version, promoted=False, reason="already in production", production_before=version)
     before = production.version if production is not None else None
-    figures, problems = None, []
+    figures: dict[str, Any] | None = None
+    problems: list[str] = []
     unusable = _cannot_serve(registry, production.version) if production is not None else None
     if unusable is not None:  # nothing to measure against: the production model cannot score any more
         log.warning("gate: production version %d cannot serve this fraudgraph (%s)", before, unusable)
     elif production is not None:
-        lineage = registry.lineage(version)
-        snapshot = Path(lineage.get("fraudgraph.snapshot_dir", ""))
-        labels = Path(lineage.get("fraudgraph.labels_dir", ""))
-        if not snapshot.is_dir() or not labels.is_dir():
-            problems = [f"the candidate's snapshot {snapshot} or labels {labels} are gone: the gate cannot measure it"]
-        else:
-            log.info("gate: version %d against production version %d on the candidate's test split", version, before)
-            dirs = {"candidate": registry.model_dir(version), "production": registry.model_dir(production.version)}
-            figures = gate_figures(settings, dirs, snapshot, labels)
-            problems = regressions(figures["candidate"], figures["production"], settings.registry.tolerance)
+        figures, problems = _measured(settings, registry, version, production.version, graphs)
     evaluation = {"against_version": before, "figures": figures, "regressions": problems}
     if problems and not force:
         registry.move(
@@ -93,6 +93,22 @@ def promote(
         log.warning("gate: version %d not promoted: %s", version, moved)
         return PromotionResult(version, False, False, [str(moved)], figures, before, "production moved meanwhile")
     return PromotionResult(version, True, bool(force and problems), problems, figures, before, why)
+
+
+def _measured(
+    settings: Settings, registry: ModelRegistry, version: int, production: int, graphs: DecisionTimeGraphs | None
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """``(gate figures, regressions)`` of candidate ``version`` against ``production`` on the candidate's
+    test split; no figures and one problem when its snapshot or labels are gone."""
+    lineage = registry.lineage(version)
+    snapshot = Path(lineage.get("fraudgraph.snapshot_dir", ""))
+    labels = Path(lineage.get("fraudgraph.labels_dir", ""))
+    if not snapshot.is_dir() or not labels.is_dir():
+        return None, [f"the candidate's snapshot {snapshot} or labels {labels} are gone: the gate cannot measure it"]
+    log.info("gate: version %d against production version %d on the candidate's test split", version, production)
+    dirs = {"candidate": registry.model_dir(version), "production": registry.model_dir(production)}
+    figures = gate_figures(settings, dirs, snapshot, labels, graphs)
+    return figures, regressions(figures["candidate"], figures["production"], settings.registry.tolerance)
 
 
 def _cannot_serve(registry: ModelRegistry, version: int) -> str | None:

@@ -23,6 +23,7 @@ from fraudgraph.graph.event_log import link_events_until
 from fraudgraph.graph.snapshot import write_snapshot
 from fraudgraph.labels.stage import run_labels
 from fraudgraph.lifecycle import ModelRegistry, RunTracker
+from training.decision_graph import DecisionTimeGraphs
 from training.lineage import training_params
 from training.promotion import promote
 from training.train import run_training
@@ -58,15 +59,16 @@ def retrain(
     key = _retrain_key(settings, out, as_of_ms)
     registry = ModelRegistry(settings.registry)
     found = next((v for v in registry.versions() if registry.lineage(v.version).get(RETRAIN_KEY) == key), None)
+    graphs = DecisionTimeGraphs()  # the training builds the graph, the gate reads it again
     if found is not None:
         log.info("retrain: version %d was trained on these data, labels and settings; nothing to train", found.version)
         version, trained = found.version, False
     else:
-        metrics = run_training(settings, out / "snapshot", out / "labels", out / "model")
+        metrics = run_training(settings, out / "snapshot", out / "labels", out / "model", graphs=graphs)
         run_id = metrics["tracking"]["run_id"]
         RunTracker(settings.registry).client.set_tag(run_id, RETRAIN_KEY, key)
         version, trained = registry.register(run_id).version, True
-    promotion = promote(settings, registry, version).record() if promote_if_passed else None
+    promotion = promote(settings, registry, version, graphs=graphs).record() if promote_if_passed else None
     return {"version": version, "trained": trained, "retrain_key": key, "model_dir": str(out / "model"),
             "promotion": promotion}  # fmt: skip
 

@@ -44,17 +44,15 @@ import numpy as np
 import pandas as pd
 
 from fraudgraph.config import Settings, TrainingSettings
-from fraudgraph.graph.history import LinkHistory
-from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.lifecycle.drift import REFERENCE_FILE, DriftReference
 from fraudgraph.ml.artifact import ModelArtifact, gnn_scores
 from fraudgraph.ml.baselines import BaselineModels, guilt_by_association, tabular_features
-from fraudgraph.ml.features import CUSTOMER_FEATURES, IdentityGraphTensors, build_graph_tensors
+from fraudgraph.ml.features import CUSTOMER_FEATURES, IdentityGraphTensors
 from fraudgraph.ml.scaling import FeatureScaler
 from fraudgraph.schema import CUSTOMER
 from fraudgraph.scoring.day_one import DayOneRules
-from fraudgraph.scoring.triggers import decision_points
-from training.examples import SPLITS, DecisionExamples, build_examples, truth_at_points
+from training.decision_graph import DecisionTimeGraphs, decision_time_graph_of
+from training.examples import SPLITS, DecisionExamples, truth_at_points
 from training.fitting import Split, fit_gbdt, fit_gnn
 from training.judging import choose_threshold, customer_units, judge, threshold_policy
 from training.lineage import track_training
@@ -66,17 +64,6 @@ MODELS = ("rgcn_edge", "rgcn", "gbdt", "gbdt_own", "guilt_by_association", "rule
 FITTED_BASELINES = ("rgcn", "gbdt", "gbdt_own")  # left out without training.baselines
 
 
-class TrainingRefused(ValueError):
-    """Too few positive labels to learn from; the message names the counts and the settings."""
-
-
-def read_labels(labels_dir: str | Path) -> tuple[pd.DataFrame, int]:
-    labels = pd.read_parquet(Path(labels_dir) / "labels.parquet")
-    as_of = labels["as_of"].iloc[0]
-    as_of_ms = int(pd.Timestamp(as_of).value // 10**6) if not isinstance(as_of, (int, np.integer)) else int(as_of)
-    return labels, as_of_ms
-
-
 # Over 60 lines for a reason: it is the job itself, its steps in order (read, build examples and tensors, fit,
 # judge, refit, write), each a call.
 def run_training(
@@ -85,19 +72,22 @@ def run_training(
     labels_dir: str | Path,
     out_dir: str | Path,
     truth_path: str | Path | None = None,
+    graphs: DecisionTimeGraphs | None = None,
 ) -> dict[str, Any]:
+    """``graphs``: where the decision-time graph is built once and kept for the job's next reader (the
+    retraining job's gate)."""
     import torch
 
     cfg = settings.training
     torch.set_num_threads(cfg.threads)
     out = Path(out_dir)
     started = time.monotonic()
-    history, examples, as_of_ms = labelled_examples(settings, snapshot_dir, labels_dir)
-    frame = examples.frame
-    if truth_path:
-        frame = pd.concat([frame, truth_at_points(frame, pd.read_parquet(truth_path))], axis=1)
     cap = settings.graph.neighbourhood_fanout_cap
-    frame, inputs, has, tensors, target, build_s = decision_time_graph(history, frame, cap)
+    built = decision_time_graph_of(settings, snapshot_dir, labels_dir, cap, graphs)
+    examples, as_of_ms, frame, inputs, has = built.examples, built.as_of_ms, built.frame, built.inputs, built.has
+    tensors, target, build_s = built.tensors, built.target, built.build_s
+    if truth_path:  # per decision point, for the report only
+        frame = pd.concat([frame, truth_at_points(frame, pd.read_parquet(truth_path))], axis=1)
     scaler = FeatureScaler().fit(tensors)
     y = frame["y"].to_numpy()
     masks = {s: (frame["split"] == s).to_numpy() for s in SPLITS}
@@ -173,22 +163,6 @@ def _split_record(examples: DecisionExamples, as_of_ms: int, masks: dict[str, np
     }
 
 
-def labelled_examples(
-    settings: Settings, snapshot_dir: str | Path, labels_dir: str | Path
-) -> tuple[LinkHistory, DecisionExamples, int]:
-    """The snapshot's link history, its decision points labelled and sampled (refused when too few), and
-    the labels' as-of."""
-    labels, as_of_ms = read_labels(labels_dir)
-    history = LinkHistory.read(snapshot_dir)
-    customers = pd.read_parquet(Path(snapshot_dir) / "customers.parquet")
-    link_events = pd.read_parquet(Path(snapshot_dir) / "link_events.parquet")
-    points = decision_points(link_events, settings.consumer.score_on)
-    cfg = settings.training
-    examples = build_examples(points, customers, history.links_as_of, labels, as_of_ms, cfg, settings.labels)
-    refuse_when_too_few(examples, cfg)
-    return history, examples, as_of_ms
-
-
 def _node_split(
     frame: pd.DataFrame, target: np.ndarray, n_customers: int, masks: dict[str, np.ndarray]
 ) -> tuple[np.ndarray, Split]:
@@ -200,27 +174,6 @@ def _node_split(
     y_nodes[target] = y
     val_weight = (frame.loc[va, "weight"] * frame.loc[va, "population_weight"]).to_numpy()
     return y_nodes, Split(target[tr], target[va], frame.loc[tr, "weight"].to_numpy(np.float32), val_weight)
-
-
-def decision_time_graph(
-    history: LinkHistory, frame: pd.DataFrame, cap: int
-) -> tuple[pd.DataFrame, ScoringInputs, np.ndarray, IdentityGraphTensors, np.ndarray, float]:
-    """The graph as of every decision point of ``frame``, side by side: ``(frame, inputs, has, tensors,
-    target, build_s)``, ``frame`` keeping the points whose customer had a link by then (``has``, over the
-    points given), ``target`` their customer nodes, ``build_s`` the seconds it took."""
-    t = time.perf_counter()
-    log.info("decision-time examples: reading the graph as of each of %d decision points", len(frame))
-    inputs = history.scoring_inputs(frame["customer_id"], frame["ts"], cap)
-    assert inputs.target_ids is not None  # decision points side by side always carry them
-    has = inputs.target_ids >= 0
-    frame, target_ids = frame.loc[has].reset_index(drop=True), inputs.target_ids[has]
-    read_s = time.perf_counter() - t
-    log.info("decision-time examples: %d subgraph links read in %.1f s; building features", len(inputs.links), read_s)
-    tensors = build_graph_tensors(inputs, fanout_cap=cap)
-    target = tensors.index_of(target_ids)
-    build_s = time.perf_counter() - t
-    log.info("decision-time examples: %d (%d subgraph links) built in %.1f s", len(frame), len(inputs.links), build_s)
-    return frame, inputs, has, tensors, target, build_s
 
 
 def _baselines(
@@ -318,20 +271,3 @@ def _write_reports(out: Path, fits: dict[str, dict], curves: dict[str, dict], me
     (out / "history.json").write_text(json.dumps({k: v.get("history") for k, v in fits.items()}, indent=1))
     plot_pr_curves(curves, out / "pr_curves.png")
     (out / "summary.md").write_text(render_summary(metrics))
-
-
-def refuse_when_too_few(examples: DecisionExamples, cfg: TrainingSettings) -> None:
-    """Raise :class:`TrainingRefused` when training or validation has fewer than ``min_positives`` fraudsters."""
-    counts = examples.label_counts
-    short = [s for s in ("train", "val") if counts[s]["fraud_customers"] < cfg.min_positives]
-    if short:
-        per_split = "; ".join(
-            f"{s}: {c['fraud_customers']} fraud / {c['legit_customers']} legitimate customers"
-            for s, c in counts.items()
-        )
-        raise TrainingRefused(
-            f"too few fraud labels to train ({', '.join(short)} below training.min_positives="
-            f"{cfg.min_positives}): {per_split}. Longer block history, a shorter labels.maturity_days, or "
-            f"other training.split.val_days / test_days (now {cfg.split.val_days} / {cfg.split.test_days}) "
-            "would change them"
-        )

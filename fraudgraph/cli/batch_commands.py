@@ -162,7 +162,8 @@ def train(
     app: AppContext, snapshot: str | None, graph_uri: str | None, labels_dir: str, out_dir: str, truth: str | None
 ) -> None:
     """Train the edge-feature-aware RGCN and its baselines; write a model artifact."""
-    from training.train import TrainingRefused, run_training
+    from training.decision_graph import TrainingRefused
+    from training.train import run_training
 
     if graph_uri:
         fail(

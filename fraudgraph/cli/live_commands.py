@@ -276,7 +276,7 @@ def evaluate(
 @pass_app
 def demo(app: AppContext, out_dir: str, seeds: str | None) -> None:
     """The main job: every stage that exists, end to end, on the embedded default."""
-    from training.train import TrainingRefused
+    from training.decision_graph import TrainingRefused
 
     try:
         report = _run_main_job(app, out_dir, seeds)
@@ -322,7 +322,7 @@ def simulate_month(app: AppContext, out_dir: str) -> None:
     """A month of operation on a synthetic world: the consumer decides each period of the live stream, the
     retraining job runs every retrain.every_days days on the graph it wrote, and the gate decides."""
     from fraudgraph.cli.month import run_month
-    from training.train import TrainingRefused
+    from training.decision_graph import TrainingRefused
 
     _allow_demo_key(app, "the simulated month")
     try:

@@ -271,8 +271,8 @@ def retrain_command(
     with --promote). Idempotent: the same data, labels and settings give the registered version back."""
     from fraudgraph.lifecycle import RegistryError
     from fraudgraph.timeutil import to_epoch_ms
+    from training.decision_graph import TrainingRefused
     from training.retrain import retrain
-    from training.train import TrainingRefused
 
     log_dir = event_log or app.settings.consumer.link_event_log
     try:

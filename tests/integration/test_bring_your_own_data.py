@@ -218,3 +218,17 @@ def test_retrain_registers_once_for_the_same_data_and_promotes_through_the_gate(
     assert repeat["promotion"]["reason"] == "already in production"
     listed = fraudgraph("models", "list", "--config", config, "--json", env=env)
     assert [v["stage"] for v in json.loads(listed.stdout)["versions"]] == ["production"]
+
+    # other settings (a model that cannot learn): a new candidate, judged by the gate on the graph the
+    # training built (read once in the job), with the figures a promotion on its own measures
+    worse = {**env, "FRAUDGRAPH_TRAINING__LEARNING_RATE": "1e-7", "FRAUDGRAPH_TRAINING__MAX_EPOCHS": "1",
+             "FRAUDGRAPH_TRAINING__MIN_EPOCHS": "1", "FRAUDGRAPH_LOGGING__LEVEL": "INFO"}
+    third = fraudgraph(*args, env=worse)
+    assert third.returncode == 0, third.stderr
+    refused = json.loads(third.stdout)
+    assert refused["trained"] and refused["version"] == 2 and not refused["promotion"]["promoted"]
+    assert third.stderr.count("decision-time examples: reading the graph as of each of") == 1, third.stderr
+    assert "is read again" in third.stderr
+    alone = fraudgraph("models", "promote", "2", "--config", config, "--json", env=env)
+    assert alone.returncode == 1, alone.stderr
+    assert json.loads(alone.stdout)["figures"] == refused["promotion"]["figures"]
