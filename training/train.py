@@ -72,10 +72,8 @@ def run_training(
     labels_dir: str | Path,
     out_dir: str | Path,
     truth_path: str | Path | None = None,
-    graphs: DecisionTimeGraphs | None = None,
+    graphs: DecisionTimeGraphs | None = None,  # the job's decision-time graphs (the retraining job's gate reads it)
 ) -> dict[str, Any]:
-    """``graphs``: where the decision-time graph is built once and kept for the job's next reader (the
-    retraining job's gate)."""
     import torch
 
     cfg = settings.training
@@ -84,8 +82,8 @@ def run_training(
     started = time.monotonic()
     cap = settings.graph.neighbourhood_fanout_cap
     built = decision_time_graph_of(settings, snapshot_dir, labels_dir, cap, graphs)
-    examples, as_of_ms, frame, inputs, has = built.examples, built.as_of_ms, built.frame, built.inputs, built.has
-    tensors, target, build_s = built.tensors, built.target, built.build_s
+    examples, as_of_ms, frame, inputs, has, tensors, target = (
+        built.examples, built.as_of_ms, built.frame, built.inputs, built.has, built.tensors, built.target)  # fmt: skip
     if truth_path:  # per decision point, for the report only
         frame = pd.concat([frame, truth_at_points(frame, pd.read_parquet(truth_path))], axis=1)
     scaler = FeatureScaler().fit(tensors)
@@ -93,7 +91,6 @@ def run_training(
     masks = {s: (frame["split"] == s).to_numpy() for s in SPLITS}
     tr = masks["train"] & (y >= 0)
     y_nodes, split = _node_split(frame, target, len(tensors.customer_ids), masks)
-
     models, fits, scores, table = fit_models(
         tensors, scaler, y_nodes, split, target, y, tr, frame.loc[tr, "weight"], cfg
     )
@@ -122,7 +119,7 @@ def run_training(
         "subgraph_links": int(len(inputs.links)),
         "message_edges": int(tensors.graph.num_edges()),
         "fanout_cap": cap,
-        "build_s": round(build_s, 2),
+        "build_s": round(built.build_s, 2),
     }
     deployed, deployed_threshold, deployed_units = models["rgcn_edge"], threshold, val_units["rgcn_edge"]
     if cfg.refit_on_all_labels:
