@@ -134,16 +134,3 @@ class DecisionTimeGraphs:
         else:
             log.info("decision-time examples: the graph this job built from %s is read again", snapshot_dir)
         return self._built[key]
-
-
-def decision_time_graph_of(
-    settings: Settings,
-    snapshot_dir: str | Path,
-    labels_dir: str | Path,
-    cap: int,
-    graphs: DecisionTimeGraphs | None = None,
-) -> DecisionTimeGraph:
-    """The decision-time graph of the snapshot and labels: from ``graphs`` when given (built there once)."""
-    if graphs is None:
-        return DecisionTimeGraph.build(settings, snapshot_dir, labels_dir, cap)
-    return graphs.get(settings, snapshot_dir, labels_dir, cap)

@@ -51,7 +51,7 @@ from fraudgraph.ml.features import CUSTOMER_FEATURES, IdentityGraphTensors
 from fraudgraph.ml.scaling import FeatureScaler
 from fraudgraph.schema import CUSTOMER
 from fraudgraph.scoring.day_one import DayOneRules
-from training.decision_graph import DecisionTimeGraphs, decision_time_graph_of
+from training.decision_graph import DecisionTimeGraphs
 from training.examples import SPLITS, DecisionExamples, truth_at_points
 from training.fitting import Split, fit_gbdt, fit_gnn
 from training.judging import choose_threshold, customer_units, judge, threshold_policy
@@ -81,7 +81,7 @@ def run_training(
     out = Path(out_dir)
     started = time.monotonic()
     cap = settings.graph.neighbourhood_fanout_cap
-    built = decision_time_graph_of(settings, snapshot_dir, labels_dir, cap, graphs)
+    built = (graphs or DecisionTimeGraphs()).get(settings, snapshot_dir, labels_dir, cap)
     examples, as_of_ms, frame, inputs, has, tensors, target = (
         built.examples, built.as_of_ms, built.frame, built.inputs, built.has, built.tensors, built.target)  # fmt: skip
     if truth_path:  # per decision point, for the report only

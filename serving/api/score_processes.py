@@ -35,6 +35,7 @@ from .batching import ScoreFunction
 log = logging.getLogger("fraudgraph.api")
 
 MODELS_KEPT = 2  # the production model and the one before it (a batch in flight across a promotion)
+NO_FOLDER = "api.score_processes needs a model loaded from its folder (fraudgraph api --model)"
 START_TIMEOUT_S = 300.0  # a worker's start: imports, its graph connection, the model
 
 
@@ -118,12 +119,11 @@ class ScoringProcesses:
 
     def __init__(self, graph_uri: str, settings: Settings, processes: int, model_folder: str | Path | None):
         if model_folder is None:
-            raise ValueError("api.score_processes needs a model loaded from its folder (fraudgraph api --model)")
+            raise ValueError(NO_FOLDER)
         self._args = (graph_uri, settings)
-        self._folder = str(model_folder)
         # last in, first out: under light load one worker takes every batch, with its caches warm
         self._free: queue.LifoQueue[_Worker] = queue.LifoQueue()
-        self._workers = [_Worker(graph_uri, settings, self._folder) for _ in range(processes)]
+        self._workers = [_Worker(graph_uri, settings, str(model_folder)) for _ in range(processes)]
         for worker in self._workers:  # started side by side, then waited for
             worker.wait_ready()
             self._free.put(worker)
@@ -133,7 +133,7 @@ class ScoringProcesses:
     def scorer(self, model_folder: str | Path | None) -> ScoreFunction:
         """The batch score function of the model in ``model_folder`` (``ScoreBatcher``'s ``score``)."""
         if model_folder is None:
-            raise ValueError("api.score_processes needs a model loaded from its folder (fraudgraph api --model)")
+            raise ValueError(NO_FOLDER)
         folder = str(model_folder)
 
         def score(customer_ids: list[str], as_of_ms: int) -> dict[str, OnlineResult]:
