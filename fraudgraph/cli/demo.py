@@ -120,7 +120,7 @@ def prepare_world_and_model(settings: Settings, out_dir: Path, report: dict[str,
     report["stages"]["labels"] = labels
     clock.done("labels")
 
-    log.info("stage 4/6: training rgcn_edge, rgcn and gbdt")
+    log.info("stage 4/6: training rgcn_edge%s", " and its baselines" if settings.training.baselines else "")
     model_dir = out_dir / "model"
     metrics = run_training(settings, out_dir / "snapshot", out_dir / "labels", model_dir, truth_path)
     report["stages"]["train"] = {"model_dir": str(model_dir), "metrics": metrics}
