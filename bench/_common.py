@@ -109,6 +109,41 @@ def write_result(path: str | None, result: dict) -> None:
     print(json.dumps(result, indent=2))
 
 
+def world_job_arguments(ap, what: str) -> None:
+    """The arguments of a benchmark that runs one fraudgraph job on a generated world (``what`` names its
+    output folder): ``--seed``, ``--customers``, ``--out``, ``--json``."""
+    ap.add_argument("--seed", type=int, default=None, help="world seed (default world.seed)")
+    ap.add_argument("--customers", type=int, default=None, help="world size (default world.customers)")
+    ap.add_argument("--out", default=None, help=f"keep the {what}'s output here (default: a temporary folder)")
+    ap.add_argument("--json", dest="json_path", default=None)
+
+
+def world_job_env(args) -> dict:
+    """This process's environment with the world's ``--seed`` and ``--customers`` set for the job."""
+    env = dict(os.environ)
+    if args.seed is not None:
+        env["FRAUDGRAPH_WORLD__SEED"] = str(args.seed)
+    if args.customers is not None:
+        env["FRAUDGRAPH_WORLD__CUSTOMERS"] = str(args.customers)
+    return env
+
+
+def run_job(command: list[str], env: dict, what: str):
+    """Run ``fraudgraph COMMAND --json`` in a child process, not on a terminal (progress comes as log
+    lines); exit naming ``what`` when it fails. Returns ``(its JSON report, its log, wall seconds)``."""
+    import subprocess
+
+    t = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "fraudgraph.cli.main", *command, "--json"],
+        capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        sys.exit(f"the {what} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout), proc.stderr, wall
+
+
 def table(rows: list[tuple[str, object]]) -> str:
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -16,16 +16,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import os
 import re
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _common import table, write_result
+from _common import run_job, table, world_job_arguments, world_job_env, write_result
 
 from fraudgraph.config import load_settings
 
@@ -44,28 +39,13 @@ def longest_silence_s(log_text: str) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seed", type=int, default=None, help="world seed (default world.seed)")
-    ap.add_argument("--customers", type=int, default=None, help="world size (default world.customers)")
-    ap.add_argument("--out", default=None, help="keep the main job's output here (default: a temporary folder)")
-    ap.add_argument("--json", dest="json_path", default=None)
+    world_job_arguments(ap, "main job")
     args = ap.parse_args()
-    env = dict(os.environ)
-    if args.seed is not None:
-        env["FRAUDGRAPH_WORLD__SEED"] = str(args.seed)
-    if args.customers is not None:
-        env["FRAUDGRAPH_WORLD__CUSTOMERS"] = str(args.customers)
+    env = world_job_env(args)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or Path(tmp) / "demo")
         env.setdefault("FRAUDGRAPH_REGISTRY__DIR", str(out / "models"))
-        t = time.perf_counter()
-        proc = subprocess.run(
-            [sys.executable, "-m", "fraudgraph.cli.main", "demo", "--out", str(out), "--json"],
-            capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        wall = time.perf_counter() - t
-        if proc.returncode != 0:
-            sys.exit(f"the main job failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
-        report = json.loads(proc.stdout)
+        report, log_text, wall = run_job(["demo", "--out", str(out)], env, "main job")
     live = report["stages"]["live"]
     result = {
         "benchmark": "main_job",
@@ -74,7 +54,7 @@ def main() -> None:
         "wall_s": round(wall, 1),
         "target_s": 480,
         "stage_wall_s": report.get("stage_wall_s"),
-        "longest_log_silence_s": round(longest_silence_s(proc.stderr), 1),
+        "longest_log_silence_s": round(longest_silence_s(log_text), 1),
         "live_events": live["events"],
         "replay_parts": live.get("parts"),
         "replay_parity": live.get("parity"),

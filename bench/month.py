@@ -13,16 +13,11 @@ output folder: a run never meets another run's models.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import resource
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _common import table, write_result
+from _common import run_job, table, world_job_arguments, world_job_env, write_result
 
 from fraudgraph.config import load_settings
 
@@ -48,27 +43,11 @@ def period_figures(period: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seed", type=int, default=None, help="world seed (default world.seed)")
-    ap.add_argument("--customers", type=int, default=None, help="world size (default world.customers)")
-    ap.add_argument("--out", default=None, help="keep the month's output here (default: a temporary folder)")
-    ap.add_argument("--json", dest="json_path", default=None)
+    world_job_arguments(ap, "month")
     args = ap.parse_args()
-    env = dict(os.environ)
-    if args.seed is not None:
-        env["FRAUDGRAPH_WORLD__SEED"] = str(args.seed)
-    if args.customers is not None:
-        env["FRAUDGRAPH_WORLD__CUSTOMERS"] = str(args.customers)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or Path(tmp) / "month")
-        t = time.perf_counter()
-        proc = subprocess.run(
-            [sys.executable, "-m", "fraudgraph.cli.main", "simulate-month", "--out", str(out), "--json"],
-            capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        wall = time.perf_counter() - t
-        if proc.returncode != 0:
-            sys.exit(f"the simulated month failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
-        report = json.loads(proc.stdout)
+        report, _, wall = run_job(["simulate-month", "--out", str(out)], world_job_env(args), "simulated month")
     stages = report.get("stage_wall_s") or {}
     settings = load_settings()
     result = {

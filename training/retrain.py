@@ -48,8 +48,7 @@ def retrain(
     baselines are fitted only with ``retrain.baselines``. Returns
         ``{version, trained, retrain_key, promotion}``."""
     out = Path(out_dir) / f"as-of-{as_of_ms}"
-    training = settings.training.model_copy(update={"baselines": settings.retrain.baselines})
-    settings = settings.model_copy(update={"training": training})
+    settings = retrain_settings(settings)
     with open_graph(graph_uri, settings, create=False) as store:
         log.info("retrain: labels as of %s", pd.Timestamp(as_of_ms, unit="ms", tz="UTC").isoformat())
         run_labels(store, as_of_ms, out / "labels", settings)
@@ -71,6 +70,12 @@ def retrain(
     promotion = promote(settings, registry, version, graphs=graphs).record() if promote_if_passed else None
     return {"version": version, "trained": trained, "retrain_key": key, "model_dir": str(out / "model"),
             "promotion": promotion}  # fmt: skip
+
+
+def retrain_settings(settings: Settings) -> Settings:
+    """``settings`` as a retrain trains with them: the baselines fitted only with ``retrain.baselines``."""
+    training = settings.training.model_copy(update={"baselines": settings.retrain.baselines})
+    return settings.model_copy(update={"training": training})
 
 
 def _retrain_key(settings: Settings, out: Path, as_of_ms: int) -> str:

@@ -152,6 +152,8 @@ def month_settings(settings: Settings, out_dir: Path) -> Settings:
     """``settings`` with the simulation's own registry (``OUT/models``), link-event log and drift log, and
     the first model trained as the retrains are (``retrain.baselines``: the gate and the consumer read
     ``rgcn_edge`` alone)."""
+    from training.retrain import retrain_settings
+
     registry = settings.registry.model_copy(update={"dir": str(out_dir / "models"), "tracking_uri": None})
     consumer = settings.consumer.model_copy(
         update={
@@ -160,8 +162,7 @@ def month_settings(settings: Settings, out_dir: Path) -> Settings:
             "max_clock_skew_s": None,  # a replayed month is stamped before the wall clock: nothing is ahead
         }
     )
-    training = settings.training.model_copy(update={"baselines": settings.retrain.baselines})
-    return settings.model_copy(update={"registry": registry, "consumer": consumer, "training": training})
+    return retrain_settings(settings).model_copy(update={"registry": registry, "consumer": consumer})
 
 
 def split_stream(
