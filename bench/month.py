@@ -26,7 +26,8 @@ FIRST_STAGES = ("generate", "etl", "labels", "train", "registry")
 
 def period_figures(period: dict) -> dict:
     """One period's costs and outcome: replay and retrain wall time (s), whether the replay's two parts
-    agreed, and what the gate decided at its end (None for the last period, which has no retrain)."""
+    agreed, what the gate decided at its end (None for the last period, which has no retrain), the version
+    a warm-started retrain started from and the gate's PR-AUC of candidate and production."""
     retrain = period.get("retrain") or {}
     promotion = retrain.get("promotion") or {}
     return {
@@ -38,6 +39,9 @@ def period_figures(period: dict) -> dict:
         "retrain_s": retrain.get("wall_s"),
         "candidate": retrain.get("version"),
         "promoted": promotion.get("promoted") if retrain else None,
+        "warm_start_from": retrain.get("warm_start_from"),
+        # the gate's test-split PR-AUC (labels) of the candidate and of production
+        "gate_pr_auc": {k: (v or {}).get("pr_auc") for k, v in (promotion.get("figures") or {}).items()} or None,
     }
 
 
@@ -56,6 +60,7 @@ def main() -> None:
         "customers": args.customers or settings.world.customers,
         "every_days": settings.retrain.every_days,
         "first_model_baselines": settings.retrain.baselines,
+        "warm_start": settings.retrain.warm_start.enabled,
         "wall_s": round(wall, 1),
         # the largest process of the job (Linux: kilobytes); the Spark JVM and workers are its children too
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2, 2),

@@ -49,6 +49,7 @@ def fit_gnn(
     epochs: int | None = None,
     seed: int | None = None,
     desc: str = "training",
+    init_state: dict[str, Any] | None = None,
 ) -> tuple[Any, dict]:
     """Train one RGCN variant with early stopping on validation PR-AUC.
 
@@ -56,7 +57,8 @@ def fit_gnn(
     nodes that train and validate, and their weights. With ``epochs``, train exactly that many epochs
     and keep the last state (a refit whose epoch count validation chose; ``split.val`` is not used).
     ``seed`` (default ``cfg.seed``) seeds the weights and the sampling. ``desc`` names the fit in its
-    progress (each epoch with its loss and the validation PR-AUC early stopping reads).
+    progress (each epoch with its loss and the validation PR-AUC early stopping reads). ``init_state``: the
+    weights to start from (a warm start: :func:`warm_start`) instead of random ones.
     """
     import torch
 
@@ -67,6 +69,7 @@ def fit_gnn(
     g = tensors.graph
     nodes, edges = scaler.scaled(tensors)
     model = _new_model(g, nodes, edges, cfg, use_edge_features)
+    warm = init_state is not None and warm_start(model, init_state)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     weighted_loss, pos_weight = _weighted_loss(y, split, cfg)
     full = cfg.mode == "full" or (cfg.mode == "auto" and g.num_edges() <= cfg.full_graph_max_edges)
@@ -108,10 +111,27 @@ def fit_gnn(
         "best_epoch": best["epoch"],
         "best_val_pr_auc": best["pr_auc"],
         "mode": "full" if full else "minibatch",
+        "warm_started": warm,
         "pos_weight": round(pos_weight, 3),
         "seconds_per_epoch": round(float(np.mean([h["epoch_s"] for h in history])), 3),
         "history": history,
     }
+
+
+def warm_start(model: Any, state: dict[str, Any]) -> bool:
+    """Load ``state`` (an earlier fit's weights) into ``model`` when every weight has the same name and shape;
+    True when loaded. False (logged; ``model`` keeps its random weights) when the model's shape or the
+    feature layout changed since that fit."""
+    own = model.state_dict()
+    mismatched = sorted(
+        set(own) ^ set(state) | {k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape)}
+    )
+    if mismatched:
+        log.warning("warm start: %d weights differ in name or shape (%s, ...): starting from scratch",
+                    len(mismatched), mismatched[0])  # fmt: skip
+        return False
+    model.load_state_dict(state)
+    return True
 
 
 def _new_model(

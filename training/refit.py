@@ -28,13 +28,15 @@ def refit_for_deployment(
     target: np.ndarray,
     cfg: TrainingSettings,
     epochs: int,
+    init_state: dict[str, Any] | None = None,
 ) -> tuple[Any, float, dict[str, Any], pd.DataFrame]:
     """The model the consumer deploys: ``rgcn_edge`` refit on every decision point up to as-of, labelled with
     what is known at as-of (``y_deploy``), for the ``epochs`` early stopping chose, leaving out every
     validation customer; ``training.deployed_refits`` seeds averaged (:class:`fraudgraph.ml.model.AveragedRGCN`)
     within ``training.deployed_refit_budget`` (:func:`training.examples.refit_plan`). Its threshold is chosen
     by the validated model's policy, on the validation customers the refit never trained on, labelled as
-    its own points are (``y_now``). Returns ``(model, threshold, figures, units)``, ``units`` their scores.
+    its own points are (``y_now``). With ``init_state`` (a warm start) every refit starts from those weights,
+    as the validated fit did. Returns ``(model, threshold, figures, units)``, ``units`` their scores.
     """
     from fraudgraph.ml.model import averaged
 
@@ -46,19 +48,10 @@ def refit_for_deployment(
     split = Split(target[labelled], target[holdout], frame.loc[labelled, "deploy_weight"].to_numpy(np.float32))
     t = time.perf_counter()
     refits = [
-        fit_gnn(
-            tensors,
-            scaler,
-            y_nodes,
-            split,
-            cfg,
-            True,
-            epochs=epochs,
-            seed=cfg.seed + i,
-            desc=f"refitting rgcn_edge {i + 1}/{members} for deployment",
-        )
+        fit_gnn(tensors, scaler, y_nodes, split, cfg, True, epochs=epochs, seed=cfg.seed + i,
+                desc=f"refitting rgcn_edge {i + 1}/{members} for deployment", init_state=init_state)
         for i in range(members)
-    ]
+    ]  # fmt: skip
     refit_s = time.perf_counter() - t
     model = averaged([m for m, _ in refits])
     held = frame.loc[holdout]
@@ -67,6 +60,7 @@ def refit_for_deployment(
     figures = {
         "epochs": epochs,
         "refits": len(refits),
+        "warm_started": refits[0][1]["warm_started"],
         "refits_configured": cfg.deployed_refits,
         "budget_decision_point_epochs": cfg.deployed_refit_budget,
         "seconds_per_epoch": refits[0][1]["seconds_per_epoch"],

@@ -73,6 +73,7 @@ def run_training(
     out_dir: str | Path,
     truth_path: str | Path | None = None,
     graphs: DecisionTimeGraphs | None = None,  # the job's decision-time graphs (the retraining job's gate reads it)
+    init_state: dict[str, Any] | None = None,  # rgcn_edge's starting weights: a retrain's warm start
 ) -> dict[str, Any]:
     import torch
 
@@ -92,7 +93,7 @@ def run_training(
     tr = masks["train"] & (y >= 0)
     y_nodes, split = _node_split(frame, target, len(tensors.customer_ids), masks)
     models, fits, scores, table = fit_models(
-        tensors, scaler, y_nodes, split, target, y, tr, frame.loc[tr, "weight"], cfg
+        tensors, scaler, y_nodes, split, target, y, tr, frame.loc[tr, "weight"], cfg, init_state=init_state
     )
     log.info("scoring guilt_by_association and the day-one rules")
     scores["guilt_by_association"] = guilt_by_association(tensors, target)
@@ -124,8 +125,9 @@ def run_training(
     deployed, deployed_threshold, deployed_units = models["rgcn_edge"], threshold, val_units["rgcn_edge"]
     if cfg.refit_on_all_labels:
         deployed, deployed_threshold, metrics["deployed"], deployed_units = refit_for_deployment(
-            tensors, scaler, frame, target, cfg, fits["rgcn_edge"]["best_epoch"] + 1
-        )
+            tensors, scaler, frame, target, cfg, fits["rgcn_edge"]["best_epoch"] + 1,
+            init_state if fits["rgcn_edge"]["warm_started"] else None,
+        )  # fmt: skip
         metrics["threshold"] = round(deployed_threshold, 6)
         metrics["threshold_policy"] = threshold_policy(cfg, metrics["deployed"]["threshold_estimates"])
     metrics["validated_threshold"] = round(threshold, 6)
@@ -203,18 +205,21 @@ def fit_models(
     train: np.ndarray,
     train_weight: pd.Series,
     cfg: TrainingSettings,
+    *,
+    init_state: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict], dict[str, np.ndarray], np.ndarray | None]:
     """Fit ``rgcn_edge`` and, with ``training.baselines``, ``rgcn`` and the GBDTs on the training examples
     (``train``, a mask over the examples; ``target`` their customer nodes, ``y`` their labels); return the
     models, their fit records, every example's score by each and the GBDT's feature table of every example
-    (None without the baselines)."""
+    (None without the baselines). ``rgcn_edge`` starts from ``init_state`` when given (a warm start)."""
     scores: dict[str, np.ndarray] = {}
     fits: dict[str, dict] = {}
     models: dict[str, Any] = {}
     gnns = (("rgcn_edge", True), ("rgcn", False)) if cfg.baselines else (("rgcn_edge", True),)
     for name, use_edges in gnns:
         log.info("training %s", name)
-        models[name], fits[name] = fit_gnn(tensors, scaler, y_nodes, split, cfg, use_edges, desc=f"training {name}")
+        models[name], fits[name] = fit_gnn(tensors, scaler, y_nodes, split, cfg, use_edges, desc=f"training {name}",
+                                           init_state=init_state if name == "rgcn_edge" else None)  # fmt: skip
         scores[name] = gnn_scores(models[name], tensors, scaler, target, cfg)
     if not cfg.baselines:
         log.info("baselines left out (training.baselines: false)")

@@ -285,6 +285,8 @@ def retrain_command(
 
 def _retrain_text(summary: dict[str, Any]) -> str:
     head = f"version {summary['version']}: " + ("trained and registered" if summary["trained"] else "already trained")
+    if summary.get("warm_start_from") is not None:
+        head += f" (warm start from version {summary['warm_start_from']})"
     promotion = summary["promotion"]
     if promotion is None:
         return head

@@ -100,6 +100,8 @@ def _gate(retrain: dict[str, Any] | None) -> str:
         return "no retrain (the month ends)"
     promotion = retrain.get("promotion") or {}
     version = f"v{retrain['version']}" + ("" if retrain["trained"] else " (already trained on these data)")
+    if retrain.get("warm_start_from") is not None:
+        version += f" (warm start from v{retrain['warm_start_from']})"
     figures = promotion.get("figures") or {}
     mine, theirs = figures.get("candidate") or {}, figures.get("production") or {}
     shown = ", ".join(

@@ -25,9 +25,21 @@ class RegistrySettings(Section):
     drift_alert_psi: float = Field(gt=0)
 
 
+class WarmStartSettings(Section):
+    """A retrain's ``rgcn_edge`` started from the production model's validated fit instead of random
+    weights, and the early stopping and learning rate it trains under then (``training``'s replaced)."""
+
+    enabled: bool
+    min_epochs: int = Field(ge=1)
+    patience: int = Field(ge=1)
+    max_epochs: int = Field(ge=1)
+    learning_rate: float = Field(gt=0)
+
+
 class RetrainSettings(Section):
     """The retraining job and the simulated month (``fraudgraph retrain``, ``fraudgraph month``)."""
 
     baselines: bool
+    warm_start: WarmStartSettings
     every_days: int = Field(ge=1)
     consumer_events: int = Field(ge=1)

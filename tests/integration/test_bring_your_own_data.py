@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 # The team's own column names: contract column -> theirs, per table
@@ -196,7 +197,8 @@ def test_the_registry_promotes_the_trained_model_and_its_gate_refuses_a_delibera
 @pytest.mark.timeout(1500)
 def test_retrain_registers_once_for_the_same_data_and_promotes_through_the_gate(trained_export):
     """The retraining job from the graph and the ETL snapshot, run twice as cron would: the second run
-    finds the version trained on the same data, labels and settings and trains nothing."""
+    finds the version trained on the same data, labels and settings and trains nothing; other settings
+    register a candidate for the gate; a warm start begins from production's validated fit."""
     tmp_path, config, _ = trained_export
     cutoff = json.loads((tmp_path / "world" / "manifest.json").read_text())["cutoff"]
     # the job's mechanics, not the model's quality: a short training
@@ -232,3 +234,19 @@ def test_retrain_registers_once_for_the_same_data_and_promotes_through_the_gate(
     alone = fraudgraph("models", "promote", "2", "--config", config, "--json", env=env)
     assert alone.returncode == 1, alone.stderr
     assert json.loads(alone.stdout)["figures"] == refused["promotion"]["figures"]
+
+    # a warm start (retrain.warm_start): the candidate's rgcn_edge starts from production's validated fit; at a
+    # learning rate that barely moves the weights, the candidate's validated fit is production's
+    warm = {**env, "FRAUDGRAPH_RETRAIN__WARM_START__ENABLED": "true", "FRAUDGRAPH_RETRAIN__WARM_START__MIN_EPOCHS": "1",
+            "FRAUDGRAPH_RETRAIN__WARM_START__MAX_EPOCHS": "1", "FRAUDGRAPH_TRAINING__LEARNING_RATE": "1e-9"}
+    fourth = fraudgraph(*args, env=warm)
+    assert fourth.returncode == 0, fourth.stderr
+    started = json.loads(fourth.stdout)
+    assert started["trained"] and started["version"] == 3 and started["warm_start_from"] == 1
+    shown = json.loads(fraudgraph("models", "show", "3", "--config", config, "--json", env=env).stdout)
+    assert shown["lineage"]["fraudgraph.warm_start_from"] == "1"
+    metrics = json.loads((Path(started["model_dir"]) / "metrics.json").read_text())
+    assert metrics["training"]["rgcn_edge"]["warm_started"] and metrics["deployed"]["warm_started"]
+    weights = [torch.load(Path(d) / "baselines" / "rgcn_edge_validated.pt", weights_only=True)
+               for d in (summary["model_dir"], started["model_dir"])]  # fmt: skip
+    assert all(torch.allclose(weights[0][k], w, atol=1e-6) for k, w in weights[1].items())

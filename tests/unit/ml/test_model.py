@@ -152,6 +152,27 @@ def test_training_is_seeded(planted):
                                   gnn_scores(b, tensors, scaler, test, cfg))
 
 
+def test_a_warm_start_begins_from_the_earlier_fit_and_refuses_another_shape(planted):
+    """A retrain's warm start: a fit begins from the earlier fit's weights (after one epoch at a learning rate
+    that barely moves them, they and the scores are the earlier fit's; from random weights, they are not);
+    weights of another shape are not loaded."""
+    tensors, scaler, y, split, test = planted
+    earlier, _ = fit_gnn(tensors, scaler, y, split, CFG.model_copy(update={"max_epochs": 60}), True)
+    one_step = CFG.model_copy(update={"max_epochs": 1, "min_epochs": 1, "learning_rate": 1e-9})
+    warm, fit = fit_gnn(tensors, scaler, y, split, one_step, True, init_state=earlier.state_dict())
+    cold, cold_fit = fit_gnn(tensors, scaler, y, split, one_step, True)
+    assert fit["warm_started"] and not cold_fit["warm_started"]
+    learned = earlier.state_dict()
+    assert all(np.allclose(w.numpy(), learned[k].numpy(), atol=1e-6) for k, w in warm.state_dict().items())
+    assert not all(np.allclose(w.numpy(), learned[k].numpy(), atol=1e-3) for k, w in cold.state_dict().items())
+    before = gnn_scores(earlier, tensors, scaler, test, CFG)
+    np.testing.assert_allclose(gnn_scores(warm, tensors, scaler, test, CFG), before, atol=1e-5)
+
+    wider = CFG.model_copy(update={"hidden_dim": 24, "max_epochs": 1, "min_epochs": 1})
+    _, refused = fit_gnn(tensors, scaler, y, split, wider, True, init_state=earlier.state_dict())
+    assert not refused["warm_started"]
+
+
 def test_minibatch_training_with_neighbour_sampling(planted):
     tensors, scaler, y, split, test = planted
     cfg = CFG.model_copy(update={"mode": "minibatch", "batch_size": 64, "fanouts": [5, 5], "max_epochs": 30})
