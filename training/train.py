@@ -51,7 +51,7 @@ from fraudgraph.ml.features import CUSTOMER_FEATURES, IdentityGraphTensors
 from fraudgraph.ml.scaling import FeatureScaler
 from fraudgraph.schema import CUSTOMER
 from fraudgraph.scoring.day_one import DayOneRules
-from training.decision_graph import DecisionTimeGraphs
+from training.decision_graph import DecisionTimeGraph, DecisionTimeGraphs
 from training.examples import SPLITS, DecisionExamples, truth_at_points
 from training.fitting import Split, fit_gbdt, fit_gnn
 from training.judging import choose_threshold, customer_units, judge, threshold_policy
@@ -115,13 +115,7 @@ def run_training(
     )
     metrics["split"] = _split_record(examples, as_of_ms, masks)
     metrics["training"] = {k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in fits.items()}
-    metrics["graph"] = {
-        "examples": len(frame),
-        "subgraph_links": int(len(inputs.links)),
-        "message_edges": int(tensors.graph.num_edges()),
-        "fanout_cap": cap,
-        "build_s": round(built.build_s, 2),
-    }
+    metrics["graph"] = _graph_record(built, cap)
     deployed, deployed_threshold, deployed_units = models["rgcn_edge"], threshold, val_units["rgcn_edge"]
     if cfg.refit_on_all_labels:
         deployed, deployed_threshold, metrics["deployed"], deployed_units = refit_for_deployment(
@@ -159,6 +153,17 @@ def _split_record(examples: DecisionExamples, as_of_ms: int, masks: dict[str, np
         "by_decision_time": True,
         "labels": examples.label_counts,
         "examples": {s: int(masks[s].sum()) for s in SPLITS},
+    }
+
+
+def _graph_record(built: DecisionTimeGraph, cap: int) -> dict[str, Any]:
+    """The decision-time graph as the metrics record it: examples, links, message edges, cap, build time."""
+    return {
+        "examples": len(built.frame),
+        "subgraph_links": int(len(built.inputs.links)),
+        "message_edges": int(built.tensors.graph.num_edges()),
+        "fanout_cap": cap,
+        "build_s": round(built.build_s, 2),
     }
 
 
