@@ -13,6 +13,7 @@ output folder: a run never meets another run's models.
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import tempfile
 from pathlib import Path
@@ -27,7 +28,8 @@ FIRST_STAGES = ("generate", "etl", "labels", "train", "registry")
 def period_figures(period: dict) -> dict:
     """One period's costs and outcome: replay and retrain wall time (s), whether the replay's two parts
     agreed, what the gate decided at its end (None for the last period, which has no retrain), the version
-    a warm-started retrain started from and the gate's PR-AUC of candidate and production."""
+    a warm-started retrain started from, the gate's PR-AUC of candidate and production, and where the
+    retrain's time went (:func:`retrain_parts`)."""
     retrain = period.get("retrain") or {}
     promotion = retrain.get("promotion") or {}
     return {
@@ -42,6 +44,29 @@ def period_figures(period: dict) -> dict:
         "warm_start_from": retrain.get("warm_start_from"),
         # the gate's test-split PR-AUC (labels) of the candidate and of production
         "gate_pr_auc": {k: (v or {}).get("pr_auc") for k, v in (promotion.get("figures") or {}).items()} or None,
+        "retrain_parts": retrain_parts(retrain),
+    }
+
+
+def retrain_parts(retrain: dict) -> dict | None:
+    """Where a retrain's wall time went (s), from its training run's metrics: the decision-time graph, the
+    validated fit's training epochs (its validation passes not included), the deployment refits, the rest
+    of the training job (examples, scoring and judging, the artifact, tracking) and what ran outside it
+    (labels, snapshot, retrain key, registration, gate). None without a retrain or its metrics."""
+    path = Path(retrain.get("model_dir") or "") / "metrics.json"
+    if not retrain or not path.is_file():
+        return None
+    metrics = json.loads(path.read_text())
+    fit = metrics["training"]["rgcn_edge"]
+    fit_s = fit["epochs"] * fit["seconds_per_epoch"]
+    refits_s = (metrics.get("deployed") or {}).get("seconds", 0.0)
+    graph_s = metrics["graph"]["build_s"]
+    return {
+        "decision_graph_s": graph_s,
+        "fit_epochs_s": round(fit_s, 1),
+        "refits_s": refits_s,
+        "rest_of_training_s": round(metrics["wall_s"] - graph_s - fit_s - refits_s, 1),
+        "outside_training_s": round(retrain["wall_s"] - metrics["wall_s"], 1),
     }
 
 
@@ -52,6 +77,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or Path(tmp) / "month")
         report, _, wall = run_job(["simulate-month", "--out", str(out)], world_job_env(args), "simulated month")
+        periods = [period_figures(p) for p in report.get("periods", [])]  # reads each retrain's metrics in out
     stages = report.get("stage_wall_s") or {}
     settings = load_settings()
     result = {
@@ -66,7 +92,7 @@ def main() -> None:
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2, 2),
         "first_stages_s": round(sum(stages.get(s, 0.0) for s in FIRST_STAGES), 1),
         "stage_wall_s": stages,
-        "periods": [period_figures(p) for p in report.get("periods", [])],
+        "periods": periods,
     }
     print(table([(k, v) for k, v in result.items()]))
     write_result(args.json_path, result)
