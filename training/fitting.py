@@ -50,6 +50,7 @@ def fit_gnn(
     seed: int | None = None,
     desc: str = "training",
     init_state: dict[str, Any] | None = None,
+    scaled: tuple[dict[str, Any], dict[str, Any]] | None = None,
 ) -> tuple[Any, dict]:
     """Train one RGCN variant with early stopping on validation PR-AUC.
 
@@ -58,7 +59,8 @@ def fit_gnn(
     and keep the last state (a refit whose epoch count validation chose; ``split.val`` is not used).
     ``seed`` (default ``cfg.seed``) seeds the weights and the sampling. ``desc`` names the fit in its
     progress (each epoch with its loss and the validation PR-AUC early stopping reads). ``init_state``: the
-    weights to start from (a warm start: :func:`warm_start`) instead of random ones.
+    weights to start from (a warm start: :func:`warm_start`) instead of random ones. ``scaled``: the
+    tensors' scaled ``(nodes, edges)`` when the caller has them (``scaler.scaled(tensors)`` otherwise).
     """
     import torch
 
@@ -67,7 +69,7 @@ def fit_gnn(
     dgl = import_dgl()
     seed_everything(cfg.seed if seed is None else seed)
     g = tensors.graph
-    nodes, edges = scaler.scaled(tensors)
+    nodes, edges = scaled if scaled is not None else scaler.scaled(tensors)
     model = _new_model(g, nodes, edges, cfg, use_edge_features)
     warm = init_state is not None and warm_start(model, init_state)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)

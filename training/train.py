@@ -88,13 +88,14 @@ def run_training(
     if truth_path:  # per decision point, for the report only
         frame = pd.concat([frame, truth_at_points(frame, pd.read_parquet(truth_path))], axis=1)
     scaler = FeatureScaler().fit(tensors)
+    scaled = scaler.scaled(tensors)  # once: every fit and scoring below reads the same scaled features
     y = frame["y"].to_numpy()
     masks = {s: (frame["split"] == s).to_numpy() for s in SPLITS}
     tr = masks["train"] & (y >= 0)
     y_nodes, split = _node_split(frame, target, len(tensors.customer_ids), masks)
     models, fits, scores, table = fit_models(
-        tensors, scaler, y_nodes, split, target, y, tr, frame.loc[tr, "weight"], cfg, init_state=init_state
-    )
+        tensors, scaler, y_nodes, split, target, y, tr, frame.loc[tr, "weight"], cfg, init_state=init_state,
+        scaled=scaled)  # fmt: skip
     log.info("scoring guilt_by_association and the day-one rules")
     scores["guilt_by_association"] = guilt_by_association(tensors, target)
     scores["rules"] = DayOneRules(settings.rules.day_one).score(inputs)[has]
@@ -120,7 +121,7 @@ def run_training(
     if cfg.refit_on_all_labels:
         deployed, deployed_threshold, metrics["deployed"], deployed_units = refit_for_deployment(
             tensors, scaler, frame, target, cfg, fits["rgcn_edge"]["best_epoch"] + 1,
-            init_state if fits["rgcn_edge"]["warm_started"] else None,
+            init_state if fits["rgcn_edge"]["warm_started"] else None, scaled,
         )  # fmt: skip
         metrics["threshold"] = round(deployed_threshold, 6)
         metrics["threshold_policy"] = threshold_policy(cfg, metrics["deployed"]["threshold_estimates"])
@@ -212,11 +213,13 @@ def fit_models(
     cfg: TrainingSettings,
     *,
     init_state: dict[str, Any] | None = None,
+    scaled: tuple[dict[str, Any], dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict], dict[str, np.ndarray], np.ndarray | None]:
     """Fit ``rgcn_edge`` and, with ``training.baselines``, ``rgcn`` and the GBDTs on the training examples
     (``train``, a mask over the examples; ``target`` their customer nodes, ``y`` their labels); return the
     models, their fit records, every example's score by each and the GBDT's feature table of every example
-    (None without the baselines). ``rgcn_edge`` starts from ``init_state`` when given (a warm start)."""
+    (None without the baselines). ``rgcn_edge`` starts from ``init_state`` when given (a warm start);
+    ``scaled``: the tensors' scaled features, computed once by the caller (else by each fit)."""
     scores: dict[str, np.ndarray] = {}
     fits: dict[str, dict] = {}
     models: dict[str, Any] = {}
@@ -224,8 +227,10 @@ def fit_models(
     for name, use_edges in gnns:
         log.info("training %s", name)
         models[name], fits[name] = fit_gnn(tensors, scaler, y_nodes, split, cfg, use_edges, desc=f"training {name}",
-                                           init_state=init_state if name == "rgcn_edge" else None)  # fmt: skip
-        scores[name] = gnn_scores(models[name], tensors, scaler, target, cfg)
+                                           init_state=init_state if name == "rgcn_edge" else None,
+                                           scaled=scaled)  # fmt: skip
+        nodes, edges = scaled if scaled is not None else (None, None)
+        scores[name] = gnn_scores(models[name], tensors, scaler, target, cfg, nodes=nodes, edges=edges)
     if not cfg.baselines:
         log.info("baselines left out (training.baselines: false)")
         return models, fits, scores, None
