@@ -53,8 +53,10 @@ def retrain_parts(retrain: dict) -> dict | None:
     validated fit's training epochs (its validation passes not included), the deployment refits, the rest
     of the training job (examples, scoring and judging, the artifact, tracking) and what ran outside it
     (labels, snapshot, retrain key, registration, gate). None without a retrain or its metrics."""
-    path = Path(retrain.get("model_dir") or "") / "metrics.json"
-    if not retrain or not path.is_file():
+    if not retrain:
+        return None
+    path = Path(retrain["model_dir"]) / "metrics.json"
+    if not path.is_file():
         return None
     metrics = json.loads(path.read_text())
     fit = metrics["training"]["rgcn_edge"]

@@ -29,7 +29,8 @@ def refit_for_deployment(
     cfg: TrainingSettings,
     epochs: int,
     init_state: dict[str, Any] | None = None,
-    scaled: tuple[dict[str, Any], dict[str, Any]] | None = None,
+    *,
+    scaled: tuple[dict[str, Any], dict[str, Any]],
 ) -> tuple[Any, float, dict[str, Any], pd.DataFrame]:
     """The model the consumer deploys: ``rgcn_edge`` refit on every decision point up to as-of, labelled with
     what is known at as-of (``y_deploy``), for the ``epochs`` early stopping chose, leaving out every
@@ -37,7 +38,7 @@ def refit_for_deployment(
     within ``training.deployed_refit_budget`` (:func:`training.examples.refit_plan`). Its threshold is chosen
     by the validated model's policy, on the validation customers the refit never trained on, labelled as
     its own points are (``y_now``). With ``init_state`` (a warm start) every refit starts from those weights,
-    as the validated fit did; ``scaled``: the tensors' scaled features, when the caller has them. Returns
+    as the validated fit did; ``scaled``: the tensors' scaled ``(nodes, edges)``. Returns
     ``(model, threshold, figures, units)``, ``units`` their scores.
     """
     from fraudgraph.ml.model import averaged
@@ -58,8 +59,7 @@ def refit_for_deployment(
     refit_s = time.perf_counter() - t
     model = averaged([m for m, _ in refits])
     held = frame.loc[holdout]
-    nodes, edges = scaled if scaled is not None else (None, None)
-    scores = gnn_scores(model, tensors, scaler, target[holdout], cfg, nodes=nodes, edges=edges)
+    scores = gnn_scores(model, tensors, scaler, target[holdout], cfg, nodes=scaled[0], edges=scaled[1])
     units = customer_units(held, scores, held["y_now"].to_numpy())
     threshold, estimates = choose_threshold(units, cfg)
     figures = {

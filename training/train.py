@@ -121,7 +121,7 @@ def run_training(
     if cfg.refit_on_all_labels:
         deployed, deployed_threshold, metrics["deployed"], deployed_units = refit_for_deployment(
             tensors, scaler, frame, target, cfg, fits["rgcn_edge"]["best_epoch"] + 1,
-            init_state if fits["rgcn_edge"]["warm_started"] else None, scaled,
+            init_state if fits["rgcn_edge"]["warm_started"] else None, scaled=scaled,
         )  # fmt: skip
         metrics["threshold"] = round(deployed_threshold, 6)
         metrics["threshold_policy"] = threshold_policy(cfg, metrics["deployed"]["threshold_estimates"])
@@ -213,13 +213,13 @@ def fit_models(
     cfg: TrainingSettings,
     *,
     init_state: dict[str, Any] | None = None,
-    scaled: tuple[dict[str, Any], dict[str, Any]] | None = None,
+    scaled: tuple[dict[str, Any], dict[str, Any]],
 ) -> tuple[dict[str, Any], dict[str, dict], dict[str, np.ndarray], np.ndarray | None]:
     """Fit ``rgcn_edge`` and, with ``training.baselines``, ``rgcn`` and the GBDTs on the training examples
     (``train``, a mask over the examples; ``target`` their customer nodes, ``y`` their labels); return the
     models, their fit records, every example's score by each and the GBDT's feature table of every example
     (None without the baselines). ``rgcn_edge`` starts from ``init_state`` when given (a warm start);
-    ``scaled``: the tensors' scaled features, computed once by the caller (else by each fit)."""
+    ``scaled``: the tensors' scaled ``(nodes, edges)``, computed once by the caller."""
     scores: dict[str, np.ndarray] = {}
     fits: dict[str, dict] = {}
     models: dict[str, Any] = {}
@@ -229,8 +229,7 @@ def fit_models(
         models[name], fits[name] = fit_gnn(tensors, scaler, y_nodes, split, cfg, use_edges, desc=f"training {name}",
                                            init_state=init_state if name == "rgcn_edge" else None,
                                            scaled=scaled)  # fmt: skip
-        nodes, edges = scaled if scaled is not None else (None, None)
-        scores[name] = gnn_scores(models[name], tensors, scaler, target, cfg, nodes=nodes, edges=edges)
+        scores[name] = gnn_scores(models[name], tensors, scaler, target, cfg, nodes=scaled[0], edges=scaled[1])
     if not cfg.baselines:
         log.info("baselines left out (training.baselines: false)")
         return models, fits, scores, None
