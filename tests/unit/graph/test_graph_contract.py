@@ -263,6 +263,32 @@ def test_combined_scoring_reads_equal_the_separate_ones(store, as_of):
     assert list(got_customers["customer_id"]) == ["c000", "c003", "c017"]
 
 
+@pytest.mark.parametrize("as_of", [1_700_000_000_000, 1_700_000_300_000, 1_700_000_700_000, 2_000_000_000_000])
+@pytest.mark.parametrize("cap", [1, 3, 50])
+def test_the_sqlite_scoring_read_equals_the_generic_one(tmp_path, settings, as_of, cap):
+    """SQLite's one-transaction scoring read returns what the interface's generic composition of reads
+    returns, frame for frame: live (everything visible), part of the links first seen after as-of (an
+    identifier's lowest-id links read again), summaries newer than as-of, caps that cut every identifier
+    or none, blocked customers, an unknown id."""
+    from fraudgraph.graph import open_graph
+    from fraudgraph.graph.base import IdentityGraph
+
+    store = open_graph(f"sqlite:///{tmp_path / 'graph.db'}", settings)
+    cust, links = small_world(customers=80)
+    store.upsert_customers(cust)
+    store.upsert_links(links)
+    store.upsert_customers([CustomerUpsert("c003", {"blocked_at": 1_700_000_200_000}),
+                            CustomerUpsert("c006", {"blocked_at": 1, "unblocked_at": 2, "clean_label": 0})])
+    batches = [["c000"], ["c003", "c006", "c009"], ["c050", "nobody", "c001", "c050"], [f"c{i:03d}" for i in range(80)]]
+    for ids in batches:
+        got = store.scoring_inputs(ids, as_of, cap)
+        want = IdentityGraph.scoring_inputs(store, ids, as_of, cap)
+        for name in ("customers", "links", "identifier_stats", "customer_summary"):
+            pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name), obj=f"{ids[:3]} {name}")
+        assert len(got.links) and len(got.customers)
+    store.close()
+
+
 def test_the_graph_keeps_one_id(store, settings):
     """What a consumer's ledger is bound to: made once, the same for every connection that opens the
     graph, and not an element any read or count sees."""
