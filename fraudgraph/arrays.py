@@ -69,11 +69,28 @@ def numeric_column(frame: pd.DataFrame, name: str) -> np.ndarray:
     if name not in frame:
         return np.full(len(frame), np.nan if name == "signup_ts" else 0.0)
     raw = frame[name].to_numpy()
-    if raw.dtype.kind in "iufb":  # plain numpy numbers: no missing-value machinery (the online hot path)
+    if raw.dtype.kind in "iub":  # plain integers: nothing missing (the online hot path)
+        return raw.astype(np.float64)
+    if raw.dtype.kind == "f":
         values = raw.astype(np.float64)
     else:
         values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return np.nan_to_num(values, nan=0.0) if name.startswith("count_") else values
+
+
+def positions_in(sorted_values: np.ndarray, queries: ArrayLike) -> np.ndarray:
+    """Position of each query in ``sorted_values`` (sorted and distinct), -1 where absent: what
+    ``pd.Index(sorted_values).get_indexer(queries)`` returns. Few queries are looked up by binary search,
+    without the hash table an index builds over every value (the online path); many by the index."""
+    queries = np.asarray(queries)
+    if len(queries) > _BINARY_SEARCH_MAX_QUERIES or len(sorted_values) == 0:
+        return pd.Index(sorted_values).get_indexer(queries)
+    pos = np.searchsorted(sorted_values, queries)
+    clipped = np.minimum(pos, len(sorted_values) - 1)
+    return np.where(sorted_values[clipped] == queries, clipped, -1).astype(np.int64)
+
+
+_BINARY_SEARCH_MAX_QUERIES = 20_000
 
 
 def rank_within(group: np.ndarray, key: np.ndarray) -> np.ndarray:

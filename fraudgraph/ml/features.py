@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fraudgraph.arrays import log1p_nonneg, node_ids, numeric_column, rank_within, sorted_unique
+from fraudgraph.arrays import log1p_nonneg, node_ids, numeric_column, positions_in, rank_within, sorted_unique
 from fraudgraph.graph.scoring_inputs import ScoringInputs
 from fraudgraph.ml._dgl_compat import import_dgl
 from fraudgraph.ml.edge_lists import EdgeLists
@@ -233,10 +233,9 @@ def _customer_nodes(
     ids = sorted_unique(np.concatenate([customer_id, lk.customer]))
     ids = ids if ids.dtype.kind in "iu" else ids.astype(object)
     n_cust = len(ids)
-    cindex = pd.Index(ids)
-    c = cindex.get_indexer(lk.customer)
+    c = positions_in(ids, lk.customer)
     signup_ms = np.full(n_cust, np.nan)
-    signup_ms[cindex.get_indexer(customer_id)] = signup_all[visible_customer]
+    signup_ms[positions_in(ids, customer_id)] = signup_all[visible_customer]
     first_link = np.full(n_cust, np.inf)
     np.minimum.at(first_link, c, lk.first)
     first_link[np.isinf(first_link)] = np.nan
@@ -249,7 +248,7 @@ def _customer_nodes(
     for j, t in enumerate(LINK_COUNT_KEYS):
         cust[f"events_{t}"] = np.bincount(c, weights=lk.mix[:, j], minlength=n_cust)
     if customer_summary is not None and len(customer_summary):
-        pos = cindex.get_indexer(node_ids(customer_summary["customer_id"]))
+        pos = positions_in(ids, node_ids(customer_summary["customer_id"]))
         found = pos >= 0
         pos = pos[found]
         first_link[pos] = numeric_column(customer_summary, "first_link")[found]
@@ -291,8 +290,8 @@ def _edge_features(lk: _VisibleLinks, link_start: np.ndarray, as_of_ms: int) -> 
 
 def blocked_as_of(customers: pd.DataFrame, ids: Sequence[str] | np.ndarray, as_of_ms: int) -> np.ndarray:
     """``(len(ids),)`` float: 1 where customer ``ids[i]``'s block stands at as-of
-    (:func:`fraudgraph.schema.block_stands`), else 0 (unknown customers: 0). Features, online and
-    batch scoring read standing blocks through it."""
+    (:func:`fraudgraph.schema.block_stands`), else 0 (unknown customers: 0); ``ids`` sorted and distinct,
+    as node ids are. Features, online and batch scoring read standing blocks through it."""
     out = np.zeros(len(ids))
     if "blocked_at" not in customers or not len(customers):
         return out
@@ -300,7 +299,7 @@ def blocked_as_of(customers: pd.DataFrame, ids: Sequence[str] | np.ndarray, as_o
         numeric_column(customers, "unblocked_at") if "unblocked_at" in customers else np.full(len(customers), np.nan)
     )
     stands = block_stands(numeric_column(customers, "blocked_at"), unblocked_at, as_of_ms)
-    pos = pd.Index(ids).get_indexer(node_ids(customers["customer_id"]))
+    pos = positions_in(np.asarray(ids), node_ids(customers["customer_id"]))
     found = pos >= 0
     out[pos[found]] = stands[found].astype(float)
     return out

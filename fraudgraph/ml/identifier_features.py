@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fraudgraph.arrays import log1p_nonneg, node_ids
+from fraudgraph.arrays import log1p_nonneg, node_ids, positions_in
 from fraudgraph.timeutil import DAY_MS
 
 IDENTIFIER_FEATURES = ["degree", "age_days", "events", "first_seen_span_days"]
@@ -49,7 +49,7 @@ def identifier_features(
     np.maximum.at(ident_last_join, inverse, first)
     ident_events = np.bincount(inverse, weights=events, minlength=n_ident)
     if stats is not None:
-        pos = pd.Index(uniq).get_indexer(stats["value_hash"])
+        pos = positions_in(uniq, stats["value_hash"])
         found = pos >= 0
         pos = pos[found]
         degree[pos] = stats["degree"][found]
