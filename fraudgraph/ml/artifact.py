@@ -234,8 +234,13 @@ class ModelArtifact:
     @functools.cached_property
     def inference_model(self) -> Any:
         """The model scoring runs: an averaged model as one fused model of the same logits
-        (:func:`fraudgraph.ml.fusion.fused`: one message passing instead of one per member)."""
+        (:func:`fraudgraph.ml.fusion.fused`: one message passing instead of one per member), its layers
+        keeping their relation weights joined for the index tensor path."""
         from fraudgraph.ml.fusion import fused
         from fraudgraph.ml.model import AveragedRGCN
 
-        return fused(self.model) if isinstance(self.model, AveragedRGCN) else self.model
+        model = fused(self.model) if isinstance(self.model, AveragedRGCN) else self.model
+        layers: Any = model.layers  # Any: torch types submodules as Tensor | Module
+        for layer in layers:
+            layer.keep_relation_weights()
+        return model

@@ -43,6 +43,7 @@ from torch import nn
 
 from fraudgraph.ml._dgl_compat import import_dgl
 from fraudgraph.ml.edge_lists import EdgeLists
+from fraudgraph.ml.relation_pooling import pooled_messages, relation_weights
 
 dgl = import_dgl()
 import dgl.function as fn  # noqa: E402
@@ -92,6 +93,19 @@ class RelationalMessagePassing(nn.Module):
             self.edge_max_weight = nn.ModuleDict({e: nn.Linear(edge_hidden, out_dim, bias=False) for e in self.etypes})
         self.activation = activation
         self.dropout = nn.Dropout(dropout)
+        # each relation's weights side by side, kept by a model that only scores (keep_relation_weights)
+        self.kept_relation_weights: dict[str, torch.Tensor] | None = None
+
+    def keep_relation_weights(self) -> None:
+        """For a model that scores and no longer trains: keep each relation's weights joined as the index
+        tensor path uses them (:func:`fraudgraph.ml.relation_pooling.relation_weights`), instead of
+        joining them on every call. Switching back to training drops them."""
+        self.kept_relation_weights = relation_weights(self)
+
+    def train(self, mode: bool = True) -> RelationalMessagePassing:
+        if mode:
+            self.kept_relation_weights = None
+        return super().train(mode)
 
     def forward(
         self,
@@ -166,31 +180,12 @@ class RelationalMessagePassing(nn.Module):
         dst_types: set[str] | None,
     ) -> dict[str, torch.Tensor]:
         """:meth:`forward` on a full graph given as index tensors, with plain tensor ops: the same
-        messages, a mean per relation by ``index_add_`` over the destinations (0 where a node has none),
-        their sum, then the self weight; only for ``graph.dst_nodes`` when it names them (the rest stay
-        0). Equal to the DGL path up to float summation order (test)."""
-        agg: dict[str, torch.Tensor] = {}
-        for (src, etype, dst), (u, v) in graph.edges.items():
-            if u.shape[0] == 0 or (dst_types is not None and dst not in dst_types):
-                continue
-            # a small graph: the weights on the edges' rows (or on every node and pick, when fewer), then
-            # the mean; fewer tensor operations than means first, which pays off only on large graphs
-            h = h_src[src]
-            m = self.source_weight[etype](h[u]) if u.shape[0] < h.shape[0] else self.source_weight[etype](h)[u]
-            n_dst = graph.num_nodes[dst]
-            pooled_max = None
-            if self.use_edge_features:
-                enc = self.edge_encoder[etype](edge_feats[etype])
-                m = m + self.edge_weight[etype](enc)
-                if self.max_pool:  # encodings are >= 0 (ReLU), so a 0 start is the max of none
-                    index = v.unsqueeze(1).expand(-1, enc.shape[1])
-                    pooled_max = enc.new_zeros((n_dst, enc.shape[1])).scatter_reduce_(0, index, enc, "amax")
-            total = m.new_zeros((n_dst, m.shape[1])).index_add_(0, v, m)
-            degree = torch.bincount(v, minlength=n_dst).clamp_(min=1).unsqueeze(1)
-            mean = total / degree
-            if pooled_max is not None:
-                mean = mean + self.edge_max_weight[etype](pooled_max)
-            agg[dst] = agg[dst] + mean if dst in agg else mean
+        messages, pooled per relation and destination for all relations at once
+        (:func:`fraudgraph.ml.relation_pooling.pooled_messages`; 0 where a node has none), their sum, then
+        the self weight; only for ``graph.dst_nodes`` when it names them (the rest stay 0). Equal to the
+        DGL path up to float summation order (test)."""
+        weights = self.kept_relation_weights if self.kept_relation_weights is not None else relation_weights(self)
+        agg = pooled_messages(self, weights, graph, h_src, edge_feats, dst_types)
         out = {}
         for ntype in graph.num_nodes if dst_types is None else [t for t in graph.num_nodes if t in dst_types]:
             rows = None if graph.dst_nodes is None else graph.dst_nodes[ntype]

@@ -288,6 +288,14 @@ def test_a_small_graph_scores_the_same_on_index_tensors_as_on_a_dgl_graph(plante
             on_lists = model([tensors.edge_lists] * layers, nodes, [edges] * layers)
         torch.testing.assert_close(on_lists, on_dgl, rtol=0, atol=1e-5)
         assert on_dgl.std() > 1e-3  # not a constant
+        for layer in model.layers:  # a scoring model keeps its joined relation weights: the same logits
+            layer.keep_relation_weights()
+        with torch.inference_mode():
+            kept = model([tensors.edge_lists] * layers, nodes, [edges] * layers)
+        torch.testing.assert_close(kept, on_dgl, rtol=0, atol=1e-5)
+        model.train()  # training again drops them
+        assert all(layer.kept_relation_weights is None for layer in model.layers)
+        model.eval()
     # gnn_scores picks the index tensors for a graph this small, with only the edges its targets need
     assert tensors.edge_lists.num_edges() <= artifact.EDGE_LIST_MAX_EDGES
     want = torch.sigmoid(on_dgl).numpy()
