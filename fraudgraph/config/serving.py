@@ -93,6 +93,8 @@ class ApiSettings(Section):
     review_page_max: int = Field(ge=1)
     write_scores: bool  # POST /v1/score writes score and decision to the vertex, as the consumer does
     score_concurrency: int = Field(ge=1)
+    # requests waiting before a batch starts while another is being scored (1: at once)
+    min_batch_while_busy: int = Field(ge=1)
     # worker processes that score the batches (0: in the API process); at most the cores
     score_processes: int = Field(ge=0)
     note_max_chars: int = Field(ge=0)

@@ -130,6 +130,7 @@ def _score_batcher(
         _score_writer(store) if cfg.write_scores else None,
         max_ids=cfg.max_score_ids,
         workers=cfg.score_processes or cfg.score_concurrency,
+        min_batch_while_busy=cfg.min_batch_while_busy,
         registry=registry,
     )
     return batcher, processes
