@@ -54,12 +54,7 @@ def read_scoring_inputs(
         seen = {r[:3] for r in shared}
         links = frame([r for r in own if r[:3] not in seen] + shared, LINK_FRAME_COLUMNS, 3)
         # who is in each scored customer's neighbourhood: the cap lowest others on each of its identifiers
-        near = {
-            c
-            for cid in ids
-            for kind, h in {(r[1], r[2]) for r in own if r[0] == cid}
-            for c in [r[0] for r in lowest[(kind, h)] if r[0] != cid][:cap]
-        }
+        near = {c for cid, kind, h, *_ in own for c in [r[0] for r in lowest[(kind, h)] if r[0] != cid][:cap]}
         members = sorted(set(ids) | set(links["customer_id"]) | near)
         customers, summary, recompute = _customers_and_summaries(db, members, set(links["customer_id"]), limit)
     finally:
