@@ -48,7 +48,7 @@ def seed_everything(seed: int) -> None:
     import_dgl().seed(seed)
 
 
-EDGE_LIST_MAX_EDGES = 30_000
+EDGE_LIST_MAX_EDGES = 60_000
 """Full graphs of at most this many edges are scored on their index tensors
 (:class:`fraudgraph.ml.edge_lists.EdgeLists`), larger ones on a DGL graph (docs/decisions.md)."""
 
