@@ -82,14 +82,18 @@ class ScoreBatcher:
         for t in self._threads:
             t.start()
 
-    def score(self, ids: list[str]) -> dict[str, OnlineResult]:
-        """The results of ``ids`` (each scored once, as of its batch's moment); blocks until its batch is
-        scored, and raises what scoring raised."""
+    def submit(self, ids: list[str]) -> Future[dict[str, OnlineResult]]:
+        """The future results of ``ids`` (each scored once, as of its batch's moment), or what scoring
+        raised."""
         request = _Request(list(ids))
         with self._changed:
             self._waiting.append(request)
             self._changed.notify()
-        return request.done.result()
+        return request.done
+
+    def score(self, ids: list[str]) -> dict[str, OnlineResult]:
+        """:meth:`submit`, waiting for the results."""
+        return self.submit(ids).result()
 
     def close(self) -> None:
         """Stop the workers after the requests already waiting."""

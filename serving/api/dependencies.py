@@ -34,9 +34,11 @@ class Services:
     follower: StageFollower[ModelArtifact] | None = None
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     """The services for one request: with a registry follower, the production model as the request
-    starts (a promotion reaches requests that start after it; one in flight keeps its model)."""
+    starts (a promotion reaches requests that start after it; one in flight keeps its model). A
+    coroutine, as the dependencies that do not block are: FastAPI runs a plain function on its thread
+    pool, a hand-off per dependency per request."""
     svc: Services = request.app.state.services
     if svc.follower is not None:
         _, artifact, changed = svc.follower.take()
@@ -46,7 +48,7 @@ def services(request: Request) -> Services:
     return svc
 
 
-def caller(request: Request) -> Principal:
+async def caller(request: Request) -> Principal:
     """The caller the guard middleware authenticated (every ``/v1`` route has one)."""
     principal = getattr(request.state, "principal", None)
     if principal is None:  # a /v1 route the middleware did not guard: refuse rather than serve
@@ -57,7 +59,7 @@ def caller(request: Request) -> Principal:
 def require(scope: str) -> Any:
     """A dependency that refuses (403) a caller whose token lacks ``scope``; returns the caller."""
 
-    def check(principal: Principal = Depends(caller)) -> Principal:
+    async def check(principal: Principal = Depends(caller)) -> Principal:
         if scope not in principal.scopes:
             raise ApiError(403, "forbidden", f"the token lacks the {scope!r} scope")
         return principal

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Depends
 
 from ..dependencies import Services, checked_customer_ids, require, services
@@ -12,15 +14,17 @@ router = APIRouter(prefix="/v1", tags=["scoring"], dependencies=[require("score"
 
 
 @router.post("/score", response_model=ScoreResponse, responses={**ERRORS})
-def score(body: ScoreRequest, svc: Services = Depends(services)) -> ScoreResponse:
+async def score(body: ScoreRequest, svc: Services = Depends(services)) -> ScoreResponse:
     """Score and decide customers now, online, through the consumer's code path: with the requests that
-    arrived while the batch before was scored, in one subgraph (:mod:`serving.api.batching`)."""
+    arrived while the batch before was scored, in one subgraph (:mod:`serving.api.batching`). A
+    coroutine: it waits for its batch without holding a thread."""
     cfg = svc.settings.api
     ids = list(dict.fromkeys(body.customer_ids))
     if len(ids) > cfg.max_score_ids:
         raise ApiError(422, "invalid_request", f"customer_ids: at most {cfg.max_score_ids} per request")
     checked_customer_ids(ids, svc.settings)
-    results = svc.batcher.score(ids)  # with the requests queued beside it; scores written with the batch
+    # with the requests queued beside it; scores written with the batch
+    results = await asyncio.wrap_future(svc.batcher.submit(ids))
     out = [
         ScoreOut(
             customer_id=c,
