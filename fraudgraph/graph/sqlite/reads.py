@@ -14,7 +14,6 @@ from ...schema import EDGE_LABEL_BY_KIND
 from ...timeutil import as_of_or_end
 from ..base import IdentityGraph
 from ..elements import (
-    IDENTIFIER_STATS_COLUMNS,
     LINK_FRAME_COLUMNS,
     LINK_SUMMARY_COLUMNS,
     LinkedIdentifier,
@@ -30,11 +29,10 @@ from .schema import (
     COUNTS,
     KIND_SUMS,
     SUMMARY_VALUES,
-    by_kind,
     frame,
     link_props,
 )
-from .scoring_read import read_scoring_inputs
+from .scoring_read import identifier_stats, identifier_summaries, read_scoring_inputs
 
 if TYPE_CHECKING:
     from ..elements import PropertyValue
@@ -168,37 +166,13 @@ class SqliteReads(IdentityGraph):
     def _identifier_summaries(self, identifiers) -> dict[tuple[str, str], tuple[int, int, int, int]]:
         """``{(kind, value_hash): (degree, first_seen_min, first_seen_max, events)}`` over all links;
         call with the lock held."""
-        out = {}
-        for kind, hashes in by_kind(sorted(set(identifiers))).items():
-            for part in chunked(hashes, 500):
-                for h, *values in self._db.execute(
-                    "SELECT value_hash, degree, first_seen_min, first_seen_max, events "
-                    f"FROM identifier_link_summary WHERE kind = ? AND value_hash IN ({','.join('?' * len(part))})",
-                    (kind, *part),
-                ):
-                    out[(kind, h)] = tuple(values)
-        return out
+        return identifier_summaries(self._db, identifiers)
 
     def _identifier_stats(self, identifiers: Sequence[tuple[str, str]], as_of_ms: int | None = None) -> pd.DataFrame:
         """From the kept summary when every link of the identifier is visible at as-of (the live case);
         computed from its links otherwise."""
-        limit = as_of_or_end(as_of_ms)
-        rows = []
         with self._lock:
-            kept = self._identifier_summaries(identifiers)
-            for kind, h in sorted(set(identifiers)):
-                summary = kept.get((kind, h))
-                if summary is not None and summary[2] <= limit:
-                    rows.append((kind, h, *summary))
-                    continue
-                n, fmin, fmax, ev = self._db.execute(
-                    "SELECT count(*), min(first_seen), max(first_seen), coalesce(sum(event_count), 0) FROM link "
-                    "WHERE kind = ? AND value_hash = ? AND first_seen <= ?",
-                    (kind, h, limit),
-                ).fetchone()
-                if n:
-                    rows.append((kind, h, n, fmin, fmax, ev))
-        return frame(rows, IDENTIFIER_STATS_COLUMNS, 2)
+            return identifier_stats(self._db, identifiers, as_of_or_end(as_of_ms))
 
     def _link_summary(self, customer_ids: Sequence[str], as_of_ms: int | None = None) -> pd.DataFrame:
         """From the kept summary when every link of the customer is visible at as-of (the live case);

@@ -1,4 +1,5 @@
-"""The SQLite store's one scoring read: a scoring subgraph in one read transaction and few queries.
+"""The SQLite store's one scoring read: a scoring subgraph in one read transaction and few queries
+(and the identifier summary and statistics reads it shares with the store's other reads).
 
 It returns what :meth:`fraudgraph.graph.IdentityGraph.scoring_inputs` returns on any store (a test
 compares the two), read the way the online path needs it: every scoring request of the API and every
@@ -50,7 +51,7 @@ def read_scoring_inputs(
             for kind, h in idents
         }
         shared = [row for ident in idents for row in _shared_links(db, ident, lowest[ident], limit, cap)]
-        stats = _identifier_stats(db, idents, limit)
+        stats = identifier_stats(db, idents, limit)
         seen = {r[:3] for r in shared}
         links = frame([r for r in own if r[:3] not in seen] + shared, LINK_FRAME_COLUMNS, 3)
         # who is in each scored customer's neighbourhood: the cap lowest others on each of its identifiers
@@ -90,11 +91,13 @@ def _shared_links(
     ).fetchall()
 
 
-def _identifier_stats(db: sqlite3.Connection, idents: list[tuple[str, str]], limit: int) -> pd.DataFrame:
-    """Degree, first-seen range and events of each identifier over its links first seen by ``limit``:
-    its kept summary when every link of it is that old (the live case), aggregated otherwise."""
-    kept: dict[tuple[str, str], tuple] = {}
-    for kind, hashes in by_kind(idents).items():
+def identifier_summaries(
+    db: sqlite3.Connection, identifiers: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[int, int, int, int]]:
+    """``{(kind, value_hash): (degree, first_seen_min, first_seen_max, events)}`` over all links, from
+    the kept summaries (one query per kind)."""
+    kept = {}
+    for kind, hashes in by_kind(sorted(set(identifiers))).items():
         for part in chunked(hashes, 500):
             for h, *values in db.execute(
                 "SELECT value_hash, degree, first_seen_min, first_seen_max, events FROM identifier_link_summary "
@@ -102,8 +105,16 @@ def _identifier_stats(db: sqlite3.Connection, idents: list[tuple[str, str]], lim
                 (kind, *part),
             ):
                 kept[(kind, h)] = tuple(values)
+    return kept
+
+
+def identifier_stats(db: sqlite3.Connection, identifiers: Sequence[tuple[str, str]], limit: int) -> pd.DataFrame:
+    """Degree, first-seen range and events of each identifier over its links first seen by ``limit``
+    (``IDENTIFIER_STATS_COLUMNS``, in identifier order): its kept summary when every link of it is that
+    old (the live case), aggregated otherwise."""
+    kept = identifier_summaries(db, identifiers)
     rows = []
-    for kind, h in idents:
+    for kind, h in sorted(set(identifiers)):
         summary = kept.get((kind, h))
         if summary is not None and summary[2] <= limit:
             rows.append((kind, h, *summary))
