@@ -78,6 +78,9 @@ def numeric_column(frame: pd.DataFrame, name: str) -> np.ndarray:
     return np.nan_to_num(values, nan=0.0) if name.startswith("count_") else values
 
 
+_BINARY_SEARCH_MAX_QUERIES = 20_000  # more look-ups than this: pandas' hash index
+
+
 def positions_in(sorted_values: np.ndarray, queries: ArrayLike) -> np.ndarray:
     """Position of each query in ``sorted_values`` (sorted and distinct), -1 where absent: what
     ``pd.Index(sorted_values).get_indexer(queries)`` returns. Few queries are looked up by binary search,
@@ -88,9 +91,6 @@ def positions_in(sorted_values: np.ndarray, queries: ArrayLike) -> np.ndarray:
     pos = np.searchsorted(sorted_values, queries)
     clipped = np.minimum(pos, len(sorted_values) - 1)
     return np.where(sorted_values[clipped] == queries, clipped, -1).astype(np.int64)
-
-
-_BINARY_SEARCH_MAX_QUERIES = 20_000
 
 
 def rank_within(group: np.ndarray, key: np.ndarray) -> np.ndarray:

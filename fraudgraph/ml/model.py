@@ -100,7 +100,8 @@ class RelationalMessagePassing(nn.Module):
         """For a model that scores and no longer trains: keep each relation's weights joined as the index
         tensor path uses them (:func:`fraudgraph.ml.relation_pooling.relation_weights`), instead of
         joining them on every call. Switching back to training drops them."""
-        self.kept_relation_weights = relation_weights(self)
+        with torch.no_grad():  # weights that no longer train: no autograd graph kept with them
+            self.kept_relation_weights = relation_weights(self)
 
     def train(self, mode: bool = True) -> RelationalMessagePassing:
         if mode:

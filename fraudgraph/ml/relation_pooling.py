@@ -25,17 +25,17 @@ def relation_weights(layer: Any) -> dict[str, torch.Tensor]:
     """Per relation of ``layer`` (a :class:`~fraudgraph.ml.model.RelationalMessagePassing`), its weights
     side by side, ``(out, in [+ edge_hidden [+ edge_hidden]])``, acting on a pair's
     ``[mean h | mean enc | max enc]``. A copy: inference models keep theirs
-    (:meth:`~fraudgraph.ml.model.RelationalMessagePassing.keep_relation_weights`)."""
-    with torch.no_grad():
-        out = {}
-        for e in layer.etypes:
-            parts = [layer.source_weight[e].weight]
-            if layer.use_edge_features:
-                parts.append(layer.edge_weight[e].weight)
-            if layer.max_pool:
-                parts.append(layer.edge_max_weight[e].weight)
-            out[e] = torch.cat(parts, 1)
-        return out
+    (:meth:`~fraudgraph.ml.model.RelationalMessagePassing.keep_relation_weights`); in training, gradients
+    flow through it to the layer's weights."""
+    out = {}
+    for e in layer.etypes:
+        parts = [layer.source_weight[e].weight]
+        if layer.use_edge_features:
+            parts.append(layer.edge_weight[e].weight)
+        if layer.max_pool:
+            parts.append(layer.edge_max_weight[e].weight)
+        out[e] = torch.cat(parts, 1)
+    return out
 
 
 def pooled_messages(

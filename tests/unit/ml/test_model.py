@@ -296,6 +296,11 @@ def test_a_small_graph_scores_the_same_on_index_tensors_as_on_a_dgl_graph(plante
         model.train()  # training again drops them
         assert all(layer.kept_relation_weights is None for layer in model.layers)
         model.eval()
+        # without kept weights, the index tensor path passes gradients to every relation's weights
+        model.zero_grad()
+        model([tensors.edge_lists] * layers, nodes, [edges] * layers).sum().backward()
+        grads = [layer.source_weight[e].weight.grad for layer in model.layers for e in layer.etypes]
+        assert sum(g is not None and float(g.abs().sum()) > 0 for g in grads) >= len(model.layers[0].etypes) // 2
     # gnn_scores picks the index tensors for a graph this small, with only the edges its targets need
     assert tensors.edge_lists.num_edges() <= artifact.EDGE_LIST_MAX_EDGES
     want = torch.sigmoid(on_dgl).numpy()
