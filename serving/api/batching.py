@@ -84,7 +84,8 @@ class ScoreBatcher:
 
     def submit(self, ids: list[str]) -> Future[dict[str, OnlineResult]]:
         """The future results of ``ids`` (each scored once, as of its batch's moment), or what scoring
-        raised."""
+        raised. Cancelling it (its coroutine cancelled) drops the request while it waits; once its batch has
+        started it can no longer be cancelled, and its results go unread."""
         request = _Request(list(ids))
         with self._changed:
             self._waiting.append(request)
@@ -110,18 +111,27 @@ class ScoreBatcher:
             while True:
                 waiting = len(self._waiting)
                 if waiting and (self._in_flight == 0 or waiting >= self.min_batch_while_busy or self._stopping):
-                    break
+                    batch = self._take_waiting()
+                    if batch:
+                        self._in_flight += 1
+                        return batch
+                    continue  # every one of them had been given up
                 if self._stopping and not waiting:
                     return None
                 self._changed.wait()
-            first = self._waiting.popleft()
-            batch, size = [first], len(set(first.ids))
-            while self._waiting and size + len(self._waiting[0].ids) <= self.max_ids:
-                nxt = self._waiting.popleft()
-                batch.append(nxt)
-                size += len(nxt.ids)
-            self._in_flight += 1
-            return batch
+
+    def _take_waiting(self) -> list[_Request]:
+        """The requests waiting, oldest first, as many as fit in ``max_ids`` (the first always), each marked
+        running, so that its client can no longer cancel it; a request its client gave up while it waited
+        (its future cancelled) is dropped unscored. Holds ``_changed``."""
+        batch: list[_Request] = []
+        size = 0
+        while self._waiting and (not batch or size + len(self._waiting[0].ids) <= self.max_ids):
+            request = self._waiting.popleft()
+            if request.done.set_running_or_notify_cancel():
+                size += len(request.ids) if batch else len(set(request.ids))
+                batch.append(request)
+        return batch
 
     def _run(self) -> None:
         while True:

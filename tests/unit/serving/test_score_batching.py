@@ -89,3 +89,24 @@ def test_a_batch_holds_at_most_max_ids_and_close_answers_what_waits():
             {"e": "result e", "f": "result f"},
         ]
     assert scorer.batches == [["a"], ["b", "c", "d"], ["e", "f"]]
+
+
+def test_a_request_given_up_by_its_client_never_stops_the_batcher():
+    """A request cancelled while it waits (a client that disconnects, a proxy's timeout) is left out of
+    the next batch; one cancelled while its batch runs gets no answer. Either way every worker goes on
+    scoring the requests that follow."""
+    scorer = _GatedScorer()
+    batcher = ScoreBatcher(lambda: scorer, None, max_ids=10, workers=1)
+    running = batcher.submit(["a"])
+    assert scorer.wait_for(1)  # "a" is being scored
+    waiting = batcher.submit(["b"])
+    assert running.cancel() is False  # a batch that runs is not taken back: its answer is dropped
+    assert waiting.cancel() is True  # a request still waiting is
+    kept = batcher.submit(["c"])
+    scorer.release.set()
+    assert running.result(5) == {"a": "result a"}
+    assert kept.result(5) == {"c": "result c"}
+    assert scorer.batches == [["a"], ["c"]]  # "b" was never scored
+    for i in range(3):  # the worker is still there
+        assert batcher.score([f"d{i}"]) == {f"d{i}": f"result d{i}"}
+    batcher.close()
