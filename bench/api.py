@@ -9,7 +9,9 @@ Generates a world of N customers, loads its history into the chosen graph
 loopback port (`fraudgraph api`, its own process), and drives it with each number of concurrent httpx
 clients over keep-alive connections; ``--score-processes`` sets ``api.score_processes`` (0: scoring in
 the API process). Reports requests/s, p50 and p99 per operation and number of
-clients, and how many requests the score batches held (``serving.api.batching``). Target (issue:
+clients, how many requests the score batches held (``serving.api.batching``), and the CPU a request cost
+the API process, its scoring processes and the clients (this process), with the share of the machine's
+cores that was busy (Linux ``/proc``; the clients share the machine's cores with the API). Target (issue:
 serving past one machine): ``POST /v1/score`` with one id at 4 clients p99 at most 50 ms and at least
 200 requests/s on SQLite, 20,000 customers.
 """
@@ -20,6 +22,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -74,6 +77,50 @@ def batch_counts(base: str) -> tuple[float, float]:
         "fraudgraph_api_score_batched_requests_total", 0.0)
 
 
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``); 0.0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (the API's scoring processes)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def cpu_now(api_pid: int) -> dict[str, float] | None:
+    """CPU seconds so far of the API process, its scoring processes and this process (the clients), and
+    the machine's busy and total CPU seconds; None where ``/proc`` is not there (not Linux)."""
+    if not Path("/proc/stat").is_file():
+        return None
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    hz = os.sysconf("SC_CLK_TCK")
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return {"api": _process_cpu_s(api_pid), "scoring_processes": sum(_process_cpu_s(c) for c in _children(api_pid)),
+            "clients": own.ru_utime + own.ru_stime, "machine_busy": (sum(ticks) - ticks[3] - ticks[4]) / hz,
+            "machine_total": sum(ticks) / hz}  # fmt: skip
+
+
+def cpu_per_request(before: dict[str, float] | None, after: dict[str, float] | None, n: int) -> dict | None:
+    """Between two :func:`cpu_now` readings over ``n`` requests: CPU ms a request in each process, and the
+    share of the machine's cores that was busy."""
+    if before is None or after is None:
+        return None
+    spent = {k: after[k] - before[k] for k in before}
+    per = {k: round(1000 * spent[k] / n, 2) for k in ("api", "scoring_processes", "clients")}
+    return {**per, "cores_busy_share": round(spent["machine_busy"] / max(spent["machine_total"], 1e-9), 3)}
+
+
 def wait_ready(base: str, process, timeout_s: float = 120) -> None:
     import httpx
 
@@ -126,12 +173,13 @@ def main() -> None:
                 for clients in [int(c) for c in args.clients.split(",")]:
                     for name, (n, make) in operations.items():
                         drive(base, make, min(20, n), clients)  # warm-up
-                        before = batch_counts(base)
+                        before, cpu_before = batch_counts(base), cpu_now(api.pid)
                         wall, samples = drive(base, make, n, clients)
-                        after = batch_counts(base)
+                        cpu_after, after = cpu_now(api.pid), batch_counts(base)
                         figures = {"requests": n, "requests_per_s": round(n / wall, 1),
                                    "p50_ms": round(percentile_ms(samples, 50), 1),
-                                   "p99_ms": round(percentile_ms(samples, 99), 1)}
+                                   "p99_ms": round(percentile_ms(samples, 99), 1),
+                                   "cpu_ms_per_request": cpu_per_request(cpu_before, cpu_after, n)}
                         if name.startswith("score"):
                             figures["requests_per_batch"] = round(
                                 (after[1] - before[1]) / max(1.0, after[0] - before[0]), 2)
